@@ -1,0 +1,22 @@
+/* err.c -- strings for the tocsin error enum. */
+#include "core/err.h"
+
+const char *tocsin_strerror(int err)
+{
+	switch ((tocsin_err_t)err) {
+	case TOCSIN_OK: return "ok";
+	case TOCSIN_ERR_INVAL: return "invalid input";
+	case TOCSIN_ERR_NOMEM: return "out of memory";
+	case TOCSIN_ERR_IO: return "I/O error";
+	case TOCSIN_ERR_TOOBIG: return "input too large";
+	case TOCSIN_ERR_KAFKA: return "Kafka error";
+	case TOCSIN_ERR_HTTP: return "HTTP error";
+	case TOCSIN_ERR_CONFIG: return "configuration error";
+	case TOCSIN_ERR_NOTFOUND: return "not found";
+	case TOCSIN_ERR_AGAIN: return "temporarily unavailable";
+	case TOCSIN_ERR_TIMEOUT: return "timed out";
+	case TOCSIN_ERR_STATE: return "invalid state";
+	case TOCSIN_ERR_TRUNCATED: return "truncated input";
+	}
+	return "unknown error";
+}

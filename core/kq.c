@@ -1,0 +1,166 @@
+/* kq.c -- Kafka client wrappers: topics, bootstrap discovery, producer/consumer set-up. */
+#include "core/kq.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/runfile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const kq_topic_spec_t kq_topics[] = {
+    {KQ_T_CAMPAIGNS, 1, 1},   {KQ_T_OUTBOX_SMS, 12, 0},      {KQ_T_OUTBOX_EMAIL, 12, 0},
+    {KQ_T_STATUS, 6, 0},      {KQ_T_OPTOUTS, 3, 1},          {KQ_T_VENDOR_HEALTH, 1, 1},
+    {KQ_T_DEAD, 3, 0},
+};
+const size_t kq_ntopics = sizeof kq_topics / sizeof kq_topics[0];
+
+const char *kq_outbox_topic(msg_channel_t ch)
+{
+	return ch == MSG_CH_EMAIL ? KQ_T_OUTBOX_EMAIL : KQ_T_OUTBOX_SMS;
+}
+
+int kq_bootstrap(const cfg_t *c, char *out, size_t outlen, char *err, size_t errlen)
+{
+	json_t *bs = json_object_get(c->kafka, "bootstrap.servers");
+	if (json_is_string(bs) && json_string_length(bs) > 0) {
+		snprintf(out, outlen, "%s", json_string_value(bs));
+		return 0;
+	}
+	char path[4096];
+	cfg_var_path(c, KQ_RUN_BOOTSTRAP, path, sizeof path);
+	if (runfile_read(c, KQ_RUN_BOOTSTRAP, out, outlen) <= 0) {
+		snprintf(err, errlen,
+		         "no Kafka broker: the config (%s) sets no kafka.\"bootstrap.servers\" and no "
+		         "embedded broker is running (no %s); start one with `tocsin broker`",
+		         c->path, path);
+		return TOCSIN_ERR_CONFIG;
+	}
+	if (!runfile_live_pid(c, KQ_RUN_PID)) {
+		snprintf(err, errlen,
+		         "no Kafka broker: %s is stale (the embedded broker that wrote it is not "
+		         "running); start one with `tocsin broker`",
+		         path);
+		return TOCSIN_ERR_CONFIG;
+	}
+	return 0;
+}
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
+{
+	char e[256];
+	if (rd_kafka_conf_set(conf, k, v, e, sizeof e) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "kafka property %s: %s", k, e);
+		return -1;
+	}
+	return 0;
+}
+
+rd_kafka_conf_t *kq_conf_new(const cfg_t *c, kq_role_t role, const char *client_id,
+                             const char *group, char *err, size_t errlen)
+{
+	char bs[2048];
+	if (kq_bootstrap(c, bs, sizeof bs, err, errlen))
+		return NULL;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	static const char *const producer_defaults[][2] = {
+	    {"enable.idempotence", "true"}, {"acks", "all"},
+	    {"compression.type", "lz4"},    {"linger.ms", "5"},
+	    {"batch.num.messages", "10000"}, {"queue.buffering.max.messages", "200000"},
+	    {"message.timeout.ms", "120000"},
+	};
+	static const char *const consumer_defaults[][2] = {
+	    {"enable.auto.commit", "false"},
+	    {"enable.auto.offset.store", "false"},
+	    {"auto.offset.reset", "earliest"},
+	    {"enable.partition.eof", "false"},
+	    {"queued.max.messages.kbytes", "8192"},
+	    {"session.timeout.ms", "10000"},
+	    {"heartbeat.interval.ms", "1000"},
+	};
+	int bad = set(conf, "client.id", client_id ? client_id : "tocsin", err, errlen);
+	if (role == KQ_PRODUCER) {
+		for (size_t i = 0; !bad && i < sizeof producer_defaults / sizeof producer_defaults[0]; i++)
+			bad = set(conf, producer_defaults[i][0], producer_defaults[i][1], err, errlen);
+	} else {
+		for (size_t i = 0; !bad && i < sizeof consumer_defaults / sizeof consumer_defaults[0]; i++)
+			bad = set(conf, consumer_defaults[i][0], consumer_defaults[i][1], err, errlen);
+		if (!bad && group)
+			bad = set(conf, "group.id", group, err, errlen);
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(c->kafka, k, v)
+	{
+		if (bad)
+			break;
+		/* Producer-only and consumer-only properties warn on the other role:
+		 * skip the ones librdkafka refuses for this role instead of failing. */
+		char e[256];
+		if (rd_kafka_conf_set(conf, k, json_string_value(v), e, sizeof e) !=
+		    RD_KAFKA_CONF_OK) {
+			snprintf(err, errlen, "%s: kafka property %s: %s", c->path, k, e);
+			bad = 1;
+		}
+	}
+	if (!bad)
+		bad = set(conf, "bootstrap.servers", bs, err, errlen);
+	if (bad) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+rd_kafka_t *kq_new(rd_kafka_conf_t *conf, kq_role_t role, int timeout_ms, char *err,
+                   size_t errlen)
+{
+	char e[512];
+	char bs[1024];
+	size_t bsl = sizeof bs;
+	if (rd_kafka_conf_get(conf, "bootstrap.servers", bs, &bsl) != RD_KAFKA_CONF_OK)
+		snprintf(bs, sizeof bs, "?");
+	rd_kafka_t *rk = rd_kafka_new(role == KQ_PRODUCER ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER,
+	                              conf, e, sizeof e);
+	if (!rk) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(err, errlen, "cannot create Kafka client: %s", e);
+		return NULL;
+	}
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t rc = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+	if (rc) {
+		snprintf(err, errlen, "cannot reach Kafka at %s within %d ms: %s", bs, timeout_ms,
+		         rd_kafka_err2str(rc));
+		rd_kafka_destroy(rk);
+		return NULL;
+	}
+	rd_kafka_metadata_destroy(md);
+	if (role == KQ_CONSUMER)
+		rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
+int kq_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen,
+               const void *val, size_t vallen, void *msg_opaque)
+{
+	for (;;) {
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+		    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+		    RD_KAFKA_V_VALUE((void *)val, vallen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+		if (!e)
+			return 0;
+		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			rd_kafka_poll(rk, 10);
+			continue;
+		}
+		log_error("event=produce_failed topic=%s err=\"%s\"", topic, rd_kafka_err2str(e));
+		return TOCSIN_ERR_KAFKA;
+	}
+}
+
+int kq_flush(rd_kafka_t *rk, int timeout_ms)
+{
+	return rd_kafka_flush(rk, timeout_ms) ? TOCSIN_ERR_TIMEOUT : 0;
+}

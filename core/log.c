@@ -1,0 +1,54 @@
+/* log.c -- one-line key=value logs on stderr. */
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+/* Written once by log_init() before threads start; read-only afterwards. */
+static const char *log_comp = "tocsin";
+static int log_level = TLOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_init(const char *component, int level)
+{
+	const char *env = getenv("TOCSIN_LOG");
+	if (component)
+		log_comp = component;
+	log_level = level;
+	if (env) {
+		for (int i = 0; i < 4; i++)
+			if (strcmp(env, level_names[i]) == 0)
+				log_level = i;
+	}
+}
+
+int log_enabled(int level) { return level >= log_level; }
+
+void log_at(int level, const char *fmt, ...)
+{
+	if (level < log_level)
+		return;
+	char line[2048];
+	struct timeval tv;
+	struct tm tm;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ lvl=%s comp=%s ",
+	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	                 tm.tm_sec, (int)(tv.tv_usec / 1000),
+	                 level_names[level < 0 ? 0 : level > 3 ? 3 : level], log_comp);
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+	if (len > sizeof line - 2)
+		len = sizeof line - 2;
+	line[len++] = '\n';
+	fwrite(line, 1, len, stderr);
+}

@@ -1,0 +1,316 @@
+/* msg.c -- encode and parse the JSON records tocsin puts on Kafka. */
+#include "core/msg.h"
+#include "core/err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const channel_names[MSG_CH__COUNT] = {"sms", "email"};
+static const char *const state_names[MSG_ST__COUNT] = {
+    "queued", "retrying", "accepted", "sent", "delivered", "suppressed",
+    "cancelled", "expired", "failed", "undelivered", "bounced"};
+static const char *const camp_names[MSG_CAMP__COUNT] = {"launching", "running", "paused",
+                                                        "cancelled", "done"};
+
+static int lookup(const char *const *names, int n, const char *s)
+{
+	if (!s)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
+const char *msg_channel_name(msg_channel_t ch)
+{
+	return (unsigned)ch < MSG_CH__COUNT ? channel_names[ch] : "?";
+}
+
+int msg_channel_parse(const char *s, msg_channel_t *out)
+{
+	int i = lookup(channel_names, MSG_CH__COUNT, s);
+	if (i < 0)
+		return TOCSIN_ERR_INVAL;
+	*out = (msg_channel_t)i;
+	return TOCSIN_OK;
+}
+
+const char *msg_state_name(msg_state_t st)
+{
+	return (unsigned)st < MSG_ST__COUNT ? state_names[st] : "?";
+}
+
+int msg_state_parse(const char *s, msg_state_t *out)
+{
+	int i = lookup(state_names, MSG_ST__COUNT, s);
+	if (i < 0)
+		return TOCSIN_ERR_INVAL;
+	*out = (msg_state_t)i;
+	return TOCSIN_OK;
+}
+
+bool msg_state_is_final(msg_state_t st) { return st >= MSG_ST_DELIVERED; }
+
+bool msg_state_advances(msg_state_t from, msg_state_t to)
+{
+	if (msg_state_is_final(from))
+		return false;
+	if (msg_state_is_final(to))
+		return true;
+	return to > from;
+}
+
+const char *msg_camp_state_name(msg_camp_state_t st)
+{
+	return (unsigned)st < MSG_CAMP__COUNT ? camp_names[st] : "?";
+}
+
+int msg_camp_state_parse(const char *s, msg_camp_state_t *out)
+{
+	int i = lookup(camp_names, MSG_CAMP__COUNT, s);
+	if (i < 0)
+		return TOCSIN_ERR_INVAL;
+	*out = (msg_camp_state_t)i;
+	return TOCSIN_OK;
+}
+
+/* ---- writers ---- */
+
+typedef struct jw {
+	buf_t *b;
+	int rc;
+	int first;
+} jw_t;
+
+static void jw_key(jw_t *w, const char *k)
+{
+	if (w->rc)
+		return;
+	if (!w->first)
+		w->rc = buf_putc(w->b, ',');
+	w->first = 0;
+	if (!w->rc)
+		w->rc = buf_putc(w->b, '"');
+	if (!w->rc)
+		w->rc = buf_puts(w->b, k);
+	if (!w->rc)
+		w->rc = buf_append(w->b, "\":", 2);
+}
+
+static void jw_str(jw_t *w, const char *k, const char *v)
+{
+	if (!v || w->rc)
+		return;
+	jw_key(w, k);
+	if (!w->rc)
+		w->rc = buf_json_str(w->b, v, strlen(v));
+}
+
+static void jw_raw(jw_t *w, const char *k, const char *v)
+{
+	if (!v || w->rc)
+		return;
+	jw_key(w, k);
+	if (!w->rc)
+		w->rc = buf_puts(w->b, v);
+}
+
+static void jw_int(jw_t *w, const char *k, int64_t v)
+{
+	if (w->rc)
+		return;
+	jw_key(w, k);
+	if (!w->rc)
+		w->rc = buf_put_i64(w->b, v);
+}
+
+static jw_t jw_begin(buf_t *b)
+{
+	jw_t w = {b, buf_append(b, "{\"v\":1", 6), 0};
+	return w;
+}
+
+static int jw_end(jw_t *w)
+{
+	if (!w->rc)
+		w->rc = buf_putc(w->b, '}');
+	return w->rc;
+}
+
+int msg_out_encode(const msg_out_t *m, buf_t *b)
+{
+	jw_t w = jw_begin(b);
+	jw_str(&w, "id", m->id);
+	jw_str(&w, "campaign", m->campaign);
+	jw_str(&w, "channel", msg_channel_name(m->channel));
+	jw_str(&w, "to", m->to);
+	jw_str(&w, "sender", m->sender);
+	jw_str(&w, "body", m->body);
+	jw_str(&w, "subject", m->subject);
+	jw_str(&w, "text", m->text);
+	jw_str(&w, "html", m->html);
+	jw_raw(&w, "headers", m->headers);
+	jw_str(&w, "enc", m->enc);
+	jw_int(&w, "segments", m->segments);
+	jw_int(&w, "priority", m->priority);
+	jw_int(&w, "created_ms", m->created_ms);
+	jw_int(&w, "expires_ms", m->expires_ms);
+	jw_int(&w, "attempt", m->attempt);
+	jw_int(&w, "not_before_ms", m->not_before_ms);
+	return jw_end(&w);
+}
+
+int msg_status_encode(const msg_status_t *s, buf_t *b)
+{
+	jw_t w = jw_begin(b);
+	jw_str(&w, "id", s->id);
+	jw_str(&w, "campaign", s->campaign);
+	jw_str(&w, "channel", msg_channel_name(s->channel));
+	jw_str(&w, "to", s->to);
+	jw_str(&w, "state", msg_state_name(s->state));
+	jw_str(&w, "vendor", s->vendor);
+	jw_str(&w, "vendor_ref", s->vendor_ref);
+	jw_str(&w, "code", s->code);
+	jw_str(&w, "detail", s->detail);
+	if (s->latency_ms >= 0)
+		jw_int(&w, "latency_ms", s->latency_ms);
+	jw_int(&w, "attempt", s->attempt);
+	jw_int(&w, "ts_ms", s->ts_ms);
+	return jw_end(&w);
+}
+
+int msg_campaign_encode(const msg_campaign_t *c, buf_t *b)
+{
+	jw_t w = jw_begin(b);
+	jw_str(&w, "id", c->id);
+	jw_str(&w, "name", c->name);
+	jw_str(&w, "state", msg_camp_state_name(c->state));
+	if (c->queued >= 0)
+		jw_int(&w, "queued", c->queued);
+	jw_int(&w, "ts_ms", c->ts_ms);
+	return jw_end(&w);
+}
+
+/* ---- parsers ---- */
+
+static json_t *parse_obj(const void *data, size_t len, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+	if (!o) {
+		snprintf(err, errlen, "invalid JSON at column %d: %s", je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "record is not a JSON object");
+		json_decref(o);
+		return NULL;
+	}
+	json_t *v = json_object_get(o, "v");
+	if (!json_is_integer(v) || json_integer_value(v) != MSG_VERSION) {
+		snprintf(err, errlen, "unsupported record version (want \"v\":%d)", MSG_VERSION);
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static const char *gs(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int64_t gi(json_t *o, const char *k, int64_t dflt)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+static int fail(json_t **hold, json_t *o, char *err, size_t errlen, const char *what)
+{
+	snprintf(err, errlen, "%s", what);
+	json_decref(o);
+	*hold = NULL;
+	return TOCSIN_ERR_INVAL;
+}
+
+int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, char *err,
+                  size_t errlen)
+{
+	*hold = NULL;
+	json_t *o = parse_obj(data, len, err, errlen);
+	if (!o)
+		return TOCSIN_ERR_INVAL;
+	memset(m, 0, sizeof *m);
+	m->id = gs(o, "id");
+	m->campaign = gs(o, "campaign");
+	m->to = gs(o, "to");
+	if (!m->id || !m->campaign || !m->to)
+		return fail(hold, o, err, errlen, "outbox record lacks id, campaign or to");
+	if (msg_channel_parse(gs(o, "channel"), &m->channel))
+		return fail(hold, o, err, errlen, "outbox record has an unknown channel");
+	m->sender = gs(o, "sender");
+	m->body = gs(o, "body");
+	m->subject = gs(o, "subject");
+	m->text = gs(o, "text");
+	m->html = gs(o, "html");
+	m->enc = gs(o, "enc");
+	m->segments = (int)gi(o, "segments", 1);
+	m->priority = (int)gi(o, "priority", 0);
+	m->created_ms = gi(o, "created_ms", 0);
+	m->expires_ms = gi(o, "expires_ms", 0);
+	m->attempt = (int)gi(o, "attempt", 0);
+	m->not_before_ms = gi(o, "not_before_ms", 0);
+	*hold = o;
+	return TOCSIN_OK;
+}
+
+int msg_status_parse(const void *data, size_t len, msg_status_t *s, json_t **hold, char *err,
+                     size_t errlen)
+{
+	*hold = NULL;
+	json_t *o = parse_obj(data, len, err, errlen);
+	if (!o)
+		return TOCSIN_ERR_INVAL;
+	memset(s, 0, sizeof *s);
+	s->id = gs(o, "id");
+	s->campaign = gs(o, "campaign");
+	if (!s->id || !s->campaign)
+		return fail(hold, o, err, errlen, "status record lacks id or campaign");
+	if (msg_state_parse(gs(o, "state"), &s->state))
+		return fail(hold, o, err, errlen, "status record has an unknown state");
+	if (msg_channel_parse(gs(o, "channel"), &s->channel))
+		return fail(hold, o, err, errlen, "status record has an unknown channel");
+	s->to = gs(o, "to");
+	s->vendor = gs(o, "vendor");
+	s->vendor_ref = gs(o, "vendor_ref");
+	s->code = gs(o, "code");
+	s->detail = gs(o, "detail");
+	s->latency_ms = gi(o, "latency_ms", -1);
+	s->attempt = (int)gi(o, "attempt", 0);
+	s->ts_ms = gi(o, "ts_ms", 0);
+	*hold = o;
+	return TOCSIN_OK;
+}
+
+int msg_campaign_parse(const void *data, size_t len, msg_campaign_t *c, json_t **hold, char *err,
+                       size_t errlen)
+{
+	*hold = NULL;
+	json_t *o = parse_obj(data, len, err, errlen);
+	if (!o)
+		return TOCSIN_ERR_INVAL;
+	memset(c, 0, sizeof *c);
+	c->id = gs(o, "id");
+	if (!c->id)
+		return fail(hold, o, err, errlen, "campaign record lacks id");
+	if (msg_camp_state_parse(gs(o, "state"), &c->state))
+		return fail(hold, o, err, errlen, "campaign record has an unknown state");
+	c->name = gs(o, "name");
+	c->queued = gi(o, "queued", -1);
+	c->ts_ms = gi(o, "ts_ms", 0);
+	*hold = o;
+	return TOCSIN_OK;
+}
