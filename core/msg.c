@@ -11,6 +11,7 @@ static const char *const state_names[MSG_ST__COUNT] = {
     "cancelled", "expired", "failed", "undelivered", "bounced"};
 static const char *const camp_names[MSG_CAMP__COUNT] = {"launching", "running", "paused",
                                                         "cancelled", "done"};
+static const char *const vh_names[MSG_VH__COUNT] = {"healthy", "open", "probing", "drained"};
 
 static int lookup(const char *const *names, int n, const char *s)
 {
@@ -73,6 +74,26 @@ int msg_camp_state_parse(const char *s, msg_camp_state_t *out)
 		return TOCSIN_ERR_INVAL;
 	*out = (msg_camp_state_t)i;
 	return TOCSIN_OK;
+}
+
+const char *msg_vh_state_name(msg_vh_state_t st)
+{
+	return (unsigned)st < MSG_VH__COUNT ? vh_names[st] : "?";
+}
+
+int msg_vh_state_parse(const char *s, msg_vh_state_t *out)
+{
+	int i = lookup(vh_names, MSG_VH__COUNT, s);
+	if (i < 0)
+		return TOCSIN_ERR_INVAL;
+	*out = (msg_vh_state_t)i;
+	return TOCSIN_OK;
+}
+
+int msg_optout_key(msg_channel_t ch, const char *address, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "%s:%s", msg_channel_name(ch), address);
+	return n < 0 || (size_t)n >= outlen ? -1 : n;
 }
 
 /* ---- writers ---- */
@@ -189,6 +210,40 @@ int msg_campaign_encode(const msg_campaign_t *c, buf_t *b)
 	if (c->queued >= 0)
 		jw_int(&w, "queued", c->queued);
 	jw_int(&w, "ts_ms", c->ts_ms);
+	return jw_end(&w);
+}
+
+static void jw_dbl(jw_t *w, const char *k, double v)
+{
+	if (w->rc || v < 0)
+		return;
+	jw_key(w, k);
+	if (!w->rc)
+		w->rc = buf_printf(w->b, "%.6g", v);
+}
+
+int msg_vhealth_encode(const msg_vhealth_t *h, buf_t *b)
+{
+	jw_t w = jw_begin(b);
+	jw_str(&w, "vendor", h->vendor);
+	jw_str(&w, "state", msg_vh_state_name(h->state));
+	jw_str(&w, "reason", h->reason);
+	jw_str(&w, "by", h->by);
+	jw_dbl(&w, "p95_ms", h->p95_ms);
+	jw_dbl(&w, "error_rate", h->error_rate);
+	jw_int(&w, "ts_ms", h->ts_ms);
+	return jw_end(&w);
+}
+
+int msg_optout_encode(const msg_optout_t *o, buf_t *b)
+{
+	jw_t w = jw_begin(b);
+	jw_str(&w, "channel", msg_channel_name(o->channel));
+	jw_str(&w, "address", o->address);
+	jw_str(&w, "action", o->optin ? "optin" : "optout");
+	jw_str(&w, "source", o->source);
+	jw_str(&w, "campaign", o->campaign);
+	jw_int(&w, "ts_ms", o->ts_ms);
 	return jw_end(&w);
 }
 
@@ -311,6 +366,58 @@ int msg_campaign_parse(const void *data, size_t len, msg_campaign_t *c, json_t *
 	c->name = gs(o, "name");
 	c->queued = gi(o, "queued", -1);
 	c->ts_ms = gi(o, "ts_ms", 0);
+	*hold = o;
+	return TOCSIN_OK;
+}
+
+static double gd(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_number(v) ? json_number_value(v) : -1;
+}
+
+int msg_vhealth_parse(const void *data, size_t len, msg_vhealth_t *h, json_t **hold, char *err,
+                      size_t errlen)
+{
+	*hold = NULL;
+	json_t *o = parse_obj(data, len, err, errlen);
+	if (!o)
+		return TOCSIN_ERR_INVAL;
+	memset(h, 0, sizeof *h);
+	h->vendor = gs(o, "vendor");
+	if (!h->vendor)
+		return fail(hold, o, err, errlen, "vendor-health record lacks vendor");
+	if (msg_vh_state_parse(gs(o, "state"), &h->state))
+		return fail(hold, o, err, errlen, "vendor-health record has an unknown state");
+	h->reason = gs(o, "reason");
+	h->by = gs(o, "by");
+	h->p95_ms = gd(o, "p95_ms");
+	h->error_rate = gd(o, "error_rate");
+	h->ts_ms = gi(o, "ts_ms", 0);
+	*hold = o;
+	return TOCSIN_OK;
+}
+
+int msg_optout_parse(const void *data, size_t len, msg_optout_t *op, json_t **hold, char *err,
+                     size_t errlen)
+{
+	*hold = NULL;
+	json_t *o = parse_obj(data, len, err, errlen);
+	if (!o)
+		return TOCSIN_ERR_INVAL;
+	memset(op, 0, sizeof *op);
+	op->address = gs(o, "address");
+	if (!op->address)
+		return fail(hold, o, err, errlen, "opt-out record lacks address");
+	if (msg_channel_parse(gs(o, "channel"), &op->channel))
+		return fail(hold, o, err, errlen, "opt-out record has an unknown channel");
+	const char *a = gs(o, "action");
+	if (!a || (strcmp(a, "optout") && strcmp(a, "optin")))
+		return fail(hold, o, err, errlen, "opt-out record action must be optout or optin");
+	op->optin = strcmp(a, "optin") == 0;
+	op->source = gs(o, "source");
+	op->campaign = gs(o, "campaign");
+	op->ts_ms = gi(o, "ts_ms", 0);
 	*hold = o;
 	return TOCSIN_OK;
 }

@@ -117,4 +117,45 @@ int msg_campaign_encode(const msg_campaign_t *c, buf_t *b);
 int msg_campaign_parse(const void *data, size_t len, msg_campaign_t *c, json_t **hold, char *err,
                        size_t errlen);
 
+/* Vendor SLA states on tocsin.vendor-health (compacted, key = vendor name). */
+typedef enum msg_vh_state {
+	MSG_VH_HEALTHY = 0, /* full traffic */
+	MSG_VH_OPEN,        /* SLA breached: no traffic */
+	MSG_VH_PROBING,     /* a trickle to test recovery */
+	MSG_VH_DRAINED,     /* an operator took it out; never re-opened automatically */
+	MSG_VH__COUNT
+} msg_vh_state_t;
+const char *msg_vh_state_name(msg_vh_state_t st);
+int msg_vh_state_parse(const char *s, msg_vh_state_t *out);
+
+/* {"v":1,"vendor","state","reason","by","p95_ms","error_rate","ts_ms"}. */
+typedef struct msg_vhealth {
+	const char *vendor;
+	msg_vh_state_t state;
+	const char *reason; /* e.g. "error_rate 0.42 > 0.20", "operator drain" */
+	const char *by;     /* who decided: dispatcher client id, or "operator" */
+	double p95_ms;      /* -1 if unknown */
+	double error_rate;  /* -1 if unknown */
+	int64_t ts_ms;
+} msg_vhealth_t;
+int msg_vhealth_encode(const msg_vhealth_t *h, buf_t *b);
+int msg_vhealth_parse(const void *data, size_t len, msg_vhealth_t *h, json_t **hold, char *err,
+                      size_t errlen);
+
+/* Opt-outs on tocsin.optouts (compacted, key = "<channel>:<address>"):
+ * {"v":1,"channel","address","action":"optout"|"optin","source","campaign","ts_ms"}. */
+typedef struct msg_optout {
+	msg_channel_t channel;
+	const char *address; /* normalized, as in msg_out_t.to */
+	int optin;           /* 0 = opt-out, 1 = opt back in (START) */
+	const char *source;  /* "sms_stop", "vendor_21610", "one_click", "operator", … */
+	const char *campaign; /* campaign that triggered it, or NULL */
+	int64_t ts_ms;
+} msg_optout_t;
+int msg_optout_encode(const msg_optout_t *o, buf_t *b);
+int msg_optout_parse(const void *data, size_t len, msg_optout_t *o, json_t **hold, char *err,
+                     size_t errlen);
+/* Write the topic key "<channel>:<address>" into out. Returns its length or -1 if too long. */
+int msg_optout_key(msg_channel_t ch, const char *address, char *out, size_t outlen);
+
 #endif
