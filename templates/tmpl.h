@@ -39,4 +39,27 @@ int tmpl_render(const tmpl_t *t, const char *const *vals, const size_t *lens, ch
 /* Does the template use field i anywhere? (lets the producer skip work) */
 int tmpl_uses_field(const tmpl_t *t, size_t i);
 
+/* ---- additions (templates owner): options, introspection ---- */
+
+/* Limits: a template source of at most TMPL_MAX_SRC bytes, at most
+ * TMPL_MAX_FIELDS fields, sections nested at most TMPL_MAX_DEPTH deep, at
+ * most TMPL_MAX_FILTERS filters on one tag. Beyond them compile fails. */
+#define TMPL_MAX_SRC (1u << 20)
+#define TMPL_MAX_FIELDS 512
+#define TMPL_MAX_DEPTH 32
+#define TMPL_MAX_FILTERS 8
+
+/* Compile flags. */
+#define TMPL_F_MISSING_EMPTY 0x1u /* a missing value with no default renders as "" instead of
+                                     rejecting the recipient (the campaign's explicit choice) */
+
+/* tmpl_compile() with flags (TMPL_F_*). Same ownership and threading. */
+tmpl_t *tmpl_compile_ex(const char *src, size_t len, tmpl_mode_t mode, const char *const *fields,
+                        size_t nfields, unsigned flags, char *err, size_t errlen);
+
+/* The number of fields t was compiled against, and the name of field i
+ * (owned by t, valid until tmpl_free; NULL when i is out of range). Any thread. */
+size_t tmpl_nfields(const tmpl_t *t);
+const char *tmpl_field_name(const tmpl_t *t, size_t i);
+
 #endif
