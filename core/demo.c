@@ -1,12 +1,536 @@
-/* demo.c -- demo: the whole path end to end (placeholder until its module lands). */
+/* demo.c -- `tocsin demo`: run broker, emulator, tracker and a dispatcher, launch the example
+ * campaign, wait until every recipient is accepted, print what happened, stop everything. */
+#include "core/clock.h"
 #include "core/cmd.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/runfile.h"
+#include "core/sig.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DEMO_MAX_CHILDREN 8
+
+typedef struct child {
+	const char *name;
+	pid_t pid;
+	char log[4096];
+} child_t;
+
+typedef struct demo {
+	char self[4096];   /* this executable */
+	char var[2048];    /* var dir of the demo */
+	char cfg[2200];    /* its config file */
+	char campaign[4096];
+	char campaign_id[256];
+	long expected;     /* recipients in the audience */
+	int timeout_s;
+	child_t kids[DEMO_MAX_CHILDREN];
+	int nkids;
+} demo_t;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: tocsin demo [--campaign FILE] [--timeout S] [--expect N]\n"
+	        "\n"
+	        "Run the whole path on the embedded defaults: start the embedded Kafka broker, the\n"
+	        "vendor emulator, the tracker and one SMS dispatcher in the background (state and\n"
+	        "logs under <var_dir>/demo), launch the campaign (default examples/campaign.json,\n"
+	        "10,000 recipients), wait until every recipient is accepted by the vendor, print a\n"
+	        "summary (per state, per vendor, elapsed, messages/s, what the emulator received),\n"
+	        "stop every process it started and exit 0 -- or 1, saying what went wrong.\n"
+	        "\n"
+	        "  --campaign FILE  campaign to launch (default examples/campaign.json)\n"
+	        "  --timeout S      give up after S seconds of waiting (default 180)\n"
+	        "  --expect N       recipients expected (default: data rows of the audience CSV)\n");
+}
+
+static int rm_rf(const char *path)
+{
+	char cmd[4300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+	return system(cmd);
+}
+
+static int start(demo_t *d, const char *name, char *const argv_tail[])
+{
+	child_t *k = &d->kids[d->nkids];
+	snprintf(k->log, sizeof k->log, "%s/logs/%s.log", d->var, name);
+	char *argv[16];
+	int n = 0;
+	argv[n++] = d->self;
+	argv[n++] = "-c";
+	argv[n++] = d->cfg;
+	for (int i = 0; argv_tail[i] && n < 15; i++)
+		argv[n++] = argv_tail[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "tocsin demo: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		int fd = open(k->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		setpgid(0, 0); /* a Ctrl-C reaches the demo, which stops its children in order */
+		execv(d->self, argv);
+		_exit(127);
+	}
+	k->name = name;
+	k->pid = pid;
+	d->nkids++;
+	char path[4200];
+	snprintf(path, sizeof path, "%s/run/demo.pids", d->var);
+	FILE *f = fopen(path, "a");
+	if (f) {
+		fprintf(f, "%ld\n", (long)pid);
+		fclose(f);
+	}
+	return 0;
+}
+
+/* Stop what an interrupted earlier demo left running: the pids it recorded,
+ * when they are still this same executable. */
+static void stop_leftovers(demo_t *d)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/run/demo.pids", d->var);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	long pid;
+	while (fscanf(f, "%ld", &pid) == 1) {
+		char exe[64], target[4096];
+		snprintf(exe, sizeof exe, "/proc/%ld/exe", pid);
+		ssize_t n = readlink(exe, target, sizeof target - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		if (strcmp(target, d->self) == 0 && pid != getpid()) {
+			fprintf(stderr, "tocsin demo: stopping pid %ld left by an earlier demo\n", pid);
+			kill((pid_t)pid, SIGTERM);
+			for (int t = 0; t < 100 && kill((pid_t)pid, 0) == 0; t++)
+				usleep(100000);
+			kill((pid_t)pid, SIGKILL);
+		}
+	}
+	fclose(f);
+}
+
+static int alive(child_t *k)
+{
+	if (k->pid <= 0)
+		return 0;
+	int st;
+	pid_t r = waitpid(k->pid, &st, WNOHANG);
+	if (r == k->pid) {
+		k->pid = -k->pid; /* reaped */
+		return 0;
+	}
+	return 1;
+}
+
+static void show_log_tail(const child_t *k)
+{
+	fprintf(stderr, "---- last lines of %s ----\n", k->log);
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "tail -n 15 '%s' >&2", k->log);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no log)\n");
+}
+
+static void stop_all(demo_t *d)
+{
+	for (int i = d->nkids - 1; i >= 0; i--) {
+		child_t *k = &d->kids[i];
+		if (!alive(k))
+			continue;
+		kill(k->pid, SIGTERM);
+		int st = 0;
+		for (int t = 0; t < 300; t++) { /* 30 s */
+			if (waitpid(k->pid, &st, WNOHANG) == k->pid) {
+				k->pid = -k->pid;
+				break;
+			}
+			usleep(100000);
+		}
+		if (k->pid > 0) {
+			fprintf(stderr, "tocsin demo: %s ignored SIGTERM for 30 s; killing it\n", k->name);
+			kill(k->pid, SIGKILL);
+			waitpid(k->pid, &st, 0);
+			k->pid = -k->pid;
+		} else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "tocsin demo: %s exited with status %d\n", k->name, WEXITSTATUS(st));
+		}
+	}
+}
+
+/* Wait for <var>/run/<file> to hold something; fail early if the child died. */
+static int wait_runfile(demo_t *d, const cfg_t *c, child_t *k, const char *rel, char *out,
+                        size_t outlen, int timeout_s)
+{
+	int64_t end = clock_mono_ms() + (int64_t)timeout_s * 1000;
+	while (clock_mono_ms() < end && !tocsin_stop) {
+		if (runfile_read(c, rel, out, outlen) > 0)
+			return 0;
+		if (!alive(k)) {
+			fprintf(stderr, "tocsin demo: %s stopped during start-up\n", k->name);
+			show_log_tail(k);
+			return -1;
+		}
+		usleep(50000);
+	}
+	fprintf(stderr, "tocsin demo: %s did not start within %d s (waiting for %s/%s)\n", k->name,
+	        timeout_s, d->var, rel);
+	show_log_tail(k);
+	return -1;
+}
+
+static int write_config(demo_t *d, const char *sim_addr, const char *track_addr)
+{
+	FILE *f = fopen(d->cfg, "w");
+	if (!f) {
+		fprintf(stderr, "tocsin demo: cannot write %s: %s\n", d->cfg, strerror(errno));
+		return -1;
+	}
+	fprintf(f,
+	        "{\n"
+	        "  \"var_dir\": \"%s\",\n"
+	        "  \"kafka\": {},\n"
+	        "  \"vendors\": [\n"
+	        "    {\"name\": \"twilio\", \"kind\": \"twilio\", \"channel\": \"sms\",\n"
+	        "     \"base_url\": \"http://%s\", \"account\": \"ACdemo000000000000000000000000000\",\n"
+	        "     \"secret_env\": \"TOCSIN_TWILIO_TOKEN\",\n"
+	        "     \"senders\": {\"main\": {\"from\": \"+15005550006\"}},\n"
+	        "     \"max_in_flight\": 64, \"timeout_ms\": 10000, \"cost\": 0.0079}\n"
+	        "  ],\n"
+	        "  \"routes\": {\"sms\": {\"strategy\": \"priority\", \"vendors\": [\"twilio\"]}},\n"
+	        "  \"dispatcher\": {\"max_attempts\": 6, \"retry_base_ms\": 200, \"retry_max_ms\": 5000,\n"
+	        "                 \"max_in_flight\": 128},\n"
+	        "  \"tracker\": {\"listen\": \"127.0.0.1:0\", \"public_url\": \"http://%s\"}\n"
+	        "}\n",
+	        d->var, sim_addr ? sim_addr : "127.0.0.1:9", track_addr ? track_addr : "127.0.0.1:9");
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Run `tocsin -c cfg args...` and capture its stdout into out (NUL-terminated).
+ * Returns its exit status, or -1. */
+static int run_capture(demo_t *d, char *const args[], char *out, size_t outlen)
+{
+	int pfd[2];
+	if (pipe(pfd))
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		char *argv[16];
+		int n = 0;
+		argv[n++] = d->self;
+		argv[n++] = "-c";
+		argv[n++] = d->cfg;
+		for (int i = 0; args[i] && n < 15; i++)
+			argv[n++] = args[i];
+		argv[n] = NULL;
+		execv(d->self, argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	size_t len = 0;
+	ssize_t r;
+	while ((r = read(pfd[0], out + len, outlen - 1 - len)) > 0 && len < outlen - 1)
+		len += (size_t)r;
+	out[len] = 0;
+	close(pfd[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	char **acc = ud;
+	size_t have = *acc ? strlen(*acc) : 0, len = sz * n;
+	if (have + len > (8u << 20))
+		return 0;
+	char *np = realloc(*acc, have + len + 1);
+	if (!np)
+		return 0;
+	memcpy(np + have, p, len);
+	np[have + len] = 0;
+	*acc = np;
+	return len;
+}
+
+static json_t *http_get_json(const char *url)
+{
+	CURL *e = curl_easy_init();
+	char *acc = NULL;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &acc);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+	CURLcode rc = curl_easy_perform(e);
+	curl_easy_cleanup(e);
+	json_t *j = rc == CURLE_OK && acc ? json_loads(acc, 0, NULL) : NULL;
+	free(acc);
+	return j;
+}
+
+static long count_rows(const char *campaign_path, char *id, size_t idlen)
+{
+	json_error_t je;
+	json_t *c = json_load_file(campaign_path, 0, &je);
+	if (!c) {
+		fprintf(stderr, "tocsin demo: %s:%d: %s\n", campaign_path, je.line, je.text);
+		return -1;
+	}
+	snprintf(id, idlen, "%s", json_string_value(json_object_get(c, "id")) ?: "demo");
+	json_t *aud = json_object_get(c, "audience");
+	const char *p = json_is_string(aud) ? json_string_value(aud)
+	                                    : json_string_value(json_object_get(aud, "path"));
+	long rows = -1;
+	if (p) {
+		char full[8192];
+		if (p[0] == '/') {
+			snprintf(full, sizeof full, "%s", p);
+		} else {
+			const char *slash = strrchr(campaign_path, '/');
+			int dl = slash ? (int)(slash - campaign_path) : 1;
+			snprintf(full, sizeof full, "%.*s/%s", dl, slash ? campaign_path : ".", p);
+		}
+		FILE *f = fopen(full, "r");
+		if (f) {
+			int ch, last = '\n';
+			rows = 0;
+			while ((ch = getc(f)) != EOF) {
+				if (ch == '\n')
+					rows++;
+				last = ch;
+			}
+			if (last != '\n')
+				rows++;
+			rows--; /* header */
+			fclose(f);
+		}
+	}
+	json_decref(c);
+	return rows;
+}
+
+static long jint(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) ? (long)json_integer_value(v) : 0;
+}
 
 int cmd_demo(cfg_t *cfg, int argc, char **argv)
 {
-	(void)cfg;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "tocsin demo: not built yet\n");
-	return 1;
+	static const struct option opts[] = {{"campaign", required_argument, NULL, 'c'},
+	                                     {"timeout", required_argument, NULL, 't'},
+	                                     {"expect", required_argument, NULL, 'e'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0}};
+	static demo_t d; /* large; one per process */
+	memset(&d, 0, sizeof d);
+	snprintf(d.campaign, sizeof d.campaign, "examples/campaign.json");
+	d.timeout_s = 180;
+	d.expected = -1;
+	int o;
+	while ((o = getopt_long(argc, argv, "c:t:e:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': snprintf(d.campaign, sizeof d.campaign, "%s", optarg); break;
+		case 't': d.timeout_s = atoi(optarg); break;
+		case 'e': d.expected = atol(optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	ssize_t sl = readlink("/proc/self/exe", d.self, sizeof d.self - 1);
+	if (sl <= 0) {
+		fprintf(stderr, "tocsin demo: cannot find my own executable\n");
+		return 1;
+	}
+	d.self[sl] = 0;
+	long rows = count_rows(d.campaign, d.campaign_id, sizeof d.campaign_id);
+	if (rows < 0 && d.expected < 0) {
+		fprintf(stderr, "tocsin demo: cannot read the campaign or its audience (%s)\n",
+		        d.campaign);
+		return 1;
+	}
+	if (d.expected < 0)
+		d.expected = rows;
+	/* A fresh directory each run: the embedded broker is in memory, so state
+	 * left from a previous run would only disagree with it. */
+	snprintf(d.var, sizeof d.var, "%s/demo", cfg->var_dir);
+	char *rp = realpath(cfg->var_dir, NULL);
+	if (!rp) {
+		mkdir(cfg->var_dir, 0755);
+		rp = realpath(cfg->var_dir, NULL);
+	}
+	if (rp) {
+		snprintf(d.var, sizeof d.var, "%s/demo", rp);
+		free(rp);
+	}
+	cfg_t probe = {.var_dir = d.var};
+	stop_leftovers(&d);
+	rm_rf(d.var);
+	char logs[4200];
+	snprintf(logs, sizeof logs, "%s/logs", d.var);
+	snprintf(d.cfg, sizeof d.cfg, "%s/tocsin.json", d.var);
+	char err[512];
+	if (runfile_mkdir(&probe, err, sizeof err) || (mkdir(logs, 0755) && errno != EEXIST) ||
+	    write_config(&d, NULL, NULL)) {
+		fprintf(stderr, "tocsin demo: cannot prepare %s\n", d.var);
+		return 1;
+	}
+	if (!getenv("TOCSIN_TWILIO_TOKEN"))
+		setenv("TOCSIN_TWILIO_TOKEN", "demo-token-not-a-secret", 1);
+	printf("tocsin demo: campaign %s (%ld recipients), state and logs in %s\n", d.campaign_id,
+	       d.expected, d.var);
+	fflush(stdout);
+	int rc = 1;
+	int64_t t0 = clock_mono_ms();
+	char bs[2048], sim_addr[256], trk_addr[256];
+
+	static char *const a_broker[] = {"broker", NULL};
+	static char *const a_sim[] = {"vendor-sim", "--listen", "127.0.0.1:0", NULL};
+	static char *const a_track[] = {"track", "--listen", "127.0.0.1:0", NULL};
+	static char *const a_dispatch[] = {"dispatch", "--channel", "sms", NULL};
+	if (start(&d, "broker", a_broker) ||
+	    wait_runfile(&d, &probe, &d.kids[0], "run/broker.bootstrap", bs, sizeof bs, 20))
+		goto out;
+	printf("  broker      up  (embedded Kafka, 3 brokers: %s)\n", bs);
+	if (start(&d, "vendor-sim", a_sim) ||
+	    wait_runfile(&d, &probe, &d.kids[1], "run/vendor-sim.addr", sim_addr, sizeof sim_addr, 20))
+		goto out;
+	printf("  vendor-sim  up  (Twilio API emulator on http://%s)\n", sim_addr);
+	if (start(&d, "track", a_track) ||
+	    wait_runfile(&d, &probe, &d.kids[2], "run/track.addr", trk_addr, sizeof trk_addr, 20))
+		goto out;
+	printf("  tracker     up  (http://%s)\n", trk_addr);
+	if (write_config(&d, sim_addr, trk_addr))
+		goto out;
+	if (start(&d, "dispatch", a_dispatch))
+		goto out;
+	printf("  dispatcher  up  (consumer group tocsin-dispatch-sms)\n\n");
+	fflush(stdout);
+
+	/* Launch in the foreground: its summary is part of what the demo shows. */
+	char out[65536];
+	char *a_launch[] = {"launch", d.campaign, NULL};
+	int64_t tl = clock_mono_ms();
+	int lrc = run_capture(&d, a_launch, out, sizeof out);
+	fputs(out, stdout);
+	if (lrc != 0) {
+		fprintf(stderr, "tocsin demo: launch failed (exit %d)\n", lrc);
+		goto out;
+	}
+	int64_t launched_ms = clock_mono_ms() - tl;
+
+	/* Wait until the tracker has every recipient in a final or accepted state. */
+	char *a_status[] = {"status", d.campaign_id, "--json", NULL};
+	json_t *st = NULL;
+	long accepted = 0, finals = 0, total = 0;
+	int64_t deadline = clock_mono_ms() + (int64_t)d.timeout_s * 1000, last_print = 0;
+	while (!tocsin_stop) {
+		json_decref(st);
+		st = NULL;
+		if (run_capture(&d, a_status, out, sizeof out) == 0)
+			st = json_loads(out, 0, NULL);
+		json_t *states = json_object_get(st, "states");
+		accepted = jint(states, "accepted") + jint(states, "sent") + jint(states, "delivered");
+		finals = accepted + jint(states, "failed") + jint(states, "undelivered") +
+		         jint(states, "bounced") + jint(states, "cancelled") + jint(states, "expired") +
+		         jint(states, "suppressed");
+		total = jint(st, "total");
+		int64_t now = clock_mono_ms();
+		if (now - last_print >= 1000) {
+			printf("  ... %ld / %ld accepted, %ld final, %.1f s\n", accepted, d.expected, finals,
+			       (now - t0) / 1000.0);
+			fflush(stdout);
+			last_print = now;
+		}
+		if (finals >= d.expected)
+			break;
+		for (int i = 0; i < d.nkids; i++)
+			if (!alive(&d.kids[i])) {
+				fprintf(stderr, "tocsin demo: %s stopped unexpectedly\n", d.kids[i].name);
+				show_log_tail(&d.kids[i]);
+				json_decref(st);
+				goto out;
+			}
+		if (now >= deadline) {
+			fprintf(stderr, "tocsin demo: only %ld of %ld recipients finished after %d s\n",
+			        finals, d.expected, d.timeout_s);
+			break;
+		}
+		usleep(250000);
+	}
+	int64_t elapsed = clock_mono_ms() - t0;
+
+	char url[512];
+	snprintf(url, sizeof url, "http://%s/_sim/stats", sim_addr);
+	json_t *sim = http_get_json(url);
+
+	printf("\n== tocsin demo: campaign %s ==\n", d.campaign_id);
+	printf("%-14s %10s\n", "state", "messages");
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(st, "states"), k, v)
+	    printf("%-14s %10lld\n", k, (long long)json_integer_value(v));
+	printf("%-14s %10ld\n", "total", total);
+	printf("\n%-14s %10s %10s\n", "vendor", "messages", "accepted");
+	json_object_foreach(json_object_get(st, "vendors"), k, v)
+	{
+		long sum = 0;
+		const char *k2;
+		json_t *v2;
+		json_object_foreach(v, k2, v2) sum += (long)json_integer_value(v2);
+		printf("%-14s %10ld %10ld\n", k, sum,
+		       jint(v, "accepted") + jint(v, "sent") + jint(v, "delivered"));
+	}
+	long sim_unique = -1, sim_dups = -1, sim_acc = -1;
+	json_object_foreach(json_object_get(sim, "vendors"), k, v)
+	{
+		sim_unique = (sim_unique < 0 ? 0 : sim_unique) + jint(v, "unique_ids");
+		sim_dups = (sim_dups < 0 ? 0 : sim_dups) + jint(v, "duplicate_count");
+		sim_acc = (sim_acc < 0 ? 0 : sim_acc) + jint(v, "accepted");
+	}
+	printf("\nemulator: %ld messages accepted, %ld distinct ids, %ld sent twice\n", sim_acc,
+	       sim_unique, sim_dups);
+	printf("launch: %.2f s;  end to end: %.2f s, %.0f messages/s\n", launched_ms / 1000.0,
+	       elapsed / 1000.0, elapsed > 0 ? accepted * 1000.0 / elapsed : 0.0);
+	json_decref(sim);
+	json_decref(st);
+	if (accepted == d.expected && total == d.expected && sim_dups == 0 &&
+	    sim_unique == d.expected) {
+		printf("result: OK -- all %ld recipients accepted exactly once\n", d.expected);
+		rc = 0;
+	} else {
+		printf("result: FAILED -- expected %ld accepted exactly once\n", d.expected);
+	}
+out:
+	fflush(stdout);
+	stop_all(&d);
+	printf("stopped broker, vendor-sim, tracker and dispatcher; logs in %s\n", logs);
+	return rc;
 }

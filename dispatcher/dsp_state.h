@@ -1,0 +1,37 @@
+/* dsp_state.h -- what every dispatcher must know before sending: campaign states, opt-outs,
+ * vendor health, read from their compacted topics from the beginning. */
+#ifndef TOCSIN_DSP_STATE_H
+#define TOCSIN_DSP_STATE_H
+#include <librdkafka/rdkafka.h>
+
+#include "core/cfg.h"
+#include "core/msg.h"
+
+typedef struct dsp_state dsp_state_t;
+
+/* Open a consumer assigned to every partition of tocsin.campaigns,
+ * tocsin.optouts and tocsin.vendor-health from the start (no group offsets:
+ * every dispatcher reads all of it). Caller owns the result (dsp_state_free).
+ * One thread. */
+dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, size_t errlen);
+void dsp_state_free(dsp_state_t *s);
+/* The consumer's queue, for io-event wake-ups (borrowed). */
+rd_kafka_queue_t *dsp_state_queue(dsp_state_t *s);
+/* Apply every record that has arrived (never blocks). Returns how many. */
+int dsp_state_poll(dsp_state_t *s);
+/* Wait up to timeout_ms until the consumer has read up to the high
+ * watermarks seen at start-up, so the first send knows every cancel and
+ * opt-out already published. 0 or TOCSIN_ERR_TIMEOUT. */
+int dsp_state_catch_up(dsp_state_t *s, int timeout_ms);
+
+/* RUNNING when nothing is known of the campaign. */
+msg_camp_state_t dsp_state_campaign(const dsp_state_t *s, const char *campaign);
+int dsp_state_opted_out(const dsp_state_t *s, msg_channel_t ch, const char *address);
+/* Record a local opt-out (seen in a vendor answer) before its event returns. */
+void dsp_state_add_optout(dsp_state_t *s, msg_channel_t ch, const char *address);
+/* Health published on tocsin.vendor-health; HEALTHY when nothing is known. */
+msg_vh_state_t dsp_state_vendor(const dsp_state_t *s, const char *vendor);
+/* 1 unless the vendor is open or drained. */
+int dsp_state_vendor_usable(const dsp_state_t *s, const char *vendor);
+
+#endif
