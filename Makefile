@@ -20,7 +20,7 @@ TMPL_OBJS  := templates/tmpl.o templates/sms.o
 VND_OBJS   := vendors/sim/sim.o
 PROD_OBJS  := producer/launch.o
 DSP_OBJS   := dispatcher/dsp.o
-TRK_OBJS   := tracker/track.o tracker/status.o
+TRK_OBJS   := tracker/store.o tracker/http.o tracker/track.o tracker/status.o
 
 LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD_OBJS) \
                                     $(DSP_OBJS) $(TRK_OBJS))

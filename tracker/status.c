@@ -1,12 +1,81 @@
-/* status.c -- status: print a campaign's counts per state (placeholder until its module lands). */
+/* status.c -- `tocsin status <campaign>`: a campaign's counts per state and per vendor, from the store. */
 #include "core/cmd.h"
+#include "core/err.h"
+#include "tracker/store.h"
+
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: tocsin status <campaign> [--json]\n"
+	        "\n"
+	        "Print a campaign's message counts per state and per vendor, read from the\n"
+	        "tracker's sqlite store (tracker.db, default <var_dir>/tocsin.db). Read-only:\n"
+	        "safe while `tocsin track` runs.\n"
+	        "\n"
+	        "  --json  one line: {\"campaign\":..,\"total\":N,\"states\":{..},\"vendors\":{..}}\n"
+	        "          (states with zero messages omitted; total = distinct messages)\n"
+	        "\n"
+	        "exit: 0 ok, 1 unknown campaign or no database, 2 usage.\n");
+}
 
 int cmd_status(cfg_t *cfg, int argc, char **argv)
 {
-	(void)cfg;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "tocsin status: not built yet\n");
-	return 1;
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
+	int json = 0, o;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'j': json = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "tocsin status: expected one campaign id (see tocsin status --help)\n");
+		return 2;
+	}
+	const char *camp = argv[optind];
+	char err[1024];
+	trk_store_t *s = trk_store_open(cfg->db_path, 1, err, sizeof err);
+	if (!s) {
+		fprintf(stderr, "tocsin status: %s\n", err);
+		return 1;
+	}
+	static trk_counts_t c; /* large; read-only command, one call */
+	int rc = trk_store_counts(s, camp, &c);
+	trk_store_free(s);
+	if (rc == TOCSIN_ERR_NOTFOUND) {
+		fprintf(stderr, "tocsin status: unknown campaign \"%s\" in %s\n", camp, cfg->db_path);
+		return 1;
+	}
+	if (rc) {
+		fprintf(stderr, "tocsin status: cannot read %s: %s\n", cfg->db_path, tocsin_strerror(rc));
+		return 1;
+	}
+	if (json) {
+		buf_t b;
+		buf_init(&b, 1 << 20);
+		rc = trk_counts_json(camp, &c, &b);
+		if (!rc)
+			printf("%s\n", b.p);
+		buf_free(&b);
+		return rc ? 1 : 0;
+	}
+	printf("campaign %s: %lld messages\n", camp, (long long)c.total);
+	for (int i = 0; i < MSG_ST__COUNT; i++)
+		if (c.states[i])
+			printf("  %-12s %10lld\n", msg_state_name((msg_state_t)i), (long long)c.states[i]);
+	for (size_t k = 0; k < c.nvendors; k++) {
+		printf("vendor %s:", c.vendors[k][0] ? c.vendors[k] : "(none yet)");
+		for (int i = 0; i < MSG_ST__COUNT; i++)
+			if (c.by_vendor[k][i])
+				printf(" %s=%lld", msg_state_name((msg_state_t)i), (long long)c.by_vendor[k][i]);
+		printf("\n");
+	}
+	return 0;
 }

@@ -1,0 +1,667 @@
+/* store.c -- the tracker's sqlite store: forward-only message states, batched counters and series. */
+#include "tracker/store.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Latency histogram bucket upper bounds (ms); the last bucket is open. */
+static const int lat_bounds[TRK_LAT_BUCKETS - 1] = {10,   25,   50,   100,  200,   300,   500, 750,
+                                                     1000, 1500, 2000, 3000, 5000, 10000, 30000};
+
+int trk_lat_bucket(int64_t ms)
+{
+	for (int i = 0; i < TRK_LAT_BUCKETS - 1; i++)
+		if (ms <= lat_bounds[i])
+			return i;
+	return TRK_LAT_BUCKETS - 1;
+}
+
+int trk_lat_bound(int i) { return i < TRK_LAT_BUCKETS - 1 ? lat_bounds[i] : -1; }
+
+/* ---- per-transaction aggregation: counters merged into sqlite at commit ---- */
+
+enum { AGG_COUNT = 0, AGG_CODE = 1, AGG_SERIES = 2 };
+#define AGG_SLOTS 8192
+#define AGG_KEY 200
+
+typedef struct agg {
+	uint64_t h;
+	int used;
+	int kind;
+	int state;     /* AGG_COUNT */
+	int64_t sec;   /* AGG_SERIES */
+	char key[AGG_KEY]; /* campaign \0 vendor \0 [code \0] */
+	size_t klen;
+	int64_t n;     /* count delta, or code count */
+	int64_t sends, receipts, failures;
+	int64_t lat[TRK_LAT_BUCKETS];
+} agg_t;
+
+enum {
+	Q_GET,
+	Q_INS,
+	Q_UPD,
+	Q_COUNT,
+	Q_CODE,
+	Q_SERIES,
+	Q_CAMP,
+	Q_VH,
+	Q_OPT,
+	Q_EVENT,
+	Q_INBOUND,
+	Q_BEGIN,
+	Q_COMMIT,
+	Q_ROLLBACK,
+	Q__COUNT
+};
+
+struct trk_store {
+	sqlite3 *db;
+	char *path;
+	int readonly;
+	int in_tx;
+	sqlite3_stmt *q[Q__COUNT];
+	agg_t *agg;
+	size_t nagg;
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS msgs(id TEXT PRIMARY KEY, campaign TEXT NOT NULL,"
+    " channel INTEGER, addr TEXT, state INTEGER NOT NULL, vendor TEXT NOT NULL DEFAULT '',"
+    " vendor_ref TEXT, code TEXT, detail TEXT, attempt INTEGER, ts_ms INTEGER) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS msgs_state ON msgs(campaign, state);"
+    "CREATE TABLE IF NOT EXISTS counts(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
+    " state INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, vendor, state))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS codes(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
+    " code TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, vendor, code)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS series(sec INTEGER NOT NULL, campaign TEXT NOT NULL,"
+    " vendor TEXT NOT NULL, sends INTEGER NOT NULL, receipts INTEGER NOT NULL,"
+    " failures INTEGER NOT NULL, lat BLOB, PRIMARY KEY(sec, campaign, vendor)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS campaigns(id TEXT PRIMARY KEY, name TEXT, state INTEGER,"
+    " queued INTEGER, ts_ms INTEGER);"
+    "CREATE TABLE IF NOT EXISTS vendors(name TEXT PRIMARY KEY, state INTEGER, reason TEXT,"
+    " by TEXT, p95_ms REAL, error_rate REAL, ts_ms INTEGER);"
+    "CREATE TABLE IF NOT EXISTS optouts(channel INTEGER NOT NULL, address TEXT NOT NULL,"
+    " optin INTEGER, source TEXT, campaign TEXT, ts_ms INTEGER, PRIMARY KEY(channel, address));"
+    "CREATE TABLE IF NOT EXISTS timeline(ts_ms INTEGER, kind TEXT, subject TEXT, detail TEXT);"
+    "CREATE INDEX IF NOT EXISTS timeline_ts ON timeline(ts_ms);"
+    "CREATE TABLE IF NOT EXISTS inbound(ts_ms INTEGER, vendor TEXT, from_addr TEXT,"
+    " to_addr TEXT, body TEXT, kind TEXT);";
+
+static const char *const sqls[Q__COUNT] = {
+    [Q_GET] = "SELECT state, campaign, vendor FROM msgs WHERE id=?1",
+    [Q_INS] = "INSERT INTO msgs(id,campaign,channel,addr,state,vendor,vendor_ref,code,detail,"
+              "attempt,ts_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+    [Q_UPD] = "UPDATE msgs SET state=?2, vendor=?3, vendor_ref=COALESCE(?4,vendor_ref),"
+              " code=COALESCE(?5,code), detail=COALESCE(?6,detail), attempt=?7, ts_ms=?8,"
+              " addr=COALESCE(addr,?9) WHERE id=?1",
+    [Q_COUNT] = "INSERT INTO counts VALUES(?1,?2,?3,?4) ON CONFLICT DO UPDATE SET n=n+excluded.n",
+    [Q_CODE] = "INSERT INTO codes VALUES(?1,?2,?3,?4) ON CONFLICT DO UPDATE SET n=n+excluded.n",
+    [Q_SERIES] = "INSERT INTO series VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT DO UPDATE SET "
+                 "sends=sends+excluded.sends, receipts=receipts+excluded.receipts, "
+                 "failures=failures+excluded.failures, lat=trk_lat_add(lat, excluded.lat)",
+    [Q_CAMP] = "INSERT INTO campaigns VALUES(?1,?2,?3,?4,?5) ON CONFLICT(id) DO UPDATE SET "
+               "name=COALESCE(excluded.name,name), state=excluded.state,"
+               " queued=CASE WHEN excluded.queued>=0 THEN excluded.queued ELSE queued END,"
+               " ts_ms=excluded.ts_ms WHERE excluded.ts_ms>=ts_ms",
+    [Q_VH] = "INSERT INTO vendors VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(name) DO UPDATE SET "
+             "state=excluded.state, reason=excluded.reason, by=excluded.by,"
+             " p95_ms=excluded.p95_ms, error_rate=excluded.error_rate, ts_ms=excluded.ts_ms"
+             " WHERE excluded.ts_ms>=ts_ms",
+    [Q_OPT] = "INSERT INTO optouts VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT DO UPDATE SET "
+              "optin=excluded.optin, source=excluded.source, campaign=excluded.campaign,"
+              " ts_ms=excluded.ts_ms WHERE excluded.ts_ms>=ts_ms",
+    [Q_EVENT] = "INSERT INTO timeline VALUES(?1,?2,?3,?4)",
+    [Q_INBOUND] = "INSERT INTO inbound VALUES(?1,?2,?3,?4,?5,?6)",
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+};
+
+/* The latency blob: TRK_LAT_BUCKETS little-endian int64 counts. */
+static void blob_get(const void *p, int n, int64_t out[TRK_LAT_BUCKETS])
+{
+	memset(out, 0, sizeof(int64_t) * TRK_LAT_BUCKETS);
+	if (p && n == (int)(sizeof(int64_t) * TRK_LAT_BUCKETS))
+		memcpy(out, p, (size_t)n);
+}
+
+static void lat_add_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	int64_t a[TRK_LAT_BUCKETS], b[TRK_LAT_BUCKETS];
+	blob_get(sqlite3_value_blob(argv[0]), sqlite3_value_bytes(argv[0]), a);
+	blob_get(sqlite3_value_blob(argv[1]), sqlite3_value_bytes(argv[1]), b);
+	for (int i = 0; i < TRK_LAT_BUCKETS; i++)
+		a[i] += b[i];
+	sqlite3_result_blob(ctx, a, sizeof a, SQLITE_TRANSIENT);
+}
+
+static int mkdirs(const char *path, char *err, size_t errlen)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+		snprintf(err, errlen, "database path too long: %.100s...", path);
+		return TOCSIN_ERR_TOOBIG;
+	}
+	char *slash = strrchr(tmp, '/');
+	if (!slash || slash == tmp)
+		return 0;
+	*slash = 0;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) && errno != EEXIST)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot create directory %s for the database: %s", tmp, strerror(errno));
+	return TOCSIN_ERR_IO;
+}
+
+trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t errlen)
+{
+	if (readonly && access(path, F_OK) != 0) {
+		snprintf(err, errlen, "no tracker database at %s (has `tocsin track` run with this config?)",
+		         path);
+		return NULL;
+	}
+	if (!readonly && mkdirs(path, err, errlen))
+		return NULL;
+	trk_store_t *s = calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->readonly = readonly;
+	s->path = strdup(path);
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	flags |= SQLITE_OPEN_NOMUTEX;
+	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database %s: %s", path,
+		         s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		trk_store_free(s);
+		return NULL;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_create_function(s->db, "trk_lat_add", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+	                        lat_add_fn, NULL, NULL);
+	char *e = NULL;
+	if (!readonly) {
+		if (sqlite3_exec(s->db,
+		                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+		                 " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+		                 NULL, NULL, &e) != SQLITE_OK ||
+		    sqlite3_exec(s->db, schema, NULL, NULL, &e) != SQLITE_OK) {
+			snprintf(err, errlen, "cannot set up database %s: %s", path, e ? e : "?");
+			sqlite3_free(e);
+			trk_store_free(s);
+			return NULL;
+		}
+		for (int i = 0; i < Q__COUNT; i++) {
+			if (sqlite3_prepare_v3(s->db, sqls[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
+			                       NULL) != SQLITE_OK) {
+				snprintf(err, errlen, "database %s: prepare: %s", path,
+				         sqlite3_errmsg(s->db));
+				trk_store_free(s);
+				return NULL;
+			}
+		}
+		s->agg = calloc(AGG_SLOTS, sizeof *s->agg);
+		if (!s->agg) {
+			snprintf(err, errlen, "out of memory");
+			trk_store_free(s);
+			return NULL;
+		}
+	} else {
+		/* A reader must see a readable schema: a database file from
+		 * something else is reported, not crashed on. */
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM counts LIMIT 1", -1, &st, NULL) !=
+		    SQLITE_OK) {
+			snprintf(err, errlen, "%s is not a tracker database: %s", path,
+			         sqlite3_errmsg(s->db));
+			sqlite3_finalize(st);
+			trk_store_free(s);
+			return NULL;
+		}
+		sqlite3_finalize(st);
+	}
+	return s;
+}
+
+void trk_store_free(trk_store_t *s)
+{
+	if (!s)
+		return;
+	if (s->in_tx && s->q[Q_ROLLBACK]) {
+		sqlite3_step(s->q[Q_ROLLBACK]);
+		sqlite3_reset(s->q[Q_ROLLBACK]);
+	}
+	for (int i = 0; i < Q__COUNT; i++)
+		sqlite3_finalize(s->q[i]);
+	if (s->db)
+		sqlite3_close(s->db);
+	free(s->agg);
+	free(s->path);
+	free(s);
+}
+
+sqlite3 *trk_store_db(trk_store_t *s) { return s->db; }
+int trk_store_in_tx(const trk_store_t *s) { return s->in_tx; }
+
+static int step_done(trk_store_t *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
+		return TOCSIN_ERR_IO;
+	}
+	return 0;
+}
+
+int trk_store_begin(trk_store_t *s)
+{
+	if (s->readonly || s->in_tx)
+		return TOCSIN_ERR_STATE;
+	int rc = step_done(s, s->q[Q_BEGIN]);
+	if (!rc)
+		s->in_tx = 1;
+	return rc;
+}
+
+/* Find or add the aggregation slot for (kind, campaign, vendor, extra). */
+static agg_t *agg_slot(trk_store_t *s, int kind, const char *campaign, const char *vendor,
+                       const char *extra, int state, int64_t sec);
+
+static int agg_flush(trk_store_t *s)
+{
+	int rc = 0;
+	for (size_t i = 0; i < AGG_SLOTS && !rc; i++) {
+		agg_t *a = &s->agg[i];
+		if (!a->used)
+			continue;
+		const char *camp = a->key;
+		const char *vendor = camp + strlen(camp) + 1;
+		sqlite3_stmt *q;
+		if (a->kind == AGG_COUNT) {
+			if (a->n == 0)
+				continue;
+			q = s->q[Q_COUNT];
+			sqlite3_bind_text(q, 1, camp, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, 2, vendor, -1, SQLITE_STATIC);
+			sqlite3_bind_int(q, 3, a->state);
+			sqlite3_bind_int64(q, 4, a->n);
+		} else if (a->kind == AGG_CODE) {
+			q = s->q[Q_CODE];
+			sqlite3_bind_text(q, 1, camp, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, 2, vendor, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, 3, vendor + strlen(vendor) + 1, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(q, 4, a->n);
+		} else {
+			q = s->q[Q_SERIES];
+			sqlite3_bind_int64(q, 1, a->sec);
+			sqlite3_bind_text(q, 2, camp, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, 3, vendor, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(q, 4, a->sends);
+			sqlite3_bind_int64(q, 5, a->receipts);
+			sqlite3_bind_int64(q, 6, a->failures);
+			sqlite3_bind_blob(q, 7, a->lat, sizeof a->lat, SQLITE_STATIC);
+		}
+		rc = step_done(s, q);
+	}
+	memset(s->agg, 0, AGG_SLOTS * sizeof *s->agg);
+	s->nagg = 0;
+	return rc;
+}
+
+static agg_t *agg_slot(trk_store_t *s, int kind, const char *campaign, const char *vendor,
+                       const char *extra, int state, int64_t sec)
+{
+	char key[AGG_KEY];
+	size_t cl = strnlen(campaign, 80), vl = strnlen(vendor, 60), el = extra ? strnlen(extra, 40) : 0;
+	size_t klen = 0;
+	memcpy(key, campaign, cl);
+	key[cl] = 0;
+	memcpy(key + cl + 1, vendor, vl);
+	key[cl + 1 + vl] = 0;
+	klen = cl + vl + 2;
+	if (extra) {
+		memcpy(key + klen, extra, el);
+		key[klen + el] = 0;
+		klen += el + 1;
+	}
+	uint64_t h = hash64(key, klen, (uint64_t)kind * 1000003u + (uint64_t)state * 7919u +
+	                                    (uint64_t)sec);
+	if (s->nagg >= AGG_SLOTS * 3 / 4 && agg_flush(s))
+		return NULL;
+	for (size_t i = h & (AGG_SLOTS - 1);; i = (i + 1) & (AGG_SLOTS - 1)) {
+		agg_t *a = &s->agg[i];
+		if (!a->used) {
+			a->used = 1;
+			a->h = h;
+			a->kind = kind;
+			a->state = state;
+			a->sec = sec;
+			memcpy(a->key, key, klen);
+			a->klen = klen;
+			s->nagg++;
+			return a;
+		}
+		if (a->h == h && a->kind == kind && a->state == state && a->sec == sec &&
+		    a->klen == klen && !memcmp(a->key, key, klen))
+			return a;
+	}
+}
+
+int trk_store_commit(trk_store_t *s)
+{
+	if (!s->in_tx)
+		return TOCSIN_ERR_STATE;
+	int rc = agg_flush(s);
+	if (!rc)
+		rc = step_done(s, s->q[Q_COMMIT]);
+	if (rc) {
+		step_done(s, s->q[Q_ROLLBACK]);
+		memset(s->agg, 0, AGG_SLOTS * sizeof *s->agg);
+		s->nagg = 0;
+	}
+	s->in_tx = 0;
+	return rc;
+}
+
+static void bind_opt(sqlite3_stmt *q, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, i);
+}
+
+static int count_delta(trk_store_t *s, const char *camp, const char *vendor, int state, int d)
+{
+	agg_t *a = agg_slot(s, AGG_COUNT, camp, vendor, NULL, state, 0);
+	if (!a)
+		return TOCSIN_ERR_IO;
+	a->n += d;
+	return 0;
+}
+
+static int is_failure(msg_state_t st)
+{
+	return st == MSG_ST_FAILED || st == MSG_ST_UNDELIVERED || st == MSG_ST_BOUNCED ||
+	       st == MSG_ST_EXPIRED;
+}
+
+int trk_store_status(trk_store_t *s, const msg_status_t *st)
+{
+	if (!s->in_tx)
+		return TOCSIN_ERR_STATE;
+	if (!st->id || !st->campaign || (unsigned)st->state >= MSG_ST__COUNT)
+		return TOCSIN_ERR_INVAL;
+	sqlite3_stmt *g = s->q[Q_GET];
+	sqlite3_bind_text(g, 1, st->id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(g);
+	int found = 0;
+	msg_state_t old = MSG_ST_QUEUED;
+	char ocamp[128] = "", ovendor[64] = "";
+	if (rc == SQLITE_ROW) {
+		found = 1;
+		old = (msg_state_t)sqlite3_column_int(g, 0);
+		const unsigned char *c = sqlite3_column_text(g, 1);
+		const unsigned char *v = sqlite3_column_text(g, 2);
+		snprintf(ocamp, sizeof ocamp, "%s", c ? (const char *)c : "");
+		snprintf(ovendor, sizeof ovendor, "%s", v ? (const char *)v : "");
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_reset(g);
+		log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
+		return TOCSIN_ERR_IO;
+	}
+	sqlite3_reset(g);
+	if (found && !msg_state_advances(old, st->state))
+		return 0;
+	const char *vendor = st->vendor && *st->vendor ? st->vendor : (found ? ovendor : "");
+	const char *camp = found ? ocamp : st->campaign;
+	int64_t ts = st->ts_ms > 0 ? st->ts_ms : clock_wall_ms();
+	sqlite3_stmt *q;
+	if (!found) {
+		q = s->q[Q_INS];
+		sqlite3_bind_text(q, 1, st->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, st->campaign, -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 3, st->channel);
+		bind_opt(q, 4, st->to);
+		sqlite3_bind_int(q, 5, st->state);
+		sqlite3_bind_text(q, 6, vendor, -1, SQLITE_STATIC);
+		bind_opt(q, 7, st->vendor_ref);
+		bind_opt(q, 8, st->code);
+		bind_opt(q, 9, st->detail);
+		sqlite3_bind_int(q, 10, st->attempt);
+		sqlite3_bind_int64(q, 11, ts);
+	} else {
+		q = s->q[Q_UPD];
+		sqlite3_bind_text(q, 1, st->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 2, st->state);
+		sqlite3_bind_text(q, 3, vendor, -1, SQLITE_STATIC);
+		bind_opt(q, 4, st->vendor_ref);
+		bind_opt(q, 5, st->code);
+		bind_opt(q, 6, st->detail);
+		sqlite3_bind_int(q, 7, st->attempt);
+		sqlite3_bind_int64(q, 8, ts);
+		bind_opt(q, 9, st->to);
+	}
+	if ((rc = step_done(s, q)))
+		return rc;
+	if (found && (rc = count_delta(s, camp, ovendor, old, -1)))
+		return rc;
+	if ((rc = count_delta(s, camp, vendor, st->state, +1)))
+		return rc;
+	if (is_failure(st->state) || st->state == MSG_ST_SUPPRESSED) {
+		agg_t *a = agg_slot(s, AGG_CODE, camp, vendor,
+		                    st->code && *st->code ? st->code : msg_state_name(st->state), 0, 0);
+		if (!a)
+			return TOCSIN_ERR_IO;
+		a->n++;
+	}
+	agg_t *a = agg_slot(s, AGG_SERIES, camp, vendor, NULL, 0, ts / 1000);
+	if (!a)
+		return TOCSIN_ERR_IO;
+	if (st->state == MSG_ST_ACCEPTED)
+		a->sends++;
+	if (st->state == MSG_ST_SENT || st->state == MSG_ST_DELIVERED ||
+	    st->state == MSG_ST_UNDELIVERED || st->state == MSG_ST_BOUNCED)
+		a->receipts++;
+	if (is_failure(st->state))
+		a->failures++;
+	if (st->latency_ms >= 0 && (st->state == MSG_ST_ACCEPTED || st->state == MSG_ST_FAILED ||
+	                            st->state == MSG_ST_RETRYING))
+		a->lat[trk_lat_bucket(st->latency_ms)]++;
+	return 1;
+}
+
+int trk_store_campaign(trk_store_t *s, const msg_campaign_t *c)
+{
+	sqlite3_stmt *q = s->q[Q_CAMP];
+	sqlite3_bind_text(q, 1, c->id, -1, SQLITE_STATIC);
+	bind_opt(q, 2, c->name);
+	sqlite3_bind_int(q, 3, c->state);
+	sqlite3_bind_int64(q, 4, c->queued);
+	sqlite3_bind_int64(q, 5, c->ts_ms);
+	int rc = step_done(s, q);
+	if (!rc && sqlite3_changes(s->db) > 0) {
+		char d[160];
+		snprintf(d, sizeof d, "campaign %s", msg_camp_state_name(c->state));
+		rc = trk_store_event(s, c->ts_ms, "campaign", c->id, d);
+	}
+	return rc;
+}
+
+int trk_store_vhealth(trk_store_t *s, const msg_vhealth_t *h)
+{
+	/* Only a change of state goes on the timeline. */
+	int prev = -1;
+	sqlite3_stmt *g = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT state FROM vendors WHERE name=?1", -1, &g, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(g, 1, h->vendor, -1, SQLITE_STATIC);
+		if (sqlite3_step(g) == SQLITE_ROW)
+			prev = sqlite3_column_int(g, 0);
+	}
+	sqlite3_finalize(g);
+	sqlite3_stmt *q = s->q[Q_VH];
+	sqlite3_bind_text(q, 1, h->vendor, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 2, h->state);
+	bind_opt(q, 3, h->reason);
+	bind_opt(q, 4, h->by);
+	sqlite3_bind_double(q, 5, h->p95_ms);
+	sqlite3_bind_double(q, 6, h->error_rate);
+	sqlite3_bind_int64(q, 7, h->ts_ms);
+	int rc = step_done(s, q);
+	if (!rc && sqlite3_changes(s->db) > 0 && prev != (int)h->state) {
+		char d[400];
+		snprintf(d, sizeof d, "%s -> %s by %s: %s", prev >= 0 ? msg_vh_state_name(prev) : "new",
+		         msg_vh_state_name(h->state), h->by ? h->by : "?", h->reason ? h->reason : "");
+		rc = trk_store_event(s, h->ts_ms, "vendor", h->vendor, d);
+	}
+	return rc;
+}
+
+int trk_store_optout(trk_store_t *s, const msg_optout_t *o)
+{
+	sqlite3_stmt *q = s->q[Q_OPT];
+	sqlite3_bind_int(q, 1, o->channel);
+	sqlite3_bind_text(q, 2, o->address, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 3, o->optin);
+	bind_opt(q, 4, o->source);
+	bind_opt(q, 5, o->campaign);
+	sqlite3_bind_int64(q, 6, o->ts_ms);
+	return step_done(s, q);
+}
+
+int trk_store_event(trk_store_t *s, int64_t ts_ms, const char *kind, const char *subject,
+                    const char *detail)
+{
+	sqlite3_stmt *q = s->q[Q_EVENT];
+	sqlite3_bind_int64(q, 1, ts_ms > 0 ? ts_ms : clock_wall_ms());
+	bind_opt(q, 2, kind);
+	bind_opt(q, 3, subject);
+	bind_opt(q, 4, detail);
+	return step_done(s, q);
+}
+
+int trk_store_inbound(trk_store_t *s, int64_t ts_ms, const char *vendor, const char *from,
+                      const char *to, const char *body, const char *kind)
+{
+	sqlite3_stmt *q = s->q[Q_INBOUND];
+	sqlite3_bind_int64(q, 1, ts_ms > 0 ? ts_ms : clock_wall_ms());
+	bind_opt(q, 2, vendor);
+	bind_opt(q, 3, from);
+	bind_opt(q, 4, to);
+	bind_opt(q, 5, body);
+	bind_opt(q, 6, kind);
+	return step_done(s, q);
+}
+
+/* ---- reads ---- */
+
+int trk_store_counts(trk_store_t *s, const char *campaign, trk_counts_t *out)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT vendor, state, SUM(n) FROM counts WHERE campaign=?1"
+	                       " GROUP BY vendor, state ORDER BY vendor, state",
+	                       -1, &q, NULL) != SQLITE_OK) {
+		log_error("event=db_error err=\"%s\"", sqlite3_errmsg(s->db));
+		return TOCSIN_ERR_IO;
+	}
+	sqlite3_bind_text(q, 1, campaign, -1, SQLITE_STATIC);
+	int rc, any = 0;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		any = 1;
+		const char *v = (const char *)sqlite3_column_text(q, 0);
+		int st = sqlite3_column_int(q, 1);
+		int64_t n = sqlite3_column_int64(q, 2);
+		if ((unsigned)st >= MSG_ST__COUNT || n == 0)
+			continue;
+		v = v ? v : "";
+		size_t k = 0;
+		while (k < out->nvendors && strcmp(out->vendors[k], v))
+			k++;
+		if (k == out->nvendors && k < TRK_MAX_VENDORS) {
+			snprintf(out->vendors[k], sizeof out->vendors[k], "%s", v);
+			out->nvendors++;
+		}
+		if (k < TRK_MAX_VENDORS)
+			out->by_vendor[k][st] += n;
+		out->states[st] += n;
+		out->total += n;
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE) {
+		log_error("event=db_error err=\"%s\"", sqlite3_errmsg(s->db));
+		return TOCSIN_ERR_IO;
+	}
+	if (!any) {
+		if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM campaigns WHERE id=?1", -1, &q, NULL) !=
+		    SQLITE_OK)
+			return TOCSIN_ERR_IO;
+		sqlite3_bind_text(q, 1, campaign, -1, SQLITE_STATIC);
+		any = sqlite3_step(q) == SQLITE_ROW;
+		sqlite3_finalize(q);
+	}
+	return any ? 0 : TOCSIN_ERR_NOTFOUND;
+}
+
+static int states_json(const int64_t *states, buf_t *b)
+{
+	int rc = buf_putc(b, '{'), first = 1;
+	for (int i = 0; i < MSG_ST__COUNT && !rc; i++) {
+		if (!states[i])
+			continue;
+		if (!first)
+			rc |= buf_putc(b, ',');
+		first = 0;
+		rc |= buf_printf(b, "\"%s\":%lld", msg_state_name((msg_state_t)i), (long long)states[i]);
+	}
+	return rc | buf_putc(b, '}');
+}
+
+int trk_counts_json(const char *campaign, const trk_counts_t *c, buf_t *b)
+{
+	int rc = buf_puts(b, "{\"campaign\":");
+	rc |= buf_json_str(b, campaign, strlen(campaign));
+	rc |= buf_printf(b, ",\"total\":%lld,\"states\":", (long long)c->total);
+	rc |= states_json(c->states, b);
+	rc |= buf_puts(b, ",\"vendors\":{");
+	int first = 1;
+	for (size_t k = 0; k < c->nvendors; k++) {
+		if (!c->vendors[k][0])
+			continue;
+		if (!first)
+			rc |= buf_putc(b, ',');
+		first = 0;
+		rc |= buf_json_str(b, c->vendors[k], strlen(c->vendors[k]));
+		rc |= buf_putc(b, ':');
+		rc |= states_json(c->by_vendor[k], b);
+	}
+	rc |= buf_puts(b, "}}");
+	return rc ? TOCSIN_ERR_TOOBIG : 0;
+}

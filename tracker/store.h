@@ -1,0 +1,80 @@
+/* store.h -- the tracker's sqlite store: messages by state, counts, time series, campaigns, vendors, opt-outs. */
+#ifndef TOCSIN_TRK_STORE_H
+#define TOCSIN_TRK_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/msg.h"
+
+/* One store handle = one sqlite connection. A writer (tracker ingest) opens
+ * it read-write; readers (HTTP API, `tocsin status`) open their own read-only
+ * handles, which WAL lets run beside the writer. A handle is used by one
+ * thread at a time. */
+typedef struct trk_store trk_store_t;
+
+/* Latency histogram: TRK_LAT_BUCKETS buckets; trk_lat_bound(i) is bucket i's
+ * upper bound in ms (-1 for the last, open bucket). Any thread. */
+#define TRK_LAT_BUCKETS 16
+int trk_lat_bucket(int64_t ms);
+int trk_lat_bound(int i);
+
+/* Open (and for a writer, create with parent directories and schema) the
+ * store at path. readonly=1 fails with a clear err naming path when the file
+ * does not exist. Caller owns the result (trk_store_free). Any thread. */
+trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t errlen);
+/* Commit nothing pending (a writer should trk_store_commit first); NULL is a no-op. */
+void trk_store_free(trk_store_t *s);
+
+/* Start a write transaction (writer only). 0 or TOCSIN_ERR_IO. */
+int trk_store_begin(trk_store_t *s);
+/* Flush batched counters and commit. 0 or TOCSIN_ERR_IO (then the
+ * transaction is rolled back and the caller must not commit Kafka offsets). */
+int trk_store_commit(trk_store_t *s);
+/* 1 while a transaction is open. */
+int trk_store_in_tx(const trk_store_t *s);
+
+/* Fold one status event (inside a transaction). A message's state only moves
+ * forward (msg_state_advances); a duplicate or late event changes nothing but
+ * is still counted in the time series when it is new information. Returns
+ * 1 when the message state changed, 0 when ignored, negative tocsin_err_t on
+ * a database failure. st's strings are borrowed for the call. */
+int trk_store_status(trk_store_t *s, const msg_status_t *st);
+/* Fold a campaign record (latest ts wins). */
+int trk_store_campaign(trk_store_t *s, const msg_campaign_t *c);
+/* Fold a vendor-health record; each change is also kept on the timeline. */
+int trk_store_vhealth(trk_store_t *s, const msg_vhealth_t *h);
+/* Fold an opt-out record. */
+int trk_store_optout(trk_store_t *s, const msg_optout_t *o);
+/* Add an entry to the timeline (operator actions, failovers). */
+int trk_store_event(trk_store_t *s, int64_t ts_ms, const char *kind, const char *subject,
+                    const char *detail);
+/* Keep an inbound free-text reply for review. */
+int trk_store_inbound(trk_store_t *s, int64_t ts_ms, const char *vendor, const char *from,
+                      const char *to, const char *body, const char *kind);
+
+/* ---- reads (any handle) ---- */
+
+/* Counts of one campaign: total distinct messages, per state, per vendor x
+ * state (vendor index into names[]; "" = no vendor yet). */
+#define TRK_MAX_VENDORS 32
+typedef struct trk_counts {
+	int64_t total;
+	int64_t states[MSG_ST__COUNT];
+	size_t nvendors;
+	char vendors[TRK_MAX_VENDORS][64];
+	int64_t by_vendor[TRK_MAX_VENDORS][MSG_ST__COUNT];
+} trk_counts_t;
+
+/* Fill out for campaign. TOCSIN_ERR_NOTFOUND when the store knows nothing of
+ * it (no message and no campaign record). */
+int trk_store_counts(trk_store_t *s, const char *campaign, trk_counts_t *out);
+
+/* Append {"campaign":..,"total":N,"states":{..},"vendors":{..}} (zero states
+ * omitted, vendor "" omitted) to b. */
+int trk_counts_json(const char *campaign, const trk_counts_t *c, buf_t *b);
+
+/* The raw sqlite3 handle, for the HTTP API's read queries. */
+struct sqlite3 *trk_store_db(trk_store_t *s);
+
+#endif

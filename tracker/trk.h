@@ -1,0 +1,34 @@
+/* trk.h -- the tracker's HTTP side (dashboard, JSON API, /metrics, webhooks) and its live counters. */
+#ifndef TOCSIN_TRK_H
+#define TOCSIN_TRK_H
+#include <stdint.h>
+
+#include "core/cfg.h"
+#include "core/msg.h"
+
+/* Live counters shared by the ingest loop and the HTTP threads (mutex inside).
+ * Caller owns (trk_live_free; NULL is a no-op). Any thread. */
+typedef struct trk_live trk_live_t;
+trk_live_t *trk_live_new(void);
+void trk_live_free(trk_live_t *l);
+/* The ingest loop saw status event s (applied = 1 when it changed a state). */
+void trk_live_status(trk_live_t *l, const msg_status_t *s, int applied);
+/* The ingest loop's consumer lag (messages behind the high watermark), -1 unknown. */
+void trk_live_lag(trk_live_t *l, int64_t lag);
+/* Ingest totals for /metrics. */
+void trk_live_ingest(trk_live_t *l, int64_t total, int64_t applied, int64_t bad);
+
+/* The HTTP server: listens on listen ("HOST:PORT", 127.0.0.1 only; port 0
+ * picks one), writes "127.0.0.1:PORT" to <var_dir>/run/track.addr once
+ * listening. Serves with its own threads and its own read-only store
+ * connections and Kafka producer. cfg and live are borrowed and must outlive
+ * the server. NULL + err on failure. Main thread. */
+typedef struct trk_http trk_http_t;
+trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live, char *err,
+                         size_t errlen);
+/* "127.0.0.1:PORT" (owned by the server). */
+const char *trk_http_addr(const trk_http_t *h);
+/* Stop serving, flush the producer; NULL is a no-op. Main thread. */
+void trk_http_free(trk_http_t *h);
+
+#endif
