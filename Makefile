@@ -16,7 +16,7 @@ DEB_PKGS := gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libjansson-d
 # ---- objects, one list per module (each module's owner edits only its line) ----
 CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg.o \
               core/cfg.o core/kq.o core/sig.o core/runfile.o core/broker.o core/demo.o
-TMPL_OBJS  := templates/tmpl.o templates/sms.o
+TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/sim/sim.o
 PROD_OBJS  := producer/launch.o
 DSP_OBJS   := dispatcher/dsp.o
@@ -28,7 +28,7 @@ LIB        := $(BUILD)/libtocsin.a
 
 # ---- unit tests: tests/unit/test_<name>.c, cmocka; one list per module ----
 UT_CORE    := test_buf test_msg test_cfg
-UT_TMPL    := test_tmpl test_sms
+UT_TMPL    := test_tmpl test_sms test_email
 UT_VND     :=
 UT_PROD    :=
 UT_DSP     :=

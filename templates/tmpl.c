@@ -432,6 +432,16 @@ int tmpl_uses_field(const tmpl_t *t, size_t i)
 	return t && i < t->nfields && t->used[i];
 }
 
+int tmpl_prints_field(const tmpl_t *t, size_t i)
+{
+	if (!t || i >= t->nfields)
+		return 0;
+	for (size_t k = 0; k < t->nops; k++)
+		if (t->ops[k].kind == OP_VAR && t->ops[k].field == (int)i)
+			return 1;
+	return 0;
+}
+
 size_t tmpl_nfields(const tmpl_t *t)
 {
 	return t ? t->nfields : 0;

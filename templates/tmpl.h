@@ -60,6 +60,8 @@ tmpl_t *tmpl_compile_ex(const char *src, size_t len, tmpl_mode_t mode, const cha
 /* The number of fields t was compiled against, and the name of field i
  * (owned by t, valid until tmpl_free; NULL when i is out of range). Any thread. */
 size_t tmpl_nfields(const tmpl_t *t);
+/* Does a {{var}} / {{{var}}} tag of t print field i (a section tag alone does not)? */
+int tmpl_prints_field(const tmpl_t *t, size_t i);
 const char *tmpl_field_name(const tmpl_t *t, size_t i);
 
 #endif

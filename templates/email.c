@@ -1,0 +1,488 @@
+/* email.c -- email parts from one recipient record, HMAC-SHA256 unsubscribe tokens, RFC 8058 headers. */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init & co: plain structs, no allocation */
+#include "templates/email.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+#define TOKEN_VERSION 1
+#define MAC_LEN 32
+
+struct email_unsub {
+	SHA256_CTX inner; /* state after absorbing key ^ ipad */
+	SHA256_CTX outer; /* state after absorbing key ^ opad */
+	char *base;       /* base URL without a trailing slash, or NULL */
+	size_t baselen;
+};
+
+/* ---- base64url without padding ---- */
+
+static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static size_t b64u_len(size_t n)
+{
+	return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
+}
+
+static void b64u_enc(const unsigned char *in, size_t n, char *out)
+{
+	size_t i = 0, o = 0;
+	for (; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = b64u[v >> 18];
+		out[o++] = b64u[(v >> 12) & 63];
+		out[o++] = b64u[(v >> 6) & 63];
+		out[o++] = b64u[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		out[o++] = b64u[v >> 18];
+		out[o++] = b64u[(v >> 12) & 63];
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+		out[o++] = b64u[v >> 18];
+		out[o++] = b64u[(v >> 12) & 63];
+		out[o++] = b64u[(v >> 6) & 63];
+	}
+}
+
+static int b64u_val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/* Decode in[0..n) into out[0..cap); returns the decoded length or -1. Strict:
+ * no padding, no stray bits. */
+static long b64u_dec(const char *in, size_t n, unsigned char *out, size_t cap)
+{
+	if (n % 4 == 1)
+		return -1;
+	size_t need = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+	if (need > cap)
+		return -1;
+	size_t o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		int v = b64u_val((unsigned char)in[i]);
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	if (acc != 0) /* non-canonical trailing bits */
+		return -1;
+	return (long)o;
+}
+
+/* ---- HMAC-SHA256 with precomputed pads ---- */
+
+email_unsub_t *email_unsub_new(const void *key, size_t keylen, const char *base_url, char *err,
+                               size_t errlen)
+{
+	if (!key || keylen < EMAIL_UNSUB_KEY_MIN) {
+		snprintf(err, errlen, "unsubscribe key is %zu bytes, at least %d needed", key ? keylen : 0,
+		         EMAIL_UNSUB_KEY_MIN);
+		return NULL;
+	}
+	email_unsub_t *u = calloc(1, sizeof *u);
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	unsigned char k[64] = {0};
+	if (keylen > 64)
+		SHA256(key, keylen, k);
+	else
+		memcpy(k, key, keylen);
+	unsigned char pad[64];
+	for (int i = 0; i < 64; i++)
+		pad[i] = k[i] ^ 0x36;
+	SHA256_Init(&u->inner);
+	SHA256_Update(&u->inner, pad, 64);
+	for (int i = 0; i < 64; i++)
+		pad[i] = k[i] ^ 0x5c;
+	SHA256_Init(&u->outer);
+	SHA256_Update(&u->outer, pad, 64);
+	OPENSSL_cleanse(k, sizeof k);
+	OPENSSL_cleanse(pad, sizeof pad);
+	if (base_url && base_url[0]) {
+		size_t bl = strlen(base_url);
+		while (bl > 0 && base_url[bl - 1] == '/')
+			bl--;
+		u->base = strndup(base_url, bl);
+		if (!u->base) {
+			email_unsub_free(u);
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		u->baselen = bl;
+	}
+	return u;
+}
+
+email_unsub_t *email_unsub_from_cfg(const cfg_t *cfg, char *err, size_t errlen)
+{
+	const char *env = EMAIL_UNSUB_KEY_ENV_DEFAULT;
+	json_t *em = cfg && cfg->root ? json_object_get(cfg->root, "email") : NULL;
+	json_t *ke = em ? json_object_get(em, "unsubscribe_key_env") : NULL;
+	if (ke) {
+		if (!json_is_string(ke) || !json_string_value(ke)[0]) {
+			snprintf(err, errlen, "%s: email.unsubscribe_key_env must be a non-empty string",
+			         cfg->path ? cfg->path : "config");
+			return NULL;
+		}
+		env = json_string_value(ke);
+	}
+	const char *key = getenv(env);
+	if (!key || !key[0]) {
+		snprintf(err, errlen,
+		         "unsubscribe key: environment variable %s is not set (config email.unsubscribe_key_env)",
+		         env);
+		return NULL;
+	}
+	if (strlen(key) < EMAIL_UNSUB_KEY_MIN) {
+		snprintf(err, errlen, "unsubscribe key in %s is %zu bytes, at least %d needed", env,
+		         strlen(key), EMAIL_UNSUB_KEY_MIN);
+		return NULL;
+	}
+	if (!cfg->public_url || !cfg->public_url[0]) {
+		snprintf(err, errlen, "%s: tracker.public_url is needed for unsubscribe links",
+		         cfg->path ? cfg->path : "config");
+		return NULL;
+	}
+	return email_unsub_new(key, strlen(key), cfg->public_url, err, errlen);
+}
+
+void email_unsub_free(email_unsub_t *u)
+{
+	if (!u)
+		return;
+	free(u->base);
+	OPENSSL_cleanse(u, sizeof *u);
+	free(u);
+}
+
+static void hmac(const email_unsub_t *u, const unsigned char *p, size_t n, unsigned char mac[MAC_LEN])
+{
+	SHA256_CTX c = u->inner;
+	unsigned char ih[MAC_LEN];
+	SHA256_Update(&c, p, n);
+	SHA256_Final(ih, &c);
+	c = u->outer;
+	SHA256_Update(&c, ih, sizeof ih);
+	SHA256_Final(mac, &c);
+}
+
+#define RAW_MAX (2 + EMAIL_CAMPAIGN_MAX + EMAIL_ADDR_MAX + MAC_LEN)
+
+int email_unsub_token(const email_unsub_t *u, const char *campaign, const char *addr,
+                      size_t addrlen, char *out, size_t cap, size_t *outlen)
+{
+	if (!u || !campaign || !addr || !out)
+		return TOCSIN_ERR_INVAL;
+	size_t cl = strlen(campaign);
+	if (cl == 0 || cl > EMAIL_CAMPAIGN_MAX || addrlen == 0 || addrlen > EMAIL_ADDR_MAX)
+		return TOCSIN_ERR_INVAL;
+	unsigned char raw[RAW_MAX];
+	size_t n = 0;
+	raw[n++] = TOKEN_VERSION;
+	raw[n++] = (unsigned char)cl;
+	memcpy(raw + n, campaign, cl);
+	n += cl;
+	memcpy(raw + n, addr, addrlen);
+	n += addrlen;
+	hmac(u, raw, n, raw + n);
+	n += MAC_LEN;
+	size_t tl = b64u_len(n);
+	if (tl + 1 > cap)
+		return TOCSIN_ERR_TOOBIG;
+	b64u_enc(raw, n, out);
+	out[tl] = 0;
+	if (outlen)
+		*outlen = tl;
+	return 0;
+}
+
+int email_unsub_url(const email_unsub_t *u, const char *campaign, const char *addr, size_t addrlen,
+                    char *out, size_t cap, size_t *outlen)
+{
+	if (!u || !out)
+		return TOCSIN_ERR_INVAL;
+	if (!u->base)
+		return TOCSIN_ERR_CONFIG;
+	if (u->baselen + 3 + 1 > cap)
+		return TOCSIN_ERR_TOOBIG;
+	memcpy(out, u->base, u->baselen);
+	memcpy(out + u->baselen, "/u/", 3);
+	size_t tl;
+	int rc = email_unsub_token(u, campaign, addr, addrlen, out + u->baselen + 3,
+	                           cap - u->baselen - 3, &tl);
+	if (rc)
+		return rc;
+	if (outlen)
+		*outlen = u->baselen + 3 + tl;
+	return 0;
+}
+
+int email_unsub_verify(const email_unsub_t *u, const char *token, size_t len, char *campaign,
+                       size_t ccap, char *addr, size_t acap)
+{
+	if (!u || !token || !campaign || !addr)
+		return TOCSIN_ERR_INVAL;
+	if (len > b64u_len(RAW_MAX))
+		return TOCSIN_ERR_INVAL;
+	unsigned char raw[RAW_MAX];
+	long n = b64u_dec(token, len, raw, sizeof raw);
+	if (n < 2 + 1 + 1 + MAC_LEN || raw[0] != TOKEN_VERSION)
+		return TOCSIN_ERR_INVAL;
+	size_t cl = raw[1];
+	size_t body = (size_t)n - MAC_LEN;
+	if (cl == 0 || 2 + cl >= body)
+		return TOCSIN_ERR_INVAL;
+	unsigned char mac[MAC_LEN];
+	hmac(u, raw, body, mac);
+	if (CRYPTO_memcmp(mac, raw + body, MAC_LEN) != 0)
+		return TOCSIN_ERR_INVAL;
+	size_t al = body - 2 - cl;
+	if (cl + 1 > ccap || al + 1 > acap)
+		return TOCSIN_ERR_TOOBIG;
+	memcpy(campaign, raw + 2, cl);
+	campaign[cl] = 0;
+	memcpy(addr, raw + 2 + cl, al);
+	addr[al] = 0;
+	return 0;
+}
+
+int email_unsub_headers(const char *url, size_t urllen, char *out, size_t cap, size_t *outlen)
+{
+	static const char a[] = "{\"List-Unsubscribe\":\"<";
+	static const char b[] = ">\",\"List-Unsubscribe-Post\":\"" EMAIL_LU_POST "\"}";
+	if (!url || !out)
+		return TOCSIN_ERR_INVAL;
+	/* the URL is ours (base URL + base64url), but never let it break the JSON or the header */
+	for (size_t i = 0; i < urllen; i++) {
+		unsigned char c = (unsigned char)url[i];
+		if (c < 0x21 || c == '"' || c == '\\' || c == '<' || c == '>' || c >= 0x7f)
+			return TOCSIN_ERR_INVAL;
+	}
+	size_t n = sizeof a - 1 + urllen + sizeof b - 1;
+	if (n + 1 > cap)
+		return TOCSIN_ERR_TOOBIG;
+	memcpy(out, a, sizeof a - 1);
+	memcpy(out + sizeof a - 1, url, urllen);
+	memcpy(out + sizeof a - 1 + urllen, b, sizeof b);
+	if (outlen)
+		*outlen = n;
+	return 0;
+}
+
+/* ---- email templates ---- */
+
+struct email_tmpl {
+	tmpl_t *subject, *text, *html;
+	size_t nfields; /* audience fields as given to email_compile */
+	size_t unsub;   /* index of unsubscribe_url among the compiled fields */
+};
+
+static tmpl_t *part(const char *name, const char *src, size_t len, tmpl_mode_t mode,
+                    const char *const *fields, size_t nf, unsigned flags, char *err, size_t errlen)
+{
+	char e[384];
+	tmpl_t *t = tmpl_compile_ex(src, len, mode, fields, nf, flags, e, sizeof e);
+	if (!t)
+		snprintf(err, errlen, "%s:%s", name, e);
+	return t;
+}
+
+email_tmpl_t *email_compile(const char *subject, size_t slen, const char *text, size_t tlen,
+                            const char *html, size_t hlen, const char *const *fields,
+                            size_t nfields, unsigned flags, char *err, size_t errlen)
+{
+	if (err && errlen)
+		err[0] = 0;
+	if (nfields >= TMPL_MAX_FIELDS) {
+		snprintf(err, errlen, "%zu fields, at most %d allowed", nfields, TMPL_MAX_FIELDS - 1);
+		return NULL;
+	}
+	if (!subject || slen == 0) {
+		snprintf(err, errlen, "subject: the email has no subject");
+		return NULL;
+	}
+	const char *nl = memchr(subject, '\n', slen);
+	if (!nl)
+		nl = memchr(subject, '\r', slen);
+	if (nl) {
+		snprintf(err, errlen, "subject: a line break at byte %zu; a subject is one line",
+		         (size_t)(nl - subject) + 1);
+		return NULL;
+	}
+	if (!text && !html) {
+		snprintf(err, errlen, "body: the email has neither a text nor an HTML part");
+		return NULL;
+	}
+	const char *f[TMPL_MAX_FIELDS];
+	size_t nf = nfields, unsub = nfields;
+	for (size_t i = 0; i < nfields; i++) {
+		f[i] = fields[i];
+		if (fields[i] && strcmp(fields[i], EMAIL_UNSUB_FIELD) == 0)
+			unsub = i;
+	}
+	if (unsub == nfields)
+		f[nf++] = EMAIL_UNSUB_FIELD;
+	email_tmpl_t *e = calloc(1, sizeof *e);
+	if (!e) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	e->nfields = nfields;
+	e->unsub = unsub;
+	e->subject = part("subject", subject, slen, TMPL_TEXT, f, nf, flags, err, errlen);
+	if (!e->subject)
+		goto fail;
+	if (text) {
+		e->text = part("text", text, tlen, TMPL_TEXT, f, nf, flags, err, errlen);
+		if (!e->text)
+			goto fail;
+		if (!tmpl_prints_field(e->text, unsub)) {
+			snprintf(err, errlen,
+			         "text: no unsubscribe link: the text part must contain {{" EMAIL_UNSUB_FIELD "}}");
+			goto fail;
+		}
+	}
+	if (html) {
+		e->html = part("html", html, hlen, TMPL_HTML, f, nf, flags, err, errlen);
+		if (!e->html)
+			goto fail;
+		if (!tmpl_prints_field(e->html, unsub)) {
+			snprintf(err, errlen,
+			         "html: no unsubscribe link: the HTML part must contain {{" EMAIL_UNSUB_FIELD "}}");
+			goto fail;
+		}
+	}
+	return e;
+fail:
+	email_free(e);
+	return NULL;
+}
+
+void email_free(email_tmpl_t *e)
+{
+	if (!e)
+		return;
+	tmpl_free(e->subject);
+	tmpl_free(e->text);
+	tmpl_free(e->html);
+	free(e);
+}
+
+static int email_toobig(tmpl_why_t *why)
+{
+	if (why)
+		snprintf(why->reason, sizeof why->reason, "rendered email too big");
+	return TOCSIN_ERR_TOOBIG;
+}
+
+static int render_part(const tmpl_t *t, const char *const *v, const size_t *l, char *buf,
+                       size_t cap, size_t *used, const char **p, size_t *plen, tmpl_why_t *why)
+{
+	size_t n;
+	int rc = tmpl_render(t, v, l, buf + *used, cap - *used, &n, why);
+	if (rc)
+		return rc;
+	*p = buf + *used;
+	*plen = n;
+	*used += n + 1;
+	return 0;
+}
+
+int email_render(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
+                 const char *addr, size_t addrlen, const char *const *vals, const size_t *lens,
+                 char *buf, size_t cap, email_parts_t *out, tmpl_why_t *why)
+{
+	if (why) {
+		why->field = -1;
+		why->reason[0] = 0;
+	}
+	if (!e || !u || !buf || !out || (e->nfields && (!vals || !lens)))
+		return TOCSIN_ERR_INVAL;
+	memset(out, 0, sizeof *out);
+	size_t used = 0, n;
+	int rc = email_unsub_url(u, campaign, addr, addrlen, buf, cap, &n);
+	if (rc) {
+		if (why)
+			snprintf(why->reason, sizeof why->reason, "%s",
+			         rc == TOCSIN_ERR_TOOBIG ? "rendered email too big"
+			         : rc == TOCSIN_ERR_CONFIG ? "no public URL for unsubscribe links"
+			                                   : "address or campaign unfit for an unsubscribe link");
+		return rc;
+	}
+	out->unsub_url = buf;
+	out->unsub_url_len = n;
+	used = n + 1;
+	rc = email_unsub_headers(out->unsub_url, n, buf + used, cap - used, &n);
+	if (rc) {
+		if (why)
+			snprintf(why->reason, sizeof why->reason, "rendered email too big");
+		return rc;
+	}
+	out->headers = buf + used;
+	out->headers_len = n;
+	used += n + 1;
+
+	const char *v[TMPL_MAX_FIELDS];
+	size_t l[TMPL_MAX_FIELDS];
+	for (size_t i = 0; i < e->nfields; i++) {
+		v[i] = vals[i];
+		l[i] = lens[i];
+	}
+	v[e->unsub] = out->unsub_url;
+	l[e->unsub] = out->unsub_url_len;
+
+	if (used >= cap)
+		return email_toobig(why);
+	rc = render_part(e->subject, v, l, buf, cap, &used, &out->subject, &out->subject_len, why);
+	if (rc)
+		return rc;
+	if (memchr(out->subject, '\n', out->subject_len) || memchr(out->subject, '\r', out->subject_len)) {
+		if (why)
+			snprintf(why->reason, sizeof why->reason, "line break in subject");
+		return TOCSIN_ERR_INVAL;
+	}
+	if (e->text) {
+		if (used >= cap)
+			return email_toobig(why);
+		rc = render_part(e->text, v, l, buf, cap, &used, &out->text, &out->text_len, why);
+		if (rc)
+			return rc;
+	}
+	if (e->html) {
+		if (used >= cap)
+			return email_toobig(why);
+		rc = render_part(e->html, v, l, buf, cap, &used, &out->html, &out->html_len, why);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -1,0 +1,247 @@
+/* test_email.c -- unit tests for templates/email: parts, unsubscribe tokens (HMAC-SHA256), RFC 8058 headers, refusals. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "core/err.h"
+#include "templates/email.h"
+
+static const char KEY[] = "0123456789abcdef-test-key";
+
+static email_unsub_t *mk(const char *key, const char *base)
+{
+	char err[256];
+	email_unsub_t *u = email_unsub_new(key, strlen(key), base, err, sizeof err);
+	if (!u)
+		fail_msg("%s", err);
+	return u;
+}
+
+/* Decode base64url (test-side, independent of email.c) */
+static int b64u_dec(const char *s, unsigned char *out)
+{
+	char tmp[2048];
+	size_t n = strlen(s), i;
+	for (i = 0; i < n; i++)
+		tmp[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
+	while (i % 4)
+		tmp[i++] = '=';
+	tmp[i] = 0;
+	int r = EVP_DecodeBlock(out, (unsigned char *)tmp, (int)i);
+	return r - (n % 4 == 2 ? 2 : n % 4 == 3 ? 1 : 0);
+}
+
+static void test_token_roundtrip_and_mac(void **state)
+{
+	(void)state;
+	email_unsub_t *u = mk(KEY, "https://t.example.org/");
+	char tok[EMAIL_TOKEN_MAX], url[EMAIL_URL_MAX], c[300], a[400];
+	size_t tl, ul;
+	const char *addr = "ana@example.org";
+	assert_int_equal(email_unsub_token(u, "camp-42", addr, strlen(addr), tok, sizeof tok, &tl), 0);
+	assert_int_equal(tl, strlen(tok));
+	/* the token contains no readable address and is URL-safe */
+	assert_null(strstr(tok, "example"));
+	assert_int_equal(strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), tl);
+	/* the MAC is HMAC-SHA256(key, version|len|campaign|address), checked with OpenSSL's HMAC() */
+	unsigned char raw[1024];
+	int n = b64u_dec(tok, raw);
+	assert_int_equal(n, 2 + 7 + 15 + 32);
+	assert_int_equal(raw[0], 1);
+	assert_int_equal(raw[1], 7);
+	unsigned char mac[32];
+	unsigned int ml = 0;
+	HMAC(EVP_sha256(), KEY, (int)strlen(KEY), raw, (size_t)n - 32, mac, &ml);
+	assert_int_equal(ml, 32);
+	assert_memory_equal(mac, raw + n - 32, 32);
+
+	assert_int_equal(email_unsub_verify(u, tok, tl, c, sizeof c, a, sizeof a), 0);
+	assert_string_equal(c, "camp-42");
+	assert_string_equal(a, addr);
+
+	assert_int_equal(email_unsub_url(u, "camp-42", addr, strlen(addr), url, sizeof url, &ul), 0);
+	assert_int_equal(strncmp(url, "https://t.example.org/u/", 24), 0);
+	assert_string_equal(url + 24, tok);
+
+	/* every single-character alteration is refused */
+	for (size_t i = 0; i < tl; i++) {
+		char bad[EMAIL_TOKEN_MAX];
+		memcpy(bad, tok, tl + 1);
+		bad[i] = bad[i] == 'A' ? 'B' : 'A';
+		assert_int_equal(email_unsub_verify(u, bad, tl, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+	}
+	/* truncated, extended, empty, garbage */
+	assert_int_equal(email_unsub_verify(u, tok, tl - 1, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_verify(u, "", 0, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_verify(u, "%%%%", 4, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+	char ext[EMAIL_TOKEN_MAX + 8];
+	snprintf(ext, sizeof ext, "%sAA", tok);
+	assert_int_equal(email_unsub_verify(u, ext, tl + 2, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+	/* another key cannot verify it */
+	email_unsub_t *other = mk("another-key-of-enough-length", NULL);
+	assert_int_equal(email_unsub_verify(other, tok, tl, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_url(other, "c", "a", 1, url, sizeof url, &ul), TOCSIN_ERR_CONFIG);
+	/* outputs too small */
+	assert_int_equal(email_unsub_verify(u, tok, tl, c, 4, a, sizeof a), TOCSIN_ERR_TOOBIG);
+	/* bad inputs */
+	assert_int_equal(email_unsub_token(u, "", addr, strlen(addr), tok, sizeof tok, &tl), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_token(u, "c", addr, 0, tok, sizeof tok, &tl), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_token(u, "c", addr, strlen(addr), tok, 10, &tl), TOCSIN_ERR_TOOBIG);
+	email_unsub_free(other);
+	email_unsub_free(u);
+	email_unsub_free(NULL);
+	char err[128];
+	assert_null(email_unsub_new("short", 5, NULL, err, sizeof err));
+	assert_string_equal(err, "unsubscribe key is 5 bytes, at least 16 needed");
+}
+
+static void test_headers(void **state)
+{
+	(void)state;
+	char h[256];
+	size_t n;
+	const char *url = "https://t.example.org/u/abc";
+	assert_int_equal(email_unsub_headers(url, strlen(url), h, sizeof h, &n), 0);
+	assert_string_equal(h, "{\"List-Unsubscribe\":\"<https://t.example.org/u/abc>\","
+	                       "\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"}");
+	assert_int_equal(n, strlen(h));
+	assert_int_equal(email_unsub_headers("a\"b", 3, h, sizeof h, &n), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_headers(url, strlen(url), h, 20, &n), TOCSIN_ERR_TOOBIG);
+}
+
+static void test_cfg_key(void **state)
+{
+	(void)state;
+	char err[256];
+	cfg_t cfg;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.path = "t.json";
+	cfg.public_url = "https://t.example.org";
+	cfg.root = json_pack("{s:{s:s}}", "email", "unsubscribe_key_env", "TEST_UNSUB_K");
+	unsetenv("TEST_UNSUB_K");
+	assert_null(email_unsub_from_cfg(&cfg, err, sizeof err));
+	assert_string_equal(err, "unsubscribe key: environment variable TEST_UNSUB_K is not set "
+	                         "(config email.unsubscribe_key_env)");
+	setenv("TEST_UNSUB_K", KEY, 1);
+	email_unsub_t *u = email_unsub_from_cfg(&cfg, err, sizeof err);
+	assert_non_null(u);
+	assert_null(strstr(err, KEY));
+	/* same key -> same token as a direct signer */
+	email_unsub_t *d = mk(KEY, NULL);
+	char t1[EMAIL_TOKEN_MAX], t2[EMAIL_TOKEN_MAX];
+	assert_int_equal(email_unsub_token(u, "c1", "x@y.z", 5, t1, sizeof t1, NULL), 0);
+	assert_int_equal(email_unsub_token(d, "c1", "x@y.z", 5, t2, sizeof t2, NULL), 0);
+	assert_string_equal(t1, t2);
+	email_unsub_free(u);
+	email_unsub_free(d);
+	json_decref(cfg.root);
+	/* default variable name */
+	cfg.root = json_object();
+	unsetenv("TOCSIN_UNSUB_KEY");
+	assert_null(email_unsub_from_cfg(&cfg, err, sizeof err));
+	assert_non_null(strstr(err, "TOCSIN_UNSUB_KEY is not set"));
+	json_decref(cfg.root);
+}
+
+static const char *const F[] = {"first_name", "city"};
+
+static void test_compile_refusals(void **state)
+{
+	(void)state;
+	char err[512];
+	const char *s = "News for {{city}}";
+	const char *t_ok = "Hi {{first_name}}\nStop: {{unsubscribe_url}}";
+	const char *t_no = "Hi {{first_name}}";
+	const char *h_ok = "<p>Hi {{first_name}}</p><a href=\"{{unsubscribe_url}}\">unsubscribe</a>";
+	const char *h_sec = "<p>{{#unsubscribe_url}}x{{/unsubscribe_url}}</p>";
+	email_tmpl_t *e;
+	assert_null(email_compile(s, strlen(s), t_no, strlen(t_no), NULL, 0, F, 2, 0, err, sizeof err));
+	assert_string_equal(err, "text: no unsubscribe link: the text part must contain {{unsubscribe_url}}");
+	assert_null(email_compile(s, strlen(s), t_ok, strlen(t_ok), h_sec, strlen(h_sec), F, 2, 0, err, sizeof err));
+	assert_string_equal(err, "html: no unsubscribe link: the HTML part must contain {{unsubscribe_url}}");
+	assert_null(email_compile(s, strlen(s), NULL, 0, NULL, 0, F, 2, 0, err, sizeof err));
+	assert_string_equal(err, "body: the email has neither a text nor an HTML part");
+	assert_null(email_compile("", 0, t_ok, strlen(t_ok), NULL, 0, F, 2, 0, err, sizeof err));
+	assert_string_equal(err, "subject: the email has no subject");
+	assert_null(email_compile("a\nb", 3, t_ok, strlen(t_ok), NULL, 0, F, 2, 0, err, sizeof err));
+	assert_string_equal(err, "subject: a line break at byte 2; a subject is one line");
+	const char *h_bad = "<p>\n{{frist}}</p>";
+	assert_null(email_compile(s, strlen(s), t_ok, strlen(t_ok), h_bad, strlen(h_bad), F, 2, 0, err, sizeof err));
+	assert_string_equal(err, "html:2:3: unknown field \"frist\" (fields: first_name, city, unsubscribe_url)");
+	e = email_compile(s, strlen(s), t_ok, strlen(t_ok), h_ok, strlen(h_ok), F, 2, 0, err, sizeof err);
+	assert_non_null(e);
+	email_free(e);
+	email_free(NULL);
+}
+
+static void test_render(void **state)
+{
+	(void)state;
+	char err[512];
+	const char *s = "News for {{city}}";
+	const char *t = "Hi {{first_name|default:\"friend\"}}\nStop: {{unsubscribe_url}}";
+	const char *h = "<p>Hi {{first_name|default:\"friend\"}} &amp; {{{city}}}</p><a href=\"{{unsubscribe_url}}\">unsubscribe</a>";
+	email_tmpl_t *e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err, sizeof err);
+	assert_non_null(e);
+	email_unsub_t *u = mk(KEY, "https://t.example.org");
+	const char *vals[2] = {"<Bo & \"Al\">", "<b>Reno</b>"};
+	size_t lens[2] = {strlen(vals[0]), strlen(vals[1])};
+	char buf[4096];
+	email_parts_t p;
+	tmpl_why_t why;
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
+	char tok[EMAIL_TOKEN_MAX];
+	assert_int_equal(email_unsub_token(u, "c9", "bo@example.org", 14, tok, sizeof tok, NULL), 0);
+	char want[2048];
+	snprintf(want, sizeof want, "https://t.example.org/u/%s", tok);
+	assert_string_equal(p.unsub_url, want);
+	assert_string_equal(p.subject, "News for <b>Reno</b>");
+	snprintf(want, sizeof want, "Hi <Bo & \"Al\">\nStop: https://t.example.org/u/%s", tok);
+	assert_string_equal(p.text, want);
+	snprintf(want, sizeof want,
+	         "<p>Hi &lt;Bo &amp; &quot;Al&quot;&gt; &amp; <b>Reno</b></p><a href=\"https://t.example.org/u/%s\">unsubscribe</a>",
+	         tok);
+	assert_string_equal(p.html, want);
+	assert_int_equal(p.html_len, strlen(want));
+	snprintf(want, sizeof want,
+	         "{\"List-Unsubscribe\":\"<https://t.example.org/u/%s>\",\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"}",
+	         tok);
+	assert_string_equal(p.headers, want);
+	/* missing city (no default) -> rejected with the reason */
+	lens[1] = 0;
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why),
+	                 TOCSIN_ERR_INVAL);
+	assert_string_equal(why.reason, "missing field city");
+	/* line break in the subject from a value */
+	vals[1] = "Reno\r\nBcc: x@y.z";
+	lens[1] = strlen(vals[1]);
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why),
+	                 TOCSIN_ERR_INVAL);
+	assert_string_equal(why.reason, "line break in subject");
+	/* buffer too small: an error, never a truncated part */
+	vals[1] = "Reno";
+	lens[1] = 4;
+	for (size_t cap = 1; cap < 400; cap += 7)
+		assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, cap, &p, &why),
+		                 TOCSIN_ERR_TOOBIG);
+	email_unsub_free(u);
+	email_free(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_token_roundtrip_and_mac),
+		cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_cfg_key),
+		cmocka_unit_test(test_compile_refusals),
+		cmocka_unit_test(test_render),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
