@@ -17,6 +17,7 @@ const char *tocsin_strerror(int err)
 	case TOCSIN_ERR_TIMEOUT: return "timed out";
 	case TOCSIN_ERR_STATE: return "invalid state";
 	case TOCSIN_ERR_TRUNCATED: return "truncated input";
+	case TOCSIN_ERR_AUTH: return "authentication failed";
 	}
 	return "unknown error";
 }

@@ -17,6 +17,7 @@ typedef enum tocsin_err {
 	TOCSIN_ERR_TIMEOUT = -10, /* deadline passed */
 	TOCSIN_ERR_STATE = -11,   /* call not valid in the current state */
 	TOCSIN_ERR_TRUNCATED = -12, /* input ended early: need more bytes */
+	TOCSIN_ERR_AUTH = -13,    /* signature or credentials missing or wrong */
 } tocsin_err_t;
 
 /* A static string for err (never NULL, never to be freed). Any thread. */

@@ -71,4 +71,93 @@ void vnd_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_st
                   int curl_code, const char *body, size_t bodylen, long retry_after_s,
                   vnd_result_t *results);
 
+/* ---- webhooks: receipts, inbound messages, unsubscribes ---------------------------- */
+
+/* Keyword class of an inbound SMS body (VENDORS.md compliance): the body trimmed,
+ * case-insensitive, single word (or "OPT OUT"). */
+typedef enum vnd_kw {
+	VND_KW_OTHER = 0, /* free text: goes to the review list */
+	VND_KW_STOP,      /* STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT */
+	VND_KW_START,     /* START, YES, UNSTOP */
+	VND_KW_HELP,      /* HELP, INFO */
+} vnd_kw_t;
+vnd_kw_t vnd_keyword(const char *body);
+const char *vnd_kw_name(vnd_kw_t k);
+
+typedef enum vnd_wh_kind {
+	VND_WH_STATUS = 0, /* a delivery receipt / event for a message we sent */
+	VND_WH_INBOUND,    /* an SMS from a recipient to one of our numbers */
+	VND_WH_UNSUB,      /* an address unsubscribed (email unsubscribe / spam report) */
+} vnd_wh_kind_t;
+
+/* One event parsed from a webhook. All strings are NUL-terminated copies
+ * (truncated to fit; never contain a secret). */
+typedef struct vnd_wh_event {
+	vnd_wh_kind_t kind;
+	/* VND_WH_STATUS */
+	char id[MSG_ID_LEN + 1]; /* our message id, "" when the vendor did not echo it */
+	char ref[96];            /* vendor message reference, "" if none */
+	msg_state_t state;       /* mapped state (sent, delivered, undelivered, failed, bounced, ...) */
+	int optout;              /* 1: this receipt also means the recipient opted out
+	                            (Vonage err-code 9, SendGrid unsubscribe/spamreport,
+	                            Mailgun unsubscribed/complained) */
+	char code[32];           /* vendor error code / event name, "" if none */
+	char detail[200];        /* vendor status word or reason */
+	char event_id[96];       /* vendor's event id for de-duplication (sg_event_id, Mailgun
+	                            token, Twilio MessageSid+status), "" if none */
+	/* VND_WH_STATUS / VND_WH_UNSUB: recipient address; VND_WH_INBOUND: sender */
+	char address[320];
+	/* VND_WH_INBOUND */
+	char to[64];      /* our number that received it */
+	char body[1700];  /* the text as received */
+	vnd_kw_t keyword; /* its class; also VND_KW_STOP for Twilio OptOutType=STOP */
+} vnd_wh_event_t;
+
+/* A header lookup: the value of header name (case-insensitive) or NULL. */
+typedef const char *(*vnd_hdr_fn)(void *ctx, const char *name);
+
+/* One incoming webhook HTTP request, as the HTTP server received it. */
+typedef struct vnd_wh_req {
+	const char *method;       /* "POST" or "GET" */
+	const char *url;          /* full URL as configured at the vendor, query included:
+	                             cfg->public_url + path + "?" + query (Twilio signs this) */
+	const char *query;        /* raw query string without '?', or NULL */
+	const char *content_type; /* Content-Type header or NULL */
+	vnd_hdr_fn header;        /* may be NULL: then no headers */
+	void *header_ctx;
+	const char *body;         /* raw body bytes (may be NULL when bodylen is 0) */
+	size_t bodylen;
+} vnd_wh_req_t;
+
+/* Called once per parsed event; return 0 to go on, nonzero to stop. */
+typedef int (*vnd_wh_fn)(void *ctx, const vnd_wh_event_t *ev);
+
+/* Verify and parse one webhook request for vendor a. The signature is checked
+ * first over the raw request (Twilio X-Twilio-Signature HMAC-SHA1 with the auth
+ * token; SendGrid ECDSA P-256 with vendor field "webhook_public_key"; Mailgun
+ * HMAC-SHA256 with the key in env var "webhook_key_env", else the API key;
+ * Vonage SMS API receipts are unsigned). Then every event is passed to fn in
+ * order. Returns the number of events (>= 0), TOCSIN_ERR_AUTH when the signature
+ * is missing or wrong (answer 403; nothing was passed to fn), TOCSIN_ERR_INVAL
+ * with err for a body it cannot read, TOCSIN_ERR_TOOBIG over 4 MiB. Never
+ * crashes on any input. The thread that owns a (vnd_t is not shared). */
+int vnd_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
+                size_t errlen);
+
+/* ---- signature primitives (exposed for the emulator and tests) ---------------------- */
+
+/* Twilio: base64(HMAC-SHA1(token, url + sorted name+value pairs)) into out (>= 29 bytes).
+ * names/values are decoded parameter strings. Returns 0 or TOCSIN_ERR_INVAL. Any thread. */
+int vnd_twilio_sign(const char *token, const char *url, const char *const *names,
+                    const char *const *values, size_t n, char *out, size_t outlen);
+/* Mailgun: lowercase hex HMAC-SHA256(key, timestamp + token) into out (>= 65 bytes). */
+int vnd_mailgun_sign(const char *key, const char *timestamp, const char *token, char *out,
+                     size_t outlen);
+/* SendGrid: verify base64 DER ECDSA signature sig over timestamp + body with the
+ * base64 DER SPKI P-256 public key pubkey_b64. 0 when valid, TOCSIN_ERR_AUTH otherwise. */
+int vnd_sendgrid_verify(const char *pubkey_b64, const char *timestamp, const char *sig_b64,
+                        const char *body, size_t bodylen);
+/* Constant-time equality of a[0..n) and b[0..m): 1 when equal (length leaks only). */
+int vnd_ct_eq(const void *a, size_t n, const void *b, size_t m);
+
 #endif

@@ -1,0 +1,139 @@
+/* sim_int.h -- the emulator's shared state: vendors, fault settings, id sets, the scheduler. */
+#ifndef TOCSIN_SIM_INT_H
+#define TOCSIN_SIM_INT_H
+#include "vendors/sim/sim.h"
+
+#include "core/buf.h"
+
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum { SIM_TWILIO = 0, SIM_VONAGE, SIM_SENDGRID, SIM_MAILGUN };
+enum { SIM_OUT_NONE = 0, SIM_OUT_REFUSE, SIM_OUT_RESET, SIM_OUT_503, SIM_OUT_HANG };
+
+#define SIM_MAX_DUP_IDS 1000
+
+typedef struct sim_fault {
+	double lat_median_ms, lat_tail_ms; /* 0 = answer at once */
+	double error_rate;                 /* 5xx */
+	double throttle_rate;              /* 429 + Retry-After / Vonage status 1 */
+	int retry_after_s;
+	int outage;                        /* SIM_OUT_* */
+	double permanent_rate;             /* invalid number */
+	double optout_rate;                /* 21610 / err-code 9 */
+	int receipts;                      /* send delivery receipts */
+	double receipt_delay_ms;
+	double delivered_rate;
+	char receipt_url[512];             /* "" = from the request / public_url */
+} sim_fault_t;
+
+typedef struct sim_slot {
+	uint64_t a, b;
+	uint32_t cnt;
+} sim_slot_t;
+
+typedef struct sim_ids {
+	pthread_mutex_t mu;
+	sim_slot_t *t;
+	size_t cap, n;
+	int overflow;
+	uint64_t dup_count;
+	char (*dups)[48];
+	size_t ndups;
+} sim_ids_t;
+
+typedef struct sim_vendor {
+	const cfg_vendor_t *v;
+	int kind;
+	const char *secret; /* environment-owned; never logged */
+	char basic[600];    /* expected Authorization value for HTTP Basic vendors */
+	atomic_uint_fast64_t requests, accepted;
+	sim_ids_t ids;
+	pthread_mutex_t fmu;
+	sim_fault_t f;
+	EVP_PKEY *sg_key;   /* SendGrid event-webhook signing key (ephemeral or from env) */
+	char sg_pub[256];   /* its public half, base64 DER SPKI */
+	const char *wh_key; /* Mailgun webhook signing key */
+} sim_vendor_t;
+
+/* A scheduled item: resume a suspended connection, or send a webhook. */
+typedef struct sim_item {
+	int64_t due;
+	int type; /* 0 resume, 1 webhook */
+	struct MHD_Connection *con;
+	sim_vendor_t *sv;
+	char *url, *body, *ctype, *h1n, *h1v, *h2n, *h2v;
+} sim_item_t;
+
+struct sim {
+	const cfg_t *c;
+	struct MHD_Daemon *d;
+	int port;
+	sim_vendor_t *vs;
+	size_t nv;
+	atomic_uint_fast64_t seq;
+	/* scheduler */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	sim_item_t **heap;
+	size_t nheap, capheap;
+	int stopping;
+	pthread_t timer;
+	/* webhook senders */
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	sim_item_t **wq;
+	size_t wq_head, wq_n, wq_cap;
+	pthread_t sender[2];
+	atomic_uint_fast64_t wh_sent, wh_failed, wh_dropped;
+	atomic_uint_fast64_t hung;
+};
+
+/* One parsed API request and the answer being built. */
+typedef struct sim_req {
+	struct MHD_Connection *con;
+	const char *method, *url;
+	const char *body;
+	size_t bodylen;
+} sim_req_t;
+
+typedef struct sim_ans {
+	unsigned status;
+	buf_t body;
+	const char *ctype;
+	char hname[48], hval[160]; /* one extra header, or hname[0] = 0 */
+	int retry_after_s;         /* -1 none */
+	int drop;                  /* close the connection without an answer */
+	int hang;                  /* never answer */
+	double delay_ms;
+} sim_ans_t;
+
+/* uniform [0,1) from the shared sequence; any thread */
+double sim_rand(sim_t *s);
+/* a copy of sv's fault settings */
+void sim_fault_get(sim_vendor_t *sv, sim_fault_t *f);
+/* record accepted message id for sv; thread-safe */
+void sim_ids_add(sim_vendor_t *sv, const char *id);
+/* the vendor of kind matching pred(sv, ctx), or NULL */
+sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const void *),
+                       const void *ctx);
+/* Apply the common faults (outage, latency, 5xx, throttle) for sv. Returns 1
+ * when ans is final (no normal processing). */
+int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans);
+/* Queue a signed webhook POST for later (due = now + delay_ms). Takes copies. */
+void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
+                       const char *ctype, const char *body, const char *h1n, const char *h1v,
+                       const char *h2n, const char *h2v);
+
+/* vendor APIs (sim_api.c) */
+void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans);
+void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
+void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
+void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans);
+/* simulated inbound message (POST /_sim/inbound); 0 or -1 with err in ans */
+void sim_inbound(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
+
+#endif

@@ -1,0 +1,1078 @@
+/* sim_srv.c -- the emulator's HTTP server, control API, id counting, fault injection and scheduler. */
+#include "vendors/sim/sim_int.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "vendors/vnd_int.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <openssl/ec.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define SIM_MAX_REQ (32u << 20)
+#define SIM_IDS_MAX_CAP (1u << 24)
+#define SIM_WQ_MAX 1000000
+#define SIM_MAX_HUNG 10000
+
+typedef struct sim_conn {
+	buf_t body;
+	struct MHD_Response *resp; /* prepared answer waiting for a delay */
+	unsigned status;
+	int hang;
+} sim_conn_t;
+
+/* ---- randomness, faults ---- */
+
+double sim_rand(sim_t *s)
+{
+	uint64_t n = atomic_fetch_add(&s->seq, 1);
+	uint64_t h = hash64(&n, sizeof n, 0x9e3779b97f4a7c15ull);
+	return (double)(h >> 11) / 9007199254740992.0;
+}
+
+void sim_fault_get(sim_vendor_t *sv, sim_fault_t *f)
+{
+	pthread_mutex_lock(&sv->fmu);
+	*f = sv->f;
+	pthread_mutex_unlock(&sv->fmu);
+}
+
+int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans)
+{
+	if (f->outage == SIM_OUT_REFUSE || f->outage == SIM_OUT_RESET) {
+		ans->drop = 1;
+		return 1;
+	}
+	if (f->outage == SIM_OUT_HANG) {
+		ans->hang = 1;
+		return 1;
+	}
+	if (f->lat_median_ms > 0 || f->lat_tail_ms > 0) {
+		double u = sim_rand(s), m = f->lat_median_ms, t = f->lat_tail_ms > m ? f->lat_tail_ms : m;
+		/* 98% spread evenly over [m/2, 3m/2] (median m), 2% over [3m/2, tail] */
+		ans->delay_ms = u < 0.98 ? m * (0.5 + u / 0.98) : 1.5 * m + (t - 1.5 * m) * (u - 0.98) / 0.02;
+		if (ans->delay_ms < 0)
+			ans->delay_ms = 0;
+	}
+	int kind = sv->kind;
+	if (f->outage == SIM_OUT_503 || (f->error_rate > 0 && sim_rand(s) < f->error_rate)) {
+		unsigned st = f->outage == SIM_OUT_503 ? 503 : 500;
+		ans->status = st;
+		if (kind == SIM_TWILIO) {
+			ans->ctype = "application/json";
+			buf_printf(&ans->body,
+			           "{\"code\":%d,\"message\":\"%s\",\"more_info\":\"https://www.twilio.com/docs/"
+			           "errors/%d\",\"status\":%u}",
+			           st == 503 ? 20503 : 20500,
+			           st == 503 ? "Service Unavailable" : "Internal Server Error",
+			           st == 503 ? 20503 : 20500, st);
+		} else if (kind == SIM_SENDGRID) {
+			ans->ctype = "application/json";
+			buf_printf(&ans->body, "{\"errors\":[{\"field\":null,\"message\":\"%s\",\"help\":null}]}",
+			           st == 503 ? "service unavailable" : "internal error");
+		} else {
+			ans->ctype = "text/html";
+			buf_printf(&ans->body,
+			           "<html><head><title>%u %s</title></head><body><center><h1>%u %s</h1>"
+			           "</center></body></html>\n",
+			           st, st == 503 ? "Service Temporarily Unavailable" : "Internal Server Error",
+			           st, st == 503 ? "Service Temporarily Unavailable" : "Internal Server Error");
+		}
+		return 1;
+	}
+	if (f->throttle_rate > 0 && sim_rand(s) < f->throttle_rate) {
+		if (kind == SIM_VONAGE) {
+			ans->status = 200;
+			ans->ctype = "application/json";
+			buf_puts(&ans->body, "{\"message-count\":\"1\",\"messages\":[{\"status\":\"1\","
+			                     "\"error-text\":\"Throughput Rate Exceeded - please wait [ 1000 ] "
+			                     "and retry\"}]}");
+			return 1;
+		}
+		ans->status = 429;
+		ans->retry_after_s = f->retry_after_s;
+		ans->ctype = "application/json";
+		if (kind == SIM_TWILIO)
+			buf_puts(&ans->body, "{\"code\":20429,\"message\":\"Too Many Requests\",\"more_info\":"
+			                     "\"https://www.twilio.com/docs/errors/20429\",\"status\":429}");
+		else if (kind == SIM_SENDGRID)
+			buf_puts(&ans->body, "{\"errors\":[{\"field\":null,\"message\":\"too many requests\","
+			                     "\"help\":null}]}");
+		else
+			buf_puts(&ans->body, "{\"message\":\"Too many requests\"}");
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- ids ---- */
+
+static void ids_init(sim_ids_t *ids)
+{
+	pthread_mutex_init(&ids->mu, NULL);
+	ids->cap = 1u << 16;
+	ids->t = calloc(ids->cap, sizeof *ids->t);
+	ids->dups = calloc(SIM_MAX_DUP_IDS, sizeof *ids->dups);
+}
+
+static void ids_clear(sim_ids_t *ids)
+{
+	memset(ids->t, 0, ids->cap * sizeof *ids->t);
+	ids->n = 0;
+	ids->overflow = 0;
+	ids->dup_count = 0;
+	ids->ndups = 0;
+}
+
+static void ids_free(sim_ids_t *ids)
+{
+	free(ids->t);
+	free(ids->dups);
+	pthread_mutex_destroy(&ids->mu);
+}
+
+static sim_slot_t *ids_slot(sim_slot_t *t, size_t cap, uint64_t a, uint64_t b)
+{
+	size_t i = (size_t)(a ^ (b * 0x9e3779b97f4a7c15ull)) & (cap - 1);
+	while (t[i].cnt && (t[i].a != a || t[i].b != b))
+		i = (i + 1) & (cap - 1);
+	return &t[i];
+}
+
+void sim_ids_add(sim_vendor_t *sv, const char *id)
+{
+	if (!id || !*id)
+		return;
+	size_t len = strnlen(id, 200);
+	uint64_t a = hash64(id, len, 1), b = hash64(id, len, 2);
+	sim_ids_t *ids = &sv->ids;
+	pthread_mutex_lock(&ids->mu);
+	if (ids->t && (ids->n + 1) * 2 > ids->cap && ids->cap < SIM_IDS_MAX_CAP) {
+		size_t nc = ids->cap * 2;
+		sim_slot_t *nt = calloc(nc, sizeof *nt);
+		if (nt) {
+			for (size_t i = 0; i < ids->cap; i++)
+				if (ids->t[i].cnt)
+					*ids_slot(nt, nc, ids->t[i].a, ids->t[i].b) = ids->t[i];
+			free(ids->t);
+			ids->t = nt;
+			ids->cap = nc;
+		}
+	}
+	if (!ids->t || (ids->n + 1) * 4 > ids->cap * 3) {
+		ids->overflow = 1;
+		pthread_mutex_unlock(&ids->mu);
+		return;
+	}
+	sim_slot_t *sl = ids_slot(ids->t, ids->cap, a, b);
+	if (!sl->cnt) {
+		sl->a = a;
+		sl->b = b;
+		ids->n++;
+	} else {
+		ids->dup_count++;
+		if (sl->cnt == 1 && ids->ndups < SIM_MAX_DUP_IDS)
+			vnd_cpy(ids->dups[ids->ndups++], sizeof ids->dups[0], id);
+	}
+	if (sl->cnt < UINT32_MAX)
+		sl->cnt++;
+	pthread_mutex_unlock(&ids->mu);
+}
+
+/* ---- vendors ---- */
+
+sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const void *),
+                       const void *ctx)
+{
+	for (size_t i = 0; i < s->nv; i++)
+		if (s->vs[i].kind == kind && (!pred || pred(&s->vs[i], ctx)))
+			return &s->vs[i];
+	return NULL;
+}
+
+static const char *const outage_names[] = {"none", "refuse", "reset", "503", "hang"};
+
+static void fault_json(const sim_fault_t *f, buf_t *b)
+{
+	buf_printf(b,
+	           "{\"latency_ms\":{\"median\":%g,\"tail\":%g},\"error_rate\":%g,\"throttle_rate\":%g,"
+	           "\"retry_after_s\":%d,\"outage\":\"%s\",\"permanent_rate\":%g,\"optout_rate\":%g,"
+	           "\"receipts\":{\"enabled\":%s,\"delay_ms\":%g,\"delivered_rate\":%g,\"url\":",
+	           f->lat_median_ms, f->lat_tail_ms, f->error_rate, f->throttle_rate, f->retry_after_s,
+	           outage_names[f->outage], f->permanent_rate, f->optout_rate,
+	           f->receipts ? "true" : "false", f->receipt_delay_ms, f->delivered_rate);
+	if (f->receipt_url[0])
+		buf_json_str(b, f->receipt_url, strlen(f->receipt_url));
+	else
+		buf_puts(b, "null");
+	buf_puts(b, "}}");
+}
+
+static int getrate(json_t *o, const char *k, double *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+	if (!v)
+		return 0;
+	if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
+		snprintf(err, errlen, "\"%s\" must be a number 0..1", k);
+		return -1;
+	}
+	*out = json_number_value(v);
+	return 0;
+}
+
+static int getms(json_t *o, const char *k, double *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, k);
+	if (!v)
+		return 0;
+	if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 600000) {
+		snprintf(err, errlen, "\"%s\" must be a number of milliseconds 0..600000", k);
+		return -1;
+	}
+	*out = json_number_value(v);
+	return 0;
+}
+
+/* apply the JSON settings o to f; 0 or -1 with err (f unchanged on error) */
+static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
+{
+	static const char *const known[] = {"vendor", "latency_ms", "error_rate", "throttle_rate",
+	                                    "retry_after_s", "outage", "permanent_rate",
+	                                    "optout_rate", "receipts", "reset"};
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		int ok = 0;
+		for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+			ok |= !strcmp(k, known[i]);
+		if (!ok) {
+			snprintf(err, errlen, "unknown field \"%.60s\"", k);
+			return -1;
+		}
+	}
+	sim_fault_t f = *f0;
+	if (json_is_true(json_object_get(o, "reset"))) {
+		char url[sizeof f.receipt_url];
+		memcpy(url, f.receipt_url, sizeof url);
+		memset(&f, 0, sizeof f);
+		f.retry_after_s = 1;
+		f.delivered_rate = 1;
+		f.receipt_delay_ms = 200;
+	}
+	json_t *lat = json_object_get(o, "latency_ms");
+	if (lat && json_is_number(lat))
+		f.lat_median_ms = f.lat_tail_ms = json_number_value(lat);
+	else if (lat && (!json_is_object(lat) || getms(lat, "median", &f.lat_median_ms, err, errlen) ||
+	                 getms(lat, "tail", &f.lat_tail_ms, err, errlen))) {
+		if (!json_is_object(lat))
+			snprintf(err, errlen, "\"latency_ms\" must be {\"median\":ms,\"tail\":ms}");
+		return -1;
+	}
+	if (getrate(o, "error_rate", &f.error_rate, err, errlen) ||
+	    getrate(o, "throttle_rate", &f.throttle_rate, err, errlen) ||
+	    getrate(o, "permanent_rate", &f.permanent_rate, err, errlen) ||
+	    getrate(o, "optout_rate", &f.optout_rate, err, errlen))
+		return -1;
+	json_t *ra = json_object_get(o, "retry_after_s");
+	if (ra) {
+		if (!json_is_integer(ra) || json_integer_value(ra) < 0 || json_integer_value(ra) > 3600) {
+			snprintf(err, errlen, "\"retry_after_s\" must be an integer 0..3600");
+			return -1;
+		}
+		f.retry_after_s = (int)json_integer_value(ra);
+	}
+	json_t *out = json_object_get(o, "outage");
+	if (out) {
+		const char *os = json_string_value(out);
+		int found = -1;
+		for (int i = 0; os && i < 5; i++)
+			if (!strcmp(os, outage_names[i]))
+				found = i;
+		if (found < 0) {
+			snprintf(err, errlen, "\"outage\" must be one of none, refuse, reset, 503, hang");
+			return -1;
+		}
+		f.outage = found;
+	}
+	json_t *rc = json_object_get(o, "receipts");
+	if (rc) {
+		if (!json_is_object(rc)) {
+			snprintf(err, errlen, "\"receipts\" must be an object");
+			return -1;
+		}
+		json_t *en = json_object_get(rc, "enabled");
+		if (en && !json_is_boolean(en)) {
+			snprintf(err, errlen, "\"receipts.enabled\" must be true or false");
+			return -1;
+		}
+		if (en)
+			f.receipts = json_is_true(en);
+		if (getms(rc, "delay_ms", &f.receipt_delay_ms, err, errlen) ||
+		    getrate(rc, "delivered_rate", &f.delivered_rate, err, errlen))
+			return -1;
+		json_t *u = json_object_get(rc, "url");
+		if (u && !json_is_null(u)) {
+			const char *us = json_string_value(u);
+			if (!us || strlen(us) >= sizeof f.receipt_url ||
+			    (strncmp(us, "http://", 7) && strncmp(us, "https://", 8))) {
+				snprintf(err, errlen, "\"receipts.url\" must be an http(s) URL under 512 bytes");
+				return -1;
+			}
+			vnd_cpy(f.receipt_url, sizeof f.receipt_url, us);
+		} else if (u)
+			f.receipt_url[0] = 0;
+	}
+	*f0 = f;
+	return 0;
+}
+
+/* ---- control API ---- */
+
+static void ctl_stats(sim_t *s, sim_ans_t *ans)
+{
+	buf_t *b = &ans->body;
+	buf_puts(b, "{\"vendors\":{");
+	for (size_t i = 0; i < s->nv; i++) {
+		sim_vendor_t *sv = &s->vs[i];
+		if (i)
+			buf_putc(b, ',');
+		buf_json_str(b, sv->v->name, strlen(sv->v->name));
+		pthread_mutex_lock(&sv->ids.mu);
+		buf_printf(b,
+		           ":{\"requests\":%llu,\"accepted\":%llu,\"unique_ids\":%zu,\"duplicate_count\":%llu,"
+		           "\"duplicate_ids\":[",
+		           (unsigned long long)atomic_load(&sv->requests),
+		           (unsigned long long)atomic_load(&sv->accepted), sv->ids.n,
+		           (unsigned long long)sv->ids.dup_count);
+		for (size_t k = 0; k < sv->ids.ndups; k++) {
+			if (k)
+				buf_putc(b, ',');
+			buf_json_str(b, sv->ids.dups[k], strlen(sv->ids.dups[k]));
+		}
+		pthread_mutex_unlock(&sv->ids.mu);
+		buf_puts(b, "]}");
+	}
+	buf_puts(b, "}}");
+	ans->status = 200;
+	ans->ctype = "application/json";
+}
+
+static void ctl_reset(sim_t *s, sim_ans_t *ans)
+{
+	for (size_t i = 0; i < s->nv; i++) {
+		sim_vendor_t *sv = &s->vs[i];
+		pthread_mutex_lock(&sv->ids.mu);
+		atomic_store(&sv->requests, 0);
+		atomic_store(&sv->accepted, 0);
+		ids_clear(&sv->ids);
+		pthread_mutex_unlock(&sv->ids.mu);
+	}
+	atomic_store(&s->wh_sent, 0);
+	atomic_store(&s->wh_failed, 0);
+	atomic_store(&s->wh_dropped, 0);
+	ans->status = 200;
+	ans->ctype = "application/json";
+	buf_puts(&ans->body, "{\"ok\":true}");
+	log_info("event=sim_reset");
+}
+
+static void ctl_config_get(sim_t *s, sim_ans_t *ans)
+{
+	buf_t *b = &ans->body;
+	buf_puts(b, "{\"vendors\":{");
+	for (size_t i = 0; i < s->nv; i++) {
+		sim_fault_t f;
+		sim_fault_get(&s->vs[i], &f);
+		if (i)
+			buf_putc(b, ',');
+		buf_json_str(b, s->vs[i].v->name, strlen(s->vs[i].v->name));
+		buf_putc(b, ':');
+		fault_json(&f, b);
+	}
+	buf_puts(b, "}}");
+	ans->status = 200;
+	ans->ctype = "application/json";
+}
+
+static void ctl_error(sim_ans_t *ans, unsigned st, const char *msg)
+{
+	ans->status = st;
+	ans->ctype = "application/json";
+	buf_reset(&ans->body);
+	buf_puts(&ans->body, "{\"error\":");
+	buf_json_str(&ans->body, msg, strlen(msg));
+	buf_putc(&ans->body, '}');
+}
+
+static void ctl_config_post(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
+{
+	json_error_t je;
+	json_t *o = json_loadb(rq->body ? rq->body : "", rq->bodylen, 0, &je);
+	char err[300];
+	if (!json_is_object(o)) {
+		snprintf(err, sizeof err, "/_sim/config: body must be a JSON object (line %d: %.100s)",
+		         je.line, je.text);
+		ctl_error(ans, 400, err);
+		json_decref(o);
+		return;
+	}
+	const char *name = json_string_value(json_object_get(o, "vendor"));
+	if (json_object_get(o, "vendor") && !name) {
+		ctl_error(ans, 400, "/_sim/config: \"vendor\" must be a vendor name");
+		json_decref(o);
+		return;
+	}
+	size_t hit = 0;
+	for (size_t i = 0; i < s->nv; i++) {
+		sim_vendor_t *sv = &s->vs[i];
+		if (name && strcmp(name, sv->v->name))
+			continue;
+		pthread_mutex_lock(&sv->fmu);
+		int rc = fault_apply(&sv->f, o, err, sizeof err);
+		pthread_mutex_unlock(&sv->fmu);
+		if (rc) {
+			char e2[400];
+			snprintf(e2, sizeof e2, "/_sim/config: %s", err);
+			ctl_error(ans, 400, e2);
+			json_decref(o);
+			return;
+		}
+		hit++;
+	}
+	if (!hit) {
+		snprintf(err, sizeof err, "/_sim/config: no vendor named \"%.80s\" in the config", name);
+		ctl_error(ans, 404, err);
+		json_decref(o);
+		return;
+	}
+	char *dump = json_dumps(o, JSON_COMPACT);
+	log_info("event=sim_config vendor=%s settings=%s", name ? name : "*", dump ? dump : "?");
+	free(dump);
+	json_decref(o);
+	ctl_config_get(s, ans);
+}
+
+static void ctl_keys(sim_t *s, sim_ans_t *ans)
+{
+	buf_t *b = &ans->body;
+	buf_puts(b, "{\"sendgrid\":{");
+	int first = 1;
+	for (size_t i = 0; i < s->nv; i++) {
+		if (s->vs[i].kind != SIM_SENDGRID)
+			continue;
+		if (!first)
+			buf_putc(b, ',');
+		first = 0;
+		buf_json_str(b, s->vs[i].v->name, strlen(s->vs[i].v->name));
+		buf_putc(b, ':');
+		buf_json_str(b, s->vs[i].sg_pub, strlen(s->vs[i].sg_pub));
+	}
+	buf_puts(b, "}}");
+	ans->status = 200;
+	ans->ctype = "application/json";
+}
+
+static void ctl_receipts(sim_t *s, sim_ans_t *ans)
+{
+	pthread_mutex_lock(&s->wmu);
+	size_t queued = s->wq_n;
+	pthread_mutex_unlock(&s->wmu);
+	pthread_mutex_lock(&s->mu);
+	size_t sched = s->nheap;
+	pthread_mutex_unlock(&s->mu);
+	buf_printf(&ans->body,
+	           "{\"sent\":%llu,\"failed\":%llu,\"dropped\":%llu,\"scheduled\":%zu,\"sending\":%zu}",
+	           (unsigned long long)atomic_load(&s->wh_sent),
+	           (unsigned long long)atomic_load(&s->wh_failed),
+	           (unsigned long long)atomic_load(&s->wh_dropped), sched, queued);
+	ans->status = 200;
+	ans->ctype = "application/json";
+}
+
+/* ---- routing ---- */
+
+static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
+{
+	const char *u = rq->url;
+	int post = !strcmp(rq->method, "POST"), get = !strcmp(rq->method, "GET");
+	if (!strncmp(u, "/_sim/", 6)) {
+		const char *c = u + 6;
+		if (!strcmp(c, "stats") && get)
+			ctl_stats(s, ans);
+		else if (!strcmp(c, "reset") && post)
+			ctl_reset(s, ans);
+		else if (!strcmp(c, "config") && get)
+			ctl_config_get(s, ans);
+		else if (!strcmp(c, "config") && post)
+			ctl_config_post(s, rq, ans);
+		else if (!strcmp(c, "keys") && get)
+			ctl_keys(s, ans);
+		else if (!strcmp(c, "receipts") && get)
+			ctl_receipts(s, ans);
+		else if (!strcmp(c, "inbound") && post)
+			sim_inbound(s, rq, ans);
+		else
+			ctl_error(ans, 404, "no such control endpoint (stats, reset, config, keys, receipts, "
+			                    "inbound)");
+		return;
+	}
+	char acct[128];
+	if (!strncmp(u, "/2010-04-01/Accounts/", 21)) {
+		const char *a = u + 21, *sl = strchr(a, '/');
+		if (sl && (size_t)(sl - a) < sizeof acct && !strcmp(sl, "/Messages.json")) {
+			if (!post) {
+				ans->status = 405;
+				ans->ctype = "application/json";
+				buf_puts(&ans->body, "{\"code\":20004,\"message\":\"Method not allowed\","
+				                     "\"more_info\":\"https://www.twilio.com/docs/errors/20004\","
+				                     "\"status\":405}");
+				return;
+			}
+			memcpy(acct, a, (size_t)(sl - a));
+			acct[sl - a] = 0;
+			sim_api_twilio(s, rq, acct, ans);
+			return;
+		}
+	} else if (!strcmp(u, "/sms/json") && (post || get)) {
+		sim_api_vonage(s, rq, ans);
+		return;
+	} else if (!strcmp(u, "/v3/mail/send") && post) {
+		sim_api_sendgrid(s, rq, ans);
+		return;
+	} else if (!strncmp(u, "/v3/", 4) && post) {
+		const char *a = u + 4, *sl = strchr(a, '/');
+		if (sl && (size_t)(sl - a) < sizeof acct && !strcmp(sl, "/messages")) {
+			memcpy(acct, a, (size_t)(sl - a));
+			acct[sl - a] = 0;
+			sim_api_mailgun(s, rq, acct, ans);
+			return;
+		}
+	}
+	ans->status = 404;
+	ans->ctype = "application/json";
+	buf_puts(&ans->body, "{\"code\":20404,\"message\":\"The requested resource was not found\","
+	                     "\"status\":404}");
+}
+
+/* ---- scheduler ---- */
+
+static void heap_push(sim_t *s, sim_item_t *it)
+{
+	if (s->nheap == s->capheap) {
+		size_t nc = s->capheap ? s->capheap * 2 : 1024;
+		sim_item_t **nh = realloc(s->heap, nc * sizeof *nh);
+		if (!nh)
+			return;
+		s->heap = nh;
+		s->capheap = nc;
+	}
+	size_t i = s->nheap++;
+	while (i > 0 && s->heap[(i - 1) / 2]->due > it->due) {
+		s->heap[i] = s->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	s->heap[i] = it;
+	pthread_cond_signal(&s->cv);
+}
+
+static sim_item_t *heap_pop(sim_t *s)
+{
+	sim_item_t *top = s->heap[0], *last = s->heap[--s->nheap];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= s->nheap)
+			break;
+		if (c + 1 < s->nheap && s->heap[c + 1]->due < s->heap[c]->due)
+			c++;
+		if (s->heap[c]->due >= last->due)
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	if (s->nheap)
+		s->heap[i] = last;
+	return top;
+}
+
+static void item_free(sim_item_t *it)
+{
+	if (!it)
+		return;
+	free(it->url);
+	free(it->body);
+	free(it->ctype);
+	free(it->h1n);
+	free(it->h1v);
+	free(it->h2n);
+	free(it->h2v);
+	free(it);
+}
+
+static void wq_push(sim_t *s, sim_item_t *it)
+{
+	pthread_mutex_lock(&s->wmu);
+	if (s->wq_n >= s->wq_cap) {
+		atomic_fetch_add(&s->wh_dropped, 1);
+		pthread_mutex_unlock(&s->wmu);
+		item_free(it);
+		return;
+	}
+	s->wq[(s->wq_head + s->wq_n++) % s->wq_cap] = it;
+	pthread_cond_signal(&s->wcv);
+	pthread_mutex_unlock(&s->wmu);
+}
+
+static void *timer_main(void *arg)
+{
+	sim_t *s = arg;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		if (s->stopping)
+			break;
+		if (!s->nheap) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		int64_t now = clock_mono_ms();
+		if (s->heap[0]->due > now) {
+			int64_t wait = s->heap[0]->due - now;
+			if (wait > 1000)
+				wait = 1000;
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+			ts.tv_sec += wait / 1000 + ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+			continue;
+		}
+		sim_item_t *it = heap_pop(s);
+		pthread_mutex_unlock(&s->mu);
+		if (it->type == 0) {
+			MHD_resume_connection(it->con);
+			free(it);
+		} else
+			wq_push(s, it);
+		pthread_mutex_lock(&s->mu);
+	}
+	/* stopping: resume every suspended connection so the daemon can close it */
+	while (s->nheap) {
+		sim_item_t *it = heap_pop(s);
+		if (it->type == 0)
+			MHD_resume_connection(it->con);
+		item_free(it);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static char *dupn(const char *p)
+{
+	return p ? strdup(p) : NULL;
+}
+
+void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
+                       const char *ctype, const char *body, const char *h1n, const char *h1v,
+                       const char *h2n, const char *h2v)
+{
+	sim_item_t *it = calloc(1, sizeof *it);
+	if (!it)
+		return;
+	it->type = 1;
+	it->sv = sv;
+	it->due = clock_mono_ms() + (int64_t)delay_ms;
+	it->url = dupn(url);
+	it->ctype = dupn(ctype);
+	it->body = dupn(body);
+	it->h1n = dupn(h1n);
+	it->h1v = dupn(h1v);
+	it->h2n = dupn(h2n);
+	it->h2v = dupn(h2v);
+	pthread_mutex_lock(&s->mu);
+	if (s->nheap >= SIM_WQ_MAX) {
+		pthread_mutex_unlock(&s->mu);
+		atomic_fetch_add(&s->wh_dropped, 1);
+		item_free(it);
+		return;
+	}
+	heap_push(s, it);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static size_t discard(char *p, size_t sz, size_t n, void *u)
+{
+	(void)p;
+	(void)u;
+	return sz * n;
+}
+
+static void *sender_main(void *arg)
+{
+	sim_t *s = arg;
+	CURL *h = curl_easy_init();
+	for (;;) {
+		pthread_mutex_lock(&s->wmu);
+		while (!s->wq_n && !s->stopping)
+			pthread_cond_wait(&s->wcv, &s->wmu);
+		if (s->stopping) {
+			pthread_mutex_unlock(&s->wmu);
+			break;
+		}
+		sim_item_t *it = s->wq[s->wq_head];
+		s->wq_head = (s->wq_head + 1) % s->wq_cap;
+		s->wq_n--;
+		pthread_mutex_unlock(&s->wmu);
+		long code = 0;
+		CURLcode cc = CURLE_FAILED_INIT;
+		if (h) {
+			struct curl_slist *hd = NULL;
+			char line[1024];
+			snprintf(line, sizeof line, "Content-Type: %s", it->ctype ? it->ctype : "text/plain");
+			hd = curl_slist_append(hd, line);
+			if (it->h1n) {
+				snprintf(line, sizeof line, "%s: %s", it->h1n, it->h1v ? it->h1v : "");
+				hd = curl_slist_append(hd, line);
+			}
+			if (it->h2n) {
+				snprintf(line, sizeof line, "%s: %s", it->h2n, it->h2v ? it->h2v : "");
+				hd = curl_slist_append(hd, line);
+			}
+			hd = curl_slist_append(hd, "Expect:");
+			curl_easy_reset(h);
+			curl_easy_setopt(h, CURLOPT_URL, it->url);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, it->body ? it->body : "");
+			curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+			curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+			curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+			curl_easy_setopt(h, CURLOPT_USERAGENT, "TwilioProxy/1.1 (tocsin vendor-sim)");
+			curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+			cc = curl_easy_perform(h);
+			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+			curl_slist_free_all(hd);
+		}
+		if (cc == CURLE_OK && code >= 200 && code < 300) {
+			atomic_fetch_add(&s->wh_sent, 1);
+		} else {
+			atomic_fetch_add(&s->wh_failed, 1);
+			log_warn("event=sim_webhook_failed vendor=%s url=%s http=%ld curl=%d", it->sv->v->name,
+			         it->url, code, (int)cc);
+		}
+		item_free(it);
+	}
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+/* ---- MHD glue ---- */
+
+static enum MHD_Result send_ans(struct MHD_Connection *con, sim_ans_t *ans, sim_conn_t *x,
+                                int later)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    ans->body.len, ans->body.p ? ans->body.p : (void *)"", MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	if (ans->ctype)
+		MHD_add_response_header(r, "Content-Type", ans->ctype);
+	if (ans->retry_after_s >= 0) {
+		char ra[24];
+		snprintf(ra, sizeof ra, "%d", ans->retry_after_s);
+		MHD_add_response_header(r, "Retry-After", ra);
+	}
+	if (ans->hname[0])
+		MHD_add_response_header(r, ans->hname, ans->hval);
+	if (later) {
+		x->resp = r;
+		x->status = ans->status;
+		return MHD_YES;
+	}
+	enum MHD_Result ret = MHD_queue_response(con, ans->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Suspend con until due; -1 (not suspended) when stopping or out of memory. */
+static int suspend_until(sim_t *s, struct MHD_Connection *con, int64_t due)
+{
+	sim_item_t *it = calloc(1, sizeof *it);
+	if (!it)
+		return -1;
+	it->type = 0;
+	it->con = con;
+	it->due = due;
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->mu);
+		free(it);
+		return -1;
+	}
+	MHD_suspend_connection(con);
+	heap_push(s, it);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **cc)
+{
+	(void)version;
+	sim_t *s = cls;
+	sim_conn_t *x = *cc;
+	if (!x) {
+		x = calloc(1, sizeof *x);
+		if (!x)
+			return MHD_NO;
+		buf_init(&x->body, SIM_MAX_REQ);
+		*cc = x;
+		return MHD_YES;
+	}
+	if (x->hang) /* resumed at shutdown */
+		return MHD_NO;
+	if (x->resp) {
+		enum MHD_Result ret = MHD_queue_response(con, x->status, x->resp);
+		MHD_destroy_response(x->resp);
+		x->resp = NULL;
+		return ret;
+	}
+	if (*upload_size) {
+		if (x->body.len <= SIM_MAX_REQ && buf_append(&x->body, upload_data, *upload_size))
+			x->body.len = SIM_MAX_REQ + 1; /* mark: too large, keep reading */
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	sim_ans_t ans;
+	memset(&ans, 0, sizeof ans);
+	ans.retry_after_s = -1;
+	buf_init(&ans.body, 64u << 20);
+	if (x->body.len > SIM_MAX_REQ) {
+		ans.status = 413;
+		ans.ctype = "application/json";
+		buf_puts(&ans.body, "{\"errors\":[{\"field\":null,\"message\":\"request too large\"}]}");
+	} else {
+		sim_req_t rq = {con, method, url, x->body.p ? x->body.p : "", x->body.len};
+		route(s, &rq, &ans);
+	}
+	enum MHD_Result ret;
+	if (ans.drop) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci) {
+			struct linger lg = {1, 0}; /* close with RST */
+			setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		}
+		ret = MHD_NO;
+	} else if (ans.hang) {
+		if (atomic_fetch_add(&s->hung, 1) >= SIM_MAX_HUNG) {
+			atomic_fetch_sub(&s->hung, 1);
+			ret = MHD_NO;
+		} else {
+			x->hang = 1;
+			ret = suspend_until(s, con, INT64_MAX) ? MHD_NO : MHD_YES;
+		}
+	} else if (ans.delay_ms >= 1) {
+		ret = send_ans(con, &ans, x, 1);
+		if (ret == MHD_YES && suspend_until(s, con, clock_mono_ms() + (int64_t)ans.delay_ms)) {
+			ret = MHD_queue_response(con, x->status, x->resp);
+			MHD_destroy_response(x->resp);
+			x->resp = NULL;
+		}
+	} else {
+		ret = send_ans(con, &ans, x, 0);
+	}
+	buf_free(&ans.body);
+	return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **cc,
+                         enum MHD_RequestTerminationCode toe)
+{
+	(void)con;
+	(void)toe;
+	sim_t *s = cls;
+	sim_conn_t *x = *cc;
+	if (!x)
+		return;
+	if (x->hang)
+		atomic_fetch_sub(&s->hung, 1);
+	if (x->resp)
+		MHD_destroy_response(x->resp);
+	buf_free(&x->body);
+	free(x);
+	*cc = NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static int sg_key_setup(sim_vendor_t *sv, char *err, size_t errlen)
+{
+	json_t *k = sv->v->raw ? json_object_get(sv->v->raw, "sim_signing_key_env") : NULL;
+	const char *pem = json_is_string(k) ? getenv(json_string_value(k)) : NULL;
+	if (pem) {
+		BIO *bio = BIO_new_mem_buf(pem, -1);
+		sv->sg_key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+		BIO_free(bio);
+		if (!sv->sg_key) {
+			snprintf(err, errlen, "vendor %s: env %s does not hold a PEM EC private key",
+			         sv->v->name, json_string_value(k));
+			return -1;
+		}
+	} else {
+		sv->sg_key = EVP_EC_gen("P-256");
+		if (!sv->sg_key) {
+			snprintf(err, errlen, "vendor %s: cannot generate a P-256 key", sv->v->name);
+			return -1;
+		}
+	}
+	unsigned char der[300], *p = der;
+	int n = i2d_PUBKEY(sv->sg_key, NULL);
+	if (n <= 0 || n > (int)sizeof der || i2d_PUBKEY(sv->sg_key, &p) != n ||
+	    vnd_b64(der, (size_t)n, sv->sg_pub, sizeof sv->sg_pub) < 0) {
+		snprintf(err, errlen, "vendor %s: cannot encode the webhook public key", sv->v->name);
+		return -1;
+	}
+	return 0;
+}
+
+sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
+{
+	sim_t *s = calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->c = c;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	pthread_mutex_init(&s->wmu, NULL);
+	pthread_cond_init(&s->wcv, NULL);
+	s->wq_cap = SIM_WQ_MAX;
+	s->wq = calloc(s->wq_cap, sizeof *s->wq);
+	s->vs = calloc(c->nvendors ? c->nvendors : 1, sizeof *s->vs);
+	if (!s->wq || !s->vs) {
+		snprintf(err, errlen, "out of memory");
+		free(s->wq);
+		free(s->vs);
+		free(s);
+		return NULL;
+	}
+	static const char *const kinds[] = {"twilio", "vonage", "sendgrid", "mailgun"};
+	for (size_t i = 0; i < c->nvendors; i++) {
+		const cfg_vendor_t *v = &c->vendors[i];
+		sim_vendor_t *sv = &s->vs[s->nv];
+		sv->kind = -1;
+		for (int k = 0; k < 4; k++)
+			if (!strcmp(v->kind, kinds[k]))
+				sv->kind = k;
+		if (sv->kind < 0)
+			continue;
+		sv->v = v;
+		sv->secret = cfg_secret(v);
+		if (!sv->secret)
+			log_warn("event=sim_vendor_no_secret vendor=%s env=%s msg=\"every request for this "
+			         "vendor will fail authentication\"",
+			         v->name, v->secret_env ? v->secret_env : "(none)");
+		if (sv->secret && (sv->kind == SIM_TWILIO || sv->kind == SIM_MAILGUN)) {
+			char up[512];
+			unsigned char *u = (unsigned char *)up;
+			int n = snprintf(up, sizeof up, "%s:%s", sv->kind == SIM_MAILGUN ? "api" : (v->account ? v->account : ""),
+			                 sv->secret);
+			memcpy(sv->basic, "Basic ", 6);
+			if (n < 0 || (size_t)n >= sizeof up || vnd_b64(u, (size_t)n, sv->basic + 6, sizeof sv->basic - 6) < 0)
+				sv->basic[0] = 0;
+		}
+		json_t *wk = v->raw ? json_object_get(v->raw, "webhook_key_env") : NULL;
+		sv->wh_key = json_is_string(wk) ? getenv(json_string_value(wk)) : NULL;
+		if (!sv->wh_key)
+			sv->wh_key = sv->secret;
+		ids_init(&sv->ids);
+		pthread_mutex_init(&sv->fmu, NULL);
+		sv->f.retry_after_s = 1;
+		sv->f.delivered_rate = 1;
+		sv->f.receipt_delay_ms = 200;
+		sv->f.receipts = c->public_url && *c->public_url;
+		s->nv++;
+		if (sv->kind == SIM_SENDGRID && sg_key_setup(sv, err, errlen)) {
+			sim_free(s);
+			return NULL;
+		}
+	}
+	if (pthread_create(&s->timer, NULL, timer_main, s)) {
+		snprintf(err, errlen, "cannot start the timer thread");
+		free(s->wq);
+		free(s->vs);
+		free(s);
+		return NULL;
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_create(&s->sender[i], NULL, sender_main, s);
+	struct sockaddr_in sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+	s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+	                        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
+	                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+	                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
+	                        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+	if (!s->d) {
+		snprintf(err, errlen, "cannot listen on 127.0.0.1:%d (address in use?)", port);
+		sim_free(s);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : port;
+	return s;
+}
+
+int sim_port(const sim_t *s) { return s->port; }
+
+void sim_free(sim_t *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&s->wmu);
+	pthread_cond_broadcast(&s->wcv);
+	pthread_mutex_unlock(&s->wmu);
+	if (s->timer)
+		pthread_join(s->timer, NULL);
+	for (int i = 0; i < 2; i++)
+		if (s->sender[i])
+			pthread_join(s->sender[i], NULL);
+	if (s->d)
+		MHD_stop_daemon(s->d);
+	for (size_t i = 0; i < s->wq_n; i++)
+		item_free(s->wq[(s->wq_head + i) % s->wq_cap]);
+	free(s->wq);
+	free(s->heap);
+	for (size_t i = 0; i < s->nv; i++) {
+		ids_free(&s->vs[i].ids);
+		pthread_mutex_destroy(&s->vs[i].fmu);
+		EVP_PKEY_free(s->vs[i].sg_key);
+	}
+	free(s->vs);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->wmu);
+	pthread_cond_destroy(&s->wcv);
+	free(s);
+}

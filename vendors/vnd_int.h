@@ -1,0 +1,67 @@
+/* vnd_int.h -- what the adapters share inside vendors/: the adapter table and small helpers. */
+#ifndef TOCSIN_VND_INT_H
+#define TOCSIN_VND_INT_H
+#include "vendors/vnd.h"
+
+#include <stdint.h>
+
+/* Largest webhook body or vendor response we read. */
+#define VND_MAX_BODY (4u << 20)
+#define VND_FORM_MAX 512
+
+typedef struct vnd_ops {
+	const char *kind;
+	int max_batch;
+	int (*build)(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
+	             size_t errlen);
+	void (*classify)(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_status,
+	                 int curl_code, const char *body, size_t bodylen, long retry_after_s,
+	                 vnd_result_t *results);
+	int (*webhook)(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
+	               size_t errlen);
+} vnd_ops_t;
+
+struct vnd {
+	const cfg_t *c;
+	const cfg_vendor_t *v;
+	const vnd_ops_t *ops;
+	const char *secret;     /* from the environment; never logged */
+	const char *wh_key;     /* Mailgun webhook signing key (env), or NULL */
+	const char *wh_pubkey;  /* SendGrid webhook public key (config), or NULL */
+	buf_t tmp;              /* scratch reused across calls */
+};
+
+extern const vnd_ops_t vnd_twilio_ops, vnd_vonage_ops, vnd_sendgrid_ops, vnd_mailgun_ops;
+
+/* Set r to outcome with code and a printf detail. */
+void vnd_res(vnd_result_t *r, vnd_outcome_t o, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Copy s (may be NULL) into dst[cap], truncating. */
+void vnd_cpy(char *dst, size_t cap, const char *s);
+/* 1 when body looks like HTML (a proxy's error page). */
+int vnd_is_html(const char *body, size_t n);
+/* Classify the transport-level answers every vendor shares: curl failure,
+ * 5xx, HTML, 429. Returns 1 when r was set. */
+int vnd_common_defer(long http_status, int curl_code, const char *body, size_t n,
+                     long retry_after_s, vnd_result_t *r);
+void vnd_fill_all(vnd_result_t *res, size_t n, const vnd_result_t *one);
+
+/* A decoded application/x-www-form-urlencoded set (copies in one allocation). */
+typedef struct vnd_form {
+	size_t n;
+	char *name[VND_FORM_MAX];
+	char *value[VND_FORM_MAX];
+	char *store;
+} vnd_form_t;
+/* Parse s[0..len); 0, TOCSIN_ERR_TOOBIG (too many fields / too long), TOCSIN_ERR_NOMEM. */
+int vnd_form_parse(const char *s, size_t len, vnd_form_t *f);
+void vnd_form_free(vnd_form_t *f);
+/* First value of name, or NULL. */
+const char *vnd_form_get(const vnd_form_t *f, const char *name);
+
+/* base64 of p[0..n) into out (NUL-terminated); length or -1 when out is too small. */
+int vnd_b64(const unsigned char *p, size_t n, char *out, size_t outlen);
+/* decode base64 s into out; decoded length or -1. */
+int vnd_unb64(const char *s, unsigned char *out, size_t outlen);
+
+#endif
