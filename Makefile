@@ -32,7 +32,7 @@ UT_TMPL    := test_tmpl test_sms test_email
 UT_VND     :=
 UT_PROD    :=
 UT_DSP     :=
-UT_TRK     :=
+UT_TRK     := test_trk_store
 UNIT_TESTS := $(UT_CORE) $(UT_TMPL) $(UT_VND) $(UT_PROD) $(UT_DSP) $(UT_TRK)
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 

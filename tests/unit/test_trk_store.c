@@ -1,0 +1,268 @@
+/* test_trk_store.c -- unit tests for tracker/store: every out-of-order pair, duplicates, counts, series. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/err.h"
+#include "tracker/store.h"
+
+static char dbpath[256];
+
+static trk_store_t *fresh(void)
+{
+	snprintf(dbpath, sizeof dbpath, "/tmp/test_trk_store.%d/sub/dir/t.db", (int)getpid());
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf /tmp/test_trk_store.%d", (int)getpid());
+	assert_int_equal(system(cmd), 0);
+	char err[256];
+	trk_store_t *s = trk_store_open(dbpath, 0, err, sizeof err); /* creates the dirs */
+	assert_non_null(s);
+	return s;
+}
+
+static void cleanup(trk_store_t *s)
+{
+	trk_store_free(s);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf /tmp/test_trk_store.%d", (int)getpid());
+	assert_int_equal(system(cmd), 0);
+}
+
+static msg_status_t ev(const char *id, const char *camp, msg_state_t st, const char *vendor)
+{
+	msg_status_t s;
+	memset(&s, 0, sizeof s);
+	s.id = id;
+	s.campaign = camp;
+	s.channel = MSG_CH_SMS;
+	s.to = "+15555550100";
+	s.state = st;
+	s.vendor = vendor;
+	s.latency_ms = 80;
+	s.ts_ms = 1700000000000;
+	return s;
+}
+
+/* The spec, written independently of msg_state_advances: non-final states move
+ * forward in order; the first final state a message reaches is where it stays. */
+static int is_final(int s) { return s >= MSG_ST_DELIVERED; }
+static int expect(int a, int b)
+{
+	if (is_final(a))
+		return a;
+	if (is_final(b))
+		return b;
+	return b > a ? b : a;
+}
+
+static int state_of(trk_store_t *s, const char *id)
+{
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s), "SELECT state FROM msgs WHERE id=?1", -1,
+	                                    &q, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+	int st = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+	sqlite3_finalize(q);
+	return st;
+}
+
+static void test_every_pair(void **state)
+{
+	(void)state;
+	trk_store_t *s = fresh();
+	int64_t want[MSG_ST__COUNT] = {0};
+	char ids[MSG_ST__COUNT * MSG_ST__COUNT][40];
+	/* Each pair in its own transaction, then both events again (duplicates)
+	 * in a later one: nothing may change. */
+	for (int a = 0; a < MSG_ST__COUNT; a++)
+		for (int b = 0; b < MSG_ST__COUNT; b++) {
+			char *id = ids[a * MSG_ST__COUNT + b];
+			snprintf(id, 40, "m-%02d-%02d", a, b);
+			assert_int_equal(trk_store_begin(s), 0);
+			msg_status_t e1 = ev(id, "c1", (msg_state_t)a, "twilio");
+			msg_status_t e2 = ev(id, "c1", (msg_state_t)b, "twilio");
+			assert_int_equal(trk_store_status(s, &e1), 1);
+			int r = trk_store_status(s, &e2);
+			assert_int_equal(r, expect(a, b) == b && b != a ? 1 : 0);
+			assert_int_equal(trk_store_commit(s), 0);
+			want[expect(a, b)]++;
+		}
+	assert_int_equal(trk_store_begin(s), 0);
+	for (int a = 0; a < MSG_ST__COUNT; a++)
+		for (int b = 0; b < MSG_ST__COUNT; b++) {
+			const char *id = ids[a * MSG_ST__COUNT + b];
+			msg_status_t e1 = ev(id, "c1", (msg_state_t)a, "twilio");
+			msg_status_t e2 = ev(id, "c1", (msg_state_t)b, "twilio");
+			assert_int_equal(trk_store_status(s, &e2), 0);
+			assert_int_equal(trk_store_status(s, &e1), 0);
+		}
+	assert_int_equal(trk_store_commit(s), 0);
+	for (int a = 0; a < MSG_ST__COUNT; a++)
+		for (int b = 0; b < MSG_ST__COUNT; b++)
+			assert_int_equal(state_of(s, ids[a * MSG_ST__COUNT + b]), expect(a, b));
+	trk_counts_t c;
+	assert_int_equal(trk_store_counts(s, "c1", &c), 0);
+	assert_int_equal(c.total, MSG_ST__COUNT * MSG_ST__COUNT);
+	for (int i = 0; i < MSG_ST__COUNT; i++)
+		assert_int_equal(c.states[i], want[i]);
+	assert_int_equal(c.nvendors, 1);
+	assert_string_equal(c.vendors[0], "twilio");
+	cleanup(s);
+}
+
+static void test_receipt_orders(void **state)
+{
+	(void)state;
+	/* All 6 orders of accepted/sent/delivered end delivered; a late sent
+	 * never overwrites delivered. */
+	static const int perms[6][3] = {{2, 3, 4}, {2, 4, 3}, {3, 2, 4}, {3, 4, 2}, {4, 2, 3}, {4, 3, 2}};
+	trk_store_t *s = fresh();
+	assert_int_equal(trk_store_begin(s), 0);
+	for (int p = 0; p < 6; p++) {
+		char id[16];
+		snprintf(id, sizeof id, "p%d", p);
+		for (int k = 0; k < 3; k++) {
+			msg_status_t e = ev(id, "c2", (msg_state_t)perms[p][k], "vonage");
+			assert_true(trk_store_status(s, &e) >= 0);
+		}
+	}
+	assert_int_equal(trk_store_commit(s), 0);
+	trk_counts_t c;
+	assert_int_equal(trk_store_counts(s, "c2", &c), 0);
+	assert_int_equal(c.total, 6);
+	assert_int_equal(c.states[MSG_ST_DELIVERED], 6);
+	buf_t b;
+	buf_init(&b, 4096);
+	assert_int_equal(trk_counts_json("c2", &c, &b), 0);
+	assert_string_equal(b.p, "{\"campaign\":\"c2\",\"total\":6,\"states\":{\"delivered\":6},"
+	                         "\"vendors\":{\"vonage\":{\"delivered\":6}}}");
+	buf_free(&b);
+	cleanup(s);
+}
+
+static void test_vendor_kept_and_moved(void **state)
+{
+	(void)state;
+	trk_store_t *s = fresh();
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_status_t e = ev("x", "c3", MSG_ST_RETRYING, NULL); /* no vendor yet */
+	assert_int_equal(trk_store_status(s, &e), 1);
+	assert_int_equal(trk_store_commit(s), 0);
+	assert_int_equal(trk_store_begin(s), 0);
+	e = ev("x", "c3", MSG_ST_ACCEPTED, "vonage"); /* failover picked vonage */
+	assert_int_equal(trk_store_status(s, &e), 1);
+	e = ev("x", "other-campaign", MSG_ST_DELIVERED, NULL); /* receipt without vendor */
+	assert_int_equal(trk_store_status(s, &e), 1);
+	assert_int_equal(trk_store_commit(s), 0);
+	trk_counts_t c;
+	assert_int_equal(trk_store_counts(s, "c3", &c), 0);
+	assert_int_equal(c.total, 1);
+	assert_int_equal(c.states[MSG_ST_DELIVERED], 1);
+	assert_int_equal(c.nvendors, 1);
+	assert_string_equal(c.vendors[0], "vonage");
+	assert_int_equal(trk_store_counts(s, "other-campaign", &c), TOCSIN_ERR_NOTFOUND);
+	cleanup(s);
+}
+
+static void test_series_and_codes(void **state)
+{
+	(void)state;
+	trk_store_t *s = fresh();
+	assert_int_equal(trk_store_begin(s), 0);
+	for (int i = 0; i < 10; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "s%d", i);
+		msg_status_t e = ev(id, "c4", MSG_ST_ACCEPTED, "twilio");
+		e.latency_ms = 100 * (i + 1);
+		assert_int_equal(trk_store_status(s, &e), 1);
+		assert_int_equal(trk_store_status(s, &e), 0); /* duplicate */
+		if (i < 3) {
+			msg_status_t f = ev(id, "c4", MSG_ST_UNDELIVERED, "twilio");
+			f.code = "30003";
+			assert_int_equal(trk_store_status(s, &f), 1);
+		}
+	}
+	assert_int_equal(trk_store_commit(s), 0);
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s),
+	                                    "SELECT SUM(sends), SUM(receipts), SUM(failures) FROM series"
+	                                    " WHERE campaign='c4'",
+	                                    -1, &q, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 10);
+	assert_int_equal(sqlite3_column_int(q, 1), 3);
+	assert_int_equal(sqlite3_column_int(q, 2), 3);
+	sqlite3_finalize(q);
+	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s),
+	                                    "SELECT code, n FROM codes WHERE campaign='c4'", -1, &q, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "30003");
+	assert_int_equal(sqlite3_column_int(q, 1), 3);
+	sqlite3_finalize(q);
+	assert_int_equal(trk_lat_bucket(5), 0);
+	assert_int_equal(trk_lat_bucket(100), 3);
+	assert_int_equal(trk_lat_bucket(1000000), TRK_LAT_BUCKETS - 1);
+	cleanup(s);
+}
+
+static void test_campaign_latest_wins(void **state)
+{
+	(void)state;
+	trk_store_t *s = fresh();
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_campaign_t c = {.id = "c5", .name = "Rally", .state = MSG_CAMP_RUNNING, .queued = 10, .ts_ms = 2000};
+	assert_int_equal(trk_store_campaign(s, &c), 0);
+	msg_campaign_t old = {.id = "c5", .name = NULL, .state = MSG_CAMP_LAUNCHING, .queued = -1, .ts_ms = 1000};
+	assert_int_equal(trk_store_campaign(s, &old), 0);
+	msg_campaign_t p = {.id = "c5", .name = NULL, .state = MSG_CAMP_PAUSED, .queued = -1, .ts_ms = 3000};
+	assert_int_equal(trk_store_campaign(s, &p), 0);
+	assert_int_equal(trk_store_commit(s), 0);
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s),
+	                                    "SELECT name, state, queued FROM campaigns WHERE id='c5'", -1,
+	                                    &q, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "Rally");
+	assert_int_equal(sqlite3_column_int(q, 1), MSG_CAMP_PAUSED);
+	assert_int_equal(sqlite3_column_int(q, 2), 10);
+	sqlite3_finalize(q);
+	trk_counts_t cc;
+	assert_int_equal(trk_store_counts(s, "c5", &cc), 0); /* known campaign, no messages yet */
+	assert_int_equal(cc.total, 0);
+	cleanup(s);
+}
+
+static void test_readonly_missing(void **state)
+{
+	(void)state;
+	char err[512];
+	assert_null(trk_store_open("/nonexistent/dir/tocsin.db", 1, err, sizeof err));
+	assert_non_null(strstr(err, "/nonexistent/dir/tocsin.db"));
+	trk_store_free(NULL);
+	/* not a tracker database */
+	FILE *f = fopen("/tmp/test_trk_notdb", "w");
+	fputs("hello, this is not sqlite\n", f);
+	fclose(f);
+	assert_null(trk_store_open("/tmp/test_trk_notdb", 1, err, sizeof err));
+	unlink("/tmp/test_trk_notdb");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_every_pair),        cmocka_unit_test(test_receipt_orders),
+	    cmocka_unit_test(test_vendor_kept_and_moved), cmocka_unit_test(test_series_and_codes),
+	    cmocka_unit_test(test_campaign_latest_wins), cmocka_unit_test(test_readonly_missing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
