@@ -17,7 +17,8 @@ DEB_PKGS := gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libjansson-d
 CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg.o \
               core/cfg.o core/kq.o core/sig.o core/runfile.o core/broker.o core/demo.o
 TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
-VND_OBJS   := vendors/sim/sim.o
+VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
+              vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_api.o
 PROD_OBJS  := producer/launch.o
 DSP_OBJS   := dispatcher/dsp.o
 TRK_OBJS   := tracker/store.o tracker/http.o tracker/track.o tracker/status.o
