@@ -135,10 +135,12 @@ static void skip_ws(cc_t *c)
 		c->pos++;
 }
 
+/* Field names in tags: ASCII letters, digits, '_', '.', '-', and any non-ASCII (UTF-8) letter. */
 static int name_char(char ch)
 {
-	return !is_ws(ch) && ch != '|' && ch != '{' && ch != '}' && ch != '"' && ch != '\'' &&
-	       ch != '#' && ch != '^' && ch != '/' && ch != '!' && ch != ':';
+	unsigned char c = (unsigned char)ch;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+	       c == '.' || c == '-' || c >= 0x80;
 }
 
 /* Resolve the name at src[from..to) to a field index, or fail naming the fields. */
@@ -244,6 +246,11 @@ static int cc_expect_close(cc_t *c, size_t tag0, int triple)
 	}
 	if (c->pos >= c->len)
 		return cc_err(c, tag0, "unclosed tag, expected \"%s\"", want);
+	/* no close before the next tag or the end: say so rather than complain about a character */
+	const char *close = memmem(c->src + c->pos, c->len - c->pos, want, wl);
+	const char *next = memmem(c->src + c->pos, c->len - c->pos, "{{", 2);
+	if (!close || (next && next < close))
+		return cc_err(c, tag0, "unclosed tag, expected \"%s\"", want);
 	unsigned char ch = (unsigned char)c->src[c->pos];
 	if (ch >= 0x20 && ch < 0x7f)
 		return cc_err(c, c->pos, "expected \"%s\" or \"|filter\", found '%c'", want, ch);
@@ -287,6 +294,11 @@ static int cc_tag(cc_t *c)
 	int field = cc_field(c, n0, n1);
 	if (field < 0)
 		return -1;
+	if (sigil) {
+		skip_ws(c);
+		if (c->pos < c->len && c->src[c->pos] == '|')
+			return cc_err(c, c->pos, "a section tag takes no filters, expected \"}}\"");
+	}
 	if (sigil == '#' || sigil == '^') {
 		if (c->depth >= TMPL_MAX_DEPTH)
 			return cc_err(c, tag0, "sections nested too deep (at most %d)", TMPL_MAX_DEPTH);
