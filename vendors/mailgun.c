@@ -1,32 +1,268 @@
-/* mailgun.c -- the mailgun adapter (not yet implemented: every build fails with TOCSIN_ERR_INVAL). */
+/* mailgun.c -- the Mailgun messages adapter: multipart batches with recipient-variables, signed webhooks. */
 #include "vendors/vnd_int.h"
 
 #include "core/err.h"
+#include "core/hash.h"
 
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-static int x_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
-                   size_t errlen)
+#define MG_MAX_BATCH 1000
+#define MG_MAX_ANSWER (256u << 10)
+#define MG_BOUNDARY "tocsin-mg-7d1f0c3a9b2e4f68"
+
+static int part(buf_t *b, const char *name, const char *value, size_t vlen)
 {
-	(void)msgs, (void)n, (void)req;
-	snprintf(err, errlen, "vendor %s: adapter mailgun is not implemented yet", a->v->name);
-	return TOCSIN_ERR_INVAL;
+	int rc = buf_puts(b, "--" MG_BOUNDARY "\r\nContent-Disposition: form-data; name=\"");
+	rc = rc ? rc : buf_puts(b, name);
+	rc = rc ? rc : buf_puts(b, "\"\r\n\r\n");
+	rc = rc ? rc : buf_append(b, value, vlen);
+	rc = rc ? rc : buf_puts(b, "\r\n");
+	return rc;
 }
 
-static void x_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long st, int cc,
-                       const char *body, size_t len, long ra, vnd_result_t *res)
+static void hdr_var(const char *k, char *out, size_t outlen)
 {
-	(void)a, (void)msgs, (void)st, (void)cc, (void)body, (void)len, (void)ra;
+	size_t o = snprintf(out, outlen, "h_");
+	for (; *k && o + 1 < outlen; k++)
+		out[o++] = isalnum((unsigned char)*k) ? *k : '_';
+	out[o] = 0;
+}
+
+static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
+                    size_t errlen)
+{
+	const cfg_vendor_t *v = a->v;
+	const msg_out_t *m0 = msgs[0];
+	const cfg_sender_t *s = cfg_sender(v, m0->sender);
+	if (!s || !s->from) {
+		snprintf(err, errlen, "vendor %s has no from-address for sender pool \"%s\"", v->name,
+		         m0->sender ? m0->sender : "main");
+		return TOCSIN_ERR_INVAL;
+	}
+	if (!m0->subject || (!m0->text && !m0->html)) {
+		snprintf(err, errlen, "message %s: an email needs \"subject\" and \"text\" or \"html\"",
+		         m0->id ? m0->id : "?");
+		return TOCSIN_ERR_INVAL;
+	}
 	for (size_t i = 0; i < n; i++)
-		vnd_res(&res[i], VND_CONFIG, "not_implemented", "adapter not implemented");
+		if (!msgs[i]->to || !strchr(msgs[i]->to, '@') || strpbrk(msgs[i]->to, ",;<>\"\r\n")) {
+			snprintf(err, errlen, "message %s: \"to\" %.80s is not a plain email address",
+			         msgs[i]->id ? msgs[i]->id : "?", msgs[i]->to ? msgs[i]->to : "(none)");
+			return TOCSIN_ERR_INVAL;
+		}
+	/* headers: shared value when every message has the same, else a recipient variable */
+	json_t **hs = calloc(n, sizeof *hs);
+	if (!hs)
+		return TOCSIN_ERR_NOMEM;
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (msgs[i]->headers && *msgs[i]->headers) {
+			hs[i] = json_loads(msgs[i]->headers, 0, NULL);
+			if (!json_is_object(hs[i])) {
+				snprintf(err, errlen, "message %s: \"headers\" is not a JSON object",
+				         msgs[i]->id ? msgs[i]->id : "?");
+				rc = TOCSIN_ERR_INVAL;
+			}
+		}
+	}
+	json_t *rv = json_object();
+	json_t *shared = json_object(); /* header -> literal or "%recipient.h_x%" */
+	if (!rc && hs[0]) {
+		const char *k;
+		json_t *val;
+		json_object_foreach(hs[0], k, val)
+		{
+			if (!json_is_string(val))
+				continue;
+			int same = 1;
+			for (size_t i = 1; i < n; i++)
+				same &= json_equal(val, json_object_get(hs[i], k));
+			if (same)
+				json_object_set(shared, k, val);
+			else {
+				char var[80], ref[100];
+				hdr_var(k, var, sizeof var);
+				snprintf(ref, sizeof ref, "%%recipient.%s%%", var);
+				json_object_set_new(shared, k, json_string(ref));
+			}
+		}
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		json_t *o = json_object();
+		json_object_set_new(o, "tocsin_id", json_string(msgs[i]->id ? msgs[i]->id : ""));
+		const char *k;
+		json_t *val;
+		json_object_foreach(shared, k, val)
+		{
+			const char *sv = json_string_value(val);
+			if (sv && !strncmp(sv, "%recipient.", 11)) {
+				char var[80];
+				hdr_var(k, var, sizeof var);
+				json_t *mine = json_object_get(hs[i], k);
+				json_object_set_new(o, var, json_string(json_is_string(mine) ? json_string_value(mine) : ""));
+			}
+		}
+		if (json_object_get(rv, msgs[i]->to)) {
+			snprintf(err, errlen, "batch: address %.80s appears twice", msgs[i]->to);
+			rc = TOCSIN_ERR_INVAL;
+		}
+		json_object_set_new(rv, msgs[i]->to, o);
+	}
+	rc = rc ? rc : buf_printf(&req->url, "%s/v3/", v->base_url);
+	rc = rc ? rc : buf_url_enc(&req->url, v->account, strlen(v->account));
+	rc = rc ? rc : buf_puts(&req->url, "/messages");
+	buf_t *b = &req->body;
+	rc = rc ? rc : part(b, "from", s->from, strlen(s->from));
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = part(b, "to", msgs[i]->to, strlen(msgs[i]->to));
+	rc = rc ? rc : part(b, "subject", m0->subject, strlen(m0->subject));
+	if (!rc && m0->text)
+		rc = part(b, "text", m0->text, strlen(m0->text));
+	if (!rc && m0->html)
+		rc = part(b, "html", m0->html, strlen(m0->html));
+	if (!rc) {
+		const char *k;
+		json_t *val;
+		json_object_foreach(shared, k, val)
+		{
+			char name[200];
+			if (strpbrk(k, "\"\r\n") || snprintf(name, sizeof name, "h:%s", k) >= (int)sizeof name)
+				continue;
+			rc = rc ? rc : part(b, name, json_string_value(val), json_string_length(val));
+		}
+	}
+	rc = rc ? rc : part(b, "v:tocsin_id", "%recipient.tocsin_id%", 21);
+	if (!rc) {
+		char *j = json_dumps(rv, JSON_COMPACT);
+		rc = j ? part(b, "recipient-variables", j, strlen(j)) : TOCSIN_ERR_NOMEM;
+		free(j);
+	}
+	rc = rc ? rc : buf_puts(b, "--" MG_BOUNDARY "--\r\n");
+	rc = rc ? rc : buf_puts(&req->content_type, "multipart/form-data; boundary=" MG_BOUNDARY);
+	rc = rc ? rc : buf_printf(&req->userpwd, "api:%s", a->secret);
+	if (rc == TOCSIN_ERR_TOOBIG)
+		snprintf(err, errlen, "batch of %zu: request too large for vendor %s", n, v->name);
+	for (size_t i = 0; i < n; i++)
+		json_decref(hs[i]);
+	free(hs);
+	json_decref(rv);
+	json_decref(shared);
+	return rc;
 }
 
-static int x_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
-                     size_t errlen)
+static void mg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long st, int curl_code,
+                        const char *body, size_t len, long retry_after_s, vnd_result_t *res)
 {
-	(void)rq, (void)fn, (void)ctx;
-	snprintf(err, errlen, "vendor %s: webhooks not implemented yet", a->v->name);
-	return TOCSIN_ERR_INVAL;
+	(void)a;
+	(void)msgs;
+	vnd_result_t *r = &res[0];
+	if (vnd_common_defer(st, curl_code, body, len, retry_after_s, r)) {
+		vnd_fill_all(res, n, r);
+		return;
+	}
+	char code[32];
+	snprintf(code, sizeof code, "http_%ld", st);
+	json_t *j = len && len <= MG_MAX_ANSWER ? json_loadb(body, len, 0, NULL) : NULL;
+	const char *msg = json_string_value(json_object_get(j, "message"));
+	if (st == 200) {
+		const char *id = json_string_value(json_object_get(j, "id"));
+		if (id && *id && strlen(id) < sizeof r->ref) {
+			r->outcome = VND_ACCEPTED;
+			vnd_cpy(r->ref, sizeof r->ref, id);
+			vnd_cpy(r->detail, sizeof r->detail, msg ? msg : "queued");
+		} else
+			vnd_res(r, VND_DEFER, code, "200 with an unreadable body (%zu bytes, no id)", len);
+	} else {
+		if (!msg)
+			msg = j ? "no message" : "unreadable body";
+		if (st == 401 || st == 402 || st == 403 || st == 404)
+			vnd_res(r, VND_CONFIG, code, "vendor refused our key or domain (%ld): %.120s", st, msg);
+		else if (st >= 400 && st < 500)
+			vnd_res(r, VND_PERMANENT, code, "%.160s", msg);
+		else
+			vnd_res(r, VND_DEFER, code, "unexpected status %ld", st);
+	}
+	json_decref(j);
+	vnd_fill_all(res, n, r);
 }
 
-const vnd_ops_t vnd_mailgun_ops = {"mailgun", 1, x_build, x_classify, x_webhook};
+static int mg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
+                      size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loadb(rq->body ? rq->body : "", rq->bodylen, 0, &je);
+	json_t *sg = json_object_get(j, "signature");
+	const char *ts = json_string_value(json_object_get(sg, "timestamp"));
+	const char *tok = json_string_value(json_object_get(sg, "token"));
+	const char *sig = json_string_value(json_object_get(sg, "signature"));
+	char want[80];
+	const char *key = a->wh_key ? a->wh_key : a->secret;
+	if (!ts || !tok || !sig || vnd_mailgun_sign(key, ts, tok, want, sizeof want) ||
+	    !vnd_ct_eq(want, strlen(want), sig, strlen(sig))) {
+		json_decref(j);
+		snprintf(err, errlen, "vendor %s: webhook signature %s", a->v->name,
+		         !j ? "missing (body is not JSON)" : !sig ? "missing" : "does not match");
+		return TOCSIN_ERR_AUTH;
+	}
+	json_t *ed = json_object_get(j, "event-data");
+	const char *event = json_string_value(json_object_get(ed, "event"));
+	const char *rcpt = json_string_value(json_object_get(ed, "recipient"));
+	if (!event || !rcpt) {
+		json_decref(j);
+		snprintf(err, errlen, "vendor %s: webhook event-data lacks event or recipient", a->v->name);
+		return TOCSIN_ERR_INVAL;
+	}
+	vnd_wh_event_t *ev = calloc(1, sizeof *ev);
+	if (!ev) {
+		json_decref(j);
+		return TOCSIN_ERR_NOMEM;
+	}
+	const char *id = json_string_value(json_object_get(json_object_get(ed, "user-variables"), "tocsin_id"));
+	if (id && strlen(id) == MSG_ID_LEN)
+		vnd_cpy(ev->id, sizeof ev->id, id);
+	vnd_cpy(ev->ref, sizeof ev->ref,
+	        json_string_value(json_object_get(json_object_get(json_object_get(ed, "message"), "headers"),
+	                                          "message-id")));
+	vnd_cpy(ev->event_id, sizeof ev->event_id, json_string_value(json_object_get(ed, "id")));
+	if (!ev->event_id[0])
+		vnd_cpy(ev->event_id, sizeof ev->event_id, tok);
+	vnd_cpy(ev->address, sizeof ev->address, rcpt);
+	vnd_cpy(ev->code, sizeof ev->code, event);
+	const char *sev = json_string_value(json_object_get(ed, "severity"));
+	json_t *ds = json_object_get(ed, "delivery-status");
+	const char *dmsg = json_string_value(json_object_get(ds, "message"));
+	json_t *dcode = json_object_get(ds, "code");
+	if (json_is_integer(dcode))
+		snprintf(ev->code, sizeof ev->code, "%lld", (long long)json_integer_value(dcode));
+	snprintf(ev->detail, sizeof ev->detail, "%.30s%s%.20s%s%.140s", event, sev ? " " : "",
+	         sev ? sev : "", dmsg ? ": " : "", dmsg ? dmsg : "");
+	ev->kind = VND_WH_STATUS;
+	int skip = 0;
+	if (!strcmp(event, "accepted"))
+		ev->state = MSG_ST_ACCEPTED;
+	else if (!strcmp(event, "delivered") || !strcmp(event, "opened") || !strcmp(event, "clicked"))
+		ev->state = MSG_ST_DELIVERED;
+	else if (!strcmp(event, "failed"))
+		ev->state = sev && !strcmp(sev, "temporary") ? MSG_ST_SENT : MSG_ST_BOUNCED;
+	else if (!strcmp(event, "rejected"))
+		ev->state = MSG_ST_FAILED;
+	else if (!strcmp(event, "unsubscribed") || !strcmp(event, "complained")) {
+		ev->kind = VND_WH_UNSUB;
+		ev->optout = 1;
+		ev->state = MSG_ST_DELIVERED;
+	} else
+		skip = 1;
+	int count = 0;
+	if (!skip) {
+		fn(ctx, ev);
+		count = 1;
+	}
+	free(ev);
+	json_decref(j);
+	return count;
+}
+
+const vnd_ops_t vnd_mailgun_ops = {"mailgun", MG_MAX_BATCH, mg_build, mg_classify, mg_webhook};

@@ -1,32 +1,303 @@
-/* sendgrid.c -- the sendgrid adapter (not yet implemented: every build fails with TOCSIN_ERR_INVAL). */
+/* sendgrid.c -- the SendGrid v3 Mail Send adapter: batches of personalizations, signed event webhooks. */
 #include "vendors/vnd_int.h"
 
 #include "core/err.h"
+#include "core/hash.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-static int x_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
-                   size_t errlen)
+#define SG_MAX_BATCH 1000
+#define SG_MAX_ANSWER (256u << 10)
+#define SG_MAX_CUSTOM_ARGS 10000
+
+/* append the raw JSON object text j (validated) or fail */
+static int put_headers(buf_t *b, const char *raw, const char *id, char *err, size_t errlen)
 {
-	(void)msgs, (void)n, (void)req;
-	snprintf(err, errlen, "vendor %s: adapter sendgrid is not implemented yet", a->v->name);
-	return TOCSIN_ERR_INVAL;
+	json_t *h = json_loads(raw, 0, NULL);
+	if (!json_is_object(h)) {
+		json_decref(h);
+		snprintf(err, errlen, "message %s: \"headers\" is not a JSON object", id ? id : "?");
+		return TOCSIN_ERR_INVAL;
+	}
+	const char *k;
+	json_t *v;
+	int first = 1, rc = buf_putc(b, '{');
+	json_object_foreach(h, k, v)
+	{
+		if (!json_is_string(v))
+			continue;
+		if (!first)
+			rc = rc ? rc : buf_putc(b, ',');
+		first = 0;
+		rc = rc ? rc : buf_json_str(b, k, strlen(k));
+		rc = rc ? rc : buf_putc(b, ':');
+		rc = rc ? rc : buf_json_str(b, json_string_value(v), json_string_length(v));
+	}
+	rc = rc ? rc : buf_putc(b, '}');
+	json_decref(h);
+	return rc;
 }
 
-static void x_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long st, int cc,
-                       const char *body, size_t len, long ra, vnd_result_t *res)
+static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
+                    size_t errlen)
 {
-	(void)a, (void)msgs, (void)st, (void)cc, (void)body, (void)len, (void)ra;
-	for (size_t i = 0; i < n; i++)
-		vnd_res(&res[i], VND_CONFIG, "not_implemented", "adapter not implemented");
+	const cfg_vendor_t *v = a->v;
+	const msg_out_t *m0 = msgs[0];
+	const cfg_sender_t *s = cfg_sender(v, m0->sender);
+	if (!s || !s->from) {
+		snprintf(err, errlen, "vendor %s has no from-address for sender pool \"%s\"", v->name,
+		         m0->sender ? m0->sender : "main");
+		return TOCSIN_ERR_INVAL;
+	}
+	if (!m0->subject || (!m0->text && !m0->html)) {
+		snprintf(err, errlen, "message %s: an email needs \"subject\" and \"text\" or \"html\"",
+		         m0->id ? m0->id : "?");
+		return TOCSIN_ERR_INVAL;
+	}
+	/* one address once per request (else SendGrid answers 400 for the whole batch) */
+	uint64_t hs[SG_MAX_BATCH];
+	for (size_t i = 0; i < n; i++) {
+		const msg_out_t *m = msgs[i];
+		if (!m->to || !strchr(m->to, '@')) {
+			snprintf(err, errlen, "message %s: \"to\" %.80s is not an email address",
+			         m->id ? m->id : "?", m->to ? m->to : "(none)");
+			return TOCSIN_ERR_INVAL;
+		}
+		hs[i] = hash64(m->to, strlen(m->to), 5);
+		for (size_t k = 0; k < i; k++)
+			if (hs[k] == hs[i] && !strcmp(msgs[k]->to, m->to)) {
+				snprintf(err, errlen, "batch: address %.80s appears twice (messages %s and %s)",
+				         m->to, msgs[k]->id ? msgs[k]->id : "?", m->id ? m->id : "?");
+				return TOCSIN_ERR_INVAL;
+			}
+	}
+	int rc = buf_printf(&req->url, "%s/v3/mail/send", v->base_url);
+	buf_t *b = &req->body;
+	rc = rc ? rc : buf_puts(b, "{\"personalizations\":[");
+	for (size_t i = 0; i < n && !rc; i++) {
+		const msg_out_t *m = msgs[i];
+		if (i)
+			rc = buf_putc(b, ',');
+		rc = rc ? rc : buf_puts(b, "{\"to\":[{\"email\":");
+		rc = rc ? rc : buf_json_str(b, m->to, strlen(m->to));
+		rc = rc ? rc : buf_puts(b, "}],\"custom_args\":{\"tocsin_id\":");
+		rc = rc ? rc : buf_json_str(b, m->id ? m->id : "", m->id ? strlen(m->id) : 0);
+		if (!rc && m->campaign) {
+			if (strlen(m->campaign) > SG_MAX_CUSTOM_ARGS / 2) {
+				snprintf(err, errlen, "message %s: campaign id too long for custom_args",
+				         m->id ? m->id : "?");
+				return TOCSIN_ERR_TOOBIG;
+			}
+			rc = buf_puts(b, ",\"tocsin_campaign\":");
+			rc = rc ? rc : buf_json_str(b, m->campaign, strlen(m->campaign));
+		}
+		rc = rc ? rc : buf_putc(b, '}');
+		if (!rc && m->headers && *m->headers) {
+			rc = buf_puts(b, ",\"headers\":");
+			if (!rc) {
+				int hr = put_headers(b, m->headers, m->id, err, errlen);
+				if (hr)
+					return hr;
+			}
+		}
+		rc = rc ? rc : buf_putc(b, '}');
+	}
+	rc = rc ? rc : buf_puts(b, "],\"from\":{\"email\":");
+	rc = rc ? rc : buf_json_str(b, s->from, strlen(s->from));
+	rc = rc ? rc : buf_puts(b, "},\"subject\":");
+	rc = rc ? rc : buf_json_str(b, m0->subject, strlen(m0->subject));
+	rc = rc ? rc : buf_puts(b, ",\"content\":[");
+	if (!rc && m0->text) {
+		rc = buf_puts(b, "{\"type\":\"text/plain\",\"value\":");
+		rc = rc ? rc : buf_json_str(b, m0->text, strlen(m0->text));
+		rc = rc ? rc : buf_putc(b, '}');
+	}
+	if (!rc && m0->html) {
+		rc = buf_puts(b, m0->text ? ",{\"type\":\"text/html\",\"value\":"
+		                          : "{\"type\":\"text/html\",\"value\":");
+		rc = rc ? rc : buf_json_str(b, m0->html, strlen(m0->html));
+		rc = rc ? rc : buf_putc(b, '}');
+	}
+	rc = rc ? rc : buf_puts(b, "]}");
+	if (!rc && b->len >= 30u * 1000 * 1000)
+		rc = TOCSIN_ERR_TOOBIG;
+	rc = rc ? rc : buf_puts(&req->content_type, "application/json");
+	rc = rc ? rc : buf_puts(&req->bearer, a->secret);
+	if (rc) {
+		snprintf(err, errlen, "batch of %zu: request exceeds SendGrid's 30 MB limit", n);
+		return TOCSIN_ERR_TOOBIG;
+	}
+	return 0;
 }
 
-static int x_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
-                     size_t errlen)
+/* index i from an error field "personalizations.<i>...", or -1 */
+static long field_index(const char *f)
 {
-	(void)rq, (void)fn, (void)ctx;
-	snprintf(err, errlen, "vendor %s: webhooks not implemented yet", a->v->name);
-	return TOCSIN_ERR_INVAL;
+	if (!f || strncmp(f, "personalizations.", 17))
+		return -1;
+	char *end;
+	long i = strtol(f + 17, &end, 10);
+	return end == f + 17 ? -1 : i;
 }
 
-const vnd_ops_t vnd_sendgrid_ops = {"sendgrid", 1, x_build, x_classify, x_webhook};
+static void sg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long st, int curl_code,
+                        const char *body, size_t len, long retry_after_s, vnd_result_t *res)
+{
+	(void)a;
+	(void)msgs;
+	vnd_result_t *r = &res[0];
+	if (vnd_common_defer(st, curl_code, body, len, retry_after_s, r)) {
+		vnd_fill_all(res, n, r);
+		return;
+	}
+	char code[32];
+	snprintf(code, sizeof code, "http_%ld", st);
+	if (st == 202) {
+		r->outcome = VND_ACCEPTED;
+		vnd_cpy(r->detail, sizeof r->detail, "queued (batch)");
+		vnd_fill_all(res, n, r);
+		return;
+	}
+	json_t *j = len && len <= SG_MAX_ANSWER ? json_loadb(body, len, 0, NULL) : NULL;
+	json_t *errs = json_object_get(j, "errors");
+	const char *msg = json_string_value(json_object_get(json_array_get(errs, 0), "message"));
+	const char *field = json_string_value(json_object_get(json_array_get(errs, 0), "field"));
+	if (!msg)
+		msg = j ? "no message" : "unreadable body";
+	if (st == 401 || st == 403)
+		vnd_res(r, VND_CONFIG, code, "vendor refused our API key (%ld): %.120s", st, msg);
+	else if (st == 400 || st == 413) {
+		/* errors naming personalizations.<i> fail those messages; the rest may go again */
+		int all_indexed = json_array_size(errs) > 0;
+		size_t k;
+		json_t *e;
+		json_array_foreach(errs, k, e)
+		{
+			long ix = field_index(json_string_value(json_object_get(e, "field")));
+			if (ix < 0 || (size_t)ix >= n)
+				all_indexed = 0;
+		}
+		if (n > 1 && all_indexed && st == 400) {
+			vnd_res(r, VND_DEFER, "batch_peer_rejected",
+			        "another message of this batch was rejected; send again without it");
+			vnd_fill_all(res, n, r);
+			json_array_foreach(errs, k, e)
+			{
+				long ix = field_index(json_string_value(json_object_get(e, "field")));
+				const char *em = json_string_value(json_object_get(e, "message"));
+				vnd_res(&res[ix], VND_PERMANENT, code, "%.60s: %.120s",
+				        json_string_value(json_object_get(e, "field")), em ? em : "");
+				res[ix].retry_after_ms = -1;
+			}
+			json_decref(j);
+			return;
+		}
+		vnd_res(r, VND_PERMANENT, code, "%.60s%s%.120s", field ? field : "", field ? ": " : "",
+		        msg);
+	} else if (st == 200)
+		vnd_res(r, VND_DEFER, code, "200 where SendGrid answers 202 (%zu bytes): not trusted", len);
+	else if (st >= 400 && st < 500)
+		vnd_res(r, VND_PERMANENT, code, "%.160s", msg);
+	else
+		vnd_res(r, VND_DEFER, code, "unexpected status %ld", st);
+	json_decref(j);
+	vnd_fill_all(res, n, r);
+}
+
+static int sg_event(json_t *e, vnd_wh_event_t *ev)
+{
+	const char *event = json_string_value(json_object_get(e, "event"));
+	const char *email = json_string_value(json_object_get(e, "email"));
+	if (!event || !email)
+		return -1;
+	memset(ev, 0, sizeof *ev);
+	const char *id = json_string_value(json_object_get(e, "tocsin_id"));
+	if (id && strlen(id) == MSG_ID_LEN)
+		vnd_cpy(ev->id, sizeof ev->id, id);
+	vnd_cpy(ev->ref, sizeof ev->ref, json_string_value(json_object_get(e, "sg_message_id")));
+	vnd_cpy(ev->event_id, sizeof ev->event_id, json_string_value(json_object_get(e, "sg_event_id")));
+	vnd_cpy(ev->address, sizeof ev->address, email);
+	vnd_cpy(ev->code, sizeof ev->code, event);
+	const char *reason = json_string_value(json_object_get(e, "reason"));
+	const char *type = json_string_value(json_object_get(e, "type"));
+	snprintf(ev->detail, sizeof ev->detail, "%.40s%s%.150s", event, reason ? ": " : "",
+	         reason ? reason : "");
+	ev->kind = VND_WH_STATUS;
+	if (!strcmp(event, "processed"))
+		ev->state = MSG_ST_ACCEPTED;
+	else if (!strcmp(event, "deferred"))
+		ev->state = MSG_ST_SENT;
+	else if (!strcmp(event, "delivered") || !strcmp(event, "open") || !strcmp(event, "click"))
+		ev->state = MSG_ST_DELIVERED;
+	else if (!strcmp(event, "bounce"))
+		ev->state = type && !strcmp(type, "blocked") ? MSG_ST_FAILED : MSG_ST_BOUNCED;
+	else if (!strcmp(event, "dropped"))
+		ev->state = MSG_ST_FAILED;
+	else if (!strcmp(event, "spamreport") || !strcmp(event, "unsubscribe") ||
+	         !strcmp(event, "group_unsubscribe")) {
+		ev->kind = VND_WH_UNSUB;
+		ev->optout = 1;
+		ev->state = MSG_ST_DELIVERED;
+	} else
+		return 1; /* an event we do not track (e.g. group_resubscribe): skipped */
+	return 0;
+}
+
+static int sg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
+                      size_t errlen)
+{
+	const char *sig = rq->header ? rq->header(rq->header_ctx, "X-Twilio-Email-Event-Webhook-Signature") : NULL;
+	const char *ts = rq->header ? rq->header(rq->header_ctx, "X-Twilio-Email-Event-Webhook-Timestamp") : NULL;
+	if (!a->wh_pubkey) {
+		snprintf(err, errlen, "vendor %s: no \"webhook_public_key\" configured to verify events",
+		         a->v->name);
+		return TOCSIN_ERR_AUTH;
+	}
+	if (!sig || !ts) {
+		snprintf(err, errlen, "vendor %s: event webhook without signature headers", a->v->name);
+		return TOCSIN_ERR_AUTH;
+	}
+	if (vnd_sendgrid_verify(a->wh_pubkey, ts, sig, rq->body, rq->bodylen)) {
+		snprintf(err, errlen, "vendor %s: event webhook signature does not verify", a->v->name);
+		return TOCSIN_ERR_AUTH;
+	}
+	json_error_t je;
+	json_t *arr = json_loadb(rq->body ? rq->body : "", rq->bodylen, 0, &je);
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		snprintf(err, errlen, "vendor %s: event webhook body is not a JSON array (line %d: %.80s)",
+		         a->v->name, je.line, je.text);
+		return TOCSIN_ERR_INVAL;
+	}
+	vnd_wh_event_t *ev = malloc(sizeof *ev);
+	if (!ev) {
+		json_decref(arr);
+		return TOCSIN_ERR_NOMEM;
+	}
+	int count = 0, bad = 0;
+	size_t i;
+	json_t *e;
+	json_array_foreach(arr, i, e)
+	{
+		int rc = sg_event(e, ev);
+		if (rc < 0)
+			bad++;
+		else if (rc == 0) {
+			count++;
+			if (fn(ctx, ev))
+				break;
+		}
+	}
+	free(ev);
+	json_decref(arr);
+	if (bad && !count) {
+		snprintf(err, errlen, "vendor %s: %d event(s) without \"event\" or \"email\"", a->v->name,
+		         bad);
+		return TOCSIN_ERR_INVAL;
+	}
+	return count;
+}
+
+const vnd_ops_t vnd_sendgrid_ops = {"sendgrid", SG_MAX_BATCH, sg_build, sg_classify, sg_webhook};

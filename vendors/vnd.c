@@ -60,7 +60,7 @@ vnd_t *vnd_new(const cfg_t *c, const cfg_vendor_t *v, char *err, size_t errlen)
 		         v->name, v->kind ? v->kind : "");
 		return NULL;
 	}
-	if (!v->account || !*v->account) {
+	if (strcmp(ops->kind, "sendgrid") && (!v->account || !*v->account)) {
 		snprintf(err, errlen, "vendor %s: \"account\" is required for kind %s", v->name, v->kind);
 		return NULL;
 	}
