@@ -19,7 +19,8 @@ CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg
 TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
               vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_api.o
-PROD_OBJS  := producer/launch.o
+PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o producer/aset.o \
+              producer/camp.o producer/optc.o
 DSP_OBJS   := dispatcher/dsp.o
 TRK_OBJS   := tracker/store.o tracker/http.o tracker/track.o tracker/status.o
 

@@ -1,0 +1,205 @@
+/* optc.c -- the local opt-out cache: tocsin.optouts folded into <var_dir>/optouts.db (sqlite). */
+#include "producer/optc.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/kq.h"
+#include "core/log.h"
+#include "core/msg.h"
+#include "core/sig.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct optc {
+	sqlite3 *db;
+	char path[4096];
+};
+
+optc_t *optc_open(const cfg_t *cfg, char *err, size_t errlen)
+{
+	optc_t *o = calloc(1, sizeof *o);
+	if (!o) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	mkdir(cfg->var_dir, 0755);
+	cfg_var_path(cfg, "optouts.db", o->path, sizeof o->path);
+	if (sqlite3_open(o->path, &o->db) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", o->path, o->db ? sqlite3_errmsg(o->db) : "cannot open");
+		optc_close(o);
+		return NULL;
+	}
+	sqlite3_busy_timeout(o->db, 5000);
+	char *e = NULL;
+	if (sqlite3_exec(o->db,
+	                 "PRAGMA journal_mode=WAL;"
+	                 "CREATE TABLE IF NOT EXISTS optout(channel INTEGER NOT NULL, address TEXT NOT NULL,"
+	                 " optin INTEGER NOT NULL, ts_ms INTEGER, PRIMARY KEY(channel, address));"
+	                 "CREATE TABLE IF NOT EXISTS pos(part INTEGER PRIMARY KEY, next INTEGER NOT NULL);",
+	                 NULL, NULL, &e) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", o->path, e ? e : "cannot create tables");
+		sqlite3_free(e);
+		optc_close(o);
+		return NULL;
+	}
+	return o;
+}
+
+void optc_close(optc_t *o)
+{
+	if (!o)
+		return;
+	if (o->db)
+		sqlite3_close(o->db);
+	free(o);
+}
+
+int optc_put(optc_t *o, int channel, const char *address, int optin, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(o->db,
+	                       "INSERT INTO optout(channel,address,optin,ts_ms) VALUES(?,?,?,?) "
+	                       "ON CONFLICT(channel,address) DO UPDATE SET optin=excluded.optin, ts_ms=excluded.ts_ms",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", o->path, sqlite3_errmsg(o->db));
+		return TOCSIN_ERR_IO;
+	}
+	sqlite3_bind_int(st, 1, channel);
+	sqlite3_bind_text(st, 2, address, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, optin);
+	sqlite3_bind_int64(st, 4, clock_wall_ms());
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: %s", o->path, sqlite3_errmsg(o->db));
+		return TOCSIN_ERR_IO;
+	}
+	return 0;
+}
+
+int optc_sync(optc_t *o, const cfg_t *cfg, int timeout_ms, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-launch-optouts",
+	                                    "tocsin-launch-optouts", err, errlen);
+	if (!conf)
+		return TOCSIN_ERR_KAFKA;
+	rd_kafka_t *c = kq_new(conf, KQ_CONSUMER, timeout_ms, err, errlen);
+	if (!c)
+		return TOCSIN_ERR_KAFKA;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(c, KQ_T_OPTOUTS, NULL);
+	int np = 0;
+	if (!rd_kafka_metadata(c, 0, t, &md, timeout_ms) && md->topic_cnt == 1 && !md->topics[0].err)
+		np = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(t);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
+	int64_t want = 0, hiw[256] = {0};
+	for (int i = 0; i < np && i < 256; i++) {
+		int64_t from = 0, lo = 0, hi = 0;
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(o->db, "SELECT next FROM pos WHERE part=?", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int(st, 1, i);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				from = sqlite3_column_int64(st, 0);
+			sqlite3_finalize(st);
+		}
+		if (rd_kafka_query_watermark_offsets(c, KQ_T_OPTOUTS, i, &lo, &hi, timeout_ms))
+			continue;
+		if (from < lo)
+			from = lo;
+		if (from > hi) /* a new (embedded) broker: its log starts over */
+			from = lo;
+		hiw[i] = hi;
+		if (hi > from) {
+			rd_kafka_topic_partition_list_add(l, KQ_T_OPTOUTS, i)->offset = from;
+			want += hi - from;
+		}
+	}
+	int64_t got = 0, t_end = clock_mono_ms() + timeout_ms;
+	int64_t next[256];
+	for (int i = 0; i < 256; i++)
+		next[i] = -1;
+	sqlite3_exec(o->db, "BEGIN", NULL, NULL, NULL);
+	int bad = 0;
+	if (l->cnt && !rd_kafka_assign(c, l)) {
+		while (got < want && clock_mono_ms() < t_end && !tocsin_stop) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+			if (!m)
+				continue;
+			if (!m->err) {
+				got++;
+				msg_optout_t ev;
+				json_t *hold = NULL;
+				char e[200];
+				if (!msg_optout_parse(m->payload, m->len, &ev, &hold, e, sizeof e) && ev.address) {
+					if (optc_put(o, (int)ev.channel, ev.address, ev.optin, err, errlen))
+						bad = 1;
+				} else {
+					log_warn("event=bad_optout partition=%d offset=%lld err=\"%s\"", m->partition,
+					         (long long)m->offset, e);
+				}
+				json_decref(hold);
+				if (m->partition >= 0 && m->partition < 256)
+					next[m->partition] = m->offset + 1;
+			}
+			rd_kafka_message_destroy(m);
+		}
+	}
+	for (int i = 0; i < np && i < 256; i++) {
+		int64_t v = next[i] >= 0 ? next[i] : -1;
+		if (v < 0)
+			continue;
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(o->db, "INSERT OR REPLACE INTO pos(part,next) VALUES(?,?)", -1, &st,
+		                       NULL) == SQLITE_OK) {
+			sqlite3_bind_int(st, 1, i);
+			sqlite3_bind_int64(st, 2, v);
+			sqlite3_step(st);
+			sqlite3_finalize(st);
+		}
+	}
+	sqlite3_exec(o->db, bad ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+	(void)hiw;
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	if (bad)
+		return TOCSIN_ERR_IO;
+	if (got < want) {
+		snprintf(err, errlen, "read only %lld of %lld opt-outs from %s within %d ms", (long long)got,
+		         (long long)want, KQ_T_OPTOUTS, timeout_ms);
+		return TOCSIN_ERR_TIMEOUT;
+	}
+	log_info("event=optouts_synced new=%lld cache=%s", (long long)got, o->path);
+	return 0;
+}
+
+int optc_load(optc_t *o, aset_t *set, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(o->db, "SELECT channel, address FROM optout WHERE optin=0", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", o->path, sqlite3_errmsg(o->db));
+		return TOCSIN_ERR_IO;
+	}
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *a = (const char *)sqlite3_column_text(st, 1);
+		if (a && aset_add(set, aset_key(sqlite3_column_int(st, 0), a, strlen(a))) < 0) {
+			snprintf(err, errlen, "out of memory loading opt-outs");
+			sqlite3_finalize(st);
+			return TOCSIN_ERR_NOMEM;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: %s", o->path, sqlite3_errmsg(o->db));
+		return TOCSIN_ERR_IO;
+	}
+	return 0;
+}

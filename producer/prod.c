@@ -1,0 +1,1214 @@
+/* prod.c -- campaign expansion: audience rows -> normalized, deduped, rendered outbox messages. */
+#include "producer/prod.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/kq.h"
+#include "core/log.h"
+#include "core/msg.h"
+#include "core/runfile.h"
+#include "core/sig.h"
+#include "producer/addr.h"
+#include "producer/aset.h"
+#include "producer/aud.h"
+#include "producer/optc.h"
+#include "templates/email.h"
+#include "templates/tmpl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAXPART 256
+#define SMS_BODY_CAP (16 * 1024)
+#define EMAIL_BUF_CAP (2 * 1024 * 1024)
+
+struct prod {
+	const cfg_t *cfg;
+	const camp_t *camp;
+	prod_opts_t o;
+	prod_stats_t st;
+	aud_t *aud;
+	int col[2];           /* address column per channel, -1 = none */
+	int on[2];
+	tmpl_t *t_sms;
+	email_tmpl_t *t_email;
+	email_unsub_t *unsub;
+	size_t nfields;       /* audience columns */
+	const char **vals;    /* nfields */
+	size_t *lens;
+	char *body, *ebuf;
+	buf_t rec;            /* encoded record, reused */
+	aset_t *seen;         /* dedupe */
+	aset_t *sup;          /* opted out */
+	aset_t *already;      /* ids found in the outbox past the checkpoint */
+	aset_t *failed;       /* --resend-failed: ids whose final state is a failure */
+	rd_kafka_t *rk;
+	rd_kafka_t *lag_rk[2];
+	int nparts[2];
+	int64_t offs[2][MAXPART]; /* next offset after our delivered messages, per partition */
+	char errstr[256];     /* first delivery error */
+	FILE *rejects;
+	char rejects_path[4096], report_path[4096], ckpt_path[4096], dir[3800];
+	int64_t ckpt_rows;    /* rows of the checkpoint to replay */
+	int64_t t0_ms;
+	int64_t now_ms;
+	int64_t created_ms;
+	int64_t bytes_produced;
+	int64_t last_lag_check;
+	int64_t lag_cached;
+	int printed;          /* previews printed */
+	int64_t aud_size, aud_mtime;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void count_reason(prod_stats_t *st, const char *why)
+{
+	char key[96];
+	size_t k = 0;
+	for (const char *s = why; *s && k < sizeof key - 1; s++) {
+		if (*s >= '0' && *s <= '9') {
+			while (s[1] >= '0' && s[1] <= '9')
+				s++;
+			key[k++] = 'N';
+		} else {
+			key[k++] = *s;
+		}
+	}
+	key[k] = 0;
+	for (int i = 0; i < st->nreasons; i++)
+		if (!strcmp(st->reasons[i].text, key)) {
+			st->reasons[i].n++;
+			return;
+		}
+	if (st->nreasons < PROD_MAX_REASONS) {
+		snprintf(st->reasons[st->nreasons].text, sizeof st->reasons[0].text, "%s", key);
+		st->reasons[st->nreasons++].n = 1;
+	} else {
+		st->reasons_other++;
+	}
+}
+
+static void csv_field(FILE *f, const char *s, size_t n)
+{
+	size_t lim = n > 200 ? 200 : n;
+	fputc('"', f);
+	for (size_t i = 0; i < lim; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"')
+			fputs("\"\"", f);
+		else if (c < 0x20 && c != '\t')
+			fputc('?', f);
+		else
+			fputc(c, f);
+	}
+	if (n > lim)
+		fprintf(f, "...(%zu bytes)", n);
+	fputc('"', f);
+}
+
+static void reject(prod_t *p, int64_t line, const char *channel, const char *val, size_t vlen,
+                   const char *why)
+{
+	count_reason(&p->st, why);
+	if (!p->rejects)
+		return;
+	fprintf(p->rejects, "%s:%lld,%s,", p->camp->aud_path, (long long)line, channel);
+	csv_field(p->rejects, val ? val : "", val ? vlen : 0);
+	fputc(',', p->rejects);
+	csv_field(p->rejects, why, strlen(why));
+	fputc('\n', p->rejects);
+}
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s", dir);
+	for (char *s = tmp + 1; *s; s++)
+		if (*s == '/') {
+			*s = 0;
+			if (mkdir(tmp, 0755) && errno != EEXIST)
+				return -1;
+			*s = '/';
+		}
+	return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ Kafka side */
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	prod_t *p = opaque;
+	if (m->err) {
+		if (!p->st.delivery_failed)
+			snprintf(p->errstr, sizeof p->errstr, "%s", rd_kafka_err2str(m->err));
+		p->st.delivery_failed++;
+		return;
+	}
+	uintptr_t ch = (uintptr_t)m->_private;
+	if (ch >= 1 && ch <= 2 && m->partition >= 0 && m->partition < MAXPART) {
+		int64_t *o = &p->offs[ch - 1][m->partition];
+		if (m->offset + 1 > *o)
+			*o = m->offset + 1;
+	}
+}
+
+static int topic_parts(rd_kafka_t *rk, const char *topic)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+	int n = -1;
+	if (t && !rd_kafka_metadata(rk, 0, t, &md, 5000) && md->topic_cnt == 1 &&
+	    !md->topics[0].err)
+		n = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (t)
+		rd_kafka_topic_destroy(t);
+	return n > MAXPART ? MAXPART : n;
+}
+
+static int produce_campaign(prod_t *p, msg_camp_state_t state, int64_t queued)
+{
+	buf_t b;
+	buf_init(&b, 4096);
+	msg_campaign_t c = {.id = p->camp->id, .name = p->camp->name, .state = state,
+	                    .queued = queued, .ts_ms = clock_wall_ms()};
+	int rc = msg_campaign_encode(&c, &b);
+	if (!rc)
+		rc = kq_produce(p->rk, KQ_T_CAMPAIGNS, p->camp->id, strlen(p->camp->id), b.p, b.len, NULL);
+	buf_free(&b);
+	return rc;
+}
+
+/* lag of channel ch: high watermarks minus the dispatcher group's committed offsets */
+static int64_t channel_lag(prod_t *p, int ch)
+{
+	if (!p->lag_rk[ch])
+		return 0;
+	const char *topic = kq_outbox_topic((msg_channel_t)ch);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(p->nparts[ch]);
+	for (int i = 0; i < p->nparts[ch]; i++)
+		rd_kafka_topic_partition_list_add(l, topic, i);
+	int64_t lag = 0;
+	if (rd_kafka_committed(p->lag_rk[ch], l, 5000)) {
+		rd_kafka_topic_partition_list_destroy(l);
+		return p->lag_cached;
+	}
+	for (int i = 0; i < l->cnt; i++) {
+		int64_t lo = 0, hi = 0;
+		if (rd_kafka_query_watermark_offsets(p->rk, topic, i, &lo, &hi, 5000))
+			continue;
+		int64_t c = l->elems[i].offset;
+		if (c >= 0 && c < lo)
+			log_error("event=outbox_truncated topic=%s partition=%d committed=%lld log_start=%lld "
+			          "msg=\"the broker dropped messages the dispatchers never read\"",
+			          topic, i, (long long)c, (long long)lo);
+		if (c < lo)
+			c = lo;
+		if (hi > c)
+			lag += hi - c;
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	return lag;
+}
+
+static int64_t total_lag(prod_t *p)
+{
+	int64_t lag = 0;
+	for (int ch = 0; ch < 2; ch++)
+		if (p->on[ch])
+			lag += channel_lag(p, ch);
+	p->lag_cached = lag;
+	return lag;
+}
+
+/* ------------------------------------------------------------ checkpoint */
+
+static int ckpt_write(prod_t *p, int done)
+{
+	if (p->o.dry || !p->rk)
+		return 0;
+	if (p->rejects)
+		fflush(p->rejects);
+	json_t *j = json_object();
+	json_object_set_new(j, "v", json_integer(1));
+	json_object_set_new(j, "campaign", json_string(p->camp->id));
+	json_object_set_new(j, "audience", json_string(p->camp->aud_path));
+	json_object_set_new(j, "audience_size", json_integer(p->aud_size));
+	json_object_set_new(j, "audience_mtime", json_integer(p->aud_mtime));
+	json_object_set_new(j, "rows", json_integer(p->st.read));
+	json_object_set_new(j, "queued", json_integer(p->st.queued));
+	json_object_set_new(j, "done", json_boolean(done));
+	json_object_set_new(j, "rejects_bytes", json_integer(p->rejects ? ftell(p->rejects) : 0));
+	json_object_set_new(j, "ts_ms", json_integer(clock_wall_ms()));
+	json_t *offs = json_object();
+	for (int ch = 0; ch < 2; ch++) {
+		if (!p->on[ch])
+			continue;
+		json_t *a = json_array();
+		for (int i = 0; i < p->nparts[ch]; i++)
+			json_array_append_new(a, json_integer(p->offs[ch][i]));
+		json_object_set_new(offs, msg_channel_name((msg_channel_t)ch), a);
+	}
+	json_object_set_new(j, "offsets", offs);
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", p->ckpt_path);
+	int rc = json_dump_file(j, tmp, JSON_COMPACT);
+	json_decref(j);
+	if (rc || rename(tmp, p->ckpt_path)) {
+		log_error("event=checkpoint_failed path=%s err=\"%s\"", p->ckpt_path, strerror(errno));
+		return TOCSIN_ERR_IO;
+	}
+	return 0;
+}
+
+/* Read the outbox past the checkpoint offsets and remember the ids of this
+ * campaign that are already there (produced before a crash, not checkpointed). */
+static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
+{
+	char gid[128];
+	snprintf(gid, sizeof gid, "tocsin-launch-scan-%s", p->camp->id);
+	rd_kafka_conf_t *conf = kq_conf_new(p->cfg, KQ_CONSUMER, "tocsin-launch-scan", gid, err, errlen);
+	if (!conf)
+		return TOCSIN_ERR_KAFKA;
+	rd_kafka_t *c = kq_new(conf, KQ_CONSUMER, p->o.kafka_timeout_ms, err, errlen);
+	if (!c)
+		return TOCSIN_ERR_KAFKA;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(32);
+	int64_t want = 0;
+	int64_t hiw[2][MAXPART];
+	for (int ch = 0; ch < 2; ch++) {
+		json_t *a = json_object_get(offs, msg_channel_name((msg_channel_t)ch));
+		if (!p->on[ch] || !json_is_array(a))
+			continue;
+		const char *topic = kq_outbox_topic((msg_channel_t)ch);
+		for (int i = 0; i < p->nparts[ch] && i < (int)json_array_size(a); i++) {
+			int64_t from = json_integer_value(json_array_get(a, (size_t)i)), lo = 0, hi = 0;
+			p->offs[ch][i] = from;
+			if (rd_kafka_query_watermark_offsets(c, topic, i, &lo, &hi, 5000))
+				continue;
+			if (from < lo) {
+				log_error("event=outbox_truncated topic=%s partition=%d checkpoint=%lld "
+				          "log_start=%lld msg=\"cannot verify what the crashed run produced\"",
+				          topic, i, (long long)from, (long long)lo);
+				from = lo;
+			}
+			hiw[ch][i] = hi;
+			if (hi > from) {
+				rd_kafka_topic_partition_list_add(l, topic, i)->offset = from;
+				want += hi - from;
+			}
+		}
+	}
+	int64_t got = 0, t_end = clock_mono_ms() + 60000;
+	size_t idlen = strlen(p->camp->id);
+	char needle[128];
+	int nl = snprintf(needle, sizeof needle, "\"campaign\":\"%s\"", p->camp->id);
+	(void)idlen;
+	if (l->cnt && !rd_kafka_assign(c, l)) {
+		while (got < want && clock_mono_ms() < t_end && !tocsin_stop) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+			if (!m)
+				continue;
+			if (!m->err) {
+				got++;
+				if (m->len > 40 && memmem(m->payload, m->len, needle, (size_t)nl)) {
+					const char *s = memmem(m->payload, m->len, "\"id\":\"", 6);
+					if (s && s + 6 + MSG_ID_LEN <= (const char *)m->payload + m->len)
+						aset_add(p->already, hash64(s + 6, MSG_ID_LEN, 0));
+				}
+			}
+			rd_kafka_message_destroy(m);
+		}
+	}
+	(void)hiw;
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	if (got < want) {
+		snprintf(err, errlen, "resume: could read only %lld of %lld outbox messages past the checkpoint",
+		         (long long)got, (long long)want);
+		return TOCSIN_ERR_TIMEOUT;
+	}
+	log_info("event=resume_scan campaign=%s scanned=%lld already_queued=%zu", p->camp->id,
+	         (long long)got, aset_count(p->already));
+	return 0;
+}
+
+/* Read tocsin.status and collect the ids of this campaign whose final state is a failure. */
+static int load_failed(prod_t *p, char *err, size_t errlen)
+{
+	char gid[128];
+	snprintf(gid, sizeof gid, "tocsin-launch-resend-%s", p->camp->id);
+	rd_kafka_conf_t *conf = kq_conf_new(p->cfg, KQ_CONSUMER, "tocsin-launch-resend", gid, err, errlen);
+	if (!conf)
+		return TOCSIN_ERR_KAFKA;
+	rd_kafka_t *c = kq_new(conf, KQ_CONSUMER, p->o.kafka_timeout_ms, err, errlen);
+	if (!c)
+		return TOCSIN_ERR_KAFKA;
+	int np = topic_parts(c, KQ_T_STATUS);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
+	int64_t want = 0;
+	for (int i = 0; i < np; i++) {
+		int64_t lo = 0, hi = 0;
+		if (rd_kafka_query_watermark_offsets(c, KQ_T_STATUS, i, &lo, &hi, 5000) || hi <= lo)
+			continue;
+		rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, i)->offset = lo;
+		want += hi - lo;
+	}
+	char err2[256];
+	aset_t *finals = aset_new(1024, 0, err2, sizeof err2);
+	int64_t got = 0, t_end = clock_mono_ms() + 120000;
+	char needle[128];
+	int nl = snprintf(needle, sizeof needle, "\"campaign\":\"%s\"", p->camp->id);
+	if (finals && l->cnt && !rd_kafka_assign(c, l)) {
+		while (got < want && clock_mono_ms() < t_end && !tocsin_stop) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+			if (!m)
+				continue;
+			if (!m->err) {
+				got++;
+				msg_status_t s;
+				json_t *hold = NULL;
+				char e[128];
+				if (memmem(m->payload, m->len, needle, (size_t)nl) &&
+				    !msg_status_parse(m->payload, m->len, &s, &hold, e, sizeof e) && s.id &&
+				    strlen(s.id) == MSG_ID_LEN && msg_state_is_final(s.state)) {
+					uint64_t h = hash64(s.id, MSG_ID_LEN, 0);
+					if (aset_add(finals, h) == 1 &&
+					    (s.state == MSG_ST_FAILED || s.state == MSG_ST_UNDELIVERED ||
+					     s.state == MSG_ST_BOUNCED || s.state == MSG_ST_EXPIRED))
+						aset_add(p->failed, h);
+				}
+				json_decref(hold);
+			}
+			rd_kafka_message_destroy(m);
+		}
+	}
+	aset_free(finals);
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	if (got < want) {
+		snprintf(err, errlen, "--resend-failed: read only %lld of %lld status events", (long long)got,
+		         (long long)want);
+		return TOCSIN_ERR_TIMEOUT;
+	}
+	log_info("event=resend_failed campaign=%s status_events=%lld failed=%zu", p->camp->id,
+	         (long long)got, aset_count(p->failed));
+	return 0;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static tmpl_t *compile(prod_t *p, const char *src, tmpl_mode_t mode, const char *what, char *err,
+                       size_t errlen)
+{
+	char e[512];
+	tmpl_t *t = tmpl_compile_ex(src, strlen(src), mode, p->vals, p->nfields,
+	                            p->camp->missing_empty ? TMPL_F_MISSING_EMPTY : 0, e, sizeof e);
+	if (!t)
+		snprintf(err, errlen, "%s: %s: %s (audience columns: %s)", p->camp->path, what, e,
+		         p->camp->aud_path);
+	return t;
+}
+
+prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, char *err,
+                 size_t errlen)
+{
+	prod_t *p = calloc(1, sizeof *p);
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->cfg = cfg;
+	p->camp = camp;
+	p->o = *o;
+	if (!p->o.ckpt_every_ms)
+		p->o.ckpt_every_ms = 1000;
+	if (!p->o.kafka_timeout_ms)
+		p->o.kafka_timeout_ms = 10000;
+	if (!p->o.out)
+		p->o.out = stdout;
+	p->t0_ms = clock_mono_ms();
+	p->on[MSG_CH_SMS] = camp->sms_on;
+	p->on[MSG_CH_EMAIL] = camp->email_on;
+	buf_init(&p->rec, 4 * 1024 * 1024);
+
+	p->aud = aud_open(&camp->aud, err, errlen);
+	if (!p->aud)
+		goto fail;
+	struct stat sb;
+	if (!stat(camp->aud_path, &sb)) {
+		p->aud_size = (int64_t)sb.st_size;
+		p->aud_mtime = (int64_t)sb.st_mtime;
+	}
+	size_t nc = aud_ncols(p->aud);
+	p->nfields = nc;
+	p->vals = calloc(p->nfields, sizeof *p->vals);
+	p->lens = calloc(p->nfields, sizeof *p->lens);
+	if (!p->vals || !p->lens) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* field names for compile: the columns, then unsubscribe_url */
+	const char *const *cols = aud_cols(p->aud);
+	for (size_t i = 0; i < nc; i++)
+		p->vals[i] = cols[i];
+	const char *colname[2] = {camp->col_phone, camp->col_email};
+	for (int ch = 0; ch < 2; ch++) {
+		p->col[ch] = aud_col(p->aud, colname[ch]);
+		if (p->on[ch] && p->col[ch] < 0) {
+			snprintf(err, errlen, "%s:1: no column \"%s\" for the %s address (columns: set audience.%s in %s)",
+			         camp->aud_path, colname[ch], ch ? "email" : "phone", ch ? "email" : "phone",
+			         camp->path);
+			goto fail;
+		}
+	}
+	if (camp->sms_on && !(p->t_sms = compile(p, camp->sms_template, TMPL_TEXT, "sms.template", err, errlen)))
+		goto fail;
+	if (camp->email_on) {
+		char e[512];
+		const char *tx = camp->email_text, *ht = camp->email_html;
+		p->t_email = email_compile(camp->email_subject, strlen(camp->email_subject), tx,
+		                           tx ? strlen(tx) : 0, ht, ht ? strlen(ht) : 0, p->vals,
+		                           p->nfields, camp->missing_empty ? TMPL_F_MISSING_EMPTY : 0, e,
+		                           sizeof e);
+		if (!p->t_email) {
+			snprintf(err, errlen, "%s: email.%s", camp->path, e);
+			goto fail;
+		}
+		if (o->dry)
+			p->unsub = email_unsub_new("tocsin-preview-key-not-for-sending", 34,
+			                           cfg->public_url ? cfg->public_url : "https://preview.invalid",
+			                           e, sizeof e);
+		else
+			p->unsub = email_unsub_from_cfg(cfg, e, sizeof e);
+		if (!p->unsub) {
+			snprintf(err, errlen, "%s: email unsubscribe links: %s", cfg->path, e);
+			goto fail;
+		}
+	}
+	p->body = malloc(SMS_BODY_CAP);
+	p->ebuf = malloc(EMAIL_BUF_CAP);
+	p->seen = aset_new(1 << 16, 0, err, errlen);
+	p->sup = aset_new(1024, 0, err, errlen);
+	p->already = aset_new(1024, 0, err, errlen);
+	p->failed = aset_new(1024, 0, err, errlen);
+	if (!p->body || !p->ebuf || !p->seen || !p->sup || !p->already ||
+	    !p->failed)
+		goto fail;
+
+	/* output files */
+	snprintf(p->dir, sizeof p->dir, "%s/launch/%s", cfg->var_dir, camp->id);
+	snprintf(p->ckpt_path, sizeof p->ckpt_path, "%s/checkpoint.json", p->dir);
+	snprintf(p->rejects_path, sizeof p->rejects_path, "%s",
+	         o->rejects_path ? o->rejects_path
+	         : camp->rejects_path ? camp->rejects_path
+	                              : "");
+	if (!p->rejects_path[0])
+		snprintf(p->rejects_path, sizeof p->rejects_path, "%s/%s", p->dir,
+		         o->dry ? "preview-rejects.csv" : "rejects.csv");
+	snprintf(p->report_path, sizeof p->report_path, "%s",
+	         o->report_path ? o->report_path
+	         : camp->report_path ? camp->report_path
+	                             : "");
+	if (!p->report_path[0])
+		snprintf(p->report_path, sizeof p->report_path, "%s/%s", p->dir,
+		         o->dry ? "preview.json" : "report.json");
+	if (mkdir_p(p->dir)) {
+		snprintf(err, errlen, "cannot create %s: %s", p->dir, strerror(errno));
+		goto fail;
+	}
+
+	/* opt-outs: the local cache, synced from tocsin.optouts when launching */
+	optc_t *oc = optc_open(cfg, err, errlen);
+	if (!oc)
+		goto fail;
+	if (!o->dry && optc_sync(oc, cfg, o->kafka_timeout_ms ? o->kafka_timeout_ms : 10000, err, errlen)) {
+		optc_close(oc);
+		goto fail;
+	}
+	if (optc_load(oc, p->sup, err, errlen)) {
+		optc_close(oc);
+		goto fail;
+	}
+	optc_close(oc);
+
+	if (o->dry) {
+		p->rejects = fopen(p->rejects_path, "w");
+		if (!p->rejects) {
+			snprintf(err, errlen, "%s: %s", p->rejects_path, strerror(errno));
+			goto fail;
+		}
+		fputs("where,channel,value,reason\n", p->rejects);
+		return p;
+	}
+
+	/* checkpoint */
+	json_t *ck = NULL;
+	if (!o->restart && !access(p->ckpt_path, F_OK)) {
+		json_error_t je;
+		ck = json_load_file(p->ckpt_path, 0, &je);
+		if (!ck || json_integer_value(json_object_get(ck, "v")) != 1) {
+			snprintf(err, errlen, "%s: unreadable checkpoint (%s); run again with --restart", p->ckpt_path,
+			         ck ? "wrong version" : je.text);
+			json_decref(ck);
+			goto fail;
+		}
+		if (json_integer_value(json_object_get(ck, "audience_size")) != p->aud_size ||
+		    strcmp(json_string_value(json_object_get(ck, "audience")) ?: "", camp->aud_path)) {
+			snprintf(err, errlen,
+			         "%s: the audience changed since the launch this checkpoint belongs to (%s); "
+			         "use --restart to start over",
+			         p->ckpt_path, camp->aud_path);
+			json_decref(ck);
+			goto fail;
+		}
+		if (json_is_true(json_object_get(ck, "done")) && !o->resend_failed) {
+			p->st.already_done = 1;
+			p->st.queued = json_integer_value(json_object_get(ck, "queued"));
+			json_decref(ck);
+			return p;
+		}
+		if (!json_is_true(json_object_get(ck, "done")))
+			p->ckpt_rows = json_integer_value(json_object_get(ck, "rows"));
+	}
+
+	/* the producer */
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-launch", NULL, err, errlen);
+	if (!conf) {
+		json_decref(ck);
+		goto fail;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_opaque(conf, p);
+	p->rk = kq_new(conf, KQ_PRODUCER, p->o.kafka_timeout_ms, err, errlen);
+	if (!p->rk) {
+		json_decref(ck);
+		goto fail;
+	}
+	for (int ch = 0; ch < 2; ch++) {
+		if (!p->on[ch])
+			continue;
+		const char *topic = kq_outbox_topic((msg_channel_t)ch);
+		p->nparts[ch] = topic_parts(p->rk, topic);
+		if (p->nparts[ch] <= 0) {
+			snprintf(err, errlen, "Kafka topic %s does not exist", topic);
+			json_decref(ck);
+			goto fail;
+		}
+		for (int i = 0; i < p->nparts[ch]; i++) {
+			int64_t lo = 0, hi = 0;
+			if (!rd_kafka_query_watermark_offsets(p->rk, topic, i, &lo, &hi, 5000))
+				p->offs[ch][i] = hi;
+		}
+	}
+	if (ck && p->ckpt_rows >= 0 && !json_is_true(json_object_get(ck, "done"))) {
+		int rc = scan_already(p, json_object_get(ck, "offsets"), err, errlen);
+		if (rc) {
+			json_decref(ck);
+			goto fail;
+		}
+	}
+	int64_t rj_bytes = ck ? json_integer_value(json_object_get(ck, "rejects_bytes")) : 0;
+	int resuming = ck && !json_is_true(json_object_get(ck, "done"));
+	json_decref(ck);
+	if (o->resend_failed && load_failed(p, err, errlen))
+		goto fail;
+
+	/* rejects file: truncated to what the checkpoint covered when resuming */
+	p->rejects = fopen(p->rejects_path, resuming ? "r+" : "w");
+	if (!p->rejects && resuming)
+		p->rejects = fopen(p->rejects_path, "w"), rj_bytes = 0;
+	if (!p->rejects) {
+		snprintf(err, errlen, "%s: %s", p->rejects_path, strerror(errno));
+		goto fail;
+	}
+	if (resuming && rj_bytes > 0) {
+		if (ftruncate(fileno(p->rejects), (off_t)rj_bytes) || fseek(p->rejects, 0, SEEK_END)) {
+			snprintf(err, errlen, "%s: %s", p->rejects_path, strerror(errno));
+			goto fail;
+		}
+	} else {
+		if (ftruncate(fileno(p->rejects), 0)) {
+			snprintf(err, errlen, "%s: %s", p->rejects_path, strerror(errno));
+			goto fail;
+		}
+		fputs("where,channel,value,reason\n", p->rejects);
+	}
+
+	/* flow control */
+	json_t *bs = json_object_get(cfg->kafka, "bootstrap.servers");
+	int embedded = !(json_is_string(bs) && json_string_length(bs) > 0);
+	if (p->o.max_lag < 0)
+		p->o.max_lag = embedded ? -1 : 0; /* -1 stays: computed from record sizes */
+	if (p->o.max_lag != 0) {
+		for (int ch = 0; ch < 2; ch++) {
+			if (!p->on[ch])
+				continue;
+			char gid[64];
+			snprintf(gid, sizeof gid, "tocsin-dispatch-%s", msg_channel_name((msg_channel_t)ch));
+			rd_kafka_conf_t *lc = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-launch-lag", gid, err, errlen);
+			if (!lc)
+				goto fail;
+			p->lag_rk[ch] = kq_new(lc, KQ_CONSUMER, p->o.kafka_timeout_ms, err, errlen);
+			if (!p->lag_rk[ch])
+				goto fail;
+		}
+	}
+	return p;
+fail:
+	prod_free(p);
+	return NULL;
+}
+
+void prod_free(prod_t *p)
+{
+	if (!p)
+		return;
+	if (p->rk) {
+		rd_kafka_flush(p->rk, 10000);
+		rd_kafka_destroy(p->rk);
+	}
+	for (int ch = 0; ch < 2; ch++)
+		if (p->lag_rk[ch]) {
+			rd_kafka_destroy(p->lag_rk[ch]);
+		}
+	if (p->rejects)
+		fclose(p->rejects);
+	aud_free(p->aud);
+	tmpl_free(p->t_sms);
+	email_free(p->t_email);
+	email_unsub_free(p->unsub);
+	free(p->vals);
+	free(p->lens);
+	free(p->body);
+	free(p->ebuf);
+	buf_free(&p->rec);
+	aset_free(p->seen);
+	aset_free(p->sup);
+	aset_free(p->already);
+	aset_free(p->failed);
+	free(p);
+}
+
+/* ------------------------------------------------------------- the loop */
+
+enum { R_QUEUED, R_REJECTED, R_SUPPRESSED, R_DUP, R_NONE };
+
+/* Render and produce (or count) one channel for the row in p->vals. */
+static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *outcome)
+{
+	const char *chn = msg_channel_name((msg_channel_t)ch);
+	const char *raw = p->vals[p->col[ch]];
+	size_t rawlen = p->lens[p->col[ch]];
+	char addr[ADDR_MAX];
+	const char *why = NULL;
+	char reason[200];
+	*outcome = R_NONE;
+	if (!raw || rawlen == 0)
+		return 0; /* no address for this channel: decided by the caller */
+	int rc = ch == MSG_CH_SMS ? addr_phone_norm(raw, rawlen, addr, &why)
+	                          : addr_email_norm(raw, rawlen, addr, &why);
+	if (rc) {
+		snprintf(reason, sizeof reason, "invalid %s: %s", ch ? "email" : "phone", why);
+		if (!replay)
+			reject(p, r->line, chn, raw, rawlen, reason);
+		p->st.ch_rejected[ch]++;
+		*outcome = R_REJECTED;
+		return 0;
+	}
+	size_t alen = strlen(addr);
+	uint64_t key = aset_key(ch, addr, alen);
+	if (aset_has(p->sup, key)) {
+		p->st.ch_suppressed[ch]++;
+		*outcome = R_SUPPRESSED;
+		return 0;
+	}
+	if (aset_has(p->seen, key)) {
+		p->st.ch_duplicates[ch]++;
+		*outcome = R_DUP;
+		return 0;
+	}
+	tmpl_why_t tw;
+	msg_out_t m = {0};
+	size_t blen = 0;
+	sms_info_t info = {0};
+	if (ch == MSG_CH_SMS) {
+		rc = tmpl_render(p->t_sms, p->vals, p->lens, p->body, SMS_BODY_CAP, &blen, &tw);
+		if (rc) {
+			snprintf(reason, sizeof reason, "%s",
+			         rc == TOCSIN_ERR_TOOBIG ? "message too long" : tw.reason);
+		} else {
+			sms_opts_t so = {.smart = p->camp->sms_smart,
+			                 .max_segments = p->camp->sms_max_segments,
+			                 .footer = p->camp->sms_footer};
+			int nrep = 0;
+			rc = sms_finish(p->body, &blen, SMS_BODY_CAP, &so, &info, &nrep,
+			                p->o.dry ? p->st.replaced_kind : NULL, reason, sizeof reason);
+			p->st.replaced += nrep;
+		}
+		m.body = p->body;
+		m.enc = sms_enc_name(info.enc);
+		m.segments = info.segments;
+	} else {
+		email_parts_t ep;
+		rc = email_render(p->t_email, p->unsub, p->camp->id, addr, alen, p->vals, p->lens,
+		                  p->ebuf, EMAIL_BUF_CAP, &ep, &tw);
+		if (rc)
+			snprintf(reason, sizeof reason, "%s",
+			         rc == TOCSIN_ERR_TOOBIG ? "message too long" : tw.reason);
+		m.subject = ep.subject;
+		m.text = ep.text;
+		m.html = ep.html;
+		m.headers = ep.headers;
+		m.segments = 1;
+	}
+	if (rc) {
+		if (!replay)
+			reject(p, r->line, chn, raw, rawlen, reason);
+		p->st.ch_rejected[ch]++;
+		*outcome = R_REJECTED;
+		return 0;
+	}
+	aset_add(p->seen, key);
+	char id[MSG_ID_LEN + 1];
+	msg_make_id(p->camp->id, chn, addr, id);
+	if (p->o.resend_failed && !replay) {
+		if (!aset_has(p->failed, hash64(id, MSG_ID_LEN, 0))) {
+			p->st.resend_skipped++;
+			*outcome = R_NONE;
+			return 0;
+		}
+	}
+	p->st.ch_queued[ch]++;
+	*outcome = R_QUEUED;
+	if (ch == MSG_CH_SMS) {
+		p->st.by_enc[info.enc]++;
+		p->st.seg_hist[info.segments > PROD_MAX_SEGS ? PROD_MAX_SEGS : info.segments]++;
+		p->st.segments += info.segments;
+	}
+	if (replay)
+		return 0;
+	if (p->o.dry) {
+		if (p->printed < p->o.preview_n) {
+			p->printed++;
+			FILE *f = p->o.out;
+			if (ch == MSG_CH_SMS)
+				fprintf(f, "--- %d. %s:%lld sms to %s (%s, %d segment%s, %zu bytes)\n%s\n",
+				        p->printed, p->camp->aud_path, (long long)r->line, addr, m.enc,
+				        m.segments, m.segments == 1 ? "" : "s", blen, p->body);
+			else
+				fprintf(f, "--- %d. %s:%lld email to %s\nSubject: %s\n%s%s%s%s\n", p->printed,
+				        p->camp->aud_path, (long long)r->line, addr, m.subject,
+				        m.text ? "\n" : "", m.text ? m.text : "", m.html ? "\n[html]\n" : "",
+				        m.html ? m.html : "");
+		}
+		return 0;
+	}
+	if (aset_has(p->already, hash64(id, MSG_ID_LEN, 0))) {
+		p->st.already++;
+		return 0;
+	}
+	m.id = id;
+	m.campaign = p->camp->id;
+	m.channel = (msg_channel_t)ch;
+	m.to = addr;
+	m.sender = ch == MSG_CH_SMS ? p->camp->sms_sender : p->camp->email_sender;
+	m.priority = p->camp->priority;
+	m.created_ms = p->created_ms;
+	m.expires_ms = p->camp->expires_s ? p->created_ms + p->camp->expires_s * 1000 : 0;
+	m.attempt = p->o.resend_failed ? 1 : 0;
+	buf_reset(&p->rec);
+	rc = msg_out_encode(&m, &p->rec);
+	if (rc) {
+		snprintf(reason, sizeof reason, "record too large");
+		reject(p, r->line, chn, raw, rawlen, reason);
+		p->st.ch_queued[ch]--;
+		p->st.ch_rejected[ch]++;
+		*outcome = R_REJECTED;
+		return 0;
+	}
+	rc = kq_produce(p->rk, kq_outbox_topic((msg_channel_t)ch), addr, alen, p->rec.p, p->rec.len,
+	                (void *)(uintptr_t)(ch + 1));
+	if (rc)
+		return rc;
+	p->st.produced++;
+	p->bytes_produced += (int64_t)p->rec.len;
+	return 0;
+}
+
+static int do_row(prod_t *p, int arc, aud_row_t *r, int replay)
+{
+	p->st.read++;
+	if (arc < 0) {
+		/* a bad row: report its phone (or first) value when there is one */
+		int c = p->col[p->on[MSG_CH_SMS] ? MSG_CH_SMS : MSG_CH_EMAIL];
+		const char *v = c >= 0 && (size_t)c < r->n ? r->vals[c] : NULL;
+		size_t vl = v ? r->lens[c] : 0;
+		if (!replay)
+			reject(p, r->line, "-", v, vl, r->why);
+		p->st.rejected++;
+		return 0;
+	}
+	size_t nc = p->nfields;
+	for (size_t i = 0; i < nc; i++) {
+		p->vals[i] = r->vals[i];
+		p->lens[i] = r->vals[i] ? r->lens[i] : 0;
+	}
+	int out[2] = {R_NONE, R_NONE}, have = 0;
+	for (int ch = 0; ch < 2; ch++) {
+		if (!p->on[ch])
+			continue;
+		int rc = do_channel(p, ch, r, replay, &out[ch]);
+		if (rc)
+			return rc;
+		if (p->vals[p->col[ch]] && p->lens[p->col[ch]])
+			have = 1;
+	}
+	if (out[0] == R_QUEUED || out[1] == R_QUEUED)
+		p->st.queued++;
+	else if (out[0] == R_REJECTED || out[1] == R_REJECTED)
+		p->st.rejected++;
+	else if (out[0] == R_SUPPRESSED || out[1] == R_SUPPRESSED)
+		p->st.suppressed++;
+	else if (out[0] == R_DUP || out[1] == R_DUP)
+		p->st.duplicates++;
+	else if (!have) {
+		char why[160];
+		snprintf(why, sizeof why, "missing %s",
+		         p->on[0] && p->on[1] ? "phone and email"
+		         : p->on[0]           ? "phone"
+		                              : "email");
+		int c = p->col[p->on[MSG_CH_SMS] ? MSG_CH_SMS : MSG_CH_EMAIL];
+		if (!replay)
+			reject(p, r->line, p->on[0] && p->on[1] ? "-" : msg_channel_name(p->on[0] ? MSG_CH_SMS : MSG_CH_EMAIL),
+			       "", 0, why);
+		(void)c;
+		p->st.rejected++;
+	} else {
+		p->st.queued++; /* --resend-failed: not failed before, counted as queued earlier */
+	}
+	return 0;
+}
+
+static void progress(prod_t *p, int final)
+{
+	int64_t done, total;
+	aud_progress(p->aud, &done, &total);
+	double el = (double)(clock_mono_ms() - p->t0_ms) / 1000.0;
+	double rate = el > 0 ? (double)p->st.read / el : 0;
+	char eta[32] = "";
+	if (total > 0 && done > 0 && el > 0.5 && !final) {
+		double left = el * (double)(total - done) / (double)done;
+		snprintf(eta, sizeof eta, "  ETA %.0fs", left);
+	}
+	fprintf(stderr, "\r\033[Kread %lld  queued %lld  rejected %lld  suppressed %lld  duplicates %lld  %.0f rows/s%s%s",
+	        (long long)p->st.read, (long long)p->st.queued, (long long)p->st.rejected,
+	        (long long)p->st.suppressed, (long long)p->st.duplicates, rate, eta,
+	        final ? "\n" : "");
+}
+
+static int lag_gate(prod_t *p)
+{
+	int64_t bound = p->o.max_lag;
+	if (bound == 0)
+		return 0;
+	if (bound < 0) {
+		/* embedded broker: each partition keeps at most 5 MiB; stay under 60% of it,
+		 * assuming no compression, and under its 100,000 batches */
+		int64_t avg = p->st.produced > 0 ? p->bytes_produced / p->st.produced : 300;
+		if (avg < 64)
+			avg = 64;
+		int np = p->nparts[0] > p->nparts[1] ? p->nparts[0] : p->nparts[1];
+		int64_t per = (int64_t)(5 * 1024 * 1024 * 6 / 10) / avg;
+		if (per > 60000)
+			per = 60000;
+		bound = per * (np > 0 ? np : 1) * 7 / 10;
+	}
+	p->st.max_lag_used = bound;
+	int64_t now = clock_mono_ms();
+	if (now - p->last_lag_check < 100)
+		return 0;
+	p->last_lag_check = now;
+	int64_t lag = total_lag(p);
+	int64_t waited_from = now, last_log = 0;
+	while (lag > bound && !tocsin_stop) {
+		rd_kafka_poll(p->rk, 100);
+		if (p->o.progress)
+			progress(p, 0);
+		int64_t t = clock_mono_ms();
+		if (t - last_log > 10000) {
+			log_info("event=waiting_for_dispatch lag=%lld max_lag=%lld", (long long)lag,
+			         (long long)bound);
+			last_log = t;
+		}
+		lag = total_lag(p);
+	}
+	p->st.lag_waits_ms += clock_mono_ms() - waited_from;
+	return 0;
+}
+
+static int check_delivery(prod_t *p, char *err, size_t errlen)
+{
+	if (p->st.delivery_failed) {
+		snprintf(err, errlen,
+		         "%lld messages could not be delivered to Kafka (%s); nothing after the last "
+		         "checkpoint counts: run the same command again to continue",
+		         (long long)p->st.delivery_failed, p->errstr);
+		return TOCSIN_ERR_KAFKA;
+	}
+	return 0;
+}
+
+static void write_report(prod_t *p, int finished);
+
+int prod_run(prod_t *p, char *err, size_t errlen)
+{
+	if (p->st.already_done)
+		return 0;
+	p->created_ms = clock_wall_ms();
+	if (p->rk && produce_campaign(p, MSG_CAMP_LAUNCHING, -1)) {
+		snprintf(err, errlen, "cannot produce to %s", KQ_T_CAMPAIGNS);
+		return TOCSIN_ERR_KAFKA;
+	}
+	aud_row_t r;
+	int64_t last_ck = clock_mono_ms(), last_prog = 0;
+	int tty = p->o.progress && isatty(2);
+	int rc = 0;
+	/* replay what the checkpoint covers: rebuild the dedupe set, produce nothing */
+	if (p->ckpt_rows > 0) {
+		while (p->st.read < p->ckpt_rows) {
+			int arc = aud_next(p->aud, &r);
+			if (arc == 0)
+				break;
+			if (arc == TOCSIN_ERR_IO) {
+				snprintf(err, errlen, "%s:%lld: %s", p->camp->aud_path, (long long)r.line, r.why);
+				return TOCSIN_ERR_IO;
+			}
+			if ((rc = do_row(p, arc, &r, 1)))
+				return rc;
+		}
+		p->st.resumed_rows = p->st.read;
+		log_info("event=resumed campaign=%s rows=%lld queued_before=%lld", p->camp->id,
+		         (long long)p->st.read, (long long)p->st.queued);
+	}
+	int64_t n = 0;
+	for (;;) {
+		if (tocsin_stop) {
+			snprintf(err, errlen, "stopped by signal %d after %lld rows; run the same command to continue",
+			         (int)tocsin_stop, (long long)p->st.read);
+			rc = TOCSIN_ERR_STATE;
+			break;
+		}
+		int arc = aud_next(p->aud, &r);
+		if (arc == 0)
+			break;
+		if (arc == TOCSIN_ERR_IO) {
+			snprintf(err, errlen, "%s:%lld: %s", p->camp->aud_path, (long long)r.line, r.why);
+			rc = TOCSIN_ERR_IO;
+			break;
+		}
+		if ((rc = do_row(p, arc, &r, 0))) {
+			snprintf(err, errlen, "producing to Kafka failed at %s:%lld", p->camp->aud_path,
+			         (long long)r.line);
+			break;
+		}
+		if ((++n & 1023) == 0) {
+			int64_t now = clock_mono_ms();
+			if (p->rk) {
+				rd_kafka_poll(p->rk, 0);
+				if ((rc = check_delivery(p, err, errlen)))
+					break;
+				lag_gate(p);
+				if (now - last_ck >= p->o.ckpt_every_ms) {
+					if (kq_flush(p->rk, 120000) || check_delivery(p, err, errlen)) {
+						check_delivery(p, err, errlen);
+						if (!err[0])
+							snprintf(err, errlen, "Kafka did not confirm delivery within 120 s");
+						rc = TOCSIN_ERR_KAFKA;
+						break;
+					}
+					ckpt_write(p, 0);
+					last_ck = clock_mono_ms();
+				}
+			}
+			if (tty && now - last_prog >= 250) {
+				progress(p, 0);
+				last_prog = now;
+			}
+		}
+	}
+	if (p->rk) {
+		if (kq_flush(p->rk, 120000) && !rc) {
+			snprintf(err, errlen, "Kafka did not confirm delivery of %d messages within 120 s",
+			         rd_kafka_outq_len(p->rk));
+			rc = TOCSIN_ERR_TIMEOUT;
+		}
+		if (!rc)
+			rc = check_delivery(p, err, errlen);
+		if (!rc) {
+			ckpt_write(p, 1);
+			produce_campaign(p, MSG_CAMP_RUNNING, p->st.ch_queued[0] + p->st.ch_queued[1]);
+			if (kq_flush(p->rk, 30000)) {
+				snprintf(err, errlen, "Kafka did not confirm the campaign record");
+				rc = TOCSIN_ERR_TIMEOUT;
+			}
+		} else if (p->st.delivery_failed == 0) {
+			ckpt_write(p, 0); /* everything up to here is delivered */
+		}
+	}
+	if (tty)
+		progress(p, 1);
+	p->st.elapsed_s = (double)(clock_mono_ms() - p->t0_ms) / 1000.0;
+	if (p->rejects)
+		fflush(p->rejects);
+	write_report(p, rc == 0);
+	return rc;
+}
+
+const prod_stats_t *prod_stats(const prod_t *p) { return &p->st; }
+const char *prod_rejects_path(const prod_t *p) { return p->rejects_path; }
+const char *prod_report_path(const prod_t *p) { return p->report_path; }
+
+static json_t *reasons_json(const prod_stats_t *st)
+{
+	json_t *o = json_object();
+	for (int i = 0; i < st->nreasons; i++)
+		json_object_set_new(o, st->reasons[i].text, json_integer(st->reasons[i].n));
+	if (st->reasons_other)
+		json_object_set_new(o, "(other)", json_integer(st->reasons_other));
+	return o;
+}
+
+static void write_report(prod_t *p, int finished)
+{
+	const prod_stats_t *st = &p->st;
+	json_t *j = json_object();
+	json_object_set_new(j, "campaign", json_string(p->camp->id));
+	json_object_set_new(j, "audience", json_string(p->camp->aud_path));
+	json_object_set_new(j, "mode", json_string(p->o.dry ? "preview" : "launch"));
+	json_object_set_new(j, "finished", json_boolean(finished));
+	json_object_set_new(j, "read", json_integer(st->read));
+	json_object_set_new(j, "queued", json_integer(st->queued));
+	json_object_set_new(j, "rejected", json_integer(st->rejected));
+	json_object_set_new(j, "suppressed", json_integer(st->suppressed));
+	json_object_set_new(j, "duplicates", json_integer(st->duplicates));
+	json_t *chs = json_object();
+	for (int ch = 0; ch < 2; ch++) {
+		if (!p->on[ch])
+			continue;
+		json_t *c = json_object();
+		json_object_set_new(c, "queued", json_integer(st->ch_queued[ch]));
+		json_object_set_new(c, "rejected", json_integer(st->ch_rejected[ch]));
+		json_object_set_new(c, "suppressed", json_integer(st->ch_suppressed[ch]));
+		json_object_set_new(c, "duplicates", json_integer(st->ch_duplicates[ch]));
+		json_object_set_new(chs, msg_channel_name((msg_channel_t)ch), c);
+	}
+	json_object_set_new(j, "channels", chs);
+	json_object_set_new(j, "rejected_by_reason", reasons_json(st));
+	json_object_set_new(j, "produced", json_integer(st->produced));
+	json_object_set_new(j, "already_in_outbox", json_integer(st->already));
+	json_object_set_new(j, "resumed_from_row", json_integer(st->resumed_rows));
+	json_object_set_new(j, "delivery_failures", json_integer(st->delivery_failed));
+	json_object_set_new(j, "sms_segments", json_integer(st->segments));
+	json_object_set_new(j, "elapsed_s", json_real(st->elapsed_s));
+	json_object_set_new(j, "rows_per_s",
+	                    json_real(st->elapsed_s > 0 ? (double)st->read / st->elapsed_s : 0));
+	json_object_set_new(j, "max_lag", json_integer(st->max_lag_used));
+	json_object_set_new(j, "lag_wait_ms", json_integer(st->lag_waits_ms));
+	json_object_set_new(j, "rejects_file", json_string(p->rejects_path));
+	if (p->o.resend_failed)
+		json_object_set_new(j, "resend_failed", json_integer(st->ch_queued[0] + st->ch_queued[1]));
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", p->report_path);
+	if (json_dump_file(j, tmp, JSON_INDENT(2)) || rename(tmp, p->report_path))
+		log_warn("event=report_failed path=%s err=\"%s\"", p->report_path, strerror(errno));
+	json_decref(j);
+}
+
+void prod_print_summary(const prod_t *p, FILE *f)
+{
+	const prod_stats_t *st = &p->st;
+	if (st->already_done) {
+		fprintf(f,
+		        "campaign %s was already launched (%lld recipients queued); nothing new to send.\n"
+		        "Use --resend-failed to re-queue the recipients whose messages failed.\n",
+		        p->camp->id, (long long)st->queued);
+		return;
+	}
+	fprintf(f, "campaign %s: read %lld, queued %lld, rejected %lld, suppressed %lld, duplicates %lld",
+	        p->camp->id, (long long)st->read, (long long)st->queued, (long long)st->rejected,
+	        (long long)st->suppressed, (long long)st->duplicates);
+	if (!p->o.dry)
+		fprintf(f, " (%.2f s, %.0f rows/s)", st->elapsed_s,
+		        st->elapsed_s > 0 ? (double)st->read / st->elapsed_s : 0.0);
+	fputc('\n', f);
+	for (int ch = 0; ch < 2; ch++)
+		if (p->on[ch] && p->on[!ch])
+			fprintf(f, "  %-5s queued %lld, rejected %lld, suppressed %lld, duplicates %lld\n",
+			        msg_channel_name((msg_channel_t)ch), (long long)st->ch_queued[ch],
+			        (long long)st->ch_rejected[ch], (long long)st->ch_suppressed[ch],
+			        (long long)st->ch_duplicates[ch]);
+	if (st->resumed_rows)
+		fprintf(f, "  resumed after row %lld; %lld messages were already in the outbox\n",
+		        (long long)st->resumed_rows, (long long)st->already);
+	if (p->o.resend_failed)
+		fprintf(f, "  --resend-failed: %lld messages re-queued, %lld recipients had not failed\n",
+		        (long long)st->produced, (long long)st->resend_skipped);
+	if (st->nreasons) {
+		fprintf(f, "  rejected by reason:\n");
+		for (int i = 0; i < st->nreasons; i++)
+			fprintf(f, "    %8lld  %s\n", (long long)st->reasons[i].n, st->reasons[i].text);
+		if (st->reasons_other)
+			fprintf(f, "    %8lld  (other reasons)\n", (long long)st->reasons_other);
+		fprintf(f, "  rejects: %s\n", p->rejects_path);
+	}
+	if (st->delivery_failed)
+		fprintf(f, "  delivery failures: %lld\n", (long long)st->delivery_failed);
+	fprintf(f, "  report: %s\n", p->report_path);
+}
+
+void prod_print_preview(const prod_t *p, FILE *f)
+{
+	const prod_stats_t *st = &p->st;
+	fprintf(f, "\n");
+	prod_print_summary(p, f);
+	if (p->on[MSG_CH_SMS]) {
+		fprintf(f, "sms by encoding: gsm7 %lld, ucs2 %lld\n", (long long)st->by_enc[0],
+		        (long long)st->by_enc[1]);
+		fprintf(f, "sms segments per message:\n");
+		for (int s = 1; s <= PROD_MAX_SEGS; s++)
+			if (st->seg_hist[s])
+				fprintf(f, "  %2d%s %8lld\n", s, s == PROD_MAX_SEGS ? "+" : " ",
+				        (long long)st->seg_hist[s]);
+		fprintf(f, "sms segments total: %lld\n", (long long)st->segments);
+		fprintf(f, "replaced characters: %lld\n", (long long)st->replaced);
+		for (int k = 0; k < SMS_SMART_NKINDS; k++) {
+			const char *to = NULL, *from = sms_smart_from(k, &to);
+			if (from && st->replaced_kind[k])
+				fprintf(f, "  %-6s -> \"%s\"  %u\n", from, to ? to : "", st->replaced_kind[k]);
+		}
+	}
+	fprintf(f, "estimated cost:\n");
+	int any = 0;
+	for (size_t i = 0; i < p->cfg->nvendors; i++) {
+		const cfg_vendor_t *v = &p->cfg->vendors[i];
+		if (!p->on[v->channel])
+			continue;
+		double units = v->channel == MSG_CH_SMS ? (double)st->segments : (double)st->ch_queued[1];
+		fprintf(f, "  %-16s %-5s %.4f x %.0f %s = %.2f\n", v->name, msg_channel_name(v->channel),
+		        v->cost, units, v->channel == MSG_CH_SMS ? "segments" : "emails", v->cost * units);
+		any = 1;
+	}
+	if (!any)
+		fprintf(f, "  (no vendor configured for this campaign's channels)\n");
+}
