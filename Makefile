@@ -15,13 +15,14 @@ DEB_PKGS := gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libjansson-d
 
 # ---- objects, one list per module (each module's owner edits only its line) ----
 CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg.o \
-              core/cfg.o core/kq.o core/sig.o core/runfile.o core/broker.o core/demo.o
+              core/cfg.o core/kq.o core/sig.o core/runfile.o core/broker.o core/demo.o \
+              core/hist.o
 TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
               vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_api.o
 PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o producer/aset.o \
               producer/camp.o producer/optc.o
-DSP_OBJS   := dispatcher/dsp.o
+DSP_OBJS   := dispatcher/dsp.o dispatcher/rl.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
 TRK_OBJS   := tracker/store.o tracker/http.o tracker/track.o tracker/status.o
 
 LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD_OBJS) \
@@ -33,7 +34,7 @@ UT_CORE    := test_buf test_msg test_cfg
 UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
 UT_VND     :=
 UT_PROD    :=
-UT_DSP     :=
+UT_DSP     := test_rl test_sla test_route test_retry test_hist
 UT_TRK     := test_trk_store
 UNIT_TESTS := $(UT_CORE) $(UT_TMPL) $(UT_VND) $(UT_PROD) $(UT_DSP) $(UT_TRK)
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
@@ -42,7 +43,7 @@ UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 BENCH_TMPL :=
 BENCH_VND  :=
 BENCH_PROD :=
-BENCH_DSP  :=
+BENCH_DSP  := bench_rl
 BENCH_TRK  :=
 BENCHES    := $(BENCH_TMPL) $(BENCH_VND) $(BENCH_PROD) $(BENCH_DSP) $(BENCH_TRK)
 BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
