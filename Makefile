@@ -40,13 +40,41 @@ UNIT_TESTS := $(UT_CORE) $(UT_TMPL) $(UT_VND) $(UT_PROD) $(UT_DSP) $(UT_TRK)
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 # ---- benchmarks: bench/<name>.c; one list per module ----
-BENCH_TMPL :=
+BENCH_TMPL := bench_render
 BENCH_VND  :=
 BENCH_PROD :=
 BENCH_DSP  := bench_rl
 BENCH_TRK  :=
 BENCHES    := $(BENCH_TMPL) $(BENCH_VND) $(BENCH_PROD) $(BENCH_DSP) $(BENCH_TRK)
 BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
+
+# ---- fuzzing: tests/fuzz/<name>.c, clang libFuzzer; one list per module ----
+# `make fuzz` builds the library with clang + ASan/UBSan into build-fuzz/ and runs
+# every target for FUZZ_SECONDS (seeds: tests/fuzz/corpus/<name>/ when present).
+FUZZ_TMPL  := fuzz_tmpl
+FUZZ_VND   :=
+FUZZ_SECONDS ?= 300
+FUZZ_CC    ?= clang
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_BINS  := $(addprefix build-fuzz/,$(FUZZ_TMPL) $(FUZZ_VND))
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz/obj CC=$(FUZZ_CC) \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/obj/libtocsin.a
+	@set -e; for n in $(FUZZ_TMPL) $(FUZZ_VND); do \
+	    echo "fuzz: build build-fuzz/$$n"; \
+	    $(FUZZ_CC) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. \
+	        -o build-fuzz/$$n tests/fuzz/$$n.c build-fuzz/obj/libtocsin.a $(LDLIBS); \
+	done
+	@set -e; for n in $(FUZZ_TMPL) $(FUZZ_VND); do \
+	    mkdir -p build-fuzz/corpus/$$n; seeds=; \
+	    [ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
+	    echo "fuzz: run $$n for $(FUZZ_SECONDS)s"; \
+	    rc=0; build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	        -print_final_stats=1 build-fuzz/corpus/$$n $$seeds > build-fuzz/$$n.log 2>&1 || rc=$$?; \
+	    tail -n 25 build-fuzz/$$n.log; \
+	    if [ $$rc -ne 0 ]; then echo "fuzz: $$n FAILED (exit $$rc), log: build-fuzz/$$n.log"; exit 1; fi; \
+	done
 
 .PHONY: all deps test unit it demo bench asan fuzz clean
 # BIN: where the binary goes (a helper building in its own BUILD dir sets BIN too).

@@ -53,8 +53,38 @@ const char *sms_enc_name(sms_enc_t enc)
 	return enc == SMS_UCS2 ? "ucs2" : "gsm7";
 }
 
+/* Byte classes for the fast path: 0 = GSM-7 basic ASCII (1 septet), else 1. */
+static const uint8_t not_plain[256] = {
+#define X1 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, /* LF, CR basic; FF extension */
+	X1,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, /* [ \ ] ^ extension */
+	1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* ` not GSM-7 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, /* { | } ~ extension, DEL */
+	X1, X1, X1, X1, X1, X1, X1, X1,
+#undef X1
+};
+
 int sms_analyze(const char *s, size_t len, sms_info_t *out)
 {
+	/* Fast path: plain GSM-7 basic ASCII only (the common case) costs one septet a byte. */
+	if (s && len <= 0x7fffffff) {
+		const unsigned char *u = (const unsigned char *)s;
+		unsigned acc = 0;
+		for (size_t i = 0; i < len; i++)
+			acc |= not_plain[u[i]];
+		if (acc == 0) {
+			if (out) {
+				out->enc = SMS_GSM7;
+				out->units = (int)len;
+				out->segments = len <= 160 ? 1 : (int)((len + 152) / 153);
+			}
+			return 0;
+		}
+	}
 	const unsigned char *p = (const unsigned char *)s;
 	/* Track both encodings in one pass: GSM-7 until a non-GSM character is seen. */
 	int gsm = 1;
