@@ -22,7 +22,7 @@ VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o
               vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_api.o
 PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o producer/aset.o \
               producer/camp.o producer/optc.o
-DSP_OBJS   := dispatcher/dsp.o dispatcher/rl.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
+DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_state.o vendors/http.o dispatcher/rl.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
 TRK_OBJS   := tracker/store.o tracker/http.o tracker/track.o tracker/status.o
 
 LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD_OBJS) \
@@ -44,7 +44,7 @@ BENCH_TMPL := bench_render
 BENCH_VND  :=
 BENCH_PROD :=
 BENCH_DSP  := bench_rl
-BENCH_TRK  :=
+BENCH_TRK  := bench_track_ingest
 BENCHES    := $(BENCH_TMPL) $(BENCH_VND) $(BENCH_PROD) $(BENCH_DSP) $(BENCH_TRK)
 BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 

@@ -230,7 +230,7 @@ static int write_config(demo_t *d, const char *sim_addr, const char *track_addr)
 
 /* Run `tocsin -c cfg args...` and capture its stdout into out (NUL-terminated).
  * Returns its exit status, or -1. */
-static int run_capture(demo_t *d, char *const args[], char *out, size_t outlen)
+static int run_capture(demo_t *d, char *const args[], char *out, size_t outlen, int quiet)
 {
 	int pfd[2];
 	if (pipe(pfd))
@@ -242,6 +242,11 @@ static int run_capture(demo_t *d, char *const args[], char *out, size_t outlen)
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);
+		if (quiet) { /* "no such campaign yet" while the tracker catches up */
+			int null = open("/dev/null", O_WRONLY);
+			if (null >= 0)
+				dup2(null, 2);
+		}
 		char *argv[16];
 		int n = 0;
 		argv[n++] = d->self;
@@ -438,7 +443,7 @@ int cmd_demo(cfg_t *cfg, int argc, char **argv)
 	char out[65536];
 	char *a_launch[] = {"launch", d.campaign, NULL};
 	int64_t tl = clock_mono_ms();
-	int lrc = run_capture(&d, a_launch, out, sizeof out);
+	int lrc = run_capture(&d, a_launch, out, sizeof out, 0);
 	fputs(out, stdout);
 	if (lrc != 0) {
 		fprintf(stderr, "tocsin demo: launch failed (exit %d)\n", lrc);
@@ -454,7 +459,7 @@ int cmd_demo(cfg_t *cfg, int argc, char **argv)
 	while (!tocsin_stop) {
 		json_decref(st);
 		st = NULL;
-		if (run_capture(&d, a_status, out, sizeof out) == 0)
+		if (run_capture(&d, a_status, out, sizeof out, 1) == 0)
 			st = json_loads(out, 0, NULL);
 		json_t *states = json_object_get(st, "states");
 		accepted = jint(states, "accepted") + jint(states, "sent") + jint(states, "delivered");

@@ -1,12 +1,950 @@
-/* dsp.c -- dispatch: send outbox messages to vendors (placeholder until its module lands). */
+/* dsp.c -- `tocsin dispatch`: consume the outbox, send through vendors, report every outcome,
+ * commit offsets only past messages whose final outcome is on tocsin.status. */
+#include "dispatcher/dsp_state.h"
+#include "core/clock.h"
 #include "core/cmd.h"
+#include "core/err.h"
+#include "core/kq.h"
+#include "core/log.h"
+#include "core/sig.h"
+#include "vendors/http.h"
+#include "vendors/vnd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DSP_MAX_PARTS 1024
+#define DSP_MAX_BODY (1 << 20) /* largest vendor response read */
+#define DSP_PAUSED_RECHECK_MS 200
+
+typedef struct dsp_part dsp_part_t;
+typedef struct dsp_msg dsp_msg_t;
+
+/* Where a message is: exactly one place at a time. */
+typedef enum where { W_NONE, W_READY, W_TIMER, W_INFLIGHT, W_FINAL_PENDING, W_DONE } where_t;
+
+struct dsp_msg {
+	rd_kafka_message_t *rkm; /* keeps the record (and its offset) alive */
+	msg_out_t m;
+	json_t *hold;
+	dsp_part_t *part;
+	int64_t offset;
+	dsp_msg_t *part_next; /* consumed order within the partition */
+	dsp_msg_t *ready_next;
+	where_t where;
+	int discard;     /* its partition was revoked: drop when next touched */
+	int attempt;     /* sends tried so far */
+	int vendor;      /* vendor index of the send in flight, -1 none */
+	int last_vendor; /* vendor that last deferred, -1 none */
+	int64_t due_ms;
+	size_t heap_idx;
+	/* the final outcome, kept to re-produce its status if delivery fails */
+	msg_state_t final_state;
+	char vendor_name[64];
+	char ref[96];
+	char code[32];
+	char detail[200];
+	int64_t latency_ms;
+};
+
+struct dsp_part {
+	int32_t partition;
+	int assigned;
+	dsp_msg_t *head, *tail;
+	int64_t next_offset; /* last consumed + 1, -1 before the first */
+	int64_t committed;   /* last committed offset, -1 none */
+};
+
+typedef struct dsp_vendor {
+	vnd_t *a;
+	const cfg_vendor_t *v;
+	int inflight;
+	int unusable; /* config error seen: credentials or sender wrong */
+	int64_t sent, accepted, deferred, failed;
+} dsp_vendor_t;
+
+typedef struct dsp {
+	cfg_t *cfg;
+	msg_channel_t channel;
+	const char *topic;
+	char group[64];
+	char client_id[96];
+	rd_kafka_t *cons;  /* outbox consumer-group member */
+	rd_kafka_t *prod;  /* status / dead / optout producer */
+	rd_kafka_t *state; /* campaigns, opt-outs, vendor health: read from the start */
+	rd_kafka_queue_t *q_cons, *q_prod, *q_state;
+	int wake[2];
+	http_t *http;
+	dsp_vendor_t *vendors;
+	size_t nvendors;
+	int route[64]; /* vendor indexes of the channel's route, in order */
+	size_t nroute;
+	dsp_part_t *parts[DSP_MAX_PARTS];
+	dsp_msg_t *ready_head, *ready_tail;
+	dsp_msg_t **heap;
+	size_t nheap, heapcap;
+	size_t npending;   /* consumed and not yet freed */
+	size_t max_pending;
+	int paused;        /* consumption paused for backpressure */
+	int draining;      /* no new sends (stop or revoke) */
+	int64_t last_commit_ms;
+	dsp_state_t *st;   /* campaign states, opt-outs, vendor health */
+	buf_t buf;         /* reused encode buffer */
+	/* counters */
+	int64_t n_consumed, n_accepted, n_failed, n_retried, n_cancelled, n_suppressed, n_expired;
+	int64_t n_status_errors;
+	int64_t last_progress_ms;
+} dsp_t;
+
+/* ------------------------------------------------------------------ timer heap */
+
+static int heap_less(dsp_msg_t *a, dsp_msg_t *b) { return a->due_ms < b->due_ms; }
+
+static void heap_swap(dsp_t *d, size_t i, size_t j)
+{
+	dsp_msg_t *t = d->heap[i];
+	d->heap[i] = d->heap[j];
+	d->heap[j] = t;
+	d->heap[i]->heap_idx = i;
+	d->heap[j]->heap_idx = j;
+}
+
+static int heap_push(dsp_t *d, dsp_msg_t *m)
+{
+	if (d->nheap == d->heapcap) {
+		size_t nc = d->heapcap ? d->heapcap * 2 : 1024;
+		dsp_msg_t **nh = realloc(d->heap, nc * sizeof *nh);
+		if (!nh)
+			return TOCSIN_ERR_NOMEM;
+		d->heap = nh;
+		d->heapcap = nc;
+	}
+	size_t i = d->nheap++;
+	d->heap[i] = m;
+	m->heap_idx = i;
+	while (i > 0 && heap_less(d->heap[i], d->heap[(i - 1) / 2])) {
+		heap_swap(d, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	m->where = W_TIMER;
+	return 0;
+}
+
+static dsp_msg_t *heap_pop(dsp_t *d)
+{
+	if (!d->nheap)
+		return NULL;
+	dsp_msg_t *top = d->heap[0];
+	d->nheap--;
+	if (d->nheap) {
+		d->heap[0] = d->heap[d->nheap];
+		d->heap[0]->heap_idx = 0;
+		size_t i = 0;
+		for (;;) {
+			size_t l = 2 * i + 1, r = l + 1, s = i;
+			if (l < d->nheap && heap_less(d->heap[l], d->heap[s]))
+				s = l;
+			if (r < d->nheap && heap_less(d->heap[r], d->heap[s]))
+				s = r;
+			if (s == i)
+				break;
+			heap_swap(d, i, s);
+			i = s;
+		}
+	}
+	top->where = W_NONE;
+	return top;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static void msg_free(dsp_t *d, dsp_msg_t *m)
+{
+	json_decref(m->hold);
+	if (m->rkm)
+		rd_kafka_message_destroy(m->rkm);
+	free(m);
+	d->npending--;
+}
+
+static void ready_push(dsp_t *d, dsp_msg_t *m)
+{
+	m->ready_next = NULL;
+	m->where = W_READY;
+	if (d->ready_tail)
+		d->ready_tail->ready_next = m;
+	else
+		d->ready_head = m;
+	d->ready_tail = m;
+}
+
+static dsp_msg_t *ready_pop(dsp_t *d)
+{
+	dsp_msg_t *m = d->ready_head;
+	if (!m)
+		return NULL;
+	d->ready_head = m->ready_next;
+	if (!d->ready_head)
+		d->ready_tail = NULL;
+	m->where = W_NONE;
+	return m;
+}
+
+static void ready_push_front(dsp_t *d, dsp_msg_t *m)
+{
+	m->where = W_READY;
+	m->ready_next = d->ready_head;
+	d->ready_head = m;
+	if (!d->ready_tail)
+		d->ready_tail = m;
+}
+
+/* Pop finished messages off the head of their partition and free them. */
+static void part_advance(dsp_t *d, dsp_part_t *p)
+{
+	while (p->head && p->head->where == W_DONE) {
+		dsp_msg_t *m = p->head;
+		p->head = m->part_next;
+		if (!p->head)
+			p->tail = NULL;
+		msg_free(d, m);
+	}
+}
+
+/* ------------------------------------------------------------------ status events */
+
+static void produce_status(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *vendor,
+                           const char *ref, const char *code, const char *detail,
+                           int64_t latency_ms, int final)
+{
+	msg_status_t s = {.id = m->m.id,
+	                  .campaign = m->m.campaign,
+	                  .channel = m->m.channel,
+	                  .to = m->m.to,
+	                  .state = st,
+	                  .vendor = vendor && *vendor ? vendor : NULL,
+	                  .vendor_ref = ref && *ref ? ref : NULL,
+	                  .code = code && *code ? code : NULL,
+	                  .detail = detail && *detail ? detail : NULL,
+	                  .latency_ms = latency_ms,
+	                  .attempt = m->attempt,
+	                  .ts_ms = clock_wall_ms()};
+	buf_reset(&d->buf);
+	if (msg_status_encode(&s, &d->buf)) {
+		log_error("event=status_encode_failed id=%s", m->m.id);
+		return;
+	}
+	if (kq_produce(d->prod, KQ_T_STATUS, m->m.id, strlen(m->m.id), d->buf.p, d->buf.len,
+	               final ? m : NULL)) {
+		d->n_status_errors++;
+		if (final) /* not queued: try again from the loop */
+			heap_push(d, m);
+	}
+}
+
+/* Record the final outcome and put it on tocsin.status; the message is done
+ * (its offset may be committed) once the broker has acknowledged it. */
+static void finish(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *vendor, const char *ref,
+                   const char *code, const char *detail, int64_t latency_ms)
+{
+	m->final_state = st;
+	snprintf(m->vendor_name, sizeof m->vendor_name, "%s", vendor ? vendor : "");
+	snprintf(m->ref, sizeof m->ref, "%s", ref ? ref : "");
+	snprintf(m->code, sizeof m->code, "%s", code ? code : "");
+	snprintf(m->detail, sizeof m->detail, "%s", detail ? detail : "");
+	m->latency_ms = latency_ms;
+	m->where = W_FINAL_PENDING;
+	m->due_ms = -1; /* marks "final status to (re)produce" if it lands in the heap */
+	switch (st) {
+	case MSG_ST_ACCEPTED: d->n_accepted++; break;
+	case MSG_ST_CANCELLED: d->n_cancelled++; break;
+	case MSG_ST_SUPPRESSED: d->n_suppressed++; break;
+	case MSG_ST_EXPIRED: d->n_expired++; break;
+	default: d->n_failed++; break;
+	}
+	if (st == MSG_ST_FAILED || st == MSG_ST_EXPIRED) {
+		/* tocsin.dead: the original record with the reason. */
+		buf_reset(&d->buf);
+		buf_puts(&d->buf, "{\"v\":1,\"id\":");
+		buf_json_str(&d->buf, m->m.id, strlen(m->m.id));
+		buf_puts(&d->buf, ",\"campaign\":");
+		buf_json_str(&d->buf, m->m.campaign, strlen(m->m.campaign));
+		buf_printf(&d->buf, ",\"state\":\"%s\",\"code\":", msg_state_name(st));
+		buf_json_str(&d->buf, m->code, strlen(m->code));
+		buf_puts(&d->buf, ",\"reason\":");
+		buf_json_str(&d->buf, m->detail, strlen(m->detail));
+		buf_printf(&d->buf, ",\"attempts\":%d,\"ts_ms\":%lld,\"message\":", m->attempt,
+		           (long long)clock_wall_ms());
+		buf_append(&d->buf, m->rkm->payload, m->rkm->len);
+		buf_putc(&d->buf, '}');
+		kq_produce(d->prod, KQ_T_DEAD, m->m.id, strlen(m->m.id), d->buf.p, d->buf.len, NULL);
+	}
+	produce_status(d, m, st, m->vendor_name, m->ref, m->code, m->detail, latency_ms, 1);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+	(void)rk;
+	dsp_t *d = opaque;
+	dsp_msg_t *m = rkm->_private;
+	if (!m)
+		return;
+	if (rkm->err) {
+		log_warn("event=status_not_delivered id=%s err=\"%s\" action=retry", m->m.id,
+		         rd_kafka_err2str(rkm->err));
+		d->n_status_errors++;
+		m->due_ms = -1;
+		heap_push(d, m); /* re-produced from the loop; the offset waits */
+		return;
+	}
+	m->where = W_DONE;
+	if (m->discard) /* its partition is gone: nobody will pop it */
+		return;
+	part_advance(d, m->part);
+}
+
+/* ------------------------------------------------------------------ sending */
+
+static int pick_vendor(dsp_t *d, const dsp_msg_t *m)
+{
+	int fallback = -1;
+	for (size_t i = 0; i < d->nroute; i++) {
+		int vi = d->route[i];
+		dsp_vendor_t *v = &d->vendors[vi];
+		if (v->unusable || !dsp_state_vendor_usable(d->st, v->v->name))
+			continue;
+		if (!cfg_sender(v->v, m->m.sender))
+			continue;
+		if (v->inflight >= v->v->max_in_flight)
+			continue;
+		if (vi == m->last_vendor) { /* prefer another vendor after a defer */
+			if (fallback < 0)
+				fallback = vi;
+			continue;
+		}
+		return vi;
+	}
+	return fallback;
+}
+
+/* 1 when some usable vendor of the route could carry m's sender pool. */
+static int any_vendor_for(dsp_t *d, const dsp_msg_t *m)
+{
+	for (size_t i = 0; i < d->nroute; i++) {
+		dsp_vendor_t *v = &d->vendors[d->route[i]];
+		if (!v->unusable && cfg_sender(v->v, m->m.sender))
+			return 1;
+	}
+	return 0;
+}
+
+static int64_t backoff_ms(dsp_t *d, int attempt, long retry_after_ms)
+{
+	int64_t b = d->cfg->retry_base_ms;
+	for (int i = 1; i < attempt && b < d->cfg->retry_max_ms; i++)
+		b *= 2;
+	if (b > d->cfg->retry_max_ms)
+		b = d->cfg->retry_max_ms;
+	/* full jitter in [b/2, b] */
+	int64_t j = b / 2 + (int64_t)(((uint64_t)rand() * (uint64_t)(b / 2 + 1)) / ((uint64_t)RAND_MAX + 1));
+	if (retry_after_ms > j)
+		j = retry_after_ms;
+	return j;
+}
+
+/* Decide what happens to m now. Returns 0 when handled, 1 when it must wait
+ * for sending capacity (the caller stops walking the ready queue). */
+static int try_send(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
+{
+	msg_camp_state_t cs = dsp_state_campaign(d->st, m->m.campaign);
+	if (cs == MSG_CAMP_CANCELLED) {
+		finish(d, m, MSG_ST_CANCELLED, NULL, NULL, "cancelled", "campaign cancelled", -1);
+		return 0;
+	}
+	if (cs == MSG_CAMP_PAUSED) {
+		m->due_ms = now_ms + DSP_PAUSED_RECHECK_MS;
+		heap_push(d, m);
+		return 0;
+	}
+	int64_t wall = clock_wall_ms();
+	if (m->m.expires_ms > 0 && wall >= m->m.expires_ms) {
+		finish(d, m, MSG_ST_EXPIRED, NULL, NULL, "expired", "expired before it could be sent", -1);
+		return 0;
+	}
+	if (dsp_state_opted_out(d->st, m->m.channel, m->m.to)) {
+		finish(d, m, MSG_ST_SUPPRESSED, NULL, NULL, "opted_out",
+		       "recipient opted out before sending", -1);
+		return 0;
+	}
+	if (m->m.not_before_ms > wall) {
+		m->due_ms = now_ms + (m->m.not_before_ms - wall);
+		heap_push(d, m);
+		return 0;
+	}
+	if (!any_vendor_for(d, m)) {
+		char why[160];
+		snprintf(why, sizeof why, "no usable %s vendor has a number for sender pool \"%s\"",
+		         msg_channel_name(d->channel), m->m.sender ? m->m.sender : "main");
+		finish(d, m, MSG_ST_FAILED, NULL, NULL, "no_route", why, -1);
+		return 0;
+	}
+	if (d->draining)
+		return 1;
+	int vi = pick_vendor(d, m);
+	if (vi < 0)
+		return 1;
+	http_xfer_t *x = http_acquire(d->http);
+	if (!x)
+		return 1;
+	dsp_vendor_t *v = &d->vendors[vi];
+	const msg_out_t *one = &m->m;
+	char err[256];
+	int rc = vnd_build(v->a, &one, 1, http_xfer_req(x), err, sizeof err);
+	if (rc) {
+		http_release(d->http, x);
+		finish(d, m, MSG_ST_FAILED, v->v->name, NULL, "build", err, -1);
+		return 0;
+	}
+	rc = http_submit(d->http, x, v->v->timeout_ms, m);
+	if (rc) {
+		http_release(d->http, x);
+		return 1;
+	}
+	m->vendor = vi;
+	m->attempt++;
+	m->where = W_INFLIGHT;
+	v->inflight++;
+	v->sent++;
+	return 0;
+}
+
+static void on_done(dsp_t *d, http_done_t *hd)
+{
+	dsp_msg_t *m = hd->opaque;
+	dsp_vendor_t *v = &d->vendors[m->vendor];
+	v->inflight--;
+	vnd_result_t r;
+	const msg_out_t *one = &m->m;
+	vnd_classify(v->a, &one, 1, hd->status, hd->curl_code, hd->body, hd->bodylen,
+	             hd->retry_after_s, &r);
+	http_release(d->http, hd->xfer);
+	int64_t lat = hd->latency_ns / 1000000;
+	int vi = m->vendor;
+	m->vendor = -1;
+	if (log_enabled(TLOG_DEBUG))
+		log_debug("event=send_done id=%s vendor=%s outcome=%s http=%ld code=%s latency_ms=%lld",
+		          m->m.id, v->v->name, vnd_outcome_name(r.outcome), hd->status, r.code,
+		          (long long)lat);
+	switch (r.outcome) {
+	case VND_ACCEPTED:
+		v->accepted++;
+		finish(d, m, MSG_ST_ACCEPTED, v->v->name, r.ref, NULL, NULL, lat);
+		return;
+	case VND_PERMANENT:
+		v->failed++;
+		finish(d, m, MSG_ST_FAILED, v->v->name, r.ref, r.code, r.detail, lat);
+		return;
+	case VND_OPTOUT: {
+		v->failed++;
+		dsp_state_add_optout(d->st, m->m.channel, m->m.to);
+		msg_optout_t o = {.channel = m->m.channel, .address = m->m.to, .source = "vendor",
+		                  .campaign = m->m.campaign, .ts_ms = clock_wall_ms()};
+		char key[512];
+		buf_reset(&d->buf);
+		if (msg_optout_key(m->m.channel, m->m.to, key, sizeof key) > 0 &&
+		    !msg_optout_encode(&o, &d->buf))
+			kq_produce(d->prod, KQ_T_OPTOUTS, key, strlen(key), d->buf.p, d->buf.len, NULL);
+		finish(d, m, MSG_ST_FAILED, v->v->name, r.ref, r.code[0] ? r.code : "opted_out",
+		       r.detail[0] ? r.detail : "recipient opted out at the vendor", lat);
+		return;
+	}
+	case VND_CONFIG:
+		/* Not the recipient's fault: the vendor is unusable until fixed. The
+		 * attempt is not charged; the message goes to another vendor or waits. */
+		if (!v->unusable)
+			log_error("event=vendor_unusable vendor=%s code=%s detail=\"%s\" action=failover "
+			          "msg=\"fix its credentials or senders and restart the dispatcher\"",
+			          v->v->name, r.code, r.detail);
+		v->unusable = 1;
+		m->attempt--;
+		ready_push_front(d, m);
+		return;
+	case VND_DEFER:
+		break;
+	}
+	v->deferred++;
+	m->last_vendor = vi;
+	if (m->attempt >= d->cfg->max_attempts) {
+		char why[300];
+		snprintf(why, sizeof why, "gave up after %d attempts; last: %s", m->attempt, r.detail);
+		finish(d, m, MSG_ST_FAILED, v->v->name, NULL, r.code, why, lat);
+		return;
+	}
+	d->n_retried++;
+	produce_status(d, m, MSG_ST_RETRYING, v->v->name, NULL, r.code, r.detail, lat, 0);
+	m->due_ms = clock_mono_ms() + backoff_ms(d, m->attempt, r.retry_after_ms);
+	heap_push(d, m);
+}
+
+/* ------------------------------------------------------------------ consuming */
+
+static dsp_part_t *part_get(dsp_t *d, int32_t p)
+{
+	if (p < 0 || p >= DSP_MAX_PARTS)
+		return NULL;
+	if (!d->parts[p]) {
+		d->parts[p] = calloc(1, sizeof(dsp_part_t));
+		if (!d->parts[p])
+			return NULL;
+		d->parts[p]->partition = p;
+		d->parts[p]->next_offset = -1;
+		d->parts[p]->committed = -1;
+	}
+	return d->parts[p];
+}
+
+static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
+{
+	if (rkm->err) {
+		if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+		    rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)
+			log_error("event=outbox_truncated partition=%d err=\"%s\" msg=\"messages were "
+			          "dropped from the log before they were dispatched\"",
+			          (int)rkm->partition, rd_kafka_message_errstr(rkm));
+		else
+			log_warn("event=consume_error err=\"%s\"", rd_kafka_message_errstr(rkm));
+		rd_kafka_message_destroy(rkm);
+		return;
+	}
+	dsp_part_t *p = part_get(d, rkm->partition);
+	dsp_msg_t *m = p ? calloc(1, sizeof *m) : NULL;
+	if (!m) {
+		log_error("event=out_of_memory partition=%d", (int)rkm->partition);
+		rd_kafka_message_destroy(rkm);
+		return;
+	}
+	d->npending++;
+	d->n_consumed++;
+	m->rkm = rkm;
+	m->part = p;
+	m->offset = rkm->offset;
+	m->vendor = m->last_vendor = -1;
+	p->next_offset = rkm->offset + 1;
+	if (p->tail)
+		p->tail->part_next = m;
+	else
+		p->head = m;
+	p->tail = m;
+	char err[256];
+	if (msg_out_parse(rkm->payload, rkm->len, &m->m, &m->hold, err, sizeof err) ||
+	    m->m.channel != d->channel) {
+		/* Unreadable: nothing to send and no id to report under. Keep it on
+		 * tocsin.dead with the reason and move past it. */
+		log_error("event=bad_outbox_record partition=%d offset=%lld reason=\"%s\"",
+		          (int)rkm->partition, (long long)rkm->offset,
+		          m->hold ? "wrong channel for this dispatcher" : err);
+		kq_produce(d->prod, KQ_T_DEAD, rkm->key, rkm->key_len, rkm->payload, rkm->len, NULL);
+		json_decref(m->hold);
+		m->hold = NULL;
+		m->where = W_DONE;
+		part_advance(d, p);
+		return;
+	}
+	m->attempt = m->m.attempt;
+	ready_push(d, m);
+}
+
+static void commit_parts(dsp_t *d, int sync)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+	for (int i = 0; i < DSP_MAX_PARTS; i++) {
+		dsp_part_t *p = d->parts[i];
+		if (!p || !p->assigned || p->next_offset < 0)
+			continue;
+		int64_t off = p->head ? p->head->offset : p->next_offset;
+		if (off > p->committed) {
+			rd_kafka_topic_partition_list_add(l, d->topic, p->partition)->offset = off;
+			p->committed = off;
+		}
+	}
+	if (l->cnt) {
+		rd_kafka_resp_err_t e = rd_kafka_commit(d->cons, l, sync ? 0 : 1);
+		if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+			log_warn("event=commit_failed err=\"%s\"", rd_kafka_err2str(e));
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void drain_wake(dsp_t *d)
+{
+	char b[64];
+	while (read(d->wake[0], b, sizeof b) > 0) {
+	}
+}
+
+/* Could a ready message be sent right now? */
+static int has_capacity(dsp_t *d)
+{
+	if (http_in_flight(d->http) >= d->cfg->max_in_flight)
+		return 0;
+	for (size_t i = 0; i < d->nroute; i++) {
+		dsp_vendor_t *v = &d->vendors[d->route[i]];
+		if (!v->unusable && v->inflight < v->v->max_in_flight &&
+		    dsp_state_vendor_usable(d->st, v->v->name))
+			return 1;
+	}
+	return 0;
+}
+
+/* Send what is ready, collect what finished, serve delivery reports. */
+static void pump(dsp_t *d, int timeout_ms)
+{
+	int64_t now = clock_mono_ms();
+	while (d->nheap && d->heap[0]->due_ms <= now) {
+		dsp_msg_t *m = heap_pop(d);
+		if (m->discard && m->where != W_FINAL_PENDING) {
+			msg_free(d, m);
+			continue;
+		}
+		if (m->due_ms < 0) { /* a final status to produce again */
+			m->where = W_FINAL_PENDING;
+			produce_status(d, m, m->final_state, m->vendor_name, m->ref, m->code, m->detail,
+			               m->latency_ms, 1);
+			continue;
+		}
+		ready_push(d, m);
+	}
+	dsp_msg_t *m;
+	while ((m = ready_pop(d))) {
+		if (m->discard) {
+			msg_free(d, m);
+			continue;
+		}
+		if (try_send(d, m, now)) {
+			ready_push_front(d, m);
+			break;
+		}
+	}
+	if (d->ready_head && !d->draining && has_capacity(d))
+		timeout_ms = 0;
+	if (d->nheap) {
+		int64_t until = d->heap[0]->due_ms - now;
+		if (until < 0)
+			until = 0;
+		if (until < timeout_ms)
+			timeout_ms = (int)until;
+	}
+	if (http_run(d->http, d->wake[0], timeout_ms) < 0)
+		log_warn("event=http_engine_error");
+	drain_wake(d);
+	http_done_t hd;
+	while (http_next_done(d->http, &hd))
+		on_done(d, &hd);
+	rd_kafka_poll(d->prod, 0);
+}
+
+/* ------------------------------------------------------------------ rebalance */
+
+/* Finish what is in flight: every send completes and its final status is
+ * acknowledged, or timeout_ms passes. New sends are held meanwhile. */
+static void drain_inflight(dsp_t *d, int timeout_ms)
+{
+	int was = d->draining;
+	d->draining = 1;
+	int64_t end = clock_mono_ms() + timeout_ms;
+	for (;;) {
+		int final_pending = 0;
+		for (int i = 0; i < DSP_MAX_PARTS; i++) {
+			dsp_part_t *p = d->parts[i];
+			for (dsp_msg_t *m = p ? p->head : NULL; m; m = m->part_next)
+				final_pending += m->where == W_FINAL_PENDING;
+		}
+		if (!http_in_flight(d->http) && !final_pending)
+			break;
+		if (clock_mono_ms() >= end) {
+			log_warn("event=drain_timeout in_flight=%d final_pending=%d",
+			         http_in_flight(d->http), final_pending);
+			break;
+		}
+		pump(d, 20);
+		rd_kafka_poll(d->prod, 10);
+	}
+	d->draining = was;
+}
+
+static void drop_partition(dsp_t *d, int32_t partition)
+{
+	dsp_part_t *p = partition >= 0 && partition < DSP_MAX_PARTS ? d->parts[partition] : NULL;
+	if (!p)
+		return;
+	/* Whatever is not final goes back to Kafka: the next owner gets it from
+	 * the committed offset. Messages sitting in the ready queue or the timer
+	 * heap are freed when next popped; finished ones now. */
+	dsp_msg_t *m = p->head;
+	while (m) {
+		dsp_msg_t *next = m->part_next;
+		m->part_next = NULL;
+		m->discard = 1;
+		if (m->where == W_DONE || m->where == W_NONE)
+			msg_free(d, m);
+		m = next;
+	}
+	free(p);
+	d->parts[partition] = NULL;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	dsp_t *d = opaque;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		for (int i = 0; i < parts->cnt; i++) {
+			dsp_part_t *p = part_get(d, parts->elems[i].partition);
+			if (p)
+				p->assigned = 1;
+		}
+		log_info("event=assigned partitions=%d topic=%s", parts->cnt, d->topic);
+		rd_kafka_assign(rk, parts);
+		if (d->paused)
+			rd_kafka_pause_partitions(rk, parts);
+		return;
+	}
+	log_info("event=revoked partitions=%d msg=\"finishing in-flight sends before handing over\"",
+	         parts->cnt);
+	drain_inflight(d, 30000);
+	commit_parts(d, 1);
+	for (int i = 0; i < parts->cnt; i++)
+		drop_partition(d, parts->elems[i].partition);
+	rd_kafka_assign(rk, NULL);
+}
+
+/* ------------------------------------------------------------------ set-up and loop */
+
+static void backpressure(dsp_t *d)
+{
+	int want_pause = d->npending >= d->max_pending;
+	int want_resume = d->paused && d->npending <= d->max_pending / 2;
+	if (want_pause == d->paused || (!want_pause && !want_resume))
+		return;
+	rd_kafka_topic_partition_list_t *a = NULL;
+	if (rd_kafka_assignment(d->cons, &a) || !a)
+		return;
+	if (want_pause) {
+		rd_kafka_pause_partitions(d->cons, a);
+		log_info("event=backpressure action=pause pending=%zu", d->npending);
+	} else {
+		rd_kafka_resume_partitions(d->cons, a);
+		log_info("event=backpressure action=resume pending=%zu", d->npending);
+	}
+	d->paused = want_pause;
+	rd_kafka_topic_partition_list_destroy(a);
+}
+
+static void progress(dsp_t *d, int64_t now)
+{
+	if (now - d->last_progress_ms < 5000)
+		return;
+	d->last_progress_ms = now;
+	log_info("event=progress consumed=%lld accepted=%lld failed=%lld retried=%lld "
+	         "cancelled=%lld suppressed=%lld expired=%lld pending=%zu in_flight=%d",
+	         (long long)d->n_consumed, (long long)d->n_accepted, (long long)d->n_failed,
+	         (long long)d->n_retried, (long long)d->n_cancelled, (long long)d->n_suppressed,
+	         (long long)d->n_expired, d->npending, http_in_flight(d->http));
+}
+
+static int setup(dsp_t *d, char *err, size_t errlen)
+{
+	const cfg_t *c = d->cfg;
+	const cfg_route_t *r = &c->routes[d->channel];
+	if (r->nvendors == 0) {
+		snprintf(err, errlen, "%s: no %s vendor is configured (routes.%s)", c->path,
+		         msg_channel_name(d->channel), msg_channel_name(d->channel));
+		return TOCSIN_ERR_CONFIG;
+	}
+	d->vendors = calloc(r->nvendors, sizeof *d->vendors);
+	if (!d->vendors)
+		return TOCSIN_ERR_NOMEM;
+	for (size_t i = 0; i < r->nvendors && i < 64; i++) {
+		const cfg_vendor_t *v = cfg_vendor(c, r->vendors[i]);
+		char e[512];
+		vnd_t *a = vnd_new(c, v, e, sizeof e);
+		if (!a) {
+			snprintf(err, errlen, "vendor %s: %s", v->name, e);
+			return TOCSIN_ERR_CONFIG;
+		}
+		d->vendors[d->nvendors] = (dsp_vendor_t){.a = a, .v = v};
+		d->route[d->nroute++] = (int)d->nvendors++;
+	}
+	d->http = http_new(c->max_in_flight, DSP_MAX_BODY, err, errlen);
+	if (!d->http)
+		return TOCSIN_ERR_NOMEM;
+	if (pipe2(d->wake, O_NONBLOCK | O_CLOEXEC)) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return TOCSIN_ERR_IO;
+	}
+	rd_kafka_conf_t *pc = kq_conf_new(c, KQ_PRODUCER, d->client_id, NULL, err, errlen);
+	if (!pc)
+		return TOCSIN_ERR_CONFIG;
+	rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+	rd_kafka_conf_set_opaque(pc, d);
+	if (!(d->prod = kq_new(pc, KQ_PRODUCER, 10000, err, errlen)))
+		return TOCSIN_ERR_KAFKA;
+	if (!(d->st = dsp_state_new(c, d->client_id, err, errlen)))
+		return TOCSIN_ERR_KAFKA;
+	if (dsp_state_catch_up(d->st, 10000))
+		log_warn("event=state_catch_up_slow msg=\"campaign/opt-out state not fully read after 10 s; "
+		         "continuing, and applying the rest as it arrives\"");
+	rd_kafka_conf_t *cc = kq_conf_new(c, KQ_CONSUMER, d->client_id, d->group, err, errlen);
+	if (!cc)
+		return TOCSIN_ERR_CONFIG;
+	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+	rd_kafka_conf_set_opaque(cc, d);
+	if (!(d->cons = kq_new(cc, KQ_CONSUMER, 10000, err, errlen)))
+		return TOCSIN_ERR_KAFKA;
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, d->topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(d->cons, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (e) {
+		snprintf(err, errlen, "cannot subscribe to %s: %s", d->topic, rd_kafka_err2str(e));
+		return TOCSIN_ERR_KAFKA;
+	}
+	d->q_cons = rd_kafka_queue_get_consumer(d->cons);
+	d->q_prod = rd_kafka_queue_get_main(d->prod);
+	rd_kafka_queue_io_event_enable(d->q_cons, d->wake[1], "c", 1);
+	rd_kafka_queue_io_event_enable(d->q_prod, d->wake[1], "p", 1);
+	rd_kafka_queue_io_event_enable(dsp_state_queue(d->st), d->wake[1], "s", 1);
+	return 0;
+}
+
+static void teardown(dsp_t *d)
+{
+	if (d->q_cons)
+		rd_kafka_queue_destroy(d->q_cons);
+	if (d->q_prod)
+		rd_kafka_queue_destroy(d->q_prod);
+	if (d->cons) {
+		rd_kafka_consumer_close(d->cons);
+		rd_kafka_destroy(d->cons);
+	}
+	/* Anything left (held for retry, or unreadable) goes back to Kafka. */
+	for (int i = 0; i < DSP_MAX_PARTS; i++)
+		if (d->parts[i])
+			drop_partition(d, i);
+	dsp_msg_t *m;
+	while ((m = ready_pop(d)))
+		msg_free(d, m);
+	while ((m = heap_pop(d)))
+		msg_free(d, m);
+	if (d->prod) {
+		if (kq_flush(d->prod, 10000))
+			log_warn("event=flush_timeout msg=\"some status events were not acknowledged\"");
+		rd_kafka_destroy(d->prod);
+	}
+	dsp_state_free(d->st);
+	http_free(d->http);
+	for (size_t i = 0; i < d->nvendors; i++)
+		vnd_free(d->vendors[i].a);
+	free(d->vendors);
+	free(d->heap);
+	if (d->wake[0] > 0) {
+		close(d->wake[0]);
+		close(d->wake[1]);
+	}
+	buf_free(&d->buf);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: tocsin dispatch [--channel sms|email] [--max-pending N]\n"
+	        "\n"
+	        "Join the consumer group tocsin-dispatch-<channel> on tocsin.outbox.<channel>, send\n"
+	        "each message through the channel's route of vendors (routes.<channel> in the\n"
+	        "config), and publish every outcome on tocsin.status. Offsets are committed only\n"
+	        "past messages whose final status the broker has acknowledged, so a crash loses\n"
+	        "nothing. Run several for more throughput: the group shares the partitions.\n"
+	        "\n"
+	        "  --channel C       sms (default) or email\n"
+	        "  --max-pending N   messages held in memory before consumption pauses (default 10000)\n"
+	        "\n"
+	        "SIGTERM or Ctrl-C: finish in-flight sends, commit, leave the group, exit 0.\n");
+}
 
 int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 {
-	(void)cfg;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "tocsin dispatch: not built yet\n");
-	return 1;
+	static const struct option opts[] = {{"channel", required_argument, NULL, 'c'},
+	                                     {"max-pending", required_argument, NULL, 'm'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0}};
+	dsp_t d;
+	memset(&d, 0, sizeof d);
+	d.cfg = cfg;
+	d.channel = MSG_CH_SMS;
+	d.max_pending = 10000;
+	d.wake[0] = d.wake[1] = -1;
+	int o;
+	while ((o = getopt_long(argc, argv, "c:m:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			if (msg_channel_parse(optarg, &d.channel)) {
+				fprintf(stderr, "tocsin dispatch: unknown channel \"%s\" (sms, email)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'm': {
+			long n = strtol(optarg, NULL, 10);
+			if (n < 1 || n > 10000000) {
+				fprintf(stderr, "tocsin dispatch: --max-pending must be 1..10000000\n");
+				return 2;
+			}
+			d.max_pending = (size_t)n;
+			break;
+		}
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	d.topic = kq_outbox_topic(d.channel);
+	snprintf(d.group, sizeof d.group, "tocsin-dispatch-%s", msg_channel_name(d.channel));
+	snprintf(d.client_id, sizeof d.client_id, "tocsin-dispatch-%s-%d", msg_channel_name(d.channel),
+	         (int)getpid());
+	buf_init(&d.buf, 4 << 20);
+	srand((unsigned)(clock_mono_ns() ^ getpid()));
+	char err[1024];
+	if (setup(&d, err, sizeof err)) {
+		fprintf(stderr, "tocsin dispatch: %s\n", err);
+		teardown(&d);
+		return 1;
+	}
+	log_info("event=dispatch_started channel=%s group=%s vendors=%zu max_in_flight=%d",
+	         msg_channel_name(d.channel), d.group, d.nvendors, cfg->max_in_flight);
+	while (!tocsin_stop) {
+		int64_t now = clock_mono_ms();
+		dsp_state_poll(d.st);
+		rd_kafka_message_t *rkm;
+		while (d.npending < d.max_pending && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
+			on_record(&d, rkm);
+		backpressure(&d);
+		pump(&d, 100);
+		if (now - d.last_commit_ms >= 500) {
+			commit_parts(&d, 0);
+			d.last_commit_ms = now;
+		}
+		progress(&d, now);
+	}
+	log_info("event=dispatch_stopping signal=%d in_flight=%d pending=%zu", (int)tocsin_stop,
+	         http_in_flight(d.http), d.npending);
+	drain_inflight(&d, 30000);
+	commit_parts(&d, 1);
+	d.last_progress_ms = 0;
+	progress(&d, clock_mono_ms());
+	teardown(&d);
+	log_info("event=dispatch_stopped");
+	return 0;
 }
