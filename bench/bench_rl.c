@@ -124,14 +124,21 @@ static long run_fixed(ev_t *e, long *calls)
 int main(void)
 {
 	static ev_t eg[MAXEV], em[MAXEV], ef[MAXEV];
-	long cg, cm, cf;
-	int64_t t0 = mono_ns();
-	long ng = run_gcra(eg, 0, &cg);
-	int64_t t1 = mono_ns();
-	long nm = run_gcra(em, 1, &cm);
-	int64_t t2 = mono_ns();
-	long nf = run_fixed(ef, &cf);
-	int64_t t3 = mono_ns();
+	long cg, cm, cf, ng = 0, nm, nf = 0;
+	/* Timing: best of 30 repetitions each, so a busy machine disturbs it less. */
+	double ns_g = 1e30, ns_f = 1e30;
+	for (int rep = 0; rep < 30; rep++) {
+		int64_t t0 = mono_ns();
+		ng = run_gcra(eg, 0, &cg);
+		int64_t t1 = mono_ns();
+		nf = run_fixed(ef, &cf);
+		int64_t t2 = mono_ns();
+		if ((double)(t1 - t0) / (double)cg < ns_g)
+			ns_g = (double)(t1 - t0) / (double)cg;
+		if ((double)(t2 - t1) / (double)cf < ns_f)
+			ns_f = (double)(t2 - t1) / (double)cf;
+	}
+	nm = run_gcra(em, 1, &cm);
 
 	double want = (double)RATE * SECONDS;
 	double ach_g = (double)units_in(eg, ng, SECONDS * NS);
@@ -143,7 +150,6 @@ int main(void)
 		long x = max_window(eg, ng, s);
 		ws = x > ws ? x : ws;
 	}
-	double ns_g = (double)(t1 - t0) / (double)cg, ns_f = (double)(t3 - t2) / (double)cf;
 	printf("bench_rl: configured %d segments/s, burst %d, %d s simulated, %d senders at %d/s\n",
 	       RATE, BURST, SECONDS, NSENDERS, SENDER_RATE);
 	printf("  gcra (ns timers):  %.0f segments = %.2f/s (%+.3f%%), max 1-s window %ld (limit %d)\n",
@@ -157,7 +163,7 @@ int main(void)
 	printf("  smoothness: max 100-ms window gcra %ld (ideal %d), baseline %ld: ratio baseline/gcra "
 	       "%.2f\n",
 	       sg, RATE / 10 + BURST, sf, (double)sf / (double)sg);
-	printf("  cost: gcra %.1f ns/decision, baseline %.1f ns/decision: ratio %.2f\n", ns_g, ns_f,
+	printf("  cost (best of 30): gcra %.1f ns/decision, baseline %.1f ns/decision: ratio %.2f\n", ns_g, ns_f,
 	       ns_g / ns_f);
 	int ok = 1;
 	if (ach_g < want * 0.99 || ach_g > want * 1.01 || ach_m < want * 0.99 || ach_m > want * 1.01) {

@@ -18,9 +18,11 @@
  *
  * Weights: a vendor's config may say "weight": N (> 0). When any eligible
  * candidate has a weight, traffic is split among the eligible weighted
- * vendors in proportion to weight x traffic fraction (smooth weighted round
- * robin: deterministic, exact over a cycle); vendors without a weight are
- * standbys used, in order, only when no weighted vendor is eligible.
+ * vendors in proportion to their weights (smooth weighted round robin:
+ * deterministic, exact over a cycle); a weighted vendor below full traffic
+ * (probing, ramping) gets weight x fraction and what it gives up goes to the
+ * weighted vendors at full traffic. Vendors without a weight are standbys
+ * used, in order, only when no weighted vendor takes the message.
  * Without weights the first eligible candidate takes all traffic.
  *
  * Traffic fraction (sla_fraction()): a probing vendor takes only its trickle

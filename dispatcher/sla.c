@@ -397,3 +397,26 @@ void sla_stats(sla_t *s, int64_t now_ms, sla_stats_t *out)
 
 const char *sla_name(const sla_t *s) { return s->name; }
 const sla_opts_t *sla_opts(const sla_t *s) { return &s->o; }
+
+void sla_vhealth(const sla_transition_t *t, const char *vendor, const char *by, int64_t ts_ms,
+                 msg_vhealth_t *h)
+{
+	h->vendor = vendor;
+	h->state = t->to;
+	h->reason = t->reason;
+	h->by = by;
+	h->p95_ms = t->stats.p95_ms;
+	h->error_rate = t->stats.error_rate;
+	h->ts_ms = ts_ms;
+}
+
+int sla_format(const sla_transition_t *t, const char *vendor, char *out, size_t outlen)
+{
+	return snprintf(out, outlen,
+	                "vendor=%s from=%s to=%s reason=\"%s\" answers=%lld error_rate=%.3f "
+	                "timeout_rate=%.3f p50_ms=%.0f p95_ms=%.0f p99_ms=%.0f delivered=%.3f",
+	                vendor ? vendor : "?", msg_vh_state_name(t->from), msg_vh_state_name(t->to),
+	                t->reason, (long long)t->stats.answers, t->stats.error_rate,
+	                t->stats.timeout_rate, t->stats.p50_ms, t->stats.p95_ms, t->stats.p99_ms,
+	                t->stats.delivered_ratio);
+}

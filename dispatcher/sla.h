@@ -90,6 +90,17 @@ int sla_tick(sla_t *s, int64_t now_ms, sla_transition_t *t);
 int sla_apply(sla_t *s, msg_vh_state_t st, int operator, int64_t now_ms, const char *reason,
               sla_transition_t *t);
 
+/* Fill h (for msg_vhealth_encode()) from transition t of vendor name, decided
+ * by `by` (e.g. the dispatcher's client id) at wall-clock ts_ms. h's strings
+ * point into t and into the arguments: keep them alive while h is used. */
+void sla_vhealth(const sla_transition_t *t, const char *vendor, const char *by, int64_t ts_ms,
+                 msg_vhealth_t *h);
+/* Write t as one key=value log fragment into out (always NUL-terminated):
+ * vendor=tw from=healthy to=open reason="error_rate 0.42 > 0.20 (n=50)"
+ * answers=50 error_rate=0.420 timeout_rate=0.000 p50_ms=.. p95_ms=.. p99_ms=..
+ * delivered=-1. Returns the length snprintf would have written. */
+int sla_format(const sla_transition_t *t, const char *vendor, char *out, size_t outlen);
+
 msg_vh_state_t sla_state(const sla_t *s);
 /* Share of this vendor's normal traffic it should get now: 1 healthy, ramping
  * from probe_fraction to 1 over ramp_s after recovery, probe_fraction while

@@ -110,6 +110,20 @@ static void test_breach_error_rate(void **state)
 	assert_true(r.tr[0].stats.answers >= 20);
 	assert_int_equal(sla_state(s), MSG_VH_OPEN);
 	assert_true(sla_fraction(s, 12000) == 0);
+	char line[400];
+	sla_format(&r.tr[0], "tw", line, sizeof line);
+	assert_non_null(strstr(line, "vendor=tw from=healthy to=open reason=\"error_rate 0.2"));
+	assert_non_null(strstr(line, " answers=4"));
+	msg_vhealth_t h;
+	sla_vhealth(&r.tr[0], "tw", "dsp-1", 1700000000000LL, &h);
+	assert_int_equal(h.state, MSG_VH_OPEN);
+	assert_string_equal(h.reason, r.tr[0].reason);
+	assert_true(h.error_rate == r.tr[0].stats.error_rate && h.error_rate > 0.2);
+	buf_t b;
+	buf_init(&b, 4096);
+	assert_int_equal(msg_vhealth_encode(&h, &b), 0);
+	assert_non_null(strstr(b.p, "\"state\":\"open\""));
+	buf_free(&b);
 	sla_free(s);
 
 	/* 30% errors: breached once the window average passes 20% */
