@@ -229,28 +229,677 @@ void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans
 	vnd_form_free(&fm);
 }
 
-/* ---- Vonage, SendGrid, Mailgun: see below ---- */
+/* the webhook base for vendor sv: the configured receipts URL, else {public_url}/webhooks/{name}/{leaf} */
+static const char *hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *leaf,
+                            char *out, size_t outlen)
+{
+	if (f->receipt_url[0])
+		return f->receipt_url;
+	if (!s->c->public_url || !*s->c->public_url)
+		return NULL;
+	snprintf(out, outlen, "%s/webhooks/%s/%s", s->c->public_url, sv->v->name, leaf);
+	return out;
+}
+
+/* ---- Vonage ---- */
+
+static void vg_answer(sim_ans_t *ans, const char *status, const char *text)
+{
+	ans->status = 200;
+	ans->ctype = "application/json";
+	buf_reset(&ans->body);
+	buf_printf(&ans->body, "{\"message-count\":\"1\",\"messages\":[{\"status\":\"%s\",\"error-text\":",
+	           status);
+	buf_json_str(&ans->body, text, strlen(text));
+	buf_puts(&ans->body, "}]}");
+}
+
+static int vg_match(sim_vendor_t *sv, const void *ctx)
+{
+	const char *const *kv = ctx;
+	return kv[0] && kv[1] && sv->v->account && sv->secret && !strcmp(sv->v->account, kv[0]) &&
+	       vnd_ct_eq(sv->secret, strlen(sv->secret), kv[1], strlen(kv[1]));
+}
+
+static int vg_key(sim_vendor_t *sv, const void *ctx)
+{
+	return ctx && sv->v->account && !strcmp(sv->v->account, ctx);
+}
+
+static void vg_receipt(sim_t *s, sim_vendor_t *sv, const char *url, const char *mid,
+                       const char *to, const char *from, const char *status, const char *errcode,
+                       const char *cref, double delay)
+{
+	buf_t b;
+	buf_init(&b, 8192);
+	char ts[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+	buf_puts(&b, "msisdn=");
+	buf_form_enc(&b, to, strlen(to));
+	buf_puts(&b, "&to=");
+	buf_form_enc(&b, from, strlen(from));
+	buf_printf(&b, "&network-code=310004&messageId=%s&price=0.00570000&status=%s&scts=2611212342"
+	               "&err-code=%s&api-key=",
+	           mid, status, errcode);
+	buf_form_enc(&b, sv->v->account, strlen(sv->v->account));
+	if (cref) {
+		buf_puts(&b, "&client-ref=");
+		buf_form_enc(&b, cref, strlen(cref));
+	}
+	buf_puts(&b, "&message-timestamp=");
+	buf_form_enc(&b, ts, strlen(ts));
+	sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, NULL, NULL, NULL,
+	                  NULL);
+	buf_free(&b);
+}
 
 void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 {
-	(void)s, (void)rq;
-	ans->status = 501;
+	vnd_form_t fm;
+	const char *src = rq->body;
+	size_t srclen = rq->bodylen;
+	if (!strcmp(rq->method, "GET")) {
+		const char *q = strchr(rq->url, '?');
+		src = q ? q + 1 : "";
+		srclen = strlen(src);
+	}
+	if (vnd_form_parse(src, srclen, &fm)) {
+		vnd_form_free(&fm);
+		vg_answer(ans, "2", "Missing params: request too large");
+		return;
+	}
+	const char *kv[2] = {vnd_form_get(&fm, "api_key"), vnd_form_get(&fm, "api_secret")};
+	sim_vendor_t *sv = sim_find(s, SIM_VONAGE, vg_match, kv);
+	if (!sv) {
+		sim_vendor_t *owner = sim_find(s, SIM_VONAGE, vg_key, kv[0]);
+		if (owner)
+			atomic_fetch_add(&owner->requests, 1);
+		vg_answer(ans, "4", "Bad Credentials");
+		vnd_form_free(&fm);
+		return;
+	}
+	atomic_fetch_add(&sv->requests, 1);
+	sim_fault_t f;
+	sim_fault_get(sv, &f);
+	if (sim_faults(s, sv, &f, ans)) {
+		vnd_form_free(&fm);
+		return;
+	}
+	const char *from = vnd_form_get(&fm, "from"), *to = vnd_form_get(&fm, "to");
+	const char *text = vnd_form_get(&fm, "text"), *type = vnd_form_get(&fm, "type");
+	const char *cref = vnd_form_get(&fm, "client-ref"), *cb = vnd_form_get(&fm, "callback");
+	int digits = to && *to && strlen(to) >= 7 && strlen(to) <= 15;
+	for (const char *p = to; digits && *p; p++)
+		digits = isdigit((unsigned char)*p);
+	if (!from || !*from)
+		vg_answer(ans, "2", "Missing from param");
+	else if (!to || !*to)
+		vg_answer(ans, "2", "Missing to param");
+	else if (!text || !*text)
+		vg_answer(ans, "2", "Missing text param");
+	else if (!digits || !strcmp(to, "15005550001") ||
+	         (f.permanent_rate > 0 && sim_rand(s) < f.permanent_rate))
+		vg_answer(ans, "3", "Invalid to param");
+	else if (type && strcmp(type, "text") && strcmp(type, "unicode") && strcmp(type, "binary"))
+		vg_answer(ans, "3", "Invalid type param");
+	else if (cref && strlen(cref) > 40)
+		vg_answer(ans, "3", "Invalid client-ref param");
+	else {
+		int parts = segments(text);
+		atomic_fetch_add(&sv->accepted, 1);
+		if (cref)
+			sim_ids_add(sv, cref);
+		buf_t *b = &ans->body;
+		ans->status = 200;
+		ans->ctype = "application/json";
+		buf_printf(b, "{\"message-count\":\"%d\",\"messages\":[", parts);
+		char mid[40], first[40];
+		for (int i = 0; i < parts; i++) {
+			make_ref(s, sv, "", mid, 19);
+			for (char *p = mid; *p; p++)
+				*p = (char)toupper((unsigned char)*p);
+			if (!i)
+				memcpy(first, mid, sizeof first);
+			buf_printf(b, "%s{\"to\":\"%s\",\"message-id\":\"%s\",\"status\":\"0\","
+			              "\"remaining-balance\":\"15.53590000\",\"message-price\":\"0.00570000\","
+			              "\"network\":\"310004\"",
+			           i ? "," : "", to, mid);
+			if (cref) {
+				buf_puts(b, ",\"client-ref\":");
+				buf_json_str(b, cref, strlen(cref));
+			}
+			buf_putc(b, '}');
+		}
+		buf_puts(b, "]}");
+		char ub[600];
+		const char *rurl = f.receipt_url[0] ? f.receipt_url : cb ? cb : hook_url(s, sv, &f, "status", ub, sizeof ub);
+		if (f.receipts && rurl) {
+			int opt = !strcmp(to, "15005550004") || (f.optout_rate > 0 && sim_rand(s) < f.optout_rate);
+			int ok = !opt && (f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate);
+			vg_receipt(s, sv, rurl, first, to, from, opt ? "failed" : ok ? "delivered" : "expired",
+			           opt ? "9" : ok ? "0" : "5", cref, f.receipt_delay_ms);
+		}
+	}
+	vnd_form_free(&fm);
+}
+
+/* ---- SendGrid ---- */
+
+static void sg_error(sim_ans_t *ans, unsigned st, const char *field, const char *msg)
+{
+	ans->status = st;
 	ans->ctype = "application/json";
-	buf_puts(&ans->body, "{\"error\":\"not emulated yet\"}");
+	buf_reset(&ans->body);
+	buf_puts(&ans->body, "{\"errors\":[{\"message\":");
+	buf_json_str(&ans->body, msg, strlen(msg));
+	buf_puts(&ans->body, ",\"field\":");
+	if (field)
+		buf_json_str(&ans->body, field, strlen(field));
+	else
+		buf_puts(&ans->body, "null");
+	buf_puts(&ans->body, ",\"help\":null}]}");
+}
+
+static int sg_match(sim_vendor_t *sv, const void *tok)
+{
+	return sv->secret && vnd_ct_eq(sv->secret, strlen(sv->secret), tok, strlen(tok));
+}
+
+static int is_email(const char *s)
+{
+	const char *at = s ? strchr(s, '@') : NULL;
+	return at && at > s && strchr(at + 1, '.') && !strpbrk(s, " \t\r\n<>,;\"");
+}
+
+/* sign a SendGrid event batch and queue it */
+static void sg_events(sim_t *s, sim_vendor_t *sv, const char *url, json_t *events, double delay)
+{
+	char *body = json_dumps(events, JSON_COMPACT);
+	if (!body || !sv->sg_key) {
+		free(body);
+		return;
+	}
+	char ts[24];
+	snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+	unsigned char sig[160];
+	size_t sl = sizeof sig;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, sv->sg_key) == 1 &&
+	         EVP_DigestSignUpdate(md, ts, strlen(ts)) == 1 &&
+	         EVP_DigestSignUpdate(md, body, strlen(body)) == 1 &&
+	         EVP_DigestSignFinal(md, sig, &sl) == 1;
+	EVP_MD_CTX_free(md);
+	char sig64[256];
+	if (ok && vnd_b64(sig, sl, sig64, sizeof sig64) > 0)
+		sim_webhook_later(s, sv, delay, url, "application/json", body,
+		                  "X-Twilio-Email-Event-Webhook-Signature", sig64,
+		                  "X-Twilio-Email-Event-Webhook-Timestamp", ts);
+	free(body);
 }
 
 void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 {
-	sim_api_vonage(s, rq, ans);
+	const char *auth = hdr(rq, "Authorization");
+	sim_vendor_t *sv = auth && !strncmp(auth, "Bearer ", 7) ? sim_find(s, SIM_SENDGRID, sg_match, auth + 7) : NULL;
+	if (!sv) {
+		sg_error(ans, 401, NULL, "The provided authorization grant is invalid, expired, or revoked");
+		return;
+	}
+	atomic_fetch_add(&sv->requests, 1);
+	sim_fault_t f;
+	sim_fault_get(sv, &f);
+	if (sim_faults(s, sv, &f, ans))
+		return;
+	json_error_t je;
+	json_t *j = json_loadb(rq->body, rq->bodylen, 0, &je);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		sg_error(ans, 400, NULL, "Bad Request");
+		return;
+	}
+	json_t *ps = json_object_get(j, "personalizations");
+	json_t *from = json_object_get(json_object_get(j, "from"), "email");
+	json_t *content = json_object_get(j, "content");
+	char field[96], msg[200];
+	size_t np = json_array_size(ps), nrcpt = 0;
+	const char *bad = NULL;
+	if (!json_is_array(ps) || np == 0)
+		sg_error(ans, 400, "personalizations", "The personalizations field is required and must have at least one personalization."), bad = "p";
+	else if (np > 1000)
+		sg_error(ans, 400, "personalizations", "The personalizations field must have 1000 or fewer personalizations."), bad = "p";
+	else if (!json_is_string(from) || !is_email(json_string_value(from)))
+		sg_error(ans, 400, "from.email", "The from email does not contain a valid address."), bad = "f";
+	else if (!json_is_string(json_object_get(j, "subject")) && !json_object_get(j, "template_id"))
+		sg_error(ans, 400, "subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined."), bad = "s";
+	else if (!json_is_array(content) || json_array_size(content) == 0)
+		sg_error(ans, 400, "content", "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block."), bad = "c";
+	if (bad) {
+		json_decref(j);
+		return;
+	}
+	json_t *seen = json_object();
+	size_t i;
+	json_t *p;
+	json_array_foreach(ps, i, p)
+	{
+		json_t *to = json_object_get(p, "to");
+		if (!json_is_array(to) || json_array_size(to) == 0) {
+			snprintf(field, sizeof field, "personalizations.%zu.to", i);
+			sg_error(ans, 400, field, "The to array is required for all personalization objects, and must have at least one email object with a valid email address.");
+			bad = "t";
+			break;
+		}
+		size_t k;
+		json_t *e;
+		json_array_foreach(to, k, e)
+		{
+			const char *em = json_string_value(json_object_get(e, "email"));
+			snprintf(field, sizeof field, "personalizations.%zu.to.%zu.email", i, k);
+			if (!is_email(em)) {
+				sg_error(ans, 400, field, "Does not contain a valid address.");
+				bad = "e";
+				break;
+			}
+			if (json_object_get(seen, em)) {
+				sg_error(ans, 400, field, "Each email address in the personalization block should be unique between to, cc, and bcc. We found the first duplicate instance of [] in the personalizations.0.to field.");
+				bad = "d";
+				break;
+			}
+			json_object_set_new(seen, em, json_true());
+			nrcpt++;
+		}
+		if (bad)
+			break;
+		char *ca = json_dumps(json_object_get(p, "custom_args"), JSON_COMPACT);
+		size_t cal = ca ? strlen(ca) : 0;
+		free(ca);
+		if (cal >= 10000) {
+			snprintf(field, sizeof field, "personalizations.%zu.custom_args", i);
+			sg_error(ans, 400, field, "The custom_args total size must be less than 10000 bytes.");
+			bad = "a";
+			break;
+		}
+	}
+	json_decref(seen);
+	if (!bad && nrcpt > 1000) {
+		snprintf(msg, sizeof msg, "The total number of recipients must be 1000 or fewer (found %zu).", nrcpt);
+		sg_error(ans, 400, "personalizations", msg);
+		bad = "n";
+	}
+	if (bad) {
+		json_decref(j);
+		return;
+	}
+	char xid[40];
+	make_ref(s, sv, "", xid, 23);
+	ans->status = 202;
+	ans->ctype = NULL;
+	memcpy(ans->hname, "X-Message-Id", 13);
+	vnd_cpy(ans->hval, sizeof ans->hval, xid);
+	atomic_fetch_add(&sv->accepted, np);
+	char ub[600];
+	const char *rurl = f.receipts ? hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
+	json_t *events = rurl ? json_array() : NULL;
+	json_t *topargs = json_object_get(j, "custom_args");
+	json_array_foreach(ps, i, p)
+	{
+		json_t *ca = json_object_get(p, "custom_args");
+		const char *id = json_string_value(json_object_get(ca, "tocsin_id"));
+		if (!id)
+			id = json_string_value(json_object_get(topargs, "tocsin_id"));
+		sim_ids_add(sv, id);
+		if (!events)
+			continue;
+		const char *em = json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email"));
+		double u = sim_rand(s);
+		const char *ev = "delivered";
+		if (f.optout_rate > 0 && u < f.optout_rate)
+			ev = "unsubscribe";
+		else if ((f.permanent_rate > 0 && sim_rand(s) < f.permanent_rate) ||
+		         !(f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate))
+			ev = "bounce";
+		json_t *o = json_object();
+		json_object_set_new(o, "email", json_string(em));
+		json_object_set_new(o, "timestamp", json_integer((json_int_t)time(NULL)));
+		json_object_set_new(o, "event", json_string(ev));
+		char eid[40], smid[80];
+		make_ref(s, sv, "", eid, 23);
+		snprintf(smid, sizeof smid, "%s.filter0001.%zu", xid, i);
+		json_object_set_new(o, "sg_event_id", json_string(eid));
+		json_object_set_new(o, "sg_message_id", json_string(smid));
+		if (!strcmp(ev, "bounce")) {
+			json_object_set_new(o, "type", json_string("bounce"));
+			json_object_set_new(o, "reason", json_string("550 5.1.1 The email account that you tried to reach does not exist."));
+		}
+		const char *k;
+		json_t *v;
+		json_object_foreach(ca, k, v) json_object_set(o, k, v);
+		json_array_append_new(events, o);
+	}
+	if (events && json_array_size(events))
+		sg_events(s, sv, rurl, events, f.receipt_delay_ms);
+	json_decref(events);
+	json_decref(j);
+}
+
+/* ---- Mailgun ---- */
+
+static void mg_error(sim_ans_t *ans, unsigned st, const char *msg)
+{
+	ans->status = st;
+	ans->ctype = "application/json";
+	buf_reset(&ans->body);
+	buf_puts(&ans->body, "{\"message\":");
+	buf_json_str(&ans->body, msg, strlen(msg));
+	buf_putc(&ans->body, '}');
+}
+
+typedef struct mp_field {
+	char name[128];
+	const char *val;
+	size_t len;
+} mp_field_t;
+
+/* split a multipart/form-data body; values point into body (not NUL-terminated). Count or -1. */
+static int mp_parse(const char *ctype, const char *body, size_t len, mp_field_t *fs, int max)
+{
+	const char *bp = ctype ? strstr(ctype, "boundary=") : NULL;
+	if (!bp)
+		return -1;
+	bp += 9;
+	char bnd[200];
+	size_t bl = strcspn(bp, ";");
+	if (*bp == '"') {
+		bp++;
+		bl = strcspn(bp, "\"");
+	}
+	if (bl == 0 || bl + 4 >= sizeof bnd)
+		return -1;
+	bnd[0] = '-';
+	bnd[1] = '-';
+	memcpy(bnd + 2, bp, bl);
+	bl += 2;
+	bnd[bl] = 0;
+	int n = 0;
+	const char *p = memmem(body, len, bnd, bl), *end = body + len;
+	while (p) {
+		p += bl;
+		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
+			return n;
+		if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+			return -1;
+		p += 2;
+		const char *hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+		if (!hend)
+			return -1;
+		const char *nm = memmem(p, (size_t)(hend - p), "name=\"", 6);
+		const char *v = hend + 4;
+		const char *next = memmem(v, (size_t)(end - v), bnd, bl);
+		if (!next || next - v < 2 || !nm)
+			return -1;
+		if (n >= max)
+			return -1;
+		nm += 6;
+		size_t nl = strcspn(nm, "\"");
+		if (nl >= sizeof fs[n].name || nm + nl > hend)
+			return -1;
+		memcpy(fs[n].name, nm, nl);
+		fs[n].name[nl] = 0;
+		fs[n].val = v;
+		fs[n].len = (size_t)(next - v - 2);
+		n++;
+		p = next;
+	}
+	return -1;
+}
+
+static int mg_match(sim_vendor_t *sv, const void *ctx)
+{
+	return sv->v->account && !strcmp(sv->v->account, ctx);
+}
+
+static void mg_event(sim_t *s, sim_vendor_t *sv, const char *url, const char *event,
+                     const char *severity, const char *rcpt, const char *id, const char *msgid,
+                     double delay)
+{
+	char tok[64], sig[80], ts[24];
+	make_ref(s, sv, "", tok, 50);
+	snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+	if (!sv->wh_key || vnd_mailgun_sign(sv->wh_key, ts, tok, sig, sizeof sig))
+		return;
+	json_t *o = json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s,s:f,s:s,s:{s:{s:s}}}}", "signature",
+	                      "timestamp", ts, "token", tok, "signature", sig, "event-data", "event",
+	                      event, "recipient", rcpt, "timestamp", (double)time(NULL), "id", tok,
+	                      "message", "headers", "message-id", msgid);
+	if (!o)
+		return;
+	json_t *ed = json_object_get(o, "event-data");
+	if (severity) {
+		json_object_set_new(ed, "severity", json_string(severity));
+		json_object_set_new(ed, "delivery-status",
+		                    json_pack("{s:i,s:s}", "code", 550, "message", "5.1.1 No such user"));
+	}
+	json_object_set_new(ed, "user-variables", json_pack("{s:s}", "tocsin_id", id ? id : ""));
+	char *body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (body)
+		sim_webhook_later(s, sv, delay, url, "application/json", body, NULL, NULL, NULL, NULL);
+	free(body);
 }
 
 void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans)
 {
-	(void)domain;
-	sim_api_vonage(s, rq, ans);
+	sim_vendor_t *sv = sim_find(s, SIM_MAILGUN, mg_match, domain);
+	const char *auth = hdr(rq, "Authorization");
+	if (!sv) {
+		char m[200];
+		snprintf(m, sizeof m, "Domain not found: %.100s", domain);
+		mg_error(ans, 404, m);
+		return;
+	}
+	atomic_fetch_add(&sv->requests, 1);
+	if (!sv->basic[0] || !auth || !vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic))) {
+		ans->status = 401;
+		ans->ctype = "text/plain";
+		buf_puts(&ans->body, "Forbidden");
+		return;
+	}
+	sim_fault_t f;
+	sim_fault_get(sv, &f);
+	if (sim_faults(s, sv, &f, ans))
+		return;
+	mp_field_t *fs = malloc(2100 * sizeof *fs);
+	if (!fs) {
+		mg_error(ans, 500, "out of memory");
+		return;
+	}
+	const char *ct = hdr(rq, "Content-Type");
+	int nf = 0;
+	vnd_form_t fm;
+	memset(&fm, 0, sizeof fm);
+	if (ct && !strncmp(ct, "multipart/form-data", 19)) {
+		nf = mp_parse(ct, rq->body, rq->bodylen, fs, 2100);
+	} else if (ct && !strncmp(ct, "application/x-www-form-urlencoded", 33) &&
+	           !vnd_form_parse(rq->body, rq->bodylen, &fm)) {
+		for (size_t i = 0; i < fm.n && nf < 2100; i++, nf++) {
+			vnd_cpy(fs[nf].name, sizeof fs[nf].name, fm.name[i]);
+			fs[nf].val = fm.value[i];
+			fs[nf].len = strlen(fm.value[i]);
+		}
+	} else
+		nf = -1;
+	if (nf < 0) {
+		vnd_form_free(&fm);
+		free(fs);
+		mg_error(ans, 400, "Bad request: the body is not a valid multipart/form-data or urlencoded form");
+		return;
+	}
+	const mp_field_t *from = NULL, *subject = NULL, *text = NULL, *html = NULL, *rv = NULL, *vid = NULL;
+	int nto = 0;
+	for (int i = 0; i < nf; i++) {
+		const char *n = fs[i].name;
+		if (!strcmp(n, "from"))
+			from = &fs[i];
+		else if (!strcmp(n, "to"))
+			nto++;
+		else if (!strcmp(n, "subject"))
+			subject = &fs[i];
+		else if (!strcmp(n, "text"))
+			text = &fs[i];
+		else if (!strcmp(n, "html"))
+			html = &fs[i];
+		else if (!strcmp(n, "recipient-variables"))
+			rv = &fs[i];
+		else if (!strcmp(n, "v:tocsin_id"))
+			vid = &fs[i];
+	}
+	json_t *rvj = rv ? json_loadb(rv->val, rv->len, 0, NULL) : NULL;
+	if (!from || !from->len)
+		mg_error(ans, 400, "'from' parameter is missing");
+	else if (!nto)
+		mg_error(ans, 400, "'to' parameter is missing");
+	else if (nto > 1000)
+		mg_error(ans, 400, "'to' parameter: too many recipients (max 1000)");
+	else if (!subject)
+		mg_error(ans, 400, "'subject' parameter is missing");
+	else if (!text && !html)
+		mg_error(ans, 400, "Need at least one of 'text' or 'html' parameters specified");
+	else if (rv && !json_is_object(rvj))
+		mg_error(ans, 400, "recipient-variables parameter is not a valid JSON");
+	else {
+		char mid[200], ref[40], tsb[32];
+		time_t t = time(NULL);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(tsb, sizeof tsb, "%Y%m%d%H%M%S", &tm);
+		make_ref(s, sv, "", ref, 17);
+		snprintf(mid, sizeof mid, "<%s.1.%s@%.100s>", tsb, ref, domain);
+		ans->status = 200;
+		ans->ctype = "application/json";
+		buf_puts(&ans->body, "{\"id\":");
+		buf_json_str(&ans->body, mid, strlen(mid));
+		buf_puts(&ans->body, ",\"message\":\"Queued. Thank you.\"}");
+		atomic_fetch_add(&sv->accepted, (uint64_t)nto);
+		char ub[600];
+		const char *rurl = f.receipts ? hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
+		for (int i = 0; i < nf; i++) {
+			if (strcmp(fs[i].name, "to"))
+				continue;
+			char to[320], idb[80];
+			size_t tl = fs[i].len < sizeof to ? fs[i].len : sizeof to - 1;
+			memcpy(to, fs[i].val, tl);
+			to[tl] = 0;
+			const char *id = json_string_value(json_object_get(json_object_get(rvj, to), "tocsin_id"));
+			if (!id && vid && vid->len < sizeof idb && (vid->len < 11 || memcmp(vid->val, "%recipient.", 11))) {
+				memcpy(idb, vid->val, vid->len);
+				idb[vid->len] = 0;
+				id = idb;
+			}
+			sim_ids_add(sv, id);
+			if (!rurl)
+				continue;
+			if (f.optout_rate > 0 && sim_rand(s) < f.optout_rate)
+				mg_event(s, sv, rurl, "unsubscribed", NULL, to, id, mid, f.receipt_delay_ms);
+			else if ((f.permanent_rate > 0 && sim_rand(s) < f.permanent_rate) ||
+			         !(f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate))
+				mg_event(s, sv, rurl, "failed", "permanent", to, id, mid, f.receipt_delay_ms);
+			else
+				mg_event(s, sv, rurl, "delivered", NULL, to, id, mid, f.receipt_delay_ms);
+		}
+	}
+	json_decref(rvj);
+	vnd_form_free(&fm);
+	free(fs);
+}
+
+/* ---- simulated inbound messages / unsubscribes ---- */
+
+static int by_name(sim_vendor_t *sv, const void *name)
+{
+	return !strcmp(sv->v->name, name);
 }
 
 void sim_inbound(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 {
-	sim_api_vonage(s, rq, ans);
+	json_t *j = json_loadb(rq->body, rq->bodylen, 0, NULL);
+	const char *name = json_string_value(json_object_get(j, "vendor"));
+	const char *from = json_string_value(json_object_get(j, "from"));
+	const char *body = json_string_value(json_object_get(j, "body"));
+	const char *to = json_string_value(json_object_get(j, "to"));
+	const char *url = json_string_value(json_object_get(j, "url"));
+	sim_vendor_t *sv = NULL;
+	for (int k = 0; name && !sv && k < 4; k++)
+		sv = sim_find(s, k, by_name, name);
+	ans->ctype = "application/json";
+	if (!json_is_object(j) || !sv || !from) {
+		ans->status = 400;
+		buf_puts(&ans->body, "{\"error\":\"/_sim/inbound wants {\\\"vendor\\\":<configured vendor name>,"
+		                     "\\\"from\\\":<address>,\\\"body\\\":\\\"STOP\\\"} (to, url optional)\"}");
+		json_decref(j);
+		return;
+	}
+	if (!body)
+		body = "STOP";
+	if (!to)
+		to = sv->v->nsenders && sv->v->senders[0].from ? sv->v->senders[0].from : "+15005550006";
+	sim_fault_t f;
+	sim_fault_get(sv, &f);
+	char ub[600];
+	const char *leaf = sv->kind == SIM_TWILIO || sv->kind == SIM_VONAGE ? "inbound" : "events";
+	if (!url)
+		url = hook_url(s, sv, &f, leaf, ub, sizeof ub);
+	if (!url) {
+		ans->status = 400;
+		buf_puts(&ans->body, "{\"error\":\"no webhook URL: set tracker.public_url in the config or "
+		                     "\\\"url\\\" here\"}");
+		json_decref(j);
+		return;
+	}
+	char ref[40];
+	if (sv->kind == SIM_TWILIO) {
+		make_ref(s, sv, "SM", ref, sizeof ref);
+		const char *names[] = {"MessageSid", "SmsSid", "AccountSid", "From", "To", "Body", "NumMedia", "ApiVersion"};
+		const char *vals[] = {ref, ref, sv->v->account ? sv->v->account : "", from, to, body, "0", "2010-04-01"};
+		char sig[64];
+		buf_t b;
+		buf_init(&b, 1 << 16);
+		for (int i = 0; i < 8; i++) {
+			buf_printf(&b, "%s%s=", i ? "&" : "", names[i]);
+			buf_form_enc(&b, vals[i], strlen(vals[i]));
+		}
+		if (sv->secret && !vnd_twilio_sign(sv->secret, url, names, vals, 8, sig, sizeof sig))
+			sim_webhook_later(s, sv, 0, url, "application/x-www-form-urlencoded", b.p,
+			                  "X-Twilio-Signature", sig, NULL, NULL);
+		buf_free(&b);
+	} else if (sv->kind == SIM_VONAGE) {
+		make_ref(s, sv, "", ref, 19);
+		buf_t b;
+		buf_init(&b, 1 << 16);
+		buf_puts(&b, "msisdn=");
+		buf_form_enc(&b, from[0] == '+' ? from + 1 : from, strlen(from[0] == '+' ? from + 1 : from));
+		buf_puts(&b, "&to=");
+		buf_form_enc(&b, to[0] == '+' ? to + 1 : to, strlen(to[0] == '+' ? to + 1 : to));
+		buf_printf(&b, "&messageId=%s&type=text&text=", ref);
+		buf_form_enc(&b, body, strlen(body));
+		sim_webhook_later(s, sv, 0, url, "application/x-www-form-urlencoded", b.p, NULL, NULL, NULL,
+		                  NULL);
+		buf_free(&b);
+	} else if (sv->kind == SIM_SENDGRID) {
+		json_t *ev = json_pack("[{s:s,s:I,s:s,s:s}]", "email", from, "timestamp",
+		                       (json_int_t)time(NULL), "event", "unsubscribe", "sg_event_id", "sim-unsub");
+		make_ref(s, sv, "", ref, 23);
+		json_object_set_new(json_array_get(ev, 0), "sg_event_id", json_string(ref));
+		sg_events(s, sv, url, ev, 0);
+		json_decref(ev);
+	} else {
+		mg_event(s, sv, url, "unsubscribed", NULL, from, NULL, "<sim@unsub>", 0);
+	}
+	ans->status = 200;
+	buf_puts(&ans->body, "{\"queued\":true,\"url\":");
+	buf_json_str(&ans->body, url, strlen(url));
+	buf_putc(&ans->body, '}');
+	json_decref(j);
 }

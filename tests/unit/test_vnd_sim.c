@@ -1,0 +1,568 @@
+/* test_vnd_sim.c -- every adapter against the running emulator: sends, auth errors, faults, signed receipts, inbound STOP. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "core/cfg.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "vendors/sim/sim.h"
+#include "vendors/vnd.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *NAMES[4] = {"tw", "vg", "sg", "mg"};
+
+/* ---- webhook receiver (the tracker's side, in miniature) ---- */
+
+typedef struct rx {
+	pthread_mutex_t mu;
+	int port;
+	vnd_t *a[4];
+	int events[4][MSG_ST__COUNT];
+	int unsub[4], optout[4], inbound_stop[4], rejected, bad, with_id[4];
+	char public_url[64];
+} rx_t;
+
+static rx_t RX;
+static sim_t *SIM;
+static cfg_t *C;
+static char BASE[64];
+
+typedef struct rxc {
+	char body[1 << 16];
+	size_t len;
+} rxc_t;
+
+static const char *rx_hdr(void *ctx, const char *name)
+{
+	return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
+}
+
+static int rx_event(void *ctx, const vnd_wh_event_t *ev)
+{
+	int k = *(int *)ctx;
+	if (ev->kind == VND_WH_STATUS) {
+		RX.events[k][ev->state]++;
+		if (ev->id[0])
+			RX.with_id[k]++;
+		if (ev->optout)
+			RX.optout[k]++;
+	} else if (ev->kind == VND_WH_UNSUB)
+		RX.unsub[k]++;
+	else if (ev->kind == VND_WH_INBOUND && ev->keyword == VND_KW_STOP)
+		RX.inbound_stop[k]++;
+	return 0;
+}
+
+static enum MHD_Result rx_req(void *cls, struct MHD_Connection *con, const char *url,
+                              const char *method, const char *ver, const char *up, size_t *upsz,
+                              void **cc)
+{
+	(void)cls, (void)ver;
+	rxc_t *x = *cc;
+	if (!x) {
+		*cc = calloc(1, sizeof(rxc_t));
+		return MHD_YES;
+	}
+	if (*upsz) {
+		if (x->len + *upsz < sizeof x->body) {
+			memcpy(x->body + x->len, up, *upsz);
+			x->len += *upsz;
+		}
+		*upsz = 0;
+		return MHD_YES;
+	}
+	unsigned st = 404;
+	int k = -1;
+	for (int i = 0; i < 4; i++) {
+		char pre[32];
+		snprintf(pre, sizeof pre, "/webhooks/%s/", NAMES[i]);
+		if (!strncmp(url, pre, strlen(pre)))
+			k = i;
+	}
+	if (k >= 0) {
+		const char *mid = MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, "mid");
+		char full[512], q[128] = "";
+		if (mid)
+			snprintf(q, sizeof q, "mid=%s", mid);
+		snprintf(full, sizeof full, "%s%s%s%s", RX.public_url, url, mid ? "?" : "", q);
+		vnd_wh_req_t rq = {method, full, mid ? q : NULL, rx_hdr(con, "Content-Type"), rx_hdr, con,
+		                   x->body, x->len};
+		char err[256];
+		pthread_mutex_lock(&RX.mu);
+		int rc = vnd_webhook(RX.a[k], &rq, rx_event, &k, err, sizeof err);
+		if (rc == TOCSIN_ERR_AUTH)
+			RX.rejected++, st = 403;
+		else if (rc < 0)
+			RX.bad++, st = 400, fprintf(stderr, "webhook %s: %s\n", NAMES[k], err);
+		else
+			st = 200;
+		pthread_mutex_unlock(&RX.mu);
+	}
+	struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret = MHD_queue_response(con, st, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void rx_done(void *cls, struct MHD_Connection *c, void **cc, enum MHD_RequestTerminationCode t)
+{
+	(void)cls, (void)c, (void)t;
+	free(*cc);
+	*cc = NULL;
+}
+
+static struct MHD_Daemon *RXD;
+
+static int setup(void **st)
+{
+	(void)st;
+	setenv("T_TW", "tw-secret-token", 1);
+	setenv("T_VG", "vg-secret", 1);
+	setenv("T_SG", "SG.secret-key", 1);
+	setenv("T_MG", "key-mg-secret", 1);
+	curl_global_init(CURL_GLOBAL_ALL);
+	pthread_mutex_init(&RX.mu, NULL);
+	struct sockaddr_in sa = {0};
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	RXD = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, rx_req, NULL,
+	                       MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, rx_done, NULL,
+	                       MHD_OPTION_END);
+	if (!RXD)
+		return -1;
+	RX.port = MHD_get_daemon_info(RXD, MHD_DAEMON_INFO_BIND_PORT)->port;
+	snprintf(RX.public_url, sizeof RX.public_url, "http://127.0.0.1:%d", RX.port);
+	/* the emulator needs the config, the config needs the emulator's port: bind it first */
+	char path[] = "/tmp/test_vnd_sim_XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+	const char *tmpl =
+	    "{\"var_dir\":\"/tmp\",\"tracker\":{\"public_url\":\"%s\"},\"vendors\":["
+	    "{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"%s\",\"account\":\"ACtest\",\"secret_env\":\"T_TW\",\"senders\":{\"main\":\"+15005550006\"}},"
+	    "{\"name\":\"vg\",\"kind\":\"vonage\",\"base_url\":\"%s\",\"account\":\"vgkey\",\"secret_env\":\"T_VG\",\"senders\":{\"main\":\"+15005550007\"}},"
+	    "{\"name\":\"sg\",\"kind\":\"sendgrid\",\"base_url\":\"%s\",\"account\":\"-\",\"secret_env\":\"T_SG\",\"webhook_public_key\":\"%s\",\"senders\":{\"main\":\"news@example.org\"}},"
+	    "{\"name\":\"mg\",\"kind\":\"mailgun\",\"base_url\":\"%s\",\"account\":\"mg.example.org\",\"secret_env\":\"T_MG\",\"senders\":{\"main\":\"news@mg.example.org\"}}]}";
+	fprintf(f, tmpl, RX.public_url, "http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1", "", "http://127.0.0.1:1");
+	fclose(f);
+	char err[512];
+	cfg_t *c0 = cfg_load(path, err, sizeof err);
+	if (!c0)
+		return fprintf(stderr, "%s\n", err), -1;
+	SIM = sim_new(c0, 0, 2, err, sizeof err);
+	if (!SIM)
+		return fprintf(stderr, "%s\n", err), -1;
+	snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", sim_port(SIM));
+	/* the emulator's SendGrid public key, for the receiver */
+	char pub[512] = "";
+	CURL *h = curl_easy_init();
+	char url[128];
+	snprintf(url, sizeof url, "%s/_sim/keys", BASE);
+	FILE *mf = fmemopen(pub, sizeof pub - 1, "w");
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, mf);
+	assert_int_equal(curl_easy_perform(h), CURLE_OK);
+	fclose(mf);
+	curl_easy_cleanup(h);
+	json_t *kj = json_loads(pub, 0, NULL);
+	const char *sgpub = json_string_value(json_object_get(json_object_get(kj, "sendgrid"), "sg"));
+	if (!sgpub)
+		return fprintf(stderr, "no key in %s\n", pub), -1;
+	f = fopen(path, "w");
+	fprintf(f, tmpl, RX.public_url, BASE, BASE, BASE, sgpub, BASE);
+	fclose(f);
+	json_decref(kj);
+	C = cfg_load(path, err, sizeof err);
+	unlink(path);
+	if (!C)
+		return fprintf(stderr, "%s\n", err), -1;
+	/* keep c0 alive: the emulator reads it (same vendors, same secrets) */
+	for (int i = 0; i < 4; i++) {
+		RX.a[i] = vnd_new(C, cfg_vendor(C, NAMES[i]), err, sizeof err);
+		if (!RX.a[i])
+			return fprintf(stderr, "%s\n", err), -1;
+	}
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	sim_free(SIM);
+	MHD_stop_daemon(RXD);
+	for (int i = 0; i < 4; i++)
+		vnd_free(RX.a[i]);
+	cfg_free(C);
+	curl_global_cleanup();
+	return 0;
+}
+
+/* ---- client ---- */
+
+typedef struct resp {
+	char body[1 << 16];
+	size_t len;
+} resp_t;
+
+static size_t wr(char *p, size_t sz, size_t n, void *u)
+{
+	resp_t *r = u;
+	size_t k = sz * n;
+	if (r->len + k < sizeof r->body) {
+		memcpy(r->body + r->len, p, k);
+		r->len += k;
+	}
+	return k;
+}
+
+static long http(const char *method, const char *url, const char *ctype, const char *body,
+                 const char *userpwd, const char *bearer, long timeout_ms, resp_t *r, int *curl_code,
+                 long *retry_after)
+{
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+	char line[1200];
+	if (ctype) {
+		snprintf(line, sizeof line, "Content-Type: %s", ctype);
+		hd = curl_slist_append(hd, line);
+	}
+	if (bearer && *bearer) {
+		snprintf(line, sizeof line, "Authorization: Bearer %s", bearer);
+		hd = curl_slist_append(hd, line);
+	}
+	hd = curl_slist_append(hd, "Expect:");
+	memset(r, 0, sizeof *r);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (body)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	if (userpwd && *userpwd)
+		curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, wr);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	int cc = curl_easy_perform(h);
+	long st = 0;
+	curl_off_t ra = -1;
+	if (cc == CURLE_OK) {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+		curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra);
+	}
+	if (curl_code)
+		*curl_code = cc;
+	if (retry_after)
+		*retry_after = ra > 0 ? (long)ra : -1;
+	curl_slist_free_all(hd);
+	curl_easy_cleanup(h);
+	return st;
+}
+
+static void simctl(const char *path, const char *json)
+{
+	char url[128];
+	snprintf(url, sizeof url, "%s%s", BASE, path);
+	resp_t r;
+	long st = http(json ? "POST" : "GET", url, "application/json", json ? json : NULL, NULL, NULL, 5000, &r, NULL, NULL);
+	if (st != 200)
+		fail_msg("%s -> %ld %.*s", path, st, (int)r.len, r.body);
+}
+
+static json_t *stats(const char *name)
+{
+	char url[128];
+	snprintf(url, sizeof url, "%s/_sim/stats", BASE);
+	resp_t r;
+	assert_int_equal(http("GET", url, NULL, NULL, NULL, NULL, 5000, &r, NULL, NULL), 200);
+	json_t *j = json_loadb(r.body, r.len, 0, NULL);
+	json_t *v = json_incref(json_object_get(json_object_get(j, "vendors"), name));
+	json_decref(j);
+	assert_non_null(v);
+	return v;
+}
+
+static msg_out_t mk(int vendor, int i, char *idbuf, char *tobuf)
+{
+	msg_out_t m;
+	memset(&m, 0, sizeof m);
+	snprintf(idbuf, 33, "%08d%08d%016x", vendor, i, 0xabcdu);
+	m.id = idbuf;
+	m.campaign = "c1";
+	m.sender = "main";
+	if (vendor < 2) {
+		snprintf(tobuf, 32, "+1555%07d", i);
+		m.channel = MSG_CH_SMS;
+		m.body = "Rally at 7pm tonight. Reply STOP to opt out.";
+		m.enc = "gsm7";
+	} else {
+		snprintf(tobuf, 64, "user%d@example.org", i);
+		m.channel = MSG_CH_EMAIL;
+		m.subject = "Rally tonight";
+		m.text = "Rally at 7pm.";
+		m.headers = "{\"List-Unsubscribe\":\"<https://u.example.org/x>\"}";
+	}
+	m.to = tobuf;
+	return m;
+}
+
+/* send n messages (one request for email vendors, one each for SMS) and classify */
+static void send_n(int k, int first, int n, vnd_result_t *res, const char *mutate_auth,
+                   long timeout_ms)
+{
+	vnd_t *a = RX.a[k];
+	static char ids[1000][33], tos[1000][64];
+	msg_out_t ms[1000];
+	const msg_out_t *pm[1000];
+	for (int i = 0; i < n; i++) {
+		ms[i] = mk(k, first + i, ids[i], tos[i]);
+		pm[i] = &ms[i];
+	}
+	int per = vnd_max_batch(a);
+	vnd_req_t rq;
+	vnd_req_init(&rq);
+	for (int i = 0; i < n; i += per) {
+		int cnt = n - i < per ? n - i : per;
+		char err[256];
+		assert_int_equal(vnd_build(a, pm + i, (size_t)cnt, &rq, err, sizeof err), 0);
+		if (mutate_auth) {
+			if (rq.userpwd.len) {
+				buf_reset(&rq.userpwd);
+				buf_puts(&rq.userpwd, k == 3 ? "api:wrong" : "ACtest:wrong");
+			} else if (rq.bearer.len) {
+				buf_reset(&rq.bearer);
+				buf_puts(&rq.bearer, "wrong");
+			} else {
+				char *p = strstr(rq.body.p, "api_secret=");
+				assert_non_null(p);
+				p[11] = 'X';
+			}
+		}
+		resp_t r;
+		int cc;
+		long ra;
+		long st = http("POST", rq.url.p, rq.content_type.p, rq.body.p, rq.userpwd.p, rq.bearer.p,
+		               timeout_ms, &r, &cc, &ra);
+		vnd_classify(a, pm + i, (size_t)cnt, st, cc, r.body, r.len, ra, res + i);
+	}
+	vnd_req_free(&rq);
+}
+
+static void expect_all(vnd_result_t *res, int n, vnd_outcome_t o, const char *code)
+{
+	for (int i = 0; i < n; i++) {
+		if (res[i].outcome != o || (code && strcmp(res[i].code, code)))
+			fail_msg("message %d: want %s %s, got %s %s (%s)", i, vnd_outcome_name(o), code ? code : "",
+			         vnd_outcome_name(res[i].outcome), res[i].code, res[i].detail);
+	}
+}
+
+static void test_accept_and_count(void **st)
+{
+	(void)st;
+	simctl("/_sim/reset", "{}");
+	simctl("/_sim/config", "{\"receipts\":{\"enabled\":false}}");
+	vnd_result_t res[1000];
+	for (int k = 0; k < 4; k++) {
+		int n = k < 2 ? 20 : 1000;
+		send_n(k, 0, n, res, NULL, 5000);
+		expect_all(res, n, VND_ACCEPTED, NULL);
+		if (k != 2)
+			assert_true(res[0].ref[0]);
+		json_t *s = stats(NAMES[k]);
+		assert_int_equal(json_integer_value(json_object_get(s, "accepted")), n);
+		assert_int_equal(json_integer_value(json_object_get(s, "unique_ids")), n);
+		assert_int_equal(json_integer_value(json_object_get(s, "duplicate_count")), 0);
+		assert_int_equal(json_integer_value(json_object_get(s, "requests")), k < 2 ? n : 1);
+		json_decref(s);
+	}
+	/* the same messages again: every id is reported as a duplicate */
+	send_n(0, 0, 3, res, NULL, 5000);
+	send_n(3, 5, 2, res, NULL, 5000);
+	json_t *s = stats("tw");
+	assert_int_equal(json_integer_value(json_object_get(s, "duplicate_count")), 3);
+	assert_int_equal(json_array_size(json_object_get(s, "duplicate_ids")), 3);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(s, "duplicate_ids"), 0)),
+	                    "0000000000000000000000000000abcd");
+	json_decref(s);
+	s = stats("mg");
+	assert_int_equal(json_integer_value(json_object_get(s, "duplicate_count")), 2);
+	json_decref(s);
+	simctl("/_sim/reset", "{}");
+	s = stats("tw");
+	assert_int_equal(json_integer_value(json_object_get(s, "requests")), 0);
+	assert_int_equal(json_integer_value(json_object_get(s, "unique_ids")), 0);
+	json_decref(s);
+}
+
+static void test_wrong_auth(void **st)
+{
+	(void)st;
+	vnd_result_t res[4];
+	const char *codes[4] = {"20003", "4", "http_401", "http_401"};
+	for (int k = 0; k < 4; k++) {
+		send_n(k, 0, 1, res, "wrong", 5000);
+		expect_all(res, 1, VND_CONFIG, codes[k]);
+	}
+}
+
+static void test_faults(void **st)
+{
+	(void)st;
+	vnd_result_t res[4];
+	simctl("/_sim/config", "{\"vendor\":\"tw\",\"throttle_rate\":1,\"retry_after_s\":2}");
+	send_n(0, 0, 1, res, NULL, 5000);
+	expect_all(res, 1, VND_DEFER, "20429");
+	assert_int_equal(res[0].throttled, 1);
+	assert_int_equal(res[0].retry_after_ms, 2000);
+	simctl("/_sim/config", "{\"vendor\":\"vg\",\"throttle_rate\":1}");
+	send_n(1, 0, 1, res, NULL, 5000);
+	expect_all(res, 1, VND_DEFER, "1");
+	assert_int_equal(res[0].throttled, 1);
+	simctl("/_sim/config", "{\"throttle_rate\":0,\"error_rate\":1}");
+	for (int k = 0; k < 4; k++) {
+		send_n(k, 0, 1, res, NULL, 5000);
+		expect_all(res, 1, VND_DEFER, "http_500");
+	}
+	simctl("/_sim/config", "{\"error_rate\":0,\"outage\":\"503\"}");
+	for (int k = 0; k < 4; k++) {
+		send_n(k, 0, 1, res, NULL, 5000);
+		expect_all(res, 1, VND_DEFER, "http_503");
+	}
+	simctl("/_sim/config", "{\"outage\":\"reset\"}");
+	for (int k = 0; k < 4; k++) {
+		send_n(k, 0, 1, res, NULL, 5000);
+		assert_int_equal(res[0].outcome, VND_DEFER);
+		assert_true(!strncmp(res[0].code, "curl_", 5));
+	}
+	simctl("/_sim/config", "{\"vendor\":\"tw\",\"outage\":\"hang\"}");
+	int64_t t0 = clock_mono_ms();
+	send_n(0, 0, 1, res, NULL, 300);
+	expect_all(res, 1, VND_DEFER, "curl_28");
+	assert_true(clock_mono_ms() - t0 >= 290);
+	simctl("/_sim/config", "{\"outage\":\"none\",\"permanent_rate\":1}");
+	send_n(0, 0, 1, res, NULL, 5000);
+	expect_all(res, 1, VND_PERMANENT, "21211");
+	send_n(1, 0, 1, res, NULL, 5000);
+	expect_all(res, 1, VND_PERMANENT, "3");
+	simctl("/_sim/config", "{\"permanent_rate\":0,\"optout_rate\":1}");
+	send_n(0, 0, 1, res, NULL, 5000);
+	expect_all(res, 1, VND_OPTOUT, "21610");
+	simctl("/_sim/config", "{\"optout_rate\":0,\"latency_ms\":{\"median\":120,\"tail\":200}}");
+	t0 = clock_mono_ms();
+	send_n(0, 0, 1, res, NULL, 5000);
+	expect_all(res, 1, VND_ACCEPTED, NULL);
+	assert_true(clock_mono_ms() - t0 >= 55);
+	simctl("/_sim/config", "{\"reset\":true}");
+	/* bad control input: one clear error, nothing changed */
+	char url[128];
+	snprintf(url, sizeof url, "%s/_sim/config", BASE);
+	resp_t r;
+	assert_int_equal(http("POST", url, "application/json", "{\"error_rate\":2}", NULL, NULL, 5000, &r, NULL, NULL), 400);
+	assert_int_equal(http("POST", url, "application/json", "{\"vendor\":\"nope\"}", NULL, NULL, 5000, &r, NULL, NULL), 404);
+	assert_int_equal(http("POST", url, "application/json", "{trunc", NULL, NULL, 5000, &r, NULL, NULL), 400);
+}
+
+static void test_validation(void **st)
+{
+	(void)st;
+	char url[256];
+	resp_t r;
+	snprintf(url, sizeof url, "%s/2010-04-01/Accounts/ACtest/Messages.json", BASE);
+	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded", "From=%2B15005550006&Body=hi", "ACtest:tw-secret-token", NULL, 5000, &r, NULL, NULL), 400);
+	assert_non_null(strstr(r.body, "\"code\":21604"));
+	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded", "To=%2B15551234567&From=%2B15005550006", "ACtest:tw-secret-token", NULL, 5000, &r, NULL, NULL), 400);
+	assert_non_null(strstr(r.body, "\"code\":21602"));
+	snprintf(url, sizeof url, "%s/v3/mail/send", BASE);
+	assert_int_equal(http("POST", url, "application/json", "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"x\"},\"subject\":\"s\",\"content\":[{\"type\":\"text/plain\",\"value\":\"v\"}]}", NULL, "SG.secret-key", 5000, &r, NULL, NULL), 400);
+	assert_non_null(strstr(r.body, "\"field\":\"from.email\""));
+	snprintf(url, sizeof url, "%s/v3/mg.example.org/messages", BASE);
+	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded", "to=a%40b.org&subject=s&text=t", "api:key-mg-secret", NULL, 5000, &r, NULL, NULL), 400);
+	assert_non_null(strstr(r.body, "'from' parameter is missing"));
+	snprintf(url, sizeof url, "%s/sms/json", BASE);
+	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded", "api_key=vgkey&api_secret=vg-secret&to=15551234567&text=hi", NULL, NULL, 5000, &r, NULL, NULL), 200);
+	assert_non_null(strstr(r.body, "Missing from param"));
+}
+
+static int receipts_done(int want)
+{
+	pthread_mutex_lock(&RX.mu);
+	int ok = RX.events[0][MSG_ST_DELIVERED] + RX.events[0][MSG_ST_UNDELIVERED] >= want &&
+	         RX.events[1][MSG_ST_DELIVERED] + RX.events[1][MSG_ST_FAILED] >= want &&
+	         RX.events[2][MSG_ST_DELIVERED] + RX.unsub[2] >= want &&
+	         RX.events[3][MSG_ST_DELIVERED] + RX.events[3][MSG_ST_BOUNCED] >= want &&
+	         RX.inbound_stop[0] >= 1 && RX.inbound_stop[1] >= 1 && RX.unsub[3] >= 1;
+	pthread_mutex_unlock(&RX.mu);
+	return ok;
+}
+
+static void test_receipts(void **st)
+{
+	(void)st;
+	simctl("/_sim/config", "{\"receipts\":{\"enabled\":true,\"delay_ms\":100,\"delivered_rate\":1}}");
+	vnd_result_t res[10];
+	for (int k = 0; k < 4; k++) {
+		send_n(k, 100, 10, res, NULL, 5000);
+		expect_all(res, 10, VND_ACCEPTED, NULL);
+	}
+	simctl("/_sim/inbound", "{\"vendor\":\"tw\",\"from\":\"+15551230000\",\"body\":\"Stop\"}");
+	simctl("/_sim/inbound", "{\"vendor\":\"vg\",\"from\":\"+15551230001\",\"body\":\"STOP\"}");
+	simctl("/_sim/inbound", "{\"vendor\":\"mg\",\"from\":\"someone@example.org\"}");
+	for (int i = 0; i < 100 && !receipts_done(10); i++)
+		usleep(50000);
+	pthread_mutex_lock(&RX.mu);
+	for (int k = 0; k < 4; k++)
+		if (RX.events[k][MSG_ST_DELIVERED] != 10)
+			fail_msg("vendor %s: %d delivered receipts, want 10 (rejected %d, bad %d)", NAMES[k],
+			         RX.events[k][MSG_ST_DELIVERED], RX.rejected, RX.bad);
+	assert_int_equal(RX.with_id[0], 20); /* sent + delivered, each with our id */
+	assert_int_equal(RX.with_id[1], 10);
+	assert_int_equal(RX.with_id[2], 10);
+	assert_int_equal(RX.with_id[3], 10);
+	assert_int_equal(RX.events[0][MSG_ST_SENT], 10);
+	assert_int_equal(RX.inbound_stop[0], 1);
+	assert_int_equal(RX.inbound_stop[1], 1);
+	assert_int_equal(RX.unsub[3], 1);
+	assert_int_equal(RX.rejected, 0);
+	assert_int_equal(RX.bad, 0);
+	memset(RX.events, 0, sizeof RX.events);
+	pthread_mutex_unlock(&RX.mu);
+	/* an undelivered mix: opt-outs and failures */
+	simctl("/_sim/config", "{\"receipts\":{\"delivered_rate\":0}}");
+	simctl("/_sim/config", "{\"vendor\":\"vg\",\"optout_rate\":1}");
+	send_n(0, 200, 5, res, NULL, 5000);
+	send_n(1, 200, 5, res, NULL, 5000);
+	for (int i = 0; i < 100; i++) {
+		pthread_mutex_lock(&RX.mu);
+		int done = RX.events[0][MSG_ST_UNDELIVERED] >= 5 && RX.optout[1] >= 5;
+		pthread_mutex_unlock(&RX.mu);
+		if (done)
+			break;
+		usleep(50000);
+	}
+	pthread_mutex_lock(&RX.mu);
+	assert_int_equal(RX.events[0][MSG_ST_UNDELIVERED], 5);
+	assert_int_equal(RX.events[1][MSG_ST_FAILED], 5);
+	assert_int_equal(RX.optout[1], 5);
+	pthread_mutex_unlock(&RX.mu);
+	simctl("/_sim/config", "{\"reset\":true}");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_accept_and_count), cmocka_unit_test(test_wrong_auth),
+	    cmocka_unit_test(test_faults),           cmocka_unit_test(test_validation),
+	    cmocka_unit_test(test_receipts),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
