@@ -120,6 +120,83 @@ static void test_uses_field(void **state)
 	tmpl_free(NULL);
 }
 
+static void test_bad_input(void **state)
+{
+	(void)state;
+	char err[256];
+	/* a 1 MB field into a 1600-byte SMS buffer: too big, never truncated */
+	static char huge[1 << 20];
+	memset(huge, 'x', sizeof huge);
+	tmpl_t *t = comp("Hi {{first_name}}", TMPL_TEXT, 0, err);
+	assert_non_null(t);
+	const char *vals[NF] = {huge, "", ""};
+	size_t lens[NF] = {sizeof huge, 0, 0};
+	char out[1601];
+	size_t n = 99;
+	tmpl_why_t why;
+	assert_int_equal(tmpl_render(t, vals, lens, out, sizeof out, &n, &why), TOCSIN_ERR_TOOBIG);
+	assert_int_equal(n, 0);
+	assert_string_equal(why.reason, "rendered message exceeds 1600 bytes");
+	/* invalid UTF-8 in a value, even at the very end */
+	vals[0] = "Jos\xC3";
+	lens[0] = 4;
+	assert_int_equal(tmpl_render(t, vals, lens, out, sizeof out, &n, &why), TOCSIN_ERR_INVAL);
+	assert_string_equal(why.reason, "invalid UTF-8 in field first_name");
+	tmpl_free(t);
+	/* sections nested too deep, too many filters, source too big */
+	static char deep[4096];
+	char *w = deep;
+	for (int i = 0; i < TMPL_MAX_DEPTH + 1; i++)
+		w += sprintf(w, "{{#city}}");
+	assert_null(comp(deep, TMPL_TEXT, 0, err));
+	assert_string_equal(err, "1:289: sections nested too deep (at most 32)");
+	assert_null(comp("{{city|trim|trim|trim|trim|trim|trim|trim|trim|trim}}", TMPL_TEXT, 0, err));
+	assert_string_equal(err, "1:48: too many filters on one tag (at most 8)");
+	static char big[TMPL_MAX_SRC + 2];
+	memset(big, 'a', sizeof big - 1);
+	assert_null(tmpl_compile(big, sizeof big - 1, TMPL_TEXT, F, NF, err, sizeof err));
+	assert_string_equal(err, "1:1: template is 1048577 bytes, at most 1048576 allowed");
+	/* an unknown name with no fields at all; a NUL inside the source; a tiny err buffer */
+	assert_null(tmpl_compile("{{x}}", 5, TMPL_TEXT, NULL, 0, err, sizeof err));
+	assert_string_equal(err, "1:3: unknown field \"x\" (fields: none)");
+	assert_null(tmpl_compile("{{x\0}}", 6, TMPL_TEXT, F, NF, err, sizeof err));
+	assert_null(tmpl_compile("{{x}}", 5, TMPL_TEXT, F, NF, err, 4));
+	assert_string_equal(err, "1:3");
+	assert_null(tmpl_compile("{{x}}", 5, TMPL_TEXT, F, NF, NULL, 0));
+	/* an empty template renders to "" */
+	t = tmpl_compile("", 0, TMPL_TEXT, F, NF, err, sizeof err);
+	assert_non_null(t);
+	assert_int_equal(tmpl_render(t, vals, lens, out, 1, &n, &why), 0);
+	assert_int_equal(n, 0);
+	assert_string_equal(out, "");
+	tmpl_free(t);
+}
+
+static void test_html_and_filters(void **state)
+{
+	(void)state;
+	char out[256];
+	tmpl_why_t why;
+	/* escaping happens after filters, and fits exactly or fails */
+	assert_int_equal(rend("{{first_name|upper}}", TMPL_HTML, 0, "a&b", NULL, out, sizeof out, &why), 0);
+	assert_string_equal(out, "A&amp;B");
+	assert_int_equal(rend("{{first_name}}", TMPL_HTML, 0, "<>", NULL, out, 9, &why), 0);
+	assert_string_equal(out, "&lt;&gt;");
+	assert_int_equal(rend("{{first_name}}", TMPL_HTML, 0, "<>", NULL, out, 8, &why), TOCSIN_ERR_TOOBIG);
+	assert_int_equal(rend("{{{first_name}}}", TMPL_HTML, 0, "<i>", NULL, out, sizeof out, &why), 0);
+	assert_string_equal(out, "<i>");
+	/* the default is a value too: escaped in HTML */
+	assert_int_equal(rend("{{first_name|default:\"A&B\"}}", TMPL_HTML, 0, NULL, NULL, out, sizeof out, &why), 0);
+	assert_string_equal(out, "A&amp;B");
+	/* title case, Latin-1 letters */
+	assert_int_equal(rend("{{first_name|title}}", TMPL_TEXT, 0, "\xC3\xA9MILE d'ARC", NULL, out, sizeof out, &why), 0);
+	assert_string_equal(out, "\xC3\x89mile D'arc");
+	/* sections do not reject a missing field: they test it */
+	assert_int_equal(rend("{{#first_name}}Hi {{first_name}}{{/first_name}}{{^first_name}}Hi{{/first_name}}!",
+	                      TMPL_TEXT, 0, NULL, NULL, out, sizeof out, &why), 0);
+	assert_string_equal(out, "Hi!");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -128,6 +205,8 @@ int main(void)
 		cmocka_unit_test(test_toobig_never_truncates),
 		cmocka_unit_test(test_compile_errors),
 		cmocka_unit_test(test_uses_field),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_html_and_filters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
