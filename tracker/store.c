@@ -76,9 +76,12 @@ struct trk_store {
 };
 
 static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS msgs(id TEXT PRIMARY KEY, campaign TEXT NOT NULL,"
-    " channel INTEGER, addr TEXT, state INTEGER NOT NULL, vendor TEXT NOT NULL DEFAULT '',"
-    " vendor_ref TEXT, code TEXT, detail TEXT, attempt INTEGER, ts_ms INTEGER) WITHOUT ROWID;"
+    /* Rows live in arrival order (rid), so the receipts of messages sent
+     * together update neighbouring pages; the id index is only read on update. */
+    "CREATE TABLE IF NOT EXISTS msgs(rid INTEGER PRIMARY KEY, id NOT NULL UNIQUE,"
+    " campaign TEXT NOT NULL, channel INTEGER, addr TEXT, state INTEGER NOT NULL,"
+    " vendor TEXT NOT NULL DEFAULT '', vendor_ref TEXT, code TEXT, detail TEXT, attempt INTEGER,"
+    " ts_ms INTEGER);"
     "CREATE INDEX IF NOT EXISTS msgs_state ON msgs(campaign, state);"
     "CREATE TABLE IF NOT EXISTS counts(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
     " state INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, vendor, state))"
@@ -100,12 +103,12 @@ static const char schema[] =
     " to_addr TEXT, body TEXT, kind TEXT);";
 
 static const char *const sqls[Q__COUNT] = {
-    [Q_GET] = "SELECT state, campaign, vendor FROM msgs WHERE id=?1",
+    [Q_GET] = "SELECT state, campaign, vendor, rid FROM msgs WHERE id=?1",
     [Q_INS] = "INSERT INTO msgs(id,campaign,channel,addr,state,vendor,vendor_ref,code,detail,"
               "attempt,ts_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
     [Q_UPD] = "UPDATE msgs SET state=?2, vendor=?3, vendor_ref=COALESCE(?4,vendor_ref),"
               " code=COALESCE(?5,code), detail=COALESCE(?6,detail), attempt=?7, ts_ms=?8,"
-              " addr=COALESCE(addr,?9) WHERE id=?1",
+              " addr=COALESCE(addr,?9) WHERE rid=?1",
     [Q_COUNT] = "INSERT INTO counts VALUES(?1,?2,?3,?4) ON CONFLICT DO UPDATE SET n=n+excluded.n",
     [Q_CODE] = "INSERT INTO codes VALUES(?1,?2,?3,?4) ON CONFLICT DO UPDATE SET n=n+excluded.n",
     [Q_SERIES] = "INSERT INTO series VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT DO UPDATE SET "
@@ -206,7 +209,8 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 	if (!readonly) {
 		if (sqlite3_exec(s->db,
 		                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-		                 " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+		                 " PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;"
+		                 " PRAGMA mmap_size=1073741824; PRAGMA wal_autocheckpoint=20000;",
 		                 NULL, NULL, &e) != SQLITE_OK ||
 		    sqlite3_exec(s->db, schema, NULL, NULL, &e) != SQLITE_OK) {
 			snprintf(err, errlen, "cannot set up database %s: %s", path, e ? e : "?");
@@ -396,6 +400,31 @@ static void bind_opt(sqlite3_stmt *q, int i, const char *v)
 		sqlite3_bind_null(q, i);
 }
 
+/* Our ids are 32 hex digits: stored as 16-byte blobs (a smaller id index);
+ * anything else is stored as the text it is. */
+static void bind_id(sqlite3_stmt *q, int i, const char *id, unsigned char raw[16])
+{
+	size_t n = strlen(id);
+	if (n == 32) {
+		int ok = 1;
+		for (size_t k = 0; k < 32 && ok; k++) {
+			char c = id[k];
+			int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+			if (v < 0)
+				ok = 0;
+			else if (k % 2 == 0)
+				raw[k / 2] = (unsigned char)(v << 4);
+			else
+				raw[k / 2] |= (unsigned char)v;
+		}
+		if (ok) {
+			sqlite3_bind_blob(q, i, raw, 16, SQLITE_STATIC);
+			return;
+		}
+	}
+	sqlite3_bind_text(q, i, id, (int)n, SQLITE_STATIC);
+}
+
 static int count_delta(trk_store_t *s, const char *camp, const char *vendor, int state, int d)
 {
 	agg_t *a = agg_slot(s, AGG_COUNT, camp, vendor, NULL, state, 0);
@@ -418,16 +447,19 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 	if (!st->id || !st->campaign || (unsigned)st->state >= MSG_ST__COUNT)
 		return TOCSIN_ERR_INVAL;
 	sqlite3_stmt *g = s->q[Q_GET];
-	sqlite3_bind_text(g, 1, st->id, -1, SQLITE_STATIC);
+	unsigned char raw[16];
+	bind_id(g, 1, st->id, raw);
 	int rc = sqlite3_step(g);
 	int found = 0;
 	msg_state_t old = MSG_ST_QUEUED;
 	char ocamp[128] = "", ovendor[64] = "";
+	int64_t rid = 0;
 	if (rc == SQLITE_ROW) {
 		found = 1;
 		old = (msg_state_t)sqlite3_column_int(g, 0);
 		const unsigned char *c = sqlite3_column_text(g, 1);
 		const unsigned char *v = sqlite3_column_text(g, 2);
+		rid = sqlite3_column_int64(g, 3);
 		snprintf(ocamp, sizeof ocamp, "%s", c ? (const char *)c : "");
 		snprintf(ovendor, sizeof ovendor, "%s", v ? (const char *)v : "");
 	} else if (rc != SQLITE_DONE) {
@@ -444,7 +476,7 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 	sqlite3_stmt *q;
 	if (!found) {
 		q = s->q[Q_INS];
-		sqlite3_bind_text(q, 1, st->id, -1, SQLITE_STATIC);
+		bind_id(q, 1, st->id, raw);
 		sqlite3_bind_text(q, 2, st->campaign, -1, SQLITE_STATIC);
 		sqlite3_bind_int(q, 3, st->channel);
 		bind_opt(q, 4, st->to);
@@ -457,7 +489,7 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 		sqlite3_bind_int64(q, 11, ts);
 	} else {
 		q = s->q[Q_UPD];
-		sqlite3_bind_text(q, 1, st->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 1, rid);
 		sqlite3_bind_int(q, 2, st->state);
 		sqlite3_bind_text(q, 3, vendor, -1, SQLITE_STATIC);
 		bind_opt(q, 4, st->vendor_ref);

@@ -16,6 +16,8 @@ typedef struct trk_store trk_store_t;
 /* Latency histogram: TRK_LAT_BUCKETS buckets; trk_lat_bound(i) is bucket i's
  * upper bound in ms (-1 for the last, open bucket). Any thread. */
 #define TRK_LAT_BUCKETS 16
+/* SQL expression giving a stored message id as text (ids of 32 hex digits are kept as blobs). */
+#define TRK_ID_SQL "(CASE WHEN typeof(id)='blob' THEN lower(hex(id)) ELSE id END)"
 int trk_lat_bucket(int64_t ms);
 int trk_lat_bound(int i);
 
