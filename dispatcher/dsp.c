@@ -1,6 +1,10 @@
 /* dsp.c -- `tocsin dispatch`: consume the outbox, send through vendors, report every outcome,
  * commit offsets only past messages whose final outcome is on tocsin.status. */
 #include "dispatcher/dsp_state.h"
+#include "dispatcher/retry.h"
+#include "dispatcher/rl.h"
+#include "dispatcher/route.h"
+#include "dispatcher/sla.h"
 #include "core/clock.h"
 #include "core/cmd.h"
 #include "core/err.h"
@@ -61,12 +65,24 @@ struct dsp_part {
 };
 
 typedef struct dsp_vendor {
-	vnd_t *a;
+	vnd_t *a;             /* NULL: not on this channel's route */
 	const cfg_vendor_t *v;
+	rl_t *rl;             /* rate limits: vendor and sender numbers, in segments */
+	sla_t *sla;           /* SLA monitor and failover state */
+	uint64_t health_seq;  /* last tocsin.vendor-health record applied */
 	int inflight;
 	int unusable; /* config error seen: credentials or sender wrong */
 	int64_t sent, accepted, deferred, failed;
 } dsp_vendor_t;
+
+/* One HTTP request in flight: the messages it carries (one for SMS, up to the
+ * vendor's batch size for email). Pooled, never allocated per message. */
+typedef struct dsp_req {
+	dsp_msg_t **msgs;
+	size_t n, cap;
+	int vendor;
+	struct dsp_req *next_free;
+} dsp_req_t;
 
 typedef struct dsp {
 	cfg_t *cfg;
@@ -80,10 +96,18 @@ typedef struct dsp {
 	rd_kafka_queue_t *q_cons, *q_prod, *q_state;
 	int wake[2];
 	http_t *http;
-	dsp_vendor_t *vendors;
+	dsp_vendor_t *vendors; /* indexed like cfg->vendors */
+	sla_t **slas;          /* the same monitors, as route_pick() takes them */
 	size_t nvendors;
-	int route[64]; /* vendor indexes of the channel's route, in order */
-	size_t nroute;
+	route_t *route;
+	retry_t *retry;
+	dsp_req_t *reqs, *free_reqs;
+	const msg_out_t **batch; /* reused argument array for vnd_build/classify */
+	vnd_result_t *results;
+	size_t batch_cap;
+	int64_t ready_wait_until; /* mono ms: the ready queue waits for a rate limit */
+	int64_t last_sla_ms;
+	int total_parts;          /* partitions of the outbox topic */
 	dsp_part_t *parts[DSP_MAX_PARTS];
 	dsp_msg_t *ready_head, *ready_tail;
 	dsp_msg_t **heap;
@@ -310,55 +334,79 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 
 /* ------------------------------------------------------------------ sending */
 
-static int pick_vendor(dsp_t *d, const dsp_msg_t *m)
+static int is_timeout(int curl_code) { return curl_code == 28; /* CURLE_OPERATION_TIMEDOUT */ }
+
+/* Same content and sender, so one batch request can carry both. */
+static int batchable(const msg_out_t *a, const msg_out_t *b)
 {
-	int fallback = -1;
-	for (size_t i = 0; i < d->nroute; i++) {
-		int vi = d->route[i];
-		dsp_vendor_t *v = &d->vendors[vi];
-		if (v->unusable || !dsp_state_vendor_usable(d->st, v->v->name))
-			continue;
-		if (!cfg_sender(v->v, m->m.sender))
-			continue;
-		if (v->inflight >= v->v->max_in_flight)
-			continue;
-		if (vi == m->last_vendor) { /* prefer another vendor after a defer */
-			if (fallback < 0)
-				fallback = vi;
-			continue;
+#define SAME(f) ((a->f == NULL && b->f == NULL) || (a->f && b->f && !strcmp(a->f, b->f)))
+	return SAME(campaign) && SAME(sender) && SAME(subject) && SAME(text) && SAME(html) &&
+	       SAME(headers) && strcmp(a->to, b->to) != 0;
+#undef SAME
+}
+
+/* Take from the ready queue the messages that can share m's request to
+ * vendor vi (batch vendors only), up to the batch size; m itself first. */
+static size_t gather(dsp_t *d, dsp_msg_t *m, int vi, dsp_req_t *r)
+{
+	size_t max = (size_t)vnd_max_batch(d->vendors[vi].a);
+	if (max > r->cap)
+		max = r->cap;
+	r->msgs[0] = m;
+	r->n = 1;
+	if (max <= 1)
+		return 1;
+	/* Look a bounded distance down the queue: batches form from messages
+	 * produced together, which sit together. */
+	dsp_msg_t *prev = NULL, *q = d->ready_head;
+	int looked = 0;
+	while (q && r->n < max && looked++ < 4 * (int)max) {
+		dsp_msg_t *next = q->ready_next;
+		int dup = 0;
+		if (!q->discard && batchable(&m->m, &q->m) &&
+		    dsp_state_campaign(d->st, q->m.campaign) == MSG_CAMP_RUNNING &&
+		    !dsp_state_opted_out(d->st, q->m.channel, q->m.to) &&
+		    !(q->m.expires_ms > 0 && clock_wall_ms() >= q->m.expires_ms) &&
+		    q->m.not_before_ms <= clock_wall_ms()) {
+			for (size_t i = 0; i < r->n && !dup; i++)
+				dup = !strcmp(r->msgs[i]->m.to, q->m.to);
+			if (!dup) {
+				if (prev)
+					prev->ready_next = next;
+				else
+					d->ready_head = next;
+				if (d->ready_tail == q)
+					d->ready_tail = prev;
+				q->where = W_NONE;
+				r->msgs[r->n++] = q;
+				q = next;
+				continue;
+			}
 		}
-		return vi;
+		prev = q;
+		q = next;
 	}
-	return fallback;
+	return r->n;
 }
 
-/* 1 when some usable vendor of the route could carry m's sender pool. */
-static int any_vendor_for(dsp_t *d, const dsp_msg_t *m)
+/* Give messages r->msgs[from..n) back to the front of the ready queue, in order. */
+static void unsend_from(dsp_t *d, dsp_req_t *r, size_t from)
 {
-	for (size_t i = 0; i < d->nroute; i++) {
-		dsp_vendor_t *v = &d->vendors[d->route[i]];
-		if (!v->unusable && cfg_sender(v->v, m->m.sender))
-			return 1;
-	}
-	return 0;
+	for (size_t i = r->n; i > from; i--)
+		ready_push_front(d, r->msgs[i - 1]);
+	r->n = from;
 }
 
-static int64_t backoff_ms(dsp_t *d, int attempt, long retry_after_ms)
+static void req_put(dsp_t *d, dsp_req_t *r)
 {
-	int64_t b = d->cfg->retry_base_ms;
-	for (int i = 1; i < attempt && b < d->cfg->retry_max_ms; i++)
-		b *= 2;
-	if (b > d->cfg->retry_max_ms)
-		b = d->cfg->retry_max_ms;
-	/* full jitter in [b/2, b] */
-	int64_t j = b / 2 + (int64_t)(((uint64_t)rand() * (uint64_t)(b / 2 + 1)) / ((uint64_t)RAND_MAX + 1));
-	if (retry_after_ms > j)
-		j = retry_after_ms;
-	return j;
+	r->n = 0;
+	r->next_free = d->free_reqs;
+	d->free_reqs = r;
 }
 
 /* Decide what happens to m now. Returns 0 when handled, 1 when it must wait
- * for sending capacity (the caller stops walking the ready queue). */
+ * (for sending capacity or a rate limit): the caller stops walking the ready
+ * queue. */
 static int try_send(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 {
 	msg_camp_state_t cs = dsp_state_campaign(d->st, m->m.campaign);
@@ -372,7 +420,7 @@ static int try_send(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 		return 0;
 	}
 	int64_t wall = clock_wall_ms();
-	if (m->m.expires_ms > 0 && wall >= m->m.expires_ms) {
+	if (retry_expired(&m->m, wall)) {
 		finish(d, m, MSG_ST_EXPIRED, NULL, NULL, "expired", "expired before it could be sent", -1);
 		return 0;
 	}
@@ -386,68 +434,108 @@ static int try_send(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 		heap_push(d, m);
 		return 0;
 	}
-	if (!any_vendor_for(d, m)) {
+	if (d->draining)
+		return 1;
+	int vi;
+	int rc = route_pick(d->route, &m->m, d->slas, now_ms, m->last_vendor, &vi);
+	if (rc == TOCSIN_ERR_NOTFOUND) {
 		char why[160];
-		snprintf(why, sizeof why, "no usable %s vendor has a number for sender pool \"%s\"",
+		snprintf(why, sizeof why, "no %s vendor of the route has a number for sender pool \"%s\"",
 		         msg_channel_name(d->channel), m->m.sender ? m->m.sender : "main");
 		finish(d, m, MSG_ST_FAILED, NULL, NULL, "no_route", why, -1);
 		return 0;
 	}
-	if (d->draining)
+	dsp_vendor_t *v = rc == 0 ? &d->vendors[vi] : NULL;
+	if (!v || !v->a || v->unusable) {
+		/* Every vendor that could take it is open, drained, probing or
+		 * unusable: hold it; consumption pauses when too many wait. */
+		m->due_ms = now_ms + 100;
+		heap_push(d, m);
+		return 0;
+	}
+	if (v->inflight >= v->v->max_in_flight || !d->free_reqs)
 		return 1;
-	int vi = pick_vendor(d, m);
-	if (vi < 0)
+	int64_t now_ns = clock_mono_ns();
+	int slot = rl_sender(v->rl, m->m.sender ? m->m.sender : "main");
+	int units = m->m.channel == MSG_CH_SMS && m->m.segments > 0 ? m->m.segments : 1;
+	int64_t wait_ns;
+	if ((wait_ns = rl_wait_ns(v->rl, slot, units, now_ns)) > 0) {
+		d->ready_wait_until = now_ms + (wait_ns == RL_NEVER ? 100 : wait_ns / 1000000 + 1);
 		return 1;
+	}
+	dsp_req_t *r = d->free_reqs;
+	d->free_reqs = r->next_free;
+	size_t n = gather(d, m, vi, r);
+	/* The whole batch must fit the limiter now; send fewer if it does not. */
+	while (n > 1 && rl_wait_ns(v->rl, slot, units * (int)n, now_ns) > 0)
+		n--;
+	unsend_from(d, r, n);
 	http_xfer_t *x = http_acquire(d->http);
-	if (!x)
-		return 1;
-	dsp_vendor_t *v = &d->vendors[vi];
-	const msg_out_t *one = &m->m;
+	if (!x) {
+		unsend_from(d, r, 1);
+		req_put(d, r);
+		return 1; /* the caller puts m back */
+	}
+	for (size_t i = 0; i < n; i++)
+		d->batch[i] = &r->msgs[i]->m;
 	char err[256];
-	int rc = vnd_build(v->a, &one, 1, http_xfer_req(x), err, sizeof err);
+	rc = vnd_build(v->a, d->batch, n, http_xfer_req(x), err, sizeof err);
+	if (rc && n > 1) { /* one bad message must not fail its batch: send m alone */
+		unsend_from(d, r, 1);
+		n = 1;
+		rc = vnd_build(v->a, d->batch, 1, http_xfer_req(x), err, sizeof err);
+	}
 	if (rc) {
 		http_release(d->http, x);
+		req_put(d, r);
 		finish(d, m, MSG_ST_FAILED, v->v->name, NULL, "build", err, -1);
 		return 0;
 	}
-	rc = http_submit(d->http, x, v->v->timeout_ms, m);
-	if (rc) {
+	if (rl_take(v->rl, slot, units * (int)n, now_ns, NULL) != 0)
+		rl_take(v->rl, slot, 1, now_ns, NULL); /* oversize first message: charged as it goes */
+	if (http_submit(d->http, x, v->v->timeout_ms, r)) {
 		http_release(d->http, x);
+		unsend_from(d, r, 1);
+		req_put(d, r);
 		return 1;
 	}
-	m->vendor = vi;
-	m->attempt++;
-	m->where = W_INFLIGHT;
+	r->vendor = vi;
+	for (size_t i = 0; i < n; i++) {
+		dsp_msg_t *q = r->msgs[i];
+		q->vendor = vi;
+		q->where = W_INFLIGHT;
+		if (q->attempt == 0)
+			retry_note_send(d->retry, clock_wall_ms());
+	}
 	v->inflight++;
-	v->sent++;
+	v->sent += (int64_t)n;
 	return 0;
 }
 
-static void on_done(dsp_t *d, http_done_t *hd)
+static sla_outcome_t sla_outcome_of(const vnd_result_t *r, int curl_code)
 {
-	dsp_msg_t *m = hd->opaque;
-	dsp_vendor_t *v = &d->vendors[m->vendor];
-	v->inflight--;
-	vnd_result_t r;
-	const msg_out_t *one = &m->m;
-	vnd_classify(v->a, &one, 1, hd->status, hd->curl_code, hd->body, hd->bodylen,
-	             hd->retry_after_s, &r);
-	http_release(d->http, hd->xfer);
-	int64_t lat = hd->latency_ns / 1000000;
-	int vi = m->vendor;
+	switch (r->outcome) {
+	case VND_DEFER:
+		if (r->throttled)
+			return SLA_THROTTLED;
+		return is_timeout(curl_code) ? SLA_TIMEOUT : SLA_ERROR;
+	case VND_CONFIG: return SLA_ERROR;
+	default: return SLA_OK;
+	}
+}
+
+static void on_result(dsp_t *d, dsp_msg_t *m, dsp_vendor_t *v, int vi, const vnd_result_t *r,
+                      int64_t lat)
+{
 	m->vendor = -1;
-	if (log_enabled(TLOG_DEBUG))
-		log_debug("event=send_done id=%s vendor=%s outcome=%s http=%ld code=%s latency_ms=%lld",
-		          m->m.id, v->v->name, vnd_outcome_name(r.outcome), hd->status, r.code,
-		          (long long)lat);
-	switch (r.outcome) {
+	switch (r->outcome) {
 	case VND_ACCEPTED:
 		v->accepted++;
-		finish(d, m, MSG_ST_ACCEPTED, v->v->name, r.ref, NULL, NULL, lat);
+		finish(d, m, MSG_ST_ACCEPTED, v->v->name, r->ref, NULL, NULL, lat);
 		return;
 	case VND_PERMANENT:
 		v->failed++;
-		finish(d, m, MSG_ST_FAILED, v->v->name, r.ref, r.code, r.detail, lat);
+		finish(d, m, MSG_ST_FAILED, v->v->name, r->ref, r->code, r->detail, lat);
 		return;
 	case VND_OPTOUT: {
 		v->failed++;
@@ -459,8 +547,8 @@ static void on_done(dsp_t *d, http_done_t *hd)
 		if (msg_optout_key(m->m.channel, m->m.to, key, sizeof key) > 0 &&
 		    !msg_optout_encode(&o, &d->buf))
 			kq_produce(d->prod, KQ_T_OPTOUTS, key, strlen(key), d->buf.p, d->buf.len, NULL);
-		finish(d, m, MSG_ST_FAILED, v->v->name, r.ref, r.code[0] ? r.code : "opted_out",
-		       r.detail[0] ? r.detail : "recipient opted out at the vendor", lat);
+		finish(d, m, MSG_ST_FAILED, v->v->name, r->ref, r->code[0] ? r->code : "opted_out",
+		       r->detail[0] ? r->detail : "recipient opted out at the vendor", lat);
 		return;
 	}
 	case VND_CONFIG:
@@ -469,9 +557,9 @@ static void on_done(dsp_t *d, http_done_t *hd)
 		if (!v->unusable)
 			log_error("event=vendor_unusable vendor=%s code=%s detail=\"%s\" action=failover "
 			          "msg=\"fix its credentials or senders and restart the dispatcher\"",
-			          v->v->name, r.code, r.detail);
+			          v->v->name, r->code, r->detail);
 		v->unusable = 1;
-		m->attempt--;
+		m->last_vendor = vi;
 		ready_push_front(d, m);
 		return;
 	case VND_DEFER:
@@ -479,16 +567,103 @@ static void on_done(dsp_t *d, http_done_t *hd)
 	}
 	v->deferred++;
 	m->last_vendor = vi;
-	if (m->attempt >= d->cfg->max_attempts) {
+	msg_out_t probe = m->m;
+	probe.attempt = m->attempt;
+	retry_decision_t rd;
+	int64_t wall = clock_wall_ms();
+	retry_decide(d->retry, &probe, wall, r->retry_after_ms > 0 ? r->retry_after_ms : 0,
+	             r->throttled, &rd);
+	if (rd.verdict == RETRY_FINAL_ATTEMPTS || rd.verdict == RETRY_FINAL_EXPIRED) {
 		char why[300];
-		snprintf(why, sizeof why, "gave up after %d attempts; last: %s", m->attempt, r.detail);
-		finish(d, m, MSG_ST_FAILED, v->v->name, NULL, r.code, why, lat);
+		snprintf(why, sizeof why, "%s after %d attempts; last answer: %s",
+		         rd.verdict == RETRY_FINAL_EXPIRED ? "expired" : "gave up", m->attempt + 1,
+		         r->detail);
+		m->attempt++;
+		finish(d, m, rd.verdict == RETRY_FINAL_EXPIRED ? MSG_ST_EXPIRED : MSG_ST_FAILED,
+		       v->v->name, NULL, r->code, why, lat);
 		return;
 	}
+	m->attempt = rd.next_attempt;
 	d->n_retried++;
-	produce_status(d, m, MSG_ST_RETRYING, v->v->name, NULL, r.code, r.detail, lat, 0);
-	m->due_ms = clock_mono_ms() + backoff_ms(d, m->attempt, r.retry_after_ms);
+	produce_status(d, m, MSG_ST_RETRYING, v->v->name, NULL, r->code, r->detail, lat, 0);
+	m->due_ms = clock_mono_ms() + rd.delay_ms;
 	heap_push(d, m);
+}
+
+static void on_done(dsp_t *d, http_done_t *hd)
+{
+	dsp_req_t *r = hd->opaque;
+	int vi = r->vendor;
+	dsp_vendor_t *v = &d->vendors[vi];
+	v->inflight--;
+	size_t n = r->n;
+	for (size_t i = 0; i < n; i++)
+		d->batch[i] = &r->msgs[i]->m;
+	vnd_classify(v->a, d->batch, n, hd->status, hd->curl_code, hd->body, hd->bodylen,
+	             hd->retry_after_s, d->results);
+	int64_t lat = hd->latency_ns / 1000000;
+	int64_t now_ms = clock_mono_ms();
+	/* One request is one sample for the SLA: the first message's outcome
+	 * speaks for the transport. */
+	sla_outcome_t so = sla_outcome_of(&d->results[0], hd->curl_code);
+	sla_record(v->sla, now_ms, so, hd->latency_ns / 1000);
+	if (so == SLA_THROTTLED) {
+		int64_t now_ns = clock_mono_ns();
+		rl_throttled(v->rl, now_ns);
+		if (d->results[0].retry_after_ms > 0)
+			rl_hold_until(v->rl, now_ns + (int64_t)d->results[0].retry_after_ms * 1000000);
+	}
+	if (log_enabled(TLOG_DEBUG))
+		log_debug("event=send_done vendor=%s messages=%zu outcome=%s http=%ld code=%s "
+		          "latency_ms=%lld",
+		          v->v->name, n, vnd_outcome_name(d->results[0].outcome), hd->status,
+		          d->results[0].code, (long long)lat);
+	http_release(d->http, hd->xfer);
+	for (size_t i = 0; i < n; i++)
+		on_result(d, r->msgs[i], v, vi, &d->results[i], lat);
+	r->n = 0;
+	r->next_free = d->free_reqs;
+	d->free_reqs = r;
+}
+
+/* Apply what other dispatchers and operators published on
+ * tocsin.vendor-health, then let each monitor judge its window. */
+static void sla_check(dsp_t *d, int64_t now_ms)
+{
+	for (size_t i = 0; i < d->nvendors; i++) {
+		dsp_vendor_t *v = &d->vendors[i];
+		if (!v->a)
+			continue;
+		msg_vh_state_t st;
+		int by_op;
+		sla_transition_t t;
+		uint64_t seq = dsp_state_vendor_rec(d->st, v->v->name, &st, &by_op);
+		if (seq != v->health_seq) {
+			v->health_seq = seq;
+			if (sla_apply(v->sla, st, by_op, now_ms, by_op ? "operator" : "another dispatcher",
+			              &t) == 1) {
+				char line[512];
+				sla_format(&t, v->v->name, line, sizeof line);
+				log_info("event=vendor_state_applied %s by=%s", line,
+				         by_op ? "operator" : "tocsin.vendor-health");
+			}
+		}
+		if (now_ms - d->last_sla_ms < 200)
+			continue;
+		if (sla_tick(v->sla, now_ms, &t) == 1) {
+			char line[512];
+			sla_format(&t, v->v->name, line, sizeof line);
+			log_warn("event=vendor_state %s", line);
+			msg_vhealth_t h;
+			sla_vhealth(&t, v->v->name, d->client_id, clock_wall_ms(), &h);
+			buf_reset(&d->buf);
+			if (!msg_vhealth_encode(&h, &d->buf))
+				kq_produce(d->prod, KQ_T_VENDOR_HEALTH, v->v->name, strlen(v->v->name),
+				           d->buf.p, d->buf.len, NULL);
+		}
+	}
+	if (now_ms - d->last_sla_ms >= 200)
+		d->last_sla_ms = now_ms;
 }
 
 /* ------------------------------------------------------------------ consuming */
@@ -587,24 +762,11 @@ static void drain_wake(dsp_t *d)
 	}
 }
 
-/* Could a ready message be sent right now? */
-static int has_capacity(dsp_t *d)
-{
-	if (http_in_flight(d->http) >= d->cfg->max_in_flight)
-		return 0;
-	for (size_t i = 0; i < d->nroute; i++) {
-		dsp_vendor_t *v = &d->vendors[d->route[i]];
-		if (!v->unusable && v->inflight < v->v->max_in_flight &&
-		    dsp_state_vendor_usable(d->st, v->v->name))
-			return 1;
-	}
-	return 0;
-}
-
 /* Send what is ready, collect what finished, serve delivery reports. */
 static void pump(dsp_t *d, int timeout_ms)
 {
 	int64_t now = clock_mono_ms();
+	sla_check(d, now);
 	while (d->nheap && d->heap[0]->due_ms <= now) {
 		dsp_msg_t *m = heap_pop(d);
 		if (m->discard && m->where != W_FINAL_PENDING) {
@@ -619,19 +781,23 @@ static void pump(dsp_t *d, int timeout_ms)
 		}
 		ready_push(d, m);
 	}
-	dsp_msg_t *m;
-	while ((m = ready_pop(d))) {
-		if (m->discard) {
-			msg_free(d, m);
-			continue;
-		}
-		if (try_send(d, m, now)) {
-			ready_push_front(d, m);
-			break;
+	/* Walk the ready queue until it is empty or the next message must wait
+	 * for capacity (a completion wakes us) or a rate limit (a timer does). */
+	if (now >= d->ready_wait_until) {
+		dsp_msg_t *m;
+		while ((m = ready_pop(d))) {
+			if (m->discard) {
+				msg_free(d, m);
+				continue;
+			}
+			if (try_send(d, m, now)) {
+				ready_push_front(d, m);
+				break;
+			}
 		}
 	}
-	if (d->ready_head && !d->draining && has_capacity(d))
-		timeout_ms = 0;
+	if (d->ready_head && d->ready_wait_until > now && d->ready_wait_until - now < timeout_ms)
+		timeout_ms = (int)(d->ready_wait_until - now);
 	if (d->nheap) {
 		int64_t until = d->heap[0]->due_ms - now;
 		if (until < 0)
@@ -639,6 +805,8 @@ static void pump(dsp_t *d, int timeout_ms)
 		if (until < timeout_ms)
 			timeout_ms = (int)until;
 	}
+	if (timeout_ms > 200) /* SLA windows are judged every 200 ms */
+		timeout_ms = 200;
 	if (http_run(d->http, d->wake[0], timeout_ms) < 0)
 		log_warn("event=http_engine_error");
 	drain_wake(d);
@@ -708,7 +876,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			if (p)
 				p->assigned = 1;
 		}
-		log_info("event=assigned partitions=%d topic=%s", parts->cnt, d->topic);
+		for (size_t i = 0; i < d->nvendors; i++)
+			if (d->vendors[i].rl)
+				rl_set_share(d->vendors[i].rl, parts->cnt, d->total_parts);
+		log_info("event=assigned partitions=%d of=%d topic=%s", parts->cnt, d->total_parts,
+		         d->topic);
 		rd_kafka_assign(rk, parts);
 		if (d->paused)
 			rd_kafka_pause_partitions(rk, parts);
@@ -766,20 +938,49 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		         msg_channel_name(d->channel), msg_channel_name(d->channel));
 		return TOCSIN_ERR_CONFIG;
 	}
-	d->vendors = calloc(r->nvendors, sizeof *d->vendors);
-	if (!d->vendors)
+	d->nvendors = c->nvendors;
+	d->vendors = calloc(c->nvendors, sizeof *d->vendors);
+	d->slas = calloc(c->nvendors, sizeof *d->slas);
+	if (!d->vendors || !d->slas)
 		return TOCSIN_ERR_NOMEM;
-	for (size_t i = 0; i < r->nvendors && i < 64; i++) {
+	size_t max_batch = 1;
+	for (size_t i = 0; i < r->nvendors; i++) {
 		const cfg_vendor_t *v = cfg_vendor(c, r->vendors[i]);
+		size_t vi = (size_t)(v - c->vendors);
+		dsp_vendor_t *dv = &d->vendors[vi];
 		char e[512];
-		vnd_t *a = vnd_new(c, v, e, sizeof e);
-		if (!a) {
+		dv->v = v;
+		if (!(dv->a = vnd_new(c, v, e, sizeof e)) || !(dv->rl = rl_new(v, e, sizeof e)) ||
+		    !(dv->sla = sla_new_vendor(v, e, sizeof e))) {
 			snprintf(err, errlen, "vendor %s: %s", v->name, e);
 			return TOCSIN_ERR_CONFIG;
 		}
-		d->vendors[d->nvendors] = (dsp_vendor_t){.a = a, .v = v};
-		d->route[d->nroute++] = (int)d->nvendors++;
+		d->slas[vi] = dv->sla;
+		if ((size_t)vnd_max_batch(dv->a) > max_batch)
+			max_batch = (size_t)vnd_max_batch(dv->a);
 	}
+	if (!(d->route = route_new(c, d->channel, err, errlen)))
+		return TOCSIN_ERR_CONFIG;
+	if (!(d->retry = retry_new(c, (uint64_t)clock_mono_ns() ^ (uint64_t)getpid(), err, errlen)))
+		return TOCSIN_ERR_CONFIG;
+	d->batch_cap = max_batch;
+	d->batch = calloc(max_batch, sizeof *d->batch);
+	d->results = calloc(max_batch, sizeof *d->results);
+	d->reqs = calloc((size_t)c->max_in_flight, sizeof *d->reqs);
+	if (!d->batch || !d->results || !d->reqs)
+		return TOCSIN_ERR_NOMEM;
+	for (int i = c->max_in_flight - 1; i >= 0; i--) {
+		dsp_req_t *q = &d->reqs[i];
+		q->cap = max_batch;
+		if (!(q->msgs = calloc(max_batch, sizeof *q->msgs)))
+			return TOCSIN_ERR_NOMEM;
+		q->next_free = d->free_reqs;
+		d->free_reqs = q;
+	}
+	d->total_parts = 1;
+	for (size_t k = 0; k < kq_ntopics; k++)
+		if (!strcmp(kq_topics[k].name, d->topic))
+			d->total_parts = kq_topics[k].partitions;
 	d->http = http_new(c->max_in_flight, DSP_MAX_BODY, err, errlen);
 	if (!d->http)
 		return TOCSIN_ERR_NOMEM;
@@ -848,9 +1049,20 @@ static void teardown(dsp_t *d)
 	}
 	dsp_state_free(d->st);
 	http_free(d->http);
-	for (size_t i = 0; i < d->nvendors; i++)
+	for (size_t i = 0; d->vendors && i < d->nvendors; i++) {
 		vnd_free(d->vendors[i].a);
+		rl_free(d->vendors[i].rl);
+		sla_free(d->vendors[i].sla);
+	}
 	free(d->vendors);
+	free(d->slas);
+	route_free(d->route);
+	retry_free(d->retry);
+	for (int i = 0; d->reqs && i < d->cfg->max_in_flight; i++)
+		free(d->reqs[i].msgs);
+	free(d->reqs);
+	free(d->batch);
+	free(d->results);
 	free(d->heap);
 	if (d->wake[0] > 0) {
 		close(d->wake[0]);

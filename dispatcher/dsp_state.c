@@ -14,6 +14,8 @@
 typedef struct named {
 	char *name;
 	int state;
+	int by_operator; /* vendor health: decided by an operator */
+	uint64_t seq;    /* vendor health: dsp_state's record counter when it last changed */
 } named_t;
 
 struct dsp_state {
@@ -29,6 +31,7 @@ struct dsp_state {
 	unsigned char *vals;
 	size_t cap, used;
 	rd_kafka_topic_partition_list_t *targets; /* high watermarks to catch up to */
+	uint64_t vh_seq; /* vendor-health records applied */
 };
 
 static named_t *named_find(named_t *a, size_t n, const char *name)
@@ -39,25 +42,26 @@ static named_t *named_find(named_t *a, size_t n, const char *name)
 	return NULL;
 }
 
-static void named_set(named_t **a, size_t *n, size_t *cap, const char *name, int state)
+static named_t *named_set(named_t **a, size_t *n, size_t *cap, const char *name, int state)
 {
 	named_t *e = named_find(*a, *n, name);
 	if (e) {
 		e->state = state;
-		return;
+		return e;
 	}
 	if (*n == *cap) {
 		size_t nc = *cap ? *cap * 2 : 16;
 		named_t *na = realloc(*a, nc * sizeof *na);
 		if (!na)
-			return;
+			return NULL;
 		*a = na;
 		*cap = nc;
 	}
 	char *dup = strdup(name);
 	if (!dup)
-		return;
-	(*a)[(*n)++] = (named_t){dup, state};
+		return NULL;
+	(*a)[*n] = (named_t){dup, state, 0, 0};
+	return &(*a)[(*n)++];
 }
 
 static uint64_t optout_hash(msg_channel_t ch, const char *address)
@@ -215,7 +219,12 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 	} else if (!strcmp(topic, KQ_T_VENDOR_HEALTH)) {
 		msg_vhealth_t h;
 		if (msg_vhealth_parse(m->payload, m->len, &h, &hold, err, sizeof err) == 0) {
-			named_set(&s->vendors, &s->nvendors, &s->capvendors, h.vendor, (int)h.state);
+			named_t *e =
+			    named_set(&s->vendors, &s->nvendors, &s->capvendors, h.vendor, (int)h.state);
+			if (e) {
+				e->by_operator = h.by && !strcmp(h.by, "operator");
+				e->seq = ++s->vh_seq;
+			}
 			log_info("event=vendor_health vendor=%s state=%s by=%s reason=\"%s\"", h.vendor,
 			         msg_vh_state_name(h.state), h.by ? h.by : "?", h.reason ? h.reason : "");
 		}
@@ -293,4 +302,15 @@ int dsp_state_vendor_usable(const dsp_state_t *s, const char *vendor)
 {
 	msg_vh_state_t st = dsp_state_vendor(s, vendor);
 	return st != MSG_VH_OPEN && st != MSG_VH_DRAINED;
+}
+
+uint64_t dsp_state_vendor_rec(const dsp_state_t *s, const char *vendor, msg_vh_state_t *st,
+                              int *by_operator)
+{
+	named_t *e = named_find(s->vendors, s->nvendors, vendor);
+	if (!e)
+		return 0;
+	*st = (msg_vh_state_t)e->state;
+	*by_operator = e->by_operator;
+	return e->seq;
 }

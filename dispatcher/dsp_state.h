@@ -3,6 +3,7 @@
 #ifndef TOCSIN_DSP_STATE_H
 #define TOCSIN_DSP_STATE_H
 #include <librdkafka/rdkafka.h>
+#include <stdint.h>
 
 #include "core/cfg.h"
 #include "core/msg.h"
@@ -33,5 +34,10 @@ void dsp_state_add_optout(dsp_state_t *s, msg_channel_t ch, const char *address)
 msg_vh_state_t dsp_state_vendor(const dsp_state_t *s, const char *vendor);
 /* 1 unless the vendor is open or drained. */
 int dsp_state_vendor_usable(const dsp_state_t *s, const char *vendor);
+/* The last vendor-health record for vendor: its state, whether an operator
+ * decided it, and a sequence number that grows with every record applied
+ * (0 = none yet), so the caller can tell a new record from one it has seen. */
+uint64_t dsp_state_vendor_rec(const dsp_state_t *s, const char *vendor, msg_vh_state_t *st,
+                              int *by_operator);
 
 #endif
