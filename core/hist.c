@@ -99,7 +99,7 @@ uint64_t hist_percentile(const hist_t *h, double q)
 		return h->min;
 	if (q >= 100)
 		return h->max;
-	uint64_t rank = (uint64_t)ceil(q / 100.0 * (double)h->count);
+	uint64_t rank = (uint64_t)ceil(q * (double)h->count / 100.0 - 1e-9);
 	if (rank < 1)
 		rank = 1;
 	uint64_t seen = 0;

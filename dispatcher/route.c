@@ -26,8 +26,8 @@ route_t *route_new(const cfg_t *cfg, msg_channel_t ch, char *err, size_t errlen)
 	}
 	const cfg_route_t *cr = &cfg->routes[ch];
 	if (cr->nvendors > MAXC) {
-		snprintf(err, errlen, "route %s: %zu vendors, at most %d", msg_channel_name(ch),
-		         cr->nvendors, MAXC);
+		snprintf(err, errlen, "%s: route %s: %zu vendors, at most %d",
+		         cfg->path ? cfg->path : "config", msg_channel_name(ch), cr->nvendors, MAXC);
 		return NULL;
 	}
 	route_t *r = calloc(1, sizeof *r);
@@ -39,8 +39,8 @@ route_t *route_new(const cfg_t *cfg, msg_channel_t ch, char *err, size_t errlen)
 	for (size_t i = 0; i < cr->nvendors; i++) {
 		const cfg_vendor_t *v = cfg_vendor(cfg, cr->vendors[i]);
 		if (!v) {
-			snprintf(err, errlen, "route %s: unknown vendor \"%s\"", msg_channel_name(ch),
-			         cr->vendors[i]);
+			snprintf(err, errlen, "%s: route %s: unknown vendor \"%s\"", cfg->path ? cfg->path : "config",
+			         msg_channel_name(ch), cr->vendors[i]);
 			free(r);
 			return NULL;
 		}
@@ -48,8 +48,8 @@ route_t *route_new(const cfg_t *cfg, msg_channel_t ch, char *err, size_t errlen)
 		double wv = 0;
 		if (w) {
 			if (!json_is_number(w) || json_number_value(w) < 0 || json_number_value(w) > 1e6) {
-				snprintf(err, errlen, "vendor %s: \"weight\" must be a number in [0, 1000000]",
-				         v->name);
+				snprintf(err, errlen, "%s: vendor %s: \"weight\" must be a number in [0, 1000000]",
+				         cfg->path ? cfg->path : "config", v->name);
 				free(r);
 				return NULL;
 			}

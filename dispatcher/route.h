@@ -32,7 +32,8 @@
  * deterministic. When only probing vendors are left and none is due a
  * message now, route_pick() answers TOCSIN_ERR_AGAIN (the caller holds the
  * message and tries again later); a ramping vendor is never refused when it
- * is the last one.
+ * is the last one. Fractions count route_pick() calls: a message picked
+ * but then held (rate limit, in-flight cap) and picked again counts twice.
  *
  * Not thread-safe: the dispatcher's loop thread owns a route_t. */
 

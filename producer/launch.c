@@ -78,6 +78,9 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 	    {"report", required_argument, NULL, 'o'},  {"no-progress", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},          {0}};
 	prod_opts_t po = {.max_lag = -1, .progress = 1};
+	const char *ck = getenv("TOCSIN_LAUNCH_CHECKPOINT_MS"); /* tests and benches */
+	if (ck && atoi(ck) > 0)
+		po.ckpt_every_ms = atoi(ck);
 	int o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

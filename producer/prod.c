@@ -23,7 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAXPART 256
+#define MAXPART 64
+#define EPOCHS 8
 #define SMS_BODY_CAP (16 * 1024)
 #define EMAIL_BUF_CAP (2 * 1024 * 1024)
 
@@ -50,7 +51,18 @@ struct prod {
 	rd_kafka_t *rk;
 	rd_kafka_t *lag_rk[2];
 	int nparts[2];
-	int64_t offs[2][MAXPART]; /* next offset after our delivered messages, per partition */
+	int64_t offs[2][MAXPART]; /* checkpoint: next offset after our delivered messages */
+	/* Checkpoint epochs: messages are tagged with their epoch; an epoch's end
+	 * position becomes the checkpoint once every message of it and of all
+	 * earlier epochs is delivered (no flush barrier on the hot path). */
+	struct epoch {
+		int64_t produced, delivered;
+		int64_t rows, queued, rj_bytes; /* position at its end */
+		int closed;
+		int64_t offs[2][MAXPART];
+	} ep[EPOCHS];
+	int64_t ep_cur, ep_done; /* current epoch; oldest not yet checkpointed */
+	int64_t ck_rows, ck_queued, ck_rj;
 	char errstr[256];     /* first delivery error */
 	FILE *rejects;
 	char rejects_path[4096], report_path[4096], ckpt_path[4096], dir[3800];
@@ -72,7 +84,12 @@ static void count_reason(prod_stats_t *st, const char *why)
 	char key[96];
 	size_t k = 0;
 	for (const char *s = why; *s && k < sizeof key - 1; s++) {
-		if (*s >= '0' && *s <= '9') {
+		/* a standalone number ("2 fields, the header has 3") becomes N */
+		const char *e = s;
+		while (*e >= '0' && *e <= '9')
+			e++;
+		if (e > s && (s == why || s[-1] == ' ') &&
+		    (!*e || *e == ' ' || *e == ',' || *e == ')')) {
 			while (s[1] >= '0' && s[1] <= '9')
 				s++;
 			key[k++] = 'N';
@@ -151,11 +168,12 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		p->st.delivery_failed++;
 		return;
 	}
-	uintptr_t ch = (uintptr_t)m->_private;
-	if (ch >= 1 && ch <= 2 && m->partition >= 0 && m->partition < MAXPART) {
-		int64_t *o = &p->offs[ch - 1][m->partition];
-		if (m->offset + 1 > *o)
-			*o = m->offset + 1;
+	uintptr_t op = (uintptr_t)m->_private, ch = op & 3;
+	if (ch >= 1 && ch <= 2) {
+		struct epoch *e = &p->ep[(op >> 2) % EPOCHS];
+		e->delivered++;
+		if (m->partition >= 0 && m->partition < MAXPART && m->offset + 1 > e->offs[ch - 1][m->partition])
+			e->offs[ch - 1][m->partition] = m->offset + 1;
 	}
 }
 
@@ -243,10 +261,10 @@ static int ckpt_write(prod_t *p, int done)
 	json_object_set_new(j, "audience", json_string(p->camp->aud_path));
 	json_object_set_new(j, "audience_size", json_integer(p->aud_size));
 	json_object_set_new(j, "audience_mtime", json_integer(p->aud_mtime));
-	json_object_set_new(j, "rows", json_integer(p->st.read));
-	json_object_set_new(j, "queued", json_integer(p->st.queued));
+	json_object_set_new(j, "rows", json_integer(p->ck_rows));
+	json_object_set_new(j, "queued", json_integer(p->ck_queued));
 	json_object_set_new(j, "done", json_boolean(done));
-	json_object_set_new(j, "rejects_bytes", json_integer(p->rejects ? ftell(p->rejects) : 0));
+	json_object_set_new(j, "rejects_bytes", json_integer(p->ck_rj));
 	json_object_set_new(j, "ts_ms", json_integer(clock_wall_ms()));
 	json_t *offs = json_object();
 	for (int ch = 0; ch < 2; ch++) {
@@ -838,9 +856,10 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		return 0;
 	}
 	rc = kq_produce(p->rk, kq_outbox_topic((msg_channel_t)ch), addr, alen, p->rec.p, p->rec.len,
-	                (void *)(uintptr_t)(ch + 1));
+	                (void *)(uintptr_t)(((uintptr_t)(p->ep_cur % EPOCHS) << 2) | (uintptr_t)(ch + 1)));
 	if (rc)
 		return rc;
+	p->ep[p->ep_cur % EPOCHS].produced++;
 	p->st.produced++;
 	p->bytes_produced += (int64_t)p->rec.len;
 	return 0;
@@ -971,6 +990,47 @@ static int check_delivery(prod_t *p, char *err, size_t errlen)
 
 static void write_report(prod_t *p, int finished);
 
+/* Move the checkpoint past every fully delivered, closed epoch; write it when it moved. */
+static void epoch_advance_fwd(prod_t *p)
+{
+	int moved = 0;
+	while (p->ep_done < p->ep_cur && !p->st.delivery_failed) {
+		struct epoch *e = &p->ep[p->ep_done % EPOCHS];
+		if (!e->closed || e->delivered < e->produced)
+			break;
+		for (int ch = 0; ch < 2; ch++)
+			for (int i = 0; i < MAXPART; i++)
+				if (e->offs[ch][i] > p->offs[ch][i])
+					p->offs[ch][i] = e->offs[ch][i];
+		p->ck_rows = e->rows;
+		p->ck_queued = e->queued;
+		p->ck_rj = e->rj_bytes;
+		e->closed = 0;
+		p->ep_done++;
+		moved = 1;
+	}
+	if (moved)
+		ckpt_write(p, 0);
+}
+
+/* Close the current epoch at the current position and open the next. */
+static void epoch_close(prod_t *p)
+{
+	struct epoch *e = &p->ep[p->ep_cur % EPOCHS];
+	if (p->rejects)
+		fflush(p->rejects);
+	e->rows = p->st.read;
+	e->queued = p->st.queued;
+	e->rj_bytes = p->rejects ? ftell(p->rejects) : 0;
+	e->closed = 1;
+	p->ep_cur++;
+	struct epoch *n = &p->ep[p->ep_cur % EPOCHS];
+	/* the ring is full only when an epoch 8 checkpoints old is still in flight */
+	while (p->ep_done + EPOCHS <= p->ep_cur && !p->st.delivery_failed)
+		rd_kafka_poll(p->rk, 10), epoch_advance_fwd(p);
+	memset(n, 0, sizeof *n);
+}
+
 int prod_run(prod_t *p, char *err, size_t errlen)
 {
 	if (p->st.already_done)
@@ -998,6 +1058,9 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 				return rc;
 		}
 		p->st.resumed_rows = p->st.read;
+		p->ck_rows = p->st.read;
+		p->ck_queued = p->st.queued;
+		p->ck_rj = p->rejects ? ftell(p->rejects) : 0;
 		log_info("event=resumed campaign=%s rows=%lld queued_before=%lld", p->camp->id,
 		         (long long)p->st.read, (long long)p->st.queued);
 	}
@@ -1029,15 +1092,9 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 				if ((rc = check_delivery(p, err, errlen)))
 					break;
 				lag_gate(p);
+				epoch_advance_fwd(p);
 				if (now - last_ck >= p->o.ckpt_every_ms) {
-					if (kq_flush(p->rk, 120000) || check_delivery(p, err, errlen)) {
-						check_delivery(p, err, errlen);
-						if (!err[0])
-							snprintf(err, errlen, "Kafka did not confirm delivery within 120 s");
-						rc = TOCSIN_ERR_KAFKA;
-						break;
-					}
-					ckpt_write(p, 0);
+					epoch_close(p);
 					last_ck = clock_mono_ms();
 				}
 			}
@@ -1055,6 +1112,16 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 		}
 		if (!rc)
 			rc = check_delivery(p, err, errlen);
+		if (!rc || p->st.delivery_failed == 0) {
+			/* everything produced is delivered: the checkpoint is the current position */
+			epoch_close(p);
+			epoch_advance_fwd(p);
+			if (rd_kafka_outq_len(p->rk) == 0 && p->ep_done == p->ep_cur) {
+				p->ck_rows = p->st.read;
+				p->ck_queued = p->st.queued;
+				p->ck_rj = p->rejects ? ftell(p->rejects) : 0;
+			}
+		}
 		if (!rc) {
 			ckpt_write(p, 1);
 			produce_campaign(p, MSG_CAMP_RUNNING, p->st.ch_queued[0] + p->st.ch_queued[1]);
@@ -1063,7 +1130,7 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 				rc = TOCSIN_ERR_TIMEOUT;
 			}
 		} else if (p->st.delivery_failed == 0) {
-			ckpt_write(p, 0); /* everything up to here is delivered */
+			ckpt_write(p, 0);
 		}
 	}
 	if (tty)
