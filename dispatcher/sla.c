@@ -168,6 +168,8 @@ static bucket_t *slot(sla_t *s, int64_t now_ms)
 {
 	int64_t sec = sec_of(now_ms);
 	bucket_t *b = &s->b[((sec % NB) + NB) % NB];
+	if (b->sec != INT64_MIN && sec < b->sec)
+		return NULL; /* older than the ring holds: drop rather than wipe newer numbers */
 	if (b->sec != sec) {
 		hist_t *h = b->lat;
 		hist_reset(h);
@@ -181,6 +183,8 @@ static bucket_t *slot(sla_t *s, int64_t now_ms)
 void sla_record(sla_t *s, int64_t now_ms, sla_outcome_t o, int64_t latency_us)
 {
 	bucket_t *b = slot(s, now_ms);
+	if (!b)
+		return;
 	switch (o) {
 	case SLA_OK: b->ok++; break;
 	case SLA_ERROR: b->errors++; break;
@@ -194,6 +198,8 @@ void sla_record(sla_t *s, int64_t now_ms, sla_outcome_t o, int64_t latency_us)
 void sla_receipt(sla_t *s, int64_t now_ms, int delivered)
 {
 	bucket_t *b = slot(s, now_ms);
+	if (!b)
+		return;
 	b->receipts++;
 	if (delivered)
 		b->delivered++;

@@ -68,7 +68,8 @@ sla_t *sla_new_vendor(const cfg_vendor_t *v, char *err, size_t errlen);
 void sla_free(sla_t *s);
 
 /* Count one answer at now_ms (monotonic ms) with its latency in microseconds
- * (ignored for SLA_THROTTLED). O(1), no allocation. */
+ * (ignored for SLA_THROTTLED). O(1), no allocation. A time more than 63 s
+ * older than the newest recorded is ignored. */
 void sla_record(sla_t *s, int64_t now_ms, sla_outcome_t o, int64_t latency_us);
 /* Count one delivery receipt: delivered = 1, undelivered/failed = 0. */
 void sla_receipt(sla_t *s, int64_t now_ms, int delivered);

@@ -349,6 +349,48 @@ static void test_drain_and_apply(void **state)
 	sla_free(s);
 }
 
+static void test_stale_and_backwards(void **state)
+{
+	(void)state;
+	sla_t *s = mk();
+	sla_transition_t t;
+	/* failures long ago no longer count, even without ticks in between */
+	for (int i = 0; i < 50; i++)
+		sla_record(s, 1000 + i, SLA_ERROR, 1000);
+	for (int i = 0; i < 20; i++)
+		sla_record(s, 100000 + i, SLA_OK, 1000);
+	assert_int_equal(sla_tick(s, 100500, &t), 0);
+	/* a time from before the ring must not wipe the newer second's numbers */
+	sla_record(s, 100000 - 64000, SLA_ERROR, 1000);
+	sla_stats_t st;
+	sla_stats(s, 100500, &st);
+	assert_int_equal(st.ok, 20);
+	assert_int_equal(st.errors, 0);
+	/* a one-second window with one probe window works too */
+	sla_opts_t o;
+	sla_opts_default(&o);
+	o.window_s = 1;
+	o.probe_windows = 1;
+	o.min_open_s = 0;
+	o.ramp_s = 0;
+	char err[100];
+	sla_t *q = sla_new("q", &o, err, sizeof err);
+	for (int i = 0; i < 30; i++)
+		sla_record(q, 500 + i, SLA_TIMEOUT, 10000000);
+	assert_int_equal(sla_tick(q, 600, &t), 1);
+	assert_int_equal(t.to, MSG_VH_OPEN);
+	assert_int_equal(sla_tick(q, 600, &t), 1);
+	assert_int_equal(t.to, MSG_VH_PROBING);
+	for (int i = 0; i < 10; i++)
+		sla_record(q, 1100 + i * 50, SLA_OK, 1000);
+	assert_int_equal(sla_tick(q, 1900, &t), 0); /* window [1 s, 2 s) not complete */
+	assert_int_equal(sla_tick(q, 2000, &t), 1);
+	assert_int_equal(t.to, MSG_VH_HEALTHY);
+	assert_true(sla_fraction(q, 2000) == 1); /* no ramp configured */
+	sla_free(q);
+	sla_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +402,7 @@ int main(void)
 	    cmocka_unit_test(test_recovery_cycle),
 	    cmocka_unit_test(test_bad_probe_reopens),
 	    cmocka_unit_test(test_drain_and_apply),
+	    cmocka_unit_test(test_stale_and_backwards),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
