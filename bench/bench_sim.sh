@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# bench_sim.sh -- vendor-sim throughput: Twilio-shaped requests/s on one core with keep-alive,
+# measured with wrk side by side against nginx serving a canned 201 (the ceiling), same run.
+#   bench/bench_sim.sh [SECONDS] [CONNECTIONS]     (TOCSIN_BIN picks the binary; default ./tocsin)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${TOCSIN_BIN:-$root/tocsin}
+DUR=${1:-10}
+CONN=${2:-64}
+OUT=$here/out/bench_sim
+rm -rf "$OUT"; mkdir -p "$OUT/var/run" "$OUT/nginx"
+pids=()
+cleanup() { for p in "${pids[@]+"${pids[@]}"}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+command -v wrk >/dev/null || { echo "bench_sim: wrk is missing (Debian package wrk; make deps)" >&2; exit 1; }
+if ! command -v nginx >/dev/null; then
+  echo "bench_sim: installing nginx-light for the baseline" >&2
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -qq --no-install-recommends nginx-light >/dev/null 2>&1 || \
+    { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; }
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+ncpu=$(nproc)
+SRV_CPU=0; CLI_CPU=$(( ncpu > 1 ? 1 : 0 ))
+
+# --- the emulator: one HTTP thread pinned to one core ---
+export TOCSIN_BENCH_TOKEN=bench-token
+cat > "$OUT/tocsin.json" <<JSON
+{"var_dir": "$OUT/var",
+ "vendors": [{"name": "twilio-bench", "kind": "twilio", "base_url": "http://127.0.0.1:1",
+   "account": "ACbench0000000000000000000000000000", "secret_env": "TOCSIN_BENCH_TOKEN",
+   "senders": {"main": "+15005550006"}}]}
+JSON
+TOCSIN_LOG=warn taskset -c $SRV_CPU "$BIN" -c "$OUT/tocsin.json" vendor-sim --listen 127.0.0.1:0 --threads 1 \
+  > "$OUT/sim.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$OUT/var/run/vendor-sim.addr" ] && break; sleep 0.1; done
+SIM=$(cat "$OUT/var/run/vendor-sim.addr")
+
+# correctness first: the exact answer shape, and the stats endpoint counting it
+one=$(curl -s -u ACbench0000000000000000000000000000:bench-token \
+  --data-urlencode To=+15551234567 --data-urlencode From=+15005550006 --data-urlencode "Body=hi" \
+  -w '\n%{http_code}' "http://$SIM/2010-04-01/Accounts/ACbench0000000000000000000000000000/Messages.json")
+code=$(echo "$one" | tail -1)
+[ "$code" = 201 ] || { echo "bench_sim: FAIL emulator answered $code: $one" >&2; exit 1; }
+echo "$one" | head -1 | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["sid"].startswith("SM") and len(d["sid"])==34 and d["status"]=="queued" and d["to"]=="+15551234567", d' \
+  || { echo "bench_sim: FAIL unexpected 201 body" >&2; exit 1; }
+curl -s -X POST "http://$SIM/_sim/reset" > /dev/null
+
+# --- nginx: one worker pinned to the same core, a canned 201 of the same size ---
+body=$(echo "$one" | head -1)
+NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+esc=${body//\\/\\\\}; esc=${esc//\'/\\\'}
+cat > "$OUT/nginx/nginx.conf" <<NGX
+worker_processes 1;
+worker_cpu_affinity $(printf '%0*d' $((SRV_CPU + 1)) 1 | rev | rev);
+daemon off;
+pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $OUT/nginx/body; proxy_temp_path $OUT/nginx/proxy;
+  fastcgi_temp_path $OUT/nginx/fcgi; uwsgi_temp_path $OUT/nginx/uwsgi; scgi_temp_path $OUT/nginx/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$NPORT;
+    location / { default_type application/json; return 201 '$esc'; }
+  }
+}
+NGX
+taskset -c $SRV_CPU "$NGINX" -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" > "$OUT/nginx/stdout.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$NPORT/" && break; sleep 0.1; done
+ncode=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x "http://127.0.0.1:$NPORT/x")
+[ "$ncode" = 201 ] || { echo "bench_sim: FAIL nginx baseline answered $ncode" >&2; exit 1; }
+
+run_wrk() { # name url
+  taskset -c $CLI_CPU timeout $((DUR + 30)) wrk -t1 -c"$CONN" -d"${DUR}s" --latency -s "$here/bench_sim_twilio.lua" "$2" \
+    > "$OUT/wrk-$1.txt" 2>&1
+  grep '^requests=' "$OUT/wrk-$1.txt"
+}
+echo "bench_sim: $DUR s per server, $CONN keep-alive connections, wrk on cpu $CLI_CPU, server on cpu $SRV_CPU"
+nline=$(run_wrk nginx "http://127.0.0.1:$NPORT")
+sline=$(run_wrk sim "http://$SIM")
+get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+nreq=$(get "$nline" requests); sreq=$(get "$sline" requests)
+serr=$(( $(get "$sline" errors_status) + $(get "$sline" errors_connect) + $(get "$sline" errors_read) + $(get "$sline" errors_timeout) ))
+accepted=$(curl -s "http://$SIM/_sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vendors"]["twilio-bench"]["accepted"])')
+# every request wrk counted must have been accepted by the emulator (wrk may cut a few in flight at the end)
+if [ "$serr" -ne 0 ] || [ "$accepted" -lt "$sreq" ] || [ "$accepted" -gt $((sreq + CONN)) ]; then
+  echo "bench_sim: FAIL wrk saw $sreq requests ($serr errors), emulator accepted $accepted" >&2; exit 1
+fi
+python3 - "$nreq" "$sreq" "$DUR" "$nline" "$sline" <<'PY'
+import sys
+n, s, d = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+g = lambda line, k: int([w.split("=")[1] for w in line.split() if w.startswith(k + "=")][0])
+print(f"nginx canned 201 : {n/d:10.0f} req/s  p50 {g(sys.argv[4],'p50_us')} us  p99 {g(sys.argv[4],'p99_us')} us")
+print(f"vendor-sim twilio: {s/d:10.0f} req/s  p50 {g(sys.argv[5],'p50_us')} us  p99 {g(sys.argv[5],'p99_us')} us  (every request validated, authenticated, counted)")
+print(f"ratio vendor-sim / nginx = {s/n:.2f}; target >= 30000 req/s: {'met' if s/d >= 30000 else 'NOT met'}")
+PY
