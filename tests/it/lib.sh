@@ -78,3 +78,85 @@ it_cleanup() {
 
 # it_fail MESSAGE: print and fail the test.
 it_fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# it_gen_audience FILE N [OFFSET]: a CSV (first_name,phone,city) of N distinct, valid
+# US numbers; OFFSET shifts the numbering so two audiences do not overlap.
+it_gen_audience() {
+  python3 - "$1" "$2" "${3:-0}" <<'PY'
+import sys
+path, n, off = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+areas = [202, 212, 303, 415, 617, 718, 312, 512]
+exch = [234, 345, 456, 567, 678, 789, 432, 543, 654, 765]
+with open(path, "w") as f:
+    f.write("first_name,phone,city\n")
+    for i in range(off, off + n):
+        a = areas[i // 100000 % len(areas)]
+        e = exch[i // 10000 % len(exch)]
+        f.write("Pat%d,+1%d%d%04d,Springfield\n" % (i, a, e, i % 10000))
+PY
+}
+
+# it_campaign FILE ID AUDIENCE-CSV: a one-SMS campaign over that audience.
+it_campaign() {
+  printf '{"id":"%s","name":"%s","audience":{"path":"%s","format":"csv","phone":"phone"},
+ "sms":{"sender":"main","template":"Hi {{first_name}}, vote no on {{city}} cuts tonight."},
+ "expires_in_s":3600}\n' "$2" "$2" "$3" > "$1"
+}
+
+# it_two_sms_vendors [EXTRA-JSON-FOR-EACH-VENDOR]: config with vendors "twilio" and
+# "vonage" at the emulator ($SIM, set by it_start_sim) and route twilio, then vonage.
+it_two_sms_vendors() {
+  local extra=${1:-}
+  [ -n "$extra" ] && extra=", $extra"
+  export TOCSIN_VONAGE_SECRET=it-vonage-secret
+  it_write_config "\"vendors\": [
+   {\"name\":\"twilio\",\"kind\":\"twilio\",\"base_url\":\"http://${SIM:-127.0.0.1:9}\",
+    \"account\":\"ACit00000000000000000000000000000\",\"secret_env\":\"TOCSIN_TWILIO_TOKEN\",
+    \"senders\":{\"main\":{\"from\":\"+15005550006\"}}${extra}},
+   {\"name\":\"vonage\",\"kind\":\"vonage\",\"base_url\":\"http://${SIM:-127.0.0.1:9}\",
+    \"account\":\"itvonagekey\",\"secret_env\":\"TOCSIN_VONAGE_SECRET\",
+    \"senders\":{\"main\":{\"from\":\"15005550007\"}}${extra}}],
+  \"routes\": {\"sms\": {\"strategy\": \"priority\", \"vendors\": [\"twilio\", \"vonage\"]}},
+  \"dispatcher\": {\"max_attempts\": 8, \"retry_base_ms\": 100, \"retry_max_ms\": 1000,
+                   \"max_in_flight\": 64, \"retry_budget\": 1.0}${IT_EXTRA_TOP:+, $IT_EXTRA_TOP}"
+}
+
+# it_start_sim: start the emulator on a free port; sets $SIM (host:port).
+it_start_sim() {
+  it_bg vendor-sim vendor-sim --listen 127.0.0.1:0
+  it_wait_file "$VAR/run/vendor-sim.addr" 20
+  SIM=$(cat "$VAR/run/vendor-sim.addr")
+}
+
+# it_start_track: start the tracker on a free port; sets $TRACK.
+it_start_track() {
+  it_bg track track --listen 127.0.0.1:0
+  it_wait_file "$VAR/run/track.addr" 20
+  TRACK=$(cat "$VAR/run/track.addr")
+}
+
+# it_sim_stats: the emulator's /_sim/stats JSON.
+it_sim_stats() { curl -sf "http://$SIM/_sim/stats"; }
+
+# it_sim_fault JSON: change the emulator's faults for one vendor.
+it_sim_fault() {
+  curl -sf -X POST -H 'Content-Type: application/json' -d "$1" "http://$SIM/_sim/config" > /dev/null \
+    || it_fail "emulator refused fault config $1"
+}
+
+# it_jq EXPR [JSON-FILE]: evaluate a Python expression on JSON `j` read from stdin or a file.
+it_jq() {
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[2]) if len(sys.argv)>2 else sys.stdin); r=eval(sys.argv[1]); print(r if not isinstance(r,(dict,list)) else json.dumps(r))' "$@"
+}
+
+# it_status_field CAMPAIGN EXPR: evaluate EXPR on `tocsin status CAMPAIGN --json` (0 if unknown).
+it_status_field() {
+  local js
+  js=$("$TOCSIN_BIN" -c "$CFG" status "$1" --json 2>/dev/null) || { echo 0; return; }
+  echo "$js" | it_jq "$2"
+}
+
+# it_final_count CAMPAIGN: messages of CAMPAIGN in an accepted-or-later or final state.
+it_final_count() {
+  it_status_field "$1" 'sum(v for k,v in j["states"].items() if k not in ("queued","retrying"))'
+}
