@@ -32,7 +32,7 @@ LIB        := $(BUILD)/libtocsin.a
 # ---- unit tests: tests/unit/test_<name>.c, cmocka; one list per module ----
 UT_CORE    := test_buf test_msg test_cfg
 UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
-UT_VND     := test_vnd
+UT_VND     := test_vnd test_vnd_sim
 UT_PROD    := test_prod_addr test_prod_aud
 UT_DSP     := test_rl test_sla test_route test_retry test_hist
 UT_TRK     := test_trk_store
@@ -52,7 +52,8 @@ BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 # `make fuzz` builds the library with clang + ASan/UBSan into build-fuzz/ and runs
 # every target for FUZZ_SECONDS (seeds: tests/fuzz/corpus/<name>/ when present).
 FUZZ_TMPL  := fuzz_tmpl
-FUZZ_VND   :=
+FUZZ_VND   := fuzz_vnd_resp_twilio fuzz_vnd_resp_vonage fuzz_vnd_resp_sendgrid fuzz_vnd_resp_mailgun \
+              fuzz_vnd_wh_twilio fuzz_vnd_wh_vonage fuzz_vnd_wh_sendgrid fuzz_vnd_wh_mailgun
 FUZZ_SECONDS ?= 300
 FUZZ_CC    ?= clang
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
