@@ -15,6 +15,8 @@ int cmd_preview(cfg_t *cfg, int argc, char **argv);    /* producer/launch.c */
 int cmd_dispatch(cfg_t *cfg, int argc, char **argv);   /* dispatcher/dsp.c */
 int cmd_track(cfg_t *cfg, int argc, char **argv);      /* tracker/track.c */
 int cmd_status(cfg_t *cfg, int argc, char **argv);     /* tracker/status.c */
+int cmd_campaign(cfg_t *cfg, int argc, char **argv);   /* tracker/ctlcmd.c */
+int cmd_vendor(cfg_t *cfg, int argc, char **argv);     /* tracker/ctlcmd.c */
 int cmd_demo(cfg_t *cfg, int argc, char **argv);       /* core/demo.c */
 
 #endif

@@ -21,6 +21,8 @@ static const cmd_t cmds[] = {
     {"dispatch", cmd_dispatch, "send outbox messages to vendors (a consumer-group member)"},
     {"track", cmd_track, "fold status events into sqlite"},
     {"status", cmd_status, "print a campaign's counts per state"},
+    {"campaign", cmd_campaign, "pause, resume or cancel a campaign (pause|resume|cancel <id>)"},
+    {"vendor", cmd_vendor, "drain or undrain a vendor by hand (drain|undrain <name>)"},
     {"demo", cmd_demo, "run broker, emulator, dispatcher and tracker and send a 10,000 blast"},
 };
 

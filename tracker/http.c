@@ -1,16 +1,32 @@
-/* http.c -- the tracker's HTTP server: routing, dashboard, JSON API, /metrics, webhooks. */
+/* http.c -- the tracker's HTTP server: routing, JSON API, controls, /metrics, webhooks, one-click unsubscribe. */
+#include "core/clock.h"
 #include "core/err.h"
+#include "core/kq.h"
 #include "core/log.h"
 #include "core/runfile.h"
+#include "templates/email.h"
+#include "tracker/api.h"
+#include "tracker/ctl.h"
+#include "tracker/store.h"
 #include "tracker/trk.h"
+#include "vendors/vnd.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#define MAX_BODY (4u << 20)  /* webhook and API request bodies */
+#define MAX_URI 8192
+#define MAX_READERS 8
+#define MAX_WH_VENDORS 32
+
+/* ---- live counters ---- */
 
 struct trk_live {
 	pthread_mutex_t mu;
@@ -44,6 +60,8 @@ void trk_live_status(trk_live_t *l, const msg_status_t *s, int applied)
 
 void trk_live_lag(trk_live_t *l, int64_t lag)
 {
+	if (!l)
+		return;
 	pthread_mutex_lock(&l->mu);
 	l->lag = lag;
 	pthread_mutex_unlock(&l->mu);
@@ -51,6 +69,8 @@ void trk_live_lag(trk_live_t *l, int64_t lag)
 
 void trk_live_ingest(trk_live_t *l, int64_t total, int64_t applied, int64_t bad)
 {
+	if (!l)
+		return;
 	pthread_mutex_lock(&l->mu);
 	l->total = total;
 	l->applied = applied;
@@ -58,12 +78,69 @@ void trk_live_ingest(trk_live_t *l, int64_t total, int64_t applied, int64_t bad)
 	pthread_mutex_unlock(&l->mu);
 }
 
+/* ---- server ---- */
+
+typedef struct wh_vendor {
+	const cfg_vendor_t *v;
+	vnd_t *a; /* NULL when the adapter could not be built (secret unset, unknown kind) */
+	pthread_mutex_t mu;
+	int64_t ok, forbidden, bad, events;
+} wh_vendor_t;
+
 struct trk_http {
 	const cfg_t *cfg;
 	trk_live_t *live;
 	struct MHD_Daemon *d;
 	char addr[64];
+	rd_kafka_t *rk; /* producer for webhooks' events and controls */
+	pthread_t poller;
+	int poller_on;
+	volatile int stopping;
+	pthread_mutex_t mu; /* readers pool, writer, counters */
+	trk_store_t *readers[MAX_READERS];
+	int nreaders;
+	trk_store_t *writer; /* inbound replies for review (its own short transactions) */
+	wh_vendor_t wh[MAX_WH_VENDORS];
+	size_t nwh;
+	email_unsub_t *unsub;
+	const char *token; /* control token from the environment, or NULL: controls disabled */
+	char program[128], help_reply[480], stop_reply[320], start_reply[320];
+	int64_t unsub_ok, unsub_bad, ctl_denied;
 };
+
+/* One request's state: the raw URI and the body as it arrives. */
+typedef struct req {
+	char *uri;
+	buf_t body;
+	int too_big;
+} req_t;
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	(void)cls;
+	(void)c;
+	req_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->uri = strndup(uri ? uri : "", MAX_URI);
+	buf_init(&r->body, MAX_BODY);
+	return r;
+}
+
+static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                     enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	req_t *r = *con_cls;
+	if (!r)
+		return;
+	free(r->uri);
+	buf_free(&r->body);
+	free(r);
+	*con_cls = NULL;
+}
 
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned code, const char *ctype,
                               const char *body, size_t len)
@@ -73,31 +150,578 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned code, const cha
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", ctype);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
 	enum MHD_Result ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
+static enum MHD_Result answer_json_err(struct MHD_Connection *c, unsigned code, const char *msg)
+{
+	buf_t b;
+	buf_init(&b, 4096);
+	buf_puts(&b, "{\"error\":");
+	buf_json_str(&b, msg, strlen(msg));
+	buf_puts(&b, "}\n");
+	enum MHD_Result r = answer(c, code, "application/json", b.p, b.len);
+	buf_free(&b);
+	return r;
+}
+
+static trk_store_t *reader_get(trk_http_t *h, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&h->mu);
+	trk_store_t *s = h->nreaders > 0 ? h->readers[--h->nreaders] : NULL;
+	pthread_mutex_unlock(&h->mu);
+	if (!s)
+		s = trk_store_open(h->cfg->db_path, 1, err, errlen);
+	return s;
+}
+
+static void reader_put(trk_http_t *h, trk_store_t *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (h->nreaders < MAX_READERS) {
+		h->readers[h->nreaders++] = s;
+		s = NULL;
+	}
+	pthread_mutex_unlock(&h->mu);
+	trk_store_free(s);
+}
+
+/* ---- Kafka ---- */
+
+static void *poll_main(void *arg)
+{
+	trk_http_t *h = arg;
+	while (!h->stopping)
+		rd_kafka_poll(h->rk, 100);
+	return NULL;
+}
+
+static int produce_status(trk_http_t *h, const msg_status_t *s)
+{
+	buf_t b;
+	buf_init(&b, 16384);
+	int rc = msg_status_encode(s, &b);
+	if (!rc)
+		rc = kq_produce(h->rk, KQ_T_STATUS, s->id, strlen(s->id), b.p, b.len, NULL);
+	buf_free(&b);
+	return rc;
+}
+
+static int produce_optout(trk_http_t *h, const msg_optout_t *o)
+{
+	char key[400];
+	if (msg_optout_key(o->channel, o->address, key, sizeof key) < 0)
+		return TOCSIN_ERR_TOOBIG;
+	buf_t b;
+	buf_init(&b, 8192);
+	int rc = msg_optout_encode(o, &b);
+	if (!rc)
+		rc = kq_produce(h->rk, KQ_T_OPTOUTS, key, strlen(key), b.p, b.len, NULL);
+	buf_free(&b);
+	return rc;
+}
+
+/* ---- webhooks ---- */
+
+typedef struct wh_ctx {
+	trk_http_t *h;
+	wh_vendor_t *w;
+	trk_store_t *rd;
+	buf_t *reply; /* inline reply (TwiML) for an inbound message, or empty */
+	int produced, failed;
+} wh_ctx_t;
+
+/* The campaign of message id according to the store, into out ("" if unknown). */
+static void campaign_of(trk_store_t *rd, const char *id, char *out, size_t outlen)
+{
+	out[0] = 0;
+	if (rd && id[0])
+		trk_store_msg_campaign(rd, id, out, outlen);
+}
+
+static int already_opted_out(trk_store_t *rd, msg_channel_t ch, const char *addr)
+{
+	if (!rd)
+		return 0;
+	sqlite3_stmt *q = NULL;
+	int yes = 0;
+	if (sqlite3_prepare_v2(trk_store_db(rd),
+	                       "SELECT optin FROM optouts WHERE channel=?1 AND address=?2", -1, &q,
+	                       NULL) == SQLITE_OK) {
+		sqlite3_bind_int(q, 1, ch);
+		sqlite3_bind_text(q, 2, addr, -1, SQLITE_STATIC);
+		yes = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 0;
+	}
+	sqlite3_finalize(q);
+	return yes;
+}
+
+static void xml_text(buf_t *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<': buf_puts(b, "&lt;"); break;
+		case '>': buf_puts(b, "&gt;"); break;
+		case '&': buf_puts(b, "&amp;"); break;
+		case '"': buf_puts(b, "&quot;"); break;
+		default: buf_putc(b, *s);
+		}
+	}
+}
+
+static void set_reply(wh_ctx_t *x, const char *text)
+{
+	buf_reset(x->reply);
+	buf_puts(x->reply, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>");
+	xml_text(x->reply, text);
+	buf_puts(x->reply, "</Message></Response>");
+}
+
+static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
+{
+	wh_ctx_t *x = ctx;
+	trk_http_t *h = x->h;
+	const cfg_vendor_t *v = x->w->v;
+	int64_t now = clock_wall_ms();
+	int rc = 0;
+	if (ev->kind == VND_WH_STATUS) {
+		if (!ev->id[0]) {
+			log_warn("event=webhook_unmatched vendor=%s ref=%s", v->name, ev->ref);
+			return 0;
+		}
+		char camp[256];
+		campaign_of(x->rd, ev->id, camp, sizeof camp);
+		msg_status_t s = {.id = ev->id, .campaign = camp, .channel = v->channel,
+		                  .to = ev->address[0] ? ev->address : NULL, .state = ev->state,
+		                  .vendor = v->name, .vendor_ref = ev->ref[0] ? ev->ref : NULL,
+		                  .code = ev->code[0] ? ev->code : NULL,
+		                  .detail = ev->detail[0] ? ev->detail : NULL, .latency_ms = -1,
+		                  .attempt = 0, .ts_ms = now};
+		rc = produce_status(h, &s);
+		if (!rc && ev->optout && ev->address[0]) {
+			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
+			                  .source = "vendor_receipt", .campaign = camp[0] ? camp : NULL,
+			                  .ts_ms = now};
+			rc = produce_optout(h, &o);
+		}
+	} else if (ev->kind == VND_WH_UNSUB) {
+		if (ev->address[0]) {
+			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
+			                  .source = "vendor_unsubscribe", .campaign = NULL, .ts_ms = now};
+			rc = produce_optout(h, &o);
+		}
+	} else if (ev->kind == VND_WH_INBOUND) {
+		if (ev->keyword == VND_KW_STOP) {
+			/* One confirmation: only when this is news. */
+			int again = already_opted_out(x->rd, v->channel, ev->address);
+			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
+			                  .source = "sms_stop", .campaign = NULL, .ts_ms = now};
+			rc = produce_optout(h, &o);
+			if (!again)
+				set_reply(x, h->stop_reply);
+		} else if (ev->keyword == VND_KW_START) {
+			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 1,
+			                  .source = "sms_start", .campaign = NULL, .ts_ms = now};
+			rc = produce_optout(h, &o);
+			set_reply(x, h->start_reply);
+		} else if (ev->keyword == VND_KW_HELP) {
+			set_reply(x, h->help_reply);
+		}
+		/* Every inbound message is kept; free text is what staff review. */
+		pthread_mutex_lock(&h->mu);
+		if (h->writer)
+			trk_store_inbound(h->writer, now, v->name, ev->address, ev->to, ev->body,
+			                  vnd_kw_name(ev->keyword));
+		pthread_mutex_unlock(&h->mu);
+	}
+	if (rc)
+		x->failed++;
+	else
+		x->produced++;
+	return 0;
+}
+
+static const char *hdr_lookup(void *ctx, const char *name)
+{
+	return MHD_lookup_connection_value((struct MHD_Connection *)ctx, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const char *method,
+                               const char *url, req_t *r)
+{
+	const char *name = url + strlen("/webhooks/");
+	const char *slash = strchr(name, '/');
+	size_t nl = slash ? (size_t)(slash - name) : strlen(name);
+	wh_vendor_t *w = NULL;
+	for (size_t i = 0; i < h->nwh; i++)
+		if (strlen(h->wh[i].v->name) == nl && !strncmp(h->wh[i].v->name, name, nl))
+			w = &h->wh[i];
+	if (!w)
+		return answer_json_err(c, 404, "no such vendor in the configuration");
+	if (!w->a)
+		return answer_json_err(c, 503, "webhooks for this vendor are not configured (secret unset)");
+	char full[MAX_URI + 1024];
+	const char *base = h->cfg->public_url ? h->cfg->public_url : "";
+	size_t bl = strlen(base);
+	while (bl > 0 && base[bl - 1] == '/')
+		bl--;
+	snprintf(full, sizeof full, "%.*s%s", (int)bl, base, r->uri);
+	const char *q = strchr(r->uri, '?');
+	vnd_wh_req_t rq = {.method = method, .url = full, .query = q ? q + 1 : NULL,
+	                   .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	                                                               "Content-Type"),
+	                   .header = hdr_lookup, .header_ctx = c, .body = r->body.p,
+	                   .bodylen = r->body.len};
+	char err[256] = "";
+	buf_t reply;
+	buf_init(&reply, 4096);
+	char e2[256];
+	wh_ctx_t x = {.h = h, .w = w, .rd = reader_get(h, e2, sizeof e2), .reply = &reply};
+	pthread_mutex_lock(&w->mu);
+	int n = vnd_webhook(w->a, &rq, on_wh_event, &x, err, sizeof err);
+	if (n == TOCSIN_ERR_AUTH)
+		w->forbidden++;
+	else if (n < 0)
+		w->bad++;
+	else {
+		w->ok++;
+		w->events += n;
+	}
+	pthread_mutex_unlock(&w->mu);
+	reader_put(h, x.rd);
+	enum MHD_Result ret;
+	if (n == TOCSIN_ERR_AUTH) {
+		log_warn("event=webhook_forbidden vendor=%s path=%s", w->v->name, url);
+		ret = answer_json_err(c, 403, "bad or missing signature");
+	} else if (n == TOCSIN_ERR_TOOBIG) {
+		ret = answer_json_err(c, 413, "body too large");
+	} else if (n < 0) {
+		log_warn("event=webhook_bad vendor=%s err=\"%s\"", w->v->name, err);
+		ret = answer_json_err(c, 400, err[0] ? err : "unreadable webhook");
+	} else if (x.failed) {
+		/* Not acknowledged: the vendor retries and nothing is lost. */
+		ret = answer_json_err(c, 503, "could not queue the events; retry");
+	} else if (reply.len) {
+		ret = answer(c, 200, "text/xml", reply.p, reply.len);
+	} else if (!strcmp(w->v->kind, "twilio")) {
+		static const char empty[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+		ret = answer(c, 200, "text/xml", empty, sizeof empty - 1);
+	} else {
+		ret = answer(c, 200, "application/json", "{\"ok\":true}\n", 12);
+	}
+	buf_free(&reply);
+	return ret;
+}
+
+/* ---- RFC 8058 one-click unsubscribe ---- */
+
+static enum MHD_Result unsubscribe(trk_http_t *h, struct MHD_Connection *c, const char *method,
+                                   const char *url)
+{
+	static const char head[] = "<!doctype html><html><head><meta charset=\"utf-8\"><meta "
+	                           "name=\"viewport\" content=\"width=device-width\"><title>Unsubscribe"
+	                           "</title><style>body{font:16px system-ui,sans-serif;max-width:34em;"
+	                           "margin:3em auto;padding:0 1em}button{font-size:16px;padding:.5em 1em}"
+	                           "</style></head><body>";
+	if (!h->unsub)
+		return answer(c, 503, "text/html; charset=utf-8",
+		              "<p>Unsubscribe links are not configured on this server.</p>", 59);
+	const char *tok = url + 3;
+	char camp[EMAIL_CAMPAIGN_MAX + 1], addr[EMAIL_ADDR_MAX + 1];
+	if (email_unsub_verify(h->unsub, tok, strlen(tok), camp, sizeof camp, addr, sizeof addr)) {
+		pthread_mutex_lock(&h->mu);
+		h->unsub_bad++;
+		pthread_mutex_unlock(&h->mu);
+		buf_t b;
+		buf_init(&b, 4096);
+		buf_puts(&b, head);
+		buf_puts(&b, "<h1>This unsubscribe link is not valid</h1><p>It may have been cut short "
+		             "when it was copied. Please use the link from the email itself.</p></body></html>");
+		enum MHD_Result r = answer(c, 400, "text/html; charset=utf-8", b.p, b.len);
+		buf_free(&b);
+		return r;
+	}
+	buf_t b;
+	buf_init(&b, 16384);
+	buf_puts(&b, head);
+	enum MHD_Result r;
+	if (!strcmp(method, "POST")) {
+		msg_optout_t o = {.channel = MSG_CH_EMAIL, .address = addr, .optin = 0,
+		                  .source = "one_click", .campaign = camp, .ts_ms = clock_wall_ms()};
+		int rc = produce_optout(h, &o);
+		if (!rc && kq_flush(h->rk, 5000))
+			rc = TOCSIN_ERR_TIMEOUT;
+		if (rc) {
+			buf_puts(&b, "<h1>Please try again</h1><p>We could not record your request just now."
+			             "</p></body></html>");
+			r = answer(c, 503, "text/html; charset=utf-8", b.p, b.len);
+		} else {
+			pthread_mutex_lock(&h->mu);
+			h->unsub_ok++;
+			pthread_mutex_unlock(&h->mu);
+			log_info("event=unsubscribe source=one_click campaign=%s", camp);
+			buf_puts(&b, "<h1>You are unsubscribed</h1><p>You will get no more email from us.</p>"
+			             "</body></html>");
+			r = answer(c, 200, "text/html; charset=utf-8", b.p, b.len);
+		}
+	} else {
+		/* GET: a landing page only (mail scanners follow links); the button POSTs. */
+		buf_puts(&b, "<h1>Unsubscribe?</h1><p>Press the button to stop getting these emails.</p>"
+		             "<form method=\"post\"><button type=\"submit\">Unsubscribe</button></form>"
+		             "</body></html>");
+		r = answer(c, 200, "text/html; charset=utf-8", b.p, b.len);
+	}
+	buf_free(&b);
+	return r;
+}
+
+/* ---- controls ---- */
+
+static int token_ok(trk_http_t *h, struct MHD_Connection *c)
+{
+	if (!h->token)
+		return 0;
+	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	const char *t = NULL;
+	if (a && !strncasecmp(a, "Bearer ", 7))
+		t = a + 7;
+	if (!t)
+		t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Tocsin-Token");
+	return t && vnd_ct_eq(t, strlen(t), h->token, strlen(h->token));
+}
+
+static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const char *kind,
+                               const char *name, const char *action)
+{
+	if (!h->token)
+		return answer_json_err(c, 403, "controls are disabled: set tracker.control_token_env "
+		                               "and that environment variable");
+	if (!token_ok(h, c)) {
+		pthread_mutex_lock(&h->mu);
+		h->ctl_denied++;
+		pthread_mutex_unlock(&h->mu);
+		log_warn("event=control_denied %s=%s action=%s", kind, name, action);
+		return answer_json_err(c, 401, "missing or wrong control token");
+	}
+	char err[512];
+	int rc;
+	if (!strcmp(kind, "campaign")) {
+		trk_store_t *rd = reader_get(h, err, sizeof err);
+		rc = trk_ctl_campaign(h->rk, rd, name, action, err, sizeof err);
+		reader_put(h, rd);
+	} else {
+		rc = trk_ctl_vendor(h->rk, h->cfg, name, action, err, sizeof err);
+	}
+	if (rc == TOCSIN_ERR_NOTFOUND)
+		return answer_json_err(c, 404, err);
+	if (rc == TOCSIN_ERR_STATE)
+		return answer_json_err(c, 409, err);
+	if (rc == TOCSIN_ERR_INVAL)
+		return answer_json_err(c, 400, err);
+	if (rc)
+		return answer_json_err(c, 503, err);
+	buf_t b;
+	buf_init(&b, 4096);
+	buf_printf(&b, "{\"ok\":true,\"%s\":", kind);
+	buf_json_str(&b, name, strlen(name));
+	buf_printf(&b, ",\"action\":\"%s\"}\n", action);
+	enum MHD_Result r = answer(c, 200, "application/json", b.p, b.len);
+	buf_free(&b);
+	return r;
+}
+
+/* ---- routing ---- */
+
+static const char *arg(struct MHD_Connection *c, const char *k)
+{
+	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
+}
+
+static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const char *url)
+{
+	char err[512];
+	trk_store_t *rd = reader_get(h, err, sizeof err);
+	if (!rd)
+		return answer_json_err(c, 503, err);
+	buf_t b;
+	buf_init(&b, 64u << 20);
+	int rc;
+	const char *ctype = "application/json";
+	trk_api_q_t q = {.cfg = h->cfg, .rd = rd};
+	if (!strcmp(url, "/api/campaigns"))
+		rc = trk_api_campaigns(&q, &b);
+	else if (!strcmp(url, "/api/vendors"))
+		rc = trk_api_vendors(&q, &b);
+	else if (!strcmp(url, "/api/series")) {
+		const char *s = arg(c, "seconds");
+		rc = trk_api_series(&q, arg(c, "campaign"), s ? atoi(s) : 120, &b);
+	} else if (!strcmp(url, "/api/timeline")) {
+		const char *s = arg(c, "limit");
+		rc = trk_api_timeline(&q, s ? atoi(s) : 50, &b);
+	} else if (!strcmp(url, "/api/inbound")) {
+		const char *s = arg(c, "limit");
+		rc = trk_api_inbound(&q, s ? atoi(s) : 50, &b);
+	} else if (!strncmp(url, "/api/campaigns/", 15)) {
+		char id[256];
+		const char *p = url + 15, *sl = strchr(p, '/');
+		size_t n = sl ? (size_t)(sl - p) : strlen(p);
+		if (n == 0 || n >= sizeof id) {
+			rc = TOCSIN_ERR_INVAL;
+		} else {
+			memcpy(id, p, n);
+			id[n] = 0;
+			if (!sl) {
+				rc = trk_api_campaign(&q, id, &b);
+			} else if (!strcmp(sl, "/recipients") || !strcmp(sl, "/recipients.csv")) {
+				const char *lim = arg(c, "limit"), *fmt = arg(c, "format");
+				int csv = !strcmp(sl, "/recipients.csv") || (fmt && !strcmp(fmt, "csv"));
+				rc = trk_api_recipients(&q, id, arg(c, "state"), arg(c, "after"),
+				                        csv ? -1 : (lim ? atoi(lim) : 100), csv, &b);
+				if (csv)
+					ctype = "text/csv; charset=utf-8";
+			} else {
+				rc = TOCSIN_ERR_NOTFOUND;
+			}
+		}
+	} else {
+		rc = TOCSIN_ERR_NOTFOUND;
+	}
+	reader_put(h, rd);
+	enum MHD_Result r;
+	if (rc == TOCSIN_ERR_NOTFOUND)
+		r = answer_json_err(c, 404, "not found");
+	else if (rc == TOCSIN_ERR_INVAL)
+		r = answer_json_err(c, 400, b.len ? b.p : "bad request");
+	else if (rc == TOCSIN_ERR_TOOBIG)
+		r = answer_json_err(c, 413, "answer too large: use paging (after=, limit=)");
+	else if (rc)
+		r = answer_json_err(c, 500, tocsin_strerror(rc));
+	else
+		r = answer(c, 200, ctype, b.p, b.len);
+	buf_free(&b);
+	return r;
+}
+
+static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
+{
+	char err[512];
+	trk_store_t *rd = reader_get(h, err, sizeof err);
+	if (!rd)
+		return answer(c, 503, "text/plain", err, strlen(err));
+	buf_t b;
+	buf_init(&b, 32u << 20);
+	trk_api_q_t q = {.cfg = h->cfg, .rd = rd};
+	int rc = trk_api_metrics(&q, &b);
+	reader_put(h, rd);
+	struct {
+		int64_t lag, total, applied, bad;
+	} L = {-1, 0, 0, 0};
+	if (h->live) {
+		pthread_mutex_lock(&h->live->mu);
+		L.lag = h->live->lag;
+		L.total = h->live->total;
+		L.applied = h->live->applied;
+		L.bad = h->live->bad;
+		pthread_mutex_unlock(&h->live->mu);
+	}
+	buf_printf(&b,
+	           "# HELP tocsin_tracker_consumer_lag Records on the tracker's topics not yet folded.\n"
+	           "# TYPE tocsin_tracker_consumer_lag gauge\ntocsin_tracker_consumer_lag %lld\n"
+	           "# HELP tocsin_tracker_records_total Records consumed by the tracker.\n"
+	           "# TYPE tocsin_tracker_records_total counter\n"
+	           "tocsin_tracker_records_total{result=\"applied\"} %lld\n"
+	           "tocsin_tracker_records_total{result=\"ignored\"} %lld\n"
+	           "tocsin_tracker_records_total{result=\"bad\"} %lld\n",
+	           (long long)L.lag, (long long)L.applied,
+	           (long long)(L.total - L.applied - L.bad), (long long)L.bad);
+	buf_puts(&b, "# HELP tocsin_webhooks_total Webhook requests by vendor and result.\n"
+	             "# TYPE tocsin_webhooks_total counter\n");
+	for (size_t i = 0; i < h->nwh; i++) {
+		wh_vendor_t *w = &h->wh[i];
+		pthread_mutex_lock(&w->mu);
+		int64_t ok = w->ok, fb = w->forbidden, bad = w->bad;
+		pthread_mutex_unlock(&w->mu);
+		buf_printf(&b,
+		           "tocsin_webhooks_total{vendor=\"%s\",result=\"ok\"} %lld\n"
+		           "tocsin_webhooks_total{vendor=\"%s\",result=\"forbidden\"} %lld\n"
+		           "tocsin_webhooks_total{vendor=\"%s\",result=\"bad\"} %lld\n",
+		           w->v->name, (long long)ok, w->v->name, (long long)fb, w->v->name,
+		           (long long)bad);
+	}
+	pthread_mutex_lock(&h->mu);
+	buf_printf(&b,
+	           "# TYPE tocsin_unsubscribe_total counter\n"
+	           "tocsin_unsubscribe_total{result=\"ok\"} %lld\n"
+	           "tocsin_unsubscribe_total{result=\"invalid\"} %lld\n"
+	           "# TYPE tocsin_control_denied_total counter\ntocsin_control_denied_total %lld\n",
+	           (long long)h->unsub_ok, (long long)h->unsub_bad, (long long)h->ctl_denied);
+	pthread_mutex_unlock(&h->mu);
+	enum MHD_Result r = rc ? answer(c, 500, "text/plain", "metrics failed\n", 15)
+	                       : answer(c, 200, "text/plain; version=0.0.4", b.p, b.len);
+	buf_free(&b);
+	return r;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
-                               size_t *upload_size, void **req)
+                               size_t *upload_size, void **con_cls)
 {
-	(void)cls;
 	(void)version;
-	(void)upload;
-	(void)method;
-	if (!*req) {
-		*req = (void *)1;
-		return MHD_YES;
-	}
+	trk_http_t *h = cls;
+	req_t *r = *con_cls;
+	if (!r)
+		return MHD_NO;
 	if (*upload_size) {
+		if (buf_append(&r->body, upload, *upload_size))
+			r->too_big = 1;
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (r->too_big)
+		return answer_json_err(c, 413, "request body too large (max 4 MiB)");
+	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	int post = !strcmp(method, "POST");
+	if (!strncmp(url, "/webhooks/", 10) && (post || get))
+		return webhook(h, c, method, url, r);
+	if (!strncmp(url, "/u/", 3) && (post || get))
+		return unsubscribe(h, c, method, url);
+	if (post && !strncmp(url, "/api/", 5)) {
+		/* /api/campaigns/<id>/<action> and /api/vendors/<name>/<action> */
+		char kind[16], name[256], action[16];
+		const char *p = url + 5;
+		if (!strncmp(p, "campaigns/", 10)) {
+			strcpy(kind, "campaign");
+			p += 10;
+		} else if (!strncmp(p, "vendors/", 8)) {
+			strcpy(kind, "vendor");
+			p += 8;
+		} else
+			return answer_json_err(c, 404, "not found");
+		const char *sl = strrchr(p, '/');
+		if (!sl || sl == p || (size_t)(sl - p) >= sizeof name || strlen(sl + 1) >= sizeof action)
+			return answer_json_err(c, 404, "not found");
+		memcpy(name, p, (size_t)(sl - p));
+		name[sl - p] = 0;
+		strcpy(action, sl + 1);
+		return control(h, c, kind, name, action);
+	}
+	if (!get)
+		return answer_json_err(c, 405, "method not allowed");
+	if (!strcmp(url, "/") || !strcmp(url, "/index.html"))
+		return answer(c, 200, "text/html; charset=utf-8", trk_dashboard_html,
+		              strlen(trk_dashboard_html));
 	if (!strcmp(url, "/healthz"))
 		return answer(c, 200, "text/plain", "ok\n", 3);
-	static const char nf[] = "{\"error\":\"not found\"}\n";
-	return answer(c, 404, "application/json", nf, sizeof nf - 1);
+	if (!strcmp(url, "/metrics"))
+		return metrics(h, c);
+	if (!strncmp(url, "/api/", 5))
+		return api_get(h, c, url);
+	return answer_json_err(c, 404, "not found");
 }
 
 /* Parse "HOST:PORT" (HOST must be a loopback IPv4 literal or "localhost"). */
@@ -130,6 +754,13 @@ static int parse_listen(const char *s, struct sockaddr_in *sa, char *err, size_t
 	return 0;
 }
 
+static const char *compliance_str(const cfg_t *cfg, const char *k, const char *dflt)
+{
+	json_t *o = json_object_get(cfg->root, "compliance");
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
 trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live, char *err,
                          size_t errlen)
 {
@@ -143,14 +774,58 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	}
 	h->cfg = cfg;
 	h->live = live;
+	pthread_mutex_init(&h->mu, NULL);
+	const char *prog = compliance_str(cfg, "program", "tocsin alerts");
+	snprintf(h->program, sizeof h->program, "%s", prog);
+	snprintf(h->help_reply, sizeof h->help_reply, "%s",
+	         compliance_str(cfg, "help_reply",
+	                        "Rapid-response alerts. Msg frequency varies. Msg&data rates may "
+	                        "apply. Reply STOP to stop, HELP for help."));
+	snprintf(h->stop_reply, sizeof h->stop_reply, "%s",
+	         compliance_str(cfg, "stop_reply",
+	                        "You are unsubscribed and will get no more messages. Reply START "
+	                        "to resubscribe."));
+	snprintf(h->start_reply, sizeof h->start_reply, "%s",
+	         compliance_str(cfg, "start_reply",
+	                        "You are subscribed again. Reply STOP to stop, HELP for help."));
+	if (cfg->control_token_env) {
+		const char *t = getenv(cfg->control_token_env);
+		h->token = t && *t ? t : NULL;
+		if (!h->token)
+			log_warn("event=controls_disabled reason=\"environment variable %s is unset\"",
+			         cfg->control_token_env);
+	}
+	for (size_t i = 0; i < cfg->nvendors && h->nwh < MAX_WH_VENDORS; i++) {
+		wh_vendor_t *w = &h->wh[h->nwh++];
+		w->v = &cfg->vendors[i];
+		pthread_mutex_init(&w->mu, NULL);
+		char e[256];
+		w->a = vnd_new(cfg, w->v, e, sizeof e);
+		if (!w->a)
+			log_warn("event=webhooks_disabled vendor=%s reason=\"%s\"", w->v->name, e);
+	}
+	char e[256];
+	h->unsub = email_unsub_from_cfg(cfg, e, sizeof e);
+	if (!h->unsub)
+		log_info("event=unsubscribe_disabled reason=\"%s\"", e);
+	h->writer = trk_store_open(cfg->db_path, 0, e, sizeof e);
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-tracker-http", NULL, err, errlen);
+	h->rk = conf ? kq_new(conf, KQ_PRODUCER, 10000, err, errlen) : NULL;
+	if (!h->rk) {
+		trk_http_free(h);
+		return NULL;
+	}
+	if (pthread_create(&h->poller, NULL, poll_main, h) == 0)
+		h->poller_on = 1;
 	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
 	                            MHD_USE_ERROR_LOG,
 	                        0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, &sa,
 	                        MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-	                        MHD_OPTION_END);
+	                        MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_URI_LOG_CALLBACK,
+	                        uri_log, h, MHD_OPTION_NOTIFY_COMPLETED, req_done, h, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on %s (address in use?)", listen);
-		free(h);
+		trk_http_free(h);
 		return NULL;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -174,5 +849,22 @@ void trk_http_free(trk_http_t *h)
 		return;
 	if (h->d)
 		MHD_stop_daemon(h->d);
+	h->stopping = 1;
+	if (h->poller_on)
+		pthread_join(h->poller, NULL);
+	if (h->rk) {
+		if (kq_flush(h->rk, 10000))
+			log_warn("event=producer_flush_timeout");
+		rd_kafka_destroy(h->rk);
+	}
+	for (size_t i = 0; i < h->nwh; i++) {
+		vnd_free(h->wh[i].a);
+		pthread_mutex_destroy(&h->wh[i].mu);
+	}
+	for (int i = 0; i < h->nreaders; i++)
+		trk_store_free(h->readers[i]);
+	trk_store_free(h->writer);
+	email_unsub_free(h->unsub);
+	pthread_mutex_destroy(&h->mu);
 	free(h);
 }

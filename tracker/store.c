@@ -43,7 +43,7 @@ typedef struct agg {
 	char key[AGG_KEY]; /* campaign \0 vendor \0 [code \0] */
 	size_t klen;
 	int64_t n;     /* count delta, or code count */
-	int64_t sends, receipts, failures;
+	int64_t sends, receipts, failures, lat_sum;
 	int64_t lat[TRK_LAT_BUCKETS];
 } agg_t;
 
@@ -55,6 +55,7 @@ enum {
 	Q_CODE,
 	Q_SERIES,
 	Q_CAMP,
+	Q_FIXCAMP,
 	Q_VH,
 	Q_OPT,
 	Q_EVENT,
@@ -90,7 +91,8 @@ static const char schema[] =
     " code TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, vendor, code)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS series(sec INTEGER NOT NULL, campaign TEXT NOT NULL,"
     " vendor TEXT NOT NULL, sends INTEGER NOT NULL, receipts INTEGER NOT NULL,"
-    " failures INTEGER NOT NULL, lat BLOB, PRIMARY KEY(sec, campaign, vendor)) WITHOUT ROWID;"
+    " failures INTEGER NOT NULL, lat BLOB, lat_sum INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(sec, campaign, vendor)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS campaigns(id TEXT PRIMARY KEY, name TEXT, state INTEGER,"
     " queued INTEGER, ts_ms INTEGER);"
     "CREATE TABLE IF NOT EXISTS vendors(name TEXT PRIMARY KEY, state INTEGER, reason TEXT,"
@@ -111,9 +113,11 @@ static const char *const sqls[Q__COUNT] = {
               " addr=COALESCE(addr,?9) WHERE rid=?1",
     [Q_COUNT] = "INSERT INTO counts VALUES(?1,?2,?3,?4) ON CONFLICT DO UPDATE SET n=n+excluded.n",
     [Q_CODE] = "INSERT INTO codes VALUES(?1,?2,?3,?4) ON CONFLICT DO UPDATE SET n=n+excluded.n",
-    [Q_SERIES] = "INSERT INTO series VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT DO UPDATE SET "
+    [Q_SERIES] = "INSERT INTO series VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT DO UPDATE SET "
                  "sends=sends+excluded.sends, receipts=receipts+excluded.receipts, "
-                 "failures=failures+excluded.failures, lat=trk_lat_add(lat, excluded.lat)",
+                 "failures=failures+excluded.failures, lat=trk_lat_add(lat, excluded.lat),"
+                 " lat_sum=lat_sum+excluded.lat_sum",
+    [Q_FIXCAMP] = "UPDATE msgs SET campaign=?2 WHERE rid=?1",
     [Q_CAMP] = "INSERT INTO campaigns VALUES(?1,?2,?3,?4,?5) ON CONFLICT(id) DO UPDATE SET "
                "name=COALESCE(excluded.name,name), state=excluded.state,"
                " queued=CASE WHEN excluded.queued>=0 THEN excluded.queued ELSE queued END,"
@@ -329,6 +333,7 @@ static int agg_flush(trk_store_t *s)
 			sqlite3_bind_int64(q, 5, a->receipts);
 			sqlite3_bind_int64(q, 6, a->failures);
 			sqlite3_bind_blob(q, 7, a->lat, sizeof a->lat, SQLITE_STATIC);
+			sqlite3_bind_int64(q, 8, a->lat_sum);
 		}
 		rc = step_done(s, q);
 	}
@@ -468,6 +473,17 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 		return TOCSIN_ERR_IO;
 	}
 	sqlite3_reset(g);
+	if (found && !ocamp[0] && st->campaign[0]) {
+		/* A webhook receipt arrived before the dispatcher's event and was
+		 * filed without a campaign: move it (and its count) now. */
+		sqlite3_stmt *fq = s->q[Q_FIXCAMP];
+		sqlite3_bind_int64(fq, 1, rid);
+		sqlite3_bind_text(fq, 2, st->campaign, -1, SQLITE_STATIC);
+		if ((rc = step_done(s, fq)) || (rc = count_delta(s, "", ovendor, old, -1)) ||
+		    (rc = count_delta(s, st->campaign, ovendor, old, +1)))
+			return rc;
+		snprintf(ocamp, sizeof ocamp, "%s", st->campaign);
+	}
 	if (found && !msg_state_advances(old, st->state))
 		return 0;
 	const char *vendor = st->vendor && *st->vendor ? st->vendor : (found ? ovendor : "");
@@ -524,7 +540,10 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 		a->failures++;
 	if (st->latency_ms >= 0 && (st->state == MSG_ST_ACCEPTED || st->state == MSG_ST_FAILED ||
 	                            st->state == MSG_ST_RETRYING))
+	{
 		a->lat[trk_lat_bucket(st->latency_ms)]++;
+		a->lat_sum += st->latency_ms;
+	}
 	return 1;
 }
 
@@ -696,4 +715,25 @@ int trk_counts_json(const char *campaign, const trk_counts_t *c, buf_t *b)
 	}
 	rc |= buf_puts(b, "}}");
 	return rc ? TOCSIN_ERR_TOOBIG : 0;
+}
+
+int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t outlen)
+{
+	out[0] = 0;
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT campaign FROM msgs WHERE id=?1", -1, &q, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_finalize(q);
+		return TOCSIN_ERR_IO;
+	}
+	unsigned char raw[16];
+	bind_id(q, 1, id, raw);
+	int rc = TOCSIN_ERR_NOTFOUND;
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		const unsigned char *c = sqlite3_column_text(q, 0);
+		snprintf(out, outlen, "%s", c ? (const char *)c : "");
+		rc = 0;
+	}
+	sqlite3_finalize(q);
+	return rc;
 }

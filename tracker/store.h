@@ -76,6 +76,9 @@ int trk_store_counts(trk_store_t *s, const char *campaign, trk_counts_t *out);
  * omitted, vendor "" omitted) to b. */
 int trk_counts_json(const char *campaign, const trk_counts_t *c, buf_t *b);
 
+/* The campaign of message id into out (0), TOCSIN_ERR_NOTFOUND ("" in out). */
+int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t outlen);
+
 /* The raw sqlite3 handle, for the HTTP API's read queries. */
 struct sqlite3 *trk_store_db(trk_store_t *s);
 

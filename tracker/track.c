@@ -205,6 +205,30 @@ static void apply(ingest_t *g, rd_kafka_message_t *m)
 	g->total++;
 }
 
+/* Records behind the high watermarks of the assigned partitions (cached
+ * watermarks: no network round trip), -1 when unknown. */
+static int64_t consumer_lag(rd_kafka_t *rk)
+{
+	rd_kafka_topic_partition_list_t *a = NULL;
+	if (rd_kafka_assignment(rk, &a) || !a)
+		return -1;
+	int64_t lag = 0;
+	if (a->cnt > 0 && !rd_kafka_position(rk, a)) {
+		for (int i = 0; i < a->cnt; i++) {
+			int64_t lo = -1, hi = -1;
+			rd_kafka_topic_partition_t *p = &a->elems[i];
+			if (rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi) ||
+			    hi < 0)
+				continue;
+			int64_t pos = p->offset >= 0 ? p->offset : lo;
+			if (pos >= 0 && hi > pos)
+				lag += hi - pos;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(a);
+	return lag;
+}
+
 int cmd_track(cfg_t *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
@@ -285,7 +309,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 
 	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(g.rk);
 	rd_kafka_message_t *msgs[BATCH];
-	int64_t tx_start = clock_mono_ms(), last_log = tx_start, last_total = 0;
+	int64_t tx_start = clock_mono_ms(), last_log = tx_start, last_total = 0, last_live = 0;
 	int rc = 0;
 	while (!tocsin_stop) {
 		int64_t now = clock_mono_ms();
@@ -319,6 +343,11 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 				rc = 1;
 				break;
 			}
+		if (g.live && now - last_live >= 1000) {
+			trk_live_ingest(g.live, g.total, g.applied, g.bad);
+			trk_live_lag(g.live, consumer_lag(g.rk));
+			last_live = now;
+		}
 		if (now - last_log >= 10000) {
 			log_info("event=ingest total=%lld applied=%lld bad=%lld rate_per_s=%lld",
 			         (long long)g.total, (long long)g.applied, (long long)g.bad,
