@@ -1023,12 +1023,13 @@ sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
 	s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
 	                        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
 	                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 	                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
+	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
 	                        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
 	if (!s->d) {
 		snprintf(err, errlen, "cannot listen on 127.0.0.1:%d (address in use?)", port);
