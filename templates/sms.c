@@ -74,7 +74,28 @@ int sms_analyze(const char *s, size_t len, sms_info_t *out)
 	if (s && len <= 0x7fffffff) {
 		const unsigned char *u = (const unsigned char *)s;
 		unsigned acc = 0;
-		for (size_t i = 0; i < len; i++)
+		size_t i = 0;
+		/* 8 bytes at a time: a word of plain bytes (0x20..0x7e minus [\]^`{|}~) passes
+		 * without lookups; any other word goes through the table. */
+		const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+		for (; i + 8 <= len; i += 8) {
+			uint64_t x;
+			memcpy(&x, u + i, 8);
+			uint64_t lo7 = x & ~high;
+			uint64_t bad = x & high;                                   /* non-ASCII */
+			bad |= (x - ones * 0x20) & ~x & high;                      /* < 0x20 */
+			bad |= (ones * (127 + 0x5F) - lo7) & ~x & (lo7 + ones * (127 - 0x5A)) & high; /* 5b..5e */
+			bad |= (ones * (127 + 0x80) - lo7) & ~x & (lo7 + ones * (127 - 0x7A)) & high; /* 7b..7f */
+			uint64_t y = x ^ (ones * 0x60);
+			bad |= (y - ones) & ~y & high;                             /* == 0x60 */
+			if (bad) {
+				for (int k = 0; k < 8; k++)
+					acc |= not_plain[u[i + k]];
+				if (acc)
+					break;
+			}
+		}
+		for (; i < len && !acc; i++)
 			acc |= not_plain[u[i]];
 		if (acc == 0) {
 			if (out) {
@@ -222,8 +243,11 @@ const char *sms_smart_from(int k, const char **to)
 int sms_smart_replace(char *s, size_t *len, unsigned *counts)
 {
 	unsigned char *p = (unsigned char *)s;
-	size_t n = *len, r = 0, w = 0;
+	size_t n = *len, r = 0, w;
 	int replaced = 0;
+	while (r < n && p[r] < 0x80) /* ASCII prefix: nothing to replace or move */
+		r++;
+	w = r;
 	while (r < n) {
 		if (p[r] < 0x80) {
 			p[w++] = p[r++];
@@ -255,6 +279,20 @@ int sms_smart_replace(char *s, size_t *len, unsigned *counts)
 	return replaced;
 }
 
+/* Does h[0..hl) contain n[0..nl)? (short needle, short haystack: memchr + memcmp beats memmem) */
+static int contains(const char *h, size_t hl, const char *n, size_t nl)
+{
+	if (nl == 0)
+		return 1;
+	const char *p = h, *end = h + hl;
+	while ((size_t)(end - p) >= nl && (p = memchr(p, n[0], (size_t)(end - p) - nl + 1))) {
+		if (memcmp(p, n, nl) == 0)
+			return 1;
+		p++;
+	}
+	return 0;
+}
+
 int sms_finish(char *body, size_t *len, size_t cap, const sms_opts_t *o, sms_info_t *info,
                int *nreplaced, unsigned *counts, char *reason, size_t reasonlen)
 {
@@ -277,7 +315,7 @@ int sms_finish(char *body, size_t *len, size_t cap, const sms_opts_t *o, sms_inf
 	}
 	if (o && o->footer && o->footer[0]) {
 		size_t fl = strlen(o->footer);
-		if (!memmem(body, *len, o->footer, fl)) {
+		if (!contains(body, *len, o->footer, fl)) {
 			size_t sep = *len > 0 && body[*len - 1] != '\n' ? 1 : 0;
 			if (*len + sep + fl + 1 > cap) {
 				if (reason)

@@ -3,6 +3,7 @@
 #define TOCSIN_UTF8_H
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Decode one code point from s[0..len) (len >= 1) into *cp. Returns the bytes
  * used (1..4), or 0 for invalid UTF-8 (bad lead byte, truncated sequence,
@@ -51,6 +52,14 @@ static inline int utf8_valid(const char *s, size_t len, size_t *bad)
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 	while (i < len) {
+		if (i + 8 <= len) { /* 8 ASCII bytes at a time */
+			uint64_t w;
+			memcpy(&w, p + i, 8);
+			if (!(w & 0x8080808080808080ull)) {
+				i += 8;
+				continue;
+			}
+		}
 		if (p[i] < 0x80) {
 			i++;
 			continue;

@@ -222,12 +222,38 @@ static void test_finish(void **state)
 	assert_string_equal(reason, "invalid UTF-8 in message");
 }
 
+/* The word-at-a-time fast path agrees with the per-character tables for every
+ * ASCII byte at every position of a long message. */
+static void test_fast_path(void **state)
+{
+	(void)state;
+	for (int c = 1; c < 128; c++) {
+		char shortb[4] = {'x', (char)c, 'x', 0};
+		sms_info_t ref;
+		assert_int_equal(sms_analyze(shortb, 3, &ref), 0);
+		for (int len = 1; len <= 40; len++) {
+			for (int pos = 0; pos < len; pos++) {
+				char b[64];
+				memset(b, 'a', (size_t)len);
+				b[pos] = (char)c;
+				sms_info_t in;
+				assert_int_equal(sms_analyze(b, (size_t)len, &in), 0);
+				if (in.enc != ref.enc || (in.enc == SMS_GSM7 && in.units != len - 1 + (ref.units - 2)) ||
+				    (in.enc == SMS_UCS2 && in.units != len))
+					fail_msg("byte 0x%02x at %d of %d: %s/%d, short form %s/%d", c, pos, len,
+					         sms_enc_name(in.enc), in.units, sms_enc_name(ref.enc), ref.units);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_boundaries),
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_tables),
+		cmocka_unit_test(test_fast_path),
 		cmocka_unit_test(test_smart),
 		cmocka_unit_test(test_finish),
 	};
