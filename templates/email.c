@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/log.h"
 
 #define TOKEN_VERSION 1
 #define MAC_LEN 32
@@ -167,12 +168,13 @@ email_unsub_t *email_unsub_from_cfg(const cfg_t *cfg, char *err, size_t errlen)
 		         strlen(key), EMAIL_UNSUB_KEY_MIN);
 		return NULL;
 	}
-	if (!cfg->public_url || !cfg->public_url[0]) {
-		snprintf(err, errlen, "%s: tracker.public_url is needed for unsubscribe links",
-		         cfg->path ? cfg->path : "config");
-		return NULL;
-	}
-	return email_unsub_new(key, strlen(key), cfg->public_url, err, errlen);
+	if (cfg->public_url && cfg->public_url[0])
+		return email_unsub_new(key, strlen(key), cfg->public_url, err, errlen);
+	/* no public URL: links point at the local tracker (fine for a demo, not for real mail) */
+	char base[512];
+	snprintf(base, sizeof base, "http://%s", cfg->track_listen ? cfg->track_listen : "127.0.0.1:8026");
+	log_warn("event=unsub_base_default base=%s reason=\"tracker.public_url is not set\"", base);
+	return email_unsub_new(key, strlen(key), base, err, errlen);
 }
 
 void email_unsub_free(email_unsub_t *u)

@@ -35,7 +35,8 @@ email_unsub_t *email_unsub_new(const void *key, size_t keylen, const char *base_
                                size_t errlen);
 /* The same from the configuration: the key from the environment variable named
  * by "email"."unsubscribe_key_env" (default TOCSIN_UNSUB_KEY), the base URL
- * from tracker.public_url. The key is never logged or copied into err. */
+ * from tracker.public_url, else "http://<tracker.listen>" with a warning
+ * logged. The key is never logged or copied into err. Main thread. */
 email_unsub_t *email_unsub_from_cfg(const cfg_t *cfg, char *err, size_t errlen);
 void email_unsub_free(email_unsub_t *u);
 

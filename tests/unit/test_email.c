@@ -141,6 +141,23 @@ static void test_cfg_key(void **state)
 	email_unsub_free(u);
 	email_unsub_free(d);
 	json_decref(cfg.root);
+	/* no public URL: links point at the tracker's listen address */
+	setenv("TEST_UNSUB_K", KEY, 1);
+	cfg.root = json_pack("{s:{s:s}}", "email", "unsubscribe_key_env", "TEST_UNSUB_K");
+	cfg.public_url = NULL;
+	cfg.track_listen = "127.0.0.1:8026";
+	u = email_unsub_from_cfg(&cfg, err, sizeof err);
+	assert_non_null(u);
+	char url[EMAIL_URL_MAX];
+	assert_int_equal(email_unsub_url(u, "c1", "x@y.z", 5, url, sizeof url, NULL), 0);
+	assert_int_equal(strncmp(url, "http://127.0.0.1:8026/u/", 24), 0);
+	email_unsub_free(u);
+	json_decref(cfg.root);
+	/* a non-string key variable name */
+	cfg.root = json_pack("{s:{s:i}}", "email", "unsubscribe_key_env", 5);
+	assert_null(email_unsub_from_cfg(&cfg, err, sizeof err));
+	assert_string_equal(err, "t.json: email.unsubscribe_key_env must be a non-empty string");
+	json_decref(cfg.root);
 	/* default variable name */
 	cfg.root = json_object();
 	unsetenv("TOCSIN_UNSUB_KEY");
