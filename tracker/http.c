@@ -113,6 +113,7 @@ typedef struct req {
 	char *uri;
 	buf_t body;
 	int too_big;
+	int started; /* the first call (headers only) has been seen */
 } req_t;
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
@@ -372,6 +373,7 @@ static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const ch
 		bl--;
 	snprintf(full, sizeof full, "%.*s%s", (int)bl, base, r->uri);
 	const char *q = strchr(r->uri, '?');
+	log_debug("event=webhook vendor=%s url=\"%s\" bytes=%zu", w->v->name, full, r->body.len);
 	vnd_wh_req_t rq = {.method = method, .url = full, .query = q ? q + 1 : NULL,
 	                   .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 	                                                               "Content-Type"),
@@ -676,6 +678,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	req_t *r = *con_cls;
 	if (!r)
 		return MHD_NO;
+	if (!r->started) {
+		r->started = 1;
+		return MHD_YES;
+	}
 	if (*upload_size) {
 		if (buf_append(&r->body, upload, *upload_size))
 			r->too_big = 1;
