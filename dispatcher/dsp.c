@@ -25,6 +25,9 @@
 #define DSP_MAX_PARTS 1024
 #define DSP_MAX_BODY (1 << 20) /* largest vendor response read */
 #define DSP_PAUSED_RECHECK_MS 200
+/* Offsets are committed this often: what a kill -9 can resend is what was sent in this
+ * window plus what was in flight. */
+#define DSP_COMMIT_EVERY_MS 100
 
 typedef struct dsp_part dsp_part_t;
 typedef struct dsp_msg dsp_msg_t;
@@ -72,7 +75,8 @@ typedef struct dsp_vendor {
 	uint64_t health_seq;  /* last tocsin.vendor-health record applied */
 	int inflight;
 	int unusable; /* config error seen: credentials or sender wrong */
-	int64_t sent, accepted, deferred, failed;
+	int64_t sent, accepted, deferred, failed, throttled;
+	int64_t last_throttle_log_ms;
 } dsp_vendor_t;
 
 /* One HTTP request in flight: the messages it carries (one for SMS, up to the
@@ -612,6 +616,14 @@ static void on_done(dsp_t *d, http_done_t *hd)
 		rl_throttled(v->rl, now_ns);
 		if (d->results[0].retry_after_ms > 0)
 			rl_hold_until(v->rl, now_ns + (int64_t)d->results[0].retry_after_ms * 1000000);
+		v->throttled++;
+		if (now_ms - v->last_throttle_log_ms >= 1000) {
+			v->last_throttle_log_ms = now_ms;
+			log_warn("event=vendor_throttled vendor=%s throttled=%lld rate_per_s=%.1f factor=%.2f "
+			         "retry_after_ms=%d",
+			         v->v->name, (long long)v->throttled, rl_rate(v->rl, now_ns),
+			         rl_factor(v->rl, now_ns), d->results[0].retry_after_ms);
+		}
 	}
 	if (log_enabled(TLOG_DEBUG))
 		log_debug("event=send_done vendor=%s messages=%zu outcome=%s http=%ld code=%s "
@@ -1144,7 +1156,7 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 			on_record(&d, rkm);
 		backpressure(&d);
 		pump(&d, 100);
-		if (now - d.last_commit_ms >= 500) {
+		if (now - d.last_commit_ms >= DSP_COMMIT_EVERY_MS) {
 			commit_parts(&d, 0);
 			d.last_commit_ms = now;
 		}
