@@ -35,7 +35,7 @@ typedef struct rx {
 
 static rx_t RX;
 static sim_t *SIM;
-static cfg_t *C;
+static cfg_t *C, *C0;
 static char BASE[64];
 
 typedef struct rxc {
@@ -156,7 +156,7 @@ static int setup(void **st)
 	fprintf(f, tmpl, RX.public_url, "http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1", "", "http://127.0.0.1:1");
 	fclose(f);
 	char err[512];
-	cfg_t *c0 = cfg_load(path, err, sizeof err);
+	cfg_t *c0 = C0 = cfg_load(path, err, sizeof err);
 	if (!c0)
 		return fprintf(stderr, "%s\n", err), -1;
 	SIM = sim_new(c0, 0, 2, err, sizeof err);
@@ -203,6 +203,7 @@ static int teardown(void **st)
 	for (int i = 0; i < 4; i++)
 		vnd_free(RX.a[i]);
 	cfg_free(C);
+	cfg_free(C0);
 	curl_global_cleanup();
 	return 0;
 }
