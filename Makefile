@@ -50,11 +50,14 @@ BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 
 # ---- fuzzing: tests/fuzz/<name>.c, clang libFuzzer; one list per module ----
 # `make fuzz` builds the library with clang + ASan/UBSan into build-fuzz/ and runs
-# every target for FUZZ_SECONDS (seeds: tests/fuzz/corpus/<name>/ when present).
+# every target for FUZZ_SECONDS (seeds: tests/fuzz/corpus/<name>/ when present);
+# `make fuzz FUZZ=fuzz_tmpl FUZZ_SECONDS=60` runs only the targets named.
 FUZZ_TMPL  := fuzz_tmpl
 FUZZ_VND   := fuzz_vnd_resp_twilio fuzz_vnd_resp_vonage fuzz_vnd_resp_sendgrid fuzz_vnd_resp_mailgun \
               fuzz_vnd_wh_twilio fuzz_vnd_wh_vonage fuzz_vnd_wh_sendgrid fuzz_vnd_wh_mailgun
 FUZZ_SECONDS ?= 300
+FUZZ       ?=
+FUZZ_RUN   := $(if $(FUZZ),$(FUZZ),$(FUZZ_TMPL) $(FUZZ_VND))
 FUZZ_CC    ?= clang
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_BINS  := $(addprefix build-fuzz/,$(FUZZ_TMPL) $(FUZZ_VND))
@@ -62,12 +65,12 @@ FUZZ_BINS  := $(addprefix build-fuzz/,$(FUZZ_TMPL) $(FUZZ_VND))
 fuzz:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz/obj CC=$(FUZZ_CC) \
 	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/obj/libtocsin.a
-	@set -e; for n in $(FUZZ_TMPL) $(FUZZ_VND); do \
+	@set -e; for n in $(FUZZ_RUN); do \
 	    echo "fuzz: build build-fuzz/$$n"; \
 	    $(FUZZ_CC) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. \
 	        -o build-fuzz/$$n tests/fuzz/$$n.c build-fuzz/obj/libtocsin.a $(LDLIBS); \
 	done
-	@set -e; for n in $(FUZZ_TMPL) $(FUZZ_VND); do \
+	@set -e; for n in $(FUZZ_RUN); do \
 	    mkdir -p build-fuzz/corpus/$$n; seeds=; \
 	    [ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
 	    echo "fuzz: run $$n for $(FUZZ_SECONDS)s"; \
