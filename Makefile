@@ -11,7 +11,7 @@ LDLIBS   += -lrdkafka -lcurl -ljansson -lsqlite3 -lmicrohttpd -lcrypto -lpthread
 # Debian packages the build, tests and demo need; `make deps` installs the missing ones.
 DEB_PKGS := gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libjansson-dev \
             libsqlite3-dev libmicrohttpd-dev libcmocka-dev libssl-dev sqlite3 curl \
-            procps python3
+            procps python3 chromium nodejs npm
 
 # ---- objects, one list per module (each module's owner edits only its line) ----
 CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg.o \

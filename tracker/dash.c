@@ -62,7 +62,7 @@ const char trk_dashboard_html[] =
     "      ?`<button class=\"resume\" data-id=\"${esc(c.id)}\">resume</button>`\n"
     "      :`<button class=\"pause\" data-id=\"${esc(c.id)}\">pause</button>`)+` <button class=\"cancel danger\" data-id=\"${esc(c.id)}\">cancel</button>`;\n"
     "    return `<tr data-campaign=\"${esc(c.id)}\"><td>${esc(c.name)}</td><td><span class=\"state ${esc(c.state)}\">${esc(c.state)}</span></td>`+\n"
-    "      `<td class=\"total\">${fmt(c.total)}</td><td class=\"g-queued\">${fmt(grp(s,\"queued\"))}</td><td class=\"g-accepted\">${fmt(grp(s,\"accepted\"))}</td>`+\n"
+    "      `<td class=\"total\">${fmt(c.total)}</td><td class=\"g-queued\">${fmt(grp(s,\"queued\")+Math.max(c.queued-c.total,0))}</td><td class=\"g-accepted\">${fmt(grp(s,\"accepted\"))}</td>`+\n"
     "      `<td class=\"g-delivered\">${fmt(grp(s,\"delivered\"))}</td><td class=\"g-failed\">${fmt(grp(s,\"failed\"))}</td><td class=\"g-optout\">${fmt(grp(s,\"optout\")+c.optouts)}</td>`+\n"
     "      `<td><div class=\"bar\" title=\"${(100*c.progress).toFixed(1)}%\">${seg(\"delivered\",\"var(--ok)\")}${seg(\"accepted\",\"var(--acc)\")}${seg(\"failed\",\"var(--bad)\")}${seg(\"optout\",\"var(--opt)\")}</div></td><td>${acts}</td></tr>`;\n"
     "  }).join(\"\")||'<tr><td colspan=\"10\">no campaigns yet</td></tr>';\n"
