@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 enum { SIM_TWILIO = 0, SIM_VONAGE, SIM_SENDGRID, SIM_MAILGUN };
 enum { SIM_OUT_NONE = 0, SIM_OUT_REFUSE, SIM_OUT_RESET, SIM_OUT_503, SIM_OUT_HANG };
@@ -90,6 +91,10 @@ struct sim {
 	pthread_t sender[2];
 	atomic_uint_fast64_t wh_sent, wh_failed, wh_dropped;
 	atomic_uint_fast64_t hung;
+	/* Date cache for answers */
+	pthread_mutex_t dmu;
+	time_t date_sec;
+	char date[40];
 };
 
 /* One parsed API request and the answer being built. */

@@ -781,8 +781,13 @@ static void *sender_main(void *arg)
 static enum MHD_Result send_ans(struct MHD_Connection *con, sim_ans_t *ans, sim_conn_t *x,
                                 int later)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-	    ans->body.len, ans->body.p ? ans->body.p : (void *)"", MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r;
+	if (ans->body.p && ans->body.len) { /* MHD takes the buffer and free()s it */
+		r = MHD_create_response_from_buffer(ans->body.len, ans->body.p, MHD_RESPMEM_MUST_FREE);
+		if (r)
+			ans->body.p = NULL, ans->body.len = ans->body.cap = 0;
+	} else
+		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	if (!r)
 		return MHD_NO;
 	if (ans->ctype)
@@ -800,6 +805,8 @@ static enum MHD_Result send_ans(struct MHD_Connection *con, sim_ans_t *ans, sim_
 		return MHD_YES;
 	}
 	enum MHD_Result ret = MHD_queue_response(con, ans->status, r);
+	if (ret != MHD_YES)
+		log_warn("event=sim_queue_failed status=%u len=%zu", ans->status, ans->body.len);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -958,6 +965,7 @@ sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
 	pthread_cond_init(&s->cv, NULL);
 	pthread_mutex_init(&s->wmu, NULL);
 	pthread_cond_init(&s->wcv, NULL);
+	pthread_mutex_init(&s->dmu, NULL);
 	s->wq_cap = SIM_WQ_MAX;
 	s->wq = calloc(s->wq_cap, sizeof *s->wq);
 	s->vs = calloc(c->nvendors ? c->nvendors : 1, sizeof *s->vs);
@@ -1075,5 +1083,6 @@ void sim_free(sim_t *s)
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->wmu);
 	pthread_cond_destroy(&s->wcv);
+	pthread_mutex_destroy(&s->dmu);
 	free(s);
 }
