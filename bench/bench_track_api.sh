@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# bench_track_api.sh -- dashboard API latency with 5,000,000 messages stored: every endpoint the
+# dashboard polls (plus breakdown, recipients page, /metrics) timed with wrk against `tocsin track`;
+# baseline in the same run: GET /healthz on the same server.
+#   bench/bench_track_api.sh [MESSAGES] [SECONDS]   (TOCSIN_BIN picks the binary)
+# The store is filled by SQL straight into the tracker's schema (cached in bench/out between runs).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${TOCSIN_BIN:-$root/tocsin}
+N=${1:-5000000}
+DUR=${2:-5}
+OUT=$here/out/bench_track_api
+SEED=$here/out/bench_track_api_seed_$N.db
+mkdir -p "$OUT"; rm -rf "$OUT/var"; mkdir -p "$OUT/var/run"
+pids=()
+cleanup() { for ((k=${#pids[@]}-1; k>=0; k--)); do kill -TERM "${pids[$k]}" 2>/dev/null || true; wait "${pids[$k]}" 2>/dev/null || true; done; }
+trap cleanup EXIT
+command -v wrk >/dev/null || { echo "bench_track_api: wrk is missing (Debian package wrk)" >&2; exit 1; }
+command -v sqlite3 >/dev/null || { echo "bench_track_api: sqlite3 is missing (Debian package sqlite3)" >&2; exit 1; }
+export TOCSIN_BENCH_TWILIO=x TOCSIN_BENCH_VONAGE=x
+cat > "$OUT/tocsin.json" <<JSON
+{"var_dir": "$OUT/var",
+ "vendors": [{"name": "twilio", "kind": "twilio", "channel": "sms", "base_url": "http://127.0.0.1:9",
+   "account": "ACbench", "secret_env": "TOCSIN_BENCH_TWILIO", "senders": {"main": {"from": "+15005550006"}}},
+   {"name": "vonage", "kind": "vonage", "channel": "sms", "base_url": "http://127.0.0.1:9",
+   "account": "key", "secret_env": "TOCSIN_BENCH_VONAGE", "senders": {"main": {"from": "15005550007"}}}]}
+JSON
+T() { "$BIN" -c "$OUT/tocsin.json" "$@"; }
+TOCSIN_LOG=warn T broker > "$OUT/broker.log" 2>&1 & pids+=($!)
+for _ in $(seq 200); do [ -s "$OUT/var/run/broker.bootstrap" ] && break; sleep 0.1; done
+
+if [ ! -s "$SEED" ]; then
+  echo "bench_track_api: building a store of $N messages (once; cached as $SEED)"
+  # the tracker creates its schema; then bulk SQL fills it
+  TOCSIN_LOG=warn T track --no-http > "$OUT/track0.log" 2>&1 & tp=$!
+  for _ in $(seq 100); do [ -s "$OUT/var/tocsin.db" ] && break; sleep 0.1; done; sleep 1
+  kill -TERM $tp; wait $tp || true
+  now=$(date +%s)
+  t0=$(date +%s)
+  sqlite3 "$OUT/var/tocsin.db" <<SQL
+PRAGMA synchronous=OFF;
+DROP INDEX msgs_state;
+WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < $N - 1)
+INSERT INTO msgs(id, campaign, channel, addr, state, vendor, vendor_ref, code, detail, attempt, ts_ms)
+SELECT randomblob(16), 'camp' || (x % 5), 0, printf('+1555%07d', x),
+       CASE WHEN x % 20 = 0 THEN 8 WHEN x % 20 = 1 THEN 9 WHEN x % 10 = 2 THEN 2 WHEN x % 10 = 3 THEN 3 ELSE 4 END,
+       CASE WHEN x % 3 = 0 THEN 'vonage' ELSE 'twilio' END, 'SM' || x,
+       CASE WHEN x % 20 = 0 THEN '21211' WHEN x % 20 = 1 THEN '30003' END, NULL, 0, ($now - 600 + x % 600) * 1000
+FROM n;
+CREATE INDEX msgs_state ON msgs(campaign, state);
+INSERT INTO counts SELECT campaign, vendor, state, COUNT(*) FROM msgs GROUP BY 1, 2, 3;
+INSERT INTO codes SELECT campaign, vendor, code, COUNT(*) FROM msgs WHERE code IS NOT NULL GROUP BY 1, 2, 3;
+INSERT INTO series SELECT ts_ms / 1000, campaign, vendor, COUNT(*), SUM(state >= 3), SUM(state IN (8, 9)), zeroblob(128), 0
+  FROM msgs GROUP BY 1, 2, 3;
+INSERT INTO campaigns SELECT 'camp' || x, 'Campaign ' || x, 1, $N / 5, $now * 1000 FROM (SELECT 0 x UNION SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4);
+PRAGMA wal_checkpoint(TRUNCATE);
+SQL
+  echo "  built in $(( $(date +%s) - t0 )) s"
+  cp "$OUT/var/tocsin.db" "$SEED"
+fi
+cp "$SEED" "$OUT/var/tocsin.db"; rm -f "$OUT/var/tocsin.db-wal" "$OUT/var/tocsin.db-shm"
+TOCSIN_LOG=warn T track --listen 127.0.0.1:0 > "$OUT/track.log" 2>&1 & pids+=($!)
+for _ in $(seq 200); do [ -s "$OUT/var/run/track.addr" ] && break; sleep 0.1; done
+A=http://$(cat "$OUT/var/run/track.addr")
+
+# correctness first: the API's totals are the store's
+total=$(curl -sf "$A/api/campaigns" | python3 -c 'import json,sys; print(sum(c["total"] for c in json.load(sys.stdin)["campaigns"]))')
+[ "$total" = "$N" ] || { echo "bench_track_api: FAIL campaigns total $total, want $N" >&2; exit 1; }
+items=$(curl -sf "$A/api/campaigns/camp1/recipients?state=failed&limit=100" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(i["state"]=="failed" for i in d["items"]); print(len(d["items"]))')
+[ "$items" = 100 ] || { echo "bench_track_api: FAIL recipients page has $items items" >&2; exit 1; }
+
+printf 'bench_track_api: %s messages stored, wrk -t1 -c4 -d%ss per endpoint\n' "$N" "$DUR"
+lat() { wrk -t1 -c4 -d"${DUR}s" --latency "$A$1" | awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF} END {printf "%s %s %s %s\n", r, p50, p99, bad + 0}'; }
+worst=0; fail=0
+base=$(lat /healthz)
+printf '  %-52s %10s req/s  p50 %-8s p99 %s\n' "baseline GET /healthz" $base
+for ep in /api/campaigns /api/campaigns/camp1 "/api/series?seconds=120" /api/vendors "/api/timeline?limit=50" \
+          "/api/campaigns/camp1/recipients?state=undelivered&limit=100" /metrics /; do
+  r=$(lat "$ep"); set -- $r
+  printf '  %-52s %10s req/s  p50 %-8s p99 %s\n' "GET $ep" "$1" "$2" "$3"
+  [ "$4" = 0 ] || { echo "    FAIL: $4 non-2xx answers"; fail=1; }
+  ms=$(python3 -c "
+s='$3'
+v=float(s[:-2]) if s.endswith('ms') else float(s[:-2])/1000 if s.endswith('us') else float(s[:-1])*1000
+print(v)")
+  python3 -c "import sys; sys.exit(0 if $ms < 50 else 1)" || { echo "    over 50 ms at p99"; fail=1; }
+done
+[ $fail = 0 ] && echo OK || { echo "bench_track_api: FAIL"; exit 1; }

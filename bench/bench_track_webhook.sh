@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# bench_track_webhook.sh -- webhook intake: signed Twilio delivery receipts acknowledged per second
+# by `tocsin track` (verify signature, look up the campaign, produce a status event to Kafka),
+# measured with wrk; baseline in the same run: GET /healthz on the same server.
+#   bench/bench_track_webhook.sh [SECONDS] [CONNECTIONS]   (TOCSIN_BIN picks the binary)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${TOCSIN_BIN:-$root/tocsin}
+DUR=${1:-10}
+CONN=${2:-64}
+OUT=$here/out/bench_track_webhook
+rm -rf "$OUT"; mkdir -p "$OUT/var/run"
+pids=()
+cleanup() { for ((k=${#pids[@]}-1; k>=0; k--)); do kill -TERM "${pids[$k]}" 2>/dev/null || true; wait "${pids[$k]}" 2>/dev/null || true; done; }
+trap cleanup EXIT
+command -v wrk >/dev/null || { echo "bench_track_webhook: wrk is missing (Debian package wrk)" >&2; exit 1; }
+export TOCSIN_BENCH_TWILIO=bench-twilio-token
+PUB=http://tracker.example.org
+cat > "$OUT/tocsin.json" <<JSON
+{"var_dir": "$OUT/var",
+ "vendors": [{"name": "twilio", "kind": "twilio", "channel": "sms", "base_url": "http://127.0.0.1:9",
+   "account": "ACbench", "secret_env": "TOCSIN_BENCH_TWILIO", "senders": {"main": {"from": "+15005550006"}}}],
+ "tracker": {"public_url": "$PUB"}}
+JSON
+T() { "$BIN" -c "$OUT/tocsin.json" "$@"; }
+TOCSIN_LOG=warn T broker > "$OUT/broker.log" 2>&1 & pids+=($!)
+for _ in $(seq 200); do [ -s "$OUT/var/run/broker.bootstrap" ] && break; sleep 0.1; done
+TOCSIN_LOG=warn T track --listen 127.0.0.1:0 > "$OUT/track.log" 2>&1 & pids+=($!)
+for _ in $(seq 200); do [ -s "$OUT/var/run/track.addr" ] && break; sleep 0.1; done
+A=http://$(cat "$OUT/var/run/track.addr")
+ID=0123456789abcdef0123456789abcdef
+echo '{"v":1,"id":"'$ID'","campaign":"bench","channel":"sms","to":"+15551234567","state":"accepted","vendor":"twilio","latency_ms":80,"attempt":0,"ts_ms":1}' > "$OUT/seed.jsonl"
+T track --replay "$OUT/seed.jsonl" > /dev/null
+export TRK_PATH="/webhooks/twilio/status?mid=$ID"
+export TRK_BODY="MessageSid=SM0123456789abcdef0123456789abcdef&MessageStatus=delivered&To=%2B15551234567&From=%2B15005550006&AccountSid=ACbench&ErrorCode="
+TRK_SIG=$(PUB=$PUB python3 -c '
+import hmac, hashlib, base64, os, urllib.parse
+p = sorted(urllib.parse.parse_qsl(os.environ["TRK_BODY"], keep_blank_values=True))
+s = os.environ["PUB"] + os.environ["TRK_PATH"] + "".join(k + v for k, v in p)
+print(base64.b64encode(hmac.new(b"bench-twilio-token", s.encode(), hashlib.sha1).digest()).decode())')
+export TRK_SIG
+# correctness first: signed -> 200 and the receipt folds to delivered; tampered -> 403
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-Twilio-Signature: $TRK_SIG" --data "$TRK_BODY" "$A$TRK_PATH")
+[ "$code" = 200 ] || { echo "bench_track_webhook: FAIL signed receipt answered $code" >&2; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-Twilio-Signature: $TRK_SIG" --data "${TRK_BODY/delivered/failed}" "$A$TRK_PATH")
+[ "$code" = 403 ] || { echo "bench_track_webhook: FAIL tampered receipt answered $code" >&2; exit 1; }
+for _ in $(seq 100); do T status bench --json 2>/dev/null | grep -q '"delivered":1' && break; sleep 0.1; done
+T status bench --json | grep -q '"delivered":1' || { echo "bench_track_webhook: FAIL receipt not folded" >&2; exit 1; }
+records() { curl -s "$A/metrics" | awk '/^tocsin_tracker_records_total/ {s += $2} END {print s + 0}'; }
+sleep 1.2; r0=$(records)
+
+echo "bench_track_webhook: ${DUR}s, $CONN connections, wrk on 2 threads, tracker unpinned ($(nproc) cores)"
+base=$(wrk -t2 -c"$CONN" -d"${DUR}s" "$A/healthz" | awk '/Requests\/sec/ {print $2}')
+out=$(wrk -t2 -c"$CONN" -d"${DUR}s" -s "$here/bench_track_webhook.lua" "$A")
+echo "$out" > "$OUT/wrk.txt"
+line=$(echo "$out" | grep '^requests=')
+rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+n=$(echo "$line" | sed 's/.*requests=\([0-9]*\).*/\1/'); bad=$(echo "$line" | sed 's/.*non2xx=\([0-9]*\).*/\1/')
+# every acknowledged receipt reached Kafka and was consumed by the tracker
+for _ in $(seq 150); do [ "$(( $(records) - r0 ))" -ge "$n" ] && break; sleep 0.2; done
+got=$(( $(records) - r0 ))
+echo "  baseline GET /healthz       : $base req/s"
+echo "  signed receipts acknowledged: $rps req/s ($(python3 -c "print(f'{$rps/$base:.2f}')")x baseline)  target >= 10000"
+echo "  $line"
+echo "  status events consumed back from Kafka: $got (acknowledged: $n)"
+if [ "$bad" != 0 ] || [ "$got" -lt "$n" ]; then echo "bench_track_webhook: FAIL"; exit 1; fi
+echo OK
