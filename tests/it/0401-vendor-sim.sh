@@ -117,6 +117,15 @@ curl -s -X POST "http://$A/_sim/reset" > /dev/null
 [ "$(curl -s "http://$A/_sim/stats" | python3 -c 'import json,sys; print(sum(v["requests"]+v["accepted"]+v["unique_ids"] for v in json.load(sys.stdin)["vendors"].values()))')" = 0 ] \
   || it_fail "reset left counts"
 
+# without a StatusCallback (no public_url) a message is counted by recipient + content
+for i in 1 2; do tw --data-urlencode To=+15557654321 --data-urlencode From=+15005550006 -d Body=same > /dev/null; done
+tw --data-urlencode To=+15557654321 --data-urlencode From=+15005550006 -d Body=other > /dev/null
+curl -s "http://$A/_sim/stats" | python3 -c '
+import json,sys; t=json.load(sys.stdin)["vendors"]["twilio"]
+assert t["accepted"] == 3 and t["unique_ids"] == 2 and t["duplicate_count"] == 1, t
+assert len(t["duplicate_ids"]) == 1 and t["duplicate_ids"][0].startswith("to:+15557654321#"), t
+' || it_fail "counting without ids"
+
 # SIGTERM: exit 0, run files removed
 it_stop "$PID_sim" || it_fail "vendor-sim did not exit 0 on SIGTERM"
 [ ! -e "$VAR/run/vendor-sim.addr" ] || it_fail "addr file left behind"

@@ -25,6 +25,23 @@ static void make_ref(sim_t *s, sim_vendor_t *sv, const char *prefix, char *out, 
 	snprintf(out, outlen, "%s%016llx%016llx", prefix, (unsigned long long)a, (unsigned long long)b);
 }
 
+/* The id a message is counted by: ours when the request carries it, else
+ * "to:<address>#<hash of the content>" (the same person getting the same
+ * content twice is the duplicate that matters). */
+static void count_id(sim_vendor_t *sv, const char *id, const char *to, const char *content)
+{
+	if (id && *id) {
+		sim_ids_add(sv, id);
+		return;
+	}
+	if (!to)
+		return;
+	char k[400];
+	uint64_t h = content ? hash64(content, strlen(content), 9) : 0;
+	snprintf(k, sizeof k, "to:%.320s#%08llx", to, (unsigned long long)(h & 0xffffffffu));
+	sim_ids_add(sv, k);
+}
+
 static int is_e164(const char *s)
 {
 	if (!s || *s != '+')
@@ -198,8 +215,7 @@ void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans
 		make_ref(s, sv, "SM", sid, sizeof sid);
 		rfc2822(s, date, sizeof date);
 		atomic_fetch_add(&sv->accepted, 1);
-		if (url_mid(cb, mid, sizeof mid))
-			sim_ids_add(sv, mid);
+		count_id(sv, url_mid(cb, mid, sizeof mid), to, body);
 		/* the hot path of the benchmark: plain appends, no printf */
 		buf_t *b = &ans->body;
 		const char *acc = sv->v->account;
@@ -377,8 +393,7 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	else {
 		int parts = segments(text);
 		atomic_fetch_add(&sv->accepted, 1);
-		if (cref)
-			sim_ids_add(sv, cref);
+		count_id(sv, cref, to, text);
 		buf_t *b = &ans->body;
 		ans->status = 200;
 		ans->ctype = "application/json";
@@ -577,7 +592,8 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		const char *id = json_string_value(json_object_get(ca, "tocsin_id"));
 		if (!id)
 			id = json_string_value(json_object_get(topargs, "tocsin_id"));
-		sim_ids_add(sv, id);
+		count_id(sv, id, json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email")),
+		         json_string_value(json_object_get(j, "subject")));
 		if (!events)
 			continue;
 		const char *em = json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email"));
@@ -825,7 +841,10 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 				idb[vid->len] = 0;
 				id = idb;
 			}
-			sim_ids_add(sv, id);
+			char subj[256] = "";
+			if (subject)
+				memcpy(subj, subject->val, subject->len < sizeof subj ? subject->len : sizeof subj - 1);
+			count_id(sv, id, to, subj);
 			if (!rurl)
 				continue;
 			if (f.optout_rate > 0 && sim_rand(s) < f.optout_rate)
