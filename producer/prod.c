@@ -73,6 +73,8 @@ struct prod {
 	int64_t bytes_produced;
 	int64_t last_lag_check;
 	int64_t lag_cached;
+	int64_t lag_at_check;      /* measured lag at the last check */
+	int64_t produced_at_check; /* p->st.produced then */
 	int printed;          /* previews printed */
 	int64_t aud_size, aud_mtime;
 };
@@ -936,33 +938,41 @@ static void progress(prod_t *p, int final)
 	        final ? "\n" : "");
 }
 
-static int lag_gate(prod_t *p)
+static int64_t lag_bound(prod_t *p)
 {
 	int64_t bound = p->o.max_lag;
-	if (bound == 0)
-		return 0;
-	if (bound < 0) {
-		/* embedded broker: each partition keeps at most 5 MiB; stay under 60% of it,
-		 * assuming no compression, and under its 100,000 batches */
-		int64_t avg = p->st.produced > 0 ? p->bytes_produced / p->st.produced : 300;
-		if (avg < 64)
-			avg = 64;
-		int np = p->nparts[0] > p->nparts[1] ? p->nparts[0] : p->nparts[1];
-		int64_t per = (int64_t)(5 * 1024 * 1024 * 6 / 10) / avg;
-		if (per > 60000)
-			per = 60000;
-		bound = per * (np > 0 ? np : 1) * 7 / 10;
-	}
+	if (bound >= 0)
+		return bound;
+	/* embedded broker: each partition keeps at most 5 MiB or 100,000 batches and
+	 * drops the oldest beyond that; stay under 60% of the bytes assuming no
+	 * compression at all, with 30% headroom for uneven partitions */
+	int64_t avg = p->st.produced > 0 ? p->bytes_produced / p->st.produced : 300;
+	if (avg < 64)
+		avg = 64;
+	int np = p->nparts[0] > p->nparts[1] ? p->nparts[0] : p->nparts[1];
+	int64_t per = (int64_t)(5 * 1024 * 1024 * 6 / 10) / avg;
+	if (per > 60000)
+		per = 60000;
+	return per * (np > 0 ? np : 1) * 7 / 10;
+}
+
+/* Wait while more than the bound of messages are produced (or in flight) but not
+ * yet consumed by the dispatcher groups. Cheap when far from the bound: the lag
+ * is estimated from the last measurement plus what was produced since. */
+static void lag_gate(prod_t *p)
+{
+	if (p->o.max_lag == 0 || !p->rk)
+		return;
+	int64_t bound = lag_bound(p);
 	p->st.max_lag_used = bound;
-	int64_t now = clock_mono_ms();
-	if (now - p->last_lag_check < 100)
-		return 0;
-	p->last_lag_check = now;
-	int64_t lag = total_lag(p);
-	int64_t waited_from = now, last_log = 0;
+	int64_t est = p->lag_at_check + (p->st.produced - p->produced_at_check);
+	if (est <= bound)
+		return;
+	int64_t t0 = clock_mono_ms(), last_log = t0;
+	int64_t lag = total_lag(p) + rd_kafka_outq_len(p->rk);
 	while (lag > bound && !tocsin_stop) {
-		rd_kafka_poll(p->rk, 100);
-		if (p->o.progress)
+		rd_kafka_poll(p->rk, 50);
+		if (p->o.progress && isatty(2))
 			progress(p, 0);
 		int64_t t = clock_mono_ms();
 		if (t - last_log > 10000) {
@@ -970,10 +980,11 @@ static int lag_gate(prod_t *p)
 			         (long long)bound);
 			last_log = t;
 		}
-		lag = total_lag(p);
+		lag = total_lag(p) + rd_kafka_outq_len(p->rk);
 	}
-	p->st.lag_waits_ms += clock_mono_ms() - waited_from;
-	return 0;
+	p->lag_at_check = lag;
+	p->produced_at_check = p->st.produced;
+	p->st.lag_waits_ms += clock_mono_ms() - t0;
 }
 
 static int check_delivery(prod_t *p, char *err, size_t errlen)
@@ -1036,6 +1047,15 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 	if (p->st.already_done)
 		return 0;
 	p->created_ms = clock_wall_ms();
+	if (p->rk && !p->ckpt_rows) {
+		/* the first checkpoint: nothing done yet, the outbox ends where it ends now;
+		 * a crash before the next one re-reads the outbox from here */
+		p->ck_rj = p->rejects ? ftell(p->rejects) : 0;
+		if (ckpt_write(p, 0)) {
+			snprintf(err, errlen, "cannot write the checkpoint %s", p->ckpt_path);
+			return TOCSIN_ERR_IO;
+		}
+	}
 	if (p->rk && produce_campaign(p, MSG_CAMP_LAUNCHING, -1)) {
 		snprintf(err, errlen, "cannot produce to %s", KQ_T_CAMPAIGNS);
 		return TOCSIN_ERR_KAFKA;
@@ -1085,13 +1105,21 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 			         (long long)r.line);
 			break;
 		}
+		lag_gate(p);
+		if (p->o.crash_after_rows && p->st.read >= p->o.crash_after_rows) {
+			/* test hook: stop like kill -9 would, the checkpoint left behind */
+			rd_kafka_flush(p->rk, 30000);
+			rd_kafka_destroy(p->rk);
+			p->rk = NULL;
+			snprintf(err, errlen, "crashed on purpose after %lld rows", (long long)p->st.read);
+			return TOCSIN_ERR_STATE;
+		}
 		if ((++n & 1023) == 0) {
 			int64_t now = clock_mono_ms();
 			if (p->rk) {
 				rd_kafka_poll(p->rk, 0);
 				if ((rc = check_delivery(p, err, errlen)))
 					break;
-				lag_gate(p);
 				epoch_advance_fwd(p);
 				if (now - last_ck >= p->o.ckpt_every_ms) {
 					epoch_close(p);

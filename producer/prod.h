@@ -23,6 +23,7 @@ typedef struct prod_opts {
 	const char *rejects_path; /* override the campaign's / default path */
 	const char *report_path;
 	int kafka_timeout_ms; /* connect / metadata timeout; 0 = 10000 */
+	int64_t crash_after_rows; /* tests: stop after this many rows as if killed (0 = never) */
 } prod_opts_t;
 
 typedef struct prod_reason {
