@@ -37,6 +37,8 @@ static void launch_usage(FILE *f)
 	        "  --rejects PATH    rejects file (default <var_dir>/launch/<id>/rejects.csv)\n"
 	        "  --report PATH     JSON report (default <var_dir>/launch/<id>/report.json)\n"
 	        "  --no-progress     no progress line on a terminal\n"
+	        "  --check-outbox    send nothing: read the outbox and print this campaign's\n"
+	        "                    messages, distinct ids and duplicates (exit 1 on duplicates)\n"
 	        "  -h, --help        this help\n"
 	        "\n"
 	        "exit: 0 the audience was processed (rejected rows are in the summary), 1 nothing or\n"
@@ -76,7 +78,9 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 	    {"resend-failed", no_argument, NULL, 'f'}, {"restart", no_argument, NULL, 'R'},
 	    {"max-lag", required_argument, NULL, 'l'}, {"rejects", required_argument, NULL, 'r'},
 	    {"report", required_argument, NULL, 'o'},  {"no-progress", no_argument, NULL, 'P'},
-	    {"help", no_argument, NULL, 'h'},          {0}};
+	    {"check-outbox", no_argument, NULL, 'C'},  {"help", no_argument, NULL, 'h'},
+	    {0}};
+	int check = 0;
 	prod_opts_t po = {.max_lag = -1, .progress = 1};
 	const char *ck = getenv("TOCSIN_LAUNCH_CHECKPOINT_MS"); /* tests and benches */
 	if (ck && atoi(ck) > 0)
@@ -96,6 +100,7 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 		case 'r': po.rejects_path = optarg; break;
 		case 'o': po.report_path = optarg; break;
 		case 'P': po.progress = 0; break;
+		case 'C': check = 1; break;
 		case 'h': launch_usage(stdout); return 0;
 		default: launch_usage(stderr); return 2;
 		}
@@ -111,6 +116,13 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 	if (!camp) {
 		fprintf(stderr, "tocsin launch: %s\n", err);
 		return 1;
+	}
+	if (check) {
+		int crc = prod_check_outbox(cfg, camp, stdout, err, sizeof err);
+		if (crc)
+			fprintf(stderr, "tocsin launch: %s\n", err);
+		camp_free(camp);
+		return crc ? 1 : 0;
 	}
 	prod_t *p = prod_new(cfg, camp, &po, err, sizeof err);
 	if (!p) {
@@ -130,7 +142,11 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "tocsin launch: %s\n", err);
 		code = 1;
-	} else if (!st->already_done && st->queued == 0 && st->read > 0 && !po.resend_failed) {
+	} else if (!st->already_done && st->read == 0) {
+		fprintf(stderr, "tocsin launch: nothing queued: the audience has no rows (%s)\n",
+		        camp->aud_path);
+		code = 1;
+	} else if (!st->already_done && st->queued == 0 && !po.resend_failed) {
 		fprintf(stderr, "tocsin launch: nothing queued: all %lld rows were rejected, suppressed or duplicates (see %s)\n",
 		        (long long)st->read, prod_rejects_path(p));
 		code = 1;

@@ -1307,3 +1307,77 @@ void prod_print_preview(const prod_t *p, FILE *f)
 	if (!any)
 		fprintf(f, "  (no vendor configured for this campaign's channels)\n");
 }
+
+/* ------------------------------------------------------- outbox check */
+
+int prod_check_outbox(const cfg_t *cfg, const camp_t *camp, FILE *out, char *err, size_t errlen)
+{
+	char gid[128];
+	snprintf(gid, sizeof gid, "tocsin-launch-check-%s", camp->id);
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-launch-check", gid, err, errlen);
+	if (!conf)
+		return TOCSIN_ERR_KAFKA;
+	rd_kafka_t *c = kq_new(conf, KQ_CONSUMER, 10000, err, errlen);
+	if (!c)
+		return TOCSIN_ERR_KAFKA;
+	char needle[128];
+	int nl = snprintf(needle, sizeof needle, "\"campaign\":\"%s\"", camp->id);
+	int on[2] = {camp->sms_on, camp->email_on}, rc = 0;
+	for (int ch = 0; ch < 2 && !rc; ch++) {
+		if (!on[ch])
+			continue;
+		const char *topic = kq_outbox_topic((msg_channel_t)ch);
+		int np = topic_parts(c, topic);
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
+		int64_t want = 0, truncated = 0;
+		for (int i = 0; i < np; i++) {
+			int64_t lo = 0, hi = 0;
+			if (rd_kafka_query_watermark_offsets(c, topic, i, &lo, &hi, 5000))
+				continue;
+			truncated += lo > 0;
+			if (hi > lo) {
+				rd_kafka_topic_partition_list_add(l, topic, i)->offset = lo;
+				want += hi - lo;
+			}
+		}
+		char e2[128];
+		aset_t *ids = aset_new(1 << 16, 0, e2, sizeof e2);
+		int64_t got = 0, mine = 0, dups = 0, t_end = clock_mono_ms() + 120000;
+		if (ids && l->cnt && !rd_kafka_assign(c, l)) {
+			while (got < want && clock_mono_ms() < t_end && !tocsin_stop) {
+				rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+				if (!m)
+					continue;
+				if (!m->err) {
+					got++;
+					if (memmem(m->payload, m->len, needle, (size_t)nl)) {
+						const char *s = memmem(m->payload, m->len, "\"id\":\"", 6);
+						if (s && s + 6 + MSG_ID_LEN <= (const char *)m->payload + m->len) {
+							mine++;
+							if (aset_add(ids, hash64(s + 6, MSG_ID_LEN, 0)) == 0)
+								dups++;
+						}
+					}
+				}
+				rd_kafka_message_destroy(m);
+			}
+			rd_kafka_assign(c, NULL);
+		}
+		fprintf(out, "outbox %s: campaign %s: %lld messages, %zu distinct ids, %lld duplicates%s\n",
+		        topic, camp->id, (long long)mine, ids ? aset_count(ids) : 0, (long long)dups,
+		        truncated ? " (the log start moved: older messages were dropped by retention)" : "");
+		if (got < want) {
+			snprintf(err, errlen, "read only %lld of %lld messages of %s", (long long)got,
+			         (long long)want, topic);
+			rc = TOCSIN_ERR_TIMEOUT;
+		} else if (dups) {
+			snprintf(err, errlen, "%lld duplicate messages in %s", (long long)dups, topic);
+			rc = 1;
+		}
+		aset_free(ids);
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	return rc;
+}

@@ -86,4 +86,10 @@ void prod_print_summary(const prod_t *p, FILE *f);
  * cost per vendor of cfg). */
 void prod_print_preview(const prod_t *p, FILE *f);
 
+/* Read tocsin.outbox.<channel> from the log start and print, for camp, the
+ * messages, distinct ids and duplicates found ("outbox tocsin.outbox.sms:
+ * campaign demo: 10000 messages, 10000 distinct ids, 0 duplicates").
+ * Returns 0, 1 when duplicates were found, or TOCSIN_ERR_* with err. Main thread. */
+int prod_check_outbox(const cfg_t *cfg, const camp_t *camp, FILE *out, char *err, size_t errlen);
+
 #endif
