@@ -38,6 +38,7 @@ email_unsub_t *email_unsub_new(const void *key, size_t keylen, const char *base_
  * from tracker.public_url, else "http://<tracker.listen>" with a warning
  * logged. The key is never logged or copied into err. Main thread. */
 email_unsub_t *email_unsub_from_cfg(const cfg_t *cfg, char *err, size_t errlen);
+/* Free u and wipe its key state; NULL is a no-op. The owner's thread. */
 void email_unsub_free(email_unsub_t *u);
 
 /* Write the token for (campaign, addr[0..addrlen)) into out[0..cap) with a
@@ -76,6 +77,7 @@ typedef struct email_tmpl email_tmpl_t;
 email_tmpl_t *email_compile(const char *subject, size_t slen, const char *text, size_t tlen,
                             const char *html, size_t hlen, const char *const *fields,
                             size_t nfields, unsigned flags, char *err, size_t errlen);
+/* Free e; NULL is a no-op. The owner's thread. */
 void email_free(email_tmpl_t *e);
 
 /* One rendered email; the strings point into the caller's buffer. */

@@ -11,7 +11,7 @@ typedef struct sms_info {
 	int segments; /* 1 if it fits one SMS, else the number of concatenated parts */
 } sms_info_t;
 
-/* "gsm7" or "ucs2". */
+/* "gsm7" or "ucs2" (static strings). Any thread. */
 const char *sms_enc_name(sms_enc_t enc);
 
 /* Analyze UTF-8 text s[0..len): encoding, units and exact segments (GSM-7:
@@ -56,7 +56,7 @@ typedef struct sms_opts {
 int sms_finish(char *body, size_t *len, size_t cap, const sms_opts_t *o, sms_info_t *info,
                int *nreplaced, unsigned *counts, char *reason, size_t reasonlen);
 
-/* The cost of one message: segments * price per segment. */
+/* The cost of one message: segments * price per segment. Any thread. */
 static inline double sms_cost(const sms_info_t *info, double per_segment)
 {
 	return (double)info->segments * per_segment;

@@ -24,6 +24,7 @@ typedef struct tmpl_why {
  * result is immutable and may be shared by threads. */
 tmpl_t *tmpl_compile(const char *src, size_t len, tmpl_mode_t mode, const char *const *fields,
                      size_t nfields, char *err, size_t errlen);
+/* Free t; NULL is a no-op. The owner's thread, once no renderer uses t. */
 void tmpl_free(tmpl_t *t);
 
 /* Render t for one recipient whose field i has value vals[i] of lens[i] bytes
@@ -36,7 +37,8 @@ void tmpl_free(tmpl_t *t);
 int tmpl_render(const tmpl_t *t, const char *const *vals, const size_t *lens, char *out,
                 size_t outcap, size_t *outlen, tmpl_why_t *why);
 
-/* Does the template use field i anywhere? (lets the producer skip work) */
+/* Does the template use field i anywhere, in a tag or a section? (lets the
+ * producer skip work) Any thread. */
 int tmpl_uses_field(const tmpl_t *t, size_t i);
 
 /* ---- additions (templates owner): options, introspection ---- */
@@ -60,7 +62,7 @@ tmpl_t *tmpl_compile_ex(const char *src, size_t len, tmpl_mode_t mode, const cha
 /* The number of fields t was compiled against, and the name of field i
  * (owned by t, valid until tmpl_free; NULL when i is out of range). Any thread. */
 size_t tmpl_nfields(const tmpl_t *t);
-/* Does a {{var}} / {{{var}}} tag of t print field i (a section tag alone does not)? */
+/* Does a {{var}} / {{{var}}} tag of t print field i (a section tag alone does not)? Any thread. */
 int tmpl_prints_field(const tmpl_t *t, size_t i);
 const char *tmpl_field_name(const tmpl_t *t, size_t i);
 
