@@ -308,11 +308,6 @@ int sms_finish(char *body, size_t *len, size_t cap, const sms_opts_t *o, sms_inf
 			snprintf(reason, reasonlen, "invalid SMS buffer");
 		return TOCSIN_ERR_INVAL;
 	}
-	if (o && o->smart) {
-		int n = sms_smart_replace(body, len, counts);
-		if (nreplaced)
-			*nreplaced = n;
-	}
 	if (o && o->footer && o->footer[0]) {
 		size_t fl = strlen(o->footer);
 		if (!contains(body, *len, o->footer, fl)) {
@@ -327,6 +322,11 @@ int sms_finish(char *body, size_t *len, size_t cap, const sms_opts_t *o, sms_inf
 			memcpy(body + *len, o->footer, fl);
 			*len += fl;
 		}
+	}
+	if (o && o->smart) { /* after the footer: a typographic quote in it is replaced too */
+		int n = sms_smart_replace(body, len, counts);
+		if (nreplaced)
+			*nreplaced = n;
 	}
 	body[*len] = 0;
 	if (sms_analyze(body, *len, info) != 0) {

@@ -45,8 +45,8 @@ typedef struct sms_opts {
 } sms_opts_t;
 
 /* Finish a rendered SMS body in place (buffer body of cap bytes holding
- * *len bytes): smart replacement when asked, then the footer appended on a
- * new line (unless the body already contains it), then the analysis into
+ * *len bytes): the footer appended on a new line (unless the body already
+ * contains it), then smart replacement of the whole when asked, then the analysis into
  * *info and the segment cap. Returns 0; TOCSIN_ERR_INVAL (invalid UTF-8)
  * or TOCSIN_ERR_TOOBIG (over the segment cap, or no room for the footer)
  * with a one-line reason in reason[reasonlen] (e.g. "message is 7 segments,

@@ -188,6 +188,14 @@ static void test_finish(void **state)
 	assert_int_equal(nrep, 1);
 	assert_int_equal(in.enc, SMS_GSM7);
 	assert_int_equal(in.units, 34);
+	/* a typographic apostrophe in the footer is replaced too */
+	sms_opts_t o2 = {.smart = 1, .footer = "Don\xE2\x80\x99t want these? Reply STOP"};
+	strcpy(body, "Vote");
+	n = 4;
+	assert_int_equal(sms_finish(body, &n, sizeof body, &o2, &in, &nrep, NULL, reason, sizeof reason), 0);
+	assert_string_equal(body, "Vote\nDon't want these? Reply STOP");
+	assert_int_equal(nrep, 1);
+	assert_int_equal(in.enc, SMS_GSM7);
 	/* the footer tips 150 septets into two segments */
 	memset(body, 'a', 150);
 	body[150] = 0;
