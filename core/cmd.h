@@ -10,6 +10,7 @@ typedef int (*cmd_fn)(cfg_t *cfg, int argc, char **argv);
 
 int cmd_broker(cfg_t *cfg, int argc, char **argv);     /* core/broker.c */
 int cmd_vendor_sim(cfg_t *cfg, int argc, char **argv); /* vendors/sim/sim.c */
+int cmd_vendor_send(cfg_t *cfg, int argc, char **argv); /* vendors/send.c */
 int cmd_launch(cfg_t *cfg, int argc, char **argv);     /* producer/launch.c */
 int cmd_preview(cfg_t *cfg, int argc, char **argv);    /* producer/launch.c */
 int cmd_dispatch(cfg_t *cfg, int argc, char **argv);   /* dispatcher/dsp.c */

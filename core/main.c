@@ -16,6 +16,7 @@ typedef struct cmd {
 static const cmd_t cmds[] = {
     {"broker", cmd_broker, "host the embedded Kafka broker (librdkafka mock cluster)"},
     {"vendor-sim", cmd_vendor_sim, "run the vendor API emulator on loopback"},
+    {"vendor-send", cmd_vendor_send, "send one test message through a vendor adapter, print the outcome"},
     {"launch", cmd_launch, "expand a campaign into one outbox message per recipient"},
     {"preview", cmd_preview, "render and cost a campaign without sending anything"},
     {"dispatch", cmd_dispatch, "send outbox messages to vendors (a consumer-group member)"},
