@@ -42,7 +42,7 @@ UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # ---- benchmarks: bench/<name>.c; one list per module ----
 BENCH_TMPL := bench_render
 BENCH_VND  :=
-BENCH_PROD :=
+BENCH_PROD := bench_launch
 BENCH_DSP  := bench_rl bench_failover
 BENCH_TRK  := bench_track_ingest
 BENCHES    := $(BENCH_TMPL) $(BENCH_VND) $(BENCH_PROD) $(BENCH_DSP) $(BENCH_TRK)
