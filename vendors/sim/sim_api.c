@@ -640,14 +640,7 @@ static void mg_error(sim_ans_t *ans, unsigned st, const char *msg)
 	buf_putc(&ans->body, '}');
 }
 
-typedef struct mp_field {
-	char name[128];
-	const char *val;
-	size_t len;
-} mp_field_t;
-
-/* split a multipart/form-data body; values point into body (not NUL-terminated). Count or -1. */
-static int mp_parse(const char *ctype, const char *body, size_t len, mp_field_t *fs, int max)
+int sim_mp_parse(const char *ctype, const char *body, size_t len, mp_field_t *fs, int max)
 {
 	const char *bp = ctype ? strstr(ctype, "boundary=") : NULL;
 	if (!bp)
@@ -764,7 +757,7 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 	vnd_form_t fm;
 	memset(&fm, 0, sizeof fm);
 	if (ct && !strncmp(ct, "multipart/form-data", 19)) {
-		nf = mp_parse(ct, rq->body, rq->bodylen, fs, 2100);
+		nf = sim_mp_parse(ct, rq->body, rq->bodylen, fs, 2100);
 	} else if (ct && !strncmp(ct, "application/x-www-form-urlencoded", 33) &&
 	           !vnd_form_parse(rq->body, rq->bodylen, &fm)) {
 		for (size_t i = 0; i < fm.n && nf < 2100; i++, nf++) {

@@ -133,6 +133,17 @@ void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *
                        const char *ctype, const char *body, const char *h1n, const char *h1v,
                        const char *h2n, const char *h2v);
 
+/* One field of a multipart/form-data body. */
+typedef struct mp_field {
+	char name[128];
+	const char *val; /* points into the body; not NUL-terminated */
+	size_t len;
+} mp_field_t;
+/* Split body[0..len) (which must be followed by a NUL, as buf_t guarantees)
+ * per the boundary in ctype into at most max fields. Count, or -1 for a body
+ * that is not well-formed multipart. Any thread. */
+int sim_mp_parse(const char *ctype, const char *body, size_t len, mp_field_t *fs, int max);
+
 /* vendor APIs (sim_api.c) */
 void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans);
 void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
