@@ -54,7 +54,8 @@ BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 # `make fuzz FUZZ=fuzz_tmpl FUZZ_SECONDS=60` runs only the targets named.
 FUZZ_TMPL  := fuzz_tmpl
 FUZZ_VND   := fuzz_vnd_resp_twilio fuzz_vnd_resp_vonage fuzz_vnd_resp_sendgrid fuzz_vnd_resp_mailgun \
-              fuzz_vnd_wh_twilio fuzz_vnd_wh_vonage fuzz_vnd_wh_sendgrid fuzz_vnd_wh_mailgun
+              fuzz_vnd_wh_twilio fuzz_vnd_wh_vonage fuzz_vnd_wh_sendgrid fuzz_vnd_wh_mailgun \
+              fuzz_vnd_sim_forms
 FUZZ_SECONDS ?= 300
 FUZZ       ?=
 FUZZ_RUN   := $(if $(FUZZ),$(FUZZ),$(FUZZ_TMPL) $(FUZZ_VND))
