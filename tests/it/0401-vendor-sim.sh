@@ -104,6 +104,8 @@ PY
 curl -s -X POST -d '{"vendor":"twilio","outage":"503"}' "http://$A/_sim/config" > /dev/null
 code=$(tw --data-urlencode To=+15551234567 --data-urlencode From=+15005550006 -d Body=x | tail -1)
 [ "$code" = 503 ] || it_fail "outage 503 gave $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u ACit:wrong -d To=x "$TW")
+[ "$code" = 503 ] || it_fail "an outage answers before credentials are checked, got $code"
 out=$(curl -s -d api_key=vgkey -d api_secret=$TOCSIN_VG_SECRET -d from=1 -d to=15551234567 -d text=hi "http://$A/sms/json")
 echo "$out" | grep -q '"status":"0"' || it_fail "the outage leaked to vonage: $out"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"vendor":"twilio","outage":"sideways"}' "http://$A/_sim/config")

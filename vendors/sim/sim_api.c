@@ -155,6 +155,8 @@ static void tw_receipt(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const c
 void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans)
 {
 	sim_vendor_t *sv = sim_find(s, SIM_TWILIO, match_account, account);
+	if (sv && sim_outage(s, sv, ans))
+		return;
 	const char *auth = hdr(rq, "Authorization");
 	if (!sv || !sv->basic[0] || !auth ||
 	    !vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic))) {
@@ -355,6 +357,11 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		return;
 	}
 	const char *kv[2] = {vnd_form_get(&fm, "api_key"), vnd_form_get(&fm, "api_secret")};
+	sim_vendor_t *owner0 = sim_find(s, SIM_VONAGE, vg_key, kv[0]);
+	if (owner0 && sim_outage(s, owner0, ans)) {
+		vnd_form_free(&fm);
+		return;
+	}
 	sim_vendor_t *sv = sim_find(s, SIM_VONAGE, vg_match, kv);
 	if (!sv) {
 		sim_vendor_t *owner = sim_find(s, SIM_VONAGE, vg_key, kv[0]);
@@ -736,6 +743,8 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 		mg_error(ans, 404, m);
 		return;
 	}
+	if (sim_outage(s, sv, ans))
+		return;
 	atomic_fetch_add(&sv->requests, 1);
 	if (!sv->basic[0] || !auth || !vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic))) {
 		ans->status = 401;

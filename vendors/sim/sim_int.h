@@ -128,6 +128,9 @@ sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const voi
 /* Apply the common faults (outage, latency, 5xx, throttle) for sv. Returns 1
  * when ans is final (no normal processing). */
 int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans);
+/* An outage of sv (its front end is down) answers before credentials are
+ * checked: 1 when ans is final (the request is counted). */
+int sim_outage(sim_t *s, sim_vendor_t *sv, sim_ans_t *ans);
 /* Queue a signed webhook POST for later (due = now + delay_ms). Takes copies. */
 void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
                        const char *ctype, const char *body, const char *h1n, const char *h1v,

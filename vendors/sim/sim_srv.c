@@ -115,6 +115,16 @@ int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans)
 	return 0;
 }
 
+int sim_outage(sim_t *s, sim_vendor_t *sv, sim_ans_t *ans)
+{
+	sim_fault_t f;
+	sim_fault_get(sv, &f);
+	if (f.outage == SIM_OUT_NONE)
+		return 0;
+	atomic_fetch_add(&sv->requests, 1);
+	return sim_faults(s, sv, &f, ans);
+}
+
 /* ---- ids ---- */
 
 static void ids_init(sim_ids_t *ids)
