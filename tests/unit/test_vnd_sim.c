@@ -405,6 +405,32 @@ static void test_accept_and_count(void **st)
 	json_decref(s);
 }
 
+/* 40,000 ids: the id set grows past its first table; duplicates are listed at most 1000 */
+static void test_many_ids(void **st)
+{
+	(void)st;
+	simctl("/_sim/reset", "{}");
+	simctl("/_sim/config", "{\"receipts\":{\"enabled\":false}}");
+	static vnd_result_t res[1000];
+	for (int b = 0; b < 40; b++) {
+		send_n(2, b * 1000, 1000, res, NULL, 10000);
+		expect_all(res, 1000, VND_ACCEPTED, NULL);
+	}
+	json_t *s = stats("sg");
+	assert_int_equal(json_integer_value(json_object_get(s, "unique_ids")), 40000);
+	assert_int_equal(json_integer_value(json_object_get(s, "duplicate_count")), 0);
+	json_decref(s);
+	send_n(2, 5000, 1000, res, NULL, 10000);
+	send_n(2, 7000, 1000, res, NULL, 10000);
+	send_n(2, 5000, 1000, res, NULL, 10000); /* the third sighting: counted, not listed again */
+	s = stats("sg");
+	assert_int_equal(json_integer_value(json_object_get(s, "unique_ids")), 40000);
+	assert_int_equal(json_integer_value(json_object_get(s, "duplicate_count")), 3000);
+	assert_int_equal(json_array_size(json_object_get(s, "duplicate_ids")), 1000);
+	json_decref(s);
+	simctl("/_sim/reset", "{}");
+}
+
 static void test_wrong_auth(void **st)
 {
 	(void)st;
@@ -561,7 +587,8 @@ static void test_receipts(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_accept_and_count), cmocka_unit_test(test_wrong_auth),
+	    cmocka_unit_test(test_accept_and_count), cmocka_unit_test(test_many_ids),
+	    cmocka_unit_test(test_wrong_auth),
 	    cmocka_unit_test(test_faults),           cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_receipts),
 	};
