@@ -834,7 +834,7 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		}
 		return 0;
 	}
-	if (aset_has(p->already, hash64(id, MSG_ID_LEN, 0))) {
+	if (aset_count(p->already) && aset_has(p->already, hash64(id, MSG_ID_LEN, 0))) {
 		p->st.already++;
 		return 0;
 	}
