@@ -67,18 +67,19 @@ A=http://$(cat "$OUT/var/run/track.addr")
 # correctness first: the API's totals are the store's
 total=$(curl -sf "$A/api/campaigns" | python3 -c 'import json,sys; print(sum(c["total"] for c in json.load(sys.stdin)["campaigns"]))')
 [ "$total" = "$N" ] || { echo "bench_track_api: FAIL campaigns total $total, want $N" >&2; exit 1; }
-items=$(curl -sf "$A/api/campaigns/camp1/recipients?state=failed&limit=100" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(i["state"]=="failed" for i in d["items"]); print(len(d["items"]))')
+items=$(curl -sf "$A/api/campaigns/camp0/recipients?state=failed&limit=100" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(i["state"]=="failed" for i in d["items"]); print(len(d["items"]))')
 [ "$items" = 100 ] || { echo "bench_track_api: FAIL recipients page has $items items" >&2; exit 1; }
 
 printf 'bench_track_api: %s messages stored, wrk -t1 -c4 -d%ss per endpoint\n' "$N" "$DUR"
 lat() { wrk -t1 -c4 -d"${DUR}s" --latency "$A$1" | awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF} END {printf "%s %s %s %s\n", r, p50, p99, bad + 0}'; }
 worst=0; fail=0
-base=$(lat /healthz)
-printf '  %-52s %10s req/s  p50 %-8s p99 %s\n' "baseline GET /healthz" $base
+base=$(lat /healthz); set -- $base; base_rps=$1
+printf '  %-62s %10s req/s  p50 %-8s p99 %s\n' "baseline GET /healthz" "$1" "$2" "$3"
 for ep in /api/campaigns /api/campaigns/camp1 "/api/series?seconds=120" /api/vendors "/api/timeline?limit=50" \
           "/api/campaigns/camp1/recipients?state=undelivered&limit=100" /metrics /; do
   r=$(lat "$ep"); set -- $r
-  printf '  %-52s %10s req/s  p50 %-8s p99 %s\n' "GET $ep" "$1" "$2" "$3"
+  printf '  %-62s %10s req/s  p50 %-8s p99 %-8s (%s of baseline req/s)\n' "GET $ep" "$1" "$2" "$3" \
+    "$(python3 -c "print(f'{$1/$base_rps:.2f}')")"
   [ "$4" = 0 ] || { echo "    FAIL: $4 non-2xx answers"; fail=1; }
   ms=$(python3 -c "
 s='$3'

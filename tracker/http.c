@@ -760,6 +760,12 @@ static int parse_listen(const char *s, struct sockaddr_in *sa, char *err, size_t
 	return 0;
 }
 
+int trk_listen_check(const char *listen, char *err, size_t errlen)
+{
+	struct sockaddr_in sa;
+	return parse_listen(listen, &sa, err, errlen);
+}
+
 static const char *compliance_str(const cfg_t *cfg, const char *k, const char *dflt)
 {
 	json_t *o = json_object_get(cfg->root, "compliance");

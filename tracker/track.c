@@ -260,18 +260,26 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 		fprintf(stderr, "tocsin track: %s\n", err);
 		return 1;
 	}
+	if (http && trk_listen_check(listen, err, sizeof err)) {
+		fprintf(stderr, "tocsin track: %s\n", err);
+		return 2;
+	}
 	ingest_t g;
 	memset(&g, 0, sizeof g);
 	memset(g.next, 0xff, sizeof g.next);
-	g.st = trk_store_open(cfg->db_path, 0, err, sizeof err);
-	if (!g.st) {
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-tracker", "tocsin-tracker", err,
+	                                    sizeof err);
+	if (!conf) {
 		fprintf(stderr, "tocsin track: %s\n", err);
 		return 1;
 	}
-	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-tracker", "tocsin-tracker", err,
-	                                    sizeof err);
-	if (conf)
-		g.rk = kq_new(conf, KQ_CONSUMER, 10000, err, sizeof err);
+	g.st = trk_store_open(cfg->db_path, 0, err, sizeof err);
+	if (!g.st) {
+		fprintf(stderr, "tocsin track: %s\n", err);
+		rd_kafka_conf_destroy(conf);
+		return 1;
+	}
+	g.rk = kq_new(conf, KQ_CONSUMER, 10000, err, sizeof err);
 	if (!g.rk) {
 		fprintf(stderr, "tocsin track: %s\n", err);
 		trk_store_free(g.st);

@@ -1,6 +1,7 @@
 /* trk.h -- the tracker's HTTP side (dashboard, JSON API, /metrics, webhooks) and its live counters. */
 #ifndef TOCSIN_TRK_H
 #define TOCSIN_TRK_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/cfg.h"
@@ -26,6 +27,8 @@ void trk_live_ingest(trk_live_t *l, int64_t total, int64_t applied, int64_t bad)
 typedef struct trk_http trk_http_t;
 trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live, char *err,
                          size_t errlen);
+/* 0 when listen is a valid "HOST:PORT" on 127.0.0.1, else TOCSIN_ERR_INVAL with err. */
+int trk_listen_check(const char *listen, char *err, size_t errlen);
 /* "127.0.0.1:PORT" (owned by the server). */
 const char *trk_http_addr(const trk_http_t *h);
 /* Stop serving, flush the producer; NULL is a no-op. Main thread. */
