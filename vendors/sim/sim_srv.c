@@ -58,11 +58,16 @@ int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans)
 		return 1;
 	}
 	if (f->lat_median_ms > 0 || f->lat_tail_ms > 0) {
-		double u = sim_rand(s), m = f->lat_median_ms, t = f->lat_tail_ms > m ? f->lat_tail_ms : m;
-		/* 98% spread evenly over [m/2, 3m/2] (median m), 2% over [3m/2, tail] */
-		ans->delay_ms = u < 0.98 ? m * (0.5 + u / 0.98) : 1.5 * m + (t - 1.5 * m) * (u - 0.98) / 0.02;
-		if (ans->delay_ms < 0)
-			ans->delay_ms = 0;
+		/* median m: 98% spread evenly over [m/2, 3m/2]; tail t is the p99:
+		 * 1% over [3m/2, t], the slowest 1% over [t, 2t] */
+		double u = sim_rand(s), m = f->lat_median_ms;
+		double t = f->lat_tail_ms > 1.5 * m ? f->lat_tail_ms : 1.5 * m;
+		if (u < 0.98)
+			ans->delay_ms = m * (0.5 + u / 0.98);
+		else if (u < 0.99)
+			ans->delay_ms = 1.5 * m + (t - 1.5 * m) * (u - 0.98) / 0.01;
+		else
+			ans->delay_ms = t + t * (u - 0.99) / 0.01;
 	}
 	int kind = sv->kind;
 	if (f->outage == SIM_OUT_503 || (f->error_rate > 0 && sim_rand(s) < f->error_rate)) {
