@@ -198,9 +198,11 @@ static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		snprintf(err, errlen, "vendor %s: webhook without X-Twilio-Signature", a->v->name);
 		return TOCSIN_ERR_AUTH;
 	}
+	/* POST: the form params are signed after the URL; GET: everything is in the
+	 * (signed) URL, and the event's fields are read from the query */
 	vnd_form_t f;
-	int rc = 0;
-	if (rq->method && !strcmp(rq->method, "POST"))
+	int rc = 0, post = rq->method && !strcmp(rq->method, "POST");
+	if (post)
 		rc = vnd_form_parse(rq->body ? rq->body : "", rq->bodylen, &f);
 	else
 		rc = vnd_form_parse("", 0, &f);
@@ -217,6 +219,15 @@ static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		vnd_form_free(&f);
 		snprintf(err, errlen, "vendor %s: X-Twilio-Signature does not match", a->v->name);
 		return TOCSIN_ERR_AUTH;
+	}
+	if (!post) {
+		vnd_form_free(&f);
+		rc = vnd_form_parse(rq->query ? rq->query : "", rq->query ? strlen(rq->query) : 0, &f);
+		if (rc) {
+			vnd_form_free(&f);
+			snprintf(err, errlen, "vendor %s: webhook query too large", a->v->name);
+			return rc;
+		}
 	}
 	vnd_wh_event_t *ev = calloc(1, sizeof *ev);
 	if (!ev) {

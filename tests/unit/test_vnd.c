@@ -466,6 +466,17 @@ static void test_twilio_webhooks(void **st)
 	assert_int_equal(tw_post(a, url2, NULL, "MessageSid=SM9&MessageStatus=delivered", sig, &g), 1);
 	assert_string_equal(g.ev[0].id, "");
 	assert_int_equal(g.ev[0].state, MSG_ST_DELIVERED);
+	/* a GET callback: only the URL is signed, the fields come from the query */
+	const char *url4 = "https://hooks.example.org/webhooks/tw/status?mid=0123456789abcdef0123456789abcdef&MessageSid=SM4&MessageStatus=sent";
+	vnd_twilio_sign("tw-secret-token", url4, NULL, NULL, 0, sig, sizeof sig);
+	hdrs_t h4 = {{"X-Twilio-Signature"}, {sig}};
+	vnd_wh_req_t rq4 = {"GET", url4, strchr(url4, '?') + 1, NULL, hget, &h4, NULL, 0};
+	char err4[256];
+	memset(&g, 0, sizeof g);
+	assert_int_equal(vnd_webhook(a, &rq4, collect, &g, err4, sizeof err4), 1);
+	assert_int_equal(g.ev[0].state, MSG_ST_SENT);
+	assert_string_equal(g.ev[0].id, ID1);
+	assert_string_equal(g.ev[0].ref, "SM4");
 	/* inbound STOP */
 	const char *url3 = "https://hooks.example.org/webhooks/tw/inbound";
 	const char *n3[] = {"From", "To", "Body", "MessageSid"};
