@@ -46,6 +46,14 @@ int kq_bootstrap(const cfg_t *c, char *out, size_t outlen, char *err, size_t err
 	return 0;
 }
 
+/* librdkafka's own log lines, as one key=value line of ours (from its threads). */
+static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	int lvl = level <= 3 ? TLOG_ERROR : level <= 5 ? TLOG_WARN : level <= 6 ? TLOG_INFO : TLOG_DEBUG;
+	log_at(lvl, "event=kafka facility=%s msg=\"%s\"", fac, buf);
+}
+
 static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
 {
 	char e[256];
@@ -63,6 +71,7 @@ rd_kafka_conf_t *kq_conf_new(const cfg_t *c, kq_role_t role, const char *client_
 	if (kq_bootstrap(c, bs, sizeof bs, err, errlen))
 		return NULL;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
 	static const char *const producer_defaults[][2] = {
 	    {"enable.idempotence", "true"}, {"acks", "all"},
 	    {"compression.type", "lz4"},    {"linger.ms", "5"},

@@ -126,6 +126,8 @@ typedef struct dsp {
 	/* counters */
 	int64_t n_consumed, n_accepted, n_failed, n_retried, n_cancelled, n_suppressed, n_expired;
 	int64_t n_status_errors;
+	int64_t n_finals_acked;      /* final statuses the broker acknowledged */
+	int64_t first_consume_ns, last_final_ns;
 	int64_t last_progress_ms;
 } dsp_t;
 
@@ -331,6 +333,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 		return;
 	}
 	m->where = W_DONE;
+	d->n_finals_acked++;
+	d->last_final_ns = clock_mono_ns();
 	if (m->discard) /* its partition is gone: nobody will pop it */
 		return;
 	part_advance(d, m->part);
@@ -716,7 +720,8 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		return;
 	}
 	d->npending++;
-	d->n_consumed++;
+	if (!d->n_consumed++)
+		d->first_consume_ns = clock_mono_ns();
 	m->rkm = rkm;
 	m->part = p;
 	m->offset = rkm->offset;
@@ -1168,6 +1173,10 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 	commit_parts(&d, 1);
 	d.last_progress_ms = 0;
 	progress(&d, clock_mono_ms());
+	double secs = d.n_finals_acked ? (d.last_final_ns - d.first_consume_ns) / 1e9 : 0;
+	log_info("event=dispatch_summary finals=%lld seconds=%.3f per_second=%.0f "
+	         "msg=\"from the first message consumed to the last final status acknowledged\"",
+	         (long long)d.n_finals_acked, secs, secs > 0 ? d.n_finals_acked / secs : 0.0);
 	teardown(&d);
 	log_info("event=dispatch_stopped");
 	return 0;
