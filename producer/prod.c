@@ -1101,8 +1101,16 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 			break;
 		}
 		if ((rc = do_row(p, arc, &r, 0))) {
-			snprintf(err, errlen, "producing to Kafka failed at %s:%lld", p->camp->aud_path,
-			         (long long)r.line);
+			char fe[256] = "";
+			if (p->rk)
+				rd_kafka_poll(p->rk, 0);
+			if (p->rk && rd_kafka_fatal_error(p->rk, fe, sizeof fe) == RD_KAFKA_RESP_ERR_NO_ERROR)
+				fe[0] = 0;
+			if (!check_delivery(p, err, errlen))
+				snprintf(err, errlen,
+				         "producing to Kafka failed at %s:%lld%s%s; messages could not be "
+				         "delivered to Kafka: run the same command again to continue",
+				         p->camp->aud_path, (long long)r.line, fe[0] ? ": " : "", fe);
 			break;
 		}
 		lag_gate(p);

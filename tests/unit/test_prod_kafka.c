@@ -478,6 +478,35 @@ static void test_max_lag(void **state)
 	camp_free(c);
 }
 
+static void test_delivery_failure(void **state)
+{
+	(void)state;
+	/* the broker refuses every produce request: nothing counts as queued, the run fails
+	 * with the reason, and the checkpoint stays at the start */
+	rd_kafka_resp_err_t errs[64];
+	for (int i = 0; i < 64; i++)
+		errs[i] = RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+	rd_kafka_mock_push_request_errors_array(mock, 0 /* Produce */, 64, errs);
+	camp_t *c = campaign("t-fail", NULL);
+	prod_opts_t o = {.max_lag = 0};
+	prod_stats_t st;
+	char err[512] = "";
+	int rc = run(c, &o, &st, err, sizeof err);
+	rd_kafka_mock_clear_request_errors(mock, 0);
+	assert_int_equal(rc, TOCSIN_ERR_KAFKA);
+	assert_true(st.delivery_failed > 0);
+	assert_non_null(strstr(err, "could not be delivered to Kafka"));
+	char path[600];
+	snprintf(path, sizeof path, "%s/var/launch/t-fail/checkpoint.json", dir);
+	json_error_t je;
+	json_t *ck = json_load_file(path, 0, &je);
+	assert_non_null(ck);
+	assert_int_equal(json_integer_value(json_object_get(ck, "rows")), 0);
+	assert_false(json_is_true(json_object_get(ck, "done")));
+	json_decref(ck);
+	camp_free(c);
+}
+
 int main(void)
 {
 	alarm(300); /* a hang is a failure */
@@ -485,6 +514,7 @@ int main(void)
 	    cmocka_unit_test(test_launch_exact), cmocka_unit_test(test_campaign_states),
 	    cmocka_unit_test(test_crash_resume), cmocka_unit_test(test_suppression),
 	    cmocka_unit_test(test_resend_failed), cmocka_unit_test(test_max_lag),
+	    cmocka_unit_test(test_delivery_failure),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
