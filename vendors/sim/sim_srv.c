@@ -1086,6 +1086,8 @@ void sim_free(sim_t *s)
 		MHD_stop_daemon(s->d);
 	for (size_t i = 0; i < s->wq_n; i++)
 		item_free(s->wq[(s->wq_head + i) % s->wq_cap]);
+	for (size_t i = 0; i < s->nheap; i++) /* webhooks queued while stopping */
+		item_free(s->heap[i]);
 	free(s->wq);
 	free(s->heap);
 	for (size_t i = 0; i < s->nv; i++) {
