@@ -21,7 +21,7 @@ TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
               vendors/send.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_api.o
 PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o producer/aset.o \
-              producer/camp.o producer/optc.o
+              producer/camp.o producer/optc.o producer/penc.o
 DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_state.o vendors/http.o dispatcher/rl.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
 TRK_OBJS   := tracker/store.o tracker/api.o tracker/dash.o tracker/ctl.o tracker/ctlcmd.o tracker/http.o tracker/track.o tracker/status.o
 
@@ -33,7 +33,7 @@ LIB        := $(BUILD)/libtocsin.a
 UT_CORE    := test_buf test_msg test_cfg
 UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
 UT_VND     := test_vnd test_vnd_sim
-UT_PROD    := test_prod_addr test_prod_aud test_prod_kafka
+UT_PROD    := test_prod_addr test_prod_aud test_prod_penc test_prod_kafka
 UT_DSP     := test_rl test_sla test_route test_retry test_hist
 UT_TRK     := test_trk_store
 UNIT_TESTS := $(UT_CORE) $(UT_TMPL) $(UT_VND) $(UT_PROD) $(UT_DSP) $(UT_TRK)

@@ -13,6 +13,7 @@
 #include "producer/aset.h"
 #include "producer/aud.h"
 #include "producer/optc.h"
+#include "producer/penc.h"
 #include "templates/email.h"
 #include "templates/tmpl.h"
 
@@ -37,6 +38,7 @@ struct prod {
 	int col[2];           /* address column per channel, -1 = none */
 	int on[2];
 	tmpl_t *t_sms;
+	penc_t *penc;         /* the SMS record writer */
 	email_tmpl_t *t_email;
 	email_unsub_t *unsub;
 	size_t nfields;       /* audience columns */
@@ -516,6 +518,8 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 			goto fail;
 		}
 	}
+	if (camp->sms_on && !(p->penc = penc_new(camp->id, camp->sms_sender, camp->priority, err, errlen)))
+		goto fail;
 	p->body = malloc(SMS_BODY_CAP);
 	p->ebuf = malloc(EMAIL_BUF_CAP);
 	p->seen = aset_new(1 << 16, 0, err, errlen);
@@ -706,6 +710,7 @@ void prod_free(prod_t *p)
 		fclose(p->rejects);
 	aud_free(p->aud);
 	tmpl_free(p->t_sms);
+	penc_free(p->penc);
 	email_free(p->t_email);
 	email_unsub_free(p->unsub);
 	free(p->vals);
@@ -848,7 +853,11 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 	m.expires_ms = p->camp->expires_s ? p->created_ms + p->camp->expires_s * 1000 : 0;
 	m.attempt = p->o.resend_failed ? 1 : 0;
 	buf_reset(&p->rec);
-	rc = msg_out_encode(&m, &p->rec);
+	if (ch == MSG_CH_SMS)
+		rc = penc_sms(p->penc, &p->rec, id, addr, alen, p->body, blen, m.enc, m.segments,
+		              m.created_ms, m.expires_ms, m.attempt);
+	else
+		rc = msg_out_encode(&m, &p->rec);
 	if (rc) {
 		snprintf(reason, sizeof reason, "record too large");
 		reject(p, r->line, chn, raw, rawlen, reason);
