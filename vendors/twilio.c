@@ -146,7 +146,7 @@ static void tw_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 	else if (ec == 20429)
 		r->throttled = 1, vnd_res(r, VND_DEFER, code, "too many requests: %.120s", msg);
 	else if (st == 401 || st == 403 || ec == 20003 || ec == 20404 || st == 404 || ec == 21606 ||
-	         ec == 21212 || ec == 21659 || ec == 21703 || ec == 21704)
+	         ec == 21212 || ec == 21659 || ec == 21701 || ec == 21703 || ec == 21704)
 		vnd_res(r, VND_CONFIG, code, "vendor refused our account or sender (%ld): %.120s", st, msg);
 	else if (st >= 400 && st < 500)
 		vnd_res(r, VND_PERMANENT, code, "%.160s", msg);

@@ -54,6 +54,15 @@ out=$(tw --data-urlencode From=+15005550006 -d Body=x)
 out=$(tw --data-urlencode To=+15005550004 --data-urlencode From=+15005550006 -d Body=x | head -1)
 echo "$out" | grep -q '"code":21610' || it_fail "opted-out magic number: $out"
 
+# a sender the account does not own: Twilio 21606, Vonage status 15, SendGrid 403
+out=$(tw --data-urlencode To=+15551234567 --data-urlencode From=+15009999999 -d Body=x | head -1)
+echo "$out" | grep -q '"code":21606' || it_fail "unowned From: $out"
+out=$(curl -s -d api_key=vgkey -d api_secret=$TOCSIN_VG_SECRET -d from=15009999999 -d to=15551234567 -d text=hi "http://$A/sms/json")
+[ "$out" = '{"message-count":"1","messages":[{"status":"15","error-text":"Illegal Sender Address - rejected"}]}' ] || it_fail "Vonage unowned from: $out"
+code=$(curl -s -o "$OUT/sg403.body" -w '%{http_code}' -H "Authorization: Bearer $TOCSIN_SG_KEY" -H 'Content-Type: application/json' \
+  -d '{"personalizations":[{"to":[{"email":"a@example.org"}]}],"from":{"email":"other@example.org"},"subject":"s","content":[{"type":"text/plain","value":"v"}]}' "http://$A/v3/mail/send")
+[ "$code" = 403 ] && grep -q 'verified Sender Identity' "$OUT/sg403.body" || it_fail "SendGrid unverified sender: $code"
+
 # Vonage: always 200 with a status per part
 out=$(curl -s -d api_key=vgkey -d api_secret=$TOCSIN_VG_SECRET -d from=15005550007 -d to=15551234567 \
       -d text=hi -d client-ref=$MID "http://$A/sms/json")
@@ -92,10 +101,10 @@ keys = ["requests", "accepted", "unique_ids", "duplicate_count", "duplicate_ids"
 for v in d["vendors"].values():
     assert list(v) == keys, v
 t = d["vendors"]["twilio"]
-assert t == {"requests": 5, "accepted": 2, "unique_ids": 1, "duplicate_count": 1,
+assert t == {"requests": 6, "accepted": 2, "unique_ids": 1, "duplicate_count": 1,
              "duplicate_ids": ["0123456789abcdef0123456789abcdef"]}, t
 assert d["vendors"]["twilio-b"]["requests"] == 0
-assert d["vendors"]["vonage"] == {"requests": 2, "accepted": 1, "unique_ids": 1, "duplicate_count": 0, "duplicate_ids": []}, d
+assert d["vendors"]["vonage"] == {"requests": 3, "accepted": 1, "unique_ids": 1, "duplicate_count": 0, "duplicate_ids": []}, d
 assert d["vendors"]["sendgrid"]["accepted"] == 2 and d["vendors"]["sendgrid"]["unique_ids"] == 2, d
 assert d["vendors"]["mailgun"]["accepted"] == 2 and d["vendors"]["mailgun"]["unique_ids"] == 2, d
 PY
@@ -106,7 +115,7 @@ code=$(tw --data-urlencode To=+15551234567 --data-urlencode From=+15005550006 -d
 [ "$code" = 503 ] || it_fail "outage 503 gave $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' -u ACit:wrong -d To=x "$TW")
 [ "$code" = 503 ] || it_fail "an outage answers before credentials are checked, got $code"
-out=$(curl -s -d api_key=vgkey -d api_secret=$TOCSIN_VG_SECRET -d from=1 -d to=15551234567 -d text=hi "http://$A/sms/json")
+out=$(curl -s -d api_key=vgkey -d api_secret=$TOCSIN_VG_SECRET -d from=15005550007 -d to=15551234567 -d text=hi "http://$A/sms/json")
 echo "$out" | grep -q '"status":"0"' || it_fail "the outage leaked to vonage: $out"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"vendor":"twilio","outage":"sideways"}' "http://$A/_sim/config")
 [ "$code" = 400 ] || it_fail "bad outage name gave $code"

@@ -50,6 +50,11 @@ set +e; out=$(TOCSIN_VG_SECRET= send vg --to +15551230002 2>&1); rc=$?; set -e
 set +e; out=$(send tw --to +15551230002 --sender nopool 2>&1); rc=$?; set -e
 [ $rc = 1 ] && echo "$out" | grep -q 'no number for sender pool "nopool"' || it_fail "unknown pool: $out"
 
+# a number the emulator's account does not own (a sender pool bound to the wrong vendor) -> config
+sed 's/"+15005550006"/"+15009999999"/' "$CFG" > "$OUT/other.json"
+out=$("$TOCSIN_BIN" -c "$OUT/other.json" vendor-send tw --to +15551230002) && it_fail "unowned From accepted"
+[ "$(echo "$out" | field outcome)" = config ] && [ "$(echo "$out" | field code)" = 21606 ] || it_fail "unowned From: $out"
+
 # faults, each classified as the dispatcher will see it
 expect() { # vendor to outcome code [extra-field=value]
   local out; out=$(send "$1" --to "$2" || true)

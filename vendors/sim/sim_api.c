@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static const char *hdr(sim_req_t *rq, const char *name)
@@ -40,6 +41,30 @@ static void count_id(sim_vendor_t *sv, const char *id, const char *to, const cha
 	uint64_t h = content ? hash64(content, strlen(content), 9) : 0;
 	snprintf(k, sizeof k, "to:%.320s#%08llx", to, (unsigned long long)(h & 0xffffffffu));
 	sim_ids_add(sv, k);
+}
+
+/* 1 when from (a number, an address) or service is one of sv's configured senders;
+ * a vendor with no senders configured accepts any. Numbers compare by digits. */
+static int sender_ok(sim_vendor_t *sv, const char *from, const char *service)
+{
+	const cfg_vendor_t *v = sv->v;
+	if (!v->nsenders)
+		return 1;
+	for (size_t i = 0; i < v->nsenders; i++) {
+		const cfg_sender_t *c = &v->senders[i];
+		if (service && *service) {
+			if (c->service && !strcmp(c->service, service))
+				return 1;
+			continue;
+		}
+		if (!from || !c->from)
+			continue;
+		const char *a = c->from[0] == '+' ? c->from + 1 : c->from;
+		const char *b = from[0] == '+' ? from + 1 : from;
+		if (!strcasecmp(a, b))
+			return 1;
+	}
+	return 0;
 }
 
 static int is_e164(const char *s)
@@ -200,6 +225,13 @@ void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans
 		tw_error(ans, 400, 21617, "The concatenated message body exceeds the 1600 character limit.");
 	} else if (cb && strncmp(cb, "http://", 7) && strncmp(cb, "https://", 8)) {
 		tw_error(ans, 400, 21609, "Invalid StatusCallback URL");
+	} else if (mss && *mss && !sender_ok(sv, NULL, mss)) {
+		snprintf(msg, sizeof msg, "The Messaging Service Sid %.40s is invalid.", mss);
+		tw_error(ans, 400, 21701, msg);
+	} else if ((!mss || !*mss) && !sender_ok(sv, from, NULL)) {
+		snprintf(msg, sizeof msg, "The From phone number %.40s is not a valid, SMS-capable inbound "
+		                          "phone number or short code for your account.", from);
+		tw_error(ans, 400, 21606, msg);
 	} else if (!strcmp(to, "+15005550001")) {
 		snprintf(msg, sizeof msg, "The 'To' number %s is not a valid phone number.", to);
 		tw_error(ans, 400, 21211, msg);
@@ -397,6 +429,8 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		vg_answer(ans, "3", "Invalid type param");
 	else if (cref && strlen(cref) > 40)
 		vg_answer(ans, "3", "Invalid client-ref param");
+	else if (!sender_ok(sv, from, NULL))
+		vg_answer(ans, "15", "Illegal Sender Address - rejected");
 	else {
 		int parts = segments(text);
 		atomic_fetch_add(&sv->accepted, 1);
@@ -523,6 +557,8 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		sg_error(ans, 400, "from.email", "The from email does not contain a valid address."), bad = "f";
 	else if (!json_is_string(json_object_get(j, "subject")) && !json_object_get(j, "template_id"))
 		sg_error(ans, 400, "subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined."), bad = "s";
+	else if (!sender_ok(sv, json_string_value(from), NULL))
+		sg_error(ans, 403, "from", "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved."), bad = "v";
 	else if (!json_is_array(content) || json_array_size(content) == 0)
 		sg_error(ans, 400, "content", "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block."), bad = "c";
 	if (bad) {
