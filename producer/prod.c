@@ -596,12 +596,6 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 			json_decref(ck);
 			goto fail;
 		}
-		if (json_is_true(json_object_get(ck, "done")) && !o->resend_failed) {
-			p->st.already_done = 1;
-			p->st.queued = json_integer_value(json_object_get(ck, "queued"));
-			json_decref(ck);
-			return p;
-		}
 		if (!json_is_true(json_object_get(ck, "done")))
 			p->ckpt_rows = json_integer_value(json_object_get(ck, "rows"));
 	}
@@ -629,11 +623,35 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 			json_decref(ck);
 			goto fail;
 		}
+		json_t *cko = ck ? json_object_get(json_object_get(ck, "offsets"),
+		                                   msg_channel_name((msg_channel_t)ch))
+		                 : NULL;
 		for (int i = 0; i < p->nparts[ch]; i++) {
 			int64_t lo = 0, hi = 0;
-			if (!rd_kafka_query_watermark_offsets(p->rk, topic, i, &lo, &hi, 5000))
+			if (!rd_kafka_query_watermark_offsets(p->rk, topic, i, &lo, &hi, 5000)) {
 				p->offs[ch][i] = hi;
+				/* the outbox ends before the checkpoint's offsets: it was reset (an
+				 * embedded broker restarted, the topic recreated); nothing of the
+				 * earlier launch is there any more */
+				if (ck && json_integer_value(json_array_get(cko, (size_t)i)) > hi) {
+					log_warn("event=outbox_reset campaign=%s topic=%s partition=%d "
+					         "checkpoint_offset=%lld high_watermark=%lld msg=\"the outbox was "
+					         "reset since the last launch: launching from the start\"",
+					         camp->id, topic, i,
+					         (long long)json_integer_value(json_array_get(cko, (size_t)i)),
+					         (long long)hi);
+					json_decref(ck);
+					ck = NULL;
+					p->ckpt_rows = 0;
+				}
+			}
 		}
+	}
+	if (ck && json_is_true(json_object_get(ck, "done")) && !o->resend_failed) {
+		p->st.already_done = 1;
+		p->st.queued = json_integer_value(json_object_get(ck, "queued"));
+		json_decref(ck);
+		return p;
 	}
 	if (ck && p->ckpt_rows >= 0 && !json_is_true(json_object_get(ck, "done"))) {
 		int rc = scan_already(p, json_object_get(ck, "offsets"), err, errlen);
