@@ -66,7 +66,22 @@ enum {
 	Q__COUNT
 };
 
+/* A direct-mapped cache of recently seen messages (id -> row, state,
+ * campaign, vendor), so the receipts that follow an accepted event skip the
+ * id index. Names are interned (at most CACHE_NAMES campaigns and vendors;
+ * beyond that messages are simply not cached). Cleared on any rollback. */
+#define CACHE_SLOTS (1u << 20)
+#define CACHE_NAMES 255
+typedef struct cent {
+	unsigned char id[16];
+	int64_t rid;
+	uint8_t used, state, camp, vendor;
+} cent_t;
+
 struct trk_store {
+	cent_t *cache;
+	char *names[CACHE_NAMES + 1]; /* index 0 unused */
+	int nnames;
 	sqlite3 *db;
 	char *path;
 	int readonly;
@@ -155,6 +170,27 @@ static void lat_add_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_blob(ctx, a, sizeof a, SQLITE_TRANSIENT);
 }
 
+/* The interned index of name (1..CACHE_NAMES), 0 when the table is full. */
+static int intern(trk_store_t *s, const char *name)
+{
+	for (int i = 1; i <= s->nnames; i++)
+		if (!strcmp(s->names[i], name))
+			return i;
+	if (s->nnames >= CACHE_NAMES || strlen(name) > 255)
+		return 0;
+	char *d = strdup(name);
+	if (!d)
+		return 0;
+	s->names[++s->nnames] = d;
+	return s->nnames;
+}
+
+static void cache_clear(trk_store_t *s)
+{
+	if (s->cache)
+		memset(s->cache, 0, CACHE_SLOTS * sizeof *s->cache);
+}
+
 static int mkdirs(const char *path, char *err, size_t errlen)
 {
 	char tmp[4096];
@@ -232,7 +268,8 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 			}
 		}
 		s->agg = calloc(AGG_SLOTS, sizeof *s->agg);
-		if (!s->agg) {
+		s->cache = calloc(CACHE_SLOTS, sizeof *s->cache);
+		if (!s->agg || !s->cache) {
 			snprintf(err, errlen, "out of memory");
 			trk_store_free(s);
 			return NULL;
@@ -267,6 +304,9 @@ void trk_store_free(trk_store_t *s)
 	if (s->db)
 		sqlite3_close(s->db);
 	free(s->agg);
+	free(s->cache);
+	for (int i = 1; i <= s->nnames; i++)
+		free(s->names[i]);
 	free(s->path);
 	free(s);
 }
@@ -390,6 +430,7 @@ int trk_store_commit(trk_store_t *s)
 		rc = step_done(s, s->q[Q_COMMIT]);
 	if (rc) {
 		step_done(s, s->q[Q_ROLLBACK]);
+		cache_clear(s);
 		memset(s->agg, 0, AGG_SLOTS * sizeof *s->agg);
 		s->nagg = 0;
 	}
@@ -407,7 +448,7 @@ static void bind_opt(sqlite3_stmt *q, int i, const char *v)
 
 /* Our ids are 32 hex digits: stored as 16-byte blobs (a smaller id index);
  * anything else is stored as the text it is. */
-static void bind_id(sqlite3_stmt *q, int i, const char *id, unsigned char raw[16])
+static int bind_id(sqlite3_stmt *q, int i, const char *id, unsigned char raw[16])
 {
 	size_t n = strlen(id);
 	if (n == 32) {
@@ -423,11 +464,14 @@ static void bind_id(sqlite3_stmt *q, int i, const char *id, unsigned char raw[16
 				raw[k / 2] |= (unsigned char)v;
 		}
 		if (ok) {
-			sqlite3_bind_blob(q, i, raw, 16, SQLITE_STATIC);
-			return;
+			if (q)
+				sqlite3_bind_blob(q, i, raw, 16, SQLITE_STATIC);
+			return 1;
 		}
 	}
-	sqlite3_bind_text(q, i, id, (int)n, SQLITE_STATIC);
+	if (q)
+		sqlite3_bind_text(q, i, id, (int)n, SQLITE_STATIC);
+	return 0;
 }
 
 static int count_delta(trk_store_t *s, const char *camp, const char *vendor, int state, int d)
@@ -437,6 +481,22 @@ static int count_delta(trk_store_t *s, const char *camp, const char *vendor, int
 		return TOCSIN_ERR_IO;
 	a->n += d;
 	return 0;
+}
+
+static void cache_put(trk_store_t *s, cent_t *ce, const unsigned char raw[16], int64_t rid,
+                      msg_state_t st, const char *camp, const char *vendor)
+{
+	int c = intern(s, camp), v = vendor[0] ? intern(s, vendor) : 0;
+	if (!c || (vendor[0] && !v)) {
+		ce->used = 0;
+		return;
+	}
+	memcpy(ce->id, raw, 16);
+	ce->rid = rid;
+	ce->state = (uint8_t)st;
+	ce->camp = (uint8_t)c;
+	ce->vendor = (uint8_t)v;
+	ce->used = 1;
 }
 
 static int is_failure(msg_state_t st)
@@ -451,28 +511,45 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 		return TOCSIN_ERR_STATE;
 	if (!st->id || !st->campaign || (unsigned)st->state >= MSG_ST__COUNT)
 		return TOCSIN_ERR_INVAL;
-	sqlite3_stmt *g = s->q[Q_GET];
 	unsigned char raw[16];
-	bind_id(g, 1, st->id, raw);
-	int rc = sqlite3_step(g);
-	int found = 0;
+	int found = 0, rc;
 	msg_state_t old = MSG_ST_QUEUED;
-	char ocamp[128] = "", ovendor[64] = "";
+	char ocamp[256] = "", ovendor[64] = "";
 	int64_t rid = 0;
-	if (rc == SQLITE_ROW) {
-		found = 1;
-		old = (msg_state_t)sqlite3_column_int(g, 0);
-		const unsigned char *c = sqlite3_column_text(g, 1);
-		const unsigned char *v = sqlite3_column_text(g, 2);
-		rid = sqlite3_column_int64(g, 3);
-		snprintf(ocamp, sizeof ocamp, "%s", c ? (const char *)c : "");
-		snprintf(ovendor, sizeof ovendor, "%s", v ? (const char *)v : "");
-	} else if (rc != SQLITE_DONE) {
-		sqlite3_reset(g);
-		log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
-		return TOCSIN_ERR_IO;
+	cent_t *ce = NULL;
+	if (bind_id(NULL, 0, st->id, raw)) {
+		uint64_t h;
+		memcpy(&h, raw, sizeof h);
+		ce = &s->cache[h & (CACHE_SLOTS - 1)];
+		if (ce->used && !memcmp(ce->id, raw, 16)) {
+			found = 1;
+			old = (msg_state_t)ce->state;
+			rid = ce->rid;
+			snprintf(ocamp, sizeof ocamp, "%s", ce->camp ? s->names[ce->camp] : "");
+			snprintf(ovendor, sizeof ovendor, "%s", ce->vendor ? s->names[ce->vendor] : "");
+		}
 	}
-	sqlite3_reset(g);
+	if (!found) {
+		sqlite3_stmt *g = s->q[Q_GET];
+		bind_id(g, 1, st->id, raw);
+		rc = sqlite3_step(g);
+		if (rc == SQLITE_ROW) {
+			found = 1;
+			old = (msg_state_t)sqlite3_column_int(g, 0);
+			const unsigned char *c = sqlite3_column_text(g, 1);
+			const unsigned char *v = sqlite3_column_text(g, 2);
+			rid = sqlite3_column_int64(g, 3);
+			snprintf(ocamp, sizeof ocamp, "%s", c ? (const char *)c : "");
+			snprintf(ovendor, sizeof ovendor, "%s", v ? (const char *)v : "");
+		} else if (rc != SQLITE_DONE) {
+			sqlite3_reset(g);
+			log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
+			return TOCSIN_ERR_IO;
+		}
+		sqlite3_reset(g);
+		if (found && ce)
+			cache_put(s, ce, raw, rid, old, ocamp, ovendor);
+	}
 	if (found && !ocamp[0] && st->campaign[0]) {
 		/* A webhook receipt arrived before the dispatcher's event and was
 		 * filed without a campaign: move it (and its count) now. */
@@ -483,6 +560,8 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 		    (rc = count_delta(s, st->campaign, ovendor, old, +1)))
 			return rc;
 		snprintf(ocamp, sizeof ocamp, "%s", st->campaign);
+		if (ce)
+			cache_put(s, ce, raw, rid, old, ocamp, ovendor);
 	}
 	if (found && !msg_state_advances(old, st->state))
 		return 0;
@@ -517,6 +596,9 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 	}
 	if ((rc = step_done(s, q)))
 		return rc;
+	if (ce)
+		cache_put(s, ce, raw, found ? rid : sqlite3_last_insert_rowid(s->db), st->state, camp,
+		          vendor);
 	if (found && (rc = count_delta(s, camp, ovendor, old, -1)))
 		return rc;
 	if ((rc = count_delta(s, camp, vendor, st->state, +1)))

@@ -242,6 +242,40 @@ static void test_campaign_latest_wins(void **state)
 	cleanup(s);
 }
 
+static void test_receipt_before_campaign(void **state)
+{
+	(void)state;
+	/* A webhook receipt (no campaign known yet) arrives before the
+	 * dispatcher's accepted event: the message moves to its campaign. */
+	trk_store_t *s = fresh();
+	const char *id = "0123456789abcdef0123456789abcdef"; /* cached, blob id */
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_status_t r = ev(id, "", MSG_ST_DELIVERED, "twilio");
+	assert_int_equal(trk_store_status(s, &r), 1);
+	assert_int_equal(trk_store_commit(s), 0);
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_status_t a = ev(id, "c6", MSG_ST_ACCEPTED, "twilio");
+	assert_int_equal(trk_store_status(s, &a), 0); /* state stays delivered */
+	assert_int_equal(trk_store_commit(s), 0);
+	trk_counts_t c;
+	assert_int_equal(trk_store_counts(s, "c6", &c), 0);
+	assert_int_equal(c.total, 1);
+	assert_int_equal(c.states[MSG_ST_DELIVERED], 1);
+	assert_int_equal(trk_store_counts(s, "", &c), 0);
+	assert_int_equal(c.total, 0);
+	char camp[64];
+	assert_int_equal(trk_store_msg_campaign(s, id, camp, sizeof camp), 0);
+	assert_string_equal(camp, "c6");
+	/* a second handle (no cache) sees the same */
+	char err[256];
+	trk_store_t *r2 = trk_store_open(dbpath, 1, err, sizeof err);
+	assert_non_null(r2);
+	assert_int_equal(trk_store_counts(r2, "c6", &c), 0);
+	assert_int_equal(c.states[MSG_ST_DELIVERED], 1);
+	trk_store_free(r2);
+	cleanup(s);
+}
+
 static void test_readonly_missing(void **state)
 {
 	(void)state;
@@ -262,7 +296,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_pair),        cmocka_unit_test(test_receipt_orders),
 	    cmocka_unit_test(test_vendor_kept_and_moved), cmocka_unit_test(test_series_and_codes),
-	    cmocka_unit_test(test_campaign_latest_wins), cmocka_unit_test(test_readonly_missing),
+	    cmocka_unit_test(test_campaign_latest_wins), cmocka_unit_test(test_receipt_before_campaign),
+	    cmocka_unit_test(test_readonly_missing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
