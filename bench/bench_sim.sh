@@ -26,7 +26,7 @@ if ! command -v nginx >/dev/null; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 ncpu=$(nproc)
-SRV_CPU=0; CLI_CPU=$(( ncpu > 1 ? 1 : 0 ))
+SRV_CPU=${SRV_CPU:-0}; CLI_CPU=${CLI_CPU:-$(( ncpu > 1 ? 1 : 0 ))}   # override to dodge a busy core
 
 # --- the emulator: one HTTP thread pinned to one core ---
 export TOCSIN_BENCH_TOKEN=bench-token
