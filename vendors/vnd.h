@@ -16,6 +16,7 @@ typedef enum vnd_outcome {
 	VND_CONFIG,       /* credentials / sender wrong: the vendor is unusable until fixed */
 } vnd_outcome_t;
 
+/* A static name ("accepted", "defer", …); never NULL. Any thread. */
 const char *vnd_outcome_name(vnd_outcome_t o);
 
 /* The answer for one message of a request. */
@@ -39,6 +40,8 @@ typedef struct vnd_req {
 	buf_t bearer;       /* token for "Authorization: Bearer", or empty */
 } vnd_req_t;
 
+/* Set up r's buffers (caps: URL 8 KiB, body 32 MiB); vnd_req_free releases them
+ * (NULL is a no-op). The caller owns r; one thread at a time. */
 void vnd_req_init(vnd_req_t *r);
 void vnd_req_free(vnd_req_t *r);
 
@@ -51,6 +54,7 @@ typedef struct vnd vnd_t;
 vnd_t *vnd_new(const cfg_t *c, const cfg_vendor_t *v, char *err, size_t errlen);
 void vnd_free(vnd_t *a);
 
+/* The vendor's config (borrowed from the cfg_t given to vnd_new). */
 const cfg_vendor_t *vnd_cfg(const vnd_t *a);
 /* Most messages one request may carry (1 for SMS vendors). */
 int vnd_max_batch(const vnd_t *a);
@@ -81,7 +85,9 @@ typedef enum vnd_kw {
 	VND_KW_START,     /* START, YES, UNSTOP */
 	VND_KW_HELP,      /* HELP, INFO */
 } vnd_kw_t;
+/* The class of body (NULL is "other"). Any thread. */
 vnd_kw_t vnd_keyword(const char *body);
+/* "stop", "start", "help" or "other" (static). Any thread. */
 const char *vnd_kw_name(vnd_kw_t k);
 
 typedef enum vnd_wh_kind {
