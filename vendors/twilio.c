@@ -68,7 +68,7 @@ static int tw_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	if (!rc && a->c && a->c->public_url && *a->c->public_url && m->id) {
 		buf_t *t = &a->tmp;
 		buf_reset(t);
-		rc = buf_printf(t, "%s/webhooks/", a->c->public_url);
+		rc = buf_printf(t, "%.*s/webhooks/", (int)vnd_base_len(a->c->public_url), a->c->public_url);
 		if (!rc)
 			rc = buf_url_enc(t, v->name, strlen(v->name));
 		if (!rc)

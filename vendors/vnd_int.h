@@ -4,6 +4,7 @@
 #include "vendors/vnd.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* Largest webhook body or vendor response we read. */
 #define VND_MAX_BODY (4u << 20)
@@ -38,6 +39,14 @@ void vnd_res(vnd_result_t *r, vnd_outcome_t o, const char *code, const char *fmt
     __attribute__((format(printf, 4, 5)));
 /* Copy s (may be NULL) into dst[cap], truncating. */
 void vnd_cpy(char *dst, size_t cap, const char *s);
+/* Length of url without trailing slashes. */
+static inline size_t vnd_base_len(const char *url)
+{
+	size_t n = strlen(url);
+	while (n > 0 && url[n - 1] == '/')
+		n--;
+	return n;
+}
 /* 1 when body looks like HTML (a proxy's error page). */
 int vnd_is_html(const char *body, size_t n);
 /* Classify the transport-level answers every vendor shares: curl failure,

@@ -80,7 +80,7 @@ static int vg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		buf_t *cb = &a->tmp;
 		buf_reset(cb);
 		if (!rc)
-			rc = buf_printf(cb, "%s/webhooks/", a->c->public_url);
+			rc = buf_printf(cb, "%.*s/webhooks/", (int)vnd_base_len(a->c->public_url), a->c->public_url);
 		if (!rc)
 			rc = buf_url_enc(cb, v->name, strlen(v->name));
 		if (!rc)
