@@ -314,7 +314,8 @@ static const char *hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, co
 		return f->receipt_url;
 	if (!s->c->public_url || !*s->c->public_url)
 		return NULL;
-	snprintf(out, outlen, "%s/webhooks/%s/%s", s->c->public_url, sv->v->name, leaf);
+	snprintf(out, outlen, "%.*s/webhooks/%s/%s", (int)vnd_base_len(s->c->public_url), s->c->public_url,
+	         sv->v->name, leaf);
 	return out;
 }
 
