@@ -68,6 +68,8 @@ out=$(curl -s -d api_key=vgkey -d api_secret=$TOCSIN_VG_SECRET -d from=150055500
       -d text=hi -d client-ref=$MID "http://$A/sms/json")
 echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); m=d["messages"][0]; assert d["message-count"]=="1" and m["status"]=="0" and m["client-ref"]=="'$MID'" and m["message-id"], d' \
   || it_fail "Vonage send: $out"
+out=$(curl -s -G -d api_key=vgkey -d api_secret=$TOCSIN_VG_SECRET -d from=15005550007 -d to=15551234568 -d text=hi "http://$A/sms/json")
+echo "$out" | grep -q '"status":"0"' || it_fail "Vonage GET send: $out"
 out=$(curl -s -d api_key=vgkey -d api_secret=nope -d from=1 -d to=15551234567 -d text=hi "http://$A/sms/json")
 [ "$out" = '{"message-count":"1","messages":[{"status":"4","error-text":"Bad Credentials"}]}' ] || it_fail "Vonage bad creds: $out"
 
@@ -104,7 +106,7 @@ t = d["vendors"]["twilio"]
 assert t == {"requests": 6, "accepted": 2, "unique_ids": 1, "duplicate_count": 1,
              "duplicate_ids": ["0123456789abcdef0123456789abcdef"]}, t
 assert d["vendors"]["twilio-b"]["requests"] == 0
-assert d["vendors"]["vonage"] == {"requests": 3, "accepted": 1, "unique_ids": 1, "duplicate_count": 0, "duplicate_ids": []}, d
+assert d["vendors"]["vonage"] == {"requests": 4, "accepted": 2, "unique_ids": 2, "duplicate_count": 0, "duplicate_ids": []}, d
 assert d["vendors"]["sendgrid"]["accepted"] == 2 and d["vendors"]["sendgrid"]["unique_ids"] == 2, d
 assert d["vendors"]["mailgun"]["accepted"] == 2 and d["vendors"]["mailgun"]["unique_ids"] == 2, d
 PY

@@ -374,17 +374,34 @@ static void vg_receipt(sim_t *s, sim_vendor_t *sv, const char *url, const char *
 	buf_free(&b);
 }
 
+static enum MHD_Result query_kv(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	(void)kind;
+	buf_t *b = cls;
+	if (b->len)
+		buf_putc(b, '&');
+	buf_form_enc(b, k, strlen(k));
+	buf_putc(b, '=');
+	if (v)
+		buf_form_enc(b, v, strlen(v));
+	return MHD_YES;
+}
+
 void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 {
 	vnd_form_t fm;
 	const char *src = rq->body;
 	size_t srclen = rq->bodylen;
+	buf_t qs; /* GET: MHD hands the query decoded; encode it back into one form */
+	buf_init(&qs, 1 << 20);
 	if (!strcmp(rq->method, "GET")) {
-		const char *q = strchr(rq->url, '?');
-		src = q ? q + 1 : "";
-		srclen = strlen(src);
+		MHD_get_connection_values(rq->con, MHD_GET_ARGUMENT_KIND, query_kv, &qs);
+		src = qs.p ? qs.p : "";
+		srclen = qs.len;
 	}
-	if (vnd_form_parse(src, srclen, &fm)) {
+	int prc = vnd_form_parse(src, srclen, &fm);
+	buf_free(&qs);
+	if (prc) {
 		vnd_form_free(&fm);
 		vg_answer(ans, "2", "Missing params: request too large");
 		return;
