@@ -488,12 +488,20 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 	for (int ch = 0; ch < 2; ch++) {
 		p->col[ch] = aud_col(p->aud, colname[ch]);
 		if (p->on[ch] && p->col[ch] < 0) {
-			snprintf(err, errlen, "%s:1: no column \"%s\" for the %s address (columns: set audience.%s in %s)",
+			snprintf(err, errlen, "%s:1: no column \"%s\" for the %s address (set audience.%s in %s)",
 			         camp->aud_path, colname[ch], ch ? "email" : "phone", ch ? "email" : "phone",
 			         camp->path);
 			goto fail;
 		}
 	}
+	const char *extra[3][2] = {{camp->col_tz, "timezone"}, {camp->col_zip, "zip"},
+	                           {camp->col_state, "state"}};
+	for (int k = 0; k < 3; k++)
+		if (extra[k][0] && aud_col(p->aud, extra[k][0]) < 0) {
+			snprintf(err, errlen, "%s:1: no column \"%s\" (audience.%s in %s)", camp->aud_path,
+			         extra[k][0], extra[k][1], camp->path);
+			goto fail;
+		}
 	if (camp->sms_on && !(p->t_sms = compile(p, camp->sms_template, TMPL_TEXT, "sms.template", err, errlen)))
 		goto fail;
 	if (camp->email_on) {
