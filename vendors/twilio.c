@@ -110,26 +110,26 @@ static void tw_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 		vnd_fill_all(res, n, r);
 		return;
 	}
-	json_t *j = NULL;
-	if (len > 0 && len <= TW_MAX_ANSWER)
-		j = json_loadb(body, len, 0, NULL);
 	char code[32];
 	if (st == 200 || st == 201) {
-		json_t *sid = json_object_get(j, "sid");
-		const char *s = json_string_value(sid);
-		if (s && strlen(s) >= 2 && strlen(s) < sizeof r->ref) {
+		/* the hot path: read sid and status without allocating */
+		char sid[sizeof r->ref];
+		int ok = len <= TW_MAX_ANSWER && vnd_json_top_str(body, len, "sid", sid, sizeof sid) == 1;
+		if (ok && strlen(sid) >= 2 && strlen(sid) < sizeof sid - 1) {
 			r->outcome = VND_ACCEPTED;
-			vnd_cpy(r->ref, sizeof r->ref, s);
-			vnd_cpy(r->detail, sizeof r->detail, json_string_value(json_object_get(j, "status")));
+			vnd_cpy(r->ref, sizeof r->ref, sid);
+			vnd_json_top_str(body, len, "status", r->detail, sizeof r->detail);
 		} else {
 			snprintf(code, sizeof code, "http_%ld", st);
 			vnd_res(r, VND_DEFER, code, "status %ld with an unreadable body (%zu bytes, no sid)",
 			        st, len);
 		}
-		json_decref(j);
 		vnd_fill_all(res, n, r);
 		return;
 	}
+	json_t *j = NULL;
+	if (len > 0 && len <= TW_MAX_ANSWER)
+		j = json_loadb(body, len, 0, NULL);
 	json_t *jc = json_object_get(j, "code");
 	const char *msg = json_string_value(json_object_get(j, "message"));
 	long ec = json_is_integer(jc) ? (long)json_integer_value(jc) : 0;

@@ -453,3 +453,123 @@ int vnd_sendgrid_verify(const char *pubkey_b64, const char *timestamp, const cha
 	EVP_PKEY_free(pk);
 	return ok ? 0 : TOCSIN_ERR_AUTH;
 }
+
+/* ---- a non-allocating scan of a JSON object's top-level string field ---- */
+
+static size_t js_ws(const char *p, size_t n, size_t i)
+{
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* p[i] == '"': index just past the closing quote, or 0 when unterminated */
+static size_t js_str_end(const char *p, size_t n, size_t i)
+{
+	for (i++; i < n; i++) {
+		if (p[i] == '\\')
+			i++;
+		else if (p[i] == '"')
+			return i + 1;
+		else if ((unsigned char)p[i] < 0x20)
+			return 0;
+	}
+	return 0;
+}
+
+/* skip one value starting at p[i]; index past it or 0 when malformed */
+static size_t js_skip(const char *p, size_t n, size_t i, int depth)
+{
+	if (i >= n || depth > 64)
+		return 0;
+	if (p[i] == '"')
+		return js_str_end(p, n, i);
+	if (p[i] == '{' || p[i] == '[') {
+		char close = p[i] == '{' ? '}' : ']';
+		int obj = p[i] == '{';
+		i = js_ws(p, n, i + 1);
+		if (i < n && p[i] == close)
+			return i + 1;
+		for (;;) {
+			if (obj) {
+				if (i >= n || p[i] != '"' || !(i = js_str_end(p, n, i)))
+					return 0;
+				i = js_ws(p, n, i);
+				if (i >= n || p[i] != ':')
+					return 0;
+				i = js_ws(p, n, i + 1);
+			}
+			if (!(i = js_skip(p, n, i, depth + 1)))
+				return 0;
+			i = js_ws(p, n, i);
+			if (i < n && p[i] == ',') {
+				i = js_ws(p, n, i + 1);
+				continue;
+			}
+			return i < n && p[i] == close ? i + 1 : 0;
+		}
+	}
+	size_t s = i;
+	while (i < n && (p[i] == '-' || p[i] == '+' || p[i] == '.' || (p[i] >= '0' && p[i] <= '9') ||
+	                 (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z')))
+		i++;
+	if (i == s)
+		return 0;
+	if ((p[s] >= 'a' && p[s] <= 'z') &&
+	    !((i - s == 4 && !memcmp(p + s, "true", 4)) || (i - s == 4 && !memcmp(p + s, "null", 4)) ||
+	      (i - s == 5 && !memcmp(p + s, "false", 5))))
+		return 0;
+	return i;
+}
+
+int vnd_json_top_str(const char *p, size_t n, const char *key, char *out, size_t outlen)
+{
+	size_t kl = strlen(key), i = js_ws(p, n, 0);
+	int found = 0;
+	if (outlen)
+		out[0] = 0;
+	if (i >= n || p[i] != '{')
+		return -1;
+	i = js_ws(p, n, i + 1);
+	if (i < n && p[i] == '}')
+		return js_ws(p, n, i + 1) == n ? 0 : -1;
+	for (;;) {
+		if (i >= n || p[i] != '"')
+			return -1;
+		size_t ke = js_str_end(p, n, i);
+		if (!ke)
+			return -1;
+		int match = ke - i - 2 == kl && !memcmp(p + i + 1, key, kl);
+		i = js_ws(p, n, ke);
+		if (i >= n || p[i] != ':')
+			return -1;
+		i = js_ws(p, n, i + 1);
+		size_t ve = js_skip(p, n, i, 0);
+		if (!ve)
+			return -1;
+		if (match && !found && p[i] == '"' && outlen) {
+			size_t o = 0;
+			for (size_t k = i + 1; k < ve - 1 && o + 1 < outlen; k++) {
+				char c = p[k];
+				if (c == '\\') {
+					c = p[++k];
+					c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b'
+					  : c == 'f' ? '\f' : c == 'u' ? '?' : c;
+					if (p[k] == 'u')
+						k += 4 < ve - 1 - k ? 4 : ve - 2 - k;
+				}
+				out[o++] = c;
+			}
+			out[o] = 0;
+			found = 1;
+		}
+		i = js_ws(p, n, ve);
+		if (i < n && p[i] == ',') {
+			i = js_ws(p, n, i + 1);
+			continue;
+		}
+		if (i < n && p[i] == '}')
+			return js_ws(p, n, i + 1) == n ? found : -1;
+		return -1;
+	}
+}

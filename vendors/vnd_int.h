@@ -68,6 +68,11 @@ void vnd_form_free(vnd_form_t *f);
 /* First value of name, or NULL. */
 const char *vnd_form_get(const vnd_form_t *f, const char *name);
 
+/* Scan the JSON object p[0..n) without allocating: copy the top-level string
+ * field key (simple escapes decoded, \u as '?') into out. 1 found, 0 absent or
+ * not a string, -1 when the text is not one well-formed JSON object. */
+int vnd_json_top_str(const char *p, size_t n, const char *key, char *out, size_t outlen);
+
 /* base64 of p[0..n) into out (NUL-terminated); length or -1 when out is too small. */
 int vnd_b64(const unsigned char *p, size_t n, char *out, size_t outlen);
 /* decode base64 s into out; decoded length or -1. */

@@ -603,6 +603,37 @@ static void test_mailgun_webhooks(void **st)
 	vnd_free(a);
 }
 
+/* the allocation-free scanner behind the Twilio 201 path (vendors/vnd_int.h) */
+int vnd_json_top_str(const char *p, size_t n, const char *key, char *out, size_t outlen);
+
+static void test_json_scan(void **st)
+{
+	(void)st;
+	char out[64];
+#define SCAN(js, key) vnd_json_top_str(js, strlen(js), key, out, sizeof out)
+	assert_int_equal(SCAN("{\"sid\":\"SM1\"}", "sid"), 1);
+	assert_string_equal(out, "SM1");
+	assert_int_equal(SCAN(" { \"account_sid\" : \"AC\" , \"sid\" : \"SM\\\"2\" } ", "sid"), 1);
+	assert_string_equal(out, "SM\"2");
+	assert_int_equal(SCAN("{\"a\":{\"sid\":\"x\"},\"b\":[1,{\"sid\":2}]}", "sid"), 0);
+	assert_int_equal(SCAN("{\"sid\":12}", "sid"), 0);
+	assert_int_equal(SCAN("{}", "sid"), 0);
+	assert_int_equal(SCAN("{\"sid\":\"SM1\"", "sid"), -1);      /* truncated */
+	assert_int_equal(SCAN("{\"sid\":\"SM1\"}x", "sid"), -1);    /* trailing bytes */
+	assert_int_equal(SCAN("{\"sid\":\"SM1\",}", "sid"), -1);    /* trailing comma */
+	assert_int_equal(SCAN("{\"sid\":tru}", "sid"), -1);
+	assert_int_equal(SCAN("[\"sid\"]", "sid"), -1);
+	assert_int_equal(SCAN("", "sid"), -1);
+	assert_int_equal(SCAN("<html>", "sid"), -1);
+	char deep[300];
+	memset(deep, '[', 200);
+	deep[200] = 0;
+	char js[400];
+	snprintf(js, sizeof js, "{\"a\":%s}", deep);
+	assert_int_equal(SCAN(js, "sid"), -1);
+#undef SCAN
+}
+
 static void test_keywords(void **st)
 {
 	(void)st;
@@ -646,6 +677,7 @@ int main(void)
 	    cmocka_unit_test(test_twilio_webhooks),  cmocka_unit_test(test_vonage_webhooks),
 	    cmocka_unit_test(test_sendgrid_webhooks), cmocka_unit_test(test_mailgun_webhooks),
 	    cmocka_unit_test(test_keywords),         cmocka_unit_test(test_new_errors),
+	    cmocka_unit_test(test_json_scan),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
