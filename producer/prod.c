@@ -530,7 +530,7 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 		goto fail;
 	p->body = malloc(SMS_BODY_CAP);
 	p->ebuf = malloc(EMAIL_BUF_CAP);
-	p->seen = aset_new(1 << 16, 0, err, errlen);
+	p->seen = aset_new(1 << 16, PROD_MAX_RECIPIENTS, err, errlen);
 	p->sup = aset_new(1024, 0, err, errlen);
 	p->already = aset_new(1024, 0, err, errlen);
 	p->failed = aset_new(1024, 0, err, errlen);
@@ -830,7 +830,12 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		*outcome = R_REJECTED;
 		return 0;
 	}
-	aset_add(p->seen, key);
+	if (aset_add(p->seen, key) < 0) {
+		log_error("event=dedupe_full campaign=%s entries=%zu msg=\"more than %d distinct "
+		          "addresses in one launch, or out of memory\"",
+		          p->camp->id, aset_count(p->seen), PROD_MAX_RECIPIENTS);
+		return TOCSIN_ERR_TOOBIG;
+	}
 	char id[MSG_ID_LEN + 1];
 	msg_make_id(p->camp->id, chn, addr, id);
 	if (p->o.resend_failed && !replay) {
@@ -1141,7 +1146,11 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 				rd_kafka_poll(p->rk, 0);
 			if (p->rk && rd_kafka_fatal_error(p->rk, fe, sizeof fe) == RD_KAFKA_RESP_ERR_NO_ERROR)
 				fe[0] = 0;
-			if (!check_delivery(p, err, errlen))
+			if (rc == TOCSIN_ERR_TOOBIG)
+				snprintf(err, errlen, "%s:%lld: more than %d distinct addresses in one launch "
+				         "(or out of memory); split the audience", p->camp->aud_path,
+				         (long long)r.line, PROD_MAX_RECIPIENTS);
+			else if (!check_delivery(p, err, errlen))
 				snprintf(err, errlen,
 				         "producing to Kafka failed at %s:%lld%s%s; messages could not be "
 				         "delivered to Kafka: run the same command again to continue",

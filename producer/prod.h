@@ -9,6 +9,7 @@
 #include "templates/sms.h"
 
 #define PROD_MAX_REASONS 64
+#define PROD_MAX_RECIPIENTS 100000000 /* distinct addresses per channel in one launch */
 #define PROD_MAX_SEGS 21 /* segments histogram: 1..20, and 21 = more */
 
 typedef struct prod_opts {
