@@ -273,6 +273,15 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 		fprintf(stderr, "tocsin track: %s\n", err);
 		return 1;
 	}
+	/* The tracker reads far behind the head after a restart or during a
+	 * blast: prefetch big batches (the config's kafka properties still win,
+	 * they are set on top of these only when not given). */
+	static const char *const fetch[][2] = {{"queued.max.messages.kbytes", "65536"},
+	                                       {"fetch.message.max.bytes", "4194304"},
+	                                       {"fetch.wait.max.ms", "50"}};
+	for (size_t i = 0; i < sizeof fetch / sizeof fetch[0]; i++)
+		if (!json_object_get(cfg->kafka, fetch[i][0]))
+			rd_kafka_conf_set(conf, fetch[i][0], fetch[i][1], NULL, 0);
 	g.st = trk_store_open(cfg->db_path, 0, err, sizeof err);
 	if (!g.st) {
 		fprintf(stderr, "tocsin track: %s\n", err);
