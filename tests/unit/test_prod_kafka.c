@@ -317,6 +317,16 @@ static void test_crash_resume(void **state)
 	outbox_check_t oc = outbox(KQ_T_OUTBOX_SMS, "t-crash");
 	assert_int_equal(oc.n, q);
 	assert_int_equal(oc.dup_ids, 0);
+	/* the rejects file lists each rejected row once, crash or not */
+	char path[600], line[512];
+	snprintf(path, sizeof path, "%s/var/launch/t-crash/rejects.csv", dir);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	int lines = 0;
+	while (fgets(line, sizeof line, f))
+		lines++;
+	fclose(f);
+	assert_int_equal(lines, 1 + r);
 	camp_free(c);
 }
 
