@@ -268,8 +268,7 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 			}
 		}
 		s->agg = calloc(AGG_SLOTS, sizeof *s->agg);
-		s->cache = calloc(CACHE_SLOTS, sizeof *s->cache);
-		if (!s->agg || !s->cache) {
+		if (!s->agg) {
 			snprintf(err, errlen, "out of memory");
 			trk_store_free(s);
 			return NULL;
@@ -517,7 +516,9 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 	char ocamp[256] = "", ovendor[64] = "";
 	int64_t rid = 0;
 	cent_t *ce = NULL;
-	if (bind_id(NULL, 0, st->id, raw)) {
+	if (!s->cache) /* first status event: only the ingest handle pays for the cache */
+		s->cache = calloc(CACHE_SLOTS, sizeof *s->cache);
+	if (s->cache && bind_id(NULL, 0, st->id, raw)) {
 		uint64_t h;
 		memcpy(&h, raw, sizeof h);
 		ce = &s->cache[h & (CACHE_SLOTS - 1)];
