@@ -52,6 +52,9 @@ struct prod {
 	aset_t *failed;       /* --resend-failed: ids whose final state is a failure */
 	rd_kafka_t *rk;
 	rd_kafka_t *lag_rk[2];
+	rd_kafka_t *watch;        /* tocsin.campaigns: operator pause / cancel during the launch */
+	int camp_state;           /* latest state of this campaign seen there, -1 none */
+	int64_t last_watch;
 	int nparts[2];
 	int64_t offs[2][MAXPART]; /* checkpoint: next offset after our delivered messages */
 	/* Checkpoint epochs: messages are tagged with their epoch; an epoch's end
@@ -428,6 +431,80 @@ static int load_failed(prod_t *p, char *err, size_t errlen)
 	return 0;
 }
 
+/* Apply every record of tocsin.campaigns available now (wait at most wait_ms for
+ * the first); remember the latest state of this campaign. */
+static void watch_poll(prod_t *p, int wait_ms)
+{
+	if (!p->watch)
+		return;
+	for (;;) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(p->watch, wait_ms);
+		wait_ms = 0;
+		if (!m)
+			return;
+		if (!m->err && m->key_len == strlen(p->camp->id) &&
+		    !memcmp(m->key, p->camp->id, m->key_len)) {
+			msg_campaign_t c;
+			json_t *hold = NULL;
+			char e[128];
+			if (!msg_campaign_parse(m->payload, m->len, &c, &hold, e, sizeof e) && c.id &&
+			    !strcmp(c.id, p->camp->id))
+				p->camp_state = (int)c.state;
+			json_decref(hold);
+		}
+		rd_kafka_message_destroy(m);
+	}
+}
+
+/* Read tocsin.campaigns to its end (the campaign's state so far), then keep following it. */
+static int watch_start(prod_t *p, char *err, size_t errlen)
+{
+	char gid[128];
+	snprintf(gid, sizeof gid, "tocsin-launch-watch-%s", p->camp->id);
+	rd_kafka_conf_t *conf = kq_conf_new(p->cfg, KQ_CONSUMER, "tocsin-launch-watch", gid, err, errlen);
+	if (!conf)
+		return TOCSIN_ERR_KAFKA;
+	p->watch = kq_new(conf, KQ_CONSUMER, p->o.kafka_timeout_ms, err, errlen);
+	if (!p->watch)
+		return TOCSIN_ERR_KAFKA;
+	int np = topic_parts(p->watch, KQ_T_CAMPAIGNS);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
+	int64_t want = 0;
+	for (int i = 0; i < np; i++) {
+		int64_t lo = 0, hi = 0;
+		if (rd_kafka_query_watermark_offsets(p->watch, KQ_T_CAMPAIGNS, i, &lo, &hi, 5000))
+			continue;
+		rd_kafka_topic_partition_list_add(l, KQ_T_CAMPAIGNS, i)->offset = lo;
+		want += hi - lo;
+	}
+	p->camp_state = -1;
+	if (l->cnt)
+		rd_kafka_assign(p->watch, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	/* the backlog: every record up to the high watermarks at start */
+	int64_t end = clock_mono_ms() + 10000;
+	rd_kafka_topic_partition_list_t *pos = NULL;
+	while (want > 0 && clock_mono_ms() < end) {
+		watch_poll(p, 100);
+		int64_t behind = 0;
+		if (!rd_kafka_assignment(p->watch, &pos) && pos) {
+			rd_kafka_position(p->watch, pos);
+			for (int i = 0; i < pos->cnt; i++) {
+				int64_t lo = 0, hi = 0;
+				if (!rd_kafka_query_watermark_offsets(p->watch, KQ_T_CAMPAIGNS,
+				                                      pos->elems[i].partition, &lo, &hi, 5000) &&
+				    (pos->elems[i].offset < 0 ? lo : pos->elems[i].offset) < hi)
+					behind++;
+			}
+			rd_kafka_topic_partition_list_destroy(pos);
+			pos = NULL;
+		}
+		if (!behind)
+			break;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ setup */
 
 static tmpl_t *compile(prod_t *p, const char *src, tmpl_mode_t mode, const char *what, char *err,
@@ -695,6 +772,17 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 		fputs("where,channel,value,reason\n", p->rejects);
 	}
 
+	/* operator controls on tocsin.campaigns */
+	if (watch_start(p, err, errlen))
+		goto fail;
+	if (p->camp_state == MSG_CAMP_CANCELLED) {
+		snprintf(err, errlen,
+		         "campaign %s was cancelled (%s); a cancelled campaign is never sent again: "
+		         "launch it under a new id",
+		         camp->id, KQ_T_CAMPAIGNS);
+		goto fail;
+	}
+
 	/* flow control */
 	json_t *bs = json_object_get(cfg->kafka, "bootstrap.servers");
 	int embedded = !(json_is_string(bs) && json_string_length(bs) > 0);
@@ -732,6 +820,10 @@ void prod_free(prod_t *p)
 		if (p->lag_rk[ch]) {
 			rd_kafka_destroy(p->lag_rk[ch]);
 		}
+	if (p->watch) {
+		rd_kafka_consumer_close(p->watch);
+		rd_kafka_destroy(p->watch);
+	}
 	if (p->rejects)
 		fclose(p->rejects);
 	aud_free(p->aud);
@@ -1096,7 +1188,7 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 			return TOCSIN_ERR_IO;
 		}
 	}
-	if (p->rk && produce_campaign(p, MSG_CAMP_LAUNCHING, -1)) {
+	if (p->rk && p->camp_state != MSG_CAMP_PAUSED && produce_campaign(p, MSG_CAMP_LAUNCHING, -1)) {
 		snprintf(err, errlen, "cannot produce to %s", KQ_T_CAMPAIGNS);
 		return TOCSIN_ERR_KAFKA;
 	}
@@ -1173,6 +1265,18 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 				if ((rc = check_delivery(p, err, errlen)))
 					break;
 				epoch_advance_fwd(p);
+				if (now - p->last_watch >= 200) {
+					p->last_watch = now;
+					watch_poll(p, 0);
+					if (p->camp_state == MSG_CAMP_CANCELLED) {
+						snprintf(err, errlen,
+						         "campaign %s was cancelled during the launch: stopped after "
+						         "%lld rows",
+						         p->camp->id, (long long)p->st.read);
+						rc = TOCSIN_ERR_STATE;
+						break;
+					}
+				}
 				if (now - last_ck >= p->o.ckpt_every_ms) {
 					epoch_close(p);
 					last_ck = clock_mono_ms();
@@ -1202,9 +1306,20 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 				p->ck_rj = p->rejects ? ftell(p->rejects) : 0;
 			}
 		}
+		watch_poll(p, 0);
+		if (!rc && p->camp_state == MSG_CAMP_CANCELLED) {
+			snprintf(err, errlen, "campaign %s was cancelled during the launch", p->camp->id);
+			rc = TOCSIN_ERR_STATE;
+		}
 		if (!rc) {
 			ckpt_write(p, 1);
-			produce_campaign(p, MSG_CAMP_RUNNING, p->st.ch_queued[0] + p->st.ch_queued[1]);
+			/* "running" unless an operator paused it meanwhile: then it stays paused */
+			if (p->camp_state == MSG_CAMP_PAUSED)
+				log_warn("event=campaign_paused campaign=%s msg=\"paused during the launch; "
+				         "the dispatchers hold its messages until it is resumed\"",
+				         p->camp->id);
+			else
+				produce_campaign(p, MSG_CAMP_RUNNING, p->st.ch_queued[0] + p->st.ch_queued[1]);
 			if (kq_flush(p->rk, 30000)) {
 				snprintf(err, errlen, "Kafka did not confirm the campaign record");
 				rc = TOCSIN_ERR_TIMEOUT;

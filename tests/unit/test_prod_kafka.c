@@ -488,6 +488,62 @@ static void test_max_lag(void **state)
 	camp_free(c);
 }
 
+static void put_campaign(const char *id, msg_camp_state_t st)
+{
+	char e[512];
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "test", NULL, e, sizeof e);
+	rd_kafka_t *pr = kq_new(conf, KQ_PRODUCER, 5000, e, sizeof e);
+	buf_t b;
+	buf_init(&b, 4096);
+	msg_campaign_t c = {.id = id, .name = id, .state = st, .queued = -1, .ts_ms = clock_wall_ms()};
+	assert_int_equal(msg_campaign_encode(&c, &b), 0);
+	assert_int_equal(kq_produce(pr, KQ_T_CAMPAIGNS, id, strlen(id), b.p, b.len, NULL), 0);
+	assert_int_equal(kq_flush(pr, 10000), 0);
+	rd_kafka_destroy(pr);
+	buf_free(&b);
+}
+
+typedef struct last_state {
+	const char *id;
+	int state, n;
+} last_state_t;
+
+static void last_camp(const rd_kafka_message_t *m, void *arg)
+{
+	last_state_t *ls = arg;
+	msg_campaign_t c;
+	json_t *hold;
+	char e[100];
+	if (!msg_campaign_parse(m->payload, m->len, &c, &hold, e, sizeof e) && !strcmp(c.id, ls->id)) {
+		ls->state = (int)c.state;
+		ls->n++;
+	}
+	json_decref(hold);
+}
+
+static void test_operator_controls(void **state)
+{
+	(void)state;
+	char e[512];
+	prod_opts_t o = {.max_lag = 0};
+	/* a cancelled campaign is refused */
+	put_campaign("t-cancel", MSG_CAMP_CANCELLED);
+	camp_t *c = campaign("t-cancel", NULL);
+	assert_null(prod_new(cfg, c, &o, e, sizeof e));
+	assert_non_null(strstr(e, "was cancelled"));
+	camp_free(c);
+	/* a campaign paused before (or during) its launch stays paused: no launching/running record */
+	put_campaign("t-pause", MSG_CAMP_PAUSED);
+	c = campaign("t-pause", NULL);
+	prod_stats_t st;
+	assert_int_equal(run(c, &o, &st, e, sizeof e), 0);
+	last_state_t ls = {.id = "t-pause"};
+	read_topic(KQ_T_CAMPAIGNS, last_camp, &ls);
+	assert_int_equal(ls.n, 1);
+	assert_int_equal(ls.state, MSG_CAMP_PAUSED);
+	camp_free(c);
+}
+
 static void test_delivery_failure(void **state)
 {
 	(void)state;
@@ -524,7 +580,7 @@ int main(void)
 	    cmocka_unit_test(test_launch_exact), cmocka_unit_test(test_campaign_states),
 	    cmocka_unit_test(test_crash_resume), cmocka_unit_test(test_suppression),
 	    cmocka_unit_test(test_resend_failed), cmocka_unit_test(test_max_lag),
-	    cmocka_unit_test(test_delivery_failure),
+	    cmocka_unit_test(test_operator_controls), cmocka_unit_test(test_delivery_failure),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
