@@ -16,7 +16,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: tocsin broker [--brokers N]\n"
+	        "usage: tocsin broker [--brokers N] [--outbox-partitions N]\n"
 	        "\n"
 	        "Host the embedded Kafka broker: librdkafka's mock cluster of N brokers (default 3)\n"
 	        "on 127.0.0.1, with every tocsin topic created. Writes the bootstrap list to\n"
@@ -25,20 +25,35 @@ static void usage(FILE *f)
 	        "\n"
 	        "Limits: in memory only (everything is gone when it stops); each partition keeps\n"
 	        "at most 5 MiB or 100,000 message batches and drops the oldest beyond that;\n"
-	        "plaintext only. For production point the config at a real Kafka cluster.\n");
+	        "plaintext only. For production point the config at a real Kafka cluster.\n"
+	        "\n"
+	        "  --brokers N            mock brokers (1..9, default 3)\n"
+	        "  --outbox-partitions N  partitions of each outbox topic (default 12); since\n"
+	        "                         retention is per partition, more partitions let more\n"
+	        "                         messages wait in the outbox (e.g. for a capacity drill)\n");
 }
 
 int cmd_broker(cfg_t *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"brokers", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'}, {0}};
-	int nbrokers = 3, o;
-	while ((o = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
+	    {"brokers", required_argument, NULL, 'b'},
+	    {"outbox-partitions", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0}};
+	int nbrokers = 3, outbox_parts = 0, o;
+	while ((o = getopt_long(argc, argv, "b:p:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'b':
 			nbrokers = atoi(optarg);
 			if (nbrokers < 1 || nbrokers > 9) {
 				fprintf(stderr, "tocsin broker: --brokers must be 1..9\n");
+				return 2;
+			}
+			break;
+		case 'p':
+			outbox_parts = atoi(optarg);
+			if (outbox_parts < 1 || outbox_parts > 1000) {
+				fprintf(stderr, "tocsin broker: --outbox-partitions must be 1..1000\n");
 				return 2;
 			}
 			break;
@@ -73,8 +88,12 @@ int cmd_broker(cfg_t *cfg, int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < kq_ntopics; i++) {
-		rd_kafka_resp_err_t rc = rd_kafka_mock_topic_create(
-		    mc, kq_topics[i].name, kq_topics[i].partitions, nbrokers < 3 ? nbrokers : 3);
+		int parts = kq_topics[i].partitions;
+		if (outbox_parts && (!strcmp(kq_topics[i].name, KQ_T_OUTBOX_SMS) ||
+		                     !strcmp(kq_topics[i].name, KQ_T_OUTBOX_EMAIL)))
+			parts = outbox_parts;
+		rd_kafka_resp_err_t rc =
+		    rd_kafka_mock_topic_create(mc, kq_topics[i].name, parts, nbrokers < 3 ? nbrokers : 3);
 		if (rc) {
 			fprintf(stderr, "tocsin broker: cannot create topic %s: %s\n", kq_topics[i].name,
 			        rd_kafka_err2str(rc));

@@ -335,8 +335,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 	m->where = W_DONE;
 	d->n_finals_acked++;
 	d->last_final_ns = clock_mono_ns();
-	if (m->discard) /* its partition is gone: nobody will pop it */
+	if (m->discard) { /* its partition is gone: nobody will pop it */
+		msg_free(d, m);
 		return;
+	}
 	part_advance(d, m->part);
 }
 
@@ -994,10 +996,6 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		q->next_free = d->free_reqs;
 		d->free_reqs = q;
 	}
-	d->total_parts = 1;
-	for (size_t k = 0; k < kq_ntopics; k++)
-		if (!strcmp(kq_topics[k].name, d->topic))
-			d->total_parts = kq_topics[k].partitions;
 	d->http = http_new(c->max_in_flight, DSP_MAX_BODY, err, errlen);
 	if (!d->http)
 		return TOCSIN_ERR_NOMEM;
@@ -1024,6 +1022,21 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 	rd_kafka_conf_set_opaque(cc, d);
 	if (!(d->cons = kq_new(cc, KQ_CONSUMER, 10000, err, errlen)))
 		return TOCSIN_ERR_KAFKA;
+	/* The partition count for rate shares comes from the cluster, not a constant. */
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(d->cons, d->topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	if (rkt && !rd_kafka_metadata(d->cons, 0, rkt, &md, 10000) && md->topic_cnt == 1 &&
+	    md->topics[0].partition_cnt > 0)
+		d->total_parts = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (rkt)
+		rd_kafka_topic_destroy(rkt);
+	if (d->total_parts <= 0) {
+		snprintf(err, errlen, "topic %s does not exist on the cluster (create it with its "
+		         "partitions; the embedded broker does this itself)", d->topic);
+		return TOCSIN_ERR_KAFKA;
+	}
 	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(topics, d->topic, RD_KAFKA_PARTITION_UA);
 	rd_kafka_resp_err_t e = rd_kafka_subscribe(d->cons, topics);
@@ -1046,24 +1059,35 @@ static void teardown(dsp_t *d)
 		rd_kafka_queue_destroy(d->q_cons);
 	if (d->q_prod)
 		rd_kafka_queue_destroy(d->q_prod);
-	if (d->cons) {
-		rd_kafka_consumer_close(d->cons);
-		rd_kafka_destroy(d->cons);
-	}
-	/* Anything left (held for retry, or unreadable) goes back to Kafka. */
-	for (int i = 0; i < DSP_MAX_PARTS; i++)
-		if (d->parts[i])
+	/* Serve the last delivery reports while the messages they point at live. */
+	if (d->prod && kq_flush(d->prod, 10000))
+		log_warn("event=flush_timeout msg=\"some status events were not acknowledged\"");
+	/* Release every consumed record before the consumer goes: librdkafka's
+	 * destroy waits for them. Anything not final goes back to Kafka (its
+	 * offset was never committed). */
+	for (int i = 0; i < DSP_MAX_PARTS; i++) {
+		dsp_part_t *p = d->parts[i];
+		for (dsp_msg_t *m = p ? p->head : NULL; m; m = m->part_next)
+			if (m->where == W_INFLIGHT || m->where == W_FINAL_PENDING) {
+				/* stuck past the drain timeout: drop the record, keep the struct */
+				rd_kafka_message_destroy(m->rkm);
+				m->rkm = NULL;
+				m->where = W_NONE;
+			}
+		if (p)
 			drop_partition(d, i);
+	}
 	dsp_msg_t *m;
 	while ((m = ready_pop(d)))
 		msg_free(d, m);
 	while ((m = heap_pop(d)))
 		msg_free(d, m);
-	if (d->prod) {
-		if (kq_flush(d->prod, 10000))
-			log_warn("event=flush_timeout msg=\"some status events were not acknowledged\"");
-		rd_kafka_destroy(d->prod);
+	if (d->cons) {
+		rd_kafka_consumer_close(d->cons);
+		rd_kafka_destroy(d->cons);
 	}
+	if (d->prod)
+		rd_kafka_destroy(d->prod);
 	dsp_state_free(d->st);
 	http_free(d->http);
 	for (size_t i = 0; d->vendors && i < d->nvendors; i++) {
