@@ -271,6 +271,7 @@ static int ckpt_write(prod_t *p, int done)
 	json_object_set_new(j, "rows", json_integer(p->ck_rows));
 	json_object_set_new(j, "queued", json_integer(p->ck_queued));
 	json_object_set_new(j, "done", json_boolean(done));
+	json_object_set_new(j, "resend_failed", json_boolean(p->o.resend_failed));
 	json_object_set_new(j, "rejects_bytes", json_integer(p->ck_rj));
 	json_object_set_new(j, "ts_ms", json_integer(clock_wall_ms()));
 	json_t *offs = json_object();
@@ -681,8 +682,16 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 			json_decref(ck);
 			goto fail;
 		}
-		if (!json_is_true(json_object_get(ck, "done")))
+		if (!json_is_true(json_object_get(ck, "done"))) {
 			p->ckpt_rows = json_integer_value(json_object_get(ck, "rows"));
+			/* an interrupted --resend-failed continues as one */
+			if (json_is_true(json_object_get(ck, "resend_failed")) && !p->o.resend_failed) {
+				log_warn("event=resume_resend campaign=%s msg=\"continuing an interrupted "
+				         "--resend-failed\"",
+				         camp->id);
+				p->o.resend_failed = 1;
+			}
+		}
 	}
 
 	/* the producer */
@@ -732,7 +741,7 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 			}
 		}
 	}
-	if (ck && json_is_true(json_object_get(ck, "done")) && !o->resend_failed) {
+	if (ck && json_is_true(json_object_get(ck, "done")) && !p->o.resend_failed) {
 		p->st.already_done = 1;
 		p->st.queued = json_integer_value(json_object_get(ck, "queued"));
 		json_decref(ck);
@@ -748,7 +757,7 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 	int64_t rj_bytes = ck ? json_integer_value(json_object_get(ck, "rejects_bytes")) : 0;
 	int resuming = ck && !json_is_true(json_object_get(ck, "done"));
 	json_decref(ck);
-	if (o->resend_failed && load_failed(p, err, errlen))
+	if (p->o.resend_failed && load_failed(p, err, errlen))
 		goto fail;
 
 	/* rejects file: truncated to what the checkpoint covered when resuming */
