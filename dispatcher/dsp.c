@@ -468,9 +468,10 @@ static int try_send(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 	int64_t now_ns = clock_mono_ns();
 	int slot = rl_sender(v->rl, m->m.sender ? m->m.sender : "main");
 	int units = m->m.channel == MSG_CH_SMS && m->m.segments > 0 ? m->m.segments : 1;
-	int64_t wait_ns;
-	if ((wait_ns = rl_wait_ns(v->rl, slot, units, now_ns)) > 0) {
-		d->ready_wait_until = now_ms + (wait_ns == RL_NEVER ? 100 : wait_ns / 1000000 + 1);
+	int64_t wait_ms;
+	if ((wait_ms = rl_wait_ms(v->rl, slot, units, now_ns)) > 0) {
+		/* rounded up to a whole ms: the timer never fires early, so nothing spins */
+		d->ready_wait_until = now_ms + (wait_ms == RL_NEVER ? 100 : wait_ms);
 		return 1;
 	}
 	dsp_req_t *r = d->free_reqs;

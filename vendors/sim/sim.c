@@ -37,7 +37,7 @@ static void usage(FILE *f)
 	        "\n"
 	        "Control API (same port):\n"
 	        "  GET  /_sim/stats   per vendor: requests, accepted, unique_ids, duplicate_count,\n"
-	        "                     duplicate_ids\n"
+	        "                     duplicate_ids, per_second ([unix second, accepted] pairs)\n"
 	        "  POST /_sim/reset   zero the counts\n"
 	        "  GET  /_sim/config  the fault settings per vendor\n"
 	        "  POST /_sim/config  change faults: {\"vendor\":\"twilio\",\"latency_ms\":{\"median\":20,\n"

@@ -248,7 +248,7 @@ void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans
 		char sid[40], date[64], mid[80];
 		make_ref(s, sv, "SM", sid, sizeof sid);
 		rfc2822(s, date, sizeof date);
-		atomic_fetch_add(&sv->accepted, 1);
+		sim_note_accepted(sv, 1);
 		count_id(sv, url_mid(cb, mid, sizeof mid), to, body);
 		/* the hot path of the benchmark: plain appends, no printf */
 		buf_t *b = &ans->body;
@@ -451,7 +451,7 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		vg_answer(ans, "15", "Illegal Sender Address - rejected");
 	else {
 		int parts = segments(text);
-		atomic_fetch_add(&sv->accepted, 1);
+		sim_note_accepted(sv, 1);
 		count_id(sv, cref, to, text);
 		buf_t *b = &ans->body;
 		ans->status = 200;
@@ -642,7 +642,7 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	ans->ctype = NULL;
 	memcpy(ans->hname, "X-Message-Id", 13);
 	vnd_cpy(ans->hval, sizeof ans->hval, xid);
-	atomic_fetch_add(&sv->accepted, np);
+	sim_note_accepted(sv, np);
 	char ub[600];
 	const char *rurl = f.receipts ? hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
 	json_t *events = rurl ? json_array() : NULL;
@@ -881,7 +881,7 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 		buf_puts(&ans->body, "{\"id\":");
 		buf_json_str(&ans->body, mid, strlen(mid));
 		buf_puts(&ans->body, ",\"message\":\"Queued. Thank you.\"}");
-		atomic_fetch_add(&sv->accepted, (uint64_t)nto);
+		sim_note_accepted(sv, (uint64_t)nto);
 		char ub[600];
 		const char *rurl = f.receipts ? hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
 		for (int i = 0; i < nf; i++) {

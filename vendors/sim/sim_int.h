@@ -46,6 +46,8 @@ typedef struct sim_ids {
 	size_t ndups;
 } sim_ids_t;
 
+#define SIM_SECS 256
+
 typedef struct sim_vendor {
 	const cfg_vendor_t *v;
 	int kind;
@@ -53,6 +55,10 @@ typedef struct sim_vendor {
 	char basic[600];    /* expected Authorization value for HTTP Basic vendors */
 	atomic_uint_fast64_t requests, accepted;
 	sim_ids_t ids;
+	/* accepted messages per wall-clock second, for rate checks (last SIM_SECS seconds) */
+	pthread_mutex_t secmu;
+	int64_t sec_key[SIM_SECS];
+	uint64_t sec_count[SIM_SECS];
 	pthread_mutex_t fmu;
 	sim_fault_t f;
 	EVP_PKEY *sg_key;   /* SendGrid event-webhook signing key (ephemeral or from env) */
@@ -120,6 +126,8 @@ typedef struct sim_ans {
 double sim_rand(sim_t *s);
 /* a copy of sv's fault settings */
 void sim_fault_get(sim_vendor_t *sv, sim_fault_t *f);
+/* count n accepted messages for sv now (accepted total and per-second); thread-safe */
+void sim_note_accepted(sim_vendor_t *sv, uint64_t n);
 /* record accepted message id for sv; thread-safe */
 void sim_ids_add(sim_vendor_t *sv, const char *id);
 /* the vendor of kind matching pred(sv, ctx), or NULL */

@@ -353,6 +353,20 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 	return 0;
 }
 
+void sim_note_accepted(sim_vendor_t *sv, uint64_t n)
+{
+	atomic_fetch_add(&sv->accepted, n);
+	int64_t sec = clock_wall_ms() / 1000;
+	size_t i = (size_t)(sec % SIM_SECS);
+	pthread_mutex_lock(&sv->secmu);
+	if (sv->sec_key[i] != sec) {
+		sv->sec_key[i] = sec;
+		sv->sec_count[i] = 0;
+	}
+	sv->sec_count[i] += n;
+	pthread_mutex_unlock(&sv->secmu);
+}
+
 /* ---- control API ---- */
 
 static void ctl_stats(sim_t *s, sim_ans_t *ans)
@@ -377,6 +391,19 @@ static void ctl_stats(sim_t *s, sim_ans_t *ans)
 			buf_json_str(b, sv->ids.dups[k], strlen(sv->ids.dups[k]));
 		}
 		pthread_mutex_unlock(&sv->ids.mu);
+		/* "per_second": [[unix second, accepted], ...] oldest first, last SIM_SECS seconds */
+		buf_puts(b, "],\"per_second\":[");
+		int64_t now = clock_wall_ms() / 1000, first = 1;
+		pthread_mutex_lock(&sv->secmu);
+		for (int64_t sec = now - SIM_SECS + 1; sec <= now; sec++) {
+			size_t k = (size_t)(sec % SIM_SECS);
+			if (sv->sec_key[k] != sec || !sv->sec_count[k])
+				continue;
+			buf_printf(b, "%s[%lld,%llu]", first ? "" : ",", (long long)sec,
+			           (unsigned long long)sv->sec_count[k]);
+			first = 0;
+		}
+		pthread_mutex_unlock(&sv->secmu);
 		buf_puts(b, "]}");
 	}
 	buf_puts(b, "}}");
@@ -393,6 +420,10 @@ static void ctl_reset(sim_t *s, sim_ans_t *ans)
 		atomic_store(&sv->accepted, 0);
 		ids_clear(&sv->ids);
 		pthread_mutex_unlock(&sv->ids.mu);
+		pthread_mutex_lock(&sv->secmu);
+		memset(sv->sec_key, 0, sizeof sv->sec_key);
+		memset(sv->sec_count, 0, sizeof sv->sec_count);
+		pthread_mutex_unlock(&sv->secmu);
 	}
 	atomic_store(&s->wh_sent, 0);
 	atomic_store(&s->wh_failed, 0);
@@ -1022,6 +1053,7 @@ sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
 			sv->wh_key = sv->secret;
 		ids_init(&sv->ids);
 		pthread_mutex_init(&sv->fmu, NULL);
+		pthread_mutex_init(&sv->secmu, NULL);
 		sv->f.retry_after_s = 1;
 		sv->f.delivered_rate = 1;
 		sv->f.receipt_delay_ms = 200;
@@ -1093,6 +1125,7 @@ void sim_free(sim_t *s)
 	for (size_t i = 0; i < s->nv; i++) {
 		ids_free(&s->vs[i].ids);
 		pthread_mutex_destroy(&s->vs[i].fmu);
+		pthread_mutex_destroy(&s->vs[i].secmu);
 		EVP_PKEY_free(s->vs[i].sg_key);
 	}
 	free(s->vs);
