@@ -35,6 +35,13 @@ grep -q '"queued": 10000' "$VAR/launch/demo/report.json" || it_fail "report.json
 lag=$(python3 -c "import json; print(json.load(open('$VAR/launch/demo/report.json'))['max_lag'])")
 [ "$lag" -gt 1000 ] && [ "$lag" -lt 200000 ] || it_fail "automatic max_lag on the embedded broker: $lag"
 T launch "$OUT/campaign.json" --check-outbox | grep -q "campaign demo: 10000 messages, 10000 distinct ids, 0 duplicates" || it_fail "outbox check after launch"
+# on a terminal: a progress line (rows, queued, rate); not when output is redirected
+grep -q "rows/s  \|ETA" "$OUT/launch1.err" && it_fail "progress line written to a non-terminal"
+if command -v script > /dev/null; then
+  sed 's/"demo"/"demo-tty"/' "$OUT/campaign.json" > "$OUT/campaign-tty.json"
+  script -qec "$TOCSIN_BIN -c $CFG launch $OUT/campaign-tty.json" "$OUT/tty.typescript" > /dev/null 2>&1 || it_fail "launch on a tty"
+  tr '\r' '\n' < "$OUT/tty.typescript" | grep -aq "read 10000  queued 10000  rejected 0  suppressed 0  duplicates 0  .* rows/s" || it_fail "no progress line on a terminal"
+fi
 # relaunch: nothing new
 T launch "$OUT/campaign.json" > "$OUT/launch2.out" 2>&1
 grep -q "already launched (10000 recipients queued); nothing new" "$OUT/launch2.out" || it_fail "relaunch: $(cat "$OUT/launch2.out")"
