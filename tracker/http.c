@@ -386,10 +386,11 @@ static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const ch
 	wh_ctx_t x = {.h = h, .w = w, .rd = reader_get(h, e2, sizeof e2), .reply = &reply};
 	pthread_mutex_lock(&w->mu);
 	int n = vnd_webhook(w->a, &rq, on_wh_event, &x, err, sizeof err);
+	int64_t nth = 0; /* the how-manieth refusal: logs stay bounded under a flood */
 	if (n == TOCSIN_ERR_AUTH)
-		w->forbidden++;
+		nth = ++w->forbidden;
 	else if (n < 0)
-		w->bad++;
+		nth = ++w->bad;
 	else {
 		w->ok++;
 		w->events += n;
@@ -397,13 +398,18 @@ static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const ch
 	pthread_mutex_unlock(&w->mu);
 	reader_put(h, x.rd);
 	enum MHD_Result ret;
+	int say = nth <= 20 || nth % 1000 == 0;
 	if (n == TOCSIN_ERR_AUTH) {
-		log_warn("event=webhook_forbidden vendor=%s path=%s", w->v->name, url);
+		if (say)
+			log_warn("event=webhook_forbidden vendor=%s path=%s total=%lld", w->v->name, url,
+			         (long long)nth);
 		ret = answer_json_err(c, 403, "bad or missing signature");
 	} else if (n == TOCSIN_ERR_TOOBIG) {
 		ret = answer_json_err(c, 413, "body too large");
 	} else if (n < 0) {
-		log_warn("event=webhook_bad vendor=%s err=\"%s\"", w->v->name, err);
+		if (say)
+			log_warn("event=webhook_bad vendor=%s err=\"%s\" total=%lld", w->v->name, err,
+			         (long long)nth);
 		ret = answer_json_err(c, 400, err[0] ? err : "unreadable webhook");
 	} else if (x.failed) {
 		/* Not acknowledged: the vendor retries and nothing is lost. */

@@ -37,4 +37,8 @@ it_wait_until 30 started || it_fail "no message reached the tracker: $(tail -3 "
   it_fail "browser test failed"
 [ -s "$OUT/dashboard.png" ] || it_fail "no screenshot"
 curl -sf "$A/api/timeline" | grep -q '"detail":"campaign paused"' || it_fail "pause not on the timeline"
+# cancel what is left, so the dispatcher has nothing pending when it is stopped
+"$TOCSIN_BIN" -c "$CFG" campaign cancel demo > /dev/null || it_fail "cancel"
+cancelled() { curl -sf "$A/api/campaigns/demo" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["state"]=="cancelled" else 1)'; }
+it_wait_until 10 cancelled || it_fail "campaign not cancelled"
 echo "ok: 0304-dashboard-browser"
