@@ -51,13 +51,6 @@ void trk_live_free(trk_live_t *l)
 	free(l);
 }
 
-void trk_live_status(trk_live_t *l, const msg_status_t *s, int applied)
-{
-	(void)l;
-	(void)s;
-	(void)applied;
-}
-
 void trk_live_lag(trk_live_t *l, int64_t lag)
 {
 	if (!l)

@@ -169,8 +169,6 @@ static void apply(ingest_t *g, rd_kafka_message_t *m)
 				g->applied++;
 			if (r < 0)
 				rc = r;
-			if (g->live)
-				trk_live_status(g->live, &s, r > 0);
 		}
 	} else if (t == 1) {
 		msg_campaign_t c;

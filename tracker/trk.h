@@ -12,8 +12,6 @@
 typedef struct trk_live trk_live_t;
 trk_live_t *trk_live_new(void);
 void trk_live_free(trk_live_t *l);
-/* The ingest loop saw status event s (applied = 1 when it changed a state). */
-void trk_live_status(trk_live_t *l, const msg_status_t *s, int applied);
 /* The ingest loop's consumer lag (messages behind the high watermark), -1 unknown. */
 void trk_live_lag(trk_live_t *l, int64_t lag);
 /* Ingest totals for /metrics. */
