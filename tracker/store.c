@@ -820,3 +820,18 @@ int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t out
 	sqlite3_finalize(q);
 	return rc;
 }
+
+int trk_store_prune(trk_store_t *s, int64_t before_s)
+{
+	if (s->readonly || s->in_tx)
+		return TOCSIN_ERR_STATE;
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM series WHERE sec<?1", -1, &q, NULL) != SQLITE_OK) {
+		sqlite3_finalize(q);
+		return TOCSIN_ERR_IO;
+	}
+	sqlite3_bind_int64(q, 1, before_s);
+	int rc = sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : TOCSIN_ERR_IO;
+	sqlite3_finalize(q);
+	return rc;
+}

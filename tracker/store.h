@@ -55,6 +55,11 @@ int trk_store_event(trk_store_t *s, int64_t ts_ms, const char *kind, const char 
 int trk_store_inbound(trk_store_t *s, int64_t ts_ms, const char *vendor, const char *from,
                       const char *to, const char *body, const char *kind);
 
+/* Drop per-second series older than before_s (Unix seconds); in its own
+ * short transaction (writer, outside trk_store_begin/commit). Rows deleted, or
+ * a negative tocsin_err_t. */
+int trk_store_prune(trk_store_t *s, int64_t before_s);
+
 /* ---- reads (any handle) ---- */
 
 /* Counts of one campaign: total distinct messages, per state, per vendor x

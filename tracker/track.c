@@ -20,6 +20,7 @@
 #define TX_MAX_MS 100
 #define BATCH 1000
 #define MAX_PARTS 64
+#define SERIES_KEEP_S (7 * 86400) /* per-second series older than this are dropped */
 
 static const char *const topics[] = {KQ_T_STATUS, KQ_T_CAMPAIGNS, KQ_T_VENDOR_HEALTH,
                                      KQ_T_OPTOUTS};
@@ -324,7 +325,8 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 
 	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(g.rk);
 	rd_kafka_message_t *msgs[BATCH];
-	int64_t tx_start = clock_mono_ms(), last_log = tx_start, last_total = 0, last_live = 0;
+	int64_t tx_start = clock_mono_ms(), last_log = tx_start, last_total = 0, last_live = 0,
+	        last_prune = 0;
 	int rc = 0;
 	while (!tocsin_stop) {
 		int64_t now = clock_mono_ms();
@@ -358,6 +360,12 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 				rc = 1;
 				break;
 			}
+		if (!trk_store_in_tx(g.st) && now - last_prune >= 600000) {
+			int n = trk_store_prune(g.st, clock_wall_ms() / 1000 - SERIES_KEEP_S);
+			if (n > 0)
+				log_info("event=series_pruned rows=%d", n);
+			last_prune = now;
+		}
 		if (g.live && now - last_live >= 1000) {
 			trk_live_ingest(g.live, g.total, g.applied, g.bad);
 			trk_live_lag(g.live, consumer_lag(g.rk));

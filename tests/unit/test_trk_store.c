@@ -208,6 +208,12 @@ static void test_series_and_codes(void **state)
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "30003");
 	assert_int_equal(sqlite3_column_int(q, 1), 3);
 	sqlite3_finalize(q);
+	/* retention: series older than the cut go, counts stay */
+	assert_int_equal(trk_store_prune(s, 1700000000), 0);
+	assert_int_equal(trk_store_prune(s, 1700000001), 1);
+	trk_counts_t c;
+	assert_int_equal(trk_store_counts(s, "c4", &c), 0);
+	assert_int_equal(c.total, 10);
 	assert_int_equal(trk_lat_bucket(5), 0);
 	assert_int_equal(trk_lat_bucket(100), 3);
 	assert_int_equal(trk_lat_bucket(1000000), TRK_LAT_BUCKETS - 1);
