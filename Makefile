@@ -56,12 +56,13 @@ FUZZ_TMPL  := fuzz_tmpl
 FUZZ_VND   := fuzz_vnd_resp_twilio fuzz_vnd_resp_vonage fuzz_vnd_resp_sendgrid fuzz_vnd_resp_mailgun \
               fuzz_vnd_wh_twilio fuzz_vnd_wh_vonage fuzz_vnd_wh_sendgrid fuzz_vnd_wh_mailgun \
               fuzz_vnd_sim_forms
+FUZZ_PROD  := fuzz_aud
 FUZZ_SECONDS ?= 300
 FUZZ       ?=
-FUZZ_RUN   := $(if $(FUZZ),$(FUZZ),$(FUZZ_TMPL) $(FUZZ_VND))
+FUZZ_RUN   := $(if $(FUZZ),$(FUZZ),$(FUZZ_TMPL) $(FUZZ_VND) $(FUZZ_PROD))
 FUZZ_CC    ?= clang
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_BINS  := $(addprefix build-fuzz/,$(FUZZ_TMPL) $(FUZZ_VND))
+FUZZ_BINS  := $(addprefix build-fuzz/,$(FUZZ_TMPL) $(FUZZ_VND) $(FUZZ_PROD))
 
 fuzz:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz/obj CC=$(FUZZ_CC) \
