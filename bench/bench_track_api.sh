@@ -27,13 +27,13 @@ cat > "$OUT/tocsin.json" <<JSON
    "account": "key", "secret_env": "TOCSIN_BENCH_VONAGE", "senders": {"main": {"from": "15005550007"}}}]}
 JSON
 T() { "$BIN" -c "$OUT/tocsin.json" "$@"; }
-TOCSIN_LOG=warn T broker > "$OUT/broker.log" 2>&1 & pids+=($!)
+TOCSIN_LOG=warn "$BIN" -c "$OUT/tocsin.json" broker > "$OUT/broker.log" 2>&1 & pids+=($!)
 for _ in $(seq 200); do [ -s "$OUT/var/run/broker.bootstrap" ] && break; sleep 0.1; done
 
 if [ ! -s "$SEED" ]; then
   echo "bench_track_api: building a store of $N messages (once; cached as $SEED)"
   # the tracker creates its schema; then bulk SQL fills it
-  TOCSIN_LOG=warn T track --no-http > "$OUT/track0.log" 2>&1 & tp=$!
+  TOCSIN_LOG=warn "$BIN" -c "$OUT/tocsin.json" track --no-http > "$OUT/track0.log" 2>&1 & tp=$!
   for _ in $(seq 100); do [ -s "$OUT/var/tocsin.db" ] && break; sleep 0.1; done; sleep 1
   kill -TERM $tp; wait $tp || true
   now=$(date +%s)
@@ -60,7 +60,7 @@ SQL
   cp "$OUT/var/tocsin.db" "$SEED"
 fi
 cp "$SEED" "$OUT/var/tocsin.db"; rm -f "$OUT/var/tocsin.db-wal" "$OUT/var/tocsin.db-shm"
-TOCSIN_LOG=warn T track --listen 127.0.0.1:0 > "$OUT/track.log" 2>&1 & pids+=($!)
+TOCSIN_LOG=warn "$BIN" -c "$OUT/tocsin.json" track --listen 127.0.0.1:0 > "$OUT/track.log" 2>&1 & pids+=($!)
 for _ in $(seq 200); do [ -s "$OUT/var/run/track.addr" ] && break; sleep 0.1; done
 A=http://$(cat "$OUT/var/run/track.addr")
 

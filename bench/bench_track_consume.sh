@@ -27,10 +27,10 @@ with open(path, "w") as f:
                     "to": "+1555%07d" % i, "state": st, "vendor": "twilio", "vendor_ref": "SM%032x" % i,
                     "latency_ms": 80 if st == "accepted" else -1, "attempt": 0, "ts_ms": 1700000000000 + i}) + "\n")
 PY
-TOCSIN_LOG=warn T broker > "$OUT/broker.log" 2>&1 & pids+=($!)
+TOCSIN_LOG=warn "$BIN" -c "$OUT/tocsin.json" broker > "$OUT/broker.log" 2>&1 & pids+=($!)
 for _ in $(seq 200); do [ -s "$OUT/var/run/broker.bootstrap" ] && break; sleep 0.1; done
 p0=$(date +%s.%N); T track --replay "$OUT/events.jsonl" > /dev/null; p1=$(date +%s.%N)
-TOCSIN_LOG=info T track --no-http > "$OUT/track.log" 2>&1 & pids+=($!)
+TOCSIN_LOG=info "$BIN" -c "$OUT/tocsin.json" track --no-http > "$OUT/track.log" 2>&1 & pids+=($!)
 t0=$(date +%s.%N); first=""; done_=0
 for _ in $(seq 2400); do
   out=$(T status bench --json 2>/dev/null || true)

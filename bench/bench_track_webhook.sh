@@ -24,9 +24,9 @@ cat > "$OUT/tocsin.json" <<JSON
  "tracker": {"public_url": "$PUB"}}
 JSON
 T() { "$BIN" -c "$OUT/tocsin.json" "$@"; }
-TOCSIN_LOG=warn T broker > "$OUT/broker.log" 2>&1 & pids+=($!)
+TOCSIN_LOG=warn "$BIN" -c "$OUT/tocsin.json" broker > "$OUT/broker.log" 2>&1 & pids+=($!)
 for _ in $(seq 200); do [ -s "$OUT/var/run/broker.bootstrap" ] && break; sleep 0.1; done
-TOCSIN_LOG=warn T track --listen 127.0.0.1:0 > "$OUT/track.log" 2>&1 & pids+=($!)
+TOCSIN_LOG=warn "$BIN" -c "$OUT/tocsin.json" track --listen 127.0.0.1:0 > "$OUT/track.log" 2>&1 & pids+=($!)
 for _ in $(seq 200); do [ -s "$OUT/var/run/track.addr" ] && break; sleep 0.1; done
 A=http://$(cat "$OUT/var/run/track.addr")
 ID=0123456789abcdef0123456789abcdef
