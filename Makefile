@@ -11,7 +11,10 @@ LDLIBS   += -lrdkafka -lcurl -ljansson -lsqlite3 -lmicrohttpd -lcrypto -lpthread
 # Debian packages the build, tests and demo need; `make deps` installs the missing ones.
 DEB_PKGS := gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libjansson-dev \
             libsqlite3-dev libmicrohttpd-dev libcmocka-dev libssl-dev sqlite3 curl \
-            procps python3 chromium nodejs npm
+            procps python3 chromium
+# Commands whose Debian package is installed only when the command is missing (a machine
+# may already have Node.js from elsewhere, whose npm conflicts with Debian's).
+DEB_CMDS := node:nodejs npm:npm
 
 # ---- objects, one list per module (each module's owner edits only its line) ----
 CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg.o \
@@ -108,7 +111,8 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
-	    grep -q '^install ok installed' || echo $$p; done); \
+	    grep -q '^install ok installed' || echo $$p; done; \
+	    for cp in $(DEB_CMDS); do command -v $${cp%%:*} > /dev/null || echo $${cp#*:}; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "make deps: installing$$(echo ' '$$missing)"; \
 	    if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
