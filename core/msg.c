@@ -2,6 +2,7 @@
 #include "core/msg.h"
 #include "core/err.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -420,4 +421,335 @@ int msg_optout_parse(const void *data, size_t len, msg_optout_t *op, json_t **ho
 	op->ts_ms = gi(o, "ts_ms", 0);
 	*hold = o;
 	return TOCSIN_OK;
+}
+
+/* ---- a non-allocating scanner for outbox records ---- */
+
+typedef struct scan {
+	const char *p, *end;
+	char *out, *oend; /* string arena */
+	const char *why;
+} scan_t;
+
+static void ws(scan_t *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static int hexv(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int hex4(scan_t *s, unsigned *v)
+{
+	if (s->end - s->p < 4)
+		return -1;
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		int h = hexv((unsigned char)s->p[i]);
+		if (h < 0)
+			return -1;
+		*v = *v << 4 | (unsigned)h;
+	}
+	s->p += 4;
+	return 0;
+}
+
+/* Scan a string (s->p at the opening quote) into the arena; NULL on error. */
+static const char *sstr(scan_t *s)
+{
+	if (s->p >= s->end || *s->p != '"') {
+		s->why = "expected a string";
+		return NULL;
+	}
+	s->p++;
+	char *start = s->out;
+	while (s->p < s->end && *s->p != '"') {
+		unsigned char c = (unsigned char)*s->p++;
+		if (c < 0x20) {
+			s->why = "control character in a string";
+			return NULL;
+		}
+		if (s->out + 4 >= s->oend) {
+			s->why = "record too large";
+			return NULL;
+		}
+		if (c != '\\') {
+			*s->out++ = (char)c;
+			continue;
+		}
+		if (s->p >= s->end)
+			break;
+		char e = *s->p++;
+		unsigned u, lo;
+		switch (e) {
+		case '"': *s->out++ = '"'; break;
+		case '\\': *s->out++ = '\\'; break;
+		case '/': *s->out++ = '/'; break;
+		case 'b': *s->out++ = '\b'; break;
+		case 'f': *s->out++ = '\f'; break;
+		case 'n': *s->out++ = '\n'; break;
+		case 'r': *s->out++ = '\r'; break;
+		case 't': *s->out++ = '\t'; break;
+		case 'u':
+			if (hex4(s, &u)) {
+				s->why = "bad \\u escape";
+				return NULL;
+			}
+			if (u >= 0xd800 && u < 0xdc00) { /* a surrogate pair */
+				if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u') {
+					s->why = "lone surrogate";
+					return NULL;
+				}
+				s->p += 2;
+				if (hex4(s, &lo) || lo < 0xdc00 || lo > 0xdfff) {
+					s->why = "lone surrogate";
+					return NULL;
+				}
+				u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+			} else if (u >= 0xdc00 && u < 0xe000) {
+				s->why = "lone surrogate";
+				return NULL;
+			}
+			if (u == 0) {
+				s->why = "NUL in a string";
+				return NULL;
+			}
+			if (u < 0x80) {
+				*s->out++ = (char)u;
+			} else if (u < 0x800) {
+				*s->out++ = (char)(0xc0 | u >> 6);
+				*s->out++ = (char)(0x80 | (u & 0x3f));
+			} else if (u < 0x10000) {
+				*s->out++ = (char)(0xe0 | u >> 12);
+				*s->out++ = (char)(0x80 | (u >> 6 & 0x3f));
+				*s->out++ = (char)(0x80 | (u & 0x3f));
+			} else {
+				*s->out++ = (char)(0xf0 | u >> 18);
+				*s->out++ = (char)(0x80 | (u >> 12 & 0x3f));
+				*s->out++ = (char)(0x80 | (u >> 6 & 0x3f));
+				*s->out++ = (char)(0x80 | (u & 0x3f));
+			}
+			break;
+		default: s->why = "bad escape"; return NULL;
+		}
+	}
+	if (s->p >= s->end) {
+		s->why = "unterminated string";
+		return NULL;
+	}
+	s->p++; /* closing quote */
+	*s->out++ = 0;
+	return start;
+}
+
+/* Skip any JSON value; returns its start, or NULL on error. */
+static const char *sskip(scan_t *s, int depth)
+{
+	ws(s);
+	const char *start = s->p;
+	if (s->p >= s->end) {
+		s->why = "truncated";
+		return NULL;
+	}
+	if (depth > 32) {
+		s->why = "nested too deep";
+		return NULL;
+	}
+	char c = *s->p;
+	if (c == '"') {
+		char *mark = s->out;
+		const char *r = sstr(s);
+		s->out = mark; /* skipped strings take no room */
+		return r ? start : NULL;
+	}
+	if (c == '{' || c == '[') {
+		char close = c == '{' ? '}' : ']';
+		s->p++;
+		ws(s);
+		if (s->p < s->end && *s->p == close) {
+			s->p++;
+			return start;
+		}
+		for (;;) {
+			if (c == '{') {
+				ws(s);
+				if (!sskip(s, depth + 1))
+					return NULL;
+				ws(s);
+				if (s->p >= s->end || *s->p++ != ':') {
+					s->why = "expected ':'";
+					return NULL;
+				}
+			}
+			if (!sskip(s, depth + 1))
+				return NULL;
+			ws(s);
+			if (s->p < s->end && *s->p == ',') {
+				s->p++;
+				continue;
+			}
+			if (s->p < s->end && *s->p == close) {
+				s->p++;
+				return start;
+			}
+			s->why = "expected ',' or a closing bracket";
+			return NULL;
+		}
+	}
+	if (c == '-' || (c >= '0' && c <= '9')) {
+		s->p++;
+		while (s->p < s->end && (strchr("0123456789+-.eE", *s->p)))
+			s->p++;
+		return start;
+	}
+	static const char *const lits[] = {"true", "false", "null"};
+	for (int i = 0; i < 3; i++) {
+		size_t n = strlen(lits[i]);
+		if ((size_t)(s->end - s->p) >= n && !memcmp(s->p, lits[i], n)) {
+			s->p += n;
+			return start;
+		}
+	}
+	s->why = "unexpected character";
+	return NULL;
+}
+
+static int sint(const char *v, size_t n, int64_t *out)
+{
+	int64_t x = 0;
+	size_t i = 0;
+	int neg = n && v[0] == '-';
+	i = (size_t)neg;
+	if (i >= n)
+		return -1;
+	for (; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9' || x > (INT64_MAX - 9) / 10)
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	*out = neg ? -x : x;
+	return 0;
+}
+
+int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_t strcap,
+                 char *err, size_t errlen)
+{
+	scan_t s = {data, (const char *)data + len, strbuf, strbuf + strcap, NULL};
+	memset(m, 0, sizeof *m);
+	m->segments = 1;
+	int64_t v = -1;
+	const char *channel = NULL;
+	ws(&s);
+	if (s.p >= s.end || *s.p != '{') {
+		snprintf(err, errlen, "record is not a JSON object");
+		return TOCSIN_ERR_INVAL;
+	}
+	s.p++;
+	ws(&s);
+	if (s.p < s.end && *s.p == '}')
+		s.p++;
+	else
+		for (;;) {
+			ws(&s);
+			char *mark = s.out;
+			const char *k = sstr(&s);
+			if (!k)
+				goto bad;
+			ws(&s);
+			if (s.p >= s.end || *s.p++ != ':') {
+				s.why = "expected ':'";
+				goto bad;
+			}
+			ws(&s);
+			const char **sp = NULL;
+			int64_t *ip = NULL;
+			int *np = NULL;
+			if (!strcmp(k, "id")) sp = &m->id;
+			else if (!strcmp(k, "campaign")) sp = &m->campaign;
+			else if (!strcmp(k, "channel")) sp = &channel;
+			else if (!strcmp(k, "to")) sp = &m->to;
+			else if (!strcmp(k, "sender")) sp = &m->sender;
+			else if (!strcmp(k, "body")) sp = &m->body;
+			else if (!strcmp(k, "subject")) sp = &m->subject;
+			else if (!strcmp(k, "text")) sp = &m->text;
+			else if (!strcmp(k, "html")) sp = &m->html;
+			else if (!strcmp(k, "enc")) sp = &m->enc;
+			else if (!strcmp(k, "v")) ip = &v;
+			else if (!strcmp(k, "created_ms")) ip = &m->created_ms;
+			else if (!strcmp(k, "expires_ms")) ip = &m->expires_ms;
+			else if (!strcmp(k, "not_before_ms")) ip = &m->not_before_ms;
+			else if (!strcmp(k, "segments")) np = &m->segments;
+			else if (!strcmp(k, "priority")) np = &m->priority;
+			else if (!strcmp(k, "attempt")) np = &m->attempt;
+			s.out = mark; /* the key is not kept */
+			if (sp && s.p < s.end && *s.p == '"') {
+				if (!(*sp = sstr(&s)))
+					goto bad;
+			} else if (!strcmp(k, "headers") && s.p < s.end && *s.p == '{') {
+				const char *st = sskip(&s, 0);
+				if (!st)
+					goto bad;
+				size_t n = (size_t)(s.p - st);
+				if ((size_t)(s.oend - s.out) <= n) {
+					s.why = "record too large";
+					goto bad;
+				}
+				memcpy(s.out, st, n);
+				s.out[n] = 0;
+				m->headers = s.out;
+				s.out += n + 1;
+			} else {
+				const char *st = sskip(&s, 0);
+				if (!st)
+					goto bad;
+				if (ip || np) {
+					int64_t x;
+					if (sint(st, (size_t)(s.p - st), &x)) {
+						s.why = "expected an integer";
+						goto bad;
+					}
+					if (ip)
+						*ip = x;
+					else
+						*np = x < INT32_MIN ? INT32_MIN : x > INT32_MAX ? INT32_MAX : (int)x;
+				}
+			}
+			ws(&s);
+			if (s.p < s.end && *s.p == ',') {
+				s.p++;
+				continue;
+			}
+			if (s.p < s.end && *s.p == '}') {
+				s.p++;
+				break;
+			}
+			s.why = "expected ',' or '}'";
+			goto bad;
+		}
+	ws(&s);
+	if (s.p != s.end) {
+		s.why = "text after the record";
+		goto bad;
+	}
+	if (v != MSG_VERSION) {
+		snprintf(err, errlen, "unsupported record version (want \"v\":%d)", MSG_VERSION);
+		return TOCSIN_ERR_INVAL;
+	}
+	if (!m->id || !m->campaign || !m->to) {
+		snprintf(err, errlen, "outbox record lacks id, campaign or to");
+		return TOCSIN_ERR_INVAL;
+	}
+	if (msg_channel_parse(channel, &m->channel)) {
+		snprintf(err, errlen, "outbox record has an unknown channel");
+		return TOCSIN_ERR_INVAL;
+	}
+	return TOCSIN_OK;
+bad:
+	snprintf(err, errlen, "invalid JSON at byte %zu: %s", (size_t)(s.p - (const char *)data),
+	         s.why ? s.why : "?");
+	return TOCSIN_ERR_INVAL;
 }

@@ -72,6 +72,15 @@ int msg_out_encode(const msg_out_t *m, buf_t *b);
 int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, char *err,
                   size_t errlen);
 
+/* The same without allocating: strings are unescaped into strbuf (strcap >=
+ * len + 1 always suffices: an unescaped string is never longer than its JSON)
+ * and m's strings point into it. "headers" is copied as its raw JSON object
+ * text. Rejects what msg_out_parse rejects (invalid JSON, wrong "v", missing
+ * id/campaign/to, unknown channel) with a reason in err. For the dispatcher's
+ * hot path. Any thread. */
+int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_t strcap,
+                 char *err, size_t errlen);
+
 /* One state change on tocsin.status, key = id. Strings borrowed; NULL = absent. */
 typedef struct msg_status {
 	const char *id;

@@ -38,7 +38,6 @@ typedef enum where { W_NONE, W_READY, W_TIMER, W_INFLIGHT, W_FINAL_PENDING, W_DO
 struct dsp_msg {
 	rd_kafka_message_t *rkm; /* keeps the record (and its offset) alive */
 	msg_out_t m;
-	json_t *hold;
 	dsp_part_t *part;
 	int64_t offset;
 	dsp_msg_t *part_next; /* consumed order within the partition */
@@ -57,6 +56,7 @@ struct dsp_msg {
 	char code[32];
 	char detail[200];
 	int64_t latency_ms;
+	char arena[]; /* m's strings, unescaped from the record (one allocation per message) */
 };
 
 struct dsp_part {
@@ -195,7 +195,6 @@ static dsp_msg_t *heap_pop(dsp_t *d)
 
 static void msg_free(dsp_t *d, dsp_msg_t *m)
 {
-	json_decref(m->hold);
 	if (m->rkm)
 		rd_kafka_message_destroy(m->rkm);
 	free(m);
@@ -716,7 +715,7 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		return;
 	}
 	dsp_part_t *p = part_get(d, rkm->partition);
-	dsp_msg_t *m = p ? calloc(1, sizeof *m) : NULL;
+	dsp_msg_t *m = p ? calloc(1, sizeof *m + rkm->len + 1) : NULL;
 	if (!m) {
 		log_error("event=out_of_memory partition=%d", (int)rkm->partition);
 		rd_kafka_message_destroy(rkm);
@@ -736,16 +735,17 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		p->head = m;
 	p->tail = m;
 	char err[256];
-	if (msg_out_parse(rkm->payload, rkm->len, &m->m, &m->hold, err, sizeof err) ||
-	    m->m.channel != d->channel) {
+	int bad = msg_out_scan(rkm->payload, rkm->len, &m->m, m->arena, rkm->len + 1, err, sizeof err);
+	if (!bad && m->m.channel != d->channel) {
+		snprintf(err, sizeof err, "a %s message on %s", msg_channel_name(m->m.channel), d->topic);
+		bad = 1;
+	}
+	if (bad) {
 		/* Unreadable: nothing to send and no id to report under. Keep it on
 		 * tocsin.dead with the reason and move past it. */
 		log_error("event=bad_outbox_record partition=%d offset=%lld reason=\"%s\"",
-		          (int)rkm->partition, (long long)rkm->offset,
-		          m->hold ? "wrong channel for this dispatcher" : err);
+		          (int)rkm->partition, (long long)rkm->offset, err);
 		kq_produce(d->prod, KQ_T_DEAD, rkm->key, rkm->key_len, rkm->payload, rkm->len, NULL);
-		json_decref(m->hold);
-		m->hold = NULL;
 		m->where = W_DONE;
 		part_advance(d, p);
 		return;
