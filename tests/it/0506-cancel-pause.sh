@@ -28,6 +28,14 @@ p1=$(sim_total); sleep 2; p2=$(sim_total)
 echo "paused at $p1, two seconds later $p2"
 [ "$p1" = "$p2" ] || it_fail "messages reached the emulator while paused ($p1 -> $p2)"
 [ "$p1" -lt 1500 ] || it_fail "the blast finished before the pause could be tested"
+# A dispatcher holding a paused campaign's messages still stops promptly on SIGTERM (they
+# stay in Kafka, uncommitted), and its replacement picks them up.
+t0=$(date +%s%3N)
+it_stop "$PID_dispatch" || it_fail "dispatcher holding paused messages did not stop on SIGTERM"
+echo "dispatcher with paused messages stopped in $(( $(date +%s%3N) - t0 )) ms"
+[ $(( $(date +%s%3N) - t0 )) -le 10000 ] || it_fail "SIGTERM took more than 10 s"
+mv "$OUT/dispatch.log" "$OUT/dispatch-1.log"
+it_bg dispatch dispatch
 "$TOCSIN_BIN" -c "$CFG" campaign resume pau1 > "$OUT/resume.out" 2>&1 || it_fail "resume: $(cat "$OUT/resume.out")"
 it_wait_until 60 all_final pau1 1500 || it_fail "pau1: only $(it_final_count pau1) final after resume"
 [ "$(it_status_field pau1 'j["states"].get("accepted",0)')" = 1500 ] || it_fail "pau1: not all accepted"
