@@ -20,11 +20,11 @@ static const cmd_t cmds[] = {
     {"launch", cmd_launch, "expand a campaign into one outbox message per recipient"},
     {"preview", cmd_preview, "render and cost a campaign without sending anything"},
     {"dispatch", cmd_dispatch, "send outbox messages to vendors (a consumer-group member)"},
-    {"track", cmd_track, "fold status events into sqlite"},
+    {"track", cmd_track, "status store, dashboard, JSON API, /metrics and vendor webhooks"},
     {"status", cmd_status, "print a campaign's counts per state"},
     {"campaign", cmd_campaign, "pause, resume or cancel a campaign (pause|resume|cancel <id>)"},
     {"vendor", cmd_vendor, "drain or undrain a vendor by hand (drain|undrain <name>)"},
-    {"demo", cmd_demo, "run broker, emulator, dispatcher and tracker and send a 10,000 blast"},
+    {"demo", cmd_demo, "run broker, emulator, tracker and a dispatcher; send the 10,000 example blast"},
 };
 
 static void usage(FILE *f)
