@@ -2,6 +2,7 @@
 #include "vendors/http.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/hash.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@ struct http_xfer {
 	vnd_req_t req;
 	buf_t resp;
 	struct curl_slist *headers;
+	uint64_t headers_key; /* hash of what headers was built from: rebuilt only on change */
 	void *opaque;
 	int64_t start_ns;
 	int busy;      /* acquired */
@@ -120,14 +122,32 @@ void http_release(http_t *h, http_xfer_t *x)
 	h->free_list = x;
 }
 
-int http_submit(http_t *h, http_xfer_t *x, int timeout_ms, void *opaque)
+/* Options that never change for a transfer object, set once. */
+static int easy_init(http_xfer_t *x)
 {
-	if (!x->easy && !(x->easy = curl_easy_init()))
+	if (!(x->easy = curl_easy_init()))
 		return TOCSIN_ERR_NOMEM;
 	CURL *e = x->easy;
-	curl_easy_reset(e);
-	buf_reset(&x->resp);
-	x->too_big = 0;
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "tocsin/0.1");
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	return 0;
+}
+
+/* The request headers of x's request, rebuilt only when its content type or
+ * bearer token differs from the last request on this transfer object. */
+static void set_headers(http_xfer_t *x)
+{
+	uint64_t key = hash64(x->req.content_type.p ? x->req.content_type.p : "",
+	                      x->req.content_type.len, 1);
+	key = hash64(x->req.bearer.p ? x->req.bearer.p : "", x->req.bearer.len, key);
+	if (x->headers && key == x->headers_key)
+		return;
 	curl_slist_free_all(x->headers);
 	x->headers = NULL;
 	char line[512];
@@ -136,7 +156,7 @@ int http_submit(http_t *h, http_xfer_t *x, int timeout_ms, void *opaque)
 		x->headers = curl_slist_append(x->headers, line);
 	}
 	if (x->req.bearer.len) {
-		/* Built on the stack and handed to curl; never logged. */
+		/* Handed to curl; never logged. */
 		buf_t a;
 		buf_init(&a, 8192);
 		buf_puts(&a, "Authorization: Bearer ");
@@ -146,24 +166,29 @@ int http_submit(http_t *h, http_xfer_t *x, int timeout_ms, void *opaque)
 	}
 	x->headers = curl_slist_append(x->headers, "Expect:");
 	x->headers = curl_slist_append(x->headers, "Accept: application/json");
+	x->headers_key = key;
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+}
+
+int http_submit(http_t *h, http_xfer_t *x, int timeout_ms, void *opaque)
+{
+	if (!x->easy && easy_init(x))
+		return TOCSIN_ERR_NOMEM;
+	CURL *e = x->easy;
+	buf_reset(&x->resp);
+	x->too_big = 0;
+	set_headers(x);
 	curl_easy_setopt(e, CURLOPT_URL, x->req.url.p);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req.body.p ? x->req.body.p : "");
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req.body.len);
 	if (x->req.userpwd.len) {
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(e, CURLOPT_USERPWD, x->req.userpwd.p);
+	} else {
+		curl_easy_setopt(e, CURLOPT_USERPWD, NULL);
 	}
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms < 5000 ? timeout_ms : 5000));
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "tocsin/0.1");
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
 		return TOCSIN_ERR_HTTP;
 	x->opaque = opaque;
