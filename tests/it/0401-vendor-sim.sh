@@ -99,9 +99,12 @@ python3 - "$OUT/stats.json" <<'PY' || it_fail "stats: $(cat "$OUT/stats.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert list(d) == ["vendors"] and list(d["vendors"]) == ["twilio", "twilio-b", "vonage", "sendgrid", "mailgun"], d
-keys = ["requests", "accepted", "unique_ids", "duplicate_count", "duplicate_ids"]
+keys = ["requests", "accepted", "unique_ids", "duplicate_count", "duplicate_ids", "per_second"]
 for v in d["vendors"].values():
     assert list(v) == keys, v
+    # per_second: [unix second, accepted] pairs, ascending, adding up to accepted
+    ps = v.pop("per_second")
+    assert sum(c for _, c in ps) == v["accepted"] and [s for s, _ in ps] == sorted(s for s, _ in ps), ps
 t = d["vendors"]["twilio"]
 assert t == {"requests": 6, "accepted": 2, "unique_ids": 1, "duplicate_count": 1,
              "duplicate_ids": ["0123456789abcdef0123456789abcdef"]}, t
