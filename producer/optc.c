@@ -98,7 +98,7 @@ int optc_sync(optc_t *o, const cfg_t *cfg, int timeout_ms, char *err, size_t err
 		rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(t);
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
-	int64_t want = 0, hiw[256] = {0};
+	int64_t want = 0;
 	for (int i = 0; i < np && i < 256; i++) {
 		int64_t from = 0, lo = 0, hi = 0;
 		sqlite3_stmt *st;
@@ -114,7 +114,6 @@ int optc_sync(optc_t *o, const cfg_t *cfg, int timeout_ms, char *err, size_t err
 			from = lo;
 		if (from > hi) /* a new (embedded) broker: its log starts over */
 			from = lo;
-		hiw[i] = hi;
 		if (hi > from) {
 			rd_kafka_topic_partition_list_add(l, KQ_T_OPTOUTS, i)->offset = from;
 			want += hi - from;
@@ -164,7 +163,6 @@ int optc_sync(optc_t *o, const cfg_t *cfg, int timeout_ms, char *err, size_t err
 		}
 	}
 	sqlite3_exec(o->db, bad ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
-	(void)hiw;
 	rd_kafka_topic_partition_list_destroy(l);
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);

@@ -309,7 +309,6 @@ static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 		return TOCSIN_ERR_KAFKA;
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(32);
 	int64_t want = 0;
-	int64_t hiw[2][MAXPART];
 	for (int ch = 0; ch < 2; ch++) {
 		json_t *a = json_object_get(offs, msg_channel_name((msg_channel_t)ch));
 		if (!p->on[ch] || !json_is_array(a))
@@ -326,7 +325,6 @@ static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 				          topic, i, (long long)from, (long long)lo);
 				from = lo;
 			}
-			hiw[ch][i] = hi;
 			if (hi > from) {
 				rd_kafka_topic_partition_list_add(l, topic, i)->offset = from;
 				want += hi - from;
@@ -334,10 +332,8 @@ static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 		}
 	}
 	int64_t got = 0, t_end = clock_mono_ms() + 60000;
-	size_t idlen = strlen(p->camp->id);
 	char needle[128];
 	int nl = snprintf(needle, sizeof needle, "\"campaign\":\"%s\"", p->camp->id);
-	(void)idlen;
 	if (l->cnt && !rd_kafka_assign(c, l)) {
 		while (got < want && clock_mono_ms() < t_end && !tocsin_stop) {
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
@@ -354,7 +350,6 @@ static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 			rd_kafka_message_destroy(m);
 		}
 	}
-	(void)hiw;
 	rd_kafka_topic_partition_list_destroy(l);
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
