@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const channel_names[MSG_CH__COUNT] = {"sms", "email"};
@@ -173,6 +174,7 @@ int msg_out_encode(const msg_out_t *m, buf_t *b)
 	jw_str(&w, "text", m->text);
 	jw_str(&w, "html", m->html);
 	jw_raw(&w, "headers", m->headers);
+	jw_raw(&w, "subs", m->subs);
 	jw_str(&w, "enc", m->enc);
 	jw_int(&w, "segments", m->segments);
 	jw_int(&w, "priority", m->priority);
@@ -319,6 +321,22 @@ int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, cha
 	m->expires_ms = gi(o, "expires_ms", 0);
 	m->attempt = (int)gi(o, "attempt", 0);
 	m->not_before_ms = gi(o, "not_before_ms", 0);
+	/* raw JSON object text for headers/subs, kept alive by the tree under a private key */
+	static const char *const rawk[2] = {"headers", "subs"};
+	for (int i = 0; i < 2; i++) {
+		json_t *h = json_object_get(o, rawk[i]);
+		if (!json_is_object(h))
+			continue;
+		char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_t *js = txt ? json_string(txt) : NULL;
+		free(txt);
+		if (!js || json_object_set_new(o, i ? "\001subs" : "\001headers", js))
+			return fail(hold, o, err, errlen, "out of memory");
+		if (i)
+			m->subs = json_string_value(js);
+		else
+			m->headers = json_string_value(js);
+	}
 	*hold = o;
 	return TOCSIN_OK;
 }
@@ -689,7 +707,9 @@ int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_
 			if (sp && s.p < s.end && *s.p == '"') {
 				if (!(*sp = sstr(&s)))
 					goto bad;
-			} else if (!strcmp(k, "headers") && s.p < s.end && *s.p == '{') {
+			} else if ((!strcmp(k, "headers") || !strcmp(k, "subs")) && s.p < s.end &&
+			           *s.p == '{') {
+				int is_subs = k[0] == 's';
 				const char *st = sskip(&s, 0);
 				if (!st)
 					goto bad;
@@ -700,7 +720,10 @@ int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_
 				}
 				memcpy(s.out, st, n);
 				s.out[n] = 0;
-				m->headers = s.out;
+				if (is_subs)
+					m->subs = s.out;
+				else
+					m->headers = s.out;
 				s.out += n + 1;
 			} else {
 				const char *st = sskip(&s, 0);

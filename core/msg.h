@@ -61,12 +61,26 @@ typedef struct msg_out {
 	int64_t expires_ms;   /* 0 = never */
 	int attempt;          /* 0 for the first try */
 	int64_t not_before_ms;
+	/* email per-recipient substitutions: a raw JSON object of strings keyed by
+	 * placeholder name, e.g. {"unsubscribe_url":"https://…/u/<token>"}, or NULL.
+	 * The shared parts (subject/text/html) then carry MSG_SUB_PREFIX name
+	 * MSG_SUB_SUFFIX where the value goes: "{{{tocsin:unsubscribe_url}}}". */
+	const char *subs;
 } msg_out_t;
+
+/* The outbox placeholder syntax for msg_out_t.subs: "{{{tocsin:" name "}}}",
+ * name = [A-Za-z0-9_]{1,MSG_SUB_NAME_MAX}. Templates can never print it (a
+ * template cannot contain "{{" literally) and the producer falls back to a
+ * fully inline render when recipient data could form it. */
+#define MSG_SUB_PREFIX "{{{tocsin:"
+#define MSG_SUB_SUFFIX "}}}"
+#define MSG_SUB_NAME_MAX 64
 
 /* Append m as one JSON object to b (a direct escaping writer; no allocation
  * beyond b's growth). Returns 0 or a tocsin_err_t. Thread: b's owner. */
 int msg_out_encode(const msg_out_t *m, buf_t *b);
-/* Parse an outbox record. On success *hold owns the parsed tree that m's
+/* Parse an outbox record. "headers" and "subs" come back as their compact
+ * JSON object text (only when they are objects). On success *hold owns the parsed tree that m's
  * strings point into: json_decref(*hold) when done with m. On failure returns
  * TOCSIN_ERR_INVAL with a reason in err and *hold is NULL. Any thread. */
 int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, char *err,
@@ -75,7 +89,7 @@ int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, cha
 /* The same without allocating: strings are unescaped into strbuf (strcap >=
  * len + 1 always suffices: an unescaped string is never longer than its JSON)
  * and m's strings point into it. "headers" is copied as its raw JSON object
- * text. Rejects what msg_out_parse rejects (invalid JSON, wrong "v", missing
+ * text, and so is "subs". Rejects what msg_out_parse rejects (invalid JSON, wrong "v", missing
  * id/campaign/to, unknown channel) with a reason in err. For the dispatcher's
  * hot path. Any thread. */
 int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_t strcap,

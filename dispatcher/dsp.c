@@ -345,12 +345,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 
 static int is_timeout(int curl_code) { return curl_code == 28; /* CURLE_OPERATION_TIMEDOUT */ }
 
-/* Same content and sender, so one batch request can carry both. */
+/* Same campaign, sender and shared content (subject/text/html with their
+ * substitution placeholders), so one batch request can carry both; per-recipient
+ * "headers" (List-Unsubscribe) and "subs" travel in each recipient's slot. */
 static int batchable(const msg_out_t *a, const msg_out_t *b)
 {
 #define SAME(f) ((a->f == NULL && b->f == NULL) || (a->f && b->f && !strcmp(a->f, b->f)))
 	return SAME(campaign) && SAME(sender) && SAME(subject) && SAME(text) && SAME(html) &&
-	       SAME(headers) && strcmp(a->to, b->to) != 0;
+	       strcmp(a->to, b->to) != 0;
 #undef SAME
 }
 
@@ -369,16 +371,36 @@ static size_t gather(dsp_t *d, dsp_msg_t *m, int vi, dsp_req_t *r)
 	 * produced together, which sit together. */
 	dsp_msg_t *prev = NULL, *q = d->ready_head;
 	int looked = 0;
+	/* addresses already in the batch: an open-addressed table of 64-bit hashes
+	 * (an address twice would make the vendor refuse the whole request) */
+	enum { GT = 4096 };
+	uint64_t tab[GT];
+	int use_tab = max * 2 <= GT;
+	if (use_tab) {
+		memset(tab, 0, sizeof tab);
+		uint64_t h = hash64(m->m.to, strlen(m->m.to), 11) | 1;
+		tab[h & (GT - 1)] = h;
+	}
+	int64_t wall = clock_wall_ms();
 	while (q && r->n < max && looked++ < 4 * (int)max) {
 		dsp_msg_t *next = q->ready_next;
 		int dup = 0;
 		if (!q->discard && batchable(&m->m, &q->m) &&
 		    dsp_state_campaign(d->st, q->m.campaign) == MSG_CAMP_RUNNING &&
 		    !dsp_state_opted_out(d->st, q->m.channel, q->m.to) &&
-		    !(q->m.expires_ms > 0 && clock_wall_ms() >= q->m.expires_ms) &&
-		    q->m.not_before_ms <= clock_wall_ms()) {
-			for (size_t i = 0; i < r->n && !dup; i++)
-				dup = !strcmp(r->msgs[i]->m.to, q->m.to);
+		    !(q->m.expires_ms > 0 && wall >= q->m.expires_ms) && q->m.not_before_ms <= wall) {
+			if (use_tab) { /* same hash: compare the addresses themselves */
+				uint64_t h = hash64(q->m.to, strlen(q->m.to), 11) | 1;
+				size_t k = h & (GT - 1);
+				for (; tab[k] && !dup; k = (k + 1) & (GT - 1))
+					if (tab[k] == h)
+						for (size_t i = 0; i < r->n && !dup; i++)
+							dup = !strcmp(r->msgs[i]->m.to, q->m.to);
+				if (!dup)
+					tab[k] = h;
+			} else
+				for (size_t i = 0; i < r->n && !dup; i++)
+					dup = !strcmp(r->msgs[i]->m.to, q->m.to);
 			if (!dup) {
 				if (prev)
 					prev->ready_next = next;

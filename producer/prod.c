@@ -908,8 +908,11 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		m.segments = info.segments;
 	} else {
 		email_parts_t ep;
-		rc = email_render(p->t_email, p->unsub, p->camp->id, addr, alen, p->vals, p->lens,
-		                  p->ebuf, EMAIL_BUF_CAP, &ep, &tw);
+		/* the outbox gets the shared parts with the unsubscribe placeholder and the
+		 * URL in "subs", so the dispatcher can batch them; preview shows them inline */
+		rc = (p->o.dry ? email_render : email_render_subs)(p->t_email, p->unsub, p->camp->id,
+		                                                   addr, alen, p->vals, p->lens, p->ebuf,
+		                                                   EMAIL_BUF_CAP, &ep, &tw);
 		if (rc)
 			snprintf(reason, sizeof reason, "%s",
 			         rc == TOCSIN_ERR_TOOBIG ? "message too long" : tw.reason);
@@ -917,6 +920,7 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		m.text = ep.text;
 		m.html = ep.html;
 		m.headers = ep.headers;
+		m.subs = ep.subs;
 		m.segments = 1;
 	}
 	if (rc) {

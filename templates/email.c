@@ -306,7 +306,22 @@ struct email_tmpl {
 	tmpl_t *subject, *text, *html;
 	size_t nfields; /* audience fields as given to email_compile */
 	size_t unsub;   /* index of unsubscribe_url among the compiled fields */
+	int subs_ok;    /* the placeholder form is exact for this template (email_render_subs) */
 };
+
+/* does s[0..n) contain "tocsin:" in any letter case? */
+static int has_tocsin(const char *s, size_t n)
+{
+	static const char w[] = "tocsin:";
+	for (size_t i = 0; i + 7 <= n; i++) {
+		size_t k = 0;
+		while (k < 7 && (s[i + k] | (s[i + k] >= 'A' && s[i + k] <= 'Z' ? 0x20 : 0)) == w[k])
+			k++;
+		if (k == 7)
+			return 1;
+	}
+	return 0;
+}
 
 static tmpl_t *part(const char *name, const char *src, size_t len, tmpl_mode_t mode,
                     const char *const *fields, size_t nf, unsigned flags, char *err, size_t errlen)
@@ -383,6 +398,10 @@ email_tmpl_t *email_compile(const char *subject, size_t slen, const char *text, 
 			goto fail;
 		}
 	}
+	e->subs_ok = tmpl_field_verbatim(e->subject, unsub) &&
+	             (!e->text || tmpl_field_verbatim(e->text, unsub)) &&
+	             (!e->html || tmpl_field_verbatim(e->html, unsub)) && !has_tocsin(subject, slen) &&
+	             !(text && has_tocsin(text, tlen)) && !(html && has_tocsin(html, hlen));
 	return e;
 fail:
 	email_free(e);
@@ -419,9 +438,20 @@ static int render_part(const tmpl_t *t, const char *const *v, const size_t *l, c
 	return 0;
 }
 
-int email_render(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
-                 const char *addr, size_t addrlen, const char *const *vals, const size_t *lens,
-                 char *buf, size_t cap, email_parts_t *out, tmpl_why_t *why)
+/* the URL must read the same in every part (no HTML escape) and inside JSON */
+static int url_plain(const char *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strchr("&<>\"'\\{}%", u[i]) || (unsigned char)u[i] < 0x20)
+			return 0;
+	return 1;
+}
+
+/* email_render() (subs == 0) or email_render_subs() (subs == 1) */
+static int render_email(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
+                        const char *addr, size_t addrlen, const char *const *vals,
+                        const size_t *lens, char *buf, size_t cap, email_parts_t *out,
+                        tmpl_why_t *why, int subs)
 {
 	if (why) {
 		why->field = -1;
@@ -461,6 +491,27 @@ int email_render(const email_tmpl_t *e, const email_unsub_t *u, const char *camp
 	}
 	v[e->unsub] = out->unsub_url;
 	l[e->unsub] = out->unsub_url_len;
+	if (subs && e->subs_ok && url_plain(out->unsub_url, out->unsub_url_len)) {
+		for (size_t i = 0; i < e->nfields && subs; i++)
+			if (vals[i] && lens[i] && memchr(vals[i], '{', lens[i]))
+				subs = 0; /* data could forge a placeholder: render this one inline */
+	} else
+		subs = 0;
+	if (subs) {
+		static const char k0[] = "{\"" EMAIL_UNSUB_FIELD "\":\"";
+		size_t sl = sizeof k0 - 1 + out->unsub_url_len + 2;
+		if (used + sl + 1 > cap)
+			return email_toobig(why);
+		char *sb = buf + used;
+		memcpy(sb, k0, sizeof k0 - 1);
+		memcpy(sb + sizeof k0 - 1, out->unsub_url, out->unsub_url_len);
+		memcpy(sb + sizeof k0 - 1 + out->unsub_url_len, "\"}", 3);
+		used += sl + 1;
+		out->subs = sb;
+		out->subs_len = sl;
+		v[e->unsub] = EMAIL_UNSUB_PLACEHOLDER;
+		l[e->unsub] = sizeof EMAIL_UNSUB_PLACEHOLDER - 1;
+	}
 
 	if (used >= cap)
 		return email_toobig(why);
@@ -487,4 +538,24 @@ int email_render(const email_tmpl_t *e, const email_unsub_t *u, const char *camp
 			return rc;
 	}
 	return 0;
+}
+
+int email_render(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
+                 const char *addr, size_t addrlen, const char *const *vals, const size_t *lens,
+                 char *buf, size_t cap, email_parts_t *out, tmpl_why_t *why)
+{
+	return render_email(e, u, campaign, addr, addrlen, vals, lens, buf, cap, out, why, 0);
+}
+
+int email_render_subs(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
+                      const char *addr, size_t addrlen, const char *const *vals,
+                      const size_t *lens, char *buf, size_t cap, email_parts_t *out,
+                      tmpl_why_t *why)
+{
+	return render_email(e, u, campaign, addr, addrlen, vals, lens, buf, cap, out, why, 1);
+}
+
+int email_subs_possible(const email_tmpl_t *e)
+{
+	return e && e->subs_ok;
 }

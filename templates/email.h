@@ -92,6 +92,11 @@ typedef struct email_parts {
 	size_t unsub_url_len;
 	const char *headers; /* email_unsub_headers() JSON for msg_out_t.headers */
 	size_t headers_len;
+	/* email_render_subs() only: the per-recipient substitutions as a JSON object
+	 * for msg_out_t.subs ({"unsubscribe_url":"<url>"}), or NULL when the parts
+	 * were rendered inline */
+	const char *subs;
+	size_t subs_len;
 } email_parts_t;
 
 /* Render e for one recipient (vals/lens: the audience fields as compiled,
@@ -103,5 +108,28 @@ typedef struct email_parts {
 int email_render(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
                  const char *addr, size_t addrlen, const char *const *vals, const size_t *lens,
                  char *buf, size_t cap, email_parts_t *out, tmpl_why_t *why);
+
+/* The placeholder email_render_subs() prints where the unsubscribe URL goes:
+ * "{{{tocsin:unsubscribe_url}}}" (MSG_SUB_PREFIX + name + MSG_SUB_SUFFIX). */
+#define EMAIL_UNSUB_PLACEHOLDER "{{{tocsin:" EMAIL_UNSUB_FIELD "}}}"
+
+/* Like email_render(), but for batching: the subject, text and html print
+ * EMAIL_UNSUB_PLACEHOLDER where the unsubscribe URL goes, so recipients whose
+ * other values render the same share byte-identical parts, and out->subs holds
+ * {"unsubscribe_url":"<url>"} for msg_out_t.subs (the vendor substitutes it per
+ * recipient). out->headers stays per recipient (List-Unsubscribe). Falls back
+ * to the inline render of email_render() (out->subs NULL) whenever the
+ * placeholder would not be exact: a part prints unsubscribe_url through an
+ * upper/lower/title filter, a template spells "tocsin:", the URL holds a
+ * character the HTML part would escape, or a recipient value holds a '{'
+ * (so data can never forge a placeholder). Other template variables still
+ * render inline. Same returns, ownership and threading as email_render(). */
+int email_render_subs(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
+                      const char *addr, size_t addrlen, const char *const *vals,
+                      const size_t *lens, char *buf, size_t cap, email_parts_t *out,
+                      tmpl_why_t *why);
+/* Would email_render_subs() use the placeholder for recipients of e at all
+ * (the template-level conditions)? Any thread. */
+int email_subs_possible(const email_tmpl_t *e);
 
 #endif

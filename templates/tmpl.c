@@ -454,6 +454,22 @@ int tmpl_prints_field(const tmpl_t *t, size_t i)
 	return 0;
 }
 
+int tmpl_field_verbatim(const tmpl_t *t, size_t i)
+{
+	if (!t || i >= t->nfields)
+		return 1;
+	for (size_t k = 0; k < t->nops; k++) {
+		const op_t *o = &t->ops[k];
+		if (o->kind != OP_VAR || o->field != (int)i)
+			continue;
+		for (unsigned f = 0; f < o->nfilt; f++)
+			if (o->filt[f].kind == F_UPPER || o->filt[f].kind == F_LOWER ||
+			    o->filt[f].kind == F_TITLE)
+				return 0;
+	}
+	return 1;
+}
+
 size_t tmpl_nfields(const tmpl_t *t)
 {
 	return t ? t->nfields : 0;

@@ -65,5 +65,10 @@ size_t tmpl_nfields(const tmpl_t *t);
 /* Does a {{var}} / {{{var}}} tag of t print field i (a section tag alone does not)? Any thread. */
 int tmpl_prints_field(const tmpl_t *t, size_t i);
 const char *tmpl_field_name(const tmpl_t *t, size_t i);
+/* Does every tag of t that prints field i keep the value's letters as they
+ * are (no upper/lower/title filter; trim and default are allowed)? 1 also when
+ * no tag prints it. Lets the email renderer put a placeholder where such a
+ * value goes. Any thread. */
+int tmpl_field_verbatim(const tmpl_t *t, size_t i);
 
 #endif

@@ -31,6 +31,46 @@ static void hdr_var(const char *k, char *out, size_t outlen)
 	out[o] = 0;
 }
 
+/* Append src[0..len) to b with every MSG_SUB_PREFIX name MSG_SUB_SUFFIX
+ * rewritten to Mailgun's %recipient.name% (when subs is set). */
+static int put_subst(buf_t *b, const char *src, size_t len, int subs)
+{
+	static const char pre[] = MSG_SUB_PREFIX, suf[] = MSG_SUB_SUFFIX;
+	const size_t pl = sizeof pre - 1, sl = sizeof suf - 1;
+	const char *p = src, *end = src + len;
+	int rc = 0;
+	while (subs && !rc) {
+		const char *q = memmem(p, (size_t)(end - p), pre, pl);
+		if (!q)
+			break;
+		const char *n = q + pl, *ne = n;
+		while (ne < end && (isalnum((unsigned char)*ne) || *ne == '_'))
+			ne++;
+		if (ne == n || ne - n > MSG_SUB_NAME_MAX || (size_t)(end - ne) < sl ||
+		    memcmp(ne, suf, sl)) { /* not a placeholder: as it is */
+			rc = buf_append(b, p, (size_t)(n - p));
+			p = n;
+			continue;
+		}
+		rc = buf_append(b, p, (size_t)(q - p));
+		rc = rc ? rc : buf_puts(b, "%recipient.");
+		rc = rc ? rc : buf_append(b, n, (size_t)(ne - n));
+		rc = rc ? rc : buf_putc(b, '%');
+		p = ne + sl;
+	}
+	return rc ? rc : buf_append(b, p, (size_t)(end - p));
+}
+
+static int part_subst(buf_t *b, const char *name, const char *value, int subs)
+{
+	int rc = buf_puts(b, "--" MG_BOUNDARY "\r\nContent-Disposition: form-data; name=\"");
+	rc = rc ? rc : buf_puts(b, name);
+	rc = rc ? rc : buf_puts(b, "\"\r\n\r\n");
+	rc = rc ? rc : put_subst(b, value, strlen(value), subs);
+	rc = rc ? rc : buf_puts(b, "\r\n");
+	return rc;
+}
+
 static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
                     size_t errlen)
 {
@@ -68,6 +108,41 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 			}
 		}
 	}
+	/* per-recipient substitutions become recipient variables of the same name */
+	json_t **ss = calloc(n, sizeof *ss);
+	int subs = m0->subs && *m0->subs;
+	if (!ss)
+		rc = TOCSIN_ERR_NOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if ((msgs[i]->subs && *msgs[i]->subs) != subs) {
+			snprintf(err, errlen, "batch: message %s %s \"subs\" and message %s %s",
+			         m0->id ? m0->id : "?", subs ? "has" : "lacks",
+			         msgs[i]->id ? msgs[i]->id : "?", subs ? "does not" : "does");
+			rc = TOCSIN_ERR_INVAL;
+			break;
+		}
+		if (!subs)
+			continue;
+		ss[i] = json_loads(msgs[i]->subs, 0, NULL);
+		const char *k;
+		json_t *val;
+		int ok = json_is_object(ss[i]);
+		json_object_foreach(ss[i], k, val)
+		{
+			size_t kl = strlen(k), good = kl > 0 && kl <= MSG_SUB_NAME_MAX && json_is_string(val) &&
+			                              strcmp(k, "tocsin_id") && strncmp(k, "h_", 2);
+			for (size_t c = 0; c < kl && good; c++)
+				good = isalnum((unsigned char)k[c]) || k[c] == '_';
+			ok &= (int)good;
+		}
+		if (!ok) {
+			snprintf(err, errlen,
+			         "message %s: \"subs\" is not an object of strings with names of 1-%d "
+			         "letters, digits or _ (not tocsin_id, not h_*)",
+			         msgs[i]->id ? msgs[i]->id : "?", MSG_SUB_NAME_MAX);
+			rc = TOCSIN_ERR_INVAL;
+		}
+	}
 	json_t *rv = json_object();
 	json_t *shared = json_object(); /* header -> literal or "%recipient.h_x%" */
 	if (!rc && hs[0]) {
@@ -92,6 +167,8 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		json_t *o = json_object();
+		if (ss && ss[i])
+			json_object_update(o, ss[i]);
 		json_object_set_new(o, "tocsin_id", json_string(msgs[i]->id ? msgs[i]->id : ""));
 		const char *k;
 		json_t *val;
@@ -118,11 +195,11 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	rc = rc ? rc : part(b, "from", s->from, strlen(s->from));
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = part(b, "to", msgs[i]->to, strlen(msgs[i]->to));
-	rc = rc ? rc : part(b, "subject", m0->subject, strlen(m0->subject));
+	rc = rc ? rc : part_subst(b, "subject", m0->subject, subs);
 	if (!rc && m0->text)
-		rc = part(b, "text", m0->text, strlen(m0->text));
+		rc = part_subst(b, "text", m0->text, subs);
 	if (!rc && m0->html)
-		rc = part(b, "html", m0->html, strlen(m0->html));
+		rc = part_subst(b, "html", m0->html, subs);
 	if (!rc) {
 		const char *k;
 		json_t *val;
@@ -145,9 +222,13 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	rc = rc ? rc : buf_printf(&req->userpwd, "api:%s", a->secret);
 	if (rc == TOCSIN_ERR_TOOBIG)
 		snprintf(err, errlen, "batch of %zu: request too large for vendor %s", n, v->name);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		json_decref(hs[i]);
+		if (ss)
+			json_decref(ss[i]);
+	}
 	free(hs);
+	free(ss);
 	json_decref(rv);
 	json_decref(shared);
 	return rc;

@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #define SG_MAX_BATCH 1000
 #define SG_MAX_ANSWER (256u << 10)
 #define SG_MAX_CUSTOM_ARGS 10000
+#define SG_MAX_SUBS 10000 /* bytes of substitutions per personalization */
 
 /* append the raw JSON object text j (validated) or fail */
 static int put_headers(buf_t *b, const char *raw, const char *id, char *err, size_t errlen)
@@ -38,6 +40,92 @@ static int put_headers(buf_t *b, const char *raw, const char *id, char *err, siz
 	rc = rc ? rc : buf_putc(b, '}');
 	json_decref(h);
 	return rc;
+}
+
+/* Walk a flat JSON object of strings (as the producer writes "headers" and
+ * "subs"): for each member call fn with the raw key (between its quotes) and
+ * the raw value token (quotes included, escapes kept). Returns 0, or -1 when
+ * raw is not such an object (then the caller falls back or refuses). No
+ * allocation. */
+typedef int (*flat_fn)(buf_t *b, const char *k, size_t kl, const char *v, size_t vl, int first);
+static const char *str_end(const char *p)
+{ /* p at the opening quote; returns past the closing quote or NULL */
+	for (p++; *p; p++) {
+		if (*p == '"')
+			return p + 1;
+		if ((unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '\\' && !*++p)
+			return NULL;
+	}
+	return NULL;
+}
+static const char *skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+static int flat_each(const char *raw, buf_t *b, flat_fn fn)
+{
+	const char *p = skip_ws(raw);
+	if (*p++ != '{')
+		return -1;
+	p = skip_ws(p);
+	if (*p == '}')
+		return *skip_ws(p + 1) ? -1 : 0;
+	for (int first = 1;; first = 0) {
+		if (*p != '"')
+			return -1;
+		const char *k = p + 1, *ke = str_end(p);
+		if (!ke)
+			return -1;
+		p = skip_ws(ke);
+		if (*p++ != ':')
+			return -1;
+		p = skip_ws(p);
+		if (*p != '"')
+			return -1;
+		const char *v = p, *ve = str_end(p);
+		if (!ve)
+			return -1;
+		if (fn && fn(b, k, (size_t)(ke - 1 - k), v, (size_t)(ve - v), first))
+			return -1;
+		p = skip_ws(ve);
+		if (*p == ',') {
+			p = skip_ws(p + 1);
+			continue;
+		}
+		if (*p == '}' && !*skip_ws(p + 1))
+			return 0;
+		return -1;
+	}
+}
+
+/* "key":"value" as it is */
+static int put_member(buf_t *b, const char *k, size_t kl, const char *v, size_t vl, int first)
+{
+	int rc = first ? 0 : buf_putc(b, ',');
+	rc = rc ? rc : buf_putc(b, '"');
+	rc = rc ? rc : buf_append(b, k, kl);
+	rc = rc ? rc : buf_puts(b, "\":");
+	return rc ? rc : buf_append(b, v, vl);
+}
+
+/* "{{{tocsin:key}}}":"value": SendGrid replaces the key literally, everywhere in
+ * subject and content, for this personalization only */
+static int put_sub(buf_t *b, const char *k, size_t kl, const char *v, size_t vl, int first)
+{
+	if (kl == 0 || kl > MSG_SUB_NAME_MAX)
+		return -1;
+	for (size_t i = 0; i < kl; i++)
+		if (!(isalnum((unsigned char)k[i]) || k[i] == '_'))
+			return -1;
+	int rc = first ? 0 : buf_putc(b, ',');
+	rc = rc ? rc : buf_puts(b, "\"" MSG_SUB_PREFIX);
+	rc = rc ? rc : buf_append(b, k, kl);
+	rc = rc ? rc : buf_puts(b, MSG_SUB_SUFFIX "\":");
+	return rc ? rc : buf_append(b, v, vl);
 }
 
 static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
@@ -95,11 +183,32 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		}
 		rc = rc ? rc : buf_putc(b, '}');
 		if (!rc && m->headers && *m->headers) {
-			rc = buf_puts(b, ",\"headers\":");
-			if (!rc) {
+			rc = buf_puts(b, ",\"headers\":{");
+			size_t mark = b->len;
+			if (!rc && flat_each(m->headers, b, put_member) == 0)
+				rc = buf_putc(b, '}');
+			else if (!rc) { /* not a flat object of strings: the careful way */
+				b->len = mark - 1;
 				int hr = put_headers(b, m->headers, m->id, err, errlen);
 				if (hr)
 					return hr;
+			}
+		}
+		if (!rc && m->subs && *m->subs) {
+			size_t mark = b->len;
+			rc = buf_puts(b, ",\"substitutions\":{");
+			if (!rc && flat_each(m->subs, b, put_sub)) {
+				snprintf(err, errlen,
+				         "message %s: \"subs\" is not an object of strings with names of "
+				         "1-%d letters, digits or _",
+				         m->id ? m->id : "?", MSG_SUB_NAME_MAX);
+				return TOCSIN_ERR_INVAL;
+			}
+			rc = rc ? rc : buf_putc(b, '}');
+			if (!rc && b->len - mark > SG_MAX_SUBS) {
+				snprintf(err, errlen, "message %s: substitutions exceed SendGrid's %d bytes",
+				         m->id ? m->id : "?", SG_MAX_SUBS);
+				return TOCSIN_ERR_TOOBIG;
 			}
 		}
 		rc = rc ? rc : buf_putc(b, '}');

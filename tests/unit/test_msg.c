@@ -130,6 +130,7 @@ static void test_scan_agrees(void **state)
 		               .body = iter % 2 ? NULL : pool[4], .subject = iter % 2 ? pool[5] : NULL,
 		               .text = iter % 2 ? pool[4] : NULL,
 		               .headers = iter % 4 == 1 ? "{\"List-Unsubscribe\":\"<https://x/u/1>\"}" : NULL,
+		               .subs = iter % 3 == 1 ? "{\"unsubscribe_url\":\"https://x/u/1\"}" : NULL,
 		               .segments = iter % 7, .priority = -iter, .created_ms = 1700000000000LL + iter,
 		               .expires_ms = iter * 1000LL, .attempt = iter % 5, .not_before_ms = 0};
 		buf_reset(&b);
@@ -149,8 +150,16 @@ static void test_scan_agrees(void **state)
 		assert_int_equal(a.created_ms, c.created_ms);
 		assert_int_equal(a.expires_ms, c.expires_ms);
 		assert_int_equal(a.attempt, c.attempt);
-		if (m.headers)
+		if (m.headers) {
 			assert_string_equal(c.headers, m.headers);
+			assert_string_equal(a.headers, m.headers);
+		} else
+			assert_true(!a.headers && !c.headers);
+		if (m.subs) { /* the substitutions travel as their raw object, both ways */
+			assert_string_equal(c.subs, m.subs);
+			assert_string_equal(a.subs, m.subs);
+		} else
+			assert_true(!a.subs && !c.subs);
 		json_decref(hold);
 	}
 	buf_free(&b);

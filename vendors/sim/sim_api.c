@@ -541,6 +541,132 @@ static void sg_events(sim_t *s, sim_vendor_t *sv, const char *url, json_t *event
 	free(body);
 }
 
+/* ---- email content: substitutions as the vendors apply them, unsubscribe checks ---- */
+
+#define SIM_PART_MAX (8u << 20)
+
+/* SendGrid: every key of subs (an object of strings) replaced literally in
+ * src[0..len) by its value, key by key. Result in out (reset first). */
+static int sg_apply(buf_t *out, const char *src, size_t len, json_t *subs, int *applied)
+{
+	buf_reset(out);
+	int rc = buf_append(out, src, len);
+	const char *k;
+	json_t *v;
+	buf_t tmp;
+	buf_init(&tmp, SIM_PART_MAX);
+	json_object_foreach(subs, k, v)
+	{
+		size_t kl = strlen(k);
+		if (!kl || !json_is_string(v) || rc)
+			continue;
+		const char *p = out->p, *end = out->p + out->len, *q;
+		buf_reset(&tmp);
+		int hit = 0;
+		while ((q = memmem(p, (size_t)(end - p), k, kl))) {
+			rc = rc ? rc : buf_append(&tmp, p, (size_t)(q - p));
+			rc = rc ? rc : buf_append(&tmp, json_string_value(v), json_string_length(v));
+			p = q + kl;
+			hit = 1;
+		}
+		if (!hit)
+			continue;
+		*applied = 1;
+		rc = rc ? rc : buf_append(&tmp, p, (size_t)(end - p));
+		buf_reset(out);
+		rc = rc ? rc : buf_append(out, tmp.p, tmp.len);
+	}
+	buf_free(&tmp);
+	return rc;
+}
+
+/* Mailgun: %recipient.<name>% replaced by vars[name] when it is a string. */
+static int mg_apply(buf_t *out, const char *src, size_t len, json_t *vars, int *applied)
+{
+	buf_reset(out);
+	const char *p = src, *end = src + len, *q;
+	int rc = 0;
+	while (!rc && (q = memmem(p, (size_t)(end - p), "%recipient.", 11))) {
+		const char *n = q + 11, *ne = memchr(n, '%', (size_t)(end - n));
+		char name[128];
+		json_t *v = NULL;
+		if (ne && (size_t)(ne - n) < sizeof name) {
+			memcpy(name, n, (size_t)(ne - n));
+			name[ne - n] = 0;
+			v = json_object_get(vars, name);
+		}
+		if (!json_is_string(v)) {
+			rc = buf_append(out, p, (size_t)(n - p));
+			p = n;
+			continue;
+		}
+		rc = buf_append(out, p, (size_t)(q - p));
+		rc = rc ? rc : buf_append(out, json_string_value(v), json_string_length(v));
+		p = ne + 1;
+		*applied = 1;
+	}
+	return rc ? rc : buf_append(out, p, (size_t)(end - p));
+}
+
+static int b64url_val(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
+	       : c >= '0' && c <= '9' ? c - '0' + 52 : c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/* Is the unsubscribe link of one accepted email intact? lu = its
+ * List-Unsubscribe value ("<url>") after substitution, body[0..nbody) its
+ * text/html after substitution. Counted in the vendor's stats:
+ * unsub_checked (a List-Unsubscribe was there), unsub_ok (its URL appears in
+ * every body part and its /u/<token> decodes to bytes naming this recipient),
+ * unreplaced (a placeholder of ours or Mailgun's survived substitution). */
+static void email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf_t *body,
+                        size_t nbody, int applied)
+{
+	if (applied)
+		atomic_fetch_add(&sv->subs_applied, 1);
+	int left = 0;
+	for (size_t i = 0; i < nbody; i++)
+		left |= memmem(body[i].p, body[i].len, "{{{tocsin:", 10) != NULL ||
+		        memmem(body[i].p, body[i].len, "%recipient.", 11) != NULL;
+	if (lu && (strstr(lu, "{{{tocsin:") || strstr(lu, "%recipient.")))
+		left = 1;
+	if (left)
+		atomic_fetch_add(&sv->unreplaced, 1);
+	if (!lu || !to)
+		return;
+	atomic_fetch_add(&sv->unsub_checked, 1);
+	const char *a = strchr(lu, '<'), *z = a ? strchr(a, '>') : NULL;
+	if (!a || !z || z - a < 2)
+		return;
+	const char *url = a + 1;
+	size_t ul = (size_t)(z - url);
+	for (size_t i = 0; i < nbody; i++)
+		if (!memmem(body[i].p, body[i].len, url, ul))
+			return;
+	const char *tok = NULL;
+	for (const char *q = url; (q = memmem(q, (size_t)(url + ul - q), "/u/", 3)); q += 3)
+		tok = q + 3;
+	if (!tok)
+		return;
+	unsigned char raw[1200];
+	size_t n = 0, bits = 0;
+	uint32_t acc = 0;
+	for (const char *q = tok; q < url + ul; q++) {
+		int v = b64url_val((unsigned char)*q);
+		if (v < 0 || n >= sizeof raw)
+			return;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			raw[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	if (memmem(raw, n, to, strlen(to)))
+		atomic_fetch_add(&sv->unsub_ok, 1);
+}
+
 void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 {
 	const char *auth = hdr(rq, "Authorization");
@@ -625,6 +751,29 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 			bad = "a";
 			break;
 		}
+		json_t *sub = json_object_get(p, "substitutions");
+		if (sub) {
+			size_t tot = 0;
+			const char *sk;
+			json_t *sval;
+			int okv = json_is_object(sub);
+			json_object_foreach(sub, sk, sval)
+			{
+				okv &= json_is_string(sval);
+				tot += strlen(sk) + (json_is_string(sval) ? json_string_length(sval) : 0);
+			}
+			snprintf(field, sizeof field, "personalizations.%zu.substitutions", i);
+			if (!okv) {
+				sg_error(ans, 400, field, "Substitutions must be an object of string values.");
+				bad = "u";
+				break;
+			}
+			if (tot >= 10000) {
+				sg_error(ans, 400, field, "The substitutions total size must be less than 10000 bytes.");
+				bad = "u";
+				break;
+			}
+		}
 	}
 	json_decref(seen);
 	if (!bad && nrcpt > 1000) {
@@ -647,8 +796,38 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	const char *rurl = f.receipts ? hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
 	json_t *events = rurl ? json_array() : NULL;
 	json_t *topargs = json_object_get(j, "custom_args");
+	/* each recipient's message as SendGrid would write it: substitutions applied
+	 * to subject and every content value, then its unsubscribe link checked */
+	json_t *subj = json_object_get(j, "subject");
+	size_t nc = json_array_size(content) < 4 ? json_array_size(content) : 4;
+	buf_t parts[5];
+	for (size_t k = 0; k < 5; k++)
+		buf_init(&parts[k], SIM_PART_MAX);
+	json_t *tophdr = json_object_get(j, "headers");
 	json_array_foreach(ps, i, p)
 	{
+		{
+			json_t *sub = json_object_get(p, "substitutions");
+			int applied = 0;
+			for (size_t k = 0; k < nc; k++) {
+				json_t *cv = json_object_get(json_array_get(content, k), "value");
+				sg_apply(&parts[k], json_string_value(cv) ? json_string_value(cv) : "",
+				         json_string_length(cv), sub, &applied);
+			}
+			sg_apply(&parts[4], json_string_value(subj) ? json_string_value(subj) : "",
+			         json_string_length(subj), sub, &applied);
+			json_t *luj = json_object_get(json_object_get(p, "headers"), "List-Unsubscribe");
+			if (!luj)
+				luj = json_object_get(tophdr, "List-Unsubscribe");
+			const char *lu = json_string_value(luj);
+			buf_t lub;
+			buf_init(&lub, SIM_PART_MAX);
+			if (lu && !sg_apply(&lub, lu, strlen(lu), sub, &applied) && !buf_putc(&lub, 0))
+				lu = lub.p;
+			email_check(sv, json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email")),
+			            lu, parts, nc, applied);
+			buf_free(&lub);
+		}
 		json_t *ca = json_object_get(p, "custom_args");
 		const char *id = json_string_value(json_object_get(ca, "tocsin_id"));
 		if (!id)
@@ -683,6 +862,8 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		json_object_foreach(ca, k, v) json_object_set(o, k, v);
 		json_array_append_new(events, o);
 	}
+	for (size_t k = 0; k < 5; k++)
+		buf_free(&parts[k]);
 	if (events && json_array_size(events))
 		sg_events(s, sv, rurl, events, f.receipt_delay_ms);
 	json_decref(events);
@@ -836,7 +1017,8 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 		mg_error(ans, 400, "Bad request: the body is not a valid multipart/form-data or urlencoded form");
 		return;
 	}
-	const mp_field_t *from = NULL, *subject = NULL, *text = NULL, *html = NULL, *rv = NULL, *vid = NULL;
+	const mp_field_t *from = NULL, *subject = NULL, *text = NULL, *html = NULL, *rv = NULL, *vid = NULL,
+	                 *hlu = NULL;
 	int nto = 0;
 	for (int i = 0; i < nf; i++) {
 		const char *n = fs[i].name;
@@ -854,6 +1036,8 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 			rv = &fs[i];
 		else if (!strcmp(n, "v:tocsin_id"))
 			vid = &fs[i];
+		else if (!strcmp(n, "h:List-Unsubscribe"))
+			hlu = &fs[i];
 	}
 	json_t *rvj = rv ? json_loadb(rv->val, rv->len, 0, NULL) : NULL;
 	if (!from || !from->len)
@@ -901,6 +1085,28 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 			if (subject)
 				memcpy(subj, subject->val, subject->len < sizeof subj ? subject->len : sizeof subj - 1);
 			count_id(sv, id, to, subj);
+			{ /* the recipient's message as Mailgun would write it */
+				json_t *vars = json_object_get(rvj, to);
+				buf_t parts[2], lub;
+				size_t np = 0;
+				int applied = 0;
+				const mp_field_t *bodies[2] = {text, html};
+				for (int k = 0; k < 2; k++) {
+					if (!bodies[k])
+						continue;
+					buf_init(&parts[np], SIM_PART_MAX);
+					mg_apply(&parts[np], bodies[k]->val, bodies[k]->len, vars, &applied);
+					np++;
+				}
+				buf_init(&lub, SIM_PART_MAX);
+				const char *lu = NULL;
+				if (hlu && !mg_apply(&lub, hlu->val, hlu->len, vars, &applied) && !buf_putc(&lub, 0))
+					lu = lub.p;
+				email_check(sv, to, lu, parts, np, applied);
+				buf_free(&lub);
+				for (size_t k = 0; k < np; k++)
+					buf_free(&parts[k]);
+			}
 			if (!rurl)
 				continue;
 			if (f.optout_rate > 0 && sim_rand(s) < f.optout_rate)

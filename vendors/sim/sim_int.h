@@ -54,6 +54,8 @@ typedef struct sim_vendor {
 	const char *secret; /* environment-owned; never logged */
 	char basic[600];    /* expected Authorization value for HTTP Basic vendors */
 	atomic_uint_fast64_t requests, accepted;
+	/* email content checks on accepted recipients (sim_api.c email_check) */
+	atomic_uint_fast64_t subs_applied, unsub_checked, unsub_ok, unreplaced;
 	sim_ids_t ids;
 	/* accepted messages per wall-clock second, for rate checks (last SIM_SECS seconds) */
 	pthread_mutex_t secmu;

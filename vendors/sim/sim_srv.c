@@ -411,6 +411,34 @@ static void ctl_stats(sim_t *s, sim_ans_t *ans)
 	ans->ctype = "application/json";
 }
 
+/* GET /_sim/email: what the email vendors' recipients would have received */
+static void ctl_email(sim_t *s, sim_ans_t *ans)
+{
+	buf_t *b = &ans->body;
+	buf_puts(b, "{\"vendors\":{");
+	int first = 1;
+	for (size_t i = 0; i < s->nv; i++) {
+		sim_vendor_t *sv = &s->vs[i];
+		if (sv->kind != SIM_SENDGRID && sv->kind != SIM_MAILGUN)
+			continue;
+		if (!first)
+			buf_putc(b, ',');
+		first = 0;
+		buf_json_str(b, sv->v->name, strlen(sv->v->name));
+		buf_printf(b,
+		           ":{\"accepted\":%llu,\"subs_applied\":%llu,\"unsub_checked\":%llu,"
+		           "\"unsub_ok\":%llu,\"unreplaced\":%llu}",
+		           (unsigned long long)atomic_load(&sv->accepted),
+		           (unsigned long long)atomic_load(&sv->subs_applied),
+		           (unsigned long long)atomic_load(&sv->unsub_checked),
+		           (unsigned long long)atomic_load(&sv->unsub_ok),
+		           (unsigned long long)atomic_load(&sv->unreplaced));
+	}
+	buf_puts(b, "}}");
+	ans->status = 200;
+	ans->ctype = "application/json";
+}
+
 static void ctl_reset(sim_t *s, sim_ans_t *ans)
 {
 	for (size_t i = 0; i < s->nv; i++) {
@@ -418,6 +446,10 @@ static void ctl_reset(sim_t *s, sim_ans_t *ans)
 		pthread_mutex_lock(&sv->ids.mu);
 		atomic_store(&sv->requests, 0);
 		atomic_store(&sv->accepted, 0);
+		atomic_store(&sv->subs_applied, 0);
+		atomic_store(&sv->unsub_checked, 0);
+		atomic_store(&sv->unsub_ok, 0);
+		atomic_store(&sv->unreplaced, 0);
 		ids_clear(&sv->ids);
 		pthread_mutex_unlock(&sv->ids.mu);
 		pthread_mutex_lock(&sv->secmu);
@@ -557,6 +589,8 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		const char *c = u + 6;
 		if (!strcmp(c, "stats") && get)
 			ctl_stats(s, ans);
+		else if (!strcmp(c, "email") && get)
+			ctl_email(s, ans);
 		else if (!strcmp(c, "reset") && post)
 			ctl_reset(s, ans);
 		else if (!strcmp(c, "config") && get)
@@ -570,8 +604,8 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		else if (!strcmp(c, "inbound") && post)
 			sim_inbound(s, rq, ans);
 		else
-			ctl_error(ans, 404, "no such control endpoint (stats, reset, config, keys, receipts, "
-			                    "inbound)");
+			ctl_error(ans, 404, "no such control endpoint (stats, email, reset, config, keys, "
+			                    "receipts, inbound)");
 		return;
 	}
 	char acct[128];
