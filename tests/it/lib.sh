@@ -160,3 +160,9 @@ it_status_field() {
 it_final_count() {
   it_status_field "$1" 'sum(v for k,v in j["states"].items() if k not in ("queued","retrying"))'
 }
+
+# it_free_port: a TCP port free on 127.0.0.1 right now (for a server whose address must be
+# known before it starts, e.g. the tracker's public_url that vendors sign webhooks over).
+it_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
