@@ -7,6 +7,7 @@
 #include "templates/email.h"
 #include "tracker/api.h"
 #include "tracker/ctl.h"
+#include "tracker/reply.h"
 #include "tracker/store.h"
 #include "tracker/trk.h"
 #include "vendors/vnd.h"
@@ -92,7 +93,7 @@ struct trk_http {
 	pthread_mutex_t mu; /* readers pool, writer, counters */
 	trk_store_t *readers[MAX_READERS];
 	int nreaders;
-	trk_store_t *writer; /* inbound replies for review (its own short transactions) */
+	trk_reply_t *reply;  /* worker: SMS replies through the adapters, review-list writes */
 	wh_vendor_t wh[MAX_WH_VENDORS];
 	size_t nwh;
 	email_unsub_t *unsub;
@@ -305,33 +306,54 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		}
 	} else if (ev->kind == VND_WH_UNSUB) {
 		if (ev->address[0]) {
+			char camp[256] = "";
+			if (x->rd)
+				trk_store_last_campaign(x->rd, v->channel, ev->address, camp, sizeof camp);
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
-			                  .source = "vendor_unsubscribe", .campaign = NULL, .ts_ms = now};
+			                  .source = "vendor_unsubscribe", .campaign = camp[0] ? camp : NULL,
+			                  .ts_ms = now};
 			rc = produce_optout(h, &o);
 		}
 	} else if (ev->kind == VND_WH_INBOUND) {
+		const char *text = NULL;
 		if (ev->keyword == VND_KW_STOP) {
-			/* One confirmation: only when this is news. */
+			/* One confirmation: only when this is news. The opt-out counts
+			 * against the campaign that last messaged the address. */
 			int again = already_opted_out(x->rd, v->channel, ev->address);
+			char camp[256] = "";
+			if (x->rd)
+				trk_store_last_campaign(x->rd, v->channel, ev->address, camp, sizeof camp);
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
-			                  .source = "sms_stop", .campaign = NULL, .ts_ms = now};
+			                  .source = "sms_stop", .campaign = camp[0] ? camp : NULL,
+			                  .ts_ms = now};
 			rc = produce_optout(h, &o);
 			if (!again)
-				set_reply(x, h->stop_reply);
+				text = h->stop_reply;
 		} else if (ev->keyword == VND_KW_START) {
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 1,
 			                  .source = "sms_start", .campaign = NULL, .ts_ms = now};
 			rc = produce_optout(h, &o);
-			set_reply(x, h->start_reply);
+			text = h->start_reply;
 		} else if (ev->keyword == VND_KW_HELP) {
-			set_reply(x, h->help_reply);
+			text = h->help_reply;
+		}
+		/* The reply: Twilio takes it inline (TwiML in the answer); other
+		 * vendors get a one-message request from the worker, after the
+		 * webhook is acknowledged. */
+		if (text && !rc) {
+			if (!strcmp(v->kind, "twilio")) {
+				set_reply(x, text);
+			} else if (h->reply) {
+				int qr = trk_reply_sms(h->reply, v, ev->address, ev->to, text);
+				if (qr)
+					log_warn("event=reply_not_queued vendor=%s kind=%s err=\"%s\"", v->name,
+					         vnd_kw_name(ev->keyword), tocsin_strerror(qr));
+			}
 		}
 		/* Every inbound message is kept; free text is what staff review. */
-		pthread_mutex_lock(&h->mu);
-		if (h->writer)
-			trk_store_inbound(h->writer, now, v->name, ev->address, ev->to, ev->body,
+		if (h->reply)
+			trk_reply_inbound(h->reply, now, v->name, ev->address, ev->to, ev->body,
 			                  vnd_kw_name(ev->keyword));
-		pthread_mutex_unlock(&h->mu);
 	}
 	if (rc)
 		x->failed++;
@@ -662,6 +684,17 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 	           "# TYPE tocsin_control_denied_total counter\ntocsin_control_denied_total %lld\n",
 	           (long long)h->unsub_ok, (long long)h->unsub_bad, (long long)h->ctl_denied);
 	pthread_mutex_unlock(&h->mu);
+	if (h->reply) {
+		trk_reply_stats_t rs;
+		trk_reply_stats(h->reply, &rs);
+		buf_printf(&b,
+		           "# HELP tocsin_replies_total SMS replies (STOP confirmation, HELP, START) sent "
+		           "through a vendor adapter.\n# TYPE tocsin_replies_total counter\n"
+		           "tocsin_replies_total{result=\"sent\"} %lld\n"
+		           "tocsin_replies_total{result=\"failed\"} %lld\n"
+		           "tocsin_replies_total{result=\"dropped\"} %lld\n",
+		           (long long)rs.sent, (long long)rs.failed, (long long)rs.dropped);
+	}
 	enum MHD_Result r = rc ? answer(c, 500, "text/plain", "metrics failed\n", 15)
 	                       : answer(c, 200, "text/plain; version=0.0.4", b.p, b.len);
 	buf_free(&b);
@@ -819,7 +852,11 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	h->unsub = email_unsub_from_cfg(cfg, e, sizeof e);
 	if (!h->unsub)
 		log_info("event=unsubscribe_disabled reason=\"%s\"", e);
-	h->writer = trk_store_open(cfg->db_path, 0, e, sizeof e);
+	h->reply = trk_reply_new(cfg, err, errlen);
+	if (!h->reply) {
+		trk_http_free(h);
+		return NULL;
+	}
 	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-tracker-http", NULL, err, errlen);
 	h->rk = conf ? kq_new(conf, KQ_PRODUCER, 10000, err, errlen) : NULL;
 	if (!h->rk) {
@@ -861,6 +898,7 @@ void trk_http_free(trk_http_t *h)
 	if (h->d)
 		MHD_stop_daemon(h->d);
 	h->stopping = 1;
+	trk_reply_free(h->reply); /* after the server: no more jobs come in */
 	if (h->poller_on)
 		pthread_join(h->poller, NULL);
 	if (h->rk) {
@@ -874,7 +912,6 @@ void trk_http_free(trk_http_t *h)
 	}
 	for (int i = 0; i < h->nreaders; i++)
 		trk_store_free(h->readers[i]);
-	trk_store_free(h->writer);
 	email_unsub_free(h->unsub);
 	pthread_mutex_destroy(&h->mu);
 	free(h);

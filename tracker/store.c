@@ -99,6 +99,8 @@ static const char schema[] =
     " vendor TEXT NOT NULL DEFAULT '', vendor_ref TEXT, code TEXT, detail TEXT, attempt INTEGER,"
     " ts_ms INTEGER);"
     "CREATE INDEX IF NOT EXISTS msgs_state ON msgs(campaign, state);"
+    /* an inbound STOP is counted against the last campaign that messaged its address */
+    "CREATE INDEX IF NOT EXISTS msgs_addr ON msgs(addr);"
     "CREATE TABLE IF NOT EXISTS counts(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
     " state INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, vendor, state))"
     " WITHOUT ROWID;"
@@ -819,6 +821,37 @@ int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t out
 	}
 	sqlite3_finalize(q);
 	return rc;
+}
+
+int trk_store_last_campaign(trk_store_t *s, msg_channel_t ch, const char *addr, char *out,
+                            size_t outlen)
+{
+	out[0] = 0;
+	if (!addr || !*addr)
+		return TOCSIN_ERR_NOTFOUND;
+	sqlite3_stmt *q = NULL;
+	/* msgs_addr finds the address's few rows; the newest by its last event
+	 * wins (rows of one address may arrive out of order across partitions). */
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT campaign FROM msgs WHERE addr=?1 AND channel=?2 AND campaign<>''"
+	                       " ORDER BY ts_ms DESC, rid DESC LIMIT 1",
+	                       -1, &q, NULL) != SQLITE_OK) {
+		log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
+		sqlite3_finalize(q);
+		return TOCSIN_ERR_IO;
+	}
+	sqlite3_bind_text(q, 1, addr, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 2, ch);
+	int rc = sqlite3_step(q), ret = TOCSIN_ERR_NOTFOUND;
+	if (rc == SQLITE_ROW) {
+		const unsigned char *c = sqlite3_column_text(q, 0);
+		snprintf(out, outlen, "%s", c ? (const char *)c : "");
+		ret = 0;
+	} else if (rc != SQLITE_DONE) {
+		ret = TOCSIN_ERR_IO;
+	}
+	sqlite3_finalize(q);
+	return ret;
 }
 
 int trk_store_prune(trk_store_t *s, int64_t before_s)

@@ -84,6 +84,13 @@ int trk_counts_json(const char *campaign, const trk_counts_t *c, buf_t *b);
 /* The campaign of message id into out (0), TOCSIN_ERR_NOTFOUND ("" in out). */
 int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t outlen);
 
+/* The campaign that last messaged addr on channel ch (of the messages to that
+ * address, the one with the latest event), into out: 0, TOCSIN_ERR_NOTFOUND ("" in out) or
+ * TOCSIN_ERR_IO. Uses the address index: one index probe. Any handle; the
+ * thread owning s. */
+int trk_store_last_campaign(trk_store_t *s, msg_channel_t ch, const char *addr, char *out,
+                            size_t outlen);
+
 /* The raw sqlite3 handle, for the HTTP API's read queries. */
 struct sqlite3 *trk_store_db(trk_store_t *s);
 

@@ -1,0 +1,392 @@
+/* reply.c -- the tracker's webhook worker: SMS replies through the vendor adapters, inbound review writes. */
+#include "tracker/reply.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "templates/sms.h"
+#include "tracker/store.h"
+#include "vendors/vnd.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REPLY_TRIES 3
+#define REPLY_MAX_ANSWER (256u << 10)
+#define REPLY_MAX_VENDORS 32
+#define REPLY_STOP_GRACE_MS 5000
+
+enum { JOB_SMS = 0, JOB_INBOUND = 1 };
+
+typedef struct job {
+	int kind;
+	int vendor;  /* index into cfg->vendors */
+	int64_t ts_ms;
+	char vname[64];
+	char to[64];    /* SMS: recipient; inbound: our number */
+	char via[64];   /* SMS: the number the inbound reached */
+	char from[320]; /* inbound: sender */
+	char text[1700];
+	char kw[8];
+} job_t;
+
+struct trk_reply {
+	const cfg_t *cfg;
+	pthread_t th;
+	int th_on;
+	pthread_mutex_t mu;
+	pthread_cond_t cv, idle_cv;
+	job_t *q;
+	size_t head, n;
+	int busy, stopping;
+	int64_t stop_by_ms; /* mono deadline for the remaining jobs once stopping */
+	int64_t sent, failed, dropped;
+	vnd_t *a[REPLY_MAX_VENDORS]; /* per configured vendor; NULL: none (not SMS, secret unset) */
+	trk_store_t *wr;             /* the review list writer; NULL: not kept */
+	CURL *curl;
+	vnd_req_t req;
+	buf_t answer;
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *u)
+{
+	buf_t *b = u;
+	buf_append(b, p, sz * n); /* beyond the cap the answer is cut; classify sees the start */
+	return sz * n;
+}
+
+/* Same digits, ignoring a leading '+'. */
+static int same_number(const char *a, const char *b)
+{
+	if (!a || !b)
+		return 0;
+	a += *a == '+';
+	b += *b == '+';
+	return *a && !strcmp(a, b);
+}
+
+static const char *pool_for(const cfg_vendor_t *v, const char *via)
+{
+	for (size_t i = 0; i < v->nsenders; i++)
+		if (same_number(v->senders[i].from, via))
+			return v->senders[i].pool;
+	for (size_t i = 0; i < v->nsenders; i++)
+		if (v->senders[i].from || v->senders[i].service)
+			return v->senders[i].pool;
+	return "main";
+}
+
+/* Sleep up to ms unless stopping (mutex held on entry and exit). */
+static void nap(trk_reply_t *r, int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT)
+		;
+}
+
+/* Send one SMS reply; mutex not held. Returns 1 accepted, 0 failed. */
+static int send_sms(trk_reply_t *r, const job_t *j)
+{
+	const cfg_vendor_t *v = &r->cfg->vendors[j->vendor];
+	vnd_t *a = r->a[j->vendor];
+	sms_info_t info;
+	if (sms_analyze(j->text, strlen(j->text), &info))
+		info = (sms_info_t){.enc = SMS_UCS2, .segments = 1};
+	msg_out_t m = {.id = NULL, /* no client-ref: a reply is not a campaign message */
+	               .campaign = NULL,
+	               .channel = MSG_CH_SMS,
+	               .to = j->to,
+	               .sender = pool_for(v, j->via),
+	               .body = j->text,
+	               .enc = sms_enc_name(info.enc),
+	               .segments = info.segments,
+	               .created_ms = clock_wall_ms()};
+	const msg_out_t *pm[1] = {&m};
+	vnd_result_t res;
+	char err[256];
+	for (int t = 0; t < REPLY_TRIES; t++) {
+		if (vnd_build(a, pm, 1, &r->req, err, sizeof err)) {
+			log_warn("event=reply_failed vendor=%s reason=\"%s\"", v->name, err);
+			return 0;
+		}
+		struct curl_slist *hd = NULL;
+		buf_t line;
+		buf_init(&line, 4096);
+		buf_printf(&line, "Content-Type: %s", r->req.content_type.len ? r->req.content_type.p
+		                                                              : "text/plain");
+		hd = curl_slist_append(hd, line.p);
+		if (r->req.bearer.len) {
+			buf_reset(&line);
+			buf_printf(&line, "Authorization: Bearer %s", r->req.bearer.p);
+			hd = curl_slist_append(hd, line.p);
+		}
+		buf_free(&line);
+		hd = curl_slist_append(hd, "Expect:");
+		buf_reset(&r->answer);
+		CURL *h = r->curl;
+		curl_easy_setopt(h, CURLOPT_URL, r->req.url.p);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->req.body.p);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)r->req.body.len);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+		curl_easy_setopt(h, CURLOPT_USERPWD, r->req.userpwd.len ? r->req.userpwd.p : NULL);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(v->timeout_ms > 0 ? v->timeout_ms : 10000));
+		CURLcode cc = curl_easy_perform(h);
+		long status = 0;
+		curl_off_t ra = -1;
+		if (cc == CURLE_OK) {
+			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+			curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra);
+		}
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+		curl_slist_free_all(hd);
+		vnd_classify(a, pm, 1, status, (int)cc, r->answer.p, r->answer.len, ra > 0 ? (long)ra : -1,
+		             &res);
+		if (res.outcome == VND_ACCEPTED) {
+			log_info("event=reply_sent vendor=%s ref=%s segments=%d", v->name, res.ref,
+			         info.segments);
+			return 1;
+		}
+		if (res.outcome != VND_DEFER || t == REPLY_TRIES - 1)
+			break;
+		int wait = res.retry_after_ms > 0 ? res.retry_after_ms : 500 << t;
+		if (wait > 5000)
+			wait = 5000;
+		pthread_mutex_lock(&r->mu);
+		int stop = r->stopping;
+		if (!stop)
+			nap(r, wait);
+		pthread_mutex_unlock(&r->mu);
+		if (stop)
+			break;
+	}
+	log_warn("event=reply_failed vendor=%s outcome=%s code=%s detail=\"%s\"", v->name,
+	         vnd_outcome_name(res.outcome), res.code, res.detail);
+	return 0;
+}
+
+static void *worker(void *arg)
+{
+	trk_reply_t *r = arg;
+	job_t *j = malloc(sizeof *j);
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (!r->n && !r->stopping)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (!r->n || !j)
+			break;
+		if (r->stopping && clock_mono_ms() > r->stop_by_ms) {
+			r->dropped += (int64_t)r->n;
+			log_warn("event=reply_dropped reason=shutdown jobs=%zu", r->n);
+			r->n = 0;
+			break;
+		}
+		*j = r->q[r->head];
+		r->head = (r->head + 1) % TRK_REPLY_QUEUE;
+		r->n--;
+		r->busy = 1;
+		pthread_mutex_unlock(&r->mu);
+		int ok = 1;
+		if (j->kind == JOB_SMS) {
+			ok = send_sms(r, j);
+		} else if (r->wr) {
+			if (trk_store_inbound(r->wr, j->ts_ms, j->vname, j->from, j->to, j->text, j->kw))
+				log_warn("event=inbound_not_kept vendor=%s kind=%s", j->vname, j->kw);
+		}
+		pthread_mutex_lock(&r->mu);
+		if (j->kind == JOB_SMS) {
+			if (ok)
+				r->sent++;
+			else
+				r->failed++;
+		}
+		r->busy = 0;
+		if (!r->n)
+			pthread_cond_broadcast(&r->idle_cv);
+	}
+	r->busy = 0;
+	pthread_cond_broadcast(&r->idle_cv);
+	pthread_mutex_unlock(&r->mu);
+	free(j);
+	return NULL;
+}
+
+trk_reply_t *trk_reply_new(const cfg_t *cfg, char *err, size_t errlen)
+{
+	trk_reply_t *r = calloc(1, sizeof *r);
+	job_t *q = calloc(TRK_REPLY_QUEUE, sizeof *q);
+	if (!r || !q) {
+		free(r);
+		free(q);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->cfg = cfg;
+	r->q = q;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	pthread_cond_init(&r->idle_cv, NULL);
+	vnd_req_init(&r->req);
+	buf_init(&r->answer, REPLY_MAX_ANSWER);
+	for (size_t i = 0; i < cfg->nvendors && i < REPLY_MAX_VENDORS; i++) {
+		const cfg_vendor_t *v = &cfg->vendors[i];
+		if (v->channel != MSG_CH_SMS)
+			continue;
+		char e[256];
+		r->a[i] = vnd_new(cfg, v, e, sizeof e);
+		if (!r->a[i])
+			log_warn("event=replies_disabled vendor=%s reason=\"%s\"", v->name, e);
+	}
+	char e[512];
+	r->wr = trk_store_open(cfg->db_path, 0, e, sizeof e);
+	if (!r->wr)
+		log_warn("event=review_list_disabled reason=\"%s\"", e);
+	r->curl = curl_easy_init();
+	if (!r->curl) {
+		snprintf(err, errlen, "curl_easy_init failed");
+		trk_reply_free(r);
+		return NULL;
+	}
+	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->curl, CURLOPT_USERAGENT, "tocsin/0.1 tracker-reply");
+	curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &r->answer);
+	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	if (pthread_create(&r->th, NULL, worker, r)) {
+		snprintf(err, errlen, "cannot start the reply worker thread");
+		trk_reply_free(r);
+		return NULL;
+	}
+	r->th_on = 1;
+	return r;
+}
+
+void trk_reply_free(trk_reply_t *r)
+{
+	if (!r)
+		return;
+	if (r->th_on) {
+		pthread_mutex_lock(&r->mu);
+		r->stopping = 1;
+		r->stop_by_ms = clock_mono_ms() + REPLY_STOP_GRACE_MS;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		pthread_join(r->th, NULL);
+	}
+	if (r->sent || r->failed || r->dropped)
+		log_info("event=replies sent=%lld failed=%lld dropped=%lld", (long long)r->sent,
+		         (long long)r->failed, (long long)r->dropped);
+	for (size_t i = 0; i < REPLY_MAX_VENDORS; i++)
+		vnd_free(r->a[i]);
+	trk_store_free(r->wr);
+	if (r->curl)
+		curl_easy_cleanup(r->curl);
+	vnd_req_free(&r->req);
+	buf_free(&r->answer);
+	pthread_cond_destroy(&r->cv);
+	pthread_cond_destroy(&r->idle_cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r->q);
+	free(r);
+}
+
+/* A free slot at the tail (mutex held), or NULL when full (counted). */
+static job_t *slot(trk_reply_t *r)
+{
+	if (r->n >= TRK_REPLY_QUEUE || r->stopping) {
+		r->dropped++;
+		if (r->dropped <= 20 || r->dropped % 1000 == 0)
+			log_warn("event=reply_dropped reason=queue_full dropped_total=%lld",
+			         (long long)r->dropped);
+		return NULL;
+	}
+	job_t *j = &r->q[(r->head + r->n) % TRK_REPLY_QUEUE];
+	j->via[0] = j->from[0] = j->kw[0] = 0;
+	return j;
+}
+
+int trk_reply_sms(trk_reply_t *r, const cfg_vendor_t *v, const char *to, const char *via,
+                  const char *text)
+{
+	int idx = (int)(v - r->cfg->vendors);
+	if (idx < 0 || (size_t)idx >= r->cfg->nvendors || idx >= REPLY_MAX_VENDORS || !r->a[idx])
+		return TOCSIN_ERR_CONFIG;
+	pthread_mutex_lock(&r->mu);
+	job_t *j = slot(r);
+	if (j) {
+		j->kind = JOB_SMS;
+		j->vendor = idx;
+		snprintf(j->vname, sizeof j->vname, "%s", v->name);
+		snprintf(j->to, sizeof j->to, "%s", to ? to : "");
+		snprintf(j->via, sizeof j->via, "%s", via ? via : "");
+		snprintf(j->text, sizeof j->text, "%s", text ? text : "");
+		r->n++;
+		pthread_cond_signal(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return j ? 0 : TOCSIN_ERR_AGAIN;
+}
+
+int trk_reply_inbound(trk_reply_t *r, int64_t ts_ms, const char *vendor, const char *from,
+                      const char *to, const char *body, const char *kind)
+{
+	pthread_mutex_lock(&r->mu);
+	job_t *j = slot(r);
+	if (j) {
+		j->kind = JOB_INBOUND;
+		j->ts_ms = ts_ms;
+		snprintf(j->vname, sizeof j->vname, "%s", vendor ? vendor : "");
+		snprintf(j->from, sizeof j->from, "%s", from ? from : "");
+		snprintf(j->to, sizeof j->to, "%s", to ? to : "");
+		snprintf(j->text, sizeof j->text, "%s", body ? body : "");
+		snprintf(j->kw, sizeof j->kw, "%s", kind ? kind : "");
+		r->n++;
+		pthread_cond_signal(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return j ? 0 : TOCSIN_ERR_AGAIN;
+}
+
+void trk_reply_stats(trk_reply_t *r, trk_reply_stats_t *out)
+{
+	pthread_mutex_lock(&r->mu);
+	out->sent = r->sent;
+	out->failed = r->failed;
+	out->dropped = r->dropped;
+	out->queued = (int64_t)r->n + r->busy;
+	pthread_mutex_unlock(&r->mu);
+}
+
+int trk_reply_drain(trk_reply_t *r, int timeout_ms)
+{
+	int64_t end = clock_mono_ms() + timeout_ms;
+	pthread_mutex_lock(&r->mu);
+	while ((r->n || r->busy) && r->th_on) {
+		int64_t left = end - clock_mono_ms();
+		if (left <= 0)
+			break;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (long)(left % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&r->idle_cv, &r->mu, &ts);
+	}
+	int rc = r->n || r->busy ? TOCSIN_ERR_TIMEOUT : 0;
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
