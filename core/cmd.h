@@ -14,6 +14,7 @@ int cmd_vendor_send(cfg_t *cfg, int argc, char **argv); /* vendors/send.c */
 int cmd_launch(cfg_t *cfg, int argc, char **argv);     /* producer/launch.c */
 int cmd_preview(cfg_t *cfg, int argc, char **argv);    /* producer/launch.c */
 int cmd_dispatch(cfg_t *cfg, int argc, char **argv);   /* dispatcher/dsp.c */
+int cmd_dead(cfg_t *cfg, int argc, char **argv);      /* dispatcher/dead.c */
 int cmd_track(cfg_t *cfg, int argc, char **argv);      /* tracker/track.c */
 int cmd_status(cfg_t *cfg, int argc, char **argv);     /* tracker/status.c */
 int cmd_campaign(cfg_t *cfg, int argc, char **argv);   /* tracker/ctlcmd.c */

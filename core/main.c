@@ -20,6 +20,7 @@ static const cmd_t cmds[] = {
     {"launch", cmd_launch, "expand a campaign into one outbox message per recipient"},
     {"preview", cmd_preview, "render and cost a campaign without sending anything"},
     {"dispatch", cmd_dispatch, "send outbox messages to vendors (a consumer-group member)"},
+    {"dead", cmd_dead, "list the messages that could not be sent, and why (tocsin.dead)"},
     {"track", cmd_track, "status store, dashboard, JSON API, /metrics and vendor webhooks"},
     {"status", cmd_status, "print a campaign's counts per state"},
     {"campaign", cmd_campaign, "pause, resume or cancel a campaign (pause|resume|cancel <id>)"},

@@ -994,7 +994,10 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		dv->v = v;
 		if (!(dv->a = vnd_new(c, v, e, sizeof e)) || !(dv->rl = rl_new(v, e, sizeof e)) ||
 		    !(dv->sla = sla_new_vendor(v, e, sizeof e))) {
-			snprintf(err, errlen, "vendor %s: %s", v->name, e);
+			if (!strncmp(e, "vendor ", 7) || strstr(e, v->name))
+				snprintf(err, errlen, "%s", e); /* already names the vendor */
+			else
+				snprintf(err, errlen, "vendor %s: %s", v->name, e);
 			return TOCSIN_ERR_CONFIG;
 		}
 		d->slas[vi] = dv->sla;
