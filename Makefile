@@ -136,7 +136,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
-	@bench/run.sh $(BENCH_BINS)
+	@BUILD=$(BUILD) TOCSIN_BIN=$(abspath $(BIN)) bench/run.sh $(BENCH_BINS)
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/tocsin \
