@@ -14,6 +14,7 @@ it_setup() {
   CFG=$OUT/tocsin.json
   export TOCSIN_TWILIO_TOKEN=it-twilio-token
   trap it_cleanup EXIT
+  trap 'exit 143' TERM INT   # a timed-out test still stops what it started
 }
 
 # it_bg NAME ARGS...: run `tocsin -c $CFG ARGS...` in the background, log in $OUT/NAME.log.
