@@ -716,7 +716,7 @@ int trk_api_metrics(trk_api_q_t *q, buf_t *b)
 
 	buf_puts(b, "# HELP tocsin_vendor_latency_ms Vendor request latency.\n"
 	            "# TYPE tocsin_vendor_latency_ms histogram\n");
-	if (prep(q, "SELECT vendor, lat, lat_sum FROM series WHERE vendor<>'' ORDER BY vendor", &st))
+	if (prep(q, "SELECT vendor, lat, lat_sum FROM lat_total WHERE vendor<>'' ORDER BY vendor", &st))
 		return TOCSIN_ERR_IO;
 	char cur[128] = "";
 	int64_t h[TRK_LAT_BUCKETS] = {0}, sum = 0;

@@ -26,6 +26,20 @@
 #define MAX_URI 8192
 #define MAX_READERS 8
 #define MAX_WH_VENDORS 32
+#define SLOW_NS (50 * 1000000LL) /* the dashboard API's budget per request */
+
+#define CACHE_N 16
+#define CACHE_KEY 512
+#define CACHE_MAX_BODY (1u << 20)
+#define CACHE_MS_DEFAULT 250
+#define HTTP_THREADS 4
+
+typedef struct acache {
+	char key[CACHE_KEY]; /* raw URI with its query */
+	int64_t at_ms;       /* mono time it was computed; 0 = empty */
+	char *body;
+	size_t len;
+} acache_t;
 
 /* ---- live counters ---- */
 
@@ -99,7 +113,14 @@ struct trk_http {
 	email_unsub_t *unsub;
 	const char *token; /* control token from the environment, or NULL: controls disabled */
 	char program[128], help_reply[480], stop_reply[320], start_reply[320];
-	int64_t unsub_ok, unsub_bad, ctl_denied;
+	int64_t unsub_ok, unsub_bad, ctl_denied, slow;
+	struct MHD_Response *page; /* the dashboard, built once */
+	/* Answers to the endpoints the dashboard polls, kept api_cache_ms: every
+	 * open dashboard polls each of them every second, and they need not cost
+	 * a query each. */
+	pthread_mutex_t cmu;
+	int cache_ms;
+	acache_t cache[CACHE_N];
 };
 
 /* One request's state: the raw URI and the body as it arrives. */
@@ -108,6 +129,8 @@ typedef struct req {
 	buf_t body;
 	int too_big;
 	int started; /* the first call (headers only) has been seen */
+	int64_t t0_ns;   /* headers received */
+	int64_t work_ns; /* spent answering (queries, JSON) */
 } req_t;
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
@@ -119,18 +142,33 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 		return NULL;
 	r->uri = strndup(uri ? uri : "", MAX_URI);
 	buf_init(&r->body, MAX_BODY);
+	r->t0_ns = clock_mono_ns();
 	return r;
 }
 
 static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
                      enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
+	trk_http_t *h = cls;
 	(void)c;
 	(void)toe;
 	req_t *r = *con_cls;
 	if (!r)
 		return;
+	/* A request slower than the dashboard's budget is logged with where the
+	 * time went (answering vs. waiting for a thread / the network). */
+	int64_t total = clock_mono_ns() - r->t0_ns;
+	if (total >= SLOW_NS) {
+		pthread_mutex_lock(&h->mu);
+		int64_t nth = ++h->slow;
+		pthread_mutex_unlock(&h->mu);
+		if (nth <= 20 || nth % 100 == 0) {
+			const char *q = strchr(r->uri, '?');
+			size_t pl = q ? (size_t)(q - r->uri) : strlen(r->uri);
+			log_warn("event=slow_request path=%.*s total_ms=%.1f work_ms=%.1f slow_total=%lld",
+			         (int)(pl > 200 ? 200 : pl), r->uri, total / 1e6, r->work_ns / 1e6, (long long)nth);
+		}
+	}
 	free(r->uri);
 	buf_free(&r->body);
 	free(r);
@@ -505,6 +543,8 @@ static enum MHD_Result unsubscribe(trk_http_t *h, struct MHD_Connection *c, cons
 
 /* ---- controls ---- */
 
+static void cache_clear(trk_http_t *h);
+
 static int token_ok(trk_http_t *h, struct MHD_Connection *c)
 {
 	if (!h->token)
@@ -548,6 +588,7 @@ static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const ch
 		return answer_json_err(c, 400, err);
 	if (rc)
 		return answer_json_err(c, 503, err);
+	cache_clear(h); /* the next poll asks the store again */
 	buf_t b;
 	buf_init(&b, 4096);
 	buf_printf(&b, "{\"ok\":true,\"%s\":", kind);
@@ -565,8 +606,76 @@ static const char *arg(struct MHD_Connection *c, const char *k)
 	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
 }
 
-static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const char *url)
+/* The endpoints the dashboard polls (their answers may be up to api_cache_ms old). */
+static int cacheable(const char *url)
 {
+	if (!strcmp(url, "/api/campaigns") || !strcmp(url, "/api/vendors") ||
+	    !strcmp(url, "/api/series") || !strcmp(url, "/api/timeline") ||
+	    !strcmp(url, "/api/inbound"))
+		return 1;
+	return !strncmp(url, "/api/campaigns/", 15) && !strchr(url + 15, '/');
+}
+
+/* Answer from the cache when raw's answer is fresh enough: 1 answered. */
+static int cache_answer(trk_http_t *h, struct MHD_Connection *c, const char *raw,
+                        enum MHD_Result *ret)
+{
+	int64_t now = clock_mono_ms();
+	int hit = 0;
+	pthread_mutex_lock(&h->cmu);
+	for (int i = 0; i < CACHE_N && !hit; i++) {
+		acache_t *e = &h->cache[i];
+		if (e->at_ms && now - e->at_ms < h->cache_ms && !strcmp(e->key, raw)) {
+			*ret = answer(c, 200, "application/json", e->body, e->len);
+			hit = 1;
+		}
+	}
+	pthread_mutex_unlock(&h->cmu);
+	return hit;
+}
+
+static void cache_put(trk_http_t *h, const char *raw, const buf_t *b)
+{
+	if (b->len > CACHE_MAX_BODY || strlen(raw) >= CACHE_KEY)
+		return;
+	char *copy = malloc(b->len ? b->len : 1);
+	if (!copy)
+		return;
+	memcpy(copy, b->p, b->len);
+	pthread_mutex_lock(&h->cmu);
+	acache_t *v = &h->cache[0];
+	for (int i = 0; i < CACHE_N; i++) {
+		acache_t *e = &h->cache[i];
+		if (!strcmp(e->key, raw)) {
+			v = e;
+			break;
+		}
+		if (e->at_ms < v->at_ms)
+			v = e;
+	}
+	free(v->body);
+	snprintf(v->key, sizeof v->key, "%s", raw);
+	v->body = copy;
+	v->len = b->len;
+	v->at_ms = clock_mono_ms();
+	pthread_mutex_unlock(&h->cmu);
+}
+
+static void cache_clear(trk_http_t *h)
+{
+	pthread_mutex_lock(&h->cmu);
+	for (int i = 0; i < CACHE_N; i++)
+		h->cache[i].at_ms = 0;
+	pthread_mutex_unlock(&h->cmu);
+}
+
+static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const char *url,
+                               const char *raw)
+{
+	int cache = h->cache_ms > 0 && cacheable(url);
+	enum MHD_Result cr;
+	if (cache && cache_answer(h, c, raw, &cr))
+		return cr;
 	char err[512];
 	trk_store_t *rd = reader_get(h, err, sizeof err);
 	if (!rd)
@@ -624,8 +733,11 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 		r = answer_json_err(c, 413, "answer too large: use paging (after=, limit=)");
 	else if (rc)
 		r = answer_json_err(c, 500, tocsin_strerror(rc));
-	else
+	else {
 		r = answer(c, 200, ctype, b.p, b.len);
+		if (cache)
+			cache_put(h, raw, &b);
+	}
 	buf_free(&b);
 	return r;
 }
@@ -701,6 +813,9 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 	return r;
 }
 
+static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char *url,
+                             const char *method, req_t *r);
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -722,6 +837,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (r->too_big)
 		return answer_json_err(c, 413, "request body too large (max 4 MiB)");
+	int64_t t = clock_mono_ns();
+	enum MHD_Result ret = route(h, c, url, method, r);
+	r->work_ns += clock_mono_ns() - t;
+	return ret;
+}
+
+static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char *url,
+                             const char *method, req_t *r)
+{
 	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	int post = !strcmp(method, "POST");
 	if (!strncmp(url, "/webhooks/", 10) && (post || get))
@@ -751,14 +875,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	if (!get)
 		return answer_json_err(c, 405, "method not allowed");
 	if (!strcmp(url, "/") || !strcmp(url, "/index.html"))
-		return answer(c, 200, "text/html; charset=utf-8", trk_dashboard_html,
-		              strlen(trk_dashboard_html));
+		return h->page ? MHD_queue_response(c, 200, h->page)
+		               : answer(c, 200, "text/html; charset=utf-8", trk_dashboard_html,
+		                        strlen(trk_dashboard_html));
 	if (!strcmp(url, "/healthz"))
 		return answer(c, 200, "text/plain", "ok\n", 3);
 	if (!strcmp(url, "/metrics"))
 		return metrics(h, c);
 	if (!strncmp(url, "/api/", 5))
-		return api_get(h, c, url);
+		return api_get(h, c, url, r->uri);
 	return answer_json_err(c, 404, "not found");
 }
 
@@ -852,6 +977,20 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	h->unsub = email_unsub_from_cfg(cfg, e, sizeof e);
 	if (!h->unsub)
 		log_info("event=unsubscribe_disabled reason=\"%s\"", e);
+	pthread_mutex_init(&h->cmu, NULL);
+	h->cache_ms = CACHE_MS_DEFAULT;
+	json_t *cm = json_object_get(json_object_get(cfg->root, "tracker"), "api_cache_ms");
+	if (json_is_integer(cm) && json_integer_value(cm) >= 0 && json_integer_value(cm) <= 10000)
+		h->cache_ms = (int)json_integer_value(cm);
+	else if (cm)
+		log_warn("event=config_ignored field=tracker.api_cache_ms reason=\"not an integer "
+		         "0..10000\" default=%d", CACHE_MS_DEFAULT);
+	h->page = MHD_create_response_from_buffer(strlen(trk_dashboard_html),
+	                                          (void *)trk_dashboard_html, MHD_RESPMEM_PERSISTENT);
+	if (h->page) {
+		MHD_add_response_header(h->page, "Content-Type", "text/html; charset=utf-8");
+		MHD_add_response_header(h->page, "Cache-Control", "no-store");
+	}
 	h->reply = trk_reply_new(cfg, err, errlen);
 	if (!h->reply) {
 		trk_http_free(h);
@@ -868,7 +1007,7 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
 	                            MHD_USE_ERROR_LOG,
 	                        0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, &sa,
-	                        MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+	                        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 	                        MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_URI_LOG_CALLBACK,
 	                        uri_log, h, MHD_OPTION_NOTIFY_COMPLETED, req_done, h, MHD_OPTION_END);
 	if (!h->d) {
@@ -913,6 +1052,11 @@ void trk_http_free(trk_http_t *h)
 	for (int i = 0; i < h->nreaders; i++)
 		trk_store_free(h->readers[i]);
 	email_unsub_free(h->unsub);
+	if (h->page)
+		MHD_destroy_response(h->page);
+	for (int i = 0; i < CACHE_N; i++)
+		free(h->cache[i].body);
+	pthread_mutex_destroy(&h->cmu);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }

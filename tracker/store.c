@@ -30,7 +30,7 @@ int trk_lat_bound(int i) { return i < TRK_LAT_BUCKETS - 1 ? lat_bounds[i] : -1; 
 
 /* ---- per-transaction aggregation: counters merged into sqlite at commit ---- */
 
-enum { AGG_COUNT = 0, AGG_CODE = 1, AGG_SERIES = 2 };
+enum { AGG_COUNT = 0, AGG_CODE = 1, AGG_SERIES = 2, AGG_LAT = 3 };
 #define AGG_SLOTS 8192
 #define AGG_KEY 200
 
@@ -60,6 +60,7 @@ enum {
 	Q_OPT,
 	Q_EVENT,
 	Q_INBOUND,
+	Q_LAT,
 	Q_BEGIN,
 	Q_COMMIT,
 	Q_ROLLBACK,
@@ -118,6 +119,10 @@ static const char schema[] =
     " optin INTEGER, source TEXT, campaign TEXT, ts_ms INTEGER, PRIMARY KEY(channel, address));"
     "CREATE TABLE IF NOT EXISTS timeline(ts_ms INTEGER, kind TEXT, subject TEXT, detail TEXT);"
     "CREATE INDEX IF NOT EXISTS timeline_ts ON timeline(ts_ms);"
+    /* all-time latency histogram per vendor (the /metrics histogram: counters
+     * that never go back when series are pruned, and no scan of the series) */
+    "CREATE TABLE IF NOT EXISTS lat_total(vendor TEXT PRIMARY KEY, lat BLOB,"
+    " lat_sum INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS inbound(ts_ms INTEGER, vendor TEXT, from_addr TEXT,"
     " to_addr TEXT, body TEXT, kind TEXT);";
 
@@ -148,6 +153,8 @@ static const char *const sqls[Q__COUNT] = {
               " ts_ms=excluded.ts_ms WHERE excluded.ts_ms>=ts_ms",
     [Q_EVENT] = "INSERT INTO timeline VALUES(?1,?2,?3,?4)",
     [Q_INBOUND] = "INSERT INTO inbound VALUES(?1,?2,?3,?4,?5,?6)",
+    [Q_LAT] = "INSERT INTO lat_total VALUES(?1,?2,?3) ON CONFLICT DO UPDATE SET "
+              "lat=trk_lat_add(lat, excluded.lat), lat_sum=lat_sum+excluded.lat_sum",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -220,6 +227,54 @@ fail:
 	return TOCSIN_ERR_IO;
 }
 
+static int step_done(trk_store_t *s, sqlite3_stmt *st);
+
+/* A store from before lat_total: sum the series' histograms into it once. */
+static int lat_backfill(trk_store_t *s)
+{
+	sqlite3_stmt *q = NULL;
+	int empty = 1, rc = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM lat_total LIMIT 1", -1, &q, NULL) != SQLITE_OK)
+		return TOCSIN_ERR_IO;
+	empty = sqlite3_step(q) != SQLITE_ROW;
+	sqlite3_finalize(q);
+	if (!empty)
+		return 0;
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT vendor, lat, lat_sum FROM series WHERE vendor<>'' ORDER BY vendor",
+	                       -1, &q, NULL) != SQLITE_OK)
+		return TOCSIN_ERR_IO;
+	char cur[256] = "";
+	int64_t h[TRK_LAT_BUCKETS] = {0}, sum = 0;
+	sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+	for (int more = 1; more && !rc;) {
+		more = sqlite3_step(q) == SQLITE_ROW;
+		const char *v = more ? (const char *)sqlite3_column_text(q, 0) : "";
+		if (!more || strcmp(cur, v ? v : "")) {
+			if (cur[0]) {
+				sqlite3_stmt *w = s->q[Q_LAT];
+				sqlite3_bind_text(w, 1, cur, -1, SQLITE_STATIC);
+				sqlite3_bind_blob(w, 2, h, sizeof h, SQLITE_STATIC);
+				sqlite3_bind_int64(w, 3, sum);
+				rc = step_done(s, w);
+			}
+			if (!more)
+				break;
+			snprintf(cur, sizeof cur, "%s", v ? v : "");
+			memset(h, 0, sizeof h);
+			sum = 0;
+		}
+		int64_t b[TRK_LAT_BUCKETS];
+		blob_get(sqlite3_column_blob(q, 1), sqlite3_column_bytes(q, 1), b);
+		for (int k = 0; k < TRK_LAT_BUCKETS; k++)
+			h[k] += b[k];
+		sum += sqlite3_column_int64(q, 2);
+	}
+	sqlite3_finalize(q);
+	sqlite3_exec(s->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+	return rc;
+}
+
 trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t errlen)
 {
 	if (readonly && access(path, F_OK) != 0) {
@@ -269,6 +324,12 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 				return NULL;
 			}
 		}
+		if (lat_backfill(s)) {
+			snprintf(err, errlen, "database %s: filling lat_total: %s", path,
+			         sqlite3_errmsg(s->db));
+			trk_store_free(s);
+			return NULL;
+		}
 		s->agg = calloc(AGG_SLOTS, sizeof *s->agg);
 		if (!s->agg) {
 			snprintf(err, errlen, "out of memory");
@@ -288,6 +349,11 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 			return NULL;
 		}
 		sqlite3_finalize(st);
+		/* Readers map the file (no read() copy per page) and keep a
+		 * warm page cache of their own: the API's answers stay fast
+		 * beside the writer. */
+		sqlite3_exec(s->db, "PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384;", NULL, NULL,
+		             NULL);
 	}
 	return s;
 }
@@ -365,6 +431,11 @@ static int agg_flush(trk_store_t *s)
 			sqlite3_bind_text(q, 2, vendor, -1, SQLITE_STATIC);
 			sqlite3_bind_text(q, 3, vendor + strlen(vendor) + 1, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(q, 4, a->n);
+		} else if (a->kind == AGG_LAT) {
+			q = s->q[Q_LAT];
+			sqlite3_bind_text(q, 1, vendor, -1, SQLITE_STATIC);
+			sqlite3_bind_blob(q, 2, a->lat, sizeof a->lat, SQLITE_STATIC);
+			sqlite3_bind_int64(q, 3, a->lat_sum);
 		} else {
 			q = s->q[Q_SERIES];
 			sqlite3_bind_int64(q, 1, a->sec);
@@ -628,6 +699,13 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 	{
 		a->lat[trk_lat_bucket(st->latency_ms)]++;
 		a->lat_sum += st->latency_ms;
+		if (vendor[0]) {
+			agg_t *l = agg_slot(s, AGG_LAT, "", vendor, NULL, 0, 0);
+			if (!l)
+				return TOCSIN_ERR_IO;
+			l->lat[trk_lat_bucket(st->latency_ms)]++;
+			l->lat_sum += st->latency_ms;
+		}
 	}
 	return 1;
 }

@@ -76,7 +76,8 @@ grep -qx 'tocsin_messages{campaign="rally",channel="sms",vendor="twilio",state="
 grep -qx 'tocsin_vendor_latency_ms_count{vendor="twilio"} 400' "$OUT/metrics.txt" || it_fail "metrics latency: $(grep latency_ms_count "$OUT/metrics.txt")"
 grep -qx 'tocsin_vendor_latency_ms_bucket{vendor="twilio",le="+Inf"} 400' "$OUT/metrics.txt" || it_fail "metrics histogram"
 grep -q '^tocsin_tracker_consumer_lag 0$' "$OUT/metrics.txt" || it_fail "lag: $(grep lag "$OUT/metrics.txt")"
-curl -sf "$A/" | grep -q '<canvas id="throughput"' || it_fail "dashboard page"
+curl -sf "$A/" > "$OUT/page.html" || it_fail "GET /"
+grep -q '<canvas id="throughput"' "$OUT/page.html" || it_fail "dashboard page"
 ! curl -sf "$A/" | grep -Eq 'src="https?:|href="https?:' || it_fail "dashboard loads external resources"
 
 # controls: no token -> 401, wrong token -> 401, right token -> published and folded back
