@@ -251,6 +251,101 @@ static void test_render(void **state)
 	email_free(e);
 }
 
+/* Replace every EMAIL_UNSUB_PLACEHOLDER in s by url (test-side, as a vendor does). */
+static void subst(const char *s, const char *url, char *out, size_t cap)
+{
+	size_t o = 0;
+	const size_t pl = strlen(EMAIL_UNSUB_PLACEHOLDER);
+	while (*s && o + 1 < cap) {
+		if (!strncmp(s, EMAIL_UNSUB_PLACEHOLDER, pl)) {
+			o += (size_t)snprintf(out + o, cap - o, "%s", url);
+			s += pl;
+		} else
+			out[o++] = *s++;
+	}
+	out[o < cap ? o : cap - 1] = 0;
+}
+
+/* email_render_subs: shared parts with the placeholder, the URL in subs, and
+ * after substitution byte for byte what email_render writes; inline fallbacks. */
+static void test_render_subs(void **state)
+{
+	(void)state;
+	char err[512];
+	const char *s = "News for {{city}}";
+	const char *t = "Hi {{first_name|default:\"friend\"}}\nStop: {{unsubscribe_url}} ({{unsubscribe_url|trim}})";
+	const char *h = "<p>Hi {{first_name}}</p><style>p { color: red }</style><a href=\"{{unsubscribe_url}}\">{{{unsubscribe_url}}}</a>";
+	email_tmpl_t *e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err, sizeof err);
+	assert_non_null(e);
+	assert_true(email_subs_possible(e));
+	email_unsub_t *u = mk(KEY, "https://t.example.org");
+	const char *vals[2] = {"<Bo & \"Al\">", "Reno"};
+	size_t lens[2] = {strlen(vals[0]), strlen(vals[1])};
+	char buf[4096], buf2[4096], want[2048], got[2048];
+	email_parts_t p, q;
+	tmpl_why_t why;
+	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2, sizeof buf2, &q, &why), 0);
+	assert_non_null(p.subs);
+	snprintf(want, sizeof want, "{\"unsubscribe_url\":\"%s\"}", q.unsub_url);
+	assert_string_equal(p.subs, want);
+	assert_int_equal(p.subs_len, strlen(want));
+	assert_string_equal(p.headers, q.headers); /* List-Unsubscribe stays per recipient */
+	assert_null(strstr(p.text, "https://"));
+	assert_non_null(strstr(p.text, EMAIL_UNSUB_PLACEHOLDER));
+	subst(p.text, q.unsub_url, got, sizeof got);
+	assert_string_equal(got, q.text);
+	subst(p.html, q.unsub_url, got, sizeof got);
+	assert_string_equal(got, q.html);
+	assert_string_equal(p.subject, q.subject);
+	/* a second recipient with the same values shares the parts byte for byte */
+	char buf3[4096];
+	email_parts_t r;
+	assert_int_equal(email_render_subs(e, u, "c9", "al@example.org", 14, vals, lens, buf3, sizeof buf3, &r, &why), 0);
+	assert_string_equal(r.text, p.text);
+	assert_string_equal(r.html, p.html);
+	assert_string_not_equal(r.subs, p.subs);
+	/* a '{' in recipient data could forge a placeholder: that one renders inline */
+	vals[0] = "{{{tocsin:unsubscribe_url}}}";
+	lens[0] = strlen(vals[0]);
+	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
+	assert_null(p.subs);
+	assert_non_null(strstr(p.text, "https://t.example.org/u/"));
+	/* errors are the same as email_render's */
+	lens[1] = 0;
+	vals[0] = "Bo";
+	lens[0] = 2;
+	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why),
+	                 TOCSIN_ERR_INVAL);
+	assert_string_equal(why.reason, "missing field city");
+	lens[1] = 4;
+	for (size_t cap = 1; cap < 300; cap += 7)
+		assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, cap, &p, &why),
+		                 TOCSIN_ERR_TOOBIG);
+	email_free(e);
+	/* a case filter on the link, or a template spelling "tocsin:", keeps everything inline */
+	const char *t_up = "Stop: {{unsubscribe_url|upper}}";
+	e = email_compile(s, strlen(s), t_up, strlen(t_up), NULL, 0, F, 2, 0, err, sizeof err);
+	assert_non_null(e);
+	assert_false(email_subs_possible(e));
+	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
+	assert_null(p.subs);
+	email_free(e);
+	const char *t_sp = "TOCSIN: stop {{unsubscribe_url}}";
+	e = email_compile(s, strlen(s), t_sp, strlen(t_sp), NULL, 0, F, 2, 0, err, sizeof err);
+	assert_non_null(e);
+	assert_false(email_subs_possible(e));
+	email_free(e);
+	/* a URL the HTML part would escape: inline */
+	email_unsub_t *u2 = mk(KEY, "https://t.example.org/a&b");
+	e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err, sizeof err);
+	assert_int_equal(email_render_subs(e, u2, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
+	assert_null(p.subs);
+	email_free(e);
+	email_unsub_free(u2);
+	email_unsub_free(u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_cfg_key),
 		cmocka_unit_test(test_compile_refusals),
 		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_render_subs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -238,6 +238,66 @@ static void test_mailgun_build(void **st)
 	vnd_free(a);
 }
 
+/* Per-recipient substitutions: SendGrid's personalization "substitutions"
+ * keyed by the placeholder literal; Mailgun's recipient-variables with the
+ * placeholder rewritten to %recipient.<name>% in the shared parts. */
+static void test_email_subs(void **st)
+{
+	(void)st;
+	msg_out_t m1 = email(ID1, "a@example.org"), m2 = email(ID2, "b@example.org");
+	m1.text = m2.text = "Stop: {{{tocsin:unsubscribe_url}}} {{{tocsin:nope";
+	m1.html = m2.html = "<a href=\"{{{tocsin:unsubscribe_url}}}\">x</a>";
+	m1.subs = "{\"unsubscribe_url\":\"https://t/u/AAA\"}";
+	m2.subs = "{\"unsubscribe_url\":\"https://t/u/B\\\"B\"}";
+	m1.headers = "{\"List-Unsubscribe\":\"<https://t/u/AAA>\"}";
+	m2.headers = "{\"List-Unsubscribe\":\"<https://t/u/BBB>\"}";
+	const msg_out_t *ms[] = {&m1, &m2};
+	vnd_req_t r;
+	vnd_req_init(&r);
+	char err[256];
+	vnd_t *a = adapter("sg");
+	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), 0);
+	json_t *j = json_loads(r.body.p, 0, NULL);
+	assert_non_null(j);
+	json_t *p = json_object_get(j, "personalizations");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 0), "substitutions"),
+	                                                      "{{{tocsin:unsubscribe_url}}}")), "https://t/u/AAA");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 1), "substitutions"),
+	                                                      "{{{tocsin:unsubscribe_url}}}")), "https://t/u/B\"B");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 1), "headers"),
+	                                                      "List-Unsubscribe")), "<https://t/u/BBB>");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "content"), 0), "value")),
+	                    m1.text); /* the shared part as it is: SendGrid substitutes */
+	json_decref(j);
+	/* names must be plain: refused, never sent half-substituted */
+	m2.subs = "{\"bad name\":\"x\"}";
+	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), TOCSIN_ERR_INVAL);
+	assert_non_null(strstr(err, "subs"));
+	m2.subs = "{\"unsubscribe_url\":7}";
+	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), TOCSIN_ERR_INVAL);
+	vnd_free(a);
+
+	m2.subs = "{\"unsubscribe_url\":\"https://t/u/BBB\"}";
+	a = adapter("mg");
+	vnd_req_free(&r);
+	vnd_req_init(&r);
+	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), 0);
+	const char *b = r.body.p;
+	assert_non_null(strstr(b, "name=\"text\"\r\n\r\nStop: %recipient.unsubscribe_url% {{{tocsin:nope\r\n"));
+	assert_non_null(strstr(b, "name=\"html\"\r\n\r\n<a href=\"%recipient.unsubscribe_url%\">x</a>\r\n"));
+	assert_non_null(strstr(b, "\"a@example.org\":{\"unsubscribe_url\":\"https://t/u/AAA\",\"tocsin_id\":"));
+	assert_non_null(strstr(b, "\"b@example.org\":{\"unsubscribe_url\":\"https://t/u/BBB\",\"tocsin_id\":"));
+	assert_non_null(strstr(b, "name=\"h:List-Unsubscribe\"\r\n\r\n%recipient.h_List_Unsubscribe%\r\n"));
+	/* a name that would clash with our own recipient variables is refused */
+	m2.subs = "{\"tocsin_id\":\"x\"}";
+	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), TOCSIN_ERR_INVAL);
+	/* one message with subs and one without cannot share a request */
+	m2.subs = NULL;
+	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), TOCSIN_ERR_INVAL);
+	vnd_req_free(&r);
+	vnd_free(a);
+}
+
 /* ---- canned answers ---- */
 
 static char *slurp(const char *name, size_t *len)
@@ -671,6 +731,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_twilio_build),     cmocka_unit_test(test_vonage_build),
 	    cmocka_unit_test(test_sendgrid_build),   cmocka_unit_test(test_mailgun_build),
+	    cmocka_unit_test(test_email_subs),
 	    cmocka_unit_test(test_canned_answers),   cmocka_unit_test(test_batch_partial_reject),
 	    cmocka_unit_test(test_huge_answer),      cmocka_unit_test(test_twilio_vector),
 	    cmocka_unit_test(test_sendgrid_vector),  cmocka_unit_test(test_mailgun_sign),

@@ -742,9 +742,17 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		}
 		if (bad)
 			break;
-		char *ca = json_dumps(json_object_get(p, "custom_args"), JSON_COMPACT);
-		size_t cal = ca ? strlen(ca) : 0;
-		free(ca);
+		/* the size of custom_args as compact JSON, near enough (keys, values, quotes) */
+		size_t cal = 0;
+		{
+			const char *ck;
+			json_t *cv;
+			json_object_foreach(json_object_get(p, "custom_args"), ck, cv)
+			{
+				cal += strlen(ck) + 4;
+				cal += json_is_string(cv) ? json_string_length(cv) + 2 : 24;
+			}
+		}
 		if (cal >= 10000) {
 			snprintf(field, sizeof field, "personalizations.%zu.custom_args", i);
 			sg_error(ans, 400, field, "The custom_args total size must be less than 10000 bytes.");
@@ -799,7 +807,7 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	/* each recipient's message as SendGrid would write it: substitutions applied
 	 * to subject and every content value, then its unsubscribe link checked */
 	json_t *subj = json_object_get(j, "subject");
-	size_t nc = json_array_size(content) < 4 ? json_array_size(content) : 4;
+	size_t nc = json_array_size(content) < 3 ? json_array_size(content) : 3; /* parts[3]: the header */
 	buf_t parts[5];
 	for (size_t k = 0; k < 5; k++)
 		buf_init(&parts[k], SIM_PART_MAX);
@@ -820,13 +828,10 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 			if (!luj)
 				luj = json_object_get(tophdr, "List-Unsubscribe");
 			const char *lu = json_string_value(luj);
-			buf_t lub;
-			buf_init(&lub, SIM_PART_MAX);
-			if (lu && !sg_apply(&lub, lu, strlen(lu), sub, &applied) && !buf_putc(&lub, 0))
-				lu = lub.p;
+			if (lu && !sg_apply(&parts[3], lu, strlen(lu), sub, &applied) && !buf_putc(&parts[3], 0))
+				lu = parts[3].p;
 			email_check(sv, json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email")),
 			            lu, parts, nc, applied);
-			buf_free(&lub);
 		}
 		json_t *ca = json_object_get(p, "custom_args");
 		const char *id = json_string_value(json_object_get(ca, "tocsin_id"));

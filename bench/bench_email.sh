@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# bench_email.sh -- one dispatcher's batched-email throughput end to end (outbox -> SendGrid-shaped
+# requests of up to 1000 personalizations -> status events acknowledged) against the emulator.
+# Baseline in the same run: the same campaign rendered inline (every recipient's unsubscribe URL
+# in its own body, as before outbox "subs" existed), which cannot batch.
+#   bench/bench_email.sh [N (default 200000)] [N_BASELINE (default N/10)]
+# Checks the emulator accepted every recipient exactly once with its unsubscribe link intact
+# (GET /_sim/email), prints both rates and the ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+NB=${2:-$((N / 10))}
+B=${TOCSIN_BIN:-$PWD/tocsin}
+OUT=$PWD/bench/out/bench_email
+rm -rf "$OUT"; mkdir -p "$OUT/var"
+CFG=$OUT/tocsin.json
+export TOCSIN_SENDGRID_KEY=bench-sendgrid-key TOCSIN_UNSUB_KEY=bench-unsubscribe-key-0123456789
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+cfg() {
+  cat > "$CFG" <<JSON
+{"var_dir": "$OUT/var",
+ "vendors": [{"name": "sendgrid", "kind": "sendgrid", "channel": "email", "base_url": "http://${1:-127.0.0.1:9}",
+   "secret_env": "TOCSIN_SENDGRID_KEY", "senders": {"main": {"from": "news@example.org"}},
+   "max_in_flight": 16, "timeout_ms": 20000}],
+ "routes": {"email": {"strategy": "priority", "vendors": ["sendgrid"]}},
+ "dispatcher": {"max_in_flight": 16},
+ "kafka": {"queued.max.messages.kbytes": "${KBYTES:-65536}", "fetch.error.backoff.ms": "20"},
+ "tracker": {"public_url": "https://act.example.org/t"}}
+JSON
+}
+wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.1; done; echo "no $1" >&2; exit 1; }
+cfg
+"$B" -c "$CFG" broker > "$OUT/broker.log" 2>&1 & PIDS+=($!)
+wait_file "$OUT/var/run/broker.bootstrap"
+"$B" -c "$CFG" vendor-sim --listen 127.0.0.1:0 > "$OUT/sim.log" 2>&1 & PIDS+=($!)
+wait_file "$OUT/var/run/vendor-sim.addr"
+SIM=$(cat "$OUT/var/run/vendor-sim.addr")
+cfg "$SIM"
+curl -sf -X POST -d '{"vendor":"sendgrid","receipts":{"enabled":false}}' "http://$SIM/_sim/config" > /dev/null
+
+# audience: ref is "{<i>}" in the baseline (a '{' in recipient data makes the producer render
+# that email inline, unbatchable) and "r<i>" in the measured run
+python3 - "$OUT" "$N" "$NB" <<'PY'
+import sys
+out, n, nb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for name, count, fmt, off in (("base", nb, "{%d}", 10**7), ("bench", n, "r%d", 0)):
+    with open("%s/%s.csv" % (out, name), "w") as f:
+        f.write("first_name,email,ref\n")
+        for i in range(off, off + count):
+            f.write("Pat,supporter%d@example.org,%s\n" % (i, fmt % (i % 10)))
+PY
+for c in base bench; do
+  printf '{"id":"%s","audience":{"path":"%s.csv","email":"email"},
+ "email":{"sender":"main","subject":"Tonight: the vote on the cuts",
+  "text":"Hi {{first_name}}, call your council member tonight (ref {{ref}}).\\nUnsubscribe: {{unsubscribe_url}}",
+  "html":"<p>Hi {{first_name}}, call your council member tonight (ref {{ref}}).</p><p><a href=\\"{{unsubscribe_url}}\\">Unsubscribe</a></p>"},
+ "expires_in_s":3600}\n' "$c" "$c" > "$OUT/$c.json"
+done
+
+# run CAMPAIGN COUNT: launch it fully first, then one dispatcher until the emulator has it all
+run() {
+  local c=$1 n=$2
+  curl -sf -X POST "http://$SIM/_sim/reset" > /dev/null
+  "$B" -c "$CFG" launch --max-lag 0 "$OUT/$c.json" > "$OUT/launch-$c.out" 2>&1
+  ${DSP_WRAP:-} "$B" -c "$CFG" dispatch --channel email --max-pending ${MAX_PENDING:-40000} ${DSP_ARGS:-} > "$OUT/dispatch-$c.log" 2>&1 & local dsp=$!; PIDS+=($dsp)
+  for _ in $(seq 2400); do   # at most 10 minutes
+    acc=$(curl -sf "http://$SIM/_sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vendors"]["sendgrid"]["accepted"])')
+    [ "$acc" -ge "$n" ] && break
+    sleep 0.25
+  done
+  sleep 1
+  kill -TERM $dsp; wait $dsp || true
+  grep -o 'event=dispatch_summary.*per_second=[0-9]*' "$OUT/dispatch-$c.log" > "$OUT/dispatch-$c.out"
+  curl -sf "http://$SIM/_sim/stats" > "$OUT/stats-$c.json"
+  curl -sf "http://$SIM/_sim/email" > "$OUT/email-$c.json"
+}
+echo "== baseline: $NB emails rendered inline (one request per recipient)"
+run base "$NB"; cat "$OUT/dispatch-base.out"
+echo "== batched: $N emails with the unsubscribe URL in \"subs\" (SendGrid, up to 1000 per request)"
+run bench "$N"; cat "$OUT/dispatch-bench.out"
+python3 - "$OUT" "$N" "$NB" <<'PY'
+import json, re, sys
+out, n, nb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ok, rates = True, {}
+for c, want in (("base", nb), ("bench", n)):
+    st = json.load(open("%s/stats-%s.json" % (out, c)))["vendors"]["sendgrid"]
+    em = json.load(open("%s/email-%s.json" % (out, c)))["vendors"]["sendgrid"]
+    d = re.search(r"finals=(\d+) seconds=([0-9.]+) per_second=(\d+)", open("%s/dispatch-%s.out" % (out, c)).read())
+    finals, rates[c] = int(d.group(1)), float(d.group(3))
+    good = (st["accepted"] == want and st["unique_ids"] == want and st["duplicate_count"] == 0
+            and finals == want and em["unsub_ok"] == want and em["unreplaced"] == 0
+            and em["subs_applied"] == (want if c == "bench" else 0))
+    ok &= good
+    print("check %s: accepted %d, distinct ids %d, sent twice %d, finals %d, requests %d, "
+          "substituted %d, unsubscribe links intact %d -> %s"
+          % (c, st["accepted"], st["unique_ids"], st["duplicate_count"], finals, st["requests"],
+             em["subs_applied"], em["unsub_ok"], "OK" if good else "WRONG"))
+print("batched email %.0f recipients/s end to end; inline (unbatched) %.0f recipients/s; ratio %.1f"
+      % (rates["bench"], rates["base"], rates["bench"] / rates["base"]))
+sys.exit(0 if ok else 1)
+PY
