@@ -71,17 +71,56 @@ run() {
     sleep 0.25
   done
   sleep 1
+  awk '{print $14 + $15}' /proc/$dsp/stat > "$OUT/cpu-$c.out"   # dispatcher CPU ticks (user+sys)
   kill -TERM $dsp; wait $dsp || true
   grep -o 'event=dispatch_summary.*per_second=[0-9]*' "$OUT/dispatch-$c.log" > "$OUT/dispatch-$c.out"
   curl -sf "http://$SIM/_sim/stats" > "$OUT/stats-$c.json"
   curl -sf "http://$SIM/_sim/email" > "$OUT/email-$c.json"
 }
+# ceiling: the emulator alone, fed pre-built SendGrid requests of 1000 recipients shaped like the
+# adapter's (same sizes, distinct ids) by curl --parallel, 16 at a time
+ceiling() {
+  local k=$1
+  python3 - "$OUT" "$k" <<'PY'
+import json, sys
+out, k = sys.argv[1], int(sys.argv[2])
+text = "Hi Pat, call your council member tonight (ref r1).\nUnsubscribe: {{{tocsin:unsubscribe_url}}}"
+html = "<p>Hi Pat, call your council member tonight (ref r1).</p><p><a href=\"{{{tocsin:unsubscribe_url}}}\">Unsubscribe</a></p>"
+for r in range(k):
+    ps = []
+    for i in range(1000):
+        n = r * 1000 + i
+        url = "https://act.example.org/t/u/AQViZW5jaA" + ("%064x" % (n * 7919))[:80]
+        ps.append({"to": [{"email": "ceiling%d@example.org" % n}],
+                   "custom_args": {"tocsin_id": "%032x" % n, "tocsin_campaign": "ceiling"},
+                   "headers": {"List-Unsubscribe": "<%s>" % url, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+                   "substitutions": {"{{{tocsin:unsubscribe_url}}}": url}})
+    body = {"personalizations": ps, "from": {"email": "news@example.org"}, "subject": "Tonight: the vote on the cuts",
+            "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}]}
+    open("%s/ceil-%d.json" % (out, r), "w").write(json.dumps(body, separators=(",", ":")))
+PY
+  local args=() r
+  for ((r = 0; r < k; r++)); do
+    [ $r -gt 0 ] && args+=(--next)
+    args+=(-s -o /dev/null -H "Authorization: Bearer $TOCSIN_SENDGRID_KEY" -H "Content-Type: application/json"
+           --data-binary "@$OUT/ceil-$r.json" "http://$SIM/v3/mail/send")
+  done
+  curl -sf -X POST "http://$SIM/_sim/reset" > /dev/null
+  local t0 t1
+  t0=$(date +%s%N)
+  curl -Z --parallel-max 16 "${args[@]}"
+  t1=$(date +%s%N)
+  curl -sf "http://$SIM/_sim/stats" > "$OUT/stats-ceiling.json"
+  echo "$k $t0 $t1" > "$OUT/ceiling.out"
+}
+echo "== ceiling: the emulator alone, 60 requests of 1000 recipients, 16 in parallel"
+ceiling 60
 echo "== baseline: $NB emails rendered inline (one request per recipient)"
 run base "$NB"; cat "$OUT/dispatch-base.out"
 echo "== batched: $N emails with the unsubscribe URL in \"subs\" (SendGrid, up to 1000 per request)"
 run bench "$N"; cat "$OUT/dispatch-bench.out"
 python3 - "$OUT" "$N" "$NB" <<'PY'
-import json, re, sys
+import json, os, re, sys
 out, n, nb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ok, rates = True, {}
 for c, want in (("base", nb), ("bench", n)):
@@ -97,7 +136,18 @@ for c, want in (("base", nb), ("bench", n)):
           "substituted %d, unsubscribe links intact %d -> %s"
           % (c, st["accepted"], st["unique_ids"], st["duplicate_count"], finals, st["requests"],
              em["subs_applied"], em["unsub_ok"], "OK" if good else "WRONG"))
+ck, t0, t1 = open("%s/ceiling.out" % out).read().split()
+cst = json.load(open("%s/stats-ceiling.json" % out))["vendors"]["sendgrid"]
+ceil = cst["accepted"] / ((int(t1) - int(t0)) / 1e9)
+if cst["accepted"] != int(ck) * 1000:
+    print("check ceiling: emulator accepted %d of %d -> WRONG" % (cst["accepted"], int(ck) * 1000)); ok = False
+tick = os.sysconf("SC_CLK_TCK")
+cpu = int(open("%s/cpu-bench.out" % out).read()) / tick
 print("batched email %.0f recipients/s end to end; inline (unbatched) %.0f recipients/s; ratio %.1f"
       % (rates["bench"], rates["base"], rates["bench"] / rates["base"]))
+print("emulator alone (same requests, curl --parallel 16): %.0f recipients/s; dispatcher / emulator ceiling %.2f"
+      % (ceil, rates["bench"] / ceil))
+print("dispatcher CPU %.2f s for %d recipients = %.0f recipients per dispatcher CPU-second"
+      % (cpu, n, n / cpu))
 sys.exit(0 if ok else 1)
 PY
