@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Latency histogram bucket upper bounds (ms); the last bucket is open. */
@@ -229,6 +230,27 @@ fail:
 
 static int step_done(trk_store_t *s, sqlite3_stmt *st);
 
+/* sqlite's default busy wait (1, 2, 5 ... 100 ms steps, 5 s in all), but a
+ * wait is logged: a reader waiting on the writer is what makes an API
+ * answer slow. */
+static int busy_wait(void *arg, int n)
+{
+	static const int steps[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+	trk_store_t *s = arg;
+	int waited = 0;
+	for (int i = 0; i < n; i++)
+		waited += steps[i < 12 ? i : 11];
+	if (waited >= 5000)
+		return 0;
+	int ms = steps[n < 12 ? n : 11];
+	if (n == 3)
+		log_warn("event=db_busy db=%s role=%s waited_ms=%d", s->path,
+		         s->readonly ? "reader" : "writer", waited);
+	struct timespec ts = {0, (long)ms * 1000000L};
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 /* A store from before lat_total: sum the series' histograms into it once. */
 static int lat_backfill(trk_store_t *s)
 {
@@ -299,7 +321,7 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 		trk_store_free(s);
 		return NULL;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_busy_handler(s->db, busy_wait, s);
 	sqlite3_create_function(s->db, "trk_lat_add", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
 	                        lat_add_fn, NULL, NULL);
 	char *e = NULL;

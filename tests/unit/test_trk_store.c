@@ -297,13 +297,100 @@ static void test_readonly_missing(void **state)
 	unlink("/tmp/test_trk_notdb");
 }
 
+/* An inbound STOP is counted against the campaign whose message to that
+ * address has the latest event, whatever order the rows arrived in. */
+static void test_last_campaign(void **state)
+{
+	(void)state;
+	trk_store_t *s = fresh();
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_status_t a = ev("l1", "later", MSG_ST_ACCEPTED, "vonage"); /* arrives first, newer */
+	a.to = "+15550001001";
+	a.ts_ms = 2000;
+	msg_status_t b = ev("l2", "earlier", MSG_ST_ACCEPTED, "vonage");
+	b.to = "+15550001001";
+	b.ts_ms = 1000;
+	msg_status_t c = ev("l3", "other", MSG_ST_ACCEPTED, "vonage");
+	c.to = "+15550001002";
+	c.ts_ms = 3000;
+	msg_status_t e = ev("l4", "mail", MSG_ST_ACCEPTED, "sendgrid");
+	e.channel = MSG_CH_EMAIL;
+	e.to = "+15550001001"; /* same text, other channel: never matched */
+	e.ts_ms = 9000;
+	assert_int_equal(trk_store_status(s, &a), 1);
+	assert_int_equal(trk_store_status(s, &b), 1);
+	assert_int_equal(trk_store_status(s, &c), 1);
+	assert_int_equal(trk_store_status(s, &e), 1);
+	assert_int_equal(trk_store_commit(s), 0);
+	char out[64];
+	assert_int_equal(trk_store_last_campaign(s, MSG_CH_SMS, "+15550001001", out, sizeof out), 0);
+	assert_string_equal(out, "later");
+	assert_int_equal(trk_store_last_campaign(s, MSG_CH_SMS, "+15550001002", out, sizeof out), 0);
+	assert_string_equal(out, "other");
+	assert_int_equal(trk_store_last_campaign(s, MSG_CH_SMS, "+15550009999", out, sizeof out),
+	                 TOCSIN_ERR_NOTFOUND);
+	assert_string_equal(out, "");
+	assert_int_equal(trk_store_last_campaign(s, MSG_CH_SMS, "", out, sizeof out),
+	                 TOCSIN_ERR_NOTFOUND);
+	/* a later receipt of the older message makes its campaign the latest */
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_status_t d = ev("l2", "earlier", MSG_ST_DELIVERED, "vonage");
+	d.ts_ms = 5000;
+	assert_int_equal(trk_store_status(s, &d), 1);
+	assert_int_equal(trk_store_commit(s), 0);
+	assert_int_equal(trk_store_last_campaign(s, MSG_CH_SMS, "+15550001001", out, sizeof out), 0);
+	assert_string_equal(out, "earlier");
+	cleanup(s);
+}
+
+/* The /metrics histogram: all-time per vendor, untouched by series pruning. */
+static void test_lat_total(void **state)
+{
+	(void)state;
+	trk_store_t *s = fresh();
+	assert_int_equal(trk_store_begin(s), 0);
+	for (int i = 0; i < 6; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "t%d", i);
+		msg_status_t e = ev(id, "c5", MSG_ST_ACCEPTED, i < 4 ? "twilio" : "vonage");
+		e.latency_ms = i < 4 ? 20 : 400;
+		assert_int_equal(trk_store_status(s, &e), 1);
+		msg_status_t d = ev(id, "c5", MSG_ST_DELIVERED, i < 4 ? "twilio" : "vonage");
+		d.latency_ms = -1; /* a receipt carries no request latency */
+		assert_int_equal(trk_store_status(s, &d), 1);
+	}
+	assert_int_equal(trk_store_commit(s), 0);
+	assert_int_equal(trk_store_prune(s, 1800000000), 2); /* every series row goes */
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s),
+	                                    "SELECT vendor, lat, lat_sum FROM lat_total ORDER BY vendor",
+	                                    -1, &q, NULL),
+	                 SQLITE_OK);
+	int64_t h[TRK_LAT_BUCKETS];
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "twilio");
+	assert_int_equal(sqlite3_column_bytes(q, 1), (int)sizeof h);
+	memcpy(h, sqlite3_column_blob(q, 1), sizeof h);
+	assert_int_equal(h[trk_lat_bucket(20)], 4);
+	assert_int_equal(sqlite3_column_int64(q, 2), 80);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "vonage");
+	memcpy(h, sqlite3_column_blob(q, 1), sizeof h);
+	assert_int_equal(h[trk_lat_bucket(400)], 2);
+	assert_int_equal(sqlite3_column_int64(q, 2), 800);
+	assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	cleanup(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_pair),        cmocka_unit_test(test_receipt_orders),
 	    cmocka_unit_test(test_vendor_kept_and_moved), cmocka_unit_test(test_series_and_codes),
 	    cmocka_unit_test(test_campaign_latest_wins), cmocka_unit_test(test_receipt_before_campaign),
-	    cmocka_unit_test(test_readonly_missing),
+	    cmocka_unit_test(test_readonly_missing),  cmocka_unit_test(test_last_campaign),
+	    cmocka_unit_test(test_lat_total),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
