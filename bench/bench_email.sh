@@ -92,11 +92,13 @@ for r in range(k):
         n = r * 1000 + i
         url = "https://act.example.org/t/u/AQViZW5jaA" + ("%064x" % (n * 7919))[:80]
         ps.append({"to": [{"email": "ceiling%d@example.org" % n}],
-                   "custom_args": {"tocsin_id": "%032x" % n, "tocsin_campaign": "ceiling"},
-                   "headers": {"List-Unsubscribe": "<%s>" % url, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+                   "custom_args": {"tocsin_id": "%032x" % n},
+                   "headers": {"List-Unsubscribe": "<%s>" % url},
                    "substitutions": {"{{{tocsin:unsubscribe_url}}}": url}})
     body = {"personalizations": ps, "from": {"email": "news@example.org"}, "subject": "Tonight: the vote on the cuts",
-            "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}]}
+            "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+            "headers": {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            "custom_args": {"tocsin_campaign": "ceiling"}}
     open("%s/ceil-%d.json" % (out, r), "w").write(json.dumps(body, separators=(",", ":")))
 PY
   local args=() r

@@ -47,7 +47,7 @@ static int put_headers(buf_t *b, const char *raw, const char *id, char *err, siz
  * the raw value token (quotes included, escapes kept). Returns 0, or -1 when
  * raw is not such an object (then the caller falls back or refuses). No
  * allocation. */
-typedef int (*flat_fn)(buf_t *b, const char *k, size_t kl, const char *v, size_t vl, int first);
+typedef int (*flat_fn)(void *ctx, const char *k, size_t kl, const char *v, size_t vl, int first);
 static const char *str_end(const char *p)
 { /* p at the opening quote; returns past the closing quote or NULL */
 	for (p++; *p; p++) {
@@ -66,7 +66,7 @@ static const char *skip_ws(const char *p)
 		p++;
 	return p;
 }
-static int flat_each(const char *raw, buf_t *b, flat_fn fn)
+static int flat_each(const char *raw, void *ctx, flat_fn fn)
 {
 	const char *p = skip_ws(raw);
 	if (*p++ != '{')
@@ -89,7 +89,7 @@ static int flat_each(const char *raw, buf_t *b, flat_fn fn)
 		const char *v = p, *ve = str_end(p);
 		if (!ve)
 			return -1;
-		if (fn && fn(b, k, (size_t)(ke - 1 - k), v, (size_t)(ve - v), first))
+		if (fn && fn(ctx, k, (size_t)(ke - 1 - k), v, (size_t)(ve - v), first))
 			return -1;
 		p = skip_ws(ve);
 		if (*p == ',') {
@@ -103,8 +103,9 @@ static int flat_each(const char *raw, buf_t *b, flat_fn fn)
 }
 
 /* "key":"value" as it is */
-static int put_member(buf_t *b, const char *k, size_t kl, const char *v, size_t vl, int first)
+static int put_member(void *ctx, const char *k, size_t kl, const char *v, size_t vl, int first)
 {
+	buf_t *b = ctx;
 	int rc = first ? 0 : buf_putc(b, ',');
 	rc = rc ? rc : buf_putc(b, '"');
 	rc = rc ? rc : buf_append(b, k, kl);
@@ -114,8 +115,9 @@ static int put_member(buf_t *b, const char *k, size_t kl, const char *v, size_t 
 
 /* "{{{tocsin:key}}}":"value": SendGrid replaces the key literally, everywhere in
  * subject and content, for this personalization only */
-static int put_sub(buf_t *b, const char *k, size_t kl, const char *v, size_t vl, int first)
+static int put_sub(void *ctx, const char *k, size_t kl, const char *v, size_t vl, int first)
 {
+	buf_t *b = ctx;
 	if (kl == 0 || kl > MSG_SUB_NAME_MAX)
 		return -1;
 	for (size_t i = 0; i < kl; i++)
@@ -126,6 +128,77 @@ static int put_sub(buf_t *b, const char *k, size_t kl, const char *v, size_t vl,
 	rc = rc ? rc : buf_append(b, k, kl);
 	rc = rc ? rc : buf_puts(b, MSG_SUB_SUFFIX "\":");
 	return rc ? rc : buf_append(b, v, vl);
+}
+
+/* Headers every message of a batch has with the same value (List-Unsubscribe-Post)
+ * go once at the top level instead of in each personalization. */
+#define SG_MAX_SHARED 8
+typedef struct hspan {
+	const char *k, *v;
+	size_t kl, vl;
+	int keep;
+} hspan_t;
+typedef struct hspans {
+	hspan_t s[SG_MAX_SHARED];
+	int n;
+	buf_t *b;   /* emit_unshared: where to write */
+	int wrote;  /* emit_unshared: members written */
+} hspans_t;
+
+static int collect(void *ctx, const char *k, size_t kl, const char *v, size_t vl, int first)
+{
+	(void)first;
+	hspans_t *h = ctx;
+	if (h->n >= SG_MAX_SHARED)
+		return -1;
+	h->s[h->n++] = (hspan_t){k, v, kl, vl, 1};
+	return 0;
+}
+
+static const hspan_t *find_span(const hspans_t *h, const char *k, size_t kl)
+{
+	for (int i = 0; i < h->n; i++)
+		if (h->s[i].keep && h->s[i].kl == kl && !memcmp(h->s[i].k, k, kl))
+			return &h->s[i];
+	return NULL;
+}
+
+/* the members of one message's headers that are not shared */
+static int emit_unshared(void *ctx, const char *k, size_t kl, const char *v, size_t vl, int first)
+{
+	(void)first;
+	hspans_t *sh = ctx;
+	if (find_span(sh, k, kl))
+		return 0;
+	return put_member(sh->b, k, kl, v, vl, sh->wrote++ == 0);
+}
+
+/* sh = the headers (raw key and value) all n messages carry identically */
+static void shared_headers(const msg_out_t *const *msgs, size_t n, hspans_t *sh)
+{
+	memset(sh, 0, sizeof *sh);
+	if (n < 2 || !msgs[0]->headers || flat_each(msgs[0]->headers, sh, collect)) {
+		sh->n = 0;
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		hspans_t mi;
+		memset(&mi, 0, sizeof mi);
+		if (!msgs[i]->headers || flat_each(msgs[i]->headers, &mi, collect)) {
+			sh->n = 0;
+			return;
+		}
+		int left = 0;
+		for (int k = 0; k < sh->n; k++) {
+			const hspan_t *o = sh->s[k].keep ? find_span(&mi, sh->s[k].k, sh->s[k].kl) : NULL;
+			sh->s[k].keep = o && o->vl == sh->s[k].vl && !memcmp(o->v, sh->s[k].v, o->vl);
+			left += sh->s[k].keep;
+		}
+		if (!left) {
+			sh->n = 0;
+			return;
+		}
+	}
 }
 
 static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
@@ -161,6 +234,13 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 				return TOCSIN_ERR_INVAL;
 			}
 	}
+	hspans_t sh;
+	shared_headers(msgs, n, &sh);
+	/* one campaign for the whole batch (the dispatcher's rule): its tocsin_campaign goes
+	 * once in the top-level custom_args, which SendGrid merges into every event */
+	int one_campaign = m0->campaign != NULL;
+	for (size_t i = 1; i < n && one_campaign; i++)
+		one_campaign = msgs[i]->campaign && !strcmp(msgs[i]->campaign, m0->campaign);
 	int rc = buf_printf(&req->url, "%s/v3/mail/send", v->base_url);
 	buf_t *b = &req->body;
 	rc = rc ? rc : buf_puts(b, "{\"personalizations\":[");
@@ -178,16 +258,24 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 				         m->id ? m->id : "?");
 				return TOCSIN_ERR_TOOBIG;
 			}
-			rc = buf_puts(b, ",\"tocsin_campaign\":");
-			rc = rc ? rc : buf_json_str(b, m->campaign, strlen(m->campaign));
+			if (!one_campaign) {
+				rc = buf_puts(b, ",\"tocsin_campaign\":");
+				rc = rc ? rc : buf_json_str(b, m->campaign, strlen(m->campaign));
+			}
 		}
 		rc = rc ? rc : buf_putc(b, '}');
 		if (!rc && m->headers && *m->headers) {
+			size_t start = b->len;
 			rc = buf_puts(b, ",\"headers\":{");
 			size_t mark = b->len;
-			if (!rc && flat_each(m->headers, b, put_member) == 0)
-				rc = buf_putc(b, '}');
-			else if (!rc) { /* not a flat object of strings: the careful way */
+			sh.b = b;
+			sh.wrote = 0;
+			if (!rc && flat_each(m->headers, &sh, emit_unshared) == 0) {
+				if (sh.wrote)
+					rc = buf_putc(b, '}');
+				else
+					b->len = start; /* every header is shared: none here */
+			} else if (!rc) { /* not a flat object of strings: the careful way */
 				b->len = mark - 1;
 				int hr = put_headers(b, m->headers, m->id, err, errlen);
 				if (hr)
@@ -229,7 +317,24 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		rc = rc ? rc : buf_json_str(b, m0->html, strlen(m0->html));
 		rc = rc ? rc : buf_putc(b, '}');
 	}
-	rc = rc ? rc : buf_puts(b, "]}");
+	rc = rc ? rc : buf_putc(b, ']');
+	for (int k = 0, w = 0; k < sh.n && !rc; k++)
+		if (sh.s[k].keep) {
+			rc = buf_puts(b, w ? "," : ",\"headers\":{");
+			rc = rc ? rc : put_member(b, sh.s[k].k, sh.s[k].kl, sh.s[k].v, sh.s[k].vl, 1);
+			w++;
+			int more = 0;
+			for (int q = k + 1; q < sh.n; q++)
+				more |= sh.s[q].keep;
+			if (!rc && !more)
+				rc = buf_putc(b, '}');
+		}
+	if (!rc && one_campaign) {
+		rc = buf_puts(b, ",\"custom_args\":{\"tocsin_campaign\":");
+		rc = rc ? rc : buf_json_str(b, m0->campaign, strlen(m0->campaign));
+		rc = rc ? rc : buf_putc(b, '}');
+	}
+	rc = rc ? rc : buf_putc(b, '}');
 	if (!rc && b->len >= 30u * 1000 * 1000)
 		rc = TOCSIN_ERR_TOOBIG;
 	rc = rc ? rc : buf_puts(&req->content_type, "application/json");

@@ -268,7 +268,37 @@ static void test_email_subs(void **st)
 	                                                      "List-Unsubscribe")), "<https://t/u/BBB>");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "content"), 0), "value")),
 	                    m1.text); /* the shared part as it is: SendGrid substitutes */
+	/* one campaign: tocsin_campaign once at the top level (merged into events by SendGrid) */
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "custom_args"), "tocsin_campaign")), "c1");
+	assert_null(json_object_get(json_object_get(json_array_get(p, 0), "custom_args"), "tocsin_campaign"));
 	json_decref(j);
+	/* a header every message has with the same value goes once at the top level */
+	m1.headers = "{\"List-Unsubscribe\":\"<https://t/u/AAA>\",\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"}";
+	m2.headers = "{\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\", \"List-Unsubscribe\":\"<https://t/u/BBB>\"}";
+	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), 0);
+	j = json_loads(r.body.p, 0, NULL);
+	assert_non_null(j);
+	p = json_object_get(j, "personalizations");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "headers"), "List-Unsubscribe-Post")),
+	                    "List-Unsubscribe=One-Click");
+	assert_int_equal(json_object_size(json_object_get(j, "headers")), 1);
+	for (int i = 0; i < 2; i++) {
+		json_t *hh = json_object_get(json_array_get(p, i), "headers");
+		assert_int_equal(json_object_size(hh), 1);
+		assert_non_null(json_object_get(hh, "List-Unsubscribe"));
+	}
+	json_decref(j);
+	/* every header shared: no per-personalization headers at all */
+	m2.headers = m1.headers;
+	m2.to = "c@example.org";
+	m1.headers = m2.headers = "{\"X-A\":\"1\"}";
+	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), 0);
+	j = json_loads(r.body.p, 0, NULL);
+	assert_non_null(j);
+	assert_null(json_object_get(json_array_get(json_object_get(j, "personalizations"), 0), "headers"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "headers"), "X-A")), "1");
+	json_decref(j);
+	m2.to = "b@example.org";
 	/* names must be plain: refused, never sent half-substituted */
 	m2.subs = "{\"bad name\":\"x\"}";
 	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), TOCSIN_ERR_INVAL);
@@ -278,6 +308,8 @@ static void test_email_subs(void **st)
 	vnd_free(a);
 
 	m2.subs = "{\"unsubscribe_url\":\"https://t/u/BBB\"}";
+	m1.headers = "{\"List-Unsubscribe\":\"<https://t/u/AAA>\"}";
+	m2.headers = "{\"List-Unsubscribe\":\"<https://t/u/BBB>\"}";
 	a = adapter("mg");
 	vnd_req_free(&r);
 	vnd_req_init(&r);

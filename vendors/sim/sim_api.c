@@ -864,6 +864,7 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		}
 		const char *k;
 		json_t *v;
+		json_object_foreach(topargs, k, v) json_object_set(o, k, v); /* merged, as SendGrid does */
 		json_object_foreach(ca, k, v) json_object_set(o, k, v);
 		json_array_append_new(events, o);
 	}
