@@ -1,31 +1,24 @@
 #!/usr/bin/env bash
 # bench_failover_e2e.sh -- failover time end to end: one dispatcher sends a steady blast
-# through twilio (primary) with vonage as secondary, both on the emulator, default SLA
-# settings (5 s window). At T0 the primary starts failing; the dispatcher's per-request log
+# through twilio (primary) with vonage as secondary, both on the emulator; SLA: the default
+# 5 s window, p95 threshold 200 ms, min_open_s 30 (the primary stays out while measured). At T0 the primary starts failing; the dispatcher's per-request log
 # says where each send went. Reports the time from T0 until >= 99% of sends go to the
 # secondary (and stay there while the primary is open).
 #   bench/bench_failover_e2e.sh 503       primary answers 503          (target <= 2 s)
 #   bench/bench_failover_e2e.sh latency   primary p95 above threshold  (target <= 2 windows)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 MODE=${1:-503}
-B=${TOCSIN_BIN:-$PWD/tocsin}
-OUT=$PWD/bench/out/bench_failover_e2e-$MODE
-rm -rf "$OUT"; mkdir -p "$OUT/var"
-CFG=$OUT/tocsin.json
+bench_setup bench_failover_e2e-$MODE
 export TOCSIN_TWILIO_TOKEN=bench-token TOCSIN_VONAGE_SECRET=bench-secret
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
 SLA='"sla": {"p95_ms": 200, "min_open_s": 30}'
 cfg() {
   cat > "$CFG" <<JSON
 {"var_dir": "$OUT/var",
  "vendors": [
-  {"name": "twilio", "kind": "twilio", "base_url": "http://${1:-127.0.0.1:9}",
+  {"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
    "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",
    "senders": {"main": {"from": "+15005550006"}}, "rate_per_s": 1000, "burst": 10, $SLA},
-  {"name": "vonage", "kind": "vonage", "base_url": "http://${1:-127.0.0.1:9}",
+  {"name": "vonage", "kind": "vonage", "base_url": "http://${SIM:-127.0.0.1:9}",
    "account": "benchkey", "secret_env": "TOCSIN_VONAGE_SECRET",
    "senders": {"main": {"from": "15005550007"}}, "rate_per_s": 1000, "burst": 10, $SLA}],
  "routes": {"sms": {"vendors": ["twilio", "vonage"]}},
@@ -33,38 +26,24 @@ cfg() {
  "tracker": {"public_url": "http://127.0.0.1:9"}}
 JSON
 }
-wait_file() { for _ in $(seq 300); do [ -s "$1" ] && return 0; sleep 0.1; done; echo "no $1" >&2; exit 1; }
 cfg
-"$B" -c "$CFG" broker > "$OUT/broker.log" 2>&1 & PIDS+=($!)
-wait_file "$OUT/var/run/broker.bootstrap"
-"$B" -c "$CFG" vendor-sim --listen 127.0.0.1:0 > "$OUT/sim.log" 2>&1 & PIDS+=($!)
-wait_file "$OUT/var/run/vendor-sim.addr"
-SIM=$(cat "$OUT/var/run/vendor-sim.addr")
-cfg "$SIM"
+bench_start_broker_sim
+cfg
 for v in twilio vonage; do
-  curl -sf -X POST -d "{\"vendor\":\"$v\",\"receipts\":{\"enabled\":false},\"latency_ms\":{\"median\":20,\"tail\":40}}" "http://$SIM/_sim/config" > /dev/null
+  bench_sim_fault "{\"vendor\":\"$v\",\"latency_ms\":{\"median\":20,\"tail\":40}}"
 done
-python3 - "$OUT/a.csv" 30000 <<'PY'
-import sys
-p, n = sys.argv[1], int(sys.argv[2])
-areas = [202, 212, 303, 415, 617, 718]
-exch = [234, 345, 456, 567, 678, 789, 432, 543, 654, 765]
-with open(p, "w") as f:
-    f.write("first_name,phone\n")
-    for i in range(n):
-        f.write("Pat%d,+1%d%d%04d\n" % (i, areas[i // 100000 % 6], exch[i // 10000 % 10], i % 10000))
-PY
-printf '{"id":"fo","audience":{"path":"a.csv","phone":"phone"},"sms":{"sender":"main","template":"Hi {{first_name}}, vote no tonight."}}\n' > "$OUT/c.json"
-"$B" -c "$CFG" launch --max-lag 0 "$OUT/c.json" > "$OUT/launch.out" 2>&1
-TOCSIN_LOG=debug "$B" -c "$CFG" dispatch > "$OUT/dispatch.log" 2>&1 & PIDS+=($!)
+bench_sms_campaign fo 30000
+"$B" -c "$CFG" launch --max-lag 0 --no-progress "$OUT/fo.json" > "$OUT/launch.out" 2>&1
+export TOCSIN_LOG=debug
+bench_bg dispatch dispatch
 # steady state first: 5 s of full traffic on the primary
 for _ in $(seq 100); do grep -q 'event=send_done' "$OUT/dispatch.log" && break; sleep 0.1; done
 sleep 6
 T0=$(date +%s%3N)
 if [ "$MODE" = 503 ]; then
-  curl -sf -X POST -d '{"vendor":"twilio","outage":"503"}' "http://$SIM/_sim/config" > /dev/null
+  bench_sim_fault '{"vendor":"twilio","outage":"503"}'
 else
-  curl -sf -X POST -d '{"vendor":"twilio","latency_ms":{"median":500,"tail":600}}' "http://$SIM/_sim/config" > /dev/null
+  bench_sim_fault '{"vendor":"twilio","latency_ms":{"median":500,"tail":600}}'
 fi
 sleep 12
 python3 - "$OUT/dispatch.log" "$T0" "$MODE" <<'PY'

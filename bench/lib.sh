@@ -1,0 +1,73 @@
+# lib.sh -- shared set-up for the shell benchmarks (source it; do not run it). Each bench
+# gets bench/out/<name>/ with its own var_dir and config, starts what it needs on 127.0.0.1
+# and stops all of it on exit.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+B=${TOCSIN_BIN:-$PWD/tocsin}
+BB=${BENCH_BIN_DIR:-$PWD/build/bench}
+BENCH_PIDS=()
+
+bench_cleanup() {
+  for p in "${BENCH_PIDS[@]+"${BENCH_PIDS[@]}"}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+
+# bench_setup NAME: fresh $OUT (bench/out/NAME), $CFG; cleanup on exit or when killed.
+bench_setup() {
+  OUT=$PWD/bench/out/$1
+  rm -rf "$OUT"; mkdir -p "$OUT/var"
+  CFG=$OUT/tocsin.json
+  trap bench_cleanup EXIT
+  trap 'exit 143' TERM INT
+}
+
+bench_wait_file() {
+  for _ in $(seq 300); do [ -s "$1" ] && return 0; sleep 0.1; done
+  echo "timed out waiting for $1" >&2; exit 1
+}
+
+# bench_bg NAME ARGS...: `tocsin -c $CFG ARGS...` in the background, log in $OUT/NAME.log;
+# its pid in $BG_PID.
+bench_bg() {
+  local name=$1; shift
+  ${BENCH_WRAP:-} "$B" -c "$CFG" "$@" > "$OUT/$name.log" 2>&1 &
+  BG_PID=$!
+  BENCH_PIDS+=($BG_PID)
+}
+
+# bench_start_broker_sim [BROKER-ARGS...]: the embedded broker and the emulator, which must
+# find its vendors in $CFG already; sets $SIM (host:port). Receipts are turned off.
+bench_start_broker_sim() {
+  bench_bg broker broker "$@"
+  bench_wait_file "$OUT/var/run/broker.bootstrap"
+  bench_bg sim vendor-sim --listen 127.0.0.1:0
+  bench_wait_file "$OUT/var/run/vendor-sim.addr"
+  SIM=$(cat "$OUT/var/run/vendor-sim.addr")
+  curl -sf -X POST -d '{"receipts":{"enabled":false}}' "http://$SIM/_sim/config" > /dev/null
+}
+
+bench_sim_fault() { curl -sf -X POST -d "$1" "http://$SIM/_sim/config" > /dev/null; }
+bench_sim_stats() { curl -sf "http://$SIM/_sim/stats"; }
+
+# bench_sim_accepted VENDOR: messages the emulator accepted for VENDOR.
+bench_sim_accepted() {
+  bench_sim_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["vendors"][sys.argv[1]]["accepted"])' "$1"
+}
+
+# bench_sms_campaign ID N: $OUT/<ID>.json over $OUT/<ID>.csv, N distinct valid US numbers
+# (up to 2,100,000), a 1-segment template with one variable.
+bench_sms_campaign() {
+  python3 - "$OUT/$1.csv" "$2" <<'PY'
+import sys
+p, n = sys.argv[1], int(sys.argv[2])
+areas = [202, 212, 303, 415, 617, 718, 312, 512, 213, 404, 305, 206, 503, 614, 713, 816, 919,
+         971, 262, 414, 601]
+exch = [234, 345, 456, 567, 678, 789, 432, 543, 654, 765]
+assert n <= len(areas) * 100000
+with open(p, "w") as f:
+    f.write("first_name,phone\n")
+    for i in range(n):
+        f.write("Pat%d,+1%d%d%04d\n" % (i, areas[i // 100000], exch[i // 10000 % 10], i % 10000))
+PY
+  printf '{"id":"%s","audience":{"path":"%s.csv","phone":"phone"},"sms":{"sender":"main","template":"Hi {{first_name}}, vote no on the cuts tonight."}}\n' "$1" "$1" > "$OUT/$1.json"
+}
