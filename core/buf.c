@@ -172,3 +172,15 @@ static int enc(buf_t *b, const char *s, size_t n, int form)
 
 int buf_form_enc(buf_t *b, const char *s, size_t n) { return enc(b, s, n, 1); }
 int buf_url_enc(buf_t *b, const char *s, size_t n) { return enc(b, s, n, 0); }
+
+int buf_form_kv(buf_t *b, const char *k, const char *v)
+{
+	int rc = b->len ? buf_putc(b, '&') : 0;
+	if (!rc)
+		rc = buf_puts(b, k);
+	if (!rc)
+		rc = buf_putc(b, '=');
+	if (!rc)
+		rc = buf_form_enc(b, v, strlen(v));
+	return rc;
+}

@@ -36,6 +36,8 @@ int buf_put_i64(buf_t *b, int64_t v);
 int buf_json_str(buf_t *b, const char *s, size_t n);
 /* Append s[0..n) application/x-www-form-urlencoded (space as '+'). */
 int buf_form_enc(buf_t *b, const char *s, size_t n);
+/* Append one form field "k=v" (v form-encoded), preceded by '&' unless b is empty. */
+int buf_form_kv(buf_t *b, const char *k, const char *v);
 /* Append s[0..n) percent-encoded for a URL query or path (RFC 3986 unreserved kept). */
 int buf_url_enc(buf_t *b, const char *s, size_t n);
 

@@ -18,20 +18,6 @@ static size_t utf8_chars(const char *s)
 	return n;
 }
 
-static int form_kv(buf_t *b, const char *k, const char *v)
-{
-	int rc = 0;
-	if (b->len)
-		rc = buf_putc(b, '&');
-	if (!rc)
-		rc = buf_puts(b, k);
-	if (!rc)
-		rc = buf_putc(b, '=');
-	if (!rc)
-		rc = buf_form_enc(b, v, strlen(v));
-	return rc;
-}
-
 static int tw_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
                     size_t errlen)
 {
@@ -60,11 +46,11 @@ static int tw_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		rc = buf_puts(&req->url, "/Messages.json");
 	buf_t *b = &req->body;
 	if (!rc)
-		rc = form_kv(b, "To", m->to);
+		rc = buf_form_kv(b, "To", m->to);
 	if (!rc)
-		rc = s->service ? form_kv(b, "MessagingServiceSid", s->service) : form_kv(b, "From", s->from);
+		rc = s->service ? buf_form_kv(b, "MessagingServiceSid", s->service) : buf_form_kv(b, "From", s->from);
 	if (!rc)
-		rc = form_kv(b, "Body", m->body);
+		rc = buf_form_kv(b, "Body", m->body);
 	if (!rc && a->c && a->c->public_url && *a->c->public_url && m->id) {
 		buf_t *t = &a->tmp;
 		buf_reset(t);
@@ -76,7 +62,7 @@ static int tw_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		if (!rc)
 			rc = buf_url_enc(t, m->id, strlen(m->id));
 		if (!rc)
-			rc = form_kv(b, "StatusCallback", t->p);
+			rc = buf_form_kv(b, "StatusCallback", t->p);
 	}
 	if (!rc && m->expires_ms > 0) {
 		int64_t left = (m->expires_ms - clock_wall_ms()) / 1000;
@@ -86,7 +72,7 @@ static int tw_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 			left = 36000;
 		char tmp[24];
 		snprintf(tmp, sizeof tmp, "%lld", (long long)left);
-		rc = form_kv(b, "ValidityPeriod", tmp);
+		rc = buf_form_kv(b, "ValidityPeriod", tmp);
 	}
 	if (!rc)
 		rc = buf_puts(&req->content_type, "application/x-www-form-urlencoded");

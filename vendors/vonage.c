@@ -10,20 +10,6 @@
 
 #define VG_MAX_ANSWER (256u << 10)
 
-static int form_kv(buf_t *b, const char *k, const char *v)
-{
-	int rc = 0;
-	if (b->len)
-		rc = buf_putc(b, '&');
-	if (!rc)
-		rc = buf_puts(b, k);
-	if (!rc)
-		rc = buf_putc(b, '=');
-	if (!rc)
-		rc = buf_form_enc(b, v, strlen(v));
-	return rc;
-}
-
 static int vg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
                     size_t errlen)
 {
@@ -62,21 +48,21 @@ static int vg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	int rc = buf_printf(&req->url, "%s/sms/json", v->base_url);
 	buf_t *b = &req->body;
 	if (!rc)
-		rc = form_kv(b, "api_key", v->account);
+		rc = buf_form_kv(b, "api_key", v->account);
 	if (!rc)
-		rc = form_kv(b, "api_secret", a->secret);
+		rc = buf_form_kv(b, "api_secret", a->secret);
 	if (!rc)
-		rc = form_kv(b, "from", from);
+		rc = buf_form_kv(b, "from", from);
 	if (!rc)
-		rc = form_kv(b, "to", to);
+		rc = buf_form_kv(b, "to", to);
 	if (!rc)
-		rc = form_kv(b, "text", m->body);
+		rc = buf_form_kv(b, "text", m->body);
 	if (!rc)
-		rc = form_kv(b, "type", m->enc && !strcmp(m->enc, "ucs2") ? "unicode" : "text");
+		rc = buf_form_kv(b, "type", m->enc && !strcmp(m->enc, "ucs2") ? "unicode" : "text");
 	if (!rc && m->id)
-		rc = form_kv(b, "client-ref", m->id);
+		rc = buf_form_kv(b, "client-ref", m->id);
 	if (!rc && a->c && a->c->public_url && *a->c->public_url) {
-		rc = form_kv(b, "status-report-req", "1");
+		rc = buf_form_kv(b, "status-report-req", "1");
 		buf_t *cb = &a->tmp;
 		buf_reset(cb);
 		if (!rc)
@@ -86,7 +72,7 @@ static int vg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		if (!rc)
 			rc = buf_puts(cb, "/status");
 		if (!rc)
-			rc = form_kv(b, "callback", cb->p);
+			rc = buf_form_kv(b, "callback", cb->p);
 	}
 	if (!rc)
 		rc = buf_puts(&req->content_type, "application/x-www-form-urlencoded");

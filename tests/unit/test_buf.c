@@ -82,6 +82,10 @@ static void test_form_enc(void **state)
 	buf_reset(&b);
 	buf_url_enc(&b, "a b~", 4);
 	assert_string_equal(b.p, "a%20b~");
+	buf_reset(&b);
+	assert_int_equal(buf_form_kv(&b, "To", "+1 555"), 0);
+	assert_int_equal(buf_form_kv(&b, "Body", "a&b"), 0);
+	assert_string_equal(b.p, "To=%2B1+555&Body=a%26b");
 	buf_free(&b);
 }
 
