@@ -633,6 +633,10 @@ static void on_done(dsp_t *d, http_done_t *hd)
 		d->batch[i] = &r->msgs[i]->m;
 	vnd_classify(v->a, d->batch, n, hd->status, hd->curl_code, hd->body, hd->bodylen,
 	             hd->retry_after_s, d->results);
+	if (hd->curl_code) /* say what the transport said, and where: for the on-call engineer */
+		for (size_t i = 0; i < n; i++)
+			snprintf(d->results[i].detail, sizeof d->results[i].detail, "%s (%s)", hd->errstr,
+			         v->v->base_url);
 	int64_t lat = hd->latency_ns / 1000000;
 	int64_t now_ms = clock_mono_ms();
 	/* One request is one sample for the SLA: the first message's outcome

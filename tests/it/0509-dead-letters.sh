@@ -49,4 +49,17 @@ it_wait_until 60 all_final exp1 100 || it_fail "only $(it_final_count exp1) of 1
 "$TOCSIN_BIN" -c "$CFG" dead --campaign exp1 > "$OUT/exp1.txt"
 grep -q '^100 dead letters for exp1$' "$OUT/exp1.txt" || it_fail "expired messages not on tocsin.dead"
 "$TOCSIN_BIN" -c "$CFG" dead | tail -1 | grep -q '^300 dead letters$' || it_fail "total dead letters"
-echo "ok: 200 failed after 3 attempts and 100 expired, all on tocsin.dead with their reasons"
+
+# An unreachable vendor: the reason says what the transport said, and where.
+it_stop "$PID_dispatch"; mv "$OUT/dispatch.log" "$OUT/dispatch-2.log"
+closed=$(it_free_port)
+SIM=127.0.0.1:$closed cfg 2
+it_bg dispatch dispatch
+it_gen_audience "$OUT/u.csv" 20 2000
+it_campaign "$OUT/u.json" unreach u.csv
+"$TOCSIN_BIN" -c "$CFG" launch "$OUT/u.json" > "$OUT/launch-u.out" 2>&1 || it_fail "launch unreach"
+it_wait_until 60 all_final unreach 20 || it_fail "only $(it_final_count unreach) of 20 final"
+"$TOCSIN_BIN" -c "$CFG" dead --campaign unreach > "$OUT/unreach.txt"
+grep -q "gave up after 2 attempts; last answer: Couldn't connect to server (http://127.0.0.1:$closed)" "$OUT/unreach.txt" \
+  || it_fail "unreachable vendor reason: $(head -2 "$OUT/unreach.txt")"
+echo "ok: 200 failed after 3 attempts, 100 expired, 20 unreachable: all on tocsin.dead with their reasons"
