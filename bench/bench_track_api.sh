@@ -2,8 +2,11 @@
 # bench_track_api.sh -- dashboard API latency with 5,000,000 messages stored: every endpoint the
 # dashboard polls (plus breakdown, recipients page, /metrics) timed with wrk against `tocsin track`;
 # baseline in the same run: GET /healthz on the same server.
-#   bench/bench_track_api.sh [MESSAGES] [SECONDS] [API_CACHE_MS]   (TOCSIN_BIN picks the binary)
+#   bench/bench_track_api.sh [MESSAGES] [SECONDS] [API_CACHE_MS] [INGEST_PER_S]   (TOCSIN_BIN picks the binary)
 # API_CACHE_MS is tracker.api_cache_ms (default 250; 0 = every answer queried from sqlite).
+# INGEST_PER_S > 0 keeps a blast's status events flowing into the tracker while it is measured
+# (accepted/sent/delivered of new messages of campaign "live", through Kafka, at that rate), so
+# reads compete with the ingest transactions as they do during a real blast.
 # The store is filled by SQL straight into the tracker's schema (cached in bench/out between runs).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,6 +15,7 @@ BIN=${TOCSIN_BIN:-$root/tocsin}
 N=${1:-5000000}
 DUR=${2:-5}
 CACHE_MS=${3:-250}
+INGEST=${4:-0}
 OUT=$here/out/bench_track_api
 SEED=$here/out/bench_track_api_seed_$N.db
 mkdir -p "$OUT"; rm -rf "$OUT/var"; mkdir -p "$OUT/var/run"
@@ -75,8 +79,30 @@ total=$(curl -sf "$A/api/campaigns" | python3 -c 'import json,sys; print(sum(c["
 items=$(curl -sf "$A/api/campaigns/camp0/recipients?state=failed&limit=100" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(i["state"]=="failed" for i in d["items"]); print(len(d["items"]))')
 [ "$items" = 100 ] || { echo "bench_track_api: FAIL recipients page has $items items" >&2; exit 1; }
 
-printf 'bench_track_api: %s messages stored, wrk -t1 -c4 -d%ss per endpoint, api_cache_ms=%s, load average %s\n' \
-  "$N" "$DUR" "$CACHE_MS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+applied() { curl -sf "$A/metrics" | awk '/^tocsin_tracker_records_total\{result="applied"\}/ {print $2}'; }
+if [ "$INGEST" -gt 0 ]; then
+  # bounded: the generator stops after the measurement's duration (9 endpoints + baseline)
+  python3 - "$INGEST" $(( DUR * 10 + 15 )) <<'PY' 2>/dev/null | "$BIN" -c "$OUT/tocsin.json" track --replay /dev/stdin > "$OUT/replay.log" 2>&1 & pids+=($!)
+import sys, time
+rate, secs = int(sys.argv[1]), float(sys.argv[2])
+st = ("accepted", "sent", "delivered")
+t0 = time.time(); n = 0
+while time.time() - t0 < secs:
+    due = int((time.time() - t0) * rate); now = int(time.time() * 1000); out = []
+    while n < due:
+        m = n // 3
+        out.append('{"v":1,"id":"%032x","campaign":"live","channel":"sms","to":"+1666%07d","state":"%s",'
+                   '"vendor":"twilio","latency_ms":40,"attempt":0,"ts_ms":%d}' % (m + 1, m, st[n % 3], now))
+        n += 1
+    if out:
+        sys.stdout.write("\n".join(out) + "\n"); sys.stdout.flush()
+    time.sleep(0.01)
+PY
+  a0=$(applied); t_in=$(date +%s.%N)
+  sleep 3 # the tracker is folding by now
+fi
+printf 'bench_track_api: %s messages stored, wrk -t1 -c4 -d%ss per endpoint, api_cache_ms=%s, ingest %s events/s, load average %s\n' \
+  "$N" "$DUR" "$CACHE_MS" "$INGEST" "$(cut -d' ' -f1-3 /proc/loadavg)"
 lat() { wrk -t1 -c4 -d"${DUR}s" --latency "$A$1" | awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF} END {printf "%s %s %s %s\n", r, p50, p99, bad + 0}'; }
 worst=0; fail=0
 base=$(lat /healthz); set -- $base; base_rps=$1
@@ -93,6 +119,12 @@ v=float(s[:-2]) if s.endswith('ms') else float(s[:-2])/1000 if s.endswith('us') 
 print(v)")
   python3 -c "import sys; sys.exit(0 if $ms < 50 else 1)" || { echo "    over 50 ms at p99"; fail=1; }
 done
+if [ "$INGEST" -gt 0 ]; then
+  a1=$(applied)
+  rate=$(python3 -c "import time; print(int(($a1 - $a0) / (time.time() - $t_in)))")
+  echo "  status events folded while measuring: $(( a1 - a0 )) ($rate/s)"
+  [ $(( a1 - a0 )) -gt 0 ] || { echo "    FAIL: no ingest during the measurement"; fail=1; }
+fi
 slow=$(grep -c 'event=slow_request' "$OUT/track.log" || true)
 echo "  requests the tracker itself took >= 50 ms over (event=slow_request in its log): $slow"
 [ $fail = 0 ] && echo OK || { echo "bench_track_api: FAIL"; exit 1; }
