@@ -127,6 +127,7 @@ typedef struct dsp {
 	int64_t n_consumed, n_accepted, n_failed, n_retried, n_cancelled, n_suppressed, n_expired;
 	int64_t n_status_errors;
 	int64_t n_finals_acked;      /* final statuses the broker acknowledged */
+	int64_t n_already_done;      /* consumed again after a rebalance or crash: not resent */
 	int64_t first_consume_ns, last_final_ns;
 	int64_t last_progress_ms;
 } dsp_t;
@@ -776,6 +777,18 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		part_advance(d, p);
 		return;
 	}
+	/* Already has an outcome (its offset was not committed before a rebalance or a
+	 * crash): never send it again; a deliberate resend of a failure (attempt > 0) goes. */
+	int done = dsp_state_finished(d->st, m->m.id);
+	if (done == DSP_DONE_SENT || (done == DSP_DONE_FAILED && m->m.attempt == 0)) {
+		d->n_already_done++;
+		if (log_enabled(TLOG_DEBUG))
+			log_debug("event=skip_already_done id=%s partition=%d offset=%lld", m->m.id,
+			          (int)rkm->partition, (long long)rkm->offset);
+		m->where = W_DONE;
+		part_advance(d, p);
+		return;
+	}
 	m->attempt = m->m.attempt;
 	ready_push(d, m);
 }
@@ -799,6 +812,22 @@ static void commit_parts(dsp_t *d, int sync)
 			log_warn("event=commit_failed err=\"%s\"", rd_kafka_err2str(e));
 	}
 	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* A commit that failed (e.g. during a rebalance) is tried again on the next round. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+	(void)rk;
+	dsp_t *d = opaque;
+	if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET || !offsets)
+		return;
+	for (int i = 0; i < offsets->cnt; i++) {
+		int32_t p = offsets->elems[i].partition;
+		if ((err || offsets->elems[i].err) && p >= 0 && p < DSP_MAX_PARTS && d->parts[p])
+			d->parts[p]->committed = -1;
+	}
+	log_debug("event=commit_failed err=\"%s\" action=retry", rd_kafka_err2str(err));
 }
 
 static void drain_wake(dsp_t *d)
@@ -925,6 +954,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		for (size_t i = 0; i < d->nvendors; i++)
 			if (d->vendors[i].rl)
 				rl_set_share(d->vendors[i].rl, parts->cnt, d->total_parts);
+		/* Read the outcomes the previous owners published before they let go. */
+		if (dsp_state_catch_up(d->st, 10000))
+			log_warn("event=status_catch_up_slow msg=\"tocsin.status not read to its end "
+			         "within 10 s of the assignment\"");
 		log_info("event=assigned partitions=%d of=%d topic=%s", parts->cnt, d->total_parts,
 		         d->topic);
 		rd_kafka_assign(rk, parts);
@@ -969,10 +1002,12 @@ static void progress(dsp_t *d, int64_t now)
 		return;
 	d->last_progress_ms = now;
 	log_info("event=progress consumed=%lld accepted=%lld failed=%lld retried=%lld "
-	         "cancelled=%lld suppressed=%lld expired=%lld pending=%zu in_flight=%d",
+	         "cancelled=%lld suppressed=%lld expired=%lld already_done=%lld pending=%zu "
+	         "in_flight=%d",
 	         (long long)d->n_consumed, (long long)d->n_accepted, (long long)d->n_failed,
 	         (long long)d->n_retried, (long long)d->n_cancelled, (long long)d->n_suppressed,
-	         (long long)d->n_expired, d->npending, http_in_flight(d->http));
+	         (long long)d->n_expired, (long long)d->n_already_done, d->npending,
+	         http_in_flight(d->http));
 }
 
 static int setup(dsp_t *d, char *err, size_t errlen)
@@ -1049,6 +1084,7 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 	if (!cc)
 		return TOCSIN_ERR_CONFIG;
 	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+	rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
 	rd_kafka_conf_set_opaque(cc, d);
 	if (!(d->cons = kq_new(cc, KQ_CONSUMER, 10000, err, errlen)))
 		return TOCSIN_ERR_KAFKA;

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#define DSP_STATUS_LOOKBACK_MS (15 * 60 * 1000)
 #include <string.h>
 #include <unistd.h>
 
@@ -18,6 +19,13 @@ typedef struct named {
 	uint64_t seq;    /* vendor health: dsp_state's record counter when it last changed */
 } named_t;
 
+/* A map from 64-bit hashes to one byte, open addressing; key 0 is reserved as empty. */
+typedef struct u64map {
+	uint64_t *keys;
+	unsigned char *vals;
+	size_t cap, used;
+} u64map_t;
+
 struct dsp_state {
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *q;
@@ -25,11 +33,13 @@ struct dsp_state {
 	size_t ncamps, capcamps;
 	named_t *vendors;
 	size_t nvendors, capvendors;
-	/* opt-outs: open addressing on a 64-bit hash of "<channel>:<address>";
-	 * value 1 = opted out, 0 = opted back in. Key 0 is reserved as empty. */
-	uint64_t *keys;
-	unsigned char *vals;
-	size_t cap, used;
+	/* opt-outs by hash of "<channel>:<address>": 1 = opted out, 0 = opted back in */
+	u64map_t optouts;
+	/* messages that already have an outcome on tocsin.status (key = hash of the id), in two
+	 * generations: ids older than two rotations are forgotten (their offsets are long
+	 * committed) so memory stays bounded */
+	u64map_t done_cur, done_prev;
+	int64_t done_rotated_ms;
 	rd_kafka_topic_partition_list_t *targets; /* high watermarks to catch up to */
 	uint64_t vh_seq; /* vendor-health records applied */
 };
@@ -72,57 +82,86 @@ static uint64_t optout_hash(msg_channel_t ch, const char *address)
 	return h ? h : 1;
 }
 
-static void set_put(dsp_state_t *s, uint64_t h, unsigned char v);
+static void map_put(u64map_t *m, uint64_t h, unsigned char v);
 
-static int set_grow(dsp_state_t *s)
+static int map_grow(u64map_t *m)
 {
-	size_t oc = s->cap, nc = oc ? oc * 2 : 4096;
-	uint64_t *ok = s->keys;
-	unsigned char *ov = s->vals;
-	s->keys = calloc(nc, sizeof *s->keys);
-	s->vals = calloc(nc, 1);
-	if (!s->keys || !s->vals) {
-		free(s->keys);
-		free(s->vals);
-		s->keys = ok;
-		s->vals = ov;
+	size_t oc = m->cap, nc = oc ? oc * 2 : 4096;
+	uint64_t *ok = m->keys;
+	unsigned char *ov = m->vals;
+	m->keys = calloc(nc, sizeof *m->keys);
+	m->vals = calloc(nc, 1);
+	if (!m->keys || !m->vals) {
+		free(m->keys);
+		free(m->vals);
+		m->keys = ok;
+		m->vals = ov;
 		return TOCSIN_ERR_NOMEM;
 	}
-	s->cap = nc;
-	s->used = 0;
+	m->cap = nc;
+	m->used = 0;
 	for (size_t i = 0; i < oc; i++)
 		if (ok[i])
-			set_put(s, ok[i], ov[i]);
+			map_put(m, ok[i], ov[i]);
 	free(ok);
 	free(ov);
 	return 0;
 }
 
-static void set_put(dsp_state_t *s, uint64_t h, unsigned char v)
+static void map_put(u64map_t *m, uint64_t h, unsigned char v)
 {
-	if ((s->used + 1) * 4 >= s->cap * 3 && set_grow(s))
+	if ((m->used + 1) * 4 >= m->cap * 3 && map_grow(m))
 		return;
-	size_t i = h & (s->cap - 1);
-	while (s->keys[i] && s->keys[i] != h)
-		i = (i + 1) & (s->cap - 1);
-	if (!s->keys[i]) {
-		s->keys[i] = h;
-		s->used++;
+	size_t i = h & (m->cap - 1);
+	while (m->keys[i] && m->keys[i] != h)
+		i = (i + 1) & (m->cap - 1);
+	if (!m->keys[i]) {
+		m->keys[i] = h;
+		m->used++;
 	}
-	s->vals[i] = v;
+	m->vals[i] = v;
 }
 
-static int set_get(const dsp_state_t *s, uint64_t h)
+static int map_get(const u64map_t *m, uint64_t h)
 {
-	if (!s->cap)
+	if (!m->cap)
 		return 0;
-	size_t i = h & (s->cap - 1);
-	while (s->keys[i]) {
-		if (s->keys[i] == h)
-			return s->vals[i];
-		i = (i + 1) & (s->cap - 1);
+	size_t i = h & (m->cap - 1);
+	while (m->keys[i]) {
+		if (m->keys[i] == h)
+			return m->vals[i];
+		i = (i + 1) & (m->cap - 1);
 	}
 	return 0;
+}
+
+static void map_free(u64map_t *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof *m);
+}
+
+static uint64_t id_hash(const void *id, size_t n)
+{
+	uint64_t h = hash64(id, n, 0x646f6e65);
+	return h ? h : 1;
+}
+
+/* Partitions of topic on the cluster (1 when unknown). */
+static int topic_parts(rd_kafka_t *rk, const char *topic)
+{
+	int n = 1;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	if (rkt && !rd_kafka_metadata(rk, 0, rkt, &md, 10000) && md->topic_cnt == 1 &&
+	    md->topics[0].partition_cnt > 0)
+		n = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (rkt)
+		rd_kafka_topic_destroy(rkt);
+	return n;
 }
 
 dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, size_t errlen)
@@ -145,21 +184,38 @@ dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, siz
 		free(s);
 		return NULL;
 	}
-	static const char *const topics[] = {KQ_T_CAMPAIGNS, KQ_T_OPTOUTS, KQ_T_VENDOR_HEALTH};
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-	s->targets = rd_kafka_topic_partition_list_new(8);
-	for (size_t t = 0; t < 3; t++) {
-		int parts = 1;
-		for (size_t k = 0; k < kq_ntopics; k++)
-			if (!strcmp(kq_topics[k].name, topics[t]))
-				parts = kq_topics[k].partitions;
+	/* The compacted state topics from the start; tocsin.status from DSP_STATUS_LOOKBACK_MS
+	 * ago: outcomes older than that have long had their outbox offsets committed. */
+	static const char *const topics[] = {KQ_T_CAMPAIGNS, KQ_T_OPTOUTS, KQ_T_VENDOR_HEALTH,
+	                                     KQ_T_STATUS};
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+	s->targets = rd_kafka_topic_partition_list_new(16);
+	rd_kafka_topic_partition_list_t *since = rd_kafka_topic_partition_list_new(16);
+	for (size_t t = 0; t < 4; t++) {
+		int parts = topic_parts(s->rk, topics[t]);
 		for (int p = 0; p < parts; p++) {
-			rd_kafka_topic_partition_list_add(l, topics[t], p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-			int64_t lo = 0, hi = 0;
-			if (!rd_kafka_query_watermark_offsets(s->rk, topics[t], p, &lo, &hi, 5000))
-				rd_kafka_topic_partition_list_add(s->targets, topics[t], p)->offset = hi;
+			rd_kafka_topic_partition_list_add(s->targets, topics[t], p);
+			if (t < 3)
+				rd_kafka_topic_partition_list_add(l, topics[t], p)->offset =
+				    RD_KAFKA_OFFSET_BEGINNING;
+			else
+				rd_kafka_topic_partition_list_add(since, topics[t], p)->offset =
+				    clock_wall_ms() - DSP_STATUS_LOOKBACK_MS;
 		}
 	}
+	if (since->cnt && rd_kafka_offsets_for_times(s->rk, since, 10000) == 0) {
+		for (int i = 0; i < since->cnt; i++) /* -1: nothing that recent: start at the end */
+			rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, since->elems[i].partition)->offset =
+			    since->elems[i].offset >= 0 ? since->elems[i].offset : RD_KAFKA_OFFSET_END;
+	} else {
+		for (int i = 0; i < since->cnt; i++)
+			rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, since->elems[i].partition)->offset =
+			    RD_KAFKA_OFFSET_END;
+		log_warn("event=status_lookback_failed msg=\"reading tocsin.status from its end: a "
+		         "message finished just before this dispatcher started could be sent again\"");
+	}
+	rd_kafka_topic_partition_list_destroy(since);
+	s->done_rotated_ms = clock_mono_ms();
 	rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e) {
@@ -189,8 +245,9 @@ void dsp_state_free(dsp_state_t *s)
 		free(s->vendors[i].name);
 	free(s->camps);
 	free(s->vendors);
-	free(s->keys);
-	free(s->vals);
+	map_free(&s->optouts);
+	map_free(&s->done_cur);
+	map_free(&s->done_prev);
 	free(s);
 }
 
@@ -203,6 +260,27 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 	json_t *hold = NULL;
 	if (!m->payload) /* a tombstone */
 		return;
+	if (!strcmp(topic, KQ_T_STATUS)) {
+		/* Only "has this message an outcome?": the key is the id; any state past
+		 * queued/retrying counts. No JSON parse on this busy topic. */
+		static const char pat[] = "\"state\":\"";
+		const char *v = m->payload, *st = memmem(v, m->len, pat, sizeof pat - 1);
+		if (m->key && st) {
+			st += sizeof pat - 1;
+			size_t left = m->len - (size_t)(st - v);
+			static const char *const failures[] = {"failed\"", "undelivered\"", "bounced\"",
+			                                       "expired\""};
+			if ((left >= 7 && !memcmp(st, "queued\"", 7)) ||
+			    (left >= 9 && !memcmp(st, "retrying\"", 9)))
+				return;
+			unsigned char v = DSP_DONE_SENT;
+			for (size_t i = 0; i < 4; i++)
+				if (left >= strlen(failures[i]) && !memcmp(st, failures[i], strlen(failures[i])))
+					v = DSP_DONE_FAILED;
+			map_put(&s->done_cur, id_hash(m->key, m->key_len), v);
+		}
+		return;
+	}
 	if (!strcmp(topic, KQ_T_CAMPAIGNS)) {
 		msg_campaign_t c;
 		if (msg_campaign_parse(m->payload, m->len, &c, &hold, err, sizeof err) == 0) {
@@ -215,7 +293,7 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 	} else if (!strcmp(topic, KQ_T_OPTOUTS)) {
 		msg_optout_t o;
 		if (msg_optout_parse(m->payload, m->len, &o, &hold, err, sizeof err) == 0)
-			set_put(s, optout_hash(o.channel, o.address), o.optin ? 0 : 1);
+			map_put(&s->optouts, optout_hash(o.channel, o.address), o.optin ? 0 : 1);
 	} else if (!strcmp(topic, KQ_T_VENDOR_HEALTH)) {
 		msg_vhealth_t h;
 		if (msg_vhealth_parse(m->payload, m->len, &h, &hold, err, sizeof err) == 0) {
@@ -252,6 +330,14 @@ int dsp_state_poll(dsp_state_t *s)
 int dsp_state_catch_up(dsp_state_t *s, int timeout_ms)
 {
 	int64_t end = clock_mono_ms() + timeout_ms;
+	/* the ends as they are now */
+	for (int i = 0; i < s->targets->cnt; i++) {
+		int64_t lo = 0, hi = -1;
+		rd_kafka_topic_partition_t *t = &s->targets->elems[i];
+		if (rd_kafka_query_watermark_offsets(s->rk, t->topic, t->partition, &lo, &hi, timeout_ms))
+			hi = -1;
+		t->offset = hi;
+	}
 	for (;;) {
 		dsp_state_poll(s);
 		rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(s->targets);
@@ -276,6 +362,20 @@ int dsp_state_catch_up(dsp_state_t *s, int timeout_ms)
 	}
 }
 
+int dsp_state_finished(dsp_state_t *s, const char *id)
+{
+	int64_t now = clock_mono_ms();
+	if (now - s->done_rotated_ms >= DSP_STATUS_LOOKBACK_MS) {
+		map_free(&s->done_prev);
+		s->done_prev = s->done_cur;
+		memset(&s->done_cur, 0, sizeof s->done_cur);
+		s->done_rotated_ms = now;
+	}
+	uint64_t h = id_hash(id, strlen(id));
+	int v = map_get(&s->done_cur, h);
+	return v ? v : map_get(&s->done_prev, h);
+}
+
 msg_camp_state_t dsp_state_campaign(const dsp_state_t *s, const char *campaign)
 {
 	named_t *e = named_find(s->camps, s->ncamps, campaign);
@@ -284,12 +384,12 @@ msg_camp_state_t dsp_state_campaign(const dsp_state_t *s, const char *campaign)
 
 int dsp_state_opted_out(const dsp_state_t *s, msg_channel_t ch, const char *address)
 {
-	return set_get(s, optout_hash(ch, address)) == 1;
+	return map_get(&s->optouts, optout_hash(ch, address)) == 1;
 }
 
 void dsp_state_add_optout(dsp_state_t *s, msg_channel_t ch, const char *address)
 {
-	set_put(s, optout_hash(ch, address), 1);
+	map_put(&s->optouts, optout_hash(ch, address), 1);
 }
 
 msg_vh_state_t dsp_state_vendor(const dsp_state_t *s, const char *vendor)

@@ -11,8 +11,8 @@
 typedef struct dsp_state dsp_state_t;
 
 /* Open a consumer assigned to every partition of tocsin.campaigns,
- * tocsin.optouts and tocsin.vendor-health from the start (no group offsets:
- * every dispatcher reads all of it). Caller owns the result (dsp_state_free).
+ * tocsin.optouts and tocsin.vendor-health from the start, and of tocsin.status
+ * from 15 minutes ago (no group offsets: every dispatcher reads all of it). Caller owns the result (dsp_state_free).
  * One thread. */
 dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, size_t errlen);
 void dsp_state_free(dsp_state_t *s);
@@ -20,10 +20,20 @@ void dsp_state_free(dsp_state_t *s);
 rd_kafka_queue_t *dsp_state_queue(dsp_state_t *s);
 /* Apply every record that has arrived (never blocks). Returns how many. */
 int dsp_state_poll(dsp_state_t *s);
-/* Wait up to timeout_ms until the consumer has read up to the high
- * watermarks seen at start-up, so the first send knows every cancel and
- * opt-out already published. 0 or TOCSIN_ERR_TIMEOUT. */
+/* Wait up to timeout_ms until the consumer has read every topic up to its end
+ * as it is now, so the next send knows every cancel, opt-out and outcome
+ * already published (call at start-up and when partitions are assigned).
+ * 0 or TOCSIN_ERR_TIMEOUT. */
 int dsp_state_catch_up(dsp_state_t *s, int timeout_ms);
+/* Has message id an outcome (a state past queued/retrying) on tocsin.status,
+ * from any dispatcher, in the last 15-30 minutes? A message whose outcome
+ * was published but whose offset was not committed (a rebalance or a crash
+ * in between) must not be sent again. Returns 0 (no outcome), DSP_DONE_SENT
+ * (accepted/sent/delivered, or suppressed/cancelled: never send again) or
+ * DSP_DONE_FAILED (failed/undelivered/bounced/expired: only a deliberate
+ * resend, attempt > 0, goes out again). */
+enum { DSP_DONE_SENT = 1, DSP_DONE_FAILED = 2 };
+int dsp_state_finished(dsp_state_t *s, const char *id);
 
 /* RUNNING when nothing is known of the campaign. */
 msg_camp_state_t dsp_state_campaign(const dsp_state_t *s, const char *campaign);
