@@ -162,6 +162,13 @@ void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans
 void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
 void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
 void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans);
+/* The SendGrid /v3/mail/send body after credentials and faults: checks, answer,
+ * counts, events. mode 0: the scanner (sim_json.h), with jansson for what it
+ * leaves; 1: jansson only; 2: the scanner only, returning 1 (nothing answered,
+ * nothing counted) when it leaves the body to jansson. 0 when answered. Any
+ * HTTP thread. */
+int sim_sendgrid_body(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *body, size_t len,
+                      int mode, sim_ans_t *ans);
 /* simulated inbound message (POST /_sim/inbound); 0 or -1 with err in ans */
 void sim_inbound(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
 
