@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "vendors/sim/sim.h"
+#include "vendors/sim/sim_int.h"
 #include "vendors/vnd.h"
 
 #include <arpa/inet.h>
@@ -584,13 +585,179 @@ static void test_receipts(void **st)
 	simctl("/_sim/config", "{\"reset\":true}");
 }
 
+/* ---- SendGrid: the scanner reading answers and counts exactly as the jansson reading ---- */
+
+static sim_vendor_t *sg_vendor(void)
+{
+	for (size_t i = 0; i < SIM->nv; i++)
+		if (!strcmp(SIM->vs[i].v->name, "sg"))
+			return &SIM->vs[i];
+	fail_msg("no sg vendor");
+	return NULL;
+}
+
+typedef struct sg_run {
+	int rc;
+	unsigned status;
+	char *body, hname[48];
+	uint64_t accepted, subs, checked, unsub_ok, unreplaced, sightings;
+} sg_run_t;
+
+static void sg_one(const char *body, size_t len, int mode, sg_run_t *r)
+{
+	sim_vendor_t *sv = sg_vendor();
+	sim_fault_t f;
+	memset(&f, 0, sizeof f);
+	f.delivered_rate = 1;
+	uint64_t a0 = atomic_load(&sv->accepted), s0 = atomic_load(&sv->subs_applied),
+	         c0 = atomic_load(&sv->unsub_checked), o0 = atomic_load(&sv->unsub_ok),
+	         u0 = atomic_load(&sv->unreplaced);
+	pthread_mutex_lock(&sv->ids.mu);
+	uint64_t i0 = sv->ids.n + sv->ids.dup_count;
+	pthread_mutex_unlock(&sv->ids.mu);
+	sim_ans_t ans;
+	memset(&ans, 0, sizeof ans);
+	ans.retry_after_s = -1;
+	buf_init(&ans.body, 64u << 20);
+	r->rc = sim_sendgrid_body(SIM, sv, &f, body, len, mode, &ans);
+	r->status = ans.status;
+	r->body = strdup(ans.body.p ? ans.body.p : "");
+	memcpy(r->hname, ans.hname, sizeof r->hname);
+	buf_free(&ans.body);
+	r->accepted = atomic_load(&sv->accepted) - a0;
+	r->subs = atomic_load(&sv->subs_applied) - s0;
+	r->checked = atomic_load(&sv->unsub_checked) - c0;
+	r->unsub_ok = atomic_load(&sv->unsub_ok) - o0;
+	r->unreplaced = atomic_load(&sv->unreplaced) - u0;
+	pthread_mutex_lock(&sv->ids.mu);
+	r->sightings = sv->ids.n + sv->ids.dup_count - i0;
+	pthread_mutex_unlock(&sv->ids.mu);
+}
+
+/* Run body through jansson (mode 1) and the scanner alone (mode 2): the same
+ * answer and counts. Returns 1 when the scanner left it to jansson. */
+static int sg_same(const char *body)
+{
+	sg_run_t a, b;
+	size_t len = strlen(body);
+	sg_one(body, len, 1, &a);
+	sg_one(body, len, 2, &b);
+	int fell = b.rc == 1;
+	if (!fell && (a.status != b.status || strcmp(a.body, b.body) || strcmp(a.hname, b.hname) ||
+	              a.accepted != b.accepted || a.subs != b.subs || a.checked != b.checked ||
+	              a.unsub_ok != b.unsub_ok || a.unreplaced != b.unreplaced || a.sightings != b.sightings))
+		fail_msg("scanner differs for %.300s\n jansson: %u %s acc %llu subs %llu chk %llu ok %llu unr %llu ids %llu\n"
+		         " scanner: %u %s acc %llu subs %llu chk %llu ok %llu unr %llu ids %llu",
+		         body, a.status, a.body, (unsigned long long)a.accepted, (unsigned long long)a.subs,
+		         (unsigned long long)a.checked, (unsigned long long)a.unsub_ok, (unsigned long long)a.unreplaced,
+		         (unsigned long long)a.sightings, b.status, b.body, (unsigned long long)b.accepted,
+		         (unsigned long long)b.subs, (unsigned long long)b.checked, (unsigned long long)b.unsub_ok,
+		         (unsigned long long)b.unreplaced, (unsigned long long)b.sightings);
+	free(a.body);
+	free(b.body);
+	return fell;
+}
+
+#define SG_TOP "\"from\":{\"email\":\"news@example.org\"},\"subject\":\"Hi {{{tocsin:first}}}\"," \
+               "\"content\":[{\"type\":\"text/plain\",\"value\":\"Hi\\n<https://a.org/t/u/YUBiLm9yZw>\"}," \
+               "{\"type\":\"text/html\",\"value\":\"<a href=\\\"{{{tocsin:unsubscribe_url}}}\\\">x</a>\"}]"
+
+static void test_sendgrid_scanner(void **st)
+{
+	(void)st;
+	/* handled by the scanner: the same answers and counts as jansson */
+	const char *same[] = {
+	    /* accepted, with substitutions, headers per personalization and at the top, escapes in values */
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":{\"tocsin_id\":\"id\\u0031\"},"
+	    "\"substitutions\":{\"{{{tocsin:unsubscribe_url}}}\":\"https:\\/\\/a.org\\/t\\/u\\/YUBiLm9yZw\",\"{{{tocsin:first}}}\":\"Pat\"},"
+	    "\"headers\":{\"List-Unsubscribe\":\"<{{{tocsin:unsubscribe_url}}}>\"}},"
+	    "{\"to\":[{\"email\":\"c@d.org\"},{\"email\":\"e@f.org\"}],\"substitutions\":{}}],"
+	    "\"headers\":{\"List-Unsubscribe\":\"<https://a.org/t/u/YUBiLm9yZw>\"},\"custom_args\":{\"tocsin_id\":\"top\"}," SG_TOP "}",
+	    /* duplicate top-level keys: the last wins, as with jansson */
+	    "{\"subject\":1,\"personalizations\":[],\"personalizations\":[{\"to\":[{\"email\":\"g@h.org\"}]}]," SG_TOP "}",
+	    /* the checks, in order */
+	    "{" SG_TOP "}",
+	    "{\"personalizations\":{}," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"x\"},\"subject\":\"s\",\"content\":[{\"value\":\"v\"}]}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":\"news@example.org\",\"subject\":\"s\",\"content\":[{\"value\":\"v\"}]}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"news@example.org\"},\"content\":[{\"value\":\"v\"}]}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"news@example.org\"},\"template_id\":null,\"content\":[{\"value\":\"v\"}]}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"other@example.org\"},\"subject\":\"s\",\"content\":[{\"value\":\"v\"}]}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"news@example.org\"},\"subject\":\"s\",\"content\":[]}",
+	    "{\"personalizations\":[{\"to\":[]}]," SG_TOP "}",
+	    "{\"personalizations\":[7]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"},{\"email\":\"not an address\"}]}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]},{\"to\":[{\"email\":\"a@b.org\"}]}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"},{\"email\":\"a\\u0040b.org\"}]}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":[]}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":null}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":{\"k\":1}}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":\"x\",\"headers\":7}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"headers\":{\"List-Unsubscribe\":null}}],"
+	    "\"headers\":{\"List-Unsubscribe\":\"<https://a.org/t/u/YUBiLm9yZw>\"}," SG_TOP "}",
+	};
+	sg_run_t r; /* the first one, read by the scanner: what it found */
+	sg_one(same[0], strlen(same[0]), 2, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.status, 202);
+	assert_string_equal(r.hname, "X-Message-Id");
+	assert_int_equal(r.accepted, 2);
+	assert_int_equal(r.subs, 1);        /* only the first has substitutions that apply */
+	assert_int_equal(r.checked, 2);     /* its own header, then the top-level one */
+	assert_int_equal(r.unsub_ok, 1);    /* the top-level link names a@b.org, not c@d.org */
+	assert_int_equal(r.unreplaced, 1);  /* the second's html keeps the placeholder */
+	assert_int_equal(r.sightings, 2);   /* "id1" (decoded) and "top" */
+	free(r.body);
+	sg_one(same[2], strlen(same[2]), 2, &r);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(r.body, "\"field\":\"personalizations\""));
+	free(r.body);
+	for (size_t i = 0; i < sizeof same / sizeof *same; i++)
+		if (sg_same(same[i]))
+			fail_msg("left to jansson: %s", same[i]);
+	/* left to jansson (escaped or duplicate keys where order or size matter, bad JSON) */
+	const char *fall[] = {
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":{\"k\":\"1\",\"k\":\"2\"}}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":{\"k\":1,\"k\":\"2\"}}]," SG_TOP "}",
+	    "{\"person\\u0061lizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}]," SG_TOP,
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"x\":1e3," SG_TOP "}",
+	    "[1]", "",
+	};
+	for (size_t i = 0; i < sizeof fall / sizeof *fall; i++)
+		if (!sg_same(fall[i]))
+			fail_msg("scanner should leave to jansson: %s", fall[i]);
+	/* the size limits, at the edge */
+	static char big[40000];
+	char val[10000];
+	for (int n = 9985; n <= 9990; n++) { /* custom_args: 9 + 4 + n + 2 around 10,000 */
+		memset(val, 'v', (size_t)n);
+		val[n] = 0;
+		snprintf(big, sizeof big, "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":{\"tocsin_id\":\"%s\"}}]," SG_TOP "}", val);
+		assert_int_equal(sg_same(big), 0);
+		snprintf(big, sizeof big, "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":{\"{{{tocsin:first}}}\":\"%s\"}}]," SG_TOP "}", val);
+		assert_int_equal(sg_same(big), 0);
+	}
+	/* 1000 personalizations pass, 1001 do not; 1001 recipients in 1000 personalizations do not */
+	static char huge[200000];
+	for (int np = 1000; np <= 1001; np++)
+		for (int extra = 0; extra <= 1; extra++) {
+			size_t n = (size_t)snprintf(huge, sizeof huge, "{\"personalizations\":[");
+			for (int i = 0; i < np; i++)
+				n += (size_t)snprintf(huge + n, sizeof huge - n, "%s{\"to\":[{\"email\":\"r%d@b.org\"}%s]}", i ? "," : "", i,
+				                      extra && i == 0 ? ",{\"email\":\"x@b.org\"}" : "");
+			snprintf(huge + n, sizeof huge - n, "]," SG_TOP "}");
+			assert_int_equal(sg_same(huge), 0);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_accept_and_count), cmocka_unit_test(test_many_ids),
 	    cmocka_unit_test(test_wrong_auth),
 	    cmocka_unit_test(test_faults),           cmocka_unit_test(test_validation),
-	    cmocka_unit_test(test_receipts),
+	    cmocka_unit_test(test_receipts),         cmocka_unit_test(test_sendgrid_scanner),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
