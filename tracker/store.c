@@ -74,6 +74,7 @@ enum {
  * beyond that messages are simply not cached). Cleared on any rollback. */
 #define CACHE_SLOTS (1u << 20)
 #define CACHE_NAMES 255
+#define TRK_LAST_CAMPAIGNS 5000 /* campaigns tried by trk_store_last_campaign */
 typedef struct cent {
 	unsigned char id[16];
 	int64_t rid;
@@ -101,8 +102,9 @@ static const char schema[] =
     " vendor TEXT NOT NULL DEFAULT '', vendor_ref TEXT, code TEXT, detail TEXT, attempt INTEGER,"
     " ts_ms INTEGER);"
     "CREATE INDEX IF NOT EXISTS msgs_state ON msgs(campaign, state);"
-    /* an inbound STOP is counted against the last campaign that messaged its address */
-    "CREATE INDEX IF NOT EXISTS msgs_addr ON msgs(addr);"
+    /* an address index cost the ingest a third of its rate (random inserts);
+     * stores made while it existed lose it */
+    "DROP INDEX IF EXISTS msgs_addr;"
     "CREATE TABLE IF NOT EXISTS counts(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
     " state INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, vendor, state))"
     " WITHOUT ROWID;"
@@ -929,29 +931,53 @@ int trk_store_last_campaign(trk_store_t *s, msg_channel_t ch, const char *addr, 
 	out[0] = 0;
 	if (!addr || !*addr)
 		return TOCSIN_ERR_NOTFOUND;
-	sqlite3_stmt *q = NULL;
-	/* msgs_addr finds the address's few rows; the newest by its last event
-	 * wins (rows of one address may arrive out of order across partitions). */
+	/* Message ids are msg_make_id(campaign, channel, address): for each
+	 * campaign the store knows, one probe of the id index says whether it
+	 * messaged this address (no address index for the ingest to keep up). */
+	sqlite3_stmt *c = NULL, *q = NULL;
 	if (sqlite3_prepare_v2(s->db,
-	                       "SELECT campaign FROM msgs WHERE addr=?1 AND channel=?2 AND campaign<>''"
-	                       " ORDER BY ts_ms DESC, rid DESC LIMIT 1",
-	                       -1, &q, NULL) != SQLITE_OK) {
+	                       "SELECT id FROM campaigns UNION"
+	                       " SELECT DISTINCT campaign FROM counts WHERE campaign<>'' LIMIT ?1",
+	                       -1, &c, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT ts_ms, rid FROM msgs WHERE id=?1 AND campaign=?2", -1, &q,
+	                       NULL) != SQLITE_OK) {
 		log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
+		sqlite3_finalize(c);
 		sqlite3_finalize(q);
 		return TOCSIN_ERR_IO;
 	}
-	sqlite3_bind_text(q, 1, addr, -1, SQLITE_STATIC);
-	sqlite3_bind_int(q, 2, ch);
-	int rc = sqlite3_step(q), ret = TOCSIN_ERR_NOTFOUND;
-	if (rc == SQLITE_ROW) {
-		const unsigned char *c = sqlite3_column_text(q, 0);
-		snprintf(out, outlen, "%s", c ? (const char *)c : "");
-		ret = 0;
-	} else if (rc != SQLITE_DONE) {
-		ret = TOCSIN_ERR_IO;
+	sqlite3_bind_int(c, 1, TRK_LAST_CAMPAIGNS);
+	const char *chn = msg_channel_name(ch);
+	int64_t best_ts = INT64_MIN, best_rid = -1;
+	int rc;
+	while ((rc = sqlite3_step(c)) == SQLITE_ROW) {
+		const char *camp = (const char *)sqlite3_column_text(c, 0);
+		if (!camp || !*camp)
+			continue;
+		char id[MSG_ID_LEN + 1];
+		unsigned char raw[16];
+		msg_make_id(camp, chn, addr, id);
+		bind_id(q, 1, id, raw);
+		sqlite3_bind_text(q, 2, camp, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			int64_t ts = sqlite3_column_int64(q, 0), rid = sqlite3_column_int64(q, 1);
+			if (ts > best_ts || (ts == best_ts && rid > best_rid)) {
+				best_ts = ts;
+				best_rid = rid;
+				snprintf(out, outlen, "%s", camp);
+			}
+		}
+		sqlite3_reset(q);
+		sqlite3_clear_bindings(q);
 	}
 	sqlite3_finalize(q);
-	return ret;
+	sqlite3_finalize(c);
+	if (rc != SQLITE_DONE) {
+		log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
+		out[0] = 0;
+		return TOCSIN_ERR_IO;
+	}
+	return out[0] ? 0 : TOCSIN_ERR_NOTFOUND;
 }
 
 int trk_store_prune(trk_store_t *s, int64_t before_s)

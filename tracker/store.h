@@ -84,10 +84,12 @@ int trk_counts_json(const char *campaign, const trk_counts_t *c, buf_t *b);
 /* The campaign of message id into out (0), TOCSIN_ERR_NOTFOUND ("" in out). */
 int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t outlen);
 
-/* The campaign that last messaged addr on channel ch (of the messages to that
- * address, the one with the latest event), into out: 0, TOCSIN_ERR_NOTFOUND ("" in out) or
- * TOCSIN_ERR_IO. Uses the address index: one index probe. Any handle; the
- * thread owning s. */
+/* The campaign that last messaged addr on channel ch (of its messages to that
+ * address, the one with the latest event), into out: 0, TOCSIN_ERR_NOTFOUND
+ * ("" in out) or TOCSIN_ERR_IO. Message ids being msg_make_id(campaign,
+ * channel, address), it probes the id index once per campaign the store
+ * knows (up to 5,000), so addr must be normalized as the producer does. Any
+ * handle; the thread owning s. */
 int trk_store_last_campaign(trk_store_t *s, msg_channel_t ch, const char *addr, char *out,
                             size_t outlen);
 

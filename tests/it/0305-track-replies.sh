@@ -12,15 +12,29 @@ it_two_sms_vendors # again, now with the emulator's address as the vendors' base
 it_start_track
 A=http://$TRACK
 
-# Three messages already sent: campaign r1 to ...1001 and ...1002, then campaign r2 to ...1001.
-ID() { printf '%032x' "$1"; }
-python3 - "$OUT" "$(ID 1)" "$(ID 2)" "$(ID 3)" <<'PY'
+# Three messages already sent: campaign r1 to ...1001 and ...1002, then campaign r2 to ...1001
+# (ids as the producer makes them: msg_make_id(campaign, channel, address), core/hash.c).
+python3 - "$OUT" <<'PY'
 import json, sys
-out, a, b, c = sys.argv[1:]
-L = [json.dumps({"v":1,"id":mid,"campaign":camp,"channel":"sms","to":to,"state":"accepted","vendor":"vonage",
-                 "latency_ms":40,"attempt":0,"ts_ms":ts})
-     for mid, camp, to, ts in [(a,"r1","+15550001001",1000),(b,"r1","+15550001002",1001),(c,"r2","+15550001001",2000)]]
-open(out + "/events.jsonl", "w").write("\n".join(L) + "\n")
+M = (1 << 64) - 1
+def fmix(k):
+    k ^= k >> 33; k = (k * 0xff51afd7ed558ccd) & M; k ^= k >> 33
+    k = (k * 0xc4ceb9fe1a85ec53) & M; return k ^ (k >> 33)
+def h64(b, seed):
+    h = 0xcbf29ce484222325 ^ fmix((seed + 0x9e3779b97f4a7c15) & M)
+    for c in b: h = ((h ^ c) * 0x100000001b3) & M
+    return fmix(h ^ len(b))
+def parts(a, b, c, seed):
+    a, b, c = a.encode(), b.encode(), c.encode()
+    h = h64(a, seed) ^ ((len(a) * 0x9e3779b97f4a7c15) & M)
+    h = h64(b, h) ^ ((len(b) * 0x9e3779b97f4a7c15) & M)
+    return h64(c, h)
+def make_id(camp, ch, addr):
+    return "%016x%016x" % (parts(camp, ch, addr, 0x746f6373696e3131), parts(camp, ch, addr, 0x6d73672d69642d32))
+L = [json.dumps({"v":1,"id":make_id(camp, "sms", to),"campaign":camp,"channel":"sms","to":to,"state":"accepted",
+                 "vendor":"vonage","latency_ms":40,"attempt":0,"ts_ms":ts})
+     for camp, to, ts in [("r1","+15550001001",1000),("r1","+15550001002",1001),("r2","+15550001001",2000)]]
+open(sys.argv[1] + "/events.jsonl", "w").write("\n".join(L) + "\n")
 PY
 "$TOCSIN_BIN" -c "$CFG" track --replay "$OUT/events.jsonl" > /dev/null
 folded() { [ "$(it_status_field r1 'j["total"]')" = 2 ] && [ "$(it_status_field r2 'j["total"]')" = 1 ]; }

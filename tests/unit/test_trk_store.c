@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "tracker/store.h"
 
 static char dbpath[256];
@@ -303,17 +304,23 @@ static void test_last_campaign(void **state)
 {
 	(void)state;
 	trk_store_t *s = fresh();
+	/* ids as the producer makes them: msg_make_id(campaign, channel, address) */
+	char i1[MSG_ID_LEN + 1], i2[MSG_ID_LEN + 1], i3[MSG_ID_LEN + 1], i4[MSG_ID_LEN + 1];
+	msg_make_id("later", "sms", "+15550001001", i1);
+	msg_make_id("earlier", "sms", "+15550001001", i2);
+	msg_make_id("other", "sms", "+15550001002", i3);
+	msg_make_id("mail", "email", "+15550001001", i4);
 	assert_int_equal(trk_store_begin(s), 0);
-	msg_status_t a = ev("l1", "later", MSG_ST_ACCEPTED, "vonage"); /* arrives first, newer */
+	msg_status_t a = ev(i1, "later", MSG_ST_ACCEPTED, "vonage"); /* arrives first, newer */
 	a.to = "+15550001001";
 	a.ts_ms = 2000;
-	msg_status_t b = ev("l2", "earlier", MSG_ST_ACCEPTED, "vonage");
+	msg_status_t b = ev(i2, "earlier", MSG_ST_ACCEPTED, "vonage");
 	b.to = "+15550001001";
 	b.ts_ms = 1000;
-	msg_status_t c = ev("l3", "other", MSG_ST_ACCEPTED, "vonage");
+	msg_status_t c = ev(i3, "other", MSG_ST_ACCEPTED, "vonage");
 	c.to = "+15550001002";
 	c.ts_ms = 3000;
-	msg_status_t e = ev("l4", "mail", MSG_ST_ACCEPTED, "sendgrid");
+	msg_status_t e = ev(i4, "mail", MSG_ST_ACCEPTED, "sendgrid");
 	e.channel = MSG_CH_EMAIL;
 	e.to = "+15550001001"; /* same text, other channel: never matched */
 	e.ts_ms = 9000;
@@ -334,7 +341,7 @@ static void test_last_campaign(void **state)
 	                 TOCSIN_ERR_NOTFOUND);
 	/* a later receipt of the older message makes its campaign the latest */
 	assert_int_equal(trk_store_begin(s), 0);
-	msg_status_t d = ev("l2", "earlier", MSG_ST_DELIVERED, "vonage");
+	msg_status_t d = ev(i2, "earlier", MSG_ST_DELIVERED, "vonage");
 	d.ts_ms = 5000;
 	assert_int_equal(trk_store_status(s, &d), 1);
 	assert_int_equal(trk_store_commit(s), 0);
