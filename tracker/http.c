@@ -1,6 +1,7 @@
 /* http.c -- the tracker's HTTP server: routing, JSON API, controls, /metrics, webhooks, one-click unsubscribe. */
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/kq.h"
 #include "core/log.h"
 #include "core/runfile.h"
@@ -33,6 +34,8 @@
 #define CACHE_MAX_BODY (1u << 20)
 #define CACHE_MS_DEFAULT 250
 #define HTTP_THREADS 4
+#define STOP_SLOTS 4096
+#define STOP_MEMORY_MS (10 * 60 * 1000)
 
 typedef struct acache {
 	char key[CACHE_KEY]; /* raw URI with its query */
@@ -114,6 +117,10 @@ struct trk_http {
 	const char *token; /* control token from the environment, or NULL: controls disabled */
 	char program[128], help_reply[480], stop_reply[320], start_reply[320];
 	int64_t unsub_ok, unsub_bad, ctl_denied, slow;
+	/* addresses confirmed an opt-out recently (hash, mono ms): a second STOP
+	 * sent before the first is folded into the store gets no second reply */
+	uint64_t stop_h[STOP_SLOTS];
+	int64_t stop_at[STOP_SLOTS];
 	struct MHD_Response *page; /* the dashboard, built once */
 	/* Answers to the endpoints the dashboard polls, kept api_cache_ms: every
 	 * open dashboard polls each of them every second, and they need not cost
@@ -294,6 +301,25 @@ static int already_opted_out(trk_store_t *rd, msg_channel_t ch, const char *addr
 	return yes;
 }
 
+/* 1 when addr confirmed an opt-out within STOP_MEMORY_MS; with set, remember it
+ * now (set = 1) or forget it (set = -1, an opt-in). */
+static int stop_recent(trk_http_t *h, msg_channel_t ch, const char *addr, int set)
+{
+	uint64_t k = hash64(addr, strlen(addr), (uint64_t)ch + 1) | 1;
+	size_t i = k & (STOP_SLOTS - 1);
+	int64_t now = clock_mono_ms();
+	pthread_mutex_lock(&h->mu);
+	int yes = h->stop_h[i] == k && now - h->stop_at[i] < STOP_MEMORY_MS;
+	if (set > 0) {
+		h->stop_h[i] = k;
+		h->stop_at[i] = now;
+	} else if (set < 0 && h->stop_h[i] == k) {
+		h->stop_h[i] = 0;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return yes;
+}
+
 static void xml_text(buf_t *b, const char *s)
 {
 	for (; *s; s++) {
@@ -357,7 +383,8 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		if (ev->keyword == VND_KW_STOP) {
 			/* One confirmation: only when this is news. The opt-out counts
 			 * against the campaign that last messaged the address. */
-			int again = already_opted_out(x->rd, v->channel, ev->address);
+			int again = stop_recent(h, v->channel, ev->address, 0) ||
+			            already_opted_out(x->rd, v->channel, ev->address);
 			char camp[256] = "";
 			if (x->rd)
 				trk_store_last_campaign(x->rd, v->channel, ev->address, camp, sizeof camp);
@@ -365,12 +392,15 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 			                  .source = "sms_stop", .campaign = camp[0] ? camp : NULL,
 			                  .ts_ms = now};
 			rc = produce_optout(h, &o);
-			if (!again)
+			if (!again && !rc) {
 				text = h->stop_reply;
+				stop_recent(h, v->channel, ev->address, 1);
+			}
 		} else if (ev->keyword == VND_KW_START) {
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 1,
 			                  .source = "sms_start", .campaign = NULL, .ts_ms = now};
 			rc = produce_optout(h, &o);
+			stop_recent(h, v->channel, ev->address, -1);
 			text = h->start_reply;
 		} else if (ev->keyword == VND_KW_HELP) {
 			text = h->help_reply;

@@ -72,36 +72,44 @@ is_inb() { [ "$(inbound_n)" = "$1" ]; }
 it_wait_until 20 is_inb 2 || it_fail "second STOP not in the review list"
 [ "$(accepted)" = 1 ] || it_fail "a repeated STOP got another confirmation (accepted=$(accepted))"
 
+# Two STOPs back to back from a new number (the second arrives before the first is folded into
+# the store): one confirmation.
+r=$(vg_inbound stop3 15550001004 "STOP"); set -- $r; [ "$1" = 200 ] || it_fail "STOP 3: HTTP $1"
+r=$(vg_inbound stop4 15550001004 "Stop"); set -- $r; [ "$1" = 200 ] || it_fail "STOP 4: HTTP $1"
+it_wait_until 20 is_inb 4 || it_fail "back-to-back STOPs not in the review list"
+[ "$(accepted)" = 2 ] || it_fail "back-to-back STOPs got $(( $(accepted) - 1 )) confirmations, want 1"
+
 # HELP: the help text goes out; free text: nothing.
 r=$(vg_inbound help 15550001003 "help"); set -- $r
 [ "$1" = 200 ] || it_fail "HELP webhook: HTTP $1"
-it_wait_until 20 is_n 2 || it_fail "HELP reply not accepted by the emulator (accepted=$(accepted))"
+it_wait_until 20 is_n 3 || it_fail "HELP reply not accepted by the emulator (accepted=$(accepted))"
 r=$(vg_inbound free 15550001003 "who is this?"); set -- $r
-it_wait_until 20 is_inb 4 || it_fail "free text not in the review list"
-[ "$(accepted)" = 2 ] || it_fail "free text got an automatic reply"
+it_wait_until 20 is_inb 6 || it_fail "free text not in the review list"
+[ "$(accepted)" = 3 ] || it_fail "free text got an automatic reply"
 
 # A STOP delivered by the emulator itself (its Vonage inbound webhook shape) for the address
 # only r1 messaged: confirmed, and counted against r1.
 curl -sf -X POST -H 'Content-Type: application/json' "http://$SIM/_sim/inbound" \
   -d '{"vendor":"vonage","from":"+15550001002","body":"STOP","url":"'"$A"'/webhooks/vonage/inbound"}' > /dev/null \
   || it_fail "emulator refused the inbound request"
-it_wait_until 20 is_n 3 || it_fail "confirmation of the emulator's STOP not accepted (accepted=$(accepted))"
+it_wait_until 20 is_n 4 || it_fail "confirmation of the emulator's STOP not accepted (accepted=$(accepted))"
 r1_opt() { [ "$(optouts r1)" = 1 ]; }
 it_wait_until 20 r1_opt || it_fail "STOP from +15550001002 not counted against r1: $(optouts r1)"
 [ "$(optouts r2)" = 1 ] || it_fail "r2 opt-outs changed: $(optouts r2)"
 
-it_wait_until 20 is_inb 5 || it_fail "the emulator's STOP is not in the review list"
+it_wait_until 20 is_inb 7 || it_fail "the emulator's STOP is not in the review list"
 curl -sf "$A/api/inbound?limit=100" | it_jq '[(x["kind"], x["from"]) for x in j["inbound"]]' > "$OUT/inbound.json"
 python3 - "$OUT/inbound.json" <<'PY' || it_fail "review list: $(cat "$OUT/inbound.json")"
 import json, sys
 got = sorted(map(tuple, json.load(open(sys.argv[1]))))
-want = sorted([("stop", "+15550001001"), ("stop", "+15550001001"), ("help", "+15550001003"),
-               ("other", "+15550001003"), ("stop", "+15550001002")])
+want = sorted([("stop", "+15550001001"), ("stop", "+15550001001"), ("stop", "+15550001004"),
+               ("stop", "+15550001004"), ("help", "+15550001003"), ("other", "+15550001003"),
+               ("stop", "+15550001002")])
 assert got == want, got
 PY
 curl -sf "$A/metrics" > "$OUT/metrics.txt"
-grep -qx 'tocsin_replies_total{result="sent"} 3' "$OUT/metrics.txt" || it_fail "metrics: $(grep replies "$OUT/metrics.txt")"
+grep -qx 'tocsin_replies_total{result="sent"} 4' "$OUT/metrics.txt" || it_fail "metrics: $(grep replies "$OUT/metrics.txt")"
 grep -qx 'tocsin_replies_total{result="failed"} 0' "$OUT/metrics.txt" || it_fail "metrics: $(grep replies "$OUT/metrics.txt")"
 it_stop "$PID_track" || it_fail "track did not stop cleanly"
-[ "$(grep -c 'event=reply_sent vendor=vonage' "$OUT/track.log")" = 3 ] || it_fail "track.log: $(grep reply "$OUT/track.log")"
+[ "$(grep -c 'event=reply_sent vendor=vonage' "$OUT/track.log")" = 4 ] || it_fail "track.log: $(grep reply "$OUT/track.log")"
 echo "ok: 0305-track-replies"
