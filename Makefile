@@ -58,7 +58,7 @@ BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 FUZZ_TMPL  := fuzz_tmpl
 FUZZ_VND   := fuzz_vnd_resp_twilio fuzz_vnd_resp_vonage fuzz_vnd_resp_sendgrid fuzz_vnd_resp_mailgun \
               fuzz_vnd_wh_twilio fuzz_vnd_wh_vonage fuzz_vnd_wh_sendgrid fuzz_vnd_wh_mailgun \
-              fuzz_vnd_sim_forms
+              fuzz_vnd_sim_forms fuzz_vnd_sim_sendgrid
 FUZZ_PROD  := fuzz_aud
 FUZZ_SECONDS ?= 300
 FUZZ       ?=
