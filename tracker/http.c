@@ -42,6 +42,7 @@ typedef struct acache {
 	int64_t at_ms;       /* mono time it was computed; 0 = empty */
 	char *body;
 	size_t len;
+	int refreshing; /* one request is computing a fresh answer: others get this one */
 } acache_t;
 
 /* ---- live counters ---- */
@@ -646,31 +647,55 @@ static int cacheable(const char *url)
 	return !strncmp(url, "/api/campaigns/", 15) && !strchr(url + 15, '/');
 }
 
-/* Answer from the cache when raw's answer is fresh enough: 1 answered. */
+/* Answer from the cache when raw's answer is fresh enough, or when it is
+ * being recomputed by another request and at most 2 s older than that: 1
+ * answered. Otherwise 0, and the caller computes it (and must cache_put or
+ * cache_done). */
 static int cache_answer(trk_http_t *h, struct MHD_Connection *c, const char *raw,
                         enum MHD_Result *ret)
 {
 	int64_t now = clock_mono_ms();
-	int hit = 0;
+	int hit = 0, found = 0;
 	pthread_mutex_lock(&h->cmu);
-	for (int i = 0; i < CACHE_N && !hit; i++) {
+	for (int i = 0; i < CACHE_N && !found; i++) {
 		acache_t *e = &h->cache[i];
-		if (e->at_ms && now - e->at_ms < h->cache_ms && !strcmp(e->key, raw)) {
+		if (!e->at_ms || strcmp(e->key, raw))
+			continue;
+		found = 1;
+		int64_t age = now - e->at_ms;
+		if (age < h->cache_ms || (e->refreshing && age < h->cache_ms + 2000)) {
 			*ret = answer(c, 200, "application/json", e->body, e->len);
 			hit = 1;
+		} else {
+			e->refreshing = 1; /* this request recomputes it */
 		}
 	}
 	pthread_mutex_unlock(&h->cmu);
 	return hit;
 }
 
+/* The recomputation of raw ended without an answer to keep. */
+static void cache_done(trk_http_t *h, const char *raw)
+{
+	pthread_mutex_lock(&h->cmu);
+	for (int i = 0; i < CACHE_N; i++)
+		if (!strcmp(h->cache[i].key, raw))
+			h->cache[i].refreshing = 0;
+	pthread_mutex_unlock(&h->cmu);
+}
+
 static void cache_put(trk_http_t *h, const char *raw, const buf_t *b)
 {
-	if (b->len > CACHE_MAX_BODY || strlen(raw) >= CACHE_KEY)
+	char *copy = b->len > CACHE_MAX_BODY || strlen(raw) >= CACHE_KEY ? NULL
+	                                                                 : malloc(b->len ? b->len : 1);
+	if (!copy) { /* not kept: no stale copy either */
+		pthread_mutex_lock(&h->cmu);
+		for (int i = 0; i < CACHE_N; i++)
+			if (!strcmp(h->cache[i].key, raw))
+				h->cache[i].at_ms = h->cache[i].refreshing = 0;
+		pthread_mutex_unlock(&h->cmu);
 		return;
-	char *copy = malloc(b->len ? b->len : 1);
-	if (!copy)
-		return;
+	}
 	memcpy(copy, b->p, b->len);
 	pthread_mutex_lock(&h->cmu);
 	acache_t *v = &h->cache[0];
@@ -688,14 +713,17 @@ static void cache_put(trk_http_t *h, const char *raw, const buf_t *b)
 	v->body = copy;
 	v->len = b->len;
 	v->at_ms = clock_mono_ms();
+	v->refreshing = 0;
 	pthread_mutex_unlock(&h->cmu);
 }
 
 static void cache_clear(trk_http_t *h)
 {
 	pthread_mutex_lock(&h->cmu);
-	for (int i = 0; i < CACHE_N; i++)
+	for (int i = 0; i < CACHE_N; i++) {
 		h->cache[i].at_ms = 0;
+		h->cache[i].refreshing = 0;
+	}
 	pthread_mutex_unlock(&h->cmu);
 }
 
@@ -708,8 +736,11 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 		return cr;
 	char err[512];
 	trk_store_t *rd = reader_get(h, err, sizeof err);
-	if (!rd)
+	if (!rd) {
+		if (cache)
+			cache_done(h, raw);
 		return answer_json_err(c, 503, err);
+	}
 	buf_t b;
 	buf_init(&b, 64u << 20);
 	int rc;
@@ -755,6 +786,8 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 	}
 	reader_put(h, rd);
 	enum MHD_Result r;
+	if (rc && cache)
+		cache_done(h, raw);
 	if (rc == TOCSIN_ERR_NOTFOUND)
 		r = answer_json_err(c, 404, "not found");
 	else if (rc == TOCSIN_ERR_INVAL)
