@@ -585,6 +585,47 @@ static void test_receipts(void **st)
 	simctl("/_sim/config", "{\"reset\":true}");
 }
 
+/* the SendGrid adapter refuses a batch naming one address twice (any two positions), and
+ * its header walk keeps escaped values as they are */
+static void test_sendgrid_batch_build(void **st)
+{
+	(void)st;
+	vnd_t *a = RX.a[2];
+	static char ids[1000][33], tos[1000][64];
+	static msg_out_t ms[1000];
+	const msg_out_t *pm[1000];
+	for (int i = 0; i < 1000; i++) {
+		ms[i] = mk(2, i, ids[i], tos[i]);
+		pm[i] = &ms[i];
+	}
+	vnd_req_t rq;
+	vnd_req_init(&rq);
+	char err[256];
+	assert_int_equal(vnd_build(a, pm, 1000, &rq, err, sizeof err), 0);
+	int pos[][2] = {{0, 1}, {0, 999}, {500, 998}, {998, 999}};
+	for (size_t k = 0; k < sizeof pos / sizeof *pos; k++) {
+		ms[pos[k][1]].to = tos[pos[k][0]];
+		err[0] = 0;
+		assert_int_not_equal(vnd_build(a, pm, 1000, &rq, err, sizeof err), 0);
+		char want[200];
+		snprintf(want, sizeof want, "batch: address %s appears twice (messages %s and %s)", tos[pos[k][0]],
+		         ids[pos[k][0]], ids[pos[k][1]]);
+		assert_string_equal(err, want);
+		ms[pos[k][1]].to = tos[pos[k][1]];
+	}
+	/* escapes in header values: copied as they are; a control byte: refused by the fast walk,
+	 * then written the careful way */
+	ms[0].headers = "{\"List-Unsubscribe\":\"<https://u.example.org/x?a=\\\"b\\\\>\"}";
+	ms[1].headers = "{\"X-Tab\":\"a\\tb\\u0041\"}";
+	assert_int_equal(vnd_build(a, pm, 2, &rq, err, sizeof err), 0);
+	assert_non_null(strstr(rq.body.p, "\"List-Unsubscribe\":\"<https://u.example.org/x?a=\\\"b\\\\>\""));
+	assert_non_null(strstr(rq.body.p, "\"X-Tab\":\"a\\tb\\u0041\""));
+	json_t *j = json_loads(rq.body.p, 0, NULL);
+	assert_non_null(j);
+	json_decref(j);
+	vnd_req_free(&rq);
+}
+
 /* ---- SendGrid: the scanner reading answers and counts exactly as the jansson reading ---- */
 
 static sim_vendor_t *sg_vendor(void)
@@ -758,6 +799,7 @@ int main(void)
 	    cmocka_unit_test(test_wrong_auth),
 	    cmocka_unit_test(test_faults),           cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_receipts),         cmocka_unit_test(test_sendgrid_scanner),
+	    cmocka_unit_test(test_sendgrid_batch_build),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
