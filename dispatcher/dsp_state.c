@@ -6,9 +6,17 @@
 #include "core/kq.h"
 #include "core/log.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#define DSP_STATUS_LOOKBACK_MS (15 * 60 * 1000)
+/* At each catch-up tocsin.status is read from this long ago: a message is redelivered only
+ * when its partition's offset was not committed, and commits happen every 100 ms (a failed
+ * one is retried), so its outcome, if any, is seconds old. */
+#define DSP_STATUS_LOOKBACK_MS (30 * 1000)
+/* ... and at least this many of the last records of each of its partitions. */
+#define DSP_STATUS_LOOKBACK_RECORDS 100000
+/* Outcomes are remembered this long (two generations of it), then forgotten. */
+#define DSP_DONE_KEEP_MS (10 * 60 * 1000)
 #include <string.h>
 #include <unistd.h>
 
@@ -41,6 +49,7 @@ struct dsp_state {
 	u64map_t done_cur, done_prev;
 	int64_t done_rotated_ms;
 	rd_kafka_topic_partition_list_t *targets; /* high watermarks to catch up to */
+	int64_t *t_from, *t_seen; /* per target: where reading started, last offset read + 1 */
 	uint64_t vh_seq; /* vendor-health records applied */
 };
 
@@ -184,13 +193,14 @@ dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, siz
 		free(s);
 		return NULL;
 	}
-	/* The compacted state topics from the start; tocsin.status from DSP_STATUS_LOOKBACK_MS
-	 * ago: outcomes older than that have long had their outbox offsets committed. */
+	/* The compacted state topics from the start. tocsin.status is read only in
+	 * dsp_state_catch_up(), from DSP_STATUS_LOOKBACK_MS back to its end, and paused in
+	 * between: this dispatcher learns its own outcomes itself, and another's matter only
+	 * for partitions it is handed (the busiest topic is not read all the time). */
 	static const char *const topics[] = {KQ_T_CAMPAIGNS, KQ_T_OPTOUTS, KQ_T_VENDOR_HEALTH,
 	                                     KQ_T_STATUS};
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
 	s->targets = rd_kafka_topic_partition_list_new(16);
-	rd_kafka_topic_partition_list_t *since = rd_kafka_topic_partition_list_new(16);
 	for (size_t t = 0; t < 4; t++) {
 		int parts = topic_parts(s->rk, topics[t]);
 		for (int p = 0; p < parts; p++) {
@@ -198,24 +208,17 @@ dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, siz
 			if (t < 3)
 				rd_kafka_topic_partition_list_add(l, topics[t], p)->offset =
 				    RD_KAFKA_OFFSET_BEGINNING;
-			else
-				rd_kafka_topic_partition_list_add(since, topics[t], p)->offset =
-				    clock_wall_ms() - DSP_STATUS_LOOKBACK_MS;
 		}
 	}
-	if (since->cnt && rd_kafka_offsets_for_times(s->rk, since, 10000) == 0) {
-		for (int i = 0; i < since->cnt; i++) /* -1: nothing that recent: start at the end */
-			rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, since->elems[i].partition)->offset =
-			    since->elems[i].offset >= 0 ? since->elems[i].offset : RD_KAFKA_OFFSET_END;
-	} else {
-		for (int i = 0; i < since->cnt; i++)
-			rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, since->elems[i].partition)->offset =
-			    RD_KAFKA_OFFSET_END;
-		log_warn("event=status_lookback_failed msg=\"reading tocsin.status from its end: a "
-		         "message finished just before this dispatcher started could be sent again\"");
-	}
-	rd_kafka_topic_partition_list_destroy(since);
 	s->done_rotated_ms = clock_mono_ms();
+	s->t_from = calloc((size_t)s->targets->cnt + 1, sizeof *s->t_from);
+	s->t_seen = calloc((size_t)s->targets->cnt + 1, sizeof *s->t_seen);
+	if (!s->t_from || !s->t_seen) {
+		snprintf(err, errlen, "out of memory");
+		rd_kafka_topic_partition_list_destroy(l);
+		dsp_state_free(s);
+		return NULL;
+	}
 	rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e) {
@@ -245,6 +248,8 @@ void dsp_state_free(dsp_state_t *s)
 		free(s->vendors[i].name);
 	free(s->camps);
 	free(s->vendors);
+	free(s->t_from);
+	free(s->t_seen);
 	map_free(&s->optouts);
 	map_free(&s->done_cur);
 	map_free(&s->done_prev);
@@ -256,6 +261,13 @@ rd_kafka_queue_t *dsp_state_queue(dsp_state_t *s) { return s->q; }
 static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 {
 	const char *topic = rd_kafka_topic_name(m->rkt);
+	for (int i = 0; s->t_seen && i < s->targets->cnt; i++)
+		if (s->targets->elems[i].partition == m->partition &&
+		    !strcmp(s->targets->elems[i].topic, topic)) {
+			if (m->offset + 1 > s->t_seen[i])
+				s->t_seen[i] = m->offset + 1;
+			break;
+		}
 	char err[256];
 	json_t *hold = NULL;
 	if (!m->payload) /* a tombstone */
@@ -327,9 +339,73 @@ int dsp_state_poll(dsp_state_t *s)
 	return n;
 }
 
+/* (Re)assign: the state topics where they are, tocsin.status from the lookback. */
+static int assign_with_status(dsp_state_t *s)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->targets->cnt);
+	rd_kafka_topic_partition_list_t *since = rd_kafka_topic_partition_list_new(8);
+	for (int i = 0; i < s->targets->cnt; i++) {
+		rd_kafka_topic_partition_t *t = &s->targets->elems[i];
+		if (!strcmp(t->topic, KQ_T_STATUS))
+			rd_kafka_topic_partition_list_add(since, t->topic, t->partition)->offset =
+			    clock_wall_ms() - DSP_STATUS_LOOKBACK_MS;
+		else
+			rd_kafka_topic_partition_list_add(l, t->topic, t->partition);
+	}
+	rd_kafka_position(s->rk, l);
+	for (int i = 0; i < l->cnt; i++)
+		if (l->elems[i].offset < 0)
+			l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+	/* From 30 s back, and at least the last DSP_STATUS_LOOKBACK_RECORDS of each partition
+	 * (a cluster that cannot look offsets up by time, like the embedded one, answers -1). */
+	int ok = since->cnt && rd_kafka_offsets_for_times(s->rk, since, 10000) == 0;
+	for (int i = 0; i < since->cnt; i++) {
+		int32_t p = since->elems[i].partition;
+		int64_t lo = 0, hi = 0, from;
+		if (rd_kafka_query_watermark_offsets(s->rk, KQ_T_STATUS, p, &lo, &hi, 10000)) {
+			from = ok && since->elems[i].offset >= 0 ? since->elems[i].offset : RD_KAFKA_OFFSET_END;
+			log_warn("event=status_lookback_failed partition=%d msg=\"reading tocsin.status "
+			         "from its end: a message finished just before a rebalance could be sent "
+			         "again\"", (int)p);
+		} else {
+			from = hi - DSP_STATUS_LOOKBACK_RECORDS;
+			if (ok && since->elems[i].offset >= 0 && since->elems[i].offset < from)
+				from = since->elems[i].offset;
+			if (from < lo)
+				from = lo;
+		}
+		rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, p)->offset = from;
+		for (int k = 0; k < s->targets->cnt; k++)
+			if (s->targets->elems[k].partition == p &&
+			    !strcmp(s->targets->elems[k].topic, KQ_T_STATUS))
+				s->t_from[k] = from == RD_KAFKA_OFFSET_END ? INT64_MAX : from;
+	}
+	rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
+	rd_kafka_topic_partition_list_destroy(since);
+	rd_kafka_topic_partition_list_destroy(l);
+	return e ? TOCSIN_ERR_KAFKA : 0;
+}
+
+/* Pause (1) or resume (0) the tocsin.status partitions; a pause outlives a re-assign. */
+static void pause_status(dsp_state_t *s, int pause)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	for (int i = 0; i < s->targets->cnt; i++)
+		if (!strcmp(s->targets->elems[i].topic, KQ_T_STATUS))
+			rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, s->targets->elems[i].partition);
+	if (pause)
+		rd_kafka_pause_partitions(s->rk, l);
+	else
+		rd_kafka_resume_partitions(s->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
 int dsp_state_catch_up(dsp_state_t *s, int timeout_ms)
 {
 	int64_t end = clock_mono_ms() + timeout_ms;
+	if (assign_with_status(s))
+		log_warn("event=state_assign_failed msg=\"cannot (re)read tocsin.status\"");
+	pause_status(s, 0);
 	/* the ends as they are now */
 	for (int i = 0; i < s->targets->cnt; i++) {
 		int64_t lo = 0, hi = -1;
@@ -338,21 +414,22 @@ int dsp_state_catch_up(dsp_state_t *s, int timeout_ms)
 			hi = -1;
 		t->offset = hi;
 	}
+	int rc = TOCSIN_ERR_TIMEOUT;
 	for (;;) {
 		dsp_state_poll(s);
-		rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(s->targets);
-		rd_kafka_position(s->rk, pos);
 		int behind = 0;
-		for (int i = 0; i < pos->cnt; i++) {
+		for (int i = 0; i < s->targets->cnt; i++) {
 			int64_t want = s->targets->elems[i].offset;
-			if (want > 0 && pos->elems[i].offset < want)
+			/* caught up: read to the end, or started at (or past) it */
+			if (want > 0 && s->t_seen[i] < want && s->t_from[i] < want)
 				behind = 1;
 		}
-		rd_kafka_topic_partition_list_destroy(pos);
-		if (!behind)
-			return 0;
+		if (!behind) {
+			rc = 0;
+			break;
+		}
 		if (clock_mono_ms() >= end)
-			return TOCSIN_ERR_TIMEOUT;
+			break;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, 50);
 		if (m) {
 			if (!m->err)
@@ -360,12 +437,14 @@ int dsp_state_catch_up(dsp_state_t *s, int timeout_ms)
 			rd_kafka_message_destroy(m);
 		}
 	}
+	pause_status(s, 1);
+	return rc;
 }
 
 int dsp_state_finished(dsp_state_t *s, const char *id)
 {
 	int64_t now = clock_mono_ms();
-	if (now - s->done_rotated_ms >= DSP_STATUS_LOOKBACK_MS) {
+	if (now - s->done_rotated_ms >= DSP_DONE_KEEP_MS) {
 		map_free(&s->done_prev);
 		s->done_prev = s->done_cur;
 		memset(&s->done_cur, 0, sizeof s->done_cur);

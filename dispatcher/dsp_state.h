@@ -11,8 +11,9 @@
 typedef struct dsp_state dsp_state_t;
 
 /* Open a consumer assigned to every partition of tocsin.campaigns,
- * tocsin.optouts and tocsin.vendor-health from the start, and of tocsin.status
- * from 15 minutes ago (no group offsets: every dispatcher reads all of it). Caller owns the result (dsp_state_free).
+ * tocsin.optouts and tocsin.vendor-health from the start (no group offsets:
+ * every dispatcher reads all of it); tocsin.status is read by
+ * dsp_state_catch_up() only. Caller owns the result (dsp_state_free).
  * One thread. */
 dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, size_t errlen);
 void dsp_state_free(dsp_state_t *s);
@@ -21,12 +22,13 @@ rd_kafka_queue_t *dsp_state_queue(dsp_state_t *s);
 /* Apply every record that has arrived (never blocks). Returns how many. */
 int dsp_state_poll(dsp_state_t *s);
 /* Wait up to timeout_ms until the consumer has read every topic up to its end
- * as it is now, so the next send knows every cancel, opt-out and outcome
- * already published (call at start-up and when partitions are assigned).
+ * as it is now -- tocsin.status from 30 s back -- so the next send knows every
+ * cancel, opt-out and outcome already published. Call at start-up and when
+ * partitions are assigned; tocsin.status is paused again afterwards.
  * 0 or TOCSIN_ERR_TIMEOUT. */
 int dsp_state_catch_up(dsp_state_t *s, int timeout_ms);
 /* Has message id an outcome (a state past queued/retrying) on tocsin.status,
- * from any dispatcher, in the last 15-30 minutes? A message whose outcome
+ * as read by the last catch-up (or recorded by this dispatcher)? A message whose outcome
  * was published but whose offset was not committed (a rebalance or a crash
  * in between) must not be sent again. Returns 0 (no outcome), DSP_DONE_SENT
  * (accepted/sent/delivered, or suppressed/cancelled: never send again) or
