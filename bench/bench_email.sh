@@ -157,6 +157,8 @@ print("emulator alone (same requests, curl --parallel 16): %.0f recipients/s; di
       % (ceil, rates["bench"] / ceil))
 print("dispatcher CPU %.2f s for %d recipients = %.0f recipients per dispatcher CPU-second"
       % (cpu, n, n / cpu))
+ps = json.load(open("%s/stats-bench.json" % out))["vendors"]["sendgrid"].get("per_second", [])
+print("emulator accepted per wall-clock second (batched run): %s" % " ".join(str(c) for _, c in ps))
 sc = int(open("%s/simcpu-bench.out" % out).read()) / tick
 scc = int(open("%s/simcpu-ceiling.out" % out).read()) / tick
 print("emulator CPU: %.1f us per recipient behind the dispatcher, %.1f us alone (ceiling run)"
