@@ -471,18 +471,6 @@ void dsp_state_add_optout(dsp_state_t *s, msg_channel_t ch, const char *address)
 	map_put(&s->optouts, optout_hash(ch, address), 1);
 }
 
-msg_vh_state_t dsp_state_vendor(const dsp_state_t *s, const char *vendor)
-{
-	named_t *e = named_find(s->vendors, s->nvendors, vendor);
-	return e ? (msg_vh_state_t)e->state : MSG_VH_HEALTHY;
-}
-
-int dsp_state_vendor_usable(const dsp_state_t *s, const char *vendor)
-{
-	msg_vh_state_t st = dsp_state_vendor(s, vendor);
-	return st != MSG_VH_OPEN && st != MSG_VH_DRAINED;
-}
-
 uint64_t dsp_state_vendor_rec(const dsp_state_t *s, const char *vendor, msg_vh_state_t *st,
                               int *by_operator)
 {

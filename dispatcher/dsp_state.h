@@ -42,10 +42,6 @@ msg_camp_state_t dsp_state_campaign(const dsp_state_t *s, const char *campaign);
 int dsp_state_opted_out(const dsp_state_t *s, msg_channel_t ch, const char *address);
 /* Record a local opt-out (seen in a vendor answer) before its event returns. */
 void dsp_state_add_optout(dsp_state_t *s, msg_channel_t ch, const char *address);
-/* Health published on tocsin.vendor-health; HEALTHY when nothing is known. */
-msg_vh_state_t dsp_state_vendor(const dsp_state_t *s, const char *vendor);
-/* 1 unless the vendor is open or drained. */
-int dsp_state_vendor_usable(const dsp_state_t *s, const char *vendor);
 /* The last vendor-health record for vendor: its state, whether an operator
  * decided it, and a sequence number that grows with every record applied
  * (0 = none yet), so the caller can tell a new record from one it has seen. */
