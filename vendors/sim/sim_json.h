@@ -23,7 +23,9 @@ int sj_parse(const char *body, size_t len, sj_t *root);
 int sj_type(sj_t v);
 
 /* Iteration over the members of an object or the elements of an array of a
- * validated document (sj_parse returned 0). */
+ * validated document (sj_parse returned 0). All calls below read only the
+ * caller's body (which must outlive the spans), allocate nothing, and may be
+ * called from any thread. */
 typedef struct sj_it {
 	const char *p, *end;
 } sj_it_t;
