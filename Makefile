@@ -47,7 +47,7 @@ BENCH_TMPL := bench_render
 BENCH_VND  := bench_sim_sg
 BENCH_PROD := bench_launch
 BENCH_DSP  := bench_rl bench_failover bench_curl
-BENCH_TRK  := bench_track_ingest
+BENCH_TRK  := bench_track_ingest bench_track_http
 BENCHES    := $(BENCH_TMPL) $(BENCH_VND) $(BENCH_PROD) $(BENCH_DSP) $(BENCH_TRK)
 BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 

@@ -24,6 +24,7 @@ for b in "$@"; do
   case "$(basename "$b")" in
     bench_curl) ;;                      # the baseline inside bench_dispatch.sh, not a bench alone
     bench_launch) ;;                    # run by bench_launch.sh below
+    bench_track_http) ;;                # the client of bench_track_api.sh, not a bench alone
     *) run "$(basename "$b")" "$b" ;;
   esac
 done
