@@ -75,6 +75,7 @@ run() {
   done
   sleep 1
   awk '{print $14 + $15}' /proc/$dsp/stat > "$OUT/cpu-$c.out"   # dispatcher CPU ticks (user+sys)
+  awk '/^VmHWM/ {print $2}' /proc/$dsp/status > "$OUT/rss-$c.out"  # its peak RSS, KiB
   echo $(( $(simcpu) - s0 )) > "$OUT/simcpu-$c.out"              # the emulator's, same span
   kill -TERM $dsp; wait $dsp || true
   grep -o 'event=dispatch_summary.*per_second=[0-9]*' "$OUT/dispatch-$c.log" > "$OUT/dispatch-$c.out"
@@ -155,8 +156,8 @@ print("batched email %.0f recipients/s end to end; inline (unbatched) %.0f recip
       % (rates["bench"], rates["base"], rates["bench"] / rates["base"]))
 print("emulator alone (same requests, curl --parallel 16): %.0f recipients/s; dispatcher / emulator ceiling %.2f"
       % (ceil, rates["bench"] / ceil))
-print("dispatcher CPU %.2f s for %d recipients = %.0f recipients per dispatcher CPU-second"
-      % (cpu, n, n / cpu))
+print("dispatcher CPU %.2f s for %d recipients = %.0f recipients per dispatcher CPU-second; peak RSS %.0f MiB"
+      % (cpu, n, n / cpu, int(open("%s/rss-bench.out" % out).read() or 0) / 1024))
 ps = json.load(open("%s/stats-bench.json" % out))["vendors"]["sendgrid"].get("per_second", [])
 print("emulator accepted per wall-clock second (batched run): %s" % " ".join(str(c) for _, c in ps))
 sc = int(open("%s/simcpu-bench.out" % out).read()) / tick
