@@ -211,17 +211,10 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 {
 	const cfg_vendor_t *v = a->v;
 	const msg_out_t *m0 = msgs[0];
-	const cfg_sender_t *s = cfg_sender(v, m0->sender);
-	if (!s || !s->from) {
-		snprintf(err, errlen, "vendor %s has no from-address for sender pool \"%s\"", v->name,
-		         m0->sender ? m0->sender : "main");
-		return TOCSIN_ERR_INVAL;
-	}
-	if (!m0->subject || (!m0->text && !m0->html)) {
-		snprintf(err, errlen, "message %s: an email needs \"subject\" and \"text\" or \"html\"",
-		         m0->id ? m0->id : "?");
-		return TOCSIN_ERR_INVAL;
-	}
+	const cfg_sender_t *s;
+	int erc = vnd_email_first(v, m0, &s, err, errlen);
+	if (erc)
+		return erc;
 	/* one address once per request (else SendGrid answers 400 for the whole batch) */
 	uint64_t hs[SG_MAX_BATCH];
 	uint16_t ht[2 * SG_MAX_BATCH + 48]; /* open addressing: index + 1 of each address */

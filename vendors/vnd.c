@@ -573,3 +573,20 @@ int vnd_json_top_str(const char *p, size_t n, const char *key, char *out, size_t
 		return -1;
 	}
 }
+
+int vnd_email_first(const cfg_vendor_t *v, const msg_out_t *m0, const cfg_sender_t **s,
+                    char *err, size_t errlen)
+{
+	*s = cfg_sender(v, m0->sender);
+	if (!*s || !(*s)->from) {
+		snprintf(err, errlen, "vendor %s has no from-address for sender pool \"%s\"", v->name,
+		         m0->sender ? m0->sender : "main");
+		return TOCSIN_ERR_INVAL;
+	}
+	if (!m0->subject || (!m0->text && !m0->html)) {
+		snprintf(err, errlen, "message %s: an email needs \"subject\" and \"text\" or \"html\"",
+		         m0->id ? m0->id : "?");
+		return TOCSIN_ERR_INVAL;
+	}
+	return 0;
+}
