@@ -150,6 +150,28 @@ rd_kafka_t *kq_new(rd_kafka_conf_t *conf, kq_role_t role, int timeout_ms, char *
 	return rk;
 }
 
+int kq_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+	int n = -1;
+	if (t && !rd_kafka_metadata(rk, 0, t, &md, timeout_ms) && md->topic_cnt == 1 &&
+	    !md->topics[0].err && md->topics[0].partition_cnt > 0)
+		n = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (t)
+		rd_kafka_topic_destroy(t);
+	return n;
+}
+
+rd_kafka_t *kq_consumer_new(const cfg_t *c, const char *client_id, const char *group,
+                            int timeout_ms, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = kq_conf_new(c, KQ_CONSUMER, client_id, group, err, errlen);
+	return conf ? kq_new(conf, KQ_CONSUMER, timeout_ms, err, errlen) : NULL;
+}
+
 int kq_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen,
                const void *val, size_t vallen, void *msg_opaque)
 {

@@ -53,6 +53,15 @@ rd_kafka_conf_t *kq_conf_new(const cfg_t *c, kq_role_t role, const char *client_
 rd_kafka_t *kq_new(rd_kafka_conf_t *conf, kq_role_t role, int timeout_ms, char *err,
                    size_t errlen);
 
+/* Partitions of topic on the cluster, from a metadata request of up to timeout_ms;
+ * -1 when the topic does not exist or the cluster does not answer. The handle's thread. */
+int kq_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
+/* kq_conf_new(KQ_CONSUMER) then kq_new(): a consumer that needs no callbacks of its own.
+ * Caller owns the handle; NULL with err on failure. Main thread. */
+rd_kafka_t *kq_consumer_new(const cfg_t *c, const char *client_id, const char *group,
+                            int timeout_ms, char *err, size_t errlen);
+
 /* Produce with a copy of key and value (RD_KAFKA_MSG_F_COPY), waiting by
  * polling while the local queue is full. msg_opaque reaches the delivery
  * report. Returns 0 or TOCSIN_ERR_KAFKA. The producer's owning thread. */

@@ -62,21 +62,13 @@ int cmd_dead(cfg_t *cfg, int argc, char **argv)
 	}
 	char err[1024], group[64];
 	snprintf(group, sizeof group, "tocsin-dead-reader-%d", (int)getpid());
-	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-dead", group, err, sizeof err);
-	rd_kafka_t *rk = conf ? kq_new(conf, KQ_CONSUMER, 10000, err, sizeof err) : NULL;
+	rd_kafka_t *rk = kq_consumer_new(cfg, "tocsin-dead", group, 10000, err, sizeof err);
 	if (!rk) {
 		fprintf(stderr, "tocsin dead: %s\n", err);
 		return 1;
 	}
 	/* Every partition from the start, up to the end seen now. */
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, KQ_T_DEAD, NULL);
-	int nparts = 0;
-	if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000) && md->topic_cnt == 1)
-		nparts = md->topics[0].partition_cnt;
-	if (md)
-		rd_kafka_metadata_destroy(md);
-	rd_kafka_topic_destroy(rkt);
+	int nparts = kq_partitions(rk, KQ_T_DEAD, 10000);
 	if (nparts <= 0) {
 		fprintf(stderr, "tocsin dead: topic %s does not exist\n", KQ_T_DEAD);
 		rd_kafka_destroy(rk);

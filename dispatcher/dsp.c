@@ -1098,15 +1098,7 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 	if (!(d->cons = kq_new(cc, KQ_CONSUMER, 10000, err, errlen)))
 		return TOCSIN_ERR_KAFKA;
 	/* The partition count for rate shares comes from the cluster, not a constant. */
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(d->cons, d->topic, NULL);
-	const struct rd_kafka_metadata *md = NULL;
-	if (rkt && !rd_kafka_metadata(d->cons, 0, rkt, &md, 10000) && md->topic_cnt == 1 &&
-	    md->topics[0].partition_cnt > 0)
-		d->total_parts = md->topics[0].partition_cnt;
-	if (md)
-		rd_kafka_metadata_destroy(md);
-	if (rkt)
-		rd_kafka_topic_destroy(rkt);
+	d->total_parts = kq_partitions(d->cons, d->topic, 10000);
 	if (d->total_parts <= 0) {
 		snprintf(err, errlen, "topic %s does not exist on the cluster (create it with its "
 		         "partitions; the embedded broker does this itself)", d->topic);

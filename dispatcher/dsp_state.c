@@ -160,17 +160,8 @@ static uint64_t id_hash(const void *id, size_t n)
 /* Partitions of topic on the cluster (1 when unknown). */
 static int topic_parts(rd_kafka_t *rk, const char *topic)
 {
-	int n = 1;
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-	const struct rd_kafka_metadata *md = NULL;
-	if (rkt && !rd_kafka_metadata(rk, 0, rkt, &md, 10000) && md->topic_cnt == 1 &&
-	    md->topics[0].partition_cnt > 0)
-		n = md->topics[0].partition_cnt;
-	if (md)
-		rd_kafka_metadata_destroy(md);
-	if (rkt)
-		rd_kafka_topic_destroy(rkt);
-	return n;
+	int n = kq_partitions(rk, topic, 10000);
+	return n > 0 ? n : 1;
 }
 
 dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, size_t errlen)

@@ -82,21 +82,11 @@ int optc_put(optc_t *o, int channel, const char *address, int optin, char *err, 
 
 int optc_sync(optc_t *o, const cfg_t *cfg, int timeout_ms, char *err, size_t errlen)
 {
-	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-launch-optouts",
-	                                    "tocsin-launch-optouts", err, errlen);
-	if (!conf)
-		return TOCSIN_ERR_KAFKA;
-	rd_kafka_t *c = kq_new(conf, KQ_CONSUMER, timeout_ms, err, errlen);
+	rd_kafka_t *c = kq_consumer_new(cfg, "tocsin-launch-optouts", "tocsin-launch-optouts",
+	                                timeout_ms, err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *t = rd_kafka_topic_new(c, KQ_T_OPTOUTS, NULL);
-	int np = 0;
-	if (!rd_kafka_metadata(c, 0, t, &md, timeout_ms) && md->topic_cnt == 1 && !md->topics[0].err)
-		np = md->topics[0].partition_cnt;
-	if (md)
-		rd_kafka_metadata_destroy(md);
-	rd_kafka_topic_destroy(t);
+	int np = kq_partitions(c, KQ_T_OPTOUTS, timeout_ms);
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
 	int64_t want = 0;
 	for (int i = 0; i < np && i < 256; i++) {

@@ -186,16 +186,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 static int topic_parts(rd_kafka_t *rk, const char *topic)
 {
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-	int n = -1;
-	if (t && !rd_kafka_metadata(rk, 0, t, &md, 5000) && md->topic_cnt == 1 &&
-	    !md->topics[0].err)
-		n = md->topics[0].partition_cnt;
-	if (md)
-		rd_kafka_metadata_destroy(md);
-	if (t)
-		rd_kafka_topic_destroy(t);
+	int n = kq_partitions(rk, topic, 5000);
 	return n > MAXPART ? MAXPART : n;
 }
 
@@ -301,10 +292,8 @@ static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 {
 	char gid[128];
 	snprintf(gid, sizeof gid, "tocsin-launch-scan-%s", p->camp->id);
-	rd_kafka_conf_t *conf = kq_conf_new(p->cfg, KQ_CONSUMER, "tocsin-launch-scan", gid, err, errlen);
-	if (!conf)
-		return TOCSIN_ERR_KAFKA;
-	rd_kafka_t *c = kq_new(conf, KQ_CONSUMER, p->o.kafka_timeout_ms, err, errlen);
+	rd_kafka_t *c =
+	    kq_consumer_new(p->cfg, "tocsin-launch-scan", gid, p->o.kafka_timeout_ms, err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(32);
@@ -368,10 +357,8 @@ static int load_failed(prod_t *p, char *err, size_t errlen)
 {
 	char gid[128];
 	snprintf(gid, sizeof gid, "tocsin-launch-resend-%s", p->camp->id);
-	rd_kafka_conf_t *conf = kq_conf_new(p->cfg, KQ_CONSUMER, "tocsin-launch-resend", gid, err, errlen);
-	if (!conf)
-		return TOCSIN_ERR_KAFKA;
-	rd_kafka_t *c = kq_new(conf, KQ_CONSUMER, p->o.kafka_timeout_ms, err, errlen);
+	rd_kafka_t *c =
+	    kq_consumer_new(p->cfg, "tocsin-launch-resend", gid, p->o.kafka_timeout_ms, err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
 	int np = topic_parts(c, KQ_T_STATUS);
@@ -457,10 +444,8 @@ static int watch_start(prod_t *p, char *err, size_t errlen)
 {
 	char gid[128];
 	snprintf(gid, sizeof gid, "tocsin-launch-watch-%s", p->camp->id);
-	rd_kafka_conf_t *conf = kq_conf_new(p->cfg, KQ_CONSUMER, "tocsin-launch-watch", gid, err, errlen);
-	if (!conf)
-		return TOCSIN_ERR_KAFKA;
-	p->watch = kq_new(conf, KQ_CONSUMER, p->o.kafka_timeout_ms, err, errlen);
+	p->watch =
+	    kq_consumer_new(p->cfg, "tocsin-launch-watch", gid, p->o.kafka_timeout_ms, err, errlen);
 	if (!p->watch)
 		return TOCSIN_ERR_KAFKA;
 	int np = topic_parts(p->watch, KQ_T_CAMPAIGNS);
@@ -798,10 +783,7 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 				continue;
 			char gid[64];
 			snprintf(gid, sizeof gid, "tocsin-dispatch-%s", msg_channel_name((msg_channel_t)ch));
-			rd_kafka_conf_t *lc = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-launch-lag", gid, err, errlen);
-			if (!lc)
-				goto fail;
-			p->lag_rk[ch] = kq_new(lc, KQ_CONSUMER, p->o.kafka_timeout_ms, err, errlen);
+			p->lag_rk[ch] = kq_consumer_new(cfg, "tocsin-launch-lag", gid, p->o.kafka_timeout_ms, err, errlen);
 			if (!p->lag_rk[ch])
 				goto fail;
 		}
@@ -1489,10 +1471,7 @@ int prod_check_outbox(const cfg_t *cfg, const camp_t *camp, FILE *out, char *err
 {
 	char gid[128];
 	snprintf(gid, sizeof gid, "tocsin-launch-check-%s", camp->id);
-	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-launch-check", gid, err, errlen);
-	if (!conf)
-		return TOCSIN_ERR_KAFKA;
-	rd_kafka_t *c = kq_new(conf, KQ_CONSUMER, 10000, err, errlen);
+	rd_kafka_t *c = kq_consumer_new(cfg, "tocsin-launch-check", gid, 10000, err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
 	char needle[128];
