@@ -517,6 +517,35 @@ static int is_email(const char *s)
 }
 
 /* sign a SendGrid event batch and queue it */
+/* The event SendGrid reports for recipient email of a request (delivered, bounce or
+ * unsubscribe, drawn from the faults f), as a new object for the events array. */
+static json_t *sg_event(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *email,
+                        const char *xid, size_t i)
+{
+	double u = sim_rand(s);
+	const char *ev = "delivered";
+	if (f->optout_rate > 0 && u < f->optout_rate)
+		ev = "unsubscribe";
+	else if ((f->permanent_rate > 0 && sim_rand(s) < f->permanent_rate) ||
+	         !(f->delivered_rate >= 1 || sim_rand(s) < f->delivered_rate))
+		ev = "bounce";
+	json_t *o = json_object();
+	json_object_set_new(o, "email", json_string(email));
+	json_object_set_new(o, "timestamp", json_integer((json_int_t)time(NULL)));
+	json_object_set_new(o, "event", json_string(ev));
+	char eid[40], smid[80];
+	make_ref(s, sv, "", eid, 23);
+	snprintf(smid, sizeof smid, "%s.filter0001.%zu", xid, i);
+	json_object_set_new(o, "sg_event_id", json_string(eid));
+	json_object_set_new(o, "sg_message_id", json_string(smid));
+	if (!strcmp(ev, "bounce")) {
+		json_object_set_new(o, "type", json_string("bounce"));
+		json_object_set_new(o, "reason", json_string("550 5.1.1 The email account that you tried "
+		                                             "to reach does not exist."));
+	}
+	return o;
+}
+
 static void sg_events(sim_t *s, sim_vendor_t *sv, const char *url, json_t *events, double delay)
 {
 	char *body = json_dumps(events, JSON_COMPACT);
@@ -851,26 +880,7 @@ static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const cha
 		if (!events)
 			continue;
 		const char *em = json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email"));
-		double u = sim_rand(s);
-		const char *ev = "delivered";
-		if (f.optout_rate > 0 && u < f.optout_rate)
-			ev = "unsubscribe";
-		else if ((f.permanent_rate > 0 && sim_rand(s) < f.permanent_rate) ||
-		         !(f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate))
-			ev = "bounce";
-		json_t *o = json_object();
-		json_object_set_new(o, "email", json_string(em));
-		json_object_set_new(o, "timestamp", json_integer((json_int_t)time(NULL)));
-		json_object_set_new(o, "event", json_string(ev));
-		char eid[40], smid[80];
-		make_ref(s, sv, "", eid, 23);
-		snprintf(smid, sizeof smid, "%s.filter0001.%zu", xid, i);
-		json_object_set_new(o, "sg_event_id", json_string(eid));
-		json_object_set_new(o, "sg_message_id", json_string(smid));
-		if (!strcmp(ev, "bounce")) {
-			json_object_set_new(o, "type", json_string("bounce"));
-			json_object_set_new(o, "reason", json_string("550 5.1.1 The email account that you tried to reach does not exist."));
-		}
+		json_t *o = sg_event(s, sv, &f, em, xid, i);
 		const char *k;
 		json_t *v;
 		json_object_foreach(topargs, k, v) json_object_set(o, k, v); /* merged, as SendGrid does */
@@ -1325,26 +1335,7 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 		count_id(sv, pr->id ? pr->id : topid, pr->to0, subject);
 		if (!events)
 			continue;
-		double u = sim_rand(s);
-		const char *ev = "delivered";
-		if (f.optout_rate > 0 && u < f.optout_rate)
-			ev = "unsubscribe";
-		else if ((f.permanent_rate > 0 && sim_rand(s) < f.permanent_rate) ||
-		         !(f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate))
-			ev = "bounce";
-		json_t *o = json_object();
-		json_object_set_new(o, "email", json_string(pr->to0));
-		json_object_set_new(o, "timestamp", json_integer((json_int_t)time(NULL)));
-		json_object_set_new(o, "event", json_string(ev));
-		char eid[40], smid[80];
-		make_ref(s, sv, "", eid, 23);
-		snprintf(smid, sizeof smid, "%s.filter0001.%zu", xid, i);
-		json_object_set_new(o, "sg_event_id", json_string(eid));
-		json_object_set_new(o, "sg_message_id", json_string(smid));
-		if (!strcmp(ev, "bounce")) {
-			json_object_set_new(o, "type", json_string("bounce"));
-			json_object_set_new(o, "reason", json_string("550 5.1.1 The email account that you tried to reach does not exist."));
-		}
+		json_t *o = sg_event(s, sv, &f, pr->to0, xid, i);
 		const char *ck;
 		json_t *cv, *caj = sg_obj(pr->ca);
 		json_object_foreach(topj, ck, cv) json_object_set(o, ck, cv); /* merged, as SendGrid does */
