@@ -1,5 +1,7 @@
 # tocsin -- one Makefile: explicit object lists, -MMD deps.
-# Targets: all deps test demo bench asan fuzz clean.
+# Targets: all deps test demo bench asan fuzz clean. A bare `make` builds `all`.
+
+.DEFAULT_GOAL := all
 
 CC       ?= cc
 BUILD    ?= build
