@@ -23,6 +23,15 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* every handle busy: nothing can start until a transfer finishes */
+static int busy_none_free(const int *busy, int conc)
+{
+	for (int i = 0; i < conc; i++)
+		if (!busy[i])
+			return 0;
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
@@ -73,8 +82,6 @@ int main(int argc, char **argv)
 		}
 		int running;
 		curl_multi_perform(m, &running);
-		curl_multi_poll(m, NULL, 0, 100, NULL);
-		curl_multi_perform(m, &running);
 		CURLMsg *msg;
 		int left;
 		while ((msg = curl_multi_info_read(m, &left))) {
@@ -91,6 +98,8 @@ int main(int argc, char **argv)
 		}
 		if (done >= n)
 			break;
+		if (busy_none_free(busy, conc) || started >= n) /* nothing to start: wait for sockets */
+			curl_multi_poll(m, NULL, 0, 100, NULL);
 	}
 	double dt = now_s() - t0;
 	printf("bare curl multi: %ld requests in %.2f s = %.0f requests/s (%ld answered 201)\n", n, dt,

@@ -17,7 +17,7 @@ cfg() {
  "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
    "account": "$SID", "secret_env": "TOCSIN_TWILIO_TOKEN",
    "senders": {"main": {"from": "+15005550006"}}, "max_in_flight": $C, "timeout_ms": 10000}],
- "dispatcher": {"max_in_flight": $C},
+ "dispatcher": {"max_in_flight": $C, "http_threads": ${HTTP_THREADS:-2}},
  "tracker": {"public_url": "http://127.0.0.1:9"}}
 JSON
 }
@@ -31,7 +31,7 @@ for r in $(seq "$ROUNDS"); do
   curl -sf -X POST "http://$SIM/_sim/reset" > /dev/null
   bench_sms_campaign "r$r" "$N"
   "$B" -c "$CFG" launch --max-lag 0 --no-progress "$OUT/r$r.json" > "$OUT/launch-$r.out" 2>&1
-  bench_bg "dispatch-$r" dispatch
+  bench_bg "dispatch-$r" dispatch ${DISPATCH_ARGS:-}
   for _ in $(seq 2400); do [ "$(bench_sim_accepted twilio)" -ge "$N" ] && break; sleep 0.25; done
   sleep 1
   kill -TERM "$BG_PID"; wait "$BG_PID" || true

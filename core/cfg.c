@@ -233,6 +233,9 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 	if (get_num(d, "max_in_flight", 256, &x) || x < 1 || x > 100000)
 		return bad(err, errlen, c, "dispatcher.max_in_flight must be 1..100000%s%s", NULL, NULL);
 	c->max_in_flight = (int)x;
+	if (get_num(d, "http_threads", 2, &x) || x < 0 || x > 16)
+		return bad(err, errlen, c, "dispatcher.http_threads must be 0..16%s%s", NULL, NULL);
+	c->http_threads = (int)x;
 	json_t *t = json_object_get(root, "tracker");
 	char dbp[4096];
 	snprintf(dbp, sizeof dbp, "%s/tocsin.db", c->var_dir);

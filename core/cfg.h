@@ -53,6 +53,7 @@ typedef struct cfg {
 	int retry_base_ms;
 	int retry_max_ms;
 	int max_in_flight;   /* total across vendors */
+	int http_threads;    /* sending threads per dispatcher; 0 = on the event loop's thread */
 	/* tracker */
 	char *db_path;       /* default <var_dir>/tocsin.db */
 	char *track_listen;  /* default 127.0.0.1:8026 */

@@ -28,6 +28,8 @@
 /* Offsets are committed this often: what a kill -9 can resend is what was sent in this
  * window plus what was in flight. */
 #define DSP_COMMIT_EVERY_MS 100
+/* A pending window full this long means sending is stuck, not just busy: pause. */
+#define DSP_STUCK_PAUSE_MS 2000
 
 typedef struct dsp_part dsp_part_t;
 typedef struct dsp_msg dsp_msg_t;
@@ -119,6 +121,8 @@ typedef struct dsp {
 	size_t npending;   /* consumed and not yet freed */
 	size_t max_pending;
 	int paused;        /* consumption paused for backpressure */
+	int64_t full_since_ms; /* mono ms since the window was full with nothing leaving it; 0 */
+	uint64_t n_freed, full_freed; /* messages freed: all, and when full_since_ms was set */
 	int draining;      /* no new sends (stop or revoke) */
 	int64_t last_commit_ms;
 	dsp_state_t *st;   /* campaign states, opt-outs, vendor health */
@@ -200,6 +204,7 @@ static void msg_free(dsp_t *d, dsp_msg_t *m)
 		rd_kafka_message_destroy(m->rkm);
 	free(m);
 	d->npending--;
+	d->n_freed++;
 }
 
 static void ready_push(dsp_t *d, dsp_msg_t *m)
@@ -976,9 +981,24 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ------------------------------------------------------------------ set-up and loop */
 
-static void backpressure(dsp_t *d)
+/* Backpressure. At max_pending the loop stops taking records and librdkafka
+ * stops fetching once its own queue is full (queued.max.messages.kbytes); the
+ * records it prefetched stay, so sending goes on at full speed the moment room
+ * frees up. Pausing the partitions throws that prefetch away (librdkafka
+ * re-fetches on resume), so it is kept for a full window from which nothing
+ * has left for DSP_STUCK_PAUSE_MS -- vendors down, a campaign paused -- where
+ * it lets the loop go on polling the consumer (rebalances,
+ * max.poll.interval.ms) without taking more records into memory. */
+static void backpressure(dsp_t *d, int64_t now_ms)
 {
-	int want_pause = d->npending >= d->max_pending;
+	/* stuck: full, and nothing has left the window for a while */
+	if (d->npending < d->max_pending) {
+		d->full_since_ms = 0;
+	} else if (!d->full_since_ms || d->n_freed != d->full_freed) {
+		d->full_since_ms = now_ms;
+		d->full_freed = d->n_freed;
+	}
+	int want_pause = d->full_since_ms && now_ms - d->full_since_ms >= DSP_STUCK_PAUSE_MS;
 	int want_resume = d->paused && d->npending <= d->max_pending / 2;
 	if (want_pause == d->paused || (!want_pause && !want_resume))
 		return;
@@ -1001,13 +1021,18 @@ static void progress(dsp_t *d, int64_t now)
 	if (now - d->last_progress_ms < 5000)
 		return;
 	d->last_progress_ms = now;
+	/* where the pending messages are: an operator's first question when it stalls */
+	size_t at[W_DONE + 1] = {0};
+	for (int i = 0; i < DSP_MAX_PARTS; i++)
+		for (dsp_msg_t *m = d->parts[i] ? d->parts[i]->head : NULL; m; m = m->part_next)
+			at[m->where]++;
 	log_info("event=progress consumed=%lld accepted=%lld failed=%lld retried=%lld "
 	         "cancelled=%lld suppressed=%lld expired=%lld already_done=%lld pending=%zu "
-	         "in_flight=%d",
+	         "ready=%zu waiting=%zu in_flight=%d awaiting_ack=%zu done_unfreed=%zu",
 	         (long long)d->n_consumed, (long long)d->n_accepted, (long long)d->n_failed,
 	         (long long)d->n_retried, (long long)d->n_cancelled, (long long)d->n_suppressed,
-	         (long long)d->n_expired, (long long)d->n_already_done, d->npending,
-	         http_in_flight(d->http));
+	         (long long)d->n_expired, (long long)d->n_already_done, d->npending, at[W_READY],
+	         at[W_TIMER], http_in_flight(d->http), at[W_FINAL_PENDING], at[W_DONE]);
 }
 
 static int setup(dsp_t *d, char *err, size_t errlen)
@@ -1061,7 +1086,7 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		q->next_free = d->free_reqs;
 		d->free_reqs = q;
 	}
-	d->http = http_new(c->max_in_flight, DSP_MAX_BODY, err, errlen);
+	d->http = http_new(c->max_in_flight, DSP_MAX_BODY, c->http_threads, err, errlen);
 	if (!d->http)
 		return TOCSIN_ERR_NOMEM;
 	if (pipe2(d->wake, O_NONBLOCK | O_CLOEXEC)) {
@@ -1191,8 +1216,12 @@ static void usage(FILE *f)
 	        "nothing. Run several for more throughput: the group shares the partitions.\n"
 	        "\n"
 	        "  --channel C       sms (default) or email\n"
-	        "  --max-pending N   messages held in memory before consumption pauses (default\n"
-	        "                    10000 for sms, 40000 for email, whose batches hold 1000)\n"
+	        "  --max-pending N   messages held in memory: at N the dispatcher takes no more\n"
+	        "                    records, and pauses its partitions when none has finished\n"
+	        "                    for 2 s (default 10000 for sms, 40000 for email, whose\n"
+	        "                    batches hold 1000)\n"
+	        "\n"
+	        "The HTTP transfers run on dispatcher.http_threads threads (default 2).\n"
 	        "\n"
 	        "SIGTERM or Ctrl-C: finish in-flight sends, commit, leave the group, exit 0.\n");
 }
@@ -1254,7 +1283,7 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		rd_kafka_message_t *rkm;
 		while (d.npending < d.max_pending && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
 			on_record(&d, rkm);
-		backpressure(&d);
+		backpressure(&d, now);
 		pump(&d, 100);
 		if (now - d.last_commit_ms >= DSP_COMMIT_EVERY_MS) {
 			commit_parts(&d, 0);

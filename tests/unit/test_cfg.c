@@ -39,6 +39,7 @@ static void test_defaults(void **state)
 	assert_non_null(cfg_sender(&c->vendors[0], "main"));
 	assert_null(cfg_sender(&c->vendors[0], "other"));
 	assert_string_equal(c->db_path, "var/tocsin.db");
+	assert_int_equal(c->http_threads, 2);
 	cfg_free(c);
 	cfg_free(NULL);
 }
@@ -65,6 +66,8 @@ static void test_errors(void **state)
 	             "\"routes\":{\"sms\":{\"vendors\":[\"b\"]}}}",
 	             "unknown vendor \"b\"");
 	expect_error("{\"kafka\":{\"linger.ms\":5}}", "must be a string");
+	expect_error("{\"dispatcher\":{\"http_threads\":17}}", "dispatcher.http_threads must be 0..16");
+	expect_error("{\"dispatcher\":{\"http_threads\":-1}}", "dispatcher.http_threads must be 0..16");
 	char err[256];
 	assert_null(cfg_load("/nonexistent/tocsin.json", err, sizeof err));
 	assert_non_null(strstr(err, "cannot read config"));

@@ -432,6 +432,41 @@ static void test_new_limits(void **st)
 
 /* ---- 7. http_free with transfers still running ------------------------------------------- */
 
+/* On the caller's thread, a transfer released after it finished but before
+ * http_next_done gave it is cancelled: never handed out as done afterwards,
+ * and the engine's count and free list stay right. */
+static void test_release_finished(void **st)
+{
+	(void)st;
+	http_t *h = engine(2, 0);
+	http_xfer_t *x = http_acquire(h);
+	assert_non_null(x);
+	fill(x, PORT, "/echo", "a", 1);
+	assert_int_equal(http_submit(h, x, 10000, (void *)1), 0);
+	/* drive it to the end without taking its result */
+	int64_t t0 = now_ns();
+	while (now_ns() - t0 < 2000000000LL)
+		assert_true(http_run(h, -1, 20) >= 0);
+	assert_int_equal(http_in_flight(h), 1); /* finished, not yet taken */
+	http_release(h, x);
+	assert_int_equal(http_in_flight(h), 0);
+	http_done_t d;
+	assert_int_equal(http_next_done(h, &d), 0);
+	assert_int_equal(http_in_flight(h), 0);
+	http_xfer_t *a = http_acquire(h), *b = http_acquire(h);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	assert_null(http_acquire(h));
+	/* and the engine still works */
+	http_release(h, a);
+	http_release(h, b);
+	one(h, PORT, "/echo", "again", &d);
+	assert_int_equal(d.status, 200);
+	http_release(h, d.xfer);
+	http_free(h);
+}
+
 static void free_running(int threads, int hand_over)
 {
 	http_t *h = engine(16, threads);
@@ -482,6 +517,7 @@ int main(void)
 	    {"test_extra_fd/threads=0", test_extra_fd, NULL, NULL, &T0},
 	    {"test_extra_fd/threads=2", test_extra_fd, NULL, NULL, &T2},
 	    cmocka_unit_test(test_new_limits),
+	    cmocka_unit_test(test_release_finished),
 	    {"test_free_running/threads=0", test_free_running, NULL, NULL, &T0},
 	    {"test_free_running/threads=1", test_free_running, NULL, NULL, &T1},
 	    {"test_free_running/threads=2", test_free_running, NULL, NULL, &T2},
