@@ -3,7 +3,8 @@
 # every vendor down (connections refused): consumption must pause instead of piling messages up.
 #   bench/bench_dispatch_mem.sh [N (default 2000000)] [SECONDS (default 30)]
 # Prints the dispatcher's peak RSS (VmHWM) and checks that consumption paused, that nothing
-# was accepted, and that the peak stays within 100 MB.
+# was accepted, that it kept polling (group membership) while paused, and that the peak stays
+# within 100 MB.
 source "$(dirname "$0")/lib.sh"
 N=${1:-2000000}
 SECS=${2:-30}
@@ -15,6 +16,7 @@ cfg() {
  "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
    "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",
    "senders": {"main": {"from": "+15005550006"}}, "timeout_ms": 2000}],
+ "kafka": {"max.poll.interval.ms": "10000"},
  "tracker": {"public_url": "http://127.0.0.1:9"}}
 JSON
 }
@@ -40,6 +42,13 @@ kill -TERM $DSP; wait $DSP || true
 pending=$(grep -o 'event=progress.*' "$OUT/dispatch.log" | tail -1)
 echo "last progress: $pending"
 grep -q 'event=backpressure action=pause' "$OUT/dispatch.log" && echo "consumption paused: yes" || { echo "consumption never paused" >&2; exit 1; }
+# max.poll.interval.ms is 10 s here: a dispatcher that stopped polling while paused would be
+# thrown out of the group within the 30 s
+if grep -qi 'maximum poll interval' "$OUT/dispatch.log"; then
+  echo "the dispatcher stopped polling its consumer while paused (left the group):" >&2
+  grep -i 'maximum poll interval' "$OUT/dispatch.log" | head -2 >&2; exit 1
+fi
+echo "still a member of the group while paused: yes"
 accepted=$(grep -o 'accepted=[0-9]*' <<< "$pending" | cut -d= -f2)
 [ "$accepted" = 0 ] || { echo "messages were accepted while every vendor was down?" >&2; exit 1; }
 python3 -c "print('dispatcher peak RSS with $N messages waiting and every vendor down: %.1f MB (target <= 100 MB)' % ($peak / 1024))"

@@ -1283,6 +1283,11 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		rd_kafka_message_t *rkm;
 		while (d.npending < d.max_pending && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
 			on_record(&d, rkm);
+		/* Paused and full: still poll (paused partitions deliver nothing), so the
+		 * group sees this member alive past max.poll.interval.ms and rebalances are
+		 * served while every vendor is down. */
+		if (d.paused && d.npending >= d.max_pending && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
+			on_record(&d, rkm);
 		backpressure(&d, now);
 		pump(&d, 100);
 		if (now - d.last_commit_ms >= DSP_COMMIT_EVERY_MS) {
