@@ -23,15 +23,6 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* every handle busy: nothing can start until a transfer finishes */
-static int busy_none_free(const int *busy, int conc)
-{
-	for (int i = 0; i < conc; i++)
-		if (!busy[i])
-			return 0;
-	return 1;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
@@ -98,7 +89,8 @@ int main(int argc, char **argv)
 		}
 		if (done >= n)
 			break;
-		if (busy_none_free(busy, conc) || started >= n) /* nothing to start: wait for sockets */
+		/* every handle busy, or nothing left to start: wait for sockets */
+		if (started - done >= conc || started >= n)
 			curl_multi_poll(m, NULL, 0, 100, NULL);
 	}
 	double dt = now_s() - t0;
