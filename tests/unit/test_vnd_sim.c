@@ -10,6 +10,7 @@
 #include "vendors/sim/sim.h"
 #include "vendors/sim/sim_int.h"
 #include "vendors/vnd.h"
+#include "vendors/vnd_int.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -31,6 +32,8 @@ typedef struct rx {
 	vnd_t *a[4];
 	int events[4][MSG_ST__COUNT];
 	int unsub[4], optout[4], inbound_stop[4], rejected, bad, with_id[4];
+	char last[4][4096]; /* the last webhook body per vendor */
+	char last_idem[4][64]; /* its I-Twilio-Idempotency-Token */
 	char public_url[64];
 } rx_t;
 
@@ -101,6 +104,9 @@ static enum MHD_Result rx_req(void *cls, struct MHD_Connection *con, const char 
 		                   x->body, x->len};
 		char err[256];
 		pthread_mutex_lock(&RX.mu);
+		snprintf(RX.last[k], sizeof RX.last[k], "%.*s", (int)x->len, x->body);
+		const char *idem = rx_hdr(con, "I-Twilio-Idempotency-Token");
+		snprintf(RX.last_idem[k], sizeof RX.last_idem[k], "%s", idem ? idem : "");
 		int rc = vnd_webhook(RX.a[k], &rq, rx_event, &k, err, sizeof err);
 		if (rc == TOCSIN_ERR_AUTH)
 			RX.rejected++, st = 403;
@@ -130,6 +136,7 @@ static int setup(void **st)
 	(void)st;
 	setenv("T_TW", "tw-secret-token", 1);
 	setenv("T_VG", "vg-secret", 1);
+	setenv("T_VG_SIG", "sig-secret-123", 1);
 	setenv("T_SG", "SG.secret-key", 1);
 	setenv("T_MG", "key-mg-secret", 1);
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -151,7 +158,7 @@ static int setup(void **st)
 	const char *tmpl =
 	    "{\"var_dir\":\"/tmp\",\"tracker\":{\"public_url\":\"%s\"},\"vendors\":["
 	    "{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"%s\",\"account\":\"ACtest\",\"secret_env\":\"T_TW\",\"senders\":{\"main\":\"+15005550006\"}},"
-	    "{\"name\":\"vg\",\"kind\":\"vonage\",\"base_url\":\"%s\",\"account\":\"vgkey\",\"secret_env\":\"T_VG\",\"senders\":{\"main\":\"+15005550007\"}},"
+	    "{\"name\":\"vg\",\"kind\":\"vonage\",\"base_url\":\"%s\",\"account\":\"vgkey\",\"secret_env\":\"T_VG\",\"signature_secret_env\":\"T_VG_SIG\",\"signature_method\":\"sha256\",\"senders\":{\"main\":\"+15005550007\"}},"
 	    "{\"name\":\"sg\",\"kind\":\"sendgrid\",\"base_url\":\"%s\",\"account\":\"-\",\"secret_env\":\"T_SG\",\"webhook_public_key\":\"%s\",\"senders\":{\"main\":\"news@example.org\"}},"
 	    "{\"name\":\"mg\",\"kind\":\"mailgun\",\"base_url\":\"%s\",\"account\":\"mg.example.org\",\"secret_env\":\"T_MG\",\"senders\":{\"main\":\"news@mg.example.org\"}}]}";
 	fprintf(f, tmpl, RX.public_url, "http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1", "", "http://127.0.0.1:1");
@@ -792,6 +799,133 @@ static void test_sendgrid_scanner(void **st)
 		}
 }
 
+/* ---- signed webhooks: vectors computed apart (python3 hashlib/hmac/base64), then what is sent ---- */
+
+static void test_sig_vectors(void **st)
+{
+	(void)st;
+	/* unsorted on purpose; '&' and '=' in a value become '_' */
+	const char *names[] = {"msisdn", "to", "text", "messageId", "timestamp", "api-key"};
+	const char *vals[] = {"447700900001", "447700900000", "a&b=c Stop", "0A00000012345678", "1700000000",
+	                      "vgkey"};
+	const char *want[] = {
+	    "ebe0aa6f3b12180e8d09a5f67cc69d7e",
+	    "536CFBE924D42118533E817E9A57D48A",
+	    "4074E71B20BA79EDA6897675247CF0FC3DFC932E",
+	    "052D35410DCB80007A8465E6BC0F0DE9B020E7352A5C44AB8E4306054B3C018B",
+	    "357D4DB6875DDEDB71F8BC1557192329FD44DBA6E3DA8E98F298BACB46BF92001BD21F27B99AD77F452F90063E0AC75E7E"
+	    "3C513E3241D13DAD0FB4AEDB253215",
+	};
+	const char *methods[] = {"md5hash", "md5", "sha1", "sha256", "sha512"};
+	char out[160];
+	for (int m = 0; m < 5; m++) {
+		assert_int_equal(sim_vsig_method(methods[m]), m);
+		assert_int_equal(sim_vonage_sig(m, "sig-secret-123", names, vals, 6, out, sizeof out), 0);
+		assert_string_equal(out, want[m]);
+	}
+	assert_int_equal(sim_vsig_method(NULL), SIM_VSIG_MD5HASH);
+	assert_int_equal(sim_vsig_method("sha3"), -1);
+	assert_int_equal(sim_vonage_sig(SIM_VSIG_SHA512, "k", names, vals, 6, out, 100), TOCSIN_ERR_TOOBIG);
+	assert_int_equal(sim_vonage_sig(SIM_VSIG_SHA1, NULL, names, vals, 6, out, sizeof out), TOCSIN_ERR_INVAL);
+	/* the emulator's Twilio and Mailgun signatures, from the same independent computation */
+	const char *tn[] = {"To", "MessageSid", "Body"}, *tv[] = {"+15551234567", "SM1", "a&b=c"};
+	assert_int_equal(sim_twilio_sig("tw-token", "https://t.example.org/webhooks/tw/status?mid=abc", tn, tv, 3,
+	                                out, sizeof out), 0);
+	assert_string_equal(out, "QLqVQzPWsGycWDMdS/d+GAWc/Tk=");
+	assert_int_equal(sim_mailgun_sig("mg-key", "1700000000", "tok123", out, sizeof out), 0);
+	assert_string_equal(out, "e0741584da3d9b3bd6434198b43ef7eddd18478ecaae6f887a98ad4518af96bf");
+}
+
+static int last_has(int k, const char *needle)
+{
+	pthread_mutex_lock(&RX.mu);
+	int ok = strstr(RX.last[k], needle) != NULL;
+	pthread_mutex_unlock(&RX.mu);
+	return ok;
+}
+
+/* what the emulator posts: timestamp (now) and a sha256 sig over every other parameter;
+ * Twilio webhooks carry a fresh I-Twilio-Idempotency-Token each */
+static void test_vonage_signed_webhooks(void **st)
+{
+	(void)st;
+	memset(RX.last, 0, sizeof RX.last);
+	simctl("/_sim/inbound", "{\"vendor\":\"vg\",\"from\":\"+15551230009\",\"body\":\"a&b=c STOP\"}");
+	for (int i = 0; i < 100 && !last_has(1, "sig="); i++)
+		usleep(20000);
+	pthread_mutex_lock(&RX.mu);
+	char body[4096];
+	memcpy(body, RX.last[1], sizeof body);
+	pthread_mutex_unlock(&RX.mu);
+	vnd_form_t fm;
+	assert_int_equal(vnd_form_parse(body, strlen(body), &fm), 0);
+	const char *names[32], *vals[32], *sig = NULL, *ts = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < fm.n && n < 32; i++) {
+		if (!strcmp(fm.name[i], "sig")) {
+			sig = fm.value[i];
+			continue;
+		}
+		if (!strcmp(fm.name[i], "timestamp"))
+			ts = fm.value[i];
+		names[n] = fm.name[i];
+		vals[n++] = fm.value[i];
+	}
+	assert_non_null(sig);
+	assert_non_null(ts);
+	assert_string_equal(vnd_form_get(&fm, "text"), "a&b=c STOP");
+	long long t = strtoll(ts, NULL, 10), now = (long long)time(NULL);
+	assert_true(t >= now - 5 && t <= now + 1);
+	char want[160];
+	assert_int_equal(sim_vonage_sig(SIM_VSIG_SHA256, "sig-secret-123", names, vals, n, want, sizeof want), 0);
+	assert_string_equal(sig, want);
+	assert_int_equal(strlen(sig), 64);
+	vnd_form_free(&fm);
+	/* Twilio: two inbound webhooks, two different idempotency tokens */
+	char tok[2][64];
+	for (int i = 0; i < 2; i++) {
+		memset(RX.last[0], 0, sizeof RX.last[0]);
+		simctl("/_sim/inbound", "{\"vendor\":\"tw\",\"from\":\"+15551230010\",\"body\":\"HELP\"}");
+		for (int w = 0; w < 100 && !last_has(0, "Body="); w++)
+			usleep(20000);
+		pthread_mutex_lock(&RX.mu);
+		memcpy(tok[i], RX.last_idem[0], sizeof tok[i]);
+		pthread_mutex_unlock(&RX.mu);
+		assert_true(strlen(tok[i]) >= 16);
+	}
+	assert_string_not_equal(tok[0], tok[1]);
+}
+
+/* a config the emulator cannot sign with is refused at start, naming the field */
+static void test_vonage_sig_config(void **st)
+{
+	(void)st;
+	const char *bad[][2] = {
+	    {"\"signature_secret_env\":\"T_VG_SIG\",\"signature_method\":\"sha3\"", "signature_method"},
+	    {"\"signature_secret_env\":\"T_VG_SIG_UNSET\"", "T_VG_SIG_UNSET"},
+	    {"\"signature_secret_env\":7", "must be strings"},
+	};
+	unsetenv("T_VG_SIG_UNSET");
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		char path[] = "/tmp/test_vnd_sim_cfg_XXXXXX";
+		int fd = mkstemp(path);
+		FILE *f = fdopen(fd, "w");
+		fprintf(f, "{\"var_dir\":\"/tmp\",\"vendors\":[{\"name\":\"v\",\"kind\":\"vonage\",\"base_url\":"
+		           "\"http://127.0.0.1:1\",\"account\":\"k\",\"secret_env\":\"T_VG\",%s}]}", bad[i][0]);
+		fclose(f);
+		char err[512] = "";
+		cfg_t *c = cfg_load(path, err, sizeof err);
+		unlink(path);
+		assert_non_null(c);
+		sim_t *s = sim_new(c, 0, 1, err, sizeof err);
+		if (s)
+			fail_msg("config %s was accepted", bad[i][0]);
+		if (!strstr(err, bad[i][1]))
+			fail_msg("error \"%s\" does not name %s", err, bad[i][1]);
+		cfg_free(c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -800,6 +934,8 @@ int main(void)
 	    cmocka_unit_test(test_faults),           cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_receipts),         cmocka_unit_test(test_sendgrid_scanner),
 	    cmocka_unit_test(test_sendgrid_batch_build),
+	    cmocka_unit_test(test_sig_vectors), cmocka_unit_test(test_vonage_signed_webhooks),
+	    cmocka_unit_test(test_vonage_sig_config),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

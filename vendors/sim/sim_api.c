@@ -161,7 +161,7 @@ static void tw_receipt(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const c
 	                       from ? from : "", to, "2010-04-01", errcode};
 	size_t n = errcode ? 9 : 8;
 	char sig[64];
-	if (!sv->secret || vnd_twilio_sign(sv->secret, url, names, vals, n, sig, sizeof sig))
+	if (!sv->secret || sim_twilio_sig(sv->secret, url, names, vals, n, sig, sizeof sig))
 		return;
 	buf_t b;
 	buf_init(&b, 8192);
@@ -173,8 +173,10 @@ static void tw_receipt(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const c
 		buf_form_enc(&b, vals[i], strlen(vals[i]));
 	}
 	(void)f;
+	char tok[40];
+	make_ref(s, sv, "", tok, sizeof tok);
 	sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, "X-Twilio-Signature",
-	                  sig, NULL, NULL);
+	                  sig, "I-Twilio-Idempotency-Token", tok);
 	buf_free(&b);
 }
 
@@ -345,34 +347,57 @@ static int vg_key(sim_vendor_t *sv, const void *ctx)
 	return ctx && sv->v->account && !strcmp(sv->v->account, ctx);
 }
 
+/* Queue a Vonage webhook: the form names/vals[0..n) (n <= 16), signed when sv has a
+ * signature secret: `timestamp` (unix seconds when it is due) and `sig` added. */
+static void vg_webhook(sim_t *s, sim_vendor_t *sv, double delay, const char *url, const char **names,
+                       const char **vals, size_t n)
+{
+	char ts[24], sig[160];
+	if (sv->vg_sig && n <= 16) {
+		snprintf(ts, sizeof ts, "%lld", (long long)(time(NULL) + (time_t)(delay / 1000)));
+		names[n] = "timestamp";
+		vals[n++] = ts;
+		if (sim_vonage_sig(sv->vg_sig_method, sv->vg_sig, names, vals, n, sig, sizeof sig)) {
+			log_warn("event=sim_webhook_unsigned vendor=%s msg=\"cannot sign\"", sv->v->name);
+			return;
+		}
+		names[n] = "sig";
+		vals[n++] = sig;
+	}
+	buf_t b;
+	buf_init(&b, 1 << 20);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			buf_putc(&b, '&');
+		buf_form_enc(&b, names[i], strlen(names[i]));
+		buf_putc(&b, '=');
+		buf_form_enc(&b, vals[i], strlen(vals[i]));
+	}
+	sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, NULL, NULL, NULL,
+	                  NULL);
+	buf_free(&b);
+}
+
+/* a Vonage `message-timestamp` (UTC "YYYY-MM-DD HH:MM:SS") for now + delay_ms */
+static void vg_time(double delay_ms, char *out, size_t outlen)
+{
+	time_t t = time(NULL) + (time_t)(delay_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, outlen, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
 static void vg_receipt(sim_t *s, sim_vendor_t *sv, const char *url, const char *mid,
                        const char *to, const char *from, const char *status, const char *errcode,
                        const char *cref, double delay)
 {
-	buf_t b;
-	buf_init(&b, 8192);
 	char ts[32];
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
-	buf_puts(&b, "msisdn=");
-	buf_form_enc(&b, to, strlen(to));
-	buf_puts(&b, "&to=");
-	buf_form_enc(&b, from, strlen(from));
-	buf_printf(&b, "&network-code=310004&messageId=%s&price=0.00570000&status=%s&scts=2611212342"
-	               "&err-code=%s&api-key=",
-	           mid, status, errcode);
-	buf_form_enc(&b, sv->v->account, strlen(sv->v->account));
-	if (cref) {
-		buf_puts(&b, "&client-ref=");
-		buf_form_enc(&b, cref, strlen(cref));
-	}
-	buf_puts(&b, "&message-timestamp=");
-	buf_form_enc(&b, ts, strlen(ts));
-	sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, NULL, NULL, NULL,
-	                  NULL);
-	buf_free(&b);
+	vg_time(delay, ts, sizeof ts);
+	const char *names[18] = {"msisdn", "to", "network-code", "messageId", "price", "status", "scts",
+	                         "err-code", "api-key", "message-timestamp", "client-ref"};
+	const char *vals[18] = {to, from, "310004", mid, "0.00570000", status, "2611212342", errcode,
+	                        sv->v->account, ts, cref};
+	vg_webhook(s, sv, delay, url, names, vals, cref ? 11 : 10);
 }
 
 static enum MHD_Result query_kv(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
@@ -553,8 +578,8 @@ static void sg_events(sim_t *s, sim_vendor_t *sv, const char *url, json_t *event
 		free(body);
 		return;
 	}
-	char ts[24];
-	snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+	char ts[24]; /* signed when it is due, as SendGrid signs when it posts */
+	snprintf(ts, sizeof ts, "%lld", (long long)(time(NULL) + (time_t)(delay / 1000)));
 	unsigned char sig[160];
 	size_t sl = sizeof sig;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -1445,12 +1470,13 @@ static void mg_event(sim_t *s, sim_vendor_t *sv, const char *url, const char *ev
 {
 	char tok[64], sig[80], ts[24];
 	make_ref(s, sv, "", tok, 50);
-	snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
-	if (!sv->wh_key || vnd_mailgun_sign(sv->wh_key, ts, tok, sig, sizeof sig))
+	time_t due = time(NULL) + (time_t)(delay / 1000); /* signed when it is due */
+	snprintf(ts, sizeof ts, "%lld", (long long)due);
+	if (!sv->wh_key || sim_mailgun_sig(sv->wh_key, ts, tok, sig, sizeof sig))
 		return;
 	json_t *o = json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s,s:f,s:s,s:{s:{s:s}}}}", "signature",
 	                      "timestamp", ts, "token", tok, "signature", sig, "event-data", "event",
-	                      event, "recipient", rcpt, "timestamp", (double)time(NULL), "id", tok,
+	                      event, "recipient", rcpt, "timestamp", (double)due, "id", tok,
 	                      "message", "headers", "message-id", msgid);
 	if (!o)
 		return;
@@ -1678,23 +1704,21 @@ void sim_inbound(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 			buf_printf(&b, "%s%s=", i ? "&" : "", names[i]);
 			buf_form_enc(&b, vals[i], strlen(vals[i]));
 		}
-		if (sv->secret && !vnd_twilio_sign(sv->secret, url, names, vals, 8, sig, sizeof sig))
+		char tok[40];
+		make_ref(s, sv, "", tok, sizeof tok);
+		if (sv->secret && !sim_twilio_sig(sv->secret, url, names, vals, 8, sig, sizeof sig))
 			sim_webhook_later(s, sv, 0, url, "application/x-www-form-urlencoded", b.p,
-			                  "X-Twilio-Signature", sig, NULL, NULL);
+			                  "X-Twilio-Signature", sig, "I-Twilio-Idempotency-Token", tok);
 		buf_free(&b);
 	} else if (sv->kind == SIM_VONAGE) {
 		make_ref(s, sv, "", ref, 19);
-		buf_t b;
-		buf_init(&b, 1 << 16);
-		buf_puts(&b, "msisdn=");
-		buf_form_enc(&b, from[0] == '+' ? from + 1 : from, strlen(from[0] == '+' ? from + 1 : from));
-		buf_puts(&b, "&to=");
-		buf_form_enc(&b, to[0] == '+' ? to + 1 : to, strlen(to[0] == '+' ? to + 1 : to));
-		buf_printf(&b, "&messageId=%s&type=text&text=", ref);
-		buf_form_enc(&b, body, strlen(body));
-		sim_webhook_later(s, sv, 0, url, "application/x-www-form-urlencoded", b.p, NULL, NULL, NULL,
-		                  NULL);
-		buf_free(&b);
+		char ts[32];
+		vg_time(0, ts, sizeof ts);
+		const char *names[18] = {"msisdn", "to", "messageId", "type", "text", "api-key",
+		                         "message-timestamp"};
+		const char *vals[18] = {from[0] == '+' ? from + 1 : from, to[0] == '+' ? to + 1 : to, ref,
+		                        "text", body, sv->v->account ? sv->v->account : "", ts};
+		vg_webhook(s, sv, 0, url, names, vals, 7);
 	} else if (sv->kind == SIM_SENDGRID) {
 		json_t *ev = json_pack("[{s:s,s:I,s:s,s:s}]", "email", from, "timestamp",
 		                       (json_int_t)time(NULL), "event", "unsubscribe", "sg_event_id", "sim-unsub");

@@ -14,6 +14,8 @@
 
 enum { SIM_TWILIO = 0, SIM_VONAGE, SIM_SENDGRID, SIM_MAILGUN };
 enum { SIM_OUT_NONE = 0, SIM_OUT_REFUSE, SIM_OUT_RESET, SIM_OUT_503, SIM_OUT_HANG };
+/* Vonage signature methods (config `signature_method`) */
+enum { SIM_VSIG_MD5HASH = 0, SIM_VSIG_MD5, SIM_VSIG_SHA1, SIM_VSIG_SHA256, SIM_VSIG_SHA512 };
 
 #define SIM_MAX_DUP_IDS 1000
 
@@ -66,6 +68,8 @@ typedef struct sim_vendor {
 	EVP_PKEY *sg_key;   /* SendGrid event-webhook signing key (ephemeral or from env) */
 	char sg_pub[256];   /* its public half, base64 DER SPKI */
 	const char *wh_key; /* Mailgun webhook signing key */
+	const char *vg_sig; /* Vonage signature secret (env-owned); NULL: webhooks go unsigned */
+	int vg_sig_method;  /* SIM_VSIG_* */
 } sim_vendor_t;
 
 /* A scheduled item: resume a suspended connection, or send a webhook. */
@@ -156,6 +160,23 @@ typedef struct mp_field {
  * per the boundary in ctype into at most max fields. Count, or -1 for a body
  * that is not well-formed multipart. Any thread. */
 int sim_mp_parse(const char *ctype, const char *body, size_t len, mp_field_t *fs, int max);
+
+/* SIM_VSIG_* for a `signature_method` name (NULL: the default md5hash), or -1. Any thread. */
+int sim_vsig_method(const char *name);
+/* Vonage's `sig` (sim_sign.c): the parameters names/vals[0..n) (n <= 64, without sig)
+ * sorted by name, each written "&name=value" with '&' and '=' in the value made '_';
+ * md5hash: MD5 of that string followed by secret, lower-case hex; md5/sha1/sha256/sha512:
+ * HMAC of the string keyed by secret, upper-case hex. Into out; 0, TOCSIN_ERR_INVAL or
+ * TOCSIN_ERR_TOOBIG. Any thread. */
+int sim_vonage_sig(int method, const char *secret, const char *const *names, const char *const *vals,
+                   size_t n, char *out, size_t outlen);
+/* Twilio's X-Twilio-Signature (sim_sign.c): base64 HMAC-SHA1 keyed by the auth token
+ * of url followed by every name and value (n <= 64) sorted by name. 0 or an error. */
+int sim_twilio_sig(const char *token, const char *url, const char *const *names, const char *const *vals,
+                   size_t n, char *out, size_t outlen);
+/* Mailgun's webhook signature (sim_sign.c): lower-case hex HMAC-SHA256 keyed by key of
+ * timestamp followed by token. 0 or an error. */
+int sim_mailgun_sig(const char *key, const char *timestamp, const char *token, char *out, size_t outlen);
 
 /* vendor APIs (sim_api.c) */
 void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans);

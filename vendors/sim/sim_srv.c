@@ -1033,6 +1033,38 @@ static int sg_key_setup(sim_vendor_t *sv, char *err, size_t errlen)
 	return 0;
 }
 
+/* A Vonage vendor's webhook signing: `webhook_auth` "none" sends unsigned; else
+ * `signature_secret_env` (an env var that must be set) with `signature_method`. */
+static int vg_sig_setup(sim_vendor_t *sv, char *err, size_t errlen)
+{
+	json_t *raw = sv->v->raw;
+	json_t *wa = json_object_get(raw, "webhook_auth"), *se = json_object_get(raw, "signature_secret_env");
+	json_t *sm = json_object_get(raw, "signature_method");
+	if ((wa && !json_is_string(wa)) || (se && !json_is_string(se)) || (sm && !json_is_string(sm))) {
+		snprintf(err, errlen, "vendor %s: \"webhook_auth\", \"signature_secret_env\" and "
+		                      "\"signature_method\" must be strings", sv->v->name);
+		return -1;
+	}
+	sv->vg_sig_method = sim_vsig_method(json_string_value(sm));
+	if (sv->vg_sig_method < 0) {
+		snprintf(err, errlen, "vendor %s: \"signature_method\" must be md5hash, md5, sha1, sha256 or sha512",
+		         sv->v->name);
+		return -1;
+	}
+	if (wa && !strcmp(json_string_value(wa), "none"))
+		return 0;
+	if (!se)
+		return 0;
+	sv->vg_sig = getenv(json_string_value(se));
+	if (!sv->vg_sig || !*sv->vg_sig) {
+		snprintf(err, errlen, "vendor %s: environment variable %s (signature_secret_env) is not set",
+		         sv->v->name, json_string_value(se));
+		sv->vg_sig = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
 {
 	sim_t *s = calloc(1, sizeof *s);
@@ -1093,7 +1125,8 @@ sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
 		sv->f.receipt_delay_ms = 200;
 		sv->f.receipts = c->public_url && *c->public_url;
 		s->nv++;
-		if (sv->kind == SIM_SENDGRID && sg_key_setup(sv, err, errlen)) {
+		if ((sv->kind == SIM_SENDGRID && sg_key_setup(sv, err, errlen)) ||
+		    (sv->kind == SIM_VONAGE && vg_sig_setup(sv, err, errlen))) {
 			sim_free(s);
 			return NULL;
 		}
