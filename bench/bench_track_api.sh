@@ -59,9 +59,10 @@ SELECT randomblob(16), 'camp' || (x % 5), 0, printf('+1555%07d', x),
        CASE WHEN x % 20 = 0 THEN '21211' WHEN x % 20 = 1 THEN '30003' END, NULL, 0, ($now - 600 + x % 600) * 1000
 FROM n;
 CREATE INDEX msgs_state ON msgs(campaign, state);
-INSERT INTO counts SELECT campaign, vendor, state, COUNT(*) FROM msgs GROUP BY 1, 2, 3;
+INSERT INTO counts SELECT campaign, channel, vendor, state, COUNT(*) FROM msgs GROUP BY 1, 2, 3, 4;
 INSERT INTO codes SELECT campaign, vendor, code, COUNT(*) FROM msgs WHERE code IS NOT NULL GROUP BY 1, 2, 3;
-INSERT INTO series SELECT ts_ms / 1000, campaign, vendor, COUNT(*), SUM(state >= 3), SUM(state IN (8, 9)), zeroblob(128), 0
+INSERT INTO series(sec, campaign, vendor, sends, receipts, failures, lat, lat_sum)
+  SELECT ts_ms / 1000, campaign, vendor, COUNT(*), SUM(state >= 3), SUM(state IN (8, 9)), zeroblob(128), 0
   FROM msgs GROUP BY 1, 2, 3;
 INSERT INTO campaigns SELECT 'camp' || x, 'Campaign ' || x, 1, $N / 5, $now * 1000 FROM (SELECT 0 x UNION SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4);
 PRAGMA wal_checkpoint(TRUNCATE);

@@ -65,7 +65,12 @@ typedef struct camp {
 	int state;    /* msg_camp_state_t or -1 */
 	int64_t queued, ts_ms, optouts, total;
 	int64_t states[MSG_ST__COUNT];
+	int64_t ch[MSG_CH__COUNT][MSG_ST__COUNT];
+	int64_t recent_sends; /* accepted by vendors over the last RATE_WINDOW_S seconds */
 } camp_t;
+
+#define RATE_WINDOW_S 20 /* a campaign's rate and ETA: accepted per second over this */
+#define NO_CAMPAIGN(id) (!*(id) || !strcmp((id), "vendor-send"))
 
 static camp_t *camp_find(camp_t *cs, size_t *n, const char *id, int add)
 {
@@ -103,15 +108,16 @@ static int load_camps(trk_api_q_t *q, const char *only, camp_t *cs, size_t *n)
 		c->ts_ms = sqlite3_column_int64(st, 4);
 	}
 	sqlite3_finalize(st);
-	if (prep(q, only ? "SELECT campaign, state, SUM(n) FROM counts WHERE campaign=?1 GROUP BY 1, 2"
-	                 : "SELECT campaign, state, SUM(n) FROM counts GROUP BY 1, 2",
+	if (prep(q, only ? "SELECT campaign, state, SUM(n), channel FROM counts WHERE campaign=?1"
+	                   " GROUP BY 1, 2, 4"
+	                 : "SELECT campaign, state, SUM(n), channel FROM counts GROUP BY 1, 2, 4",
 	         &st))
 		return TOCSIN_ERR_IO;
 	if (only)
 		sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int64_t v = sqlite3_column_int64(st, 2);
-		int s = sqlite3_column_int(st, 1);
+		int s = sqlite3_column_int(st, 1), ch = sqlite3_column_int(st, 3);
 		if (!v || (unsigned)s >= MSG_ST__COUNT)
 			continue;
 		camp_t *c = camp_find(cs, n, col(st, 0), 1);
@@ -119,6 +125,22 @@ static int load_camps(trk_api_q_t *q, const char *only, camp_t *cs, size_t *n)
 			break;
 		c->states[s] += v;
 		c->total += v;
+		if ((unsigned)ch < MSG_CH__COUNT)
+			c->ch[ch][s] += v;
+	}
+	sqlite3_finalize(st);
+	if (prep(q, only ? "SELECT campaign, SUM(sends) FROM series WHERE sec>=?1 AND campaign=?2"
+	                   " GROUP BY 1"
+	                 : "SELECT campaign, SUM(sends) FROM series WHERE sec>=?1 GROUP BY 1",
+	         &st))
+		return TOCSIN_ERR_IO;
+	sqlite3_bind_int64(st, 1, clock_wall_ms() / 1000 - RATE_WINDOW_S);
+	if (only)
+		sqlite3_bind_text(st, 2, only, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		camp_t *c = camp_find(cs, n, col(st, 0), 0);
+		if (c)
+			c->recent_sends = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
 	if (prep(q, "SELECT campaign, COUNT(*) FROM optouts WHERE optin=0 AND campaign IS NOT NULL"
@@ -134,21 +156,91 @@ static int load_camps(trk_api_q_t *q, const char *only, camp_t *cs, size_t *n)
 	return 0;
 }
 
+/* The columns a staffer reads, from one set of state counts (README "Campaign
+ * columns"); they add up: audience = delivered + awaiting_receipt + failed +
+ * in_progress + cancelled + expired + suppressed. */
+typedef struct summary {
+	int64_t audience, sent, delivered, awaiting, failed, in_progress, retrying, cancelled,
+	    expired, suppressed;
+} summary_t;
+
+static void summarize(const int64_t *s, int64_t audience, summary_t *o)
+{
+	int64_t total = 0;
+	for (int i = 0; i < MSG_ST__COUNT; i++)
+		total += s[i];
+	o->audience = audience > total ? audience : total;
+	o->delivered = s[MSG_ST_DELIVERED];
+	o->awaiting = s[MSG_ST_ACCEPTED] + s[MSG_ST_SENT];
+	o->failed = s[MSG_ST_FAILED] + s[MSG_ST_UNDELIVERED] + s[MSG_ST_BOUNCED];
+	o->sent = o->delivered + o->awaiting + s[MSG_ST_UNDELIVERED] + s[MSG_ST_BOUNCED];
+	o->retrying = s[MSG_ST_RETRYING];
+	o->in_progress = s[MSG_ST_QUEUED] + s[MSG_ST_RETRYING] + (o->audience - total);
+	o->cancelled = s[MSG_ST_CANCELLED];
+	o->expired = s[MSG_ST_EXPIRED];
+	o->suppressed = s[MSG_ST_SUPPRESSED];
+}
+
+static void summary_json(buf_t *b, const summary_t *o)
+{
+	buf_printf(b,
+	           "{\"audience\":%lld,\"sent\":%lld,\"delivered\":%lld,\"awaiting_receipt\":%lld,"
+	           "\"failed\":%lld,\"in_progress\":%lld,\"retrying\":%lld,\"cancelled\":%lld,"
+	           "\"expired\":%lld,\"suppressed\":%lld}",
+	           (long long)o->audience, (long long)o->sent, (long long)o->delivered,
+	           (long long)o->awaiting, (long long)o->failed, (long long)o->in_progress,
+	           (long long)o->retrying, (long long)o->cancelled, (long long)o->expired,
+	           (long long)o->suppressed);
+}
+
+/* The state shown: the record's, except that a running campaign with nothing
+ * left in progress is done. */
+static const char *camp_state(const camp_t *c, const summary_t *sm)
+{
+	if (c->state < 0)
+		return "unknown";
+	if (c->state == MSG_CAMP_RUNNING && c->queued >= 0 && sm->in_progress == 0)
+		return msg_camp_state_name(MSG_CAMP_DONE);
+	return msg_camp_state_name((msg_camp_state_t)c->state);
+}
+
 static void camp_json(buf_t *b, const camp_t *c)
 {
+	summary_t sm;
+	summarize(c->states, c->queued, &sm);
 	buf_puts(b, "{\"id\":");
 	jstr(b, c->id);
 	buf_puts(b, ",\"name\":");
 	jstr(b, c->name[0] ? c->name : c->id);
 	buf_printf(b, ",\"state\":\"%s\",\"queued\":%lld,\"total\":%lld,\"states\":",
-	           c->state >= 0 ? msg_camp_state_name((msg_camp_state_t)c->state) : "unknown",
-	           (long long)c->queued, (long long)c->total);
+	           camp_state(c, &sm), (long long)c->queued, (long long)c->total);
 	states_obj(b, c->states);
 	int64_t pending = c->states[MSG_ST_QUEUED] + c->states[MSG_ST_RETRYING];
 	int64_t denom = c->queued > c->total ? c->queued : c->total;
 	double progress = denom > 0 ? (double)(c->total - pending) / (double)denom : 0;
-	buf_printf(b, ",\"optouts\":%lld,\"progress\":%.4f,\"updated_ms\":%lld}", (long long)c->optouts,
-	           progress, (long long)c->ts_ms);
+	buf_printf(b, ",\"optouts\":%lld,\"progress\":%.4f,\"updated_ms\":%lld,\"summary\":",
+	           (long long)c->optouts, progress, (long long)c->ts_ms);
+	summary_json(b, &sm);
+	buf_puts(b, ",\"channels\":{");
+	int first = 1;
+	for (int ch = 0; ch < MSG_CH__COUNT; ch++) {
+		int64_t t = 0;
+		for (int i = 0; i < MSG_ST__COUNT; i++)
+			t += c->ch[ch][i];
+		if (!t)
+			continue;
+		summary_t cs;
+		summarize(c->ch[ch], 0, &cs); /* the launch's count is for all channels together */
+		buf_printf(b, "%s\"%s\":", first ? "" : ",", msg_channel_name((msg_channel_t)ch));
+		summary_json(b, &cs);
+		first = 0;
+	}
+	double rate = (double)c->recent_sends / RATE_WINDOW_S;
+	buf_printf(b, "},\"rate_per_s\":%.1f,\"eta_s\":", rate);
+	if (sm.in_progress > 0 && rate >= 0.1 && c->state == MSG_CAMP_RUNNING)
+		buf_printf(b, "%.0f}", (double)sm.in_progress / rate);
+	else
+		buf_puts(b, "null}");
 }
 
 int trk_api_campaigns(trk_api_q_t *q, buf_t *b)
@@ -159,16 +251,89 @@ int trk_api_campaigns(trk_api_q_t *q, buf_t *b)
 		return TOCSIN_ERR_NOMEM;
 	int rc = load_camps(q, NULL, cs, &n);
 	if (!rc) {
+		/* Test sends (tocsin vendor-send) and receipts that match no
+		 * campaign are counted apart, never as a campaign. */
+		int64_t other[MSG_ST__COUNT] = {0}, ototal = 0;
 		buf_puts(b, "{\"campaigns\":[");
+		int first = 1;
 		for (size_t i = 0; i < n; i++) {
-			if (i)
+			if (NO_CAMPAIGN(cs[i].id)) {
+				for (int k = 0; k < MSG_ST__COUNT; k++)
+					other[k] += cs[i].states[k];
+				ototal += cs[i].total;
+				continue;
+			}
+			if (!first)
 				buf_putc(b, ',');
+			first = 0;
 			camp_json(b, &cs[i]);
 		}
-		rc = buf_puts(b, "]}\n");
+		buf_printf(b, "],\"unattributed\":{\"total\":%lld,\"states\":", (long long)ototal);
+		states_obj(b, other);
+		rc = buf_puts(b, "}}\n");
 	}
 	free(cs);
 	return rc;
+}
+
+/* Failures and opt-outs grouped by plain-language reason, largest first:
+ * [{"reason","n","permanent","codes":"c1,c2"}] ("codes" is what the
+ * recipients list takes as code=). */
+#define MAX_REASONS 64
+static void reasons_json(trk_api_q_t *q, const char *id, buf_t *b)
+{
+	struct {
+		char text[64];
+		char codes[200];
+		int64_t n;
+		int permanent;
+	} rs[MAX_REASONS];
+	char tmp[64];
+	size_t nr = 0;
+	sqlite3_stmt *st;
+	if (!prep(q, "SELECT code, SUM(n) FROM codes WHERE campaign=?1 GROUP BY 1 HAVING SUM(n)>0"
+	             " ORDER BY 2 DESC LIMIT 200",
+	          &st)) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			int perm;
+			const char *code = col(st, 0);
+			const char *t = trk_code_reason(code, &perm, tmp, sizeof tmp);
+			size_t k = 0;
+			while (k < nr && strcmp(rs[k].text, t))
+				k++;
+			if (k == nr) {
+				if (nr == MAX_REASONS)
+					continue;
+				snprintf(rs[nr].text, sizeof rs[nr].text, "%s", t);
+				rs[nr].codes[0] = 0;
+				rs[nr].n = 0;
+				rs[nr].permanent = perm;
+				nr++;
+			}
+			size_t l = strlen(rs[k].codes);
+			if (l + strlen(code) + 2 < sizeof rs[k].codes)
+				snprintf(rs[k].codes + l, sizeof rs[k].codes - l, "%s%s", l ? "," : "", code);
+			rs[k].n += sqlite3_column_int64(st, 1);
+		}
+		sqlite3_finalize(st);
+	}
+	for (size_t i = 1; i < nr; i++) /* by count, largest first (few entries) */
+		for (size_t j = i; j > 0 && rs[j].n > rs[j - 1].n; j--) {
+			__typeof__(rs[0]) t = rs[j];
+			rs[j] = rs[j - 1];
+			rs[j - 1] = t;
+		}
+	buf_putc(b, '[');
+	for (size_t i = 0; i < nr; i++) {
+		buf_puts(b, i ? ",{\"reason\":" : "{\"reason\":");
+		jstr(b, rs[i].text);
+		buf_printf(b, ",\"n\":%lld,\"permanent\":%s,\"codes\":", (long long)rs[i].n,
+		           rs[i].permanent ? "true" : "false");
+		jstr(b, rs[i].codes);
+		buf_putc(b, '}');
+	}
+	buf_putc(b, ']');
 }
 
 int trk_api_campaign(trk_api_q_t *q, const char *id, buf_t *b)
@@ -229,7 +394,9 @@ int trk_api_campaign(trk_api_q_t *q, const char *id, buf_t *b)
 			}
 			sqlite3_finalize(st);
 		}
-		rc = buf_puts(b, "]}\n");
+		buf_puts(b, "],\"reasons\":");
+		reasons_json(q, id, b);
+		rc = buf_puts(b, "}\n");
 	}
 	free(cs);
 	return rc;
@@ -278,6 +445,21 @@ static double sla_num(const cfg_vendor_t *v, const char *k, double dflt)
 
 /* ---- vendors ---- */
 
+/* A vendor's answers over some time, as the dispatcher's SLA monitor counts
+ * them (dispatcher/sla.h): answers = accepted + refused + errors + timeouts
+ * (throttles apart); error_rate = errors / answers, timeout_rate = timeouts /
+ * answers. */
+typedef struct answers {
+	int64_t ok, refused, errors, timeouts;
+} answers_t;
+
+static int64_t answers_n(const answers_t *a) { return a->ok + a->refused + a->errors + a->timeouts; }
+static double answers_rate(const answers_t *a, int64_t n)
+{
+	int64_t d = answers_n(a);
+	return d > 0 ? (double)n / (double)d : 0.0;
+}
+
 int trk_api_vendors(trk_api_q_t *q, buf_t *b)
 {
 	int64_t now_s = clock_wall_ms() / 1000;
@@ -324,21 +506,20 @@ int trk_api_vendors(trk_api_q_t *q, buf_t *b)
 			buf_puts(b, ",\"state\":\"healthy\",\"reason\":null,\"by\":null,\"since_ms\":0");
 		}
 		sqlite3_finalize(st);
-		buf_printf(b, ",\"sla\":{\"p95_ms\":%g,\"error_rate\":%g}", sla_num(v, "p95_ms", 2000),
-		           sla_num(v, "error_rate", 0.2));
-		/* recent figures */
-		if (prep(q, "SELECT SUM(sends), SUM(receipts), SUM(failures) FROM series"
-		            " WHERE sec>=?1 AND vendor=?2",
+		buf_printf(b, ",\"sla\":{\"p95_ms\":%g,\"error_rate\":%g,\"timeout_rate\":%g}",
+		           sla_num(v, "p95_ms", 2000), sla_num(v, "error_rate", 0.2),
+		           sla_num(v, "timeout_rate", 0.1));
+		/* recent figures: every answer as the SLA monitor counts it */
+		if (prep(q, "SELECT SUM(sends), SUM(receipts), SUM(failures), SUM(errors), SUM(timeouts),"
+		            " SUM(refused), SUM(throttled) FROM series WHERE sec>=?1 AND vendor=?2",
 		         &st))
 			return TOCSIN_ERR_IO;
-		int64_t sends = 0, receipts = 0, failures = 0, lat[TRK_LAT_BUCKETS] = {0};
+		int64_t r[7] = {0}, lat[TRK_LAT_BUCKETS] = {0};
 		sqlite3_bind_int64(st, 1, now_s - window);
 		sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			sends = sqlite3_column_int64(st, 0);
-			receipts = sqlite3_column_int64(st, 1);
-			failures = sqlite3_column_int64(st, 2);
-		}
+		if (sqlite3_step(st) == SQLITE_ROW)
+			for (int k = 0; k < 7; k++)
+				r[k] = sqlite3_column_int64(st, k);
 		sqlite3_finalize(st);
 		if (prep(q, "SELECT lat FROM series WHERE sec>=?1 AND vendor=?2", &st))
 			return TOCSIN_ERR_IO;
@@ -347,13 +528,16 @@ int trk_api_vendors(trk_api_q_t *q, buf_t *b)
 		while (sqlite3_step(st) == SQLITE_ROW)
 			lat_blob(st, 0, lat);
 		sqlite3_finalize(st);
-		double answered = (double)(sends + failures);
+		answers_t a = {r[0], r[5], r[3], r[4]};
 		buf_printf(b,
 		           ",\"recent\":{\"window_s\":%d,\"sends\":%lld,\"receipts\":%lld,\"failures\":%lld,"
-		           "\"error_rate\":%.4f,\"p50_ms\":%.0f,\"p95_ms\":%.0f}",
-		           window, (long long)sends, (long long)receipts, (long long)failures,
-		           answered > 0 ? (double)failures / answered : 0.0, lat_quantile(lat, 0.5),
-		           lat_quantile(lat, 0.95));
+		           "\"answers\":%lld,\"errors\":%lld,\"timeouts\":%lld,\"refused\":%lld,"
+		           "\"throttled\":%lld,\"error_rate\":%.4f,\"timeout_rate\":%.4f,"
+		           "\"p50_ms\":%.0f,\"p95_ms\":%.0f}",
+		           window, (long long)r[0], (long long)r[1], (long long)r[2],
+		           (long long)answers_n(&a), (long long)r[3], (long long)r[4], (long long)r[5],
+		           (long long)r[6], answers_rate(&a, a.errors), answers_rate(&a, a.timeouts),
+		           lat_quantile(lat, 0.5), lat_quantile(lat, 0.95));
 		/* all-time counts */
 		int64_t states[MSG_ST__COUNT] = {0};
 		if (prep(q, "SELECT state, SUM(n) FROM counts WHERE vendor=?1 GROUP BY 1", &st))
@@ -386,6 +570,7 @@ int trk_api_series(trk_api_q_t *q, const char *campaign, int seconds, buf_t *b)
 	/* [0] totals, [1+k] vendor k */
 	typedef struct row {
 		int64_t sends, receipts, failures;
+		answers_t a;
 		int64_t lat[TRK_LAT_BUCKETS];
 	} row_t;
 	row_t *rows = calloc((MAX_SERIES_V + 1) * n, sizeof *rows);
@@ -394,10 +579,10 @@ int trk_api_series(trk_api_q_t *q, const char *campaign, int seconds, buf_t *b)
 	if (!rows)
 		return TOCSIN_ERR_NOMEM;
 	sqlite3_stmt *st;
-	if (prep(q, campaign ? "SELECT sec, vendor, sends, receipts, failures, lat FROM series"
-	                       " WHERE sec>=?1 AND sec<=?2 AND campaign=?3"
-	                     : "SELECT sec, vendor, sends, receipts, failures, lat FROM series"
-	                       " WHERE sec>=?1 AND sec<=?2",
+	if (prep(q, campaign ? "SELECT sec, vendor, sends, receipts, failures, lat, refused, errors,"
+	                       " timeouts FROM series WHERE sec>=?1 AND sec<=?2 AND campaign=?3"
+	                     : "SELECT sec, vendor, sends, receipts, failures, lat, refused, errors,"
+	                       " timeouts FROM series WHERE sec>=?1 AND sec<=?2",
 	         &st)) {
 		free(rows);
 		return TOCSIN_ERR_IO;
@@ -427,18 +612,23 @@ int trk_api_series(trk_api_q_t *q, const char *campaign, int seconds, buf_t *b)
 			rs[j]->receipts += sqlite3_column_int64(st, 3);
 			rs[j]->failures += sqlite3_column_int64(st, 4);
 			lat_blob(st, 5, rs[j]->lat);
+			rs[j]->a.ok += sqlite3_column_int64(st, 2);
+			rs[j]->a.refused += sqlite3_column_int64(st, 6);
+			rs[j]->a.errors += sqlite3_column_int64(st, 7);
+			rs[j]->a.timeouts += sqlite3_column_int64(st, 8);
 		}
 	}
 	sqlite3_finalize(st);
 	buf_printf(b, "{\"now_s\":%lld,\"from_s\":%lld,\"seconds\":%d", (long long)now_s,
 	           (long long)from, seconds);
-	static const char *const names[3] = {"sends", "receipts", "failures"};
-	for (int f = 0; f < 3; f++) {
+	static const char *const names[4] = {"sends", "receipts", "failures", "deferred"};
+	for (int f = 0; f < 4; f++) {
 		buf_printf(b, ",\"%s\":[", names[f]);
 		for (size_t t = 0; t < n; t++) {
 			row_t *r = &rows[t];
-			buf_printf(b, "%s%lld", t ? "," : "",
-			           (long long)(f == 0 ? r->sends : f == 1 ? r->receipts : r->failures));
+			int64_t v = f == 0 ? r->sends : f == 1 ? r->receipts : f == 2 ? r->failures
+			                                                         : r->a.errors + r->a.timeouts;
+			buf_printf(b, "%s%lld", t ? "," : "", (long long)v);
 		}
 		buf_putc(b, ']');
 	}
@@ -447,28 +637,30 @@ int trk_api_series(trk_api_q_t *q, const char *campaign, int seconds, buf_t *b)
 		buf_puts(b, k ? "," : "");
 		jstr(b, vn[k]);
 		buf_puts(b, ":{");
-		for (int f = 0; f < 5; f++) {
-			static const char *const vf[5] = {"sends", "failures", "error_rate", "p50_ms", "p95_ms"};
+		static const char *const vf[] = {"sends",      "failures",     "errors", "timeouts",
+		                                 "error_rate", "timeout_rate", "p50_ms", "p95_ms"};
+		for (int f = 0; f < 8; f++) {
 			buf_printf(b, "%s\"%s\":[", f ? "," : "", vf[f]);
 			for (size_t t = 0; t < n; t++) {
 				row_t *r = &rows[(1 + k) * n + t];
 				double v;
-				if (f == 0)
-					v = (double)r->sends;
-				else if (f == 1)
-					v = (double)r->failures;
-				else if (f == 2)
-					v = r->sends + r->failures ? (double)r->failures / (double)(r->sends + r->failures)
-					                           : 0;
-				else
-					v = lat_quantile(r->lat, f == 3 ? 0.5 : 0.95);
-				buf_printf(b, f == 2 ? "%s%.3f" : "%s%.0f", t ? "," : "", v);
+				switch (f) {
+				case 0: v = (double)r->sends; break;
+				case 1: v = (double)r->failures; break;
+				case 2: v = (double)r->a.errors; break;
+				case 3: v = (double)r->a.timeouts; break;
+				case 4: v = answers_rate(&r->a, r->a.errors); break;
+				case 5: v = answers_rate(&r->a, r->a.timeouts); break;
+				default: v = lat_quantile(r->lat, f == 6 ? 0.5 : 0.95);
+				}
+				buf_printf(b, f == 4 || f == 5 ? "%s%.3f" : "%s%.0f", t ? "," : "", v);
 			}
 			buf_putc(b, ']');
 		}
 		const cfg_vendor_t *v = cfg_vendor(q->cfg, vn[k]);
-		buf_printf(b, ",\"sla\":{\"p95_ms\":%g,\"error_rate\":%g}}", sla_num(v, "p95_ms", 2000),
-		           sla_num(v, "error_rate", 0.2));
+		buf_printf(b, ",\"sla\":{\"p95_ms\":%g,\"error_rate\":%g,\"timeout_rate\":%g}}",
+		           sla_num(v, "p95_ms", 2000), sla_num(v, "error_rate", 0.2),
+		           sla_num(v, "timeout_rate", 0.1));
 	}
 	free(rows);
 	return buf_puts(b, "}}\n");
@@ -557,9 +749,43 @@ static void csv_field(buf_t *b, const char *s)
 	buf_putc(b, '"');
 }
 
-int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const char *after,
-                       int limit, int csv, buf_t *b)
+/* The earlier attempts of message rid as a JSON array. */
+static void history_json(trk_api_q_t *q, int64_t rid, buf_t *b)
 {
+	sqlite3_stmt *st;
+	buf_putc(b, '[');
+	if (!prep(q, "SELECT state, vendor, code, detail, ts_ms FROM attempts WHERE rid=?1 ORDER BY gen",
+	          &st)) {
+		sqlite3_bind_int64(st, 1, rid);
+		for (int i = 0; sqlite3_step(st) == SQLITE_ROW; i++) {
+			int s = sqlite3_column_int(st, 0);
+			buf_printf(b, "%s{\"state\":\"%s\",\"vendor\":", i ? "," : "",
+			           (unsigned)s < MSG_ST__COUNT ? msg_state_name((msg_state_t)s) : "?");
+			jstr(b, col(st, 1));
+			buf_puts(b, ",\"code\":");
+			jstr_or_null(b, st, 2);
+			buf_puts(b, ",\"detail\":");
+			jstr_or_null(b, st, 3);
+			buf_printf(b, ",\"ts_ms\":%lld}", (long long)sqlite3_column_int64(st, 4));
+		}
+		sqlite3_finalize(st);
+	}
+	buf_putc(b, ']');
+}
+
+int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const char *codes,
+                       const char *after, int limit, int csv, buf_t *b)
+{
+	/* the code set, as ",c1,c2," for instr() */
+	char cset[520] = "";
+	if (codes && *codes) {
+		if (strlen(codes) > 500 || strstr(codes, ",,") || codes[0] == ',' ||
+		    codes[strlen(codes) - 1] == ',') {
+			buf_puts(b, "code must be a comma list of failure codes, 500 bytes at most");
+			return TOCSIN_ERR_INVAL;
+		}
+		snprintf(cset, sizeof cset, ",%s,", codes);
+	}
 	/* the state set */
 	int want[MSG_ST__COUNT] = {0}, nwant = 0;
 	if (!states || !*states) {
@@ -609,8 +835,9 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 	 * cursor is "<state>:<rid>". */
 	sqlite3_stmt *st;
 	if (prep(q,
-	         "SELECT rid, " TRK_ID_SQL ", addr, state, vendor, code, detail, ts_ms FROM msgs"
-	         " WHERE campaign=?1 AND state=?2 AND rid>?3 ORDER BY rid LIMIT ?4",
+	         "SELECT rid, " TRK_ID_SQL ", addr, state, vendor, code, detail, ts_ms, gen FROM msgs"
+	         " WHERE campaign=?1 AND state=?2 AND rid>?3 AND (?5 IS NULL OR"
+	         " instr(?5, ',' || COALESCE(NULLIF(code, ''), ?6) || ',') > 0) ORDER BY rid LIMIT ?4",
 	         &st))
 		return TOCSIN_ERR_IO;
 	int rc = 0;
@@ -618,7 +845,7 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 	int last_state = 0;
 	int64_t left = csv && limit < 0 ? INT64_MAX : limit;
 	if (csv)
-		rc = buf_puts(b, "id,to,state,vendor,code,detail,ts_ms\r\n");
+		rc = buf_puts(b, "id,to,state,vendor,code,detail,ts_ms,resends\r\n");
 	else {
 		buf_puts(b, "{\"campaign\":");
 		jstr(b, id);
@@ -632,6 +859,11 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 		sqlite3_bind_int64(st, 3, s == after_state ? after_rid : 0);
 		sqlite3_bind_int64(st, 4, left);
 		const char *state = msg_state_name((msg_state_t)s);
+		if (cset[0])
+			sqlite3_bind_text(st, 5, cset, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 5);
+		sqlite3_bind_text(st, 6, s == MSG_ST_SUPPRESSED ? "suppressed" : state, -1, SQLITE_STATIC);
 		while (!rc && sqlite3_step(st) == SQLITE_ROW) {
 			last = sqlite3_column_int64(st, 0);
 			last_state = s;
@@ -647,7 +879,8 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 				csv_field(b, col(st, 5));
 				buf_putc(b, ',');
 				csv_field(b, col(st, 6));
-				rc = buf_printf(b, ",%lld\r\n", (long long)sqlite3_column_int64(st, 7));
+				rc = buf_printf(b, ",%lld,%lld\r\n", (long long)sqlite3_column_int64(st, 7),
+				                (long long)sqlite3_column_int64(st, 8));
 			} else {
 				buf_puts(b, rows > 1 ? ",{\"id\":" : "{\"id\":");
 				jstr(b, col(st, 1));
@@ -659,7 +892,14 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 				jstr_or_null(b, st, 5);
 				buf_puts(b, ",\"detail\":");
 				jstr_or_null(b, st, 6);
-				rc = buf_printf(b, ",\"ts_ms\":%lld}", (long long)sqlite3_column_int64(st, 7));
+				int64_t gen = sqlite3_column_int64(st, 8);
+				buf_printf(b, ",\"ts_ms\":%lld,\"resends\":%lld", (long long)sqlite3_column_int64(st, 7),
+				           (long long)gen);
+				if (gen > 0) {
+					buf_puts(b, ",\"history\":");
+					history_json(q, sqlite3_column_int64(st, 0), b);
+				}
+				rc = buf_putc(b, '}');
 			}
 		}
 		sqlite3_reset(st);

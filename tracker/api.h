@@ -27,12 +27,14 @@ int trk_api_timeline(trk_api_q_t *q, int limit, buf_t *b);
 /* {"inbound":[{"ts_ms","vendor","from","to","body","kind"}]}, newest first. */
 int trk_api_inbound(trk_api_q_t *q, int limit, buf_t *b);
 /* Recipients of campaign id in states (comma list of state names, or NULL
- * for every state but delivered: "who did not get it"), after message row
+ * for every state but delivered: "who did not get it"), with a failure code
+ * in codes (comma list, as the "codes" of a campaign's "reasons"; NULL = any;
+ * a record without a code matches its state's name), after message row
  * `after` (the "next" of the previous page), limit 1..10000 per page as JSON
  * {"items":[..],"next":".."|null}, or csv=1: every row as CSV with a header
  * (limit ignored; bounded by b's cap). */
-int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const char *after,
-                       int limit, int csv, buf_t *b);
+int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const char *codes,
+                       const char *after, int limit, int csv, buf_t *b);
 /* Prometheus text exposition of the store's counters, latency histograms and states. */
 int trk_api_metrics(trk_api_q_t *q, buf_t *b);
 

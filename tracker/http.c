@@ -773,7 +773,7 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 			} else if (!strcmp(sl, "/recipients") || !strcmp(sl, "/recipients.csv")) {
 				const char *lim = arg(c, "limit"), *fmt = arg(c, "format");
 				int csv = !strcmp(sl, "/recipients.csv") || (fmt && !strcmp(fmt, "csv"));
-				rc = trk_api_recipients(&q, id, arg(c, "state"), arg(c, "after"),
+				rc = trk_api_recipients(&q, id, arg(c, "state"), arg(c, "code"), arg(c, "after"),
 				                        csv ? -1 : (lim ? atoi(lim) : 100), csv, &b);
 				if (csv)
 					ctype = "text/csv; charset=utf-8";

@@ -45,6 +45,7 @@ typedef struct agg {
 	size_t klen;
 	int64_t n;     /* count delta, or code count */
 	int64_t sends, receipts, failures, lat_sum;
+	int64_t ans[TRK_ANS__COUNT]; /* AGG_SERIES: vendor answers by kind */
 	int64_t lat[TRK_LAT_BUCKETS];
 } agg_t;
 
@@ -52,6 +53,10 @@ enum {
 	Q_GET,
 	Q_INS,
 	Q_UPD,
+	Q_REOPEN,
+	Q_MSG,
+	Q_HIST,
+	Q_OLDREF,
 	Q_COUNT,
 	Q_CODE,
 	Q_SERIES,
@@ -79,6 +84,7 @@ typedef struct cent {
 	unsigned char id[16];
 	int64_t rid;
 	uint8_t used, state, camp, vendor;
+	uint8_t channel, attempt, reopened; /* attempt capped at 255; reopened: gen > 0 */
 } cent_t;
 
 struct trk_store {
@@ -100,19 +106,21 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS msgs(rid INTEGER PRIMARY KEY, id NOT NULL UNIQUE,"
     " campaign TEXT NOT NULL, channel INTEGER, addr TEXT, state INTEGER NOT NULL,"
     " vendor TEXT NOT NULL DEFAULT '', vendor_ref TEXT, code TEXT, detail TEXT, attempt INTEGER,"
-    " ts_ms INTEGER);"
+    " ts_ms INTEGER, gen INTEGER NOT NULL DEFAULT 0, gen_ts INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS msgs_state ON msgs(campaign, state);"
     /* an address index cost the ingest a third of its rate (random inserts);
      * stores made while it existed lose it */
     "DROP INDEX IF EXISTS msgs_addr;"
-    "CREATE TABLE IF NOT EXISTS counts(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
-    " state INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, vendor, state))"
-    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS counts(campaign TEXT NOT NULL, channel INTEGER NOT NULL,"
+    " vendor TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(campaign, channel, vendor, state)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS codes(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
     " code TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign, vendor, code)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS series(sec INTEGER NOT NULL, campaign TEXT NOT NULL,"
     " vendor TEXT NOT NULL, sends INTEGER NOT NULL, receipts INTEGER NOT NULL,"
     " failures INTEGER NOT NULL, lat BLOB, lat_sum INTEGER NOT NULL DEFAULT 0,"
+    " errors INTEGER NOT NULL DEFAULT 0, timeouts INTEGER NOT NULL DEFAULT 0,"
+    " refused INTEGER NOT NULL DEFAULT 0, throttled INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY(sec, campaign, vendor)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS campaigns(id TEXT PRIMARY KEY, name TEXT, state INTEGER,"
     " queued INTEGER, ts_ms INTEGER);"
@@ -127,21 +135,35 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS lat_total(vendor TEXT PRIMARY KEY, lat BLOB,"
     " lat_sum INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS inbound(ts_ms INTEGER, vendor TEXT, from_addr TEXT,"
-    " to_addr TEXT, body TEXT, kind TEXT);";
+    " to_addr TEXT, body TEXT, kind TEXT);"
+    /* earlier attempts of resent messages (msgs holds the current one) */
+    "CREATE TABLE IF NOT EXISTS attempts(rid INTEGER NOT NULL, gen INTEGER NOT NULL,"
+    " state INTEGER, vendor TEXT, vendor_ref TEXT, code TEXT, detail TEXT, attempt INTEGER,"
+    " ts_ms INTEGER, PRIMARY KEY(rid, gen)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS attempts_ref ON attempts(rid, vendor_ref);";
 
 static const char *const sqls[Q__COUNT] = {
-    [Q_GET] = "SELECT state, campaign, vendor, rid FROM msgs WHERE id=?1",
+    [Q_GET] = "SELECT state, campaign, vendor, rid, channel, attempt, gen FROM msgs WHERE id=?1",
     [Q_INS] = "INSERT INTO msgs(id,campaign,channel,addr,state,vendor,vendor_ref,code,detail,"
               "attempt,ts_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
     [Q_UPD] = "UPDATE msgs SET state=?2, vendor=?3, vendor_ref=COALESCE(?4,vendor_ref),"
               " code=COALESCE(?5,code), detail=COALESCE(?6,detail), attempt=?7, ts_ms=?8,"
               " addr=COALESCE(addr,?9) WHERE rid=?1",
-    [Q_COUNT] = "INSERT INTO counts VALUES(?1,?2,?3,?4) ON CONFLICT DO UPDATE SET n=n+excluded.n",
+    [Q_REOPEN] = "UPDATE msgs SET state=?2, vendor=?3, vendor_ref=?4, code=?5, detail=?6, attempt=?7,"
+                 " ts_ms=?8, gen=gen+1, gen_ts=?8 WHERE rid=?1",
+    [Q_MSG] = "SELECT ts_ms, vendor_ref, code, detail, attempt, gen, gen_ts FROM msgs WHERE rid=?1",
+    [Q_HIST] = "INSERT OR REPLACE INTO attempts SELECT rid, gen, state, vendor, vendor_ref, code, detail,"
+               " attempt, ts_ms FROM msgs WHERE rid=?1",
+    [Q_OLDREF] = "SELECT 1 FROM attempts WHERE rid=?1 AND vendor_ref=?2",
+    [Q_COUNT] = "INSERT INTO counts VALUES(?1,?2,?3,?4,?5) ON CONFLICT DO UPDATE SET n=n+excluded.n",
     [Q_CODE] = "INSERT INTO codes VALUES(?1,?2,?3,?4) ON CONFLICT DO UPDATE SET n=n+excluded.n",
-    [Q_SERIES] = "INSERT INTO series VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT DO UPDATE SET "
+    [Q_SERIES] = "INSERT INTO series VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
+                 " ON CONFLICT DO UPDATE SET "
                  "sends=sends+excluded.sends, receipts=receipts+excluded.receipts, "
                  "failures=failures+excluded.failures, lat=trk_lat_add(lat, excluded.lat),"
-                 " lat_sum=lat_sum+excluded.lat_sum",
+                 " lat_sum=lat_sum+excluded.lat_sum, errors=errors+excluded.errors,"
+                 " timeouts=timeouts+excluded.timeouts, refused=refused+excluded.refused,"
+                 " throttled=throttled+excluded.throttled",
     [Q_FIXCAMP] = "UPDATE msgs SET campaign=?2 WHERE rid=?1",
     [Q_CAMP] = "INSERT INTO campaigns VALUES(?1,?2,?3,?4,?5) ON CONFLICT(id) DO UPDATE SET "
                "name=COALESCE(excluded.name,name), state=excluded.state,"
@@ -299,6 +321,53 @@ static int lat_backfill(trk_store_t *s)
 	return rc;
 }
 
+/* 1 when table has column col, 0 when not, -1 when there is no such table. */
+static int has_col(sqlite3 *db, const char *table, const char *col)
+{
+	char sql[128];
+	snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+	sqlite3_stmt *q = NULL;
+	int tbl = -1, yes = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK)
+		while (sqlite3_step(q) == SQLITE_ROW) {
+			tbl = 0;
+			const unsigned char *n = sqlite3_column_text(q, 1);
+			yes |= n && !strcmp((const char *)n, col);
+		}
+	sqlite3_finalize(q);
+	return tbl < 0 ? -1 : yes;
+}
+
+/* Bring a store made by an earlier tracker to this schema: messages' attempt
+ * generation, the answer columns of the series, the channel of the counts
+ * (rebuilt from the messages). Before the schema statements. */
+static int migrate(trk_store_t *s, char **e)
+{
+	int rc = SQLITE_OK;
+	if (has_col(s->db, "msgs", "gen") == 0)
+		rc = sqlite3_exec(s->db,
+		                  "ALTER TABLE msgs ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
+		                  "ALTER TABLE msgs ADD COLUMN gen_ts INTEGER NOT NULL DEFAULT 0;",
+		                  NULL, NULL, e);
+	if (rc == SQLITE_OK && has_col(s->db, "series", "errors") == 0)
+		rc = sqlite3_exec(s->db,
+		                  "ALTER TABLE series ADD COLUMN errors INTEGER NOT NULL DEFAULT 0;"
+		                  "ALTER TABLE series ADD COLUMN timeouts INTEGER NOT NULL DEFAULT 0;"
+		                  "ALTER TABLE series ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;"
+		                  "ALTER TABLE series ADD COLUMN throttled INTEGER NOT NULL DEFAULT 0;",
+		                  NULL, NULL, e);
+	if (rc == SQLITE_OK && has_col(s->db, "counts", "channel") == 0)
+		rc = sqlite3_exec(s->db,
+		                  "BEGIN; DROP TABLE counts;"
+		                  "CREATE TABLE counts(campaign TEXT NOT NULL, channel INTEGER NOT NULL,"
+		                  " vendor TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
+		                  " PRIMARY KEY(campaign, channel, vendor, state)) WITHOUT ROWID;"
+		                  "INSERT INTO counts SELECT campaign, COALESCE(channel, 0), vendor, state,"
+		                  " COUNT(*) FROM msgs GROUP BY 1, 2, 3, 4; COMMIT;",
+		                  NULL, NULL, e);
+	return rc;
+}
+
 trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t errlen)
 {
 	if (readonly && access(path, F_OK) != 0) {
@@ -333,7 +402,7 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 		                 " PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;"
 		                 " PRAGMA mmap_size=1073741824; PRAGMA wal_autocheckpoint=20000;",
 		                 NULL, NULL, &e) != SQLITE_OK ||
-		    sqlite3_exec(s->db, schema, NULL, NULL, &e) != SQLITE_OK) {
+		    migrate(s, &e) != SQLITE_OK || sqlite3_exec(s->db, schema, NULL, NULL, &e) != SQLITE_OK) {
 			snprintf(err, errlen, "cannot set up database %s: %s", path, e ? e : "?");
 			sqlite3_free(e);
 			trk_store_free(s);
@@ -446,9 +515,10 @@ static int agg_flush(trk_store_t *s)
 				continue;
 			q = s->q[Q_COUNT];
 			sqlite3_bind_text(q, 1, camp, -1, SQLITE_STATIC);
-			sqlite3_bind_text(q, 2, vendor, -1, SQLITE_STATIC);
-			sqlite3_bind_int(q, 3, a->state);
-			sqlite3_bind_int64(q, 4, a->n);
+			sqlite3_bind_int64(q, 2, a->sec); /* the channel */
+			sqlite3_bind_text(q, 3, vendor, -1, SQLITE_STATIC);
+			sqlite3_bind_int(q, 4, a->state);
+			sqlite3_bind_int64(q, 5, a->n);
 		} else if (a->kind == AGG_CODE) {
 			q = s->q[Q_CODE];
 			sqlite3_bind_text(q, 1, camp, -1, SQLITE_STATIC);
@@ -470,6 +540,10 @@ static int agg_flush(trk_store_t *s)
 			sqlite3_bind_int64(q, 6, a->failures);
 			sqlite3_bind_blob(q, 7, a->lat, sizeof a->lat, SQLITE_STATIC);
 			sqlite3_bind_int64(q, 8, a->lat_sum);
+			sqlite3_bind_int64(q, 9, a->ans[TRK_ANS_ERROR]);
+			sqlite3_bind_int64(q, 10, a->ans[TRK_ANS_TIMEOUT]);
+			sqlite3_bind_int64(q, 11, a->ans[TRK_ANS_REFUSED]);
+			sqlite3_bind_int64(q, 12, a->ans[TRK_ANS_THROTTLED]);
 		}
 		rc = step_done(s, q);
 	}
@@ -570,28 +644,40 @@ static int bind_id(sqlite3_stmt *q, int i, const char *id, unsigned char raw[16]
 	return 0;
 }
 
-static int count_delta(trk_store_t *s, const char *camp, const char *vendor, int state, int d)
+static int count_delta(trk_store_t *s, const char *camp, int ch, const char *vendor, int state,
+                       int d)
 {
-	agg_t *a = agg_slot(s, AGG_COUNT, camp, vendor, NULL, state, 0);
+	agg_t *a = agg_slot(s, AGG_COUNT, camp, vendor, NULL, state, ch);
 	if (!a)
 		return TOCSIN_ERR_IO;
 	a->n += d;
 	return 0;
 }
 
-static void cache_put(trk_store_t *s, cent_t *ce, const unsigned char raw[16], int64_t rid,
-                      msg_state_t st, const char *camp, const char *vendor)
+/* What the tracker knows of a stored message (the cache entry or the id index). */
+typedef struct mrow {
+	int found;
+	msg_state_t state;
+	int channel, attempt, reopened;
+	int64_t rid;
+	char camp[256], vendor[64];
+} mrow_t;
+
+static void cache_put(trk_store_t *s, cent_t *ce, const unsigned char raw[16], const mrow_t *m)
 {
-	int c = intern(s, camp), v = vendor[0] ? intern(s, vendor) : 0;
-	if (!c || (vendor[0] && !v)) {
+	int c = intern(s, m->camp), v = m->vendor[0] ? intern(s, m->vendor) : 0;
+	if (!c || (m->vendor[0] && !v)) {
 		ce->used = 0;
 		return;
 	}
 	memcpy(ce->id, raw, 16);
-	ce->rid = rid;
-	ce->state = (uint8_t)st;
+	ce->rid = m->rid;
+	ce->state = (uint8_t)m->state;
 	ce->camp = (uint8_t)c;
 	ce->vendor = (uint8_t)v;
+	ce->channel = (uint8_t)m->channel;
+	ce->attempt = (uint8_t)(m->attempt < 0 ? 0 : m->attempt > 255 ? 255 : m->attempt);
+	ce->reopened = (uint8_t)(m->reopened != 0);
 	ce->used = 1;
 }
 
@@ -601,6 +687,172 @@ static int is_failure(msg_state_t st)
 	       st == MSG_ST_EXPIRED;
 }
 
+static int prefix(const char *s, const char *p) { return s && !strncmp(s, p, strlen(p)); }
+
+int trk_store_answer(const msg_status_t *st)
+{
+	if (st->latency_ms < 0 || !st->vendor || !*st->vendor)
+		return TRK_ANS_NONE;
+	const char *code = st->code ? st->code : "";
+	int deferred = st->state == MSG_ST_RETRYING;
+	if (st->state == MSG_ST_ACCEPTED)
+		return TRK_ANS_OK;
+	if (st->state == MSG_ST_FAILED || st->state == MSG_ST_EXPIRED)
+		/* the dispatcher's words when the last of the retries was a deferral */
+		deferred = prefix(st->detail, "gave up after ") || prefix(st->detail, "expired after ");
+	else if (!deferred)
+		return TRK_ANS_NONE;
+	if (!deferred)
+		return TRK_ANS_REFUSED;
+	if (!strcmp(code, "http_429") || !strcmp(code, "20429") || !strcmp(code, "1"))
+		return TRK_ANS_THROTTLED;
+	if (!strcmp(code, "curl_28"))
+		return TRK_ANS_TIMEOUT;
+	return TRK_ANS_ERROR;
+}
+
+static const struct reason {
+	const char *code, *text;
+	int permanent;
+} reasons[] = {
+    {"21211", "invalid number", 1},
+    {"21614", "not a mobile number", 1},
+    {"21635", "landline number", 1},
+    {"30006", "landline or unreachable carrier", 1},
+    {"30005", "unknown or inactive number", 1},
+    {"21610", "opted out (replied STOP)", 1},
+    {"opted_out", "opted out", 1},
+    {"suppressed", "opted out", 1},
+    {"no_route", "no vendor configured for its channel", 1},
+    {"build", "the vendor request could not be built", 1},
+    {"30003", "phone unreachable or off", 0},
+    {"30008", "carrier error", 0},
+    {"30007", "filtered by the carrier", 0},
+    {"curl_28", "vendor timed out", 0},
+    {"http_429", "vendor rate limit", 0},
+    {"20429", "vendor rate limit", 0},
+    {"expired", "expired before it could be sent", 0},
+    {"undelivered", "not delivered", 0},
+    {"bounced", "bounced", 0},
+    {"failed", "failed", 0},
+};
+
+const char *trk_code_reason(const char *code, int *permanent, char *buf, size_t buflen)
+{
+	int perm = 0;
+	const char *r = NULL;
+	code = code ? code : "";
+	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0] && !r; i++)
+		if (!strcmp(code, reasons[i].code))
+			r = reasons[i].text, perm = reasons[i].permanent;
+	if (!r && prefix(code, "http_5"))
+		r = "vendor outage (5xx answers)";
+	else if (!r && prefix(code, "curl_"))
+		r = "vendor unreachable (refused or reset)";
+	else if (!r) {
+		snprintf(buf, buflen, "vendor code %.40s", code);
+		r = buf;
+	}
+	if (permanent)
+		*permanent = perm;
+	return r;
+}
+
+/* The message's row, from the cache or the id index. */
+static int msg_lookup(trk_store_t *s, const char *id, unsigned char raw[16], cent_t **cep,
+                      mrow_t *m)
+{
+	memset(m, 0, sizeof *m);
+	*cep = NULL;
+	if (!s->cache) /* first status event: only the ingest handle pays for the cache */
+		s->cache = calloc(CACHE_SLOTS, sizeof *s->cache);
+	if (s->cache && bind_id(NULL, 0, id, raw)) {
+		uint64_t h;
+		memcpy(&h, raw, sizeof h);
+		cent_t *ce = *cep = &s->cache[h & (CACHE_SLOTS - 1)];
+		if (ce->used && !memcmp(ce->id, raw, 16)) {
+			m->found = 1;
+			m->state = (msg_state_t)ce->state;
+			m->rid = ce->rid;
+			m->channel = ce->channel;
+			m->attempt = ce->attempt;
+			m->reopened = ce->reopened;
+			snprintf(m->camp, sizeof m->camp, "%s", ce->camp ? s->names[ce->camp] : "");
+			snprintf(m->vendor, sizeof m->vendor, "%s", ce->vendor ? s->names[ce->vendor] : "");
+			return 0;
+		}
+	}
+	sqlite3_stmt *g = s->q[Q_GET];
+	bind_id(g, 1, id, raw);
+	int rc = sqlite3_step(g);
+	if (rc == SQLITE_ROW) {
+		m->found = 1;
+		m->state = (msg_state_t)sqlite3_column_int(g, 0);
+		const unsigned char *c = sqlite3_column_text(g, 1);
+		const unsigned char *v = sqlite3_column_text(g, 2);
+		m->rid = sqlite3_column_int64(g, 3);
+		m->channel = sqlite3_column_int(g, 4);
+		m->attempt = sqlite3_column_int(g, 5);
+		m->reopened = sqlite3_column_int(g, 6) > 0;
+		snprintf(m->camp, sizeof m->camp, "%s", c ? (const char *)c : "");
+		snprintf(m->vendor, sizeof m->vendor, "%s", v ? (const char *)v : "");
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_reset(g);
+		log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
+		return TOCSIN_ERR_IO;
+	}
+	sqlite3_reset(g);
+	if (m->found && *cep)
+		cache_put(s, *cep, raw, m);
+	return 0;
+}
+
+/* The stored ts, code and generation of a message (the rare paths: resends). */
+typedef struct mextra {
+	int64_t ts_ms, gen, gen_ts;
+	char code[64];
+} mextra_t;
+
+static int msg_extra(trk_store_t *s, int64_t rid, mextra_t *x)
+{
+	memset(x, 0, sizeof *x);
+	sqlite3_stmt *q = s->q[Q_MSG];
+	sqlite3_bind_int64(q, 1, rid);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		x->ts_ms = sqlite3_column_int64(q, 0);
+		const unsigned char *c = sqlite3_column_text(q, 2);
+		snprintf(x->code, sizeof x->code, "%s", c ? (const char *)c : "");
+		x->gen = sqlite3_column_int64(q, 5);
+		x->gen_ts = sqlite3_column_int64(q, 6);
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc == SQLITE_ROW ? 0 : TOCSIN_ERR_IO;
+}
+
+/* A receipt carrying the vendor reference of an earlier attempt of rid? */
+static int old_ref(trk_store_t *s, int64_t rid, const char *ref)
+{
+	sqlite3_stmt *q = s->q[Q_OLDREF];
+	sqlite3_bind_int64(q, 1, rid);
+	sqlite3_bind_text(q, 2, ref, -1, SQLITE_STATIC);
+	int yes = sqlite3_step(q) == SQLITE_ROW;
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return yes;
+}
+
+static int code_delta(trk_store_t *s, const char *camp, const char *vendor, const char *code,
+                      msg_state_t st, int d)
+{
+	agg_t *a = agg_slot(s, AGG_CODE, camp, vendor, code && *code ? code : msg_state_name(st), 0, 0);
+	if (!a)
+		return TOCSIN_ERR_IO;
+	a->n += d;
+	return 0;
+}
+
 int trk_store_status(trk_store_t *s, const msg_status_t *st)
 {
 	if (!s->in_tx)
@@ -608,66 +860,49 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 	if (!st->id || !st->campaign || (unsigned)st->state >= MSG_ST__COUNT)
 		return TOCSIN_ERR_INVAL;
 	unsigned char raw[16];
-	int found = 0, rc;
-	msg_state_t old = MSG_ST_QUEUED;
-	char ocamp[256] = "", ovendor[64] = "";
-	int64_t rid = 0;
-	cent_t *ce = NULL;
-	if (!s->cache) /* first status event: only the ingest handle pays for the cache */
-		s->cache = calloc(CACHE_SLOTS, sizeof *s->cache);
-	if (s->cache && bind_id(NULL, 0, st->id, raw)) {
-		uint64_t h;
-		memcpy(&h, raw, sizeof h);
-		ce = &s->cache[h & (CACHE_SLOTS - 1)];
-		if (ce->used && !memcmp(ce->id, raw, 16)) {
-			found = 1;
-			old = (msg_state_t)ce->state;
-			rid = ce->rid;
-			snprintf(ocamp, sizeof ocamp, "%s", ce->camp ? s->names[ce->camp] : "");
-			snprintf(ovendor, sizeof ovendor, "%s", ce->vendor ? s->names[ce->vendor] : "");
-		}
-	}
-	if (!found) {
-		sqlite3_stmt *g = s->q[Q_GET];
-		bind_id(g, 1, st->id, raw);
-		rc = sqlite3_step(g);
-		if (rc == SQLITE_ROW) {
-			found = 1;
-			old = (msg_state_t)sqlite3_column_int(g, 0);
-			const unsigned char *c = sqlite3_column_text(g, 1);
-			const unsigned char *v = sqlite3_column_text(g, 2);
-			rid = sqlite3_column_int64(g, 3);
-			snprintf(ocamp, sizeof ocamp, "%s", c ? (const char *)c : "");
-			snprintf(ovendor, sizeof ovendor, "%s", v ? (const char *)v : "");
-		} else if (rc != SQLITE_DONE) {
-			sqlite3_reset(g);
-			log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
-			return TOCSIN_ERR_IO;
-		}
-		sqlite3_reset(g);
-		if (found && ce)
-			cache_put(s, ce, raw, rid, old, ocamp, ovendor);
-	}
-	if (found && !ocamp[0] && st->campaign[0]) {
+	int rc;
+	cent_t *ce;
+	mrow_t m;
+	if ((rc = msg_lookup(s, st->id, raw, &ce, &m)))
+		return rc;
+	int64_t ts = st->ts_ms > 0 ? st->ts_ms : clock_wall_ms();
+	if (m.found && !m.camp[0] && st->campaign[0]) {
 		/* A webhook receipt arrived before the dispatcher's event and was
 		 * filed without a campaign: move it (and its count) now. */
 		sqlite3_stmt *fq = s->q[Q_FIXCAMP];
-		sqlite3_bind_int64(fq, 1, rid);
+		sqlite3_bind_int64(fq, 1, m.rid);
 		sqlite3_bind_text(fq, 2, st->campaign, -1, SQLITE_STATIC);
-		if ((rc = step_done(s, fq)) || (rc = count_delta(s, "", ovendor, old, -1)) ||
-		    (rc = count_delta(s, st->campaign, ovendor, old, +1)))
+		if ((rc = step_done(s, fq)) || (rc = count_delta(s, "", m.channel, m.vendor, m.state, -1)) ||
+		    (rc = count_delta(s, st->campaign, m.channel, m.vendor, m.state, +1)))
 			return rc;
-		snprintf(ocamp, sizeof ocamp, "%s", st->campaign);
+		snprintf(m.camp, sizeof m.camp, "%s", st->campaign);
 		if (ce)
-			cache_put(s, ce, raw, rid, old, ocamp, ovendor);
+			cache_put(s, ce, raw, &m);
 	}
-	if (found && !msg_state_advances(old, st->state))
+	/* Which attempt does the record belong to (README "status-record rules")? */
+	int reopen = 0;
+	mextra_t x = {0};
+	if (m.found && m.reopened) {
+		if ((rc = msg_extra(s, m.rid, &x)))
+			return rc;
+		if (ts < x.gen_ts || (st->vendor_ref && *st->vendor_ref && old_ref(s, m.rid, st->vendor_ref)))
+			return 0; /* a record of an earlier attempt */
+	}
+	if (m.found && is_failure(m.state) && st->attempt >= 1) {
+		if (!m.reopened && (rc = msg_extra(s, m.rid, &x)))
+			return rc;
+		reopen = ts > x.ts_ms; /* a resend, after the outcome it repeats */
+	}
+	int advance = !m.found || reopen || msg_state_advances(m.state, st->state) ||
+	              (m.state == MSG_ST_RETRYING && st->state == MSG_ST_RETRYING &&
+	               st->attempt > m.attempt && m.attempt < 255);
+	if (!advance)
 		return 0;
-	const char *vendor = st->vendor && *st->vendor ? st->vendor : (found ? ovendor : "");
-	const char *camp = found ? ocamp : st->campaign;
-	int64_t ts = st->ts_ms > 0 ? st->ts_ms : clock_wall_ms();
+	const char *vendor = st->vendor && *st->vendor ? st->vendor : (m.found ? m.vendor : "");
+	const char *camp = m.found ? m.camp : st->campaign;
+	int ch = m.found ? m.channel : (int)st->channel;
 	sqlite3_stmt *q;
-	if (!found) {
+	if (!m.found) {
 		q = s->q[Q_INS];
 		bind_id(q, 1, st->id, raw);
 		sqlite3_bind_text(q, 2, st->campaign, -1, SQLITE_STATIC);
@@ -681,36 +916,51 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 		sqlite3_bind_int(q, 10, st->attempt);
 		sqlite3_bind_int64(q, 11, ts);
 	} else {
-		q = s->q[Q_UPD];
-		sqlite3_bind_int64(q, 1, rid);
+		if (reopen) {
+			/* keep the outcome being repeated in the message's history */
+			sqlite3_stmt *hq = s->q[Q_HIST];
+			sqlite3_bind_int64(hq, 1, m.rid);
+			if ((rc = step_done(s, hq)) || (rc = code_delta(s, camp, m.vendor, x.code, m.state, -1)))
+				return rc;
+		}
+		q = s->q[reopen ? Q_REOPEN : Q_UPD];
+		sqlite3_bind_int64(q, 1, m.rid);
 		sqlite3_bind_int(q, 2, st->state);
 		sqlite3_bind_text(q, 3, vendor, -1, SQLITE_STATIC);
 		bind_opt(q, 4, st->vendor_ref);
 		bind_opt(q, 5, st->code);
 		bind_opt(q, 6, st->detail);
-		sqlite3_bind_int(q, 7, st->attempt);
+		sqlite3_bind_int(q, 7, reopen || st->attempt > m.attempt ? st->attempt : m.attempt);
 		sqlite3_bind_int64(q, 8, ts);
-		bind_opt(q, 9, st->to);
+		if (!reopen)
+			bind_opt(q, 9, st->to);
 	}
 	if ((rc = step_done(s, q)))
 		return rc;
+	mrow_t now = m;
+	now.found = 1;
+	now.rid = m.found ? m.rid : sqlite3_last_insert_rowid(s->db);
+	now.state = st->state;
+	now.channel = ch;
+	now.attempt = reopen || st->attempt > m.attempt ? st->attempt : m.attempt;
+	now.reopened = m.reopened || reopen;
+	snprintf(now.camp, sizeof now.camp, "%s", camp);
+	snprintf(now.vendor, sizeof now.vendor, "%s", vendor);
 	if (ce)
-		cache_put(s, ce, raw, found ? rid : sqlite3_last_insert_rowid(s->db), st->state, camp,
-		          vendor);
-	if (found && (rc = count_delta(s, camp, ovendor, old, -1)))
+		cache_put(s, ce, raw, &now);
+	if (m.found && (rc = count_delta(s, camp, ch, m.vendor, m.state, -1)))
 		return rc;
-	if ((rc = count_delta(s, camp, vendor, st->state, +1)))
+	if ((rc = count_delta(s, camp, ch, vendor, st->state, +1)))
 		return rc;
-	if (is_failure(st->state) || st->state == MSG_ST_SUPPRESSED) {
-		agg_t *a = agg_slot(s, AGG_CODE, camp, vendor,
-		                    st->code && *st->code ? st->code : msg_state_name(st->state), 0, 0);
-		if (!a)
-			return TOCSIN_ERR_IO;
-		a->n++;
-	}
+	if ((is_failure(st->state) || st->state == MSG_ST_SUPPRESSED) &&
+	    (rc = code_delta(s, camp, vendor, st->code, st->state, +1)))
+		return rc;
 	agg_t *a = agg_slot(s, AGG_SERIES, camp, vendor, NULL, 0, ts / 1000);
 	if (!a)
 		return TOCSIN_ERR_IO;
+	int ans = trk_store_answer(st);
+	if (ans > TRK_ANS_OK)
+		a->ans[ans]++;
 	if (st->state == MSG_ST_ACCEPTED)
 		a->sends++;
 	if (st->state == MSG_ST_SENT || st->state == MSG_ST_DELIVERED ||
@@ -718,9 +968,7 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 		a->receipts++;
 	if (is_failure(st->state))
 		a->failures++;
-	if (st->latency_ms >= 0 && (st->state == MSG_ST_ACCEPTED || st->state == MSG_ST_FAILED ||
-	                            st->state == MSG_ST_RETRYING))
-	{
+	if (ans != TRK_ANS_NONE && ans != TRK_ANS_THROTTLED) {
 		a->lat[trk_lat_bucket(st->latency_ms)]++;
 		a->lat_sum += st->latency_ms;
 		if (vendor[0]) {
@@ -824,8 +1072,8 @@ int trk_store_counts(trk_store_t *s, const char *campaign, trk_counts_t *out)
 	memset(out, 0, sizeof *out);
 	sqlite3_stmt *q = NULL;
 	if (sqlite3_prepare_v2(s->db,
-	                       "SELECT vendor, state, SUM(n) FROM counts WHERE campaign=?1"
-	                       " GROUP BY vendor, state ORDER BY vendor, state",
+	                       "SELECT vendor, state, SUM(n), channel FROM counts WHERE campaign=?1"
+	                       " GROUP BY vendor, state, channel ORDER BY vendor, state",
 	                       -1, &q, NULL) != SQLITE_OK) {
 		log_error("event=db_error err=\"%s\"", sqlite3_errmsg(s->db));
 		return TOCSIN_ERR_IO;
@@ -849,6 +1097,9 @@ int trk_store_counts(trk_store_t *s, const char *campaign, trk_counts_t *out)
 		}
 		if (k < TRK_MAX_VENDORS)
 			out->by_vendor[k][st] += n;
+		int ch = sqlite3_column_int(q, 3);
+		if ((unsigned)ch < MSG_CH__COUNT)
+			out->by_channel[ch][st] += n;
 		out->states[st] += n;
 		out->total += n;
 	}

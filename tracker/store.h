@@ -36,9 +36,34 @@ int trk_store_commit(trk_store_t *s);
 /* 1 while a transaction is open. */
 int trk_store_in_tx(const trk_store_t *s);
 
+/* What a status record says of the vendor's answer to one send, classified as
+ * the dispatcher's SLA monitor counts it (dispatcher/sla.h): accepted (ok), a
+ * permanent per-recipient refusal (also ok for the SLA), a deferral that
+ * counts against the vendor (5xx, refused, reset, other transport errors), a
+ * timeout (curl 28), or a throttle (429, Twilio 20429, Vonage 1; never a
+ * breach). A deferral is a `retrying` record, or a `failed`/`expired` one
+ * whose detail is the dispatcher's "gave up after ..."/"expired after ..."
+ * (its last try was deferred). Records without latency (receipts, cancels,
+ * expiry before sending) are no answer. Any thread. */
+enum { TRK_ANS_NONE = -1, TRK_ANS_OK = 0, TRK_ANS_REFUSED, TRK_ANS_ERROR, TRK_ANS_TIMEOUT,
+       TRK_ANS_THROTTLED, TRK_ANS__COUNT };
+int trk_store_answer(const msg_status_t *st);
+
+/* The plain-language reason for a failure code as the store keeps it (the
+ * vendor's or the dispatcher's code; for a record without one, the state's
+ * name), e.g. "21211" -> "invalid number". *permanent (may be NULL) is set to
+ * 1 when sending again would fail the same way: invalid or landline number,
+ * opted out, a configuration error (no route, a request that cannot be
+ * built). Unknown codes read "vendor code <code>", not permanent. Returns a
+ * static string or one written into buf. Any thread. */
+const char *trk_code_reason(const char *code, int *permanent, char *buf, size_t buflen);
+
 /* Fold one status event (inside a transaction). A message's state only moves
- * forward (msg_state_advances); a duplicate or late event changes nothing but
- * is still counted in the time series when it is new information. Returns
+ * forward (msg_state_advances), except that a resend starts a new attempt
+ * (tracker/README.md, "status-record rules"); a duplicate, a late event or a
+ * record of an earlier attempt changes nothing. A `retrying` record with a
+ * higher attempt than the stored one is new information (a further deferral)
+ * and is counted. Returns
  * 1 when the message state changed, 0 when ignored, negative tocsin_err_t on
  * a database failure. st's strings are borrowed for the call. */
 int trk_store_status(trk_store_t *s, const msg_status_t *st);
@@ -71,6 +96,7 @@ typedef struct trk_counts {
 	size_t nvendors;
 	char vendors[TRK_MAX_VENDORS][64];
 	int64_t by_vendor[TRK_MAX_VENDORS][MSG_ST__COUNT];
+	int64_t by_channel[MSG_CH__COUNT][MSG_ST__COUNT];
 } trk_counts_t;
 
 /* Fill out for campaign. TOCSIN_ERR_NOTFOUND when the store knows nothing of

@@ -68,7 +68,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$A/api/campaigns/nosuch"); [ "$co
 # vendors: SLA thresholds from config; metrics exposition
 curl -sf "$A/api/vendors" | python3 -c '
 import json,sys; v={x["name"]:x for x in json.load(sys.stdin)["vendors"]}
-assert v["twilio"]["sla"]=={"p95_ms":1500,"error_rate":0.25}, v["twilio"]["sla"]
+assert v["twilio"]["sla"]=={"p95_ms":1500,"error_rate":0.25,"timeout_rate":0.1}, v["twilio"]["sla"]
 assert v["twilio"]["state"]=="healthy" and v["twilio"]["recent"]["sends"]==400, v["twilio"]
 assert v["vonage"]["states"]=={"delivered":150,"failed":50}, v["vonage"]' || it_fail "vendors api"
 curl -sf "$A/metrics" > "$OUT/metrics.txt"

@@ -221,6 +221,174 @@ static void test_series_and_codes(void **state)
 	cleanup(s);
 }
 
+static int64_t q1(trk_store_t *s, const char *sql)
+{
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s), sql, -1, &q, NULL), SQLITE_OK);
+	int64_t v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+	sqlite3_finalize(q);
+	return v;
+}
+
+/* Every deferred answer is counted the way the SLA monitor counts it: each
+ * retrying record with a higher attempt, throttles apart, the last deferral
+ * of a give-up too; a re-read record is not counted twice. */
+static void test_deferrals_counted(void **state)
+{
+	(void)state;
+	trk_store_t *s = fresh();
+	const char *id = "0123456789abcdef0123456789abcdef"; /* cached path */
+	assert_int_equal(trk_store_begin(s), 0);
+	for (int round = 0; round < 2; round++) { /* round 2: everything re-read */
+		for (int a = 1; a <= 3; a++) {
+			msg_status_t e = ev(id, "d", MSG_ST_RETRYING, "tw");
+			e.attempt = a;
+			e.code = a == 1 ? "http_503" : a == 2 ? "curl_28" : "http_429";
+			assert_int_equal(trk_store_status(s, &e), round ? 0 : 1);
+		}
+		msg_status_t f = ev(id, "d", MSG_ST_FAILED, "tw");
+		f.attempt = 4;
+		f.code = "curl_7";
+		f.detail = "gave up after 4 attempts; last answer: connection refused";
+		assert_int_equal(trk_store_status(s, &f), round ? 0 : 1);
+		msg_status_t p = ev("other", "d", MSG_ST_FAILED, "tw");
+		p.code = "21211";
+		p.detail = "invalid To";
+		assert_int_equal(trk_store_status(s, &p), round ? 0 : 1);
+		msg_status_t ok = ev("third", "d", MSG_ST_ACCEPTED, "tw");
+		assert_int_equal(trk_store_status(s, &ok), round ? 0 : 1);
+	}
+	assert_int_equal(trk_store_commit(s), 0);
+	assert_int_equal(q1(s, "SELECT SUM(errors) FROM series"), 2); /* 503 + refused */
+	assert_int_equal(q1(s, "SELECT SUM(timeouts) FROM series"), 1);
+	assert_int_equal(q1(s, "SELECT SUM(throttled) FROM series"), 1);
+	assert_int_equal(q1(s, "SELECT SUM(refused) FROM series"), 1);
+	assert_int_equal(q1(s, "SELECT SUM(sends) FROM series"), 1);
+	assert_int_equal(q1(s, "SELECT SUM(failures) FROM series"), 2);
+	/* answers with a latency sample: all but the throttle */
+	assert_int_equal(q1(s, "SELECT lat_sum FROM lat_total WHERE vendor='tw'"), 5 * 80);
+	trk_counts_t c;
+	assert_int_equal(trk_store_counts(s, "d", &c), 0);
+	assert_int_equal(c.states[MSG_ST_FAILED], 2);
+	assert_int_equal(c.by_channel[MSG_CH_SMS][MSG_ST_FAILED], 2);
+	cleanup(s);
+}
+
+/* A resend is a new attempt: failed -> (resend) accepted -> delivered; the
+ * old attempt's late receipt and re-read records change nothing. */
+static void test_resend_new_attempt(void **state)
+{
+	(void)state;
+	for (int cached = 0; cached < 2; cached++) {
+		trk_store_t *s = fresh();
+		const char *id = cached ? "00112233445566778899aabbccddeeff" : "resent-1";
+		assert_int_equal(trk_store_begin(s), 0);
+		msg_status_t a = ev(id, "r", MSG_ST_ACCEPTED, "tw");
+		a.vendor_ref = "SM-old";
+		a.ts_ms = 1000;
+		assert_int_equal(trk_store_status(s, &a), 1);
+		msg_status_t u = ev(id, "r", MSG_ST_UNDELIVERED, "tw");
+		u.vendor_ref = "SM-old";
+		u.code = "30003";
+		u.latency_ms = -1;
+		u.ts_ms = 2000;
+		assert_int_equal(trk_store_status(s, &u), 1);
+		/* a record of the first attempt re-read (attempt 1, older): nothing */
+		msg_status_t r = ev(id, "r", MSG_ST_RETRYING, "tw");
+		r.attempt = 1;
+		r.ts_ms = 500;
+		assert_int_equal(trk_store_status(s, &r), 0);
+		assert_int_equal(state_of(s, id), cached ? -1 : MSG_ST_UNDELIVERED);
+		/* the resend: attempt 1, later */
+		msg_status_t n = ev(id, "r", MSG_ST_ACCEPTED, "vg");
+		n.vendor_ref = "VG-new";
+		n.attempt = 1;
+		n.ts_ms = 3000;
+		assert_int_equal(trk_store_status(s, &n), 1);
+		/* the old attempt's late receipt: ignored */
+		msg_status_t late = u;
+		late.ts_ms = 4000;
+		late.state = MSG_ST_FAILED;
+		assert_int_equal(trk_store_status(s, &late), 0);
+		/* the old attempt's records re-read after a crash: ignored */
+		assert_int_equal(trk_store_status(s, &a), 0);
+		assert_int_equal(trk_store_status(s, &u), 0);
+		msg_status_t d = ev(id, "r", MSG_ST_DELIVERED, "vg");
+		d.vendor_ref = "VG-new";
+		d.latency_ms = -1;
+		d.ts_ms = 5000;
+		assert_int_equal(trk_store_status(s, &d), 1);
+		assert_int_equal(trk_store_commit(s), 0);
+		trk_counts_t c;
+		assert_int_equal(trk_store_counts(s, "r", &c), 0);
+		assert_int_equal(c.total, 1);
+		assert_int_equal(c.states[MSG_ST_DELIVERED], 1);
+		assert_int_equal(c.states[MSG_ST_UNDELIVERED], 0);
+		assert_int_equal(q1(s, "SELECT COALESCE(SUM(n),0) FROM codes WHERE campaign='r'"), 0);
+		assert_int_equal(q1(s, "SELECT gen FROM msgs"), 1);
+		assert_int_equal(q1(s, "SELECT state FROM attempts WHERE gen=0"), MSG_ST_UNDELIVERED);
+		/* a resend that fails again is still one failure, of the new attempt */
+		assert_int_equal(trk_store_begin(s), 0);
+		msg_status_t x = ev("p2", "r", MSG_ST_FAILED, "tw");
+		x.code = "21211";
+		x.ts_ms = 1000;
+		assert_int_equal(trk_store_status(s, &x), 1);
+		x.attempt = 1;
+		x.ts_ms = 6000;
+		x.code = "21614";
+		assert_int_equal(trk_store_status(s, &x), 1);
+		assert_int_equal(trk_store_commit(s), 0);
+		assert_int_equal(q1(s, "SELECT n FROM codes WHERE code='21614'"), 1);
+		assert_int_equal(q1(s, "SELECT n FROM codes WHERE code='21211'"), 0);
+		assert_int_equal(trk_store_counts(s, "r", &c), 0);
+		assert_int_equal(c.states[MSG_ST_FAILED], 1);
+		cleanup(s);
+	}
+}
+
+/* A store from before the channel of the counts is rebuilt from its messages. */
+static void test_migrate(void **state)
+{
+	(void)state;
+	trk_store_t *s = fresh();
+	trk_store_free(s);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "DROP TABLE msgs; DROP TABLE counts; DROP TABLE series;"
+	                              "CREATE TABLE msgs(rid INTEGER PRIMARY KEY, id NOT NULL UNIQUE,"
+	                              " campaign TEXT NOT NULL, channel INTEGER, addr TEXT, state INTEGER"
+	                              " NOT NULL, vendor TEXT NOT NULL DEFAULT '', vendor_ref TEXT, code"
+	                              " TEXT, detail TEXT, attempt INTEGER, ts_ms INTEGER);"
+	                              "CREATE TABLE counts(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
+	                              " state INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign,"
+	                              " vendor, state)) WITHOUT ROWID;"
+	                              "CREATE TABLE series(sec INTEGER NOT NULL, campaign TEXT NOT NULL,"
+	                              " vendor TEXT NOT NULL, sends INTEGER NOT NULL, receipts INTEGER NOT"
+	                              " NULL, failures INTEGER NOT NULL, lat BLOB, lat_sum INTEGER NOT NULL"
+	                              " DEFAULT 0, PRIMARY KEY(sec, campaign, vendor)) WITHOUT ROWID;"
+	                              "INSERT INTO msgs(id,campaign,channel,state,vendor) VALUES"
+	                              " ('a','m',1,4,'sg'),('b','m',1,4,'sg'),('c','m',0,6,'');"
+	                              "INSERT INTO counts VALUES('m','sg',4,2),('m','',6,1);",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	char err[256];
+	s = trk_store_open(dbpath, 0, err, sizeof err);
+	assert_non_null(s);
+	trk_counts_t c;
+	assert_int_equal(trk_store_counts(s, "m", &c), 0);
+	assert_int_equal(c.by_channel[MSG_CH_EMAIL][MSG_ST_DELIVERED], 2);
+	assert_int_equal(c.by_channel[MSG_CH_SMS][MSG_ST_CANCELLED], 1);
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_status_t r = ev("c", "m", MSG_ST_DELIVERED, "tw");
+	r.attempt = 1;
+	r.ts_ms = 1;
+	assert_int_equal(trk_store_status(s, &r), 0); /* cancelled is final and no failure */
+	assert_int_equal(trk_store_commit(s), 0);
+	cleanup(s);
+}
+
 static void test_campaign_latest_wins(void **state)
 {
 	(void)state;
@@ -397,7 +565,8 @@ int main(void)
 	    cmocka_unit_test(test_vendor_kept_and_moved), cmocka_unit_test(test_series_and_codes),
 	    cmocka_unit_test(test_campaign_latest_wins), cmocka_unit_test(test_receipt_before_campaign),
 	    cmocka_unit_test(test_readonly_missing),  cmocka_unit_test(test_last_campaign),
-	    cmocka_unit_test(test_lat_total),
+	    cmocka_unit_test(test_lat_total),         cmocka_unit_test(test_deferrals_counted),
+	    cmocka_unit_test(test_resend_new_attempt), cmocka_unit_test(test_migrate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
