@@ -1,6 +1,5 @@
-/* fuzz_vnd_sim_forms.c -- libFuzzer target: the emulator's request parsers (multipart and urlencoded forms). */
+/* fuzz_vnd_sim_forms.c -- libFuzzer target: the emulator's request parsers (multipart, urlencoded, flat JSON) and segment count. */
 #include "vendors/sim/sim_int.h"
-#include "vendors/vnd_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,12 +21,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	for (int i = 0; i < k; i++)
 		if (fs[i].val < body || fs[i].val + fs[i].len > body + bl || !memchr(fs[i].name, 0, sizeof fs[i].name))
 			abort();
-	vnd_form_t f;
-	if (!vnd_form_parse(body, bl, &f))
+	sim_form_t f;
+	if (!sim_form_parse(body, bl, &f))
 		for (size_t i = 0; i < f.n; i++)
-			if (!f.name[i] || !f.value[i])
+			if (!f.name[i] || !f.val[i])
 				abort();
-	vnd_form_free(&f);
+	sim_form_free(&f);
+	if (!sim_form_json(body, bl, &f))
+		for (size_t i = 0; i < f.n; i++)
+			if (!f.name[i] || !f.val[i])
+				abort();
+	sim_form_free(&f);
+	int ucs2 = -1;
+	if (sim_segments(body, 0, &ucs2) < 1 || (ucs2 != 0 && ucs2 != 1))
+		abort();
 	free(ct);
 	free(body);
 	return 0;

@@ -926,6 +926,354 @@ static void test_vonage_sig_config(void **st)
 	}
 }
 
+/* ---- fidelity: what the real APIs accept and refuse ---- */
+
+static long post(const char *path, const char *ctype, const char *body, const char *userpwd, const char *bearer,
+                 resp_t *r)
+{
+	char url[600];
+	snprintf(url, sizeof url, "%s%s", BASE, path);
+	return http("POST", url, ctype, body, userpwd, bearer, 5000, r, NULL, NULL);
+}
+
+static long get(const char *path, const char *userpwd, resp_t *r)
+{
+	char url[600];
+	snprintf(url, sizeof url, "%s%s", BASE, path);
+	return http("GET", url, NULL, NULL, userpwd, NULL, 5000, r, NULL, NULL);
+}
+
+static json_t *stat_of(const char *name, const char *key)
+{
+	json_t *s = stats(name);
+	json_t *v = json_incref(json_object_get(s, key));
+	json_decref(s);
+	return v;
+}
+
+static long long accepted(const char *name)
+{
+	json_t *v = stat_of(name, "accepted");
+	long long n = json_integer_value(v);
+	json_decref(v);
+	return n;
+}
+
+/* the official Vonage SDK's shape: a JSON body, credentials in HTTP Basic */
+static void test_vonage_json_basic(void **st)
+{
+	(void)st;
+	resp_t r;
+	const char *js = "{\"from\":\"15005550007\",\"to\":\"15551234567\",\"text\":\"hi\",\"client-ref\":\"j1\"}";
+	long long a0 = accepted("vg");
+	assert_int_equal(post("/sms/json", "application/json", js, "vgkey:vg-secret", NULL, &r), 200);
+	assert_non_null(strstr(r.body, "\"status\":\"0\""));
+	assert_non_null(strstr(r.body, "\"client-ref\":\"j1\""));
+	/* credentials in the JSON body, and the form shape, still work */
+	assert_int_equal(post("/sms/json", "application/json",
+	                      "{\"api_key\":\"vgkey\",\"api_secret\":\"vg-secret\",\"from\":\"15005550007\",\"to\":\"15551234567\",\"text\":\"hi\"}",
+	                      NULL, NULL, &r), 200);
+	assert_non_null(strstr(r.body, "\"status\":\"0\""));
+	assert_int_equal(post("/sms/json", "application/x-www-form-urlencoded",
+	                      "api_key=vgkey&api_secret=vg-secret&from=15005550007&to=15551234567&text=hi+there", NULL, NULL, &r), 200);
+	assert_non_null(strstr(r.body, "\"status\":\"0\""));
+	assert_int_equal(accepted("vg"), a0 + 3);
+	/* wrong credentials, either way: status 4, nothing accepted */
+	const char *bad[][3] = {
+	    {"application/json", js, "vgkey:wrong"},
+	    {"application/json", js, "nokey:vg-secret"},
+	    {"application/json", "{\"api_key\":\"vgkey\",\"api_secret\":\"wrong\",\"from\":\"15005550007\",\"to\":\"15551234567\",\"text\":\"hi\"}", NULL},
+	    {"application/x-www-form-urlencoded", "api_key=vgkey&api_secret=wrong&from=15005550007&to=15551234567&text=hi", NULL},
+	    {"application/json", js, NULL},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		assert_int_equal(post("/sms/json", bad[i][0], bad[i][1], bad[i][2], NULL, &r), 200);
+		if (!strstr(r.body, "\"status\":\"4\""))
+			fail_msg("case %zu: %s", i, r.body);
+	}
+	/* a Basic header that does not decode is bad credentials too, even with good ones in the body */
+	char url[128];
+	snprintf(url, sizeof url, "%s/sms/json", BASE);
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = curl_slist_append(NULL, "Authorization: Basic !!!");
+	hd = curl_slist_append(hd, "Content-Type: application/x-www-form-urlencoded");
+	memset(&r, 0, sizeof r);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, "api_key=vgkey&api_secret=vg-secret&from=15005550007&to=15551234567&text=hi");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, wr);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+	assert_int_equal(curl_easy_perform(h), CURLE_OK);
+	curl_slist_free_all(hd);
+	curl_easy_cleanup(h);
+	assert_non_null(strstr(r.body, "\"status\":\"4\""));
+	/* JSON that is not an object of values */
+	assert_int_equal(post("/sms/json", "application/json", "{\"to\":[1]}", "vgkey:vg-secret", NULL, &r), 200);
+	assert_non_null(strstr(r.body, "\"status\":\"2\""));
+	assert_int_equal(accepted("vg"), a0 + 3);
+}
+
+/* segment counts as Twilio counts them; each case worked out by hand from GSM 03.38 / UTF-16 */
+static void test_segments(void **st)
+{
+	(void)st;
+	char t[2048];
+	int u;
+	/* £ is in GSM-7: 100 of them are 100 septets */
+	t[0] = 0;
+	for (int i = 0; i < 100; i++)
+		strcat(t, "\xc2\xa3");
+	assert_int_equal(sim_segments(t, 0, &u), 1);
+	assert_int_equal(u, 0);
+	/* '{' is an extension character: 100 cost 200 septets, 76 pairs (152) in the first part */
+	memset(t, '{', 100), t[100] = 0;
+	assert_int_equal(sim_segments(t, 0, &u), 2);
+	assert_int_equal(u, 0);
+	memset(t, '{', 80), t[80] = 0; /* 160 septets: one part */
+	assert_int_equal(sim_segments(t, 0, NULL), 1);
+	/* 152 'a' then 77 '{': 306 septets would be 2 x 153, but no pair is split: 152 | 76 pairs | 1 pair */
+	memset(t, 'a', 152), memset(t + 152, '{', 77), t[229] = 0;
+	assert_int_equal(sim_segments(t, 0, NULL), 3);
+	/* UCS-2: an emoji is 2 UTF-16 units; 35 fit in one part (70), 36 need two */
+	t[0] = 0;
+	for (int i = 0; i < 35; i++)
+		strcat(t, "\xf0\x9f\x98\x80");
+	assert_int_equal(sim_segments(t, 0, &u), 1);
+	assert_int_equal(u, 1);
+	strcat(t, "\xf0\x9f\x98\x80");
+	assert_int_equal(sim_segments(t, 0, NULL), 2);
+	/* 66 'ж', an emoji, 66 'ж': 134 units would be 2 x 67, but the pair is not split: 66 | 2+65 | 1 */
+	t[0] = 0;
+	for (int i = 0; i < 66; i++)
+		strcat(t, "\xd0\xb6");
+	strcat(t, "\xf0\x9f\x98\x80");
+	for (int i = 0; i < 66; i++)
+		strcat(t, "\xd0\xb6");
+	assert_int_equal(sim_segments(t, 0, NULL), 3);
+	/* one character outside GSM-7 makes it all UCS-2; a backtick is not in GSM-7 */
+	memset(t, 'a', 100), t[100] = '`', t[101] = 0;
+	assert_int_equal(sim_segments(t, 0, &u), 2);
+	assert_int_equal(u, 1);
+	assert_int_equal(sim_segments("hello", 1, &u), 1); /* Vonage type=unicode */
+	assert_int_equal(u, 1);
+	/* what Twilio answers */
+	resp_t r;
+	char body[1200] = "To=%2B15551234567&From=%2B15005550006&Body=";
+	for (int i = 0; i < 100; i++)
+		strcat(body, "%C2%A3");
+	assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json", "application/x-www-form-urlencoded", body,
+	                      "ACtest:tw-secret-token", NULL, &r), 201);
+	assert_non_null(strstr(r.body, "\"num_segments\":\"1\""));
+	strcpy(body, "To=%2B15551234567&From=%2B15005550006&Body=");
+	for (int i = 0; i < 100; i++)
+		strcat(body, "%7B");
+	assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json", "application/x-www-form-urlencoded", body,
+	                      "ACtest:tw-secret-token", NULL, &r), 201);
+	assert_non_null(strstr(r.body, "\"num_segments\":\"2\""));
+}
+
+/* Twilio: list (filters, paging) and fetch, answered like Twilio */
+static void test_twilio_list_fetch(void **st)
+{
+	(void)st;
+	simctl("/_sim/config", "{\"vendor\":\"tw\",\"receipts\":{\"enabled\":false,\"delay_ms\":0,\"delivered_rate\":1}}");
+	resp_t r;
+	char sids[3][40];
+	const char *tos[3] = {"%2B15557770001", "%2B15557770002", "%2B15557770001"};
+	for (int i = 0; i < 3; i++) {
+		char body[200];
+		snprintf(body, sizeof body, "To=%s&From=%%2B15005550006&Body=list+%d", tos[i], i);
+		assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json", "application/x-www-form-urlencoded", body,
+		                      "ACtest:tw-secret-token", NULL, &r), 201);
+		assert_non_null(strstr(r.body, "\"status\":\"queued\""));
+		assert_non_null(strstr(r.body, "\"date_sent\":null"));
+		json_t *j = json_loadb(r.body, r.len, 0, NULL);
+		snprintf(sids[i], sizeof sids[i], "%s", json_string_value(json_object_get(j, "sid")));
+		json_decref(j);
+	}
+	usleep(20000); /* delay 0: sent and delivered a moment after */
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?To=%2B15557770001&PageSize=1", "ACtest:tw-secret-token", &r), 200);
+	json_t *j = json_loadb(r.body, r.len, 0, NULL);
+	json_t *ms = json_object_get(j, "messages");
+	assert_int_equal(json_array_size(ms), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ms, 0), "sid")), sids[2]); /* newest first */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ms, 0), "status")), "delivered");
+	assert_true(json_is_string(json_object_get(json_array_get(ms, 0), "date_sent")));
+	assert_int_equal(json_integer_value(json_object_get(j, "page_size")), 1);
+	assert_int_equal(json_integer_value(json_object_get(j, "page")), 0);
+	const char *next = json_string_value(json_object_get(j, "next_page_uri"));
+	assert_non_null(next);
+	assert_non_null(strstr(next, "To=%2B15557770001"));
+	assert_non_null(strstr(next, "Page=1"));
+	assert_true(json_is_null(json_object_get(j, "previous_page_uri")));
+	char nextb[400];
+	snprintf(nextb, sizeof nextb, "%s", next);
+	json_decref(j);
+	assert_int_equal(get(nextb, "ACtest:tw-secret-token", &r), 200);
+	j = json_loadb(r.body, r.len, 0, NULL);
+	ms = json_object_get(j, "messages");
+	assert_int_equal(json_array_size(ms), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ms, 0), "sid")), sids[0]);
+	assert_true(json_is_null(json_object_get(j, "next_page_uri")));
+	assert_int_equal(json_integer_value(json_object_get(j, "start")), 1);
+	json_decref(j);
+	/* DateSent: today (UTC) matches, the day before and DateSent< it match nothing */
+	char today[16], yday[16], path[300];
+	time_t now = time(NULL), yt = now - 86400;
+	struct tm tm;
+	strftime(today, sizeof today, "%Y-%m-%d", gmtime_r(&now, &tm));
+	strftime(yday, sizeof yday, "%Y-%m-%d", gmtime_r(&yt, &tm));
+	const char *q[][2] = {{"DateSent=", today}, {"DateSent=", yday}, {"DateSent%3C=", yday}, {"DateSent%3E=", yday}};
+	size_t want[] = {2, 0, 0, 2};
+	for (int k = 0; k < 4; k++) {
+		snprintf(path, sizeof path, "/2010-04-01/Accounts/ACtest/Messages.json?To=%%2B15557770001&%s%s", q[k][0], q[k][1]);
+		assert_int_equal(get(path, "ACtest:tw-secret-token", &r), 200);
+		j = json_loadb(r.body, r.len, 0, NULL);
+		if (json_array_size(json_object_get(j, "messages")) != want[k])
+			fail_msg("%s: %zu messages, want %zu", path, json_array_size(json_object_get(j, "messages")), want[k]);
+		json_decref(j);
+	}
+	/* fetch */
+	snprintf(path, sizeof path, "/2010-04-01/Accounts/ACtest/Messages/%s.json", sids[1]);
+	assert_int_equal(get(path, "ACtest:tw-secret-token", &r), 200);
+	j = json_loadb(r.body, r.len, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(j, "sid")), sids[1]);
+	assert_string_equal(json_string_value(json_object_get(j, "to")), "+15557770002");
+	assert_string_equal(json_string_value(json_object_get(j, "body")), "list 1");
+	assert_string_equal(json_string_value(json_object_get(j, "num_segments")), "1");
+	assert_true(json_is_null(json_object_get(j, "error_code")));
+	json_decref(j);
+	/* refusals: unknown sid (404 20404), wrong credentials, bad paging or date, other methods */
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages/SM00000000000000000000000000000000.json", "ACtest:tw-secret-token", &r), 404);
+	assert_non_null(strstr(r.body, "\"code\":20404"));
+	assert_non_null(strstr(r.body, "\"status\":404"));
+	assert_int_equal(get(path, "ACtest:wrong", &r), 401);
+	assert_non_null(strstr(r.body, "\"code\":20003"));
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?PageSize=0", "ACtest:tw-secret-token", &r), 400);
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?PageSize=5x", "ACtest:tw-secret-token", &r), 400);
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?DateSent=yesterday", "ACtest:tw-secret-token", &r), 400);
+	assert_int_equal(post(path + 0, "application/x-www-form-urlencoded", "Body=x", "ACtest:tw-secret-token", NULL, &r), 405);
+	/* undelivered: error_code 30003 */
+	simctl("/_sim/config", "{\"vendor\":\"tw\",\"receipts\":{\"delivered_rate\":0}}");
+	assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json", "application/x-www-form-urlencoded",
+	                      "To=%2B15557770003&From=%2B15005550006&Body=x", "ACtest:tw-secret-token", NULL, &r), 201);
+	j = json_loadb(r.body, r.len, 0, NULL);
+	snprintf(path, sizeof path, "/2010-04-01/Accounts/ACtest/Messages/%s.json", json_string_value(json_object_get(j, "sid")));
+	json_decref(j);
+	usleep(20000);
+	assert_int_equal(get(path, "ACtest:tw-secret-token", &r), 200);
+	assert_non_null(strstr(r.body, "\"status\":\"undelivered\""));
+	assert_non_null(strstr(r.body, "\"error_code\":30003"));
+	simctl("/_sim/config", "{\"reset\":true}");
+}
+
+#define SGF "\"from\":{\"email\":\"news@example.org\"},\"subject\":\"s\",\"content\":[{\"type\":\"text/plain\",\"value\":\"v\"}]"
+
+/* SendGrid: cc/bcc are recipients (counted, checked for duplicates), errors name the right place */
+static void test_sendgrid_fidelity(void **st)
+{
+	(void)st;
+	struct {
+		const char *body;
+		unsigned status;
+		const char *field, *msg;
+	} cases[] = {
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"cc\":[{\"email\":\"c@b.org\"}],\"bcc\":[{\"email\":\"d@b.org\"}]}]," SGF "}", 202, NULL, NULL},
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]},{\"to\":[{\"email\":\"x@b.org\"}],\"cc\":[{\"email\":\"a@b.org\"}]}]," SGF "}",
+	     400, "personalizations.1.cc.0.email", "instance of [a@b.org] in the personalizations.1.cc field"},
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]},{\"to\":[{\"email\":\"x@b.org\"}]},{\"to\":[{\"email\":\"y@b.org\"},{\"email\":\"x@b.org\"}]}]," SGF "}",
+	     400, "personalizations.2.to.1.email", "instance of [x@b.org] in the personalizations.2.to field"},
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"bcc\":[{\"email\":\"A@b\"}]}]," SGF "}",
+	     400, "personalizations.0.bcc.0.email", "Does not contain a valid address."},
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"cc\":{\"email\":\"c@b.org\"}}]," SGF "}",
+	     400, "personalizations.0.cc", "Expected: array"},
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"subject\":\"s\",\"content\":[{\"type\":\"text/plain\",\"value\":\"v\"}]}",
+	     400, "from", "The from object must be provided"},
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"nope\"},\"subject\":\"s\",\"content\":[{\"type\":\"text/plain\",\"value\":\"v\"}]}",
+	     400, "from.email", "does not contain a valid address"},
+	};
+	resp_t r;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		long long a0 = accepted("sg");
+		long st2 = post("/v3/mail/send", "application/json", cases[i].body, NULL, "SG.secret-key", &r);
+		if (st2 != (long)cases[i].status)
+			fail_msg("case %zu: %ld %.*s", i, st2, (int)r.len, r.body);
+		if (cases[i].field) {
+			json_t *j = json_loadb(r.body, r.len, 0, NULL);
+			json_t *e = json_array_get(json_object_get(j, "errors"), 0);
+			assert_string_equal(json_string_value(json_object_get(e, "field")), cases[i].field);
+			if (!strstr(json_string_value(json_object_get(e, "message")), cases[i].msg))
+				fail_msg("case %zu: message %s", i, json_string_value(json_object_get(e, "message")));
+			json_decref(j);
+			assert_int_equal(accepted("sg"), a0);
+		}
+		/* the scanner reading and the jansson reading agree */
+		assert_int_equal(sg_same(cases[i].body), 0);
+	}
+	/* cc and bcc count toward the 1,000 recipients: 1 to + 999 bcc pass, 1 to + 1000 bcc do not */
+	static char big[100000];
+	for (int nb = 999; nb <= 1000; nb++) {
+		size_t n = (size_t)snprintf(big, sizeof big, "{\"personalizations\":[{\"to\":[{\"email\":\"t@b.org\"}],\"bcc\":[");
+		for (int i = 0; i < nb; i++)
+			n += (size_t)snprintf(big + n, sizeof big - n, "%s{\"email\":\"b%d@b.org\"}", i ? "," : "", i);
+		snprintf(big + n, sizeof big - n, "]}]," SGF "}");
+		long want = nb == 999 ? 202 : 400;
+		assert_int_equal(post("/v3/mail/send", "application/json", big, NULL, "SG.secret-key", &r), want);
+		if (want == 400)
+			assert_non_null(strstr(r.body, "1000 or fewer (found 1001)"));
+		assert_int_equal(sg_same(big), 0);
+	}
+	/* unknown paths and methods, in SendGrid's shape */
+	assert_int_equal(post("/v3/mail/sendx", "application/json", "{}", NULL, "SG.secret-key", &r), 404);
+	assert_non_null(strstr(r.body, "\"errors\":[{\"field\":null,\"message\":\"resource not found\"}]"));
+	assert_int_equal(get("/v3/mail/send", NULL, &r), 405);
+	assert_non_null(strstr(r.body, "\"errors\""));
+}
+
+/* Mailgun: a to value is an address list, the key is checked before the domain */
+static void test_mailgun_fidelity(void **st)
+{
+	(void)st;
+	resp_t r;
+	const char *mp = "/v3/mg.example.org/messages";
+	long long a0 = accepted("mg");
+	assert_int_equal(post(mp, "application/x-www-form-urlencoded",
+	                      "from=news%40mg.example.org&to=a%40x.org%2C+%22Doe%2C+Ann%22+%3Cann%40y.org%3E&to=Bob+%3Cbob%40z.org%3E&subject=s&text=t",
+	                      "api:key-mg-secret", NULL, &r), 200);
+	assert_int_equal(accepted("mg"), a0 + 3);
+	/* "a@x.org, a@x.org" style lists count each; a trailing comma is allowed */
+	assert_int_equal(post(mp, "application/x-www-form-urlencoded", "from=news%40mg.example.org&to=c%40x.org%2C&subject=s&text=t",
+	                      "api:key-mg-secret", NULL, &r), 200);
+	assert_int_equal(accepted("mg"), a0 + 4);
+	const char *bad[] = {"to=not-an-address", "to=a%40x.org%2C%2Cb%40x.org", "to=Ann+%3C%3E", "to=a+b%40x.org"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		char body[300];
+		snprintf(body, sizeof body, "from=news%%40mg.example.org&%s&subject=s&text=t", bad[i]);
+		assert_int_equal(post(mp, "application/x-www-form-urlencoded", body, "api:key-mg-secret", NULL, &r), 400);
+		if (!strstr(r.body, "'to' parameter is not a valid address"))
+			fail_msg("%s: %s", bad[i], r.body);
+	}
+	/* 1001 addresses in one to value: too many */
+	static char many[40000];
+	size_t n = (size_t)snprintf(many, sizeof many, "from=news%%40mg.example.org&subject=s&text=t&to=");
+	for (int i = 0; i < 1001; i++)
+		n += (size_t)snprintf(many + n, sizeof many - n, "%sr%d%%40x.org", i ? "%2C" : "", i);
+	assert_int_equal(post(mp, "application/x-www-form-urlencoded", many, "api:key-mg-secret", NULL, &r), 400);
+	assert_non_null(strstr(r.body, "too many recipients"));
+	assert_int_equal(accepted("mg"), a0 + 4);
+	/* key before domain: a wrong key is 401 whatever the domain; a right key on an unknown domain 404 */
+	const char *ok = "from=news%40mg.example.org&to=a%40x.org&subject=s&text=t";
+	assert_int_equal(post("/v3/other.example.org/messages", "application/x-www-form-urlencoded", ok, "api:wrong", NULL, &r), 401);
+	assert_int_equal(post("/v3/other.example.org/messages", "application/x-www-form-urlencoded", ok, NULL, NULL, &r), 401);
+	assert_int_equal(post("/v3/other.example.org/messages", "application/x-www-form-urlencoded", ok, "api:key-mg-secret", NULL, &r), 404);
+	assert_non_null(strstr(r.body, "Domain not found"));
+	/* unknown paths and methods, in Mailgun's shape */
+	assert_int_equal(post("/v3/mg.example.org/nothing", "application/x-www-form-urlencoded", ok, "api:key-mg-secret", NULL, &r), 404);
+	assert_string_equal(r.body, "{\"message\":\"Not Found\"}");
+	assert_int_equal(get(mp, "api:key-mg-secret", &r), 405);
+	assert_non_null(strstr(r.body, "\"message\""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -935,7 +1283,9 @@ int main(void)
 	    cmocka_unit_test(test_receipts),         cmocka_unit_test(test_sendgrid_scanner),
 	    cmocka_unit_test(test_sendgrid_batch_build),
 	    cmocka_unit_test(test_sig_vectors), cmocka_unit_test(test_vonage_signed_webhooks),
-	    cmocka_unit_test(test_vonage_sig_config),
+	    cmocka_unit_test(test_vonage_sig_config),    cmocka_unit_test(test_vonage_json_basic),
+	    cmocka_unit_test(test_segments),             cmocka_unit_test(test_twilio_list_fetch),
+	    cmocka_unit_test(test_sendgrid_fidelity),    cmocka_unit_test(test_mailgun_fidelity),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

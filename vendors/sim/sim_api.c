@@ -3,11 +3,13 @@
 #include "vendors/sim/sim_json.h"
 
 #include "core/clock.h"
+#include "core/err.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "vendors/vnd_int.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,17 +87,6 @@ static size_t utf8_chars(const char *s)
 	for (; *s; s++)
 		n += ((unsigned char)*s & 0xC0) != 0x80;
 	return n;
-}
-
-static int segments(const char *body)
-{
-	size_t n = utf8_chars(body);
-	int ascii = 1;
-	for (const char *p = body; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			ascii = 0;
-	size_t one = ascii ? 160 : 70, part = ascii ? 153 : 67;
-	return n <= one ? 1 : (int)((n + part - 1) / part);
 }
 
 /* the mid=<id> parameter of a callback URL, into out */
@@ -180,36 +171,316 @@ static void tw_receipt(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const c
 	buf_free(&b);
 }
 
-void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans)
+/* RFC 2822 date of wall-clock ms */
+static void date_of(int64_t ms, char *out, size_t outlen)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, outlen, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/* m's status at now_ms; *sent_ms / *upd_ms get when it was sent (-1: not yet) and last changed */
+static const char *tw_status(const sim_twmsg_t *m, int64_t now_ms, int64_t *sent_ms, int64_t *upd_ms)
+{
+	int64_t sent = m->created_ms + (int64_t)(m->delay_ms / 2), done = m->created_ms + (int64_t)m->delay_ms;
+	if (now_ms <= m->created_ms) /* the create answer: never further than queued */
+		sent = done = INT64_MAX;
+	*sent_ms = now_ms >= sent ? sent : -1;
+	*upd_ms = now_ms >= done ? done : now_ms >= sent ? sent : m->created_ms;
+	if (now_ms >= done)
+		return m->ok ? "delivered" : "undelivered";
+	if (now_ms >= sent)
+		return "sent";
+	return m->mss[0] ? "accepted" : "queued";
+}
+
+/* Message resource m as Twilio writes it, at now_ms. created: its date_created, when the
+ * caller has it formatted (the create answer, the benchmark's hot path: plain appends). */
+static void tw_msg_json(buf_t *b, const char *acc, const sim_twmsg_t *m, const char *body, int64_t now_ms,
+                        const char *created)
+{
+	int64_t sent_ms, upd_ms;
+	const char *status = tw_status(m, now_ms, &sent_ms, &upd_ms);
+	char dc[64], ds[64], du[64], nseg[16];
+	if (!created) {
+		date_of(m->created_ms, dc, sizeof dc);
+		created = dc;
+	}
+	if (sent_ms >= 0)
+		date_of(sent_ms, ds, sizeof ds);
+	if (upd_ms != m->created_ms)
+		date_of(upd_ms, du, sizeof du);
+	snprintf(nseg, sizeof nseg, "%d", m->nseg);
+	int undelivered = !strcmp(status, "undelivered");
+	buf_reserve(b, 1200 + 2 * strlen(body));
+	buf_puts(b, "{\"account_sid\":\"");
+	buf_puts(b, acc);
+	buf_puts(b, "\",\"api_version\":\"2010-04-01\",\"body\":");
+	buf_json_str(b, body, strlen(body));
+	buf_puts(b, ",\"date_created\":\"");
+	buf_puts(b, created);
+	if (sent_ms >= 0) {
+		buf_puts(b, "\",\"date_sent\":\"");
+		buf_puts(b, ds);
+		buf_puts(b, "\",\"date_updated\":\"");
+	} else
+		buf_puts(b, "\",\"date_sent\":null,\"date_updated\":\"");
+	buf_puts(b, upd_ms != m->created_ms ? du : created);
+	buf_puts(b, undelivered ? "\",\"direction\":\"outbound-api\",\"error_code\":30003,\"error_message\":"
+	                          "\"Unreachable destination handset\",\"from\":"
+	                        : "\",\"direction\":\"outbound-api\",\"error_code\":null,\"error_message\":null,"
+	                          "\"from\":");
+	if (m->from[0])
+		buf_json_str(b, m->from, strlen(m->from));
+	else
+		buf_puts(b, "null");
+	buf_puts(b, ",\"messaging_service_sid\":");
+	if (m->mss[0])
+		buf_json_str(b, m->mss, strlen(m->mss));
+	else
+		buf_puts(b, "null");
+	buf_puts(b, ",\"num_media\":\"0\",\"num_segments\":\"");
+	buf_puts(b, nseg);
+	buf_puts(b, "\",\"price\":null,\"price_unit\":\"USD\",\"sid\":\"");
+	buf_puts(b, m->sid);
+	buf_puts(b, "\",\"status\":\"");
+	buf_puts(b, status);
+	buf_puts(b, "\",\"subresource_uris\":{\"media\":\"/2010-04-01/Accounts/");
+	buf_puts(b, acc);
+	buf_puts(b, "/Messages/");
+	buf_puts(b, m->sid);
+	buf_puts(b, "/Media.json\"},\"to\":");
+	buf_json_str(b, m->to, strlen(m->to));
+	buf_puts(b, ",\"uri\":\"/2010-04-01/Accounts/");
+	buf_puts(b, acc);
+	buf_puts(b, "/Messages/");
+	buf_puts(b, m->sid);
+	buf_puts(b, ".json\"}");
+}
+
+/* keep a copy of m (its body copied) in sv's ring, the oldest dropped */
+static void tw_keep(sim_vendor_t *sv, const sim_twmsg_t *m, const char *body)
+{
+	if (!sv->tw)
+		return;
+	char *copy = strdup(body);
+	pthread_mutex_lock(&sv->twmu);
+	sim_twmsg_t *slot = &sv->tw[sv->tw_next];
+	char *old = slot->body;
+	*slot = *m;
+	slot->body = copy;
+	sv->tw_next = (sv->tw_next + 1) % SIM_TW_KEEP;
+	if (sv->tw_n < SIM_TW_KEEP)
+		sv->tw_n++;
+	pthread_mutex_unlock(&sv->twmu);
+	free(old);
+}
+
+/* The Twilio vendor of account when the request's Basic credentials are its own;
+ * else NULL with ans set (401 20003, or the outage). Counts the request. */
+static sim_vendor_t *tw_auth(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans)
 {
 	sim_vendor_t *sv = sim_find(s, SIM_TWILIO, match_account, account);
 	if (sv && sim_outage(s, sv, ans))
-		return;
+		return NULL;
+	if (sv)
+		atomic_fetch_add(&sv->requests, 1);
 	const char *auth = hdr(rq, "Authorization");
-	if (!sv || !sv->basic[0] || !auth ||
-	    !vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic))) {
-		if (sv)
-			atomic_fetch_add(&sv->requests, 1);
+	if (!sv || !sv->basic[0] || !auth || !vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic))) {
 		tw_error(ans, 401, 20003, "Authenticate");
-		ans->hname[0] = 0;
 		memcpy(ans->hname, "WWW-Authenticate", 17);
 		snprintf(ans->hval, sizeof ans->hval, "Basic realm=\"Twilio API\"");
+		return NULL;
+	}
+	return sv;
+}
+
+/* a Twilio date filter value: "YYYY-MM-DD" (day = 1) or "YYYY-MM-DDTHH:MM:SSZ"; -1 when neither */
+static int64_t tw_date(const char *v, int *day)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	char *end = strptime(v, "%Y-%m-%d", &tm);
+	if (!end)
+		return -1;
+	*day = !*end;
+	if (*end && (!(end = strptime(end, "T%H:%M:%S", &tm)) || (strcmp(end, "Z") && strcmp(end, "+00:00"))))
+		return -1;
+	return (int64_t)timegm(&tm) * 1000;
+}
+
+/* a whole decimal number lo..hi, else -1 */
+static long whole(const char *v, long lo, long hi)
+{
+	char *end;
+	errno = 0;
+	long n = v && *v && isdigit((unsigned char)*v) ? strtol(v, &end, 10) : -1;
+	return n < 0 || errno || *end || n < lo || n > hi ? -1 : n;
+}
+
+/* GET .../Messages.json: newest first, filtered by To, From and DateSent (=, <=, >=), paged */
+static void tw_list(sim_vendor_t *sv, sim_req_t *rq, sim_ans_t *ans)
+{
+	sim_form_t q;
+	if (sim_form_args(rq->con, &q)) {
+		sim_form_free(&q);
+		tw_error(ans, 400, 20001, "Too many query parameters");
 		return;
 	}
-	atomic_fetch_add(&sv->requests, 1);
+	const char *to = sim_form_get(&q, "To"), *from = sim_form_get(&q, "From");
+	const char *dk[3] = {"DateSent", "DateSent<", "DateSent>"};
+	int64_t lim[3] = {-1, -1, -1};
+	int day[3] = {0, 0, 0};
+	long size = 50, page = 0;
+	const char *ps = sim_form_get(&q, "PageSize"), *pg = sim_form_get(&q, "Page");
+	char msg[160];
+	for (int k = 0; k < 3; k++) {
+		const char *v = sim_form_get(&q, dk[k]);
+		if (v && (lim[k] = tw_date(v, &day[k])) < 0) {
+			snprintf(msg, sizeof msg, "Invalid %s: %.40s (YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ)", dk[k], v);
+			tw_error(ans, 400, 20001, msg);
+			sim_form_free(&q);
+			return;
+		}
+	}
+	if ((ps && (size = whole(ps, 1, 1000)) < 0) || (pg && (page = whole(pg, 0, 1000000)) < 0)) {
+		tw_error(ans, 400, 20001, "Invalid paging: PageSize 1..1000, Page a whole number");
+		sim_form_free(&q);
+		return;
+	}
+	/* the filters again, for the page links */
+	buf_t f;
+	buf_init(&f, 4096);
+	const char *fk[5] = {"To", "From", dk[0], dk[1], dk[2]};
+	for (int k = 0; k < 5; k++) {
+		const char *v = sim_form_get(&q, fk[k]);
+		if (!v)
+			continue;
+		buf_url_enc(&f, fk[k], strlen(fk[k]));
+		buf_putc(&f, '=');
+		buf_url_enc(&f, v, strlen(v));
+		buf_putc(&f, '&');
+	}
+	const char *acc = sv->v->account;
+	buf_t *b = &ans->body;
+	ans->status = 200;
+	ans->ctype = "application/json";
+	buf_puts(b, "{\"messages\":[");
+	int64_t now = clock_wall_ms();
+	long skip = page * size, n = 0, more = 0;
+	pthread_mutex_lock(&sv->twmu);
+	for (size_t i = 0; i < sv->tw_n && !more; i++) {
+		const sim_twmsg_t *m = &sv->tw[(sv->tw_next + SIM_TW_KEEP - 1 - i) % SIM_TW_KEEP];
+		int64_t sent, upd;
+		tw_status(m, now, &sent, &upd);
+		if ((to && strcmp(to, m->to)) || (from && strcmp(from, m->from)))
+			continue;
+		int64_t sday = sent - sent % 86400000;
+		if ((lim[0] >= 0 && (sent < 0 || (day[0] ? sday != lim[0] : sent / 1000 != lim[0] / 1000))) ||
+		    (lim[1] >= 0 && (sent < 0 || (day[1] ? sday > lim[1] : sent / 1000 > lim[1] / 1000))) ||
+		    (lim[2] >= 0 && (sent < 0 || (day[2] ? sday < lim[2] : sent / 1000 < lim[2] / 1000))))
+			continue;
+		if (skip > 0) {
+			skip--;
+			continue;
+		}
+		if (n == size) {
+			more = 1;
+			continue;
+		}
+		if (n++)
+			buf_putc(b, ',');
+		tw_msg_json(b, acc, m, m->body, now, NULL);
+	}
+	pthread_mutex_unlock(&sv->twmu);
+	const char *fs = f.p ? f.p : "";
+	buf_printf(b, "],\"end\":%ld,\"first_page_uri\":\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=0\","
+	              "\"next_page_uri\":", n ? page * size + n - 1 : 0, acc, fs, size);
+	if (more)
+		buf_printf(b, "\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=%ld\"", acc, fs, size, page + 1);
+	else
+		buf_puts(b, "null");
+	buf_printf(b, ",\"page\":%ld,\"page_size\":%ld,\"previous_page_uri\":", page, size);
+	if (page > 0)
+		buf_printf(b, "\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=%ld\"", acc, fs, size, page - 1);
+	else
+		buf_puts(b, "null");
+	buf_printf(b, ",\"start\":%ld,\"uri\":\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=%ld\"}",
+	           page * size, acc, fs, size, page);
+	buf_free(&f);
+	sim_form_free(&q);
+}
+
+/* GET .../Messages/{sid}.json */
+static void tw_fetch(sim_vendor_t *sv, const char *sid, size_t sidlen, const char *path, sim_ans_t *ans)
+{
+	int64_t now = clock_wall_ms();
+	int found = 0;
+	pthread_mutex_lock(&sv->twmu);
+	for (size_t i = 0; i < sv->tw_n && !found; i++) {
+		const sim_twmsg_t *m = &sv->tw[(sv->tw_next + SIM_TW_KEEP - 1 - i) % SIM_TW_KEEP];
+		if (strlen(m->sid) == sidlen && !memcmp(m->sid, sid, sidlen)) {
+			ans->status = 200;
+			ans->ctype = "application/json";
+			tw_msg_json(&ans->body, sv->v->account, m, m->body, now, NULL);
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&sv->twmu);
+	if (!found) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "The requested resource %.200s was not found", path);
+		tw_error(ans, 404, 20404, msg);
+	}
+}
+
+static void tw_create(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, sim_req_t *rq, sim_ans_t *ans);
+
+void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, const char *rest, sim_ans_t *ans)
+{
+	int post = !strcmp(rq->method, "POST"), get = !strcmp(rq->method, "GET");
+	const char *sid = !strncmp(rest, "/Messages/", 10) ? rest + 10 : NULL;
+	size_t sidlen = sid ? strcspn(sid, "/") : 0;
+	int list = !strcmp(rest, "/Messages.json");
+	int fetch = sid && sidlen > 5 && !sid[sidlen] && !strcmp(sid + sidlen - 5, ".json");
+	if (!list && !fetch) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "The requested resource %.200s was not found", rq->url);
+		tw_error(ans, 404, 20404, msg);
+		return;
+	}
+	if (!(list && (post || get)) && !(fetch && get)) {
+		tw_error(ans, 405, 20004, "Method not allowed");
+		return;
+	}
+	sim_vendor_t *sv = tw_auth(s, rq, account, ans);
+	if (!sv)
+		return;
 	sim_fault_t f;
 	sim_fault_get(sv, &f);
 	if (sim_faults(s, sv, &f, ans))
 		return;
-	vnd_form_t fm;
-	if (vnd_form_parse(rq->body, rq->bodylen, &fm)) {
-		vnd_form_free(&fm);
+	if (fetch)
+		tw_fetch(sv, sid, sidlen - 5, rq->url, ans);
+	else if (get)
+		tw_list(sv, rq, ans);
+	else
+		tw_create(s, sv, &f, rq, ans);
+}
+
+static void tw_create(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, sim_req_t *rq, sim_ans_t *ans)
+{
+	sim_fault_t f = *fp;
+	sim_form_t fm;
+	if (sim_form_parse(rq->body, rq->bodylen, &fm)) {
+		sim_form_free(&fm);
 		tw_error(ans, 400, 21619, "The request body is too large or has too many parameters");
 		return;
 	}
-	const char *to = vnd_form_get(&fm, "To"), *from = vnd_form_get(&fm, "From");
-	const char *mss = vnd_form_get(&fm, "MessagingServiceSid"), *body = vnd_form_get(&fm, "Body");
-	const char *cb = vnd_form_get(&fm, "StatusCallback");
+	const char *to = sim_form_get(&fm, "To"), *from = sim_form_get(&fm, "From");
+	const char *mss = sim_form_get(&fm, "MessagingServiceSid"), *body = sim_form_get(&fm, "Body");
+	const char *cb = sim_form_get(&fm, "StatusCallback");
 	char msg[200];
 	if (!to || !*to) {
 		tw_error(ans, 400, 21604, "A 'To' phone number is required.");
@@ -248,66 +519,36 @@ void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans
 		snprintf(msg, sizeof msg, "The 'To' number %.40s is not a valid phone number.", to);
 		tw_error(ans, 400, 21211, msg);
 	} else {
-		char sid[40], date[64], mid[80];
-		make_ref(s, sv, "SM", sid, sizeof sid);
+		char date[64], mid[80];
+		sim_twmsg_t m;
+		memset(&m, 0, sizeof m);
+		make_ref(s, sv, "SM", m.sid, sizeof m.sid);
+		const char *sid = m.sid;
+		vnd_cpy(m.to, sizeof m.to, to);
+		vnd_cpy(m.from, sizeof m.from, from);
+		vnd_cpy(m.mss, sizeof m.mss, mss);
+		m.created_ms = clock_wall_ms();
+		m.delay_ms = f.receipt_delay_ms;
+		m.nseg = sim_segments(body, 0, NULL);
+		m.ok = f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate;
 		rfc2822(s, date, sizeof date);
 		sim_note_accepted(sv, 1);
 		count_id(sv, url_mid(cb, mid, sizeof mid), to, body);
-		/* the hot path of the benchmark: plain appends, no printf */
-		buf_t *b = &ans->body;
-		const char *acc = sv->v->account;
-		const char *status = mss && *mss ? "accepted" : "queued";
 		ans->status = 201;
 		ans->ctype = "application/json";
-		char nseg[16];
-		snprintf(nseg, sizeof nseg, "%d", segments(body));
-		buf_reserve(b, 1200 + 2 * strlen(body));
-		buf_puts(b, "{\"account_sid\":\"");
-		buf_puts(b, acc);
-		buf_puts(b, "\",\"api_version\":\"2010-04-01\",\"body\":");
-		buf_json_str(b, body, strlen(body));
-		buf_puts(b, ",\"date_created\":\"");
-		buf_puts(b, date);
-		buf_puts(b, "\",\"date_sent\":null,\"date_updated\":\"");
-		buf_puts(b, date);
-		buf_puts(b, "\",\"direction\":\"outbound-api\",\"error_code\":null,\"error_message\":null,"
-		            "\"from\":");
-		if (from && *from)
-			buf_json_str(b, from, strlen(from));
-		else
-			buf_puts(b, "null");
-		buf_puts(b, ",\"messaging_service_sid\":");
-		if (mss && *mss)
-			buf_json_str(b, mss, strlen(mss));
-		else
-			buf_puts(b, "null");
-		buf_puts(b, ",\"num_media\":\"0\",\"num_segments\":\"");
-		buf_puts(b, nseg);
-		buf_puts(b, "\",\"price\":null,\"price_unit\":\"USD\",\"sid\":\"");
-		buf_puts(b, sid);
-		buf_puts(b, "\",\"status\":\"");
-		buf_puts(b, status);
-		buf_puts(b, "\",\"subresource_uris\":{\"media\":\"/2010-04-01/Accounts/");
-		buf_puts(b, acc);
-		buf_puts(b, "/Messages/");
-		buf_puts(b, sid);
-		buf_puts(b, "/Media.json\"},\"to\":");
-		buf_json_str(b, to, strlen(to));
-		buf_puts(b, ",\"uri\":\"/2010-04-01/Accounts/");
-		buf_puts(b, acc);
-		buf_puts(b, "/Messages/");
-		buf_puts(b, sid);
-		buf_puts(b, ".json\"}");
+		tw_msg_json(&ans->body, sv->v->account, &m, body, m.created_ms, date);
+		tw_keep(sv, &m, body);
 		const char *rurl = f.receipt_url[0] ? f.receipt_url : cb;
 		if (f.receipts && rurl) {
-			int ok = f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate;
+			int ok = m.ok;
 			tw_receipt(s, sv, &f, rurl, sid, from, to, "sent", NULL, f.receipt_delay_ms / 2);
 			tw_receipt(s, sv, &f, rurl, sid, from, to, ok ? "delivered" : "undelivered",
 			           ok ? NULL : "30003", f.receipt_delay_ms);
 		}
 	}
-	vnd_form_free(&fm);
+	sim_form_free(&fm);
 }
+
 
 /* the webhook base for vendor sv: the configured receipts URL, else {public_url}/webhooks/{name}/{leaf} */
 static const char *hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *leaf,
@@ -400,42 +641,68 @@ static void vg_receipt(sim_t *s, sim_vendor_t *sv, const char *url, const char *
 	vg_webhook(s, sv, delay, url, names, vals, cref ? 11 : 10);
 }
 
-static enum MHD_Result query_kv(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+/* HTTP Basic credentials "user:password" from an Authorization value, into out
+ * (user) and *pw; 0, or -1 when it is not Basic or not well-formed. */
+static int basic_creds(const char *auth, char *out, size_t outlen, const char **pw)
 {
-	(void)kind;
-	buf_t *b = cls;
-	if (b->len)
-		buf_putc(b, '&');
-	buf_form_enc(b, k, strlen(k));
-	buf_putc(b, '=');
-	if (v)
-		buf_form_enc(b, v, strlen(v));
-	return MHD_YES;
+	if (!auth || strncasecmp(auth, "Basic ", 6))
+		return -1;
+	const char *b = auth + 6;
+	while (*b == ' ')
+		b++;
+	size_t n = strlen(b);
+	if (!n || n % 4 || 3 * (n / 4) >= outlen)
+		return -1;
+	int len = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)b, (int)n);
+	if (len < 0)
+		return -1;
+	len -= (b[n - 1] == '=') + (b[n - 2] == '=');
+	out[len] = 0;
+	char *colon = memchr(out, ':', (size_t)len);
+	if (!colon || strlen(out) != (size_t)len)
+		return -1;
+	*colon = 0;
+	*pw = colon + 1;
+	return 0;
+}
+
+/* The parameters of a Vonage SMS request as Vonage reads them: the query (GET),
+ * a JSON object or a form; 0, or -1 with the answer in ans. */
+static int vg_params(sim_req_t *rq, sim_form_t *fm, sim_ans_t *ans)
+{
+	const char *ct = hdr(rq, "Content-Type");
+	int rc;
+	if (!strcmp(rq->method, "GET"))
+		rc = sim_form_args(rq->con, fm);
+	else if (ct && !strncasecmp(ct, "application/json", 16))
+		rc = sim_form_json(rq->body, rq->bodylen, fm);
+	else
+		rc = sim_form_parse(rq->body, rq->bodylen, fm);
+	if (!rc)
+		return 0;
+	sim_form_free(fm);
+	vg_answer(ans, "2", rc == TOCSIN_ERR_INVAL ? "Missing params: the body is not a JSON object of values"
+	                                           : "Missing params: request too large");
+	return -1;
 }
 
 void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 {
-	vnd_form_t fm;
-	const char *src = rq->body;
-	size_t srclen = rq->bodylen;
-	buf_t qs; /* GET: MHD hands the query decoded; encode it back into one form */
-	buf_init(&qs, 1 << 20);
-	if (!strcmp(rq->method, "GET")) {
-		MHD_get_connection_values(rq->con, MHD_GET_ARGUMENT_KIND, query_kv, &qs);
-		src = qs.p ? qs.p : "";
-		srclen = qs.len;
-	}
-	int prc = vnd_form_parse(src, srclen, &fm);
-	buf_free(&qs);
-	if (prc) {
-		vnd_form_free(&fm);
-		vg_answer(ans, "2", "Missing params: request too large");
+	sim_form_t fm;
+	if (vg_params(rq, &fm, ans))
 		return;
-	}
-	const char *kv[2] = {vnd_form_get(&fm, "api_key"), vnd_form_get(&fm, "api_secret")};
+	/* the credentials: HTTP Basic (the current SDKs) or api_key/api_secret parameters */
+	char basic[400];
+	const char *kv[2] = {sim_form_get(&fm, "api_key"), sim_form_get(&fm, "api_secret")};
+	const char *auth = hdr(rq, "Authorization");
+	if (auth && !basic_creds(auth, basic, sizeof basic, &kv[1]))
+		kv[0] = basic;
+	else if (auth && !strncasecmp(auth, "Basic ", 6))
+		kv[0] = kv[1] = NULL; /* a Basic header that does not decode: bad credentials */
+
 	sim_vendor_t *owner0 = sim_find(s, SIM_VONAGE, vg_key, kv[0]);
 	if (owner0 && sim_outage(s, owner0, ans)) {
-		vnd_form_free(&fm);
+		sim_form_free(&fm);
 		return;
 	}
 	sim_vendor_t *sv = sim_find(s, SIM_VONAGE, vg_match, kv);
@@ -444,19 +711,19 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		if (owner)
 			atomic_fetch_add(&owner->requests, 1);
 		vg_answer(ans, "4", "Bad Credentials");
-		vnd_form_free(&fm);
+		sim_form_free(&fm);
 		return;
 	}
 	atomic_fetch_add(&sv->requests, 1);
 	sim_fault_t f;
 	sim_fault_get(sv, &f);
 	if (sim_faults(s, sv, &f, ans)) {
-		vnd_form_free(&fm);
+		sim_form_free(&fm);
 		return;
 	}
-	const char *from = vnd_form_get(&fm, "from"), *to = vnd_form_get(&fm, "to");
-	const char *text = vnd_form_get(&fm, "text"), *type = vnd_form_get(&fm, "type");
-	const char *cref = vnd_form_get(&fm, "client-ref"), *cb = vnd_form_get(&fm, "callback");
+	const char *from = sim_form_get(&fm, "from"), *to = sim_form_get(&fm, "to");
+	const char *text = sim_form_get(&fm, "text"), *type = sim_form_get(&fm, "type");
+	const char *cref = sim_form_get(&fm, "client-ref"), *cb = sim_form_get(&fm, "callback");
 	int digits = to && *to && strlen(to) >= 7 && strlen(to) <= 15;
 	for (const char *p = to; digits && *p; p++)
 		digits = isdigit((unsigned char)*p);
@@ -476,7 +743,7 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	else if (!sender_ok(sv, from, NULL))
 		vg_answer(ans, "15", "Illegal Sender Address - rejected");
 	else {
-		int parts = segments(text);
+		int parts = sim_segments(text, type && !strcmp(type, "unicode"), NULL);
 		sim_note_accepted(sv, 1);
 		count_id(sv, cref, to, text);
 		buf_t *b = &ans->body;
@@ -510,7 +777,7 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 			           opt ? "9" : ok ? "0" : "5", cref, f.receipt_delay_ms);
 		}
 	}
-	vnd_form_free(&fm);
+	sim_form_free(&fm);
 }
 
 /* ---- SendGrid ---- */
@@ -529,6 +796,35 @@ static void sg_error(sim_ans_t *ans, unsigned st, const char *field, const char 
 		buf_puts(&ans->body, "null");
 	buf_puts(&ans->body, ",\"help\":null}]}");
 }
+
+/* the from checks both readings share: no from object names `from`, a bad address `from.email` */
+static void sg_err_from(sim_ans_t *ans, int has_from)
+{
+	if (!has_from)
+		sg_error(ans, 400, "from", "The from object must be provided for every email send. It is an object "
+		                           "that requires the email parameter, but may also contain a name parameter.");
+	else
+		sg_error(ans, 400, "from.email", "The from email does not contain a valid address.");
+}
+
+/* address em[0..n) of personalizations.i.<kind>.k: not an address (dup 0) or seen before (dup 1) */
+static void sg_err_addr(sim_ans_t *ans, size_t i, const char *kind, size_t k, const char *em, size_t n,
+                        int dup)
+{
+	char field[96], msg[600];
+	snprintf(field, sizeof field, "personalizations.%zu.%s.%zu.email", i, kind, k);
+	if (!dup) {
+		sg_error(ans, 400, field, "Does not contain a valid address.");
+		return;
+	}
+	snprintf(msg, sizeof msg, "Each email address in the personalization block should be unique between to, "
+	                          "cc, and bcc. We found the first duplicate instance of [%.*s] in the "
+	                          "personalizations.%zu.%s field.", (int)(n < 320 ? n : 320), em, i, kind);
+	sg_error(ans, 400, field, msg);
+}
+
+/* the recipient lists of a personalization, in the order SendGrid checks them */
+static const char *const sg_kinds[3] = {"to", "cc", "bcc"};
 
 static int sg_match(sim_vendor_t *sv, const void *tok)
 {
@@ -761,7 +1057,7 @@ static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const cha
 	else if (np > 1000)
 		sg_error(ans, 400, "personalizations", "The personalizations field must have 1000 or fewer personalizations."), bad = "p";
 	else if (!json_is_string(from) || !is_email(json_string_value(from)))
-		sg_error(ans, 400, "from.email", "The from email does not contain a valid address."), bad = "f";
+		sg_err_from(ans, json_is_object(json_object_get(j, "from"))), bad = "f";
 	else if (!json_is_string(json_object_get(j, "subject")) && !json_object_get(j, "template_id"))
 		sg_error(ans, 400, "subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined."), bad = "s";
 	else if (!sender_ok(sv, json_string_value(from), NULL))
@@ -784,24 +1080,27 @@ static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const cha
 			bad = "t";
 			break;
 		}
-		size_t k;
-		json_t *e;
-		json_array_foreach(to, k, e)
-		{
-			const char *em = json_string_value(json_object_get(e, "email"));
-			snprintf(field, sizeof field, "personalizations.%zu.to.%zu.email", i, k);
-			if (!is_email(em)) {
-				sg_error(ans, 400, field, "Does not contain a valid address.");
-				bad = "e";
+		for (int kind = 0; kind < 3 && !bad; kind++) {
+			json_t *list = json_object_get(p, sg_kinds[kind]);
+			if (kind && list && !json_is_array(list)) {
+				snprintf(field, sizeof field, "personalizations.%zu.%s", i, sg_kinds[kind]);
+				sg_error(ans, 400, field, "Invalid type. Expected: array, given: another type.");
+				bad = "l";
 				break;
 			}
-			if (json_object_get(seen, em)) {
-				sg_error(ans, 400, field, "Each email address in the personalization block should be unique between to, cc, and bcc. We found the first duplicate instance of [] in the personalizations.0.to field.");
-				bad = "d";
-				break;
+			size_t k;
+			json_t *e;
+			json_array_foreach(list, k, e)
+			{
+				const char *em = json_string_value(json_object_get(e, "email"));
+				if (!is_email(em) || json_object_get(seen, em)) {
+					sg_err_addr(ans, i, sg_kinds[kind], k, em ? em : "", em ? strlen(em) : 0, em && is_email(em));
+					bad = "e";
+					break;
+				}
+				json_object_set_new(seen, em, json_true());
+				nrcpt++;
 			}
-			json_object_set_new(seen, em, json_true());
-			nrcpt++;
 		}
 		if (bad)
 			break;
@@ -1161,7 +1460,7 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 	else if (np > 1000)
 		sg_error(ans, 400, "personalizations", "The personalizations field must have 1000 or fewer personalizations."), bad = "p";
 	else if (!from || !is_email(from))
-		sg_error(ans, 400, "from.email", "The from email does not contain a valid address."), bad = "f";
+		sg_err_from(ans, sj_type(fromo) == SJ_OBJ), bad = "f";
 	else if (sj_type(subj) != SJ_STR && !tmpl.p)
 		sg_error(ans, 400, "subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined."), bad = "s";
 	else if (!sender_ok(sv, from, NULL))
@@ -1175,7 +1474,7 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 	x.ps = calloc(np, sizeof *x.ps);
 	if (!x.ps)
 		goto out;
-	static const char *const p_names[] = {"to", "custom_args", "substitutions", "headers"};
+	static const char *const p_names[] = {"to", "custom_args", "substitutions", "headers", "cc", "bcc"};
 	static const char *const id_name[] = {"tocsin_id"};
 	static const char *const lu_name[] = {"List-Unsubscribe"};
 	sj_t p;
@@ -1183,10 +1482,10 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 	sj_iter(ps, SJ_ARR, &it);
 	for (; sj_next_elem(&it, &p); i++) {
 		sg_pers_t *pr = &x.ps[i];
-		sj_t pv[4], idv, luv;
-		if (sg_get(p, p_names, pv, 4))
+		sj_t pv[6], idv, luv;
+		if (sg_get(p, p_names, pv, 6))
 			goto out;
-		sj_t to = pv[0], ca = pv[1], sub = pv[2], hd = pv[3];
+		sj_t to = pv[0], ca = pv[1], sub = pv[2], hd = pv[3], lists[3] = {pv[0], pv[4], pv[5]};
 		sj_it_t ti;
 		if (sj_iter(to, SJ_ARR, &ti) || !sj_next_elem(&ti, &v)) {
 			snprintf(field, sizeof field, "personalizations.%zu.to", i);
@@ -1194,35 +1493,39 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 			bad = "t";
 			break;
 		}
-		sj_iter(to, SJ_ARR, &ti);
-		for (size_t kk = 0; sj_next_elem(&ti, &v); kk++) {
-			sj_t ev;
-			if (sg_get(v, email_name, &ev, 1))
-				goto out;
-			const char *em = NULL;
-			size_t eml = 0;
-			if (sj_type(ev) == SJ_STR) {
-				em = kk ? sg_bytes(&x, ev, &eml) : sg_cstr(&x, ev, &eml);
-				if (!em)
+		for (int kind = 0; kind < 3 && !bad; kind++) {
+			if (kind && lists[kind].p && sj_type(lists[kind]) != SJ_ARR) {
+				snprintf(field, sizeof field, "personalizations.%zu.%s", i, sg_kinds[kind]);
+				sg_error(ans, 400, field, "Invalid type. Expected: array, given: another type.");
+				bad = "l";
+				break;
+			}
+			if (sj_iter(lists[kind], SJ_ARR, &ti))
+				continue;
+			for (size_t kk = 0; sj_next_elem(&ti, &v); kk++) {
+				sj_t ev;
+				if (sg_get(v, email_name, &ev, 1))
 					goto out;
+				const char *em = NULL;
+				size_t eml = 0;
+				int first = !kind && !kk;
+				if (sj_type(ev) == SJ_STR) {
+					em = first ? sg_cstr(&x, ev, &eml) : sg_bytes(&x, ev, &eml);
+					if (!em)
+						goto out;
+				}
+				if (first)
+					pr->to0 = em;
+				int seen = em && is_email_n(em, eml) ? sg_seen(&x, em, eml) : 0;
+				if (seen < 0)
+					goto out;
+				if (!em || !is_email_n(em, eml) || seen) {
+					sg_err_addr(ans, i, sg_kinds[kind], kk, em ? em : "", eml, seen);
+					bad = "e";
+					break;
+				}
+				nrcpt++;
 			}
-			if (!kk)
-				pr->to0 = em;
-			snprintf(field, sizeof field, "personalizations.%zu.to.%zu.email", i, kk);
-			if (!em || !is_email_n(em, eml)) {
-				sg_error(ans, 400, field, "Does not contain a valid address.");
-				bad = "e";
-				break;
-			}
-			int seen = sg_seen(&x, em, eml);
-			if (seen < 0)
-				goto out;
-			if (seen) {
-				sg_error(ans, 400, field, "Each email address in the personalization block should be unique between to, cc, and bcc. We found the first duplicate instance of [] in the personalizations.0.to field.");
-				bad = "d";
-				break;
-			}
-			nrcpt++;
 		}
 		if (bad)
 			break;
@@ -1464,6 +1767,49 @@ static int mg_match(sim_vendor_t *sv, const void *ctx)
 	return sv->v->account && !strcmp(sv->v->account, ctx);
 }
 
+/* 1 when auth (an Authorization value) is sv's API key */
+static int mg_key(sim_vendor_t *sv, const void *auth)
+{
+	return sv->basic[0] && auth && vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic));
+}
+
+/* The addresses of one `to` value as Mailgun reads it: a comma-separated list
+ * ("a@x.org, Ann <ann@y.org>", commas inside quotes do not split), each the
+ * part in <...> when there is one. Appended to to[*n..max) (NUL-terminated,
+ * at most 319 bytes each); -1 for an entry that is not an address, or too many. */
+static int mg_addrs(const char *v, size_t len, char (*to)[320], int max, int *n)
+{
+	const char *p = v, *end = v + len;
+	while (p <= end) {
+		const char *q = p;
+		int quoted = 0;
+		while (q < end && (quoted || *q != ',')) {
+			if (*q == '"')
+				quoted = !quoted;
+			q++;
+		}
+		const char *a = p, *z = q; /* this entry, trimmed, or its <...> part */
+		const char *lt = memchr(a, '<', (size_t)(z - a)), *gt = lt ? memchr(lt, '>', (size_t)(z - lt)) : NULL;
+		if (lt && gt)
+			a = lt + 1, z = gt;
+		while (a < z && (*a == ' ' || *a == '\t'))
+			a++;
+		while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+			z--;
+		if (z > a || q < end || (lt && gt)) { /* an empty last entry ("a@x.org,") is allowed */
+			const char *at = memchr(a, '@', (size_t)(z - a));
+			if (!at || at == a || at == z - 1 || z - a >= 320 || *n >= max ||
+			    memchr(a, ' ', (size_t)(z - a)) || memchr(a, '<', (size_t)(z - a)))
+				return -1;
+			memcpy(to[*n], a, (size_t)(z - a));
+			to[*n][z - a] = 0;
+			(*n)++;
+		}
+		p = q + 1;
+	}
+	return 0;
+}
+
 static void mg_event(sim_t *s, sim_vendor_t *sv, const char *url, const char *event,
                      const char *severity, const char *rcpt, const char *id, const char *msgid,
                      double delay)
@@ -1498,19 +1844,21 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 {
 	sim_vendor_t *sv = sim_find(s, SIM_MAILGUN, mg_match, domain);
 	const char *auth = hdr(rq, "Authorization");
+	if (sv && sim_outage(s, sv, ans))
+		return;
+	if (sv)
+		atomic_fetch_add(&sv->requests, 1);
+	/* the key is the account's: checked before the domain, as Mailgun does */
+	if (!(sv ? mg_key(sv, auth) : sim_find(s, SIM_MAILGUN, mg_key, auth) != NULL)) {
+		ans->status = 401;
+		ans->ctype = "text/plain";
+		buf_puts(&ans->body, "Forbidden");
+		return;
+	}
 	if (!sv) {
 		char m[200];
 		snprintf(m, sizeof m, "Domain not found: %.100s", domain);
 		mg_error(ans, 404, m);
-		return;
-	}
-	if (sim_outage(s, sv, ans))
-		return;
-	atomic_fetch_add(&sv->requests, 1);
-	if (!sv->basic[0] || !auth || !vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic))) {
-		ans->status = 401;
-		ans->ctype = "text/plain";
-		buf_puts(&ans->body, "Forbidden");
 		return;
 	}
 	sim_fault_t f;
@@ -1524,34 +1872,35 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 	}
 	const char *ct = hdr(rq, "Content-Type");
 	int nf = 0;
-	vnd_form_t fm;
+	sim_form_t fm;
 	memset(&fm, 0, sizeof fm);
-	if (ct && !strncmp(ct, "multipart/form-data", 19)) {
+	if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
 		nf = sim_mp_parse(ct, rq->body, rq->bodylen, fs, 2100);
-	} else if (ct && !strncmp(ct, "application/x-www-form-urlencoded", 33) &&
-	           !vnd_form_parse(rq->body, rq->bodylen, &fm)) {
+	} else if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33) &&
+	           !sim_form_parse(rq->body, rq->bodylen, &fm)) {
 		for (size_t i = 0; i < fm.n && nf < 2100; i++, nf++) {
 			vnd_cpy(fs[nf].name, sizeof fs[nf].name, fm.name[i]);
-			fs[nf].val = fm.value[i];
-			fs[nf].len = strlen(fm.value[i]);
+			fs[nf].val = fm.val[i];
+			fs[nf].len = strlen(fm.val[i]);
 		}
 	} else
 		nf = -1;
 	if (nf < 0) {
-		vnd_form_free(&fm);
+		sim_form_free(&fm);
 		free(fs);
 		mg_error(ans, 400, "Bad request: the body is not a valid multipart/form-data or urlencoded form");
 		return;
 	}
 	const mp_field_t *from = NULL, *subject = NULL, *text = NULL, *html = NULL, *rv = NULL, *vid = NULL,
 	                 *hlu = NULL;
-	int nto = 0;
-	for (int i = 0; i < nf; i++) {
+	int nto = 0, badto = 0;
+	char(*tos)[320] = malloc(1001 * sizeof *tos);
+	for (int i = 0; tos && i < nf; i++) {
 		const char *n = fs[i].name;
 		if (!strcmp(n, "from"))
 			from = &fs[i];
-		else if (!strcmp(n, "to"))
-			nto++;
+		else if (!strcmp(n, "to") && !badto && mg_addrs(fs[i].val, fs[i].len, tos, 1001, &nto))
+			badto = nto < 1001 ? 1 : 2;
 		else if (!strcmp(n, "subject"))
 			subject = &fs[i];
 		else if (!strcmp(n, "text"))
@@ -1566,11 +1915,15 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 			hlu = &fs[i];
 	}
 	json_t *rvj = rv ? json_loadb(rv->val, rv->len, 0, NULL) : NULL;
-	if (!from || !from->len)
+	if (!tos)
+		mg_error(ans, 500, "out of memory");
+	else if (!from || !from->len)
 		mg_error(ans, 400, "'from' parameter is missing");
+	else if (badto == 1)
+		mg_error(ans, 400, "'to' parameter is not a valid address. please check documentation");
 	else if (!nto)
 		mg_error(ans, 400, "'to' parameter is missing");
-	else if (nto > 1000)
+	else if (nto > 1000 || badto == 2)
 		mg_error(ans, 400, "'to' parameter: too many recipients (max 1000)");
 	else if (!subject)
 		mg_error(ans, 400, "'subject' parameter is missing");
@@ -1594,13 +1947,9 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 		sim_note_accepted(sv, (uint64_t)nto);
 		char ub[600];
 		const char *rurl = f.receipts ? hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
-		for (int i = 0; i < nf; i++) {
-			if (strcmp(fs[i].name, "to"))
-				continue;
-			char to[320], idb[80];
-			size_t tl = fs[i].len < sizeof to ? fs[i].len : sizeof to - 1;
-			memcpy(to, fs[i].val, tl);
-			to[tl] = 0;
+		for (int i = 0; i < nto; i++) {
+			const char *to = tos[i];
+			char idb[80];
 			const char *id = json_string_value(json_object_get(json_object_get(rvj, to), "tocsin_id"));
 			if (!id && vid && vid->len < sizeof idb && (vid->len < 11 || memcmp(vid->val, "%recipient.", 11))) {
 				memcpy(idb, vid->val, vid->len);
@@ -1645,7 +1994,8 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 		}
 	}
 	json_decref(rvj);
-	vnd_form_free(&fm);
+	sim_form_free(&fm);
+	free(tos);
 	free(fs);
 }
 

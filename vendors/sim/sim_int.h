@@ -49,6 +49,16 @@ typedef struct sim_ids {
 } sim_ids_t;
 
 #define SIM_SECS 256
+#define SIM_TW_KEEP 20000 /* Twilio messages kept per vendor for list and fetch */
+
+/* one message a Twilio vendor accepted, for GET .../Messages(.json|/{sid}.json) */
+typedef struct sim_twmsg {
+	char sid[40], to[24], from[24], mss[40];
+	char *body;         /* owned */
+	int64_t created_ms; /* wall clock */
+	double delay_ms;    /* sent at half of it, then delivered (ok) or undelivered 30003 */
+	int nseg, ok;
+} sim_twmsg_t;
 
 typedef struct sim_vendor {
 	const cfg_vendor_t *v;
@@ -68,6 +78,9 @@ typedef struct sim_vendor {
 	EVP_PKEY *sg_key;   /* SendGrid event-webhook signing key (ephemeral or from env) */
 	char sg_pub[256];   /* its public half, base64 DER SPKI */
 	const char *wh_key; /* Mailgun webhook signing key */
+	pthread_mutex_t twmu; /* Twilio: the last SIM_TW_KEEP messages, a ring (tw == NULL otherwise) */
+	sim_twmsg_t *tw;
+	size_t tw_n, tw_next;
 	const char *vg_sig; /* Vonage signature secret (env-owned); NULL: webhooks go unsigned */
 	int vg_sig_method;  /* SIM_VSIG_* */
 } sim_vendor_t;
@@ -150,6 +163,27 @@ void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *
                        const char *ctype, const char *body, const char *h1n, const char *h1v,
                        const char *h2n, const char *h2v);
 
+/* Request parameters as the emulator reads them (sim_form.c): decoded copies in one store. */
+#define SIM_FORM_MAX 2100
+typedef struct sim_form {
+	size_t n;
+	char **name, **val;
+	char *store;
+} sim_form_t;
+/* An application/x-www-form-urlencoded s[0..len) ('+' a space, %XX a byte, "a" an
+ * empty value). 0, TOCSIN_ERR_TOOBIG (more than SIM_FORM_MAX fields) or
+ * TOCSIN_ERR_NOMEM; sim_form_free in every case. Any thread. */
+int sim_form_parse(const char *s, size_t len, sim_form_t *f);
+/* A JSON object of scalars s[0..len) as parameters (numbers and booleans as their
+ * text, nulls left out). 0, TOCSIN_ERR_INVAL (not an object of scalars) or another
+ * error; sim_form_free in every case. Any thread. */
+int sim_form_json(const char *s, size_t len, sim_form_t *f);
+/* The query parameters of con (MHD has decoded them), like sim_form_parse. HTTP thread. */
+int sim_form_args(struct MHD_Connection *con, sim_form_t *f);
+/* The first value of name, or NULL. */
+const char *sim_form_get(const sim_form_t *f, const char *name);
+void sim_form_free(sim_form_t *f);
+
 /* One field of a multipart/form-data body. */
 typedef struct mp_field {
 	char name[128];
@@ -178,8 +212,17 @@ int sim_twilio_sig(const char *token, const char *url, const char *const *names,
  * timestamp followed by token. 0 or an error. */
 int sim_mailgun_sig(const char *key, const char *timestamp, const char *token, char *out, size_t outlen);
 
+/* Segments of the SMS text (UTF-8) as the vendors count them (sim_seg.c): GSM-7 when
+ * every character is in the GSM 03.38 alphabet (extension characters cost 2 septets;
+ * 160 in one part, else parts of 153), else UCS-2 (or always, with force_ucs2) in
+ * UTF-16 units (an emoji past U+FFFF is 2; 70 in one part, else parts of 67); an
+ * escape or surrogate pair is never split across parts. *ucs2 (may be NULL) says
+ * which. Any thread. */
+int sim_segments(const char *text, int force_ucs2, int *ucs2);
+
 /* vendor APIs (sim_api.c) */
-void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, sim_ans_t *ans);
+/* Twilio: rest is the path after /2010-04-01/Accounts/{account} */
+void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, const char *rest, sim_ans_t *ans);
 void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
 void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
 void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans);

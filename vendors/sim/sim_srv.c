@@ -611,39 +611,48 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	char acct[128];
 	if (!strncmp(u, "/2010-04-01/Accounts/", 21)) {
 		const char *a = u + 21, *sl = strchr(a, '/');
-		if (sl && (size_t)(sl - a) < sizeof acct && !strcmp(sl, "/Messages.json")) {
-			if (!post) {
-				ans->status = 405;
-				ans->ctype = "application/json";
-				buf_puts(&ans->body, "{\"code\":20004,\"message\":\"Method not allowed\","
-				                     "\"more_info\":\"https://www.twilio.com/docs/errors/20004\","
-				                     "\"status\":405}");
-				return;
-			}
+		if (sl && (size_t)(sl - a) < sizeof acct && !strncmp(sl, "/Messages", 9)) {
 			memcpy(acct, a, (size_t)(sl - a));
 			acct[sl - a] = 0;
-			sim_api_twilio(s, rq, acct, ans);
+			sim_api_twilio(s, rq, acct, sl, ans);
 			return;
 		}
 	} else if (!strcmp(u, "/sms/json") && (post || get)) {
 		sim_api_vonage(s, rq, ans);
 		return;
-	} else if (!strcmp(u, "/v3/mail/send") && post) {
-		sim_api_sendgrid(s, rq, ans);
-		return;
-	} else if (!strncmp(u, "/v3/", 4) && post) {
-		const char *a = u + 4, *sl = strchr(a, '/');
-		if (sl && (size_t)(sl - a) < sizeof acct && !strcmp(sl, "/messages")) {
+	} else if (!strncmp(u, "/v3/", 4)) {
+		/* SendGrid and Mailgun share /v3/: Mailgun's paths name a domain (a dot) or
+		 * come with Basic credentials, SendGrid's with a Bearer key */
+		const char *a = u + 4, *sl = strchr(a, '/'), *auth = MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND, "Authorization");
+		int mailgun = auth ? !strncasecmp(auth, "Basic ", 6) : sl && memchr(a, '.', (size_t)(sl - a)) != NULL;
+		if (!strcmp(u, "/v3/mail/send") && post) {
+			sim_api_sendgrid(s, rq, ans);
+			return;
+		}
+		if (mailgun && sl && (size_t)(sl - a) < sizeof acct && !strcmp(sl, "/messages") && post) {
 			memcpy(acct, a, (size_t)(sl - a));
 			acct[sl - a] = 0;
 			sim_api_mailgun(s, rq, acct, ans);
 			return;
 		}
+		int known = !strcmp(u, "/v3/mail/send") || (mailgun && sl && !strcmp(sl, "/messages"));
+		ans->status = known ? 405 : 404;
+		ans->ctype = "application/json";
+		if (mailgun)
+			buf_puts(&ans->body, known ? "{\"message\":\"Method Not Allowed\"}" : "{\"message\":\"Not Found\"}");
+		else
+			buf_puts(&ans->body, known ? "{\"errors\":[{\"field\":null,\"message\":\"method not allowed\"}]}"
+			                           : "{\"errors\":[{\"field\":null,\"message\":\"resource not found\"}]}");
+		return;
 	}
+	/* anything else: Twilio's shape (/2010-04-01/…), else a plain JSON 404 */
 	ans->status = 404;
 	ans->ctype = "application/json";
-	buf_puts(&ans->body, "{\"code\":20404,\"message\":\"The requested resource was not found\","
-	                     "\"status\":404}");
+	if (!strncmp(u, "/2010-04-01/", 12))
+		buf_puts(&ans->body, "{\"code\":20404,\"message\":\"The requested resource was not found\","
+		                     "\"more_info\":\"https://www.twilio.com/docs/errors/20404\",\"status\":404}");
+	else
+		buf_puts(&ans->body, "{\"error\":\"not found\"}");
 }
 
 /* ---- scheduler ---- */
@@ -1118,6 +1127,9 @@ sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
 		if (!sv->wh_key)
 			sv->wh_key = sv->secret;
 		ids_init(&sv->ids);
+		pthread_mutex_init(&sv->twmu, NULL);
+		if (sv->kind == SIM_TWILIO)
+			sv->tw = calloc(SIM_TW_KEEP, sizeof *sv->tw);
 		pthread_mutex_init(&sv->fmu, NULL);
 		pthread_mutex_init(&sv->secmu, NULL);
 		sv->f.retry_after_s = 1;
@@ -1199,6 +1211,10 @@ void sim_free(sim_t *s)
 		pthread_mutex_destroy(&s->vs[i].fmu);
 		pthread_mutex_destroy(&s->vs[i].secmu);
 		EVP_PKEY_free(s->vs[i].sg_key);
+		for (size_t k = 0; s->vs[i].tw && k < SIM_TW_KEEP; k++)
+			free(s->vs[i].tw[k].body);
+		free(s->vs[i].tw);
+		pthread_mutex_destroy(&s->vs[i].twmu);
 	}
 	free(s->vs);
 	pthread_mutex_destroy(&s->mu);
