@@ -27,8 +27,13 @@ static void launch_usage(FILE *f)
 	        "twice. A finished campaign sends nothing new when launched again.\n"
 	        "\n"
 	        "options:\n"
-	        "  --resend-failed   re-queue only recipients whose final state is a failure\n"
-	        "                    (failed, undelivered, bounced, expired) on tocsin.status\n"
+	        "  --resend-failed   re-queue only recipients whose latest outcome on\n"
+	        "                    tocsin.status is a failure (failed, undelivered, bounced,\n"
+	        "                    expired), leaving out those a resend would repeat (invalid\n"
+	        "                    or landline number, opted out, configuration)\n"
+	        "  --include-permanent  with --resend-failed: resend those too\n"
+	        "  --dry-run         with --resend-failed: print how many would be re-queued, send\n"
+	        "                    nothing\n"
 	        "  --restart         ignore the checkpoint and start over (message ids are the same)\n"
 	        "  --max-lag N       pause while more than N messages wait for the dispatchers\n"
 	        "                    (default: none on a configured Kafka; on the embedded broker a\n"
@@ -79,8 +84,9 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 	    {"max-lag", required_argument, NULL, 'l'}, {"rejects", required_argument, NULL, 'r'},
 	    {"report", required_argument, NULL, 'o'},  {"no-progress", no_argument, NULL, 'P'},
 	    {"check-outbox", no_argument, NULL, 'C'},  {"help", no_argument, NULL, 'h'},
+	    {"include-permanent", no_argument, NULL, 'I'}, {"dry-run", no_argument, NULL, 'D'},
 	    {0}};
-	int check = 0;
+	int check = 0, dry_run = 0;
 	prod_opts_t po = {.max_lag = -1, .progress = 1};
 	const char *ck = getenv("TOCSIN_LAUNCH_CHECKPOINT_MS"); /* tests and benches */
 	if (ck && atoi(ck) > 0)
@@ -101,9 +107,16 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 		case 'o': po.report_path = optarg; break;
 		case 'P': po.progress = 0; break;
 		case 'C': check = 1; break;
+		case 'I': po.include_permanent = 1; break;
+		case 'D': dry_run = 1; break;
 		case 'h': launch_usage(stdout); return 0;
 		default: launch_usage(stderr); return 2;
 		}
+	}
+	if ((dry_run || po.include_permanent) && !po.resend_failed) {
+		fprintf(stderr, "tocsin launch: --%s goes with --resend-failed\n",
+		        dry_run ? "dry-run" : "include-permanent");
+		return 2;
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "tocsin launch: %s\n",
@@ -123,6 +136,13 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 			fprintf(stderr, "tocsin launch: %s\n", err);
 		camp_free(camp);
 		return crc ? 1 : 0;
+	}
+	if (dry_run) {
+		int drc = prod_resend_plan(cfg, camp, &po, stdout, err, sizeof err);
+		if (drc)
+			fprintf(stderr, "tocsin launch: %s\n", err);
+		camp_free(camp);
+		return drc ? 1 : 0;
 	}
 	prod_t *p = prod_new(cfg, camp, &po, err, sizeof err);
 	if (!p) {

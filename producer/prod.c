@@ -14,6 +14,7 @@
 #include "producer/aud.h"
 #include "producer/optc.h"
 #include "producer/penc.h"
+#include "tracker/store.h"
 #include "templates/email.h"
 #include "templates/tmpl.h"
 
@@ -352,7 +353,70 @@ static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 	return 0;
 }
 
-/* Read tocsin.status and collect the ids of this campaign whose final state is a failure. */
+/* --resend-failed: the latest outcome of each message id, from tocsin.status
+ * read in order (a key's records are in one partition). Open addressing on
+ * the id's hash; v: 0 sent or in flight, 1 failed (retryable), 2 + k failed
+ * permanently for reason k of the stats' perm[], RS_DONE delivered (or
+ * suppressed, cancelled: never sent again). */
+#define RS_DONE 255
+typedef struct rs_ent {
+	uint64_t h;
+	uint8_t used, v;
+} rs_ent_t;
+typedef struct rs_map {
+	rs_ent_t *e;
+	size_t cap, n;
+} rs_map_t;
+
+static rs_ent_t *rs_get(rs_map_t *m, uint64_t h)
+{
+	if (m->n * 2 >= m->cap) {
+		size_t nc = m->cap ? m->cap * 2 : 4096;
+		rs_ent_t *ne = calloc(nc, sizeof *ne);
+		if (!ne)
+			return NULL;
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->e[i].used)
+				for (size_t j = m->e[i].h & (nc - 1);; j = (j + 1) & (nc - 1))
+					if (!ne[j].used) {
+						ne[j] = m->e[i];
+						break;
+					}
+		free(m->e);
+		m->e = ne;
+		m->cap = nc;
+	}
+	for (size_t j = h & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+		if (!m->e[j].used) {
+			m->e[j].used = 1;
+			m->e[j].h = h;
+			m->e[j].v = 0;
+			m->n++;
+			return &m->e[j];
+		}
+		if (m->e[j].h == h)
+			return &m->e[j];
+	}
+}
+
+/* The reason index of a permanent failure code (added to the stats' list). */
+static int perm_reason(prod_t *p, const char *text)
+{
+	prod_stats_t *st = &p->st;
+	for (int i = 0; i < st->nperm; i++)
+		if (!strcmp(st->perm[i].text, text))
+			return i;
+	if (st->nperm == PROD_MAX_PERM)
+		return PROD_MAX_PERM - 1;
+	snprintf(st->perm[st->nperm].text, sizeof st->perm[0].text, "%s", text);
+	return st->nperm++;
+}
+
+/* Read tocsin.status and collect the ids of this campaign whose latest
+ * outcome is a failure (failed, undelivered, bounced, expired); one a resend
+ * would repeat (tracker/store.h trk_code_reason: invalid or landline number,
+ * opted out, configuration) only with include_permanent. A later record of
+ * the message (a resend accepted, retrying or delivered) clears it. */
 static int load_failed(prod_t *p, char *err, size_t errlen)
 {
 	char gid[128];
@@ -371,13 +435,13 @@ static int load_failed(prod_t *p, char *err, size_t errlen)
 		rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, i)->offset = lo;
 		want += hi - lo;
 	}
-	char err2[256];
-	aset_t *finals = aset_new(1024, 0, err2, sizeof err2);
+	rs_map_t map = {0};
+	int oom = 0;
 	int64_t got = 0, t_end = clock_mono_ms() + 120000;
 	char needle[128];
 	int nl = snprintf(needle, sizeof needle, "\"campaign\":\"%s\"", p->camp->id);
-	if (finals && l->cnt && !rd_kafka_assign(c, l)) {
-		while (got < want && clock_mono_ms() < t_end && !tocsin_stop) {
+	if (l->cnt && !rd_kafka_assign(c, l)) {
+		while (got < want && clock_mono_ms() < t_end && !tocsin_stop && !oom) {
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
 			if (!m)
 				continue;
@@ -388,29 +452,62 @@ static int load_failed(prod_t *p, char *err, size_t errlen)
 				char e[128];
 				if (memmem(m->payload, m->len, needle, (size_t)nl) &&
 				    !msg_status_parse(m->payload, m->len, &s, &hold, e, sizeof e) && s.id &&
-				    strlen(s.id) == MSG_ID_LEN && msg_state_is_final(s.state)) {
-					uint64_t h = hash64(s.id, MSG_ID_LEN, 0);
-					if (aset_add(finals, h) == 1 &&
-					    (s.state == MSG_ST_FAILED || s.state == MSG_ST_UNDELIVERED ||
-					     s.state == MSG_ST_BOUNCED || s.state == MSG_ST_EXPIRED))
-						aset_add(p->failed, h);
+				    strlen(s.id) == MSG_ID_LEN) {
+					rs_ent_t *x = rs_get(&map, hash64(s.id, MSG_ID_LEN, 0));
+					oom = !x;
+					if (!x || x->v == RS_DONE) {
+						/* delivered (or suppressed, cancelled) stays so */
+					} else if (s.state == MSG_ST_DELIVERED || s.state == MSG_ST_SUPPRESSED ||
+					           s.state == MSG_ST_CANCELLED) {
+						x->v = RS_DONE;
+					} else if (s.state == MSG_ST_FAILED || s.state == MSG_ST_UNDELIVERED ||
+					           s.state == MSG_ST_BOUNCED || s.state == MSG_ST_EXPIRED) {
+						int perm;
+						char tmp[64];
+						const char *why = trk_code_reason(
+						    s.code && *s.code ? s.code : msg_state_name(s.state), &perm, tmp,
+						    sizeof tmp);
+						x->v = perm ? (uint8_t)(2 + perm_reason(p, why)) : 1;
+					} else {
+						x->v = 0;
+					}
 				}
 				json_decref(hold);
 			}
 			rd_kafka_message_destroy(m);
 		}
 	}
-	aset_free(finals);
+	for (size_t i = 0; i < map.cap && !oom; i++) {
+		rs_ent_t *x = &map.e[i];
+		if (!x->used || !x->v || x->v == RS_DONE)
+			continue;
+		if (x->v >= 2) {
+			p->st.perm[x->v - 2].n++;
+			p->st.resend_permanent++;
+			if (!p->o.include_permanent)
+				continue;
+		}
+		p->st.resend_found++;
+		if (aset_add(p->failed, x->h) < 0)
+			oom = 1;
+	}
+	free(map.e);
 	rd_kafka_topic_partition_list_destroy(l);
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
+	if (oom) {
+		snprintf(err, errlen, "--resend-failed: out of memory reading tocsin.status");
+		return TOCSIN_ERR_NOMEM;
+	}
 	if (got < want) {
 		snprintf(err, errlen, "--resend-failed: read only %lld of %lld status events", (long long)got,
 		         (long long)want);
 		return TOCSIN_ERR_TIMEOUT;
 	}
-	log_info("event=resend_failed campaign=%s status_events=%lld failed=%zu", p->camp->id,
-	         (long long)got, aset_count(p->failed));
+	log_info("event=resend_failed campaign=%s status_events=%lld failed=%zu permanent=%lld "
+	         "include_permanent=%d",
+	         p->camp->id, (long long)got, aset_count(p->failed),
+	         (long long)p->st.resend_permanent, p->o.include_permanent);
 	return 0;
 }
 
@@ -1309,7 +1406,9 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 				         "the dispatchers hold its messages until it is resumed\"",
 				         p->camp->id);
 			else
-				produce_campaign(p, MSG_CAMP_RUNNING, p->st.ch_queued[0] + p->st.ch_queued[1]);
+				/* a resend keeps the audience the first launch published (-1 = unchanged) */
+				produce_campaign(p, MSG_CAMP_RUNNING,
+				                 p->o.resend_failed ? -1 : p->st.ch_queued[0] + p->st.ch_queued[1]);
 			if (kq_flush(p->rk, 30000)) {
 				snprintf(err, errlen, "Kafka did not confirm the campaign record");
 				rc = TOCSIN_ERR_TIMEOUT;
@@ -1379,12 +1478,53 @@ static void write_report(prod_t *p, int finished)
 	json_object_set_new(j, "lag_wait_ms", json_integer(st->lag_waits_ms));
 	json_object_set_new(j, "rejects_file", json_string(p->rejects_path));
 	if (p->o.resend_failed)
-		json_object_set_new(j, "resend_failed", json_integer(st->ch_queued[0] + st->ch_queued[1]));
+		json_object_set_new(j, "resend_failed", json_integer(st->produced)),
+		    json_object_set_new(j, "resend_permanent", json_integer(st->resend_permanent));
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.tmp", p->report_path);
 	if (json_dump_file(j, tmp, JSON_INDENT(2)) || rename(tmp, p->report_path))
 		log_warn("event=report_failed path=%s err=\"%s\"", p->report_path, strerror(errno));
 	json_decref(j);
+}
+
+/* "; N permanent failures left out (invalid number 3, …)" or "…included". */
+static void prod_print_permanent(const prod_t *p, FILE *f)
+{
+	const prod_stats_t *st = &p->st;
+	if (!st->resend_permanent)
+		return;
+	fprintf(f, "; %lld permanent failure%s %s (", (long long)st->resend_permanent,
+	        st->resend_permanent == 1 ? "" : "s",
+	        p->o.include_permanent ? "included (--include-permanent)"
+	                               : "left out (--include-permanent to resend them)");
+	for (int i = 0; i < st->nperm; i++)
+		fprintf(f, "%s%s %lld", i ? ", " : "", st->perm[i].text, (long long)st->perm[i].n);
+	fputc(')', f);
+}
+
+int prod_resend_plan(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, FILE *out,
+                     char *err, size_t errlen)
+{
+	prod_t *p = calloc(1, sizeof *p);
+	if (!p)
+		return TOCSIN_ERR_NOMEM;
+	p->cfg = cfg;
+	p->camp = camp;
+	p->o = *o;
+	p->o.resend_failed = 1;
+	if (p->o.kafka_timeout_ms <= 0)
+		p->o.kafka_timeout_ms = 10000;
+	int rc = TOCSIN_ERR_NOMEM;
+	p->failed = aset_new(1024, 0, err, errlen);
+	if (p->failed && !(rc = load_failed(p, err, errlen))) {
+		fprintf(out, "campaign %s: --resend-failed --dry-run: would re-queue %lld message%s",
+		        camp->id, (long long)p->st.resend_found, p->st.resend_found == 1 ? "" : "s");
+		prod_print_permanent(p, out);
+		fputs("\n", out);
+	}
+	aset_free(p->failed);
+	free(p);
+	return rc;
 }
 
 void prod_print_summary(const prod_t *p, FILE *f)
@@ -1397,9 +1537,22 @@ void prod_print_summary(const prod_t *p, FILE *f)
 		        p->camp->id, (long long)st->queued);
 		return;
 	}
-	fprintf(f, "campaign %s: read %lld, queued %lld, rejected %lld, suppressed %lld, duplicates %lld",
-	        p->camp->id, (long long)st->read, (long long)st->queued, (long long)st->rejected,
-	        (long long)st->suppressed, (long long)st->duplicates);
+	if (p->o.resend_failed) {
+		/* what was re-queued, not the audience's rows */
+		fprintf(f, "campaign %s: --resend-failed: re-queued %lld message%s", p->camp->id,
+		        (long long)st->produced, st->produced == 1 ? "" : "s");
+		if (st->already)
+			fprintf(f, " (%lld already in the outbox)", (long long)st->already);
+		fprintf(f, "; %lld failed in tocsin.status", (long long)(st->resend_found));
+		prod_print_permanent(p, f);
+		fputc('\n', f);
+		fprintf(f, "  read %lld rows, rejected %lld, suppressed %lld, duplicates %lld",
+		        (long long)st->read, (long long)st->rejected, (long long)st->suppressed,
+		        (long long)st->duplicates);
+	} else
+		fprintf(f, "campaign %s: read %lld, queued %lld, rejected %lld, suppressed %lld, duplicates %lld",
+		        p->camp->id, (long long)st->read, (long long)st->queued, (long long)st->rejected,
+		        (long long)st->suppressed, (long long)st->duplicates);
 	if (!p->o.dry)
 		fprintf(f, " (%.2f s, %.0f rows/s)", st->elapsed_s,
 		        st->elapsed_s > 0 ? (double)st->read / st->elapsed_s : 0.0);
@@ -1414,8 +1567,7 @@ void prod_print_summary(const prod_t *p, FILE *f)
 		fprintf(f, "  resumed after row %lld; %lld messages were already in the outbox\n",
 		        (long long)st->resumed_rows, (long long)st->already);
 	if (p->o.resend_failed)
-		fprintf(f, "  --resend-failed: %lld messages re-queued, %lld recipients had not failed\n",
-		        (long long)st->produced, (long long)st->resend_skipped);
+		fprintf(f, "  %lld recipients had not failed (not re-queued)\n", (long long)st->resend_skipped);
 	if (st->nreasons) {
 		fprintf(f, "  rejected by reason:\n");
 		for (int i = 0; i < st->nreasons; i++)

@@ -9,6 +9,7 @@
 #include "templates/sms.h"
 
 #define PROD_MAX_REASONS 64
+#define PROD_MAX_PERM 16 /* reasons of permanent failures told apart by --resend-failed */
 #define PROD_MAX_RECIPIENTS 100000000 /* distinct addresses per channel in one launch */
 #define PROD_MAX_SEGS 21 /* segments histogram: 1..20, and 21 = more */
 
@@ -16,7 +17,8 @@ typedef struct prod_opts {
 	int dry;             /* preview: scan and count, produce nothing, touch no checkpoint */
 	int preview_n;       /* dry: print the first N rendered messages to out */
 	FILE *out;           /* dry: where previews go (default stdout) */
-	int resend_failed;   /* re-queue only recipients whose final state is a failure */
+	int resend_failed;   /* re-queue only recipients whose latest outcome is a failure */
+	int include_permanent; /* resend_failed: also failures a resend would repeat */
 	int restart;         /* ignore an existing checkpoint (ids stay the same) */
 	int64_t max_lag;     /* messages not yet consumed by the dispatchers: -1 auto, 0 unbounded */
 	int progress;        /* a progress line on stderr (when it is a terminal) */
@@ -42,6 +44,11 @@ typedef struct prod_stats {
 	int64_t delivery_failed; /* delivery reports with an error */
 	int64_t resumed_rows;    /* rows before the checkpoint this run continued from */
 	int64_t resend_skipped;  /* --resend-failed: recipients not failed, skipped */
+	int64_t resend_found;    /* --resend-failed: failed messages to re-queue (tocsin.status) */
+	int64_t resend_permanent; /* --resend-failed: permanent failures found (left out unless
+	                             include_permanent), by reason in perm[] */
+	prod_reason_t perm[PROD_MAX_PERM];
+	int nperm;
 	prod_reason_t reasons[PROD_MAX_REASONS];
 	int nreasons;
 	int64_t reasons_other;
@@ -92,5 +99,12 @@ void prod_print_preview(const prod_t *p, FILE *f);
  * campaign demo: 10000 messages, 10000 distinct ids, 0 duplicates").
  * Returns 0, 1 when duplicates were found, or TOCSIN_ERR_* with err. Main thread. */
 int prod_check_outbox(const cfg_t *cfg, const camp_t *camp, FILE *out, char *err, size_t errlen);
+
+/* --resend-failed --dry-run: read tocsin.status as --resend-failed does and
+ * print to out how many messages it would re-queue and the permanent
+ * failures it would leave out (o->include_permanent counts them in);
+ * produces nothing. 0 or a tocsin_err_t with err. Main thread. */
+int prod_resend_plan(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, FILE *out,
+                     char *err, size_t errlen);
 
 #endif

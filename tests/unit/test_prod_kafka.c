@@ -386,23 +386,36 @@ static void test_suppression(void **state)
 static void test_resend_failed(void **state)
 {
 	(void)state;
-	/* t-exact is done; 2 failed, 1 delivered, 1 failed after delivered (stays delivered) */
-	const char *to[] = {"+13033200001", "+13034200002", "+13035200003", "+13036200004"};
-	msg_state_t states[][2] = {{MSG_ST_ACCEPTED, MSG_ST_FAILED},
-	                           {MSG_ST_RETRYING, MSG_ST_UNDELIVERED},
-	                           {MSG_ST_ACCEPTED, MSG_ST_DELIVERED},
-	                           {MSG_ST_DELIVERED, MSG_ST_FAILED}};
+	/* t-exact is done. The latest outcome decides; delivered stays delivered;
+	 * permanent failures only with include_permanent. */
+	static const struct {
+		const char *to;
+		int n;
+		msg_state_t st[3];
+		const char *code[3];
+		int attempt[3];
+	} m[] = {
+	    {"+13033200001", 2, {MSG_ST_ACCEPTED, MSG_ST_FAILED}, {NULL, "http_503"}, {0, 3}},
+	    {"+13034200002", 2, {MSG_ST_RETRYING, MSG_ST_UNDELIVERED}, {"http_503", "30003"}, {1, 0}},
+	    {"+13035200003", 2, {MSG_ST_ACCEPTED, MSG_ST_DELIVERED}, {NULL, NULL}, {0, 0}},
+	    {"+13036200004", 2, {MSG_ST_DELIVERED, MSG_ST_FAILED}, {NULL, NULL}, {0, 0}},
+	    {"+13037200005", 1, {MSG_ST_FAILED}, {"21211"}, {0}},           /* invalid number */
+	    {"+13038200006", 2, {MSG_ST_UNDELIVERED, MSG_ST_ACCEPTED}, {"30003", NULL}, {0, 1}},
+	    {"+13033200008", 3, {MSG_ST_EXPIRED, MSG_ST_ACCEPTED, MSG_ST_DELIVERED}, {NULL}, {0, 1, 0}},
+	};
+	size_t nm = sizeof m / sizeof m[0];
 	char e[512];
 	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "test", NULL, e, sizeof e);
 	rd_kafka_t *pr = kq_new(conf, KQ_PRODUCER, 5000, e, sizeof e);
 	buf_t b;
 	buf_init(&b, 4096);
-	for (int i = 0; i < 4; i++)
-		for (int k = 0; k < 2; k++) {
+	for (size_t i = 0; i < nm; i++)
+		for (int k = 0; k < m[i].n; k++) {
 			char id[MSG_ID_LEN + 1];
-			msg_make_id("t-exact", "sms", to[i], id);
+			msg_make_id("t-exact", "sms", m[i].to, id);
 			msg_status_t s = {.id = id, .campaign = "t-exact", .channel = MSG_CH_SMS,
-			                  .to = to[i], .state = states[i][k], .latency_ms = -1};
+			                  .to = m[i].to, .state = m[i].st[k], .code = m[i].code[k],
+			                  .attempt = m[i].attempt[k], .latency_ms = -1};
 			buf_reset(&b);
 			assert_int_equal(msg_status_encode(&s, &b), 0);
 			assert_int_equal(kq_produce(pr, KQ_T_STATUS, id, MSG_ID_LEN, b.p, b.len, NULL), 0);
@@ -411,12 +424,29 @@ static void test_resend_failed(void **state)
 	rd_kafka_destroy(pr);
 	buf_free(&b);
 	camp_t *c = campaign("t-exact", NULL);
+	/* the dry run counts and sends nothing */
 	prod_opts_t o = {.max_lag = 0, .resend_failed = 1};
+	char out[1024] = "";
+	FILE *f = fmemopen(out, sizeof out, "w");
+	int prc = prod_resend_plan(cfg, c, &o, f, e, sizeof e);
+	if (prc)
+		fail_msg("resend plan: %s", e);
+	fclose(f);
+	assert_non_null(strstr(out, "would re-queue 2 messages; 1 permanent failure left out"));
+	assert_non_null(strstr(out, "invalid number 1"));
+	assert_int_equal(outbox(KQ_T_OUTBOX_SMS, "t-exact").attempt1, 0);
 	prod_stats_t st;
 	assert_int_equal(run(c, &o, &st, e, sizeof e), 0);
 	assert_int_equal(st.produced, 2);
+	assert_int_equal(st.resend_found, 2);
+	assert_int_equal(st.resend_permanent, 1);
 	outbox_check_t oc = outbox(KQ_T_OUTBOX_SMS, "t-exact");
 	assert_int_equal(oc.attempt1, 2);
+	/* with include_permanent the invalid number goes too */
+	o.include_permanent = 1;
+	assert_int_equal(run(c, &o, &st, e, sizeof e), 0);
+	assert_int_equal(st.produced, 3);
+	assert_int_equal(outbox(KQ_T_OUTBOX_SMS, "t-exact").attempt1, 5);
 	camp_free(c);
 }
 
