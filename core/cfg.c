@@ -1,6 +1,7 @@
 /* cfg.c -- load and validate tocsin.json. */
 #include "core/cfg.h"
 #include "core/err.h"
+#include "core/near.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,13 +19,36 @@ const char cfg_default_json[] =
     "     \"base_url\": \"http://127.0.0.1:8025\", \"account\": \"ACsim0000000000000000000000000000\",\n"
     "     \"secret_env\": \"TOCSIN_TWILIO_TOKEN\",\n"
     "     \"senders\": {\"main\": {\"from\": \"+15005550006\"}},\n"
-    "     \"rate_per_s\": 0, \"max_in_flight\": 64, \"timeout_ms\": 10000, \"cost\": 0.0079}\n"
+    "     \"rate_per_s\": 0, \"max_in_flight\": 64, \"timeout_ms\": 10000, \"cost\": 0.0079},\n"
+    "    {\"name\": \"vonage\", \"kind\": \"vonage\", \"channel\": \"sms\",\n"
+    "     \"base_url\": \"http://127.0.0.1:8025\", \"account\": \"simvonagekey\",\n"
+    "     \"secret_env\": \"TOCSIN_VONAGE_SECRET\",\n"
+    "     \"senders\": {\"main\": {\"from\": \"+15005550007\"}},\n"
+    "     \"rate_per_s\": 0, \"max_in_flight\": 64, \"timeout_ms\": 10000, \"cost\": 0.0068},\n"
+    "    {\"name\": \"sendgrid\", \"kind\": \"sendgrid\", \"channel\": \"email\",\n"
+    "     \"base_url\": \"http://127.0.0.1:8025\", \"account\": \"-\",\n"
+    "     \"secret_env\": \"TOCSIN_SENDGRID_KEY\",\n"
+    "     \"senders\": {\"main\": {\"from\": \"news@example.org\"}},\n"
+    "     \"webhook_public_key\": \"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEcarVor//rbAedhDzzKjoDOob2abrxDR86frpv3BidxMMeQ5/a07blMIM7TPSu1tQx42rxWK3KMR4Ly9oLCzOSg==\",\n"
+    "     \"sim_signing_key_env\": \"TOCSIN_SIM_SENDGRID_SIGNING_KEY\",\n"
+    "     \"max_in_flight\": 8, \"timeout_ms\": 10000, \"cost\": 0.0006},\n"
+    "    {\"name\": \"mailgun\", \"kind\": \"mailgun\", \"channel\": \"email\",\n"
+    "     \"base_url\": \"http://127.0.0.1:8025\", \"account\": \"mg.example.org\",\n"
+    "     \"secret_env\": \"TOCSIN_MAILGUN_KEY\",\n"
+    "     \"senders\": {\"main\": {\"from\": \"news@mg.example.org\"}},\n"
+    "     \"max_in_flight\": 8, \"timeout_ms\": 10000, \"cost\": 0.0008}\n"
     "  ],\n"
-    "  \"routes\": {\"sms\": {\"strategy\": \"priority\", \"vendors\": [\"twilio\"]}},\n"
+    "  \"routes\": {\n"
+    "    \"sms\": {\"strategy\": \"priority\", \"vendors\": [\"twilio\", \"vonage\"]},\n"
+    "    \"email\": {\"strategy\": \"priority\", \"vendors\": [\"sendgrid\", \"mailgun\"]}\n"
+    "  },\n"
     "  \"dispatcher\": {\"max_attempts\": 6, \"retry_base_ms\": 500, \"retry_max_ms\": 30000,\n"
-    "                 \"max_in_flight\": 256},\n"
-    "  \"tracker\": {\"listen\": \"127.0.0.1:8026\"}\n"
+    "                 \"max_in_flight\": 256, \"http_threads\": 2},\n"
+    "  \"tracker\": {\"listen\": \"127.0.0.1:8026\", \"public_url\": \"http://127.0.0.1:8026\",\n"
+    "              \"control_token_env\": \"TOCSIN_CONTROL_TOKEN\"},\n"
+    "  \"email\": {\"unsubscribe_key_env\": \"TOCSIN_UNSUB_KEY\"}\n"
     "}\n";
+
 
 static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
 
@@ -35,6 +59,205 @@ static int bad(char *err, size_t errlen, const cfg_t *c, const char *fmt, const 
 	snprintf(what, sizeof what, fmt, a ? a : "", b ? b : "");
 	snprintf(err, errlen, "%s: %s", c->path, what);
 	return TOCSIN_ERR_CONFIG;
+}
+
+/* ---- every key tocsin.json may hold: one table per object ----
+ * A module that reads a new field adds its name to the table of the object it
+ * lives in (and documents it in its README); any other key is refused at load,
+ * naming its full path and the closest known key. A field that only one kind of
+ * vendor reads goes in that kind's table. */
+typedef enum {
+	CK_LEAF, /* any value; its reader checks the type */
+	CK_OBJ,  /* an object whose keys are in sub */
+	CK_MAP,  /* an object of any keys, each value an object whose keys are in sub */
+	CK_LIST, /* a list of objects whose keys are in sub */
+	CK_FREE, /* an object of any keys (librdkafka properties) */
+} ck_shape_t;
+
+typedef struct ck {
+	const char *name;
+	ck_shape_t shape;
+	const struct ck *sub;
+} ck_t;
+
+static const ck_t ck_sla[] = {
+    {"p95_ms", CK_LEAF, NULL},        {"error_rate", CK_LEAF, NULL},
+    {"timeout_rate", CK_LEAF, NULL},  {"min_delivered", CK_LEAF, NULL},
+    {"window_s", CK_LEAF, NULL},      {"min_samples", CK_LEAF, NULL},
+    {"min_open_s", CK_LEAF, NULL},    {"probe_windows", CK_LEAF, NULL},
+    {"probe_min_samples", CK_LEAF, NULL}, {"probe_fraction", CK_LEAF, NULL},
+    {"ramp_s", CK_LEAF, NULL},        {"recover_ratio", CK_LEAF, NULL},
+    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_sender[] = {
+    {"from", CK_LEAF, NULL}, {"service", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
+/* vendors[]: the fields of every kind (core/cfg.c, dispatcher/rl.c, route.c, sla.c) */
+static const ck_t ck_vendor[] = {
+    {"name", CK_LEAF, NULL},          {"kind", CK_LEAF, NULL},
+    {"channel", CK_LEAF, NULL},       {"base_url", CK_LEAF, NULL},
+    {"account", CK_LEAF, NULL},       {"secret_env", CK_LEAF, NULL},
+    {"senders", CK_MAP, ck_sender},   {"rate_per_s", CK_LEAF, NULL},
+    {"rate_per_sender", CK_LEAF, NULL}, {"burst", CK_LEAF, NULL},
+    {"max_in_flight", CK_LEAF, NULL}, {"timeout_ms", CK_LEAF, NULL},
+    {"cost", CK_LEAF, NULL},          {"weight", CK_LEAF, NULL},
+    {"rate_decrease", CK_LEAF, NULL}, {"rate_recover_per_s", CK_LEAF, NULL},
+    {"rate_min_fraction", CK_LEAF, NULL}, {"sla", CK_OBJ, ck_sla},
+    {NULL, CK_LEAF, NULL}};
+/* the fields one kind's adapter (vendors/) or its emulator (vendors/sim/) reads */
+static const ck_t ck_twilio[] = {{NULL, CK_LEAF, NULL}};
+static const ck_t ck_vonage[] = {{NULL, CK_LEAF, NULL}};
+static const ck_t ck_sendgrid[] = {
+    {"webhook_public_key", CK_LEAF, NULL}, {"sim_signing_key_env", CK_LEAF, NULL},
+    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_mailgun[] = {{"webhook_key_env", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
+static const struct {
+	const char *kind;
+	const ck_t *keys;
+} ck_kinds[] = {{"twilio", ck_twilio}, {"vonage", ck_vonage}, {"sendgrid", ck_sendgrid},
+                {"mailgun", ck_mailgun}};
+static const ck_t ck_route[] = {
+    {"strategy", CK_LEAF, NULL}, {"vendors", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
+static const ck_t ck_routes[] = {
+    {"sms", CK_OBJ, ck_route}, {"email", CK_OBJ, ck_route}, {NULL, CK_LEAF, NULL}};
+/* dispatcher: core/cfg.c, dispatcher/retry.c */
+static const ck_t ck_dispatcher[] = {
+    {"max_attempts", CK_LEAF, NULL},  {"retry_base_ms", CK_LEAF, NULL},
+    {"retry_max_ms", CK_LEAF, NULL},  {"max_in_flight", CK_LEAF, NULL},
+    {"http_threads", CK_LEAF, NULL},  {"retry_budget", CK_LEAF, NULL},
+    {"retry_budget_min_per_s", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
+/* tracker: core/cfg.c, tracker/http.c */
+static const ck_t ck_tracker[] = {
+    {"db", CK_LEAF, NULL},            {"listen", CK_LEAF, NULL},
+    {"public_url", CK_LEAF, NULL},    {"control_token_env", CK_LEAF, NULL},
+    {"api_cache_ms", CK_LEAF, NULL},  {NULL, CK_LEAF, NULL}};
+/* compliance: tracker/http.c (SMS keyword replies) */
+static const ck_t ck_compliance[] = {
+    {"program", CK_LEAF, NULL},       {"help_reply", CK_LEAF, NULL},
+    {"stop_reply", CK_LEAF, NULL},    {"start_reply", CK_LEAF, NULL},
+    {NULL, CK_LEAF, NULL}};
+/* email: templates/email.c */
+static const ck_t ck_email[] = {{"unsubscribe_key_env", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
+static const ck_t ck_root[] = {
+    {"var_dir", CK_LEAF, NULL},        {"kafka", CK_FREE, NULL},
+    {"vendors", CK_LIST, ck_vendor},   {"routes", CK_OBJ, ck_routes},
+    {"dispatcher", CK_OBJ, ck_dispatcher}, {"tracker", CK_OBJ, ck_tracker},
+    {"compliance", CK_OBJ, ck_compliance}, {"email", CK_OBJ, ck_email},
+    {NULL, CK_LEAF, NULL}};
+
+static const ck_t *ck_find(const ck_t *t, const char *k)
+{
+	for (; t && t->name; t++)
+		if (!strcmp(t->name, k))
+			return t;
+	return NULL;
+}
+
+static const ck_t *ck_kind_keys(const char *kind)
+{
+	for (size_t i = 0; kind && i < sizeof ck_kinds / sizeof ck_kinds[0]; i++)
+		if (!strcmp(ck_kinds[i].kind, kind))
+			return ck_kinds[i].keys;
+	return NULL;
+}
+
+/* One line for the unknown key k at path.k: the closest known key of this object, else
+ * the kind of vendor that reads it, else the keys this object has. */
+static int ck_unknown(const cfg_t *c, const char *path, const char *k, const ck_t *a,
+                      const ck_t *b, char *err, size_t errlen)
+{
+	near_t n;
+	near_init(&n, k);
+	for (const ck_t *t = a; t && t->name; t++)
+		near_offer(&n, t->name);
+	for (const ck_t *t = b; t && t->name; t++)
+		near_offer(&n, t->name);
+	const char *best = near_best(&n);
+	char hint[512];
+	if (best) {
+		snprintf(hint, sizeof hint, "did you mean %s?", best);
+	} else {
+		const char *owner = NULL;
+		for (size_t i = 0; a == ck_vendor && i < sizeof ck_kinds / sizeof ck_kinds[0]; i++)
+			if (ck_find(ck_kinds[i].keys, k))
+				owner = ck_kinds[i].kind;
+		if (owner) {
+			snprintf(hint, sizeof hint, "only %s vendors have it", owner);
+		} else {
+			size_t hl = (size_t)snprintf(hint, sizeof hint, "known:");
+			for (int pass = 0; pass < 2; pass++)
+				for (const ck_t *t = pass ? b : a; t && t->name && hl < sizeof hint; t++)
+					hl += (size_t)snprintf(hint + hl, sizeof hint - hl, " %s", t->name);
+		}
+	}
+	snprintf(err, errlen, "%s: unknown field %s%s%s (%s)", c->path, path, *path ? "." : "", k,
+	         hint);
+	return TOCSIN_ERR_CONFIG;
+}
+
+static int ck_object(const cfg_t *c, json_t *o, const char *path, const ck_t *a, const ck_t *b,
+                     char *err, size_t errlen);
+
+static int ck_value(const cfg_t *c, json_t *v, const char *path, const ck_t *f, char *err,
+                    size_t errlen)
+{
+	char sub[1024];
+	const char *k;
+	json_t *x;
+	switch (f->shape) {
+	case CK_OBJ: return ck_object(c, v, path, f->sub, NULL, err, errlen);
+	case CK_MAP:
+		if (!json_is_object(v))
+			return 0;
+		json_object_foreach(v, k, x)
+		{
+			if (snprintf(sub, sizeof sub, "%s.%s", path, k) >= (int)sizeof sub)
+				return bad(err, errlen, c, "a key path is longer than 1000 characters%s%s", NULL, NULL);
+			int rc = ck_object(c, x, sub, f->sub, NULL, err, errlen);
+			if (rc)
+				return rc;
+		}
+		return 0;
+	case CK_LIST:
+		for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+			x = json_array_get(v, i);
+			if (snprintf(sub, sizeof sub, "%s[%zu]", path, i) >= (int)sizeof sub)
+				return bad(err, errlen, c, "a key path is longer than 1000 characters%s%s", NULL, NULL);
+			/* vendors[]: the fields of every kind plus those of its own kind */
+			const ck_t *kind = f->sub == ck_vendor
+			                       ? ck_kind_keys(json_string_value(json_object_get(x, "kind")))
+			                       : NULL;
+			int rc = ck_object(c, x, sub, f->sub, kind, err, errlen);
+			if (rc)
+				return rc;
+		}
+		return 0;
+	default: return 0;
+	}
+}
+
+/* Check every key of o (when it is an object; its reader refuses other types) against the
+ * tables a and b, and recurse into the known keys that are objects themselves. */
+static int ck_object(const cfg_t *c, json_t *o, const char *path, const ck_t *a, const ck_t *b,
+                     char *err, size_t errlen)
+{
+	if (!json_is_object(o))
+		return 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		const ck_t *f = ck_find(a, k);
+		if (!f)
+			f = ck_find(b, k);
+		if (!f)
+			return ck_unknown(c, path, k, a, b, err, errlen);
+		char sub[1024];
+		if (snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", k) >= (int)sizeof sub)
+			return bad(err, errlen, c, "a key path is longer than 1000 characters%s%s", NULL, NULL);
+		int rc = ck_value(c, v, sub, f, err, errlen);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static const char *get_str(json_t *o, const char *k, const char *dflt)
@@ -185,6 +408,9 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 	json_t *root = c->root;
 	if (!json_is_object(root))
 		return bad(err, errlen, c, "the configuration must be a JSON object%s%s", NULL, NULL);
+	int rc = ck_object(c, root, "", ck_root, NULL, err, errlen);
+	if (rc)
+		return rc;
 	c->var_dir = dupstr(get_str(root, "var_dir", "var"));
 	json_t *k = json_object_get(root, "kafka");
 	if (k && !json_is_object(k))
@@ -215,7 +441,7 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 				return bad(err, errlen, c, "vendor name \"%s\" appears twice%s", c->vendors[i].name,
 				           NULL);
 	}
-	int rc = parse_routes(c, json_object_get(root, "routes"), err, errlen);
+	rc = parse_routes(c, json_object_get(root, "routes"), err, errlen);
 	if (rc)
 		return rc;
 	json_t *d = json_object_get(root, "dispatcher");

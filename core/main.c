@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 	cfg_t *cfg = cfg_load(config, err, sizeof err);
 	if (!cfg) {
 		fprintf(stderr, "tocsin %s: %s\n", cmd->name, err);
-		return 1;
+		return 2; /* a configuration error: nothing was started */
 	}
 	int rc = cmd->fn(cfg, argc - i, argv + i);
 	cfg_free(cfg);

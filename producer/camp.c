@@ -1,6 +1,7 @@
 /* camp.c -- the campaign file (campaign.json): audience, column mapping, SMS and email versions. */
 #include "producer/camp.h"
 #include "core/err.h"
+#include "core/near.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -50,6 +51,35 @@ static int is_int(const json_t *v) { return json_is_integer(v); }
 static int is_obj(const json_t *v) { return json_is_object(v); }
 static int is_bool(const json_t *v) { return json_is_boolean(v); }
 
+/* Check every key of o against known (NULL-terminated); the first other one is a one-line
+ * error naming where ("sms.tempalte") and the closest known key. Returns 0 or -1. */
+static int known_keys(const char *path, const char *where, json_t *o, const char *const *known,
+                      char *err, size_t errlen)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		near_t n;
+		near_init(&n, k);
+		int ok = 0;
+		for (int i = 0; known[i]; i++) {
+			ok |= !strcmp(known[i], k);
+			near_offer(&n, known[i]);
+		}
+		if (ok)
+			continue;
+		const char *best = near_best(&n);
+		if (best)
+			snprintf(err, errlen, "%s: unknown field %s%s%s (did you mean %s?)", path, where,
+			         *where ? "." : "", k, best);
+		else
+			snprintf(err, errlen, "%s: unknown field %s%s%s", path, where, *where ? "." : "", k);
+		return -1;
+	}
+	return 0;
+}
+
 camp_t *camp_load(const char *path, char *err, size_t errlen)
 {
 	camp_t *c = calloc(1, sizeof *c);
@@ -81,16 +111,8 @@ camp_t *camp_load(const char *path, char *err, size_t errlen)
 	                                    "description", NULL};
 	const char *k;
 	json_t *v;
-	json_object_foreach(r, k, v)
-	{
-		int ok = 0;
-		for (int i = 0; known[i]; i++)
-			ok |= !strcmp(known[i], k);
-		if (!ok) {
-			snprintf(err, errlen, "%s: unknown field \"%s\"", path, k);
-			goto fail;
-		}
-	}
+	if (known_keys(path, "", r, known, err, errlen))
+		goto fail;
 	const char *id = json_string_value(json_object_get(r, "id"));
 	if (!id || !*id || strlen(id) > 64 || strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(id)) {
 		snprintf(err, errlen, "%s: \"id\" must be 1..64 characters of A-Z a-z 0-9 . _ -", path);
@@ -162,14 +184,12 @@ camp_t *camp_load(const char *path, char *err, size_t errlen)
 	if (a) {
 		static const char *const strs[] = {"path", "format", "table", "query", "phone", "email",
 		                                   "timezone", "zip", "state", "country", NULL};
+		if (known_keys(path, "audience", a, strs, err, errlen))
+			goto fail;
 		json_object_foreach(a, k, v)
 		{
-			int ok = 0;
-			for (int i = 0; strs[i]; i++)
-				ok |= !strcmp(strs[i], k);
-			if (!ok || !json_is_string(v)) {
-				snprintf(err, errlen, "%s: audience.%s: %s", path, k,
-				         ok ? "must be a string" : "unknown field");
+			if (!json_is_string(v)) {
+				snprintf(err, errlen, "%s: audience.%s: must be a string", path, k);
 				goto fail;
 			}
 		}
@@ -201,14 +221,10 @@ camp_t *camp_load(const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: \"sms\" must be an object", path);
 			goto fail;
 		}
-		json_object_foreach(s, k, v)
-		{
-			if (strcmp(k, "sender") && strcmp(k, "template") && strcmp(k, "max_segments") &&
-			    strcmp(k, "footer") && strcmp(k, "smart_replace")) {
-				snprintf(err, errlen, "%s: sms.%s: unknown field", path, k);
-				goto fail;
-			}
-		}
+		static const char *const sms_keys[] = {"sender", "template", "max_segments", "footer",
+		                                       "smart_replace", NULL};
+		if (known_keys(path, "sms", s, sms_keys, err, errlen))
+			goto fail;
 		if (bad_type(s, "sender", is_str) || bad_type(s, "footer", is_str) ||
 		    bad_type(s, "max_segments", is_int) || bad_type(s, "smart_replace", is_bool) ||
 		    !json_is_string(json_object_get(s, "template"))) {
@@ -237,13 +253,13 @@ camp_t *camp_load(const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: \"email\" must be an object", path);
 			goto fail;
 		}
+		static const char *const email_keys[] = {"sender", "subject", "text", "html", NULL};
+		if (known_keys(path, "email", e, email_keys, err, errlen))
+			goto fail;
 		json_object_foreach(e, k, v)
 		{
-			if ((strcmp(k, "sender") && strcmp(k, "subject") && strcmp(k, "text") &&
-			     strcmp(k, "html")) ||
-			    !json_is_string(v)) {
-				snprintf(err, errlen, "%s: email.%s: %s", path, k,
-				         json_is_string(v) ? "unknown field" : "must be a string");
+			if (!json_is_string(v)) {
+				snprintf(err, errlen, "%s: email.%s: must be a string", path, k);
 				goto fail;
 			}
 		}

@@ -130,6 +130,14 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 		fprintf(stderr, "tocsin launch: %s\n", err);
 		return 1;
 	}
+	if (camp->email_on && !check && !(cfg->public_url && cfg->public_url[0])) {
+		fprintf(stderr,
+		        "tocsin launch: %s: campaign %s has an email version but tracker.public_url is "
+		        "not set in %s (unsubscribe links and receipts need it); nothing queued\n",
+		        camp->path, camp->id, cfg->path);
+		camp_free(camp);
+		return 2;
+	}
 	if (check) {
 		int crc = prod_check_outbox(cfg, camp, stdout, err, sizeof err);
 		if (crc)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/near.h"
 #include "templates/utf8.h"
 
 enum op_kind { OP_TEXT, OP_VAR, OP_SEC, OP_INV, OP_END };
@@ -163,8 +164,18 @@ static int cc_field(cc_t *c, size_t from, size_t to)
 	}
 	if (n > 64)
 		n = 64;
-	cc_err(c, from, "unknown field \"%.*s\" (fields: %s)", (int)n, c->src + from,
-	       c->t->nfields ? list : "none");
+	char word[65];
+	memcpy(word, c->src + from, n);
+	word[n] = 0;
+	near_t nr;
+	near_init(&nr, word);
+	for (size_t i = 0; i < c->t->nfields; i++)
+		near_offer(&nr, c->t->names[i]);
+	const char *best = near_best(&nr);
+	if (best)
+		cc_err(c, from, "unknown field \"%s\" (did you mean %s?)", word, best);
+	else
+		cc_err(c, from, "unknown field \"%s\" (fields: %s)", word, c->t->nfields ? list : "none");
 	return -1;
 }
 

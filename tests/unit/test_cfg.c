@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/cfg.h"
+#include "core/near.h"
 
 static char *write_tmp(const char *text)
 {
@@ -33,9 +34,9 @@ static void test_defaults(void **state)
 	assert_non_null(c);
 	assert_string_equal(c->path, "(built-in defaults)");
 	assert_string_equal(c->var_dir, "var");
-	assert_int_equal(c->nvendors, 1);
+	assert_int_equal(c->nvendors, 4);
 	assert_string_equal(c->vendors[0].kind, "twilio");
-	assert_int_equal(c->routes[MSG_CH_SMS].nvendors, 1);
+	assert_int_equal(c->routes[MSG_CH_SMS].nvendors, 2);
 	assert_non_null(cfg_sender(&c->vendors[0], "main"));
 	assert_null(cfg_sender(&c->vendors[0], "other"));
 	assert_string_equal(c->db_path, "var/tocsin.db");
@@ -73,9 +74,93 @@ static void test_errors(void **state)
 	assert_non_null(strstr(err, "cannot read config"));
 }
 
+/* The whole one-line error, without the file name prefix. */
+static void expect_exact(const char *json, const char *want)
+{
+	char err[512];
+	char *p = write_tmp(json);
+	cfg_t *c = cfg_load(p, err, sizeof err);
+	assert_null(c);
+	size_t pl = strlen(p);
+	assert_true(strncmp(err, p, pl) == 0 && err[pl] == ':');
+	assert_string_equal(err + pl + 2, want);
+	unlink(p);
+}
+
+#define TW "\"name\":\"t\",\"kind\":\"twilio\",\"base_url\":\"http://x\""
+
+static void test_unknown_keys(void **state)
+{
+	(void)state;
+	/* the typos of issue 14, each with its full key path and the closest known key */
+	expect_exact("{\"vendors\":[{" TW ",\"rate_per_sec\":5}]}",
+	             "unknown field vendors[0].rate_per_sec (did you mean rate_per_s?)");
+	expect_exact("{\"dispatcher\":{\"max_attempt\":3}}",
+	             "unknown field dispatcher.max_attempt (did you mean max_attempts?)");
+	expect_exact("{\"tracker\":{\"pubic_url\":\"http://x\"}}",
+	             "unknown field tracker.pubic_url (did you mean public_url?)");
+	expect_exact("{\"routes\":{\"sms\":{\"stratgy\":\"cheapest\"}}}",
+	             "unknown field routes.sms.stratgy (did you mean strategy?)");
+	/* deeper objects: sender pools, sla, the second vendor */
+	expect_exact("{\"vendors\":[{" TW ",\"senders\":{\"main\":{\"form\":\"+1\"}}}]}",
+	             "unknown field vendors[0].senders.main.form (did you mean from?)");
+	expect_exact("{\"vendors\":[{" TW "},{\"name\":\"u\",\"kind\":\"vonage\",\"base_url\":"
+	             "\"http://x\",\"sla\":{\"p59_ms\":1}}]}",
+	             "unknown field vendors[1].sla.p59_ms (did you mean p95_ms?)");
+	/* a field of another kind of vendor, and nothing close at all */
+	expect_exact("{\"vendors\":[{" TW ",\"webhook_public_key\":\"x\"}]}",
+	             "unknown field vendors[0].webhook_public_key (only sendgrid vendors have it)");
+	expect_exact("{\"email\":{\"zzzzzzzzzz\":1}}",
+	             "unknown field email.zzzzzzzzzz (known: unsubscribe_key_env)");
+	expect_exact("{\"routes\":{\"smss\":{}}}", "unknown field routes.smss (did you mean sms?)");
+	/* kafka properties are passed to librdkafka as they are */
+	char err[512];
+	char *p = write_tmp("{\"kafka\":{\"anything.goes\":\"1\"}}");
+	cfg_t *c = cfg_load(p, err, sizeof err);
+	assert_non_null(c);
+	cfg_free(c);
+	unlink(p);
+}
+
+static void test_near(void **state)
+{
+	(void)state;
+	assert_int_equal(near_dist("stratgy", "strategy"), 1);
+	assert_int_equal(near_dist("pubic_url", "public_url"), 1);
+	assert_int_equal(near_dist("ab", "ba"), 1); /* a swap is one edit */
+	assert_int_equal(near_dist("", "abc"), 3);
+	near_t n;
+	near_init(&n, "first_nmae");
+	near_offer(&n, "last_name");
+	near_offer(&n, "first_name");
+	near_offer(&n, "phone");
+	assert_string_equal(near_best(&n), "first_name");
+	near_init(&n, "zip");
+	near_offer(&n, "first_name");
+	assert_null(near_best(&n)); /* too far to be a typo */
+}
+
+/* The built-in defaults are examples/tocsin.json, key for key. */
+static void test_defaults_are_the_example(void **state)
+{
+	(void)state;
+	json_error_t je;
+	json_t *a = json_loads(cfg_default_json, 0, &je);
+	json_t *b = json_load_file("examples/tocsin.json", 0, &je);
+	assert_non_null(a);
+	if (!b)
+		fail_msg("examples/tocsin.json: %s", je.text);
+	assert_true(json_equal(a, b));
+	json_decref(a);
+	json_decref(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_defaults),
-	                                   cmocka_unit_test(test_errors)};
+	                                   cmocka_unit_test(test_errors),
+	                                   cmocka_unit_test(test_unknown_keys),
+	                                   cmocka_unit_test(test_near),
+	                                   cmocka_unit_test(test_defaults_are_the_example)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,7 +88,7 @@ static void test_compile_errors(void **state)
 	(void)state;
 	char err[256];
 	assert_null(comp("Hi\n  {{frist_name}}", TMPL_TEXT, 0, err));
-	assert_string_equal(err, "2:5: unknown field \"frist_name\" (fields: first_name, city, unsubscribe_url)");
+	assert_string_equal(err, "2:5: unknown field \"frist_name\" (did you mean first_name?)");
 	assert_null(comp("Hi {{first_name", TMPL_TEXT, 0, err));
 	assert_string_equal(err, "1:4: unclosed tag, expected \"}}\"");
 	assert_null(comp("{{first_name|shout}}", TMPL_TEXT, 0, err));
