@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/runfile.h"
 #include "core/sig.h"
+#include "core/sup.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -19,14 +20,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define DEMO_MAX_CHILDREN 8
-
-typedef struct child {
-	const char *name;
-	pid_t pid;
-	char log[4096];
-} child_t;
-
 typedef struct demo {
 	char self[4096];   /* this executable */
 	char var[2048];    /* var dir of the demo */
@@ -35,8 +28,7 @@ typedef struct demo {
 	char campaign_id[256];
 	long expected;     /* recipients in the audience */
 	int timeout_s;
-	child_t kids[DEMO_MAX_CHILDREN];
-	int nkids;
+	sup_t *sup;        /* broker, vendor-sim, track, dispatch */
 } demo_t;
 
 static void usage(FILE *f)
@@ -61,144 +53,6 @@ static int rm_rf(const char *path)
 	char cmd[4300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
 	return system(cmd);
-}
-
-static int start(demo_t *d, const char *name, char *const argv_tail[])
-{
-	child_t *k = &d->kids[d->nkids];
-	snprintf(k->log, sizeof k->log, "%s/logs/%s.log", d->var, name);
-	char *argv[16];
-	int n = 0;
-	argv[n++] = d->self;
-	argv[n++] = "-c";
-	argv[n++] = d->cfg;
-	for (int i = 0; argv_tail[i] && n < 15; i++)
-		argv[n++] = argv_tail[i];
-	argv[n] = NULL;
-	pid_t pid = fork();
-	if (pid < 0) {
-		fprintf(stderr, "tocsin demo: fork: %s\n", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		int fd = open(k->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		setpgid(0, 0); /* a Ctrl-C reaches the demo, which stops its children in order */
-		execv(d->self, argv);
-		_exit(127);
-	}
-	k->name = name;
-	k->pid = pid;
-	d->nkids++;
-	char path[4200];
-	snprintf(path, sizeof path, "%s/run/demo.pids", d->var);
-	FILE *f = fopen(path, "a");
-	if (f) {
-		fprintf(f, "%ld\n", (long)pid);
-		fclose(f);
-	}
-	return 0;
-}
-
-/* Stop what an interrupted earlier demo left running: the pids it recorded,
- * when they are still this same executable. */
-static void stop_leftovers(demo_t *d)
-{
-	char path[4200];
-	snprintf(path, sizeof path, "%s/run/demo.pids", d->var);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return;
-	long pid;
-	while (fscanf(f, "%ld", &pid) == 1) {
-		char exe[64], target[4096];
-		snprintf(exe, sizeof exe, "/proc/%ld/exe", pid);
-		ssize_t n = readlink(exe, target, sizeof target - 1);
-		if (n <= 0)
-			continue;
-		target[n] = 0;
-		if (strcmp(target, d->self) == 0 && pid != getpid()) {
-			fprintf(stderr, "tocsin demo: stopping pid %ld left by an earlier demo\n", pid);
-			kill((pid_t)pid, SIGTERM);
-			for (int t = 0; t < 100 && kill((pid_t)pid, 0) == 0; t++)
-				usleep(100000);
-			kill((pid_t)pid, SIGKILL);
-		}
-	}
-	fclose(f);
-}
-
-static int alive(child_t *k)
-{
-	if (k->pid <= 0)
-		return 0;
-	int st;
-	pid_t r = waitpid(k->pid, &st, WNOHANG);
-	if (r == k->pid) {
-		k->pid = -k->pid; /* reaped */
-		return 0;
-	}
-	return 1;
-}
-
-static void show_log_tail(const child_t *k)
-{
-	fprintf(stderr, "---- last lines of %s ----\n", k->log);
-	char cmd[4200];
-	snprintf(cmd, sizeof cmd, "tail -n 15 '%s' >&2", k->log);
-	if (system(cmd) != 0)
-		fprintf(stderr, "(no log)\n");
-}
-
-static void stop_all(demo_t *d)
-{
-	for (int i = d->nkids - 1; i >= 0; i--) {
-		child_t *k = &d->kids[i];
-		if (!alive(k))
-			continue;
-		kill(k->pid, SIGTERM);
-		int st = 0;
-		for (int t = 0; t < 300; t++) { /* 30 s */
-			if (waitpid(k->pid, &st, WNOHANG) == k->pid) {
-				k->pid = -k->pid;
-				break;
-			}
-			usleep(100000);
-		}
-		if (k->pid > 0) {
-			fprintf(stderr, "tocsin demo: %s ignored SIGTERM for 30 s; killing it\n", k->name);
-			kill(k->pid, SIGKILL);
-			waitpid(k->pid, &st, 0);
-			k->pid = -k->pid;
-		} else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
-			fprintf(stderr, "tocsin demo: %s exited with status %d\n", k->name, WEXITSTATUS(st));
-		}
-	}
-}
-
-/* Wait for <var>/run/<file> to hold something; fail early if the child died. */
-static int wait_runfile(demo_t *d, const cfg_t *c, child_t *k, const char *rel, char *out,
-                        size_t outlen, int timeout_s)
-{
-	int64_t end = clock_mono_ms() + (int64_t)timeout_s * 1000;
-	while (clock_mono_ms() < end && !tocsin_stop) {
-		if (runfile_read(c, rel, out, outlen) > 0)
-			return 0;
-		if (!alive(k)) {
-			fprintf(stderr, "tocsin demo: %s stopped during start-up\n", k->name);
-			show_log_tail(k);
-			return -1;
-		}
-		usleep(50000);
-	}
-	fprintf(stderr, "tocsin demo: %s did not start within %d s (waiting for %s/%s)\n", k->name,
-	        timeout_s, d->var, rel);
-	show_log_tail(k);
-	return -1;
 }
 
 static int write_config(demo_t *d, const char *sim_addr, const char *track_addr)
@@ -396,15 +250,22 @@ int cmd_demo(cfg_t *cfg, int argc, char **argv)
 		free(rp);
 	}
 	cfg_t probe = {.var_dir = d.var};
-	stop_leftovers(&d);
-	rm_rf(d.var);
-	char logs[4200];
+	char logs[4200], pids[4200];
 	snprintf(logs, sizeof logs, "%s/logs", d.var);
+	snprintf(pids, sizeof pids, "%s/run/demo.pids", d.var);
 	snprintf(d.cfg, sizeof d.cfg, "%s/tocsin.json", d.var);
 	char err[512];
+	d.sup = sup_new("tocsin demo", d.self, d.cfg, logs, pids, err, sizeof err);
+	if (!d.sup) {
+		fprintf(stderr, "tocsin demo: %s\n", err);
+		return 1;
+	}
+	sup_stop_leftovers(d.sup);
+	rm_rf(d.var);
 	if (runfile_mkdir(&probe, err, sizeof err) || (mkdir(logs, 0755) && errno != EEXIST) ||
 	    write_config(&d, NULL, NULL)) {
 		fprintf(stderr, "tocsin demo: cannot prepare %s\n", d.var);
+		sup_free(d.sup);
 		return 1;
 	}
 	if (!getenv("TOCSIN_TWILIO_TOKEN"))
@@ -420,21 +281,22 @@ int cmd_demo(cfg_t *cfg, int argc, char **argv)
 	static char *const a_sim[] = {"vendor-sim", "--listen", "127.0.0.1:0", NULL};
 	static char *const a_track[] = {"track", "--listen", "127.0.0.1:0", NULL};
 	static char *const a_dispatch[] = {"dispatch", "--channel", "sms", NULL};
-	if (start(&d, "broker", a_broker) ||
-	    wait_runfile(&d, &probe, &d.kids[0], "run/broker.bootstrap", bs, sizeof bs, 20))
+	int kid;
+	if ((kid = sup_start(d.sup, "broker", a_broker)) < 0 ||
+	    sup_wait_runfile(d.sup, kid, &probe, "run/broker.bootstrap", bs, sizeof bs, 20))
 		goto out;
 	printf("  broker      up  (embedded Kafka, 3 brokers: %s)\n", bs);
-	if (start(&d, "vendor-sim", a_sim) ||
-	    wait_runfile(&d, &probe, &d.kids[1], "run/vendor-sim.addr", sim_addr, sizeof sim_addr, 20))
+	if ((kid = sup_start(d.sup, "vendor-sim", a_sim)) < 0 ||
+	    sup_wait_runfile(d.sup, kid, &probe, "run/vendor-sim.addr", sim_addr, sizeof sim_addr, 20))
 		goto out;
 	printf("  vendor-sim  up  (Twilio API emulator on http://%s)\n", sim_addr);
-	if (start(&d, "track", a_track) ||
-	    wait_runfile(&d, &probe, &d.kids[2], "run/track.addr", trk_addr, sizeof trk_addr, 20))
+	if ((kid = sup_start(d.sup, "track", a_track)) < 0 ||
+	    sup_wait_runfile(d.sup, kid, &probe, "run/track.addr", trk_addr, sizeof trk_addr, 20))
 		goto out;
 	printf("  tracker     up  (http://%s)\n", trk_addr);
 	if (write_config(&d, sim_addr, trk_addr))
 		goto out;
-	if (start(&d, "dispatch", a_dispatch))
+	if (sup_start(d.sup, "dispatch", a_dispatch) < 0)
 		goto out;
 	printf("  dispatcher  up  (consumer group tocsin-dispatch-sms)\n\n");
 	fflush(stdout);
@@ -476,10 +338,10 @@ int cmd_demo(cfg_t *cfg, int argc, char **argv)
 		}
 		if (finals >= d.expected)
 			break;
-		for (int i = 0; i < d.nkids; i++)
-			if (!alive(&d.kids[i])) {
-				fprintf(stderr, "tocsin demo: %s stopped unexpectedly\n", d.kids[i].name);
-				show_log_tail(&d.kids[i]);
+		for (int i = 0; i < sup_count(d.sup); i++)
+			if (!sup_alive(d.sup, i)) {
+				fprintf(stderr, "tocsin demo: %s stopped unexpectedly\n", sup_name(d.sup, i));
+				sup_log_tail(d.sup, i);
 				json_decref(st);
 				goto out;
 			}
@@ -535,7 +397,8 @@ int cmd_demo(cfg_t *cfg, int argc, char **argv)
 	}
 out:
 	fflush(stdout);
-	stop_all(&d);
+	sup_stop_all(d.sup);
+	sup_free(d.sup);
 	printf("stopped broker, vendor-sim, tracker and dispatcher; logs in %s\n", logs);
 	return rc;
 }

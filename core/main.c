@@ -25,6 +25,7 @@ static const cmd_t cmds[] = {
     {"status", cmd_status, "print a campaign's counts per state"},
     {"campaign", cmd_campaign, "pause, resume or cancel a campaign (pause|resume|cancel <id>)"},
     {"vendor", cmd_vendor, "drain or undrain a vendor by hand (drain|undrain <name>)"},
+    {"up", cmd_up, "run broker, emulator, tracker and dispatchers in the foreground until Ctrl-C"},
     {"demo", cmd_demo, "run broker, emulator, tracker and a dispatcher; send the 10,000 example blast"},
 };
 

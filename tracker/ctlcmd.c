@@ -2,7 +2,10 @@
 #include "core/cmd.h"
 #include "core/err.h"
 #include "core/kq.h"
+#include "tracker/api.h"
 #include "tracker/ctl.h"
+
+#include <jansson.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -26,10 +29,62 @@ static rd_kafka_t *producer(const cfg_t *cfg, const char *cmd)
 	return rk;
 }
 
+/* `tocsin campaign list [--json]`: every campaign the tracker knows, newest first. */
+static int campaign_list(cfg_t *cfg, int json)
+{
+	char err[1024];
+	trk_store_t *rd = trk_store_open(cfg->db_path, 1, err, sizeof err);
+	if (!rd) {
+		fprintf(stderr, "tocsin campaign: %s\n", err);
+		return 1;
+	}
+	trk_api_q_t q = {.cfg = cfg, .rd = rd};
+	buf_t b;
+	buf_init(&b, 16u << 20);
+	int rc = trk_api_campaigns(&q, &b);
+	trk_store_free(rd);
+	json_t *j = rc ? NULL : json_loadb(b.p, b.len, 0, NULL);
+	if (!j) {
+		fprintf(stderr, "tocsin campaign: cannot read the campaigns of %s: %s\n", cfg->db_path,
+		        tocsin_strerror(rc ? rc : TOCSIN_ERR_IO));
+		buf_free(&b);
+		return 1;
+	}
+	if (json)
+		fwrite(b.p, 1, b.len, stdout);
+	else {
+		printf("%-24s %-28s %-10s %10s %10s %9s\n", "id", "name", "state", "done", "queued",
+		       "progress");
+		size_t i;
+		json_t *c;
+		json_array_foreach(json_object_get(j, "campaigns"), i, c)
+		{
+			json_t *st = json_object_get(c, "states");
+			long long pending = json_integer_value(json_object_get(st, "queued")) +
+			                    json_integer_value(json_object_get(st, "retrying"));
+			long long total = json_integer_value(json_object_get(c, "total"));
+			printf("%-24s %-28.28s %-10s %10lld %10lld %8.1f%%\n",
+			       json_string_value(json_object_get(c, "id")),
+			       json_string_value(json_object_get(c, "name")),
+			       json_string_value(json_object_get(c, "state")), total - pending,
+			       (long long)json_integer_value(json_object_get(c, "queued")),
+			       100 * json_number_value(json_object_get(c, "progress")));
+		}
+	}
+	json_decref(j);
+	buf_free(&b);
+	return 0;
+}
+
 int cmd_campaign(cfg_t *cfg, int argc, char **argv)
 {
 	static const char use[] =
 	    "usage: tocsin campaign pause|resume|cancel <campaign-id>\n"
+	    "       tocsin campaign list [--json]\n"
+	    "\n"
+	    "list: every campaign the tracker's store knows, newest first: id, name, state\n"
+	    "(launching, running, paused, cancelled, done), messages done (past queued and\n"
+	    "retrying), messages queued by the launch, progress. --json: GET /api/campaigns.\n"
 	    "\n"
 	    "Publish the campaign's new state on tocsin.campaigns; every dispatcher stops\n"
 	    "(pause, cancel) or restarts (resume) sending it within about a second. A\n"
@@ -39,6 +94,9 @@ int cmd_campaign(cfg_t *cfg, int argc, char **argv)
 		fputs(use, stdout);
 		return 0;
 	}
+	if (argc >= 2 && argc <= 3 && !strcmp(argv[1], "list") &&
+	    (argc == 2 || !strcmp(argv[2], "--json")))
+		return campaign_list(cfg, argc == 3);
 	if (argc != 3 || (strcmp(argv[1], "pause") && strcmp(argv[1], "resume") &&
 	                  strcmp(argv[1], "cancel"))) {
 		fputs(use, stderr);

@@ -1,7 +1,10 @@
 /* status.c -- `tocsin status <campaign>`: a campaign's counts per state and per vendor, from the store. */
 #include "core/cmd.h"
 #include "core/err.h"
+#include "tracker/api.h"
 #include "tracker/store.h"
+
+#include <jansson.h>
 
 #include <getopt.h>
 #include <stdio.h>
@@ -48,6 +51,16 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 	}
 	static trk_counts_t c; /* large; read-only command, one call */
 	int rc = trk_store_counts(s, camp, &c);
+	/* the campaign's state from its record on tocsin.campaigns ("unknown" before it) */
+	char state[32] = "unknown";
+	trk_api_q_t q = {.cfg = cfg, .rd = s};
+	buf_t cb;
+	buf_init(&cb, 1 << 20);
+	json_t *cj = !rc && !trk_api_campaign(&q, camp, &cb) ? json_loadb(cb.p, cb.len, 0, NULL) : NULL;
+	if (json_is_string(json_object_get(cj, "state")))
+		snprintf(state, sizeof state, "%s", json_string_value(json_object_get(cj, "state")));
+	json_decref(cj);
+	buf_free(&cb);
 	trk_store_free(s);
 	if (rc == TOCSIN_ERR_NOTFOUND) {
 		fprintf(stderr, "tocsin status: unknown campaign \"%s\" in %s\n", camp, cfg->db_path);
@@ -66,7 +79,7 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 		buf_free(&b);
 		return rc ? 1 : 0;
 	}
-	printf("campaign %s: %lld messages\n", camp, (long long)c.total);
+	printf("campaign %s: %s, %lld messages\n", camp, state, (long long)c.total);
 	for (int i = 0; i < MSG_ST__COUNT; i++)
 		if (c.states[i])
 			printf("  %-12s %10lld\n", msg_state_name((msg_state_t)i), (long long)c.states[i]);
