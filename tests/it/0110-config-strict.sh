@@ -30,6 +30,9 @@ typo_case "\"vendors\":[{$TW}],\"routes\":{\"sms\":{\"stratgy\":\"cheapest\"}}" 
   'unknown field routes.sms.stratgy (did you mean strategy?)' vendor-sim
 typo_case "\"vendors\":[{$TW,\"sla\":{\"eror_rate\":0.5}}]" \
   'unknown field vendors[0].sla.eror_rate (did you mean error_rate?)' dispatch --channel sms
+typo_case "\"vendors\":[{$TW,\"rate_per_sec\":100}]" \
+  'unknown field vendors[0].rate_per_sec (did you mean rate_per_s?)' up
+[ ! -e "$VAR/run/up.pid" ] || it_fail "tocsin up started with a bad config"
 typo_case "\"vendors\":[{$TW,\"webhook_key_env\":\"X\"}]" \
   'unknown field vendors[0].webhook_key_env (only mailgun vendors have it)' launch "$ROOT/examples/campaign.json"
 pgrep -f "$CFG" > /dev/null && it_fail "a process of this test's config is still running"
