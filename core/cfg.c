@@ -23,6 +23,7 @@ const char cfg_default_json[] =
     "    {\"name\": \"vonage\", \"kind\": \"vonage\", \"channel\": \"sms\",\n"
     "     \"base_url\": \"http://127.0.0.1:8025\", \"account\": \"simvonagekey\",\n"
     "     \"secret_env\": \"TOCSIN_VONAGE_SECRET\",\n"
+    "     \"signature_secret_env\": \"TOCSIN_VONAGE_SIGNATURE_SECRET\", \"signature_method\": \"md5hash\",\n"
     "     \"senders\": {\"main\": {\"from\": \"+15005550007\"}},\n"
     "     \"rate_per_s\": 0, \"max_in_flight\": 64, \"timeout_ms\": 10000, \"cost\": 0.0068},\n"
     "    {\"name\": \"sendgrid\", \"kind\": \"sendgrid\", \"channel\": \"email\",\n"
@@ -90,7 +91,8 @@ static const ck_t ck_sla[] = {
     {NULL, CK_LEAF, NULL}};
 static const ck_t ck_sender[] = {
     {"from", CK_LEAF, NULL}, {"service", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
-/* vendors[]: the fields of every kind (core/cfg.c, dispatcher/rl.c, route.c, sla.c) */
+/* vendors[]: the fields of every kind (core/cfg.c, dispatcher/rl.c, route.c, sla.c,
+ * vendors/sim/sim_srv.c) */
 static const ck_t ck_vendor[] = {
     {"name", CK_LEAF, NULL},          {"kind", CK_LEAF, NULL},
     {"channel", CK_LEAF, NULL},       {"base_url", CK_LEAF, NULL},
@@ -101,10 +103,14 @@ static const ck_t ck_vendor[] = {
     {"cost", CK_LEAF, NULL},          {"weight", CK_LEAF, NULL},
     {"rate_decrease", CK_LEAF, NULL}, {"rate_recover_per_s", CK_LEAF, NULL},
     {"rate_min_fraction", CK_LEAF, NULL}, {"sla", CK_OBJ, ck_sla},
+    {"webhook_auth", CK_LEAF, NULL}, /* "signed" (default) or "none" */
     {NULL, CK_LEAF, NULL}};
 /* the fields one kind's adapter (vendors/) or its emulator (vendors/sim/) reads */
 static const ck_t ck_twilio[] = {{NULL, CK_LEAF, NULL}};
-static const ck_t ck_vonage[] = {{NULL, CK_LEAF, NULL}};
+/* vonage: signed webhooks (vendors/sim/sim_srv.c signs with them) */
+static const ck_t ck_vonage[] = {
+    {"signature_secret_env", CK_LEAF, NULL}, {"signature_method", CK_LEAF, NULL},
+    {NULL, CK_LEAF, NULL}};
 static const ck_t ck_sendgrid[] = {
     {"webhook_public_key", CK_LEAF, NULL}, {"sim_signing_key_env", CK_LEAF, NULL},
     {NULL, CK_LEAF, NULL}};
