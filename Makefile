@@ -24,8 +24,9 @@ CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg
               core/hist.o core/sup.o core/up.o
 TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
-              vendors/send.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_api.o vendors/sim/sim_json.o \
-              vendors/sim/sim_sign.o vendors/sim/sim_form.o vendors/sim/sim_seg.o
+              vendors/send.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_ctl.o vendors/sim/sim_util.o \
+              vendors/sim/sim_twilio.o vendors/sim/sim_vonage.o vendors/sim/sim_sendgrid.o vendors/sim/sim_mailgun.o \
+              vendors/sim/sim_json.o vendors/sim/sim_sign.o vendors/sim/sim_form.o vendors/sim/sim_seg.o
 PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o producer/aset.o \
               producer/camp.o producer/optc.o producer/penc.o
 DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_state.o dispatcher/dead.o vendors/http.o dispatcher/rl.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o

@@ -173,3 +173,55 @@ void sim_form_free(sim_form_t *f)
 	free(f->store);
 	memset(f, 0, sizeof *f);
 }
+
+int sim_mp_parse(const char *ctype, const char *body, size_t len, mp_field_t *fs, int max)
+{
+	const char *bp = ctype ? strstr(ctype, "boundary=") : NULL;
+	if (!bp)
+		return -1;
+	bp += 9;
+	char bnd[200];
+	size_t bl = strcspn(bp, ";");
+	if (*bp == '"') {
+		bp++;
+		bl = strcspn(bp, "\"");
+	}
+	if (bl == 0 || bl + 4 >= sizeof bnd)
+		return -1;
+	bnd[0] = '-';
+	bnd[1] = '-';
+	memcpy(bnd + 2, bp, bl);
+	bl += 2;
+	bnd[bl] = 0;
+	int n = 0;
+	const char *p = memmem(body, len, bnd, bl), *end = body + len;
+	while (p) {
+		p += bl;
+		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
+			return n;
+		if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+			return -1;
+		p += 2;
+		const char *hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+		if (!hend)
+			return -1;
+		const char *nm = memmem(p, (size_t)(hend - p), "name=\"", 6);
+		const char *v = hend + 4;
+		const char *next = memmem(v, (size_t)(end - v), bnd, bl);
+		if (!next || next - v < 2 || !nm)
+			return -1;
+		if (n >= max)
+			return -1;
+		nm += 6;
+		size_t nl = strcspn(nm, "\"");
+		if (nl >= sizeof fs[n].name || nm + nl > hend)
+			return -1;
+		memcpy(fs[n].name, nm, nl);
+		fs[n].name[nl] = 0;
+		fs[n].val = v;
+		fs[n].len = (size_t)(next - v - 2);
+		n++;
+		p = next;
+	}
+	return -1;
+}

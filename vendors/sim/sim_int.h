@@ -66,7 +66,7 @@ typedef struct sim_vendor {
 	const char *secret; /* environment-owned; never logged */
 	char basic[600];    /* expected Authorization value for HTTP Basic vendors */
 	atomic_uint_fast64_t requests, accepted;
-	/* email content checks on accepted recipients (sim_api.c email_check) */
+	/* email content checks on accepted recipients (sim_util.c sim_email_check) */
 	atomic_uint_fast64_t subs_applied, unsub_checked, unsub_ok, unreplaced;
 	sim_ids_t ids;
 	/* accepted messages per wall-clock second, for rate checks (last SIM_SECS seconds) */
@@ -94,8 +94,16 @@ typedef struct sim_item {
 	char *url, *body, *ctype, *h1n, *h1v, *h2n, *h2v;
 } sim_item_t;
 
+typedef struct sim_req sim_req_t;
+typedef struct sim_ans sim_ans_t;
+/* answers one API request (sim_ctl.c's router); called on the HTTP threads */
+typedef void (*sim_route_fn)(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
+/* reads a vendor's own settings at start; 0 or -1 with err */
+typedef int (*sim_setup_fn)(sim_vendor_t *sv, char *err, size_t errlen);
+
 struct sim {
 	const cfg_t *c;
+	sim_route_fn route;
 	struct MHD_Daemon *d;
 	int port;
 	sim_vendor_t *vs;
@@ -123,14 +131,14 @@ struct sim {
 };
 
 /* One parsed API request and the answer being built. */
-typedef struct sim_req {
+struct sim_req {
 	struct MHD_Connection *con;
 	const char *method, *url;
 	const char *body;
 	size_t bodylen;
-} sim_req_t;
+};
 
-typedef struct sim_ans {
+struct sim_ans {
 	unsigned status;
 	buf_t body;
 	const char *ctype;
@@ -139,8 +147,17 @@ typedef struct sim_ans {
 	int drop;                  /* close the connection without an answer */
 	int hang;                  /* never answer */
 	double delay_ms;
-} sim_ans_t;
+};
 
+/* ---- the engine (sim_srv.c): knows no vendor API ---- */
+
+/* The emulator for c's vendors: setup(sv) reads each vendor's own settings, then the
+ * server listens on 127.0.0.1:port with threads HTTP threads, every request answered
+ * by route. NULL with err. Main thread. (sim_new in sim_ctl.c is the public face.) */
+sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, sim_route_fn route, char *err,
+                   size_t errlen);
+/* forget every id (the caller holds ids->mu) */
+void sim_ids_clear(sim_ids_t *ids);
 /* uniform [0,1) from the shared sequence; any thread */
 double sim_rand(sim_t *s);
 /* a copy of sv's fault settings */
@@ -220,7 +237,30 @@ int sim_mailgun_sig(const char *key, const char *timestamp, const char *token, c
  * which. Any thread. */
 int sim_segments(const char *text, int force_ucs2, int *ucs2);
 
-/* vendor APIs (sim_api.c) */
+/* ---- what the vendor APIs share (sim_util.c) ---- */
+
+/* email parts (subject, bodies, header) are built up to this size */
+#define SIM_PART_MAX (8u << 20)
+/* the request header name, or NULL; HTTP thread */
+const char *sim_hdr(sim_req_t *rq, const char *name);
+/* a fresh reference (prefix + hex) for sv into out, truncated to outlen */
+void sim_ref(sim_t *s, sim_vendor_t *sv, const char *prefix, char *out, size_t outlen);
+/* Count an accepted message: by id when the request carries ours, else by
+ * "to:<address>#<hash of the content>". Thread-safe. */
+void sim_count_id(sim_vendor_t *sv, const char *id, const char *to, const char *content);
+/* 1 when from (a number, an address) or service is one of sv's configured senders
+ * (any, when it has none); numbers compare by digits */
+int sim_sender_ok(sim_vendor_t *sv, const char *from, const char *service);
+/* the webhook URL for sv: the configured receipts URL, else {public_url}/webhooks/{name}/{leaf}
+ * in out; NULL when neither is set */
+const char *sim_hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *leaf, char *out,
+                         size_t outlen);
+/* The unsubscribe and substitution checks of one accepted email (see GET /_sim/email). */
+void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf_t *body, size_t nbody,
+                     int applied);
+
+/* ---- the four vendor APIs (sim_twilio.c, sim_vonage.c, sim_sendgrid.c, sim_mailgun.c) ---- */
+
 /* Twilio: rest is the path after /2010-04-01/Accounts/{account} */
 void sim_api_twilio(sim_t *s, sim_req_t *rq, const char *account, const char *rest, sim_ans_t *ans);
 void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
@@ -233,7 +273,20 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
  * HTTP thread. */
 int sim_sendgrid_body(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *body, size_t len,
                       int mode, sim_ans_t *ans);
-/* simulated inbound message (POST /_sim/inbound); 0 or -1 with err in ans */
-void sim_inbound(sim_t *s, sim_req_t *rq, sim_ans_t *ans);
+/* Post what POST /_sim/inbound asks for to url at once: an inbound message from -> to
+ * with body (Twilio, Vonage, signed as the vendor signs), an unsubscribe of from
+ * (SendGrid, Mailgun; to and body unused). */
+void sim_twilio_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
+                        const char *body);
+void sim_vonage_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
+                        const char *body);
+void sim_sendgrid_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
+                          const char *body);
+void sim_mailgun_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
+                         const char *body);
+/* Each vendor's own settings, read at start (sim_setup_fn): the SendGrid event signing
+ * key, the Vonage webhook signature secret and method. 0 or -1 with err. */
+int sim_sendgrid_setup(sim_vendor_t *sv, char *err, size_t errlen);
+int sim_vonage_setup(sim_vendor_t *sv, char *err, size_t errlen);
 
 #endif

@@ -1,4 +1,4 @@
-/* sim_srv.c -- the emulator's HTTP server, control API, id counting, fault injection and scheduler. */
+/* sim_srv.c -- the emulator's engine: HTTP server, id counting, fault injection, scheduler and webhook senders; it knows no vendor API. */
 #include "vendors/sim/sim_int.h"
 
 #include "core/clock.h"
@@ -30,8 +30,6 @@ typedef struct sim_conn {
 	unsigned status;
 	int hang;
 } sim_conn_t;
-
-/* ---- randomness, faults ---- */
 
 double sim_rand(sim_t *s)
 {
@@ -130,8 +128,6 @@ int sim_outage(sim_t *s, sim_vendor_t *sv, sim_ans_t *ans)
 	return sim_faults(s, sv, &f, ans);
 }
 
-/* ---- ids ---- */
-
 static void ids_init(sim_ids_t *ids)
 {
 	pthread_mutex_init(&ids->mu, NULL);
@@ -140,7 +136,7 @@ static void ids_init(sim_ids_t *ids)
 	ids->dups = calloc(SIM_MAX_DUP_IDS, sizeof *ids->dups);
 }
 
-static void ids_clear(sim_ids_t *ids)
+void sim_ids_clear(sim_ids_t *ids)
 {
 	memset(ids->t, 0, ids->cap * sizeof *ids->t);
 	ids->n = 0;
@@ -204,8 +200,6 @@ void sim_ids_add(sim_vendor_t *sv, const char *id)
 	pthread_mutex_unlock(&ids->mu);
 }
 
-/* ---- vendors ---- */
-
 sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const void *),
                        const void *ctx)
 {
@@ -213,144 +207,6 @@ sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const voi
 		if (s->vs[i].kind == kind && (!pred || pred(&s->vs[i], ctx)))
 			return &s->vs[i];
 	return NULL;
-}
-
-static const char *const outage_names[] = {"none", "refuse", "reset", "503", "hang"};
-
-static void fault_json(const sim_fault_t *f, buf_t *b)
-{
-	buf_printf(b,
-	           "{\"latency_ms\":{\"median\":%g,\"tail\":%g},\"error_rate\":%g,\"throttle_rate\":%g,"
-	           "\"retry_after_s\":%d,\"outage\":\"%s\",\"permanent_rate\":%g,\"optout_rate\":%g,"
-	           "\"receipts\":{\"enabled\":%s,\"delay_ms\":%g,\"delivered_rate\":%g,\"url\":",
-	           f->lat_median_ms, f->lat_tail_ms, f->error_rate, f->throttle_rate, f->retry_after_s,
-	           outage_names[f->outage], f->permanent_rate, f->optout_rate,
-	           f->receipts ? "true" : "false", f->receipt_delay_ms, f->delivered_rate);
-	if (f->receipt_url[0])
-		buf_json_str(b, f->receipt_url, strlen(f->receipt_url));
-	else
-		buf_puts(b, "null");
-	buf_puts(b, "}}");
-}
-
-static int getrate(json_t *o, const char *k, double *out, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, k);
-	if (!v)
-		return 0;
-	if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
-		snprintf(err, errlen, "\"%s\" must be a number 0..1", k);
-		return -1;
-	}
-	*out = json_number_value(v);
-	return 0;
-}
-
-static int getms(json_t *o, const char *k, double *out, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, k);
-	if (!v)
-		return 0;
-	if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 600000) {
-		snprintf(err, errlen, "\"%s\" must be a number of milliseconds 0..600000", k);
-		return -1;
-	}
-	*out = json_number_value(v);
-	return 0;
-}
-
-/* apply the JSON settings o to f; 0 or -1 with err (f unchanged on error) */
-static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
-{
-	static const char *const known[] = {"vendor", "latency_ms", "error_rate", "throttle_rate",
-	                                    "retry_after_s", "outage", "permanent_rate",
-	                                    "optout_rate", "receipts", "reset"};
-	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v)
-	{
-		int ok = 0;
-		for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-			ok |= !strcmp(k, known[i]);
-		if (!ok) {
-			snprintf(err, errlen, "unknown field \"%.60s\"", k);
-			return -1;
-		}
-	}
-	sim_fault_t f = *f0;
-	if (json_is_true(json_object_get(o, "reset"))) {
-		char url[sizeof f.receipt_url];
-		memcpy(url, f.receipt_url, sizeof url);
-		memset(&f, 0, sizeof f);
-		f.retry_after_s = 1;
-		f.delivered_rate = 1;
-		f.receipt_delay_ms = 200;
-	}
-	json_t *lat = json_object_get(o, "latency_ms");
-	if (lat && json_is_number(lat))
-		f.lat_median_ms = f.lat_tail_ms = json_number_value(lat);
-	else if (lat && (!json_is_object(lat) || getms(lat, "median", &f.lat_median_ms, err, errlen) ||
-	                 getms(lat, "tail", &f.lat_tail_ms, err, errlen))) {
-		if (!json_is_object(lat))
-			snprintf(err, errlen, "\"latency_ms\" must be {\"median\":ms,\"tail\":ms}");
-		return -1;
-	}
-	if (getrate(o, "error_rate", &f.error_rate, err, errlen) ||
-	    getrate(o, "throttle_rate", &f.throttle_rate, err, errlen) ||
-	    getrate(o, "permanent_rate", &f.permanent_rate, err, errlen) ||
-	    getrate(o, "optout_rate", &f.optout_rate, err, errlen))
-		return -1;
-	json_t *ra = json_object_get(o, "retry_after_s");
-	if (ra) {
-		if (!json_is_integer(ra) || json_integer_value(ra) < 0 || json_integer_value(ra) > 3600) {
-			snprintf(err, errlen, "\"retry_after_s\" must be an integer 0..3600");
-			return -1;
-		}
-		f.retry_after_s = (int)json_integer_value(ra);
-	}
-	json_t *out = json_object_get(o, "outage");
-	if (out) {
-		const char *os = json_string_value(out);
-		int found = -1;
-		for (int i = 0; os && i < 5; i++)
-			if (!strcmp(os, outage_names[i]))
-				found = i;
-		if (found < 0) {
-			snprintf(err, errlen, "\"outage\" must be one of none, refuse, reset, 503, hang");
-			return -1;
-		}
-		f.outage = found;
-	}
-	json_t *rc = json_object_get(o, "receipts");
-	if (rc) {
-		if (!json_is_object(rc)) {
-			snprintf(err, errlen, "\"receipts\" must be an object");
-			return -1;
-		}
-		json_t *en = json_object_get(rc, "enabled");
-		if (en && !json_is_boolean(en)) {
-			snprintf(err, errlen, "\"receipts.enabled\" must be true or false");
-			return -1;
-		}
-		if (en)
-			f.receipts = json_is_true(en);
-		if (getms(rc, "delay_ms", &f.receipt_delay_ms, err, errlen) ||
-		    getrate(rc, "delivered_rate", &f.delivered_rate, err, errlen))
-			return -1;
-		json_t *u = json_object_get(rc, "url");
-		if (u && !json_is_null(u)) {
-			const char *us = json_string_value(u);
-			if (!us || strlen(us) >= sizeof f.receipt_url ||
-			    (strncmp(us, "http://", 7) && strncmp(us, "https://", 8))) {
-				snprintf(err, errlen, "\"receipts.url\" must be an http(s) URL under 512 bytes");
-				return -1;
-			}
-			vnd_cpy(f.receipt_url, sizeof f.receipt_url, us);
-		} else if (u)
-			f.receipt_url[0] = 0;
-	}
-	*f0 = f;
-	return 0;
 }
 
 void sim_note_accepted(sim_vendor_t *sv, uint64_t n)
@@ -366,296 +222,6 @@ void sim_note_accepted(sim_vendor_t *sv, uint64_t n)
 	sv->sec_count[i] += n;
 	pthread_mutex_unlock(&sv->secmu);
 }
-
-/* ---- control API ---- */
-
-static void ctl_stats(sim_t *s, sim_ans_t *ans)
-{
-	buf_t *b = &ans->body;
-	buf_puts(b, "{\"vendors\":{");
-	for (size_t i = 0; i < s->nv; i++) {
-		sim_vendor_t *sv = &s->vs[i];
-		if (i)
-			buf_putc(b, ',');
-		buf_json_str(b, sv->v->name, strlen(sv->v->name));
-		pthread_mutex_lock(&sv->ids.mu);
-		buf_printf(b,
-		           ":{\"requests\":%llu,\"accepted\":%llu,\"unique_ids\":%zu,\"duplicate_count\":%llu,"
-		           "\"duplicate_ids\":[",
-		           (unsigned long long)atomic_load(&sv->requests),
-		           (unsigned long long)atomic_load(&sv->accepted), sv->ids.n,
-		           (unsigned long long)sv->ids.dup_count);
-		for (size_t k = 0; k < sv->ids.ndups; k++) {
-			if (k)
-				buf_putc(b, ',');
-			buf_json_str(b, sv->ids.dups[k], strlen(sv->ids.dups[k]));
-		}
-		pthread_mutex_unlock(&sv->ids.mu);
-		/* "per_second": [[unix second, accepted], ...] oldest first, last SIM_SECS seconds */
-		buf_puts(b, "],\"per_second\":[");
-		int64_t now = clock_wall_ms() / 1000, first = 1;
-		pthread_mutex_lock(&sv->secmu);
-		for (int64_t sec = now - SIM_SECS + 1; sec <= now; sec++) {
-			size_t k = (size_t)(sec % SIM_SECS);
-			if (sv->sec_key[k] != sec || !sv->sec_count[k])
-				continue;
-			buf_printf(b, "%s[%lld,%llu]", first ? "" : ",", (long long)sec,
-			           (unsigned long long)sv->sec_count[k]);
-			first = 0;
-		}
-		pthread_mutex_unlock(&sv->secmu);
-		buf_puts(b, "]}");
-	}
-	buf_puts(b, "}}");
-	ans->status = 200;
-	ans->ctype = "application/json";
-}
-
-/* GET /_sim/email: what the email vendors' recipients would have received */
-static void ctl_email(sim_t *s, sim_ans_t *ans)
-{
-	buf_t *b = &ans->body;
-	buf_puts(b, "{\"vendors\":{");
-	int first = 1;
-	for (size_t i = 0; i < s->nv; i++) {
-		sim_vendor_t *sv = &s->vs[i];
-		if (sv->kind != SIM_SENDGRID && sv->kind != SIM_MAILGUN)
-			continue;
-		if (!first)
-			buf_putc(b, ',');
-		first = 0;
-		buf_json_str(b, sv->v->name, strlen(sv->v->name));
-		buf_printf(b,
-		           ":{\"accepted\":%llu,\"subs_applied\":%llu,\"unsub_checked\":%llu,"
-		           "\"unsub_ok\":%llu,\"unreplaced\":%llu}",
-		           (unsigned long long)atomic_load(&sv->accepted),
-		           (unsigned long long)atomic_load(&sv->subs_applied),
-		           (unsigned long long)atomic_load(&sv->unsub_checked),
-		           (unsigned long long)atomic_load(&sv->unsub_ok),
-		           (unsigned long long)atomic_load(&sv->unreplaced));
-	}
-	buf_puts(b, "}}");
-	ans->status = 200;
-	ans->ctype = "application/json";
-}
-
-static void ctl_reset(sim_t *s, sim_ans_t *ans)
-{
-	for (size_t i = 0; i < s->nv; i++) {
-		sim_vendor_t *sv = &s->vs[i];
-		pthread_mutex_lock(&sv->ids.mu);
-		atomic_store(&sv->requests, 0);
-		atomic_store(&sv->accepted, 0);
-		atomic_store(&sv->subs_applied, 0);
-		atomic_store(&sv->unsub_checked, 0);
-		atomic_store(&sv->unsub_ok, 0);
-		atomic_store(&sv->unreplaced, 0);
-		ids_clear(&sv->ids);
-		pthread_mutex_unlock(&sv->ids.mu);
-		pthread_mutex_lock(&sv->secmu);
-		memset(sv->sec_key, 0, sizeof sv->sec_key);
-		memset(sv->sec_count, 0, sizeof sv->sec_count);
-		pthread_mutex_unlock(&sv->secmu);
-	}
-	atomic_store(&s->wh_sent, 0);
-	atomic_store(&s->wh_failed, 0);
-	atomic_store(&s->wh_dropped, 0);
-	ans->status = 200;
-	ans->ctype = "application/json";
-	buf_puts(&ans->body, "{\"ok\":true}");
-	log_info("event=sim_reset");
-}
-
-static void ctl_config_get(sim_t *s, sim_ans_t *ans)
-{
-	buf_t *b = &ans->body;
-	buf_puts(b, "{\"vendors\":{");
-	for (size_t i = 0; i < s->nv; i++) {
-		sim_fault_t f;
-		sim_fault_get(&s->vs[i], &f);
-		if (i)
-			buf_putc(b, ',');
-		buf_json_str(b, s->vs[i].v->name, strlen(s->vs[i].v->name));
-		buf_putc(b, ':');
-		fault_json(&f, b);
-	}
-	buf_puts(b, "}}");
-	ans->status = 200;
-	ans->ctype = "application/json";
-}
-
-static void ctl_error(sim_ans_t *ans, unsigned st, const char *msg)
-{
-	ans->status = st;
-	ans->ctype = "application/json";
-	buf_reset(&ans->body);
-	buf_puts(&ans->body, "{\"error\":");
-	buf_json_str(&ans->body, msg, strlen(msg));
-	buf_putc(&ans->body, '}');
-}
-
-static void ctl_config_post(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
-{
-	json_error_t je;
-	json_t *o = json_loadb(rq->body ? rq->body : "", rq->bodylen, 0, &je);
-	char err[300];
-	if (!json_is_object(o)) {
-		snprintf(err, sizeof err, "/_sim/config: body must be a JSON object (line %d: %.100s)",
-		         je.line, je.text);
-		ctl_error(ans, 400, err);
-		json_decref(o);
-		return;
-	}
-	const char *name = json_string_value(json_object_get(o, "vendor"));
-	if (json_object_get(o, "vendor") && !name) {
-		ctl_error(ans, 400, "/_sim/config: \"vendor\" must be a vendor name");
-		json_decref(o);
-		return;
-	}
-	size_t hit = 0;
-	for (size_t i = 0; i < s->nv; i++) {
-		sim_vendor_t *sv = &s->vs[i];
-		if (name && strcmp(name, sv->v->name))
-			continue;
-		pthread_mutex_lock(&sv->fmu);
-		int rc = fault_apply(&sv->f, o, err, sizeof err);
-		pthread_mutex_unlock(&sv->fmu);
-		if (rc) {
-			char e2[400];
-			snprintf(e2, sizeof e2, "/_sim/config: %s", err);
-			ctl_error(ans, 400, e2);
-			json_decref(o);
-			return;
-		}
-		hit++;
-	}
-	if (!hit) {
-		snprintf(err, sizeof err, "/_sim/config: no vendor named \"%.80s\" in the config", name);
-		ctl_error(ans, 404, err);
-		json_decref(o);
-		return;
-	}
-	char *dump = json_dumps(o, JSON_COMPACT);
-	log_info("event=sim_config vendor=%s settings=%s", name ? name : "*", dump ? dump : "?");
-	free(dump);
-	json_decref(o);
-	ctl_config_get(s, ans);
-}
-
-static void ctl_keys(sim_t *s, sim_ans_t *ans)
-{
-	buf_t *b = &ans->body;
-	buf_puts(b, "{\"sendgrid\":{");
-	int first = 1;
-	for (size_t i = 0; i < s->nv; i++) {
-		if (s->vs[i].kind != SIM_SENDGRID)
-			continue;
-		if (!first)
-			buf_putc(b, ',');
-		first = 0;
-		buf_json_str(b, s->vs[i].v->name, strlen(s->vs[i].v->name));
-		buf_putc(b, ':');
-		buf_json_str(b, s->vs[i].sg_pub, strlen(s->vs[i].sg_pub));
-	}
-	buf_puts(b, "}}");
-	ans->status = 200;
-	ans->ctype = "application/json";
-}
-
-static void ctl_receipts(sim_t *s, sim_ans_t *ans)
-{
-	pthread_mutex_lock(&s->wmu);
-	size_t queued = s->wq_n;
-	pthread_mutex_unlock(&s->wmu);
-	pthread_mutex_lock(&s->mu);
-	size_t sched = s->nheap;
-	pthread_mutex_unlock(&s->mu);
-	buf_printf(&ans->body,
-	           "{\"sent\":%llu,\"failed\":%llu,\"dropped\":%llu,\"scheduled\":%zu,\"sending\":%zu}",
-	           (unsigned long long)atomic_load(&s->wh_sent),
-	           (unsigned long long)atomic_load(&s->wh_failed),
-	           (unsigned long long)atomic_load(&s->wh_dropped), sched, queued);
-	ans->status = 200;
-	ans->ctype = "application/json";
-}
-
-/* ---- routing ---- */
-
-static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
-{
-	const char *u = rq->url;
-	int post = !strcmp(rq->method, "POST"), get = !strcmp(rq->method, "GET");
-	if (!strncmp(u, "/_sim/", 6)) {
-		const char *c = u + 6;
-		if (!strcmp(c, "stats") && get)
-			ctl_stats(s, ans);
-		else if (!strcmp(c, "email") && get)
-			ctl_email(s, ans);
-		else if (!strcmp(c, "reset") && post)
-			ctl_reset(s, ans);
-		else if (!strcmp(c, "config") && get)
-			ctl_config_get(s, ans);
-		else if (!strcmp(c, "config") && post)
-			ctl_config_post(s, rq, ans);
-		else if (!strcmp(c, "keys") && get)
-			ctl_keys(s, ans);
-		else if (!strcmp(c, "receipts") && get)
-			ctl_receipts(s, ans);
-		else if (!strcmp(c, "inbound") && post)
-			sim_inbound(s, rq, ans);
-		else
-			ctl_error(ans, 404, "no such control endpoint (stats, email, reset, config, keys, "
-			                    "receipts, inbound)");
-		return;
-	}
-	char acct[128];
-	if (!strncmp(u, "/2010-04-01/Accounts/", 21)) {
-		const char *a = u + 21, *sl = strchr(a, '/');
-		if (sl && (size_t)(sl - a) < sizeof acct && !strncmp(sl, "/Messages", 9)) {
-			memcpy(acct, a, (size_t)(sl - a));
-			acct[sl - a] = 0;
-			sim_api_twilio(s, rq, acct, sl, ans);
-			return;
-		}
-	} else if (!strcmp(u, "/sms/json") && (post || get)) {
-		sim_api_vonage(s, rq, ans);
-		return;
-	} else if (!strncmp(u, "/v3/", 4)) {
-		/* SendGrid and Mailgun share /v3/: Mailgun's paths name a domain (a dot) or
-		 * come with Basic credentials, SendGrid's with a Bearer key */
-		const char *a = u + 4, *sl = strchr(a, '/'), *auth = MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND, "Authorization");
-		int mailgun = auth ? !strncasecmp(auth, "Basic ", 6) : sl && memchr(a, '.', (size_t)(sl - a)) != NULL;
-		if (!strcmp(u, "/v3/mail/send") && post) {
-			sim_api_sendgrid(s, rq, ans);
-			return;
-		}
-		if (mailgun && sl && (size_t)(sl - a) < sizeof acct && !strcmp(sl, "/messages") && post) {
-			memcpy(acct, a, (size_t)(sl - a));
-			acct[sl - a] = 0;
-			sim_api_mailgun(s, rq, acct, ans);
-			return;
-		}
-		int known = !strcmp(u, "/v3/mail/send") || (mailgun && sl && !strcmp(sl, "/messages"));
-		ans->status = known ? 405 : 404;
-		ans->ctype = "application/json";
-		if (mailgun)
-			buf_puts(&ans->body, known ? "{\"message\":\"Method Not Allowed\"}" : "{\"message\":\"Not Found\"}");
-		else
-			buf_puts(&ans->body, known ? "{\"errors\":[{\"field\":null,\"message\":\"method not allowed\"}]}"
-			                           : "{\"errors\":[{\"field\":null,\"message\":\"resource not found\"}]}");
-		return;
-	}
-	/* anything else: Twilio's shape (/2010-04-01/…), else a plain JSON 404 */
-	ans->status = 404;
-	ans->ctype = "application/json";
-	if (!strncmp(u, "/2010-04-01/", 12))
-		buf_puts(&ans->body, "{\"code\":20404,\"message\":\"The requested resource was not found\","
-		                     "\"more_info\":\"https://www.twilio.com/docs/errors/20404\",\"status\":404}");
-	else
-		buf_puts(&ans->body, "{\"error\":\"not found\"}");
-}
-
-/* ---- scheduler ---- */
 
 static void heap_push(sim_t *s, sim_item_t *it)
 {
@@ -865,8 +431,6 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
-/* ---- MHD glue ---- */
-
 static enum MHD_Result send_ans(struct MHD_Connection *con, sim_ans_t *ans, sim_conn_t *x,
                                 int later)
 {
@@ -960,7 +524,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		buf_puts(&ans.body, "{\"errors\":[{\"field\":null,\"message\":\"request too large\"}]}");
 	} else {
 		sim_req_t rq = {con, method, url, x->body.p ? x->body.p : "", x->body.len};
-		route(s, &rq, &ans);
+		s->route(s, &rq, &ans);
 	}
 	enum MHD_Result ret;
 	if (ans.drop) {
@@ -1010,71 +574,8 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **cc,
 	*cc = NULL;
 }
 
-/* ---- lifecycle ---- */
-
-static int sg_key_setup(sim_vendor_t *sv, char *err, size_t errlen)
-{
-	json_t *k = sv->v->raw ? json_object_get(sv->v->raw, "sim_signing_key_env") : NULL;
-	const char *pem = json_is_string(k) ? getenv(json_string_value(k)) : NULL;
-	if (pem) {
-		BIO *bio = BIO_new_mem_buf(pem, -1);
-		sv->sg_key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-		BIO_free(bio);
-		if (!sv->sg_key) {
-			snprintf(err, errlen, "vendor %s: env %s does not hold a PEM EC private key",
-			         sv->v->name, json_string_value(k));
-			return -1;
-		}
-	} else {
-		sv->sg_key = EVP_EC_gen("P-256");
-		if (!sv->sg_key) {
-			snprintf(err, errlen, "vendor %s: cannot generate a P-256 key", sv->v->name);
-			return -1;
-		}
-	}
-	unsigned char der[300], *p = der;
-	int n = i2d_PUBKEY(sv->sg_key, NULL);
-	if (n <= 0 || n > (int)sizeof der || i2d_PUBKEY(sv->sg_key, &p) != n ||
-	    vnd_b64(der, (size_t)n, sv->sg_pub, sizeof sv->sg_pub) < 0) {
-		snprintf(err, errlen, "vendor %s: cannot encode the webhook public key", sv->v->name);
-		return -1;
-	}
-	return 0;
-}
-
-/* A Vonage vendor's webhook signing: `webhook_auth` "none" sends unsigned; else
- * `signature_secret_env` (an env var that must be set) with `signature_method`. */
-static int vg_sig_setup(sim_vendor_t *sv, char *err, size_t errlen)
-{
-	json_t *raw = sv->v->raw;
-	json_t *wa = json_object_get(raw, "webhook_auth"), *se = json_object_get(raw, "signature_secret_env");
-	json_t *sm = json_object_get(raw, "signature_method");
-	if ((wa && !json_is_string(wa)) || (se && !json_is_string(se)) || (sm && !json_is_string(sm))) {
-		snprintf(err, errlen, "vendor %s: \"webhook_auth\", \"signature_secret_env\" and "
-		                      "\"signature_method\" must be strings", sv->v->name);
-		return -1;
-	}
-	sv->vg_sig_method = sim_vsig_method(json_string_value(sm));
-	if (sv->vg_sig_method < 0) {
-		snprintf(err, errlen, "vendor %s: \"signature_method\" must be md5hash, md5, sha1, sha256 or sha512",
-		         sv->v->name);
-		return -1;
-	}
-	if (wa && !strcmp(json_string_value(wa), "none"))
-		return 0;
-	if (!se)
-		return 0;
-	sv->vg_sig = getenv(json_string_value(se));
-	if (!sv->vg_sig || !*sv->vg_sig) {
-		snprintf(err, errlen, "vendor %s: environment variable %s (signature_secret_env) is not set",
-		         sv->v->name, json_string_value(se));
-		sv->vg_sig = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
+sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, sim_route_fn route, char *err,
+                   size_t errlen)
 {
 	sim_t *s = calloc(1, sizeof *s);
 	if (!s) {
@@ -1082,6 +583,7 @@ sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
 		return NULL;
 	}
 	s->c = c;
+	s->route = route;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_mutex_init(&s->wmu, NULL);
@@ -1137,8 +639,7 @@ sim_t *sim_new(const cfg_t *c, int port, int threads, char *err, size_t errlen)
 		sv->f.receipt_delay_ms = 200;
 		sv->f.receipts = c->public_url && *c->public_url;
 		s->nv++;
-		if ((sv->kind == SIM_SENDGRID && sg_key_setup(sv, err, errlen)) ||
-		    (sv->kind == SIM_VONAGE && vg_sig_setup(sv, err, errlen))) {
+		if (setup && setup(sv, err, errlen)) {
 			sim_free(s);
 			return NULL;
 		}

@@ -1,0 +1,142 @@
+/* sim_util.c -- what the emulated APIs share: request headers, references, id counting, senders, webhook URLs, email checks. */
+#include "vendors/sim/sim_int.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "vendors/vnd_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+const char *sim_hdr(sim_req_t *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND, name);
+}
+
+void sim_ref(sim_t *s, sim_vendor_t *sv, const char *prefix, char *out, size_t outlen)
+{
+	uint64_t n = atomic_fetch_add(&s->seq, 1);
+	uint64_t a = hash64(&n, sizeof n, (uint64_t)(uintptr_t)sv), b = hash64(&n, sizeof n, 77);
+	snprintf(out, outlen, "%s%016llx%016llx", prefix, (unsigned long long)a, (unsigned long long)b);
+}
+
+/* The id a message is counted by: ours when the request carries it, else
+ * "to:<address>#<hash of the content>" (the same person getting the same
+ * content twice is the duplicate that matters). */
+void sim_count_id(sim_vendor_t *sv, const char *id, const char *to, const char *content)
+{
+	if (id && *id) {
+		sim_ids_add(sv, id);
+		return;
+	}
+	if (!to)
+		return;
+	char k[400];
+	uint64_t h = content ? hash64(content, strlen(content), 9) : 0;
+	snprintf(k, sizeof k, "to:%.320s#%08llx", to, (unsigned long long)(h & 0xffffffffu));
+	sim_ids_add(sv, k);
+}
+
+/* 1 when from (a number, an address) or service is one of sv's configured senders;
+ * a vendor with no senders configured accepts any. Numbers compare by digits. */
+int sim_sender_ok(sim_vendor_t *sv, const char *from, const char *service)
+{
+	const cfg_vendor_t *v = sv->v;
+	if (!v->nsenders)
+		return 1;
+	for (size_t i = 0; i < v->nsenders; i++) {
+		const cfg_sender_t *c = &v->senders[i];
+		if (service && *service) {
+			if (c->service && !strcmp(c->service, service))
+				return 1;
+			continue;
+		}
+		if (!from || !c->from)
+			continue;
+		const char *a = c->from[0] == '+' ? c->from + 1 : c->from;
+		const char *b = from[0] == '+' ? from + 1 : from;
+		if (!strcasecmp(a, b))
+			return 1;
+	}
+	return 0;
+}
+
+/* the webhook base for vendor sv: the configured receipts URL, else {public_url}/webhooks/{name}/{leaf} */
+const char *sim_hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *leaf,
+                            char *out, size_t outlen)
+{
+	if (f->receipt_url[0])
+		return f->receipt_url;
+	if (!s->c->public_url || !*s->c->public_url)
+		return NULL;
+	snprintf(out, outlen, "%.*s/webhooks/%s/%s", (int)vnd_base_len(s->c->public_url), s->c->public_url,
+	         sv->v->name, leaf);
+	return out;
+}
+
+static int b64url_val(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
+	       : c >= '0' && c <= '9' ? c - '0' + 52 : c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/* Is the unsubscribe link of one accepted email intact? lu = its
+ * List-Unsubscribe value ("<url>") after substitution, body[0..nbody) its
+ * text/html after substitution. Counted in the vendor's stats:
+ * unsub_checked (a List-Unsubscribe was there), unsub_ok (its URL appears in
+ * every body part and its /u/<token> decodes to bytes naming this recipient),
+ * unreplaced (a placeholder of ours or Mailgun's survived substitution). */
+void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf_t *body,
+                        size_t nbody, int applied)
+{
+	if (applied)
+		atomic_fetch_add(&sv->subs_applied, 1);
+	int left = 0;
+	for (size_t i = 0; i < nbody; i++)
+		left |= memmem(body[i].p, body[i].len, "{{{tocsin:", 10) != NULL ||
+		        memmem(body[i].p, body[i].len, "%recipient.", 11) != NULL;
+	if (lu && (strstr(lu, "{{{tocsin:") || strstr(lu, "%recipient.")))
+		left = 1;
+	if (left)
+		atomic_fetch_add(&sv->unreplaced, 1);
+	if (!lu || !to)
+		return;
+	atomic_fetch_add(&sv->unsub_checked, 1);
+	const char *a = strchr(lu, '<'), *z = a ? strchr(a, '>') : NULL;
+	if (!a || !z || z - a < 2)
+		return;
+	const char *url = a + 1;
+	size_t ul = (size_t)(z - url);
+	for (size_t i = 0; i < nbody; i++)
+		if (!memmem(body[i].p, body[i].len, url, ul))
+			return;
+	const char *tok = NULL;
+	for (const char *q = url; (q = memmem(q, (size_t)(url + ul - q), "/u/", 3)); q += 3)
+		tok = q + 3;
+	if (!tok)
+		return;
+	unsigned char raw[1200];
+	size_t n = 0, bits = 0;
+	uint32_t acc = 0;
+	for (const char *q = tok; q < url + ul; q++) {
+		int v = b64url_val((unsigned char)*q);
+		if (v < 0 || n >= sizeof raw)
+			return;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			raw[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	if (memmem(raw, n, to, strlen(to)))
+		atomic_fetch_add(&sv->unsub_ok, 1);
+}
