@@ -1013,6 +1013,44 @@ static void test_vonage_json_basic(void **st)
 	assert_int_equal(accepted("vg"), a0 + 3);
 }
 
+/* the emulator's own form reader: '+', %XX, a bad escape kept, empty pieces skipped, caps */
+static void test_form(void **st)
+{
+	(void)st;
+	sim_form_t f;
+	const char *in = "a=b+c%20d&e&&f=%zz%4&%41%3D=%26&g=";
+	assert_int_equal(sim_form_parse(in, strlen(in), &f), 0);
+	assert_int_equal(f.n, 5);
+	assert_string_equal(sim_form_get(&f, "a"), "b c d");
+	assert_string_equal(sim_form_get(&f, "e"), "");
+	assert_string_equal(sim_form_get(&f, "f"), "%zz%4");
+	assert_string_equal(sim_form_get(&f, "A="), "&");
+	assert_string_equal(sim_form_get(&f, "g"), "");
+	assert_null(sim_form_get(&f, "h"));
+	sim_form_free(&f);
+	static char many[2 * 2101 + 1];
+	for (int i = 0; i < 2101; i++)
+		memcpy(many + 2 * i, "x&", 2);
+	assert_int_equal(sim_form_parse(many, 2 * 2100 - 1, &f), 0); /* 2100 fields: at the cap */
+	assert_int_equal(f.n, 2100);
+	sim_form_free(&f);
+	assert_int_equal(sim_form_parse(many, 2 * 2101 - 1, &f), TOCSIN_ERR_TOOBIG);
+	sim_form_free(&f);
+	const char *js = "{\"to\":\"1555\",\"n\":42,\"r\":1.5,\"b\":true,\"z\":null}";
+	assert_int_equal(sim_form_json(js, strlen(js), &f), 0);
+	assert_int_equal(f.n, 4);
+	assert_string_equal(sim_form_get(&f, "to"), "1555");
+	assert_string_equal(sim_form_get(&f, "n"), "42");
+	assert_string_equal(sim_form_get(&f, "r"), "1.5");
+	assert_string_equal(sim_form_get(&f, "b"), "true");
+	assert_null(sim_form_get(&f, "z"));
+	sim_form_free(&f);
+	assert_int_equal(sim_form_json("[1]", 3, &f), TOCSIN_ERR_INVAL);
+	sim_form_free(&f);
+	assert_int_equal(sim_form_json("{\"a\":{}}", 8, &f), TOCSIN_ERR_INVAL);
+	sim_form_free(&f);
+}
+
 /* segment counts as Twilio counts them; each case worked out by hand from GSM 03.38 / UTF-16 */
 static void test_segments(void **st)
 {
@@ -1284,7 +1322,7 @@ int main(void)
 	    cmocka_unit_test(test_sendgrid_batch_build),
 	    cmocka_unit_test(test_sig_vectors), cmocka_unit_test(test_vonage_signed_webhooks),
 	    cmocka_unit_test(test_vonage_sig_config),    cmocka_unit_test(test_vonage_json_basic),
-	    cmocka_unit_test(test_segments),             cmocka_unit_test(test_twilio_list_fetch),
+	    cmocka_unit_test(test_form),                 cmocka_unit_test(test_segments),             cmocka_unit_test(test_twilio_list_fetch),
 	    cmocka_unit_test(test_sendgrid_fidelity),    cmocka_unit_test(test_mailgun_fidelity),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
