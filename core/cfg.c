@@ -107,7 +107,7 @@ static const ck_t ck_vendor[] = {
     {NULL, CK_LEAF, NULL}};
 /* the fields one kind's adapter (vendors/) or its emulator (vendors/sim/) reads */
 static const ck_t ck_twilio[] = {{NULL, CK_LEAF, NULL}};
-/* vonage: signed webhooks (vendors/sim/sim_srv.c signs with them) */
+/* vonage: signed webhooks (vendors/sim/sim_vonage.c signs with them) */
 static const ck_t ck_vonage[] = {
     {"signature_secret_env", CK_LEAF, NULL}, {"signature_method", CK_LEAF, NULL},
     {NULL, CK_LEAF, NULL}};
