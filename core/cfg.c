@@ -103,7 +103,8 @@ static const ck_t ck_vendor[] = {
     {"cost", CK_LEAF, NULL},          {"weight", CK_LEAF, NULL},
     {"rate_decrease", CK_LEAF, NULL}, {"rate_recover_per_s", CK_LEAF, NULL},
     {"rate_min_fraction", CK_LEAF, NULL}, {"sla", CK_OBJ, ck_sla},
-    {"webhook_auth", CK_LEAF, NULL}, /* "signed" (default) or "none" */
+    {"webhook_auth", CK_LEAF, NULL}, /* "signed" (default) or "none" (Vonage only) */
+    {"reply_countries", CK_LEAF, NULL}, /* tracker/reply.c: calling codes replies may go to */
     {NULL, CK_LEAF, NULL}};
 /* the fields one kind's adapter (vendors/) or its emulator (vendors/sim/) reads */
 static const ck_t ck_twilio[] = {{NULL, CK_LEAF, NULL}};
@@ -130,11 +131,14 @@ static const ck_t ck_dispatcher[] = {
     {"retry_max_ms", CK_LEAF, NULL},  {"max_in_flight", CK_LEAF, NULL},
     {"http_threads", CK_LEAF, NULL},  {"retry_budget", CK_LEAF, NULL},
     {"retry_budget_min_per_s", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
-/* tracker: core/cfg.c, tracker/http.c */
+/* tracker: core/cfg.c, tracker/http.c, tracker/reply.c */
 static const ck_t ck_tracker[] = {
     {"db", CK_LEAF, NULL},            {"listen", CK_LEAF, NULL},
     {"public_url", CK_LEAF, NULL},    {"control_token_env", CK_LEAF, NULL},
-    {"api_cache_ms", CK_LEAF, NULL},  {NULL, CK_LEAF, NULL}};
+    {"api_cache_ms", CK_LEAF, NULL},  {"webhook_max_age_s", CK_LEAF, NULL},
+    {"reply_per_number_hour", CK_LEAF, NULL}, {"reply_per_minute", CK_LEAF, NULL},
+    {"conns_per_ip", CK_LEAF, NULL},  {"allowed_hosts", CK_LEAF, NULL},
+    {NULL, CK_LEAF, NULL}};
 /* compliance: tracker/http.c (SMS keyword replies) */
 static const ck_t ck_compliance[] = {
     {"program", CK_LEAF, NULL},       {"help_reply", CK_LEAF, NULL},
@@ -321,6 +325,24 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 		v->base_url[--bl] = 0;
 	v->account = dupstr(get_str(o, "account", NULL));
 	v->secret_env = dupstr(get_str(o, "secret_env", NULL));
+	json_t *wa = json_object_get(o, "webhook_auth");
+	if (wa && (!json_is_string(wa) || (strcmp(json_string_value(wa), "signed") &&
+	                                   strcmp(json_string_value(wa), "none"))))
+		return bad(err, errlen, c, "vendor %s: \"webhook_auth\" must be \"signed\" or \"none\"%s",
+		           name, NULL);
+	json_t *sm = json_object_get(o, "signature_method");
+	static const char *const sms[] = {"md5hash", "md5", "sha1", "sha256", "sha512"};
+	int smok = !sm;
+	for (size_t i = 0; sm && json_is_string(sm) && i < sizeof sms / sizeof sms[0]; i++)
+		smok |= !strcmp(sms[i], json_string_value(sm));
+	if (!smok)
+		return bad(err, errlen, c,
+		           "vendor %s: \"signature_method\" must be md5hash, md5, sha1, sha256 or sha512%s",
+		           name, NULL);
+	json_t *sse = json_object_get(o, "signature_secret_env");
+	if (sse && !json_is_string(sse))
+		return bad(err, errlen, c, "vendor %s: \"signature_secret_env\" must be a string%s", name,
+		           NULL);
 	double d;
 	if (get_num(o, "rate_per_s", 0, &v->rate_per_s) || v->rate_per_s < 0)
 		return bad(err, errlen, c, "vendor %s: \"rate_per_s\" must be a number >= 0%s", name, NULL);
@@ -475,6 +497,31 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 	c->track_listen = dupstr(get_str(t, "listen", "127.0.0.1:8026"));
 	c->public_url = dupstr(get_str(t, "public_url", NULL));
 	c->control_token_env = dupstr(get_str(t, "control_token_env", NULL));
+	if (get_num(t, "webhook_max_age_s", 300, &x) || x < 1 || x > 86400)
+		return bad(err, errlen, c, "tracker.webhook_max_age_s must be 1..86400%s%s", NULL, NULL);
+	c->webhook_max_age_s = (int)x;
+	if (get_num(t, "reply_per_number_hour", 5, &x) || x < 0 || x > 1000)
+		return bad(err, errlen, c, "tracker.reply_per_number_hour must be 0..1000%s%s", NULL, NULL);
+	c->reply_per_number_hour = (int)x;
+	if (get_num(t, "reply_per_minute", 60, &x) || x < 0 || x > 100000)
+		return bad(err, errlen, c, "tracker.reply_per_minute must be 0..100000%s%s", NULL, NULL);
+	c->reply_per_minute = (int)x;
+	if (get_num(t, "conns_per_ip", 64, &x) || x < 1 || x > 10000)
+		return bad(err, errlen, c, "tracker.conns_per_ip must be 1..10000%s%s", NULL, NULL);
+	c->conns_per_ip = (int)x;
+	json_t *ah = json_object_get(t, "allowed_hosts");
+	if (ah) {
+		size_t i;
+		json_t *h;
+		if (!json_is_array(ah) || !json_array_size(ah))
+			return bad(err, errlen, c,
+			           "tracker.allowed_hosts must be a non-empty array of host names%s%s", NULL,
+			           NULL);
+		json_array_foreach(ah, i, h) if (!json_is_string(h) || !*json_string_value(h)) return bad(
+		    err, errlen, c, "tracker.allowed_hosts must hold strings (host or host:port)%s%s", NULL,
+		    NULL);
+		c->allowed_hosts = ah;
+	}
 	return 0;
 }
 

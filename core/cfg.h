@@ -59,6 +59,12 @@ typedef struct cfg {
 	char *track_listen;  /* default 127.0.0.1:8026 */
 	char *public_url;    /* webhook / unsubscribe base URL */
 	char *control_token_env;
+	int webhook_max_age_s;   /* signed webhook timestamps further from now are refused */
+	int reply_per_number_hour; /* automatic SMS replies to one number per hour */
+	int reply_per_minute;    /* automatic SMS replies per minute, all numbers */
+	int conns_per_ip;        /* HTTP connections one client address may hold */
+	json_t *allowed_hosts;   /* array of Host header values the API and dashboard answer,
+	                            or NULL: loopback names and public_url's host (borrowed) */
 	json_t *root;        /* the whole document */
 } cfg_t;
 

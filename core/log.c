@@ -42,13 +42,22 @@ void log_at(int level, const char *fmt, ...)
 	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 	                 tm.tm_sec, (int)(tv.tv_usec / 1000),
 	                 level_names[level < 0 ? 0 : level > 3 ? 3 : level], log_comp);
+	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	int m = vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-	if (len > sizeof line - 2)
-		len = sizeof line - 2;
+	size_t ml = m < 0 ? 0 : (size_t)m >= sizeof msg ? sizeof msg - 1 : (size_t)m;
+	/* A logged value is outside input (paths, vendor answers): control bytes
+	 * are written as \xNN so no value can end the line or forge another. */
+	size_t len = (size_t)n;
+	for (size_t i = 0; i < ml && len < sizeof line - 6; i++) {
+		unsigned char ch = (unsigned char)msg[i];
+		if (ch < 0x20 || ch == 0x7f)
+			len += (size_t)snprintf(line + len, 5, "\\x%02x", ch);
+		else
+			line[len++] = (char)ch;
+	}
 	line[len++] = '\n';
 	fwrite(line, 1, len, stderr);
 }

@@ -11,7 +11,9 @@ enum { TLOG_DEBUG = 0, TLOG_INFO = 1, TLOG_WARN = 2, TLOG_ERROR = 3 };
 void log_init(const char *component, int level);
 
 /* Log one line: "ts=<iso8601> lvl=<level> comp=<component> <fmt...>".
- * fmt should itself be key=value pairs; never pass secrets. Any thread. */
+ * fmt should itself be key=value pairs; never pass secrets. Control bytes in
+ * the formatted text (newline, CR, ESC, ...) are written as \xNN, so a value
+ * from outside cannot break or forge a line. Lines are cut at 2 KiB. Any thread. */
 void log_at(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* 1 when lines at level would be printed. Any thread. */

@@ -1,5 +1,6 @@
 /* api.c -- the tracker's read queries: campaigns, vendors, series, timeline, recipients, metrics. */
 #include "tracker/api.h"
+#include "vendors/vnd.h"
 #include "core/clock.h"
 #include "core/err.h"
 
@@ -509,6 +510,10 @@ int trk_api_vendors(trk_api_q_t *q, buf_t *b)
 		buf_printf(b, ",\"sla\":{\"p95_ms\":%g,\"error_rate\":%g,\"timeout_rate\":%g}",
 		           sla_num(v, "p95_ms", 2000), sla_num(v, "error_rate", 0.2),
 		           sla_num(v, "timeout_rate", 0.1));
+		if (v)
+			buf_printf(b, ",\"webhook_auth\":\"%s\"", vnd_wh_auth_cfg(v));
+		if (v && q->wh_json)
+			q->wh_json(q->wh_ctx, v->name, b);
 		/* recent figures: every answer as the SLA monitor counts it */
 		if (prep(q, "SELECT SUM(sends), SUM(receipts), SUM(failures), SUM(errors), SUM(timeouts),"
 		            " SUM(refused), SUM(throttled) FROM series WHERE sec>=?1 AND vendor=?2",

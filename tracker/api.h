@@ -12,13 +12,17 @@
 typedef struct trk_api_q {
 	const cfg_t *cfg;
 	trk_store_t *rd;
+	/* optional: append vendor's live webhook counters as `,"webhooks":{..}` to b */
+	void (*wh_json)(void *ctx, const char *vendor, buf_t *b);
+	void *wh_ctx;
 } trk_api_q_t;
 
 /* {"campaigns":[{"id","name","state","queued","total","states":{..},"optouts","progress"}]} */
 int trk_api_campaigns(trk_api_q_t *q, buf_t *b);
 /* One campaign: the above plus "vendors":{name:{state:n}} and "codes":[{"vendor","code","n"}]. */
 int trk_api_campaign(trk_api_q_t *q, const char *id, buf_t *b);
-/* {"vendors":[{"name","kind","channel","state","reason","by","ts_ms","sla":{..},"recent":{..}}]} */
+/* {"vendors":[{"name","kind","channel","state","reason","by","ts_ms","sla":{..},
+ * "webhook_auth","webhooks":{..},"recent":{..}}]} */
 int trk_api_vendors(trk_api_q_t *q, buf_t *b);
 /* Per-second series over the last seconds (1..3600): totals and per vendor. */
 int trk_api_series(trk_api_q_t *q, const char *campaign, int seconds, buf_t *b);

@@ -4,6 +4,7 @@
 #include "core/hash.h"
 #include "core/kq.h"
 #include "core/log.h"
+#include "core/num.h"
 #include "core/runfile.h"
 #include "templates/email.h"
 #include "tracker/api.h"
@@ -95,8 +96,10 @@ void trk_live_ingest(trk_live_t *l, int64_t total, int64_t applied, int64_t bad)
 typedef struct wh_vendor {
 	const cfg_vendor_t *v;
 	vnd_t *a; /* NULL when the adapter could not be built (secret unset, unknown kind) */
+	const char *auth; /* "signed", "none" (opted out) or "unverifiable" (no key: all refused) */
 	pthread_mutex_t mu;
 	int64_t ok, forbidden, bad, events;
+	int64_t replayed, mismatched; /* events refused as seen before / carried by another vendor */
 } wh_vendor_t;
 
 struct trk_http {
@@ -112,6 +115,8 @@ struct trk_http {
 	trk_store_t *readers[MAX_READERS];
 	int nreaders;
 	trk_reply_t *reply;  /* worker: SMS replies through the adapters, review-list writes */
+	pthread_mutex_t smu; /* seen */
+	trk_store_t *seen;   /* writer handle for the webhook replay memory (wh_seen) */
 	wh_vendor_t wh[MAX_WH_VENDORS];
 	size_t nwh;
 	email_unsub_t *unsub;
@@ -269,21 +274,15 @@ static int produce_optout(trk_http_t *h, const msg_optout_t *o)
 
 /* ---- webhooks ---- */
 
+
 typedef struct wh_ctx {
 	trk_http_t *h;
 	wh_vendor_t *w;
 	trk_store_t *rd;
 	buf_t *reply; /* inline reply (TwiML) for an inbound message, or empty */
-	int produced, failed;
+	int64_t now_s; /* the webhook clock */
+	int produced, failed, replayed, mismatched;
 } wh_ctx_t;
-
-/* The campaign of message id according to the store, into out ("" if unknown). */
-static void campaign_of(trk_store_t *rd, const char *id, char *out, size_t outlen)
-{
-	out[0] = 0;
-	if (rd && id[0])
-		trk_store_msg_campaign(rd, id, out, outlen);
-}
 
 static int already_opted_out(trk_store_t *rd, msg_channel_t ch, const char *addr)
 {
@@ -342,6 +341,43 @@ static void set_reply(wh_ctx_t *x, const char *text)
 	buf_puts(x->reply, "</Message></Response>");
 }
 
+/* Take the event's replay key: 1 new (go on), 0 seen before, -1 the memory
+ * failed (the event is not acted on; the vendor retries). */
+static int seen_take(wh_ctx_t *x, const char *key)
+{
+	trk_http_t *h = x->h;
+	if (!key[0] || !h->seen)
+		return 1;
+	pthread_mutex_lock(&h->smu);
+	/* kept twice the freshness window: a replay is refused as stale after it */
+	int r = trk_store_seen(h->seen, key, x->now_s, 2 * (int64_t)h->cfg->webhook_max_age_s);
+	pthread_mutex_unlock(&h->smu);
+	return r < 0 ? -1 : r;
+}
+
+static void seen_forget(trk_http_t *h, const char *key)
+{
+	if (!key[0] || !h->seen)
+		return;
+	pthread_mutex_lock(&h->smu);
+	trk_store_unsee(h->seen, key);
+	pthread_mutex_unlock(&h->smu);
+}
+
+/* 1 when the receipt ev may be applied to its message: the store does not
+ * know the message yet (its accepted record may still be on its way), or
+ * this vendor carried it under this reference. camp gets its campaign. */
+static int carrier_ok(wh_ctx_t *x, const vnd_wh_event_t *ev, char *camp, size_t camplen)
+{
+	char vendor[64], ref[96];
+	camp[0] = 0;
+	if (!x->rd || trk_store_msg_info(x->rd, ev->id, camp, camplen, vendor, sizeof vendor, ref,
+	                                 sizeof ref))
+		return 1;
+	const cfg_vendor_t *v = x->w->v;
+	return (!vendor[0] || !strcmp(vendor, v->name)) && vnd_ref_matches(v->kind, ref, ev->ref);
+}
+
 static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 {
 	wh_ctx_t *x = ctx;
@@ -349,13 +385,25 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 	const cfg_vendor_t *v = x->w->v;
 	int64_t now = clock_wall_ms();
 	int rc = 0;
+	char camp[256];
+	if (ev->kind == VND_WH_STATUS && !ev->id[0]) {
+		log_warn("event=webhook_unmatched vendor=%s ref=%s", v->name, ev->ref);
+		return 0;
+	}
+	if (ev->kind == VND_WH_STATUS && !carrier_ok(x, ev, camp, sizeof camp)) {
+		x->mismatched++;
+		return 0;
+	}
+	int take = seen_take(x, ev->replay);
+	if (take == 0) {
+		x->replayed++;
+		return 0;
+	}
+	if (take < 0) {
+		x->failed++;
+		return 0;
+	}
 	if (ev->kind == VND_WH_STATUS) {
-		if (!ev->id[0]) {
-			log_warn("event=webhook_unmatched vendor=%s ref=%s", v->name, ev->ref);
-			return 0;
-		}
-		char camp[256];
-		campaign_of(x->rd, ev->id, camp, sizeof camp);
 		msg_status_t s = {.id = ev->id, .campaign = camp, .channel = v->channel,
 		                  .to = ev->address[0] ? ev->address : NULL, .state = ev->state,
 		                  .vendor = v->name, .vendor_ref = ev->ref[0] ? ev->ref : NULL,
@@ -371,7 +419,6 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		}
 	} else if (ev->kind == VND_WH_UNSUB) {
 		if (ev->address[0]) {
-			char camp[256] = "";
 			if (x->rd)
 				trk_store_last_campaign(x->rd, v->channel, ev->address, camp, sizeof camp);
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
@@ -386,7 +433,6 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 			 * against the campaign that last messaged the address. */
 			int again = stop_recent(h, v->channel, ev->address, 0) ||
 			            already_opted_out(x->rd, v->channel, ev->address);
-			char camp[256] = "";
 			if (x->rd)
 				trk_store_last_campaign(x->rd, v->channel, ev->address, camp, sizeof camp);
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
@@ -424,9 +470,10 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 			trk_reply_inbound(h->reply, now, v->name, ev->address, ev->to, ev->body,
 			                  vnd_kw_name(ev->keyword));
 	}
-	if (rc)
+	if (rc) {
 		x->failed++;
-	else
+		seen_forget(h, ev->replay); /* not acted on: the vendor's retry must pass */
+	} else
 		x->produced++;
 	return 0;
 }
@@ -450,6 +497,9 @@ static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const ch
 		return answer_json_err(c, 404, "no such vendor in the configuration");
 	if (!w->a)
 		return answer_json_err(c, 503, "webhooks for this vendor are not configured (secret unset)");
+	/* inbound texts by POST only (an <img> on any page could fire a GET) */
+	if (slash && !strcmp(slash, "/inbound") && strcmp(method, "POST"))
+		return answer_json_err(c, 405, "inbound messages are taken by POST only");
 	char full[MAX_URI + 1024];
 	const char *base = h->cfg->public_url ? h->cfg->public_url : "";
 	size_t bl = strlen(base);
@@ -467,9 +517,20 @@ static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const ch
 	buf_t reply;
 	buf_init(&reply, 4096);
 	char e2[256];
-	wh_ctx_t x = {.h = h, .w = w, .rd = reader_get(h, e2, sizeof e2), .reply = &reply};
+	wh_ctx_t x = {.h = h, .w = w, .rd = reader_get(h, e2, sizeof e2), .reply = &reply,
+	              .now_s = vnd_wh_now_s()};
 	pthread_mutex_lock(&w->mu);
 	int n = vnd_webhook(w->a, &rq, on_wh_event, &x, err, sizeof err);
+	/* a request all of whose events were refused is refused as a whole */
+	if (n > 0 && !x.produced && !x.failed && (x.mismatched || x.replayed)) {
+		snprintf(err, sizeof err, "vendor %s: %s", w->v->name,
+		         x.mismatched ? "receipt for a message this vendor did not carry (vendor or "
+		                        "reference differs)"
+		                      : "replayed webhook (its token or event id was taken before)");
+		n = x.mismatched ? TOCSIN_ERR_AUTH : TOCSIN_ERR_STATE;
+	}
+	w->replayed += x.replayed;
+	w->mismatched += x.mismatched;
 	int64_t nth = 0; /* the how-manieth refusal: logs stay bounded under a flood */
 	if (n == TOCSIN_ERR_AUTH)
 		nth = ++w->forbidden;
@@ -479,15 +540,22 @@ static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const ch
 		w->ok++;
 		w->events += n;
 	}
+	int64_t nmis = w->mismatched, nrep = w->replayed;
 	pthread_mutex_unlock(&w->mu);
+	if (x.mismatched && (nmis <= 20 || nmis % 1000 == 0))
+		log_warn("event=webhook_mismatch vendor=%s ignored=%d total=%lld", w->v->name,
+		         x.mismatched, (long long)nmis);
+	if (x.replayed && (nrep <= 20 || nrep % 1000 == 0))
+		log_warn("event=webhook_replay vendor=%s ignored=%d total=%lld", w->v->name, x.replayed,
+		         (long long)nrep);
 	reader_put(h, x.rd);
 	enum MHD_Result ret;
 	int say = nth <= 20 || nth % 1000 == 0;
 	if (n == TOCSIN_ERR_AUTH) {
 		if (say)
-			log_warn("event=webhook_forbidden vendor=%s path=%s total=%lld", w->v->name, url,
-			         (long long)nth);
-		ret = answer_json_err(c, 403, "bad or missing signature");
+			log_warn("event=webhook_forbidden vendor=%s path=%s err=\"%s\" total=%lld",
+			         w->v->name, url, err, (long long)nth);
+		ret = answer_json_err(c, 403, err[0] ? err : "bad or missing signature");
 	} else if (n == TOCSIN_ERR_TOOBIG) {
 		ret = answer_json_err(c, 413, "body too large");
 	} else if (n < 0) {
@@ -727,6 +795,24 @@ static void cache_clear(trk_http_t *h)
 	pthread_mutex_unlock(&h->cmu);
 }
 
+/* /api/vendors: one vendor's webhook counters since start */
+static void wh_json(void *ctx, const char *vendor, buf_t *b)
+{
+	trk_http_t *h = ctx;
+	for (size_t i = 0; i < h->nwh; i++) {
+		wh_vendor_t *w = &h->wh[i];
+		if (strcmp(w->v->name, vendor))
+			continue;
+		pthread_mutex_lock(&w->mu);
+		buf_printf(b,
+		           ",\"webhooks\":{\"ok\":%lld,\"forbidden\":%lld,\"bad\":%lld,\"replayed\":%lld,"
+		           "\"mismatched\":%lld}",
+		           (long long)w->ok, (long long)w->forbidden, (long long)w->bad,
+		           (long long)w->replayed, (long long)w->mismatched);
+		pthread_mutex_unlock(&w->mu);
+	}
+}
+
 static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const char *url,
                                const char *raw)
 {
@@ -745,7 +831,7 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 	buf_init(&b, 64u << 20);
 	int rc;
 	const char *ctype = "application/json";
-	trk_api_q_t q = {.cfg = h->cfg, .rd = rd};
+	trk_api_q_t q = {.cfg = h->cfg, .rd = rd, .wh_json = wh_json, .wh_ctx = h};
 	if (!strcmp(url, "/api/campaigns"))
 		rc = trk_api_campaigns(&q, &b);
 	else if (!strcmp(url, "/api/vendors"))
@@ -843,6 +929,7 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 		wh_vendor_t *w = &h->wh[i];
 		pthread_mutex_lock(&w->mu);
 		int64_t ok = w->ok, fb = w->forbidden, bad = w->bad;
+		int64_t rp = w->replayed, mm = w->mismatched;
 		pthread_mutex_unlock(&w->mu);
 		buf_printf(&b,
 		           "tocsin_webhooks_total{vendor=\"%s\",result=\"ok\"} %lld\n"
@@ -850,6 +937,11 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 		           "tocsin_webhooks_total{vendor=\"%s\",result=\"bad\"} %lld\n",
 		           w->v->name, (long long)ok, w->v->name, (long long)fb, w->v->name,
 		           (long long)bad);
+		buf_printf(&b,
+		           "tocsin_webhook_events_refused_total{vendor=\"%s\",reason=\"replayed\"} %lld\n"
+		           "tocsin_webhook_events_refused_total{vendor=\"%s\",reason=\"mismatched\"} %lld\n"
+		           "tocsin_webhook_auth{vendor=\"%s\",auth=\"%s\"} 1\n",
+		           w->v->name, (long long)rp, w->v->name, (long long)mm, w->v->name, w->auth);
 	}
 	pthread_mutex_lock(&h->mu);
 	buf_printf(&b,
@@ -1035,6 +1127,35 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 		w->a = vnd_new(cfg, w->v, e, sizeof e);
 		if (!w->a)
 			log_warn("event=webhooks_disabled vendor=%s reason=\"%s\"", w->v->name, e);
+		w->auth = vnd_wh_auth_cfg(w->v);
+		if (!strcmp(w->auth, "none"))
+			log_error("event=webhooks_unsigned vendor=%s reason=\"webhook_auth is none: anyone "
+			          "who can reach /webhooks/%s/ can forge receipts and inbound texts\"",
+			          w->v->name, w->v->name);
+		else if (!strcmp(w->auth, "unverifiable"))
+			log_error("event=webhooks_unverifiable vendor=%s reason=\"no key to verify its "
+			          "webhooks (%s): every one is refused with 403\"",
+			          w->v->name,
+			          !strcmp(w->v->kind, "vonage")
+			              ? "set signature_secret_env and that environment variable"
+			              : "set webhook_public_key");
+	}
+	const char *tn = getenv("TOCSIN_TEST_NOW_S");
+	int64_t tv;
+	if (tn && *tn && num_i64(tn, 1, INT64_MAX / 4, &tv)) {
+		snprintf(err, errlen, "TOCSIN_TEST_NOW_S=\"%.40s\" is not a Unix time in seconds", tn);
+		trk_http_free(h);
+		return NULL;
+	}
+	if (tn && *tn)
+		log_warn("event=test_clock now_s=%lld reason=\"TOCSIN_TEST_NOW_S is set (tests only): "
+		         "webhook freshness and replay memory use it\"",
+		         (long long)vnd_wh_now_s());
+	pthread_mutex_init(&h->smu, NULL);
+	h->seen = trk_store_open(cfg->db_path, 0, err, errlen);
+	if (!h->seen) {
+		trk_http_free(h);
+		return NULL;
 	}
 	char e[256];
 	h->unsub = email_unsub_from_cfg(cfg, e, sizeof e);
@@ -1101,6 +1222,7 @@ void trk_http_free(trk_http_t *h)
 		MHD_stop_daemon(h->d);
 	h->stopping = 1;
 	trk_reply_free(h->reply); /* after the server: no more jobs come in */
+	trk_store_free(h->seen);
 	if (h->poller_on)
 		pthread_join(h->poller, NULL);
 	if (h->rk) {
@@ -1120,6 +1242,7 @@ void trk_http_free(trk_http_t *h)
 	for (int i = 0; i < CACHE_N; i++)
 		free(h->cache[i].body);
 	pthread_mutex_destroy(&h->cmu);
+	pthread_mutex_destroy(&h->smu);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }

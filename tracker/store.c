@@ -6,6 +6,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -98,6 +99,7 @@ struct trk_store {
 	sqlite3_stmt *q[Q__COUNT];
 	agg_t *agg;
 	size_t nagg;
+	int64_t seen_n; /* keys taken: every 1000th prunes the expired */
 };
 
 static const char schema[] =
@@ -140,7 +142,10 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS attempts(rid INTEGER NOT NULL, gen INTEGER NOT NULL,"
     " state INTEGER, vendor TEXT, vendor_ref TEXT, code TEXT, detail TEXT, attempt INTEGER,"
     " ts_ms INTEGER, PRIMARY KEY(rid, gen)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS attempts_ref ON attempts(rid, vendor_ref);";
+    "CREATE INDEX IF NOT EXISTS attempts_ref ON attempts(rid, vendor_ref);"
+    /* webhook replay memory: each key (Mailgun token, sg_event_id, Twilio
+     * idempotency token, Vonage sig) is taken once until exp_s */
+    "CREATE TABLE IF NOT EXISTS wh_seen(key TEXT PRIMARY KEY, exp_s INTEGER NOT NULL) WITHOUT ROWID;";
 
 static const char *const sqls[Q__COUNT] = {
     [Q_GET] = "SELECT state, campaign, vendor, rid, channel, attempt, gen FROM msgs WHERE id=?1",
@@ -377,6 +382,18 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 	}
 	if (!readonly && mkdirs(path, err, errlen))
 		return NULL;
+	if (!readonly) {
+		/* recipients' numbers and addresses: owner only (sqlite gives the
+		 * -wal and -shm files the database file's mode) */
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 || fchmod(fd, 0600)) {
+			snprintf(err, errlen, "cannot create database %s: %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return NULL;
+		}
+		close(fd);
+	}
 	trk_store_t *s = calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
@@ -1155,12 +1172,17 @@ int trk_counts_json(const char *campaign, const trk_counts_t *c, buf_t *b)
 	return rc ? TOCSIN_ERR_TOOBIG : 0;
 }
 
-int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t outlen)
+int trk_store_msg_info(trk_store_t *s, const char *id, char *camp, size_t camplen, char *vendor,
+                       size_t vendorlen, char *ref, size_t reflen)
 {
-	out[0] = 0;
+	camp[0] = 0;
+	if (vendor)
+		vendor[0] = 0;
+	if (ref)
+		ref[0] = 0;
 	sqlite3_stmt *q = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT campaign FROM msgs WHERE id=?1", -1, &q, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_prepare_v2(s->db, "SELECT campaign, vendor, vendor_ref FROM msgs WHERE id=?1", -1,
+	                       &q, NULL) != SQLITE_OK) {
 		sqlite3_finalize(q);
 		return TOCSIN_ERR_IO;
 	}
@@ -1168,12 +1190,62 @@ int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t out
 	bind_id(q, 1, id, raw);
 	int rc = TOCSIN_ERR_NOTFOUND;
 	if (sqlite3_step(q) == SQLITE_ROW) {
-		const unsigned char *c = sqlite3_column_text(q, 0);
-		snprintf(out, outlen, "%s", c ? (const char *)c : "");
+		const unsigned char *c = sqlite3_column_text(q, 0), *v = sqlite3_column_text(q, 1),
+		                    *r = sqlite3_column_text(q, 2);
+		snprintf(camp, camplen, "%s", c ? (const char *)c : "");
+		if (vendor)
+			snprintf(vendor, vendorlen, "%s", v ? (const char *)v : "");
+		if (ref)
+			snprintf(ref, reflen, "%s", r ? (const char *)r : "");
 		rc = 0;
 	}
 	sqlite3_finalize(q);
 	return rc;
+}
+
+int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t outlen)
+{
+	return trk_store_msg_info(s, id, out, outlen, NULL, 0, NULL, 0);
+}
+
+int trk_store_seen(trk_store_t *s, const char *key, int64_t now_s, int64_t keep_s)
+{
+	sqlite3_stmt *q = NULL;
+	/* a key whose memory expired is taken again (the vendor's window is shorter) */
+	if (sqlite3_prepare_v2(s->db,
+	                       "INSERT INTO wh_seen(key, exp_s) VALUES(?1, ?2) ON CONFLICT(key) DO "
+	                       "UPDATE SET exp_s=excluded.exp_s WHERE wh_seen.exp_s < ?3",
+	                       -1, &q, NULL) != SQLITE_OK) {
+		sqlite3_finalize(q);
+		return TOCSIN_ERR_IO;
+	}
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, now_s + keep_s);
+	sqlite3_bind_int64(q, 3, now_s);
+	int st = sqlite3_step(q);
+	sqlite3_finalize(q);
+	if (st != SQLITE_DONE)
+		return TOCSIN_ERR_IO;
+	int fresh = sqlite3_changes(s->db) > 0;
+	if (fresh && ++s->seen_n % 1000 == 0) { /* the table holds one window's worth */
+		char sql[96];
+		snprintf(sql, sizeof sql, "DELETE FROM wh_seen WHERE exp_s < %lld", (long long)now_s);
+		sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	}
+	return fresh;
+}
+
+int trk_store_unsee(trk_store_t *s, const char *key)
+{
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM wh_seen WHERE key=?1", -1, &q, NULL) != SQLITE_OK) {
+		sqlite3_finalize(q);
+		return TOCSIN_ERR_IO;
+	}
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	int st = sqlite3_step(q);
+	sqlite3_finalize(q);
+	return st == SQLITE_DONE ? 0 : TOCSIN_ERR_IO;
 }
 
 int trk_store_last_campaign(trk_store_t *s, msg_channel_t ch, const char *addr, char *out,

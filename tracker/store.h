@@ -107,6 +107,19 @@ int trk_store_counts(trk_store_t *s, const char *campaign, trk_counts_t *out);
  * omitted, vendor "" omitted) to b. */
 int trk_counts_json(const char *campaign, const trk_counts_t *c, buf_t *b);
 
+/* The campaign, vendor and vendor reference of message id as stored (0),
+ * TOCSIN_ERR_NOTFOUND ("" in each); vendor/ref may be NULL. */
+int trk_store_msg_info(trk_store_t *s, const char *id, char *camp, size_t camplen, char *vendor,
+                       size_t vendorlen, char *ref, size_t reflen);
+
+/* Webhook replay memory (writer handle, outside trk_store_begin/commit): take
+ * key once. 1 when it is new (now remembered until now_s + keep_s), 0 when it
+ * was taken before and has not expired, or TOCSIN_ERR_IO. Expired keys are
+ * deleted as new ones come, so the table holds about one window's worth. */
+int trk_store_seen(trk_store_t *s, const char *key, int64_t now_s, int64_t keep_s);
+/* Forget key (its request could not be acted on: the vendor's retry must pass). */
+int trk_store_unsee(trk_store_t *s, const char *key);
+
 /* The campaign of message id into out (0), TOCSIN_ERR_NOTFOUND ("" in out). */
 int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t outlen);
 

@@ -281,6 +281,11 @@ static int mg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		         !j ? "missing (body is not JSON)" : !sig ? "missing" : "does not match");
 		return TOCSIN_ERR_AUTH;
 	}
+	int fr = vnd_wh_fresh(a, ts, err, errlen);
+	if (fr) {
+		json_decref(j);
+		return fr;
+	}
 	json_t *ed = json_object_get(j, "event-data");
 	const char *event = json_string_value(json_object_get(ed, "event"));
 	const char *rcpt = json_string_value(json_object_get(ed, "recipient"));
@@ -303,6 +308,7 @@ static int mg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 	vnd_cpy(ev->event_id, sizeof ev->event_id, json_string_value(json_object_get(ed, "id")));
 	if (!ev->event_id[0])
 		vnd_cpy(ev->event_id, sizeof ev->event_id, tok);
+	snprintf(ev->replay, sizeof ev->replay, "mailgun:%.140s", tok);
 	vnd_cpy(ev->address, sizeof ev->address, rcpt);
 	vnd_cpy(ev->code, sizeof ev->code, event);
 	const char *sev = json_string_value(json_object_get(ed, "severity"));

@@ -482,6 +482,9 @@ static int sg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		snprintf(err, errlen, "vendor %s: event webhook signature does not verify", a->v->name);
 		return TOCSIN_ERR_AUTH;
 	}
+	int fr = vnd_wh_fresh(a, ts, err, errlen);
+	if (fr)
+		return fr;
 	json_error_t je;
 	json_t *arr = json_loadb(rq->body ? rq->body : "", rq->bodylen, 0, &je);
 	if (!json_is_array(arr)) {
@@ -504,6 +507,8 @@ static int sg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		if (rc < 0)
 			bad++;
 		else if (rc == 0) {
+			if (ev->event_id[0])
+				snprintf(ev->replay, sizeof ev->replay, "sendgrid:%s", ev->event_id);
 			count++;
 			if (fn(ctx, ev))
 				break;

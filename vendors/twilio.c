@@ -272,6 +272,9 @@ static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		rc = TOCSIN_ERR_INVAL;
 	}
 	if (!rc) {
+		const char *idem = rq->header ? rq->header(rq->header_ctx, "I-Twilio-Idempotency-Token") : NULL;
+		if (idem && *idem)
+			snprintf(ev->replay, sizeof ev->replay, "twilio:%.140s", idem);
 		fn(ctx, ev);
 		count = 1;
 	}

@@ -2,10 +2,12 @@
 #include "vendors/vnd_int.h"
 
 #include "core/err.h"
+#include "core/num.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <time.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -85,6 +87,15 @@ vnd_t *vnd_new(const cfg_t *c, const cfg_vendor_t *v, char *err, size_t errlen)
 	k = v->raw ? json_object_get(v->raw, "webhook_public_key") : NULL;
 	if (json_is_string(k))
 		a->wh_pubkey = json_string_value(k);
+	k = v->raw ? json_object_get(v->raw, "signature_secret_env") : NULL;
+	if (json_is_string(k)) {
+		a->sig_secret = getenv(json_string_value(k));
+		if (a->sig_secret && !*a->sig_secret)
+			a->sig_secret = NULL;
+	}
+	k = v->raw ? json_object_get(v->raw, "signature_method") : NULL;
+	a->sig_method = json_is_string(k) ? json_string_value(k) : "md5hash";
+	a->wh_unsigned = !strcmp(vnd_wh_auth_cfg(v), "none");
 	buf_init(&a->tmp, VND_REQ_MAX);
 	return a;
 }
@@ -139,6 +150,82 @@ int vnd_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char 
 		return TOCSIN_ERR_TOOBIG;
 	}
 	return a->ops->webhook(a, rq, fn, ctx, err, errlen);
+}
+
+const char *vnd_wh_auth_cfg(const cfg_vendor_t *v)
+{
+	json_t *k = v->raw ? json_object_get(v->raw, "webhook_auth") : NULL;
+	if (json_is_string(k) && !strcmp(json_string_value(k), "none"))
+		return "none";
+	const char *key = NULL;
+	if (v->kind && !strcmp(v->kind, "vonage"))
+		key = "signature_secret_env";
+	else if (v->kind && !strcmp(v->kind, "sendgrid"))
+		key = "webhook_public_key";
+	if (!key)
+		return "signed"; /* Twilio and Mailgun sign with the API secret itself */
+	k = v->raw ? json_object_get(v->raw, key) : NULL;
+	if (!json_is_string(k) || !*json_string_value(k))
+		return "unverifiable";
+	if (!strcmp(key, "signature_secret_env")) {
+		const char *e = getenv(json_string_value(k));
+		if (!e || !*e)
+			return "unverifiable";
+	}
+	return "signed";
+}
+
+const char *vnd_wh_auth(const vnd_t *a) { return vnd_wh_auth_cfg(a->v); }
+
+/* s without surrounding angle brackets: start and length */
+static const char *ref_core(const char *s, size_t *n)
+{
+	size_t l = strlen(s);
+	if (l >= 2 && s[0] == '<' && s[l - 1] == '>') {
+		*n = l - 2;
+		return s + 1;
+	}
+	*n = l;
+	return s;
+}
+
+int vnd_ref_matches(const char *kind, const char *stored, const char *got)
+{
+	if (!stored || !*stored || !got || !*got)
+		return 1;
+	size_t sn, gn;
+	const char *sp = ref_core(stored, &sn), *gp = ref_core(got, &gn);
+	if (sn == gn && !memcmp(sp, gp, sn))
+		return 1;
+	/* SendGrid: one X-Message-Id per request, each event's sg_message_id extends it */
+	return kind && !strcmp(kind, "sendgrid") && gn > sn && !memcmp(sp, gp, sn) && gp[sn] == '.';
+}
+
+int64_t vnd_wh_now_s(void)
+{
+	const char *e = getenv("TOCSIN_TEST_NOW_S");
+	int64_t t;
+	if (e && !num_i64(e, 1, INT64_MAX / 4, &t))
+		return t;
+	return (int64_t)time(NULL);
+}
+
+int vnd_wh_fresh(const vnd_t *a, const char *ts, char *err, size_t errlen)
+{
+	int max = a->c && a->c->webhook_max_age_s > 0 ? a->c->webhook_max_age_s : 300;
+	int64_t t;
+	if (!ts || num_i64(ts, 0, INT64_MAX / 2, &t)) {
+		snprintf(err, errlen, "vendor %s: webhook timestamp %s", a->v->name,
+		         ts ? "is not a number of seconds" : "missing");
+		return TOCSIN_ERR_AUTH;
+	}
+	int64_t d = vnd_wh_now_s() - t;
+	if (d > max || d < -max) {
+		snprintf(err, errlen, "vendor %s: webhook timestamp %lld is %lld s from now (more than %d)",
+		         a->v->name, (long long)t, (long long)(d < 0 ? -d : d), max);
+		return TOCSIN_ERR_AUTH;
+	}
+	return 0;
 }
 
 /* ---- shared helpers ---- */
@@ -378,15 +465,21 @@ static int cmp_idx(const void *x, const void *y, void *ctx)
 	return c ? c : (i < j ? -1 : i > j);
 }
 
+/* idx[0..n) = the order of names sorted by byte value (stable) */
+static void sort_names(const char *const *names, size_t n, size_t *idx)
+{
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	qsort_r(idx, n, sizeof idx[0], cmp_idx, (void *)names);
+}
+
 int vnd_twilio_sign(const char *token, const char *url, const char *const *names,
                     const char *const *values, size_t n, char *out, size_t outlen)
 {
 	if (!token || !url || n > VND_FORM_MAX)
 		return TOCSIN_ERR_INVAL;
 	size_t idx[VND_FORM_MAX];
-	for (size_t i = 0; i < n; i++)
-		idx[i] = i;
-	qsort_r(idx, n, sizeof idx[0], cmp_idx, (void *)names);
+	sort_names(names, n, idx);
 	buf_t b;
 	buf_init(&b, VND_MAX_BODY * 2);
 	int rc = buf_puts(&b, url);
@@ -404,6 +497,51 @@ int vnd_twilio_sign(const char *token, const char *url, const char *const *names
 	if (rc)
 		return rc;
 	return vnd_b64(mac, maclen, out, outlen) < 0 ? TOCSIN_ERR_TOOBIG : 0;
+}
+
+int vnd_vonage_sign(const char *secret, const char *method, const char *const *names,
+                    const char *const *values, size_t n, char *out, size_t outlen)
+{
+	const EVP_MD *md = NULL;
+	int plain = !method || !strcmp(method, "md5hash");
+	if (!plain && !strcmp(method, "md5"))
+		md = EVP_md5();
+	else if (!plain && !strcmp(method, "sha1"))
+		md = EVP_sha1();
+	else if (!plain && !strcmp(method, "sha256"))
+		md = EVP_sha256();
+	else if (!plain && !strcmp(method, "sha512"))
+		md = EVP_sha512();
+	if (!secret || (!plain && !md) || n > VND_FORM_MAX || outlen < 2 * EVP_MAX_MD_SIZE + 1)
+		return TOCSIN_ERR_INVAL;
+	size_t idx[VND_FORM_MAX];
+	sort_names(names, n, idx);
+	buf_t b;
+	buf_init(&b, VND_MAX_BODY * 2);
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (!strcmp(names[idx[i]], "sig"))
+			continue;
+		rc = buf_printf(&b, "&%s=", names[idx[i]]);
+		for (const char *v = values[idx[i]]; *v && !rc; v++)
+			rc = buf_putc(&b, *v == '&' || *v == '=' ? '_' : *v);
+	}
+	if (!rc && plain)
+		rc = buf_puts(&b, secret);
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	const unsigned char *msg = (const unsigned char *)(b.p ? b.p : "");
+	if (!rc && plain && !EVP_Digest(msg, b.len, mac, &maclen, EVP_md5(), NULL))
+		rc = TOCSIN_ERR_INVAL;
+	else if (!rc && !plain && !HMAC(md, secret, (int)strlen(secret), msg, b.len, mac, &maclen))
+		rc = TOCSIN_ERR_INVAL;
+	buf_free(&b);
+	if (rc)
+		return rc;
+	for (unsigned i = 0; i < maclen; i++)
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+	out[2 * maclen] = 0;
+	return 0;
 }
 
 int vnd_mailgun_sign(const char *key, const char *timestamp, const char *token, char *out,

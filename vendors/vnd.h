@@ -2,6 +2,7 @@
 #ifndef TOCSIN_VND_H
 #define TOCSIN_VND_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 #include "core/cfg.h"
@@ -111,6 +112,10 @@ typedef struct vnd_wh_event {
 	char detail[200];        /* vendor status word or reason */
 	char event_id[96];       /* vendor's event id for de-duplication (sg_event_id, Mailgun
 	                            token, Twilio MessageSid+status), "" if none */
+	char replay[160];        /* what must be seen once (the caller refuses a second time):
+	                            "mailgun:<token>", "sendgrid:<sg_event_id>",
+	                            "twilio:<I-Twilio-Idempotency-Token>", "vonage:<sig>";
+	                            "" when the request carries none */
 	/* VND_WH_STATUS / VND_WH_UNSUB: recipient address; VND_WH_INBOUND: sender */
 	char address[320];
 	/* VND_WH_INBOUND */
@@ -142,13 +147,35 @@ typedef int (*vnd_wh_fn)(void *ctx, const vnd_wh_event_t *ev);
  * first over the raw request (Twilio X-Twilio-Signature HMAC-SHA1 with the auth
  * token; SendGrid ECDSA P-256 with vendor field "webhook_public_key"; Mailgun
  * HMAC-SHA256 with the key in env var "webhook_key_env", else the API key;
- * Vonage SMS API receipts are unsigned). Then every event is passed to fn in
- * order. Returns the number of events (>= 0), TOCSIN_ERR_AUTH when the signature
- * is missing or wrong (answer 403; nothing was passed to fn), TOCSIN_ERR_INVAL
- * with err for a body it cannot read, TOCSIN_ERR_TOOBIG over 4 MiB. Never
- * crashes on any input. The thread that owns a (vnd_t is not shared). */
+ * Vonage "sig" with the secret in env var "signature_secret_env" and
+ * "signature_method", unless the vendor says "webhook_auth":"none"), and so is
+ * the signed timestamp's age: more than tracker.webhook_max_age_s from now
+ * (the wall clock, or TOCSIN_TEST_NOW_S when set: tests only) is refused. Then every event is passed to fn
+ * in order. Returns the number of events (>= 0), TOCSIN_ERR_AUTH when the
+ * signature is missing, wrong or stale, or the vendor has no key to check it
+ * with (answer 403; nothing was passed to fn), TOCSIN_ERR_INVAL with err for a
+ * body it cannot read, TOCSIN_ERR_TOOBIG over 4 MiB. Never crashes on any
+ * input. The thread that owns a (vnd_t is not shared). */
 int vnd_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
                 size_t errlen);
+
+/* The clock webhook freshness is judged by (Unix s): TOCSIN_TEST_NOW_S when
+ * set (tests only), else the wall clock. Any thread. */
+int64_t vnd_wh_now_s(void);
+
+/* How vendor a's webhooks are authenticated (static string): "signed",
+ * "none" (the config opted out: webhooks taken unsigned) or "unverifiable"
+ * (no key configured to check them: every webhook is refused). Any thread. */
+const char *vnd_wh_auth(const vnd_t *a);
+/* The same, from the config alone (for a vendor whose adapter could not be built). */
+const char *vnd_wh_auth_cfg(const cfg_vendor_t *v);
+
+/* 1 when a receipt's vendor reference got is the reference stored for the
+ * message (stored, from the vendor's answer to the send) under vendor kind's
+ * rules: equal, ignoring Mailgun's angle brackets, or SendGrid's
+ * "<X-Message-Id>.<suffix>" of the shared id; an empty got or stored matches
+ * (nothing to compare). Any thread. */
+int vnd_ref_matches(const char *kind, const char *stored, const char *got);
 
 /* ---- signature primitives (exposed for the emulator and tests) ---------------------- */
 
@@ -163,6 +190,14 @@ int vnd_mailgun_sign(const char *key, const char *timestamp, const char *token, 
  * base64 DER SPKI P-256 public key pubkey_b64. 0 when valid, TOCSIN_ERR_AUTH otherwise. */
 int vnd_sendgrid_verify(const char *pubkey_b64, const char *timestamp, const char *sig_b64,
                         const char *body, size_t bodylen);
+/* Vonage signed webhooks and requests: lowercase hex signature of the
+ * parameters names/values (decoded; "sig" is skipped), sorted by name and
+ * joined as "&name=value" with '&' and '=' in values replaced by '_'; method
+ * "md5hash" (MD5 of the string + secret) or "md5", "sha1", "sha256", "sha512"
+ * (HMAC of the string keyed with secret). Into out (>= 129 bytes). 0, or
+ * TOCSIN_ERR_INVAL (unknown method, too many params). Any thread. */
+int vnd_vonage_sign(const char *secret, const char *method, const char *const *names,
+                    const char *const *values, size_t n, char *out, size_t outlen);
 /* Constant-time equality of a[0..n) and b[0..m): 1 when equal (length leaks only). */
 int vnd_ct_eq(const void *a, size_t n, const void *b, size_t m);
 

@@ -29,6 +29,9 @@ struct vnd {
 	const char *secret;     /* from the environment; never logged */
 	const char *wh_key;     /* Mailgun webhook signing key (env), or NULL */
 	const char *wh_pubkey;  /* SendGrid webhook public key (config), or NULL */
+	const char *sig_secret; /* Vonage signature secret (env "signature_secret_env"), or NULL */
+	const char *sig_method; /* Vonage "signature_method": md5hash (default), md5, sha1, ... */
+	int wh_unsigned;        /* "webhook_auth":"none": webhooks are taken without a signature */
 	buf_t tmp;              /* scratch reused across calls */
 };
 
@@ -77,6 +80,11 @@ const char *vnd_form_get(const vnd_form_t *f, const char *name);
  * field key (simple escapes decoded, \u as '?') into out. 1 found, 0 absent or
  * not a string, -1 when the text is not one well-formed JSON object. */
 int vnd_json_top_str(const char *p, size_t n, const char *key, char *out, size_t outlen);
+
+/* 0 when the signed timestamp ts (decimal Unix seconds) is within the config's
+ * tracker.webhook_max_age_s of vnd_wh_now_s(); TOCSIN_ERR_AUTH with err naming
+ * vendor a when it is missing, not a number or too far off. */
+int vnd_wh_fresh(const vnd_t *a, const char *ts, char *err, size_t errlen);
 
 /* base64 of p[0..n) into out (NUL-terminated); length or -1 when out is too small. */
 int vnd_b64(const unsigned char *p, size_t n, char *out, size_t outlen);

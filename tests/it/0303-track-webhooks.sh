@@ -3,7 +3,8 @@
 # Mailgun; inbound STOP (one confirmation) / HELP / free text; RFC 8058 one-click unsubscribe.
 source "$(dirname "$0")/lib.sh"
 it_setup 0303-track-webhooks
-export TOCSIN_VONAGE_SECRET=it-vonage-secret TOCSIN_SENDGRID_KEY=it-sendgrid-key \
+export TOCSIN_VONAGE_SECRET=it-vonage-secret TOCSIN_VONAGE_SIG=it-vonage-signature-secret \
+       TOCSIN_SENDGRID_KEY=it-sendgrid-key \
        TOCSIN_MAILGUN_KEY=it-mailgun-key TOCSIN_UNSUB_KEY=it-unsubscribe-key-0123456789
 PUB="http://tracker.example.org"
 # an ECDSA P-256 key pair for the SendGrid event webhook
@@ -17,13 +18,15 @@ open(sys.argv[1] + "/sg.pub", "w").write(base64.b64encode(k.public_key().public_
 PY
 it_write_config '"vendors":[
   {"name":"twilio","kind":"twilio","channel":"sms","base_url":"http://127.0.0.1:9","account":"ACit","secret_env":"TOCSIN_TWILIO_TOKEN","senders":{"main":{"from":"+15005550006"}}},
-  {"name":"vonage","kind":"vonage","channel":"sms","base_url":"http://127.0.0.1:9","account":"key","secret_env":"TOCSIN_VONAGE_SECRET","senders":{"main":{"from":"15005550007"}}},
+  {"name":"vonage","kind":"vonage","channel":"sms","base_url":"http://127.0.0.1:9","account":"key","secret_env":"TOCSIN_VONAGE_SECRET","signature_secret_env":"TOCSIN_VONAGE_SIG","signature_method":"sha256","senders":{"main":{"from":"15005550007"}}},
   {"name":"sendgrid","kind":"sendgrid","channel":"email","base_url":"http://127.0.0.1:9","secret_env":"TOCSIN_SENDGRID_KEY","senders":{"main":{"from":"news@example.org"}},"webhook_public_key":"'"$(cat "$OUT/sg.pub")"'"},
   {"name":"mailgun","kind":"mailgun","channel":"email","base_url":"http://127.0.0.1:9","account":"mg.example.org","secret_env":"TOCSIN_MAILGUN_KEY","senders":{"main":{"from":"news@mg.example.org"}}}],
   "routes":{"sms":{"vendors":["twilio","vonage"]},"email":{"vendors":["sendgrid","mailgun"]}},
   "tracker":{"public_url":"'"$PUB"'"},
   "compliance":{"help_reply":"Rally alerts: msg freq varies. Msg&data rates may apply. Reply STOP to stop. help@example.org"}'
 it_start_broker
+# the tracker's webhook clock (tests only): the signed timestamps below are fresh at this time
+export TOCSIN_TEST_NOW_S=1700000001
 it_bg track track --listen 127.0.0.1:0
 it_wait_file "$VAR/run/track.addr" 20
 A=http://$(cat "$VAR/run/track.addr")
@@ -66,8 +69,14 @@ post tw-tampered 403 -X POST "$A$P2" -H "X-Twilio-Signature: $sig" --data-urlenc
 post tw-unsigned 403 -X POST "$A$P2" --data-urlencode MessageSid=SM2 --data-urlencode MessageStatus=undelivered
 post unknown-vendor 404 -X POST "$A/webhooks/nosuch/status" -d x=1
 
-# Vonage receipt (the SMS API does not sign receipts)
-post vg-ok 200 "$A/webhooks/vonage/status?msisdn=15550000003&to=15005550007&messageId=0A1&status=delivered&err-code=0&client-ref=$V1"
+# Vonage receipt, signed (HMAC-SHA256 over the sorted parameters, with the timestamp)
+VQ=$(python3 -c '
+import sys, hmac, hashlib, urllib.parse
+p = dict(a.split("=", 1) for a in sys.argv[1:])
+s = "".join("&%s=%s" % (k, v.replace("&", "_").replace("=", "_")) for k, v in sorted(p.items()))
+p["sig"] = hmac.new(b"it-vonage-signature-secret", s.encode(), hashlib.sha256).hexdigest()
+print(urllib.parse.urlencode(p))' msisdn=15550000003 to=15005550007 messageId=0A1 status=delivered err-code=0 client-ref=$V1 timestamp=1700000000)
+post vg-ok 200 "$A/webhooks/vonage/status?$VQ"
 
 # SendGrid event webhook: ECDSA over timestamp + body
 sg_post() { # NAME CODE BODY SIGNED-BODY

@@ -44,10 +44,9 @@ it_wait_until 20 folded || it_fail "accepted events not folded"
 it_sim_fault '{"vendor":"vonage","latency_ms":{"median":3000,"tail":3000}}'
 accepted() { it_sim_stats | it_jq 'j["vendors"]["vonage"]["accepted"]'; }
 inbound_n() { curl -sf "$A/api/inbound?limit=100" | it_jq 'len(j["inbound"])'; }
-vg_inbound() { # NAME FROM TEXT: an inbound message as Vonage posts it (form, unsigned); prints seconds
+vg_inbound() { # NAME FROM TEXT: an inbound message as Vonage posts it (form, signed); prints seconds
   curl -s -o "$OUT/$1.out" -w '%{http_code} %{time_total}' -X POST "$A/webhooks/vonage/inbound" \
-    --data-urlencode "msisdn=$2" --data-urlencode to=15005550007 --data-urlencode "messageId=0B$RANDOM" \
-    --data-urlencode type=text --data-urlencode "text=$3"
+    --data "$(it_vonage_form "msisdn=$2" to=15005550007 "messageId=0B$RANDOM" type=text "text=$3")"
 }
 [ "$(accepted)" = 0 ] || it_fail "emulator counted messages before any reply"
 

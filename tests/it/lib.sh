@@ -109,13 +109,14 @@ it_campaign() {
 it_two_sms_vendors() {
   local extra=${1:-}
   [ -n "$extra" ] && extra=", $extra"
-  export TOCSIN_VONAGE_SECRET=it-vonage-secret
+  export TOCSIN_VONAGE_SECRET=it-vonage-secret TOCSIN_VONAGE_SIG=it-vonage-signature-secret
   it_write_config "\"vendors\": [
    {\"name\":\"twilio\",\"kind\":\"twilio\",\"base_url\":\"http://${SIM:-127.0.0.1:9}\",
     \"account\":\"ACit00000000000000000000000000000\",\"secret_env\":\"TOCSIN_TWILIO_TOKEN\",
     \"senders\":{\"main\":{\"from\":\"+15005550006\"}}${extra}},
    {\"name\":\"vonage\",\"kind\":\"vonage\",\"base_url\":\"http://${SIM:-127.0.0.1:9}\",
     \"account\":\"itvonagekey\",\"secret_env\":\"TOCSIN_VONAGE_SECRET\",
+    \"signature_secret_env\":\"TOCSIN_VONAGE_SIG\",
     \"senders\":{\"main\":{\"from\":\"15005550007\"}}${extra}}],
   \"routes\": {\"sms\": {\"strategy\": \"priority\", \"vendors\": [\"twilio\", \"vonage\"]}},
   \"dispatcher\": {\"max_attempts\": 8, \"retry_base_ms\": 100, \"retry_max_ms\": 1000,
@@ -166,4 +167,27 @@ it_final_count() {
 # known before it starts, e.g. the tracker's public_url that vendors sign webhooks over).
 it_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# it_vonage_form [-m METHOD] [-t TIMESTAMP] NAME=VALUE...: the parameters as a signed Vonage webhook
+# sends them (form-encoded, with timestamp and sig), signed with $TOCSIN_VONAGE_SIG by python's
+# hashlib/hmac (independent of the C code). METHOD: md5hash (default), md5, sha1, sha256, sha512;
+# TIMESTAMP: default $TOCSIN_TEST_NOW_S, else now.
+it_vonage_form() {
+  local m=md5hash t=${TOCSIN_TEST_NOW_S:-$(date +%s)}
+  while [ $# -gt 0 ]; do
+    case $1 in -m) m=$2; shift 2;; -t) t=$2; shift 2;; *) break;; esac
+  done
+  python3 - "$TOCSIN_VONAGE_SIG" "$m" "$t" "$@" <<'PY'
+import hashlib, hmac, sys, urllib.parse
+secret, method, ts = sys.argv[1], sys.argv[2], sys.argv[3]
+p = dict(a.split("=", 1) for a in sys.argv[4:])
+p["timestamp"] = ts
+s = "".join("&%s=%s" % (k, v.replace("&", "_").replace("=", "_")) for k, v in sorted(p.items()))
+if method == "md5hash":
+    p["sig"] = hashlib.md5((s + secret).encode()).hexdigest()
+else:
+    p["sig"] = hmac.new(secret.encode(), s.encode(), getattr(hashlib, method)).hexdigest()
+print(urllib.parse.urlencode(p))
+PY
 }

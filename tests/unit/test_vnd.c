@@ -38,6 +38,8 @@ static int setup(void **st)
 	setenv("T_SG", "SG.secret-key", 1);
 	setenv("T_MG", "key-mg-secret", 1);
 	setenv("T_MGW", "mg-webhook-signing-key", 1);
+	setenv("T_VGS", "secret", 1);
+	setenv("TOCSIN_TEST_NOW_S", "1700000000", 1); /* the webhook clock */
 	SGKEY = EVP_EC_gen("P-256");
 	unsigned char der[200], *p = der;
 	int n = i2d_PUBKEY(SGKEY, &p);
@@ -51,6 +53,10 @@ static int setup(void **st)
 	        "{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://sim\",\"account\":\"ACtest\","
 	        "\"secret_env\":\"T_TW\",\"senders\":{\"main\":{\"from\":\"+15005550006\"},\"svc\":{\"service\":\"MG123\"}}},"
 	        "{\"name\":\"vg\",\"kind\":\"vonage\",\"base_url\":\"http://sim\",\"account\":\"vgkey\","
+	        "\"secret_env\":\"T_VG\",\"webhook_auth\":\"none\",\"senders\":{\"main\":\"+15005550007\"}},"
+	        "{\"name\":\"vgs\",\"kind\":\"vonage\",\"base_url\":\"http://sim\",\"account\":\"vgkey\","
+	        "\"secret_env\":\"T_VG\",\"signature_secret_env\":\"T_VGS\",\"senders\":{\"main\":\"+15005550007\"}},"
+	        "{\"name\":\"vgx\",\"kind\":\"vonage\",\"base_url\":\"http://sim\",\"account\":\"vgkey\","
 	        "\"secret_env\":\"T_VG\",\"senders\":{\"main\":\"+15005550007\"}},"
 	        "{\"name\":\"sg\",\"kind\":\"sendgrid\",\"base_url\":\"http://sim\",\"account\":\"x\","
 	        "\"secret_env\":\"T_SG\",\"webhook_public_key\":\"%s\",\"senders\":{\"main\":\"news@example.org\"}},"
@@ -606,6 +612,96 @@ static void test_vonage_webhooks(void **st)
 	vnd_free(a);
 }
 
+/* Vectors: md5hash from Vonage's SDK tests (params a=1, b=2, timestamp=1461605396, secret
+ * "secret"); the HMAC ones computed with python's hmac/hashlib over "&a=1&b=2&timestamp=1461605396". */
+static void test_vonage_sign(void **st)
+{
+	(void)st;
+	const char *n[] = {"timestamp", "b", "sig", "a"}, *v[] = {"1461605396", "2", "ignored", "1"};
+	static const struct {
+		const char *m, *want;
+	} V[] = {
+	    {"md5hash", "6af838ef94998832dbfc29020b564830"},
+	    {"md5", "c15c21ced558c93a226c305f58f902f2"},
+	    {"sha1", "3e19a4e6880fdc2c1426bfd0587c98b9532f0210"},
+	    {"sha256", "a321e824b9b816be7c3f28859a31749a098713d39f613c80d455bbaffae1cd24"},
+	    {"sha512", "812a18f76680fa0fe1b8bd9ee1625466ceb1bd96242e4d050d2cfd9a7b40166c63ed26ec9702168781"
+	               "b6edcf1633db8ff95af9341701004eec3fcf9550572ee8"},
+	};
+	char out[160];
+	for (size_t i = 0; i < sizeof V / sizeof V[0]; i++) {
+		assert_int_equal(vnd_vonage_sign("secret", V[i].m, n, v, 4, out, sizeof out), 0);
+		assert_string_equal(out, V[i].want);
+	}
+	assert_int_equal(vnd_vonage_sign("secret", "sha3", n, v, 4, out, sizeof out), TOCSIN_ERR_INVAL);
+	/* '&' and '=' inside values are replaced by '_' before hashing */
+	const char *n2[] = {"text", "timestamp"}, *v2[] = {"a&b=c", "1"};
+	assert_int_equal(vnd_vonage_sign("k", "md5hash", n2, v2, 2, out, sizeof out), 0);
+	assert_string_equal(out, "b05196594c5ba3374d7642a7c799df21");
+}
+
+/* Signed Vonage webhooks: a good sig (any case) passes with its replay key; missing, wrong,
+ * tampered or stale ones are refused; a vendor without a secret refuses everything. */
+static void test_vonage_signed(void **st)
+{
+	(void)st;
+	vnd_t *a = adapter("vgs");
+	got_t g;
+	memset(&g, 0, sizeof g);
+	char err[256], q[512], sig[160];
+	const char *n[] = {"msisdn", "to", "messageId", "text", "type", "timestamp"};
+	const char *v[] = {"15551234567", "15005550007", "0B1", "STOP", "text", "1700000000"};
+	/* the expected sig from python: md5(sorted "&k=v"... + "secret") */
+	assert_int_equal(vnd_vonage_sign("secret", "md5hash", n, v, 6, sig, sizeof sig), 0);
+	assert_string_equal(sig, "9edb8ff504c863c4f625d431033e791b");
+	snprintf(q, sizeof q, "msisdn=15551234567&to=15005550007&messageId=0B1&text=STOP&type=text&timestamp=1700000000&sig=%s", "9EDB8FF504C863C4F625D431033E791B");
+	vnd_wh_req_t rq = {"POST", "https://h/webhooks/vgs/inbound", NULL, "application/x-www-form-urlencoded", NULL, NULL, q, strlen(q)};
+	assert_int_equal(vnd_webhook(a, &rq, collect, &g, err, sizeof err), 1);
+	assert_int_equal(g.ev[0].keyword, VND_KW_STOP);
+	assert_string_equal(g.ev[0].replay, "vonage:9edb8ff504c863c4f625d431033e791b");
+	assert_string_equal(vnd_wh_auth(a), "signed");
+	/* tampered text, no sig, stale timestamp (the clock is 1700000000, window 300 s) */
+	char t[512];
+	snprintf(t, sizeof t, "%s", q);
+	memcpy(strstr(t, "STOP"), "HELP", 4);
+	vnd_wh_req_t r2 = rq;
+	r2.body = t, r2.bodylen = strlen(t);
+	assert_int_equal(vnd_webhook(a, &r2, collect, &g, err, sizeof err), TOCSIN_ERR_AUTH);
+	const char *nosig = "msisdn=15551234567&to=15005550007&messageId=0B1&text=STOP&type=text&timestamp=1700000000";
+	r2.body = nosig, r2.bodylen = strlen(nosig);
+	assert_int_equal(vnd_webhook(a, &r2, collect, &g, err, sizeof err), TOCSIN_ERR_AUTH);
+	const char *vs[] = {"15551234567", "15005550007", "0B1", "STOP", "text", "1699999600"};
+	assert_int_equal(vnd_vonage_sign("secret", "md5hash", n, vs, 6, sig, sizeof sig), 0);
+	snprintf(t, sizeof t, "msisdn=15551234567&to=15005550007&messageId=0B1&text=STOP&type=text&timestamp=1699999600&sig=%s", sig);
+	r2.body = t, r2.bodylen = strlen(t);
+	assert_int_equal(vnd_webhook(a, &r2, collect, &g, err, sizeof err), TOCSIN_ERR_AUTH);
+	assert_non_null(strstr(err, "s from now"));
+	vnd_free(a);
+	/* no signature secret and no "webhook_auth":"none": refused, and said so */
+	a = adapter("vgx");
+	assert_string_equal(vnd_wh_auth(a), "unverifiable");
+	assert_int_equal(vnd_webhook(a, &rq, collect, &g, err, sizeof err), TOCSIN_ERR_AUTH);
+	assert_non_null(strstr(err, "signature_secret_env"));
+	vnd_free(a);
+	a = adapter("vg");
+	assert_string_equal(vnd_wh_auth(a), "none");
+	vnd_free(a);
+}
+
+static void test_ref_matches(void **st)
+{
+	(void)st;
+	assert_true(vnd_ref_matches("twilio", "SM1", "SM1"));
+	assert_false(vnd_ref_matches("twilio", "SM1", "SM2"));
+	assert_true(vnd_ref_matches("mailgun", "<a@mg.x>", "a@mg.x"));
+	assert_false(vnd_ref_matches("mailgun", "<a@mg.x>", "b@mg.x"));
+	assert_true(vnd_ref_matches("sendgrid", "xid", "xid.filter0001.3"));
+	assert_false(vnd_ref_matches("sendgrid", "xid", "xidd.filter"));
+	assert_false(vnd_ref_matches("vonage", "xid", "xid.filter"));
+	assert_true(vnd_ref_matches("vonage", "", "0A1"));
+	assert_true(vnd_ref_matches("vonage", "0A1", ""));
+}
+
 static void sg_sign(const char *ts, const char *body, char *out)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -770,7 +866,8 @@ int main(void)
 	    cmocka_unit_test(test_twilio_webhooks),  cmocka_unit_test(test_vonage_webhooks),
 	    cmocka_unit_test(test_sendgrid_webhooks), cmocka_unit_test(test_mailgun_webhooks),
 	    cmocka_unit_test(test_keywords),         cmocka_unit_test(test_new_errors),
-	    cmocka_unit_test(test_json_scan),
+	    cmocka_unit_test(test_json_scan),        cmocka_unit_test(test_vonage_sign),
+	    cmocka_unit_test(test_vonage_signed),    cmocka_unit_test(test_ref_matches),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
