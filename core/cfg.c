@@ -339,6 +339,18 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 		return bad(err, errlen, c,
 		           "vendor %s: \"signature_method\" must be md5hash, md5, sha1, sha256 or sha512%s",
 		           name, NULL);
+	json_t *rcs = json_object_get(o, "reply_countries"), *rc1;
+	size_t rci;
+	if (rcs && (!json_is_array(rcs) || json_array_size(rcs) > 16))
+		return bad(err, errlen, c, "vendor %s: \"reply_countries\" must be an array of calling codes (at most 16)%s", name, NULL);
+	json_array_foreach(rcs, rci, rc1)
+	{
+		const char *cc = json_is_string(rc1) ? json_string_value(rc1) : "";
+		cc += cc[0] == '+';
+		size_t cl = strspn(cc, "0123456789");
+		if (cl < 1 || cl > 3 || cc[cl])
+			return bad(err, errlen, c, "vendor %s: \"reply_countries\" entries are calling codes like \"1\" or \"+44\"%s", name, NULL);
+	}
 	json_t *sse = json_object_get(o, "signature_secret_env");
 	if (sse && !json_is_string(sse))
 		return bad(err, errlen, c, "vendor %s: \"signature_secret_env\" must be a string%s", name,

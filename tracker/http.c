@@ -457,10 +457,12 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		 * webhook is acknowledged. */
 		if (text && !rc) {
 			if (!strcmp(v->kind, "twilio")) {
-				set_reply(x, text);
+				if (!h->reply || !trk_reply_permit(h->reply, v, ev->address))
+					set_reply(x, text);
 			} else if (h->reply) {
 				int qr = trk_reply_sms(h->reply, v, ev->address, ev->to, text);
-				if (qr)
+				/* the limits log their own refusals (bounded) */
+				if (qr && qr != TOCSIN_ERR_TOOBIG && qr != TOCSIN_ERR_INVAL)
 					log_warn("event=reply_not_queued vendor=%s kind=%s err=\"%s\"", v->name,
 					         vnd_kw_name(ev->keyword), tocsin_strerror(qr));
 			}
@@ -959,8 +961,11 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 		           "through a vendor adapter.\n# TYPE tocsin_replies_total counter\n"
 		           "tocsin_replies_total{result=\"sent\"} %lld\n"
 		           "tocsin_replies_total{result=\"failed\"} %lld\n"
-		           "tocsin_replies_total{result=\"dropped\"} %lld\n",
-		           (long long)rs.sent, (long long)rs.failed, (long long)rs.dropped);
+		           "tocsin_replies_total{result=\"dropped\"} %lld\n"
+		           "tocsin_replies_total{result=\"limited\"} %lld\n"
+		           "tocsin_replies_total{result=\"refused_country\"} %lld\n",
+		           (long long)rs.sent, (long long)rs.failed, (long long)rs.dropped,
+		           (long long)rs.limited, (long long)rs.refused_country);
 	}
 	enum MHD_Result r = rc ? answer(c, 500, "text/plain", "metrics failed\n", 15)
 	                       : answer(c, 200, "text/plain; version=0.0.4", b.p, b.len);

@@ -3,6 +3,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "templates/sms.h"
 #include "tracker/store.h"
@@ -20,6 +21,8 @@
 #define REPLY_MAX_ANSWER (256u << 10)
 #define REPLY_MAX_VENDORS 32
 #define REPLY_STOP_GRACE_MS 5000
+#define REPLY_NUM_SLOTS 8192 /* numbers whose hourly reply count is remembered */
+#define REPLY_MAX_CC 16
 
 enum { JOB_SMS = 0, JOB_INBOUND = 1 };
 
@@ -45,7 +48,16 @@ struct trk_reply {
 	size_t head, n;
 	int busy, stopping;
 	int64_t stop_by_ms; /* mono deadline for the remaining jobs once stopping */
-	int64_t sent, failed, dropped;
+	int64_t sent, failed, dropped, limited, refused_country;
+	/* reply limits: per number per hour (hash, window start, count), all per minute */
+	uint64_t num_h[REPLY_NUM_SLOTS];
+	int64_t num_at[REPLY_NUM_SLOTS];
+	int num_n[REPLY_NUM_SLOTS];
+	int64_t min_at;
+	int min_n;
+	/* country calling codes each vendor may reply to ("1", "44", ...) */
+	char cc[REPLY_MAX_VENDORS][REPLY_MAX_CC][4];
+	int ncc[REPLY_MAX_VENDORS];
 	vnd_t *a[REPLY_MAX_VENDORS]; /* per configured vendor; NULL: none (not SMS, secret unset) */
 	trk_store_t *wr;             /* the review list writer; NULL: not kept */
 	CURL *curl;
@@ -247,6 +259,13 @@ trk_reply_t *trk_reply_new(const cfg_t *cfg, char *err, size_t errlen)
 		r->a[i] = vnd_new(cfg, v, e, sizeof e);
 		if (!r->a[i])
 			log_warn("event=replies_disabled vendor=%s reason=\"%s\"", v->name, e);
+		json_t *cc = json_object_get(v->raw, "reply_countries"), *c;
+		size_t k;
+		if (!json_is_array(cc))
+			snprintf(r->cc[i][r->ncc[i]++], sizeof r->cc[i][0], "1");
+		json_array_foreach(cc, k, c) if (r->ncc[i] < REPLY_MAX_CC && json_is_string(c))
+		    snprintf(r->cc[i][r->ncc[i]++], sizeof r->cc[i][0], "%s",
+		             json_string_value(c) + (json_string_value(c)[0] == '+'));
 	}
 	char e[512];
 	r->wr = trk_store_open(cfg->db_path, 0, e, sizeof e);
@@ -316,13 +335,91 @@ static job_t *slot(trk_reply_t *r)
 	return j;
 }
 
+/* 1 when `to` (E.164) is in a country vendor idx may reply to */
+static int country_ok(const trk_reply_t *r, int idx, const char *to)
+{
+	if (!to || to[0] != '+')
+		return 0;
+	for (int i = 0; i < r->ncc[idx]; i++)
+		if (!strncmp(to + 1, r->cc[idx][i], strlen(r->cc[idx][i])))
+			return 1;
+	return 0;
+}
+
+/* Count a reply to `to` against the limits (mutex held): 1 allowed (counted), 0 over. */
+static int limit_take(trk_reply_t *r, const char *to)
+{
+	int64_t now = vnd_wh_now_s() * 1000; /* the webhook clock: TOCSIN_TEST_NOW_S in tests */
+	const cfg_t *c = r->cfg;
+	if (now - r->min_at >= 60000 || !r->min_at) {
+		r->min_at = now;
+		r->min_n = 0;
+	}
+	if (r->min_n >= c->reply_per_minute)
+		return 0;
+	uint64_t k = hash64(to, strlen(to), 0x7265706c79) | 1;
+	size_t i = k & (REPLY_NUM_SLOTS - 1);
+	if (r->num_h[i] != k || now - r->num_at[i] >= 3600 * 1000LL) {
+		r->num_h[i] = k; /* a colliding number's count is forgotten: the per-minute cap holds */
+		r->num_at[i] = now;
+		r->num_n[i] = 0;
+	}
+	if (r->num_n[i] >= c->reply_per_number_hour)
+		return 0;
+	r->num_n[i]++;
+	r->min_n++;
+	return 1;
+}
+
+/* trk_reply_permit with the mutex held */
+static int permit(trk_reply_t *r, const cfg_vendor_t *v, int idx, const char *to)
+{
+	if (!country_ok(r, idx, to)) {
+		int64_t n = ++r->refused_country;
+		if (n <= 20 || n % 1000 == 0)
+			log_warn("event=reply_refused reason=country vendor=%s to=%.24s total=%lld", v->name,
+			         to ? to : "", (long long)n);
+		return TOCSIN_ERR_INVAL;
+	}
+	if (!limit_take(r, to)) {
+		int64_t n = ++r->limited;
+		if (n <= 20 || n % 1000 == 0)
+			log_warn("event=reply_refused reason=rate_limit vendor=%s to=%.24s total=%lld",
+			         v->name, to, (long long)n);
+		return TOCSIN_ERR_TOOBIG;
+	}
+	return 0;
+}
+
+static int vendor_idx(const trk_reply_t *r, const cfg_vendor_t *v)
+{
+	int idx = (int)(v - r->cfg->vendors);
+	return idx < 0 || (size_t)idx >= r->cfg->nvendors || idx >= REPLY_MAX_VENDORS ? -1 : idx;
+}
+
+int trk_reply_permit(trk_reply_t *r, const cfg_vendor_t *v, const char *to)
+{
+	int idx = vendor_idx(r, v);
+	if (idx < 0)
+		return TOCSIN_ERR_CONFIG;
+	pthread_mutex_lock(&r->mu);
+	int rc = permit(r, v, idx, to);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
 int trk_reply_sms(trk_reply_t *r, const cfg_vendor_t *v, const char *to, const char *via,
                   const char *text)
 {
-	int idx = (int)(v - r->cfg->vendors);
-	if (idx < 0 || (size_t)idx >= r->cfg->nvendors || idx >= REPLY_MAX_VENDORS || !r->a[idx])
+	int idx = vendor_idx(r, v);
+	if (idx < 0 || !r->a[idx])
 		return TOCSIN_ERR_CONFIG;
 	pthread_mutex_lock(&r->mu);
+	int rc = permit(r, v, idx, to);
+	if (rc) {
+		pthread_mutex_unlock(&r->mu);
+		return rc;
+	}
 	job_t *j = slot(r);
 	if (j) {
 		j->kind = JOB_SMS;
@@ -364,6 +461,8 @@ void trk_reply_stats(trk_reply_t *r, trk_reply_stats_t *out)
 	out->sent = r->sent;
 	out->failed = r->failed;
 	out->dropped = r->dropped;
+	out->limited = r->limited;
+	out->refused_country = r->refused_country;
 	out->queued = (int64_t)r->n + r->busy;
 	pthread_mutex_unlock(&r->mu);
 }

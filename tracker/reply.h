@@ -22,11 +22,20 @@ void trk_reply_free(trk_reply_t *r);
 /* Queue text as one SMS to `to` (E.164) through vendor v (borrowed from the
  * cfg), sent from the number of v's sender pool whose number is `via` (the
  * number the inbound message reached; NULL or unknown = v's first pool).
- * Returns 0, TOCSIN_ERR_AGAIN when the queue is full (the reply is dropped and
+ * Limits first: `to` must be in one of v's "reply_countries" (calling codes,
+ * default "1"), else TOCSIN_ERR_INVAL; at most tracker.reply_per_number_hour
+ * replies to one number per hour and tracker.reply_per_minute in all, else
+ * TOCSIN_ERR_TOOBIG (both counted and logged, bounded). Returns 0,
+ * TOCSIN_ERR_AGAIN when the queue is full (the reply is dropped and
  * counted), TOCSIN_ERR_CONFIG when v has no usable adapter (secret unset).
  * Strings are copied (truncated to fit). Any thread. */
 int trk_reply_sms(trk_reply_t *r, const cfg_vendor_t *v, const char *to, const char *via,
                   const char *text);
+
+/* The limits alone, for a reply the vendor sends itself (Twilio's inline
+ * TwiML): 0 (counted against the limits), TOCSIN_ERR_INVAL, TOCSIN_ERR_TOOBIG
+ * as above, TOCSIN_ERR_CONFIG when v is not from the cfg. Any thread. */
+int trk_reply_permit(trk_reply_t *r, const cfg_vendor_t *v, const char *to);
 
 /* Queue an inbound message for the review list (trk_store_inbound). 0 or
  * TOCSIN_ERR_AGAIN (queue full: dropped, counted). Any thread. */
@@ -35,9 +44,10 @@ int trk_reply_inbound(trk_reply_t *r, int64_t ts_ms, const char *vendor, const c
 
 /* Totals since start: replies accepted by the vendor, replies that failed
  * (refused, or still deferred after the last try), jobs dropped (queue full or
- * at shutdown), jobs waiting now. Any thread. */
+ * at shutdown), jobs waiting now, replies refused by the limits. Any thread. */
 typedef struct trk_reply_stats {
 	int64_t sent, failed, dropped, queued;
+	int64_t limited, refused_country; /* not queued: over a rate limit / country not allowed */
 } trk_reply_stats_t;
 void trk_reply_stats(trk_reply_t *r, trk_reply_stats_t *out);
 
