@@ -896,14 +896,15 @@ static void test_vonage_signed_webhooks(void **st)
 	assert_string_not_equal(tok[0], tok[1]);
 }
 
-/* a config the emulator cannot sign with is refused at start, naming the field */
+/* a config the emulator cannot sign with is refused at start (by cfg_load or the emulator),
+ * naming the field */
 static void test_vonage_sig_config(void **st)
 {
 	(void)st;
 	const char *bad[][2] = {
 	    {"\"signature_secret_env\":\"T_VG_SIG\",\"signature_method\":\"sha3\"", "signature_method"},
 	    {"\"signature_secret_env\":\"T_VG_SIG_UNSET\"", "T_VG_SIG_UNSET"},
-	    {"\"signature_secret_env\":7", "must be strings"},
+	    {"\"signature_secret_env\":7", "signature_secret_env"},
 	};
 	unsetenv("T_VG_SIG_UNSET");
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -916,7 +917,11 @@ static void test_vonage_sig_config(void **st)
 		char err[512] = "";
 		cfg_t *c = cfg_load(path, err, sizeof err);
 		unlink(path);
-		assert_non_null(c);
+		if (!c) { /* core/cfg.c refuses it already, naming the field */
+			if (!strstr(err, bad[i][1]))
+				fail_msg("error \"%s\" does not name %s", err, bad[i][1]);
+			continue;
+		}
 		sim_t *s = sim_new(c, 0, 1, err, sizeof err);
 		if (s)
 			fail_msg("config %s was accepted", bad[i][0]);
