@@ -87,6 +87,17 @@ struct prod {
 
 /* ---------------------------------------------------------------- helpers */
 
+/* The rejects file holds recipients' rows: owner only (0600, also when it existed). */
+static FILE *rejects_open(const char *path, const char *mode)
+{
+	FILE *f = fopen(path, mode);
+	if (f && fchmod(fileno(f), 0600)) {
+		fclose(f);
+		return NULL;
+	}
+	return f;
+}
+
 static void count_reason(prod_stats_t *st, const char *why)
 {
 	char key[96];
@@ -730,7 +741,7 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 	optc_close(oc);
 
 	if (o->dry) {
-		p->rejects = fopen(p->rejects_path, "w");
+		p->rejects = rejects_open(p->rejects_path, "w");
 		if (!p->rejects) {
 			snprintf(err, errlen, "%s: %s", p->rejects_path, strerror(errno));
 			goto fail;
@@ -838,9 +849,9 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 		goto fail;
 
 	/* rejects file: truncated to what the checkpoint covered when resuming */
-	p->rejects = fopen(p->rejects_path, resuming ? "r+" : "w");
+	p->rejects = rejects_open(p->rejects_path, resuming ? "r+" : "w");
 	if (!p->rejects && resuming)
-		p->rejects = fopen(p->rejects_path, "w"), rj_bytes = 0;
+		p->rejects = rejects_open(p->rejects_path, "w"), rj_bytes = 0;
 	if (!p->rejects) {
 		snprintf(err, errlen, "%s: %s", p->rejects_path, strerror(errno));
 		goto fail;

@@ -738,13 +738,15 @@ int trk_api_inbound(trk_api_q_t *q, int limit, buf_t *b)
 
 static void csv_field(buf_t *b, const char *s)
 {
-	if (!strpbrk(s, ",\"\r\n") && s[0] != '=' && s[0] != '+' && s[0] != '-' && s[0] != '@') {
+	/* a leading = + - @ TAB or CR makes a spreadsheet run the field as a formula */
+	int formula = s[0] && strchr("=+-@\t\r", s[0]);
+	if (!strpbrk(s, ",\"\r\n") && !formula) {
 		buf_puts(b, s);
 		return;
 	}
-	/* Quote, and defuse spreadsheet formulas (a leading = + - @) with a '. */
+	/* Quote, and defuse a formula with a leading '. */
 	buf_putc(b, '"');
-	if (s[0] == '=' || s[0] == '-' || s[0] == '@')
+	if (formula)
 		buf_putc(b, '\'');
 	for (; *s; s++) {
 		if (*s == '"')

@@ -118,7 +118,7 @@ int trk_ctl_vendor(rd_kafka_t *rk, const cfg_t *cfg, const char *vendor, const c
 		return TOCSIN_ERR_INVAL;
 	}
 	if (!cfg_vendor(cfg, vendor)) {
-		snprintf(err, errlen, "unknown vendor \"%s\" (not in %s)", vendor, cfg->path);
+		snprintf(err, errlen, "unknown vendor \"%s\" (not in the configuration)", vendor);
 		return TOCSIN_ERR_NOTFOUND;
 	}
 	msg_vhealth_t h = {.vendor = vendor, .state = to,

@@ -35,6 +35,8 @@
 #define CACHE_MAX_BODY (1u << 20)
 #define CACHE_MS_DEFAULT 250
 #define HTTP_THREADS 4
+#define HTTP_CONN_LIMIT 4000u   /* connections in all (the tracker's fds allow it) */
+#define HTTP_IDLE_TIMEOUT_S 10u /* a connection silent this long is closed */
 #define STOP_SLOTS 4096
 #define STOP_MEMORY_MS (10 * 60 * 1000)
 
@@ -122,7 +124,7 @@ struct trk_http {
 	email_unsub_t *unsub;
 	const char *token; /* control token from the environment, or NULL: controls disabled */
 	char program[128], help_reply[480], stop_reply[320], start_reply[320];
-	int64_t unsub_ok, unsub_bad, ctl_denied, slow;
+	int64_t unsub_ok, unsub_bad, ctl_denied, slow, host_denied;
 	/* addresses confirmed an opt-out recently (hash, mono ms): a second STOP
 	 * sent before the first is folded into the store gets no second reply */
 	uint64_t stop_h[STOP_SLOTS];
@@ -221,6 +223,10 @@ static trk_store_t *reader_get(trk_http_t *h, char *err, size_t errlen)
 	pthread_mutex_unlock(&h->mu);
 	if (!s)
 		s = trk_store_open(h->cfg->db_path, 1, err, errlen);
+	if (!s) { /* the reason names the file: logged, not answered */
+		log_warn("event=store_unavailable err=\"%s\"", err);
+		snprintf(err, errlen, "the store is not readable now");
+	}
 	return s;
 }
 
@@ -707,6 +713,19 @@ static const char *arg(struct MHD_Connection *c, const char *k)
 	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
 }
 
+/* Query argument k as a strict decimal int into *out (left as is when absent):
+ * 0, or TOCSIN_ERR_INVAL with the reason in b ("limit=4294967297" is refused,
+ * not read as 1). The endpoint checks the range. */
+static int int_arg(struct MHD_Connection *c, const char *k, int *out, buf_t *b)
+{
+	const char *s = arg(c, k);
+	if (!s || !num_int(s, INT32_MIN, INT32_MAX, out))
+		return 0;
+	buf_reset(b);
+	buf_printf(b, "%s must be a decimal integer in range", k);
+	return TOCSIN_ERR_INVAL;
+}
+
 /* The endpoints the dashboard polls (their answers may be up to api_cache_ms old). */
 static int cacheable(const char *url)
 {
@@ -839,14 +858,20 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 	else if (!strcmp(url, "/api/vendors"))
 		rc = trk_api_vendors(&q, &b);
 	else if (!strcmp(url, "/api/series")) {
-		const char *s = arg(c, "seconds");
-		rc = trk_api_series(&q, arg(c, "campaign"), s ? atoi(s) : 120, &b);
+		int n = 120;
+		rc = int_arg(c, "seconds", &n, &b);
+		if (!rc)
+			rc = trk_api_series(&q, arg(c, "campaign"), n, &b);
 	} else if (!strcmp(url, "/api/timeline")) {
-		const char *s = arg(c, "limit");
-		rc = trk_api_timeline(&q, s ? atoi(s) : 50, &b);
+		int n = 50;
+		rc = int_arg(c, "limit", &n, &b);
+		if (!rc)
+			rc = trk_api_timeline(&q, n, &b);
 	} else if (!strcmp(url, "/api/inbound")) {
-		const char *s = arg(c, "limit");
-		rc = trk_api_inbound(&q, s ? atoi(s) : 50, &b);
+		int n = 50;
+		rc = int_arg(c, "limit", &n, &b);
+		if (!rc)
+			rc = trk_api_inbound(&q, n, &b);
 	} else if (!strncmp(url, "/api/campaigns/", 15)) {
 		char id[256];
 		const char *p = url + 15, *sl = strchr(p, '/');
@@ -859,10 +884,13 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 			if (!sl) {
 				rc = trk_api_campaign(&q, id, &b);
 			} else if (!strcmp(sl, "/recipients") || !strcmp(sl, "/recipients.csv")) {
-				const char *lim = arg(c, "limit"), *fmt = arg(c, "format");
+				const char *fmt = arg(c, "format");
 				int csv = !strcmp(sl, "/recipients.csv") || (fmt && !strcmp(fmt, "csv"));
-				rc = trk_api_recipients(&q, id, arg(c, "state"), arg(c, "code"), arg(c, "after"),
-				                        csv ? -1 : (lim ? atoi(lim) : 100), csv, &b);
+				int lim = 100;
+				rc = int_arg(c, "limit", &lim, &b);
+				if (!rc)
+					rc = trk_api_recipients(&q, id, arg(c, "state"), arg(c, "code"),
+					                        arg(c, "after"), csv ? -1 : lim, csv, &b);
 				if (csv)
 					ctype = "text/csv; charset=utf-8";
 			} else {
@@ -976,6 +1004,46 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char *url,
                              const char *method, req_t *r);
 
+/* 1 when name[0..n) equals s, ignoring case */
+static int name_is(const char *name, size_t n, const char *s)
+{
+	return strlen(s) == n && !strncasecmp(name, s, n);
+}
+
+/* The Host header is one the operator configured (tracker.allowed_hosts: "host" = any
+ * port, "host:port" exact), or by default a loopback name or public_url's host. */
+static int host_ok(const trk_http_t *h, struct MHD_Connection *c)
+{
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	if (!host || !*host)
+		return 0;
+	size_t hl = strlen(host), nl = hl; /* nl: without ":port" */
+	const char *colon = strrchr(host, ':');
+	if (colon && !strchr(colon, ']'))
+		nl = (size_t)(colon - host);
+	json_t *ah = h->cfg->allowed_hosts;
+	if (ah) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(ah, i, e)
+		{
+			const char *a = json_string_value(e);
+			if (name_is(host, hl, a) || (!strchr(a, ':') && name_is(host, nl, a)))
+				return 1;
+		}
+		return 0;
+	}
+	if (name_is(host, nl, "127.0.0.1") || name_is(host, nl, "localhost") ||
+	    name_is(host, nl, "[::1]"))
+		return 1;
+	const char *pu = h->cfg->public_url, *p = pu ? strstr(pu, "://") : NULL;
+	if (!p)
+		return 0;
+	p += 3;
+	size_t pl = strcspn(p, ":/");
+	return pl == nl && !strncasecmp(p, host, nl);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -1012,6 +1080,19 @@ static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char
 		return webhook(h, c, method, url, r);
 	if (!strncmp(url, "/u/", 3) && (post || get))
 		return unsubscribe(h, c, method, url);
+	if (get && !strcmp(url, "/healthz"))
+		return answer(c, 200, "text/plain", "ok\n", 3);
+	/* the API, dashboard and metrics answer only the names the operator reaches
+	 * them by: a page whose DNS name rebinds to 127.0.0.1 gets nothing */
+	if (!host_ok(h, c)) {
+		pthread_mutex_lock(&h->mu);
+		int64_t nth = ++h->host_denied;
+		pthread_mutex_unlock(&h->mu);
+		if (nth <= 20 || nth % 1000 == 0)
+			log_warn("event=host_refused host=\"%.100s\" total=%lld",
+			         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"), (long long)nth);
+		return answer_json_err(c, 403, "Host not allowed: add it to tracker.allowed_hosts");
+	}
 	if (post && !strncmp(url, "/api/", 5)) {
 		/* /api/campaigns/<id>/<action> and /api/vendors/<name>/<action> */
 		char kind[16], name[256], action[16];
@@ -1038,8 +1119,6 @@ static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char
 		return h->page ? MHD_queue_response(c, 200, h->page)
 		               : answer(c, 200, "text/html; charset=utf-8", trk_dashboard_html,
 		                        strlen(trk_dashboard_html));
-	if (!strcmp(url, "/healthz"))
-		return answer(c, 200, "text/plain", "ok\n", 3);
 	if (!strcmp(url, "/metrics"))
 		return metrics(h, c);
 	if (!strncmp(url, "/api/", 5))
@@ -1196,8 +1275,11 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
 	                            MHD_USE_ERROR_LOG,
 	                        0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, &sa,
-	                        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-	                        MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_URI_LOG_CALLBACK,
+	                        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+	                        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S,
+	                        MHD_OPTION_CONNECTION_LIMIT, HTTP_CONN_LIMIT,
+	                        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->conns_per_ip,
+	                        MHD_OPTION_URI_LOG_CALLBACK,
 	                        uri_log, h, MHD_OPTION_NOTIFY_COMPLETED, req_done, h, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on %s (address in use?)", listen);

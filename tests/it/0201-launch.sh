@@ -77,6 +77,7 @@ print('read=%d queued=%d rejected=%d suppressed=%d duplicates=%d' % (r['read'], 
 assert r['read'] == r['queued'] + r['rejected'] + r['suppressed'] + r['duplicates']")
 [ "$got" = "$want" ] || it_fail "nasty: got $got want $want"
 [ "$(tail -n +2 "$VAR/launch/c-nasty/rejects.csv" | wc -l)" -eq 12 ] || it_fail "nasty rejects lines"
+[ "$(stat -c %a "$VAR/launch/c-nasty/rejects.csv")" = 600 ] || it_fail "rejects file mode $(stat -c %a "$VAR/launch/c-nasty/rejects.csv"), want 600 (recipients' rows)"
 grep -q "nasty.csv:22,-,\"\",\"unterminated quoted field\"" "$VAR/launch/c-nasty/rejects.csv" || it_fail "unterminated quote reject"
 grep -q "nasty.csv:11,sms,\"102-555-2009\",\"invalid phone: invalid area code\"" "$VAR/launch/c-nasty/rejects.csv" || it_fail "area code reject"
 T launch "$OUT/c-nasty.json" --check-outbox | grep -q "campaign c-nasty: 7 messages, 7 distinct ids" || it_fail "nasty outbox"
