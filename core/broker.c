@@ -1,4 +1,5 @@
 /* broker.c -- `tocsin broker`: host librdkafka's mock cluster on loopback as the embedded Kafka. */
+#include "core/num.h"
 #include "core/cmd.h"
 #include "core/err.h"
 #include "core/kq.h"
@@ -44,15 +45,13 @@ int cmd_broker(cfg_t *cfg, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "b:p:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'b':
-			nbrokers = atoi(optarg);
-			if (nbrokers < 1 || nbrokers > 9) {
+			if (num_int(optarg, 1, 9, &nbrokers)) {
 				fprintf(stderr, "tocsin broker: --brokers must be 1..9\n");
 				return 2;
 			}
 			break;
 		case 'p':
-			outbox_parts = atoi(optarg);
-			if (outbox_parts < 1 || outbox_parts > 1000) {
+			if (num_int(optarg, 1, 1000, &outbox_parts)) {
 				fprintf(stderr, "tocsin broker: --outbox-partitions must be 1..1000\n");
 				return 2;
 			}

@@ -1,5 +1,6 @@
 /* demo.c -- `tocsin demo`: run broker, emulator, tracker and a dispatcher, launch the example
  * campaign, wait until every recipient is accepted, print what happened, stop everything. */
+#include "core/num.h"
 #include "core/clock.h"
 #include "core/cmd.h"
 #include "core/err.h"
@@ -214,11 +215,23 @@ int cmd_demo(cfg_t *cfg, int argc, char **argv)
 	d.timeout_s = 180;
 	d.expected = -1;
 	int o;
+	int64_t ex;
 	while ((o = getopt_long(argc, argv, "c:t:e:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': snprintf(d.campaign, sizeof d.campaign, "%s", optarg); break;
-		case 't': d.timeout_s = atoi(optarg); break;
-		case 'e': d.expected = atol(optarg); break;
+		case 't':
+			if (num_int(optarg, 1, 86400, &d.timeout_s)) {
+				fprintf(stderr, "tocsin demo: --timeout must be 1..86400 seconds\n");
+				return 2;
+			}
+			break;
+		case 'e':
+			if (num_i64(optarg, 0, INT64_MAX, &ex)) {
+				fprintf(stderr, "tocsin demo: --expect must be a count >= 0\n");
+				return 2;
+			}
+			d.expected = ex;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

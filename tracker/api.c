@@ -1,5 +1,6 @@
 /* api.c -- the tracker's read queries: campaigns, vendors, series, timeline, recipients, metrics. */
 #include "tracker/api.h"
+#include "core/num.h"
 #include "vendors/vnd.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -819,15 +820,20 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 	int after_state = 0;
 	int64_t after_rid = 0;
 	if (after && *after) {
-		char *end;
-		long as = strtol(after, &end, 10);
-		if (*end == ':')
-			after_rid = strtoll(end + 1, &end, 10);
-		if (*end || as < 0 || as >= MSG_ST__COUNT || after_rid < 0) {
+		/* "STATE:RID", both whole decimal integers */
+		char as[24];
+		size_t al = strcspn(after, ":");
+		int ok = al < sizeof as;
+		if (ok) {
+			memcpy(as, after, al);
+			as[al] = 0;
+			ok = !num_int(as, 0, MSG_ST__COUNT - 1, &after_state) &&
+			     (!after[al] || !num_i64(after + al + 1, 0, INT64_MAX, &after_rid));
+		}
+		if (!ok) {
 			buf_puts(b, "after must be the \"next\" value of the previous page");
 			return TOCSIN_ERR_INVAL;
 		}
-		after_state = (int)as;
 	}
 	{
 		trk_counts_t *c = malloc(sizeof *c);

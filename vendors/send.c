@@ -1,4 +1,5 @@
 /* send.c -- `tocsin vendor-send`: one test message through a configured vendor adapter, outcome printed. */
+#include "core/num.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/cmd.h"
@@ -75,8 +76,7 @@ int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 		case 'i': id = optarg; break;
 		case 'c': campaign = optarg; break;
 		case 'n':
-			count = atoi(optarg);
-			if (count < 1 || count > 1000) {
+			if (num_int(optarg, 1, 1000, &count)) {
 				fprintf(stderr, "tocsin vendor-send: --count must be 1..1000\n");
 				return 2;
 			}
