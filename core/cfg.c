@@ -330,6 +330,11 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 	                                   strcmp(json_string_value(wa), "none"))))
 		return bad(err, errlen, c, "vendor %s: \"webhook_auth\" must be \"signed\" or \"none\"%s",
 		           name, NULL);
+	if (wa && !strcmp(json_string_value(wa), "none") && strcmp(kind, "vonage"))
+		return bad(err, errlen, c,
+		           "vendor %s: \"webhook_auth\":\"none\" is for Vonage only (kind %s always signs "
+		           "its webhooks)",
+		           name, kind);
 	json_t *sm = json_object_get(o, "signature_method");
 	static const char *const sms[] = {"md5hash", "md5", "sha1", "sha256", "sha512"};
 	int smok = !sm;
