@@ -1,5 +1,6 @@
 /* dsp.c -- `tocsin dispatch`: consume the outbox, send through vendors, report every outcome,
  * commit offsets only past messages whose final outcome is on tocsin.status. */
+#include "dispatcher/dsp_queue.h"
 #include "dispatcher/dsp_state.h"
 #include "dispatcher/retry.h"
 #include "dispatcher/rl.h"
@@ -32,34 +33,6 @@
 #define DSP_STUCK_PAUSE_MS 2000
 
 typedef struct dsp_part dsp_part_t;
-typedef struct dsp_msg dsp_msg_t;
-
-/* Where a message is: exactly one place at a time. */
-typedef enum where { W_NONE, W_READY, W_TIMER, W_INFLIGHT, W_FINAL_PENDING, W_DONE } where_t;
-
-struct dsp_msg {
-	rd_kafka_message_t *rkm; /* keeps the record (and its offset) alive */
-	msg_out_t m;
-	dsp_part_t *part;
-	int64_t offset;
-	dsp_msg_t *part_next; /* consumed order within the partition */
-	dsp_msg_t *ready_next;
-	where_t where;
-	int discard;     /* its partition was revoked: drop when next touched */
-	int attempt;     /* sends tried so far */
-	int vendor;      /* vendor index of the send in flight, -1 none */
-	int last_vendor; /* vendor that last deferred, -1 none */
-	int64_t due_ms;
-	size_t heap_idx;
-	/* the final outcome, kept to re-produce its status if delivery fails */
-	msg_state_t final_state;
-	char vendor_name[64];
-	char ref[96];
-	char code[32];
-	char detail[200];
-	int64_t latency_ms;
-	char arena[]; /* m's strings, unescaped from the record (one allocation per message) */
-};
 
 struct dsp_part {
 	int32_t partition;
@@ -87,6 +60,7 @@ typedef struct dsp_req {
 	dsp_msg_t **msgs;
 	size_t n, cap;
 	int vendor;
+	dq_dest_t *dest; /* the destination whose window it counts in */
 	struct dsp_req *next_free;
 } dsp_req_t;
 
@@ -111,13 +85,11 @@ typedef struct dsp {
 	const msg_out_t **batch; /* reused argument array for vnd_build/classify */
 	vnd_result_t *results;
 	size_t batch_cap;
-	int64_t ready_wait_until; /* mono ms: the ready queue waits for a rate limit */
 	int64_t last_sla_ms;
 	int total_parts;          /* partitions of the outbox topic */
 	dsp_part_t *parts[DSP_MAX_PARTS];
-	dsp_msg_t *ready_head, *ready_tail;
-	dsp_msg_t **heap;
-	size_t nheap, heapcap;
+	dq_t *q;           /* destinations, timers, the message lifecycle */
+	unsigned serve_turn; /* rotates which destination of a priority is served first */
 	size_t npending;   /* consumed and not yet freed */
 	size_t max_pending;
 	int paused;        /* consumption paused for backpressure */
@@ -136,70 +108,11 @@ typedef struct dsp {
 	int64_t last_progress_ms;
 } dsp_t;
 
-/* ------------------------------------------------------------------ timer heap */
-
-static int heap_less(dsp_msg_t *a, dsp_msg_t *b) { return a->due_ms < b->due_ms; }
-
-static void heap_swap(dsp_t *d, size_t i, size_t j)
-{
-	dsp_msg_t *t = d->heap[i];
-	d->heap[i] = d->heap[j];
-	d->heap[j] = t;
-	d->heap[i]->heap_idx = i;
-	d->heap[j]->heap_idx = j;
-}
-
-static int heap_push(dsp_t *d, dsp_msg_t *m)
-{
-	if (d->nheap == d->heapcap) {
-		size_t nc = d->heapcap ? d->heapcap * 2 : 1024;
-		dsp_msg_t **nh = realloc(d->heap, nc * sizeof *nh);
-		if (!nh)
-			return TOCSIN_ERR_NOMEM;
-		d->heap = nh;
-		d->heapcap = nc;
-	}
-	size_t i = d->nheap++;
-	d->heap[i] = m;
-	m->heap_idx = i;
-	while (i > 0 && heap_less(d->heap[i], d->heap[(i - 1) / 2])) {
-		heap_swap(d, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-	m->where = W_TIMER;
-	return 0;
-}
-
-static dsp_msg_t *heap_pop(dsp_t *d)
-{
-	if (!d->nheap)
-		return NULL;
-	dsp_msg_t *top = d->heap[0];
-	d->nheap--;
-	if (d->nheap) {
-		d->heap[0] = d->heap[d->nheap];
-		d->heap[0]->heap_idx = 0;
-		size_t i = 0;
-		for (;;) {
-			size_t l = 2 * i + 1, r = l + 1, s = i;
-			if (l < d->nheap && heap_less(d->heap[l], d->heap[s]))
-				s = l;
-			if (r < d->nheap && heap_less(d->heap[r], d->heap[s]))
-				s = r;
-			if (s == i)
-				break;
-			heap_swap(d, i, s);
-			i = s;
-		}
-	}
-	top->where = W_NONE;
-	return top;
-}
-
 /* ------------------------------------------------------------------ messages */
 
 static void msg_free(dsp_t *d, dsp_msg_t *m)
 {
+	dq_release(d->q, m);
 	if (m->rkm)
 		rd_kafka_message_destroy(m->rkm);
 	free(m);
@@ -207,42 +120,10 @@ static void msg_free(dsp_t *d, dsp_msg_t *m)
 	d->n_freed++;
 }
 
-static void ready_push(dsp_t *d, dsp_msg_t *m)
-{
-	m->ready_next = NULL;
-	m->where = W_READY;
-	if (d->ready_tail)
-		d->ready_tail->ready_next = m;
-	else
-		d->ready_head = m;
-	d->ready_tail = m;
-}
-
-static dsp_msg_t *ready_pop(dsp_t *d)
-{
-	dsp_msg_t *m = d->ready_head;
-	if (!m)
-		return NULL;
-	d->ready_head = m->ready_next;
-	if (!d->ready_head)
-		d->ready_tail = NULL;
-	m->where = W_NONE;
-	return m;
-}
-
-static void ready_push_front(dsp_t *d, dsp_msg_t *m)
-{
-	m->where = W_READY;
-	m->ready_next = d->ready_head;
-	d->ready_head = m;
-	if (!d->ready_tail)
-		d->ready_tail = m;
-}
-
 /* Pop finished messages off the head of their partition and free them. */
 static void part_advance(dsp_t *d, dsp_part_t *p)
 {
-	while (p->head && p->head->where == W_DONE) {
+	while (p->head && p->head->where == DQ_DONE) {
 		dsp_msg_t *m = p->head;
 		p->head = m->part_next;
 		if (!p->head)
@@ -278,7 +159,7 @@ static void produce_status(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *v
 	               final ? m : NULL)) {
 		d->n_status_errors++;
 		if (final) /* not queued: try again from the loop */
-			heap_push(d, m);
+			dq_refinal(d->q, m);
 	}
 }
 
@@ -293,8 +174,7 @@ static void finish(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *vendor, c
 	snprintf(m->code, sizeof m->code, "%s", code ? code : "");
 	snprintf(m->detail, sizeof m->detail, "%s", detail ? detail : "");
 	m->latency_ms = latency_ms;
-	m->where = W_FINAL_PENDING;
-	m->due_ms = -1; /* marks "final status to (re)produce" if it lands in the heap */
+	dq_final(d->q, m);
 	switch (st) {
 	case MSG_ST_ACCEPTED: d->n_accepted++; break;
 	case MSG_ST_CANCELLED: d->n_cancelled++; break;
@@ -333,11 +213,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 		log_warn("event=status_not_delivered id=%s err=\"%s\" action=retry", m->m.id,
 		         rd_kafka_err2str(rkm->err));
 		d->n_status_errors++;
-		m->due_ms = -1;
-		heap_push(d, m); /* re-produced from the loop; the offset waits */
+		dq_refinal(d->q, m); /* re-produced from the loop; the offset waits */
 		return;
 	}
-	m->where = W_DONE;
+	dq_acked(d->q, m);
 	d->n_finals_acked++;
 	d->last_final_ns = clock_mono_ns();
 	if (m->discard) { /* its partition is gone: nobody will pop it */
@@ -362,9 +241,10 @@ static int batchable(const msg_out_t *a, const msg_out_t *b)
 #undef SAME
 }
 
-/* Take from the ready queue the messages that can share m's request to
- * vendor vi (batch vendors only), up to the batch size; m itself first. */
-static size_t gather(dsp_t *d, dsp_msg_t *m, int vi, dsp_req_t *r)
+/* Take from destination src the messages that can share m's request to
+ * vendor vi (batch vendors only), up to the batch size; m itself first. They
+ * come from m's campaign list, which holds messages produced together. */
+static size_t gather(dsp_t *d, dsp_msg_t *m, dq_dest_t *src, int vi, dsp_req_t *r)
 {
 	size_t max = (size_t)vnd_max_batch(d->vendors[vi].a);
 	if (max > r->cap)
@@ -373,10 +253,6 @@ static size_t gather(dsp_t *d, dsp_msg_t *m, int vi, dsp_req_t *r)
 	r->n = 1;
 	if (max <= 1)
 		return 1;
-	/* Look a bounded distance down the queue: batches form from messages
-	 * produced together, which sit together. */
-	dsp_msg_t *prev = NULL, *q = d->ready_head;
-	int looked = 0;
 	/* addresses already in the batch: an open-addressed table of 64-bit hashes
 	 * (an address twice would make the vendor refuse the whole request) */
 	enum { GT = 4096 };
@@ -388,49 +264,39 @@ static size_t gather(dsp_t *d, dsp_msg_t *m, int vi, dsp_req_t *r)
 		tab[h & (GT - 1)] = h;
 	}
 	int64_t wall = clock_wall_ms();
-	while (q && r->n < max && looked++ < 4 * (int)max) {
-		dsp_msg_t *next = q->ready_next;
+	const dsp_msg_t *q;
+	while (r->n < max && (q = dq_peek_same(src, m))) {
+		/* the first that cannot join ends the batch: it goes on its own turn */
+		if (q->discard || !batchable(&m->m, &q->m) ||
+		    dsp_state_campaign(d->st, q->m.campaign) != MSG_CAMP_RUNNING ||
+		    dsp_state_opted_out(d->st, q->m.channel, q->m.to) ||
+		    (q->m.expires_ms > 0 && wall >= q->m.expires_ms) || q->m.not_before_ms > wall)
+			break;
 		int dup = 0;
-		if (!q->discard && batchable(&m->m, &q->m) &&
-		    dsp_state_campaign(d->st, q->m.campaign) == MSG_CAMP_RUNNING &&
-		    !dsp_state_opted_out(d->st, q->m.channel, q->m.to) &&
-		    !(q->m.expires_ms > 0 && wall >= q->m.expires_ms) && q->m.not_before_ms <= wall) {
-			if (use_tab) { /* same hash: compare the addresses themselves */
-				uint64_t h = hash64(q->m.to, strlen(q->m.to), 11) | 1;
-				size_t k = h & (GT - 1);
-				for (; tab[k] && !dup; k = (k + 1) & (GT - 1))
-					if (tab[k] == h)
-						for (size_t i = 0; i < r->n && !dup; i++)
-							dup = !strcmp(r->msgs[i]->m.to, q->m.to);
-				if (!dup)
-					tab[k] = h;
-			} else
-				for (size_t i = 0; i < r->n && !dup; i++)
-					dup = !strcmp(r->msgs[i]->m.to, q->m.to);
-			if (!dup) {
-				if (prev)
-					prev->ready_next = next;
-				else
-					d->ready_head = next;
-				if (d->ready_tail == q)
-					d->ready_tail = prev;
-				q->where = W_NONE;
-				r->msgs[r->n++] = q;
-				q = next;
-				continue;
-			}
-		}
-		prev = q;
-		q = next;
+		if (use_tab) { /* same hash: compare the addresses themselves */
+			uint64_t h = hash64(q->m.to, strlen(q->m.to), 11) | 1;
+			size_t k = h & (GT - 1);
+			for (; tab[k] && !dup; k = (k + 1) & (GT - 1))
+				if (tab[k] == h)
+					for (size_t i = 0; i < r->n && !dup; i++)
+						dup = !strcmp(r->msgs[i]->m.to, q->m.to);
+			if (!dup)
+				tab[k] = h;
+		} else
+			for (size_t i = 0; i < r->n && !dup; i++)
+				dup = !strcmp(r->msgs[i]->m.to, q->m.to);
+		if (dup)
+			break;
+		r->msgs[r->n++] = dq_pop_same(d->q, src, m);
 	}
 	return r->n;
 }
 
-/* Give messages r->msgs[from..n) back to the front of the ready queue, in order. */
-static void unsend_from(dsp_t *d, dsp_req_t *r, size_t from)
+/* Give messages r->msgs[from..n) back to the front of src, in order. */
+static void unsend_from(dsp_t *d, dq_dest_t *src, dsp_req_t *r, size_t from)
 {
 	for (size_t i = r->n; i > from; i--)
-		ready_push_front(d, r->msgs[i - 1]);
+		dq_unpop(d->q, r->msgs[i - 1], src);
 	r->n = from;
 }
 
@@ -441,38 +307,49 @@ static void req_put(dsp_t *d, dsp_req_t *r)
 	d->free_reqs = r;
 }
 
-/* Decide what happens to m now. Returns 0 when handled, 1 when it must wait
- * (for sending capacity or a rate limit): the caller stops walking the ready
- * queue. */
-static int try_send(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
+/* What happens to m (held, NONE) before it may be sent: cancelled, paused,
+ * expired, opted out or not yet due are dealt with here. Returns 1 when m was
+ * handled so, 0 when it may go. */
+static int settle(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 {
 	msg_camp_state_t cs = dsp_state_campaign(d->st, m->m.campaign);
 	if (cs == MSG_CAMP_CANCELLED) {
 		finish(d, m, MSG_ST_CANCELLED, NULL, NULL, "cancelled", "campaign cancelled", -1);
-		return 0;
+		return 1;
 	}
 	if (cs == MSG_CAMP_PAUSED) {
-		m->due_ms = now_ms + DSP_PAUSED_RECHECK_MS;
-		heap_push(d, m);
-		return 0;
+		dq_timer(d->q, m, now_ms + DSP_PAUSED_RECHECK_MS);
+		return 1;
 	}
 	int64_t wall = clock_wall_ms();
 	if (retry_expired(&m->m, wall)) {
 		finish(d, m, MSG_ST_EXPIRED, NULL, NULL, "expired", "expired before it could be sent", -1);
-		return 0;
+		return 1;
 	}
 	if (dsp_state_opted_out(d->st, m->m.channel, m->m.to)) {
 		finish(d, m, MSG_ST_SUPPRESSED, NULL, NULL, "opted_out",
 		       "recipient opted out before sending", -1);
-		return 0;
+		return 1;
 	}
 	if (m->m.not_before_ms > wall) {
-		m->due_ms = now_ms + (m->m.not_before_ms - wall);
-		heap_push(d, m);
-		return 0;
-	}
-	if (d->draining)
+		dq_timer(d->q, m, now_ms + (m->m.not_before_ms - wall));
 		return 1;
+	}
+	return 0;
+}
+
+/* The sender slot of m's pool at vendor v (-1: the vendor has no number of its own for it). */
+static int sender_slot(const dsp_vendor_t *v, const dsp_msg_t *m)
+{
+	return rl_sender(v->rl, m->m.sender ? m->m.sender : "main");
+}
+
+/* A held message (NONE) finds its destination: the vendor the route picks for
+ * it now, and that vendor's queue of its sender pool. */
+static void admit(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
+{
+	if (settle(d, m, now_ms))
+		return;
 	int vi;
 	int rc = route_pick(d->route, &m->m, d->slas, now_ms, m->last_vendor, &vi);
 	if (rc == TOCSIN_ERR_NOTFOUND) {
@@ -480,46 +357,63 @@ static int try_send(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 		snprintf(why, sizeof why, "no %s vendor of the route has a number for sender pool \"%s\"",
 		         msg_channel_name(d->channel), m->m.sender ? m->m.sender : "main");
 		finish(d, m, MSG_ST_FAILED, NULL, NULL, "no_route", why, -1);
-		return 0;
+		return;
 	}
 	dsp_vendor_t *v = rc == 0 ? &d->vendors[vi] : NULL;
 	if (!v || !v->a || v->unusable) {
 		/* Every vendor that could take it is open, drained, probing or
 		 * unusable: hold it; consumption pauses when too many wait. */
-		m->due_ms = now_ms + 100;
-		heap_push(d, m);
-		return 0;
+		dq_timer(d->q, m, now_ms + 100);
+		return;
 	}
-	if (v->inflight >= v->v->max_in_flight || !d->free_reqs)
+	dq_ready(d->q, m, dq_dest(d->q, vi, sender_slot(v, m)));
+}
+
+/* Send m (just popped from destination src) in one request through vendor vi.
+ * Returns 0 when handled, 1 when the destination must wait (its vendor's
+ * window or its limiter: m is back in src, src's timer set for a rate limit),
+ * -1 when the dispatcher has no request left (m is back in src). */
+static int send_one(dsp_t *d, dsp_msg_t *m, dq_dest_t *src, int vi, int64_t now_ms)
+{
+	dsp_vendor_t *v = &d->vendors[vi];
+	dq_dest_t *dst = dq_dest(d->q, vi, sender_slot(v, m));
+	if (v->inflight >= v->v->max_in_flight) {
+		dq_unpop(d->q, m, src);
 		return 1;
+	}
+	if (!d->free_reqs) {
+		dq_unpop(d->q, m, src);
+		return -1;
+	}
 	int64_t now_ns = clock_mono_ns();
-	int slot = rl_sender(v->rl, m->m.sender ? m->m.sender : "main");
+	int slot = dq_dest_slot(dst);
 	int units = m->m.channel == MSG_CH_SMS && m->m.segments > 0 ? m->m.segments : 1;
 	int64_t wait_ms;
 	if ((wait_ms = rl_wait_ms(v->rl, slot, units, now_ns)) > 0) {
 		/* rounded up to a whole ms: the timer never fires early, so nothing spins */
-		d->ready_wait_until = now_ms + (wait_ms == RL_NEVER ? 100 : wait_ms);
+		dq_dest_wait(dst, now_ms + (wait_ms == RL_NEVER ? 100 : wait_ms));
+		dq_unpop(d->q, m, src);
 		return 1;
 	}
 	dsp_req_t *r = d->free_reqs;
 	d->free_reqs = r->next_free;
-	size_t n = gather(d, m, vi, r);
+	size_t n = gather(d, m, src, vi, r);
 	/* The whole batch must fit the limiter now; send fewer if it does not. */
 	while (n > 1 && rl_wait_ns(v->rl, slot, units * (int)n, now_ns) > 0)
 		n--;
-	unsend_from(d, r, n);
+	unsend_from(d, src, r, n);
 	http_xfer_t *x = http_acquire(d->http);
 	if (!x) {
-		unsend_from(d, r, 1);
+		unsend_from(d, src, r, 0);
 		req_put(d, r);
-		return 1; /* the caller puts m back */
+		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
 		d->batch[i] = &r->msgs[i]->m;
 	char err[256];
-	rc = vnd_build(v->a, d->batch, n, http_xfer_req(x), err, sizeof err);
+	int rc = vnd_build(v->a, d->batch, n, http_xfer_req(x), err, sizeof err);
 	if (rc && n > 1) { /* one bad message must not fail its batch: send m alone */
-		unsend_from(d, r, 1);
+		unsend_from(d, src, r, 1);
 		n = 1;
 		rc = vnd_build(v->a, d->batch, 1, http_xfer_req(x), err, sizeof err);
 	}
@@ -533,21 +427,84 @@ static int try_send(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 		rl_take(v->rl, slot, 1, now_ns, NULL); /* oversize first message: charged as it goes */
 	if (http_submit(d->http, x, v->v->timeout_ms, r)) {
 		http_release(d->http, x);
-		unsend_from(d, r, 1);
+		unsend_from(d, src, r, 0);
 		req_put(d, r);
-		return 1;
+		return -1;
 	}
 	r->vendor = vi;
+	r->dest = dst;
+	dq_inflight(d->q, dst, r->msgs, n);
 	for (size_t i = 0; i < n; i++) {
 		dsp_msg_t *q = r->msgs[i];
 		q->vendor = vi;
-		q->where = W_INFLIGHT;
 		if (q->attempt == 0)
 			retry_note_send(d->retry, clock_wall_ms());
 	}
 	v->inflight++;
 	v->sent += (int64_t)n;
 	return 0;
+}
+
+/* Send what destination src holds until it is empty or must wait. A vendor
+ * that can no longer take traffic (open, drained, unusable) gives its
+ * messages back to the route. Returns -1 when the dispatcher has no request
+ * left (stop serving), else 0. */
+static int serve(dsp_t *d, dq_dest_t *src, int64_t now_ms)
+{
+	int vi = dq_dest_vendor(src);
+	dsp_vendor_t *v = &d->vendors[vi];
+	dsp_msg_t *m;
+	if (v->unusable || sla_fraction(v->sla, now_ms) <= 0) {
+		while ((m = dq_pop(d->q, src))) {
+			if (m->discard)
+				msg_free(d, m);
+			else
+				admit(d, m, now_ms);
+		}
+		return 0;
+	}
+	if (dq_dest_wait_until(src) > now_ms)
+		return 0;
+	while ((m = dq_pop(d->q, src))) {
+		if (m->discard) {
+			msg_free(d, m);
+			continue;
+		}
+		if (settle(d, m, now_ms))
+			continue;
+		int rc = send_one(d, m, src, vi, now_ms);
+		if (rc)
+			return rc < 0 ? -1 : 0;
+	}
+	return 0;
+}
+
+/* Serve every destination with ready messages: the highest priority waiting
+ * first, destinations of equal priority in turns. */
+static void serve_all(dsp_t *d, int64_t now_ms)
+{
+	size_t nd = dq_ndests(d->q), n = 0;
+	dq_dest_t *order[nd ? nd : 1];
+	int top[nd ? nd : 1];
+	d->serve_turn++;
+	for (size_t k = 0; k < nd; k++) {
+		dq_dest_t *x = dq_dest_at(d->q, (k + d->serve_turn) % nd);
+		if (!dq_dest_ready(x))
+			continue;
+		/* insertion by priority, stable: the rotation decides among equals */
+		int t = dq_dest_top(x);
+		size_t i = n++;
+		while (i > 0 && top[i - 1] < t) {
+			order[i] = order[i - 1];
+			top[i] = top[i - 1];
+			i--;
+		}
+		order[i] = x;
+		top[i] = t;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (serve(d, order[i], now_ms) < 0)
+			break;
 }
 
 static sla_outcome_t sla_outcome_of(const vnd_result_t *r, int curl_code)
@@ -598,7 +555,7 @@ static void on_result(dsp_t *d, dsp_msg_t *m, dsp_vendor_t *v, int vi, const vnd
 			          v->v->name, r->code, r->detail);
 		v->unusable = 1;
 		m->last_vendor = vi;
-		ready_push_front(d, m);
+		admit(d, m, clock_mono_ms());
 		return;
 	case VND_DEFER:
 		break;
@@ -624,8 +581,7 @@ static void on_result(dsp_t *d, dsp_msg_t *m, dsp_vendor_t *v, int vi, const vnd
 	m->attempt = rd.next_attempt;
 	d->n_retried++;
 	produce_status(d, m, MSG_ST_RETRYING, v->v->name, NULL, r->code, r->detail, lat, 0);
-	m->due_ms = clock_mono_ms() + rd.delay_ms;
-	heap_push(d, m);
+	dq_timer(d->q, m, clock_mono_ms() + rd.delay_ms);
 }
 
 static void on_done(dsp_t *d, http_done_t *hd)
@@ -635,6 +591,7 @@ static void on_done(dsp_t *d, http_done_t *hd)
 	dsp_vendor_t *v = &d->vendors[vi];
 	v->inflight--;
 	size_t n = r->n;
+	dq_landed(d->q, r->dest, r->msgs, n);
 	for (size_t i = 0; i < n; i++)
 		d->batch[i] = &r->msgs[i]->m;
 	vnd_classify(v->a, d->batch, n, hd->status, hd->curl_code, hd->body, hd->bodylen,
@@ -754,6 +711,7 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		return;
 	}
 	d->npending++;
+	dq_enter(d->q, m);
 	if (!d->n_consumed++)
 		d->first_consume_ns = clock_mono_ns();
 	m->rkm = rkm;
@@ -778,7 +736,7 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		log_error("event=bad_outbox_record partition=%d offset=%lld reason=\"%s\"",
 		          (int)rkm->partition, (long long)rkm->offset, err);
 		kq_produce(d->prod, KQ_T_DEAD, rkm->key, rkm->key_len, rkm->payload, rkm->len, NULL);
-		m->where = W_DONE;
+		dq_skip(d->q, m);
 		part_advance(d, p);
 		return;
 	}
@@ -790,12 +748,12 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		if (log_enabled(TLOG_DEBUG))
 			log_debug("event=skip_already_done id=%s partition=%d offset=%lld", m->m.id,
 			          (int)rkm->partition, (long long)rkm->offset);
-		m->where = W_DONE;
+		dq_skip(d->q, m);
 		part_advance(d, p);
 		return;
 	}
 	m->attempt = m->m.attempt;
-	ready_push(d, m);
+	admit(d, m, clock_mono_ms());
 }
 
 static void commit_parts(dsp_t *d, int sync)
@@ -847,44 +805,30 @@ static void pump(dsp_t *d, int timeout_ms)
 {
 	int64_t now = clock_mono_ms();
 	sla_check(d, now);
-	while (d->nheap && d->heap[0]->due_ms <= now) {
-		dsp_msg_t *m = heap_pop(d);
-		if (m->discard && m->where != W_FINAL_PENDING) {
-			msg_free(d, m);
-			continue;
-		}
-		if (m->due_ms < 0) { /* a final status to produce again */
-			m->where = W_FINAL_PENDING;
+	dsp_msg_t *m;
+	while ((m = dq_due(d->q, now))) {
+		if (m->refinal) { /* a final status to produce again */
 			produce_status(d, m, m->final_state, m->vendor_name, m->ref, m->code, m->detail,
 			               m->latency_ms, 1);
 			continue;
 		}
-		ready_push(d, m);
+		if (m->discard)
+			msg_free(d, m);
+		else
+			admit(d, m, now);
 	}
-	/* Walk the ready queue until it is empty or the next message must wait
-	 * for capacity (a completion wakes us) or a rate limit (a timer does). */
-	if (now >= d->ready_wait_until) {
-		dsp_msg_t *m;
-		while ((m = ready_pop(d))) {
-			if (m->discard) {
-				msg_free(d, m);
-				continue;
-			}
-			if (try_send(d, m, now)) {
-				ready_push_front(d, m);
-				break;
-			}
-		}
+	if (!d->draining)
+		serve_all(d, now);
+	/* sleep until a destination's limiter or the first timer allows more; a
+	 * completion wakes the loop for a full window */
+	int64_t until = dq_next_due(d->q);
+	for (size_t i = 0; i < dq_ndests(d->q); i++) {
+		dq_dest_t *x = dq_dest_at(d->q, i);
+		if (dq_dest_ready(x) && dq_dest_wait_until(x) > now && dq_dest_wait_until(x) < until)
+			until = dq_dest_wait_until(x);
 	}
-	if (d->ready_head && d->ready_wait_until > now && d->ready_wait_until - now < timeout_ms)
-		timeout_ms = (int)(d->ready_wait_until - now);
-	if (d->nheap) {
-		int64_t until = d->heap[0]->due_ms - now;
-		if (until < 0)
-			until = 0;
-		if (until < timeout_ms)
-			timeout_ms = (int)until;
-	}
+	if (until != INT64_MAX && until - now < timeout_ms)
+		timeout_ms = until <= now ? 0 : (int)(until - now);
 	if (timeout_ms > 200) /* SLA windows are judged every 200 ms */
 		timeout_ms = 200;
 	if (http_run(d->http, d->wake[0], timeout_ms) < 0)
@@ -906,16 +850,11 @@ static void drain_inflight(dsp_t *d, int timeout_ms)
 	d->draining = 1;
 	int64_t end = clock_mono_ms() + timeout_ms;
 	for (;;) {
-		int final_pending = 0;
-		for (int i = 0; i < DSP_MAX_PARTS; i++) {
-			dsp_part_t *p = d->parts[i];
-			for (dsp_msg_t *m = p ? p->head : NULL; m; m = m->part_next)
-				final_pending += m->where == W_FINAL_PENDING;
-		}
+		size_t final_pending = dq_unacked(d->q);
 		if (!http_in_flight(d->http) && !final_pending)
 			break;
 		if (clock_mono_ms() >= end) {
-			log_warn("event=drain_timeout in_flight=%d final_pending=%d",
+			log_warn("event=drain_timeout in_flight=%d final_pending=%zu",
 			         http_in_flight(d->http), final_pending);
 			break;
 		}
@@ -938,7 +877,7 @@ static void drop_partition(dsp_t *d, int32_t partition)
 		dsp_msg_t *next = m->part_next;
 		m->part_next = NULL;
 		m->discard = 1;
-		if (m->where == W_DONE || m->where == W_NONE)
+		if (m->where == DQ_DONE || m->where == DQ_NONE)
 			msg_free(d, m);
 		m = next;
 	}
@@ -1022,17 +961,14 @@ static void progress(dsp_t *d, int64_t now)
 		return;
 	d->last_progress_ms = now;
 	/* where the pending messages are: an operator's first question when it stalls */
-	size_t at[W_DONE + 1] = {0};
-	for (int i = 0; i < DSP_MAX_PARTS; i++)
-		for (dsp_msg_t *m = d->parts[i] ? d->parts[i]->head : NULL; m; m = m->part_next)
-			at[m->where]++;
 	log_info("event=progress consumed=%lld accepted=%lld failed=%lld retried=%lld "
 	         "cancelled=%lld suppressed=%lld expired=%lld already_done=%lld pending=%zu "
 	         "ready=%zu waiting=%zu in_flight=%d awaiting_ack=%zu done_unfreed=%zu",
 	         (long long)d->n_consumed, (long long)d->n_accepted, (long long)d->n_failed,
 	         (long long)d->n_retried, (long long)d->n_cancelled, (long long)d->n_suppressed,
-	         (long long)d->n_expired, (long long)d->n_already_done, d->npending, at[W_READY],
-	         at[W_TIMER], http_in_flight(d->http), at[W_FINAL_PENDING], at[W_DONE]);
+	         (long long)d->n_expired, (long long)d->n_already_done, d->npending,
+	         dq_count(d->q, DQ_READY), dq_count(d->q, DQ_TIMER), http_in_flight(d->http),
+	         dq_unacked(d->q), dq_count(d->q, DQ_DONE));
 }
 
 static int setup(dsp_t *d, char *err, size_t errlen)
@@ -1068,6 +1004,8 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		if ((size_t)vnd_max_batch(dv->a) > max_batch)
 			max_batch = (size_t)vnd_max_batch(dv->a);
 	}
+	if (!(d->q = dq_new(c, err, errlen)))
+		return TOCSIN_ERR_NOMEM;
 	if (!(d->route = route_new(c, d->channel, err, errlen)))
 		return TOCSIN_ERR_CONFIG;
 	if (!(d->retry = retry_new(c, (uint64_t)clock_mono_ns() ^ (uint64_t)getpid(), err, errlen)))
@@ -1160,19 +1098,17 @@ static void teardown(dsp_t *d)
 	for (int i = 0; i < DSP_MAX_PARTS; i++) {
 		dsp_part_t *p = d->parts[i];
 		for (dsp_msg_t *m = p ? p->head : NULL; m; m = m->part_next)
-			if (m->where == W_INFLIGHT || m->where == W_FINAL_PENDING) {
+			if (m->where == DQ_INFLIGHT || m->where == DQ_FINAL_PENDING) {
 				/* stuck past the drain timeout: drop the record, keep the struct */
 				rd_kafka_message_destroy(m->rkm);
 				m->rkm = NULL;
-				m->where = W_NONE;
+				dq_abandon(d->q, m);
 			}
 		if (p)
 			drop_partition(d, i);
 	}
 	dsp_msg_t *m;
-	while ((m = ready_pop(d)))
-		msg_free(d, m);
-	while ((m = heap_pop(d)))
+	while (d->q && (m = dq_any(d->q)))
 		msg_free(d, m);
 	if (d->cons) {
 		rd_kafka_consumer_close(d->cons);
@@ -1196,7 +1132,7 @@ static void teardown(dsp_t *d)
 	free(d->reqs);
 	free(d->batch);
 	free(d->results);
-	free(d->heap);
+	dq_free(d->q);
 	if (d->wake[0] > 0) {
 		close(d->wake[0]);
 		close(d->wake[1]);

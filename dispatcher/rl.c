@@ -27,6 +27,7 @@ struct rl {
 	int64_t tat;
 	size_t nsenders;
 	int64_t *tat_s;
+	double *rate_s;        /* per slot: its pool's "rate_per_number", or -1 = rate_sender */
 	const cfg_vendor_t *v; /* for pool names, or NULL */
 };
 
@@ -40,9 +41,11 @@ static rl_t *mk(double rate, double rate_sender, int burst, size_t nsenders, cha
 	}
 	rl_t *rl = calloc(1, sizeof *rl);
 	int64_t *ts = calloc(nsenders + 1, sizeof *ts);
-	if (!rl || !ts) {
+	double *rs = calloc(nsenders + 1, sizeof *rs);
+	if (!rl || !ts || !rs) {
 		free(rl);
 		free(ts);
+		free(rs);
 		snprintf(err, errlen, "rl: out of memory");
 		return NULL;
 	}
@@ -60,8 +63,11 @@ static rl_t *mk(double rate, double rate_sender, int burst, size_t nsenders, cha
 	rl->tat = INT64_MIN;
 	rl->nsenders = nsenders;
 	rl->tat_s = ts;
-	for (size_t i = 0; i < nsenders; i++)
+	rl->rate_s = rs;
+	for (size_t i = 0; i < nsenders; i++) {
 		ts[i] = INT64_MIN;
+		rs[i] = -1;
+	}
 	return rl;
 }
 
@@ -95,6 +101,24 @@ rl_t *rl_new(const cfg_vendor_t *v, char *err, size_t errlen)
 	rl_t *rl = mk(v->rate_per_s, v->rate_per_sender, v->burst, v->nsenders, err, errlen);
 	if (!rl)
 		return NULL;
+	/* a sender pool's own number rate: senders.<pool>.rate_per_number */
+	json_t *senders = v->raw ? json_object_get(v->raw, "senders") : NULL;
+	for (size_t i = 0; i < v->nsenders && senders; i++) {
+		json_t *so = json_object_get(senders, v->senders[i].pool);
+		json_t *x = json_is_object(so) ? json_object_get(so, "rate_per_number") : NULL;
+		if (!x)
+			continue;
+		if (!json_is_number(x) || !(json_number_value(x) >= 0) ||
+		    !isfinite(json_number_value(x))) {
+			snprintf(err, errlen,
+			         "vendor %s: senders.%s.\"rate_per_number\" must be a number >= 0 "
+			         "(0 = unlimited)",
+			         v->name, v->senders[i].pool);
+			rl_free(rl);
+			return NULL;
+		}
+		rl->rate_s[i] = json_number_value(x);
+	}
 	rl->decrease = dec;
 	rl->recover_per_s = rec;
 	rl->min_frac = minf;
@@ -107,6 +131,7 @@ void rl_free(rl_t *rl)
 	if (!rl)
 		return;
 	free(rl->tat_s);
+	free(rl->rate_s);
 	free(rl);
 }
 
@@ -142,10 +167,12 @@ static double vendor_rate(const rl_t *rl, int64_t now_ns)
 	return base * rl->share * f;
 }
 
-static double sender_rate(const rl_t *rl)
+static double sender_rate(const rl_t *rl, int s)
 {
-	return rl->rate_sender <= 0 ? -1 : rl->rate_sender * rl->share;
+	double r = rl->rate_s[s] >= 0 ? rl->rate_s[s] : rl->rate_sender;
+	return r <= 0 ? -1 : r * rl->share;
 }
+
 
 double rl_rate(const rl_t *rl, int64_t now_ns)
 {
@@ -185,7 +212,7 @@ int64_t rl_wait_ns(const rl_t *rl, int s, int n, int64_t now_ns)
 	double vr = vendor_rate(rl, now_ns);
 	int64_t w = gcra_wait(vr, rl->burst * rl->share, rl->tat, n, now_ns);
 	if (s >= 0 && (size_t)s < rl->nsenders) {
-		int64_t w2 = gcra_wait(sender_rate(rl), rl->burst * rl->share, rl->tat_s[s], n, now_ns);
+		int64_t w2 = gcra_wait(sender_rate(rl, s), rl->burst * rl->share, rl->tat_s[s], n, now_ns);
 		if (w2 > w)
 			w = w2;
 	}
@@ -214,7 +241,7 @@ int rl_take(rl_t *rl, int s, int n, int64_t now_ns, int64_t *wait_ns)
 	double vr = vendor_rate(rl, now_ns);
 	if (vr > 0)
 		rl->tat = gcra_after(vr, rl->tat, n, now_ns);
-	double sr = sender_rate(rl);
+	double sr = s >= 0 ? sender_rate(rl, s) : -1;
 	if (s >= 0 && sr > 0)
 		rl->tat_s[s] = gcra_after(sr, rl->tat_s[s], n, now_ns);
 	int64_t sec = now_ns / NS;

@@ -8,7 +8,8 @@
 
 /* One rl_t per vendor. It paces units (SMS segments, or emails) through two
  * GCRA limiters: the vendor's (rate_per_s, burst) and one per sender number
- * of the vendor (rate_per_sender, same burst). A request of n units passes
+ * of the vendor (rate_per_sender, or the pool's own senders.<pool>.rate_per_number
+ * when it has one; same burst). A request of n units passes
  * only when both limiters allow it. Time is passed in by the caller as
  * monotonic nanoseconds, so the limiter is deterministic; it never sleeps:
  * rl_take() says how long to wait and the caller arms a timer.

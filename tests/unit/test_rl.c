@@ -184,22 +184,29 @@ static void test_adaptive(void **state)
 	rl_free(rl);
 }
 
+/* The config in json, through a file as cfg_load() reads it. */
+static cfg_t *cfg_from(const char *path, const char *json)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(json, f);
+	fclose(f);
+	char err[256];
+	cfg_t *c = cfg_load(path, err, sizeof err);
+	remove(path);
+	return c;
+}
+
 static void test_from_config(void **state)
 {
 	(void)state;
-	const char *path = "/tmp/tocsin-test-rl.json";
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("{\"vendors\":[{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
+	char err[256];
+	cfg_t *c = cfg_from("/tmp/tocsin-test-rl.json", "{\"vendors\":[{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
 	      "\"senders\":{\"main\":{\"from\":\"+15005550006\"},\"gotv\":\"+15005550007\"},"
 	      "\"rate_per_s\":50,\"rate_per_sender\":1,\"burst\":2,\"rate_decrease\":0.25,"
 	      "\"rate_min_fraction\":0.2},"
 	      "{\"name\":\"bad\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
-	      "\"rate_decrease\":5}]}",
-	      f);
-	fclose(f);
-	char err[256];
-	cfg_t *c = cfg_load(path, err, sizeof err);
+	      "\"rate_decrease\":5}]}");
 	assert_non_null(c);
 	rl_t *rl = rl_new(cfg_vendor(c, "tw"), err, sizeof err);
 	assert_non_null(rl);
@@ -220,7 +227,35 @@ static void test_from_config(void **state)
 	assert_non_null(strstr(err, "vendor bad"));
 	assert_non_null(strstr(err, "rate_decrease"));
 	cfg_free(c);
-	remove(path);
+}
+
+/* senders.<pool>.rate_per_number: a pool's own number rate beside the vendor's rate_per_sender */
+static void test_pool_rate(void **state)
+{
+	(void)state;
+	char err[256];
+	cfg_t *c = cfg_from("/tmp/tocsin-test-rl-pool.json", "{\"vendors\":[{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
+	      "\"senders\":{\"long\":{\"from\":\"+15005550006\",\"rate_per_number\":1},"
+	      "\"short\":{\"from\":\"12345\",\"rate_per_number\":100},\"main\":\"+15005550007\"},"
+	      "\"rate_per_sender\":3},"
+	      "{\"name\":\"bad\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
+	      "\"senders\":{\"p\":{\"from\":\"+15005550008\",\"rate_per_number\":\"fast\"}}}]}");
+	assert_non_null(c);
+	rl_t *rl = rl_new(cfg_vendor(c, "tw"), err, sizeof err);
+	assert_non_null(rl);
+	int lng = rl_sender(rl, "long"), sht = rl_sender(rl, "short"), mn = rl_sender(rl, "main");
+	assert_true(lng >= 0 && sht >= 0 && mn >= 0);
+	/* long: 1/s; short: 100/s (10 ms apart); main: the vendor's rate_per_sender 3/s */
+	assert_int_equal(rl_take(rl, lng, 1, 0, NULL), 0);
+	assert_int_equal(rl_wait_ns(rl, lng, 1, 0), 1 * S);
+	assert_int_equal(rl_take(rl, sht, 1, 0, NULL), 0);
+	assert_int_equal(rl_wait_ns(rl, sht, 1, 0), 10 * MS);
+	assert_int_equal(rl_take(rl, mn, 1, 0, NULL), 0);
+	assert_int_equal(rl_wait_ns(rl, mn, 1, 0), 333333333);
+	rl_free(rl);
+	assert_null(rl_new(cfg_vendor(c, "bad"), err, sizeof err));
+	assert_non_null(strstr(err, "senders.p.\"rate_per_number\""));
+	cfg_free(c);
 }
 
 int main(void)
@@ -229,7 +264,7 @@ int main(void)
 	    cmocka_unit_test(test_gcra_exact),   cmocka_unit_test(test_oversize_and_rounding),
 	    cmocka_unit_test(test_window_bound), cmocka_unit_test(test_senders),
 	    cmocka_unit_test(test_share),        cmocka_unit_test(test_adaptive),
-	    cmocka_unit_test(test_from_config),
+	    cmocka_unit_test(test_from_config), cmocka_unit_test(test_pool_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
