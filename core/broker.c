@@ -29,8 +29,8 @@ static void usage(FILE *f)
 	        "plaintext only. For production point the config at a real Kafka cluster.\n"
 	        "\n"
 	        "  --brokers N            mock brokers (1..9, default 3)\n"
-	        "  --outbox-partitions N  partitions of each outbox topic (default 12); since\n"
-	        "                         retention is per partition, more partitions let more\n"
+	        "  --outbox-partitions N  partitions of each outbox topic, both lanes (default 12);\n"
+	        "                         since retention is per partition, more partitions let more\n"
 	        "                         messages wait in the outbox (e.g. for a capacity drill)\n");
 }
 
@@ -88,8 +88,7 @@ int cmd_broker(cfg_t *cfg, int argc, char **argv)
 	}
 	for (size_t i = 0; i < kq_ntopics; i++) {
 		int parts = kq_topics[i].partitions;
-		if (outbox_parts && (!strcmp(kq_topics[i].name, KQ_T_OUTBOX_SMS) ||
-		                     !strcmp(kq_topics[i].name, KQ_T_OUTBOX_EMAIL)))
+		if (outbox_parts && !strncmp(kq_topics[i].name, "tocsin.outbox.", 14))
 			parts = outbox_parts;
 		rd_kafka_resp_err_t rc =
 		    rd_kafka_mock_topic_create(mc, kq_topics[i].name, parts, nbrokers < 3 ? nbrokers : 3);

@@ -11,13 +11,30 @@
 const kq_topic_spec_t kq_topics[] = {
     {KQ_T_CAMPAIGNS, 1, 1},   {KQ_T_OUTBOX_SMS, 12, 0},      {KQ_T_OUTBOX_EMAIL, 12, 0},
     {KQ_T_STATUS, 6, 0},      {KQ_T_OPTOUTS, 3, 1},          {KQ_T_VENDOR_HEALTH, 1, 1},
-    {KQ_T_DEAD, 3, 0},
+    {KQ_T_DEAD, 3, 0},        {KQ_T_OUTBOX_SMS_URGENT, 12, 0}, {KQ_T_OUTBOX_EMAIL_URGENT, 12, 0},
 };
 const size_t kq_ntopics = sizeof kq_topics / sizeof kq_topics[0];
 
 const char *kq_outbox_topic(msg_channel_t ch)
 {
 	return ch == MSG_CH_EMAIL ? KQ_T_OUTBOX_EMAIL : KQ_T_OUTBOX_SMS;
+}
+
+kq_lane_t kq_lane_of(int priority)
+{
+	return priority >= KQ_URGENT_PRIORITY ? KQ_LANE_URGENT : KQ_LANE_BULK;
+}
+
+const char *kq_outbox_lane_topic(msg_channel_t ch, kq_lane_t l)
+{
+	if (l == KQ_LANE_URGENT)
+		return ch == MSG_CH_EMAIL ? KQ_T_OUTBOX_EMAIL_URGENT : KQ_T_OUTBOX_SMS_URGENT;
+	return kq_outbox_topic(ch);
+}
+
+const char *kq_outbox_topic_for(msg_channel_t ch, int priority)
+{
+	return kq_outbox_lane_topic(ch, kq_lane_of(priority));
 }
 
 int kq_bootstrap(const cfg_t *c, char *out, size_t outlen, char *err, size_t errlen)

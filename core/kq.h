@@ -9,6 +9,8 @@
 #define KQ_T_CAMPAIGNS "tocsin.campaigns"
 #define KQ_T_OUTBOX_SMS "tocsin.outbox.sms"
 #define KQ_T_OUTBOX_EMAIL "tocsin.outbox.email"
+#define KQ_T_OUTBOX_SMS_URGENT "tocsin.outbox.sms.urgent"
+#define KQ_T_OUTBOX_EMAIL_URGENT "tocsin.outbox.email.urgent"
 #define KQ_T_STATUS "tocsin.status"
 #define KQ_T_OPTOUTS "tocsin.optouts"
 #define KQ_T_VENDOR_HEALTH "tocsin.vendor-health"
@@ -28,8 +30,19 @@ typedef struct kq_topic_spec {
 extern const kq_topic_spec_t kq_topics[];
 extern const size_t kq_ntopics;
 
-/* tocsin.outbox.<channel>. */
+/* tocsin.outbox.<channel>: the bulk lane. */
 const char *kq_outbox_topic(msg_channel_t ch);
+
+/* Lanes. A campaign whose priority is at least KQ_URGENT_PRIORITY goes to the
+ * urgent lane, tocsin.outbox.<channel>.urgent, which dispatchers drain before
+ * the bulk lane; every other priority (0, the default, and below) is bulk. */
+#define KQ_URGENT_PRIORITY 1
+typedef enum kq_lane { KQ_LANE_BULK = 0, KQ_LANE_URGENT = 1, KQ_LANE__COUNT } kq_lane_t;
+kq_lane_t kq_lane_of(int priority);
+/* The outbox topic of channel ch in lane l. */
+const char *kq_outbox_lane_topic(msg_channel_t ch, kq_lane_t l);
+/* The outbox topic a campaign of this priority writes to. */
+const char *kq_outbox_topic_for(msg_channel_t ch, int priority);
 
 /* The bootstrap list: kafka."bootstrap.servers" from the config, else the
  * embedded broker's run file (checking that its process is alive). Writes

@@ -36,6 +36,7 @@ typedef struct dsp_part dsp_part_t;
 
 struct dsp_part {
 	int32_t partition;
+	kq_lane_t lane;
 	int assigned;
 	dsp_msg_t *head, *tail;
 	int64_t next_offset; /* last consumed + 1, -1 before the first */
@@ -64,16 +65,30 @@ typedef struct dsp_req {
 	struct dsp_req *next_free;
 } dsp_req_t;
 
+/* One lane of the outbox: its topic, the partitions of it this dispatcher owns,
+ * and its own window of pending messages (so bulk records never hold urgent
+ * ones out of memory). */
+typedef struct dsp_lane {
+	const char *topic;
+	int total_parts; /* partitions of the topic */
+	dsp_part_t *parts[DSP_MAX_PARTS];
+	size_t npending; /* consumed and not yet freed */
+	int paused;      /* consumption paused for backpressure */
+	int64_t full_since_ms; /* mono ms since the window was full with nothing leaving it; 0 */
+	uint64_t n_freed, full_freed; /* messages freed: all, and when full_since_ms was set */
+} dsp_lane_t;
+
 typedef struct dsp {
 	cfg_t *cfg;
 	msg_channel_t channel;
-	const char *topic;
+	dsp_lane_t lanes[KQ_LANE__COUNT];
 	char group[64];
 	char client_id[96];
 	rd_kafka_t *cons;  /* outbox consumer-group member */
 	rd_kafka_t *prod;  /* status / dead / optout producer */
 	rd_kafka_t *state; /* campaigns, opt-outs, vendor health: read from the start */
 	rd_kafka_queue_t *q_cons, *q_prod, *q_state;
+	rd_kafka_queue_t *q_urgent; /* the urgent lane's partitions, forwarded here: polled first */
 	int wake[2];
 	http_t *http;
 	dsp_vendor_t *vendors; /* indexed like cfg->vendors */
@@ -86,15 +101,10 @@ typedef struct dsp {
 	vnd_result_t *results;
 	size_t batch_cap;
 	int64_t last_sla_ms;
-	int total_parts;          /* partitions of the outbox topic */
-	dsp_part_t *parts[DSP_MAX_PARTS];
 	dq_t *q;           /* destinations, timers, the message lifecycle */
 	unsigned serve_turn; /* rotates which destination of a priority is served first */
-	size_t npending;   /* consumed and not yet freed */
-	size_t max_pending;
-	int paused;        /* consumption paused for backpressure */
-	int64_t full_since_ms; /* mono ms since the window was full with nothing leaving it; 0 */
-	uint64_t n_freed, full_freed; /* messages freed: all, and when full_since_ms was set */
+	size_t npending;   /* consumed and not yet freed, both lanes */
+	size_t max_pending; /* per lane */
 	int draining;      /* no new sends (stop or revoke) */
 	int64_t last_commit_ms;
 	dsp_state_t *st;   /* campaign states, opt-outs, vendor health */
@@ -115,9 +125,11 @@ static void msg_free(dsp_t *d, dsp_msg_t *m)
 	dq_release(d->q, m);
 	if (m->rkm)
 		rd_kafka_message_destroy(m->rkm);
+	dsp_lane_t *l = &d->lanes[m->lane];
 	free(m);
 	d->npending--;
-	d->n_freed++;
+	l->npending--;
+	l->n_freed++;
 }
 
 /* Pop finished messages off the head of their partition and free them. */
@@ -445,6 +457,39 @@ static int send_one(dsp_t *d, dsp_msg_t *m, dq_dest_t *src, int vi, int64_t now_
 	return 0;
 }
 
+/* The sender pool of destination x, or NULL for the queue of pools its vendor has no number for. */
+static const char *dest_pool(const dsp_t *d, const dq_dest_t *x)
+{
+	int s = dq_dest_slot(x);
+	return s < 0 ? NULL : d->vendors[dq_dest_vendor(x)].v->senders[s].pool;
+}
+
+static int same_pool(const dsp_t *d, const dq_dest_t *a, const dq_dest_t *b)
+{
+	const char *pa = dest_pool(d, a), *pb = dest_pool(d, b);
+	return pa && pb && !strcmp(pa, pb);
+}
+
+/* Send messages waiting in destination src through vendor vi (its own, or
+ * another with room), until src is empty or vi must wait. Returns -1 when the dispatcher has no
+ * request left, else 0. */
+static int lend(dsp_t *d, dq_dest_t *src, int vi, int64_t now_ms)
+{
+	dsp_msg_t *m;
+	while ((m = dq_pop(d->q, src))) {
+		if (m->discard) {
+			msg_free(d, m);
+			continue;
+		}
+		if (settle(d, m, now_ms))
+			continue;
+		int rc = send_one(d, m, src, vi, now_ms);
+		if (rc)
+			return rc < 0 ? -1 : 0;
+	}
+	return 0;
+}
+
 /* Send what destination src holds until it is empty or must wait. A vendor
  * that can no longer take traffic (open, drained, unusable) gives its
  * messages back to the route. Returns -1 when the dispatcher has no request
@@ -465,18 +510,7 @@ static int serve(dsp_t *d, dq_dest_t *src, int64_t now_ms)
 	}
 	if (dq_dest_wait_until(src) > now_ms)
 		return 0;
-	while ((m = dq_pop(d->q, src))) {
-		if (m->discard) {
-			msg_free(d, m);
-			continue;
-		}
-		if (settle(d, m, now_ms))
-			continue;
-		int rc = send_one(d, m, src, vi, now_ms);
-		if (rc)
-			return rc < 0 ? -1 : 0;
-	}
-	return 0;
+	return lend(d, src, vi, now_ms);
 }
 
 /* Serve every destination with ready messages: the highest priority waiting
@@ -504,7 +538,31 @@ static void serve_all(dsp_t *d, int64_t now_ms)
 	}
 	for (size_t i = 0; i < n; i++)
 		if (serve(d, order[i], now_ms) < 0)
-			break;
+			return;
+	/* What is still ready now waits on its own vendor (limiter, window). A
+	 * vendor of the route at full traffic with nothing of its own to send for
+	 * the same sender pool takes it: a busy, slow or hung vendor's backlog
+	 * fills the others' spare capacity, in route order. */
+	for (size_t k = 0; k < route_count(d->route); k++) {
+		int vi = route_vendor(d->route, k);
+		dsp_vendor_t *v = &d->vendors[vi];
+		if (!v->a || v->unusable || sla_fraction(v->sla, now_ms) < 1)
+			continue;
+		for (size_t s = 0; s < v->v->nsenders; s++) {
+			dq_dest_t *to = dq_dest(d->q, vi, (int)s);
+			if (dq_dest_ready(to) || dq_dest_wait_until(to) > now_ms)
+				continue;
+			for (size_t i = 0; i < n; i++) {
+				dq_dest_t *from = order[i];
+				if (from == to || !dq_dest_ready(from) || !same_pool(d, from, to))
+					continue;
+				if (lend(d, from, vi, now_ms) < 0)
+					return;
+				if (dq_dest_wait_until(to) > now_ms || v->inflight >= v->v->max_in_flight)
+					break;
+			}
+		}
+	}
 }
 
 static sla_outcome_t sla_outcome_of(const vnd_result_t *r, int curl_code)
@@ -675,19 +733,26 @@ static void sla_check(dsp_t *d, int64_t now_ms)
 
 /* ------------------------------------------------------------------ consuming */
 
-static dsp_part_t *part_get(dsp_t *d, int32_t p)
+/* The lane of an outbox topic. */
+static kq_lane_t lane_of(const dsp_t *d, const char *topic)
+{
+	return topic && !strcmp(topic, d->lanes[KQ_LANE_URGENT].topic) ? KQ_LANE_URGENT : KQ_LANE_BULK;
+}
+
+static dsp_part_t *part_get(dsp_t *d, kq_lane_t lane, int32_t p)
 {
 	if (p < 0 || p >= DSP_MAX_PARTS)
 		return NULL;
-	if (!d->parts[p]) {
-		d->parts[p] = calloc(1, sizeof(dsp_part_t));
-		if (!d->parts[p])
+	dsp_part_t **pp = &d->lanes[lane].parts[p];
+	if (!*pp) {
+		if (!(*pp = calloc(1, sizeof(dsp_part_t))))
 			return NULL;
-		d->parts[p]->partition = p;
-		d->parts[p]->next_offset = -1;
-		d->parts[p]->committed = -1;
+		(*pp)->partition = p;
+		(*pp)->lane = lane;
+		(*pp)->next_offset = -1;
+		(*pp)->committed = -1;
 	}
-	return d->parts[p];
+	return *pp;
 }
 
 static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
@@ -703,7 +768,8 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		rd_kafka_message_destroy(rkm);
 		return;
 	}
-	dsp_part_t *p = part_get(d, rkm->partition);
+	kq_lane_t lane = lane_of(d, rd_kafka_topic_name(rkm->rkt));
+	dsp_part_t *p = part_get(d, lane, rkm->partition);
 	dsp_msg_t *m = p ? calloc(1, sizeof *m + rkm->len + 1) : NULL;
 	if (!m) {
 		log_error("event=out_of_memory partition=%d", (int)rkm->partition);
@@ -711,6 +777,8 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		return;
 	}
 	d->npending++;
+	d->lanes[lane].npending++;
+	m->lane = lane;
 	dq_enter(d->q, m);
 	if (!d->n_consumed++)
 		d->first_consume_ns = clock_mono_ns();
@@ -727,7 +795,8 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 	char err[256];
 	int bad = msg_out_scan(rkm->payload, rkm->len, &m->m, m->arena, rkm->len + 1, err, sizeof err);
 	if (!bad && m->m.channel != d->channel) {
-		snprintf(err, sizeof err, "a %s message on %s", msg_channel_name(m->m.channel), d->topic);
+		snprintf(err, sizeof err, "a %s message on %s", msg_channel_name(m->m.channel),
+		         d->lanes[lane].topic);
 		bad = 1;
 	}
 	if (bad) {
@@ -759,16 +828,18 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 static void commit_parts(dsp_t *d, int sync)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
-	for (int i = 0; i < DSP_MAX_PARTS; i++) {
-		dsp_part_t *p = d->parts[i];
-		if (!p || !p->assigned || p->next_offset < 0)
-			continue;
-		int64_t off = p->head ? p->head->offset : p->next_offset;
-		if (off > p->committed) {
-			rd_kafka_topic_partition_list_add(l, d->topic, p->partition)->offset = off;
-			p->committed = off;
+	for (int ln = 0; ln < KQ_LANE__COUNT; ln++)
+		for (int i = 0; i < DSP_MAX_PARTS; i++) {
+			dsp_part_t *p = d->lanes[ln].parts[i];
+			if (!p || !p->assigned || p->next_offset < 0)
+				continue;
+			int64_t off = p->head ? p->head->offset : p->next_offset;
+			if (off > p->committed) {
+				rd_kafka_topic_partition_list_add(l, d->lanes[ln].topic, p->partition)->offset =
+				    off;
+				p->committed = off;
+			}
 		}
-	}
 	if (l->cnt) {
 		rd_kafka_resp_err_t e = rd_kafka_commit(d->cons, l, sync ? 0 : 1);
 		if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -787,8 +858,9 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		return;
 	for (int i = 0; i < offsets->cnt; i++) {
 		int32_t p = offsets->elems[i].partition;
-		if ((err || offsets->elems[i].err) && p >= 0 && p < DSP_MAX_PARTS && d->parts[p])
-			d->parts[p]->committed = -1;
+		dsp_lane_t *l = &d->lanes[lane_of(d, offsets->elems[i].topic)];
+		if (p >= 0 && p < DSP_MAX_PARTS && l->parts[p])
+			l->parts[p]->committed = -1;
 	}
 	log_debug("event=commit_failed err=\"%s\" action=retry", rd_kafka_err2str(err));
 }
@@ -864,9 +936,10 @@ static void drain_inflight(dsp_t *d, int timeout_ms)
 	d->draining = was;
 }
 
-static void drop_partition(dsp_t *d, int32_t partition)
+static void drop_partition(dsp_t *d, kq_lane_t lane, int32_t partition)
 {
-	dsp_part_t *p = partition >= 0 && partition < DSP_MAX_PARTS ? d->parts[partition] : NULL;
+	dsp_part_t *p =
+	    partition >= 0 && partition < DSP_MAX_PARTS ? d->lanes[lane].parts[partition] : NULL;
 	if (!p)
 		return;
 	/* Whatever is not final goes back to Kafka: the next owner gets it from
@@ -882,7 +955,19 @@ static void drop_partition(dsp_t *d, int32_t partition)
 		m = next;
 	}
 	free(p);
-	d->parts[partition] = NULL;
+	d->lanes[lane].parts[partition] = NULL;
+}
+
+/* Pause (or resume) one assigned partition. */
+static void pause_one(rd_kafka_t *rk, const rd_kafka_topic_partition_t *tp, int pause)
+{
+	rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(one, tp->topic, tp->partition);
+	if (pause)
+		rd_kafka_pause_partitions(rk, one);
+	else
+		rd_kafka_resume_partitions(rk, one);
+	rd_kafka_topic_partition_list_destroy(one);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -890,23 +975,40 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
 	dsp_t *d = opaque;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		int owned[KQ_LANE__COUNT] = {0};
 		for (int i = 0; i < parts->cnt; i++) {
-			dsp_part_t *p = part_get(d, parts->elems[i].partition);
+			kq_lane_t ln = lane_of(d, parts->elems[i].topic);
+			dsp_part_t *p = part_get(d, ln, parts->elems[i].partition);
 			if (p)
 				p->assigned = 1;
+			owned[ln]++;
+			if (ln == KQ_LANE_URGENT) { /* its records go to the queue polled first */
+				rd_kafka_queue_t *pq =
+				    rd_kafka_queue_get_partition(rk, parts->elems[i].topic, parts->elems[i].partition);
+				if (pq) {
+					rd_kafka_queue_forward(pq, d->q_urgent);
+					rd_kafka_queue_destroy(pq);
+				}
+			}
 		}
+		/* the rate share: partitions owned of both lanes together */
+		int total = d->lanes[KQ_LANE_BULK].total_parts + d->lanes[KQ_LANE_URGENT].total_parts;
 		for (size_t i = 0; i < d->nvendors; i++)
 			if (d->vendors[i].rl)
-				rl_set_share(d->vendors[i].rl, parts->cnt, d->total_parts);
+				rl_set_share(d->vendors[i].rl, parts->cnt, total);
 		/* Read the outcomes the previous owners published before they let go. */
 		if (dsp_state_catch_up(d->st, 10000))
 			log_warn("event=status_catch_up_slow msg=\"tocsin.status not read to its end "
 			         "within 10 s of the assignment\"");
-		log_info("event=assigned partitions=%d of=%d topic=%s", parts->cnt, d->total_parts,
-		         d->topic);
+		log_info("event=assigned partitions=%d of=%d topic=%s urgent_partitions=%d of=%d "
+		         "topic=%s",
+		         owned[KQ_LANE_BULK], d->lanes[KQ_LANE_BULK].total_parts,
+		         d->lanes[KQ_LANE_BULK].topic, owned[KQ_LANE_URGENT],
+		         d->lanes[KQ_LANE_URGENT].total_parts, d->lanes[KQ_LANE_URGENT].topic);
 		rd_kafka_assign(rk, parts);
-		if (d->paused)
-			rd_kafka_pause_partitions(rk, parts);
+		for (int i = 0; i < parts->cnt; i++)
+			if (d->lanes[lane_of(d, parts->elems[i].topic)].paused)
+				pause_one(rk, &parts->elems[i], 1);
 		return;
 	}
 	log_info("event=revoked partitions=%d msg=\"finishing in-flight sends before handing over\"",
@@ -914,13 +1016,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	drain_inflight(d, 30000);
 	commit_parts(d, 1);
 	for (int i = 0; i < parts->cnt; i++)
-		drop_partition(d, parts->elems[i].partition);
+		drop_partition(d, lane_of(d, parts->elems[i].topic), parts->elems[i].partition);
 	rd_kafka_assign(rk, NULL);
 }
 
 /* ------------------------------------------------------------------ set-up and loop */
 
-/* Backpressure. At max_pending the loop stops taking records and librdkafka
+/* Backpressure, per lane. At max_pending the loop stops taking records and librdkafka
  * stops fetching once its own queue is full (queued.max.messages.kbytes); the
  * records it prefetched stay, so sending goes on at full speed the moment room
  * frees up. Pausing the partitions throws that prefetch away (librdkafka
@@ -928,30 +1030,29 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * has left for DSP_STUCK_PAUSE_MS -- vendors down, a campaign paused -- where
  * it lets the loop go on polling the consumer (rebalances,
  * max.poll.interval.ms) without taking more records into memory. */
-static void backpressure(dsp_t *d, int64_t now_ms)
+static void backpressure(dsp_t *d, kq_lane_t lane, int64_t now_ms)
 {
+	dsp_lane_t *l = &d->lanes[lane];
 	/* stuck: full, and nothing has left the window for a while */
-	if (d->npending < d->max_pending) {
-		d->full_since_ms = 0;
-	} else if (!d->full_since_ms || d->n_freed != d->full_freed) {
-		d->full_since_ms = now_ms;
-		d->full_freed = d->n_freed;
+	if (l->npending < d->max_pending) {
+		l->full_since_ms = 0;
+	} else if (!l->full_since_ms || l->n_freed != l->full_freed) {
+		l->full_since_ms = now_ms;
+		l->full_freed = l->n_freed;
 	}
-	int want_pause = d->full_since_ms && now_ms - d->full_since_ms >= DSP_STUCK_PAUSE_MS;
-	int want_resume = d->paused && d->npending <= d->max_pending / 2;
-	if (want_pause == d->paused || (!want_pause && !want_resume))
+	int want_pause = l->full_since_ms && now_ms - l->full_since_ms >= DSP_STUCK_PAUSE_MS;
+	int want_resume = l->paused && l->npending <= d->max_pending / 2;
+	if (want_pause == l->paused || (!want_pause && !want_resume))
 		return;
 	rd_kafka_topic_partition_list_t *a = NULL;
 	if (rd_kafka_assignment(d->cons, &a) || !a)
 		return;
-	if (want_pause) {
-		rd_kafka_pause_partitions(d->cons, a);
-		log_info("event=backpressure action=pause pending=%zu", d->npending);
-	} else {
-		rd_kafka_resume_partitions(d->cons, a);
-		log_info("event=backpressure action=resume pending=%zu", d->npending);
-	}
-	d->paused = want_pause;
+	for (int i = 0; i < a->cnt; i++)
+		if (lane_of(d, a->elems[i].topic) == lane)
+			pause_one(d->cons, &a->elems[i], want_pause);
+	log_info("event=backpressure action=%s topic=%s pending=%zu", want_pause ? "pause" : "resume",
+	         l->topic, l->npending);
+	l->paused = want_pause;
 	rd_kafka_topic_partition_list_destroy(a);
 }
 
@@ -1060,19 +1161,26 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 	rd_kafka_conf_set_opaque(cc, d);
 	if (!(d->cons = kq_new(cc, KQ_CONSUMER, 10000, err, errlen)))
 		return TOCSIN_ERR_KAFKA;
-	/* The partition count for rate shares comes from the cluster, not a constant. */
-	d->total_parts = kq_partitions(d->cons, d->topic, 10000);
-	if (d->total_parts <= 0) {
-		snprintf(err, errlen, "topic %s does not exist on the cluster (create it with its "
-		         "partitions; the embedded broker does this itself)", d->topic);
-		return TOCSIN_ERR_KAFKA;
+	/* The partition counts for rate shares come from the cluster, not a constant. */
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(KQ_LANE__COUNT);
+	for (int ln = 0; ln < KQ_LANE__COUNT; ln++) {
+		dsp_lane_t *l = &d->lanes[ln];
+		l->total_parts = kq_partitions(d->cons, l->topic, 10000);
+		if (l->total_parts <= 0) {
+			snprintf(err, errlen, "topic %s does not exist on the cluster (create it with its "
+			         "partitions; the embedded broker does this itself)", l->topic);
+			rd_kafka_topic_partition_list_destroy(topics);
+			return TOCSIN_ERR_KAFKA;
+		}
+		rd_kafka_topic_partition_list_add(topics, l->topic, RD_KAFKA_PARTITION_UA);
 	}
-	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, d->topic, RD_KAFKA_PARTITION_UA);
+	d->q_urgent = rd_kafka_queue_new(d->cons);
+	rd_kafka_queue_io_event_enable(d->q_urgent, d->wake[1], "u", 1);
 	rd_kafka_resp_err_t e = rd_kafka_subscribe(d->cons, topics);
 	rd_kafka_topic_partition_list_destroy(topics);
 	if (e) {
-		snprintf(err, errlen, "cannot subscribe to %s: %s", d->topic, rd_kafka_err2str(e));
+		snprintf(err, errlen, "cannot subscribe to %s and %s: %s", d->lanes[0].topic,
+		         d->lanes[1].topic, rd_kafka_err2str(e));
 		return TOCSIN_ERR_KAFKA;
 	}
 	d->q_cons = rd_kafka_queue_get_consumer(d->cons);
@@ -1087,6 +1195,8 @@ static void teardown(dsp_t *d)
 {
 	if (d->q_cons)
 		rd_kafka_queue_destroy(d->q_cons);
+	if (d->q_urgent)
+		rd_kafka_queue_destroy(d->q_urgent);
 	if (d->q_prod)
 		rd_kafka_queue_destroy(d->q_prod);
 	/* Serve the last delivery reports while the messages they point at live. */
@@ -1095,18 +1205,19 @@ static void teardown(dsp_t *d)
 	/* Release every consumed record before the consumer goes: librdkafka's
 	 * destroy waits for them. Anything not final goes back to Kafka (its
 	 * offset was never committed). */
-	for (int i = 0; i < DSP_MAX_PARTS; i++) {
-		dsp_part_t *p = d->parts[i];
-		for (dsp_msg_t *m = p ? p->head : NULL; m; m = m->part_next)
-			if (m->where == DQ_INFLIGHT || m->where == DQ_FINAL_PENDING) {
-				/* stuck past the drain timeout: drop the record, keep the struct */
-				rd_kafka_message_destroy(m->rkm);
-				m->rkm = NULL;
-				dq_abandon(d->q, m);
-			}
-		if (p)
-			drop_partition(d, i);
-	}
+	for (int ln = 0; ln < KQ_LANE__COUNT; ln++)
+		for (int i = 0; i < DSP_MAX_PARTS; i++) {
+			dsp_part_t *p = d->lanes[ln].parts[i];
+			for (dsp_msg_t *m = p ? p->head : NULL; m; m = m->part_next)
+				if (m->where == DQ_INFLIGHT || m->where == DQ_FINAL_PENDING) {
+					/* stuck past the drain timeout: drop the record, keep the struct */
+					rd_kafka_message_destroy(m->rkm);
+					m->rkm = NULL;
+					dq_abandon(d->q, m);
+				}
+			if (p)
+				drop_partition(d, (kq_lane_t)ln, i);
+		}
 	dsp_msg_t *m;
 	while (d->q && (m = dq_any(d->q)))
 		msg_free(d, m);
@@ -1145,17 +1256,18 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: tocsin dispatch [--channel sms|email] [--max-pending N]\n"
 	        "\n"
-	        "Join the consumer group tocsin-dispatch-<channel> on tocsin.outbox.<channel>, send\n"
+	        "Join the consumer group tocsin-dispatch-<channel> on tocsin.outbox.<channel> and\n"
+	        "tocsin.outbox.<channel>.urgent (the urgent lane, always drained first), send\n"
 	        "each message through the channel's route of vendors (routes.<channel> in the\n"
 	        "config), and publish every outcome on tocsin.status. Offsets are committed only\n"
 	        "past messages whose final status the broker has acknowledged, so a crash loses\n"
 	        "nothing. Run several for more throughput: the group shares the partitions.\n"
 	        "\n"
 	        "  --channel C       sms (default) or email\n"
-	        "  --max-pending N   messages held in memory: at N the dispatcher takes no more\n"
-	        "                    records, and pauses its partitions when none has finished\n"
-	        "                    for 2 s (default 10000 for sms, 40000 for email, whose\n"
-	        "                    batches hold 1000)\n"
+	        "  --max-pending N   messages held in memory per lane: at N the dispatcher takes\n"
+	        "                    no more records of that lane, and pauses its partitions when\n"
+	        "                    none has finished for 2 s (default 10000 for sms, 40000 for\n"
+	        "                    email, whose batches hold 1000)\n"
 	        "\n"
 	        "The HTTP transfers run on dispatcher.http_threads threads (default 2).\n"
 	        "\n"
@@ -1199,7 +1311,8 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 	}
 	if (!max_pending_set && d.channel == MSG_CH_EMAIL)
 		d.max_pending = 40000; /* room for a few dozen batches of 1000 in flight and waiting */
-	d.topic = kq_outbox_topic(d.channel);
+	for (int ln = 0; ln < KQ_LANE__COUNT; ln++)
+		d.lanes[ln].topic = kq_outbox_lane_topic(d.channel, (kq_lane_t)ln);
 	snprintf(d.group, sizeof d.group, "tocsin-dispatch-%s", msg_channel_name(d.channel));
 	snprintf(d.client_id, sizeof d.client_id, "tocsin-dispatch-%s-%d", msg_channel_name(d.channel),
 	         (int)getpid());
@@ -1217,14 +1330,21 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		int64_t now = clock_mono_ms();
 		dsp_state_poll(d.st);
 		rd_kafka_message_t *rkm;
-		while (d.npending < d.max_pending && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
+		dsp_lane_t *ul = &d.lanes[KQ_LANE_URGENT], *bl = &d.lanes[KQ_LANE_BULK];
+		/* The urgent lane first, in its own window: a full bulk window never keeps an
+		 * urgent record out, and its messages go first at every destination. */
+		while (ul->npending < d.max_pending && (rkm = rd_kafka_consume_queue(d.q_urgent, 0)))
+			on_record(&d, rkm);
+		while (bl->npending < d.max_pending && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
 			on_record(&d, rkm);
 		/* Paused and full: still poll (paused partitions deliver nothing), so the
 		 * group sees this member alive past max.poll.interval.ms and rebalances are
 		 * served while every vendor is down. */
-		if (d.paused && d.npending >= d.max_pending && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
+		if (bl->paused && bl->npending >= d.max_pending &&
+		    (rkm = rd_kafka_consumer_poll(d.cons, 0)))
 			on_record(&d, rkm);
-		backpressure(&d, now);
+		backpressure(&d, KQ_LANE_URGENT, now);
+		backpressure(&d, KQ_LANE_BULK, now);
 		pump(&d, 100);
 		if (now - d.last_commit_ms >= DSP_COMMIT_EVERY_MS) {
 			commit_parts(&d, 0);

@@ -61,6 +61,7 @@ typedef struct dsp_msg {
 	int discard;     /* its partition was revoked: drop when next touched */
 	int attempt;     /* sends tried so far */
 	int vendor;      /* vendor index of the send in flight, -1 none */
+	int lane;        /* kq_lane_t of the topic it came from */
 	int last_vendor; /* vendor that last deferred, -1 none */
 	/* the final outcome, kept to re-produce its status if delivery fails */
 	msg_state_t final_state;

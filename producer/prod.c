@@ -220,7 +220,7 @@ static int64_t channel_lag(prod_t *p, int ch)
 {
 	if (!p->lag_rk[ch])
 		return 0;
-	const char *topic = kq_outbox_topic((msg_channel_t)ch);
+	const char *topic = kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority);
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(p->nparts[ch]);
 	for (int i = 0; i < p->nparts[ch]; i++)
 		rd_kafka_topic_partition_list_add(l, topic, i);
@@ -314,7 +314,7 @@ static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 		json_t *a = json_object_get(offs, msg_channel_name((msg_channel_t)ch));
 		if (!p->on[ch] || !json_is_array(a))
 			continue;
-		const char *topic = kq_outbox_topic((msg_channel_t)ch);
+		const char *topic = kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority);
 		for (int i = 0; i < p->nparts[ch] && i < (int)json_array_size(a); i++) {
 			int64_t from = json_integer_value(json_array_get(a, (size_t)i)), lo = 0, hi = 0;
 			p->offs[ch][i] = from;
@@ -798,7 +798,7 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 	for (int ch = 0; ch < 2; ch++) {
 		if (!p->on[ch])
 			continue;
-		const char *topic = kq_outbox_topic((msg_channel_t)ch);
+		const char *topic = kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority);
 		p->nparts[ch] = topic_parts(p->rk, topic);
 		if (p->nparts[ch] <= 0) {
 			snprintf(err, errlen, "Kafka topic %s does not exist", topic);
@@ -1087,7 +1087,7 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		*outcome = R_REJECTED;
 		return 0;
 	}
-	rc = kq_produce(p->rk, kq_outbox_topic((msg_channel_t)ch), addr, alen, p->rec.p, p->rec.len,
+	rc = kq_produce(p->rk, kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority), addr, alen, p->rec.p, p->rec.len,
 	                (void *)(uintptr_t)(((uintptr_t)(p->ep_cur % EPOCHS) << 2) | (uintptr_t)(ch + 1)));
 	if (rc)
 		return rc;
@@ -1643,7 +1643,7 @@ int prod_check_outbox(const cfg_t *cfg, const camp_t *camp, FILE *out, char *err
 	for (int ch = 0; ch < 2 && !rc; ch++) {
 		if (!on[ch])
 			continue;
-		const char *topic = kq_outbox_topic((msg_channel_t)ch);
+		const char *topic = kq_outbox_topic_for((msg_channel_t)ch, camp->priority);
 		int np = topic_parts(c, topic);
 		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
 		int64_t want = 0, truncated = 0;

@@ -104,6 +104,23 @@ it_campaign() {
  "expires_in_s":3600}\n' "$2" "$2" "$3" > "$1"
 }
 
+# it_campaign_as FILE ID AUDIENCE-CSV SENDER PRIORITY: a one-SMS campaign from that sender
+# pool at that priority (>= 1 = the urgent lane).
+it_campaign_as() {
+  printf '{"id":"%s","name":"%s","priority":%d,"audience":{"path":"%s","format":"csv","phone":"phone"},
+ "sms":{"sender":"%s","template":"Hi {{first_name}}, %s"},"expires_in_s":3600}\n' \
+    "$2" "$2" "$5" "$3" "$4" "$2" > "$1"
+}
+
+# it_one_sms_vendor VENDOR-JSON [TOP-JSON]: config with the one vendor "twilio" at the
+# emulator ($SIM), its senders and limits from VENDOR-JSON, status callbacks to $TRACK,
+# plus TOP-JSON's top-level keys.
+it_one_sms_vendor() {
+  it_write_config "\"vendors\": [{\"name\":\"twilio\",\"kind\":\"twilio\",\"base_url\":\"http://${SIM:-127.0.0.1:9}\",
+    \"account\":\"ACit00000000000000000000000000000\",\"secret_env\":\"TOCSIN_TWILIO_TOKEN\", $1}],
+    \"tracker\": {\"public_url\": \"http://${TRACK:-127.0.0.1:9}\"}${2:+, $2}"
+}
+
 # it_two_sms_vendors [EXTRA-JSON-FOR-EACH-VENDOR]: config with vendors "twilio" and
 # "vonage" at the emulator ($SIM, set by it_start_sim) and route twilio, then vonage.
 it_two_sms_vendors() {
