@@ -31,8 +31,10 @@ it_sim_stats > "$OUT/sim.json"
 [ "$(it_jq 'j["states"].get("accepted",0)' "$OUT/st.json")" = 5000 ] || it_fail "not all 5000 accepted"
 [ "$(it_jq 'j["total"]' "$OUT/st.json")" = 5000 ] || it_fail "tracker counts more than 5000 messages"
 uniq=$(it_jq 'sum(v["unique_ids"] for v in j["vendors"].values())' "$OUT/sim.json")
-dups=$(it_jq 'sum(v["duplicate_count"] for v in j["vendors"].values())' "$OUT/sim.json")
-[ "$uniq" = 5000 ] || it_fail "emulator accepted $uniq distinct ids, want 5000"
+# every acceptance beyond the 5000 recipients is a second send, on the same vendor or (the
+# route spreads the load) on the other one
+dups=$(( $(it_jq 'sum(v["accepted"] for v in j["vendors"].values())' "$OUT/sim.json") - 5000 ))
+[ "$uniq" -ge 5000 ] || it_fail "emulator accepted $uniq distinct ids, want 5000"
 # In flight at most 64 (dispatcher.max_in_flight).
 bound=64
 echo "sent twice after SIGKILL: $dups (bound $bound)"
