@@ -62,6 +62,7 @@ typedef struct dsp_req {
 	size_t n, cap;
 	int vendor;
 	dq_dest_t *dest; /* the destination whose window it counts in */
+	int64_t sent_ms; /* mono ms it was submitted (hang detection) */
 	struct dsp_req *next_free;
 } dsp_req_t;
 
@@ -445,6 +446,7 @@ static int send_one(dsp_t *d, dsp_msg_t *m, dq_dest_t *src, int vi, int64_t now_
 	}
 	r->vendor = vi;
 	r->dest = dst;
+	r->sent_ms = now_ms;
 	dq_inflight(d->q, dst, r->msgs, n);
 	for (size_t i = 0; i < n; i++) {
 		dsp_msg_t *q = r->msgs[i];
@@ -695,6 +697,24 @@ static void on_done(dsp_t *d, http_done_t *hd)
  * tocsin.vendor-health, then let each monitor judge its window. */
 static void sla_check(dsp_t *d, int64_t now_ms)
 {
+	int judge = now_ms - d->last_sla_ms >= 200;
+	if (judge) /* requests in flight past each vendor's p95_ms: a hang shows before timeout_ms */
+		for (size_t i = 0; i < d->nvendors; i++) {
+			dsp_vendor_t *v = &d->vendors[i];
+			if (!v->a)
+				continue;
+			int n = 0;
+			int64_t oldest = 0, p95 = (int64_t)sla_opts(v->sla)->p95_ms;
+			for (int k = 0; p95 > 0 && v->inflight && k < d->cfg->max_in_flight; k++) {
+				const dsp_req_t *r = &d->reqs[k];
+				if (r->n && r->vendor == (int)i && now_ms - r->sent_ms > p95) {
+					n++;
+					if (now_ms - r->sent_ms > oldest)
+						oldest = now_ms - r->sent_ms;
+				}
+			}
+			sla_overdue(v->sla, n, oldest);
+		}
 	for (size_t i = 0; i < d->nvendors; i++) {
 		dsp_vendor_t *v = &d->vendors[i];
 		if (!v->a)

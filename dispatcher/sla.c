@@ -29,6 +29,9 @@ struct sla {
 	int good;              /* probing: consecutive good windows */
 	bucket_t b[NB];
 	hist_t *scratch;
+	int64_t last_answer_ms; /* the last sla_record(); INT64_MIN none */
+	int overdue;            /* requests in flight past p95_ms, as last reported */
+	int64_t oldest_ms;      /* the oldest one's age */
 };
 
 void sla_opts_default(sla_opts_t *o)
@@ -130,6 +133,7 @@ sla_t *sla_new(const char *name, const sla_opts_t *o, char *err, size_t errlen)
 	s->since_ms = INT64_MIN;
 	s->ramp_from_ms = INT64_MIN;
 	s->eval_from_sec = INT64_MIN;
+	s->last_answer_ms = INT64_MIN;
 	if (!(s->scratch = hist_new(err, errlen)))
 		goto nomem;
 	for (int i = 0; i < NB; i++) {
@@ -182,6 +186,8 @@ static bucket_t *slot(sla_t *s, int64_t now_ms)
 
 void sla_record(sla_t *s, int64_t now_ms, sla_outcome_t o, int64_t latency_us)
 {
+	if (s->last_answer_ms == INT64_MIN || now_ms > s->last_answer_ms)
+		s->last_answer_ms = now_ms;
 	bucket_t *b = slot(s, now_ms);
 	if (!b)
 		return;
@@ -193,6 +199,25 @@ void sla_record(sla_t *s, int64_t now_ms, sla_outcome_t o, int64_t latency_us)
 	default: return;
 	}
 	hist_record(b->lat, latency_us < 0 ? 0 : (uint64_t)latency_us);
+}
+
+void sla_overdue(sla_t *s, int n, int64_t oldest_ms)
+{
+	s->overdue = n < 0 ? 0 : n;
+	s->oldest_ms = oldest_ms;
+}
+
+/* Hung: at least probe_min_samples requests in flight past p95_ms, and no
+ * answer at all for p95_ms. */
+static int hung(const sla_t *s, int64_t now_ms, char *why, size_t whylen)
+{
+	if (s->o.p95_ms <= 0 || s->overdue < s->o.probe_min_samples ||
+	    (s->last_answer_ms != INT64_MIN && now_ms - s->last_answer_ms < (int64_t)s->o.p95_ms))
+		return 0;
+	snprintf(why, whylen, "p95_ms %.0f: hung, %d requests in flight past it (oldest %lld ms), no answer for %lld ms",
+	         s->o.p95_ms, s->overdue, (long long)s->oldest_ms,
+	         (long long)(s->last_answer_ms == INT64_MIN ? s->oldest_ms : now_ms - s->last_answer_ms));
+	return 1;
 }
 
 void sla_receipt(sla_t *s, int64_t now_ms, int delivered)
@@ -310,9 +335,11 @@ int sla_tick(sla_t *s, int64_t now_ms, sla_transition_t *t)
 		if (s->eval_from_sec != INT64_MIN && s->eval_from_sec > from)
 			from = s->eval_from_sec;
 		if (from > now_sec)
-			return 0;
+			from = now_sec;
 		gather(s, from, now_sec, &st);
-		if (!breach(&s->o, &st, 1, s->o.min_samples, 1, why, sizeof why))
+		if (!hung(s, now_ms, why, sizeof why) &&
+		    (s->eval_from_sec > now_sec ||
+		     !breach(&s->o, &st, 1, s->o.min_samples, 1, why, sizeof why)))
 			return 0;
 		enter(s, MSG_VH_OPEN, now_ms, t, &st, why);
 		return 1;

@@ -71,11 +71,18 @@ void sla_free(sla_t *s);
  * (ignored for SLA_THROTTLED). O(1), no allocation. A time more than 63 s
  * older than the newest recorded is ignored. */
 void sla_record(sla_t *s, int64_t now_ms, sla_outcome_t o, int64_t latency_us);
+/* The caller's requests in flight to this vendor now: n of them older than
+ * p95_ms, the oldest oldest_ms old. A healthy vendor with at least
+ * probe_min_samples such requests and no answer at all for p95_ms is hung:
+ * the next sla_tick() opens it ("p95_ms 2000: hung, ..."), without waiting for the
+ * requests' timeout_ms. Call before each sla_tick(). */
+void sla_overdue(sla_t *s, int n, int64_t oldest_ms);
 /* Count one delivery receipt: delivered = 1, undelivered/failed = 0. */
 void sla_receipt(sla_t *s, int64_t now_ms, int delivered);
 
 /* Evaluate at now_ms; call at least once a second (e.g. every 100-250 ms).
- * Returns 1 and fills *t when the state changed (healthy->open on a breach,
+ * Returns 1 and fills *t when the state changed (healthy->open on a breach
+ * or a hang (sla_overdue()),
  * open->probing after min_open_s, probing->open on a bad probe window,
  * probing->healthy after probe_windows good windows), else 0. Drained never
  * changes here. */

@@ -391,6 +391,42 @@ static void test_stale_and_backwards(void **state)
 	sla_free(s);
 }
 
+/* A vendor that stops answering: requests in flight past p95_ms with no answer
+ * for p95_ms open it at once, long before timeout_ms would count them. */
+static void test_hung(void **state)
+{
+	(void)state;
+	sla_t *s = mk();
+	run_t r = {0};
+	feed(s, &r, 0, 5000, 200, 0, 0, 50); /* 1000 good answers in the window */
+	sla_transition_t t;
+	/* 64 in flight, none older than p95_ms (2000): nothing */
+	sla_overdue(s, 0, 1500);
+	assert_int_equal(sla_tick(s, 6500, &t), 0);
+	/* 4 past p95_ms: below probe_min_samples (5) */
+	sla_overdue(s, 4, 2100);
+	assert_int_equal(sla_tick(s, 7000, &t), 0);
+	/* an answer came within p95_ms: slow, not hung */
+	sla_record(s, 6000, SLA_OK, 50000);
+	sla_overdue(s, 64, 2100);
+	assert_int_equal(sla_tick(s, 7900, &t), 0);
+	/* nothing answered for p95_ms, 64 past it: open */
+	assert_int_equal(sla_tick(s, 8000, &t), 1);
+	assert_int_equal(t.to, MSG_VH_OPEN);
+	assert_non_null(strstr(t.reason, "p95_ms 2000: hung, 64 requests in flight past it"));
+	assert_int_equal(sla_state(s), MSG_VH_OPEN);
+	sla_free(s);
+	/* p95_ms 0 (not checked): never hung */
+	sla_opts_t o;
+	sla_opts_default(&o);
+	o.p95_ms = 0;
+	char err[100];
+	s = sla_new("tw", &o, err, sizeof err);
+	sla_overdue(s, 64, 60000);
+	assert_int_equal(sla_tick(s, 60000, &t), 0);
+	sla_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -403,6 +439,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_probe_reopens),
 	    cmocka_unit_test(test_drain_and_apply),
 	    cmocka_unit_test(test_stale_and_backwards),
+	    cmocka_unit_test(test_hung),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
