@@ -370,9 +370,23 @@ static void seen_forget(trk_http_t *h, const char *key)
 	pthread_mutex_unlock(&h->smu);
 }
 
+typedef struct carrier_q {
+	const cfg_vendor_t *v;
+	const char *ref;
+} carrier_q_t;
+
+/* 1 when vendor carried an attempt under ref and q's receipt names it */
+static int carried(void *ctx, const char *vendor, const char *ref)
+{
+	const carrier_q_t *q = ctx;
+	return (!vendor[0] || !strcmp(vendor, q->v->name)) && vnd_ref_matches(q->v->kind, ref, q->ref);
+}
+
 /* 1 when the receipt ev may be applied to its message: the store does not
  * know the message yet (its accepted record may still be on its way), or
- * this vendor carried it under this reference. camp gets its campaign. */
+ * this vendor carried it under this reference (now, or in an earlier attempt
+ * of a resent message: the store keeps such a late receipt out of the
+ * counts). camp gets its campaign. */
 static int carrier_ok(wh_ctx_t *x, const vnd_wh_event_t *ev, char *camp, size_t camplen)
 {
 	char vendor[64], ref[96];
@@ -380,8 +394,8 @@ static int carrier_ok(wh_ctx_t *x, const vnd_wh_event_t *ev, char *camp, size_t 
 	if (!x->rd || trk_store_msg_info(x->rd, ev->id, camp, camplen, vendor, sizeof vendor, ref,
 	                                 sizeof ref))
 		return 1;
-	const cfg_vendor_t *v = x->w->v;
-	return (!vendor[0] || !strcmp(vendor, v->name)) && vnd_ref_matches(v->kind, ref, ev->ref);
+	carrier_q_t q = {x->w->v, ev->ref};
+	return carried(&q, vendor, ref) || trk_store_msg_earlier(x->rd, ev->id, carried, &q) == 1;
 }
 
 static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)

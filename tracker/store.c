@@ -1203,6 +1203,28 @@ int trk_store_msg_info(trk_store_t *s, const char *id, char *camp, size_t cample
 	return rc;
 }
 
+int trk_store_msg_earlier(trk_store_t *s, const char *id,
+                          int (*fn)(void *ctx, const char *vendor, const char *ref), void *ctx)
+{
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT a.vendor, a.vendor_ref FROM attempts a JOIN msgs m ON m.rid=a.rid"
+	                       " WHERE m.id=?1",
+	                       -1, &q, NULL) != SQLITE_OK) {
+		sqlite3_finalize(q);
+		return TOCSIN_ERR_IO;
+	}
+	unsigned char raw[16];
+	bind_id(q, 1, id, raw);
+	int hit = 0;
+	while (!hit && sqlite3_step(q) == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(q, 0), *r = sqlite3_column_text(q, 1);
+		hit = fn(ctx, v ? (const char *)v : "", r ? (const char *)r : "") ? 1 : 0;
+	}
+	sqlite3_finalize(q);
+	return hit;
+}
+
 int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t outlen)
 {
 	return trk_store_msg_info(s, id, out, outlen, NULL, 0, NULL, 0);

@@ -112,6 +112,11 @@ int trk_counts_json(const char *campaign, const trk_counts_t *c, buf_t *b);
 int trk_store_msg_info(trk_store_t *s, const char *id, char *camp, size_t camplen, char *vendor,
                        size_t vendorlen, char *ref, size_t reflen);
 
+/* The earlier attempts of message id (a resent message's history): fn(vendor,
+ * ref) for each until it returns nonzero. 1 when one did, 0 none, TOCSIN_ERR_IO. */
+int trk_store_msg_earlier(trk_store_t *s, const char *id,
+                          int (*fn)(void *ctx, const char *vendor, const char *ref), void *ctx);
+
 /* Webhook replay memory (writer handle, outside trk_store_begin/commit): take
  * key once. 1 when it is new (now remembered until now_s + keep_s), 0 when it
  * was taken before and has not expired, or TOCSIN_ERR_IO. Expired keys are

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -519,6 +520,65 @@ static void test_last_campaign(void **state)
 }
 
 /* The /metrics histogram: all-time per vendor, untouched by series pruning. */
+static int earlier_cb(void *ctx, const char *vendor, const char *ref)
+{
+	char *out = ctx;
+	snprintf(out + strlen(out), 128 - strlen(out), "%s/%s;", vendor, ref);
+	return 0;
+}
+
+/* The webhook replay memory: a key is taken once until it expires, survives
+ * reopening the file, and can be forgotten; the file is 0600. */
+static void test_seen(void **state)
+{
+	(void)state;
+	trk_store_t *s = fresh();
+	struct stat stt;
+	assert_int_equal(stat(dbpath, &stt), 0);
+	assert_int_equal(stt.st_mode & 0777, 0600);
+	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1000, 600), 1);
+	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1001, 600), 0);
+	assert_int_equal(trk_store_seen(s, "mailgun:tok2", 1001, 600), 1);
+	trk_store_free(s);
+	char err[256];
+	s = trk_store_open(dbpath, 0, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1599, 600), 0); /* kept across a restart */
+	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1601, 600), 1); /* expired: new again */
+	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1602, 600), 0);
+	assert_int_equal(trk_store_unsee(s, "mailgun:tok2"), 0);
+	assert_int_equal(trk_store_seen(s, "mailgun:tok2", 1602, 600), 1);
+	/* msg_info: campaign, vendor and reference as stored */
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_status_t e = ev("m1", "c9", MSG_ST_ACCEPTED, "vonage");
+	e.vendor_ref = "0A1";
+	assert_int_equal(trk_store_status(s, &e), 1);
+	assert_int_equal(trk_store_commit(s), 0);
+	char camp[64], vendor[64], ref[64];
+	assert_int_equal(trk_store_msg_info(s, "m1", camp, sizeof camp, vendor, sizeof vendor, ref, sizeof ref), 0);
+	assert_string_equal(camp, "c9");
+	assert_string_equal(vendor, "vonage");
+	assert_string_equal(ref, "0A1");
+	assert_int_equal(trk_store_msg_info(s, "m2", camp, sizeof camp, vendor, sizeof vendor, ref, sizeof ref), TOCSIN_ERR_NOTFOUND);
+	/* a resent message: its earlier attempt's vendor and reference are listed */
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_status_t a = ev("m3", "c9", MSG_ST_ACCEPTED, "tw");
+	a.vendor_ref = "SM-old", a.ts_ms = 1000;
+	assert_int_equal(trk_store_status(s, &a), 1);
+	msg_status_t u = a;
+	u.state = MSG_ST_UNDELIVERED, u.ts_ms = 2000, u.latency_ms = -1;
+	assert_int_equal(trk_store_status(s, &u), 1);
+	msg_status_t n = ev("m3", "c9", MSG_ST_ACCEPTED, "vg");
+	n.vendor_ref = "VG-new", n.attempt = 1, n.ts_ms = 3000;
+	assert_int_equal(trk_store_status(s, &n), 1);
+	assert_int_equal(trk_store_commit(s), 0);
+	char seen[128] = "";
+	assert_int_equal(trk_store_msg_earlier(s, "m3", earlier_cb, seen), 0);
+	assert_string_equal(seen, "tw/SM-old;");
+	assert_int_equal(trk_store_msg_earlier(s, "m1", earlier_cb, seen), 0);
+	cleanup(s);
+}
+
 static void test_lat_total(void **state)
 {
 	(void)state;
@@ -565,7 +625,7 @@ int main(void)
 	    cmocka_unit_test(test_vendor_kept_and_moved), cmocka_unit_test(test_series_and_codes),
 	    cmocka_unit_test(test_campaign_latest_wins), cmocka_unit_test(test_receipt_before_campaign),
 	    cmocka_unit_test(test_readonly_missing),  cmocka_unit_test(test_last_campaign),
-	    cmocka_unit_test(test_lat_total),         cmocka_unit_test(test_deferrals_counted),
+	    cmocka_unit_test(test_lat_total),         cmocka_unit_test(test_seen),         cmocka_unit_test(test_deferrals_counted),
 	    cmocka_unit_test(test_resend_new_attempt), cmocka_unit_test(test_migrate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
