@@ -21,7 +21,7 @@ DEB_CMDS := node:nodejs npm:npm
 # ---- objects, one list per module (each module's owner edits only its line) ----
 CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg.o core/near.o \
               core/cfg.o core/kq.o core/sig.o core/runfile.o core/broker.o core/demo.o \
-              core/hist.o core/sup.o core/up.o core/num.o
+              core/hist.o core/sup.o core/up.o core/num.o core/pfile.o
 TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
               vendors/send.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_ctl.o vendors/sim/sim_util.o \

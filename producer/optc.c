@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/kq.h"
 #include "core/log.h"
+#include "core/pfile.h"
 #include "core/msg.h"
 #include "core/sig.h"
 
@@ -27,6 +28,11 @@ optc_t *optc_open(const cfg_t *cfg, char *err, size_t errlen)
 	}
 	mkdir(cfg->var_dir, 0755);
 	cfg_var_path(cfg, "optouts.db", o->path, sizeof o->path);
+	/* opted-out addresses: owner only */
+	if (pfile_private(o->path, err, errlen)) {
+		optc_close(o);
+		return NULL;
+	}
 	if (sqlite3_open(o->path, &o->db) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", o->path, o->db ? sqlite3_errmsg(o->db) : "cannot open");
 		optc_close(o);

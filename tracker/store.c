@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/pfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -382,18 +383,9 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 	}
 	if (!readonly && mkdirs(path, err, errlen))
 		return NULL;
-	if (!readonly) {
-		/* recipients' numbers and addresses: owner only (sqlite gives the
-		 * -wal and -shm files the database file's mode) */
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0 || fchmod(fd, 0600)) {
-			snprintf(err, errlen, "cannot create database %s: %s", path, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return NULL;
-		}
-		close(fd);
-	}
+	/* recipients' numbers and addresses: owner only */
+	if (!readonly && pfile_private(path, err, errlen))
+		return NULL;
 	trk_store_t *s = calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "out of memory");

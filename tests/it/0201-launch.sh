@@ -78,6 +78,7 @@ assert r['read'] == r['queued'] + r['rejected'] + r['suppressed'] + r['duplicate
 [ "$got" = "$want" ] || it_fail "nasty: got $got want $want"
 [ "$(tail -n +2 "$VAR/launch/c-nasty/rejects.csv" | wc -l)" -eq 12 ] || it_fail "nasty rejects lines"
 [ "$(stat -c %a "$VAR/launch/c-nasty/rejects.csv")" = 600 ] || it_fail "rejects file mode $(stat -c %a "$VAR/launch/c-nasty/rejects.csv"), want 600 (recipients' rows)"
+[ "$(stat -c %a "$VAR/optouts.db")" = 600 ] || it_fail "optouts.db mode $(stat -c %a "$VAR/optouts.db"), want 600 (opted-out addresses)"
 grep -q "nasty.csv:22,-,\"\",\"unterminated quoted field\"" "$VAR/launch/c-nasty/rejects.csv" || it_fail "unterminated quote reject"
 grep -q "nasty.csv:11,sms,\"102-555-2009\",\"invalid phone: invalid area code\"" "$VAR/launch/c-nasty/rejects.csv" || it_fail "area code reject"
 T launch "$OUT/c-nasty.json" --check-outbox | grep -q "campaign c-nasty: 7 messages, 7 distinct ids" || it_fail "nasty outbox"
