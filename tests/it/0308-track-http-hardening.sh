@@ -40,7 +40,8 @@ PY
 
 # strict integers: out of range or malformed -> 400, never wrapped
 code() { curl -s -o "$OUT/last.out" -w '%{http_code}' "$@"; }
-for q in "recipients?limit=4294967297" "recipients?limit=1x" "recipients?limit=%2B5" "recipients?limit=0"; do
+for q in "recipients?limit=4294967297" "recipients?limit=1x" "recipients?limit=%2B5" "recipients?limit=0" \
+         "recipients?after=%201:2" "recipients?after=1:99999999999999999999" "recipients?after=4294967297:1"; do
   [ "$(code "$A/api/campaigns/hx/$q")" = 400 ] || it_fail "$q: $(cat "$OUT/last.out")"
 done
 [ "$(code "$A/api/series?seconds=4294967297")" = 400 ] || it_fail "series seconds"
