@@ -992,8 +992,12 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 	           "# TYPE tocsin_unsubscribe_total counter\n"
 	           "tocsin_unsubscribe_total{result=\"ok\"} %lld\n"
 	           "tocsin_unsubscribe_total{result=\"invalid\"} %lld\n"
-	           "# TYPE tocsin_control_denied_total counter\ntocsin_control_denied_total %lld\n",
-	           (long long)h->unsub_ok, (long long)h->unsub_bad, (long long)h->ctl_denied);
+	           "# TYPE tocsin_control_denied_total counter\ntocsin_control_denied_total %lld\n"
+	           "# HELP tocsin_http_host_refused_total Requests refused for a Host header not in "
+	           "tracker.allowed_hosts.\n"
+	           "# TYPE tocsin_http_host_refused_total counter\ntocsin_http_host_refused_total %lld\n",
+	           (long long)h->unsub_ok, (long long)h->unsub_bad, (long long)h->ctl_denied,
+	           (long long)h->host_denied);
 	pthread_mutex_unlock(&h->mu);
 	if (h->reply) {
 		trk_reply_stats_t rs;
