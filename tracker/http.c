@@ -415,6 +415,11 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		return 0;
 	}
 	int take = seen_take(x, ev->replay);
+	if (take > 0 && ev->replay_alt[0]) {
+		take = seen_take(x, ev->replay_alt);
+		if (take <= 0)
+			seen_forget(h, ev->replay); /* not acted on */
+	}
 	if (take == 0) {
 		x->replayed++;
 		return 0;
@@ -495,6 +500,7 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 	if (rc) {
 		x->failed++;
 		seen_forget(h, ev->replay); /* not acted on: the vendor's retry must pass */
+		seen_forget(h, ev->replay_alt);
 	} else
 		x->produced++;
 	return 0;

@@ -272,9 +272,15 @@ static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		rc = TOCSIN_ERR_INVAL;
 	}
 	if (!rc) {
+		/* replay keys: the signed MessageSid (+ status for receipts, which come
+		 * once per status), and the unsigned retry token Twilio adds */
+		if (sid && *sid)
+			snprintf(ev->replay, sizeof ev->replay, "twilio:%.100s%s%.30s", sid,
+			         ev->kind == VND_WH_STATUS ? ":" : "",
+			         ev->kind == VND_WH_STATUS ? status : "");
 		const char *idem = rq->header ? rq->header(rq->header_ctx, "I-Twilio-Idempotency-Token") : NULL;
 		if (idem && *idem)
-			snprintf(ev->replay, sizeof ev->replay, "twilio:%.140s", idem);
+			snprintf(ev->replay_alt, sizeof ev->replay_alt, "twilio-idem:%.140s", idem);
 		fn(ctx, ev);
 		count = 1;
 	}

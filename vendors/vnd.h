@@ -112,10 +112,12 @@ typedef struct vnd_wh_event {
 	char detail[200];        /* vendor status word or reason */
 	char event_id[96];       /* vendor's event id for de-duplication (sg_event_id, Mailgun
 	                            token, Twilio MessageSid+status), "" if none */
-	char replay[160];        /* what must be seen once (the caller refuses a second time):
-	                            "mailgun:<token>", "sendgrid:<sg_event_id>",
-	                            "twilio:<I-Twilio-Idempotency-Token>", "vonage:<sig>";
-	                            "" when the request carries none */
+	char replay[160];        /* what must be seen once (the caller refuses a second time),
+	                            from signed fields: "mailgun:<token>",
+	                            "sendgrid:<sg_event_id>", "vonage:<sig>",
+	                            "twilio:<MessageSid>[:<status>]"; "" when there is none */
+	char replay_alt[160];    /* a second such key from an unsigned header (Twilio's
+	                            I-Twilio-Idempotency-Token: "twilio-idem:<token>"), or "" */
 	/* VND_WH_STATUS / VND_WH_UNSUB: recipient address; VND_WH_INBOUND: sender */
 	char address[320];
 	/* VND_WH_INBOUND */

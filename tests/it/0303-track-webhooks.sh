@@ -107,10 +107,10 @@ it_wait_until 20 folded || it_fail "receipts: got $("$TOCSIN_BIN" -c "$CFG" stat
 
 # Inbound SMS: STOP -> opt-out + one confirmation; STOP again -> no second reply; HELP -> help text;
 # free text -> kept for review.
-inbound() { # NAME BODY
+inbound() { # NAME BODY (each message its own MessageSid, as Twilio sends them)
   local P="/webhooks/twilio/inbound" sig
-  sig=$(twilio_sig "$PUB$P" "From=+15550009999" "To=+15005550006" "Body=$2" MessageSid=SMin AccountSid=ACit)
-  post "$1" 200 -X POST "$A$P" -H "X-Twilio-Signature: $sig" --data-urlencode From=+15550009999 --data-urlencode To=+15005550006 --data-urlencode "Body=$2" --data-urlencode MessageSid=SMin --data-urlencode AccountSid=ACit
+  sig=$(twilio_sig "$PUB$P" "From=+15550009999" "To=+15005550006" "Body=$2" MessageSid=SMin-$1 AccountSid=ACit)
+  post "$1" 200 -X POST "$A$P" -H "X-Twilio-Signature: $sig" --data-urlencode From=+15550009999 --data-urlencode To=+15005550006 --data-urlencode "Body=$2" --data-urlencode MessageSid=SMin-$1 --data-urlencode AccountSid=ACit
 }
 inbound stop1 " Stop "
 grep -q '<Message>You are unsubscribed' "$OUT/stop1.out" || it_fail "STOP confirmation: $(cat "$OUT/stop1.out")"

@@ -133,6 +133,11 @@ tw() { post "$1" "$2" -X POST "$A$P" -H "X-Twilio-Signature: $sig" -H 'I-Twilio-
   --data-urlencode MessageSid=SMt1 --data-urlencode MessageStatus=delivered --data-urlencode To=+15550000001; }
 tw tw-ok 200
 tw tw-replay 400
+# the token is an unsigned header: the same request without it, or with another, is refused too
+post tw-replay-notoken 400 -X POST "$A$P" -H "X-Twilio-Signature: $sig" \
+  --data-urlencode MessageSid=SMt1 --data-urlencode MessageStatus=delivered --data-urlencode To=+15550000001
+post tw-replay-newtoken 400 -X POST "$A$P" -H "X-Twilio-Signature: $sig" -H 'I-Twilio-Idempotency-Token: idem-2' \
+  --data-urlencode MessageSid=SMt1 --data-urlencode MessageStatus=delivered --data-urlencode To=+15550000001
 
 # --- SendGrid: stale or future timestamps refused; a replayed batch refused ---
 sg_post() { # NAME CODE TIMESTAMP BODY
@@ -185,7 +190,7 @@ assert v["sendgrid-nokey"]["webhook_auth"] == "unverifiable" and v["vonage-nokey
 w = v["vonage"]["webhooks"]
 assert w["mismatched"] == 2 and w["replayed"] == 2, w
 assert v["vonage-open"]["webhooks"]["mismatched"] == 1, v["vonage-open"]
-assert v["twilio"]["webhooks"]["replayed"] == 1 and v["mailgun"]["webhooks"]["replayed"] == 2, v
+assert v["twilio"]["webhooks"]["replayed"] == 3 and v["mailgun"]["webhooks"]["replayed"] == 2, v
 assert v["sendgrid"]["webhooks"]["replayed"] == 2 and v["sendgrid"]["webhooks"]["forbidden"] == 2, v
 PY
 curl -sf "$A/metrics" > "$OUT/metrics.txt"

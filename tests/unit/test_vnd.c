@@ -551,6 +551,8 @@ static void test_twilio_webhooks(void **st)
 	assert_int_equal(g.ev[0].state, MSG_ST_UNDELIVERED);
 	assert_string_equal(g.ev[0].code, "30003");
 	assert_string_equal(g.ev[0].address, "+15551234567");
+	assert_string_equal(g.ev[0].replay, "twilio:SM1:undelivered"); /* signed fields */
+	assert_string_equal(g.ev[0].replay_alt, "");                     /* no retry token */
 	/* tampered body, missing signature, other URL */
 	assert_int_equal(tw_post(a, url, NULL, "MessageSid=SM1&MessageStatus=delivered&To=%2B15551234567&ErrorCode=30003", sig, &g), TOCSIN_ERR_AUTH);
 	assert_int_equal(g.n, 0);
