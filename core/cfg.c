@@ -133,13 +133,14 @@ static const ck_t ck_dispatcher[] = {
     {"retry_max_ms", CK_LEAF, NULL},  {"max_in_flight", CK_LEAF, NULL},
     {"http_threads", CK_LEAF, NULL},  {"retry_budget", CK_LEAF, NULL},
     {"retry_budget_min_per_s", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
-/* tracker: core/cfg.c, tracker/http.c, tracker/reply.c */
+/* tracker: core/cfg.c, tracker/http.c, tracker/reply.c, tracker/presence.c */
 static const ck_t ck_tracker[] = {
     {"db", CK_LEAF, NULL},            {"listen", CK_LEAF, NULL},
     {"public_url", CK_LEAF, NULL},    {"control_token_env", CK_LEAF, NULL},
     {"api_cache_ms", CK_LEAF, NULL},  {"webhook_max_age_s", CK_LEAF, NULL},
     {"reply_per_number_hour", CK_LEAF, NULL}, {"reply_per_minute", CK_LEAF, NULL},
     {"conns_per_ip", CK_LEAF, NULL},  {"allowed_hosts", CK_LEAF, NULL},
+    {"dispatcher_idle_s", CK_LEAF, NULL},
     {NULL, CK_LEAF, NULL}};
 /* compliance: tracker/http.c (SMS keyword replies) */
 static const ck_t ck_compliance[] = {

@@ -10,6 +10,7 @@
 #include "tracker/api.h"
 #include "tracker/ctl.h"
 #include "tracker/reply.h"
+#include "tracker/presence.h"
 #include "tracker/store.h"
 #include "tracker/trk.h"
 #include "vendors/vnd.h"
@@ -892,6 +893,8 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 		rc = int_arg(c, "limit", &n, &b);
 		if (!rc)
 			rc = trk_api_inbound(&q, n, &b);
+	} else if (!strcmp(url, "/api/health")) {
+		rc = trk_presence_report(h->cfg, &b);
 	} else if (!strncmp(url, "/api/campaigns/", 15)) {
 		char id[256];
 		const char *p = url + 15, *sl = strchr(p, '/');

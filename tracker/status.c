@@ -2,6 +2,7 @@
 #include "core/cmd.h"
 #include "core/err.h"
 #include "tracker/api.h"
+#include "tracker/presence.h"
 #include "tracker/store.h"
 
 #include <jansson.h>
@@ -90,5 +91,15 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 				printf(" %s=%lld", msg_state_name((msg_state_t)i), (long long)c.by_vendor[k][i]);
 		printf("\n");
 	}
+	/* a channel without a dispatcher while messages wait (the tracker's presence report) */
+	buf_t pb;
+	buf_init(&pb, 1 << 20);
+	json_t *pj = !trk_presence_report(cfg, &pb) ? json_loadb(pb.p, pb.len, 0, NULL) : NULL;
+	size_t wi;
+	json_t *w;
+	json_array_foreach(json_object_get(pj, "warnings"), wi, w)
+	    printf("warning: %s\n", json_string_value(w));
+	json_decref(pj);
+	buf_free(&pb);
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include "core/kq.h"
 #include "core/log.h"
 #include "core/runfile.h"
+#include "tracker/presence.h"
 #include "core/sig.h"
 #include "tracker/store.h"
 #include "tracker/trk.h"
@@ -317,6 +318,17 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 			return 1;
 		}
 	}
+	/* dispatcher presence: run/dispatchers.json, served as /api/health */
+	trk_presence_t *pres = trk_presence_new(cfg, err, sizeof err);
+	if (!pres) {
+		fprintf(stderr, "tocsin track: %s\n", err);
+		trk_http_free(srv);
+		rd_kafka_consumer_close(g.rk);
+		rd_kafka_destroy(g.rk);
+		trk_store_free(g.st);
+		trk_live_free(g.live);
+		return 1;
+	}
 	char pid[32];
 	snprintf(pid, sizeof pid, "%d\n", (int)getpid());
 	runfile_write(cfg, "run/track.pid", pid, err, sizeof err);
@@ -382,6 +394,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 	if (tx_commit(&g, 0))
 		rc = 1;
 	rd_kafka_queue_destroy(q);
+	trk_presence_free(pres);
 	trk_http_free(srv);
 	rd_kafka_consumer_close(g.rk);
 	rd_kafka_destroy(g.rk);
