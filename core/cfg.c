@@ -570,7 +570,7 @@ cfg_t *cfg_load(const char *path, char *err, size_t errlen)
 			return NULL;
 		}
 	} else {
-		c->path = strdup("(built-in defaults)");
+		c->path = strdup(CFG_BUILTIN_PATH);
 		c->root = json_loads(cfg_default_json, 0, &je);
 	}
 	if (parse(c, err, errlen)) {

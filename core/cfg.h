@@ -41,8 +41,11 @@ typedef struct cfg_route {
 	size_t nvendors;
 } cfg_route_t;
 
+/* cfg_t.path when no file was loaded. */
+#define CFG_BUILTIN_PATH "(built-in defaults)"
+
 typedef struct cfg {
-	char *path;        /* file loaded, or "(built-in defaults)" */
+	char *path;        /* file loaded, or CFG_BUILTIN_PATH */
 	char *var_dir;     /* run files, sqlite db, reports; default "var" */
 	json_t *kafka;     /* object: librdkafka property -> string value */
 	cfg_vendor_t *vendors;

@@ -23,7 +23,7 @@ static const cmd_t cmds[] = {
     {"dead", cmd_dead, "list the messages that could not be sent, and why (tocsin.dead)"},
     {"track", cmd_track, "status store, dashboard, JSON API, /metrics and vendor webhooks"},
     {"status", cmd_status, "print a campaign's counts per state"},
-    {"campaign", cmd_campaign, "pause, resume or cancel a campaign (pause|resume|cancel <id>)"},
+    {"campaign", cmd_campaign, "list campaigns, or pause, resume or cancel one (list|pause|resume|cancel <id>)"},
     {"vendor", cmd_vendor, "drain or undrain a vendor by hand (drain|undrain <name>)"},
     {"up", cmd_up, "run broker, emulator, tracker and dispatchers in the foreground until Ctrl-C"},
     {"demo", cmd_demo, "run broker, emulator, tracker and a dispatcher; send the 10,000 example blast"},

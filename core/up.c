@@ -103,7 +103,7 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 		fprintf(stderr, "tocsin up: cannot create %s\n", logs);
 		return 1;
 	}
-	int builtin = strcmp(cfg->path, "(built-in defaults)") == 0;
+	int builtin = strcmp(cfg->path, CFG_BUILTIN_PATH) == 0;
 	sup_t *sup = sup_new("tocsin up", self, builtin ? NULL : cfg->path, logs, pids, err, sizeof err);
 	if (!sup) {
 		fprintf(stderr, "tocsin up: %s\n", err);
