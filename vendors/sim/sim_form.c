@@ -14,10 +14,14 @@ static int form_alloc(sim_form_t *f, size_t n, size_t size)
 	memset(f, 0, sizeof *f);
 	if (n > SIM_FORM_MAX)
 		return TOCSIN_ERR_TOOBIG;
-	f->name = calloc(n ? n : 1, sizeof *f->name);
-	f->val = calloc(n ? n : 1, sizeof *f->val);
-	f->store = malloc(size ? size : 1);
-	return f->name && f->val && f->store ? 0 : TOCSIN_ERR_NOMEM;
+	/* one block: the name and value pointers, then the text */
+	char **p = malloc(2 * (n ? n : 1) * sizeof *p + (size ? size : 1));
+	if (!p)
+		return TOCSIN_ERR_NOMEM;
+	f->name = p;
+	f->val = p + (n ? n : 1);
+	f->store = (char *)(p + 2 * (n ? n : 1));
+	return 0;
 }
 
 static int hexval(int c)
@@ -168,9 +172,7 @@ const char *sim_form_get(const sim_form_t *f, const char *name)
 
 void sim_form_free(sim_form_t *f)
 {
-	free(f->name);
-	free(f->val);
-	free(f->store);
+	free(f->name); /* the one block */
 	memset(f, 0, sizeof *f);
 }
 

@@ -54,7 +54,8 @@ typedef struct sim_ids {
 /* one message a Twilio vendor accepted, for GET .../Messages(.json|/{sid}.json) */
 typedef struct sim_twmsg {
 	char sid[40], to[24], from[24], mss[40];
-	char *body;         /* owned */
+	char *body;         /* owned, bodycap bytes (reused when the ring wraps) */
+	size_t bodycap;
 	int64_t created_ms; /* wall clock */
 	double delay_ms;    /* sent at half of it, then delivered (ok) or undelivered 30003 */
 	int nseg, ok;

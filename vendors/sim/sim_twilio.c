@@ -203,22 +203,32 @@ static void tw_msg_json(buf_t *b, const char *acc, const sim_twmsg_t *m, const c
 	buf_puts(b, ".json\"}");
 }
 
-/* keep a copy of m (its body copied) in sv's ring, the oldest dropped */
+/* keep a copy of m (its body copied) in sv's ring, over the oldest */
 static void tw_keep(sim_vendor_t *sv, const sim_twmsg_t *m, const char *body)
 {
 	if (!sv->tw)
 		return;
-	char *copy = strdup(body);
+	size_t len = strlen(body);
 	pthread_mutex_lock(&sv->twmu);
 	sim_twmsg_t *slot = &sv->tw[sv->tw_next];
-	char *old = slot->body;
+	char *buf = slot->body;
+	size_t cap = slot->bodycap;
+	if (cap < len + 1) { /* the slot's buffer is reused once the ring has wrapped */
+		char *nb = realloc(buf, len + 1);
+		if (!nb) {
+			pthread_mutex_unlock(&sv->twmu);
+			return;
+		}
+		buf = nb;
+		cap = len + 1;
+	}
 	*slot = *m;
-	slot->body = copy;
+	slot->body = memcpy(buf, body, len + 1);
+	slot->bodycap = cap;
 	sv->tw_next = (sv->tw_next + 1) % SIM_TW_KEEP;
 	if (sv->tw_n < SIM_TW_KEEP)
 		sv->tw_n++;
 	pthread_mutex_unlock(&sv->twmu);
-	free(old);
 }
 
 /* The Twilio vendor of account when the request's Basic credentials are its own;
