@@ -138,6 +138,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	./$(BIN) demo
 
+# the benches' baselines need wrk and nginx; `make bench` installs them (make test does not)
+bench: DEB_PKGS += wrk nginx-light
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@BUILD=$(BUILD) TOCSIN_BIN=$(abspath $(BIN)) bench/run.sh $(BENCH_BINS)

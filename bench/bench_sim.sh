@@ -17,7 +17,7 @@ pids=()
 cleanup() { for p in "${pids[@]+"${pids[@]}"}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-command -v wrk >/dev/null || { echo "bench_sim: wrk is missing (Debian package wrk; make deps)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench_sim: wrk is missing (Debian package wrk; make bench installs it)" >&2; exit 1; }
 if ! command -v nginx >/dev/null; then
   echo "bench_sim: installing nginx-light for the baseline" >&2
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
