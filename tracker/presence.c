@@ -88,7 +88,14 @@ static void check(trk_presence_t *p)
 			continue;
 		const char *topic = kq_outbox_topic((msg_channel_t)c), *chn = msg_channel_name((msg_channel_t)c);
 		int m = members(pc->rk, pc->group);
-		int64_t committed = 0, w = waiting(pc->rk, topic, &committed);
+		/* both lanes: tocsin.outbox.<ch> and tocsin.outbox.<ch>.urgent */
+		int64_t committed = 0, w = 0;
+		for (int l = 0; l < KQ_LANE__COUNT && w >= 0; l++) {
+			int64_t cl = 0,
+			        wl = waiting(pc->rk, kq_outbox_lane_topic((msg_channel_t)c, (kq_lane_t)l), &cl);
+			w = wl < 0 ? -1 : w + wl;
+			committed += cl;
+		}
 		if (w <= 0 || committed != pc->committed)
 			pc->moved_ms = now;
 		pc->committed = committed;
@@ -100,11 +107,11 @@ static void check(trk_presence_t *p)
 		if (m == 0 && w > 0)
 			snprintf(msg, sizeof msg,
 			         "no dispatcher for channel %s: consumer group %s has no member and %lld "
-			         "messages wait on %s (start `tocsin dispatch --channel %s`)",
+			         "messages wait on %s(.urgent) (start `tocsin dispatch --channel %s`)",
 			         chn, pc->group, (long long)w, topic, chn);
 		else if (m < 0 && w > 0 && idle_s >= p->idle_s)
 			snprintf(msg, sizeof msg,
-			         "no dispatcher for channel %s? %lld messages wait on %s and consumer group "
+			         "no dispatcher for channel %s? %lld messages wait on %s(.urgent) and consumer group "
 			         "%s has committed nothing for %lld s (start `tocsin dispatch --channel %s`; "
 			         "a paused campaign's messages also wait)",
 			         chn, (long long)w, topic, pc->group, (long long)idle_s, chn);

@@ -15,7 +15,7 @@
 
 /* A thread that checks, every 2 s, for each channel with vendors: the members of
  * the consumer group tocsin-dispatch-<channel> (when the cluster lists groups),
- * the messages waiting on tocsin.outbox.<channel> past the group's committed
+ * the messages waiting on tocsin.outbox.<channel> and its .urgent lane past the group's committed
  * offsets, and how long those offsets have not moved; it writes the result to
  * TRK_PRESENCE_RUNFILE. A warning is raised for a channel whose group has no
  * member while messages wait, or (the group membership unknown) whose waiting

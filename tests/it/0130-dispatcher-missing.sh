@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# 0130-dispatcher-missing: an SMS + email campaign with only the SMS dispatcher running. The
+# 0130-dispatcher-missing: an SMS + email campaign (and an urgent email one, on the .urgent
+# lane) with only the SMS dispatcher running. The
 # tracker warns that nothing consumes tocsin.outbox.email (in /api/health, which the dashboard
 # shows, and in `tocsin status`), never about sms; once an email dispatcher starts the warning
 # goes away and every message is delivered.
@@ -21,6 +22,9 @@ it_start_track
 it_bg dispatch-sms dispatch --channel sms
 cp "$ROOT/examples/rally.json" "$ROOT/examples/supporters.csv" "$OUT/"
 "$TOCSIN_BIN" -c "$CFG" launch "$OUT/rally.json" > "$OUT/launch.out" 2>&1 || it_fail "launch: $(cat "$OUT/launch.out")"
+# an urgent email-only campaign (priority 1: the .urgent lane) waits too
+python3 -c 'import json; c=json.load(open("'"$OUT"'/rally.json")); del c["sms"]; c.update(id="alert", priority=1); json.dump(c, open("'"$OUT"'/alert.json", "w"))'
+"$TOCSIN_BIN" -c "$CFG" launch "$OUT/alert.json" > "$OUT/launch-alert.out" 2>&1 || it_fail "launch alert: $(cat "$OUT/launch-alert.out")"
 
 health() { curl -sf "http://$TRACK/api/health"; }
 warns() { health | it_jq '" | ".join(j["warnings"])'; }
@@ -31,7 +35,7 @@ it_wait_until 40 email_warned || it_fail "no warning about the email channel: $(
 sleep 2.5   # one more check after the SMS half is done (every 2 s)
 health | tee "$OUT/health.json"; echo
 it_jq '" | ".join(j["warnings"])' "$OUT/health.json" | grep -q "channel sms" && it_fail "a warning about sms, which has its dispatcher: $(warns)"
-it_jq 'j["channels"]["email"]["waiting"]' "$OUT/health.json" | grep -qx 200 || it_fail "email waiting is not 200"
+it_jq 'j["channels"]["email"]["waiting"]' "$OUT/health.json" | grep -qx 400 || it_fail "email waiting is not 200 bulk + 200 urgent"
 it_jq 'j["channels"]["sms"]["waiting"]' "$OUT/health.json" | grep -qx 0 || it_fail "sms waiting is not 0"
 "$TOCSIN_BIN" -c "$CFG" status rally > "$OUT/status.out"; cat "$OUT/status.out"
 grep -q "^warning: no dispatcher for channel email" "$OUT/status.out" || it_fail "tocsin status does not warn"
@@ -41,6 +45,8 @@ curl -sf "http://$TRACK/" > "$OUT/dash.html"; grep -q '/api/health' "$OUT/dash.h
 it_bg dispatch-email dispatch --channel email
 all_done() { [ "$(it_status_field rally 'j["states"].get("delivered",0)+j["states"].get("accepted",0)')" = 400 ]; }
 it_wait_until 60 all_done || it_fail "not all 400 accepted with both dispatchers"
+alert_done() { [ "$(it_final_count alert)" = 200 ]; }
+it_wait_until 60 alert_done || it_fail "the urgent campaign was not sent"
 no_warn() { [ -z "$(warns)" ]; }
 it_wait_until 20 no_warn || it_fail "the warning stayed: $(warns)"
 "$TOCSIN_BIN" -c "$CFG" status rally | grep -q "^warning" && it_fail "tocsin status still warns"
