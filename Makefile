@@ -13,7 +13,7 @@ LDLIBS   += -lrdkafka -lcurl -ljansson -lsqlite3 -lmicrohttpd -lcrypto -lpthread
 # Debian packages the build, tests and demo need; `make deps` installs the missing ones.
 DEB_PKGS := gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libjansson-dev \
             libsqlite3-dev libmicrohttpd-dev libcmocka-dev libssl-dev sqlite3 curl \
-            procps python3 chromium
+            procps python3 chromium prometheus
 # Commands whose Debian package is installed only when the command is missing (a machine
 # may already have Node.js from elsewhere, whose npm conflicts with Debian's).
 DEB_CMDS := node:nodejs npm:npm

@@ -137,6 +137,7 @@ static const ck_t ck_dispatcher[] = {
 static const ck_t ck_tracker[] = {
     {"db", CK_LEAF, NULL},            {"listen", CK_LEAF, NULL},
     {"public_url", CK_LEAF, NULL},    {"control_token_env", CK_LEAF, NULL},
+    {"control_tokens", CK_LEAF, NULL}, /* tracker/ctl.c checks its entries */
     {"api_cache_ms", CK_LEAF, NULL},  {"webhook_max_age_s", CK_LEAF, NULL},
     {"reply_per_number_hour", CK_LEAF, NULL}, {"reply_per_minute", CK_LEAF, NULL},
     {"conns_per_ip", CK_LEAF, NULL},  {"allowed_hosts", CK_LEAF, NULL},

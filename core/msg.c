@@ -213,6 +213,7 @@ int msg_campaign_encode(const msg_campaign_t *c, buf_t *b)
 	if (c->queued >= 0)
 		jw_int(&w, "queued", c->queued);
 	jw_int(&w, "ts_ms", c->ts_ms);
+	jw_str(&w, "actor", c->actor);
 	return jw_end(&w);
 }
 
@@ -235,6 +236,7 @@ int msg_vhealth_encode(const msg_vhealth_t *h, buf_t *b)
 	jw_dbl(&w, "p95_ms", h->p95_ms);
 	jw_dbl(&w, "error_rate", h->error_rate);
 	jw_int(&w, "ts_ms", h->ts_ms);
+	jw_str(&w, "actor", h->actor);
 	return jw_end(&w);
 }
 
@@ -385,6 +387,7 @@ int msg_campaign_parse(const void *data, size_t len, msg_campaign_t *c, json_t *
 	c->name = gs(o, "name");
 	c->queued = gi(o, "queued", -1);
 	c->ts_ms = gi(o, "ts_ms", 0);
+	c->actor = gs(o, "actor");
 	*hold = o;
 	return TOCSIN_OK;
 }
@@ -413,6 +416,7 @@ int msg_vhealth_parse(const void *data, size_t len, msg_vhealth_t *h, json_t **h
 	h->p95_ms = gd(o, "p95_ms");
 	h->error_rate = gd(o, "error_rate");
 	h->ts_ms = gi(o, "ts_ms", 0);
+	h->actor = gs(o, "actor");
 	*hold = o;
 	return TOCSIN_OK;
 }

@@ -135,6 +135,7 @@ typedef struct msg_campaign {
 	msg_camp_state_t state;
 	int64_t queued;     /* messages produced so far, -1 if unknown */
 	int64_t ts_ms;
+	const char *actor;  /* who changed it: the person or role of an operator control, or NULL */
 } msg_campaign_t;
 int msg_campaign_encode(const msg_campaign_t *c, buf_t *b);
 int msg_campaign_parse(const void *data, size_t len, msg_campaign_t *c, json_t **hold, char *err,
@@ -160,6 +161,7 @@ typedef struct msg_vhealth {
 	double p95_ms;      /* -1 if unknown */
 	double error_rate;  /* -1 if unknown */
 	int64_t ts_ms;
+	const char *actor;  /* by "operator": the person or role who did it, or NULL */
 } msg_vhealth_t;
 int msg_vhealth_encode(const msg_vhealth_t *h, buf_t *b);
 int msg_vhealth_parse(const void *data, size_t len, msg_vhealth_t *h, json_t **hold, char *err,

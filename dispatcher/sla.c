@@ -434,13 +434,9 @@ const sla_opts_t *sla_opts(const sla_t *s) { return &s->o; }
 void sla_vhealth(const sla_transition_t *t, const char *vendor, const char *by, int64_t ts_ms,
                  msg_vhealth_t *h)
 {
-	h->vendor = vendor;
-	h->state = t->to;
-	h->reason = t->reason;
-	h->by = by;
-	h->p95_ms = t->stats.p95_ms;
-	h->error_rate = t->stats.error_rate;
-	h->ts_ms = ts_ms;
+	*h = (msg_vhealth_t){.vendor = vendor, .state = t->to, .reason = t->reason, .by = by,
+	                     .p95_ms = t->stats.p95_ms, .error_rate = t->stats.error_rate,
+	                     .ts_ms = ts_ms}; /* every other field (actor) unset */
 }
 
 int sla_format(const sla_transition_t *t, const char *vendor, char *out, size_t outlen)

@@ -12,6 +12,10 @@
 #include <string.h>
 
 #define MAX_CAMPS 500
+/* /metrics: a campaign's tocsin_messages series are exported while it has
+ * messages in progress or had activity (a status record, a campaign record)
+ * within this many seconds (tracker/README.md "Metrics") */
+#define TRK_METRICS_CAMPAIGN_TTL_S 3600
 
 static int dberr(trk_api_q_t *q)
 {
@@ -672,6 +676,95 @@ int trk_api_series(trk_api_q_t *q, const char *campaign, int seconds, buf_t *b)
 	return buf_puts(b, "}}\n");
 }
 
+/* ---- alerts: why a running campaign cannot progress ---- */
+
+int trk_api_alerts(trk_api_q_t *q, int64_t broker_down_ms, buf_t *b)
+{
+	int64_t now = clock_wall_ms();
+	int first = 1;
+	buf_puts(b, "{\"alerts\":[");
+	if (broker_down_ms > 0) {
+		buf_printf(b,
+		           "{\"kind\":\"broker\",\"since_ms\":%lld,\"text\":\"Kafka broker unreachable for "
+		           "%lld s: no message is sent or tracked until it is back\"}",
+		           (long long)broker_down_ms, (long long)((now - broker_down_ms) / 1000));
+		first = 0;
+	}
+	/* the campaigns with messages still to send, and their channels (none seen yet: any) */
+	camp_t *cs = calloc(MAX_CAMPS, sizeof *cs);
+	size_t n = 0;
+	if (!cs)
+		return TOCSIN_ERR_NOMEM;
+	int rc = load_camps(q, NULL, cs, &n);
+	for (int ch = 0; ch < MSG_CH__COUNT && !rc; ch++) {
+		/* the channel's route: healthy or probing vendors can carry it */
+		const cfg_route_t *r = &q->cfg->routes[ch];
+		char names[512] = "";
+		int usable = 0, any = 0;
+		for (size_t i = 0; i < q->cfg->nvendors; i++) {
+			const cfg_vendor_t *v = &q->cfg->vendors[i];
+			int in_route = r->nvendors == 0 && v->channel == (msg_channel_t)ch;
+			for (size_t k = 0; k < r->nvendors && !in_route; k++)
+				in_route = !strcmp(r->vendors[k], v->name);
+			if (!in_route)
+				continue;
+			any = 1;
+			int st = MSG_VH_HEALTHY;
+			sqlite3_stmt *qs;
+			if (!prep(q, "SELECT state FROM vendors WHERE name=?1", &qs)) {
+				sqlite3_bind_text(qs, 1, v->name, -1, SQLITE_STATIC);
+				if (sqlite3_step(qs) == SQLITE_ROW)
+					st = sqlite3_column_int(qs, 0);
+				sqlite3_finalize(qs);
+			}
+			usable |= st == MSG_VH_HEALTHY || st == MSG_VH_PROBING;
+			size_t l = strlen(names);
+			snprintf(names + l, sizeof names - l, "%s%s %s", l ? ", " : "", v->name,
+			         msg_vh_state_name((msg_vh_state_t)st));
+		}
+		if (usable || !any)
+			continue;
+		int listed = 0;
+		for (size_t i = 0; i < n; i++) {
+			camp_t *c = &cs[i];
+			summary_t sm;
+			summarize(c->states, c->queued, &sm);
+			int64_t seen = 0;
+			for (int k = 0; k < MSG_CH__COUNT; k++)
+				for (int j = 0; j < MSG_ST__COUNT; j++)
+					seen += c->ch[k][j];
+			int64_t here = c->ch[ch][MSG_ST_QUEUED] + c->ch[ch][MSG_ST_RETRYING];
+			if (NO_CAMPAIGN(c->id) || c->state != MSG_CAMP_RUNNING || sm.in_progress == 0 ||
+			    (seen && !here))
+				continue;
+			if (!listed++) {
+				buf_printf(b, "%s{\"kind\":\"no_vendor\",\"channel\":\"%s\",\"vendors\":", first ? "" : ",",
+				           msg_channel_name((msg_channel_t)ch));
+				jstr(b, names);
+				buf_puts(b, ",\"campaigns\":[");
+				first = 0;
+			} else {
+				buf_putc(b, ',');
+			}
+			jstr(b, c->id);
+		}
+		if (listed) {
+			char t[700];
+			snprintf(t, sizeof t,
+			         "No healthy %s vendor (%s): %d running campaign%s cannot progress until one "
+			         "recovers or is undrained",
+			         msg_channel_name((msg_channel_t)ch), names, listed, listed == 1 ? "" : "s");
+			buf_puts(b, "],\"text\":");
+			jstr(b, t);
+			buf_putc(b, '}');
+		}
+	}
+	free(cs);
+	if (rc)
+		return rc;
+	return buf_puts(b, "]}\n");
+}
+
 /* ---- timeline, inbound ---- */
 
 int trk_api_timeline(trk_api_q_t *q, int limit, buf_t *b)
@@ -681,7 +774,8 @@ int trk_api_timeline(trk_api_q_t *q, int limit, buf_t *b)
 		return TOCSIN_ERR_INVAL;
 	}
 	sqlite3_stmt *st;
-	if (prep(q, "SELECT ts_ms, kind, subject, detail FROM timeline ORDER BY ts_ms DESC LIMIT ?1",
+	if (prep(q, "SELECT ts_ms, kind, subject, detail, actor FROM timeline ORDER BY ts_ms DESC"
+	            " LIMIT ?1",
 	         &st))
 		return TOCSIN_ERR_IO;
 	sqlite3_bind_int(st, 1, limit);
@@ -696,6 +790,8 @@ int trk_api_timeline(trk_api_q_t *q, int limit, buf_t *b)
 		jstr(b, col(st, 2));
 		buf_puts(b, ",\"detail\":");
 		jstr(b, col(st, 3));
+		buf_puts(b, ",\"actor\":");
+		jstr_or_null(b, st, 4);
 		buf_putc(b, '}');
 	}
 	sqlite3_finalize(st);
@@ -946,29 +1042,60 @@ static void prom_label(buf_t *b, const char *s)
 	buf_putc(b, '"');
 }
 
+/* One tocsin_messages-style sample: {campaign?, channel, vendor, state} n;
+ * a message never given to a vendor has vendor "none". */
+static void msg_sample(buf_t *b, const char *metric, const char *camp, int ch, const char *vendor,
+                       int state, int64_t n)
+{
+	buf_printf(b, "%s{", metric);
+	if (camp) {
+		buf_puts(b, "campaign=");
+		prom_label(b, *camp ? camp : "none");
+		buf_putc(b, ',');
+	}
+	buf_printf(b, "channel=\"%s\",vendor=", msg_channel_name((msg_channel_t)ch));
+	prom_label(b, *vendor ? vendor : "none");
+	buf_printf(b, ",state=\"%s\"} %lld\n", msg_state_name((msg_state_t)state), (long long)n);
+}
+
 int trk_api_metrics(trk_api_q_t *q, buf_t *b)
 {
 	sqlite3_stmt *st;
-	buf_puts(b, "# HELP tocsin_messages Messages by campaign, channel, vendor and current state.\n"
+	int64_t now_s = clock_wall_ms() / 1000;
+	buf_puts(b, "# HELP tocsin_messages Messages by campaign, channel, vendor and current state, "
+	            "for campaigns with messages in progress or activity in the last hour.\n"
 	            "# TYPE tocsin_messages gauge\n");
-	if (prep(q, "SELECT campaign, vendor, state, SUM(n) FROM counts GROUP BY 1, 2, 3", &st))
+	if (prep(q, "WITH live(c) AS (SELECT campaign FROM series WHERE sec>=?1"
+	            " UNION SELECT id FROM campaigns WHERE ts_ms>=?1 * 1000"
+	            " UNION SELECT campaign FROM counts WHERE state IN (?2, ?3) AND n>0)"
+	            " SELECT campaign, channel, vendor, state, SUM(n) FROM counts"
+	            " WHERE campaign IN (SELECT c FROM live) GROUP BY 1, 2, 3, 4",
+	         &st))
+		return TOCSIN_ERR_IO;
+	sqlite3_bind_int64(st, 1, now_s - TRK_METRICS_CAMPAIGN_TTL_S);
+	sqlite3_bind_int(st, 2, MSG_ST_QUEUED);
+	sqlite3_bind_int(st, 3, MSG_ST_RETRYING);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t n = sqlite3_column_int64(st, 4);
+		int ch = sqlite3_column_int(st, 1), s = sqlite3_column_int(st, 3);
+		if (n && (unsigned)ch < MSG_CH__COUNT && (unsigned)s < MSG_ST__COUNT)
+			msg_sample(b, "tocsin_messages", col(st, 0), ch, col(st, 2), s, n);
+	}
+	sqlite3_finalize(st);
+	buf_puts(b, "# HELP tocsin_messages_all Messages of every campaign by channel, vendor and "
+	            "current state.\n# TYPE tocsin_messages_all gauge\n");
+	if (prep(q, "SELECT channel, vendor, state, SUM(n) FROM counts GROUP BY 1, 2, 3", &st))
 		return TOCSIN_ERR_IO;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int64_t n = sqlite3_column_int64(st, 3);
-		if (!n)
-			continue;
-		const cfg_vendor_t *v = cfg_vendor(q->cfg, col(st, 1));
-		buf_puts(b, "tocsin_messages{campaign=");
-		prom_label(b, col(st, 0));
-		buf_printf(b, ",channel=\"%s\",vendor=", v ? msg_channel_name(v->channel) : "");
-		prom_label(b, col(st, 1));
-		buf_printf(b, ",state=\"%s\"} %lld\n", msg_state_name((msg_state_t)sqlite3_column_int(st, 2)),
-		           (long long)n);
+		int ch = sqlite3_column_int(st, 0), s = sqlite3_column_int(st, 2);
+		if (n && (unsigned)ch < MSG_CH__COUNT && (unsigned)s < MSG_ST__COUNT)
+			msg_sample(b, "tocsin_messages_all", NULL, ch, col(st, 1), s, n);
 	}
 	sqlite3_finalize(st);
 
-	buf_puts(b, "# HELP tocsin_vendor_latency_ms Vendor request latency.\n"
-	            "# TYPE tocsin_vendor_latency_ms histogram\n");
+	buf_puts(b, "# HELP tocsin_vendor_latency_seconds Vendor request latency (every answer but "
+	            "throttles).\n# TYPE tocsin_vendor_latency_seconds histogram\n");
 	if (prep(q, "SELECT vendor, lat, lat_sum FROM lat_total WHERE vendor<>'' ORDER BY vendor", &st))
 		return TOCSIN_ERR_IO;
 	char cur[128] = "";
@@ -980,16 +1107,16 @@ int trk_api_metrics(trk_api_q_t *q, buf_t *b)
 				int64_t cum = 0;
 				for (int k = 0; k < TRK_LAT_BUCKETS; k++) {
 					cum += h[k];
-					buf_puts(b, "tocsin_vendor_latency_ms_bucket{vendor=");
+					buf_puts(b, "tocsin_vendor_latency_seconds_bucket{vendor=");
 					prom_label(b, cur);
 					if (trk_lat_bound(k) >= 0)
-						buf_printf(b, ",le=\"%d\"} %lld\n", trk_lat_bound(k), (long long)cum);
+						buf_printf(b, ",le=\"%g\"} %lld\n", trk_lat_bound(k) / 1000.0, (long long)cum);
 					else
 						buf_printf(b, ",le=\"+Inf\"} %lld\n", (long long)cum);
 				}
-				buf_puts(b, "tocsin_vendor_latency_ms_sum{vendor=");
+				buf_puts(b, "tocsin_vendor_latency_seconds_sum{vendor=");
 				prom_label(b, cur);
-				buf_printf(b, "} %lld\ntocsin_vendor_latency_ms_count{vendor=", (long long)sum);
+				buf_printf(b, "} %.3f\ntocsin_vendor_latency_seconds_count{vendor=", (double)sum / 1000.0);
 				prom_label(b, cur);
 				buf_printf(b, "} %lld\n", (long long)cum);
 			}

@@ -26,7 +26,11 @@ int trk_api_campaign(trk_api_q_t *q, const char *id, buf_t *b);
 int trk_api_vendors(trk_api_q_t *q, buf_t *b);
 /* Per-second series over the last seconds (1..3600): totals and per vendor. */
 int trk_api_series(trk_api_q_t *q, const char *campaign, int seconds, buf_t *b);
-/* {"events":[{"ts_ms","kind","subject","detail"}]}, newest first, limit 1..1000. */
+/* Why running campaigns cannot progress: {"alerts":[{"kind":"broker","since_ms","text"},
+ * {"kind":"no_vendor","channel","vendors","campaigns":[..],"text"}]}; broker_down_ms is
+ * when the tracker lost the Kafka broker (0 = reachable). */
+int trk_api_alerts(trk_api_q_t *q, int64_t broker_down_ms, buf_t *b);
+/* {"events":[{"ts_ms","kind","subject","detail","actor"}]}, newest first, limit 1..1000. */
 int trk_api_timeline(trk_api_q_t *q, int limit, buf_t *b);
 /* {"inbound":[{"ts_ms","vendor","from","to","body","kind"}]}, newest first. */
 int trk_api_inbound(trk_api_q_t *q, int limit, buf_t *b);

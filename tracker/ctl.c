@@ -4,9 +4,11 @@
 #include "core/err.h"
 #include "core/kq.h"
 #include "core/log.h"
+#include "vendors/vnd.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int trk_ctl_campaign_state(trk_store_t *rd, const char *id)
@@ -37,7 +39,7 @@ static int publish(rd_kafka_t *rk, const char *topic, const char *key, buf_t *b,
 }
 
 int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char *action,
-                     char *err, size_t errlen)
+                     const char *actor, char *err, size_t errlen)
 {
 	msg_camp_state_t to;
 	if (!strcmp(action, "pause"))
@@ -93,7 +95,7 @@ int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char
 		}
 	}
 	msg_campaign_t rec = {.id = id, .name = name[0] ? name : NULL, .state = to, .queued = queued,
-	                      .ts_ms = clock_wall_ms()};
+	                      .ts_ms = clock_wall_ms(), .actor = actor};
 	buf_t b;
 	buf_init(&b, 8192);
 	int rc = msg_campaign_encode(&rec, &b);
@@ -101,12 +103,13 @@ int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char
 		rc = publish(rk, KQ_T_CAMPAIGNS, id, &b, err, errlen);
 	buf_free(&b);
 	if (!rc)
-		log_info("event=operator_action action=%s campaign=%s", action, id);
+		log_info("event=operator_action action=%s campaign=%s actor=%s", action, id,
+		         actor ? actor : "-");
 	return rc;
 }
 
 int trk_ctl_vendor(rd_kafka_t *rk, const cfg_t *cfg, const char *vendor, const char *action,
-                   char *err, size_t errlen)
+                   const char *actor, char *err, size_t errlen)
 {
 	msg_vh_state_t to;
 	if (!strcmp(action, "drain"))
@@ -123,7 +126,8 @@ int trk_ctl_vendor(rd_kafka_t *rk, const cfg_t *cfg, const char *vendor, const c
 	}
 	msg_vhealth_t h = {.vendor = vendor, .state = to,
 	                   .reason = to == MSG_VH_DRAINED ? "operator drain" : "operator undrain",
-	                   .by = "operator", .p95_ms = -1, .error_rate = -1, .ts_ms = clock_wall_ms()};
+	                   .by = "operator", .p95_ms = -1, .error_rate = -1, .ts_ms = clock_wall_ms(),
+	                   .actor = actor};
 	buf_t b;
 	buf_init(&b, 8192);
 	int rc = msg_vhealth_encode(&h, &b);
@@ -131,6 +135,122 @@ int trk_ctl_vendor(rd_kafka_t *rk, const cfg_t *cfg, const char *vendor, const c
 		rc = publish(rk, KQ_T_VENDOR_HEALTH, vendor, &b, err, errlen);
 	buf_free(&b);
 	if (!rc)
-		log_info("event=operator_action action=%s vendor=%s", action, vendor);
+		log_info("event=operator_action action=%s vendor=%s actor=%s", action, vendor,
+		         actor ? actor : "-");
 	return rc;
+}
+
+int trk_ctl_actor_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n < 1 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '@' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+#define MAX_TOKENS 64
+struct trk_ctl_tokens {
+	size_t n;
+	struct {
+		char name[65];
+		const char *token; /* the environment's */
+	} t[MAX_TOKENS];
+};
+
+void trk_ctl_tokens_free(trk_ctl_tokens_t *t) { free(t); }
+size_t trk_ctl_tokens_count(const trk_ctl_tokens_t *t) { return t ? t->n : 0; }
+
+static int token_add(trk_ctl_tokens_t *t, const char *name, const char *env, char *err,
+                     size_t errlen)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (!strcmp(t->t[i].name, name)) {
+			snprintf(err, errlen, "tracker.control_tokens: name \"%s\" appears twice", name);
+			return TOCSIN_ERR_CONFIG;
+		}
+	const char *tok = getenv(env);
+	if (!tok || !*tok) {
+		log_warn("event=control_token_unset name=%s env=%s msg=\"this name cannot use the "
+		         "controls until the variable is set\"",
+		         name, env);
+		return 0;
+	}
+	for (size_t i = 0; i < t->n; i++)
+		if (!strcmp(t->t[i].token, tok)) {
+			snprintf(err, errlen,
+			         "tracker.control_tokens: %s and %s have the same token (give each its own)",
+			         t->t[i].name, name);
+			return TOCSIN_ERR_CONFIG;
+		}
+	if (t->n == MAX_TOKENS) {
+		snprintf(err, errlen, "tracker.control_tokens: more than %d tokens", MAX_TOKENS);
+		return TOCSIN_ERR_CONFIG;
+	}
+	snprintf(t->t[t->n].name, sizeof t->t[0].name, "%s", name);
+	t->t[t->n++].token = tok;
+	return 0;
+}
+
+trk_ctl_tokens_t *trk_ctl_tokens_new(const cfg_t *cfg, char *err, size_t errlen)
+{
+	trk_ctl_tokens_t *t = calloc(1, sizeof *t);
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	json_t *list = json_object_get(json_object_get(cfg->root, "tracker"), "control_tokens");
+	if (list && !json_is_array(list)) {
+		snprintf(err, errlen, "tracker.control_tokens must be an array of {\"name\", \"token_env\"}");
+		goto fail;
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e)
+	{
+		const char *k;
+		json_t *v;
+		json_object_foreach(e, k, v)
+		{
+			if (strcmp(k, "name") && strcmp(k, "token_env")) {
+				snprintf(err, errlen, "tracker.control_tokens[%zu]: unknown field \"%.40s\"", i,
+				         k);
+				goto fail;
+			}
+		}
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *env = json_string_value(json_object_get(e, "token_env"));
+		if (!json_is_object(e) || !trk_ctl_actor_ok(name) || !env || !*env) {
+			snprintf(err, errlen,
+			         "tracker.control_tokens[%zu] needs \"name\" (1..64 of letters, digits, . _ @ -) "
+			         "and \"token_env\"",
+			         i);
+			goto fail;
+		}
+		if (token_add(t, name, env, err, errlen))
+			goto fail;
+	}
+	if (cfg->control_token_env && token_add(t, "operator", cfg->control_token_env, err, errlen))
+		goto fail;
+	return t;
+fail:
+	free(t);
+	return NULL;
+}
+
+const char *trk_ctl_tokens_who(const trk_ctl_tokens_t *t, const char *presented)
+{
+	const char *who = NULL;
+	if (!t || !presented)
+		return NULL;
+	size_t n = strlen(presented);
+	for (size_t i = 0; i < t->n; i++) /* every one compared: the time says nothing of which */
+		if (vnd_ct_eq(presented, n, t->t[i].token, strlen(t->t[i].token)) && !who)
+			who = t->t[i].name;
+	return who;
 }

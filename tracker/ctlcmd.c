@@ -6,8 +6,9 @@
 #include "tracker/ctl.h"
 
 #include <jansson.h>
-
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,6 +17,34 @@ static int help_asked(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return 1;
+	return 0;
+}
+
+/* Take "--as NAME" (anywhere after the action) out of argv into *actor; the
+ * default is the OS user. 0, or -1 with the reason on stderr. */
+static int take_actor(int *argc, char **argv, const char *cmd, char *actor, size_t len)
+{
+	const char *as = NULL;
+	int n = 0;
+	for (int i = 0; i < *argc; i++) {
+		if (!strcmp(argv[i], "--as") && i + 1 < *argc)
+			as = argv[++i];
+		else if (!strncmp(argv[i], "--as=", 5))
+			as = argv[i] + 5;
+		else
+			argv[n++] = argv[i];
+	}
+	*argc = n;
+	if (!as) {
+		struct passwd *pw = getpwuid(geteuid());
+		as = pw && pw->pw_name ? pw->pw_name : getenv("USER");
+	}
+	if (!as || !trk_ctl_actor_ok(as)) {
+		fprintf(stderr, "tocsin %s: --as needs a name of 1..64 letters, digits, . _ @ - (who did it)\n",
+		        cmd);
+		return -1;
+	}
+	snprintf(actor, len, "%s", as);
 	return 0;
 }
 
@@ -79,7 +108,7 @@ static int campaign_list(cfg_t *cfg, int json)
 int cmd_campaign(cfg_t *cfg, int argc, char **argv)
 {
 	static const char use[] =
-	    "usage: tocsin campaign pause|resume|cancel <campaign-id>\n"
+	    "usage: tocsin campaign pause|resume|cancel <campaign-id> [--as NAME]\n"
 	    "       tocsin campaign list [--json]\n"
 	    "\n"
 	    "list: every campaign the tracker's store knows, newest first: id, name, state\n"
@@ -89,7 +118,8 @@ int cmd_campaign(cfg_t *cfg, int argc, char **argv)
 	    "Publish the campaign's new state on tocsin.campaigns; every dispatcher stops\n"
 	    "(pause, cancel) or restarts (resume) sending it within about a second. A\n"
 	    "cancelled campaign cannot be resumed. When the tracker's database exists the\n"
-	    "campaign must be known to it (its name and queued count are carried over).\n";
+	    "campaign must be known to it (its name and queued count are carried over).\n"
+	    "--as NAME says who did it (default: the OS user); the tracker's timeline shows it.\n";
 	if (help_asked(argc, argv)) {
 		fputs(use, stdout);
 		return 0;
@@ -97,6 +127,9 @@ int cmd_campaign(cfg_t *cfg, int argc, char **argv)
 	if (argc >= 2 && argc <= 3 && !strcmp(argv[1], "list") &&
 	    (argc == 2 || !strcmp(argv[2], "--json")))
 		return campaign_list(cfg, argc == 3);
+	char actor[65];
+	if (take_actor(&argc, argv, "campaign", actor, sizeof actor))
+		return 2;
 	if (argc != 3 || (strcmp(argv[1], "pause") && strcmp(argv[1], "resume") &&
 	                  strcmp(argv[1], "cancel"))) {
 		fputs(use, stderr);
@@ -112,7 +145,8 @@ int cmd_campaign(cfg_t *cfg, int argc, char **argv)
 		}
 	}
 	rd_kafka_t *rk = producer(cfg, "campaign");
-	int rc = rk ? trk_ctl_campaign(rk, rd, argv[2], argv[1], err, sizeof err) : TOCSIN_ERR_KAFKA;
+	int rc = rk ? trk_ctl_campaign(rk, rd, argv[2], argv[1], actor, err, sizeof err)
+	            : TOCSIN_ERR_KAFKA;
 	if (rk && rc)
 		fprintf(stderr, "tocsin campaign: %s\n", err);
 	if (!rc)
@@ -128,15 +162,19 @@ int cmd_campaign(cfg_t *cfg, int argc, char **argv)
 int cmd_vendor(cfg_t *cfg, int argc, char **argv)
 {
 	static const char use[] =
-	    "usage: tocsin vendor drain|undrain <vendor-name>\n"
+	    "usage: tocsin vendor drain|undrain <vendor-name> [--as NAME]\n"
 	    "\n"
 	    "drain: publish state \"drained\" (by operator) on tocsin.vendor-health; dispatchers\n"
 	    "send nothing more through that vendor and fail over to the next in its route.\n"
-	    "A drained vendor is never re-opened automatically. undrain: publish \"healthy\".\n";
+	    "A drained vendor is never re-opened automatically. undrain: publish \"healthy\".\n"
+	    "--as NAME says who did it (default: the OS user); the tracker's timeline shows it.\n";
 	if (help_asked(argc, argv)) {
 		fputs(use, stdout);
 		return 0;
 	}
+	char actor[65];
+	if (take_actor(&argc, argv, "vendor", actor, sizeof actor))
+		return 2;
 	if (argc != 3 || (strcmp(argv[1], "drain") && strcmp(argv[1], "undrain"))) {
 		fputs(use, stderr);
 		return 2;
@@ -149,7 +187,7 @@ int cmd_vendor(cfg_t *cfg, int argc, char **argv)
 	rd_kafka_t *rk = producer(cfg, "vendor");
 	if (!rk)
 		return 1;
-	int rc = trk_ctl_vendor(rk, cfg, argv[2], argv[1], err, sizeof err);
+	int rc = trk_ctl_vendor(rk, cfg, argv[2], argv[1], actor, err, sizeof err);
 	if (rc)
 		fprintf(stderr, "tocsin vendor: %s\n", err);
 	else

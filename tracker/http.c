@@ -54,7 +54,25 @@ typedef struct acache {
 struct trk_live {
 	pthread_mutex_t mu;
 	int64_t lag, total, applied, bad;
+	int64_t broker_down_ms; /* 0 = reachable */
 };
+
+void trk_live_broker(trk_live_t *l, int64_t down_since_ms)
+{
+	pthread_mutex_lock(&l->mu);
+	l->broker_down_ms = down_since_ms;
+	pthread_mutex_unlock(&l->mu);
+}
+
+int64_t trk_live_broker_down(trk_live_t *l)
+{
+	if (!l)
+		return 0;
+	pthread_mutex_lock(&l->mu);
+	int64_t v = l->broker_down_ms;
+	pthread_mutex_unlock(&l->mu);
+	return v;
+}
 
 trk_live_t *trk_live_new(void)
 {
@@ -123,7 +141,7 @@ struct trk_http {
 	wh_vendor_t wh[MAX_WH_VENDORS];
 	size_t nwh;
 	email_unsub_t *unsub;
-	const char *token; /* control token from the environment, or NULL: controls disabled */
+	trk_ctl_tokens_t *tokens; /* named control tokens (tracker/ctl.h); none: controls disabled */
 	char program[128], help_reply[480], stop_reply[320], start_reply[320];
 	int64_t unsub_ok, unsub_bad, ctl_denied, slow, host_denied;
 	/* addresses confirmed an opt-out recently (hash, mono ms): a second STOP
@@ -673,26 +691,26 @@ static enum MHD_Result unsubscribe(trk_http_t *h, struct MHD_Connection *c, cons
 
 static void cache_clear(trk_http_t *h);
 
-static int token_ok(trk_http_t *h, struct MHD_Connection *c)
+/* The name of the person or role whose control token the request carries, or NULL. */
+static const char *token_who(trk_http_t *h, struct MHD_Connection *c)
 {
-	if (!h->token)
-		return 0;
 	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	const char *t = NULL;
 	if (a && !strncasecmp(a, "Bearer ", 7))
 		t = a + 7;
 	if (!t)
 		t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Tocsin-Token");
-	return t && vnd_ct_eq(t, strlen(t), h->token, strlen(h->token));
+	return trk_ctl_tokens_who(h->tokens, t);
 }
 
 static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const char *kind,
                                const char *name, const char *action)
 {
-	if (!h->token)
+	if (!trk_ctl_tokens_count(h->tokens))
 		return answer_json_err(c, 403, "controls are disabled: set tracker.control_token_env "
-		                               "and that environment variable");
-	if (!token_ok(h, c)) {
+		                               "or tracker.control_tokens and their environment variables");
+	const char *who = token_who(h, c);
+	if (!who) {
 		pthread_mutex_lock(&h->mu);
 		h->ctl_denied++;
 		pthread_mutex_unlock(&h->mu);
@@ -703,10 +721,10 @@ static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const ch
 	int rc;
 	if (!strcmp(kind, "campaign")) {
 		trk_store_t *rd = reader_get(h, err, sizeof err);
-		rc = trk_ctl_campaign(h->rk, rd, name, action, err, sizeof err);
+		rc = trk_ctl_campaign(h->rk, rd, name, action, who, err, sizeof err);
 		reader_put(h, rd);
 	} else {
-		rc = trk_ctl_vendor(h->rk, h->cfg, name, action, err, sizeof err);
+		rc = trk_ctl_vendor(h->rk, h->cfg, name, action, who, err, sizeof err);
 	}
 	if (rc == TOCSIN_ERR_NOTFOUND)
 		return answer_json_err(c, 404, err);
@@ -876,6 +894,8 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 	trk_api_q_t q = {.cfg = h->cfg, .rd = rd, .wh_json = wh_json, .wh_ctx = h};
 	if (!strcmp(url, "/api/campaigns"))
 		rc = trk_api_campaigns(&q, &b);
+	else if (!strcmp(url, "/api/alerts"))
+		rc = trk_api_alerts(&q, trk_live_broker_down(h->live), &b);
 	else if (!strcmp(url, "/api/vendors"))
 		rc = trk_api_vendors(&q, &b);
 	else if (!strcmp(url, "/api/series")) {
@@ -998,9 +1018,11 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 	}
 	pthread_mutex_lock(&h->mu);
 	buf_printf(&b,
+	           "# HELP tocsin_unsubscribe_total One-click unsubscribe requests by result.\n"
 	           "# TYPE tocsin_unsubscribe_total counter\n"
 	           "tocsin_unsubscribe_total{result=\"ok\"} %lld\n"
 	           "tocsin_unsubscribe_total{result=\"invalid\"} %lld\n"
+	           "# HELP tocsin_control_denied_total Control requests refused for a missing or wrong token.\n"
 	           "# TYPE tocsin_control_denied_total counter\ntocsin_control_denied_total %lld\n"
 	           "# HELP tocsin_http_host_refused_total Requests refused for a Host header not in "
 	           "tracker.allowed_hosts.\n"
@@ -1223,13 +1245,13 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	snprintf(h->start_reply, sizeof h->start_reply, "%s",
 	         compliance_str(cfg, "start_reply",
 	                        "You are subscribed again. Reply STOP to stop, HELP for help."));
-	if (cfg->control_token_env) {
-		const char *t = getenv(cfg->control_token_env);
-		h->token = t && *t ? t : NULL;
-		if (!h->token)
-			log_warn("event=controls_disabled reason=\"environment variable %s is unset\"",
-			         cfg->control_token_env);
+	if (!(h->tokens = trk_ctl_tokens_new(cfg, err, errlen))) {
+		free(h);
+		return NULL;
 	}
+	if (!trk_ctl_tokens_count(h->tokens))
+		log_warn("event=controls_disabled reason=\"no control token is set (tracker.control_token_env, "
+		         "tracker.control_tokens)\"");
 	for (size_t i = 0; i < cfg->nvendors && h->nwh < MAX_WH_VENDORS; i++) {
 		wh_vendor_t *w = &h->wh[h->nwh++];
 		w->v = &cfg->vendors[i];
@@ -1335,6 +1357,7 @@ void trk_http_free(trk_http_t *h)
 	if (h->d)
 		MHD_stop_daemon(h->d);
 	h->stopping = 1;
+	trk_ctl_tokens_free(h->tokens);
 	trk_reply_free(h->reply); /* after the server: no more jobs come in */
 	trk_store_free(h->seen);
 	if (h->poller_on)

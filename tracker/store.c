@@ -131,7 +131,8 @@ static const char schema[] =
     " by TEXT, p95_ms REAL, error_rate REAL, ts_ms INTEGER);"
     "CREATE TABLE IF NOT EXISTS optouts(channel INTEGER NOT NULL, address TEXT NOT NULL,"
     " optin INTEGER, source TEXT, campaign TEXT, ts_ms INTEGER, PRIMARY KEY(channel, address));"
-    "CREATE TABLE IF NOT EXISTS timeline(ts_ms INTEGER, kind TEXT, subject TEXT, detail TEXT);"
+    "CREATE TABLE IF NOT EXISTS timeline(ts_ms INTEGER, kind TEXT, subject TEXT, detail TEXT,"
+    " actor TEXT);"
     "CREATE INDEX IF NOT EXISTS timeline_ts ON timeline(ts_ms);"
     /* all-time latency histogram per vendor (the /metrics histogram: counters
      * that never go back when series are pruned, and no scan of the series) */
@@ -182,7 +183,7 @@ static const char *const sqls[Q__COUNT] = {
     [Q_OPT] = "INSERT INTO optouts VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT DO UPDATE SET "
               "optin=excluded.optin, source=excluded.source, campaign=excluded.campaign,"
               " ts_ms=excluded.ts_ms WHERE excluded.ts_ms>=ts_ms",
-    [Q_EVENT] = "INSERT INTO timeline VALUES(?1,?2,?3,?4)",
+    [Q_EVENT] = "INSERT INTO timeline(ts_ms, kind, subject, detail, actor) VALUES(?1,?2,?3,?4,?5)",
     [Q_INBOUND] = "INSERT INTO inbound VALUES(?1,?2,?3,?4,?5,?6)",
     [Q_LAT] = "INSERT INTO lat_total VALUES(?1,?2,?3) ON CONFLICT DO UPDATE SET "
               "lat=trk_lat_add(lat, excluded.lat), lat_sum=lat_sum+excluded.lat_sum",
@@ -362,6 +363,8 @@ static int migrate(trk_store_t *s, char **e)
 		                  "ALTER TABLE series ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;"
 		                  "ALTER TABLE series ADD COLUMN throttled INTEGER NOT NULL DEFAULT 0;",
 		                  NULL, NULL, e);
+	if (rc == SQLITE_OK && has_col(s->db, "timeline", "actor") == 0)
+		rc = sqlite3_exec(s->db, "ALTER TABLE timeline ADD COLUMN actor TEXT;", NULL, NULL, e);
 	if (rc == SQLITE_OK && has_col(s->db, "counts", "channel") == 0)
 		rc = sqlite3_exec(s->db,
 		                  "BEGIN; DROP TABLE counts;"
@@ -1002,8 +1005,9 @@ int trk_store_campaign(trk_store_t *s, const msg_campaign_t *c)
 	int rc = step_done(s, q);
 	if (!rc && sqlite3_changes(s->db) > 0) {
 		char d[160];
-		snprintf(d, sizeof d, "campaign %s", msg_camp_state_name(c->state));
-		rc = trk_store_event(s, c->ts_ms, "campaign", c->id, d);
+		snprintf(d, sizeof d, "campaign %s%s%.64s", msg_camp_state_name(c->state),
+		         c->actor ? " by " : "", c->actor ? c->actor : "");
+		rc = trk_store_event(s, c->ts_ms, "campaign", c->id, d, c->actor);
 	}
 	return rc;
 }
@@ -1031,9 +1035,11 @@ int trk_store_vhealth(trk_store_t *s, const msg_vhealth_t *h)
 	int rc = step_done(s, q);
 	if (!rc && sqlite3_changes(s->db) > 0 && prev != (int)h->state) {
 		char d[400];
-		snprintf(d, sizeof d, "%s -> %s by %s: %s", prev >= 0 ? msg_vh_state_name(prev) : "new",
-		         msg_vh_state_name(h->state), h->by ? h->by : "?", h->reason ? h->reason : "");
-		rc = trk_store_event(s, h->ts_ms, "vendor", h->vendor, d);
+		snprintf(d, sizeof d, "%s -> %s by %s%s%.64s%s: %s",
+		         prev >= 0 ? msg_vh_state_name(prev) : "new", msg_vh_state_name(h->state),
+		         h->by ? h->by : "?", h->actor ? " (" : "", h->actor ? h->actor : "",
+		         h->actor ? ")" : "", h->reason ? h->reason : "");
+		rc = trk_store_event(s, h->ts_ms, "vendor", h->vendor, d, h->actor);
 	}
 	return rc;
 }
@@ -1051,13 +1057,14 @@ int trk_store_optout(trk_store_t *s, const msg_optout_t *o)
 }
 
 int trk_store_event(trk_store_t *s, int64_t ts_ms, const char *kind, const char *subject,
-                    const char *detail)
+                    const char *detail, const char *actor)
 {
 	sqlite3_stmt *q = s->q[Q_EVENT];
 	sqlite3_bind_int64(q, 1, ts_ms > 0 ? ts_ms : clock_wall_ms());
 	bind_opt(q, 2, kind);
 	bind_opt(q, 3, subject);
 	bind_opt(q, 4, detail);
+	bind_opt(q, 5, actor);
 	return step_done(s, q);
 }
 

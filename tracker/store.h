@@ -73,9 +73,10 @@ int trk_store_campaign(trk_store_t *s, const msg_campaign_t *c);
 int trk_store_vhealth(trk_store_t *s, const msg_vhealth_t *h);
 /* Fold an opt-out record. */
 int trk_store_optout(trk_store_t *s, const msg_optout_t *o);
-/* Add an entry to the timeline (operator actions, failovers). */
+/* Add an entry to the timeline (operator actions, failovers), with who did it
+ * (actor: the control's person or role, NULL for none). */
 int trk_store_event(trk_store_t *s, int64_t ts_ms, const char *kind, const char *subject,
-                    const char *detail);
+                    const char *detail, const char *actor);
 /* Keep an inbound free-text reply for review. */
 int trk_store_inbound(trk_store_t *s, int64_t ts_ms, const char *vendor, const char *from,
                       const char *to, const char *body, const char *kind);

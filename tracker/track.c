@@ -229,6 +229,25 @@ static int64_t consumer_lag(rd_kafka_t *rk)
 	return lag;
 }
 
+/* Is the broker reachable? One metadata request (at most 500 ms when it is
+ * not); the dashboard's banner reads the answer (trk_live_broker). */
+static void broker_check(ingest_t *g, int64_t *down_since)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(g->rk, 0, NULL, &md, 500);
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (e && !*down_since) {
+		*down_since = clock_wall_ms();
+		log_error("event=broker_unreachable err=\"%s\"", rd_kafka_err2str(e));
+	} else if (!e && *down_since) {
+		log_info("event=broker_reachable down_s=%lld",
+		         (long long)((clock_wall_ms() - *down_since) / 1000));
+		*down_since = 0;
+	}
+	trk_live_broker(g->live, *down_since);
+}
+
 int cmd_track(cfg_t *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
@@ -338,7 +357,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(g.rk);
 	rd_kafka_message_t *msgs[BATCH];
 	int64_t tx_start = clock_mono_ms(), last_log = tx_start, last_total = 0, last_live = 0,
-	        last_prune = 0;
+	        last_prune = 0, broker_down = 0;
 	int rc = 0;
 	while (!tocsin_stop) {
 		int64_t now = clock_mono_ms();
@@ -381,6 +400,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 		if (g.live && now - last_live >= 1000) {
 			trk_live_ingest(g.live, g.total, g.applied, g.bad);
 			trk_live_lag(g.live, consumer_lag(g.rk));
+			broker_check(&g, &broker_down);
 			last_live = now;
 		}
 		if (now - last_log >= 10000) {

@@ -14,6 +14,10 @@ trk_live_t *trk_live_new(void);
 void trk_live_free(trk_live_t *l);
 /* The ingest loop's consumer lag (messages behind the high watermark), -1 unknown. */
 void trk_live_lag(trk_live_t *l, int64_t lag);
+/* The ingest loop's view of the Kafka broker: since when it is unreachable
+ * (wall ms), 0 when reachable. trk_live_broker_down() reads it. */
+void trk_live_broker(trk_live_t *l, int64_t down_since_ms);
+int64_t trk_live_broker_down(trk_live_t *l);
 /* Ingest totals for /metrics. */
 void trk_live_ingest(trk_live_t *l, int64_t total, int64_t applied, int64_t bad);
 

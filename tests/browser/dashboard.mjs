@@ -2,25 +2,12 @@
 // counts shown match the API, pause (behind a confirmation) shows the campaign paused,
 // no request leaves the tracker, and a screenshot is saved.
 //   node dashboard.mjs <tracker base URL> <campaign id> <control token> <screenshot path>
-import { chromium } from "playwright-core";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { fail, num, withChromium } from "./chromium.mjs";
 
 const [base, camp, token, shot] = process.argv.slice(2);
 if (!shot) { console.error("usage: node dashboard.mjs BASE CAMPAIGN TOKEN SCREENSHOT"); process.exit(2); }
-const fail = (m) => { console.error("FAIL: " + m); process.exitCode = 1; throw new Error(m); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "tocsin-chromium-"));
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1400, height: 1000 },
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const num = (t) => Number(String(t).replace(/,/g, ""));
-try {
+await withChromium(1400, 1000, async (ctx) => {
   const page = await ctx.newPage();
   const foreign = [];
   page.on("request", (r) => { if (!r.url().startsWith(base)) foreign.push(r.url()); });
@@ -71,7 +58,4 @@ try {
   if (foreign.length) fail("requests outside the tracker: " + foreign.join(" "));
   await page.screenshot({ path: shot, fullPage: true });
   console.log("screenshot: " + shot);
-} finally {
-  await ctx.close();
-  fs.rmSync(profile, { recursive: true, force: true });
-}
+});

@@ -73,8 +73,8 @@ assert v["twilio"]["state"]=="healthy" and v["twilio"]["recent"]["sends"]==400, 
 assert v["vonage"]["states"]=={"delivered":150,"failed":50}, v["vonage"]' || it_fail "vendors api"
 curl -sf "$A/metrics" > "$OUT/metrics.txt"
 grep -qx 'tocsin_messages{campaign="rally",channel="sms",vendor="twilio",state="delivered"} 300' "$OUT/metrics.txt" || it_fail "metrics counts"
-grep -qx 'tocsin_vendor_latency_ms_count{vendor="twilio"} 400' "$OUT/metrics.txt" || it_fail "metrics latency: $(grep latency_ms_count "$OUT/metrics.txt")"
-grep -qx 'tocsin_vendor_latency_ms_bucket{vendor="twilio",le="+Inf"} 400' "$OUT/metrics.txt" || it_fail "metrics histogram"
+grep -qx 'tocsin_vendor_latency_seconds_count{vendor="twilio"} 400' "$OUT/metrics.txt" || it_fail "metrics latency: $(grep latency_seconds_count "$OUT/metrics.txt")"
+grep -qx 'tocsin_vendor_latency_seconds_bucket{vendor="twilio",le="+Inf"} 400' "$OUT/metrics.txt" || it_fail "metrics histogram"
 grep -q '^tocsin_tracker_consumer_lag 0$' "$OUT/metrics.txt" || it_fail "lag: $(grep lag "$OUT/metrics.txt")"
 curl -sf "$A/" > "$OUT/page.html" || it_fail "GET /"
 grep -q '<canvas id="throughput"' "$OUT/page.html" || it_fail "dashboard page"
@@ -104,9 +104,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$T" "$A/api/vendors/no
 rc=0; "$TOCSIN_BIN" -c "$CFG" vendor drain nosuch 2> "$OUT/cli.err" || rc=$?
 [ $rc = 1 ] && grep -q 'unknown vendor "nosuch"' "$OUT/cli.err" || it_fail "cli unknown vendor"
 # the timeline shows each operator action in order
+# (who: "operator" for the shared token over HTTP, the OS user on the CLI)
 curl -sf "$A/api/timeline?limit=10" | python3 -c '
-import json,sys; e=[x["subject"]+" "+x["detail"] for x in reversed(json.load(sys.stdin)["events"])]
-want=["rally campaign paused","rally campaign running","rally campaign cancelled","twilio new -> drained by operator: operator drain","twilio drained -> healthy by operator: operator undrain"]
-assert e==want, e' || it_fail "timeline"
+import json,sys; e=[x["subject"]+" "+x["detail"] for x in reversed(json.load(sys.stdin)["events"])]; me=sys.argv[1]
+want=["rally campaign paused by operator","rally campaign running by %s" % me,"rally campaign cancelled by %s" % me,"twilio new -> drained by operator (%s): operator drain" % me,"twilio drained -> healthy by operator (operator): operator undrain"]
+assert e==want, e' "$(id -un)" || it_fail "timeline"
 it_stop "$PID_track" || it_fail "track did not stop cleanly"
 echo "ok: 0302-track-api"

@@ -6,11 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 it_setup 0304-dashboard-browser
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BROWSER_DIR=$ROOT/tests/browser
-[ -x /usr/bin/chromium ] || it_fail "no /usr/bin/chromium: run make deps (Debian package chromium)"
-if [ ! -d "$BROWSER_DIR/node_modules/playwright-core" ]; then
-  (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund > "$OUT/npm.log" 2>&1) || it_fail "npm ci failed: $(tail -5 "$OUT/npm.log")"
-fi
+it_browser_setup
 export TOCSIN_IT_CONTROL_TOKEN=it-browser-token
 config() { # the emulator learns the account from the config; everyone else needs its address
   it_write_config '"vendors":[{"name":"twilio","kind":"twilio","channel":"sms","base_url":"http://'"$1"'",
@@ -36,7 +32,7 @@ it_wait_until 30 started || it_fail "no message reached the tracker: $(tail -3 "
 (cd "$BROWSER_DIR" && timeout 120 node dashboard.mjs "$A" demo "$TOCSIN_IT_CONTROL_TOKEN" "$OUT/dashboard.png") ||
   it_fail "browser test failed"
 [ -s "$OUT/dashboard.png" ] || it_fail "no screenshot"
-curl -sf "$A/api/timeline" | grep -q '"detail":"campaign paused"' || it_fail "pause not on the timeline"
+curl -sf "$A/api/timeline" | grep -q '"detail":"campaign paused by operator"' || it_fail "pause not on the timeline"
 # cancel what is left, so the dispatcher has nothing pending when it is stopped
 "$TOCSIN_BIN" -c "$CFG" campaign cancel demo > /dev/null || it_fail "cancel"
 cancelled() { curl -sf "$A/api/campaigns/demo" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["state"]=="cancelled" else 1)'; }

@@ -208,3 +208,13 @@ else:
 print(urllib.parse.urlencode(p))
 PY
 }
+
+# it_browser_setup: check for Debian's Chromium and install the browser tests' npm packages
+# (once); sets $BROWSER_DIR (tests/browser).
+it_browser_setup() {
+  BROWSER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../browser" && pwd)
+  [ -x /usr/bin/chromium ] || it_fail "no /usr/bin/chromium: run make deps (Debian package chromium)"
+  if [ ! -d "$BROWSER_DIR/node_modules/playwright-core" ]; then
+    (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund > "$OUT/npm.log" 2>&1) || it_fail "npm ci failed: $(tail -5 "$OUT/npm.log")"
+  fi
+}

@@ -123,6 +123,7 @@ static void test_breach_error_rate(void **state)
 	buf_init(&b, 4096);
 	assert_int_equal(msg_vhealth_encode(&h, &b), 0);
 	assert_non_null(strstr(b.p, "\"state\":\"open\""));
+	assert_null(strstr(b.p, "actor")); /* a dispatcher decided: nobody named */
 	buf_free(&b);
 	sla_free(s);
 
