@@ -996,25 +996,38 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 	           "tocsin_tracker_records_total{result=\"bad\"} %lld\n",
 	           (long long)L.lag, (long long)L.applied,
 	           (long long)(L.total - L.applied - L.bad), (long long)L.bad);
-	buf_puts(&b, "# HELP tocsin_webhooks_total Webhook requests by vendor and result.\n"
-	             "# TYPE tocsin_webhooks_total counter\n");
-	for (size_t i = 0; i < h->nwh; i++) {
-		wh_vendor_t *w = &h->wh[i];
-		pthread_mutex_lock(&w->mu);
-		int64_t ok = w->ok, fb = w->forbidden, bad = w->bad;
-		int64_t rp = w->replayed, mm = w->mismatched;
-		pthread_mutex_unlock(&w->mu);
-		buf_printf(&b,
-		           "tocsin_webhooks_total{vendor=\"%s\",result=\"ok\"} %lld\n"
-		           "tocsin_webhooks_total{vendor=\"%s\",result=\"forbidden\"} %lld\n"
-		           "tocsin_webhooks_total{vendor=\"%s\",result=\"bad\"} %lld\n",
-		           w->v->name, (long long)ok, w->v->name, (long long)fb, w->v->name,
-		           (long long)bad);
-		buf_printf(&b,
-		           "tocsin_webhook_events_refused_total{vendor=\"%s\",reason=\"replayed\"} %lld\n"
-		           "tocsin_webhook_events_refused_total{vendor=\"%s\",reason=\"mismatched\"} %lld\n"
-		           "tocsin_webhook_auth{vendor=\"%s\",auth=\"%s\"} 1\n",
-		           w->v->name, (long long)rp, w->v->name, (long long)mm, w->v->name, w->auth);
+	/* one family after the other (the text format wants each family's samples together) */
+	static const char *const fam[3] = {
+	    "# HELP tocsin_webhooks_total Webhook requests by vendor and result.\n"
+	    "# TYPE tocsin_webhooks_total counter\n",
+	    "# HELP tocsin_webhook_events_refused_total Signed webhook events refused as replayed or "
+	    "not matching their message.\n# TYPE tocsin_webhook_events_refused_total counter\n",
+	    "# HELP tocsin_webhook_auth 1 for how each vendor's webhooks are authenticated.\n"
+	    "# TYPE tocsin_webhook_auth gauge\n"};
+	for (int f = 0; f < 3; f++) {
+		buf_puts(&b, fam[f]);
+		for (size_t i = 0; i < h->nwh; i++) {
+			wh_vendor_t *w = &h->wh[i];
+			pthread_mutex_lock(&w->mu);
+			int64_t ok = w->ok, fb = w->forbidden, bad = w->bad;
+			int64_t rp = w->replayed, mm = w->mismatched;
+			pthread_mutex_unlock(&w->mu);
+			const char *vn = w->v->name;
+			if (f == 0)
+				buf_printf(&b,
+				           "tocsin_webhooks_total{vendor=\"%s\",result=\"ok\"} %lld\n"
+				           "tocsin_webhooks_total{vendor=\"%s\",result=\"forbidden\"} %lld\n"
+				           "tocsin_webhooks_total{vendor=\"%s\",result=\"bad\"} %lld\n",
+				           vn, (long long)ok, vn, (long long)fb, vn, (long long)bad);
+			else if (f == 1)
+				buf_printf(&b,
+				           "tocsin_webhook_events_refused_total{vendor=\"%s\",reason=\"replayed\"} "
+				           "%lld\ntocsin_webhook_events_refused_total{vendor=\"%s\",reason="
+				           "\"mismatched\"} %lld\n",
+				           vn, (long long)rp, vn, (long long)mm);
+			else
+				buf_printf(&b, "tocsin_webhook_auth{vendor=\"%s\",auth=\"%s\"} 1\n", vn, w->auth);
+		}
 	}
 	pthread_mutex_lock(&h->mu);
 	buf_printf(&b,

@@ -51,7 +51,7 @@ it_wait_until 60 accepted_ge 300 || it_fail "the emulator never accepted 300"
 it_sim_fault '{"vendor":"twilio","outage":"503"}'
 gave_up() { [ "$(camp blast 'j["summary"]["failed"]')" -ge 13 ]; }
 it_wait_until 30 gave_up || it_fail "no message gave up during the outage: $(camp blast 'j["summary"]')"
-opened() { api /api/vendors | it_jq 'j["vendors"][0]["state"]' | grep -qx open; }
+opened() { api "/api/timeline?limit=1000" | it_jq '[e["detail"] for e in j["events"] if e["subject"]=="twilio"]' | grep -q -- '-> open by'; }
 it_wait_until 30 opened || it_fail "the vendor was never opened"
 it_sim_fault '{"vendor":"twilio","outage":"none"}'
 echo "outage over: $(camp blast 'j["summary"]')"
