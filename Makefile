@@ -29,7 +29,7 @@ VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o
               vendors/sim/sim_json.o vendors/sim/sim_sign.o vendors/sim/sim_form.o vendors/sim/sim_seg.o
 PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o producer/aset.o \
               producer/camp.o producer/optc.o producer/penc.o
-DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_queue.o dispatcher/dsp_state.o dispatcher/dead.o vendors/http.o dispatcher/rl.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
+DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_metrics.o dispatcher/dsp_queue.o dispatcher/dsp_state.o dispatcher/dead.o vendors/http.o dispatcher/rl.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
 TRK_OBJS   := tracker/store.o tracker/api.o tracker/dash.o tracker/ctl.o tracker/ctlcmd.o tracker/http.o tracker/track.o tracker/status.o tracker/reply.o tracker/presence.o
 
 LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD_OBJS) \

@@ -132,7 +132,9 @@ static const ck_t ck_dispatcher[] = {
     {"max_attempts", CK_LEAF, NULL},  {"retry_base_ms", CK_LEAF, NULL},
     {"retry_max_ms", CK_LEAF, NULL},  {"max_in_flight", CK_LEAF, NULL},
     {"http_threads", CK_LEAF, NULL},  {"retry_budget", CK_LEAF, NULL},
-    {"retry_budget_min_per_s", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
+    {"retry_budget_min_per_s", CK_LEAF, NULL},
+    {"metrics_listen", CK_LEAF, NULL}, /* dispatcher/dsp_metrics.c */
+    {NULL, CK_LEAF, NULL}};
 /* tracker: core/cfg.c, tracker/http.c, tracker/reply.c, tracker/presence.c */
 static const ck_t ck_tracker[] = {
     {"db", CK_LEAF, NULL},            {"listen", CK_LEAF, NULL},

@@ -212,3 +212,25 @@ int kq_flush(rd_kafka_t *rk, int timeout_ms)
 {
 	return rd_kafka_flush(rk, timeout_ms) ? TOCSIN_ERR_TIMEOUT : 0;
 }
+
+int64_t kq_consumer_lag(rd_kafka_t *rk)
+{
+	rd_kafka_topic_partition_list_t *a = NULL;
+	if (rd_kafka_assignment(rk, &a) || !a)
+		return -1;
+	int64_t lag = 0;
+	if (a->cnt > 0 && !rd_kafka_position(rk, a)) {
+		for (int i = 0; i < a->cnt; i++) {
+			int64_t lo = -1, hi = -1;
+			rd_kafka_topic_partition_t *p = &a->elems[i];
+			if (rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi) ||
+			    hi < 0)
+				continue;
+			int64_t pos = p->offset >= 0 ? p->offset : lo;
+			if (pos >= 0 && hi > pos)
+				lag += hi - pos;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(a);
+	return lag;
+}

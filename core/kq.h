@@ -85,4 +85,9 @@ int kq_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen
  * delivered, TOCSIN_ERR_TIMEOUT otherwise. */
 int kq_flush(rd_kafka_t *rk, int timeout_ms);
 
+/* Records behind the high watermarks of consumer rk's assigned partitions
+ * (cached watermarks: no network round trip), -1 when unknown. The
+ * consumer's thread. */
+int64_t kq_consumer_lag(rd_kafka_t *rk);
+
 #endif

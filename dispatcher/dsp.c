@@ -1,6 +1,7 @@
 /* dsp.c -- `tocsin dispatch`: consume the outbox, send through vendors, report every outcome,
  * commit offsets only past messages whose final outcome is on tocsin.status. */
 #include "dispatcher/dsp_queue.h"
+#include "dispatcher/dsp_metrics.h"
 #include "dispatcher/dsp_state.h"
 #include "dispatcher/retry.h"
 #include "dispatcher/rl.h"
@@ -117,12 +118,15 @@ typedef struct dsp {
 	int64_t n_already_done;      /* consumed again after a rebalance or crash: not resent */
 	int64_t first_consume_ns, last_final_ns;
 	int64_t last_progress_ms;
+	dsp_metrics_t *met;      /* /metrics (dsp_metrics.h), NULL when not served */
+	int64_t n_held, last_metrics_ms; /* messages held for want of a usable vendor */
 } dsp_t;
 
 /* ------------------------------------------------------------------ messages */
 
 static void msg_free(dsp_t *d, dsp_msg_t *m)
 {
+	d->n_held -= m->held;
 	dq_release(d->q, m);
 	if (m->rkm)
 		rd_kafka_message_destroy(m->rkm);
@@ -211,6 +215,7 @@ static void finish(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *vendor, c
 		buf_append(&d->buf, m->rkm->payload, m->rkm->len);
 		buf_putc(&d->buf, '}');
 		kq_produce(d->prod, KQ_T_DEAD, m->m.id, strlen(m->m.id), d->buf.p, d->buf.len, NULL);
+		dsp_metrics_dead(d->met);
 	}
 	produce_status(d, m, st, m->vendor_name, m->ref, m->code, m->detail, latency_ms, 1);
 }
@@ -361,6 +366,8 @@ static int sender_slot(const dsp_vendor_t *v, const dsp_msg_t *m)
  * it now, and that vendor's queue of its sender pool. */
 static void admit(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 {
+	d->n_held -= m->held;
+	m->held = 0;
 	if (settle(d, m, now_ms))
 		return;
 	int vi;
@@ -376,6 +383,8 @@ static void admit(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 	if (!v || !v->a || v->unusable) {
 		/* Every vendor that could take it is open, drained, probing or
 		 * unusable: hold it; consumption pauses when too many wait. */
+		m->held = 1;
+		d->n_held++;
 		dq_timer(d->q, m, now_ms + 100);
 		return;
 	}
@@ -403,6 +412,7 @@ static int send_one(dsp_t *d, dsp_msg_t *m, dq_dest_t *src, int vi, int64_t now_
 	int units = m->m.channel == MSG_CH_SMS && m->m.segments > 0 ? m->m.segments : 1;
 	int64_t wait_ms;
 	if ((wait_ms = rl_wait_ms(v->rl, slot, units, now_ns)) > 0) {
+		dsp_metrics_rl_wait(d->met, vi);
 		/* rounded up to a whole ms: the timer never fires early, so nothing spins */
 		dq_dest_wait(dst, now_ms + (wait_ms == RL_NEVER ? 100 : wait_ms));
 		dq_unpop(d->q, m, src);
@@ -666,6 +676,7 @@ static void on_done(dsp_t *d, http_done_t *hd)
 	 * speaks for the transport. */
 	sla_outcome_t so = sla_outcome_of(&d->results[0], hd->curl_code);
 	sla_record(v->sla, now_ms, so, hd->latency_ns / 1000);
+	dsp_metrics_answer(d->met, vi, so);
 	if (so == SLA_THROTTLED) {
 		int64_t now_ns = clock_mono_ns();
 		rl_throttled(v->rl, now_ns);
@@ -731,6 +742,7 @@ static void sla_check(dsp_t *d, int64_t now_ms)
 				sla_format(&t, v->v->name, line, sizeof line);
 				log_info("event=vendor_state_applied %s by=%s", line,
 				         by_op ? "operator" : "tocsin.vendor-health");
+				dsp_metrics_sla(d->met, (int)i, t.from, t.to);
 			}
 		}
 		if (now_ms - d->last_sla_ms < 200)
@@ -739,6 +751,7 @@ static void sla_check(dsp_t *d, int64_t now_ms)
 			char line[512];
 			sla_format(&t, v->v->name, line, sizeof line);
 			log_warn("event=vendor_state %s", line);
+			dsp_metrics_sla(d->met, (int)i, t.from, t.to);
 			msg_vhealth_t h;
 			sla_vhealth(&t, v->v->name, d->client_id, clock_wall_ms(), &h);
 			buf_reset(&d->buf);
@@ -825,6 +838,7 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		log_error("event=bad_outbox_record partition=%d offset=%lld reason=\"%s\"",
 		          (int)rkm->partition, (long long)rkm->offset, err);
 		kq_produce(d->prod, KQ_T_DEAD, rkm->key, rkm->key_len, rkm->payload, rkm->len, NULL);
+		dsp_metrics_dead(d->met);
 		dq_skip(d->q, m);
 		part_advance(d, p);
 		return;
@@ -1076,8 +1090,28 @@ static void backpressure(dsp_t *d, kq_lane_t lane, int64_t now_ms)
 	rd_kafka_topic_partition_list_destroy(a);
 }
 
+/* The numbers /metrics shows that the loop keeps anyway, about once a second. */
+static void metrics_tick(dsp_t *d, int64_t now)
+{
+	if (!d->met || now - d->last_metrics_ms < 1000)
+		return;
+	d->last_metrics_ms = now;
+	dsp_metrics_gauges_t g = {.retries = d->n_retried, .in_flight = http_in_flight(d->http),
+	                          .ready = (int64_t)dq_count(d->q, DQ_READY),
+	                          .waiting = (int64_t)dq_count(d->q, DQ_TIMER) - d->n_held,
+	                          .awaiting_ack = (int64_t)dq_unacked(d->q), .held = d->n_held,
+	                          .lag = kq_consumer_lag(d->cons)};
+	for (size_t i = 0; i < d->nvendors && i < DSP_METRICS_MAX_VENDORS; i++, g.nvendors++) {
+		g.accepted[i] = d->vendors[i].accepted;
+		g.failed[i] = d->vendors[i].failed;
+		g.deferred[i] = d->vendors[i].deferred;
+	}
+	dsp_metrics_set(d->met, &g);
+}
+
 static void progress(dsp_t *d, int64_t now)
 {
+	metrics_tick(d, now);
 	if (now - d->last_progress_ms < 5000)
 		return;
 	d->last_progress_ms = now;
@@ -1213,6 +1247,7 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 
 static void teardown(dsp_t *d)
 {
+	dsp_metrics_free(d->met);
 	if (d->q_cons)
 		rd_kafka_queue_destroy(d->q_cons);
 	if (d->q_urgent)
@@ -1339,7 +1374,8 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 	buf_init(&d.buf, 4 << 20);
 	srand((unsigned)(clock_mono_ns() ^ getpid()));
 	char err[1024];
-	if (setup(&d, err, sizeof err)) {
+	if (setup(&d, err, sizeof err) ||
+	    (!(d.met = dsp_metrics_new(cfg, d.channel, d.client_id, err, sizeof err)) && err[0])) {
 		fprintf(stderr, "tocsin dispatch: %s\n", err);
 		teardown(&d);
 		return 1;

@@ -205,30 +205,6 @@ static void apply(ingest_t *g, rd_kafka_message_t *m)
 	g->total++;
 }
 
-/* Records behind the high watermarks of the assigned partitions (cached
- * watermarks: no network round trip), -1 when unknown. */
-static int64_t consumer_lag(rd_kafka_t *rk)
-{
-	rd_kafka_topic_partition_list_t *a = NULL;
-	if (rd_kafka_assignment(rk, &a) || !a)
-		return -1;
-	int64_t lag = 0;
-	if (a->cnt > 0 && !rd_kafka_position(rk, a)) {
-		for (int i = 0; i < a->cnt; i++) {
-			int64_t lo = -1, hi = -1;
-			rd_kafka_topic_partition_t *p = &a->elems[i];
-			if (rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi) ||
-			    hi < 0)
-				continue;
-			int64_t pos = p->offset >= 0 ? p->offset : lo;
-			if (pos >= 0 && hi > pos)
-				lag += hi - pos;
-		}
-	}
-	rd_kafka_topic_partition_list_destroy(a);
-	return lag;
-}
-
 /* Is the broker reachable? One metadata request (at most 500 ms when it is
  * not); the dashboard's banner reads the answer (trk_live_broker). */
 static void broker_check(ingest_t *g, int64_t *down_since)
@@ -399,7 +375,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 		}
 		if (g.live && now - last_live >= 1000) {
 			trk_live_ingest(g.live, g.total, g.applied, g.bad);
-			trk_live_lag(g.live, consumer_lag(g.rk));
+			trk_live_lag(g.live, kq_consumer_lag(g.rk));
 			broker_check(&g, &broker_down);
 			last_live = now;
 		}

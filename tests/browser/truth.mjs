@@ -1,4 +1,4 @@
-// truth.mjs -- after tests/it/0306-dashboard-truth.sh's outage, cancel and resend: every number
+// truth.mjs -- after tests/it/0320-dashboard-truth.sh's outage, cancel and resend: every number
 // the dashboard shows equals the API's, the messages the vendors took equal the emulator's
 // count, the vendor's error chart shows the outage, the cancelled count is shown, "blast" is
 // done with its failure reasons linked, test sends are apart; a screenshot is saved.

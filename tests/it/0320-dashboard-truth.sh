@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 0306-dashboard-truth.sh -- the dashboard tells the truth through a vendor outage, a cancel and
+# 0320-dashboard-truth.sh -- the dashboard tells the truth through a vendor outage, a cancel and
 # a resend. One SMS vendor (the emulator's Twilio, receipts on, every message delivered):
 # campaign "blast" (1,500 recipients + 3 numbers the vendor refuses for good) runs into a 503
 # outage, some messages give up (max_attempts 3) while the SLA monitor opens the vendor; the
@@ -8,9 +8,9 @@
 # leaving the 3 permanent failures out. Headless Chromium then checks that the numbers on the
 # page equal the API's and the emulator's, that the vendor's error chart shows the outage,
 # that the cancelled count is shown, that "blast" ends done with every resent recipient
-# delivered; screenshot tests/out/0306-dashboard-truth/dashboard.png.
+# delivered; screenshot tests/out/0320-dashboard-truth/dashboard.png.
 source "$(dirname "$0")/lib.sh"
-it_setup 0306-dashboard-truth
+it_setup 0320-dashboard-truth
 it_browser_setup
 export TOCSIN_IT_CONTROL_TOKEN=it-truth-token
 TPORT=$(it_free_port)
@@ -104,4 +104,4 @@ it_wait_until 20 unattributed || it_fail "the test send's receipt is not counted
 (cd "$BROWSER_DIR" && timeout 120 node truth.mjs "$A" "$OUT/sim.json" "$OUT/dashboard.png") ||
   it_fail "browser test failed"
 [ -s "$OUT/dashboard.png" ] || it_fail "no screenshot"
-echo "ok: 0306-dashboard-truth ($outage_failed resent and delivered, $ncancelled cancelled)"
+echo "ok: 0320-dashboard-truth ($outage_failed resent and delivered, $ncancelled cancelled)"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# 0309-track-banners.sh -- /api/alerts (the dashboard's banners) says when a running campaign
+# 0323-track-banners.sh -- /api/alerts (the dashboard's banners) says when a running campaign
 # cannot progress: every vendor of its channel drained or open (and not once one is back), and
 # the Kafka broker unreachable. A campaign that is done or cancelled raises nothing.
 source "$(dirname "$0")/lib.sh"
-it_setup 0309-track-banners
+it_setup 0323-track-banners
 it_write_config '"vendors":[{"name":"twilio","kind":"twilio","channel":"sms","base_url":"http://127.0.0.1:9","account":"ACit","secret_env":"TOCSIN_TWILIO_TOKEN","senders":{"main":{"from":"+15005550006"}}},
   {"name":"vonage","kind":"vonage","channel":"sms","base_url":"http://127.0.0.1:9","account":"k","secret_env":"TOCSIN_TWILIO_TOKEN","senders":{"main":{"from":"15005550007"}}},
   {"name":"sendgrid","kind":"sendgrid","channel":"email","base_url":"http://127.0.0.1:9","secret_env":"TOCSIN_TWILIO_TOKEN","senders":{"main":{"from":"n@example.org"}}}]'
@@ -42,4 +42,4 @@ it_stop "$PID_broker" || true
 broker_down() { alerts | it_jq '[a["kind"] for a in j["alerts"]]' | grep -q broker; }
 it_wait_until 20 broker_down || it_fail "no broker banner: $(alerts)"
 alerts | it_jq 'j["alerts"][0]["text"]'
-echo "ok: 0309-track-banners"
+echo "ok: 0323-track-banners"

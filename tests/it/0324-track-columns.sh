@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# 0310-track-columns.sh -- the campaign columns a staffer reads (/api/campaigns "summary", per
+# 0324-track-columns.sh -- the campaign columns a staffer reads (/api/campaigns "summary", per
 # channel when both are used), the plain-language failure reasons with their codes, the
 # recipients list filtered by those codes (and its refusals), and receipts that match no
 # campaign counted apart. Status records replayed with known outcomes.
 source "$(dirname "$0")/lib.sh"
-it_setup 0310-track-columns
+it_setup 0324-track-columns
 it_write_config '"vendors":[{"name":"twilio","kind":"twilio","channel":"sms","base_url":"http://127.0.0.1:9","account":"ACit","secret_env":"TOCSIN_TWILIO_TOKEN","senders":{"main":{"from":"+15005550006"}}},
   {"name":"sendgrid","kind":"sendgrid","channel":"email","base_url":"http://127.0.0.1:9","secret_env":"TOCSIN_TWILIO_TOKEN","senders":{"main":{"from":"n@example.org"}}}]'
 it_start_broker
@@ -60,4 +60,4 @@ done
 curl -sf "$A/api/campaigns" > "$OUT/list.json"
 [ "$(it_jq '[c["id"] for c in j["campaigns"]]' "$OUT/list.json")" = '["mix"]' ] || it_fail "campaign rows: $(cat "$OUT/list.json")"
 [ "$(it_jq 'j["unattributed"]' "$OUT/list.json")" = '{"total": 1, "states": {"delivered": 1}}' ] || it_fail "unattributed: $(it_jq 'j["unattributed"]' "$OUT/list.json")"
-echo "ok: 0310-track-columns"
+echo "ok: 0324-track-columns"

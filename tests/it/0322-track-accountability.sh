@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# 0308-track-accountability.sh -- controls carry who did them: a named token per person or role
+# 0322-track-accountability.sh -- controls carry who did them: a named token per person or role
 # in tracker.control_tokens for the HTTP API, `--as NAME` (default the OS user) on the CLI;
 # the timeline and the store keep the name. Refusals change nothing: a wrong token (401), a bad
 # --as (exit 2), a token list with a repeated name or a shared token (the tracker does not start).
 source "$(dirname "$0")/lib.sh"
-it_setup 0308-track-accountability
+it_setup 0322-track-accountability
 export TOCSIN_T_ALICE=alice-token-0123456789 TOCSIN_T_ONCALL=oncall-token-0123456789
 config() {
   it_write_config '"vendors":[{"name":"twilio","kind":"twilio","channel":"sms","base_url":"http://127.0.0.1:9","account":"ACit","secret_env":"TOCSIN_TWILIO_TOKEN","senders":{"main":{"from":"+15005550006"}}}],
@@ -64,4 +64,4 @@ for bad in '{"name":"alice","token_env":"TOCSIN_T_ALICE"},{"name":"alice","token
   "$TOCSIN_BIN" -c "$CFG" track --listen 127.0.0.1:0 > "$OUT/bad.out" 2>&1 && it_fail "tracker started with $bad"
   grep -q 'control_tokens' "$OUT/bad.out" || it_fail "no clear refusal for $bad: $(tail -2 "$OUT/bad.out")"
 done
-echo "ok: 0308-track-accountability"
+echo "ok: 0322-track-accountability"

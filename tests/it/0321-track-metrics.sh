@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# 0307-track-metrics.sh -- the tracker's /metrics passes `promtool check metrics` (Debian
+# 0321-track-metrics.sh -- the tracker's /metrics passes `promtool check metrics` (Debian
 # package prometheus), has no empty label, reports latency in seconds, and a campaign whose
 # last activity is older than an hour has aged out of the per-campaign series (it stays in
 # tocsin_messages_all). Status records are replayed with their own timestamps: no waiting.
 source "$(dirname "$0")/lib.sh"
-it_setup 0307-track-metrics
+it_setup 0321-track-metrics
 command -v promtool > /dev/null || it_fail "no promtool: run make deps (Debian package prometheus)"
 it_write_config '"vendors":[{"name":"twilio","kind":"twilio","channel":"sms","base_url":"http://127.0.0.1:9","account":"ACit","secret_env":"TOCSIN_TWILIO_TOKEN","senders":{"main":{"from":"+15005550006"}}}]'
 it_start_broker
@@ -47,4 +47,4 @@ want 'tocsin_vendor_latency_seconds_bucket{vendor="twilio",le="0.1"} 18'
 want 'tocsin_vendor_latency_seconds_count{vendor="twilio"} 18'
 want 'tocsin_vendor_latency_seconds_sum{vendor="twilio"} 1.290'
 grep -q 'latency_ms' "$OUT/metrics.txt" && it_fail "a latency in ms is left"
-echo "ok: 0307-track-metrics ($(grep -c '^tocsin_' "$OUT/metrics.txt") samples, promtool clean)"
+echo "ok: 0321-track-metrics ($(grep -c '^tocsin_' "$OUT/metrics.txt") samples, promtool clean)"
