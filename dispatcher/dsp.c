@@ -30,6 +30,11 @@
 /* Offsets are committed this often: what a kill -9 can resend is what was sent in this
  * window plus what was in flight. */
 #define DSP_COMMIT_EVERY_MS 100
+/* Finished messages held behind an unfinished one of their partition (their offset
+ * cannot be committed yet) may number this many times --max-pending: they no longer
+ * count in the window, so a slow destination at a partition's head does not stop
+ * every other one (each holds its arena, its record is released). */
+#define DSP_DONE_HELD_FACTOR 4
 /* A pending window full this long means sending is stuck, not just busy: pause. */
 #define DSP_STUCK_PAUSE_MS 2000
 
@@ -75,9 +80,10 @@ typedef struct dsp_lane {
 	int total_parts; /* partitions of the topic */
 	dsp_part_t *parts[DSP_MAX_PARTS];
 	size_t npending; /* consumed and not yet freed */
+	size_t ndone;    /* of those, finished: held until the partition's head finishes */
 	int paused;      /* consumption paused for backpressure */
 	int64_t full_since_ms; /* mono ms since the window was full with nothing leaving it; 0 */
-	uint64_t n_freed, full_freed; /* messages freed: all, and when full_since_ms was set */
+	uint64_t n_left, full_left; /* messages finished: all, and when full_since_ms was set */
 } dsp_lane_t;
 
 typedef struct dsp {
@@ -127,14 +133,37 @@ typedef struct dsp {
 static void msg_free(dsp_t *d, dsp_msg_t *m)
 {
 	d->n_held -= m->held;
+	dsp_lane_t *l = &d->lanes[m->lane];
+	if (m->where == DQ_DONE)
+		l->ndone--;
 	dq_release(d->q, m);
 	if (m->rkm)
 		rd_kafka_message_destroy(m->rkm);
-	dsp_lane_t *l = &d->lanes[m->lane];
 	free(m);
 	d->npending--;
 	l->npending--;
-	l->n_freed++;
+}
+
+/* m just became DONE: it leaves its lane's window; its record is not needed any more. */
+static void msg_done(dsp_t *d, dsp_msg_t *m)
+{
+	dsp_lane_t *l = &d->lanes[m->lane];
+	l->ndone++;
+	l->n_left++;
+	if (m->rkm) {
+		rd_kafka_message_destroy(m->rkm);
+		m->rkm = NULL;
+	}
+}
+
+/* Messages of lane l in the window: consumed and not finished. */
+static size_t lane_active(const dsp_lane_t *l) { return l->npending - l->ndone; }
+
+/* May lane l take another record? Room in the window, and not too many finished
+ * ones held behind an unfinished partition head. */
+static int lane_room(const dsp_t *d, const dsp_lane_t *l)
+{
+	return lane_active(l) < d->max_pending && l->ndone < DSP_DONE_HELD_FACTOR * d->max_pending;
 }
 
 /* Pop finished messages off the head of their partition and free them. */
@@ -235,6 +264,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 		return;
 	}
 	dq_acked(d->q, m);
+	msg_done(d, m);
 	d->n_finals_acked++;
 	d->last_final_ns = clock_mono_ns();
 	if (m->discard) { /* its partition is gone: nobody will pop it */
@@ -840,6 +870,7 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		kq_produce(d->prod, KQ_T_DEAD, rkm->key, rkm->key_len, rkm->payload, rkm->len, NULL);
 		dsp_metrics_dead(d->met);
 		dq_skip(d->q, m);
+		msg_done(d, m);
 		part_advance(d, p);
 		return;
 	}
@@ -852,6 +883,7 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 			log_debug("event=skip_already_done id=%s partition=%d offset=%lld", m->m.id,
 			          (int)rkm->partition, (long long)rkm->offset);
 		dq_skip(d->q, m);
+		msg_done(d, m);
 		part_advance(d, p);
 		return;
 	}
@@ -1068,14 +1100,15 @@ static void backpressure(dsp_t *d, kq_lane_t lane, int64_t now_ms)
 {
 	dsp_lane_t *l = &d->lanes[lane];
 	/* stuck: full, and nothing has left the window for a while */
-	if (l->npending < d->max_pending) {
+	if (lane_room(d, l)) {
 		l->full_since_ms = 0;
-	} else if (!l->full_since_ms || l->n_freed != l->full_freed) {
+	} else if (!l->full_since_ms || l->n_left != l->full_left) {
 		l->full_since_ms = now_ms;
-		l->full_freed = l->n_freed;
+		l->full_left = l->n_left;
 	}
 	int want_pause = l->full_since_ms && now_ms - l->full_since_ms >= DSP_STUCK_PAUSE_MS;
-	int want_resume = l->paused && l->npending <= d->max_pending / 2;
+	int want_resume = l->paused && lane_active(l) <= d->max_pending / 2 &&
+	                  l->ndone <= DSP_DONE_HELD_FACTOR * d->max_pending / 2;
 	if (want_pause == l->paused || (!want_pause && !want_resume))
 		return;
 	rd_kafka_topic_partition_list_t *a = NULL;
@@ -1389,14 +1422,14 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		dsp_lane_t *ul = &d.lanes[KQ_LANE_URGENT], *bl = &d.lanes[KQ_LANE_BULK];
 		/* The urgent lane first, in its own window: a full bulk window never keeps an
 		 * urgent record out, and its messages go first at every destination. */
-		while (ul->npending < d.max_pending && (rkm = rd_kafka_consume_queue(d.q_urgent, 0)))
+		while (lane_room(&d, ul) && (rkm = rd_kafka_consume_queue(d.q_urgent, 0)))
 			on_record(&d, rkm);
-		while (bl->npending < d.max_pending && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
+		while (lane_room(&d, bl) && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
 			on_record(&d, rkm);
 		/* Paused and full: still poll (paused partitions deliver nothing), so the
 		 * group sees this member alive past max.poll.interval.ms and rebalances are
 		 * served while every vendor is down. */
-		if (bl->paused && bl->npending >= d.max_pending &&
+		if (bl->paused && !lane_room(&d, bl) &&
 		    (rkm = rd_kafka_consumer_poll(d.cons, 0)))
 			on_record(&d, rkm);
 		backpressure(&d, KQ_LANE_URGENT, now);
