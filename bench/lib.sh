@@ -54,8 +54,8 @@ bench_sim_accepted() {
   bench_sim_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["vendors"][sys.argv[1]]["accepted"])' "$1"
 }
 
-# bench_sms_campaign ID N: $OUT/<ID>.json over $OUT/<ID>.csv, N distinct valid US numbers
-# (up to 2,100,000), a 1-segment template with one variable.
+# bench_sms_campaign ID N [SENDER (main)] [PRIORITY (0)]: $OUT/<ID>.json over $OUT/<ID>.csv,
+# N distinct valid US numbers (up to 2,100,000), a 1-segment template with one variable.
 bench_sms_campaign() {
   python3 - "$OUT/$1.csv" "$2" <<'PY'
 import sys
@@ -69,5 +69,20 @@ with open(p, "w") as f:
     for i in range(n):
         f.write("Pat%d,+1%d%d%04d\n" % (i, areas[i // 100000], exch[i // 10000 % 10], i % 10000))
 PY
-  printf '{"id":"%s","audience":{"path":"%s.csv","phone":"phone"},"sms":{"sender":"main","template":"Hi {{first_name}}, vote no on the cuts tonight."}}\n' "$1" "$1" > "$OUT/$1.json"
+  printf '{"id":"%s","priority":%d,"audience":{"path":"%s.csv","phone":"phone"},"sms":{"sender":"%s","template":"Hi {{first_name}}, vote no on the cuts tonight."}}\n' "$1" "${4:-0}" "$1" "${3:-main}" > "$OUT/$1.json"
+}
+
+# bench_start_track: the tracker on a free port (its sqlite store in $OUT/var/tocsin.db).
+bench_start_track() {
+  bench_bg track track --listen 127.0.0.1:0
+  bench_wait_file "$OUT/var/run/track.addr"
+}
+
+# bench_accepted CAMPAIGN [FROM_MS TO_MS]: "N FIRST_MS LAST_MS" -- messages of CAMPAIGN the
+# tracker holds as accepted (at wall ms FROM_MS <= t < TO_MS), and the first and last
+# acceptance (stamped by the dispatcher when the vendor answered; state 2 = accepted,
+# core/msg.h; receipts are off in the benches).
+bench_accepted() {
+  sqlite3 -separator ' ' "file:$OUT/var/tocsin.db?mode=ro" \
+    "SELECT count(*), coalesce(min(ts_ms),0), coalesce(max(ts_ms),0) FROM msgs WHERE campaign='$1' AND state=2 AND ts_ms >= ${2:-0} AND ts_ms < ${3:-9223372036854775807}" 2>/dev/null || echo "0 0 0"
 }
