@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench_track_webhook.sh -- webhook intake: signed Twilio delivery receipts acknowledged per second
-# by `tocsin track` (verify signature, look up the campaign, produce a status event to Kafka),
-# measured with wrk; baseline in the same run: GET /healthz on the same server.
+# by `tocsin track` (verify signature, check the carrier, take the replay key once in sqlite, look
+# up the campaign, produce a status event to Kafka), measured with wrk, every request a different
+# message sid; baseline in the same run: GET /healthz on the same server.
 #   bench/bench_track_webhook.sh [SECONDS] [CONNECTIONS]   (TOCSIN_BIN picks the binary)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,6 +41,30 @@ p = sorted(urllib.parse.parse_qsl(os.environ["TRK_BODY"], keep_blank_values=True
 s = os.environ["PUB"] + os.environ["TRK_PATH"] + "".join(k + v for k, v in p)
 print(base64.b64encode(hmac.new(b"bench-twilio-token", s.encode(), hashlib.sha1).digest()).decode())')
 export TRK_SIG
+# one pre-signed request per wrk request, each for its own message (seeded below) with its own
+# MessageSid: the tracker takes a signed sid + status once (a repeat is a refused replay) and
+# applies a receipt only under the reference the message was carried with
+export TRK_REQS=$OUT/reqs.tsv TRK_THREADS=2
+NREQ=$((DUR * 40000))
+PUB=$PUB N=$NREQ python3 -c '
+import hmac, hashlib, base64, json, os
+pub, n, out = os.environ["PUB"], int(os.environ["N"]), os.environ["TRK_REQS"]
+key = hmac.new(b"bench-twilio-token", digestmod=hashlib.sha1)
+with open(out, "w") as f, open(out + ".seed", "w") as seed:
+    for i in range(n):
+        mid, sid = "%032x" % (0xb000000 + i), "SMb%031d" % i
+        path = "/webhooks/twilio/status?mid=" + mid
+        seed.write(json.dumps({"v":1,"id":mid,"campaign":"bench2","channel":"sms","to":"+15551234567","state":"accepted",
+                               "vendor":"twilio","vendor_ref":sid,"latency_ms":80,"attempt":0,"ts_ms":1}) + "\n")
+        # sorted names: AccountSid, ErrorCode, From, MessageSid, MessageStatus, To
+        s = pub + path + "AccountSidACbenchErrorCodeFrom+15005550006MessageSid" + sid + "MessageStatusdeliveredTo+15551234567"
+        m = key.copy(); m.update(s.encode())
+        f.write(base64.b64encode(m.digest()).decode() + "\t" + path + "\tMessageSid=" + sid +
+                "&MessageStatus=delivered&To=%2B15551234567&From=%2B15005550006&AccountSid=ACbench&ErrorCode=\n")'
+T track --replay "$TRK_REQS.seed" > /dev/null
+seeded() { T status bench2 --json 2>/dev/null | grep -q "\"total\":$NREQ,"; }
+for _ in $(seq 600); do seeded && break; sleep 0.2; done
+seeded || { echo "bench_track_webhook: FAIL the $NREQ seeded messages were not folded" >&2; exit 1; }
 # correctness first: signed -> 200 and the receipt folds to delivered; tampered -> 403
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-Twilio-Signature: $TRK_SIG" --data "$TRK_BODY" "$A$TRK_PATH")
 [ "$code" = 200 ] || { echo "bench_track_webhook: FAIL signed receipt answered $code" >&2; exit 1; }

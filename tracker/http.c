@@ -137,7 +137,7 @@ struct trk_http {
 	int nreaders;
 	trk_reply_t *reply;  /* worker: SMS replies through the adapters, review-list writes */
 	pthread_mutex_t smu; /* seen */
-	trk_store_t *seen;   /* writer handle for the webhook replay memory (wh_seen) */
+	trk_store_t *seen;   /* the webhook replay memory (wh_seen in <db>-webhooks) */
 	wh_vendor_t wh[MAX_WH_VENDORS];
 	size_t nwh;
 	email_unsub_t *unsub;
@@ -267,8 +267,14 @@ static void reader_put(trk_http_t *h, trk_store_t *s)
 static void *poll_main(void *arg)
 {
 	trk_http_t *h = arg;
-	while (!h->stopping)
+	while (!h->stopping) {
 		rd_kafka_poll(h->rk, 100);
+		if (h->seen) { /* the replay keys of the last 100 ms to disk */
+			pthread_mutex_lock(&h->smu);
+			trk_store_seen_flush(h->seen);
+			pthread_mutex_unlock(&h->smu);
+		}
+	}
 	return NULL;
 }
 
@@ -1298,7 +1304,9 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 		         "webhook freshness and replay memory use it\"",
 		         (long long)vnd_wh_now_s());
 	pthread_mutex_init(&h->smu, NULL);
-	h->seen = trk_store_open(cfg->db_path, 0, err, errlen);
+	char sp[4200];
+	snprintf(sp, sizeof sp, "%s-webhooks", cfg->db_path);
+	h->seen = trk_store_open_seen(sp, err, errlen);
 	if (!h->seen) {
 		trk_http_free(h);
 		return NULL;
@@ -1372,9 +1380,9 @@ void trk_http_free(trk_http_t *h)
 	h->stopping = 1;
 	trk_ctl_tokens_free(h->tokens);
 	trk_reply_free(h->reply); /* after the server: no more jobs come in */
-	trk_store_free(h->seen);
 	if (h->poller_on)
 		pthread_join(h->poller, NULL);
+	trk_store_free(h->seen); /* after the poller, which flushes it; writes what is left */
 	if (h->rk) {
 		if (kq_flush(h->rk, 10000))
 			log_warn("event=producer_flush_timeout");

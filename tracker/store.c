@@ -100,7 +100,15 @@ struct trk_store {
 	sqlite3_stmt *q[Q__COUNT];
 	agg_t *agg;
 	size_t nagg;
-	int64_t seen_n; /* keys taken: every 1000th prunes the expired */
+	/* trk_store_open_seen: keys taken and not yet written (one transaction per
+	 * SEEN_BATCH keys, or per trk_store_seen_flush), statements, keys written */
+	struct seen_pend {
+		char key[160];
+		int64_t exp_s;
+	} *pend;
+	size_t npend;
+	int64_t seen_n, seen_now; /* keys written; the caller's clock at the last take */
+	sqlite3_stmt *seen_q[4]; /* write, forget, prune, look up */
 };
 
 static const char schema[] =
@@ -144,10 +152,21 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS attempts(rid INTEGER NOT NULL, gen INTEGER NOT NULL,"
     " state INTEGER, vendor TEXT, vendor_ref TEXT, code TEXT, detail TEXT, attempt INTEGER,"
     " ts_ms INTEGER, PRIMARY KEY(rid, gen)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS attempts_ref ON attempts(rid, vendor_ref);"
-    /* webhook replay memory: each key (Mailgun token, sg_event_id, Twilio
-     * idempotency token, Vonage sig) is taken once until exp_s */
-    "CREATE TABLE IF NOT EXISTS wh_seen(key TEXT PRIMARY KEY, exp_s INTEGER NOT NULL) WITHOUT ROWID;";
+    "CREATE INDEX IF NOT EXISTS attempts_ref ON attempts(rid, vendor_ref);";
+
+/* webhook replay memory, in a file of its own (trk_store_open_seen): each key
+ * (Mailgun token, sg_event_id, Twilio sid, Vonage sig) is taken once until exp_s */
+static const char seen_schema[] =
+    "CREATE TABLE IF NOT EXISTS wh_seen(key TEXT PRIMARY KEY, exp_s INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS wh_seen_exp ON wh_seen(exp_s);";
+static const char *const seen_sqls[4] = {
+    /* a key whose memory expired is taken again (the vendor's window is shorter) */
+    "INSERT INTO wh_seen(key, exp_s) VALUES(?1, ?2) ON CONFLICT(key) DO "
+    "UPDATE SET exp_s=excluded.exp_s WHERE wh_seen.exp_s < ?3",
+    "DELETE FROM wh_seen WHERE key=?1",
+    "DELETE FROM wh_seen WHERE exp_s < ?1",
+    "SELECT exp_s FROM wh_seen WHERE key=?1"};
+#define SEEN_BATCH 256
 
 static const char *const sqls[Q__COUNT] = {
     [Q_GET] = "SELECT state, campaign, vendor, rid, channel, attempt, gen FROM msgs WHERE id=?1",
@@ -463,6 +482,37 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 	return s;
 }
 
+trk_store_t *trk_store_open_seen(const char *path, char *err, size_t errlen)
+{
+	if (mkdirs(path, err, errlen) || pfile_private(path, err, errlen))
+		return NULL;
+	trk_store_t *s = calloc(1, sizeof *s);
+	if (!s || !(s->path = strdup(path))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	char *e = NULL;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &e) !=
+	        SQLITE_OK ||
+	    sqlite3_exec(s->db, seen_schema, NULL, NULL, &e) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, seen_sqls[0], -1, SQLITE_PREPARE_PERSISTENT, &s->seen_q[0], NULL) ||
+	    sqlite3_prepare_v3(s->db, seen_sqls[1], -1, SQLITE_PREPARE_PERSISTENT, &s->seen_q[1], NULL) ||
+	    sqlite3_prepare_v3(s->db, seen_sqls[2], -1, SQLITE_PREPARE_PERSISTENT, &s->seen_q[2], NULL) ||
+	    sqlite3_prepare_v3(s->db, seen_sqls[3], -1, SQLITE_PREPARE_PERSISTENT, &s->seen_q[3], NULL) ||
+	    !(s->pend = calloc(SEEN_BATCH, sizeof *s->pend))) {
+		snprintf(err, errlen, "cannot set up %s: %s", path,
+		         e ? e : s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		sqlite3_free(e);
+		trk_store_free(s);
+		return NULL;
+	}
+	sqlite3_busy_handler(s->db, busy_wait, s);
+	return s;
+}
+
 void trk_store_free(trk_store_t *s)
 {
 	if (!s)
@@ -473,6 +523,11 @@ void trk_store_free(trk_store_t *s)
 	}
 	for (int i = 0; i < Q__COUNT; i++)
 		sqlite3_finalize(s->q[i]);
+	if (s->npend)
+		trk_store_seen_flush(s);
+	free(s->pend);
+	for (int i = 0; i < 4; i++)
+		sqlite3_finalize(s->seen_q[i]);
 	if (s->db)
 		sqlite3_close(s->db);
 	free(s->agg);
@@ -1229,43 +1284,82 @@ int trk_store_msg_campaign(trk_store_t *s, const char *id, char *out, size_t out
 	return trk_store_msg_info(s, id, out, outlen, NULL, 0, NULL, 0);
 }
 
+int trk_store_seen_flush(trk_store_t *s)
+{
+	if (!s->npend)
+		return 0;
+	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : TOCSIN_ERR_IO;
+	sqlite3_stmt *q = s->seen_q[0];
+	for (size_t i = 0; i < s->npend && !rc; i++) {
+		sqlite3_bind_text(q, 1, s->pend[i].key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, s->pend[i].exp_s);
+		sqlite3_bind_int64(q, 3, s->pend[i].exp_s); /* an expired row is replaced */
+		if (sqlite3_step(q) != SQLITE_DONE)
+			rc = TOCSIN_ERR_IO;
+		sqlite3_reset(q);
+	}
+	sqlite3_clear_bindings(q);
+	if (!rc && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = TOCSIN_ERR_IO;
+	if (rc) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		log_error("event=db_error db=%s err=\"%s\" keys_lost=%zu", s->path, sqlite3_errmsg(s->db),
+		          s->npend);
+	}
+	int64_t before = s->seen_n / 4096;
+	s->seen_n += (int64_t)s->npend;
+	s->npend = 0;
+	if (s->seen_n / 4096 != before) { /* the file holds about one window's worth */
+		q = s->seen_q[2];
+		sqlite3_bind_int64(q, 1, s->seen_now);
+		sqlite3_step(q);
+		sqlite3_reset(q);
+	}
+	return rc;
+}
+
 int trk_store_seen(trk_store_t *s, const char *key, int64_t now_s, int64_t keep_s)
 {
-	sqlite3_stmt *q = NULL;
-	/* a key whose memory expired is taken again (the vendor's window is shorter) */
-	if (sqlite3_prepare_v2(s->db,
-	                       "INSERT INTO wh_seen(key, exp_s) VALUES(?1, ?2) ON CONFLICT(key) DO "
-	                       "UPDATE SET exp_s=excluded.exp_s WHERE wh_seen.exp_s < ?3",
-	                       -1, &q, NULL) != SQLITE_OK) {
-		sqlite3_finalize(q);
-		return TOCSIN_ERR_IO;
-	}
+	if (!s->pend)
+		return TOCSIN_ERR_STATE;
+	if (strlen(key) >= sizeof s->pend[0].key)
+		return TOCSIN_ERR_TOOBIG;
+	s->seen_now = now_s;
+	for (size_t i = 0; i < s->npend; i++)
+		if (!strcmp(s->pend[i].key, key) && s->pend[i].exp_s >= now_s)
+			return 0;
+	sqlite3_stmt *q = s->seen_q[3];
 	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 2, now_s + keep_s);
-	sqlite3_bind_int64(q, 3, now_s);
 	int st = sqlite3_step(q);
-	sqlite3_finalize(q);
-	if (st != SQLITE_DONE)
+	int64_t exp = st == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	if (st != SQLITE_ROW && st != SQLITE_DONE)
 		return TOCSIN_ERR_IO;
-	int fresh = sqlite3_changes(s->db) > 0;
-	if (fresh && ++s->seen_n % 1000 == 0) { /* the table holds one window's worth */
-		char sql[96];
-		snprintf(sql, sizeof sql, "DELETE FROM wh_seen WHERE exp_s < %lld", (long long)now_s);
-		sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-	}
-	return fresh;
+	if (exp >= now_s)
+		return 0;
+	/* new (or its memory expired): remembered now, written with the next batch */
+	snprintf(s->pend[s->npend].key, sizeof s->pend[0].key, "%s", key);
+	s->pend[s->npend++].exp_s = now_s + keep_s;
+	if (s->npend == SEEN_BATCH)
+		trk_store_seen_flush(s);
+	return 1;
 }
 
 int trk_store_unsee(trk_store_t *s, const char *key)
 {
-	sqlite3_stmt *q = NULL;
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM wh_seen WHERE key=?1", -1, &q, NULL) != SQLITE_OK) {
-		sqlite3_finalize(q);
-		return TOCSIN_ERR_IO;
-	}
+	for (size_t i = 0; i < s->npend; i++)
+		if (!strcmp(s->pend[i].key, key)) {
+			s->pend[i] = s->pend[--s->npend];
+			break;
+		}
+	sqlite3_stmt *q = s->seen_q[1];
+	if (!q)
+		return TOCSIN_ERR_STATE;
 	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
 	int st = sqlite3_step(q);
-	sqlite3_finalize(q);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
 	return st == SQLITE_DONE ? 0 : TOCSIN_ERR_IO;
 }
 

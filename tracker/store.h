@@ -118,11 +118,21 @@ int trk_store_msg_info(trk_store_t *s, const char *id, char *camp, size_t cample
 int trk_store_msg_earlier(trk_store_t *s, const char *id,
                           int (*fn)(void *ctx, const char *vendor, const char *ref), void *ctx);
 
-/* Webhook replay memory (writer handle, outside trk_store_begin/commit): take
+/* The webhook replay memory's own file (WAL, 0600), apart from the store so
+ * a webhook never waits for the ingest's transactions. Caller owns the result
+ * (trk_store_free); only trk_store_seen / trk_store_unsee apply to it. */
+trk_store_t *trk_store_open_seen(const char *path, char *err, size_t errlen);
+
+/* Webhook replay memory (a trk_store_open_seen handle): take
  * key once. 1 when it is new (now remembered until now_s + keep_s), 0 when it
  * was taken before and has not expired, or TOCSIN_ERR_IO. Expired keys are
  * deleted as new ones come, so the table holds about one window's worth. */
 int trk_store_seen(trk_store_t *s, const char *key, int64_t now_s, int64_t keep_s);
+/* Write the keys taken since the last write in one transaction (trk_store_seen
+ * does it every 256 keys; call it about every 100 ms, and trk_store_free does it
+ * at the end): 0 or TOCSIN_ERR_IO. A crash loses the unwritten keys, so a
+ * request repeated right after a crash may pass once. */
+int trk_store_seen_flush(trk_store_t *s);
 /* Forget key (its request could not be acted on: the vendor's retry must pass). */
 int trk_store_unsee(trk_store_t *s, const char *key);
 

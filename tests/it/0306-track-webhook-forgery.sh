@@ -209,6 +209,7 @@ grep -q 'inbound\\x0alvl=error comp=track event=forged' "$OUT/track.log" || it_f
 # the replay memory survives a restart: the captured Mailgun body is still refused
 it_stop "$PID_track" || it_fail "track did not stop cleanly"
 [ "$(stat -c %a "$VAR/tocsin.db")" = 600 ] || it_fail "tocsin.db mode $(stat -c %a "$VAR/tocsin.db"), want 600"
+[ "$(stat -c %a "$VAR/tocsin.db-webhooks")" = 600 ] || it_fail "tocsin.db-webhooks mode, want 600"
 it_start_track
 A=http://$TRACK
 post mg-after-restart 400 -X POST "$A/webhooks/mailgun/events" -H 'Content-Type: application/json' --data-binary "$C1"

@@ -536,18 +536,36 @@ static void test_seen(void **state)
 	struct stat stt;
 	assert_int_equal(stat(dbpath, &stt), 0);
 	assert_int_equal(stt.st_mode & 0777, 0600);
-	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1000, 600), 1);
-	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1001, 600), 0);
-	assert_int_equal(trk_store_seen(s, "mailgun:tok2", 1001, 600), 1);
-	trk_store_free(s);
-	char err[256];
-	s = trk_store_open(dbpath, 0, err, sizeof err);
-	assert_non_null(s);
-	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1599, 600), 0); /* kept across a restart */
-	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1601, 600), 1); /* expired: new again */
-	assert_int_equal(trk_store_seen(s, "mailgun:tok1", 1602, 600), 0);
-	assert_int_equal(trk_store_unsee(s, "mailgun:tok2"), 0);
-	assert_int_equal(trk_store_seen(s, "mailgun:tok2", 1602, 600), 1);
+	char sp[300], err[256];
+	snprintf(sp, sizeof sp, "%s-webhooks", dbpath);
+	trk_store_t *w = trk_store_open_seen(sp, err, sizeof err);
+	assert_non_null(w);
+	assert_int_equal(stat(sp, &stt), 0);
+	assert_int_equal(stt.st_mode & 0777, 0600);
+	assert_int_equal(trk_store_seen(w, "mailgun:tok1", 1000, 600), 1);
+	assert_int_equal(trk_store_seen(w, "mailgun:tok1", 1001, 600), 0);
+	assert_int_equal(trk_store_seen(w, "mailgun:tok2", 1001, 600), 1);
+	trk_store_free(w);
+	w = trk_store_open_seen(sp, err, sizeof err);
+	assert_non_null(w);
+	assert_int_equal(trk_store_seen(w, "mailgun:tok1", 1599, 600), 0); /* kept across a restart */
+	assert_int_equal(trk_store_seen(w, "mailgun:tok1", 1601, 600), 1); /* expired: new again */
+	assert_int_equal(trk_store_seen(w, "mailgun:tok1", 1602, 600), 0);
+	assert_int_equal(trk_store_unsee(w, "mailgun:tok2"), 0);
+	assert_int_equal(trk_store_seen(w, "mailgun:tok2", 1602, 600), 1);
+	/* more than one batch (256) of keys: every one is still known, before and after writing */
+	char k[32];
+	for (int i = 0; i < 600; i++) {
+		snprintf(k, sizeof k, "sendgrid:e%d", i);
+		assert_int_equal(trk_store_seen(w, k, 1700, 600), 1);
+	}
+	for (int i = 0; i < 600; i += 97) {
+		snprintf(k, sizeof k, "sendgrid:e%d", i);
+		assert_int_equal(trk_store_seen(w, k, 1701, 600), 0);
+	}
+	assert_int_equal(trk_store_seen_flush(w), 0);
+	assert_int_equal(trk_store_seen(w, "sendgrid:e599", 1702, 600), 0);
+	trk_store_free(w);
 	/* msg_info: campaign, vendor and reference as stored */
 	assert_int_equal(trk_store_begin(s), 0);
 	msg_status_t e = ev("m1", "c9", MSG_ST_ACCEPTED, "vonage");
