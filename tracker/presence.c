@@ -78,6 +78,16 @@ static int64_t waiting(rd_kafka_t *rk, const char *topic, int64_t *committed)
 	return w;
 }
 
+static int stopping(trk_presence_t *p)
+{
+	pthread_mutex_lock(&p->mu);
+	int s = p->stop;
+	pthread_mutex_unlock(&p->mu);
+	return s;
+}
+
+/* One round: query each channel, write the report (nothing when asked to stop midway: a
+ * broker that is gone costs a few seconds of timeouts per channel). */
 static void check(trk_presence_t *p)
 {
 	json_t *doc = json_object(), *chs = json_object(), *warns = json_array();
@@ -86,6 +96,12 @@ static void check(trk_presence_t *p)
 		pres_ch_t *pc = &p->ch[c];
 		if (!pc->rk)
 			continue;
+		if (stopping(p)) {
+			json_decref(doc);
+			json_decref(chs);
+			json_decref(warns);
+			return;
+		}
 		const char *topic = kq_outbox_topic((msg_channel_t)c), *chn = msg_channel_name((msg_channel_t)c);
 		int m = members(pc->rk, pc->group);
 		/* both lanes: tocsin.outbox.<ch> and tocsin.outbox.<ch>.urgent */
