@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DSP_MAX_PARTS 1024
@@ -37,6 +38,11 @@
 #define DSP_DONE_HELD_FACTOR 4
 /* A pending window full this long means sending is stuck, not just busy: pause. */
 #define DSP_STUCK_PAUSE_MS 2000
+/* Final statuses waiting this long with no acknowledgement from the broker at all: it is
+ * unreachable, and sending stops (an outcome that cannot be recorded would be sent again). */
+#define DSP_ACK_STALL_MS 1500
+/* Stopping while the broker is unreachable: what is in flight gets this long. */
+#define DSP_STOP_UNREACHABLE_MS 2500
 
 typedef struct dsp_part dsp_part_t;
 
@@ -114,6 +120,9 @@ typedef struct dsp {
 	size_t npending;   /* consumed and not yet freed, both lanes */
 	size_t max_pending; /* per lane */
 	int draining;      /* no new sends (stop or revoke) */
+	int64_t unacked_since_ms; /* mono ms since final statuses wait unacknowledged; 0 none */
+	int64_t last_ack_ms;      /* mono ms of the broker's last acknowledgement */
+	int64_t held_since_ms;    /* mono ms since sending stopped: broker unreachable; 0 not */
 	int64_t last_commit_ms;
 	dsp_state_t *st;   /* campaign states, opt-outs, vendor health */
 	buf_t buf;         /* reused encode buffer */
@@ -265,6 +274,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 	}
 	dq_acked(d->q, m);
 	msg_done(d, m);
+	d->last_ack_ms = clock_mono_ms();
 	d->n_finals_acked++;
 	d->last_final_ns = clock_mono_ns();
 	if (m->discard) { /* its partition is gone: nobody will pop it */
@@ -938,10 +948,40 @@ static void drain_wake(dsp_t *d)
 	}
 }
 
+/* Never send what cannot be recorded: final statuses waiting DSP_ACK_STALL_MS with
+ * no acknowledgement from the broker stop new sends (one line), until it
+ * acknowledges again. */
+static void ack_watch(dsp_t *d, int64_t now)
+{
+	size_t unacked = dq_unacked(d->q);
+	if (!unacked)
+		d->unacked_since_ms = 0;
+	else if (!d->unacked_since_ms)
+		d->unacked_since_ms = now;
+	int64_t since = d->unacked_since_ms > d->last_ack_ms ? d->unacked_since_ms : d->last_ack_ms;
+	if (!d->held_since_ms && unacked && now - since >= DSP_ACK_STALL_MS) {
+		d->held_since_ms = since;
+		char ts[32];
+		time_t wall = (time_t)((clock_wall_ms() - (now - since)) / 1000);
+		struct tm tm;
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&wall, &tm));
+		log_error("event=broker_unreachable since=%s held=%zu in_flight=%d msg=\"broker "
+		          "unreachable since %s: %zu outcomes held, sending paused\"",
+		          ts, unacked, http_in_flight(d->http), ts, unacked);
+	} else if (d->held_since_ms && d->last_ack_ms > d->held_since_ms) {
+		log_info("event=broker_reachable held_ms=%lld unacked=%zu msg=\"the broker acknowledges "
+		         "again: sending resumed\"",
+		         (long long)(now - d->held_since_ms), unacked);
+		d->held_since_ms = 0;
+	}
+}
+
 /* Send what is ready, collect what finished, serve delivery reports. */
 static void pump(dsp_t *d, int timeout_ms)
 {
 	int64_t now = clock_mono_ms();
+	rd_kafka_poll(d->prod, 0); /* acknowledgements first: ack_watch judges by them */
+	ack_watch(d, now);
 	sla_check(d, now);
 	dsp_msg_t *m;
 	while ((m = dq_due(d->q, now))) {
@@ -955,7 +995,7 @@ static void pump(dsp_t *d, int timeout_ms)
 		else
 			admit(d, m, now);
 	}
-	if (!d->draining)
+	if (!d->draining && !d->held_since_ms)
 		serve_all(d, now);
 	/* sleep until a destination's limiter or the first timer allows more; a
 	 * completion wakes the loop for a full window */
@@ -991,6 +1031,16 @@ static void drain_inflight(dsp_t *d, int timeout_ms)
 		size_t final_pending = dq_unacked(d->q);
 		if (!http_in_flight(d->http) && !final_pending)
 			break;
+		/* stopping with the broker gone: nothing will be acknowledged; the sends in
+		 * flight get a moment, and SIGTERM is honoured */
+		if (tocsin_stop && d->held_since_ms &&
+		    (!http_in_flight(d->http) || clock_mono_ms() - d->held_since_ms >= DSP_STOP_UNREACHABLE_MS)) {
+			log_error("event=stop_unacknowledged in_flight=%d final_pending=%zu msg=\"stopping "
+			          "with the broker unreachable: these outcomes were not recorded; their "
+			          "offsets are not committed, so the next owner sends them again\"",
+			          http_in_flight(d->http), final_pending);
+			break;
+		}
 		if (clock_mono_ms() >= end) {
 			log_warn("event=drain_timeout in_flight=%d final_pending=%zu",
 			         http_in_flight(d->http), final_pending);
@@ -1287,8 +1337,12 @@ static void teardown(dsp_t *d)
 		rd_kafka_queue_destroy(d->q_urgent);
 	if (d->q_prod)
 		rd_kafka_queue_destroy(d->q_prod);
-	/* Serve the last delivery reports while the messages they point at live. */
-	if (d->prod && kq_flush(d->prod, 10000))
+	/* Serve the last delivery reports while the messages they point at live; with
+	 * the broker unreachable, give up on them at once (reports with an error). */
+	if (d->prod && d->held_since_ms) {
+		rd_kafka_purge(d->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(d->prod, 100);
+	} else if (d->prod && kq_flush(d->prod, 10000))
 		log_warn("event=flush_timeout msg=\"some status events were not acknowledged\"");
 	/* Release every consumed record before the consumer goes: librdkafka's
 	 * destroy waits for them. Anything not final goes back to Kafka (its
@@ -1309,7 +1363,13 @@ static void teardown(dsp_t *d)
 	dsp_msg_t *m;
 	while (d->q && (m = dq_any(d->q)))
 		msg_free(d, m);
-	if (d->cons) {
+	if (d->cons && d->held_since_ms) {
+		/* Leaving the group and destroying the consumer wait for the broker
+		 * (librdkafka 2.0 blocks ~10 s here); the process is exiting: leave the
+		 * handle to the OS so SIGTERM is honoured at once. */
+		log_warn("event=consumer_abandoned msg=\"the broker is unreachable: not leaving the "
+		         "group; it notices at session.timeout.ms\"");
+	} else if (d->cons) {
 		rd_kafka_consumer_close(d->cons);
 		rd_kafka_destroy(d->cons);
 	}
@@ -1359,7 +1419,9 @@ static void usage(FILE *f)
 	        "\n"
 	        "The HTTP transfers run on dispatcher.http_threads threads (default 2).\n"
 	        "\n"
-	        "SIGTERM or Ctrl-C: finish in-flight sends, commit, leave the group, exit 0.\n");
+	        "SIGTERM or Ctrl-C: finish in-flight sends, commit, leave the group, exit 0.\n"
+	        "With the broker unreachable (event=broker_unreachable: sending paused), the\n"
+	        "sends in flight get 2.5 s, then it exits without the commit and the group leave.\n");
 }
 
 int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
@@ -1444,7 +1506,8 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 	log_info("event=dispatch_stopping signal=%d in_flight=%d pending=%zu", (int)tocsin_stop,
 	         http_in_flight(d.http), d.npending);
 	drain_inflight(&d, 30000);
-	commit_parts(&d, 1);
+	if (!d.held_since_ms) /* a synchronous commit would wait for the broker */
+		commit_parts(&d, 1);
 	d.last_progress_ms = 0;
 	progress(&d, clock_mono_ms());
 	double secs = d.n_finals_acked ? (d.last_final_ns - d.first_consume_ns) / 1e9 : 0;
