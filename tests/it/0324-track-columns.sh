@@ -2,7 +2,8 @@
 # 0324-track-columns.sh -- the campaign columns a staffer reads (/api/campaigns "summary", per
 # channel when both are used), the plain-language failure reasons with their codes, the
 # recipients list filtered by those codes (and its refusals), and receipts that match no
-# campaign counted apart. Status records replayed with known outcomes.
+# campaign counted apart; a running campaign's rate and ETA. Status records replayed with
+# known outcomes.
 source "$(dirname "$0")/lib.sh"
 it_setup 0324-track-columns
 it_write_config '"vendors":[{"name":"twilio","kind":"twilio","channel":"sms","base_url":"http://127.0.0.1:9","account":"ACit","secret_env":"TOCSIN_TWILIO_TOKEN","senders":{"main":{"from":"+15005550006"}}},
@@ -56,8 +57,30 @@ for bad in 'code=a,,b' "code=$(head -c 600 /dev/zero | tr '\0' x)" 'code=,a' 'st
   code=$(curl -s -o "$OUT/bad.txt" -w '%{http_code}' "$A/api/campaigns/mix/recipients?$bad")
   [ "$code" = 400 ] || it_fail "$bad -> $code $(cat "$OUT/bad.txt")"
 done
+# a running campaign's rate (accepted per second over 20 s) and ETA (in progress / rate):
+# "run" (running) gets 10 queued, then 40 accepted just now
+run_events() { # FIRST LAST STATE
+  python3 -c '
+import json, sys, time
+now = int(time.time() * 1000); a, b, st = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+for i in range(a, b):
+    print(json.dumps({"v":1,"id":"%032x" % i,"campaign":"run","channel":"sms","to":"r%d" % i,"state":st,
+                      "vendor":"twilio" if st == "accepted" else None,
+                      "latency_ms":30 if st == "accepted" else -1,"attempt":0,"ts_ms":now}))' "$@" > "$OUT/run.jsonl"
+  "$TOCSIN_BIN" -c "$CFG" track --replay "$OUT/run.jsonl" > /dev/null
+}
+run_events 140 150 queued
+run_known() { curl -sf "$A/api/campaigns/run" > /dev/null; }
+it_wait_until 10 run_known || it_fail "run never folded"
+"$TOCSIN_BIN" -c "$CFG" campaign resume run --as it > /dev/null || it_fail "resume run"
+run_running() { curl -sf "$A/api/campaigns/run" | it_jq 'j["state"]' | grep -qx running; }
+it_wait_until 20 run_running || it_fail "run not running"
+run_events 100 140 accepted
+eta() { curl -sf "$A/api/campaigns/run" | it_jq '[j["state"], j["rate_per_s"], j["eta_s"], j["summary"]["in_progress"]]'; }
+rated() { [ "$(eta)" = '["running", 2.0, 5, 10]' ]; }
+it_wait_until 10 rated || it_fail "rate and ETA: $(eta)"
 # the receipt without a campaign is apart, never a campaign row
 curl -sf "$A/api/campaigns" > "$OUT/list.json"
-[ "$(it_jq '[c["id"] for c in j["campaigns"]]' "$OUT/list.json")" = '["mix"]' ] || it_fail "campaign rows: $(cat "$OUT/list.json")"
+[ "$(it_jq 'sorted(c["id"] for c in j["campaigns"])' "$OUT/list.json")" = '["mix", "run"]' ] || it_fail "campaign rows: $(cat "$OUT/list.json")"
 [ "$(it_jq 'j["unattributed"]' "$OUT/list.json")" = '{"total": 1, "states": {"delivered": 1}}' ] || it_fail "unattributed: $(it_jq 'j["unattributed"]' "$OUT/list.json")"
 echo "ok: 0324-track-columns"
