@@ -60,6 +60,27 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 	json_t *cj = !rc && !trk_api_campaign(&q, camp, &cb) ? json_loadb(cb.p, cb.len, 0, NULL) : NULL;
 	if (json_is_string(json_object_get(cj, "state")))
 		snprintf(state, sizeof state, "%s", json_string_value(json_object_get(cj, "state")));
+	/* the columns of the dashboard, and why messages failed (tracker/README.md) */
+	char cols[512] = "", why[1024] = "";
+	json_t *sm = json_object_get(cj, "summary");
+#define SM(k) (long long)json_integer_value(json_object_get(sm, k))
+	if (sm)
+		snprintf(cols, sizeof cols,
+		         "  audience %lld, sent %lld, delivered %lld, failed %lld, in progress %lld "
+		         "(%lld retrying), cancelled %lld, expired %lld, opted out %lld\n",
+		         SM("audience"), SM("sent"), SM("delivered"), SM("failed"), SM("in_progress"),
+		         SM("retrying"), SM("cancelled"), SM("expired"),
+		         SM("suppressed") + (long long)json_integer_value(json_object_get(cj, "optouts")));
+#undef SM
+	size_t ri;
+	json_t *r;
+	json_array_foreach(json_object_get(cj, "reasons"), ri, r)
+	{
+		size_t l = strlen(why);
+		snprintf(why + l, sizeof why - l, "%s%s %lld", l ? ", " : "  why: ",
+		         json_string_value(json_object_get(r, "reason")),
+		         (long long)json_integer_value(json_object_get(r, "n")));
+	}
 	json_decref(cj);
 	buf_free(&cb);
 	trk_store_free(s);
@@ -80,7 +101,9 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 		buf_free(&b);
 		return rc ? 1 : 0;
 	}
-	printf("campaign %s: %s, %lld messages\n", camp, state, (long long)c.total);
+	printf("campaign %s: %s, %lld messages\n%s", camp, state, (long long)c.total, cols);
+	if (why[0])
+		printf("%s\n", why);
 	for (int i = 0; i < MSG_ST__COUNT; i++)
 		if (c.states[i])
 			printf("  %-12s %10lld\n", msg_state_name((msg_state_t)i), (long long)c.states[i]);

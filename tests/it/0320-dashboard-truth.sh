@@ -89,6 +89,10 @@ grep -q "re-queued $outage_failed message" "$OUT/resend.out" || it_fail "resend 
 resent_delivered() { [ "$(camp blast 'j["summary"]["delivered"]')" = 1500 ] && [ "$(camp blast 'j["state"]')" = done ]; }
 it_wait_until 60 resent_delivered || it_fail "resent messages not delivered: $(camp blast 'j["state"], j["summary"]')"
 [ "$(camp blast 'j["summary"]["failed"]')" = 3 ] || it_fail "blast should end with the 3 permanent failures"
+# tocsin status reads the same columns and reasons
+"$TOCSIN_BIN" -c "$CFG" status blast > "$OUT/status.out" || it_fail "status"
+grep -q '^  audience 1503, sent 1500, delivered 1500, failed 3, in progress 0 ' "$OUT/status.out" &&
+  grep -q '^  why: .*invalid number 1' "$OUT/status.out" || it_fail "tocsin status: $(cat "$OUT/status.out")"
 # each resent recipient shows delivered, with its failed first attempt in its history
 api "/api/campaigns/blast/recipients?state=delivered&limit=10000" > "$OUT/delivered.json"
 n=$(it_jq 'sum(1 for i in j["items"] if i["resends"]==1 and i["history"][0]["code"]=="http_503")' "$OUT/delivered.json")
