@@ -67,7 +67,7 @@ typedef struct dsp_msg {
 	/* the final outcome, kept to re-produce its status if delivery fails */
 	msg_state_t final_state;
 	char vendor_name[64];
-	char ref[96];
+	char ref[256]; /* vnd_result_t.ref */
 	char code[32];
 	char detail[200];
 	int64_t latency_ms;

@@ -398,29 +398,41 @@ static void seen_forget(trk_http_t *h, const char *key)
 typedef struct carrier_q {
 	const cfg_vendor_t *v;
 	const char *ref;
+	char *hit; /* the stored reference that matched */
+	size_t hitlen;
 } carrier_q_t;
 
 /* 1 when vendor carried an attempt under ref and q's receipt names it */
 static int carried(void *ctx, const char *vendor, const char *ref)
 {
-	const carrier_q_t *q = ctx;
-	return (!vendor[0] || !strcmp(vendor, q->v->name)) && vnd_ref_matches(q->v->kind, ref, q->ref);
+	carrier_q_t *q = ctx;
+	if ((vendor[0] && strcmp(vendor, q->v->name)) || !vnd_ref_matches(q->v->kind, ref, q->ref))
+		return 0;
+	if (ref[0])
+		snprintf(q->hit, q->hitlen, "%s", ref);
+	return 1;
 }
 
 /* 1 when the receipt ev may be applied to its message: the store does not
  * know the message yet (its accepted record may still be on its way), or
  * this vendor carried it under this reference (now, or in an earlier attempt
  * of a resent message: the store keeps such a late receipt out of the
- * counts). camp gets its campaign. */
-static int carrier_ok(wh_ctx_t *x, const vnd_wh_event_t *ev, char *camp, size_t camplen)
+ * counts). camp gets its campaign; ref the stored reference the receipt
+ * matched (all of a Vonage message's part ids: the record carries it, so a
+ * part's receipt neither replaces the message's reference with its own part
+ * id nor looks like one of an earlier attempt), else (none stored) the
+ * receipt's own. */
+static int carrier_ok(wh_ctx_t *x, const vnd_wh_event_t *ev, char *camp, size_t camplen,
+                      char *ref, size_t reflen)
 {
-	char vendor[64], ref[96];
+	char vendor[64], stored[sizeof ((vnd_result_t *)0)->ref];
 	camp[0] = 0;
-	if (!x->rd || trk_store_msg_info(x->rd, ev->id, camp, camplen, vendor, sizeof vendor, ref,
-	                                 sizeof ref))
+	snprintf(ref, reflen, "%s", ev->ref);
+	if (!x->rd || trk_store_msg_info(x->rd, ev->id, camp, camplen, vendor, sizeof vendor, stored,
+	                                 sizeof stored))
 		return 1;
-	carrier_q_t q = {x->w->v, ev->ref};
-	return carried(&q, vendor, ref) || trk_store_msg_earlier(x->rd, ev->id, carried, &q) == 1;
+	carrier_q_t q = {x->w->v, ev->ref, ref, reflen};
+	return carried(&q, vendor, stored) || trk_store_msg_earlier(x->rd, ev->id, carried, &q) == 1;
 }
 
 static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
@@ -430,12 +442,12 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 	const cfg_vendor_t *v = x->w->v;
 	int64_t now = clock_wall_ms();
 	int rc = 0;
-	char camp[256];
+	char camp[256], ref[sizeof ((vnd_result_t *)0)->ref];
 	if (ev->kind == VND_WH_STATUS && !ev->id[0]) {
 		log_warn("event=webhook_unmatched vendor=%s ref=%s", v->name, ev->ref);
 		return 0;
 	}
-	if (ev->kind == VND_WH_STATUS && !carrier_ok(x, ev, camp, sizeof camp)) {
+	if (ev->kind == VND_WH_STATUS && !carrier_ok(x, ev, camp, sizeof camp, ref, sizeof ref)) {
 		x->mismatched++;
 		return 0;
 	}
@@ -456,7 +468,7 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 	if (ev->kind == VND_WH_STATUS) {
 		msg_status_t s = {.id = ev->id, .campaign = camp, .channel = v->channel,
 		                  .to = ev->address[0] ? ev->address : NULL, .state = ev->state,
-		                  .vendor = v->name, .vendor_ref = ev->ref[0] ? ev->ref : NULL,
+		                  .vendor = v->name, .vendor_ref = ref[0] ? ref : NULL,
 		                  .code = ev->code[0] ? ev->code : NULL,
 		                  .detail = ev->detail[0] ? ev->detail : NULL, .latency_ms = -1,
 		                  .attempt = 0, .ts_ms = now};

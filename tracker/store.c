@@ -64,6 +64,7 @@ enum {
 	Q_SERIES,
 	Q_CAMP,
 	Q_FIXCAMP,
+	Q_SETREF,
 	Q_VH,
 	Q_OPT,
 	Q_EVENT,
@@ -172,7 +173,8 @@ static const char *const sqls[Q__COUNT] = {
     [Q_GET] = "SELECT state, campaign, vendor, rid, channel, attempt, gen FROM msgs WHERE id=?1",
     [Q_INS] = "INSERT INTO msgs(id,campaign,channel,addr,state,vendor,vendor_ref,code,detail,"
               "attempt,ts_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-    [Q_UPD] = "UPDATE msgs SET state=?2, vendor=?3, vendor_ref=COALESCE(?4,vendor_ref),"
+    [Q_UPD] = "UPDATE msgs SET state=?2, vendor=?3,"
+              " vendor_ref=CASE WHEN ?10 AND vendor_ref<>'' THEN vendor_ref ELSE COALESCE(?4,vendor_ref) END,"
               " code=COALESCE(?5,code), detail=COALESCE(?6,detail), attempt=?7, ts_ms=?8,"
               " addr=COALESCE(addr,?9) WHERE rid=?1",
     [Q_REOPEN] = "UPDATE msgs SET state=?2, vendor=?3, vendor_ref=?4, code=?5, detail=?6, attempt=?7,"
@@ -191,6 +193,7 @@ static const char *const sqls[Q__COUNT] = {
                  " timeouts=timeouts+excluded.timeouts, refused=refused+excluded.refused,"
                  " throttled=throttled+excluded.throttled",
     [Q_FIXCAMP] = "UPDATE msgs SET campaign=?2 WHERE rid=?1",
+    [Q_SETREF] = "UPDATE msgs SET vendor_ref=?2 WHERE rid=?1",
     [Q_CAMP] = "INSERT INTO campaigns VALUES(?1,?2,?3,?4,?5) ON CONFLICT(id) DO UPDATE SET "
                "name=COALESCE(excluded.name,name), state=excluded.state,"
                " queued=CASE WHEN excluded.queued>=0 THEN excluded.queued ELSE queued END,"
@@ -963,8 +966,19 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 	int advance = !m.found || reopen || msg_state_advances(m.state, st->state) ||
 	              (m.state == MSG_ST_RETRYING && st->state == MSG_ST_RETRYING &&
 	               st->attempt > m.attempt && m.attempt < 255);
-	if (!advance)
+	if (!advance) {
+		/* The send's own reference (its accepted record, from the vendor's
+		 * answer: every part id of a Vonage SMS) replaces the one a receipt
+		 * that got here first left (only its part's id) */
+		if (m.found && st->state == MSG_ST_ACCEPTED && st->latency_ms >= 0 && st->vendor_ref &&
+		    *st->vendor_ref && st->vendor && !strcmp(st->vendor, m.vendor)) {
+			sqlite3_stmt *rq = s->q[Q_SETREF];
+			sqlite3_bind_int64(rq, 1, m.rid);
+			sqlite3_bind_text(rq, 2, st->vendor_ref, -1, SQLITE_STATIC);
+			return step_done(s, rq);
+		}
 		return 0;
+	}
 	const char *vendor = st->vendor && *st->vendor ? st->vendor : (m.found ? m.vendor : "");
 	const char *camp = m.found ? m.camp : st->campaign;
 	int ch = m.found ? m.channel : (int)st->channel;
@@ -999,8 +1013,11 @@ int trk_store_status(trk_store_t *s, const msg_status_t *st)
 		bind_opt(q, 6, st->detail);
 		sqlite3_bind_int(q, 7, reopen || st->attempt > m.attempt ? st->attempt : m.attempt);
 		sqlite3_bind_int64(q, 8, ts);
-		if (!reopen)
+		if (!reopen) {
 			bind_opt(q, 9, st->to);
+			/* a receipt (no vendor answer) keeps the reference the send stored */
+			sqlite3_bind_int(q, 10, st->latency_ms < 0);
+		}
 	}
 	if ((rc = step_done(s, q)))
 		return rc;

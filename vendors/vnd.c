@@ -197,6 +197,16 @@ int vnd_ref_matches(const char *kind, const char *stored, const char *got)
 	const char *sp = ref_core(stored, &sn), *gp = ref_core(got, &gn);
 	if (sn == gn && !memcmp(sp, gp, sn))
 		return 1;
+	/* Vonage: one message-id per part of a long SMS, one receipt per part */
+	if (kind && !strcmp(kind, "vonage")) {
+		for (const char *t = stored; *t;) {
+			size_t tl = strcspn(t, " ");
+			if (tl == gn && !memcmp(t, gp, gn))
+				return 1;
+			t += tl + (t[tl] == ' ');
+		}
+		return 0;
+	}
 	/* SendGrid: one X-Message-Id per request, each event's sg_message_id extends it */
 	return kind && !strcmp(kind, "sendgrid") && gn > sn && !memcmp(sp, gp, sn) && gp[sn] == '.';
 }

@@ -25,7 +25,8 @@ typedef struct vnd_result {
 	vnd_outcome_t outcome;
 	int throttled;      /* 1 when the defer was a rate limit (429 / Vonage status 1) */
 	int retry_after_ms; /* from Retry-After, or -1 */
-	char ref[96];       /* vendor message reference (Twilio SM…, Vonage message-id, …) */
+	char ref[256];      /* vendor message reference (Twilio SM…, Mailgun <…>); Vonage: every
+	                       part's message-id, space-separated, as many as fit */
 	char code[32];      /* vendor error code, e.g. "21211", "http_503", "curl_7" */
 	char detail[200];   /* short reason; never contains a secret */
 } vnd_result_t;
@@ -175,8 +176,9 @@ const char *vnd_wh_auth_cfg(const cfg_vendor_t *v);
 /* 1 when a receipt's vendor reference got is the reference stored for the
  * message (stored, from the vendor's answer to the send) under vendor kind's
  * rules: equal, ignoring Mailgun's angle brackets, or SendGrid's
- * "<X-Message-Id>.<suffix>" of the shared id; an empty got or stored matches
- * (nothing to compare). Any thread. */
+ * "<X-Message-Id>.<suffix>" of the shared id, or for Vonage any one of the
+ * space-separated part ids stored (each part of a long SMS has its own
+ * receipt); an empty got or stored matches (nothing to compare). Any thread. */
 int vnd_ref_matches(const char *kind, const char *stored, const char *got);
 
 /* ---- signature primitives (exposed for the emulator and tests) ---------------------- */

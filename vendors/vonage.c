@@ -145,13 +145,34 @@ static void vg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 		break;
 	}
 	if (!bad) {
-		const char *mid = json_string_value(json_object_get(json_array_get(arr, 0), "message-id"));
-		if (!mid || !*mid || strlen(mid) >= sizeof r->ref) {
+		/* the reference: every part's message-id (each part gets its own
+		 * receipt), space-separated; ids that do not fit are left out */
+		size_t used = 0, kept = 0;
+		json_array_foreach(arr, i, el)
+		{
+			const char *mid = json_string_value(json_object_get(el, "message-id"));
+			size_t ml = mid ? strlen(mid) : 0;
+			if (!ml || strcspn(mid, " ") != ml) {
+				used = 0;
+				break;
+			}
+			if (used + (used > 0) + ml >= sizeof r->ref)
+				continue;
+			if (used)
+				r->ref[used++] = ' ';
+			memcpy(r->ref + used, mid, ml + 1);
+			used += ml;
+			kept++;
+		}
+		if (!used) {
+			r->ref[0] = 0;
 			vnd_res(r, VND_DEFER, "http_200", "accepted answer without a message-id");
 		} else {
 			r->outcome = VND_ACCEPTED;
-			vnd_cpy(r->ref, sizeof r->ref, mid);
-			snprintf(r->detail, sizeof r->detail, "%zu part(s)", json_array_size(arr));
+			if (kept == json_array_size(arr))
+				snprintf(r->detail, sizeof r->detail, "%zu part(s)", kept);
+			else
+				snprintf(r->detail, sizeof r->detail, "%zu part(s), ids of %zu kept", json_array_size(arr), kept);
 		}
 	}
 	json_decref(j);

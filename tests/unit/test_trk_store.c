@@ -578,6 +578,30 @@ static void test_seen(void **state)
 	assert_string_equal(vendor, "vonage");
 	assert_string_equal(ref, "0A1");
 	assert_int_equal(trk_store_msg_info(s, "m2", camp, sizeof camp, vendor, sizeof vendor, ref, sizeof ref), TOCSIN_ERR_NOTFOUND);
+	/* a long Vonage SMS: the send's reference lists every part's id; a part's
+	 * receipt never replaces it, and when a receipt got here before the send's
+	 * accepted record, that record puts it in */
+	assert_int_equal(trk_store_begin(s), 0);
+	msg_status_t p1 = ev("m4", "c9", MSG_ST_ACCEPTED, "vonage");
+	p1.vendor_ref = "0A1 0A2 0A3";
+	assert_int_equal(trk_store_status(s, &p1), 1);
+	msg_status_t p2 = ev("m4", "c9", MSG_ST_DELIVERED, "vonage");
+	p2.vendor_ref = "0A2", p2.latency_ms = -1;
+	assert_int_equal(trk_store_status(s, &p2), 1);
+	msg_status_t q2 = ev("m5", "c9", MSG_ST_DELIVERED, "vonage");
+	q2.vendor_ref = "0B2", q2.latency_ms = -1;
+	assert_int_equal(trk_store_status(s, &q2), 1);
+	msg_status_t q1 = ev("m5", "c9", MSG_ST_ACCEPTED, "vonage");
+	q1.vendor_ref = "0B1 0B2 0B3";
+	assert_int_equal(trk_store_status(s, &q1), 0); /* no state change */
+	msg_status_t q3 = ev("m5", "c9", MSG_ST_ACCEPTED, "twilio");
+	q3.vendor_ref = "SM1";
+	assert_int_equal(trk_store_status(s, &q3), 0); /* another vendor's: not taken */
+	assert_int_equal(trk_store_commit(s), 0);
+	assert_int_equal(trk_store_msg_info(s, "m4", camp, sizeof camp, vendor, sizeof vendor, ref, sizeof ref), 0);
+	assert_string_equal(ref, "0A1 0A2 0A3");
+	assert_int_equal(trk_store_msg_info(s, "m5", camp, sizeof camp, vendor, sizeof vendor, ref, sizeof ref), 0);
+	assert_string_equal(ref, "0B1 0B2 0B3");
 	/* a resent message: its earlier attempt's vendor and reference are listed */
 	assert_int_equal(trk_store_begin(s), 0);
 	msg_status_t a = ev("m3", "c9", MSG_ST_ACCEPTED, "tw");

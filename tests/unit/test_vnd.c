@@ -702,6 +702,50 @@ static void test_ref_matches(void **st)
 	assert_false(vnd_ref_matches("vonage", "xid", "xid.filter"));
 	assert_true(vnd_ref_matches("vonage", "", "0A1"));
 	assert_true(vnd_ref_matches("vonage", "0A1", ""));
+	/* a long Vonage SMS: every part's id is stored, each part's receipt names its own */
+	assert_true(vnd_ref_matches("vonage", "0A1 0A2 0A3", "0A1"));
+	assert_true(vnd_ref_matches("vonage", "0A1 0A2 0A3", "0A2"));
+	assert_true(vnd_ref_matches("vonage", "0A1 0A2 0A3", "0A3"));
+	assert_false(vnd_ref_matches("vonage", "0A1 0A2 0A3", "0A"));
+	assert_false(vnd_ref_matches("vonage", "0A1 0A2 0A3", "0A2 0A3"));
+	assert_false(vnd_ref_matches("vonage", "0A1 0A2 0A3", "0B2"));
+	assert_false(vnd_ref_matches("twilio", "SM1 SM2", "SM2"));
+}
+
+/* Vonage answers one element per part: the reference keeps every part's
+ * message-id (as many as fit), space-separated */
+static void test_vonage_parts(void **st)
+{
+	(void)st;
+	vnd_t *a = adapter("vg");
+	msg_out_t m = sms(ID1, "+15550000001", "x");
+	const msg_out_t *ms[] = {&m};
+	vnd_result_t r;
+	const char *three = "{\"message-count\":\"3\",\"messages\":[{\"message-id\":\"0A1\",\"status\":\"0\"},"
+	                    "{\"message-id\":\"0A2\",\"status\":\"0\"},{\"message-id\":\"0A3\",\"status\":\"0\"}]}";
+	vnd_classify(a, ms, 1, 200, 0, three, strlen(three), -1, &r);
+	assert_int_equal(r.outcome, VND_ACCEPTED);
+	assert_string_equal(r.ref, "0A1 0A2 0A3");
+	assert_string_equal(r.detail, "3 part(s)");
+	/* 20 UUID-sized ids: those that fit are kept and the detail says so */
+	char big[4096] = "{\"messages\":[";
+	for (int i = 0; i < 20; i++)
+		snprintf(big + strlen(big), sizeof big - strlen(big),
+		         "%s{\"message-id\":\"%08d-0000-0000-0000-000000000000\",\"status\":\"0\"}",
+		         i ? "," : "", i);
+	strcat(big, "]}");
+	vnd_classify(a, ms, 1, 200, 0, big, strlen(big), -1, &r);
+	assert_int_equal(r.outcome, VND_ACCEPTED);
+	assert_int_equal(strlen(r.ref), 6 * 37 - 1);
+	assert_true(vnd_ref_matches("vonage", r.ref, "00000005-0000-0000-0000-000000000000"));
+	assert_false(vnd_ref_matches("vonage", r.ref, "00000006-0000-0000-0000-000000000000"));
+	assert_string_equal(r.detail, "20 part(s), ids of 6 kept");
+	/* a part without an id: not a usable answer */
+	const char *noid = "{\"messages\":[{\"message-id\":\"0A1\",\"status\":\"0\"},{\"status\":\"0\"}]}";
+	vnd_classify(a, ms, 1, 200, 0, noid, strlen(noid), -1, &r);
+	assert_int_equal(r.outcome, VND_DEFER);
+	assert_string_equal(r.ref, "");
+	vnd_free(a);
 }
 
 static void sg_sign(const char *ts, const char *body, char *out)
@@ -870,6 +914,7 @@ int main(void)
 	    cmocka_unit_test(test_keywords),         cmocka_unit_test(test_new_errors),
 	    cmocka_unit_test(test_json_scan),        cmocka_unit_test(test_vonage_sign),
 	    cmocka_unit_test(test_vonage_signed),    cmocka_unit_test(test_ref_matches),
+	    cmocka_unit_test(test_vonage_parts),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -16,6 +16,9 @@
 #include <strings.h>
 #include <time.h>
 
+/* parts that get a receipt of their own (the later parts of a longer text share the last one's id slot) */
+#define SIM_VG_PARTS 64
+
 static void vg_answer(sim_ans_t *ans, const char *status, const char *text)
 {
 	ans->status = 200;
@@ -201,17 +204,18 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		ans->status = 200;
 		ans->ctype = "application/json";
 		buf_printf(b, "{\"message-count\":\"%d\",\"messages\":[", parts);
-		char mid[40], first[40];
+		/* one message-id per part, and (as Vonage does) one signed receipt per part */
+		char mid[SIM_VG_PARTS][40];
+		int np = parts < SIM_VG_PARTS ? parts : SIM_VG_PARTS;
 		for (int i = 0; i < parts; i++) {
-			sim_ref(s, sv, "", mid, 19);
-			for (char *p = mid; *p; p++)
+			char *m = mid[i < np ? i : np - 1];
+			sim_ref(s, sv, "", m, 19);
+			for (char *p = m; *p; p++)
 				*p = (char)toupper((unsigned char)*p);
-			if (!i)
-				memcpy(first, mid, sizeof first);
 			buf_printf(b, "%s{\"to\":\"%s\",\"message-id\":\"%s\",\"status\":\"0\","
 			              "\"remaining-balance\":\"15.53590000\",\"message-price\":\"0.00570000\","
 			              "\"network\":\"310004\"",
-			           i ? "," : "", to, mid);
+			           i ? "," : "", to, m);
 			if (cref) {
 				buf_puts(b, ",\"client-ref\":");
 				buf_json_str(b, cref, strlen(cref));
@@ -224,8 +228,9 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		if (f.receipts && rurl) {
 			int opt = !strcmp(to, "15005550004") || (f.optout_rate > 0 && sim_rand(s) < f.optout_rate);
 			int ok = !opt && (f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate);
-			vg_receipt(s, sv, rurl, first, to, from, opt ? "failed" : ok ? "delivered" : "expired",
-			           opt ? "9" : ok ? "0" : "5", cref, f.receipt_delay_ms);
+			for (int i = 0; i < np; i++)
+				vg_receipt(s, sv, rurl, mid[i], to, from, opt ? "failed" : ok ? "delivered" : "expired",
+				           opt ? "9" : ok ? "0" : "5", cref, f.receipt_delay_ms);
 		}
 	}
 	sim_form_free(&fm);
