@@ -146,17 +146,14 @@ static void vg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 	}
 	if (!bad) {
 		/* the reference: every part's message-id (each part gets its own
-		 * receipt), space-separated; ids that do not fit are left out */
+		 * receipt), space-separated; ids that do not fit (or are empty or
+		 * hold a space) are left out: the parts are sent all the same */
 		size_t used = 0, kept = 0;
 		json_array_foreach(arr, i, el)
 		{
 			const char *mid = json_string_value(json_object_get(el, "message-id"));
 			size_t ml = mid ? strlen(mid) : 0;
-			if (!ml || strcspn(mid, " ") != ml) {
-				used = 0;
-				break;
-			}
-			if (used + (used > 0) + ml >= sizeof r->ref)
+			if (!ml || strcspn(mid, " ") != ml || used + (used > 0) + ml >= sizeof r->ref)
 				continue;
 			if (used)
 				r->ref[used++] = ' ';
@@ -172,7 +169,8 @@ static void vg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 			if (kept == json_array_size(arr))
 				snprintf(r->detail, sizeof r->detail, "%zu part(s)", kept);
 			else
-				snprintf(r->detail, sizeof r->detail, "%zu part(s), ids of %zu kept", json_array_size(arr), kept);
+				snprintf(r->detail, sizeof r->detail, "%zu part(s), ids of %zu kept",
+				         json_array_size(arr), kept);
 		}
 	}
 	json_decref(j);

@@ -740,9 +740,15 @@ static void test_vonage_parts(void **st)
 	assert_true(vnd_ref_matches("vonage", r.ref, "00000005-0000-0000-0000-000000000000"));
 	assert_false(vnd_ref_matches("vonage", r.ref, "00000006-0000-0000-0000-000000000000"));
 	assert_string_equal(r.detail, "20 part(s), ids of 6 kept");
-	/* a part without an id: not a usable answer */
-	const char *noid = "{\"messages\":[{\"message-id\":\"0A1\",\"status\":\"0\"},{\"status\":\"0\"}]}";
+	/* a part without an id: sent all the same (no resend), its id not kept */
+	const char *noid = "{\"messages\":[{\"status\":\"0\"},{\"message-id\":\"0A2\",\"status\":\"0\"}]}";
 	vnd_classify(a, ms, 1, 200, 0, noid, strlen(noid), -1, &r);
+	assert_int_equal(r.outcome, VND_ACCEPTED);
+	assert_string_equal(r.ref, "0A2");
+	assert_string_equal(r.detail, "2 part(s), ids of 1 kept");
+	/* no id at all: not a usable answer (as before) */
+	const char *none = "{\"messages\":[{\"status\":\"0\"}]}";
+	vnd_classify(a, ms, 1, 200, 0, none, strlen(none), -1, &r);
 	assert_int_equal(r.outcome, VND_DEFER);
 	assert_string_equal(r.ref, "");
 	vnd_free(a);
