@@ -64,7 +64,11 @@ done
 grep -q 'allowed_hosts' "$OUT/last.out" || it_fail "403 text: $(cat "$OUT/last.out")"
 [ "$(code -X POST -H "Host: evil.example.com" -H "Authorization: Bearer $TOCSIN_CONTROL_TOKEN" "$A/api/campaigns/hx/pause")" = 403 ] || it_fail "control with a foreign Host"
 [ "$(code -H "Host: evil.example.com" "$A/healthz")" = 200 ] || it_fail "/healthz refused a Host"
-curl -sf "$A/metrics" | grep -qx 'tocsin_http_host_refused_total 5' || it_fail "host refusals not counted: $(curl -sf "$A/metrics" | grep host_refused)"
+# read the whole page first: grep -q stops at the match, and curl's write into the closed
+# pipe then fails the pipeline under pipefail although the count was right
+curl -sf "$A/metrics" > "$OUT/metrics.txt" || it_fail "GET /metrics"
+grep -qx 'tocsin_http_host_refused_total 5' "$OUT/metrics.txt" ||
+  it_fail "host refusals not counted: $(grep host_refused "$OUT/metrics.txt")"
 [ "$(code -H "Host: evil.example.com" -X POST "$A/webhooks/twilio/status" -d x=1)" = 403 ] || it_fail "webhook not exempt (want the signature's 403)"
 grep -q 'X-Twilio-Signature' "$OUT/last.out" || it_fail "webhook refused for its Host, not its signature: $(cat "$OUT/last.out")"
 
