@@ -37,7 +37,7 @@ LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD
 LIB        := $(BUILD)/libtocsin.a
 
 # ---- unit tests: tests/unit/test_<name>.c, cmocka; one list per module ----
-UT_CORE    := test_buf test_msg test_cfg test_num
+UT_CORE    := test_buf test_msg test_cfg test_num test_kq_read
 UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
 UT_VND     := test_vnd test_vnd_sim test_sim_json test_http
 UT_PROD    := test_prod_addr test_prod_aud test_prod_penc test_prod_kafka

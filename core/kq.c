@@ -1,5 +1,6 @@
 /* kq.c -- Kafka client wrappers: topics, bootstrap discovery, producer/consumer set-up. */
 #include "core/kq.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/runfile.h"
@@ -35,6 +36,12 @@ const char *kq_outbox_lane_topic(msg_channel_t ch, kq_lane_t l)
 const char *kq_outbox_topic_for(msg_channel_t ch, int priority)
 {
 	return kq_outbox_lane_topic(ch, kq_lane_of(priority));
+}
+
+int kq_dispatch_group(msg_channel_t ch, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, KQ_G_DISPATCH_PREFIX "%s", msg_channel_name(ch));
+	return n < 0 || (size_t)n >= outlen ? -1 : n;
 }
 
 int kq_bootstrap(const cfg_t *c, char *out, size_t outlen, char *err, size_t errlen)
@@ -233,4 +240,157 @@ int64_t kq_consumer_lag(rd_kafka_t *rk)
 	}
 	rd_kafka_topic_partition_list_destroy(a);
 	return lag;
+}
+
+/* ---- reading a topic to its end ---- */
+
+/* Per-partition state of one read: records below end still to read; end < 0 = done. */
+typedef struct kq_rpart {
+	int64_t end;
+} kq_rpart_t;
+
+/* Start offsets by time (offsets_for_times); -1 where the cluster has none. */
+static void read_since(rd_kafka_t *rk, const kq_read_t *r, int qt, int64_t *at)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts);
+	for (int i = 0; i < r->nparts; i++) {
+		rd_kafka_topic_partition_list_add(l, r->topic, i)->offset = r->since_ms;
+		at[i] = -1;
+	}
+	if (rd_kafka_offsets_for_times(rk, l, qt) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		for (int i = 0; i < l->cnt; i++)
+			if (!l->elems[i].err && l->elems[i].partition >= 0 &&
+			    l->elems[i].partition < r->nparts)
+				at[l->elems[i].partition] = l->elems[i].offset;
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Query each partition's watermarks and choose where its read starts; the list to assign. */
+static rd_kafka_topic_partition_list_t *read_plan(rd_kafka_t *rk, kq_read_t *r, int qt,
+                                                  kq_rpart_t *pt)
+{
+	int64_t at[KQ_READ_MAXPART];
+	if (!r->from && r->since_ms > 0)
+		read_since(rk, r, qt, at);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts ? r->nparts : 1);
+	for (int i = 0; i < r->nparts; i++) {
+		int64_t lo = -1, hi = -1;
+		pt[i].end = -1;
+		if (r->from && r->from[i] == KQ_READ_SKIP) {
+			/* not read */
+		} else if (rd_kafka_query_watermark_offsets(rk, r->topic, i, &lo, &hi, qt)) {
+			r->unknown++;
+			lo = hi = -1;
+		} else {
+			int64_t s = lo;
+			if (r->from) {
+				s = r->from[i];
+				if (s < lo)
+					r->truncated++, s = lo;
+				else if (s > hi)
+					r->restarted++, s = lo;
+			} else if (r->since_ms > 0) {
+				s = at[i] >= 0 && at[i] < hi ? at[i] : hi;
+				if (r->tail > 0 && hi - r->tail < s)
+					s = hi - r->tail;
+				if (s < lo)
+					s = lo;
+			}
+			if (hi > s || r->keep) /* a caller that follows on needs the empty ones too */
+				rd_kafka_topic_partition_list_add(l, r->topic, i)->offset = s;
+			if (hi > s) {
+				pt[i].end = hi;
+				r->want += hi - s;
+				r->nread++;
+			}
+		}
+		if (r->lo)
+			r->lo[i] = lo;
+		if (r->hi)
+			r->hi[i] = hi;
+	}
+	return l;
+}
+
+/* Partitions whose consumer position reached their end are done (the records at the
+ * end of a compacted log may be gone). Returns how many are still to read. */
+static int read_positions(rd_kafka_t *rk, const kq_read_t *r, kq_rpart_t *pt, int left)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(left);
+	for (int i = 0; i < r->nparts; i++)
+		if (pt[i].end >= 0)
+			rd_kafka_topic_partition_list_add(l, r->topic, i);
+	if (!rd_kafka_position(rk, l))
+		for (int i = 0; i < l->cnt; i++) {
+			kq_rpart_t *x = &pt[l->elems[i].partition];
+			if (!l->elems[i].err && l->elems[i].offset >= x->end)
+				x->end = -1, left--;
+		}
+	rd_kafka_topic_partition_list_destroy(l);
+	return left;
+}
+
+int kq_read(rd_kafka_t *rk, kq_read_t *r, kq_record_fn fn, void *ud, char *err, size_t errlen)
+{
+	r->want = r->got = 0;
+	r->nread = r->unknown = r->truncated = r->restarted = 0;
+	if (r->nparts < 0 || r->nparts > KQ_READ_MAXPART) {
+		snprintf(err, errlen, "%s: cannot read %d partitions (at most %d)", r->topic, r->nparts,
+		         KQ_READ_MAXPART);
+		return TOCSIN_ERR_INVAL;
+	}
+	int timeout = r->timeout_ms > 0 ? r->timeout_ms : 60000;
+	int qt = r->query_timeout_ms > 0 ? r->query_timeout_ms : 5000;
+	int64_t t_end = clock_mono_ms() + timeout;
+	kq_rpart_t pt[KQ_READ_MAXPART];
+	rd_kafka_topic_partition_list_t *l = read_plan(rk, r, qt, pt);
+	int left = r->nread, rc = 0;
+	if (l->cnt) {
+		rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
+		if (e) {
+			snprintf(err, errlen, "%s: cannot assign %d partitions: %s", r->topic, l->cnt,
+			         rd_kafka_err2str(e));
+			left = 0;
+			rc = TOCSIN_ERR_KAFKA;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	while (left > 0 && !rc) {
+		int64_t now = clock_mono_ms();
+		if (r->stop && *r->stop) {
+			rc = TOCSIN_ERR_AGAIN;
+			snprintf(err, errlen, "%s: stopped after %lld of %lld records", r->topic,
+			         (long long)r->got, (long long)r->want);
+			break;
+		}
+		if (now >= t_end) {
+			rc = TOCSIN_ERR_TIMEOUT;
+			snprintf(err, errlen, "%s: read %lld of %lld records within %d ms", r->topic,
+			         (long long)r->got, (long long)r->want, timeout);
+			break;
+		}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, t_end - now < 200 ? (int)(t_end - now) : 200);
+		if (!m) {
+			left = read_positions(rk, r, pt, left);
+			continue;
+		}
+		kq_rpart_t *x = !m->err && m->partition >= 0 && m->partition < r->nparts &&
+		                        !strcmp(rd_kafka_topic_name(m->rkt), r->topic)
+		                    ? &pt[m->partition]
+		                    : NULL;
+		int deliver = x && (x->end >= 0 ? m->offset < x->end : r->keep);
+		if (deliver) {
+			r->got++;
+			rc = fn(ud, m);
+			if (rc)
+				snprintf(err, errlen, "%s: stopped at partition %d offset %lld", r->topic,
+				         (int)m->partition, (long long)m->offset);
+		}
+		if (x && x->end >= 0 && m->offset + 1 >= x->end)
+			x->end = -1, left--;
+		rd_kafka_message_destroy(m);
+	}
+	if (!r->keep)
+		rd_kafka_assign(rk, NULL);
+	return rc;
 }

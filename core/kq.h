@@ -2,7 +2,9 @@
 #ifndef TOCSIN_KQ_H
 #define TOCSIN_KQ_H
 #include <librdkafka/rdkafka.h>
+#include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/cfg.h"
 
@@ -15,6 +17,13 @@
 #define KQ_T_OPTOUTS "tocsin.optouts"
 #define KQ_T_VENDOR_HEALTH "tocsin.vendor-health"
 #define KQ_T_DEAD "tocsin.dead"
+
+/* Consumer groups. The dispatchers of channel ch form "tocsin-dispatch-<channel>"
+ * (the producer reads their committed offsets to measure the lag). */
+#define KQ_G_DISPATCH_PREFIX "tocsin-dispatch-"
+/* The producer's own reads: KQ_G_LAUNCH_PREFIX "<what>-<campaign id>", and the opt-out sync. */
+#define KQ_G_LAUNCH_PREFIX "tocsin-launch-"
+#define KQ_G_LAUNCH_OPTOUTS "tocsin-launch-optouts"
 
 /* The run file the embedded broker writes, relative to var_dir. */
 #define KQ_RUN_BOOTSTRAP "run/broker.bootstrap"
@@ -43,6 +52,10 @@ kq_lane_t kq_lane_of(int priority);
 const char *kq_outbox_lane_topic(msg_channel_t ch, kq_lane_t l);
 /* The outbox topic a campaign of this priority writes to. */
 const char *kq_outbox_topic_for(msg_channel_t ch, int priority);
+
+/* The dispatchers' consumer group of channel ch, "tocsin-dispatch-<channel>", into out.
+ * Returns its length, or -1 when outlen is too small. Any thread. */
+int kq_dispatch_group(msg_channel_t ch, char *out, size_t outlen);
 
 /* The bootstrap list: kafka."bootstrap.servers" from the config, else the
  * embedded broker's run file (checking that its process is alive). Writes
@@ -89,5 +102,58 @@ int kq_flush(rd_kafka_t *rk, int timeout_ms);
  * (cached watermarks: no network round trip), -1 when unknown. The
  * consumer's thread. */
 int64_t kq_consumer_lag(rd_kafka_t *rk);
+
+/* ---- reading a topic to its end ----
+ * kq_read() reads partitions 0..nparts-1 of one topic, each from a start offset, up to
+ * the high watermark queried when the read starts, and hands every record below it to
+ * fn. Start offsets: from[i] when from is set (KQ_READ_SKIP: that partition is not
+ * read); else the first record at or after since_ms (offsets_for_times) when since_ms
+ * is set, but at least the last tail records; else the log start. A start before the
+ * log start reads from the log start (counted in truncated); a start past the high
+ * watermark means the log started over (a new embedded broker) and reads from the log
+ * start too (counted in restarted). A partition is done when a record at or past its
+ * end arrived or the consumer's position reached it, so a compacted topic (offsets with
+ * gaps) finishes as well. A partition whose watermarks cannot be queried is not read
+ * (counted in unknown). */
+#define KQ_READ_SKIP (-1)
+#define KQ_READ_MAXPART 256
+
+typedef struct kq_read {
+	/* in */
+	const char *topic;
+	int nparts;           /* partitions 0..nparts-1; at most KQ_READ_MAXPART */
+	const int64_t *from;  /* nparts start offsets, or NULL */
+	int64_t since_ms;     /* without from: wall-clock ms to start at; 0 = the log start */
+	int64_t tail;         /* with since_ms: read at least the last tail records */
+	int timeout_ms;       /* the whole read, queries included; 0 = 60000 */
+	int query_timeout_ms; /* each watermark/time query; 0 = 5000 */
+	int keep;             /* leave the partitions assigned (the caller follows on); records
+	                       * past the end that arrive meanwhile go to fn too. 0: records
+	                       * past the end are dropped and the assignment is removed. */
+	const volatile sig_atomic_t *stop; /* stop when *stop is set; NULL = never */
+	/* out, per partition (optional, nparts entries each): the watermarks queried, -1 unknown */
+	int64_t *lo, *hi;
+	/* out */
+	int64_t want;  /* records between the start offsets and the ends (offsets, gaps included) */
+	int64_t got;   /* records handed to fn */
+	int nread;     /* partitions that had records to read */
+	int unknown;   /* partitions not read: watermarks unknown */
+	int truncated; /* partitions whose from[] was before the log start */
+	int restarted; /* partitions whose from[] was past the high watermark */
+} kq_read_t;
+
+/* Called for each record (m->err == 0) of a kq_read(), in partition order; m is
+ * borrowed for the call. Return 0 to go on; anything else stops the read, and
+ * kq_read() returns it. */
+typedef int (*kq_record_fn)(void *ud, const rd_kafka_message_t *m);
+
+/* Read r->topic as described above with the consumer rk (created by
+ * kq_consumer_new(); no subscription; its assignment is replaced). Returns 0 when
+ * every partition reached its end; fn's non-zero value; TOCSIN_ERR_TIMEOUT when
+ * timeout_ms passed first, TOCSIN_ERR_AGAIN when *stop was set, TOCSIN_ERR_KAFKA when
+ * the partitions cannot be assigned, TOCSIN_ERR_INVAL for a bad nparts, each with a
+ * one-line reason in err ("tocsin.status: read 10 of 12 records within 5000 ms").
+ * r's out fields are set in every case. rk's thread. */
+int kq_read(rd_kafka_t *rk, kq_read_t *r, kq_record_fn fn, void *ud, char *err, size_t errlen);
 
 #endif

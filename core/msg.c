@@ -657,14 +657,59 @@ static int sint(const char *v, size_t n, int64_t *out)
 	return 0;
 }
 
-int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_t strcap,
-                 char *err, size_t errlen)
+/* One scanner: walks a record's object and hands each key to a field handler, which
+ * consumes the value (returns -1 with s->why set on error). */
+typedef int (*scan_field_fn)(scan_t *s, const char *k, void *ctx);
+
+/* Copy a raw JSON object value into the arena; NULL on error. */
+static const char *sraw(scan_t *s)
+{
+	const char *st = sskip(s, 0);
+	if (!st)
+		return NULL;
+	size_t n = (size_t)(s->p - st);
+	if ((size_t)(s->oend - s->out) <= n) {
+		s->why = "record too large";
+		return NULL;
+	}
+	memcpy(s->out, st, n);
+	s->out[n] = 0;
+	const char *r = s->out;
+	s->out += n + 1;
+	return r;
+}
+
+/* A string field (anything else is skipped and leaves *sp NULL), or an integer field. */
+static int sfield_str(scan_t *s, const char **sp)
+{
+	if (s->p < s->end && *s->p == '"')
+		return (*sp = sstr(s)) ? 0 : -1;
+	return sskip(s, 0) ? 0 : -1;
+}
+
+static int sfield_int(scan_t *s, int64_t *ip, int *np)
+{
+	const char *st = sskip(s, 0);
+	int64_t x;
+	if (!st)
+		return -1;
+	if (sint(st, (size_t)(s->p - st), &x)) {
+		s->why = "expected an integer";
+		return -1;
+	}
+	if (ip)
+		*ip = x;
+	else
+		*np = x < INT32_MIN ? INT32_MIN : x > INT32_MAX ? INT32_MAX : (int)x;
+	return 0;
+}
+
+/* Walk the object; *v gets "v". 0, or TOCSIN_ERR_INVAL with a reason in err. */
+static inline int scan_object(const void *data, size_t len, char *strbuf, size_t strcap,
+                              scan_field_fn field, void *ctx, int64_t *v, char *err, size_t errlen)
 {
 	scan_t s = {data, (const char *)data + len, strbuf, strbuf + strcap, NULL};
-	memset(m, 0, sizeof *m);
-	m->segments = 1;
-	int64_t v = -1;
-	const char *channel = NULL;
+	*v = -1;
 	ws(&s);
 	if (s.p >= s.end || *s.p != '{') {
 		snprintf(err, errlen, "record is not a JSON object");
@@ -687,64 +732,10 @@ int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_
 				goto bad;
 			}
 			ws(&s);
-			const char **sp = NULL;
-			int64_t *ip = NULL;
-			int *np = NULL;
-			if (!strcmp(k, "id")) sp = &m->id;
-			else if (!strcmp(k, "campaign")) sp = &m->campaign;
-			else if (!strcmp(k, "channel")) sp = &channel;
-			else if (!strcmp(k, "to")) sp = &m->to;
-			else if (!strcmp(k, "sender")) sp = &m->sender;
-			else if (!strcmp(k, "body")) sp = &m->body;
-			else if (!strcmp(k, "subject")) sp = &m->subject;
-			else if (!strcmp(k, "text")) sp = &m->text;
-			else if (!strcmp(k, "html")) sp = &m->html;
-			else if (!strcmp(k, "enc")) sp = &m->enc;
-			else if (!strcmp(k, "v")) ip = &v;
-			else if (!strcmp(k, "created_ms")) ip = &m->created_ms;
-			else if (!strcmp(k, "expires_ms")) ip = &m->expires_ms;
-			else if (!strcmp(k, "not_before_ms")) ip = &m->not_before_ms;
-			else if (!strcmp(k, "segments")) np = &m->segments;
-			else if (!strcmp(k, "priority")) np = &m->priority;
-			else if (!strcmp(k, "attempt")) np = &m->attempt;
-			s.out = mark; /* the key is not kept */
-			if (sp && s.p < s.end && *s.p == '"') {
-				if (!(*sp = sstr(&s)))
-					goto bad;
-			} else if ((!strcmp(k, "headers") || !strcmp(k, "subs")) && s.p < s.end &&
-			           *s.p == '{') {
-				int is_subs = k[0] == 's';
-				const char *st = sskip(&s, 0);
-				if (!st)
-					goto bad;
-				size_t n = (size_t)(s.p - st);
-				if ((size_t)(s.oend - s.out) <= n) {
-					s.why = "record too large";
-					goto bad;
-				}
-				memcpy(s.out, st, n);
-				s.out[n] = 0;
-				if (is_subs)
-					m->subs = s.out;
-				else
-					m->headers = s.out;
-				s.out += n + 1;
-			} else {
-				const char *st = sskip(&s, 0);
-				if (!st)
-					goto bad;
-				if (ip || np) {
-					int64_t x;
-					if (sint(st, (size_t)(s.p - st), &x)) {
-						s.why = "expected an integer";
-						goto bad;
-					}
-					if (ip)
-						*ip = x;
-					else
-						*np = x < INT32_MIN ? INT32_MIN : x > INT32_MAX ? INT32_MAX : (int)x;
-				}
-			}
+			s.out = mark; /* the key is not kept (its bytes stay readable until overwritten) */
+			int rc = k[0] == 'v' && !k[1] ? sfield_int(&s, v, NULL) : field(&s, k, ctx);
+			if (rc)
+				goto bad;
 			ws(&s);
 			if (s.p < s.end && *s.p == ',') {
 				s.p++;
@@ -762,16 +753,8 @@ int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_
 		s.why = "text after the record";
 		goto bad;
 	}
-	if (v != MSG_VERSION) {
+	if (*v != MSG_VERSION) {
 		snprintf(err, errlen, "unsupported record version (want \"v\":%d)", MSG_VERSION);
-		return TOCSIN_ERR_INVAL;
-	}
-	if (!m->id || !m->campaign || !m->to) {
-		snprintf(err, errlen, "outbox record lacks id, campaign or to");
-		return TOCSIN_ERR_INVAL;
-	}
-	if (msg_channel_parse(channel, &m->channel)) {
-		snprintf(err, errlen, "outbox record has an unknown channel");
 		return TOCSIN_ERR_INVAL;
 	}
 	return TOCSIN_OK;
@@ -779,4 +762,116 @@ bad:
 	snprintf(err, errlen, "invalid JSON at byte %zu: %s", (size_t)(s.p - (const char *)data),
 	         s.why ? s.why : "?");
 	return TOCSIN_ERR_INVAL;
+}
+
+typedef struct out_ctx {
+	msg_out_t *m;
+	const char *channel;
+} out_ctx_t;
+
+static int out_field(scan_t *s, const char *k, void *ctx)
+{
+	out_ctx_t *c = ctx;
+	msg_out_t *m = c->m;
+	const char **sp = NULL;
+	int64_t *ip = NULL;
+	int *np = NULL;
+	if (!strcmp(k, "id")) sp = &m->id;
+	else if (!strcmp(k, "campaign")) sp = &m->campaign;
+	else if (!strcmp(k, "channel")) sp = &c->channel;
+	else if (!strcmp(k, "to")) sp = &m->to;
+	else if (!strcmp(k, "sender")) sp = &m->sender;
+	else if (!strcmp(k, "body")) sp = &m->body;
+	else if (!strcmp(k, "subject")) sp = &m->subject;
+	else if (!strcmp(k, "text")) sp = &m->text;
+	else if (!strcmp(k, "html")) sp = &m->html;
+	else if (!strcmp(k, "enc")) sp = &m->enc;
+	else if (!strcmp(k, "created_ms")) ip = &m->created_ms;
+	else if (!strcmp(k, "expires_ms")) ip = &m->expires_ms;
+	else if (!strcmp(k, "not_before_ms")) ip = &m->not_before_ms;
+	else if (!strcmp(k, "segments")) np = &m->segments;
+	else if (!strcmp(k, "priority")) np = &m->priority;
+	else if (!strcmp(k, "attempt")) np = &m->attempt;
+	else if ((!strcmp(k, "headers") || !strcmp(k, "subs")) && s->p < s->end && *s->p == '{') {
+		const char **raw = k[0] == 's' ? &m->subs : &m->headers;
+		return (*raw = sraw(s)) ? 0 : -1;
+	}
+	if (sp)
+		return sfield_str(s, sp);
+	if (ip || np)
+		return sfield_int(s, ip, np);
+	return sskip(s, 0) ? 0 : -1;
+}
+
+int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_t strcap,
+                 char *err, size_t errlen)
+{
+	memset(m, 0, sizeof *m);
+	m->segments = 1;
+	out_ctx_t c = {m, NULL};
+	int64_t v;
+	int rc = scan_object(data, len, strbuf, strcap, out_field, &c, &v, err, errlen);
+	if (rc)
+		return rc;
+	if (!m->id || !m->campaign || !m->to) {
+		snprintf(err, errlen, "outbox record lacks id, campaign or to");
+		return TOCSIN_ERR_INVAL;
+	}
+	if (msg_channel_parse(c.channel, &m->channel)) {
+		snprintf(err, errlen, "outbox record has an unknown channel");
+		return TOCSIN_ERR_INVAL;
+	}
+	return TOCSIN_OK;
+}
+
+typedef struct status_ctx {
+	msg_status_t *s;
+	const char *channel, *state;
+} status_ctx_t;
+
+static int status_field(scan_t *s, const char *k, void *ctx)
+{
+	status_ctx_t *c = ctx;
+	msg_status_t *st = c->s;
+	const char **sp = NULL;
+	if (!strcmp(k, "id")) sp = &st->id;
+	else if (!strcmp(k, "campaign")) sp = &st->campaign;
+	else if (!strcmp(k, "channel")) sp = &c->channel;
+	else if (!strcmp(k, "to")) sp = &st->to;
+	else if (!strcmp(k, "state")) sp = &c->state;
+	else if (!strcmp(k, "vendor")) sp = &st->vendor;
+	else if (!strcmp(k, "vendor_ref")) sp = &st->vendor_ref;
+	else if (!strcmp(k, "code")) sp = &st->code;
+	else if (!strcmp(k, "detail")) sp = &st->detail;
+	else if (!strcmp(k, "latency_ms")) return sfield_int(s, &st->latency_ms, NULL);
+	else if (!strcmp(k, "ts_ms")) return sfield_int(s, &st->ts_ms, NULL);
+	else if (!strcmp(k, "attempt")) return sfield_int(s, NULL, &st->attempt);
+	if (sp)
+		return sfield_str(s, sp);
+	return sskip(s, 0) ? 0 : -1;
+}
+
+int msg_status_scan(const void *data, size_t len, msg_status_t *st, char *strbuf, size_t strcap,
+                    char *err, size_t errlen)
+{
+	memset(st, 0, sizeof *st);
+	st->latency_ms = -1;
+	status_ctx_t c = {st, NULL, NULL};
+	int64_t v;
+	int rc = scan_object(data, len, strbuf, strcap, status_field, &c, &v, err, errlen);
+	if (rc)
+		return rc;
+	if (!st->id || !st->campaign) {
+		snprintf(err, errlen, "status record lacks id or campaign");
+		return TOCSIN_ERR_INVAL;
+	}
+	if (msg_state_parse(c.state, &st->state)) {
+		snprintf(err, errlen, "status record has an unknown state");
+		return TOCSIN_ERR_INVAL;
+	}
+	if (msg_channel_parse(c.channel, &st->channel)) {
+		snprintf(err, errlen, "status record has an unknown channel");
+		return TOCSIN_ERR_INVAL;
+	}
+	return TOCSIN_OK;
 }

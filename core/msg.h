@@ -115,6 +115,12 @@ int msg_status_encode(const msg_status_t *s, buf_t *b);
 /* As msg_out_parse(). */
 int msg_status_parse(const void *data, size_t len, msg_status_t *s, json_t **hold, char *err,
                      size_t errlen);
+/* The same without allocating, as msg_out_scan() (strcap >= len + 1 always suffices):
+ * s's strings point into strbuf. Rejects what msg_status_parse rejects (invalid JSON,
+ * wrong "v", missing id/campaign, unknown state or channel) except duplicate keys (the
+ * last wins), and also refuses a non-integer latency_ms/attempt/ts_ms. For reading tocsin.status in bulk (the producer's --resend-failed). Any thread. */
+int msg_status_scan(const void *data, size_t len, msg_status_t *s, char *strbuf, size_t strcap,
+                    char *err, size_t errlen);
 
 /* Campaign states on tocsin.campaigns (compacted, key = campaign id). */
 typedef enum msg_camp_state {

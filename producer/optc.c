@@ -86,90 +86,92 @@ int optc_put(optc_t *o, int channel, const char *address, int optin, char *err, 
 	return 0;
 }
 
+/* The next offset of each partition the sync got to, and whether the cache took every record. */
+typedef struct optc_sync_ctx {
+	optc_t *o;
+	int64_t next[KQ_READ_MAXPART];
+	int bad;
+	char *err;
+	size_t errlen;
+} optc_sync_ctx_t;
+
+static int on_optout(void *ud, const rd_kafka_message_t *m)
+{
+	optc_sync_ctx_t *x = ud;
+	msg_optout_t ev;
+	json_t *hold = NULL;
+	char e[200];
+	if (!msg_optout_parse(m->payload, m->len, &ev, &hold, e, sizeof e) && ev.address) {
+		if (optc_put(x->o, (int)ev.channel, ev.address, ev.optin, x->err, x->errlen))
+			x->bad = 1;
+	} else {
+		log_warn("event=bad_optout partition=%d offset=%lld err=\"%s\"", m->partition,
+		         (long long)m->offset, e);
+	}
+	json_decref(hold);
+	x->next[m->partition] = m->offset + 1; /* kq_read hands only partitions < nparts */
+	return 0;
+}
+
 int optc_sync(optc_t *o, const cfg_t *cfg, int timeout_ms, char *err, size_t errlen)
 {
-	rd_kafka_t *c = kq_consumer_new(cfg, "tocsin-launch-optouts", "tocsin-launch-optouts",
-	                                timeout_ms, err, errlen);
+	rd_kafka_t *c = kq_consumer_new(cfg, KQ_G_LAUNCH_OPTOUTS, KQ_G_LAUNCH_OPTOUTS, timeout_ms,
+	                                err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
 	int np = kq_partitions(c, KQ_T_OPTOUTS, timeout_ms);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
-	int64_t want = 0;
-	for (int i = 0; i < np && i < 256; i++) {
-		int64_t from = 0, lo = 0, hi = 0;
+	if (np > KQ_READ_MAXPART)
+		np = KQ_READ_MAXPART;
+	optc_sync_ctx_t x = {.o = o, .err = err, .errlen = errlen};
+	int64_t from[KQ_READ_MAXPART];
+	for (int i = 0; i < np; i++) {
+		from[i] = 0;
+		x.next[i] = -1;
 		sqlite3_stmt *st;
 		if (sqlite3_prepare_v2(o->db, "SELECT next FROM pos WHERE part=?", -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_bind_int(st, 1, i);
 			if (sqlite3_step(st) == SQLITE_ROW)
-				from = sqlite3_column_int64(st, 0);
+				from[i] = sqlite3_column_int64(st, 0);
 			sqlite3_finalize(st);
 		}
-		if (rd_kafka_query_watermark_offsets(c, KQ_T_OPTOUTS, i, &lo, &hi, timeout_ms))
-			continue;
-		if (from < lo)
-			from = lo;
-		if (from > hi) /* a new (embedded) broker: its log starts over */
-			from = lo;
-		if (hi > from) {
-			rd_kafka_topic_partition_list_add(l, KQ_T_OPTOUTS, i)->offset = from;
-			want += hi - from;
-		}
+		if (from[i] < 0)
+			from[i] = 0;
 	}
-	int64_t got = 0, t_end = clock_mono_ms() + timeout_ms;
-	int64_t next[256];
-	for (int i = 0; i < 256; i++)
-		next[i] = -1;
+	/* before the log start: from the log start; past the end (a new embedded broker,
+	 * its log starts over): from the log start too */
+	kq_read_t r = {.topic = KQ_T_OPTOUTS, .nparts = np > 0 ? np : 0, .from = from,
+	               .timeout_ms = timeout_ms, .query_timeout_ms = timeout_ms,
+	               .stop = &tocsin_stop};
+	char e[256] = "";
 	sqlite3_exec(o->db, "BEGIN", NULL, NULL, NULL);
-	int bad = 0;
-	if (l->cnt && !rd_kafka_assign(c, l)) {
-		while (got < want && clock_mono_ms() < t_end && !tocsin_stop) {
-			rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
-			if (!m)
-				continue;
-			if (!m->err) {
-				got++;
-				msg_optout_t ev;
-				json_t *hold = NULL;
-				char e[200];
-				if (!msg_optout_parse(m->payload, m->len, &ev, &hold, e, sizeof e) && ev.address) {
-					if (optc_put(o, (int)ev.channel, ev.address, ev.optin, err, errlen))
-						bad = 1;
-				} else {
-					log_warn("event=bad_optout partition=%d offset=%lld err=\"%s\"", m->partition,
-					         (long long)m->offset, e);
-				}
-				json_decref(hold);
-				if (m->partition >= 0 && m->partition < 256)
-					next[m->partition] = m->offset + 1;
-			}
-			rd_kafka_message_destroy(m);
-		}
-	}
-	for (int i = 0; i < np && i < 256; i++) {
-		int64_t v = next[i] >= 0 ? next[i] : -1;
-		if (v < 0)
+	int rc = kq_read(c, &r, on_optout, &x, e, sizeof e);
+	for (int i = 0; i < np; i++) {
+		if (x.next[i] < 0)
 			continue;
 		sqlite3_stmt *st;
 		if (sqlite3_prepare_v2(o->db, "INSERT OR REPLACE INTO pos(part,next) VALUES(?,?)", -1, &st,
 		                       NULL) == SQLITE_OK) {
 			sqlite3_bind_int(st, 1, i);
-			sqlite3_bind_int64(st, 2, v);
+			sqlite3_bind_int64(st, 2, x.next[i]);
 			sqlite3_step(st);
 			sqlite3_finalize(st);
 		}
 	}
-	sqlite3_exec(o->db, bad ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
-	rd_kafka_topic_partition_list_destroy(l);
+	sqlite3_exec(o->db, x.bad ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
-	if (bad)
+	if (x.bad)
 		return TOCSIN_ERR_IO;
-	if (got < want) {
-		snprintf(err, errlen, "read only %lld of %lld opt-outs from %s within %d ms", (long long)got,
-		         (long long)want, KQ_T_OPTOUTS, timeout_ms);
+	if (rc == TOCSIN_ERR_TIMEOUT || rc == TOCSIN_ERR_AGAIN) {
+		snprintf(err, errlen, "read only %lld of %lld opt-outs from %s within %d ms",
+		         (long long)r.got, (long long)r.want, KQ_T_OPTOUTS, timeout_ms);
 		return TOCSIN_ERR_TIMEOUT;
 	}
-	log_info("event=optouts_synced new=%lld cache=%s", (long long)got, o->path);
+	if (rc) {
+		snprintf(err, errlen, "%s", e);
+		return rc;
+	}
+	log_info("event=optouts_synced new=%lld cache=%s", (long long)r.got, o->path);
 	return 0;
 }
 

@@ -298,66 +298,113 @@ static int ckpt_write(prod_t *p, int done)
 	return 0;
 }
 
+/* ------------------------------------------------------ reading topics back */
+
+/* A consumer of the producer's own reads: client id KQ_G_LAUNCH_PREFIX "<what>", group
+ * KQ_G_LAUNCH_PREFIX "<what>-<campaign>". NULL with err. */
+static rd_kafka_t *launch_consumer(const cfg_t *cfg, const char *camp_id, const char *what,
+                                   int timeout_ms, char *err, size_t errlen)
+{
+	char cid[64], gid[192];
+	snprintf(cid, sizeof cid, KQ_G_LAUNCH_PREFIX "%s", what);
+	snprintf(gid, sizeof gid, KQ_G_LAUNCH_PREFIX "%s-%s", what, camp_id);
+	return kq_consumer_new(cfg, cid, gid, timeout_ms, err, errlen);
+}
+
+/* The string arena of msg's non-allocating decoders: record length + 1 always suffices. */
+typedef struct arena {
+	char *p;
+	size_t cap;
+} arena_t;
+
+static char *arena_fit(arena_t *a, size_t len)
+{
+	if (len + 1 > a->cap) {
+		size_t n = len + 1 < 4096 ? 4096 : len + 1;
+		char *q = realloc(a->p, n);
+		if (!q)
+			return NULL;
+		a->p = q;
+		a->cap = n;
+	}
+	return a->p;
+}
+
+/* The outbox records of one campaign: the set of their ids, and how many came twice. */
+typedef struct outbox_ids {
+	const char *camp_id;
+	aset_t *ids;
+	arena_t a;
+	int64_t mine, dups;
+} outbox_ids_t;
+
+static int on_outbox(void *ud, const rd_kafka_message_t *m)
+{
+	outbox_ids_t *x = ud;
+	char *buf = arena_fit(&x->a, m->len), e[128];
+	msg_out_t o;
+	if (!buf)
+		return TOCSIN_ERR_NOMEM;
+	if (msg_out_scan(m->payload, m->len, &o, buf, m->len + 1, e, sizeof e) ||
+	    strcmp(o.campaign, x->camp_id) || strlen(o.id) != MSG_ID_LEN)
+		return 0; /* another campaign's, or not an outbox record */
+	x->mine++;
+	int rc = aset_add(x->ids, hash64(o.id, MSG_ID_LEN, 0));
+	if (rc < 0)
+		return TOCSIN_ERR_NOMEM;
+	x->dups += rc == 0;
+	return 0;
+}
+
 /* Read the outbox past the checkpoint offsets and remember the ids of this
  * campaign that are already there (produced before a crash, not checkpointed). */
 static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 {
-	char gid[128];
-	snprintf(gid, sizeof gid, "tocsin-launch-scan-%s", p->camp->id);
 	rd_kafka_t *c =
-	    kq_consumer_new(p->cfg, "tocsin-launch-scan", gid, p->o.kafka_timeout_ms, err, errlen);
+	    launch_consumer(p->cfg, p->camp->id, "scan", p->o.kafka_timeout_ms, err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(32);
-	int64_t want = 0;
-	for (int ch = 0; ch < 2; ch++) {
+	outbox_ids_t x = {.camp_id = p->camp->id, .ids = p->already};
+	int64_t got = 0, want = 0, t_end = clock_mono_ms() + 60000;
+	int rc = 0;
+	char e[256] = "";
+	for (int ch = 0; ch < 2 && !rc; ch++) {
 		json_t *a = json_object_get(offs, msg_channel_name((msg_channel_t)ch));
 		if (!p->on[ch] || !json_is_array(a))
 			continue;
-		const char *topic = kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority);
-		for (int i = 0; i < p->nparts[ch] && i < (int)json_array_size(a); i++) {
-			int64_t from = json_integer_value(json_array_get(a, (size_t)i)), lo = 0, hi = 0;
-			p->offs[ch][i] = from;
-			if (rd_kafka_query_watermark_offsets(c, topic, i, &lo, &hi, 5000))
-				continue;
-			if (from < lo) {
+		int64_t from[MAXPART], lo[MAXPART];
+		for (int i = 0; i < p->nparts[ch]; i++) {
+			from[i] = KQ_READ_SKIP;
+			if (i < (int)json_array_size(a)) {
+				from[i] = p->offs[ch][i] = json_integer_value(json_array_get(a, (size_t)i));
+				if (from[i] < 0)
+					from[i] = 0;
+			}
+		}
+		int64_t left = t_end - clock_mono_ms();
+		kq_read_t r = {.topic = kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority),
+		               .nparts = p->nparts[ch], .from = from, .lo = lo,
+		               .timeout_ms = left > 1 ? (int)left : 1, .stop = &tocsin_stop};
+		rc = kq_read(c, &r, on_outbox, &x, e, sizeof e);
+		got += r.got;
+		want += r.want;
+		for (int i = 0; i < p->nparts[ch]; i++)
+			if (from[i] != KQ_READ_SKIP && lo[i] > from[i])
 				log_error("event=outbox_truncated topic=%s partition=%d checkpoint=%lld "
 				          "log_start=%lld msg=\"cannot verify what the crashed run produced\"",
-				          topic, i, (long long)from, (long long)lo);
-				from = lo;
-			}
-			if (hi > from) {
-				rd_kafka_topic_partition_list_add(l, topic, i)->offset = from;
-				want += hi - from;
-			}
-		}
+				          r.topic, i, (long long)from[i], (long long)lo[i]);
 	}
-	int64_t got = 0, t_end = clock_mono_ms() + 60000;
-	char needle[128];
-	int nl = snprintf(needle, sizeof needle, "\"campaign\":\"%s\"", p->camp->id);
-	if (l->cnt && !rd_kafka_assign(c, l)) {
-		while (got < want && clock_mono_ms() < t_end && !tocsin_stop) {
-			rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
-			if (!m)
-				continue;
-			if (!m->err) {
-				got++;
-				if (m->len > 40 && memmem(m->payload, m->len, needle, (size_t)nl)) {
-					const char *s = memmem(m->payload, m->len, "\"id\":\"", 6);
-					if (s && s + 6 + MSG_ID_LEN <= (const char *)m->payload + m->len)
-						aset_add(p->already, hash64(s + 6, MSG_ID_LEN, 0));
-				}
-			}
-			rd_kafka_message_destroy(m);
-		}
-	}
-	rd_kafka_topic_partition_list_destroy(l);
+	free(x.a.p);
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
-	if (got < want) {
+	if (rc == TOCSIN_ERR_TIMEOUT || rc == TOCSIN_ERR_AGAIN) {
 		snprintf(err, errlen, "resume: could read only %lld of %lld outbox messages past the checkpoint",
 		         (long long)got, (long long)want);
 		return TOCSIN_ERR_TIMEOUT;
+	}
+	if (rc) {
+		snprintf(err, errlen, "resume: %s", e);
+		return rc;
 	}
 	log_info("event=resume_scan campaign=%s scanned=%lld already_queued=%zu", p->camp->id,
 	         (long long)got, aset_count(p->already));
@@ -423,6 +470,44 @@ static int perm_reason(prod_t *p, const char *text)
 	return st->nperm++;
 }
 
+/* The latest outcome of each message of one campaign, from tocsin.status. */
+typedef struct failed_scan {
+	prod_t *p;
+	rs_map_t map;
+	arena_t a;
+} failed_scan_t;
+
+static int on_status(void *ud, const rd_kafka_message_t *m)
+{
+	failed_scan_t *f = ud;
+	char *buf = arena_fit(&f->a, m->len), e[128];
+	msg_status_t s;
+	if (!buf)
+		return TOCSIN_ERR_NOMEM;
+	if (msg_status_scan(m->payload, m->len, &s, buf, m->len + 1, e, sizeof e) ||
+	    strcmp(s.campaign, f->p->camp->id) || strlen(s.id) != MSG_ID_LEN)
+		return 0; /* another campaign's, or not a status record */
+	rs_ent_t *x = rs_get(&f->map, hash64(s.id, MSG_ID_LEN, 0));
+	if (!x)
+		return TOCSIN_ERR_NOMEM;
+	if (x->v == RS_DONE) {
+		/* delivered (or suppressed, cancelled) stays so */
+	} else if (s.state == MSG_ST_DELIVERED || s.state == MSG_ST_SUPPRESSED ||
+	           s.state == MSG_ST_CANCELLED) {
+		x->v = RS_DONE;
+	} else if (s.state == MSG_ST_FAILED || s.state == MSG_ST_UNDELIVERED ||
+	           s.state == MSG_ST_BOUNCED || s.state == MSG_ST_EXPIRED) {
+		int perm;
+		char tmp[64];
+		const char *why = trk_code_reason(s.code && *s.code ? s.code : msg_state_name(s.state),
+		                                  &perm, tmp, sizeof tmp);
+		x->v = perm ? (uint8_t)(2 + perm_reason(f->p, why)) : 1;
+	} else {
+		x->v = 0;
+	}
+	return 0;
+}
+
 /* Read tocsin.status and collect the ids of this campaign whose latest
  * outcome is a failure (failed, undelivered, bounced, expired); one a resend
  * would repeat (tracker/store.h trk_code_reason: invalid or landline number,
@@ -430,66 +515,19 @@ static int perm_reason(prod_t *p, const char *text)
  * the message (a resend accepted, retrying or delivered) clears it. */
 static int load_failed(prod_t *p, char *err, size_t errlen)
 {
-	char gid[128];
-	snprintf(gid, sizeof gid, "tocsin-launch-resend-%s", p->camp->id);
 	rd_kafka_t *c =
-	    kq_consumer_new(p->cfg, "tocsin-launch-resend", gid, p->o.kafka_timeout_ms, err, errlen);
+	    launch_consumer(p->cfg, p->camp->id, "resend", p->o.kafka_timeout_ms, err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
-	int np = topic_parts(c, KQ_T_STATUS);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
-	int64_t want = 0;
-	for (int i = 0; i < np; i++) {
-		int64_t lo = 0, hi = 0;
-		if (rd_kafka_query_watermark_offsets(c, KQ_T_STATUS, i, &lo, &hi, 5000) || hi <= lo)
-			continue;
-		rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, i)->offset = lo;
-		want += hi - lo;
-	}
-	rs_map_t map = {0};
-	int oom = 0;
-	int64_t got = 0, t_end = clock_mono_ms() + 120000;
-	char needle[128];
-	int nl = snprintf(needle, sizeof needle, "\"campaign\":\"%s\"", p->camp->id);
-	if (l->cnt && !rd_kafka_assign(c, l)) {
-		while (got < want && clock_mono_ms() < t_end && !tocsin_stop && !oom) {
-			rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
-			if (!m)
-				continue;
-			if (!m->err) {
-				got++;
-				msg_status_t s;
-				json_t *hold = NULL;
-				char e[128];
-				if (memmem(m->payload, m->len, needle, (size_t)nl) &&
-				    !msg_status_parse(m->payload, m->len, &s, &hold, e, sizeof e) && s.id &&
-				    strlen(s.id) == MSG_ID_LEN) {
-					rs_ent_t *x = rs_get(&map, hash64(s.id, MSG_ID_LEN, 0));
-					oom = !x;
-					if (!x || x->v == RS_DONE) {
-						/* delivered (or suppressed, cancelled) stays so */
-					} else if (s.state == MSG_ST_DELIVERED || s.state == MSG_ST_SUPPRESSED ||
-					           s.state == MSG_ST_CANCELLED) {
-						x->v = RS_DONE;
-					} else if (s.state == MSG_ST_FAILED || s.state == MSG_ST_UNDELIVERED ||
-					           s.state == MSG_ST_BOUNCED || s.state == MSG_ST_EXPIRED) {
-						int perm;
-						char tmp[64];
-						const char *why = trk_code_reason(
-						    s.code && *s.code ? s.code : msg_state_name(s.state), &perm, tmp,
-						    sizeof tmp);
-						x->v = perm ? (uint8_t)(2 + perm_reason(p, why)) : 1;
-					} else {
-						x->v = 0;
-					}
-				}
-				json_decref(hold);
-			}
-			rd_kafka_message_destroy(m);
-		}
-	}
-	for (size_t i = 0; i < map.cap && !oom; i++) {
-		rs_ent_t *x = &map.e[i];
+	failed_scan_t f = {.p = p};
+	kq_read_t r = {.topic = KQ_T_STATUS, .nparts = topic_parts(c, KQ_T_STATUS),
+	               .timeout_ms = 120000, .stop = &tocsin_stop};
+	if (r.nparts < 0)
+		r.nparts = 0;
+	char e[256] = "";
+	int rc = kq_read(c, &r, on_status, &f, e, sizeof e), oom = rc == TOCSIN_ERR_NOMEM;
+	for (size_t i = 0; i < f.map.cap && !oom; i++) {
+		rs_ent_t *x = &f.map.e[i];
 		if (!x->used || !x->v || x->v == RS_DONE)
 			continue;
 		if (x->v >= 2) {
@@ -502,28 +540,48 @@ static int load_failed(prod_t *p, char *err, size_t errlen)
 		if (aset_add(p->failed, x->h) < 0)
 			oom = 1;
 	}
-	free(map.e);
-	rd_kafka_topic_partition_list_destroy(l);
+	free(f.map.e);
+	free(f.a.p);
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
 	if (oom) {
 		snprintf(err, errlen, "--resend-failed: out of memory reading tocsin.status");
 		return TOCSIN_ERR_NOMEM;
 	}
-	if (got < want) {
-		snprintf(err, errlen, "--resend-failed: read only %lld of %lld status events", (long long)got,
-		         (long long)want);
+	if (rc == TOCSIN_ERR_TIMEOUT || rc == TOCSIN_ERR_AGAIN) {
+		snprintf(err, errlen, "--resend-failed: read only %lld of %lld status events",
+		         (long long)r.got, (long long)r.want);
 		return TOCSIN_ERR_TIMEOUT;
+	}
+	if (rc) {
+		snprintf(err, errlen, "--resend-failed: %s", e);
+		return rc;
 	}
 	log_info("event=resend_failed campaign=%s status_events=%lld failed=%zu permanent=%lld "
 	         "include_permanent=%d",
-	         p->camp->id, (long long)got, aset_count(p->failed),
+	         p->camp->id, (long long)r.got, aset_count(p->failed),
 	         (long long)p->st.resend_permanent, p->o.include_permanent);
 	return 0;
 }
 
+/* A record of tocsin.campaigns: remember the latest state of this campaign. */
+static int on_campaign(void *ud, const rd_kafka_message_t *m)
+{
+	prod_t *p = ud;
+	if (m->key_len == strlen(p->camp->id) && !memcmp(m->key, p->camp->id, m->key_len)) {
+		msg_campaign_t c;
+		json_t *hold = NULL;
+		char e[128];
+		if (!msg_campaign_parse(m->payload, m->len, &c, &hold, e, sizeof e) && c.id &&
+		    !strcmp(c.id, p->camp->id))
+			p->camp_state = (int)c.state;
+		json_decref(hold);
+	}
+	return 0;
+}
+
 /* Apply every record of tocsin.campaigns available now (wait at most wait_ms for
- * the first); remember the latest state of this campaign. */
+ * the first). */
 static void watch_poll(prod_t *p, int wait_ms)
 {
 	if (!p->watch)
@@ -533,16 +591,8 @@ static void watch_poll(prod_t *p, int wait_ms)
 		wait_ms = 0;
 		if (!m)
 			return;
-		if (!m->err && m->key_len == strlen(p->camp->id) &&
-		    !memcmp(m->key, p->camp->id, m->key_len)) {
-			msg_campaign_t c;
-			json_t *hold = NULL;
-			char e[128];
-			if (!msg_campaign_parse(m->payload, m->len, &c, &hold, e, sizeof e) && c.id &&
-			    !strcmp(c.id, p->camp->id))
-				p->camp_state = (int)c.state;
-			json_decref(hold);
-		}
+		if (!m->err)
+			on_campaign(p, m);
 		rd_kafka_message_destroy(m);
 	}
 }
@@ -550,47 +600,20 @@ static void watch_poll(prod_t *p, int wait_ms)
 /* Read tocsin.campaigns to its end (the campaign's state so far), then keep following it. */
 static int watch_start(prod_t *p, char *err, size_t errlen)
 {
-	char gid[128];
-	snprintf(gid, sizeof gid, "tocsin-launch-watch-%s", p->camp->id);
 	p->watch =
-	    kq_consumer_new(p->cfg, "tocsin-launch-watch", gid, p->o.kafka_timeout_ms, err, errlen);
+	    launch_consumer(p->cfg, p->camp->id, "watch", p->o.kafka_timeout_ms, err, errlen);
 	if (!p->watch)
 		return TOCSIN_ERR_KAFKA;
-	int np = topic_parts(p->watch, KQ_T_CAMPAIGNS);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
-	int64_t want = 0;
-	for (int i = 0; i < np; i++) {
-		int64_t lo = 0, hi = 0;
-		if (rd_kafka_query_watermark_offsets(p->watch, KQ_T_CAMPAIGNS, i, &lo, &hi, 5000))
-			continue;
-		rd_kafka_topic_partition_list_add(l, KQ_T_CAMPAIGNS, i)->offset = lo;
-		want += hi - lo;
-	}
 	p->camp_state = -1;
-	if (l->cnt)
-		rd_kafka_assign(p->watch, l);
-	rd_kafka_topic_partition_list_destroy(l);
-	/* the backlog: every record up to the high watermarks at start */
-	int64_t end = clock_mono_ms() + 10000;
-	rd_kafka_topic_partition_list_t *pos = NULL;
-	while (want > 0 && clock_mono_ms() < end) {
-		watch_poll(p, 100);
-		int64_t behind = 0;
-		if (!rd_kafka_assignment(p->watch, &pos) && pos) {
-			rd_kafka_position(p->watch, pos);
-			for (int i = 0; i < pos->cnt; i++) {
-				int64_t lo = 0, hi = 0;
-				if (!rd_kafka_query_watermark_offsets(p->watch, KQ_T_CAMPAIGNS,
-				                                      pos->elems[i].partition, &lo, &hi, 5000) &&
-				    (pos->elems[i].offset < 0 ? lo : pos->elems[i].offset) < hi)
-					behind++;
-			}
-			rd_kafka_topic_partition_list_destroy(pos);
-			pos = NULL;
-		}
-		if (!behind)
-			break;
-	}
+	kq_read_t r = {.topic = KQ_T_CAMPAIGNS, .nparts = topic_parts(p->watch, KQ_T_CAMPAIGNS),
+	               .timeout_ms = 10000, .keep = 1};
+	if (r.nparts < 0)
+		r.nparts = 0;
+	char e[256];
+	/* the backlog, up to the high watermarks at start; a slow read is not fatal (the
+	 * watch goes on during the launch) */
+	if (kq_read(p->watch, &r, on_campaign, p, e, sizeof e))
+		log_warn("event=campaign_watch_slow campaign=%s err=\"%s\"", p->camp->id, e);
 	return 0;
 }
 
@@ -890,8 +913,8 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 			if (!p->on[ch])
 				continue;
 			char gid[64];
-			snprintf(gid, sizeof gid, "tocsin-dispatch-%s", msg_channel_name((msg_channel_t)ch));
-			p->lag_rk[ch] = kq_consumer_new(cfg, "tocsin-launch-lag", gid, p->o.kafka_timeout_ms, err, errlen);
+			kq_dispatch_group((msg_channel_t)ch, gid, sizeof gid);
+			p->lag_rk[ch] = kq_consumer_new(cfg, KQ_G_LAUNCH_PREFIX "lag", gid, p->o.kafka_timeout_ms, err, errlen);
 			if (!p->lag_rk[ch])
 				goto fail;
 		}
@@ -1632,67 +1655,42 @@ void prod_print_preview(const prod_t *p, FILE *f)
 
 int prod_check_outbox(const cfg_t *cfg, const camp_t *camp, FILE *out, char *err, size_t errlen)
 {
-	char gid[128];
-	snprintf(gid, sizeof gid, "tocsin-launch-check-%s", camp->id);
-	rd_kafka_t *c = kq_consumer_new(cfg, "tocsin-launch-check", gid, 10000, err, errlen);
+	rd_kafka_t *c = launch_consumer(cfg, camp->id, "check", 10000, err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
-	char needle[128];
-	int nl = snprintf(needle, sizeof needle, "\"campaign\":\"%s\"", camp->id);
 	int on[2] = {camp->sms_on, camp->email_on}, rc = 0;
 	for (int ch = 0; ch < 2 && !rc; ch++) {
 		if (!on[ch])
 			continue;
-		const char *topic = kq_outbox_topic_for((msg_channel_t)ch, camp->priority);
-		int np = topic_parts(c, topic);
-		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
-		int64_t want = 0, truncated = 0;
-		for (int i = 0; i < np; i++) {
-			int64_t lo = 0, hi = 0;
-			if (rd_kafka_query_watermark_offsets(c, topic, i, &lo, &hi, 5000))
-				continue;
-			truncated += lo > 0;
-			if (hi > lo) {
-				rd_kafka_topic_partition_list_add(l, topic, i)->offset = lo;
-				want += hi - lo;
-			}
-		}
-		char e2[128];
-		aset_t *ids = aset_new(1 << 16, 0, e2, sizeof e2);
-		int64_t got = 0, mine = 0, dups = 0, t_end = clock_mono_ms() + 120000;
-		if (ids && l->cnt && !rd_kafka_assign(c, l)) {
-			while (got < want && clock_mono_ms() < t_end && !tocsin_stop) {
-				rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
-				if (!m)
-					continue;
-				if (!m->err) {
-					got++;
-					if (memmem(m->payload, m->len, needle, (size_t)nl)) {
-						const char *s = memmem(m->payload, m->len, "\"id\":\"", 6);
-						if (s && s + 6 + MSG_ID_LEN <= (const char *)m->payload + m->len) {
-							mine++;
-							if (aset_add(ids, hash64(s + 6, MSG_ID_LEN, 0)) == 0)
-								dups++;
-						}
-					}
-				}
-				rd_kafka_message_destroy(m);
-			}
-			rd_kafka_assign(c, NULL);
-		}
+		int64_t lo[MAXPART];
+		kq_read_t r = {.topic = kq_outbox_topic_for((msg_channel_t)ch, camp->priority),
+		               .nparts = topic_parts(c, kq_outbox_topic_for((msg_channel_t)ch, camp->priority)),
+		               .timeout_ms = 120000, .stop = &tocsin_stop, .lo = lo};
+		if (r.nparts < 0)
+			r.nparts = 0;
+		char e[256] = "";
+		outbox_ids_t x = {.camp_id = camp->id, .ids = aset_new(1 << 16, 0, e, sizeof e)};
+		int rrc = x.ids ? kq_read(c, &r, on_outbox, &x, e, sizeof e) : TOCSIN_ERR_NOMEM;
+		int64_t truncated = 0;
+		for (int i = 0; i < r.nparts; i++)
+			truncated += lo[i] > 0;
 		fprintf(out, "outbox %s: campaign %s: %lld messages, %zu distinct ids, %lld duplicates%s\n",
-		        topic, camp->id, (long long)mine, ids ? aset_count(ids) : 0, (long long)dups,
+		        r.topic, camp->id, (long long)x.mine, x.ids ? aset_count(x.ids) : 0,
+		        (long long)x.dups,
 		        truncated ? " (the log start moved: older messages were dropped by retention)" : "");
-		if (got < want) {
-			snprintf(err, errlen, "read only %lld of %lld messages of %s", (long long)got,
-			         (long long)want, topic);
+		if (rrc == TOCSIN_ERR_TIMEOUT || rrc == TOCSIN_ERR_AGAIN) {
+			snprintf(err, errlen, "read only %lld of %lld messages of %s", (long long)r.got,
+			         (long long)r.want, r.topic);
 			rc = TOCSIN_ERR_TIMEOUT;
-		} else if (dups) {
-			snprintf(err, errlen, "%lld duplicate messages in %s", (long long)dups, topic);
+		} else if (rrc) {
+			snprintf(err, errlen, "%s", e);
+			rc = rrc;
+		} else if (x.dups) {
+			snprintf(err, errlen, "%lld duplicate messages in %s", (long long)x.dups, r.topic);
 			rc = 1;
 		}
-		aset_free(ids);
-		rd_kafka_topic_partition_list_destroy(l);
+		aset_free(x.ids);
+		free(x.a.p);
 	}
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
