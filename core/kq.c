@@ -378,7 +378,7 @@ int kq_read(rd_kafka_t *rk, kq_read_t *r, kq_record_fn fn, void *ud, char *err, 
 		                        !strcmp(rd_kafka_topic_name(m->rkt), r->topic)
 		                    ? &pt[m->partition]
 		                    : NULL;
-		int deliver = x && (x->end >= 0 ? m->offset < x->end : r->keep);
+		int deliver = x && (r->keep || (x->end >= 0 && m->offset < x->end));
 		if (deliver) {
 			r->got++;
 			rc = fn(ud, m);

@@ -161,7 +161,7 @@ static void test_from_skip_restart(void **state)
 static void test_since_tail(void **state)
 {
 	(void)state;
-	/* an hour ahead: no record is that recent, so only the tail is read */
+	/* the year 2100: no record is that recent, so only the tail is read */
 	seen_t s = {0};
 	kq_read_t r = {.topic = TOPIC, .nparts = NP, .since_ms = INT64_C(4102444800000), .tail = 1,
 	               .timeout_ms = 20000};
@@ -193,6 +193,32 @@ static void test_callback_error_and_stop(void **state)
 	assert_int_equal(kq_read(cons, &r3, on_rec, &s2, err, sizeof err), TOCSIN_ERR_INVAL);
 }
 
+/* keep: the read leaves every partition assigned, the empty one too, so the caller
+ * follows the topic on (the producer's campaign watch) */
+static void test_keep_follows(void **state)
+{
+	(void)state;
+	seen_t s = {0};
+	kq_read_t r = {.topic = TOPIC, .nparts = NP, .timeout_ms = 20000, .keep = 1};
+	char err[256] = "";
+	assert_int_equal(kq_read(cons, &r, on_rec, &s, err, sizeof err), 0);
+	assert_int_equal(r.got, r.want);
+	put(1, 0, 1); /* the partition that was empty */
+	rd_kafka_message_t *m = NULL;
+	for (int i = 0; i < 100 && !m; i++) {
+		m = rd_kafka_consumer_poll(cons, 200);
+		if (m && m->err) {
+			rd_kafka_message_destroy(m);
+			m = NULL;
+		}
+	}
+	assert_non_null(m);
+	assert_int_equal(m->partition, 1);
+	assert_memory_equal(m->payload, "p1-0", 4);
+	rd_kafka_message_destroy(m);
+	rd_kafka_assign(cons, NULL);
+}
+
 static void test_dispatch_group(void **state)
 {
 	(void)state;
@@ -207,7 +233,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reads_to_the_start_watermark), cmocka_unit_test(test_from_skip_restart),
 	    cmocka_unit_test(test_since_tail), cmocka_unit_test(test_callback_error_and_stop),
-	    cmocka_unit_test(test_dispatch_group),
+	    cmocka_unit_test(test_keep_follows), cmocka_unit_test(test_dispatch_group),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
