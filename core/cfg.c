@@ -62,6 +62,25 @@ static int bad(char *err, size_t errlen, const cfg_t *c, const char *fmt, const 
 	return TOCSIN_ERR_CONFIG;
 }
 
+/* "reply_countries" of object o (a vendor, or one of its sender pools), when present: an array
+ * of at most 16 calling codes ("1", "+44"). what names the object in the error. */
+static int check_countries(const cfg_t *c, json_t *o, const char *what, char *err, size_t errlen)
+{
+	json_t *rcs = json_object_get(o, "reply_countries"), *rc1;
+	size_t rci;
+	if (rcs && (!json_is_array(rcs) || json_array_size(rcs) > 16))
+		return bad(err, errlen, c, "%s: \"reply_countries\" must be an array of calling codes (at most 16)%s", what, NULL);
+	json_array_foreach(rcs, rci, rc1)
+	{
+		const char *cc = json_is_string(rc1) ? json_string_value(rc1) : "";
+		cc += cc[0] == '+';
+		size_t cl = strspn(cc, "0123456789");
+		if (cl < 1 || cl > 3 || cc[cl])
+			return bad(err, errlen, c, "%s: \"reply_countries\" entries are calling codes like \"1\" or \"+44\"%s", what, NULL);
+	}
+	return 0;
+}
+
 /* ---- every key tocsin.json may hold: one table per object ----
  * A module that reads a new field adds its name to the table of the object it
  * lives in (and documents it in its README); any other key is refused at load,
@@ -89,10 +108,10 @@ static const ck_t ck_sla[] = {
     {"probe_min_samples", CK_LEAF, NULL}, {"probe_fraction", CK_LEAF, NULL},
     {"ramp_s", CK_LEAF, NULL},        {"recover_ratio", CK_LEAF, NULL},
     {NULL, CK_LEAF, NULL}};
-/* senders.<pool>: core/cfg.c; rate_per_number dispatcher/rl.c */
+/* senders.<pool>: core/cfg.c; rate_per_number dispatcher/rl.c; reply_countries tracker/reply.c */
 static const ck_t ck_sender[] = {
     {"from", CK_LEAF, NULL}, {"service", CK_LEAF, NULL}, {"rate_per_number", CK_LEAF, NULL},
-    {NULL, CK_LEAF, NULL}};
+    {"reply_countries", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
 /* vendors[]: the fields of every kind (core/cfg.c, dispatcher/rl.c, route.c, sla.c,
  * vendors/sim/sim_srv.c) */
 static const ck_t ck_vendor[] = {
@@ -350,18 +369,10 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 		return bad(err, errlen, c,
 		           "vendor %s: \"signature_method\" must be md5hash, md5, sha1, sha256 or sha512%s",
 		           name, NULL);
-	json_t *rcs = json_object_get(o, "reply_countries"), *rc1;
-	size_t rci;
-	if (rcs && (!json_is_array(rcs) || json_array_size(rcs) > 16))
-		return bad(err, errlen, c, "vendor %s: \"reply_countries\" must be an array of calling codes (at most 16)%s", name, NULL);
-	json_array_foreach(rcs, rci, rc1)
-	{
-		const char *cc = json_is_string(rc1) ? json_string_value(rc1) : "";
-		cc += cc[0] == '+';
-		size_t cl = strspn(cc, "0123456789");
-		if (cl < 1 || cl > 3 || cc[cl])
-			return bad(err, errlen, c, "vendor %s: \"reply_countries\" entries are calling codes like \"1\" or \"+44\"%s", name, NULL);
-	}
+	char vwhat[160];
+	snprintf(vwhat, sizeof vwhat, "vendor %s", name);
+	if (check_countries(c, o, vwhat, err, errlen))
+		return TOCSIN_ERR_CONFIG;
 	json_t *sse = json_object_get(o, "signature_secret_env");
 	if (sse && !json_is_string(sse))
 		return bad(err, errlen, c, "vendor %s: \"signature_secret_env\" must be a string%s", name,
@@ -402,6 +413,10 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 			} else if (json_is_object(so)) {
 				s->from = dupstr(get_str(so, "from", NULL));
 				s->service = dupstr(get_str(so, "service", NULL));
+				char what[300];
+				snprintf(what, sizeof what, "vendor %s: sender pool %s", name, pool);
+				if (check_countries(c, so, what, err, errlen))
+					return TOCSIN_ERR_CONFIG;
 			}
 			if (!s->from && !s->service)
 				return bad(err, errlen, c, "vendor %s: sender pool %s needs \"from\" or \"service\"",

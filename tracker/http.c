@@ -519,7 +519,7 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		 * webhook is acknowledged. */
 		if (text && !rc) {
 			if (!strcmp(v->kind, "twilio")) {
-				if (!h->reply || !trk_reply_permit(h->reply, v, ev->address))
+				if (!h->reply || !trk_reply_permit(h->reply, v, ev->address, ev->to))
 					set_reply(x, text);
 			} else if (h->reply) {
 				int qr = trk_reply_sms(h->reply, v, ev->address, ev->to, text);

@@ -335,11 +335,26 @@ static job_t *slot(trk_reply_t *r)
 	return j;
 }
 
-/* 1 when `to` (E.164) is in a country vendor idx may reply to */
-static int country_ok(const trk_reply_t *r, int idx, const char *to)
+/* 1 when `to` (E.164) is in a country the sender pool of `via` (our number texted) may reply
+ * to: the pool's own "reply_countries" when it has them, else vendor idx's */
+static int country_ok(const trk_reply_t *r, const cfg_vendor_t *v, int idx, const char *to,
+                      const char *via)
 {
 	if (!to || to[0] != '+')
 		return 0;
+	json_t *pool = json_object_get(json_object_get(v->raw, "senders"), pool_for(v, via ? via : ""));
+	json_t *own = json_object_get(pool, "reply_countries"), *c;
+	size_t k;
+	if (json_is_array(own)) { /* checked by cfg_load: calling codes, "+" optional */
+		json_array_foreach(own, k, c)
+		{
+			const char *cc = json_string_value(c);
+			cc += cc && cc[0] == '+';
+			if (cc && *cc && !strncmp(to + 1, cc, strlen(cc)))
+				return 1;
+		}
+		return 0;
+	}
 	for (int i = 0; i < r->ncc[idx]; i++)
 		if (!strncmp(to + 1, r->cc[idx][i], strlen(r->cc[idx][i])))
 			return 1;
@@ -372,9 +387,10 @@ static int limit_take(trk_reply_t *r, const char *to)
 }
 
 /* trk_reply_permit with the mutex held */
-static int permit(trk_reply_t *r, const cfg_vendor_t *v, int idx, const char *to)
+static int permit(trk_reply_t *r, const cfg_vendor_t *v, int idx, const char *to,
+                  const char *via)
 {
-	if (!country_ok(r, idx, to)) {
+	if (!country_ok(r, v, idx, to, via)) {
 		int64_t n = ++r->refused_country;
 		if (n <= 20 || n % 1000 == 0)
 			log_warn("event=reply_refused reason=country vendor=%s to=%.24s total=%lld", v->name,
@@ -397,13 +413,13 @@ static int vendor_idx(const trk_reply_t *r, const cfg_vendor_t *v)
 	return idx < 0 || (size_t)idx >= r->cfg->nvendors || idx >= REPLY_MAX_VENDORS ? -1 : idx;
 }
 
-int trk_reply_permit(trk_reply_t *r, const cfg_vendor_t *v, const char *to)
+int trk_reply_permit(trk_reply_t *r, const cfg_vendor_t *v, const char *to, const char *via)
 {
 	int idx = vendor_idx(r, v);
 	if (idx < 0)
 		return TOCSIN_ERR_CONFIG;
 	pthread_mutex_lock(&r->mu);
-	int rc = permit(r, v, idx, to);
+	int rc = permit(r, v, idx, to, via);
 	pthread_mutex_unlock(&r->mu);
 	return rc;
 }
@@ -415,7 +431,7 @@ int trk_reply_sms(trk_reply_t *r, const cfg_vendor_t *v, const char *to, const c
 	if (idx < 0 || !r->a[idx])
 		return TOCSIN_ERR_CONFIG;
 	pthread_mutex_lock(&r->mu);
-	int rc = permit(r, v, idx, to);
+	int rc = permit(r, v, idx, to, via);
 	if (rc) {
 		pthread_mutex_unlock(&r->mu);
 		return rc;

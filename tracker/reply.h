@@ -22,8 +22,8 @@ void trk_reply_free(trk_reply_t *r);
 /* Queue text as one SMS to `to` (E.164) through vendor v (borrowed from the
  * cfg), sent from the number of v's sender pool whose number is `via` (the
  * number the inbound message reached; NULL or unknown = v's first pool).
- * Limits first: `to` must be in one of v's "reply_countries" (calling codes,
- * default "1"), else TOCSIN_ERR_INVAL; at most tracker.reply_per_number_hour
+ * Limits first: `to` must be in one of the "reply_countries" (calling codes)
+ * of that sender pool, else of v (default "1"), else TOCSIN_ERR_INVAL; at most tracker.reply_per_number_hour
  * replies to one number per hour and tracker.reply_per_minute in all, else
  * TOCSIN_ERR_TOOBIG (both counted and logged, bounded). Returns 0,
  * TOCSIN_ERR_AGAIN when the queue is full (the reply is dropped and
@@ -33,9 +33,9 @@ int trk_reply_sms(trk_reply_t *r, const cfg_vendor_t *v, const char *to, const c
                   const char *text);
 
 /* The limits alone, for a reply the vendor sends itself (Twilio's inline
- * TwiML): 0 (counted against the limits), TOCSIN_ERR_INVAL, TOCSIN_ERR_TOOBIG
+ * TwiML) from our number `via`: 0 (counted against the limits), TOCSIN_ERR_INVAL, TOCSIN_ERR_TOOBIG
  * as above, TOCSIN_ERR_CONFIG when v is not from the cfg. Any thread. */
-int trk_reply_permit(trk_reply_t *r, const cfg_vendor_t *v, const char *to);
+int trk_reply_permit(trk_reply_t *r, const cfg_vendor_t *v, const char *to, const char *via);
 
 /* Queue an inbound message for the review list (trk_store_inbound). 0 or
  * TOCSIN_ERR_AGAIN (queue full: dropped, counted). Any thread. */

@@ -73,7 +73,11 @@ static void test_errors(void **state)
 	expect_error(VG "\"webhook_auth\":\"off\"}]}", "\"webhook_auth\" must be \"signed\" or \"none\"");
 	expect_error(VG "\"signature_method\":\"sha3\"}]}", "\"signature_method\" must be md5hash");
 	expect_error(VG "\"signature_secret_env\":7}]}", "\"signature_secret_env\" must be a string");
-	expect_error(VG "\"reply_countries\":[\"1x\"]}]}", "calling codes like");
+	expect_error(VG "\"reply_countries\":[\"1x\"]}]}", "vendor v: \"reply_countries\" entries are calling codes like");
+	expect_error(VG "\"senders\":{\"intl\":{\"from\":\"15005550008\",\"reply_countries\":\"44\"}}}]}",
+	             "vendor v: sender pool intl: \"reply_countries\" must be an array");
+	expect_error(VG "\"senders\":{\"intl\":{\"from\":\"15005550008\",\"reply_countries\":[\"+4444\"]}}}]}",
+	             "sender pool intl: \"reply_countries\" entries are calling codes like");
 	expect_error("{\"vendors\":[{\"name\":\"t\",\"kind\":\"twilio\",\"base_url\":\"http://x\","
 	             "\"webhook_auth\":\"none\"}]}",
 	             "is for Vonage only");
