@@ -217,6 +217,24 @@ int msg_campaign_encode(const msg_campaign_t *c, buf_t *b)
 	return jw_end(&w);
 }
 
+int msg_dead_encode(const msg_dead_t *d, buf_t *b)
+{
+	jw_t w = jw_begin(b);
+	jw_str(&w, "id", d->id);
+	jw_str(&w, "campaign", d->campaign);
+	jw_str(&w, "state", msg_state_name(d->state));
+	jw_str(&w, "code", d->code);
+	jw_str(&w, "reason", d->reason);
+	jw_int(&w, "attempts", d->attempts);
+	jw_int(&w, "ts_ms", d->ts_ms);
+	if (d->message && !w.rc) {
+		jw_key(&w, "message");
+		if (!w.rc)
+			w.rc = buf_append(w.b, d->message, d->message_len);
+	}
+	return jw_end(&w);
+}
+
 static void jw_dbl(jw_t *w, const char *k, double v)
 {
 	if (w->rc || v < 0)
@@ -441,6 +459,40 @@ int msg_optout_parse(const void *data, size_t len, msg_optout_t *op, json_t **ho
 	op->source = gs(o, "source");
 	op->campaign = gs(o, "campaign");
 	op->ts_ms = gi(o, "ts_ms", 0);
+	*hold = o;
+	return TOCSIN_OK;
+}
+
+int msg_dead_parse(const void *data, size_t len, msg_dead_t *d, json_t **hold, char *err,
+                   size_t errlen)
+{
+	*hold = NULL;
+	json_t *o = parse_obj(data, len, err, errlen);
+	if (!o)
+		return TOCSIN_ERR_INVAL;
+	memset(d, 0, sizeof *d);
+	d->id = gs(o, "id");
+	d->campaign = gs(o, "campaign");
+	if (!d->id || !d->campaign)
+		return fail(hold, o, err, errlen, "dead letter lacks id or campaign");
+	if (msg_state_parse(gs(o, "state"), &d->state))
+		return fail(hold, o, err, errlen, "dead letter has an unknown state");
+	d->code = gs(o, "code");
+	d->reason = gs(o, "reason");
+	d->attempts = (int)gi(o, "attempts", 0);
+	d->ts_ms = gi(o, "ts_ms", 0);
+	json_t *m = json_object_get(o, "message");
+	if (m) {
+		if (!json_is_object(m))
+			return fail(hold, o, err, errlen, "dead letter message is not an object");
+		char *txt = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_t *js = txt ? json_string(txt) : NULL;
+		free(txt);
+		if (!js || json_object_set_new(o, "\001message", js))
+			return fail(hold, o, err, errlen, "out of memory");
+		d->message = json_string_value(js);
+		d->message_len = json_string_length(js);
+	}
 	*hold = o;
 	return TOCSIN_OK;
 }

@@ -122,6 +122,29 @@ int msg_status_parse(const void *data, size_t len, msg_status_t *s, json_t **hol
 int msg_status_scan(const void *data, size_t len, msg_status_t *s, char *strbuf, size_t strcap,
                     char *err, size_t errlen);
 
+/* A dead letter on tocsin.dead, key = id: a message that could not be sent, with the
+ * reason and the original outbox record:
+ * {"v":1,"id","campaign","state","code","reason","attempts","ts_ms","message":<outbox record>}.
+ * Strings borrowed; NULL = absent. */
+typedef struct msg_dead {
+	const char *id;
+	const char *campaign;
+	msg_state_t state;    /* failed or expired */
+	const char *code;     /* the vendor's error code, or ours */
+	const char *reason;   /* human-readable; never a secret */
+	int attempts;
+	int64_t ts_ms;
+	const char *message;  /* the outbox record as JSON object text (message_len bytes) */
+	size_t message_len;
+} msg_dead_t;
+/* Append d to b; message is written as it is (it must be one JSON object). */
+int msg_dead_encode(const msg_dead_t *d, buf_t *b);
+/* As msg_out_parse(); "message" comes back as its compact JSON object text
+ * (NUL-terminated, message_len bytes). Refuses a record without id or campaign, with an
+ * unknown state, or whose message is not an object. */
+int msg_dead_parse(const void *data, size_t len, msg_dead_t *d, json_t **hold, char *err,
+                   size_t errlen);
+
 /* Campaign states on tocsin.campaigns (compacted, key = campaign id). */
 typedef enum msg_camp_state {
 	MSG_CAMP_LAUNCHING = 0,

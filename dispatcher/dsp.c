@@ -239,20 +239,15 @@ static void finish(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *vendor, c
 	}
 	if (st == MSG_ST_FAILED || st == MSG_ST_EXPIRED) {
 		/* tocsin.dead: the original record with the reason. */
+		msg_dead_t dl = {.id = m->m.id, .campaign = m->m.campaign, .state = st, .code = m->code,
+		                 .reason = m->detail, .attempts = m->attempt, .ts_ms = clock_wall_ms(),
+		                 .message = m->rkm->payload, .message_len = m->rkm->len};
 		buf_reset(&d->buf);
-		buf_puts(&d->buf, "{\"v\":1,\"id\":");
-		buf_json_str(&d->buf, m->m.id, strlen(m->m.id));
-		buf_puts(&d->buf, ",\"campaign\":");
-		buf_json_str(&d->buf, m->m.campaign, strlen(m->m.campaign));
-		buf_printf(&d->buf, ",\"state\":\"%s\",\"code\":", msg_state_name(st));
-		buf_json_str(&d->buf, m->code, strlen(m->code));
-		buf_puts(&d->buf, ",\"reason\":");
-		buf_json_str(&d->buf, m->detail, strlen(m->detail));
-		buf_printf(&d->buf, ",\"attempts\":%d,\"ts_ms\":%lld,\"message\":", m->attempt,
-		           (long long)clock_wall_ms());
-		buf_append(&d->buf, m->rkm->payload, m->rkm->len);
-		buf_putc(&d->buf, '}');
-		kq_produce(d->prod, KQ_T_DEAD, m->m.id, strlen(m->m.id), d->buf.p, d->buf.len, NULL);
+		if (msg_dead_encode(&dl, &d->buf))
+			log_error("event=dead_encode_failed id=%s", m->m.id);
+		else
+			kq_produce(d->prod, KQ_T_DEAD, m->m.id, strlen(m->m.id), d->buf.p, d->buf.len,
+			           NULL);
 		dsp_metrics_dead(d->met);
 	}
 	produce_status(d, m, st, m->vendor_name, m->ref, m->code, m->detail, latency_ms, 1);
