@@ -47,6 +47,8 @@ struct prod {
 	size_t *lens;
 	char *body, *ebuf;
 	buf_t rec;            /* encoded record, reused */
+	buf_t srec;           /* --resend-failed: the `queued` status record, reused */
+	int resuming;         /* continuing an interrupted launch (checkpoint not done) */
 	aset_t *seen;         /* dedupe */
 	aset_t *sup;          /* opted out */
 	aset_t *already;      /* ids found in the outbox past the checkpoint */
@@ -194,6 +196,22 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		if (m->partition >= 0 && m->partition < MAXPART && m->offset + 1 > e->offs[ch - 1][m->partition])
 			e->offs[ch - 1][m->partition] = m->offset + 1;
 	}
+}
+
+/* --resend-failed: a message re-queued with attempt >= 1 gets a `queued` status
+ * record carrying that attempt, so its latest outcome is no longer the failure
+ * and a second --resend-failed before it is sent leaves it out ("already
+ * re-queued") instead of queueing it twice (producer/README.md). */
+static int produce_requeued(prod_t *p, const msg_out_t *m)
+{
+	msg_status_t s = {.id = m->id, .campaign = m->campaign, .channel = m->channel, .to = m->to,
+	                  .state = MSG_ST_QUEUED, .detail = "re-queued by --resend-failed",
+	                  .latency_ms = -1, .attempt = m->attempt, .ts_ms = clock_wall_ms()};
+	buf_reset(&p->srec);
+	int rc = msg_status_encode(&s, &p->srec);
+	if (!rc)
+		rc = kq_produce(p->rk, KQ_T_STATUS, m->id, strlen(m->id), p->srec.p, p->srec.len, NULL);
+	return rc;
 }
 
 static int topic_parts(rd_kafka_t *rk, const char *topic)
@@ -414,9 +432,11 @@ static int scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 /* --resend-failed: the latest outcome of each message id, from tocsin.status
  * read in order (a key's records are in one partition). Open addressing on
  * the id's hash; v: 0 sent or in flight, 1 failed (retryable), 2 + k failed
- * permanently for reason k of the stats' perm[], RS_DONE delivered (or
- * suppressed, cancelled: never sent again). */
+ * permanently for reason k of the stats' perm[], RS_REQUEUED re-queued by an
+ * earlier resend (its `queued` record, attempt >= 1, is the latest), RS_DONE
+ * delivered (or suppressed, cancelled: never sent again). */
 #define RS_DONE 255
+#define RS_REQUEUED 254
 typedef struct rs_ent {
 	uint64_t h;
 	uint8_t used, v;
@@ -502,6 +522,8 @@ static int on_status(void *ud, const rd_kafka_message_t *m)
 		const char *why = trk_code_reason(s.code && *s.code ? s.code : msg_state_name(s.state),
 		                                  &perm, tmp, sizeof tmp);
 		x->v = perm ? (uint8_t)(2 + perm_reason(f->p, why)) : 1;
+	} else if (s.state == MSG_ST_QUEUED && s.attempt >= 1) {
+		x->v = RS_REQUEUED; /* an earlier --resend-failed re-queued it */
 	} else {
 		x->v = 0;
 	}
@@ -512,7 +534,11 @@ static int on_status(void *ud, const rd_kafka_message_t *m)
  * outcome is a failure (failed, undelivered, bounced, expired); one a resend
  * would repeat (tracker/store.h trk_code_reason: invalid or landline number,
  * opted out, configuration) only with include_permanent. A later record of
- * the message (a resend accepted, retrying or delivered) clears it. */
+ * the message (a resend queued, accepted, retrying or delivered) clears it.
+ * One whose latest record is an earlier resend's `queued` is counted as
+ * already re-queued and left out, except when continuing an interrupted
+ * resend: its outbox record may be the one the interruption lost, and the
+ * outbox scan past the checkpoint (p->already) skips those that are there. */
 static int load_failed(prod_t *p, char *err, size_t errlen)
 {
 	rd_kafka_t *c =
@@ -530,7 +556,11 @@ static int load_failed(prod_t *p, char *err, size_t errlen)
 		rs_ent_t *x = &f.map.e[i];
 		if (!x->used || !x->v || x->v == RS_DONE)
 			continue;
-		if (x->v >= 2) {
+		if (x->v == RS_REQUEUED) {
+			p->st.resend_requeued++;
+			if (!p->resuming)
+				continue;
+		} else if (x->v >= 2) {
 			p->st.perm[x->v - 2].n++;
 			p->st.resend_permanent++;
 			if (!p->o.include_permanent)
@@ -558,9 +588,10 @@ static int load_failed(prod_t *p, char *err, size_t errlen)
 		return rc;
 	}
 	log_info("event=resend_failed campaign=%s status_events=%lld failed=%zu permanent=%lld "
-	         "include_permanent=%d",
+	         "already_requeued=%lld include_permanent=%d resuming=%d",
 	         p->camp->id, (long long)r.got, aset_count(p->failed),
-	         (long long)p->st.resend_permanent, p->o.include_permanent);
+	         (long long)p->st.resend_permanent, (long long)p->st.resend_requeued,
+	         p->o.include_permanent, p->resuming);
 	return 0;
 }
 
@@ -652,6 +683,7 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 	p->on[MSG_CH_SMS] = camp->sms_on;
 	p->on[MSG_CH_EMAIL] = camp->email_on;
 	buf_init(&p->rec, 4 * 1024 * 1024);
+	buf_init(&p->srec, 1024);
 
 	p->aud = aud_open(&camp->aud, err, errlen);
 	if (!p->aud)
@@ -867,6 +899,7 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 	}
 	int64_t rj_bytes = ck ? json_integer_value(json_object_get(ck, "rejects_bytes")) : 0;
 	int resuming = ck && !json_is_true(json_object_get(ck, "done"));
+	p->resuming = resuming;
 	json_decref(ck);
 	if (p->o.resend_failed && load_failed(p, err, errlen))
 		goto fail;
@@ -953,6 +986,7 @@ void prod_free(prod_t *p)
 	free(p->body);
 	free(p->ebuf);
 	buf_free(&p->rec);
+	buf_free(&p->srec);
 	aset_free(p->seen);
 	aset_free(p->sup);
 	aset_free(p->already);
@@ -1113,6 +1147,8 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 	rc = kq_produce(p->rk, kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority), addr, alen, p->rec.p, p->rec.len,
 	                (void *)(uintptr_t)(((uintptr_t)(p->ep_cur % EPOCHS) << 2) | (uintptr_t)(ch + 1)));
 	if (rc)
+		return rc;
+	if (p->o.resend_failed && (rc = produce_requeued(p, &m)))
 		return rc;
 	p->ep[p->ep_cur % EPOCHS].produced++;
 	p->st.produced++;
@@ -1513,7 +1549,8 @@ static void write_report(prod_t *p, int finished)
 	json_object_set_new(j, "rejects_file", json_string(p->rejects_path));
 	if (p->o.resend_failed)
 		json_object_set_new(j, "resend_failed", json_integer(st->produced)),
-		    json_object_set_new(j, "resend_permanent", json_integer(st->resend_permanent));
+		    json_object_set_new(j, "resend_permanent", json_integer(st->resend_permanent)),
+		    json_object_set_new(j, "resend_already_requeued", json_integer(st->resend_requeued));
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.tmp", p->report_path);
 	if (json_dump_file(j, tmp, JSON_INDENT(2)) || rename(tmp, p->report_path))
@@ -1536,6 +1573,15 @@ static void prod_print_permanent(const prod_t *p, FILE *f)
 	fputc(')', f);
 }
 
+/* "; N already re-queued by an earlier --resend-failed (…)". */
+static void prod_print_requeued(const prod_t *p, FILE *f)
+{
+	const prod_stats_t *st = &p->st;
+	if (st->resend_requeued && !p->resuming)
+		fprintf(f, "; %lld already re-queued by an earlier --resend-failed (not re-queued again)",
+		        (long long)st->resend_requeued);
+}
+
 int prod_resend_plan(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, FILE *out,
                      char *err, size_t errlen)
 {
@@ -1554,6 +1600,7 @@ int prod_resend_plan(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o,
 		fprintf(out, "campaign %s: --resend-failed --dry-run: would re-queue %lld message%s",
 		        camp->id, (long long)p->st.resend_found, p->st.resend_found == 1 ? "" : "s");
 		prod_print_permanent(p, out);
+		prod_print_requeued(p, out);
 		fputs("\n", out);
 	}
 	aset_free(p->failed);
@@ -1579,6 +1626,7 @@ void prod_print_summary(const prod_t *p, FILE *f)
 			fprintf(f, " (%lld already in the outbox)", (long long)st->already);
 		fprintf(f, "; %lld failed in tocsin.status", (long long)(st->resend_found));
 		prod_print_permanent(p, f);
+		prod_print_requeued(p, f);
 		fputc('\n', f);
 		fprintf(f, "  read %lld rows, rejected %lld, suppressed %lld, duplicates %lld",
 		        (long long)st->read, (long long)st->rejected, (long long)st->suppressed,
@@ -1601,7 +1649,8 @@ void prod_print_summary(const prod_t *p, FILE *f)
 		fprintf(f, "  resumed after row %lld; %lld messages were already in the outbox\n",
 		        (long long)st->resumed_rows, (long long)st->already);
 	if (p->o.resend_failed)
-		fprintf(f, "  %lld recipients had not failed (not re-queued)\n", (long long)st->resend_skipped);
+		fprintf(f, "  %lld recipients had not failed (not re-queued)\n",
+		        (long long)(st->resend_skipped - (p->resuming ? 0 : st->resend_requeued)));
 	if (st->nreasons) {
 		fprintf(f, "  rejected by reason:\n");
 		for (int i = 0; i < st->nreasons; i++)

@@ -45,6 +45,8 @@ typedef struct prod_stats {
 	int64_t resumed_rows;    /* rows before the checkpoint this run continued from */
 	int64_t resend_skipped;  /* --resend-failed: recipients not failed, skipped */
 	int64_t resend_found;    /* --resend-failed: failed messages to re-queue (tocsin.status) */
+	int64_t resend_requeued; /* --resend-failed: failed messages an earlier resend re-queued
+	                            (its `queued` record is their latest): not re-queued again */
 	int64_t resend_permanent; /* --resend-failed: permanent failures found (left out unless
 	                             include_permanent), by reason in perm[] */
 	prod_reason_t perm[PROD_MAX_PERM];
