@@ -4,6 +4,7 @@
 #include "core/clock.h"
 #include "core/cmd.h"
 #include "core/err.h"
+#include "core/kq.h"
 #include "core/log.h"
 #include "core/runfile.h"
 #include "core/sig.h"
@@ -311,7 +312,9 @@ int cmd_demo(cfg_t *cfg, int argc, char **argv)
 		goto out;
 	if (sup_start(d.sup, "dispatch", a_dispatch) < 0)
 		goto out;
-	printf("  dispatcher  up  (consumer group tocsin-dispatch-sms)\n\n");
+	char grp[64];
+	kq_dispatch_group(MSG_CH_SMS, grp, sizeof grp);
+	printf("  dispatcher  up  (consumer group %s)\n\n", grp);
 	fflush(stdout);
 
 	/* Launch in the foreground: its summary is part of what the demo shows. */

@@ -163,7 +163,9 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 		if ((k = sup_start(sup, name, a_dsp)) < 0)
 			goto out;
 		dsp[ndsp++] = (up_dsp_t){.kid = k, .backoff_s = 1, .started_ms = clock_mono_ms()};
-		printf("  dispatcher  up  (%s: consumer group tocsin-dispatch-%s)\n", chn, chn);
+		char grp[64];
+		kq_dispatch_group((msg_channel_t)ch, grp, sizeof grp);
+		printf("  dispatcher  up  (%s: consumer group %s)\n", chn, grp);
 	}
 	printf("\ndashboard: http://%s/\nstop everything: Ctrl-C (or kill %d)\n", trk, (int)getpid());
 	fflush(stdout);

@@ -1458,9 +1458,8 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		d.max_pending = 40000; /* room for a few dozen batches of 1000 in flight and waiting */
 	for (int ln = 0; ln < KQ_LANE__COUNT; ln++)
 		d.lanes[ln].topic = kq_outbox_lane_topic(d.channel, (kq_lane_t)ln);
-	snprintf(d.group, sizeof d.group, "tocsin-dispatch-%s", msg_channel_name(d.channel));
-	snprintf(d.client_id, sizeof d.client_id, "tocsin-dispatch-%s-%d", msg_channel_name(d.channel),
-	         (int)getpid());
+	kq_dispatch_group(d.channel, d.group, sizeof d.group);
+	snprintf(d.client_id, sizeof d.client_id, "%s-%d", d.group, (int)getpid());
 	buf_init(&d.buf, 4 << 20);
 	srand((unsigned)(clock_mono_ns() ^ getpid()));
 	char err[1024];

@@ -187,7 +187,7 @@ trk_presence_t *trk_presence_new(const cfg_t *cfg, char *err, size_t errlen)
 		if (!cfg->routes[c].nvendors)
 			continue;
 		pres_ch_t *pc = &p->ch[c];
-		snprintf(pc->group, sizeof pc->group, "tocsin-dispatch-%s", msg_channel_name((msg_channel_t)c));
+		kq_dispatch_group((msg_channel_t)c, pc->group, sizeof pc->group);
 		pc->moved_ms = now;
 		pc->committed = -1;
 		rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-tracker-presence", pc->group,
