@@ -1,6 +1,6 @@
 /* dead.c -- `tocsin dead`: list the messages that could not be sent (tocsin.dead), with why. */
-#include "core/clock.h"
 #include "core/cmd.h"
+#include "core/err.h"
 #include "core/kq.h"
 #include "core/log.h"
 
@@ -29,6 +29,40 @@ static const char *str(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
 	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+typedef struct dead_list {
+	const char *campaign; /* only this campaign, or NULL */
+	int json;
+	long limit;           /* -1 = all */
+	long shown, total;
+} dead_list_t;
+
+/* kq_read callback: count and print one record of tocsin.dead. */
+static int dead_record(void *ud, const rd_kafka_message_t *m)
+{
+	dead_list_t *dl = ud;
+	json_t *r = json_loadb(m->payload, m->len, 0, NULL);
+	const char *c = str(r, "campaign");
+	if (r && (!dl->campaign || !strcmp(c, dl->campaign))) {
+		dl->total++;
+		if (dl->limit < 0 || dl->shown < dl->limit) {
+			dl->shown++;
+			if (dl->json)
+				printf("%.*s\n", (int)m->len, (const char *)m->payload);
+			else
+				printf("%s  %-12s %-8s %-10s %3lld  %s\n", str(r, "id"), c, str(r, "state"),
+				       str(r, "code"), (long long)json_integer_value(json_object_get(r, "attempts")),
+				       str(r, "reason"));
+		}
+	} else if (!r && !dl->campaign) {
+		dl->total++;
+		if (!dl->json)
+			printf("(unreadable record at partition %d offset %lld)\n", (int)m->partition,
+			       (long long)m->offset);
+	}
+	json_decref(r);
+	return 0;
 }
 
 int cmd_dead(cfg_t *cfg, int argc, char **argv)
@@ -74,61 +108,18 @@ int cmd_dead(cfg_t *cfg, int argc, char **argv)
 		rd_kafka_destroy(rk);
 		return 1;
 	}
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts);
-	int64_t *high = calloc((size_t)nparts, sizeof *high);
-	int waiting = 0;
-	for (int p = 0; p < nparts; p++) {
-		int64_t lo = 0, hi = 0;
-		rd_kafka_query_watermark_offsets(rk, KQ_T_DEAD, p, &lo, &hi, 10000);
-		high[p] = hi;
-		if (hi > lo) {
-			rd_kafka_topic_partition_list_add(l, KQ_T_DEAD, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-			waiting++;
-		}
-	}
-	rd_kafka_assign(rk, l);
-	rd_kafka_topic_partition_list_destroy(l);
-	long shown = 0, total = 0;
-	int64_t deadline = clock_mono_ms() + 30000;
-	while (waiting > 0 && clock_mono_ms() < deadline) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-		if (!m)
-			continue;
-		if (m->err) {
-			rd_kafka_message_destroy(m);
-			continue;
-		}
-		if (m->offset + 1 >= high[m->partition])
-			waiting--;
-		json_t *r = json_loadb(m->payload, m->len, 0, NULL);
-		const char *c = str(r, "campaign");
-		if (r && (!campaign || !strcmp(c, campaign))) {
-			total++;
-			if (limit < 0 || shown < limit) {
-				shown++;
-				if (json)
-					printf("%.*s\n", (int)m->len, (const char *)m->payload);
-				else
-					printf("%s  %-12s %-8s %-10s %3lld  %s\n", str(r, "id"), c, str(r, "state"),
-					       str(r, "code"), (long long)json_integer_value(json_object_get(r, "attempts")),
-					       str(r, "reason"));
-			}
-		} else if (!r && !campaign) {
-			total++;
-			if (!json)
-				printf("(unreadable record at partition %d offset %lld)\n", (int)m->partition,
-				       (long long)m->offset);
-		}
-		json_decref(r);
-		rd_kafka_message_destroy(m);
-	}
-	if (waiting > 0)
+	dead_list_t dl = {.campaign = campaign, .json = json, .limit = limit};
+	kq_read_t rd = {.topic = KQ_T_DEAD, .nparts = nparts, .timeout_ms = 30000,
+	                .query_timeout_ms = 10000};
+	int rc = kq_read(rk, &rd, dead_record, &dl, err, sizeof err);
+	if (rc == TOCSIN_ERR_TIMEOUT)
 		fprintf(stderr, "tocsin dead: gave up reading after 30 s; the list may be incomplete\n");
+	else if (rc)
+		fprintf(stderr, "tocsin dead: %s; the list may be incomplete\n", err);
 	if (!json)
-		printf("%ld dead letter%s%s%s\n", total, total == 1 ? "" : "s", campaign ? " for " : "",
-		       campaign ? campaign : "");
-	free(high);
+		printf("%ld dead letter%s%s%s\n", dl.total, dl.total == 1 ? "" : "s",
+		       campaign ? " for " : "", campaign ? campaign : "");
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
-	return waiting > 0 ? 1 : 0;
+	return rc ? 1 : 0;
 }

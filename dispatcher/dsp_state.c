@@ -265,23 +265,22 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 		return;
 	if (!strcmp(topic, KQ_T_STATUS)) {
 		/* Only "has this message an outcome?": the key is the id; any state past
-		 * queued/retrying counts. No JSON parse on this busy topic. */
-		static const char pat[] = "\"state\":\"";
-		const char *v = m->payload, *st = memmem(v, m->len, pat, sizeof pat - 1);
-		if (m->key && st) {
-			st += sizeof pat - 1;
-			size_t left = m->len - (size_t)(st - v);
-			static const char *const failures[] = {"failed\"", "undelivered\"", "bounced\"",
-			                                       "expired\""};
-			if ((left >= 7 && !memcmp(st, "queued\"", 7)) ||
-			    (left >= 9 && !memcmp(st, "retrying\"", 9)))
-				return;
-			unsigned char v = DSP_DONE_SENT;
-			for (size_t i = 0; i < 4; i++)
-				if (left >= strlen(failures[i]) && !memcmp(st, failures[i], strlen(failures[i])))
-					v = DSP_DONE_FAILED;
+		 * queued/retrying counts. Scanned without allocating on this busy topic
+		 * (a record too long for the stack buffer is the rare heap case). */
+		char sb[4096];
+		char *buf = m->len < sizeof sb ? sb : malloc(m->len + 1);
+		msg_status_t st;
+		if (m->key && buf &&
+		    !msg_status_scan(m->payload, m->len, &st, buf, m->len + 1, err, sizeof err) &&
+		    st.state != MSG_ST_QUEUED && st.state != MSG_ST_RETRYING) {
+			unsigned char v = st.state == MSG_ST_FAILED || st.state == MSG_ST_UNDELIVERED ||
+			                          st.state == MSG_ST_BOUNCED || st.state == MSG_ST_EXPIRED
+			                      ? DSP_DONE_FAILED
+			                      : DSP_DONE_SENT;
 			map_put(&s->done_cur, id_hash(m->key, m->key_len), v);
 		}
+		if (buf != sb)
+			free(buf);
 		return;
 	}
 	if (!strcmp(topic, KQ_T_CAMPAIGNS)) {
