@@ -5,13 +5,7 @@
 # is lost or sent twice (emulator counts).
 source "$(dirname "$0")/lib.sh"
 it_setup 0511-urgent-lane
-cfg() { it_one_sms_vendor '"senders":{"main":{"from":"+15005550006"}}, "rate_per_s": 200'; }
-cfg
-it_start_broker
-it_start_sim
-it_start_track
-cfg
-it_bg dispatch dispatch
+it_one_sms_stack '"senders":{"main":{"from":"+15005550006"}}, "rate_per_s": 200'
 it_gen_audience "$OUT/bulk.csv" 3000 0
 it_gen_audience "$OUT/alert.csv" 300 10000
 it_campaign_as "$OUT/bulk.json" bulk bulk.csv main 0

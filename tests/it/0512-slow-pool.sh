@@ -5,13 +5,7 @@
 # finishes while the slow one is still trickling out at its number's rate.
 source "$(dirname "$0")/lib.sh"
 it_setup 0512-slow-pool
-cfg() { it_one_sms_vendor '"senders":{"main":{"from":"+15005550006"}, "slow":{"from":"+15005550009","rate_per_number":2}}, "rate_per_s": 300'; }
-cfg
-it_start_broker
-it_start_sim
-it_start_track
-cfg
-it_bg dispatch dispatch
+it_one_sms_stack '"senders":{"main":{"from":"+15005550006"}, "slow":{"from":"+15005550009","rate_per_number":2}}, "rate_per_s": 300'
 it_gen_audience "$OUT/slow.csv" 200 0
 it_gen_audience "$OUT/fast.csv" 1500 10000
 it_campaign_as "$OUT/slow.json" slow slow.csv slow 0

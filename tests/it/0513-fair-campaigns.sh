@@ -4,13 +4,7 @@
 # and finishes long before the first does.
 source "$(dirname "$0")/lib.sh"
 it_setup 0513-fair-campaigns
-cfg() { it_one_sms_vendor '"senders":{"main":{"from":"+15005550006"}}, "rate_per_s": 300'; }
-cfg
-it_start_broker
-it_start_sim
-it_start_track
-cfg
-it_bg dispatch dispatch
+it_one_sms_stack '"senders":{"main":{"from":"+15005550006"}}, "rate_per_s": 300'
 it_gen_audience "$OUT/a1.csv" 3000 0
 it_gen_audience "$OUT/a2.csv" 600 10000
 it_campaign "$OUT/c1.json" first a1.csv

@@ -121,6 +121,18 @@ it_one_sms_vendor() {
     \"tracker\": {\"public_url\": \"http://${TRACK:-127.0.0.1:9}\"}${2:+, $2}"
 }
 
+# it_one_sms_stack VENDOR-JSON: with the one-vendor config of it_one_sms_vendor, start the
+# broker, the emulator and the tracker, rewrite the config with their addresses, and start
+# one dispatcher (log dispatch.log).
+it_one_sms_stack() {
+  it_one_sms_vendor "$1"
+  it_start_broker
+  it_start_sim
+  it_start_track
+  it_one_sms_vendor "$1"
+  it_bg dispatch dispatch
+}
+
 # it_two_sms_vendors [EXTRA-JSON-FOR-EACH-VENDOR]: config with vendors "twilio" and
 # "vonage" at the emulator ($SIM, set by it_start_sim) and route twilio, then vonage.
 it_two_sms_vendors() {
