@@ -3,8 +3,16 @@
 #define TOCSIN_CLOCK_H
 #include <stdint.h>
 
-/* Milliseconds since the Unix epoch (for timestamps on the wire). Any thread. */
+/* Milliseconds since the Unix epoch (for timestamps on the wire, expiry, send_at and
+ * quiet hours), plus $TOCSIN_NOW_OFFSET_MS when it is set (a signed number of
+ * milliseconds, read once per process): tests and drills shift "now" for every process
+ * they start the same way, instead of sleeping for hours. Any thread. */
 int64_t clock_wall_ms(void);
+/* The offset in effect ($TOCSIN_NOW_OFFSET_MS, 0 when unset or malformed). Any thread. */
+int64_t clock_wall_offset_ms(void);
+/* Parse an offset as TOCSIN_NOW_OFFSET_MS takes it (decimal, within 100 years).
+ * 0 or -1. Any thread. */
+int clock_parse_offset(const char *s, int64_t *out);
 /* Monotonic milliseconds (for timers and deadlines). Any thread. */
 int64_t clock_mono_ms(void);
 /* Monotonic nanoseconds (for latency measurement). Any thread. */
