@@ -6,6 +6,7 @@
 # tracker's API (what the dashboard shows) counts the same per vendor, then runs every `sh`
 # block of RUNBOOK.md in order, and stops `tocsin up` with SIGTERM: nothing left running.
 # The blocks are read from the Markdown, never copied here.
+# it-serial: the README block listens on the fixed ports 8025/8026
 source "$(dirname "$0")/lib.sh"
 it_setup 0120-readme-runbook
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

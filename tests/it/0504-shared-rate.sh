@@ -2,6 +2,7 @@
 # 0504-shared-rate: two dispatchers on one vendor limited to R = 200 messages/s. Without
 # talking to each other (each takes R x its share of the outbox partitions) the emulator
 # never sees more than R (+ the burst of 1 each) in any wall-clock second.
+# it-serial: it counts sends per wall-clock second against the rate limit
 source "$(dirname "$0")/lib.sh"
 it_setup 0504-shared-rate
 R=200
