@@ -21,7 +21,8 @@ DEB_CMDS := node:nodejs npm:npm
 # ---- objects, one list per module (each module's owner edits only its line) ----
 CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg.o core/near.o \
               core/cfg.o core/kq.o core/sig.o core/runfile.o core/broker.o core/demo.o \
-              core/hist.o core/sup.o core/up.o core/num.o core/pfile.o core/tz.o core/tzdb.o
+              core/hist.o core/sup.o core/up.o core/num.o core/pfile.o core/tz.o core/tzdb.o \
+              core/capacity.o
 TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
               vendors/send.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_ctl.o vendors/sim/sim_util.o \
@@ -37,7 +38,7 @@ LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD
 LIB        := $(BUILD)/libtocsin.a
 
 # ---- unit tests: tests/unit/test_<name>.c, cmocka; one list per module ----
-UT_CORE    := test_buf test_msg test_cfg test_num test_kq_read test_tz
+UT_CORE    := test_buf test_msg test_cfg test_num test_kq_read test_tz test_capacity
 UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
 UT_VND     := test_vnd test_vnd_sim test_sim_json test_http
 UT_PROD    := test_prod_addr test_prod_aud test_prod_penc test_prod_kafka

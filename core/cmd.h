@@ -21,5 +21,6 @@ int cmd_campaign(cfg_t *cfg, int argc, char **argv);   /* tracker/ctlcmd.c */
 int cmd_vendor(cfg_t *cfg, int argc, char **argv);     /* tracker/ctlcmd.c */
 int cmd_up(cfg_t *cfg, int argc, char **argv);         /* core/up.c */
 int cmd_demo(cfg_t *cfg, int argc, char **argv);       /* core/demo.c */
+int cmd_capacity(cfg_t *cfg, int argc, char **argv);   /* core/capacity.c */
 
 #endif
