@@ -163,6 +163,7 @@ static const ck_t ck_tracker[] = {
     {"reply_per_number_hour", CK_LEAF, NULL}, {"reply_per_minute", CK_LEAF, NULL},
     {"conns_per_ip", CK_LEAF, NULL},  {"allowed_hosts", CK_LEAF, NULL},
     {"dispatcher_idle_s", CK_LEAF, NULL},
+    {"upload_max_mb", CK_LEAF, NULL}, /* tracker/web.c: audience uploads from the page */
     {NULL, CK_LEAF, NULL}};
 /* compliance: tracker/http.c (SMS keyword replies) */
 static const ck_t ck_compliance[] = {
@@ -171,11 +172,15 @@ static const ck_t ck_compliance[] = {
     {NULL, CK_LEAF, NULL}};
 /* email: templates/email.c */
 static const ck_t ck_email[] = {{"unsubscribe_key_env", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
+/* tracker/web.c: launches from the page */
+static const ck_t ck_launch[] = {
+    {"approvals", CK_LEAF, NULL}, {"max_lag", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
 static const ck_t ck_root[] = {
     {"var_dir", CK_LEAF, NULL},        {"kafka", CK_FREE, NULL},
     {"vendors", CK_LIST, ck_vendor},   {"routes", CK_OBJ, ck_routes},
     {"dispatcher", CK_OBJ, ck_dispatcher}, {"tracker", CK_OBJ, ck_tracker},
     {"compliance", CK_OBJ, ck_compliance}, {"email", CK_OBJ, ck_email},
+    {"launch", CK_OBJ, ck_launch},
     {NULL, CK_LEAF, NULL}};
 
 static const ck_t *ck_find(const ck_t *t, const char *k)

@@ -160,14 +160,22 @@ struct trk_ctl_tokens {
 	struct {
 		char name[65];
 		const char *token; /* the environment's */
+		trk_role_t role;
 	} t[MAX_TOKENS];
 };
 
 void trk_ctl_tokens_free(trk_ctl_tokens_t *t) { free(t); }
 size_t trk_ctl_tokens_count(const trk_ctl_tokens_t *t) { return t ? t->n : 0; }
 
-static int token_add(trk_ctl_tokens_t *t, const char *name, const char *env, char *err,
-                     size_t errlen)
+static const char *const role_names[TRK_ROLE__COUNT] = {"viewer", "sender", "approver", "admin"};
+
+const char *trk_role_name(trk_role_t r)
+{
+	return r >= 0 && r < TRK_ROLE__COUNT ? role_names[r] : "?";
+}
+
+static int token_add(trk_ctl_tokens_t *t, const char *name, const char *env, trk_role_t role,
+                     char *err, size_t errlen)
 {
 	for (size_t i = 0; i < t->n; i++)
 		if (!strcmp(t->t[i].name, name)) {
@@ -193,6 +201,7 @@ static int token_add(trk_ctl_tokens_t *t, const char *name, const char *env, cha
 		return TOCSIN_ERR_CONFIG;
 	}
 	snprintf(t->t[t->n].name, sizeof t->t[0].name, "%s", name);
+	t->t[t->n].role = role;
 	t->t[t->n++].token = tok;
 	return 0;
 }
@@ -217,7 +226,7 @@ trk_ctl_tokens_t *trk_ctl_tokens_new(const cfg_t *cfg, char *err, size_t errlen)
 		json_t *v;
 		json_object_foreach(e, k, v)
 		{
-			if (strcmp(k, "name") && strcmp(k, "token_env")) {
+			if (strcmp(k, "name") && strcmp(k, "token_env") && strcmp(k, "role")) {
 				snprintf(err, errlen, "tracker.control_tokens[%zu]: unknown field \"%.40s\"", i,
 				         k);
 				goto fail;
@@ -232,10 +241,27 @@ trk_ctl_tokens_t *trk_ctl_tokens_new(const cfg_t *cfg, char *err, size_t errlen)
 			         i);
 			goto fail;
 		}
-		if (token_add(t, name, env, err, errlen))
+		json_t *rv = json_object_get(e, "role");
+		trk_role_t role = TRK_ROLE_ADMIN;
+		if (rv) {
+			int r = TRK_ROLE__COUNT;
+			for (int k = 0; k < TRK_ROLE__COUNT; k++)
+				if (json_is_string(rv) && !strcmp(json_string_value(rv), role_names[k]))
+					r = k;
+			if (r == TRK_ROLE__COUNT) {
+				snprintf(err, errlen,
+				         "tracker.control_tokens[%zu].role must be \"viewer\", \"sender\", "
+				         "\"approver\" or \"admin\"",
+				         i);
+				goto fail;
+			}
+			role = (trk_role_t)r;
+		}
+		if (token_add(t, name, env, role, err, errlen))
 			goto fail;
 	}
-	if (cfg->control_token_env && token_add(t, "operator", cfg->control_token_env, err, errlen))
+	if (cfg->control_token_env &&
+	    token_add(t, "operator", cfg->control_token_env, TRK_ROLE_ADMIN, err, errlen))
 		goto fail;
 	return t;
 fail:
@@ -243,14 +269,23 @@ fail:
 	return NULL;
 }
 
-const char *trk_ctl_tokens_who(const trk_ctl_tokens_t *t, const char *presented)
+const char *trk_ctl_tokens_who_role(const trk_ctl_tokens_t *t, const char *presented,
+                                    trk_role_t *role)
 {
 	const char *who = NULL;
 	if (!t || !presented)
 		return NULL;
 	size_t n = strlen(presented);
 	for (size_t i = 0; i < t->n; i++) /* every one compared: the time says nothing of which */
-		if (vnd_ct_eq(presented, n, t->t[i].token, strlen(t->t[i].token)) && !who)
+		if (vnd_ct_eq(presented, n, t->t[i].token, strlen(t->t[i].token)) && !who) {
 			who = t->t[i].name;
+			if (role)
+				*role = t->t[i].role;
+		}
 	return who;
+}
+
+const char *trk_ctl_tokens_who(const trk_ctl_tokens_t *t, const char *presented)
+{
+	return trk_ctl_tokens_who_role(t, presented, NULL);
 }

@@ -28,9 +28,21 @@ int trk_ctl_vendor(rd_kafka_t *rk, const cfg_t *cfg, const char *vendor, const c
  * . _ @ - (so it reads plainly on the timeline and in logs). Any thread. */
 int trk_ctl_actor_ok(const char *name);
 
+/* What a token's holder may do, each role all the earlier ones can and more:
+ * viewer (read the compose pages and audiences), sender (upload, compose,
+ * preview, test-send, launch where no approval is needed, request a launch),
+ * approver (approve another person's launch), admin (the controls: pause,
+ * resume, cancel, drain, undrain). */
+typedef enum trk_role { TRK_ROLE_VIEWER = 0, TRK_ROLE_SENDER, TRK_ROLE_APPROVER, TRK_ROLE_ADMIN,
+                        TRK_ROLE__COUNT } trk_role_t;
+/* "viewer", "sender", "approver", "admin" (static). */
+const char *trk_role_name(trk_role_t r);
+
 /* The control tokens of tracker.control_tokens, one per person or role:
- * [{"name": "alice", "token_env": "TOCSIN_TOKEN_ALICE"}, …], and the shared
- * token of tracker.control_token_env (name "operator"). A token whose
+ * [{"name": "alice", "token_env": "TOCSIN_TOKEN_ALICE", "role": "sender"}, …]
+ * (role: viewer, sender, approver or admin; default admin, what a token could
+ * do before roles existed), and the shared token of tracker.control_token_env
+ * (name "operator", role admin). A token whose
  * variable is unset is left out (logged). NULL with err on a malformed list
  * (not an array of such objects, an unknown key, a bad or repeated name, two
  * names with the same token). Caller owns (trk_ctl_tokens_free; NULL is a
@@ -43,6 +55,9 @@ size_t trk_ctl_tokens_count(const trk_ctl_tokens_t *t);
 /* The name whose token equals presented (compared in constant time with
  * every token), or NULL. Any thread. */
 const char *trk_ctl_tokens_who(const trk_ctl_tokens_t *t, const char *presented);
+/* trk_ctl_tokens_who, and the holder's role into *role. Any thread. */
+const char *trk_ctl_tokens_who_role(const trk_ctl_tokens_t *t, const char *presented,
+                                    trk_role_t *role);
 
 /* The state a campaign is in according to rd (msg_camp_state_t), -1 if unknown. */
 int trk_ctl_campaign_state(trk_store_t *rd, const char *id);

@@ -29,7 +29,7 @@ const char trk_dashboard_html[] =
     "tr.reasons td{text-align:left;font-size:12px;color:var(--mut);border-top:none;padding-top:0}tr.reasons a{color:var(--acc)}tr.reasons span{margin-right:1.2em}\n"
     "tr.chan td{font-size:12px;color:var(--mut);border-top:none}.sub{font-size:11px;color:var(--mut)}\n"
     "</style></head><body>\n"
-    "<header><h1>tocsin</h1><span id=\"err\"></span><span class=\"sp\"></span>\n"
+    "<header><h1>tocsin</h1><a href=\"/send\" style=\"color:var(--acc)\">send a blast</a><span id=\"err\"></span><span class=\"sp\"></span>\n"
     "<label>control token <input id=\"token\" type=\"password\" autocomplete=\"off\" size=\"16\"></label>\n"
     "<span id=\"updated\">connecting…</span></header>\n"
     "<div id=\"warn\" role=\"alert\"></div>\n"

@@ -13,6 +13,7 @@
 #include "tracker/presence.h"
 #include "tracker/store.h"
 #include "tracker/trk.h"
+#include "tracker/web.h"
 #include "vendors/vnd.h"
 
 #include <arpa/inet.h>
@@ -142,6 +143,7 @@ struct trk_http {
 	size_t nwh;
 	email_unsub_t *unsub;
 	trk_ctl_tokens_t *tokens; /* named control tokens (tracker/ctl.h); none: controls disabled */
+	trk_web_t *web;           /* the compose-and-launch page and its API (tracker/web.h) */
 	char program[128], help_reply[480], stop_reply[320], start_reply[320];
 	int64_t unsub_ok, unsub_bad, ctl_denied, slow, host_denied;
 	/* addresses confirmed an opt-out recently (hash, mono ms): a second STOP
@@ -163,6 +165,8 @@ typedef struct req {
 	buf_t body;
 	int too_big;
 	int started; /* the first call (headers only) has been seen */
+	int web;     /* answered by tracker/web.c, body and all */
+	void *wreq;  /* its state (trk_web_req_free) */
 	int64_t t0_ns;   /* headers received */
 	int64_t work_ns; /* spent answering (queries, JSON) */
 } req_t;
@@ -203,6 +207,7 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 			         (int)(pl > 200 ? 200 : pl), r->uri, total / 1e6, r->work_ns / 1e6, (long long)nth);
 		}
 	}
+	trk_web_req_free(r->wreq);
 	free(r->uri);
 	buf_free(&r->body);
 	free(r);
@@ -212,15 +217,7 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned code, const char *ctype,
                               const char *body, size_t len)
 {
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", ctype);
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	enum MHD_Result ret = MHD_queue_response(c, code, r);
-	MHD_destroy_response(r);
-	return ret;
+	return trk_web_answer(c, code, ctype, body, len);
 }
 
 static enum MHD_Result answer_json_err(struct MHD_Connection *c, unsigned code, const char *msg)
@@ -709,17 +706,6 @@ static enum MHD_Result unsubscribe(trk_http_t *h, struct MHD_Connection *c, cons
 
 static void cache_clear(trk_http_t *h);
 
-/* The name of the person or role whose control token the request carries, or NULL. */
-static const char *token_who(trk_http_t *h, struct MHD_Connection *c)
-{
-	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	const char *t = NULL;
-	if (a && !strncasecmp(a, "Bearer ", 7))
-		t = a + 7;
-	if (!t)
-		t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Tocsin-Token");
-	return trk_ctl_tokens_who(h->tokens, t);
-}
 
 static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const char *kind,
                                const char *name, const char *action)
@@ -727,13 +713,23 @@ static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const ch
 	if (!trk_ctl_tokens_count(h->tokens))
 		return answer_json_err(c, 403, "controls are disabled: set tracker.control_token_env "
 		                               "or tracker.control_tokens and their environment variables");
-	const char *who = token_who(h, c);
+	trk_role_t role = TRK_ROLE_VIEWER;
+	const char *who = trk_web_token_who(h->tokens, c, &role);
 	if (!who) {
 		pthread_mutex_lock(&h->mu);
 		h->ctl_denied++;
 		pthread_mutex_unlock(&h->mu);
 		log_warn("event=control_denied %s=%s action=%s", kind, name, action);
 		return answer_json_err(c, 401, "missing or wrong control token");
+	}
+	if (role < TRK_ROLE_ADMIN) {
+		pthread_mutex_lock(&h->mu);
+		h->ctl_denied++;
+		pthread_mutex_unlock(&h->mu);
+		log_warn("event=control_denied %s=%s action=%s actor=%s role=%s", kind, name, action, who,
+		         trk_role_name(role));
+		return answer_json_err(c, 403, "the controls need the admin role (your token's role is "
+		                               "not admin)");
 	}
 	char err[512];
 	int rc;
@@ -1124,6 +1120,18 @@ static int host_ok(const trk_http_t *h, struct MHD_Connection *c)
 	return pl == nl && !strncasecmp(p, host, nl);
 }
 
+/* 403 for a Host the API does not answer (counted, logged bounded). */
+static enum MHD_Result host_refused(trk_http_t *h, struct MHD_Connection *c)
+{
+	pthread_mutex_lock(&h->mu);
+	int64_t nth = ++h->host_denied;
+	pthread_mutex_unlock(&h->mu);
+	if (nth <= 20 || nth % 1000 == 0)
+		log_warn("event=host_refused host=\"%.100s\" total=%lld",
+		         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"), (long long)nth);
+	return answer_json_err(c, 403, "Host not allowed: add it to tracker.allowed_hosts");
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -1135,8 +1143,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_NO;
 	if (!r->started) {
 		r->started = 1;
-		return MHD_YES;
+		if (!h->web || !trk_web_wants(url))
+			return MHD_YES;
+		if (!host_ok(h, c))
+			return host_refused(h, c);
+		r->web = 1; /* its body (an audience upload) streams to tracker/web.c */
 	}
+	if (r->web)
+		return trk_web_handle(h->web, c, url, method, upload, upload_size, &r->wreq);
 	if (*upload_size) {
 		if (buf_append(&r->body, upload, *upload_size))
 			r->too_big = 1;
@@ -1164,15 +1178,8 @@ static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char
 		return answer(c, 200, "text/plain", "ok\n", 3);
 	/* the API, dashboard and metrics answer only the names the operator reaches
 	 * them by: a page whose DNS name rebinds to 127.0.0.1 gets nothing */
-	if (!host_ok(h, c)) {
-		pthread_mutex_lock(&h->mu);
-		int64_t nth = ++h->host_denied;
-		pthread_mutex_unlock(&h->mu);
-		if (nth <= 20 || nth % 1000 == 0)
-			log_warn("event=host_refused host=\"%.100s\" total=%lld",
-			         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"), (long long)nth);
-		return answer_json_err(c, 403, "Host not allowed: add it to tracker.allowed_hosts");
-	}
+	if (!host_ok(h, c))
+		return host_refused(h, c);
 	if (post && !strncmp(url, "/api/", 5)) {
 		/* /api/campaigns/<id>/<action> and /api/vendors/<name>/<action> */
 		char kind[16], name[256], action[16];
@@ -1277,6 +1284,11 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	         compliance_str(cfg, "start_reply",
 	                        "You are subscribed again. Reply STOP to stop, HELP for help."));
 	if (!(h->tokens = trk_ctl_tokens_new(cfg, err, errlen))) {
+		free(h);
+		return NULL;
+	}
+	if (!(h->web = trk_web_new(cfg, h->tokens, err, errlen))) {
+		trk_ctl_tokens_free(h->tokens);
 		free(h);
 		return NULL;
 	}
@@ -1390,6 +1402,7 @@ void trk_http_free(trk_http_t *h)
 	if (h->d)
 		MHD_stop_daemon(h->d);
 	h->stopping = 1;
+	trk_web_free(h->web); /* waits for a launch it started to be handed over; borrows tokens */
 	trk_ctl_tokens_free(h->tokens);
 	trk_reply_free(h->reply); /* after the server: no more jobs come in */
 	if (h->poller_on)

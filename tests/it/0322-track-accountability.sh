@@ -59,7 +59,8 @@ it_stop "$PID_track" || true
 # a token list the tracker refuses, with one line
 for bad in '{"name":"alice","token_env":"TOCSIN_T_ALICE"},{"name":"alice","token_env":"TOCSIN_T_ONCALL"}' \
            '{"name":"alice","token_env":"TOCSIN_T_ALICE"},{"name":"eve","token_env":"TOCSIN_T_ALICE"}' \
-           '{"name":"al ice","token_env":"TOCSIN_T_ALICE"}' '{"name":"alice","token":"x"}'; do
+           '{"name":"al ice","token_env":"TOCSIN_T_ALICE"}' '{"name":"alice","token":"x"}' \
+           '{"name":"alice","token_env":"TOCSIN_T_ALICE","role":"root"}'; do
   config "$bad"
   "$TOCSIN_BIN" -c "$CFG" track --listen 127.0.0.1:0 > "$OUT/bad.out" 2>&1 && it_fail "tracker started with $bad"
   grep -q 'control_tokens' "$OUT/bad.out" || it_fail "no clear refusal for $bad: $(tail -2 "$OUT/bad.out")"

@@ -1,0 +1,341 @@
+/* weblaunch.c -- launches asked for from the page: typed confirmation, launch.approvals, and a `tocsin launch` child watched to its end. */
+#include "tracker/web_int.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *const state_names[] = {"pending", "running", "done", "failed", "cancelled"};
+
+static web_launch_t *find(trk_web_t *w, const char *id)
+{
+	for (int i = w->nlaunches - 1; i >= 0; i--)
+		if (!strcmp(w->launches[i]->id, id))
+			return w->launches[i];
+	return NULL;
+}
+
+static json_t *launch_json(trk_web_t *w, const web_launch_t *l)
+{
+	json_t *ap = json_array();
+	for (int i = 0; i < l->napproved; i++)
+		json_array_append_new(ap, json_string(l->approved_by[i]));
+	json_t *o = json_pack("{ss ss ss ss ss so sI sf si sI}", "id", l->id, "name", l->name,
+	                      "audience", l->audience, "state", state_names[l->state], "requested_by",
+	                      l->requested_by, "approved_by", ap, "recipients",
+	                      (json_int_t)l->recipients, "cost", l->cost, "approvals", w->approvals,
+	                      "ts_ms", (json_int_t)l->ts_ms);
+	if (l->ended_by[0])
+		json_object_set_new(o, "cancelled_by", json_string(l->ended_by));
+	if (l->started_ms)
+		json_object_set_new(o, "started_ms", json_integer(l->started_ms));
+	if (l->ended_ms)
+		json_object_set_new(o, "ended_ms", json_integer(l->ended_ms));
+	if (l->state == WL_DONE || l->state == WL_FAILED) {
+		json_object_set_new(o, "exit", json_integer(l->exit_code));
+		char rp[WEB_PATH + 64];
+		snprintf(rp, sizeof rp, "launch/%s/report.json", l->id);
+		char full[WEB_PATH + 128];
+		if (!cfg_var_path(w->cfg, rp, full, sizeof full)) {
+			json_t *rep = json_load_file(full, 0, NULL);
+			if (rep)
+				json_object_set_new(o, "report", rep);
+		}
+	}
+	if (l->error[0])
+		json_object_set_new(o, "error", json_string(l->error));
+	return o;
+}
+
+json_t *web_launch_list(trk_web_t *w)
+{
+	json_t *a = json_array();
+	pthread_mutex_lock(&w->mu);
+	for (int i = w->nlaunches - 1; i >= 0; i--)
+		json_array_append_new(a, launch_json(w, w->launches[i]));
+	pthread_mutex_unlock(&w->mu);
+	return json_pack("{sosi}", "launches", a, "approvals", w->approvals);
+}
+
+/* Start the launch's `tocsin launch` child. Under w->mu. */
+static int start(trk_web_t *w, web_launch_t *l)
+{
+	char camp[WEB_PATH + 32], logp[WEB_PATH + 32], lag[32];
+	snprintf(camp, sizeof camp, "%s/campaign.json", l->dir);
+	snprintf(logp, sizeof logp, "%s/launch.log", l->dir);
+	const char *argv[24];
+	int n = web_self_argv(w, argv);
+	argv[n++] = "launch";
+	argv[n++] = camp;
+	argv[n++] = "--no-progress";
+	if (w->max_lag >= 0) {
+		snprintf(lag, sizeof lag, "%lld", (long long)w->max_lag);
+		argv[n++] = "--max-lag";
+		argv[n++] = lag;
+	}
+	argv[n] = NULL;
+	int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	pid_t pid = fd < 0 ? -1 : web_spawn(w, argv, fd);
+	if (fd >= 0)
+		close(fd);
+	if (pid < 0) {
+		l->state = WL_FAILED;
+		l->ended_ms = clock_wall_ms();
+		snprintf(l->error, sizeof l->error, "could not start tocsin launch (see the tracker's log)");
+		return TOCSIN_ERR_IO;
+	}
+	l->pid = pid;
+	l->state = WL_RUNNING;
+	l->started_ms = clock_wall_ms();
+	log_info("event=web_launch_started campaign=%s pid=%d", l->id, (int)pid);
+	return 0;
+}
+
+/* What the person typed equals the recipient count (commas, spaces and dots
+ * between digits allowed) or the campaign's name or id. */
+static int confirmed(const web_launch_t *l, json_t *v)
+{
+	char s[256];
+	if (json_is_integer(v))
+		return json_integer_value(v) == l->recipients;
+	if (!json_is_string(v))
+		return 0;
+	snprintf(s, sizeof s, "%s", json_string_value(v));
+	if (s[0] && (!strcmp(s, l->name) || !strcmp(s, l->id)))
+		return 1;
+	char digits[32];
+	size_t n = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p >= '0' && *p <= '9') {
+			if (n + 1 >= sizeof digits)
+				return 0;
+			digits[n++] = *p;
+		} else if (*p != ',' && *p != ' ' && *p != '.')
+			return 0;
+	}
+	digits[n] = 0;
+	return n && strtoll(digits, NULL, 10) == l->recipients;
+}
+
+static void keep(trk_web_t *w, web_launch_t *l)
+{
+	if (w->nlaunches == WEB_MAX_LAUNCHES) { /* drop the oldest ended one */
+		for (int i = 0; i < w->nlaunches; i++)
+			if (w->launches[i]->state >= WL_DONE) {
+				free(w->launches[i]);
+				memmove(&w->launches[i], &w->launches[i + 1],
+				        (size_t)(w->nlaunches - i - 1) * sizeof w->launches[0]);
+				w->nlaunches--;
+				break;
+			}
+	}
+	w->launches[w->nlaunches++] = l;
+}
+
+enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
+                               const char *who, trk_role_t role)
+{
+	(void)role;
+	char err[1024];
+	json_t *doc = web_campaign_doc(w, rq, 1, err, sizeof err);
+	if (!doc)
+		return web_err(c, 400, "%s", err);
+	web_launch_t *l = calloc(1, sizeof *l);
+	if (!l) {
+		json_decref(doc);
+		return web_err(c, 500, "out of memory");
+	}
+	const char *id = json_string_value(json_object_get(doc, "id"));
+	const char *name = json_string_value(json_object_get(doc, "name"));
+	snprintf(l->id, sizeof l->id, "%s", id);
+	snprintf(l->name, sizeof l->name, "%s", name ? name : id);
+	snprintf(l->audience, sizeof l->audience, "%s",
+	         json_string_value(json_object_get(rq, "audience")));
+	snprintf(l->requested_by, sizeof l->requested_by, "%s", who);
+	l->ts_ms = clock_wall_ms();
+	snprintf(l->dir, sizeof l->dir, "%s/%s", w->comp_dir, l->id);
+	pthread_mutex_lock(&w->mu);
+	web_launch_t *prev = find(w, l->id);
+	int busy = prev && (prev->state == WL_PENDING || prev->state == WL_RUNNING);
+	pthread_mutex_unlock(&w->mu);
+	if (busy) {
+		free(l);
+		json_decref(doc);
+		return web_err(c, 409, "campaign \"%s\" already has a launch %s", id,
+		               state_names[prev->state]);
+	}
+	char path[WEB_PATH + 32];
+	snprintf(path, sizeof path, "%s/campaign.json", l->dir);
+	int rc = mkdir(l->dir, 0700) && errno != EEXIST ? TOCSIN_ERR_IO : 0;
+	if (rc)
+		snprintf(err, sizeof err, "cannot create the campaign's directory (see the tracker's log)");
+	else if (web_preview_cached(w, doc, &l->recipients, &l->cost))
+		rc = web_write_doc(doc, path, err, sizeof err);
+	else /* not previewed as it is now: count it first, as the page's preview does */
+		rc = web_dry_run(w, doc, path, 0, &l->recipients, &l->cost, NULL, err, sizeof err);
+	json_decref(doc);
+	if (rc) {
+		free(l);
+		return web_err(c, 400, "%s", err);
+	}
+	if (l->recipients <= 0) {
+		free(l);
+		return web_err(c, 400, "nothing to send: no recipient would be queued (see the preview)");
+	}
+	if (!confirmed(l, json_object_get(rq, "confirm"))) {
+		enum MHD_Result r = web_err(c, 400,
+		                            "to launch, type the number of recipients (%lld) or the "
+		                            "campaign's name (%s) in confirm",
+		                            (long long)l->recipients, l->name);
+		free(l);
+		return r;
+	}
+	pthread_mutex_lock(&w->mu);
+	prev = find(w, l->id);
+	if (prev && (prev->state == WL_PENDING || prev->state == WL_RUNNING)) {
+		pthread_mutex_unlock(&w->mu);
+		free(l);
+		return web_err(c, 409, "campaign \"%s\" already has a launch", id);
+	}
+	keep(w, l);
+	rc = w->approvals <= 1 ? start(w, l) : 0;
+	json_t *o = launch_json(w, l);
+	pthread_mutex_unlock(&w->mu);
+	if (w->approvals <= 1)
+		web_record(w, "launch", l->id, who, "launch of %lld recipients (est. cost %.2f) %s",
+		           (long long)l->recipients, l->cost, rc ? "could not start" : "started");
+	else
+		web_record(w, "launch", l->id, who,
+		           "launch of %lld recipients (est. cost %.2f) requested: needs %d more "
+		           "approval(s) from another person",
+		           (long long)l->recipients, l->cost, w->approvals - 1);
+	return web_json(c, rc ? 500 : 201, o);
+}
+
+enum MHD_Result web_launch_act(trk_web_t *w, struct MHD_Connection *c, const char *id,
+                               const char *action, const char *who, trk_role_t role)
+{
+	int approve = !strcmp(action, "approve");
+	if (!approve && strcmp(action, "cancel"))
+		return web_err(c, 404, "not found (approve or cancel)");
+	pthread_mutex_lock(&w->mu);
+	web_launch_t *l = find(w, id);
+	unsigned code = 200;
+	char msg[512] = "";
+	int started = 0, rc = 0;
+	if (!l) {
+		code = 404;
+		snprintf(msg, sizeof msg, "no launch of campaign \"%.64s\"", id);
+	} else if (l->state != WL_PENDING) {
+		code = 409;
+		snprintf(msg, sizeof msg, "the launch of \"%s\" is %s, not waiting for approval%s", l->id,
+		         state_names[l->state],
+		         l->state == WL_RUNNING && !approve ? " (cancel the campaign on the dashboard)" : "");
+	} else if (approve && !strcmp(who, l->requested_by)) {
+		code = 403;
+		snprintf(msg, sizeof msg, "%s asked for this launch: a second, different person must "
+		                          "approve it", who);
+	} else if (approve) {
+		for (int i = 0; i < l->napproved; i++)
+			if (!strcmp(l->approved_by[i], who)) {
+				code = 409;
+				snprintf(msg, sizeof msg, "%s has already approved this launch", who);
+			}
+		if (code == 200 && l->napproved < WEB_MAX_APPROVERS) {
+			snprintf(l->approved_by[l->napproved++], sizeof l->approved_by[0], "%s", who);
+			if (1 + l->napproved >= w->approvals) {
+				rc = start(w, l);
+				started = 1;
+			}
+		}
+	} else if (strcmp(who, l->requested_by) && role < TRK_ROLE_APPROVER) {
+		code = 403;
+		snprintf(msg, sizeof msg, "only %s (who asked for it) or an approver can cancel this "
+		                          "launch", l->requested_by);
+	} else {
+		l->state = WL_CANCELLED;
+		l->ended_ms = clock_wall_ms();
+		snprintf(l->ended_by, sizeof l->ended_by, "%s", who);
+	}
+	json_t *o = code == 200 ? launch_json(w, l) : NULL;
+	int left = l && code == 200 ? w->approvals - 1 - l->napproved : 0;
+	pthread_mutex_unlock(&w->mu);
+	if (code != 200) {
+		log_warn("event=web_launch_refused campaign=%.64s action=%s actor=%s code=%u", id, action,
+		         who, code);
+		return web_err(c, code, "%s", msg);
+	}
+	if (!approve)
+		web_record(w, "launch", id, who, "launch request cancelled");
+	else if (started)
+		web_record(w, "launch", id, who, "launch approved: %s", rc ? "could not start" : "started");
+	else
+		web_record(w, "launch", id, who, "launch approved: needs %d more approval(s)", left);
+	return web_json(c, rc ? 500 : 200, o);
+}
+
+/* The last line of the launch's output (what `tocsin launch` says on failure). */
+static void last_line(const char *dir, char *out, size_t outlen)
+{
+	char p[WEB_PATH + 32], tail[1024];
+	snprintf(p, sizeof p, "%s/launch.log", dir);
+	out[0] = 0;
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return;
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, sz > (long)sizeof tail - 1 ? sz - (long)sizeof tail + 1 : 0, SEEK_SET);
+	size_t n = fread(tail, 1, sizeof tail - 1, f);
+	fclose(f);
+	tail[n] = 0;
+	while (n && tail[n - 1] == '\n')
+		tail[--n] = 0;
+	const char *nl = strrchr(tail, '\n');
+	snprintf(out, outlen, "%.500s", nl ? nl + 1 : tail);
+}
+
+void *web_reaper_main(void *arg)
+{
+	trk_web_t *w = arg;
+	while (!w->stopping) {
+		usleep(200 * 1000);
+		pthread_mutex_lock(&w->mu);
+		for (int i = 0; i < w->nlaunches; i++) {
+			web_launch_t *l = w->launches[i];
+			int st;
+			if (l->state != WL_RUNNING || waitpid(l->pid, &st, WNOHANG) != l->pid)
+				continue;
+			l->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			l->state = l->exit_code ? WL_FAILED : WL_DONE;
+			l->ended_ms = clock_wall_ms();
+			if (l->exit_code)
+				last_line(l->dir, l->error, sizeof l->error);
+			web_record(w, "launch", l->id, NULL, "launch %s (exit %d)%s%.300s",
+			           l->exit_code ? "failed" : "finished queueing", l->exit_code,
+			           l->error[0] ? ": " : "", l->error);
+		}
+		pthread_mutex_unlock(&w->mu);
+	}
+	return NULL;
+}
+
+void web_launches_free(trk_web_t *w)
+{
+	for (int i = 0; i < w->nlaunches; i++) {
+		if (w->launches[i]->state == WL_RUNNING)
+			log_info("event=web_launch_left_running campaign=%s pid=%d", w->launches[i]->id,
+			         (int)w->launches[i]->pid);
+		free(w->launches[i]);
+	}
+	w->nlaunches = 0;
+}
