@@ -60,7 +60,7 @@ BENCH_BINS := $(addprefix $(BUILD)/bench/,$(BENCHES))
 # `make fuzz` builds the library with clang + ASan/UBSan into build-fuzz/ and runs
 # every target for FUZZ_SECONDS (seeds: tests/fuzz/corpus/<name>/ when present);
 # `make fuzz FUZZ=fuzz_tmpl FUZZ_SECONDS=60` runs only the targets named.
-FUZZ_TMPL  := fuzz_tmpl
+FUZZ_TMPL  := fuzz_tmpl fuzz_email_subs
 FUZZ_VND   := fuzz_vnd_resp_twilio fuzz_vnd_resp_vonage fuzz_vnd_resp_sendgrid fuzz_vnd_resp_mailgun \
               fuzz_vnd_wh_twilio fuzz_vnd_wh_vonage fuzz_vnd_wh_sendgrid fuzz_vnd_wh_mailgun \
               fuzz_vnd_sim_forms fuzz_vnd_sim_sendgrid

@@ -5,6 +5,7 @@
 #include "producer/camp.h"
 #include "producer/prod.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,7 @@ static void launch_usage(FILE *f)
 static void preview_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: tocsin preview <campaign.json> [--n N]\n"
+	        "usage: tocsin preview <campaign.json> [--n N] [--digests PATH]\n"
 	        "\n"
 	        "Compile the campaign's templates, print the first N rendered messages (default 5),\n"
 	        "then scan the whole audience without sending anything and print: recipients by\n"
@@ -64,6 +65,10 @@ static void preview_usage(FILE *f)
 	        "\n"
 	        "options:\n"
 	        "  --n N        how many rendered messages to print (0..1000)\n"
+	        "  --digests PATH  write \"<address> <digest>\" for every email that would be\n"
+	        "               queued: the SHA-256 digest of its inline render (subject, text,\n"
+	        "               html) with the real unsubscribe links (needs the unsubscribe key),\n"
+	        "               to compare with the emulator's GET /_sim/email/digests\n"
 	        "  -h, --help   this help\n");
 }
 
@@ -187,8 +192,10 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 int cmd_preview(cfg_t *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"n", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0}};
+	    {"n", required_argument, NULL, 'n'}, {"digests", required_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'}, {0}};
 	int64_t n = 5;
+	const char *dpath = NULL;
 	int o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
@@ -199,6 +206,7 @@ int cmd_preview(cfg_t *cfg, int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'd': dpath = optarg; break;
 		case 'h': preview_usage(stdout); return 0;
 		default: preview_usage(stderr); return 2;
 		}
@@ -216,13 +224,24 @@ int cmd_preview(cfg_t *cfg, int argc, char **argv)
 		return 1;
 	}
 	prod_opts_t po = {.dry = 1, .preview_n = (int)n, .out = stdout};
+	if (dpath && !(po.digests = fopen(dpath, "w"))) {
+		fprintf(stderr, "tocsin preview: --digests %s: %s\n", dpath, strerror(errno));
+		camp_free(camp);
+		return 1;
+	}
 	prod_t *p = prod_new(cfg, camp, &po, err, sizeof err);
 	if (!p) {
 		fprintf(stderr, "tocsin preview: %s\n", err);
+		if (po.digests)
+			fclose(po.digests);
 		camp_free(camp);
 		return 1;
 	}
 	int rc = prod_run(p, err, sizeof err);
+	if (po.digests && fclose(po.digests) && !rc) {
+		snprintf(err, sizeof err, "--digests %s: %s", dpath, strerror(errno));
+		rc = TOCSIN_ERR_IO;
+	}
 	prod_print_preview(p, stdout);
 	if (rc)
 		fprintf(stderr, "tocsin preview: %s\n", err);

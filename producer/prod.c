@@ -736,7 +736,7 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 			snprintf(err, errlen, "%s: email.%s", camp->path, e);
 			goto fail;
 		}
-		if (o->dry)
+		if (o->dry && !o->digests)
 			p->unsub = email_unsub_new("tocsin-preview-key-not-for-sending", 34,
 			                           cfg->public_url ? cfg->public_url : "https://preview.invalid",
 			                           e, sizeof e);
@@ -1035,6 +1035,8 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 	tmpl_why_t tw;
 	msg_out_t m = {0};
 	size_t blen = 0;
+	int eform = EMAIL_INLINE_NONE;
+	char digest[EMAIL_DIGEST_HEX];
 	sms_info_t info = {0};
 	if (ch == MSG_CH_SMS) {
 		rc = tmpl_render(p->t_sms, p->vals, p->lens, p->body, SMS_BODY_CAP, &blen, &tw);
@@ -1069,6 +1071,10 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		m.headers = ep.headers;
 		m.subs = ep.subs;
 		m.segments = 1;
+		eform = ep.inline_why;
+		if (!rc && p->o.digests)
+			email_digest(ep.subject, ep.subject_len, ep.text, ep.text_len, ep.html, ep.html_len,
+			             digest);
 	}
 	if (rc) {
 		if (!replay)
@@ -1098,9 +1104,12 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		p->st.by_enc[info.enc]++;
 		p->st.seg_hist[info.segments > PROD_MAX_SEGS ? PROD_MAX_SEGS : info.segments]++;
 		p->st.segments += info.segments;
-	}
+	} else if (!p->o.dry)
+		p->st.email_form[eform]++;
 	if (replay)
 		return 0;
+	if (p->o.dry && p->o.digests && ch == MSG_CH_EMAIL)
+		fprintf(p->o.digests, "%s %s\n", addr, digest);
 	if (p->o.dry) {
 		if (p->printed < p->o.preview_n) {
 			p->printed++;
@@ -1541,6 +1550,13 @@ static void write_report(prod_t *p, int finished)
 	json_object_set_new(j, "resumed_from_row", json_integer(st->resumed_rows));
 	json_object_set_new(j, "delivery_failures", json_integer(st->delivery_failed));
 	json_object_set_new(j, "sms_segments", json_integer(st->segments));
+	if (p->on[MSG_CH_EMAIL]) {
+		json_t *ef = json_object();
+		for (int k = 0; k < EMAIL_INLINE_NREASONS; k++)
+			if (k != EMAIL_INLINE_ASKED)
+				json_object_set_new(ef, email_inline_name(k), json_integer(st->email_form[k]));
+		json_object_set_new(j, "email_forms", ef);
+	}
 	json_object_set_new(j, "elapsed_s", json_real(st->elapsed_s));
 	json_object_set_new(j, "rows_per_s",
 	                    json_real(st->elapsed_s > 0 ? (double)st->read / st->elapsed_s : 0));
@@ -1661,6 +1677,20 @@ void prod_print_summary(const prod_t *p, FILE *f)
 	}
 	if (st->delivery_failed)
 		fprintf(f, "  delivery failures: %lld\n", (long long)st->delivery_failed);
+	if (p->on[MSG_CH_EMAIL] && !p->o.dry) {
+		int64_t inl = 0;
+		for (int k = EMAIL_INLINE_NONE + 1; k < EMAIL_INLINE_NREASONS; k++)
+			inl += st->email_form[k];
+		fprintf(f, "  email: %lld batched (shared parts + substitutions), %lld inline",
+		        (long long)st->email_form[EMAIL_INLINE_NONE], (long long)inl);
+		for (int k = EMAIL_INLINE_NONE + 1, first = 1; k < EMAIL_INLINE_NREASONS; k++)
+			if (st->email_form[k]) {
+				fprintf(f, "%s%s %lld", first ? " (" : ", ", email_inline_name(k),
+				        (long long)st->email_form[k]);
+				first = 0;
+			}
+		fprintf(f, "%s\n", inl ? ")" : "");
+	}
 	fprintf(f, "  report: %s\n", p->report_path);
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/cfg.h"
 #include "producer/camp.h"
+#include "templates/email.h"
 #include "templates/sms.h"
 
 #define PROD_MAX_REASONS 64
@@ -17,6 +18,9 @@ typedef struct prod_opts {
 	int dry;             /* preview: scan and count, produce nothing, touch no checkpoint */
 	int preview_n;       /* dry: print the first N rendered messages to out */
 	FILE *out;           /* dry: where previews go (default stdout) */
+	FILE *digests;       /* dry: "<address> <email_digest of the inline render>" per queued email,
+	                        unsubscribe links signed with the real key (tests compare them with
+	                        the emulator's GET /_sim/email/digests) */
 	int resend_failed;   /* re-queue only recipients whose latest outcome is a failure */
 	int include_permanent; /* resend_failed: also failures a resend would repeat */
 	int restart;         /* ignore an existing checkpoint (ids stay the same) */
@@ -60,6 +64,9 @@ typedef struct prod_stats {
 	int64_t segments;
 	int64_t replaced;
 	unsigned replaced_kind[SMS_SMART_NKINDS];
+	/* email (launch): queued emails by form, EMAIL_INLINE_NONE = shared parts + subs
+	 * (batchable), the others rendered inline for that reason (email_inline_name) */
+	int64_t email_form[EMAIL_INLINE_NREASONS];
 	int64_t lag_waits_ms;    /* time spent waiting on --max-lag */
 	int64_t max_lag_used;    /* the bound in effect (0 = none) */
 	double elapsed_s;

@@ -4,13 +4,16 @@
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/msg.h"
 
 #define TOKEN_VERSION 1
 #define MAC_LEN 32
@@ -302,25 +305,138 @@ int email_unsub_headers(const char *url, size_t urllen, char *out, size_t cap, s
 
 /* ---- email templates ---- */
 
+/* One distinct slot of the three parts (tmpl_slots): what one placeholder stands for. */
+typedef struct eslot {
+	uint8_t part;  /* 0 subject, 1 text, 2 html: where it first appears */
+	uint32_t slot; /* its slot index in that part */
+	int unsub;     /* the unsubscribe URL itself (every verbatim tag of it, any part) */
+	char name[MSG_SUB_NAME_MAX + 1];
+	char ph[MSG_SUB_NAME_MAX + sizeof MSG_SUB_PREFIX + sizeof MSG_SUB_SUFFIX]; /* its placeholder */
+	size_t phlen;
+} eslot_t;
+
 struct email_tmpl {
 	tmpl_t *subject, *text, *html;
 	size_t nfields; /* audience fields as given to email_compile */
 	size_t unsub;   /* index of unsubscribe_url among the compiled fields */
 	int subs_ok;    /* the placeholder form is exact for this template (email_render_subs) */
+	int has_unsub_slot; /* some eslot has unsub set */
+	eslot_t *slots; /* distinct slots in order of first appearance (subject, text, html) */
+	size_t nslots;
+	uint32_t *map[3];  /* per part: its slot i -> index into slots */
+	char *shared[3];   /* per part: the output with every slot a placeholder (NULL: no part) */
+	size_t shared_len[3];
 };
 
-/* does s[0..n) contain "tocsin:" in any letter case? */
-static int has_tocsin(const char *s, size_t n)
+static const tmpl_t *part_of(const email_tmpl_t *e, int k)
 {
-	static const char w[] = "tocsin:";
-	for (size_t i = 0; i + 7 <= n; i++) {
-		size_t k = 0;
-		while (k < 7 && (s[i + k] | (s[i + k] >= 'A' && s[i + k] <= 'Z' ? 0x20 : 0)) == w[k])
-			k++;
-		if (k == 7)
-			return 1;
+	return k == 0 ? e->subject : k == 1 ? e->text : e->html;
+}
+
+/* A placeholder name for field name f: [A-Za-z0-9_], never tocsin_id or h_*
+ * (Mailgun's recipient variables of our own), unique among e's slots. */
+static void slot_name(const email_tmpl_t *e, const char *prefix, const char *f, char *out)
+{
+	char base[MSG_SUB_NAME_MAX + 1];
+	size_t n = 0, pl = strlen(prefix);
+	memcpy(base, prefix, pl);
+	n = pl;
+	for (; f && *f && n < 44; f++)
+		base[n++] = (isalnum((unsigned char)*f) && (unsigned char)*f < 0x80) ? *f : '_';
+	base[n] = 0;
+	if (n == 0 || !strncmp(base, "h_", 2) || !strcmp(base, "tocsin_id")) {
+		memmove(base + 2, base, n + 1);
+		memcpy(base, "v_", 2);
 	}
-	return 0;
+	for (unsigned k = 1;; k++) {
+		if (k == 1)
+			snprintf(out, MSG_SUB_NAME_MAX + 1, "%s", base);
+		else
+			snprintf(out, MSG_SUB_NAME_MAX + 1, "%.50s_%u", base, k);
+		int taken = !strcmp(out, EMAIL_UNSUB_FIELD);
+		for (size_t i = 0; i < e->nslots && !taken; i++)
+			taken = !strcmp(e->slots[i].name, out);
+		if (!taken)
+			return;
+	}
+}
+
+/* The distinct slots, their placeholders and the shared parts. 0 or -1 (no memory). */
+static int plan_subs(email_tmpl_t *e)
+{
+	size_t total = 0;
+	for (int k = 0; k < 3; k++)
+		total += tmpl_slots(part_of(e, k));
+	e->slots = calloc(total ? total : 1, sizeof *e->slots);
+	if (!e->slots)
+		return -1;
+	for (int k = 0; k < 3; k++) {
+		const tmpl_t *t = part_of(e, k);
+		if (!t)
+			continue;
+		size_t ns = tmpl_slots(t);
+		e->map[k] = calloc(ns ? ns : 1, sizeof *e->map[k]);
+		if (!e->map[k])
+			return -1;
+		for (size_t i = 0; i < ns; i++) {
+			int sec = 0, f = tmpl_slot_field(t, i, &sec);
+			int unsub = !sec && f == (int)e->unsub && tmpl_slot_verbatim(t, i);
+			size_t d = 0;
+			for (; d < e->nslots; d++) {
+				const eslot_t *o = &e->slots[d];
+				if (unsub ? o->unsub : !o->unsub && tmpl_slot_same(part_of(e, o->part), o->slot, t, i))
+					break;
+			}
+			if (d == e->nslots) {
+				eslot_t *o = &e->slots[e->nslots];
+				o->part = (uint8_t)k;
+				o->slot = (uint32_t)i;
+				o->unsub = unsub;
+				if (unsub)
+					snprintf(o->name, sizeof o->name, "%s", EMAIL_UNSUB_FIELD);
+				else
+					slot_name(e, sec ? "sec_" : "", tmpl_field_name(t, (size_t)f), o->name);
+				o->phlen = (size_t)snprintf(o->ph, sizeof o->ph, MSG_SUB_PREFIX "%s" MSG_SUB_SUFFIX,
+				                            o->name);
+				e->nslots++;
+				e->has_unsub_slot |= unsub;
+			}
+			e->map[k][i] = (uint32_t)d;
+		}
+	}
+	const char **pv = calloc(total ? total : 1, sizeof *pv);
+	size_t *pl = calloc(total ? total : 1, sizeof *pl);
+	int rc = pv && pl ? 0 : -1;
+	for (int k = 0; k < 3 && !rc; k++) {
+		const tmpl_t *t = part_of(e, k);
+		if (!t)
+			continue;
+		size_t ns = tmpl_slots(t), cap = 1;
+		for (size_t i = 0; i < ns; i++) {
+			pv[i] = e->slots[e->map[k][i]].ph;
+			pl[i] = e->slots[e->map[k][i]].phlen;
+			cap += pl[i];
+		}
+		/* top-level literal text is at most the template source: grow until it fits */
+		for (cap += 4096; !rc; cap *= 2) {
+			free(e->shared[k]);
+			if (!(e->shared[k] = malloc(cap))) {
+				rc = -1;
+				break;
+			}
+			int r = tmpl_render_with(t, pv, pl, e->shared[k], cap, &e->shared_len[k]);
+			if (r == 0)
+				break;
+			if (r != TOCSIN_ERR_TOOBIG || cap > 4 * (size_t)TMPL_MAX_SRC)
+				rc = -1;
+		}
+		/* Mailgun would read %recipient.x% in our own literal text: keep such templates inline */
+		if (!rc && memmem(e->shared[k], e->shared_len[k], "%recipient", 10))
+			e->subs_ok = 0;
+	}
+	free(pv);
+	free(pl);
+	return rc;
 }
 
 static tmpl_t *part(const char *name, const char *src, size_t len, tmpl_mode_t mode,
@@ -398,10 +514,11 @@ email_tmpl_t *email_compile(const char *subject, size_t slen, const char *text, 
 			goto fail;
 		}
 	}
-	e->subs_ok = tmpl_field_verbatim(e->subject, unsub) &&
-	             (!e->text || tmpl_field_verbatim(e->text, unsub)) &&
-	             (!e->html || tmpl_field_verbatim(e->html, unsub)) && !has_tocsin(subject, slen) &&
-	             !(text && has_tocsin(text, tlen)) && !(html && has_tocsin(html, hlen));
+	e->subs_ok = 1;
+	if (plan_subs(e)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	return e;
 fail:
 	email_free(e);
@@ -415,6 +532,11 @@ void email_free(email_tmpl_t *e)
 	tmpl_free(e->subject);
 	tmpl_free(e->text);
 	tmpl_free(e->html);
+	for (int k = 0; k < 3; k++) {
+		free(e->map[k]);
+		free(e->shared[k]);
+	}
+	free(e->slots);
 	free(e);
 }
 
@@ -445,6 +567,79 @@ static int url_plain(const char *u, size_t n)
 		if (strchr("&<>\"'\\{}%", u[i]) || (unsigned char)u[i] < 0x20)
 			return 0;
 	return 1;
+}
+
+/* The batched form for one recipient (v/l: every field, the unsubscribe URL
+ * included): each distinct slot rendered into buf after `used`, then
+ * out->subs = {"name":"value",...} and the shared parts. Returns
+ * EMAIL_INLINE_NONE when done, else why the caller must render inline (which
+ * also decides any rejection, with the inline render's own reason). */
+static int render_subs(const email_tmpl_t *e, const char *const *v, const size_t *l, char *buf,
+                       size_t cap, size_t used, email_parts_t *out)
+{
+	if (!e->subs_ok)
+		return EMAIL_INLINE_TEMPLATE;
+	if (e->has_unsub_slot && !url_plain(out->unsub_url, out->unsub_url_len))
+		return EMAIL_INLINE_URL;
+	/* pass 1: the values, each as a 4-byte length and its bytes */
+	size_t vstart = used;
+	for (size_t d = 0; d < e->nslots; d++) {
+		const eslot_t *o = &e->slots[d];
+		if (cap - used < 5)
+			return EMAIL_INLINE_SIZE;
+		char *p = buf + used + 4;
+		size_t n;
+		if (o->unsub) {
+			n = out->unsub_url_len;
+			if (n + 1 > cap - used - 4)
+				return EMAIL_INLINE_SIZE;
+			memcpy(p, out->unsub_url, n);
+		} else if (tmpl_render_slot(part_of(e, o->part), o->slot, v, l, p, cap - used - 4, &n, NULL))
+			return EMAIL_INLINE_SIZE; /* too big here, or a rejection the inline render words */
+		/* a value must not make the vendor see a placeholder ('{': SendGrid replaces
+		 * keys one after another) or a recipient variable (Mailgun) */
+		if (memchr(p, '{', n) || memmem(p, n, "%recipient", 10))
+			return EMAIL_INLINE_VALUE;
+		if (o->part == 0 && (memchr(p, '\n', n) || memchr(p, '\r', n)))
+			return EMAIL_INLINE_VALUE; /* the inline render rejects it */
+		uint32_t n32 = (uint32_t)n;
+		memcpy(buf + used, &n32, 4);
+		used += 4 + n;
+	}
+	/* pass 2: the JSON object, written by buf_json_str into the rest of buf (a
+	 * buf_t over memory it never grows: max < cap), capped as SendGrid counts
+	 * substitutions (keys "{{{tocsin:name}}}"); JSON is never shorter than what
+	 * it decodes to */
+	if (cap - used < 3)
+		return EMAIL_INLINE_SIZE;
+	buf_t jb = {.p = buf + used, .len = 0, .cap = cap - used, .max = cap - used - 1};
+	const size_t keyx = e->nslots * (sizeof MSG_SUB_PREFIX + sizeof MSG_SUB_SUFFIX - 2);
+	const char *p = buf + vstart;
+	int rc = buf_putc(&jb, '{');
+	for (size_t d = 0; d < e->nslots && !rc; d++) {
+		uint32_t n32;
+		memcpy(&n32, p, 4);
+		rc = d ? buf_putc(&jb, ',') : 0;
+		rc = rc ? rc : buf_json_str(&jb, e->slots[d].name, strlen(e->slots[d].name));
+		rc = rc ? rc : buf_putc(&jb, ':');
+		rc = rc ? rc : buf_json_str(&jb, p + 4, n32);
+		if (!rc && jb.len + 1 + keyx >= EMAIL_SUBS_MAX)
+			rc = TOCSIN_ERR_TOOBIG;
+		p += 4 + n32;
+	}
+	rc = rc ? rc : buf_putc(&jb, '}');
+	if (rc)
+		return EMAIL_INLINE_SIZE;
+	char *j = jb.p;
+	out->subs = j;
+	out->subs_len = jb.len;
+	out->subject = e->shared[0];
+	out->subject_len = e->shared_len[0];
+	out->text = e->shared[1];
+	out->text_len = e->shared_len[1];
+	out->html = e->shared[2];
+	out->html_len = e->shared_len[2];
+	return EMAIL_INLINE_NONE;
 }
 
 /* email_render() (subs == 0) or email_render_subs() (subs == 1) */
@@ -491,27 +686,9 @@ static int render_email(const email_tmpl_t *e, const email_unsub_t *u, const cha
 	}
 	v[e->unsub] = out->unsub_url;
 	l[e->unsub] = out->unsub_url_len;
-	if (subs && e->subs_ok && url_plain(out->unsub_url, out->unsub_url_len)) {
-		for (size_t i = 0; i < e->nfields && subs; i++)
-			if (vals[i] && lens[i] && memchr(vals[i], '{', lens[i]))
-				subs = 0; /* data could forge a placeholder: render this one inline */
-	} else
-		subs = 0;
-	if (subs) {
-		static const char k0[] = "{\"" EMAIL_UNSUB_FIELD "\":\"";
-		size_t sl = sizeof k0 - 1 + out->unsub_url_len + 2;
-		if (used + sl + 1 > cap)
-			return email_toobig(why);
-		char *sb = buf + used;
-		memcpy(sb, k0, sizeof k0 - 1);
-		memcpy(sb + sizeof k0 - 1, out->unsub_url, out->unsub_url_len);
-		memcpy(sb + sizeof k0 - 1 + out->unsub_url_len, "\"}", 3);
-		used += sl + 1;
-		out->subs = sb;
-		out->subs_len = sl;
-		v[e->unsub] = EMAIL_UNSUB_PLACEHOLDER;
-		l[e->unsub] = sizeof EMAIL_UNSUB_PLACEHOLDER - 1;
-	}
+	out->inline_why = subs ? render_subs(e, v, l, buf, cap, used, out) : EMAIL_INLINE_ASKED;
+	if (out->inline_why == EMAIL_INLINE_NONE)
+		return 0;
 
 	if (used >= cap)
 		return email_toobig(why);
@@ -558,4 +735,45 @@ int email_render_subs(const email_tmpl_t *e, const email_unsub_t *u, const char 
 int email_subs_possible(const email_tmpl_t *e)
 {
 	return e && e->subs_ok;
+}
+
+const char *email_inline_name(int why)
+{
+	switch (why) {
+	case EMAIL_INLINE_NONE: return "batched";
+	case EMAIL_INLINE_ASKED: return "inline";
+	case EMAIL_INLINE_TEMPLATE: return "template spells %recipient";
+	case EMAIL_INLINE_URL: return "unsubscribe URL not plain";
+	case EMAIL_INLINE_VALUE: return "value holds { or %recipient";
+	case EMAIL_INLINE_SIZE: return "substitutions over 10,000 bytes";
+	default: return "?";
+	}
+}
+
+static void dg_part(SHA256_CTX *c, const char *p, size_t n)
+{
+	unsigned char h[9] = {p != NULL};
+	for (int i = 0; i < 8; i++)
+		h[1 + i] = (unsigned char)((uint64_t)(p ? n : 0) >> (56 - 8 * i));
+	SHA256_Update(c, h, p ? 9 : 1);
+	if (p && n)
+		SHA256_Update(c, p, n);
+}
+
+void email_digest(const char *subject, size_t slen, const char *text, size_t tlen, const char *html,
+                  size_t hlen, char hex[EMAIL_DIGEST_HEX])
+{
+	static const char hx[] = "0123456789abcdef";
+	SHA256_CTX c;
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256_Init(&c);
+	dg_part(&c, subject, slen);
+	dg_part(&c, text, tlen);
+	dg_part(&c, html, hlen);
+	SHA256_Final(md, &c);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+		hex[2 * i] = hx[md[i] >> 4];
+		hex[2 * i + 1] = hx[md[i] & 15];
+	}
+	hex[2 * SHA256_DIGEST_LENGTH] = 0;
 }

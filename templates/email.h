@@ -97,7 +97,33 @@ typedef struct email_parts {
 	 * were rendered inline */
 	const char *subs;
 	size_t subs_len;
+	int inline_why; /* EMAIL_INLINE_*: EMAIL_INLINE_NONE when subs is set */
 } email_parts_t;
+
+/* Why an email went inline (email_parts_t.inline_why). */
+enum {
+	EMAIL_INLINE_NONE = 0, /* batched: shared parts + subs */
+	EMAIL_INLINE_ASKED,    /* email_render(): inline by request (preview) */
+	EMAIL_INLINE_TEMPLATE, /* the template's own text spells "%recipient" (Mailgun would replace it) */
+	EMAIL_INLINE_URL,      /* the unsubscribe URL holds a character HTML escapes, '{', '}' or '%' */
+	EMAIL_INLINE_VALUE,    /* a rendered value holds '{' or "%recipient", or a line break in the subject */
+	EMAIL_INLINE_SIZE,     /* the substitutions would reach EMAIL_SUBS_MAX bytes (or the buffer) */
+	EMAIL_INLINE_NREASONS
+};
+/* SendGrid's cap on one personalization's substitutions, keys
+ * ("{{{tocsin:name}}}") and values together: the substitutions an email
+ * carries stay under it as JSON (so also decoded), else it goes inline. */
+#define EMAIL_SUBS_MAX 10000
+/* A short name for an EMAIL_INLINE_* reason (static string). Any thread. */
+const char *email_inline_name(int why);
+
+/* The digest of what one recipient reads: hex SHA-256 over subject, text and
+ * html, each as a presence byte, a 64-bit big-endian length and its bytes
+ * (text/html NULL = absent). The emulator's GET /_sim/email/digests and
+ * `tocsin preview --digests` print it, so a test compares the two. Any thread. */
+#define EMAIL_DIGEST_HEX 65
+void email_digest(const char *subject, size_t slen, const char *text, size_t tlen, const char *html,
+                  size_t hlen, char hex[EMAIL_DIGEST_HEX]);
 
 /* Render e for one recipient (vals/lens: the audience fields as compiled,
  * without unsubscribe_url) into buf[0..cap): the unsubscribe URL for
@@ -113,17 +139,24 @@ int email_render(const email_tmpl_t *e, const email_unsub_t *u, const char *camp
  * "{{{tocsin:unsubscribe_url}}}" (MSG_SUB_PREFIX + name + MSG_SUB_SUFFIX). */
 #define EMAIL_UNSUB_PLACEHOLDER "{{{tocsin:" EMAIL_UNSUB_FIELD "}}}"
 
-/* Like email_render(), but for batching: the subject, text and html print
- * EMAIL_UNSUB_PLACEHOLDER where the unsubscribe URL goes, so recipients whose
- * other values render the same share byte-identical parts, and out->subs holds
- * {"unsubscribe_url":"<url>"} for msg_out_t.subs (the vendor substitutes it per
- * recipient). out->headers stays per recipient (List-Unsubscribe). Falls back
- * to the inline render of email_render() (out->subs NULL) whenever the
- * placeholder would not be exact: a part prints unsubscribe_url through an
- * upper/lower/title filter, a template spells "tocsin:", the URL holds a
- * character the HTML part would escape, or a recipient value holds a '{'
- * (so data can never forge a placeholder). Other template variables still
- * render inline. Same returns, ownership and threading as email_render(). */
+/* Like email_render(), but for batching: every part of the output that depends
+ * on the recipient -- each {{value}} tag and each outermost section, with its
+ * filters, default, HTML escaping and the text inside the section -- is a
+ * placeholder MSG_SUB_PREFIX name MSG_SUB_SUFFIX in shared parts that every
+ * recipient of e gets byte for byte (out->subject/text/html point into e:
+ * valid until email_free), and out->subs holds {"name":"rendered piece",...}
+ * for msg_out_t.subs. Identical pieces share one name (a field printed twice
+ * the same way); the unsubscribe URL printed verbatim (any part, any escaping:
+ * it has nothing to escape) is "unsubscribe_url"; others are named after
+ * their field ("first_name", "first_name_2" for a second rendering of it,
+ * "sec_city" for a section). Replacing each placeholder by its value gives
+ * exactly email_render()'s parts. Falls back to email_render() for this
+ * recipient (out->subs NULL, out->inline_why the reason) when that would not
+ * be exact at a vendor or would break a vendor limit: see EMAIL_INLINE_*.
+ * out->headers stays per recipient (List-Unsubscribe). Same returns,
+ * ownership (but for the shared parts) and threading as email_render(), but
+ * for buffer size: buf needs room for the pieces, not the whole parts, so a
+ * recipient may be batched where email_render() would answer TOOBIG. */
 int email_render_subs(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
                       const char *addr, size_t addrlen, const char *const *vals,
                       const size_t *lens, char *buf, size_t cap, email_parts_t *out,

@@ -39,6 +39,8 @@ struct tmpl {
 	size_t nfields;
 	char **names;
 	uint8_t *used;
+	size_t *slot_op; /* first op of each top-level {{var}} or section (tmpl_slots) */
+	size_t nslots;
 };
 
 /* ---- compile ---- */
@@ -422,6 +424,20 @@ tmpl_t *tmpl_compile_ex(const char *src, size_t len, tmpl_mode_t mode, const cha
 		       open->kind == OP_SEC ? '#' : '^', t->names[open->field], t->names[open->field]);
 		goto fail;
 	}
+	for (size_t i = 0; i < t->nops; i++)
+		t->nslots += t->ops[i].kind == OP_VAR || t->ops[i].kind == OP_SEC || t->ops[i].kind == OP_INV;
+	t->slot_op = malloc((t->nslots ? t->nslots : 1) * sizeof *t->slot_op);
+	if (!t->slot_op)
+		goto nomem;
+	t->nslots = 0;
+	for (size_t i = 0; i < t->nops; i++) {
+		int k = t->ops[i].kind;
+		if (k != OP_VAR && k != OP_SEC && k != OP_INV)
+			continue;
+		t->slot_op[t->nslots++] = i;
+		if (k != OP_VAR)
+			i = t->ops[i].jump; /* the section's body belongs to its slot */
+	}
 	return t;
 nomem:
 	if (err)
@@ -445,6 +461,7 @@ void tmpl_free(tmpl_t *t)
 		free(t->names[i]);
 	free(t->names);
 	free(t->used);
+	free(t->slot_op);
 	free(t->pool);
 	free(t->ops);
 	free(t);
@@ -463,22 +480,6 @@ int tmpl_prints_field(const tmpl_t *t, size_t i)
 		if (t->ops[k].kind == OP_VAR && t->ops[k].field == (int)i)
 			return 1;
 	return 0;
-}
-
-int tmpl_field_verbatim(const tmpl_t *t, size_t i)
-{
-	if (!t || i >= t->nfields)
-		return 1;
-	for (size_t k = 0; k < t->nops; k++) {
-		const op_t *o = &t->ops[k];
-		if (o->kind != OP_VAR || o->field != (int)i)
-			continue;
-		for (unsigned f = 0; f < o->nfilt; f++)
-			if (o->filt[f].kind == F_UPPER || o->filt[f].kind == F_LOWER ||
-			    o->filt[f].kind == F_TITLE)
-				return 0;
-	}
-	return 1;
 }
 
 size_t tmpl_nfields(const tmpl_t *t)
@@ -587,21 +588,14 @@ static int too_big(tmpl_why_t *why, size_t cap)
 	return TOCSIN_ERR_TOOBIG;
 }
 
-int tmpl_render(const tmpl_t *t, const char *const *vals, const size_t *lens, char *out,
-                size_t outcap, size_t *outlen, tmpl_why_t *why)
+/* Render ops[from..to) after out[0..*po), advancing *po; out[outcap - 1] is kept for the NUL. */
+static int render_ops(const tmpl_t *t, size_t from, size_t to, const char *const *vals,
+                      const size_t *lens, char *out, size_t outcap, size_t *po, tmpl_why_t *why)
 {
-	if (why) {
-		why->field = -1;
-		why->reason[0] = 0;
-	}
-	if (outlen)
-		*outlen = 0;
-	if (!t || !out || outcap == 0 || (t->nfields && (!vals || !lens)))
-		return TOCSIN_ERR_INVAL;
-	size_t o = 0;
+	size_t o = *po;
 	const size_t room = outcap - 1; /* keep one byte for the NUL */
 	const op_t *ops = t->ops;
-	for (size_t i = 0; i < t->nops; i++) {
+	for (size_t i = from; i < to; i++) {
 		const op_t *op = &ops[i];
 		switch (op->kind) {
 		case OP_TEXT:
@@ -675,6 +669,152 @@ int tmpl_render(const tmpl_t *t, const char *const *vals, const size_t *lens, ch
 			break;
 		}
 		}
+	}
+	*po = o;
+	return 0;
+}
+
+static int render_range(const tmpl_t *t, size_t from, size_t to, const char *const *vals,
+                        const size_t *lens, char *out, size_t outcap, size_t *outlen,
+                        tmpl_why_t *why)
+{
+	if (why) {
+		why->field = -1;
+		why->reason[0] = 0;
+	}
+	if (outlen)
+		*outlen = 0;
+	if (!t || !out || outcap == 0 || (t->nfields && (!vals || !lens)))
+		return TOCSIN_ERR_INVAL;
+	size_t o = 0;
+	int rc = render_ops(t, from, to, vals, lens, out, outcap, &o, why);
+	if (rc)
+		return rc;
+	out[o] = 0;
+	if (outlen)
+		*outlen = o;
+	return 0;
+}
+
+int tmpl_render(const tmpl_t *t, const char *const *vals, const size_t *lens, char *out,
+                size_t outcap, size_t *outlen, tmpl_why_t *why)
+{
+	return render_range(t, 0, t ? t->nops : 0, vals, lens, out, outcap, outlen, why);
+}
+
+/* ---- slots: the parts of the output that depend on the recipient ---- */
+
+size_t tmpl_slots(const tmpl_t *t)
+{
+	return t ? t->nslots : 0;
+}
+
+int tmpl_slot_field(const tmpl_t *t, size_t i, int *section)
+{
+	if (!t || i >= t->nslots)
+		return -1;
+	const op_t *o = &t->ops[t->slot_op[i]];
+	if (section)
+		*section = o->kind != OP_VAR;
+	return o->field;
+}
+
+/* one past the last op of slot i */
+static size_t slot_end(const tmpl_t *t, size_t i)
+{
+	const op_t *o = &t->ops[t->slot_op[i]];
+	return o->kind == OP_VAR ? t->slot_op[i] + 1 : (size_t)o->jump + 1;
+}
+
+int tmpl_render_slot(const tmpl_t *t, size_t i, const char *const *vals, const size_t *lens,
+                     char *out, size_t outcap, size_t *outlen, tmpl_why_t *why)
+{
+	if (!t || i >= t->nslots)
+		return TOCSIN_ERR_INVAL;
+	return render_range(t, t->slot_op[i], slot_end(t, i), vals, lens, out, outcap, outlen, why);
+}
+
+/* does op a render like op b (a in ta, b in tb) for every recipient? */
+static int op_same(const tmpl_t *ta, const op_t *a, const tmpl_t *tb, const op_t *b)
+{
+	if (a->kind != b->kind || a->field != b->field)
+		return 0;
+	switch (a->kind) {
+	case OP_TEXT:
+		return a->len == b->len && !memcmp(ta->pool + a->off, tb->pool + b->off, a->len);
+	case OP_VAR:
+		if ((ta->mode == TMPL_HTML && !a->raw) != (tb->mode == TMPL_HTML && !b->raw) ||
+		    a->nfilt != b->nfilt || a->has_default != b->has_default ||
+		    (ta->flags & TMPL_F_MISSING_EMPTY) != (tb->flags & TMPL_F_MISSING_EMPTY))
+			return 0;
+		for (unsigned k = 0; k < a->nfilt; k++) {
+			const filt_t *fa = &a->filt[k], *fb = &b->filt[k];
+			if (fa->kind != fb->kind ||
+			    (fa->kind == F_DEFAULT &&
+			     (fa->len != fb->len || memcmp(ta->pool + fa->off, tb->pool + fb->off, fa->len))))
+				return 0;
+		}
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+int tmpl_slot_same(const tmpl_t *a, size_t i, const tmpl_t *b, size_t j)
+{
+	if (!a || !b || i >= a->nslots || j >= b->nslots)
+		return 0;
+	size_t a0 = a->slot_op[i], a1 = slot_end(a, i), b0 = b->slot_op[j], b1 = slot_end(b, j);
+	if (a1 - a0 != b1 - b0)
+		return 0;
+	for (size_t k = 0; k < a1 - a0; k++) {
+		const op_t *x = &a->ops[a0 + k], *y = &b->ops[b0 + k];
+		if (!op_same(a, x, b, y))
+			return 0;
+		if ((x->kind == OP_SEC || x->kind == OP_INV) && x->jump - a0 != y->jump - b0)
+			return 0;
+	}
+	return 1;
+}
+
+int tmpl_slot_verbatim(const tmpl_t *t, size_t i)
+{
+	if (!t || i >= t->nslots)
+		return 0;
+	const op_t *o = &t->ops[t->slot_op[i]];
+	if (o->kind != OP_VAR)
+		return 0;
+	for (unsigned f = 0; f < o->nfilt; f++)
+		if (o->filt[f].kind != F_TRIM && o->filt[f].kind != F_DEFAULT)
+			return 0;
+	return 1;
+}
+
+int tmpl_render_with(const tmpl_t *t, const char *const *slotvals, const size_t *slotlens,
+                     char *out, size_t outcap, size_t *outlen)
+{
+	if (outlen)
+		*outlen = 0;
+	if (!t || !out || outcap == 0 || (t->nslots && (!slotvals || !slotlens)))
+		return TOCSIN_ERR_INVAL;
+	size_t o = 0, s = 0;
+	for (size_t i = 0; i < t->nops;) {
+		const char *p;
+		size_t n;
+		if (s < t->nslots && t->slot_op[s] == i) {
+			p = slotvals[s];
+			n = slotlens[s];
+			i = slot_end(t, s++);
+		} else { /* top-level text (comments leave nothing) */
+			const op_t *op = &t->ops[i++];
+			p = t->pool + op->off;
+			n = op->kind == OP_TEXT ? op->len : 0;
+		}
+		if (n > outcap - 1 - o)
+			return TOCSIN_ERR_TOOBIG;
+		if (n)
+			memcpy(out + o, p, n);
+		o += n;
 	}
 	out[o] = 0;
 	if (outlen)

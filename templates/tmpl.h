@@ -65,10 +65,32 @@ size_t tmpl_nfields(const tmpl_t *t);
 /* Does a {{var}} / {{{var}}} tag of t print field i (a section tag alone does not)? Any thread. */
 int tmpl_prints_field(const tmpl_t *t, size_t i);
 const char *tmpl_field_name(const tmpl_t *t, size_t i);
-/* Does every tag of t that prints field i keep the value's letters as they
- * are (no upper/lower/title filter; trim and default are allowed)? 1 also when
- * no tag prints it. Lets the email renderer put a placeholder where such a
- * value goes. Any thread. */
-int tmpl_field_verbatim(const tmpl_t *t, size_t i);
+
+/* ---- slots: rendering split for vendor substitutions (email batching) ----
+ * A template's output is its top-level literal text with, between, its
+ * "slots": each {{var}} tag outside any section and each outermost section
+ * {{#x}}...{{/x}} / {{^x}}...{{/x}} (with everything inside it). Only slots
+ * depend on the recipient, and tmpl_render() is exactly the literal text with
+ * each slot replaced by tmpl_render_slot() for that recipient (same errors, in
+ * the same order). All of these: any thread, no allocation. */
+
+/* The number of slots of t, in output order. */
+size_t tmpl_slots(const tmpl_t *t);
+/* The field slot i prints (a tag) or tests (a section, *section = 1), -1 when out of range. */
+int tmpl_slot_field(const tmpl_t *t, size_t i, int *section);
+/* Does slot i of a render byte for byte like slot j of b for every recipient
+ * (same ops, filters, defaults, literal text, escaping and flags)? */
+int tmpl_slot_same(const tmpl_t *a, size_t i, const tmpl_t *b, size_t j);
+/* Is slot i a tag whose filters are only trim/default (a non-empty value with
+ * no white space at its ends and nothing HTML escapes comes out as it is)? */
+int tmpl_slot_verbatim(const tmpl_t *t, size_t i);
+/* Render slot i alone for one recipient: same contract as tmpl_render(). */
+int tmpl_render_slot(const tmpl_t *t, size_t i, const char *const *vals, const size_t *lens,
+                     char *out, size_t outcap, size_t *outlen, tmpl_why_t *why);
+/* The output with slot i replaced by slotvals[i][0..slotlens[i]) for every
+ * slot (e.g. a placeholder): into out[0..outcap) with a NUL, length in
+ * *outlen. Returns 0, TOCSIN_ERR_TOOBIG or TOCSIN_ERR_INVAL. */
+int tmpl_render_with(const tmpl_t *t, const char *const *slotvals, const size_t *slotlens,
+                     char *out, size_t outcap, size_t *outlen);
 
 #endif

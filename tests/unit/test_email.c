@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "templates/email.h"
+#include "tests/unit/email_subst.h"
 
 static const char KEY[] = "0123456789abcdef-test-key";
 
@@ -251,70 +252,127 @@ static void test_render(void **state)
 	email_free(e);
 }
 
-/* Replace every EMAIL_UNSUB_PLACEHOLDER in s by url (test-side, as a vendor does). */
-static void subst(const char *s, const char *url, char *out, size_t cap)
+/* one recipient through both vendors' substitution: each part equals the inline render */
+static void same_as_inline(const email_parts_t *p, const email_parts_t *q)
 {
-	size_t o = 0;
-	const size_t pl = strlen(EMAIL_UNSUB_PLACEHOLDER);
-	while (*s && o + 1 < cap) {
-		if (!strncmp(s, EMAIL_UNSUB_PLACEHOLDER, pl)) {
-			o += (size_t)snprintf(out + o, cap - o, "%s", url);
-			s += pl;
-		} else
-			out[o++] = *s++;
+	json_error_t je;
+	json_t *subs = json_loads(p->subs, 0, &je);
+	assert_true(json_is_object(subs));
+	es_str_t o = {0};
+	const char *sp[3] = {p->subject, p->text, p->html}, *qp[3] = {q->subject, q->text, q->html};
+	size_t sl[3] = {p->subject_len, p->text_len, p->html_len}, ql[3] = {q->subject_len, q->text_len, q->html_len};
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(sp[k] == NULL, qp[k] == NULL);
+		if (!sp[k])
+			continue;
+		es_sendgrid(sp[k], sl[k], subs, &o);
+		assert_int_equal(o.n, ql[k]);
+		assert_memory_equal(o.p, qp[k], ql[k]);
+		es_mailgun(sp[k], sl[k], subs, &o);
+		assert_int_equal(o.n, ql[k]);
+		assert_memory_equal(o.p, qp[k], ql[k]);
 	}
-	out[o < cap ? o : cap - 1] = 0;
+	free(o.p);
+	json_decref(subs);
 }
 
-/* email_render_subs: shared parts with the placeholder, the URL in subs, and
- * after substitution byte for byte what email_render writes; inline fallbacks. */
+/* email_render_subs: one set of shared parts with a placeholder for every
+ * per-recipient piece, the pieces in subs, and after either vendor's
+ * substitution byte for byte what email_render writes, over a corpus of
+ * tricky values; inline fallbacks for what substitution cannot carry. */
 static void test_render_subs(void **state)
 {
 	(void)state;
 	char err[512];
-	const char *s = "News for {{city}}";
-	const char *t = "Hi {{first_name|default:\"friend\"}}\nStop: {{unsubscribe_url}} ({{unsubscribe_url|trim}})";
-	const char *h = "<p>Hi {{first_name}}</p><style>p { color: red }</style><a href=\"{{unsubscribe_url}}\">{{{unsubscribe_url}}}</a>";
-	email_tmpl_t *e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err, sizeof err);
+	const char *s = "News for {{city}}, {{first_name|title|default:\"friend\"}}";
+	const char *t = "Hi {{first_name|default:\"friend\"}}{{#city}} from {{city}} ({{city|upper}}){{/city}}"
+	                "{{^city}} from nowhere{{/city}}.\nStop: {{unsubscribe_url}} ({{unsubscribe_url|trim}})";
+	const char *h = "<p>Hi {{first_name|default:\"friend & co\"}} {{{first_name}}}</p>{{#city}}<b>{{city}}</b>{{/city}}"
+	                "<style>p { color: red }</style><a href=\"{{unsubscribe_url}}\">{{{unsubscribe_url}}}</a>";
+	email_tmpl_t *e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, TMPL_F_MISSING_EMPTY,
+	                                err, sizeof err);
 	assert_non_null(e);
 	assert_true(email_subs_possible(e));
 	email_unsub_t *u = mk(KEY, "https://t.example.org");
-	const char *vals[2] = {"<Bo & \"Al\">", "Reno"};
-	size_t lens[2] = {strlen(vals[0]), strlen(vals[1])};
-	char buf[4096], buf2[4096], want[2048], got[2048];
+	static char big[9999 + 1], buf[1 << 16], buf2[1 << 16];
+	memset(big, 'x', 9999);
+	const char *corpus[] = {"",
+	                        "Bo",
+	                        "<Bo & \"Al\" 'x'>",
+	                        "%recipient.city%",
+	                        "%recipient.tocsin_id%",
+	                        "-first_name-",
+	                        "{{{tocsin:unsubscribe_url}}}",
+	                        "{{{tocsin:city}}",
+	                        "}}}",
+	                        "Zoë 😀 €",
+	                        "  spaced  ",
+	                        "a\\b\"c",
+	                        "new\nline",
+	                        big};
+	const size_t nc = sizeof corpus / sizeof *corpus;
+	const char *shared_text = NULL;
+	int forms[EMAIL_INLINE_NREASONS] = {0};
+	for (size_t i = 0; i < nc; i++)
+		for (size_t j = 0; j < nc; j++) {
+			const char *vals[2] = {corpus[i], corpus[j]};
+			size_t lens[2] = {strlen(corpus[i]), strlen(corpus[j])};
+			email_parts_t p, q;
+			tmpl_why_t why, why2;
+			int rc = email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why);
+			int rc2 = email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2, sizeof buf2, &q, &why2);
+			assert_int_equal(rc, rc2);
+			if (rc) { /* the same rejection, worded the same */
+				assert_string_equal(why.reason, why2.reason);
+				continue;
+			}
+			assert_string_equal(p.headers, q.headers); /* List-Unsubscribe stays per recipient */
+			forms[p.inline_why]++;
+			int risky = strchr(corpus[i], '{') || strchr(corpus[j], '{') || strstr(corpus[i], "%recipient") ||
+			            strstr(corpus[j], "%recipient");
+			if (p.inline_why == EMAIL_INLINE_NONE) {
+				assert_non_null(p.subs);
+				assert_false(risky);
+				assert_true(p.subs_len + 13 * 8 < EMAIL_SUBS_MAX);
+				same_as_inline(&p, &q);
+				/* every batched recipient gets the very same parts */
+				if (!shared_text)
+					shared_text = p.text;
+				assert_ptr_equal(p.text, shared_text);
+				assert_null(strstr(p.text, "https://"));
+			} else {
+				assert_null(p.subs);
+				assert_string_equal(p.subject, q.subject);
+				assert_string_equal(p.text, q.text);
+				assert_string_equal(p.html, q.html);
+				assert_true(p.inline_why == (risky ? EMAIL_INLINE_VALUE : EMAIL_INLINE_SIZE));
+				if (p.inline_why == EMAIL_INLINE_SIZE)
+					assert_true(lens[0] == 9999 || lens[1] == 9999);
+			}
+		}
+	assert_true(forms[EMAIL_INLINE_NONE] > 0 && forms[EMAIL_INLINE_VALUE] > 0 && forms[EMAIL_INLINE_SIZE] > 0);
+	/* the names and placeholders, pinned: one per distinct piece */
+	const char *vals[2] = {"Al", "Reno"};
+	size_t lens[2] = {2, 4};
 	email_parts_t p, q;
 	tmpl_why_t why;
 	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
 	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2, sizeof buf2, &q, &why), 0);
-	assert_non_null(p.subs);
-	snprintf(want, sizeof want, "{\"unsubscribe_url\":\"%s\"}", q.unsub_url);
+	assert_string_equal(p.subject, "News for {{{tocsin:city}}}, {{{tocsin:first_name}}}");
+	assert_string_equal(p.text, "Hi {{{tocsin:first_name_2}}}{{{tocsin:sec_city}}}{{{tocsin:sec_city_2}}}.\n"
+	                            "Stop: {{{tocsin:unsubscribe_url}}} ({{{tocsin:unsubscribe_url}}})");
+	char want[1024];
+	snprintf(want, sizeof want,
+	         "{\"city\":\"Reno\",\"first_name\":\"Al\",\"first_name_2\":\"Al\",\"sec_city\":\" from Reno (RENO)\","
+	         "\"sec_city_2\":\"\",\"unsubscribe_url\":\"%s\",\"first_name_3\":\"Al\",\"first_name_4\":\"Al\","
+	         "\"sec_city_3\":\"<b>Reno</b>\"}",
+	         q.unsub_url);
 	assert_string_equal(p.subs, want);
-	assert_int_equal(p.subs_len, strlen(want));
-	assert_string_equal(p.headers, q.headers); /* List-Unsubscribe stays per recipient */
-	assert_null(strstr(p.text, "https://"));
-	assert_non_null(strstr(p.text, EMAIL_UNSUB_PLACEHOLDER));
-	subst(p.text, q.unsub_url, got, sizeof got);
-	assert_string_equal(got, q.text);
-	subst(p.html, q.unsub_url, got, sizeof got);
-	assert_string_equal(got, q.html);
-	assert_string_equal(p.subject, q.subject);
-	/* a second recipient with the same values shares the parts byte for byte */
-	char buf3[4096];
-	email_parts_t r;
-	assert_int_equal(email_render_subs(e, u, "c9", "al@example.org", 14, vals, lens, buf3, sizeof buf3, &r, &why), 0);
-	assert_string_equal(r.text, p.text);
-	assert_string_equal(r.html, p.html);
-	assert_string_not_equal(r.subs, p.subs);
-	/* a '{' in recipient data could forge a placeholder: that one renders inline */
-	vals[0] = "{{{tocsin:unsubscribe_url}}}";
-	lens[0] = strlen(vals[0]);
-	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
-	assert_null(p.subs);
-	assert_non_null(strstr(p.text, "https://t.example.org/u/"));
+	same_as_inline(&p, &q);
 	/* errors are the same as email_render's */
+	email_free(e);
+	e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err, sizeof err);
 	lens[1] = 0;
-	vals[0] = "Bo";
-	lens[0] = 2;
 	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why),
 	                 TOCSIN_ERR_INVAL);
 	assert_string_equal(why.reason, "missing field city");
@@ -323,27 +381,57 @@ static void test_render_subs(void **state)
 		assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, cap, &p, &why),
 		                 TOCSIN_ERR_TOOBIG);
 	email_free(e);
-	/* a case filter on the link, or a template spelling "tocsin:", keeps everything inline */
+	/* a case filter on the link is one more piece now */
 	const char *t_up = "Stop: {{unsubscribe_url|upper}}";
 	e = email_compile(s, strlen(s), t_up, strlen(t_up), NULL, 0, F, 2, 0, err, sizeof err);
+	assert_non_null(e);
+	assert_true(email_subs_possible(e));
+	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2, sizeof buf2, &q, &why), 0);
+	assert_string_equal(p.text, "Stop: {{{tocsin:unsubscribe_url_2}}}");
+	same_as_inline(&p, &q);
+	email_free(e);
+	/* the template's own text spelling Mailgun's syntax: every recipient inline */
+	const char *t_mg = "Reply %recipient.x% to stop {{unsubscribe_url}}";
+	e = email_compile(s, strlen(s), t_mg, strlen(t_mg), NULL, 0, F, 2, 0, err, sizeof err);
 	assert_non_null(e);
 	assert_false(email_subs_possible(e));
 	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
 	assert_null(p.subs);
+	assert_int_equal(p.inline_why, EMAIL_INLINE_TEMPLATE);
 	email_free(e);
+	/* "tocsin:" in the template's text is harmless now (it can never form "{{{tocsin:") */
 	const char *t_sp = "TOCSIN: stop {{unsubscribe_url}}";
 	e = email_compile(s, strlen(s), t_sp, strlen(t_sp), NULL, 0, F, 2, 0, err, sizeof err);
 	assert_non_null(e);
-	assert_false(email_subs_possible(e));
+	assert_true(email_subs_possible(e));
 	email_free(e);
 	/* a URL the HTML part would escape: inline */
 	email_unsub_t *u2 = mk(KEY, "https://t.example.org/a&b");
 	e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err, sizeof err);
 	assert_int_equal(email_render_subs(e, u2, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
 	assert_null(p.subs);
+	assert_int_equal(p.inline_why, EMAIL_INLINE_URL);
 	email_free(e);
 	email_unsub_free(u2);
 	email_unsub_free(u);
+}
+
+/* email_digest: presence, lengths and bytes all count */
+static void test_digest(void **state)
+{
+	(void)state;
+	char a[EMAIL_DIGEST_HEX], b[EMAIL_DIGEST_HEX];
+	email_digest("s", 1, "t", 1, NULL, 0, a);
+	assert_int_equal(strlen(a), 64);
+	email_digest("s", 1, "t", 1, "", 0, b);
+	assert_string_not_equal(a, b); /* an empty html part is not no html part */
+	email_digest("s", 1, NULL, 0, "t", 1, b);
+	assert_string_not_equal(a, b);
+	email_digest("st", 2, "", 0, NULL, 0, b);
+	assert_string_not_equal(a, b);
+	email_digest("s", 1, "t", 1, NULL, 0, b);
+	assert_string_equal(a, b);
 }
 
 int main(void)
@@ -355,6 +443,7 @@ int main(void)
 		cmocka_unit_test(test_compile_refusals),
 		cmocka_unit_test(test_render),
 		cmocka_unit_test(test_render_subs),
+		cmocka_unit_test(test_digest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,6 +64,44 @@ static size_t unescape(const char *s, size_t n, char *out)
 #define MAXF 32
 
 /* Run one .in; the result goes to res (malloc'd). */
+/* The slots' twin of tmpl_render (email batching, templates/tmpl.h): the
+ * literal text with every slot's own render in its place is the same bytes,
+ * and the first slot that fails fails with the same reason. */
+static void slots_twin(const tmpl_t *t, const char *const *vals, const size_t *lens, int rc,
+                       const char *res, size_t n, const tmpl_why_t *why)
+{
+	size_t ns = tmpl_slots(t);
+	const char **sv = calloc(ns + 1, sizeof *sv);
+	size_t *sl = calloc(ns + 1, sizeof *sl);
+	char **own = calloc(ns + 1, sizeof *own);
+	int failed = 0;
+	for (size_t i = 0; i < ns && !failed; i++) {
+		own[i] = malloc(1 << 16);
+		tmpl_why_t w;
+		int r = tmpl_render_slot(t, i, vals, lens, own[i], 1 << 16, &sl[i], &w);
+		if (r == TOCSIN_ERR_INVAL && rc == TOCSIN_ERR_INVAL) {
+			assert_string_equal(w.reason, why->reason);
+			failed = 1;
+		} else if (r == TOCSIN_ERR_INVAL)
+			fail_msg("slot %zu rejects (%s) where tmpl_render gave %d", i, w.reason, rc);
+		sv[i] = own[i];
+	}
+	if (rc == 0) {
+		char *with = malloc(n + 1);
+		size_t wn = 0;
+		assert_int_equal(tmpl_render_with(t, sv, sl, with, n + 1, &wn), 0);
+		assert_int_equal(wn, n);
+		assert_memory_equal(with, res, n);
+		free(with);
+	} else if (rc == TOCSIN_ERR_INVAL)
+		assert_true(failed);
+	for (size_t i = 0; i < ns; i++)
+		free(own[i]);
+	free(own);
+	free(sv);
+	free(sl);
+}
+
 static char *run_one(const char *in, size_t inlen, size_t *reslen)
 {
 	char *names[MAXF], *vals[MAXF];
@@ -133,6 +171,7 @@ static char *run_one(const char *in, size_t inlen, size_t *reslen)
 		tmpl_why_t why;
 		size_t n = 0;
 		int rc = tmpl_render(t, (const char *const *)vals, lens, res, cap, &n, &why);
+		slots_twin(t, (const char *const *)vals, lens, rc, res, n, &why);
 		if (rc == TOCSIN_ERR_INVAL)
 			*reslen = (size_t)sprintf(res, "rejected: %s\n", why.reason);
 		else if (rc == TOCSIN_ERR_TOOBIG)
