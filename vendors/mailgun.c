@@ -11,6 +11,7 @@
 
 #define MG_MAX_BATCH 1000
 #define MG_MAX_ANSWER (256u << 10)
+#define MG_MAX_REQUEST (25u * 1000 * 1000) /* Mailgun's maximum message size */
 #define MG_BOUNDARY "tocsin-mg-7d1f0c3a9b2e4f68"
 
 static int part(buf_t *b, const char *name, const char *value, size_t vlen)
@@ -204,13 +205,21 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 			rc = rc ? rc : part(b, name, json_string_value(val), json_string_length(val));
 		}
 	}
-	rc = rc ? rc : part(b, "v:tocsin_id", "%recipient.tocsin_id%", 21);
-	if (!rc) {
+	/* one message without substitutions (an inline render) carries no recipient
+	 * variables: Mailgun would otherwise replace any %recipient.x% its text holds */
+	int plain = n == 1 && !subs;
+	if (plain)
+		rc = rc ? rc : part(b, "v:tocsin_id", m0->id ? m0->id : "", m0->id ? strlen(m0->id) : 0);
+	else
+		rc = rc ? rc : part(b, "v:tocsin_id", "%recipient.tocsin_id%", 21);
+	if (!rc && !plain) {
 		char *j = json_dumps(rv, JSON_COMPACT);
 		rc = j ? part(b, "recipient-variables", j, strlen(j)) : TOCSIN_ERR_NOMEM;
 		free(j);
 	}
 	rc = rc ? rc : buf_puts(b, "--" MG_BOUNDARY "--\r\n");
+	if (!rc && b->len > MG_MAX_REQUEST)
+		rc = TOCSIN_ERR_TOOBIG; /* the dispatcher sends the first message alone */
 	rc = rc ? rc : buf_puts(&req->content_type, "multipart/form-data; boundary=" MG_BOUNDARY);
 	rc = rc ? rc : buf_printf(&req->userpwd, "api:%s", a->secret);
 	if (rc == TOCSIN_ERR_TOOBIG)

@@ -12,7 +12,8 @@
 #define SG_MAX_BATCH 1000
 #define SG_MAX_ANSWER (256u << 10)
 #define SG_MAX_CUSTOM_ARGS 10000
-#define SG_MAX_SUBS 10000 /* bytes of substitutions per personalization */
+#define SG_MAX_SUBS 10000 /* bytes of substitutions per personalization (the JSON object, keys
+                             included: never less than SendGrid's count; = EMAIL_SUBS_MAX) */
 
 /* append the raw JSON object text j (validated) or fail */
 static int put_headers(buf_t *b, const char *raw, const char *id, char *err, size_t errlen)
@@ -288,8 +289,9 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 			}
 		}
 		if (!rc && m->subs && *m->subs) {
-			size_t mark = b->len;
-			rc = buf_puts(b, ",\"substitutions\":{");
+			rc = buf_puts(b, ",\"substitutions\":");
+			size_t mark = b->len; /* the object's bytes, as the producer counts them */
+			rc = rc ? rc : buf_putc(b, '{');
 			if (!rc && flat_each(m->subs, b, put_sub)) {
 				snprintf(err, errlen,
 				         "message %s: \"subs\" is not an object of strings with names of "
@@ -298,7 +300,7 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 				return TOCSIN_ERR_INVAL;
 			}
 			rc = rc ? rc : buf_putc(b, '}');
-			if (!rc && b->len - mark > SG_MAX_SUBS) {
+			if (!rc && b->len - mark >= SG_MAX_SUBS) {
 				snprintf(err, errlen, "message %s: substitutions exceed SendGrid's %d bytes",
 				         m->id ? m->id : "?", SG_MAX_SUBS);
 				return TOCSIN_ERR_TOOBIG;

@@ -7,21 +7,11 @@
 # the same, intact link naming that recipient (subs_applied / unsub_ok in /_sim/email).
 source "$(dirname "$0")/lib.sh"
 it_setup 0507-email-batch
-export TOCSIN_SENDGRID_KEY=it-sendgrid-key TOCSIN_MAILGUN_KEY=it-mailgun-key \
-       TOCSIN_UNSUB_KEY=it-unsubscribe-key-0123456789
 N=2500
-email_cfg() {
-  it_write_config '"vendors":[
-  {"name":"sendgrid","kind":"sendgrid","channel":"email","base_url":"http://'"${SIM:-127.0.0.1:9}"'","secret_env":"TOCSIN_SENDGRID_KEY","senders":{"sg":{"from":"news@example.org"}},"max_in_flight":8},
-  {"name":"mailgun","kind":"mailgun","channel":"email","base_url":"http://'"${SIM:-127.0.0.1:9}"'","account":"mg.example.org","secret_env":"TOCSIN_MAILGUN_KEY","senders":{"mg":{"from":"news@mg.example.org"}},"max_in_flight":8}],
-  "routes":{"email":{"strategy":"priority","vendors":["sendgrid","mailgun"]}},
-  "dispatcher":{"max_in_flight":16},
-  "tracker":{"public_url":"https://act.example.org/t"}'
-}
-email_cfg
+it_two_email_vendors
 it_start_broker
 it_start_sim
-email_cfg
+it_two_email_vendors
 it_sim_fault '{"receipts":{"enabled":false}}'
 
 python3 - "$OUT/a.csv" "$N" <<'PY'

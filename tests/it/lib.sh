@@ -152,6 +152,20 @@ it_two_sms_vendors() {
                    \"max_in_flight\": 64, \"retry_budget\": 1.0}${IT_EXTRA_TOP:+, $IT_EXTRA_TOP}"
 }
 
+# it_two_email_vendors: config with vendors "sendgrid" (sender pool "sg") and "mailgun" (pool
+# "mg") at the emulator ($SIM), route sendgrid, then mailgun; tracker.public_url set; exports
+# their keys and the unsubscribe key.
+it_two_email_vendors() {
+  export TOCSIN_SENDGRID_KEY=it-sendgrid-key TOCSIN_MAILGUN_KEY=it-mailgun-key \
+         TOCSIN_UNSUB_KEY=it-unsubscribe-key-0123456789
+  it_write_config '"vendors":[
+  {"name":"sendgrid","kind":"sendgrid","channel":"email","base_url":"http://'"${SIM:-127.0.0.1:9}"'","secret_env":"TOCSIN_SENDGRID_KEY","senders":{"sg":{"from":"news@example.org"}},"max_in_flight":8},
+  {"name":"mailgun","kind":"mailgun","channel":"email","base_url":"http://'"${SIM:-127.0.0.1:9}"'","account":"mg.example.org","secret_env":"TOCSIN_MAILGUN_KEY","senders":{"mg":{"from":"news@mg.example.org"}},"max_in_flight":8}],
+  "routes":{"email":{"strategy":"priority","vendors":["sendgrid","mailgun"]}},
+  "dispatcher":{"max_in_flight":16},
+  "tracker":{"public_url":"https://act.example.org/t"}'
+}
+
 # it_start_sim: start the emulator on a free port; sets $SIM (host:port).
 it_start_sim() {
   it_bg vendor-sim vendor-sim --listen 127.0.0.1:0

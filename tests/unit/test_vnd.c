@@ -6,6 +6,7 @@
 
 #include "core/cfg.h"
 #include "core/err.h"
+#include "templates/email.h"
 #include "vendors/vnd.h"
 
 #include <openssl/evp.h>
@@ -240,6 +241,19 @@ static void test_mailgun_build(void **st)
 	assert_non_null(strstr(b, "name=\"h:List-Unsubscribe\"\r\n\r\n%recipient.h_List_Unsubscribe%\r\n"));
 	assert_non_null(strstr(b, "name=\"v:tocsin_id\"\r\n\r\n%recipient.tocsin_id%\r\n"));
 	assert_non_null(strstr(b, "\"b@example.org\":{\"tocsin_id\":\"fedcba9876543210fedcba9876543210\",\"h_List_Unsubscribe\":\"<https://u/2>\"}"));
+	/* one inline message (no subs): no recipient variables, so Mailgun replaces nothing in
+	 * it (a recipient's own "%recipient.x%" reaches them as written); its id as it is */
+	m1.text = "Hi %recipient.tocsin_id% and %recipient.h_List_Unsubscribe%";
+	vnd_req_free(&r);
+	vnd_req_init(&r);
+	assert_int_equal(vnd_build(a, ms, 1, &r, err, sizeof err), 0);
+	b = r.body.p;
+	assert_null(strstr(b, "recipient-variables"));
+	char want[128];
+	snprintf(want, sizeof want, "name=\"v:tocsin_id\"\r\n\r\n%s\r\n", ID1);
+	assert_non_null(strstr(b, want));
+	assert_non_null(strstr(b, "name=\"text\"\r\n\r\nHi %recipient.tocsin_id% and %recipient.h_List_Unsubscribe%\r\n"));
+	assert_non_null(strstr(b, "name=\"h:List-Unsubscribe\"\r\n\r\n<https://u/1>\r\n"));
 	vnd_req_free(&r);
 	vnd_free(a);
 }
@@ -906,12 +920,71 @@ static void test_new_errors(void **st)
 	vnd_req_free(NULL);
 }
 
+/* The producer's cap on a recipient's substitutions and the SendGrid adapter's
+ * agree at the boundary: the largest value email_render_subs() still batches
+ * builds, one byte more goes inline (never a batch the adapter refuses). */
+static void test_sendgrid_subs_limit(void **st)
+{
+	(void)st;
+	static const char *const f[] = {"first_name"};
+	char err[256];
+	const char *t = "Hi {{first_name}} {{unsubscribe_url}}";
+	email_tmpl_t *e = email_compile("Hi {{first_name}}", 17, t, strlen(t), NULL, 0, f, 1, 0, err, sizeof err);
+	assert_non_null(e);
+	email_unsub_t *u = email_unsub_new("0123456789abcdef-key", 20, "https://t.example.org", err, sizeof err);
+	assert_non_null(u);
+	static char val[EMAIL_SUBS_MAX], buf[1 << 16];
+	memset(val, 'a', sizeof val);
+	val[0] = '"'; /* escaped in the JSON: counted as it is sent */
+	size_t lo = 1, hi = sizeof val; /* batched at lo, inline at hi */
+	while (hi - lo > 1) {
+		size_t mid = (lo + hi) / 2;
+		const char *vals[1] = {val};
+		size_t lens[1] = {mid};
+		email_parts_t p;
+		tmpl_why_t why;
+		assert_int_equal(email_render_subs(e, u, "c1", "a@example.org", 13, vals, lens, buf, sizeof buf, &p, &why), 0);
+		*(p.subs ? &lo : &hi) = mid;
+		if (!p.subs)
+			assert_int_equal(p.inline_why, EMAIL_INLINE_SIZE);
+	}
+	vnd_t *a = adapter("sg");
+	vnd_req_t r;
+	vnd_req_init(&r);
+	for (size_t len = lo; len <= hi; len++) {
+		const char *vals[1] = {val};
+		size_t lens[1] = {len};
+		email_parts_t p;
+		tmpl_why_t why;
+		assert_int_equal(email_render_subs(e, u, "c1", "a@example.org", 13, vals, lens, buf, sizeof buf, &p, &why), 0);
+		msg_out_t m = email(ID1, "a@example.org");
+		m.subject = p.subject;
+		m.text = p.text;
+		m.html = p.html;
+		m.headers = p.headers;
+		m.subs = p.subs;
+		const msg_out_t *ms[] = {&m};
+		int rc = vnd_build(a, ms, 1, &r, err, sizeof err);
+		if (len == lo)
+			assert_int_equal(rc, 0);
+		else
+			assert_null(p.subs); /* inline: nothing to refuse */
+		vnd_req_free(&r);
+		vnd_req_init(&r);
+	}
+	assert_true(lo > 9700 && lo < EMAIL_SUBS_MAX); /* one name for subject and text: same rendering */
+	vnd_free(a);
+	email_unsub_free(u);
+	email_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_twilio_build),     cmocka_unit_test(test_vonage_build),
 	    cmocka_unit_test(test_sendgrid_build),   cmocka_unit_test(test_mailgun_build),
 	    cmocka_unit_test(test_email_subs),
+	    cmocka_unit_test(test_sendgrid_subs_limit),
 	    cmocka_unit_test(test_canned_answers),   cmocka_unit_test(test_batch_partial_reject),
 	    cmocka_unit_test(test_huge_answer),      cmocka_unit_test(test_twilio_vector),
 	    cmocka_unit_test(test_sendgrid_vector),  cmocka_unit_test(test_mailgun_sign),

@@ -505,6 +505,11 @@ static void test_faults(void **st)
 	assert_int_equal(http("POST", url, "application/json", "{\"error_rate\":2}", NULL, NULL, 5000, &r, NULL, NULL), 400);
 	assert_int_equal(http("POST", url, "application/json", "{\"vendor\":\"nope\"}", NULL, NULL, 5000, &r, NULL, NULL), 404);
 	assert_int_equal(http("POST", url, "application/json", "{trunc", NULL, NULL, 5000, &r, NULL, NULL), 400);
+	assert_int_equal(http("POST", url, "application/json", "{\"email_digests\":1}", NULL, NULL, 5000, &r, NULL, NULL), 400);
+	assert_non_null(strstr(r.body, "email_digests"));
+	snprintf(url, sizeof url, "%s/_sim/config", BASE);
+	assert_int_equal(http("GET", url, NULL, NULL, NULL, NULL, 5000, &r, NULL, NULL), 200);
+	assert_non_null(strstr(r.body, "\"email_digests\":false"));
 }
 
 static void test_validation(void **st)

@@ -31,7 +31,7 @@ static void fault_json(const sim_fault_t *f, buf_t *b)
 		buf_json_str(b, f->receipt_url, strlen(f->receipt_url));
 	else
 		buf_puts(b, "null");
-	buf_puts(b, "}}");
+	buf_printf(b, "},\"email_digests\":%s}", f->email_digests ? "true" : "false");
 }
 
 static int getrate(json_t *o, const char *k, double *out, char *err, size_t errlen)
@@ -65,7 +65,7 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 {
 	static const char *const known[] = {"vendor", "latency_ms", "error_rate", "throttle_rate",
 	                                    "retry_after_s", "outage", "permanent_rate",
-	                                    "optout_rate", "receipts", "reset"};
+	                                    "optout_rate", "receipts", "reset", "email_digests"};
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v)
@@ -109,6 +109,13 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 		}
 		f.retry_after_s = (int)json_integer_value(ra);
 	}
+	json_t *ed = json_object_get(o, "email_digests");
+	if (ed && !json_is_boolean(ed)) {
+		snprintf(err, errlen, "\"email_digests\" must be true or false");
+		return -1;
+	}
+	if (ed)
+		f.email_digests = json_is_true(ed);
 	json_t *out = json_object_get(o, "outage");
 	if (out) {
 		const char *os = json_string_value(out);
@@ -196,8 +203,27 @@ static void ctl_stats(sim_t *s, sim_ans_t *ans)
 	ans->ctype = "application/json";
 }
 
-/* GET /_sim/email: what the email vendors' recipients would have received */
-static void ctl_email(sim_t *s, sim_ans_t *ans)
+/* one email vendor's counts for GET /_sim/email */
+static void email_counts(sim_vendor_t *sv, buf_t *b)
+{
+	buf_printf(b,
+	           "{\"accepted\":%llu,\"subs_applied\":%llu,\"unsub_checked\":%llu,"
+	           "\"unsub_ok\":%llu,\"unreplaced\":%llu}",
+	           (unsigned long long)atomic_load(&sv->accepted),
+	           (unsigned long long)atomic_load(&sv->subs_applied),
+	           (unsigned long long)atomic_load(&sv->unsub_checked),
+	           (unsigned long long)atomic_load(&sv->unsub_ok),
+	           (unsigned long long)atomic_load(&sv->unreplaced));
+}
+
+/* one email vendor's digests for GET /_sim/email/digests */
+static void email_digests(sim_vendor_t *sv, buf_t *b)
+{
+	sim_digests_json(&sv->dg, b);
+}
+
+/* {"vendors":{"<email vendor>":<what fn writes>,...}} */
+static void ctl_email_vendors(sim_t *s, sim_ans_t *ans, void (*fn)(sim_vendor_t *, buf_t *))
 {
 	buf_t *b = &ans->body;
 	buf_puts(b, "{\"vendors\":{");
@@ -210,14 +236,8 @@ static void ctl_email(sim_t *s, sim_ans_t *ans)
 			buf_putc(b, ',');
 		first = 0;
 		buf_json_str(b, sv->v->name, strlen(sv->v->name));
-		buf_printf(b,
-		           ":{\"accepted\":%llu,\"subs_applied\":%llu,\"unsub_checked\":%llu,"
-		           "\"unsub_ok\":%llu,\"unreplaced\":%llu}",
-		           (unsigned long long)atomic_load(&sv->accepted),
-		           (unsigned long long)atomic_load(&sv->subs_applied),
-		           (unsigned long long)atomic_load(&sv->unsub_checked),
-		           (unsigned long long)atomic_load(&sv->unsub_ok),
-		           (unsigned long long)atomic_load(&sv->unreplaced));
+		buf_putc(b, ':');
+		fn(sv, b);
 	}
 	buf_puts(b, "}}");
 	ans->status = 200;
@@ -237,6 +257,9 @@ static void ctl_reset(sim_t *s, sim_ans_t *ans)
 		atomic_store(&sv->unreplaced, 0);
 		sim_ids_clear(&sv->ids);
 		pthread_mutex_unlock(&sv->ids.mu);
+		pthread_mutex_lock(&sv->dg.mu);
+		sim_digests_clear(&sv->dg);
+		pthread_mutex_unlock(&sv->dg.mu);
 		pthread_mutex_lock(&sv->secmu);
 		memset(sv->sec_key, 0, sizeof sv->sec_key);
 		memset(sv->sec_count, 0, sizeof sv->sec_count);
@@ -425,8 +448,10 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		const char *c = u + 6;
 		if (!strcmp(c, "stats") && get)
 			ctl_stats(s, ans);
-		else if (!strcmp(c, "email") && get)
-			ctl_email(s, ans);
+		else if (!strcmp(c, "email") && get) /* what the recipients would have received */
+			ctl_email_vendors(s, ans, email_counts);
+		else if (!strcmp(c, "email/digests") && get) /* the digest of what each one read */
+			ctl_email_vendors(s, ans, email_digests);
 		else if (!strcmp(c, "reset") && post)
 			ctl_reset(s, ans);
 		else if (!strcmp(c, "config") && get)
@@ -440,7 +465,7 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		else if (!strcmp(c, "inbound") && post)
 			ctl_inbound(s, rq, ans);
 		else
-			ctl_error(ans, 404, "no such control endpoint (stats, email, reset, config, keys, "
+			ctl_error(ans, 404, "no such control endpoint (stats, email, email/digests, reset, config, keys, "
 			                    "receipts, inbound)");
 		return;
 	}

@@ -31,7 +31,23 @@ typedef struct sim_fault {
 	double receipt_delay_ms;
 	double delivered_rate;
 	char receipt_url[512];             /* "" = from the request / public_url */
+	int email_digests;                 /* record a digest of each email recipient's message */
 } sim_fault_t;
+
+/* email vendors: the digest (templates/email.h email_digest) of what each
+ * accepted recipient reads, by address (GET /_sim/email/digests) */
+#define SIM_DIGESTS_MAX 250000
+typedef struct sim_dg {
+	char *to;     /* owned; NULL = free slot */
+	char hex[65];
+	uint32_t n;   /* times accepted */
+} sim_dg_t;
+typedef struct sim_digests {
+	pthread_mutex_t mu;
+	sim_dg_t *t;
+	size_t cap, n;
+	uint64_t repeats, dropped; /* accepted again; not kept (table full) */
+} sim_digests_t;
 
 typedef struct sim_slot {
 	uint64_t a, b;
@@ -70,6 +86,7 @@ typedef struct sim_vendor {
 	/* email content checks on accepted recipients (sim_util.c sim_email_check) */
 	atomic_uint_fast64_t subs_applied, unsub_checked, unsub_ok, unreplaced;
 	sim_ids_t ids;
+	sim_digests_t dg;
 	/* accepted messages per wall-clock second, for rate checks (last SIM_SECS seconds) */
 	pthread_mutex_t secmu;
 	int64_t sec_key[SIM_SECS];
@@ -259,6 +276,15 @@ const char *sim_hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const
 /* The unsubscribe and substitution checks of one accepted email (see GET /_sim/email). */
 void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf_t *body, size_t nbody,
                      int applied);
+/* Record the digest of what `to` reads (subject, text, html after substitution;
+ * text/html NULL when absent) when f->email_digests is on. Thread-safe. */
+void sim_email_digest(sim_vendor_t *sv, const sim_fault_t *f, const char *to, const char *subj,
+                      size_t sl, const char *text, size_t tl, const char *html, size_t hl);
+void sim_digests_init(sim_digests_t *d);
+void sim_digests_clear(sim_digests_t *d); /* caller holds d->mu */
+void sim_digests_free(sim_digests_t *d);
+/* {"recipients":{"<to>":"<hex>",...},"kept":N,"repeats":N,"dropped":N} (takes d->mu) */
+void sim_digests_json(sim_digests_t *d, buf_t *b);
 
 /* ---- the four vendor APIs (sim_twilio.c, sim_vonage.c, sim_sendgrid.c, sim_mailgun.c) ---- */
 

@@ -254,17 +254,23 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 			sim_count_id(sv, id, to, subj);
 			{ /* the recipient's message as Mailgun would write it */
 				json_t *vars = json_object_get(rvj, to);
-				buf_t parts[2], lub;
+				buf_t parts[2], lub, sb;
 				size_t np = 0;
-				int applied = 0;
+				int applied = 0, at[2] = {-1, -1};
 				const mp_field_t *bodies[2] = {text, html};
 				for (int k = 0; k < 2; k++) {
 					if (!bodies[k])
 						continue;
 					buf_init(&parts[np], SIM_PART_MAX);
 					mg_apply(&parts[np], bodies[k]->val, bodies[k]->len, vars, &applied);
-					np++;
+					at[k] = (int)np++;
 				}
+				buf_init(&sb, SIM_PART_MAX);
+				mg_apply(&sb, subject->val, subject->len, vars, &applied);
+				sim_email_digest(sv, &f, to, sb.p ? sb.p : "", sb.len, at[0] < 0 ? NULL : parts[at[0]].p ? parts[at[0]].p : "",
+				                 at[0] < 0 ? 0 : parts[at[0]].len, at[1] < 0 ? NULL : parts[at[1]].p ? parts[at[1]].p : "",
+				                 at[1] < 0 ? 0 : parts[at[1]].len);
+				buf_free(&sb);
 				buf_init(&lub, SIM_PART_MAX);
 				const char *lu = NULL;
 				if (hlu && !mg_apply(&lub, hlu->val, hlu->len, vars, &applied) && !buf_putc(&lub, 0))

@@ -333,6 +333,18 @@ static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const cha
 			}
 			sg_apply(&parts[4], json_string_value(subj) ? json_string_value(subj) : "",
 			         json_string_length(subj), sub, &applied);
+			int ctext = -1, chtml = -1;
+			for (size_t k = 0; k < nc; k++) {
+				const char *ty = json_string_value(json_object_get(json_array_get(content, k), "type"));
+				if (ty && !strcmp(ty, "text/plain") && ctext < 0)
+					ctext = (int)k;
+				else if (ty && !strcmp(ty, "text/html") && chtml < 0)
+					chtml = (int)k;
+			}
+			sim_email_digest(sv, &f, json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email")),
+			                 parts[4].p, parts[4].len, ctext < 0 ? NULL : parts[ctext].p,
+			                 ctext < 0 ? 0 : parts[ctext].len, chtml < 0 ? NULL : parts[chtml].p,
+			                 chtml < 0 ? 0 : parts[chtml].len);
 			json_t *luj = json_object_get(json_object_get(p, "headers"), "List-Unsubscribe");
 			if (!luj)
 				luj = json_object_get(tophdr, "List-Unsubscribe");
@@ -750,14 +762,20 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 	size_t nc = ncontent < 3 ? ncontent : 3; /* parts[3]: the header */
 	const char *cval[3] = {"", "", ""};
 	size_t clen[3] = {0, 0, 0};
-	static const char *const value_name[] = {"value"};
+	int ctext = -1, chtml = -1; /* which content part is text/plain, text/html */
+	static const char *const value_name[] = {"value", "type"};
 	sj_iter(content, SJ_ARR, &it);
 	for (size_t c = 0; c < nc && sj_next_elem(&it, &v); c++) {
-		sj_t cv;
-		if (sg_get(v, value_name, &cv, 1))
+		sj_t cv[2];
+		if (sg_get(v, value_name, cv, 2))
 			goto out;
-		if (sj_type(cv) == SJ_STR && !(cval[c] = sg_bytes(&x, cv, &clen[c])))
+		if (sj_type(cv[0]) == SJ_STR && !(cval[c] = sg_bytes(&x, cv[0], &clen[c])))
 			goto out;
+		const char *ty = sj_type(cv[1]) == SJ_STR ? sg_cstr(&x, cv[1], NULL) : NULL;
+		if (ty && !strcmp(ty, "text/plain") && ctext < 0)
+			ctext = (int)c;
+		else if (ty && !strcmp(ty, "text/html") && chtml < 0)
+			chtml = (int)c;
 	}
 	const char *subject = NULL;
 	size_t subjl = 0;
@@ -800,6 +818,9 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 		for (size_t c = 0; c < nc; c++)
 			sg_apply_list(&parts[c], &tmp, cval[c], clen[c], sb, pr->nsub, &applied);
 		sg_apply_list(&parts[4], &tmp, subject ? subject : "", subjl, sb, pr->nsub, &applied);
+		sim_email_digest(sv, &f, pr->to0, parts[4].p, parts[4].len, ctext < 0 ? NULL : parts[ctext].p,
+		                 ctext < 0 ? 0 : parts[ctext].len, chtml < 0 ? NULL : parts[chtml].p,
+		                 chtml < 0 ? 0 : parts[chtml].len);
 		const char *lu = pr->lu_set ? pr->lu : toplu;
 		if (lu && !sg_apply_list(&parts[3], &tmp, lu, strlen(lu), sb, pr->nsub, &applied) &&
 		    !buf_putc(&parts[3], 0))

@@ -629,6 +629,7 @@ sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, si
 		if (!sv->wh_key)
 			sv->wh_key = sv->secret;
 		ids_init(&sv->ids);
+		sim_digests_init(&sv->dg);
 		pthread_mutex_init(&sv->twmu, NULL);
 		if (sv->kind == SIM_TWILIO)
 			sv->tw = calloc(SIM_TW_KEEP, sizeof *sv->tw);
@@ -709,6 +710,7 @@ void sim_free(sim_t *s)
 	free(s->heap);
 	for (size_t i = 0; i < s->nv; i++) {
 		ids_free(&s->vs[i].ids);
+		sim_digests_free(&s->vs[i].dg);
 		pthread_mutex_destroy(&s->vs[i].fmu);
 		pthread_mutex_destroy(&s->vs[i].secmu);
 		EVP_PKEY_free(s->vs[i].sg_key);

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "templates/email.h"
 #include "vendors/vnd_int.h"
 
 #include <ctype.h>
@@ -139,4 +140,90 @@ void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf
 	}
 	if (memmem(raw, n, to, strlen(to)))
 		atomic_fetch_add(&sv->unsub_ok, 1);
+}
+
+void sim_digests_init(sim_digests_t *d)
+{
+	memset(d, 0, sizeof *d);
+	pthread_mutex_init(&d->mu, NULL);
+}
+
+void sim_digests_clear(sim_digests_t *d)
+{
+	for (size_t i = 0; i < d->cap; i++)
+		free(d->t[i].to);
+	free(d->t);
+	d->t = NULL;
+	d->cap = d->n = 0;
+	d->repeats = d->dropped = 0;
+}
+
+void sim_digests_free(sim_digests_t *d)
+{
+	sim_digests_clear(d);
+	pthread_mutex_destroy(&d->mu);
+}
+
+/* the slot of `to` in t[0..cap) (cap a power of two): its entry or a free one */
+static sim_dg_t *dg_slot(sim_dg_t *t, size_t cap, const char *to)
+{
+	size_t i = (size_t)hash64(to, strlen(to), 17) & (cap - 1);
+	while (t[i].to && strcmp(t[i].to, to))
+		i = (i + 1) & (cap - 1);
+	return &t[i];
+}
+
+void sim_email_digest(sim_vendor_t *sv, const sim_fault_t *f, const char *to, const char *subj,
+                      size_t sl, const char *text, size_t tl, const char *html, size_t hl)
+{
+	if (!f->email_digests || !to)
+		return;
+	char hex[EMAIL_DIGEST_HEX];
+	email_digest(subj ? subj : "", subj ? sl : 0, text, tl, html, hl, hex);
+	sim_digests_t *d = &sv->dg;
+	pthread_mutex_lock(&d->mu);
+	if ((d->n + 1) * 2 > d->cap && d->n < SIM_DIGESTS_MAX) { /* grow: half full at most */
+		size_t nc = d->cap ? d->cap * 2 : 1024;
+		sim_dg_t *t = calloc(nc, sizeof *t);
+		if (t) {
+			for (size_t i = 0; i < d->cap; i++)
+				if (d->t[i].to)
+					*dg_slot(t, nc, d->t[i].to) = d->t[i];
+			free(d->t);
+			d->t = t;
+			d->cap = nc;
+		}
+	}
+	sim_dg_t *e = d->cap ? dg_slot(d->t, d->cap, to) : NULL;
+	if (e && e->to) {
+		e->n++;
+		d->repeats++;
+		memcpy(e->hex, hex, sizeof hex); /* the latest message */
+	} else if (e && d->n < SIM_DIGESTS_MAX && (d->n + 1) * 2 <= d->cap && (e->to = strdup(to))) {
+		memcpy(e->hex, hex, sizeof hex);
+		e->n = 1;
+		d->n++;
+	} else
+		d->dropped++;
+	pthread_mutex_unlock(&d->mu);
+}
+
+void sim_digests_json(sim_digests_t *d, buf_t *b)
+{
+	pthread_mutex_lock(&d->mu);
+	buf_puts(b, "{\"recipients\":{");
+	int first = 1;
+	for (size_t i = 0; i < d->cap; i++) {
+		if (!d->t[i].to)
+			continue;
+		if (!first)
+			buf_putc(b, ',');
+		first = 0;
+		buf_json_str(b, d->t[i].to, strlen(d->t[i].to));
+		buf_putc(b, ':');
+		buf_json_str(b, d->t[i].hex, strlen(d->t[i].hex));
+	}
+	buf_printf(b, "},\"kept\":%zu,\"repeats\":%llu,\"dropped\":%llu}", d->n,
+	           (unsigned long long)d->repeats, (unsigned long long)d->dropped);
+	pthread_mutex_unlock(&d->mu);
 }
