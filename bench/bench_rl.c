@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "core/err.h"
-#include "dispatcher/rl.h"
+#include "core/rl.h"
 
 #define RATE 500
 #define BURST 10

@@ -108,11 +108,11 @@ static const ck_t ck_sla[] = {
     {"probe_min_samples", CK_LEAF, NULL}, {"probe_fraction", CK_LEAF, NULL},
     {"ramp_s", CK_LEAF, NULL},        {"recover_ratio", CK_LEAF, NULL},
     {NULL, CK_LEAF, NULL}};
-/* senders.<pool>: core/cfg.c; rate_per_number dispatcher/rl.c; reply_countries tracker/reply.c */
+/* senders.<pool>: core/cfg.c; rate_per_number core/rl.c; reply_countries tracker/reply.c */
 static const ck_t ck_sender[] = {
     {"from", CK_LEAF, NULL}, {"service", CK_LEAF, NULL}, {"rate_per_number", CK_LEAF, NULL},
     {"reply_countries", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
-/* vendors[]: the fields of every kind (core/cfg.c, dispatcher/rl.c, route.c, sla.c,
+/* vendors[]: the fields of every kind (core/cfg.c, core/rl.c, dispatcher/route.c, sla.c,
  * vendors/sim/sim_srv.c) */
 static const ck_t ck_vendor[] = {
     {"name", CK_LEAF, NULL},          {"kind", CK_LEAF, NULL},

@@ -4,7 +4,7 @@
 #include "dispatcher/dsp_metrics.h"
 #include "dispatcher/dsp_state.h"
 #include "dispatcher/retry.h"
-#include "dispatcher/rl.h"
+#include "core/rl.h"
 #include "dispatcher/route.h"
 #include "dispatcher/sla.h"
 #include "core/clock.h"

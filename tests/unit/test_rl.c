@@ -1,4 +1,4 @@
-/* test_rl.c -- unit tests for dispatcher/rl: exact GCRA conformance, burst, segments, senders, share, adaptation. */
+/* test_rl.c -- unit tests for core/rl: exact GCRA conformance, burst, segments, senders, share, adaptation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 
 #include "core/cfg.h"
 #include "core/err.h"
-#include "dispatcher/rl.h"
+#include "core/rl.h"
 
 #define MS 1000000LL
 #define S 1000000000LL

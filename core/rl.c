@@ -1,5 +1,5 @@
 /* rl.c -- GCRA pacing per vendor and per sender, with partition share and 429 adaptation. */
-#include "dispatcher/rl.h"
+#include "core/rl.h"
 #include "core/err.h"
 
 #include <math.h>

@@ -30,7 +30,9 @@
  * learned rate: the units it accepted in the last second, then the same
  * decrease/recovery; it is unlimited again once fully recovered.
  *
- * Not thread-safe: the dispatcher's event-loop thread owns each rl_t. */
+ * Not thread-safe: one thread owns each rl_t (the dispatcher's event loop).
+ * In core/ (moved from dispatcher/) so that sends outside the dispatcher can be
+ * paced by the same limiter. */
 
 #define RL_NEVER INT64_MAX /* wait returned when the share is 0: no units can go */
 
