@@ -25,7 +25,7 @@ CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg
               core/capacity.o core/rl.o
 TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
-              vendors/send.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_ctl.o vendors/sim/sim_util.o \
+              vendors/send.o vendors/vsend.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_ctl.o vendors/sim/sim_util.o \
               vendors/sim/sim_twilio.o vendors/sim/sim_vonage.o vendors/sim/sim_sendgrid.o vendors/sim/sim_mailgun.o \
               vendors/sim/sim_json.o vendors/sim/sim_sign.o vendors/sim/sim_form.o vendors/sim/sim_seg.o
 PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o producer/aset.o \
@@ -40,7 +40,7 @@ LIB        := $(BUILD)/libtocsin.a
 # ---- unit tests: tests/unit/test_<name>.c, cmocka; one list per module ----
 UT_CORE    := test_buf test_msg test_cfg test_num test_kq_read test_tz test_capacity test_rl
 UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
-UT_VND     := test_vnd test_vnd_sim test_sim_json test_http
+UT_VND     := test_vnd test_vnd_sim test_sim_json test_http test_vsend
 UT_PROD    := test_prod_addr test_prod_aud test_prod_penc test_prod_kafka
 UT_DSP     := test_dsp_queue test_sla test_route test_retry test_hist
 UT_TRK     := test_trk_store

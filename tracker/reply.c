@@ -7,9 +7,9 @@
 #include "core/log.h"
 #include "templates/sms.h"
 #include "tracker/store.h"
-#include "vendors/vnd.h"
+#include "vendors/vsend.h"
 
-#include <curl/curl.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,7 +18,7 @@
 #include <time.h>
 
 #define REPLY_TRIES 3
-#define REPLY_MAX_ANSWER (256u << 10)
+#define REPLY_MAX_WAIT_MS 60000 /* longest a reply waits for the vendor's rate limit */
 #define REPLY_MAX_VENDORS 32
 #define REPLY_STOP_GRACE_MS 5000
 #define REPLY_NUM_SLOTS 8192 /* numbers whose hourly reply count is remembered */
@@ -58,19 +58,10 @@ struct trk_reply {
 	/* country calling codes each vendor may reply to ("1", "44", ...) */
 	char cc[REPLY_MAX_VENDORS][REPLY_MAX_CC][4];
 	int ncc[REPLY_MAX_VENDORS];
-	vnd_t *a[REPLY_MAX_VENDORS]; /* per configured vendor; NULL: none (not SMS, secret unset) */
-	trk_store_t *wr;             /* the review list writer; NULL: not kept */
-	CURL *curl;
-	vnd_req_t req;
-	buf_t answer;
+	vsend_t *vs[REPLY_MAX_VENDORS]; /* per configured vendor; NULL: none (not SMS, secret unset) */
+	trk_store_t *wr;                /* the review list writer; NULL: not kept */
+	sqlite3_stmt *vh;               /* the vendor's SLA state, as the store folded it */
 };
-
-static size_t on_data(char *p, size_t sz, size_t n, void *u)
-{
-	buf_t *b = u;
-	buf_append(b, p, sz * n); /* beyond the cap the answer is cut; classify sees the start */
-	return sz * n;
-}
 
 /* Same digits, ignoring a leading '+'. */
 static int same_number(const char *a, const char *b)
@@ -108,11 +99,41 @@ static void nap(trk_reply_t *r, int ms)
 		;
 }
 
-/* Send one SMS reply; mutex not held. Returns 1 accepted, 0 failed. */
+/* vsend's wait for the rate limit: interrupted by shutdown (mutex not held). */
+static int wait_limit(void *ctx, int64_t ns)
+{
+	trk_reply_t *r = ctx;
+	pthread_mutex_lock(&r->mu);
+	int stop = r->stopping;
+	if (!stop)
+		nap(r, (int)(ns / 1000000 + 1));
+	stop = r->stopping;
+	pthread_mutex_unlock(&r->mu);
+	return stop;
+}
+
+/* The vendor's SLA state from the store (tocsin.vendor-health as folded); healthy when unknown. */
+static msg_vh_state_t vendor_health(trk_reply_t *r, const char *name)
+{
+	msg_vh_state_t st = MSG_VH_HEALTHY;
+	if (!r->vh)
+		return st;
+	sqlite3_bind_text(r->vh, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(r->vh) == SQLITE_ROW) {
+		int v = sqlite3_column_int(r->vh, 0);
+		if (v >= 0 && v < MSG_VH__COUNT)
+			st = (msg_vh_state_t)v;
+	}
+	sqlite3_reset(r->vh);
+	return st;
+}
+
+/* Send one SMS reply through the vendor's vsend (its adapter, the HTTP engine, its rate
+ * limit, its SLA state); mutex not held. Returns 1 accepted, 0 failed. */
 static int send_sms(trk_reply_t *r, const job_t *j)
 {
 	const cfg_vendor_t *v = &r->cfg->vendors[j->vendor];
-	vnd_t *a = r->a[j->vendor];
+	vsend_t *vs = r->vs[j->vendor];
 	sms_info_t info;
 	if (sms_analyze(j->text, strlen(j->text), &info))
 		info = (sms_info_t){.enc = SMS_UCS2, .segments = 1};
@@ -129,43 +150,17 @@ static int send_sms(trk_reply_t *r, const job_t *j)
 	vnd_result_t res;
 	char err[256];
 	for (int t = 0; t < REPLY_TRIES; t++) {
-		if (vnd_build(a, pm, 1, &r->req, err, sizeof err)) {
+		vsend_set_health(vs, vendor_health(r, v->name));
+		int rc = vsend_msgs(vs, pm, 1, REPLY_MAX_WAIT_MS, &res, NULL, err, sizeof err);
+		if (rc && rc != TOCSIN_ERR_AGAIN) {
 			log_warn("event=reply_failed vendor=%s reason=\"%s\"", v->name, err);
 			return 0;
 		}
-		struct curl_slist *hd = NULL;
-		buf_t line;
-		buf_init(&line, 4096);
-		buf_printf(&line, "Content-Type: %s", r->req.content_type.len ? r->req.content_type.p
-		                                                              : "text/plain");
-		hd = curl_slist_append(hd, line.p);
-		if (r->req.bearer.len) {
-			buf_reset(&line);
-			buf_printf(&line, "Authorization: Bearer %s", r->req.bearer.p);
-			hd = curl_slist_append(hd, line.p);
-		}
-		buf_free(&line);
-		hd = curl_slist_append(hd, "Expect:");
-		buf_reset(&r->answer);
-		CURL *h = r->curl;
-		curl_easy_setopt(h, CURLOPT_URL, r->req.url.p);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->req.body.p);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)r->req.body.len);
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-		curl_easy_setopt(h, CURLOPT_USERPWD, r->req.userpwd.len ? r->req.userpwd.p : NULL);
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(v->timeout_ms > 0 ? v->timeout_ms : 10000));
-		CURLcode cc = curl_easy_perform(h);
-		long status = 0;
-		curl_off_t ra = -1;
-		if (cc == CURLE_OK) {
-			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-			curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra);
-		}
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-		curl_slist_free_all(hd);
-		vnd_classify(a, pm, 1, status, (int)cc, r->answer.p, r->answer.len, ra > 0 ? (long)ra : -1,
-		             &res);
-		if (res.outcome == VND_ACCEPTED) {
+		if (rc) { /* the vendor is open or drained: hold the reply as a deferral */
+			res = (vnd_result_t){.outcome = VND_DEFER, .retry_after_ms = -1};
+			snprintf(res.code, sizeof res.code, "vendor_unavailable");
+			snprintf(res.detail, sizeof res.detail, "%.190s", err);
+		} else if (res.outcome == VND_ACCEPTED) {
 			log_info("event=reply_sent vendor=%s ref=%s segments=%d", v->name, res.ref,
 			         info.segments);
 			return 1;
@@ -175,12 +170,7 @@ static int send_sms(trk_reply_t *r, const job_t *j)
 		int wait = res.retry_after_ms > 0 ? res.retry_after_ms : 500 << t;
 		if (wait > 5000)
 			wait = 5000;
-		pthread_mutex_lock(&r->mu);
-		int stop = r->stopping;
-		if (!stop)
-			nap(r, wait);
-		pthread_mutex_unlock(&r->mu);
-		if (stop)
+		if (wait_limit(r, (int64_t)wait * 1000000))
 			break;
 	}
 	log_warn("event=reply_failed vendor=%s outcome=%s code=%s detail=\"%s\"", v->name,
@@ -249,15 +239,14 @@ trk_reply_t *trk_reply_new(const cfg_t *cfg, char *err, size_t errlen)
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	pthread_cond_init(&r->idle_cv, NULL);
-	vnd_req_init(&r->req);
-	buf_init(&r->answer, REPLY_MAX_ANSWER);
+	vsend_opts_t vo = {.now_ns = NULL, .wait_ns = wait_limit, .ctx = r};
 	for (size_t i = 0; i < cfg->nvendors && i < REPLY_MAX_VENDORS; i++) {
 		const cfg_vendor_t *v = &cfg->vendors[i];
 		if (v->channel != MSG_CH_SMS)
 			continue;
 		char e[256];
-		r->a[i] = vnd_new(cfg, v, e, sizeof e);
-		if (!r->a[i])
+		r->vs[i] = vsend_new(cfg, v, &vo, e, sizeof e);
+		if (!r->vs[i])
 			log_warn("event=replies_disabled vendor=%s reason=\"%s\"", v->name, e);
 		json_t *cc = json_object_get(v->raw, "reply_countries"), *c;
 		size_t k;
@@ -271,17 +260,9 @@ trk_reply_t *trk_reply_new(const cfg_t *cfg, char *err, size_t errlen)
 	r->wr = trk_store_open(cfg->db_path, 0, e, sizeof e);
 	if (!r->wr)
 		log_warn("event=review_list_disabled reason=\"%s\"", e);
-	r->curl = curl_easy_init();
-	if (!r->curl) {
-		snprintf(err, errlen, "curl_easy_init failed");
-		trk_reply_free(r);
-		return NULL;
-	}
-	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(r->curl, CURLOPT_USERAGENT, "tocsin/0.1 tracker-reply");
-	curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &r->answer);
-	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	else if (sqlite3_prepare_v2(trk_store_db(r->wr), "SELECT state FROM vendors WHERE name=?1", -1,
+	                            &r->vh, NULL) != SQLITE_OK)
+		log_warn("event=reply_sla_unknown reason=\"%s\"", sqlite3_errmsg(trk_store_db(r->wr)));
 	if (pthread_create(&r->th, NULL, worker, r)) {
 		snprintf(err, errlen, "cannot start the reply worker thread");
 		trk_reply_free(r);
@@ -307,12 +288,9 @@ void trk_reply_free(trk_reply_t *r)
 		log_info("event=replies sent=%lld failed=%lld dropped=%lld", (long long)r->sent,
 		         (long long)r->failed, (long long)r->dropped);
 	for (size_t i = 0; i < REPLY_MAX_VENDORS; i++)
-		vnd_free(r->a[i]);
+		vsend_free(r->vs[i]);
+	sqlite3_finalize(r->vh);
 	trk_store_free(r->wr);
-	if (r->curl)
-		curl_easy_cleanup(r->curl);
-	vnd_req_free(&r->req);
-	buf_free(&r->answer);
 	pthread_cond_destroy(&r->cv);
 	pthread_cond_destroy(&r->idle_cv);
 	pthread_mutex_destroy(&r->mu);
@@ -428,7 +406,7 @@ int trk_reply_sms(trk_reply_t *r, const cfg_vendor_t *v, const char *to, const c
                   const char *text)
 {
 	int idx = vendor_idx(r, v);
-	if (idx < 0 || !r->a[idx])
+	if (idx < 0 || !r->vs[idx])
 		return TOCSIN_ERR_CONFIG;
 	pthread_mutex_lock(&r->mu);
 	int rc = permit(r, v, idx, to, via);

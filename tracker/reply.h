@@ -8,9 +8,10 @@
 
 /* A bounded queue (TRK_REPLY_QUEUE jobs) served by one worker thread, so a
  * webhook is acknowledged before anything slow happens: the worker sends SMS
- * replies through the vendor's adapter (vnd_build + libcurl + vnd_classify,
- * up to 3 tries on a defer) and writes inbound texts for review with its own
- * sqlite connection. cfg is borrowed and must outlive the worker. NULL + err
+ * replies through the vendor's vsend (vendors/vsend.h: the adapter's request, the
+ * HTTP engine, the vendor's rate limit and its SLA state as the store folded it
+ * from tocsin.vendor-health; up to 3 tries on a defer or while the vendor is open
+ * or drained) and writes inbound texts for review with its own sqlite connection. cfg is borrowed and must outlive the worker. NULL + err
  * on failure. Main thread. */
 #define TRK_REPLY_QUEUE 512
 typedef struct trk_reply trk_reply_t;

@@ -364,8 +364,12 @@ int http_submit(http_t *h, http_xfer_t *x, int timeout_ms, void *opaque)
 	x->too_big = 0;
 	set_headers(x);
 	curl_easy_setopt(e, CURLOPT_URL, x->req.url.p);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req.body.p ? x->req.body.p : "");
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req.body.len);
+	if (x->req.get) { /* a lookup (vnd_lookup_build); the next POST sets its fields again */
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req.body.p ? x->req.body.p : "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req.body.len);
+	}
 	if (x->req.userpwd.len) {
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(e, CURLOPT_USERPWD, x->req.userpwd.p);

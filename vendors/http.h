@@ -40,7 +40,7 @@ void http_free(http_t *h);
  * http_xfer_req()), or NULL when max_xfers are in flight. */
 http_xfer_t *http_acquire(http_t *h);
 vnd_req_t *http_xfer_req(http_xfer_t *x);
-/* Start x with a whole-request timeout (with sending threads: handed to its
+/* Start x (a POST of its request's body, or a GET when req.get) with a whole-request timeout (with sending threads: handed to its
  * thread on the next http_run). On failure returns a tocsin_err_t and x stays
  * acquired (release it). */
 int http_submit(http_t *h, http_xfer_t *x, int timeout_ms, void *opaque);

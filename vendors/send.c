@@ -1,19 +1,15 @@
-/* send.c -- `tocsin vendor-send`: one test message through a configured vendor adapter, outcome printed. */
+/* send.c -- `tocsin vendor-send`: one test message through a configured vendor (vendors/vsend.h), outcome printed. */
 #include "core/num.h"
 #include "core/buf.h"
-#include "core/clock.h"
 #include "core/cmd.h"
 #include "core/err.h"
 #include "core/hash.h"
-#include "vendors/vnd.h"
+#include "vendors/vsend.h"
 
-#include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SEND_MAX_ANSWER (16u << 20)
 
 static void usage(FILE *f)
 {
@@ -39,19 +35,6 @@ static void usage(FILE *f)
 	        "  --count N        email batch size, 1..1000 (default 1)\n");
 }
 
-typedef struct answer {
-	buf_t body;
-	int toobig;
-} answer_t;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *u)
-{
-	answer_t *a = u;
-	if (!a->toobig && buf_append(&a->body, p, sz * n))
-		a->toobig = 1; /* keep reading; classify sees the first 16 MiB */
-	return sz * n;
-}
-
 int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {{"to", required_argument, NULL, 't'},
@@ -65,7 +48,7 @@ int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 	                                     {0}};
 	const char *to = NULL, *text = "tocsin test message. Reply STOP to opt out.",
 	           *subject = "tocsin test", *sender = "main", *id = NULL, *campaign = "vendor-send";
-	int count = 1, o;
+	int count = 1, o, exit_code = 1;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "t:x:s:p:i:c:n:h", opts, NULL)) != -1) {
 		switch (o) {
@@ -96,15 +79,15 @@ int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 		return 2;
 	}
 	char err[512];
-	vnd_t *a = vnd_new(cfg, v, err, sizeof err);
-	if (!a) {
+	vsend_t *vs = vsend_new(cfg, v, NULL, err, sizeof err);
+	if (!vs) {
 		fprintf(stderr, "tocsin vendor-send: %s\n", err);
 		return 1;
 	}
-	if (count > vnd_max_batch(a)) {
+	if (count > vnd_max_batch(vsend_vnd(vs))) {
 		fprintf(stderr, "tocsin vendor-send: vendor %s takes at most %d message(s) per request\n",
-		        vname, vnd_max_batch(a));
-		vnd_free(a);
+		        vname, vnd_max_batch(vsend_vnd(vs)));
+		vsend_free(vs);
 		return 2;
 	}
 	msg_out_t *ms = calloc((size_t)count, sizeof *ms);
@@ -114,7 +97,8 @@ int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 	vnd_result_t *res = calloc((size_t)count, sizeof *res);
 	if (!ms || !pm || !ids || !tos || !res) {
 		fprintf(stderr, "tocsin vendor-send: out of memory\n");
-		return 1;
+		exit_code = 1;
+		goto out;
 	}
 	const char *at = strchr(to, '@');
 	for (int i = 0; i < count; i++) {
@@ -145,67 +129,28 @@ int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 		}
 		pm[i] = m;
 	}
-	vnd_req_t rq;
-	vnd_req_init(&rq);
-	int rc = vnd_build(a, pm, (size_t)count, &rq, err, sizeof err);
-	int exit_code = 1;
+	vsend_info_t info;
+	int rc = vsend_msgs(vs, pm, (size_t)count, -1, res, &info, err, sizeof err);
 	if (rc) {
-		fprintf(stderr, "tocsin vendor-send: cannot build the request: %s\n", err);
+		fprintf(stderr, "tocsin vendor-send: %s: %s\n",
+		        rc == TOCSIN_ERR_INVAL || rc == TOCSIN_ERR_TOOBIG ? "cannot build the request"
+		                                                       : "not sent",
+		        err);
 		goto out;
 	}
-	CURL *h = curl_easy_init();
-	struct curl_slist *hd = NULL;
-	buf_t line;
-	buf_init(&line, 4096);
-	buf_printf(&line, "Content-Type: %s", rq.content_type.p ? rq.content_type.p : "text/plain");
-	hd = curl_slist_append(hd, line.p);
-	if (rq.bearer.len) {
-		buf_reset(&line);
-		buf_printf(&line, "Authorization: Bearer %s", rq.bearer.p);
-		hd = curl_slist_append(hd, line.p);
-	}
-	buf_free(&line);
-	hd = curl_slist_append(hd, "Expect:");
-	answer_t ans = {{0}, 0};
-	buf_init(&ans.body, SEND_MAX_ANSWER);
-	curl_easy_setopt(h, CURLOPT_URL, rq.url.p);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq.body.p);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)rq.body.len);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	if (rq.userpwd.len)
-		curl_easy_setopt(h, CURLOPT_USERPWD, rq.userpwd.p);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)v->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "tocsin/0.1 vendor-send");
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &ans);
-	int64_t t0 = clock_mono_ms();
-	CURLcode cc = curl_easy_perform(h);
-	int64_t ms_taken = clock_mono_ms() - t0;
-	long status = 0;
-	curl_off_t ra = -1;
-	if (cc == CURLE_OK) {
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra);
-	}
-	vnd_classify(a, pm, (size_t)count, status, (int)cc, ans.body.p, ans.body.len,
-	             ra > 0 ? (long)ra : -1, res);
 	exit_code = 0;
 	for (int i = 0; i < count; i++) {
 		printf("vendor=%s id=%s to=%s outcome=%s code=%s ref=%s http=%ld latency_ms=%lld "
 		       "throttled=%d retry_after_ms=%d detail=\"%s\"\n",
 		       vname, ids[i], tos[i], vnd_outcome_name(res[i].outcome),
-		       res[i].code[0] ? res[i].code : "-", res[i].ref[0] ? res[i].ref : "-", status,
-		       (long long)ms_taken, res[i].throttled, res[i].retry_after_ms, res[i].detail);
+		       res[i].code[0] ? res[i].code : "-", res[i].ref[0] ? res[i].ref : "-",
+		       info.http_status, (long long)info.latency_ms, res[i].throttled,
+		       res[i].retry_after_ms, res[i].detail);
 		if (res[i].outcome != VND_ACCEPTED)
 			exit_code = 1;
 	}
-	buf_free(&ans.body);
-	curl_slist_free_all(hd);
-	curl_easy_cleanup(h);
 out:
-	vnd_req_free(&rq);
-	vnd_free(a);
+	vsend_free(vs);
 	free(ms);
 	free(pm);
 	free(ids);

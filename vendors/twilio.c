@@ -289,4 +289,50 @@ static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 	return rc ? rc : count;
 }
 
+/* Fetch Message: GET .../Accounts/{AccountSid}/Messages/{sid}.json (ref checked by vnd_lookup_build) */
+int vnd_twilio_lookup_build(vnd_t *a, const char *ref, vnd_req_t *req, char *err, size_t errlen)
+{
+	const cfg_vendor_t *v = a->v;
+	int rc = buf_printf(&req->url, "%s/2010-04-01/Accounts/", v->base_url);
+	if (!rc)
+		rc = buf_url_enc(&req->url, v->account, strlen(v->account));
+	if (!rc)
+		rc = buf_printf(&req->url, "/Messages/%s.json", ref);
+	if (!rc)
+		rc = buf_printf(&req->userpwd, "%s:%s", v->account, a->secret);
+	if (rc)
+		snprintf(err, errlen, "vendor %s: lookup request too large", v->name);
+	return rc;
+}
+
+int vnd_twilio_lookup_parse(vnd_t *a, long st, int curl_code, const char *body, size_t len,
+                            vnd_lookup_t *out)
+{
+	(void)a;
+	if (curl_code || st == 429 || st >= 500 || st == 0)
+		return TOCSIN_ERR_AGAIN;
+	if (st == 404)
+		return TOCSIN_ERR_NOTFOUND;
+	if (st == 401 || st == 403)
+		return TOCSIN_ERR_AUTH;
+	char status[32], ec[32] = "";
+	if (st != 200 || len > TW_MAX_ANSWER || vnd_json_top_str(body, len, "status", status, sizeof status) != 1)
+		return TOCSIN_ERR_INVAL;
+	int known;
+	out->state = tw_state(status, &known);
+	if (!known)
+		return TOCSIN_ERR_INVAL;
+	/* error_code is a number (or null) in Twilio's answer */
+	json_t *j = json_loadb(body, len, 0, NULL);
+	json_t *e = json_object_get(j, "error_code");
+	if (json_is_integer(e))
+		snprintf(ec, sizeof ec, "%lld", (long long)json_integer_value(e));
+	else if (json_is_string(e))
+		vnd_cpy(ec, sizeof ec, json_string_value(e));
+	json_decref(j);
+	vnd_cpy(out->code, sizeof out->code, ec);
+	snprintf(out->detail, sizeof out->detail, "vendor says %s", status);
+	return 0;
+}
+
 const vnd_ops_t vnd_twilio_ops = {"twilio", 1, tw_build, tw_classify, tw_webhook};

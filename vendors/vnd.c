@@ -35,6 +35,7 @@ void vnd_req_init(vnd_req_t *r)
 	buf_init(&r->content_type, 256);
 	buf_init(&r->userpwd, 1024);
 	buf_init(&r->bearer, 1024);
+	r->get = 0;
 }
 
 void vnd_req_free(vnd_req_t *r)
@@ -111,6 +112,16 @@ void vnd_free(vnd_t *a)
 const cfg_vendor_t *vnd_cfg(const vnd_t *a) { return a->v; }
 int vnd_max_batch(const vnd_t *a) { return a->ops->max_batch; }
 
+static void req_reset(vnd_req_t *req)
+{
+	buf_reset(&req->url);
+	buf_reset(&req->body);
+	buf_reset(&req->content_type);
+	buf_reset(&req->userpwd);
+	buf_reset(&req->bearer);
+	req->get = 0;
+}
+
 int vnd_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
               size_t errlen)
 {
@@ -119,12 +130,59 @@ int vnd_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, 
 		         a->ops->max_batch);
 		return TOCSIN_ERR_INVAL;
 	}
-	buf_reset(&req->url);
-	buf_reset(&req->body);
-	buf_reset(&req->content_type);
-	buf_reset(&req->userpwd);
-	buf_reset(&req->bearer);
+	req_reset(req);
 	return a->ops->build(a, msgs, n, req, err, errlen);
+}
+
+static const struct lookup_ops {
+	const vnd_ops_t *ops;
+	int (*build)(vnd_t *a, const char *ref, vnd_req_t *req, char *err, size_t errlen);
+	int (*parse)(vnd_t *a, long http_status, int curl_code, const char *body, size_t bodylen,
+	             vnd_lookup_t *out);
+} lookups[] = {{&vnd_twilio_ops, vnd_twilio_lookup_build, vnd_twilio_lookup_parse}};
+
+static const struct lookup_ops *lookup_of(const vnd_t *a)
+{
+	for (size_t i = 0; i < sizeof lookups / sizeof lookups[0]; i++)
+		if (lookups[i].ops == a->ops)
+			return &lookups[i];
+	return NULL;
+}
+
+int vnd_lookup_has(const vnd_t *a) { return lookup_of(a) != NULL; }
+
+int vnd_lookup_build(vnd_t *a, const char *ref, vnd_req_t *req, char *err, size_t errlen)
+{
+	const struct lookup_ops *lo = lookup_of(a);
+	if (!lo) {
+		snprintf(err, errlen, "vendor %s (%s) has no message lookup API", a->v->name, a->ops->kind);
+		return TOCSIN_ERR_NOTFOUND;
+	}
+	size_t n = ref ? strlen(ref) : 0;
+	int ok = n >= 1 && n <= 64;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (ref[i] >= '0' && ref[i] <= '9') || (ref[i] >= 'A' && ref[i] <= 'Z') ||
+		     (ref[i] >= 'a' && ref[i] <= 'z');
+	if (!ok) {
+		snprintf(err, errlen, "vendor %s: \"%.64s\" is not a message reference", a->v->name,
+		         ref ? ref : "");
+		return TOCSIN_ERR_INVAL;
+	}
+	req_reset(req);
+	req->get = 1;
+	return lo->build(a, ref, req, err, errlen);
+}
+
+int vnd_lookup_parse(vnd_t *a, long http_status, int curl_code, const char *body, size_t bodylen,
+                     vnd_lookup_t *out)
+{
+	memset(out, 0, sizeof *out);
+	const struct lookup_ops *lo = lookup_of(a);
+	if (!lo)
+		return TOCSIN_ERR_NOTFOUND;
+	if (!body)
+		bodylen = 0;
+	return lo->parse(a, http_status, curl_code, body ? body : "", bodylen, out);
 }
 
 void vnd_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_status,

@@ -40,6 +40,7 @@ typedef struct vnd_req {
 	buf_t content_type; /* "application/x-www-form-urlencoded", "application/json", … */
 	buf_t userpwd;      /* "user:password" for HTTP Basic, or empty */
 	buf_t bearer;       /* token for "Authorization: Bearer", or empty */
+	int get;            /* 1: a GET without a body (vnd_lookup_build); vnd_build sets 0 (POST) */
 } vnd_req_t;
 
 /* Set up r's buffers (caps: URL 8 KiB, body 32 MiB); vnd_req_free releases them
@@ -76,6 +77,31 @@ int vnd_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, 
 void vnd_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_status,
                   int curl_code, const char *body, size_t bodylen, long retry_after_s,
                   vnd_result_t *results);
+
+/* ---- asking the vendor what became of a message (receipt reconciliation) ----------- */
+
+/* What the vendor's API says of one message it accepted. */
+typedef struct vnd_lookup {
+	msg_state_t state; /* accepted (still queued/sending), sent, delivered, undelivered, failed */
+	char code[32];     /* the vendor's error code, "" if none */
+	char detail[200];  /* the vendor's status word; never a secret */
+} vnd_lookup_t;
+
+/* 1 when vendor a has an API that says what became of a message (Twilio: Fetch
+ * Message); 0 for the others (Vonage, SendGrid, Mailgun: none is used). Any thread. */
+int vnd_lookup_has(const vnd_t *a);
+/* Build the request asking vendor a about the message it accepted as ref (the
+ * reference its answer gave: Twilio "SM..."): Twilio GET
+ * {base}/2010-04-01/Accounts/{AccountSid}/Messages/{ref}.json. 0,
+ * TOCSIN_ERR_NOTFOUND when the vendor has no such API, TOCSIN_ERR_INVAL with err
+ * for a ref that is not one (letters and digits, 1..64). The thread owning a. */
+int vnd_lookup_build(vnd_t *a, const char *ref, vnd_req_t *req, char *err, size_t errlen);
+/* Read the answer to that request into *out: 0; TOCSIN_ERR_NOTFOUND when the vendor
+ * does not know the message (404); TOCSIN_ERR_AGAIN for a transfer failure, 429 or
+ * 5xx (ask later); TOCSIN_ERR_INVAL for an answer it cannot read; TOCSIN_ERR_AUTH for
+ * 401/403. Never crashes on any input. The thread owning a. */
+int vnd_lookup_parse(vnd_t *a, long http_status, int curl_code, const char *body, size_t bodylen,
+                     vnd_lookup_t *out);
 
 /* ---- webhooks: receipts, inbound messages, unsubscribes ---------------------------- */
 

@@ -22,6 +22,11 @@ typedef struct vnd_ops {
 	               size_t errlen);
 } vnd_ops_t;
 
+/* The vendors with a message lookup API (vnd_lookup_build / vnd_lookup_parse): Twilio. */
+int vnd_twilio_lookup_build(vnd_t *a, const char *ref, vnd_req_t *req, char *err, size_t errlen);
+int vnd_twilio_lookup_parse(vnd_t *a, long http_status, int curl_code, const char *body,
+                            size_t bodylen, vnd_lookup_t *out);
+
 struct vnd {
 	const cfg_t *c;
 	const cfg_vendor_t *v;
