@@ -308,7 +308,7 @@ void *web_reaper_main(void *arg)
 {
 	trk_web_t *w = arg;
 	while (!w->stopping) {
-		usleep(200 * 1000);
+		usleep(50 * 1000);
 		pthread_mutex_lock(&w->mu);
 		for (int i = 0; i < w->nlaunches; i++) {
 			web_launch_t *l = w->launches[i];
