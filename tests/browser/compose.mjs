@@ -66,6 +66,13 @@ await withChromium(1400, 1300, async (ctx) => {
   await page.fill("#sms-text", "Hi {{First_Name|default:\"friend\"}}, we're voting tonight in {{City}}. Reply STOP to opt out");
   await page.waitForFunction(() => document.querySelector("#an-enc").textContent === "GSM-7" && !document.querySelector("#an-unknown").textContent, null, { timeout: 10000 });
 
+  // the email version is checked by the same code: an unknown field in its subject is named
+  await page.click("#email-box summary");
+  await page.fill("#em-subject", "News for {{Town}}");
+  await page.waitForFunction(() => document.querySelector("#an-email").textContent === "unknown fields: Town", null, { timeout: 10000 });
+  await page.fill("#em-subject", "");
+  await page.waitForFunction(() => document.querySelector("#an-email").textContent === "", null, { timeout: 10000 });
+
   // 3. preview
   await page.click("#preview-btn");
   await page.waitForSelector("#pv:not([hidden])", { timeout: 30000 });
