@@ -1,4 +1,4 @@
-/* webcomp.c -- compose analysis, preview and test send for the page, by the launch's own code (templates/, producer/, `tocsin vendor-send`). */
+/* webcomp.c -- compose analysis, preview and test send for the page, by the launch's own code (templates/, producer/, vendors/vsend.h). */
 #include "tracker/web_int.h"
 
 #include "core/clock.h"
@@ -11,15 +11,13 @@
 #include "producer/prod.h"
 #include "templates/sms.h"
 #include "templates/tmpl.h"
+#include "vendors/vsend.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define RENDER_CAP (16u << 10)
@@ -27,7 +25,8 @@
 #define MAX_FORCED 8
 #define PREVIEW_N_MAX 50
 #define SAMPLE_ROW_MAX 1000
-#define SEND_OUT_MAX 4096
+#define SEND_OUT_MAX 1024
+#define TEST_SEND_WAIT_MS 10000 /* held by the vendor's limits at most this long */
 
 /* The audience's columns and row `row` (the row-th good row), for rendering. */
 typedef struct sample {
@@ -525,52 +524,26 @@ int web_preview_cached(trk_web_t *w, json_t *doc, int64_t *recipients, double *c
 	return hit;
 }
 
-/* Run `tocsin vendor-send` (the one-message send path of vendors/send.c) and
- * keep its output line in out. Its exit status, or -1. */
-static int run_vendor_send(trk_web_t *w, const char *vendor, const char *to, const char *text,
-                           const char *id, char *out, size_t outlen)
+/* Send one SMS to `to` through vendor v with vendors/vsend.h (the adapter's
+ * request, the dispatcher's HTTP engine, the vendor's limits): 0 with *res, or an
+ * error with err (nothing sent). */
+static int send_one(trk_web_t *w, const cfg_vendor_t *v, const char *sender, const char *to,
+                    const char *text, const char *id, vnd_result_t *res, char *err,
+                    size_t errlen)
 {
-	const char *argv[24];
-	int n = web_self_argv(w, argv);
-	const char *rest[] = {"vendor-send", vendor, "--to", to, "--text", text, "--id", id,
-	                      "--campaign", "vendor-send", NULL};
-	for (int i = 0; rest[i]; i++)
-		argv[n++] = rest[i];
-	argv[n] = NULL;
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC))
-		return -1;
-	pid_t pid = web_spawn(w, argv, fds[1]);
-	close(fds[1]);
-	if (pid < 0) {
-		close(fds[0]);
-		return -1;
-	}
-	size_t got = 0;
-	int64_t deadline = clock_mono_ms() + 60000;
-	for (;;) {
-		struct pollfd pf = {fds[0], POLLIN, 0};
-		int64_t left = deadline - clock_mono_ms();
-		if (left <= 0 || poll(&pf, 1, (int)left) <= 0) {
-			kill(pid, SIGKILL);
-			break;
-		}
-		char tmp[512];
-		ssize_t r = read(fds[0], tmp, sizeof tmp);
-		if (r <= 0)
-			break;
-		size_t take = (size_t)r < outlen - 1 - got ? (size_t)r : outlen - 1 - got;
-		memcpy(out + got, tmp, take);
-		got += take;
-	}
-	out[got] = 0;
-	while (got && out[got - 1] == '\n')
-		out[--got] = 0;
-	close(fds[0]);
-	int st = 0;
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	vsend_t *vs = vsend_new(w->cfg, v, NULL, err, errlen);
+	if (!vs)
+		return TOCSIN_ERR_CONFIG;
+	sms_info_t info;
+	if (sms_analyze(text, strlen(text), &info))
+		info = (sms_info_t){.enc = SMS_UCS2, .segments = 1};
+	msg_out_t m = {.id = id, .campaign = "vendor-send", .channel = MSG_CH_SMS, .to = to,
+	               .sender = sender, .body = text, .enc = sms_enc_name(info.enc),
+	               .segments = info.segments, .created_ms = clock_wall_ms()};
+	const msg_out_t *pm = &m;
+	int rc = vsend_msgs(vs, &pm, 1, TEST_SEND_WAIT_MS, res, NULL, err, errlen);
+	vsend_free(vs);
+	return rc;
 }
 
 enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
@@ -617,18 +590,22 @@ enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq
 	snprintf(text, tl, "TEST: %s", body);
 	snprintf(salt, sizeof salt, "test-send:%lld", (long long)clock_wall_ms());
 	msg_make_id(salt, "sms", to, id);
-	int st = run_vendor_send(w, v->name, to, text, id, line, sizeof line);
-	const char *oc = strstr(line, "outcome=");
-	char outcome[32] = "error";
-	if (oc)
-		snprintf(outcome, sizeof outcome, "%.*s", (int)strcspn(oc + 8, " \n"), oc + 8);
+	vnd_result_t res;
+	memset(&res, 0, sizeof res);
+	const char *pool = json_string_value(json_object_get(sms, "sender"));
+	int rc = send_one(w, v, pool ? pool : "main", to, text, id, &res, line, sizeof line);
+	const char *outcome = rc ? "not sent" : vnd_outcome_name(res.outcome);
+	if (!rc)
+		snprintf(line, sizeof line, "code=%s ref=%s %s", res.code[0] ? res.code : "-",
+		         res.ref[0] ? res.ref : "-", res.detail);
 	size_t al = strlen(to);
-	web_record(w, "test", "test send", who, "test send to %.*s**** through %s: %s", (int)(al > 4 ? al - 4 : 0),
-	           to, v->name, outcome);
-	json_t *o = json_pack("{sssssssssiss}", "vendor", v->name, "to", to, "id", id, "outcome",
-	                      outcome, "exit", st, "detail", line);
+	web_record(w, "test", "test send", who, "test send to %.*s**** through %s: %s",
+	           (int)(al > 4 ? al - 4 : 0), to, v->name, outcome);
+	int ok = !rc && res.outcome == VND_ACCEPTED;
+	json_t *o = json_pack("{ss ss ss ss ss}", "vendor", v->name, "to", to, "id", id, "outcome",
+	                      outcome, "detail", line);
 	json_object_set_new(o, "text", json_string(text));
 	free(text);
 	json_decref(an);
-	return web_json(c, st == 0 ? 200 : 502, o);
+	return web_json(c, ok ? 200 : 502, o);
 }
