@@ -47,6 +47,11 @@ m = re.search(r'TIMEZONE_MAP = Object.freeze \(\{(.*?)\}\);', open(os.path.join(
 names = {int(a): b for a, b in re.findall(r'(\d+):\s*"([^"]+)"', m.group(1))}
 z2 = json.load(open(os.path.join(src, 'zipcode-to-timezone-0.0.9/package/zipcodes.json')))
 zips = sorted((int(k), names[v]) for k, v in z2.items() if re.fullmatch(r'[0-9]{5}', k) and v in names)
+# The list has no Puerto Rico (006xx, 007xx, 009xx) or US Virgin Islands (008xx) ZIPs, so a range
+# would file them under New York; both keep Atlantic time all year (49 CFR 71.4), an hour ahead
+# of New York in winter: every ZIP of those prefixes is added with its zone.
+zips = sorted(dict(zips + [(z, 'America/St_Thomas' if z // 100 == 8 else 'America/Puerto_Rico')
+                           for z in range(600, 1000)]).items())
 ranges = []
 for z, zone in zips:
     if ranges and ranges[-1][2] == zone:
@@ -61,6 +66,12 @@ with open(os.path.join(out, 'zip.tsv'), 'w') as f:
         f.write('%05d\t%05d\t%s\n' % (a, b, zone))
 
 # 3. state -> zones: the zones of the state's ZIPs (npm zipcodes 8.0.0 gives each ZIP's state)
+# Every zone any of a state's ZIPs has counts: a state is "uncertain" as soon as it spans two, and
+# quiet hours then wait for the window to be open in all of them (stricter, never looser).
+# STATE_EXTRA: zones the ZIP list lacks although part of the state keeps them by law (the
+# standard time zone boundaries of 49 CFR Part 71): Malheur County, Oregon, keeps Mountain time
+# (America/Boise); the Aleutian Islands west of 169.5 W keep Hawaii-Aleutian time (America/Adak).
+STATE_EXTRA = {'OR': ['America/Boise'], 'AK': ['America/Adak']}
 codes = open(os.path.join(src, 'zipcodes-8.0.0/package/lib/codes.js')).read()
 codes = json.JSONDecoder().raw_decode(codes, codes.index('{'))[0]
 zone_of = dict((('%05d' % z), zone) for z, zone in zips)
@@ -69,11 +80,11 @@ for k, v in codes.items():
     if v.get('country') == 'US' and k in zone_of and v.get('state'):
         by_state[v['state']][zone_of[k]] += 1
 with open(os.path.join(out, 'state.tsv'), 'w') as f:
-    f.write('# US state or territory (USPS code) -> IANA zones of its ZIPs joined by "&" (a zone holding at\n')
-    f.write('# least 0.5% of the state\'s ZIPs, or 3 of them); several zones = uncertain (open in every one)\n')
+    f.write('# US state or territory (USPS code) -> IANA zones of its ZIPs joined by "&" (every zone any ZIP\n')
+    f.write('# has, plus OR Boise and AK Adak from 49 CFR Part 71); several zones = uncertain (open in every one)\n')
     f.write('# source: npm zipcodes 8.0.0 (ZIP -> state, published 2024-12-09) joined with zip.tsv; built by data/tz/build.py\n')
     for st in sorted(by_state):
         c = by_state[st]
         tot = sum(c.values())
-        zones = sorted(z for z, n in c.items() if n >= 3 or n * 200 >= tot)
+        zones = sorted(set(c) | set(STATE_EXTRA.get(st, ())))
         f.write('%s\t%s\n' % (st, '&'.join(zones)))

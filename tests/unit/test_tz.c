@@ -165,12 +165,18 @@ static void test_tzdb(void **st)
 	assert_int_equal(src, TZDB_SRC_ZIP);
 	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "85001-1234", 10, NULL, 0, NULL, &src, &rc, err, sizeof err)),
 	                    "America/Phoenix");
+	/* Puerto Rico: Atlantic time all year, not New York's (the ZIP list lacks it; build.py adds it) */
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "00901", 5, NULL, 0, NULL, &src, &rc, err, sizeof err)),
+	                    "America/Puerto_Rico");
 	/* a state in two zones */
 	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, "tn", 2, "+12125551234", &src, &rc, err, sizeof err)),
 	                    "America/Chicago&America/New_York");
 	assert_int_equal(src, TZDB_SRC_STATE);
 	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, "CA", 2, NULL, &src, &rc, err, sizeof err)),
 	                    "America/Los_Angeles");
+	/* Oregon: the ZIP list has Pacific only; Malheur County's Mountain time comes from 49 CFR 71 */
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, "OR", 2, NULL, &src, &rc, err, sizeof err)),
+	                    "America/Boise&America/Los_Angeles");
 	/* the IANA column wins over everything */
 	assert_string_equal(key(tzdb_lookup(db, "America/Denver", 14, "85001", 5, "NY", 2, "+12125551234", &src, &rc, err, sizeof err)),
 	                    "America/Denver");
