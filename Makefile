@@ -32,9 +32,10 @@ PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o p
               producer/camp.o producer/optc.o producer/penc.o
 DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_metrics.o dispatcher/dsp_queue.o dispatcher/dsp_state.o dispatcher/dead.o vendors/http.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
 TRK_OBJS   := tracker/store.o tracker/api.o tracker/dash.o tracker/ctl.o tracker/ctlcmd.o tracker/http.o tracker/track.o tracker/status.o tracker/reply.o tracker/presence.o tracker/web.o tracker/webaud.o tracker/webcomp.o tracker/weblaunch.o tracker/webpage.o
+HOLD_OBJS  := hold/hold.o
 
 LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD_OBJS) \
-                                    $(DSP_OBJS) $(TRK_OBJS))
+                                    $(DSP_OBJS) $(TRK_OBJS) $(HOLD_OBJS))
 LIB        := $(BUILD)/libtocsin.a
 
 # ---- unit tests: tests/unit/test_<name>.c, cmocka; one list per module ----

@@ -1,6 +1,7 @@
 /* cfg.c -- load and validate tocsin.json. */
 #include "core/cfg.h"
 #include "core/err.h"
+#include "core/tz.h"
 #include "core/near.h"
 
 #include <errno.h>
@@ -60,6 +61,44 @@ static int bad(char *err, size_t errlen, const cfg_t *c, const char *fmt, const 
 	snprintf(what, sizeof what, fmt, a ? a : "", b ? b : "");
 	snprintf(err, errlen, "%s: %s", c->path, what);
 	return TOCSIN_ERR_CONFIG;
+}
+
+/* quiet_hours: {"sms": {"enabled", "start", "end"}, "email": {...}}; a channel with an entry
+ * is on unless "enabled": false; SMS is on at 08:00-20:00 without one, email off. */
+static int quiet_hours(cfg_t *c, json_t *qh, char *err, size_t errlen)
+{
+	if (qh && !json_is_object(qh))
+		return bad(err, errlen, c, "quiet_hours must be an object%s%s", NULL, NULL);
+	for (int ch = 0; ch < MSG_CH__COUNT; ch++) {
+		const char *chn = msg_channel_name((msg_channel_t)ch);
+		json_t *o = json_object_get(qh, chn);
+		c->qh_on[ch] = ch == MSG_CH_SMS || o;
+		c->qh_start[ch] = 8 * 60;
+		c->qh_end[ch] = 20 * 60;
+		if (!o)
+			continue;
+		if (!json_is_object(o))
+			return bad(err, errlen, c, "quiet_hours.%s must be an object {\"start\", \"end\", \"enabled\"}%s", chn, NULL);
+		json_t *en = json_object_get(o, "enabled");
+		if (en && !json_is_boolean(en))
+			return bad(err, errlen, c, "quiet_hours.%s.enabled must be true or false%s", chn, NULL);
+		if (en)
+			c->qh_on[ch] = json_is_true(en);
+		const char *k[2] = {"start", "end"};
+		int *v[2] = {&c->qh_start[ch], &c->qh_end[ch]};
+		for (int i = 0; i < 2; i++) {
+			json_t *x = json_object_get(o, k[i]);
+			if (!x)
+				continue;
+			char f[64];
+			snprintf(f, sizeof f, "%s.%s", chn, k[i]);
+			if (!json_is_string(x) || tz_parse_hhmm(json_string_value(x), v[i]))
+				return bad(err, errlen, c, "quiet_hours.%s must be \"HH:MM\" (00:00..24:00)%s", f, NULL);
+		}
+		if (c->qh_start[ch] == c->qh_end[ch])
+			return bad(err, errlen, c, "quiet_hours.%s: start and end are equal (the window would never open)%s", chn, NULL);
+	}
+	return 0;
 }
 
 /* "reply_countries" of object o (a vendor, or one of its sender pools), when present: an array
@@ -170,6 +209,12 @@ static const ck_t ck_compliance[] = {
     {"program", CK_LEAF, NULL},       {"help_reply", CK_LEAF, NULL},
     {"stop_reply", CK_LEAF, NULL},    {"start_reply", CK_LEAF, NULL},
     {NULL, CK_LEAF, NULL}};
+/* quiet_hours.<channel>: core/cfg.c, producer/prod.c */
+static const ck_t ck_qh_ch[] = {
+    {"enabled", CK_LEAF, NULL}, {"start", CK_LEAF, NULL}, {"end", CK_LEAF, NULL},
+    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_qh[] = {
+    {"sms", CK_OBJ, ck_qh_ch}, {"email", CK_OBJ, ck_qh_ch}, {NULL, CK_LEAF, NULL}};
 /* email: templates/email.c */
 static const ck_t ck_email[] = {{"unsubscribe_key_env", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
 /* tracker/web.c: launches from the page */
@@ -181,6 +226,7 @@ static const ck_t ck_root[] = {
     {"dispatcher", CK_OBJ, ck_dispatcher}, {"tracker", CK_OBJ, ck_tracker},
     {"compliance", CK_OBJ, ck_compliance}, {"email", CK_OBJ, ck_email},
     {"launch", CK_OBJ, ck_launch},
+    {"quiet_hours", CK_OBJ, ck_qh},
     {NULL, CK_LEAF, NULL}};
 
 static const ck_t *ck_find(const ck_t *t, const char *k)
@@ -549,6 +595,8 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 	if (get_num(t, "reply_per_minute", 60, &x) || x < 0 || x > 100000)
 		return bad(err, errlen, c, "tracker.reply_per_minute must be 0..100000%s%s", NULL, NULL);
 	c->reply_per_minute = (int)x;
+	if (quiet_hours(c, json_object_get(root, "quiet_hours"), err, errlen))
+		return TOCSIN_ERR_CONFIG;
 	if (get_num(t, "conns_per_ip", 64, &x) || x < 1 || x > 10000)
 		return bad(err, errlen, c, "tracker.conns_per_ip must be 1..10000%s%s", NULL, NULL);
 	c->conns_per_ip = (int)x;

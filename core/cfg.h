@@ -68,6 +68,10 @@ typedef struct cfg {
 	int conns_per_ip;        /* HTTP connections one client address may hold */
 	json_t *allowed_hosts;   /* array of Host header values the API and dashboard answer,
 	                            or NULL: loopback names and public_url's host (borrowed) */
+	/* quiet_hours.<channel> (core/cfg.c; producer/prod.c): each recipient's local-time
+	 * window in minutes after midnight; on for SMS (08:00-20:00), off for email unless set */
+	int qh_on[MSG_CH__COUNT];
+	int qh_start[MSG_CH__COUNT], qh_end[MSG_CH__COUNT];
 	json_t *root;        /* the whole document */
 } cfg_t;
 

@@ -19,6 +19,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv);      /* tracker/track.c */
 int cmd_status(cfg_t *cfg, int argc, char **argv);     /* tracker/status.c */
 int cmd_campaign(cfg_t *cfg, int argc, char **argv);   /* tracker/ctlcmd.c */
 int cmd_vendor(cfg_t *cfg, int argc, char **argv);     /* tracker/ctlcmd.c */
+int cmd_hold(cfg_t *cfg, int argc, char **argv);      /* hold/hold.c */
 int cmd_up(cfg_t *cfg, int argc, char **argv);         /* core/up.c */
 int cmd_demo(cfg_t *cfg, int argc, char **argv);       /* core/demo.c */
 int cmd_capacity(cfg_t *cfg, int argc, char **argv);   /* core/capacity.c */

@@ -242,6 +242,44 @@ int64_t kq_consumer_lag(rd_kafka_t *rk)
 	return lag;
 }
 
+int64_t kq_group_lag(rd_kafka_t *rk, rd_kafka_t *grk, const char *topic, int nparts)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts > 0 ? nparts : 1);
+	for (int i = 0; i < nparts; i++)
+		rd_kafka_topic_partition_list_add(l, topic, i);
+	if (rd_kafka_committed(grk, l, 5000)) {
+		rd_kafka_topic_partition_list_destroy(l);
+		return -1;
+	}
+	int64_t lag = 0;
+	for (int i = 0; i < l->cnt; i++) {
+		int64_t lo = 0, hi = 0;
+		if (rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, 5000))
+			continue;
+		int64_t c = l->elems[i].offset;
+		if (c >= 0 && c < lo)
+			log_error("event=outbox_truncated topic=%s partition=%d committed=%lld log_start=%lld "
+			          "msg=\"the broker dropped messages the dispatchers never read\"",
+			          topic, i, (long long)c, (long long)lo);
+		if (c < lo)
+			c = lo;
+		if (hi > c)
+			lag += hi - c;
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	return lag;
+}
+
+int64_t kq_lag_bound(int64_t avg, int np)
+{
+	if (avg < 64)
+		avg = 64;
+	int64_t per = (int64_t)(5 * 1024 * 1024 * 6 / 10) / avg;
+	if (per > 60000)
+		per = 60000;
+	return per * (np > 0 ? np : 1) * 7 / 10;
+}
+
 /* ---- reading a topic to its end ---- */
 
 /* Per-partition state of one read: records below end still to read; end < 0 = done. */

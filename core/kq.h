@@ -103,6 +103,18 @@ int kq_flush(rd_kafka_t *rk, int timeout_ms);
  * consumer's thread. */
 int64_t kq_consumer_lag(rd_kafka_t *rk);
 
+/* Records of partitions 0..nparts-1 of topic not yet committed by the consumer group of
+ * grk (a consumer created with that group id, never subscribed): high watermarks (asked
+ * through rk) minus the group's committed offsets. A committed offset below the log start
+ * is logged as event=outbox_truncated. -1 when the committed offsets cannot be read. The
+ * caller's thread (blocking, up to 5 s per call). */
+int64_t kq_group_lag(rd_kafka_t *rk, rd_kafka_t *grk, const char *topic, int nparts);
+/* How many messages of avg_bytes may wait uncommitted on nparts partitions of the
+ * embedded broker, which keeps at most 5 MiB per partition and drops the oldest: 60% of
+ * 5 MiB per partition (no compression assumed, at most 60,000), with 30% headroom for
+ * uneven partitions. Any thread. */
+int64_t kq_lag_bound(int64_t avg_bytes, int nparts);
+
 /* ---- reading a topic to its end ----
  * kq_read() reads partitions 0..nparts-1 of one topic, each from a start offset, up to
  * the high watermark queried when the read starts, and hands every record below it to

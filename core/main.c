@@ -25,6 +25,7 @@ static const cmd_t cmds[] = {
     {"status", cmd_status, "print a campaign's counts per state"},
     {"campaign", cmd_campaign, "list campaigns, or pause, resume or cancel one (list|pause|resume|cancel <id>)"},
     {"vendor", cmd_vendor, "drain or undrain a vendor by hand (drain|undrain <name>)"},
+    {"hold", cmd_hold, "release held messages (send_at, quiet hours) to the outbox when they are due"},
     {"up", cmd_up, "run broker, emulator, tracker and dispatchers in the foreground until Ctrl-C"},
     {"capacity", cmd_capacity, "from the config alone: how long N recipients take, which limit binds"},
     {"demo", cmd_demo, "run broker, emulator, tracker and a dispatcher; send the 10,000 example blast"},

@@ -12,7 +12,7 @@ static const char *const state_names[MSG_ST__COUNT] = {
     "queued", "retrying", "accepted", "sent", "delivered", "suppressed",
     "cancelled", "expired", "failed", "undelivered", "bounced"};
 static const char *const camp_names[MSG_CAMP__COUNT] = {"launching", "running", "paused",
-                                                        "cancelled", "done"};
+                                                        "cancelled", "done", "scheduled"};
 static const char *const vh_names[MSG_VH__COUNT] = {"healthy", "open", "probing", "drained"};
 
 static int lookup(const char *const *names, int n, const char *s)
@@ -212,6 +212,8 @@ int msg_campaign_encode(const msg_campaign_t *c, buf_t *b)
 	jw_str(&w, "state", msg_camp_state_name(c->state));
 	if (c->queued >= 0)
 		jw_int(&w, "queued", c->queued);
+	if (c->send_at_ms > 0)
+		jw_int(&w, "send_at_ms", c->send_at_ms);
 	jw_int(&w, "ts_ms", c->ts_ms);
 	jw_str(&w, "actor", c->actor);
 	return jw_end(&w);
@@ -404,6 +406,7 @@ int msg_campaign_parse(const void *data, size_t len, msg_campaign_t *c, json_t *
 		return fail(hold, o, err, errlen, "campaign record has an unknown state");
 	c->name = gs(o, "name");
 	c->queued = gi(o, "queued", -1);
+	c->send_at_ms = gi(o, "send_at_ms", 0);
 	c->ts_ms = gi(o, "ts_ms", 0);
 	c->actor = gs(o, "actor");
 	*hold = o;

@@ -152,6 +152,7 @@ typedef enum msg_camp_state {
 	MSG_CAMP_PAUSED,
 	MSG_CAMP_CANCELLED,
 	MSG_CAMP_DONE,
+	MSG_CAMP_SCHEDULED, /* launched with a send_at still ahead: nothing sent before it */
 	MSG_CAMP__COUNT
 } msg_camp_state_t;
 const char *msg_camp_state_name(msg_camp_state_t st);
@@ -163,6 +164,7 @@ typedef struct msg_campaign {
 	const char *name;
 	msg_camp_state_t state;
 	int64_t queued;     /* messages produced so far, -1 if unknown */
+	int64_t send_at_ms; /* "send_at_ms": a scheduled campaign's send_at, 0 = none */
 	int64_t ts_ms;
 	const char *actor;  /* who changed it: the person or role of an operator control, or NULL */
 } msg_campaign_t;

@@ -27,7 +27,7 @@ static void usage(FILE *f)
 	        "SIGTERM: the embedded broker (unless kafka.\"bootstrap.servers\" is set or one is\n"
 	        "already running), the vendor emulator (when a vendor's base_url is http://127.0.0.1\n"
 	        "or http://localhost, on that port; or with --emulator, on 127.0.0.1:8025), the\n"
-	        "tracker (dashboard on tracker.listen) and one dispatcher per channel that has\n"
+	        "tracker (dashboard on tracker.listen), `tocsin hold` and one dispatcher per channel that has\n"
 	        "vendors. Prints where the dashboard is. A dispatcher that exits is started again\n"
 	        "(after 1, 2, 4 ... %d s); if the broker, emulator or tracker exits, everything is\n"
 	        "stopped and the exit status is 1. Logs: <var_dir>/up/logs/<name>.log.\n"
@@ -151,6 +151,10 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 	    sup_wait_runfile(sup, k, cfg, "run/track.addr", trk, sizeof trk, 30))
 		goto out;
 	printf("  tracker     up  (%s)\n", cfg->db_path);
+	char *a_hold[] = {"hold", NULL};
+	if ((k = sup_start(sup, "hold", a_hold)) < 0)
+		goto out;
+	printf("  hold        up  (%s/hold.db: releases send_at and quiet-hours messages)\n", cfg->var_dir);
 	up_dsp_t dsp[MSG_CH__COUNT];
 	int ndsp = 0;
 	for (int ch = 0; ch < MSG_CH__COUNT; ch++) {

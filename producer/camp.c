@@ -2,6 +2,7 @@
 #include "producer/camp.h"
 #include "core/err.h"
 #include "core/near.h"
+#include "core/tz.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -80,6 +81,53 @@ static int known_keys(const char *path, const char *where, json_t *o, const char
 	return 0;
 }
 
+/* "send_at" and "quiet_hours": one line naming the field on bad input. */
+static int camp_schedule(camp_t *c, json_t *r, const char *path, char *err, size_t errlen)
+{
+	json_t *sa = json_object_get(r, "send_at");
+	c->qh_start = c->qh_end = -1;
+	if (sa) {
+		const char *s = json_string_value(sa);
+		if (!s || (strcmp(s, "now") && tz_parse_rfc3339(s, &c->send_at_ms))) {
+			snprintf(err, errlen,
+			         "%s: send_at: \"%.64s\" is not \"now\" or an RFC 3339 time with an offset "
+			         "(e.g. \"2026-12-04T07:00:00-05:00\")",
+			         path, s ? s : "(not a string)");
+			return -1;
+		}
+	}
+	json_t *qh = json_object_get(r, "quiet_hours");
+	if (!qh)
+		return 0;
+	static const char *const qk[] = {"start", "end", "override", NULL};
+	if (!json_is_object(qh)) {
+		snprintf(err, errlen, "%s: quiet_hours must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\"} or {\"override\": \"urgent\"}", path);
+		return -1;
+	}
+	if (known_keys(path, "quiet_hours", qh, qk, err, errlen))
+		return -1;
+	json_t *ov = json_object_get(qh, "override");
+	if (ov) {
+		if (!json_is_string(ov) || strcmp(json_string_value(ov), "urgent") || json_object_size(qh) != 1) {
+			snprintf(err, errlen, "%s: quiet_hours.override: the only override is \"urgent\", alone "
+			         "(it sends at any hour, and preview and the dashboard say so)", path);
+			return -1;
+		}
+		c->qh_urgent = 1;
+		return 0;
+	}
+	const char *k[2] = {"start", "end"};
+	int *v[2] = {&c->qh_start, &c->qh_end};
+	for (int i = 0; i < 2; i++) {
+		json_t *x = json_object_get(qh, k[i]);
+		if (!x || !json_is_string(x) || tz_parse_hhmm(json_string_value(x), v[i])) {
+			snprintf(err, errlen, "%s: quiet_hours.%s must be \"HH:MM\" (00:00..24:00)", path, k[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 camp_t *camp_load(const char *path, char *err, size_t errlen)
 {
 	camp_t *c = calloc(1, sizeof *c);
@@ -108,7 +156,7 @@ camp_t *camp_load(const char *path, char *err, size_t errlen)
 	}
 	static const char *const known[] = {"id", "name", "audience", "sms", "email", "priority",
 	                                    "expires_in_s", "on_missing_field", "rejects", "report",
-	                                    "description", NULL};
+	                                    "description", "send_at", "quiet_hours", NULL};
 	const char *k;
 	json_t *v;
 	if (known_keys(path, "", r, known, err, errlen))
@@ -136,6 +184,8 @@ camp_t *camp_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: \"expires_in_s\" must be >= 0", path);
 		goto fail;
 	}
+	if (camp_schedule(c, r, path, err, errlen))
+		goto fail;
 	const char *om = json_string_value(json_object_get(r, "on_missing_field"));
 	if (om && strcmp(om, "reject") && strcmp(om, "empty")) {
 		snprintf(err, errlen, "%s: \"on_missing_field\" must be \"reject\" or \"empty\"", path);

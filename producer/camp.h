@@ -20,6 +20,11 @@ typedef struct camp {
 	char *country;      /* "audience.country": default country for phones, only "US" (+1) */
 	int priority;       /* "priority", default 0 */
 	int64_t expires_s;  /* "expires_in_s", default 86400; 0 = never */
+	int64_t send_at_ms; /* "send_at": RFC 3339 with an offset; 0 = "now" (the default) */
+	/* "quiet_hours": {"start","end"} narrows tocsin.json's window (checked by prod_new);
+	 * {"override": "urgent"} turns quiet hours off for this campaign, shown by preview */
+	int qh_start, qh_end; /* minutes after midnight; -1 = the configuration's */
+	int qh_urgent;
 	int missing_empty;  /* "on_missing_field": "reject" (default) or "empty" */
 	/* SMS version ("sms": {...}); sms_on = 0 when absent */
 	int sms_on;

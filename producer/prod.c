@@ -14,6 +14,9 @@
 #include "producer/aud.h"
 #include "producer/optc.h"
 #include "producer/penc.h"
+#include "core/tz.h"
+#include "core/tzdb.h"
+#include "hold/hold.h"
 #include "tracker/store.h"
 #include "templates/email.h"
 #include "templates/tmpl.h"
@@ -85,7 +88,17 @@ struct prod {
 	int64_t produced_at_check; /* p->st.produced then */
 	int printed;          /* previews printed */
 	int64_t aud_size, aud_mtime;
+	/* send_at and quiet hours */
+	tzdb_t *tzdb;         /* NULL when no channel has quiet hours */
+	hold_t *hold;         /* the holding store (launch only) */
+	int tzcol[3];         /* timezone, zip, state columns; -1 = none */
+	int qh_on[2];
+	tz_window_t qh[2];
+	int64_t sa_now, sa_held; /* preview: messages without quiet hours, now or at send_at */
 };
+
+#define QH_HORIZON_MS (8 * 86400000LL) /* how far ahead a window is looked for */
+#define SEND_AT_GRACE_MS 300000        /* send_at this far in the past is still "now" */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -226,6 +239,11 @@ static int produce_campaign(prod_t *p, msg_camp_state_t state, int64_t queued)
 	buf_init(&b, 4096);
 	msg_campaign_t c = {.id = p->camp->id, .name = p->camp->name, .state = state,
 	                    .queued = queued, .ts_ms = clock_wall_ms()};
+	/* launched ahead of its send_at: "scheduled" (tocsin hold makes it running) */
+	if (p->camp->send_at_ms > clock_wall_ms() && state != MSG_CAMP_LAUNCHING) {
+		c.state = MSG_CAMP_SCHEDULED;
+		c.send_at_ms = p->camp->send_at_ms;
+	}
 	int rc = msg_campaign_encode(&c, &b);
 	if (!rc)
 		rc = kq_produce(p->rk, KQ_T_CAMPAIGNS, p->camp->id, strlen(p->camp->id), b.p, b.len, NULL);
@@ -238,31 +256,9 @@ static int64_t channel_lag(prod_t *p, int ch)
 {
 	if (!p->lag_rk[ch])
 		return 0;
-	const char *topic = kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(p->nparts[ch]);
-	for (int i = 0; i < p->nparts[ch]; i++)
-		rd_kafka_topic_partition_list_add(l, topic, i);
-	int64_t lag = 0;
-	if (rd_kafka_committed(p->lag_rk[ch], l, 5000)) {
-		rd_kafka_topic_partition_list_destroy(l);
-		return p->lag_cached;
-	}
-	for (int i = 0; i < l->cnt; i++) {
-		int64_t lo = 0, hi = 0;
-		if (rd_kafka_query_watermark_offsets(p->rk, topic, i, &lo, &hi, 5000))
-			continue;
-		int64_t c = l->elems[i].offset;
-		if (c >= 0 && c < lo)
-			log_error("event=outbox_truncated topic=%s partition=%d committed=%lld log_start=%lld "
-			          "msg=\"the broker dropped messages the dispatchers never read\"",
-			          topic, i, (long long)c, (long long)lo);
-		if (c < lo)
-			c = lo;
-		if (hi > c)
-			lag += hi - c;
-	}
-	rd_kafka_topic_partition_list_destroy(l);
-	return lag;
+	int64_t lag = kq_group_lag(p->rk, p->lag_rk[ch],
+	                           kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority), p->nparts[ch]);
+	return lag < 0 ? p->lag_cached : lag;
 }
 
 static int64_t total_lag(prod_t *p)
@@ -662,6 +658,47 @@ static tmpl_t *compile(prod_t *p, const char *src, tmpl_mode_t mode, const char 
 	return t;
 }
 
+/* send_at and quiet hours: each channel's window (the configuration's, or the campaign's
+ * narrower one; none with the urgent override), the zone columns and tables. */
+static int sched_setup(prod_t *p, char *err, size_t errlen)
+{
+	const camp_t *c = p->camp;
+	const cfg_t *cfg = p->cfg;
+	const char *cols[3] = {c->col_tz, c->col_zip, c->col_state};
+	for (int k = 0; k < 3; k++)
+		p->tzcol[k] = cols[k] ? aud_col(p->aud, cols[k]) : -1;
+	int need = 0;
+	for (int ch = 0; ch < 2; ch++) {
+		p->qh_on[ch] = p->on[ch] && cfg->qh_on[ch] && !c->qh_urgent;
+		p->qh[ch] = (tz_window_t){cfg->qh_start[ch], cfg->qh_end[ch]};
+		if (!p->qh_on[ch] || c->qh_start < 0)
+			continue;
+		/* the campaign may only narrow the window */
+		tz_window_t w = {c->qh_start, c->qh_end};
+		int inside = w.start < w.end && p->qh[ch].start < p->qh[ch].end
+		                 ? w.start >= p->qh[ch].start && w.end <= p->qh[ch].end
+		                 : w.start == p->qh[ch].start && w.end == p->qh[ch].end;
+		if (!inside) {
+			char a[6], b[6], x[6], y[6];
+			tz_fmt_hhmm(w.start, a), tz_fmt_hhmm(w.end, b);
+			tz_fmt_hhmm(p->qh[ch].start, x), tz_fmt_hhmm(p->qh[ch].end, y);
+			snprintf(err, errlen, "%s: quiet_hours: %s-%s is not inside the %s window of %s "
+			         "(%s-%s): a campaign may only narrow it (or name {\"override\": \"urgent\"})",
+			         c->path, a, b, msg_channel_name((msg_channel_t)ch), cfg->path, x, y);
+			return TOCSIN_ERR_CONFIG;
+		}
+		p->qh[ch] = w;
+	}
+	for (int ch = 0; ch < 2; ch++)
+		need |= p->qh_on[ch];
+	if (need && !(p->tzdb = tzdb_open(NULL, err, errlen)))
+		return TOCSIN_ERR_CONFIG;
+	if (c->qh_urgent)
+		log_warn("event=quiet_hours_override campaign=%s override=urgent msg=\"quiet hours are off "
+		         "for this campaign\"", c->id);
+	return 0;
+}
+
 prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, char *err,
                  size_t errlen)
 {
@@ -723,6 +760,8 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 			         extra[k][0], extra[k][1], camp->path);
 			goto fail;
 		}
+	if (sched_setup(p, err, errlen))
+		goto fail;
 	if (camp->sms_on && !(p->t_sms = compile(p, camp->sms_template, TMPL_TEXT, "sms.template", err, errlen)))
 		goto fail;
 	if (camp->email_on) {
@@ -837,6 +876,16 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 		}
 	}
 
+	/* a fresh launch refuses a send_at in the past (a resumed one goes on) */
+	if (!ck && camp->send_at_ms && camp->send_at_ms < clock_wall_ms() - SEND_AT_GRACE_MS) {
+		snprintf(err, errlen, "%s: send_at: it is in the past (more than %d minutes ago); use "
+		         "\"now\" or a later time; nothing queued", camp->path, SEND_AT_GRACE_MS / 60000);
+		goto fail;
+	}
+	if (!(p->hold = hold_open(cfg, err, errlen))) {
+		json_decref(ck);
+		goto fail;
+	}
 	/* the producer */
 	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-launch", NULL, err, errlen);
 	if (!conf) {
@@ -991,12 +1040,85 @@ void prod_free(prod_t *p)
 	aset_free(p->sup);
 	aset_free(p->already);
 	aset_free(p->failed);
+	hold_close(p->hold);
+	tzdb_free(p->tzdb);
 	free(p);
 }
 
 /* ------------------------------------------------------------- the loop */
 
 enum { R_QUEUED, R_REJECTED, R_SUPPRESSED, R_DUP, R_NONE };
+
+/* When the message of channel ch to addr (the row in p->vals) may go: *due = base (now,
+ * or send_at), or later when its recipient's quiet-hours window is closed then, with the
+ * zone set in *set. Returns 0; 1 when the window does not open before expires (never
+ * sent: expired, reason in why); -1 when the row is rejected (why). */
+static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expires,
+                  int64_t *due, tzdb_set_t **set, char *why, size_t whylen)
+{
+	int64_t base = p->camp->send_at_ms > now ? p->camp->send_at_ms : now;
+	*due = base;
+	*set = NULL;
+	if (!p->qh_on[ch])
+		return 0;
+	const char *v[3] = {NULL, NULL, NULL};
+	size_t l[3] = {0, 0, 0};
+	for (int k = 0; k < 3; k++)
+		if (p->tzcol[k] >= 0 && p->vals[p->tzcol[k]])
+			v[k] = p->vals[p->tzcol[k]], l[k] = p->lens[p->tzcol[k]];
+	tzdb_src_t src;
+	int rc;
+	char e[160];
+	tzdb_set_t *s = (tzdb_set_t *)tzdb_lookup(p->tzdb, v[0], l[0], v[1], l[1], v[2], l[2],
+	                                          ch == MSG_CH_SMS ? addr : NULL, &src, &rc, e, sizeof e);
+	if (!s) {
+		if (rc)
+			snprintf(why, whylen, "invalid timezone: %s", e);
+		else
+			snprintf(why, whylen, "no time zone for quiet hours (no timezone, zip or state, "
+			         "and no known phone prefix)");
+		return -1;
+	}
+	*set = s;
+	/* one window computation per zone set while its answer holds (base only grows) */
+	if (ch != MSG_CH_SMS || base >= s->c_valid_until) {
+		int64_t o = 0, c = 0;
+		if (tz_next_open((const tz_t *const *)s->z, s->n, p->qh[ch], base, QH_HORIZON_MS, &o, &c)) {
+			s->c_state = 2; /* never */
+			s->c_valid_until = base + 3600000;
+		} else if (o <= base) {
+			s->c_state = 1; /* open at base */
+			s->c_open_ms = base;
+			s->c_valid_until = c;
+		} else {
+			s->c_state = 0; /* opens at o */
+			s->c_open_ms = o;
+			s->c_valid_until = o;
+		}
+		if (ch != MSG_CH_SMS)
+			s->c_valid_until = INT64_MIN;
+	}
+	if (s->c_state == 2 || (s->c_state == 0 && expires > 0 && s->c_open_ms >= expires)) {
+		snprintf(why, whylen, "quiet hours: the window %s before the message expires (%.60s)",
+		         s->c_state == 2 ? "is never open in every zone at once" : "does not open", s->key);
+		return 1;
+	}
+	*due = s->c_state == 1 ? base : s->c_open_ms;
+	return 0;
+}
+
+/* An expired status record for a message whose window does not open in time. */
+static int produce_expired(prod_t *p, const char *id, int ch, const char *addr, const char *why)
+{
+	msg_status_t s = {.id = id, .campaign = p->camp->id, .channel = (msg_channel_t)ch, .to = addr,
+	                  .state = MSG_ST_EXPIRED, .code = "quiet_hours", .detail = why,
+	                  .latency_ms = -1, .ts_ms = clock_wall_ms()};
+	buf_reset(&p->srec);
+	int rc = msg_status_encode(&s, &p->srec);
+	if (!rc)
+		rc = kq_produce(p->rk, KQ_T_STATUS, id, strlen(id), p->srec.p, p->srec.len, NULL);
+	return rc;
+}
 
 /* Render and produce (or count) one channel for the row in p->vals. */
 static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *outcome)
@@ -1030,6 +1152,17 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 	if (aset_has(p->seen, key)) {
 		p->st.ch_duplicates[ch]++;
 		*outcome = R_DUP;
+		return 0;
+	}
+	int64_t now = clock_wall_ms(), due = 0;
+	int64_t expires = p->camp->expires_s ? p->created_ms + p->camp->expires_s * 1000 : 0;
+	tzdb_set_t *zset = NULL;
+	int dr = due_of(p, ch, addr, now, expires, &due, &zset, reason, sizeof reason);
+	if (dr < 0) {
+		if (!replay)
+			reject(p, r->line, chn, raw, rawlen, reason);
+		p->st.ch_rejected[ch]++;
+		*outcome = R_REJECTED;
 		return 0;
 	}
 	tmpl_why_t tw;
@@ -1106,6 +1239,22 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		p->st.segments += info.segments;
 	} else if (!p->o.dry)
 		p->st.email_form[eform]++;
+	int held = dr == 0 && due > now + 1000;
+	if (dr == 1) {
+		p->st.expired++;
+	} else if (held) {
+		p->st.held++;
+		if (!p->st.first_due_ms || due < p->st.first_due_ms)
+			p->st.first_due_ms = due;
+		if (due > p->st.last_due_ms)
+			p->st.last_due_ms = due;
+	}
+	if (p->o.dry) {
+		int64_t *cnt = zset ? (held ? &zset->held : &zset->now) : held ? &p->sa_held : &p->sa_now;
+		*cnt += dr == 0;
+		if (zset && held && due > zset->last_ms)
+			zset->last_ms = due;
+	}
 	if (replay)
 		return 0;
 	if (p->o.dry && p->o.digests && ch == MSG_CH_EMAIL)
@@ -1137,7 +1286,7 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 	m.sender = ch == MSG_CH_SMS ? p->camp->sms_sender : p->camp->email_sender;
 	m.priority = p->camp->priority;
 	m.created_ms = p->created_ms;
-	m.expires_ms = p->camp->expires_s ? p->created_ms + p->camp->expires_s * 1000 : 0;
+	m.expires_ms = expires;
 	m.attempt = p->o.resend_failed ? 1 : 0;
 	buf_reset(&p->rec);
 	if (ch == MSG_CH_SMS)
@@ -1153,7 +1302,19 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		*outcome = R_REJECTED;
 		return 0;
 	}
-	rc = kq_produce(p->rk, kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority), addr, alen, p->rec.p, p->rec.len,
+	const char *topic = kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority);
+	if (dr == 1)
+		return produce_expired(p, id, ch, addr, reason);
+	if (held) {
+		/* durable with the next checkpoint (hold_commit in epoch_close) */
+		if (hold_put(p->hold, id, p->camp->id, topic, addr, due, expires, zset ? zset->key : "",
+		             p->rec.p, p->rec.len)) {
+			log_error("event=hold_failed campaign=%s id=%s", p->camp->id, id);
+			return TOCSIN_ERR_IO;
+		}
+		return 0;
+	}
+	rc = kq_produce(p->rk, topic, addr, alen, p->rec.p, p->rec.len,
 	                (void *)(uintptr_t)(((uintptr_t)(p->ep_cur % EPOCHS) << 2) | (uintptr_t)(ch + 1)));
 	if (rc)
 		return rc;
@@ -1241,17 +1402,9 @@ static int64_t lag_bound(prod_t *p)
 	int64_t bound = p->o.max_lag;
 	if (bound >= 0)
 		return bound;
-	/* embedded broker: each partition keeps at most 5 MiB or 100,000 batches and
-	 * drops the oldest beyond that; stay under 60% of the bytes assuming no
-	 * compression at all, with 30% headroom for uneven partitions */
+	/* embedded broker: each partition keeps at most 5 MiB and drops the oldest */
 	int64_t avg = p->st.produced > 0 ? p->bytes_produced / p->st.produced : 300;
-	if (avg < 64)
-		avg = 64;
-	int np = p->nparts[0] > p->nparts[1] ? p->nparts[0] : p->nparts[1];
-	int64_t per = (int64_t)(5 * 1024 * 1024 * 6 / 10) / avg;
-	if (per > 60000)
-		per = 60000;
-	return per * (np > 0 ? np : 1) * 7 / 10;
+	return kq_lag_bound(avg, p->nparts[0] > p->nparts[1] ? p->nparts[0] : p->nparts[1]);
 }
 
 /* Wait while more than the bound of messages are produced (or in flight) but not
@@ -1326,6 +1479,8 @@ static void epoch_advance_fwd(prod_t *p)
 static void epoch_close(prod_t *p)
 {
 	struct epoch *e = &p->ep[p->ep_cur % EPOCHS];
+	if (p->hold && hold_commit(p->hold))
+		p->st.delivery_failed++, snprintf(p->errstr, sizeof p->errstr, "cannot write the holding store");
 	if (p->rejects)
 		fflush(p->rejects);
 	e->rows = p->st.read;
@@ -1477,6 +1632,10 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 			snprintf(err, errlen, "campaign %s was cancelled during the launch", p->camp->id);
 			rc = TOCSIN_ERR_STATE;
 		}
+		if (!rc && p->hold && hold_commit(p->hold)) {
+			snprintf(err, errlen, "cannot write the holding store %s/hold.db", p->cfg->var_dir);
+			rc = TOCSIN_ERR_IO;
+		}
 		if (!rc) {
 			ckpt_write(p, 1);
 			/* "running" unless an operator paused it meanwhile: then it stays paused */
@@ -1557,6 +1716,8 @@ static void write_report(prod_t *p, int finished)
 				json_object_set_new(ef, email_inline_name(k), json_integer(st->email_form[k]));
 		json_object_set_new(j, "email_forms", ef);
 	}
+	json_object_set_new(j, "held", json_integer(st->held));
+	json_object_set_new(j, "expired_quiet_hours", json_integer(st->expired));
 	json_object_set_new(j, "elapsed_s", json_real(st->elapsed_s));
 	json_object_set_new(j, "rows_per_s",
 	                    json_real(st->elapsed_s > 0 ? (double)st->read / st->elapsed_s : 0));
@@ -1675,6 +1836,15 @@ void prod_print_summary(const prod_t *p, FILE *f)
 			fprintf(f, "    %8lld  (other reasons)\n", (long long)st->reasons_other);
 		fprintf(f, "  rejects: %s\n", p->rejects_path);
 	}
+	if (st->held && !p->o.dry) {
+		char a[48], b[48];
+		tz_fmt_local(NULL, st->first_due_ms, a, sizeof a);
+		tz_fmt_local(NULL, st->last_due_ms, b, sizeof b);
+		fprintf(f, "  held %lld for send_at or quiet hours, due %s .. %s UTC (tocsin hold releases them)\n",
+		        (long long)st->held, a, b);
+	}
+	if (st->expired)
+		fprintf(f, "  expired %lld: quiet hours do not open before they expire\n", (long long)st->expired);
 	if (st->delivery_failed)
 		fprintf(f, "  delivery failures: %lld\n", (long long)st->delivery_failed);
 	if (p->on[MSG_CH_EMAIL] && !p->o.dry) {
@@ -1694,11 +1864,85 @@ void prod_print_summary(const prod_t *p, FILE *f)
 	fprintf(f, "  report: %s\n", p->report_path);
 }
 
+typedef struct when {
+	FILE *f;
+	double rate;      /* messages per second at the configured rates, 0 = unknown */
+	int64_t last_ms;  /* estimate of the last send */
+} when_t;
+
+static void print_zone(void *ud, tzdb_set_t *z)
+{
+	when_t *w = ud;
+	char until[48] = "";
+	if (!z->now && !z->held)
+		return;
+	if (z->held)
+		tz_fmt_local(z->z[0], z->last_ms, until, sizeof until);
+	fprintf(w->f, "  %-40.40s%s now %lld, held %lld%s%s\n", z->key, z->n > 1 ? " (uncertain)" : "",
+	        (long long)z->now, (long long)z->held, z->held ? " until " : "", until);
+	if (z->held && w->rate > 0 && z->last_ms + (int64_t)(1000.0 * (double)z->held / w->rate) > w->last_ms)
+		w->last_ms = z->last_ms + (int64_t)(1000.0 * (double)z->held / w->rate);
+}
+
+/* Go now vs held, by zone, and when the last message goes at the configured rates. */
+static void print_when(const prod_t *p, FILE *f)
+{
+	const prod_stats_t *st = &p->st;
+	int64_t now = clock_wall_ms();
+	char t[48];
+	if (p->camp->send_at_ms) {
+		tz_fmt_local(NULL, p->camp->send_at_ms, t, sizeof t);
+		fprintf(f, "send_at: %s (UTC)%s\n", t, p->camp->send_at_ms <= now ? ", already past: now" : "");
+	}
+	if (p->camp->qh_urgent)
+		fprintf(f, "quiet hours: OFF -- urgent override named in %s (\"quiet_hours\": {\"override\": \"urgent\"})\n",
+		        p->camp->path);
+	for (int ch = 0; ch < 2; ch++) {
+		if (!p->qh_on[ch])
+			continue;
+		char a[6], b[6];
+		tz_fmt_hhmm(p->qh[ch].start, a), tz_fmt_hhmm(p->qh[ch].end, b);
+		fprintf(f, "quiet hours: %s only %s-%s recipient local time\n", msg_channel_name((msg_channel_t)ch), a, b);
+	}
+	double rate = 0;
+	for (size_t i = 0; i < p->cfg->nvendors; i++)
+		if (p->on[p->cfg->vendors[i].channel])
+			rate += p->cfg->vendors[i].rate_per_s;
+	int64_t msgs = st->ch_queued[0] + st->ch_queued[1];
+	fprintf(f, "when: %lld go now, %lld held", (long long)(msgs - st->held - st->expired), (long long)st->held);
+	if (st->held) {
+		tz_fmt_local(NULL, st->first_due_ms, t, sizeof t);
+		fprintf(f, " (first due %s UTC", t);
+		tz_fmt_local(NULL, st->last_due_ms, t, sizeof t);
+		fprintf(f, ", last due %s UTC)", t);
+	}
+	fprintf(f, ", %lld expire before their window opens\n", (long long)st->expired);
+	when_t w = {.f = f, .rate = rate, .last_ms = now};
+	if (rate > 0)
+		w.last_ms = now + (int64_t)(1000.0 * (double)(p->sa_now) / rate);
+	if (p->tzdb) {
+		fprintf(f, "by zone (the set a recipient may be in):\n");
+		tzdb_each(p->tzdb, print_zone, &w);
+	}
+	if (p->sa_now || p->sa_held)
+		fprintf(f, "  %-40s now %lld, held %lld (send_at)\n", "(no quiet hours)", (long long)p->sa_now,
+		        (long long)p->sa_held);
+	if (p->sa_held && rate > 0 && p->camp->send_at_ms + (int64_t)(1000.0 * (double)p->sa_held / rate) > w.last_ms)
+		w.last_ms = p->camp->send_at_ms + (int64_t)(1000.0 * (double)p->sa_held / rate);
+	if (rate > 0) {
+		tz_fmt_local(NULL, w.last_ms, t, sizeof t);
+		fprintf(f, "last message at the configured rates (%.0f/s): about %s UTC\n", rate, t);
+	} else {
+		fprintf(f, "last message: no rate_per_s configured, cannot estimate\n");
+	}
+}
+
 void prod_print_preview(const prod_t *p, FILE *f)
 {
 	const prod_stats_t *st = &p->st;
 	fprintf(f, "\n");
 	prod_print_summary(p, f);
+	print_when(p, f);
 	if (p->on[MSG_CH_SMS]) {
 		fprintf(f, "sms by encoding: gsm7 %lld, ucs2 %lld\n", (long long)st->by_enc[0],
 		        (long long)st->by_enc[1]);

@@ -67,6 +67,9 @@ typedef struct prod_stats {
 	/* email (launch): queued emails by form, EMAIL_INLINE_NONE = shared parts + subs
 	 * (batchable), the others rendered inline for that reason (email_inline_name) */
 	int64_t email_form[EMAIL_INLINE_NREASONS];
+	/* send_at and quiet hours (hold/hold.h): messages held, ended expired at launch (their
+	 * window does not open before they expire), and the span of the held ones' due times */
+	int64_t held, expired, first_due_ms, last_due_ms;
 	int64_t lag_waits_ms;    /* time spent waiting on --max-lag */
 	int64_t max_lag_used;    /* the bound in effect (0 = none) */
 	double elapsed_s;
