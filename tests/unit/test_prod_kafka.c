@@ -13,6 +13,8 @@
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <sqlite3.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -58,7 +60,8 @@ static int setup(void **state)
 	char text[2048];
 	snprintf(text, sizeof text,
 	         "{\"var_dir\":\"%s/var\",\"kafka\":{\"bootstrap.servers\":\"%s\"},"
-	         "\"tracker\":{\"public_url\":\"https://t.example.org\"}}",
+	         "\"tracker\":{\"public_url\":\"https://t.example.org\"},"
+	         "\"quiet_hours\":{\"sms\":{\"enabled\":false}}}",
 	         dir, bootstrap);
 	write_file(cfgpath, text);
 	cfg = cfg_load(cfgpath, e, sizeof e);
@@ -605,11 +608,70 @@ static void test_delivery_failure(void **state)
 	camp_free(c);
 }
 
+/* rows of the holding store in state st (-1: all) */
+static int64_t held_rows(int st)
+{
+	char path[400];
+	snprintf(path, sizeof path, "%s/var/hold.db", dir);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int64_t n = -1;
+	if (!sqlite3_open(path, &db) &&
+	    !sqlite3_prepare_v2(db, st < 0 ? "SELECT count(*) FROM held" : "SELECT count(*) FROM held WHERE state=?1", -1, &q, NULL)) {
+		sqlite3_bind_int(q, 1, st);
+		if (sqlite3_step(q) == SQLITE_ROW)
+			n = sqlite3_column_int64(q, 0);
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* send_at an hour ahead: every message goes to the holding store (state 0), none to the
+ * outbox; a relaunch from the start holds none twice; the campaign record is "scheduled". */
+static void test_send_at_held(void **state)
+{
+	(void)state;
+	char extra[512], ts[64];
+	time_t t = time(NULL) + 3600;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(extra, sizeof extra,
+	         "\"sms\":{\"sender\":\"main\",\"template\":\"Hi {{first_name}}\"},\"send_at\":\"%s\"", ts);
+	camp_t *c = campaign("t-sched", extra);
+	prod_opts_t o = {.max_lag = 0};
+	prod_stats_t st;
+	char err[512] = "";
+	assert_int_equal(run(c, &o, &st, err, sizeof err), 0);
+	int64_t q, r, d;
+	expected(&q, &r, &d);
+	assert_int_equal(st.queued, q);
+	assert_int_equal(st.held, q);
+	assert_int_equal(st.produced, 0);
+	assert_int_equal(outbox(KQ_T_OUTBOX_SMS, "t-sched").n, 0);
+	assert_int_equal(held_rows(0), q);
+	o.restart = 1;
+	assert_int_equal(run(c, &o, &st, err, sizeof err), 0);
+	assert_int_equal(held_rows(-1), q);
+	camp_free(c);
+	/* send_at in the past (beyond the grace): refused, nothing held */
+	snprintf(extra, sizeof extra,
+	         "\"sms\":{\"sender\":\"main\",\"template\":\"x\"},\"send_at\":\"2020-01-01T00:00:00Z\"");
+	c = campaign("t-past", extra);
+	o.restart = 0;
+	assert_null(prod_new(cfg, c, &o, err, sizeof err));
+	assert_non_null(strstr(err, "send_at: it is in the past"));
+	assert_int_equal(held_rows(-1), q);
+	camp_free(c);
+}
+
 int main(void)
 {
 	alarm(300); /* a hang is a failure */
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_launch_exact), cmocka_unit_test(test_campaign_states),
+	    cmocka_unit_test(test_send_at_held),
 	    cmocka_unit_test(test_crash_resume), cmocka_unit_test(test_suppression),
 	    cmocka_unit_test(test_resend_failed), cmocka_unit_test(test_max_lag),
 	    cmocka_unit_test(test_operator_controls), cmocka_unit_test(test_delivery_failure),
