@@ -9,6 +9,7 @@
 #include "core/sig.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,8 @@ typedef struct rel {
 	json_t *camps;       /* campaign id -> [state, name] */
 	int64_t failed;      /* delivery reports with an error in this round */
 	int64_t released, cancelled, expired;
+	int crash_after_flush; /* tests: $TOCSIN_HOLD_CRASH_AFTER_FLUSH=1 dies like kill -9 after
+	                        * a round is acknowledged, before it is recorded released */
 	buf_t b;
 } rel_t;
 
@@ -403,6 +406,10 @@ static int release_round(rel_t *r, int64_t now, buf_t *paused, char *err, size_t
 		rc = TOCSIN_ERR_IO;
 	if (!rc && n && (kq_flush(r->rk, 60000) || r->failed))
 		rc = TOCSIN_ERR_KAFKA;
+	if (!rc && n && r->crash_after_flush) {
+		log_warn("event=hold_crash_on_purpose n=%d", n);
+		raise(SIGKILL);
+	}
 	if (!rc && n) {
 		sqlite3_exec(r->h->db, "BEGIN", NULL, NULL, NULL);
 		for (int i = 0; i < n; i++) {
@@ -464,6 +471,8 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 	}
 	char err[1024] = "";
 	rel_t r = {.cfg = cfg, .camps = json_object()};
+	const char *crash = getenv("TOCSIN_HOLD_CRASH_AFTER_FLUSH");
+	r.crash_after_flush = crash && !strcmp(crash, "1");
 	buf_init(&r.b, 64 * 1024);
 	buf_t paused;
 	buf_init(&paused, 1 << 20);
