@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# 0602-hold-crash: 6000 messages held for a send_at one hour ahead ("now" shifted by
+# 0611-hold-crash: 6000 messages held for a send_at one hour ahead ("now" shifted by
 # TOCSIN_NOW_OFFSET_MS). A dispatcher killed -9 while they are held loses nothing (they are not
 # in Kafka yet). `tocsin hold` killed -9 right after its first round of 5000 was acknowledged by
 # Kafka, before it recorded it, is started again: it finds those 5000 in the outbox (in doubt ->
 # released, not produced again) and releases the other 1000. The emulator gets every message
 # exactly once and the outbox holds each once.
 source "$(dirname "$0")/lib.sh"
-it_setup 0602-hold-crash
+it_setup 0611-hold-crash
 it_one_sms_stack '"senders": {"main": {"from": "+15005550006"}}, "rate_per_s": 2000'
 it_gen_audience "$OUT/a.csv" 6000 0
 SEND_AT=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 0601-quiet-hours: scheduled sends and quiet hours by each recipient's local time, with "now"
+# 0610-quiet-hours: scheduled sends and quiet hours by each recipient's local time, with "now"
 # shifted by TOCSIN_NOW_OFFSET_MS (no sleeping for hours). A launch at 22:30 New York time sends
 # at once to Los Angeles (19:30 there) and holds New York until 08:00 and Tennessee (Eastern or
 # Central: the intersection) until 08:00 Central; `tocsin hold` restarted at later "nows"
@@ -7,7 +7,7 @@
 # and everything after; a campaign cancelled before its send_at sends nothing; bad input
 # (unknown zone, malformed or past send_at, 25:00) is one line naming the field, nothing queued.
 source "$(dirname "$0")/lib.sh"
-it_setup 0601-quiet-hours
+it_setup 0610-quiet-hours
 QH='"quiet_hours": {"sms": {"start": "08:00", "end": "20:00"}}'
 # "now" = 2026-12-03 22:30 in New York, for every process started from here
 shift_to() { echo $(( $(date -d "$1" +%s%3N) - $(date +%s%3N) )); }
