@@ -3,7 +3,8 @@
 # integration tests tests/it/NNNN-*.sh; print one closing "N passed, N failed" line.
 #   tests/run-all.sh [--unit-only|--it-only] [unit-binary ...]
 # Integration tests run IT_JOBS at a time (default 2: most of a test is waiting on
-# processes it started, and each test has its own directory, ports and broker). A test
+# processes it started, and each test has its own directory, ports and broker; 1 when the
+# machine is already busy, its 1-minute load average at or above its core count). A test
 # whose header carries a line "# it-serial: REASON" (fixed ports, rate or timing figures
 # that a busy neighbour would skew) runs alone, after the others.
 set -u
@@ -11,7 +12,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 mode=all
 case "${1:-}" in --unit-only|--it-only) mode=${1#--}; shift ;; esac
 export TOCSIN_BIN=${TOCSIN_BIN:-$here/../tocsin}
-jobs_max=${IT_JOBS:-2}
+if [ -z "${IT_JOBS:-}" ]; then
+  read -r load _ < /proc/loadavg
+  if [ "${load%.*}" -ge "$(nproc)" ]; then IT_JOBS=1; else IT_JOBS=2; fi
+fi
+jobs_max=$IT_JOBS
 case "$jobs_max" in ''|*[!0-9]*|0) echo "run-all: IT_JOBS must be a positive whole number, not '$jobs_max'" >&2; exit 2 ;; esac
 out=$here/out
 mkdir -p "$out"
@@ -70,6 +75,7 @@ it_run_pool() {
 }
 
 if [ "$mode" != unit-only ]; then
+  echo "integration tests: $jobs_max at a time (IT_JOBS)"
   pool=() serial=() running=()
   for t in "$here"/it/[0-9]*.sh; do
     [ -e "$t" ] || continue
