@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # bench_email.sh -- one dispatcher's batched-email throughput end to end (outbox -> SendGrid-shaped
 # requests of up to 1000 personalizations -> status events acknowledged) against the emulator.
-# Baseline in the same run: the same campaign rendered inline (every recipient's unsubscribe URL
-# in its own body, as before outbox "subs" existed), which cannot batch.
+# Side by side in one run, N recipients each:
+#   plain     the campaign without personalization (only the unsubscribe link per recipient)
+#   personal  the same campaign personalized with {{first_name}} and {{city}} (200 first names,
+#             97 cities: every piece rides SendGrid substitutions, issue 17)
+# and, as before, a baseline of N_BASELINE emails rendered inline (a '{' in a printed value makes
+# the producer render that email inline, unbatchable) and the emulator's ceiling.
 #   bench/bench_email.sh [N (default 200000)] [N_BASELINE (default N/10)]
-# Checks the emulator accepted every recipient exactly once with its unsubscribe link intact
-# (GET /_sim/email), prints both rates and the ratio.
+# ROUNDS=k repeats plain/personal k times (alternating). Checks the emulator accepted every
+# recipient exactly once with its unsubscribe link intact (GET /_sim/email), prints each rate,
+# personal / plain, and the load average.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -41,30 +46,42 @@ SIM=$(cat "$OUT/var/run/vendor-sim.addr")
 cfg "$SIM"
 curl -sf -X POST -d '{"vendor":"sendgrid","receipts":{"enabled":false}}' "http://$SIM/_sim/config" > /dev/null
 
-# audience: ref is "{<i>}" in the baseline (a '{' in recipient data makes the producer render
-# that email inline, unbatchable) and "r1" for everyone in the measured run (the shared parts
-# render alike, so requests fill up to 1000; each still has its own link and header)
+# audiences: "base" has ref "{<i>}" (a '{' in a printed value: rendered inline, unbatchable);
+# "plain" and "personal" are the same N addresses' worth, with 200 first names and 97 cities
 python3 - "$OUT" "$N" "$NB" <<'PY'
 import sys
 out, n, nb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for name, count, fmt, off in (("base", nb, "{%d}", 10**7), ("bench", n, "r1", 0)):
+names = ["%s%s" % (a, b) for a in ("Al", "Bea", "Cy", "Dee", "Ed", "Flo", "Gus", "Hal", "Ida", "Jo")
+         for b in ("", "n", "na", "ly", "die", "ra", "vin", "sie", "ton", "mae", "ric", "la", "ne", "by",
+                   "ssa", "dro", "lia", "mir", "nor", "ko")]
+cities = ["City %d" % i for i in range(97)]
+with open("%s/base.csv" % out, "w") as f:
+    f.write("first_name,city,email,ref\n")
+    for i in range(10**7, 10**7 + nb):
+        f.write("Pat,Reno,supporter%d@example.org,{%d}\n" % (i, i % 10))
+for name, off in (("plain", 0), ("personal", 2 * 10**7)):
     with open("%s/%s.csv" % (out, name), "w") as f:
-        f.write("first_name,email,ref\n")
-        for i in range(off, off + count):
-            f.write("Pat,supporter%d@example.org,%s\n" % (i, fmt % (i % 10) if "%" in fmt else fmt))
+        f.write("first_name,city,email,ref\n")
+        for i in range(off, off + n):
+            f.write("%s,%s,supporter%d@example.org,r1\n" % (names[i % len(names)], cities[i % len(cities)], i))
 PY
-for c in base bench; do
+camp() { # id csv text html
   printf '{"id":"%s","audience":{"path":"%s.csv","email":"email"},
- "email":{"sender":"main","subject":"Tonight: the vote on the cuts",
-  "text":"Hi {{first_name}}, call your council member tonight (ref {{ref}}).\\nUnsubscribe: {{unsubscribe_url}}",
-  "html":"<p>Hi {{first_name}}, call your council member tonight (ref {{ref}}).</p><p><a href=\\"{{unsubscribe_url}}\\">Unsubscribe</a></p>"},
- "expires_in_s":3600}\n' "$c" "$c" > "$OUT/$c.json"
-done
+ "email":{"sender":"main","subject":"Tonight: the vote on the cuts","text":"%s","html":"%s"},
+ "expires_in_s":3600}\n' "$1" "$2" "$3" "$4" > "$OUT/$1.json"
+}
+camp base base 'Hi {{first_name}}, call your council member tonight (ref {{ref}}).\nUnsubscribe: {{unsubscribe_url}}' \
+  '<p>Hi {{first_name}}, call your council member tonight (ref {{ref}}).</p><p><a href=\"{{unsubscribe_url}}\">Unsubscribe</a></p>'
+TP='Hi {{first_name}}, call your council member in {{city}} tonight.\nUnsubscribe: {{unsubscribe_url}}'
+HP='<p>Hi {{first_name}}, call your council member in {{city}} tonight.</p><p><a href=\"{{unsubscribe_url}}\">Unsubscribe</a></p>'
+T0='Hi friend, call your council member in your city tonight.\nUnsubscribe: {{unsubscribe_url}}'
+H0='<p>Hi friend, call your council member in your city tonight.</p><p><a href=\"{{unsubscribe_url}}\">Unsubscribe</a></p>'
 
 # run CAMPAIGN COUNT: launch it fully first, then one dispatcher until the emulator has it all
 run() {
   local c=$1 n=$2
   curl -sf -X POST "http://$SIM/_sim/reset" > /dev/null
+  uptime > "$OUT/load-$c.out"
   "$B" -c "$CFG" launch --max-lag 0 "$OUT/$c.json" > "$OUT/launch-$c.out" 2>&1
   local s0; s0=$(simcpu)
   ${DSP_WRAP:-} "$B" -c "$CFG" dispatch --channel email --max-pending ${MAX_PENDING:-40000} ${DSP_ARGS:-} > "$OUT/dispatch-$c.log" 2>&1 & local dsp=$!; PIDS+=($dsp)
@@ -126,20 +143,33 @@ echo "== ceiling: the emulator alone, 60 requests of 1000 recipients, 16 in para
 ceiling 60
 echo "== baseline: $NB emails rendered inline (one request per recipient)"
 run base "$NB"; cat "$OUT/dispatch-base.out"
-echo "== batched: $N emails with the unsubscribe URL in \"subs\" (SendGrid, up to 1000 per request)"
-run bench "$N"; cat "$OUT/dispatch-bench.out"
-python3 - "$OUT" "$N" "$NB" <<'PY'
+RUNS=()
+for ((r = 1; r <= ${ROUNDS:-1}; r++)); do
+  # alternate which goes first, so neither always meets a warmer or colder machine
+  if ((r % 2)); then order="plain personal"; else order="personal plain"; fi
+  for k in $order; do
+    if [ $k = plain ]; then camp plain-$r plain "$T0" "$H0"; else camp personal-$r personal "$TP" "$HP"; fi
+    echo "== round $r, $k: $N emails (SendGrid, up to 1000 per request)"
+    run $k-$r "$N"; cat "$OUT/dispatch-$k-$r.out"; grep 'email:' "$OUT/launch-$k-$r.out" || true
+    RUNS+=($k-$r)
+  done
+done
+python3 - "$OUT" "$N" "$NB" "${RUNS[@]}" <<'PY'
 import json, os, re, sys
-out, n, nb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-ok, rates = True, {}
-for c, want in (("base", nb), ("bench", n)):
+out, n, nb, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+ok, rates, load = True, {}, {}
+for c in ["base"] + runs:
+    want = nb if c == "base" else n
     st = json.load(open("%s/stats-%s.json" % (out, c)))["vendors"]["sendgrid"]
     em = json.load(open("%s/email-%s.json" % (out, c)))["vendors"]["sendgrid"]
     d = re.search(r"finals=(\d+) seconds=([0-9.]+) per_second=(\d+)", open("%s/dispatch-%s.out" % (out, c)).read())
     finals, rates[c] = int(d.group(1)), float(d.group(3))
+    load[c] = open("%s/load-%s.out" % (out, c)).read().split("load average:")[-1].split(",")[0].strip()
     good = (st["accepted"] == want and st["unique_ids"] == want and st["duplicate_count"] == 0
             and finals == want and em["unsub_ok"] == want and em["unreplaced"] == 0
-            and em["subs_applied"] == (want if c == "bench" else 0))
+            and em["subs_applied"] == (0 if c == "base" else want))
+    if c != "base": # every recipient batched: no inline render at all
+        good &= ("email: %d batched (shared parts + substitutions), 0 inline" % want) in open("%s/launch-%s.out" % (out, c)).read()
     ok &= good
     print("check %s: accepted %d, distinct ids %d, sent twice %d, finals %d, requests %d, "
           "substituted %d, unsubscribe links intact %d -> %s"
@@ -151,18 +181,20 @@ ceil = cst["accepted"] / ((int(t1) - int(t0)) / 1e9)
 if cst["accepted"] != int(ck) * 1000:
     print("check ceiling: emulator accepted %d of %d -> WRONG" % (cst["accepted"], int(ck) * 1000)); ok = False
 tick = os.sysconf("SC_CLK_TCK")
-cpu = int(open("%s/cpu-bench.out" % out).read()) / tick
-print("batched email %.0f recipients/s end to end; inline (unbatched) %.0f recipients/s; ratio %.1f"
-      % (rates["bench"], rates["base"], rates["bench"] / rates["base"]))
-print("emulator alone (same requests, curl --parallel 16): %.0f recipients/s; dispatcher / emulator ceiling %.2f"
-      % (ceil, rates["bench"] / ceil))
-print("dispatcher CPU %.2f s for %d recipients = %.0f recipients per dispatcher CPU-second; peak RSS %.0f MiB"
-      % (cpu, n, n / cpu, int(open("%s/rss-bench.out" % out).read() or 0) / 1024))
-ps = json.load(open("%s/stats-bench.json" % out))["vendors"]["sendgrid"].get("per_second", [])
-print("emulator accepted per wall-clock second (batched run): %s" % " ".join(str(c) for _, c in ps))
-sc = int(open("%s/simcpu-bench.out" % out).read()) / tick
+for r in range(1, len(runs) // 2 + 1):
+    p, q = rates["personal-%d" % r], rates["plain-%d" % r]
+    print("round %d: personalized %.0f recipients/s (load %s); unpersonalized %.0f recipients/s (load %s); "
+          "personalized / unpersonalized %.2f"
+          % (r, p, load["personal-%d" % r], q, load["plain-%d" % r], p / q))
+    for k in ("personal", "plain"):
+        c = "%s-%d" % (k, r)
+        cpu = int(open("%s/cpu-%s.out" % (out, c)).read()) / tick
+        print("  %-8s dispatcher CPU %.2f s (%.0f recipients per CPU-second), peak RSS %.0f MiB, emulator CPU %.1f us per recipient"
+              % (k, cpu, n / cpu, int(open("%s/rss-%s.out" % (out, c)).read() or 0) / 1024,
+                 int(open("%s/simcpu-%s.out" % (out, c)).read()) / tick * 1e6 / n))
+print("inline (unbatched) baseline %.0f recipients/s (load %s)" % (rates["base"], load["base"]))
 scc = int(open("%s/simcpu-ceiling.out" % out).read()) / tick
-print("emulator CPU: %.1f us per recipient behind the dispatcher, %.1f us alone (ceiling run)"
-      % (sc * 1e6 / n, scc * 1e6 / (int(ck) * 1000)))
+print("emulator alone (same requests, curl --parallel 16): %.0f recipients/s, %.1f us per recipient"
+      % (ceil, scc * 1e6 / (int(ck) * 1000)))
 sys.exit(0 if ok else 1)
 PY
