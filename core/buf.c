@@ -184,3 +184,18 @@ int buf_form_kv(buf_t *b, const char *k, const char *v)
 		rc = buf_form_enc(b, v, strlen(v));
 	return rc;
 }
+
+int buf_xml_text(buf_t *b, const char *s)
+{
+	int rc = 0;
+	for (; *s && !rc; s++) {
+		switch (*s) {
+		case '<': rc = buf_puts(b, "&lt;"); break;
+		case '>': rc = buf_puts(b, "&gt;"); break;
+		case '&': rc = buf_puts(b, "&amp;"); break;
+		case '"': rc = buf_puts(b, "&quot;"); break;
+		default: rc = buf_putc(b, *s);
+		}
+	}
+	return rc;
+}

@@ -38,6 +38,8 @@ int buf_json_str(buf_t *b, const char *s, size_t n);
 int buf_form_enc(buf_t *b, const char *s, size_t n);
 /* Append one form field "k=v" (v form-encoded), preceded by '&' unless b is empty. */
 int buf_form_kv(buf_t *b, const char *k, const char *v);
+/* Append the NUL-terminated s with & < > " escaped, for HTML or XML text and attribute values. */
+int buf_xml_text(buf_t *b, const char *s);
 /* Append s[0..n) percent-encoded for a URL query or path (RFC 3986 unreserved kept). */
 int buf_url_enc(buf_t *b, const char *s, size_t n);
 

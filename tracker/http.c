@@ -348,24 +348,11 @@ static int stop_recent(trk_http_t *h, msg_channel_t ch, const char *addr, int se
 	return yes;
 }
 
-static void xml_text(buf_t *b, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<': buf_puts(b, "&lt;"); break;
-		case '>': buf_puts(b, "&gt;"); break;
-		case '&': buf_puts(b, "&amp;"); break;
-		case '"': buf_puts(b, "&quot;"); break;
-		default: buf_putc(b, *s);
-		}
-	}
-}
-
 static void set_reply(wh_ctx_t *x, const char *text)
 {
 	buf_reset(x->reply);
 	buf_puts(x->reply, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>");
-	xml_text(x->reply, text);
+	buf_xml_text(x->reply, text);
 	buf_puts(x->reply, "</Message></Response>");
 }
 

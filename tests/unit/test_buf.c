@@ -86,6 +86,12 @@ static void test_form_enc(void **state)
 	assert_int_equal(buf_form_kv(&b, "To", "+1 555"), 0);
 	assert_int_equal(buf_form_kv(&b, "Body", "a&b"), 0);
 	assert_string_equal(b.p, "To=%2B1+555&Body=a%26b");
+	buf_reset(&b);
+	assert_int_equal(buf_xml_text(&b, "<a href=\"x\">R&D</a> é"), 0);
+	assert_string_equal(b.p, "&lt;a href=&quot;x&quot;&gt;R&amp;D&lt;/a&gt; é");
+	buf_free(&b);
+	buf_init(&b, 8);
+	assert_int_equal(buf_xml_text(&b, "<<<"), TOCSIN_ERR_TOOBIG); /* capped: stops, says so */
 	buf_free(&b);
 }
 
