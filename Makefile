@@ -22,7 +22,7 @@ DEB_CMDS := node:nodejs npm:npm
 CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg.o core/near.o \
               core/cfg.o core/kq.o core/sig.o core/runfile.o core/broker.o core/demo.o \
               core/hist.o core/sup.o core/up.o core/num.o core/pfile.o core/tz.o core/tzdb.o \
-              core/capacity.o core/rl.o
+              core/capacity.o core/rl.o core/drill.o core/drill_report.o
 TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
               vendors/send.o vendors/vsend.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_ctl.o vendors/sim/sim_util.o \
@@ -39,7 +39,7 @@ LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD
 LIB        := $(BUILD)/libtocsin.a
 
 # ---- unit tests: tests/unit/test_<name>.c, cmocka; one list per module ----
-UT_CORE    := test_buf test_msg test_cfg test_num test_kq_read test_tz test_capacity test_rl
+UT_CORE    := test_buf test_msg test_cfg test_num test_kq_read test_tz test_capacity test_rl test_drill
 UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
 UT_VND     := test_vnd test_vnd_sim test_sim_json test_http test_vsend
 UT_PROD    := test_prod_addr test_prod_aud test_prod_penc test_prod_kafka

@@ -23,5 +23,6 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv);      /* hold/hold.c */
 int cmd_up(cfg_t *cfg, int argc, char **argv);         /* core/up.c */
 int cmd_demo(cfg_t *cfg, int argc, char **argv);       /* core/demo.c */
 int cmd_capacity(cfg_t *cfg, int argc, char **argv);   /* core/capacity.c */
+int cmd_drill(cfg_t *cfg, int argc, char **argv);      /* core/drill.c */
 
 #endif

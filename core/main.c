@@ -28,6 +28,7 @@ static const cmd_t cmds[] = {
     {"hold", cmd_hold, "release held messages (send_at, quiet hours) to the outbox when they are due"},
     {"up", cmd_up, "run broker, emulator, tracker and dispatchers in the foreground until Ctrl-C"},
     {"capacity", cmd_capacity, "from the config alone: how long N recipients take, which limit binds"},
+    {"drill", cmd_drill, "rehearse vendor outages and a dispatcher crash on a private copy of the config"},
     {"demo", cmd_demo, "run broker, emulator, tracker and a dispatcher; send the 10,000 example blast"},
 };
 

@@ -154,6 +154,13 @@ int sup_restart(sup_t *s, int i)
 	return spawn(s, &s->kids[i]);
 }
 
+int sup_kill(sup_t *s, int i, int sig)
+{
+	if (i < 0 || i >= s->n || !sup_alive(s, i))
+		return -1;
+	return kill(s->kids[i].pid, sig) ? -1 : 0;
+}
+
 int sup_alive(sup_t *s, int i)
 {
 	sup_child_t *k = &s->kids[i];

@@ -23,6 +23,9 @@ void sup_stop_leftovers(sup_t *s);
 int sup_start(sup_t *s, const char *name, char *const args[]);
 /* Start child i again with its arguments (after it stopped). 0 or -1. */
 int sup_restart(sup_t *s, int i);
+/* Send signal sig to child i while it runs (`tocsin drill` SIGKILLs a dispatcher). 0, or -1
+ * when it is not running. */
+int sup_kill(sup_t *s, int i, int sig);
 /* 1 while child i runs; reaps it (and remembers its exit status) when it has stopped. */
 int sup_alive(sup_t *s, int i);
 /* The exit status of a stopped child i (128+signal when killed), or -1 while it runs. */

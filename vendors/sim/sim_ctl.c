@@ -22,10 +22,10 @@ static void fault_json(const sim_fault_t *f, buf_t *b)
 {
 	buf_printf(b,
 	           "{\"latency_ms\":{\"median\":%g,\"tail\":%g},\"error_rate\":%g,\"throttle_rate\":%g,"
-	           "\"retry_after_s\":%d,\"outage\":\"%s\",\"permanent_rate\":%g,\"optout_rate\":%g,"
+	           "\"retry_after_s\":%d,\"outage\":\"%s\",\"permanent_rate\":%g,\"optout_rate\":%g,\"lose\":%d,"
 	           "\"receipts\":{\"enabled\":%s,\"delay_ms\":%g,\"delivered_rate\":%g,\"url\":",
 	           f->lat_median_ms, f->lat_tail_ms, f->error_rate, f->throttle_rate, f->retry_after_s,
-	           outage_names[f->outage], f->permanent_rate, f->optout_rate,
+	           outage_names[f->outage], f->permanent_rate, f->optout_rate, f->lose,
 	           f->receipts ? "true" : "false", f->receipt_delay_ms, f->delivered_rate);
 	if (f->receipt_url[0])
 		buf_json_str(b, f->receipt_url, strlen(f->receipt_url));
@@ -65,7 +65,8 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 {
 	static const char *const known[] = {"vendor", "latency_ms", "error_rate", "throttle_rate",
 	                                    "retry_after_s", "outage", "permanent_rate",
-	                                    "optout_rate", "receipts", "reset", "email_digests"};
+	                                    "optout_rate", "receipts", "reset", "email_digests",
+	                                    "lose"};
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v)
@@ -116,6 +117,14 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 	}
 	if (ed)
 		f.email_digests = json_is_true(ed);
+	json_t *lo = json_object_get(o, "lose");
+	if (lo) {
+		if (!json_is_integer(lo) || json_integer_value(lo) < 0 || json_integer_value(lo) > 1000) {
+			snprintf(err, errlen, "\"lose\" must be an integer 0..1000");
+			return -1;
+		}
+		f.lose = (int)json_integer_value(lo);
+	}
 	json_t *out = json_object_get(o, "outage");
 	if (out) {
 		const char *os = json_string_value(out);

@@ -32,6 +32,7 @@ typedef struct sim_fault {
 	double delivered_rate;
 	char receipt_url[512];             /* "" = from the request / public_url */
 	int email_digests;                 /* record a digest of each email recipient's message */
+	int lose;                          /* the next N accepted messages go uncounted (tocsin drill's injected bug) */
 } sim_fault_t;
 
 /* email vendors: the digest (templates/email.h email_digest) of what each

@@ -34,6 +34,11 @@ void sim_ref(sim_t *s, sim_vendor_t *sv, const char *prefix, char *out, size_t o
  * content twice is the duplicate that matters). */
 void sim_count_id(sim_vendor_t *sv, const char *id, const char *to, const char *content)
 {
+	pthread_mutex_lock(&sv->fmu);
+	int lose = sv->f.lose > 0 ? sv->f.lose-- : 0;
+	pthread_mutex_unlock(&sv->fmu);
+	if (lose) /* the "lose" fault: accepted, then gone (tocsin drill proves it notices) */
+		return;
 	if (id && *id) {
 		sim_ids_add(sv, id);
 		return;

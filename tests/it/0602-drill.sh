@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# 0602-drill.sh -- `tocsin drill` on examples/tocsin.json: a SIGKILLed dispatcher, capacity and a
+# 503 outage of the primary, each a real blast to the drill's own emulator: exit 0, the table on
+# the terminal, the JSON (nothing lost; sent twice within the bound; the 503 detected and the
+# traffic on the secondary) and the HTML report, which headless Chromium checks against the
+# JSON. No secret of the caller reaches the drill's processes. A drill with a bug injected on
+# purpose (the emulator loses one accepted message) fails naming the scenario and the count;
+# bad options and a route the failover scenarios cannot use are refused in one line.
+source "$(dirname "$0")/lib.sh"
+it_setup 0602-drill
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+it_browser_setup
+it_write_config "$(sed -e '1d' -e '$d' -e 's/"var_dir": "var",//' "$ROOT/examples/tocsin.json")"
+export TOCSIN_TWILIO_TOKEN=caller-real-secret-0602
+
+set +e
+"$TOCSIN_BIN" -c "$CFG" drill --audience 20000 --scenarios kill,capacity,503 --report "$OUT/drill.html" \
+  > "$OUT/drill.out" 2> "$OUT/drill.err"
+rc=$?
+set -e
+cat "$OUT/drill.out" "$OUT/drill.err"
+[ $rc -eq 0 ] || it_fail "drill exited $rc"
+[ -s "$OUT/drill.html" ] && [ -s "$OUT/drill.json" ] || it_fail "no report"
+for s in capacity 503 kill; do
+  grep -qE "^$s +[0-9]+ .* PASS$" "$OUT/drill.out" || it_fail "no PASS row for $s"
+done
+grep -q '^  route: 1280 segments/s = 1280 messages/s; 20000 recipients take 15.6 s$' "$OUT/drill.out" || it_fail "no capacity table"
+python3 - "$OUT/drill.json" <<'PY' || it_fail "the JSON does not hold"
+import json, sys
+r = json.load(open(sys.argv[1]))
+sc = {s["name"]: s for s in r["scenarios"]}
+assert r["pass"] is True and list(sc) == ["kill", "capacity", "503"], list(sc)
+for s in sc.values():
+    assert s["lost"] == 0 and s["twice"] <= s["twice_bound"], s["name"]
+    # every recipient accepted, as the emulator counted them (after the kill, some twice: on the
+    # same vendor, or once on each)
+    em = s["emulator"]
+    assert s["accepted"] == s["messages"], (s["name"], s["accepted"])
+    assert em["unique"] - s["messages"] + em["duplicates"] == s["twice"], (s["name"], em, s["twice"])
+    assert s["name"] == "kill" or em["unique"] == s["messages"] == em["accepted"], (s["name"], em)
+    assert sum(sum(v) for v in s["series"]["vendors"].values()) == s["messages"], s["name"]
+c = sc["capacity"]
+assert c["messages"] == 20000 and c["rate_per_s"] > 0 and c["twice"] == 0
+f = sc["503"]
+assert f["fault_ms"] is not None and 0 <= f["detect_ms"] <= f["limits"]["detect_ms"], f
+assert 0 <= f["switch_ms"] <= f["limits"]["switch_ms"], f
+# after the fault the secondary carried the blast
+b = f["series"]["bucket_ms"]; fb = f["fault_ms"] // b + 8; cb = f["clear_ms"] // b
+assert sum(f["series"]["vendors"]["twilio"][fb:cb]) == 0 < sum(f["series"]["vendors"]["vonage"][fb:cb]), f
+k = sc["kill"]
+assert k["twice_bound"] == 256 and k["fault_ms"] is not None and k["recover_ms"] is not None, k
+print("capacity %.0f/s (estimate %.0f/s); 503: detected %d ms, 99%% on the secondary %d ms; kill: %d sent twice, recovered %d ms"
+      % (c["rate_per_s"], r["capacity"]["channels"][0]["messages_per_s"], f["detect_ms"], f["switch_ms"], k["twice"], k["recover_ms"]))
+PY
+# the drill's processes never saw the caller's secret, and every vendor was its emulator
+D=$VAR/drill
+! grep -rq caller-real-secret-0602 "$D" || it_fail "the caller's secret reached the drill"
+SIM=$(sed -n 's|.*vendor emulator (http://\([0-9.:]*\)).*|\1|p' "$OUT/drill.out")
+python3 - "$D/tocsin.json" "$SIM" <<'PY' || it_fail "the drill's config is not private"
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert all(v["base_url"] == "http://" + sys.argv[2] for v in c["vendors"])
+assert all(v["secret_env"].startswith("TOCSIN_DRILL_SECRET_") for v in c["vendors"]) and c["kafka"] == {}
+PY
+
+(cd "$BROWSER_DIR" && timeout 120 node drill.mjs "$OUT/drill.html" "$OUT/drill.json" "$OUT/drill.png") ||
+  it_fail "browser check of the report failed"
+
+# a bug injected on purpose: the emulator loses one message it accepted
+set +e
+TOCSIN_DRILL_INJECT=lose:capacity "$TOCSIN_BIN" -c "$CFG" drill --audience 2000 --scenarios capacity \
+  --report "$OUT/bug.html" > "$OUT/bug.out" 2> "$OUT/bug.err"
+rc=$?
+set -e
+cat "$OUT/bug.out" "$OUT/bug.err"
+[ $rc -eq 1 ] || it_fail "the drill with a lost message exited $rc, not 1"
+grep -qx 'tocsin drill: FAILED: capacity: 1 message lost;' "$OUT/bug.err" || it_fail "the failure does not name the scenario and count"
+grep -qE '^capacity +2000 .* +1 +0 \(0\)  FAIL$' "$OUT/bug.out" || it_fail "no FAIL row"
+
+refused() { # EXPECTED ARGS...
+  local want=$1; shift
+  set +e; "$TOCSIN_BIN" "$@" > "$OUT/r.out" 2> "$OUT/r.err"; local rc=$?; set -e
+  [ $rc -eq 2 ] || it_fail "$* exited $rc, not 2"
+  [ "$(wc -l < "$OUT/r.err")" -eq 1 ] && grep -qF -- "$want" "$OUT/r.err" || { cat "$OUT/r.err"; it_fail "$*: not '$want'"; }
+  [ ! -s "$OUT/r.out" ] || it_fail "$*: started something"
+}
+refused 'unknown scenario "flood" (capacity, 503, slow, 429, hang, kill, cancel, all)' -c "$CFG" drill --scenarios 503,flood
+refused "--audience must be 100..2000000" -c "$CFG" drill --audience 5
+refused "--report must name a .html file" -c "$CFG" drill --report "$OUT/x.txt"
+refused "--latency-ms must be 1..5000" -c "$CFG" drill --latency-ms 0
+printf '{"var_dir":"%s","vendors":[{"name":"tw","kind":"twilio","base_url":"https://api.twilio.com"}]}\n' "$VAR" > "$OUT/one.json"
+refused "the SMS route has one vendor: the failover scenarios need a second" -c "$OUT/one.json" drill
+echo "ok: 0602-drill"
