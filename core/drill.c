@@ -214,6 +214,13 @@ static json_t *private_doc(drill_t *d)
 	json_object_set_new(t, "control_token_env", json_string("TOCSIN_DRILL_CONTROL"));
 	setenv("TOCSIN_DRILL_CONTROL", DRILL_TOKEN, 1);
 	json_object_del(json_object_get(doc, "dispatcher"), "metrics_listen");
+	/* the drill sends now: nothing held for quiet hours (it blasts SMS only) */
+	json_t *q = json_object_get(doc, "quiet_hours");
+	if (!json_is_object(q)) {
+		q = json_object();
+		json_object_set_new(doc, "quiet_hours", q);
+	}
+	json_object_set_new(q, "sms", json_pack("{s:b}", "enabled", 0));
 	return doc;
 }
 
