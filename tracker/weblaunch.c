@@ -166,12 +166,14 @@ enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *r
 	pthread_mutex_lock(&w->mu);
 	web_launch_t *prev = find(w, l->id);
 	int busy = prev && (prev->state == WL_PENDING || prev->state == WL_RUNNING);
+	web_lstate_t pst = prev ? prev->state : WL_DONE;
 	pthread_mutex_unlock(&w->mu);
 	if (busy) {
+		enum MHD_Result r = web_err(c, 409, "campaign \"%s\" already has a launch %s", l->id,
+		                            state_names[pst]);
 		free(l);
 		json_decref(doc);
-		return web_err(c, 409, "campaign \"%s\" already has a launch %s", id,
-		               state_names[prev->state]);
+		return r;
 	}
 	char path[WEB_PATH + 32];
 	snprintf(path, sizeof path, "%s/campaign.json", l->dir);
@@ -203,8 +205,9 @@ enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *r
 	prev = find(w, l->id);
 	if (prev && (prev->state == WL_PENDING || prev->state == WL_RUNNING)) {
 		pthread_mutex_unlock(&w->mu);
+		enum MHD_Result r = web_err(c, 409, "campaign \"%s\" already has a launch", l->id);
 		free(l);
-		return web_err(c, 409, "campaign \"%s\" already has a launch", id);
+		return r;
 	}
 	keep(w, l);
 	rc = w->approvals <= 1 ? start(w, l) : 0;

@@ -125,5 +125,8 @@ await withChromium(1400, 1300, async (ctx) => {
   if (!(await text(page, `${row} .approved`)).includes("bob")) fail("approver not shown");
   console.log(`done: page sent ${sent} = delivered ${delivered} = emulator ${emu} = preview ${pv.queued}`);
   for (const p of [page, bobPage]) if (p.foreign.length) fail("requests outside the tracker: " + p.foreign.join(" "));
-  await page.screenshot({ path: shot, fullPage: true });
+  await bobPage.close();
+  // a picture for people, not a check: a machine too loaded to draw one in 2 min skips it
+  await page.screenshot({ path: shot, fullPage: true, timeout: 120000 })
+    .then(() => console.log("screenshot: " + shot), (e) => console.log("screenshot skipped: " + e.message.split("\n")[0]));
 });

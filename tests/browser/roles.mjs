@@ -29,6 +29,8 @@ expect(await call("carol", "/api/launches", Object.assign(draft("roles-carol"), 
        /needs the sender role; carol is a viewer/, "viewer launches");
 let r = await call("alice", "/api/launches", Object.assign(draft("roles-alice"), { confirm: "roles-alice" }));
 if (r.status !== 201 || r.body.state !== "pending") fail("alice's launch request: " + JSON.stringify(r));
+expect(await call("alice", "/api/launches", Object.assign(draft("roles-alice"), { confirm: "roles-alice" })), 409,
+       /campaign "roles-alice" already has a launch pending/, "the same launch asked for twice");
 r = await call("bob", "/api/launches", Object.assign(draft("roles-bob"), { confirm: "roles-bob" }));
 if (r.status !== 201 || r.body.state !== "pending") fail("bob's launch request: " + JSON.stringify(r));
 expect(await call("bob", "/api/launches/roles-bob/approve", {}), 403, /bob asked for this launch: a second, different person/,
@@ -46,8 +48,9 @@ await withChromium(1400, 1000, async (ctx) => {
   const row = 'tr[data-launch="roles-alice"]';
   await page.waitForSelector(`${row} button.approve`, { timeout: 10000 });
   await page.click(`${row} button.approve`);
-  await page.waitForFunction(() => /approving a launch needs the approver role; alice is a sender/.test(document.querySelector("#err").textContent), null, { timeout: 10000 });
-  console.log("page (alice approves): " + (await page.textContent("#err")));
+  const shown = async (re) => (await page.waitForFunction((re) => { const t = document.querySelector("#err").textContent;
+    return new RegExp(re).test(t) && t; }, re, { timeout: 10000 })).jsonValue();
+  console.log("page (alice approves): " + (await shown("approving a launch needs the approver role; alice is a sender")));
   // carol, a viewer, cannot even preview
   await page.fill("#token", T.carol);
   await page.dispatchEvent("#token", "change");
@@ -55,8 +58,7 @@ await withChromium(1400, 1000, async (ctx) => {
   await page.selectOption("#aud-select", aud.id);
   await page.waitForSelector("#aud-info .rows", { timeout: 10000 });
   await page.click("#preview-btn");
-  await page.waitForFunction(() => /needs the sender role; carol is a viewer/.test(document.querySelector("#err").textContent), null, { timeout: 10000 });
-  console.log("page (carol previews): " + (await page.textContent("#err")));
+  console.log("page (carol previews): " + (await shown("needs the sender role; carol is a viewer")));
 });
 
 // nothing changed by the refusals: both still pending, unapproved; then cancelled by who may
