@@ -3,6 +3,7 @@
 #include "core/num.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -44,3 +45,12 @@ int64_t clock_mono_ns(void)
 }
 
 int64_t clock_mono_ms(void) { return clock_mono_ns() / 1000000; }
+
+char *clock_iso8601(int64_t wall_ms, char *out, size_t outlen)
+{
+	time_t t = (time_t)(wall_ms / 1000);
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || !strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, outlen, "?");
+	return out;
+}

@@ -1,6 +1,7 @@
 /* clock.h -- wall and monotonic clocks in milliseconds and nanoseconds. */
 #ifndef TOCSIN_CLOCK_H
 #define TOCSIN_CLOCK_H
+#include <stddef.h>
 #include <stdint.h>
 
 /* Milliseconds since the Unix epoch (for timestamps on the wire, expiry, send_at and
@@ -17,5 +18,7 @@ int clock_parse_offset(const char *s, int64_t *out);
 int64_t clock_mono_ms(void);
 /* Monotonic nanoseconds (for latency measurement). Any thread. */
 int64_t clock_mono_ns(void);
+/* wall_ms as UTC "2026-12-03T10:06:06Z" into out (at least 21 bytes). Returns out. Any thread. */
+char *clock_iso8601(int64_t wall_ms, char *out, size_t outlen);
 
 #endif

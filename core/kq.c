@@ -247,16 +247,26 @@ int64_t kq_group_lag(rd_kafka_t *rk, rd_kafka_t *grk, const char *topic, int npa
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts > 0 ? nparts : 1);
 	for (int i = 0; i < nparts; i++)
 		rd_kafka_topic_partition_list_add(l, topic, i);
-	if (rd_kafka_committed(grk, l, 5000)) {
+	if (rd_kafka_committed(grk, l, 2000)) {
 		rd_kafka_topic_partition_list_destroy(l);
 		return -1;
 	}
-	int64_t lag = 0;
+	/* the log ends and starts of every partition in one request each (ListOffsets LATEST
+	 * and EARLIEST), each bounded by its timeout even when the broker is gone (a watermark
+	 * query per partition could wait past its own) */
+	rd_kafka_topic_partition_list_t *his = rd_kafka_topic_partition_list_copy(l),
+	                                *los = rd_kafka_topic_partition_list_copy(l);
 	for (int i = 0; i < l->cnt; i++) {
-		int64_t lo = 0, hi = 0;
-		if (rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, 5000))
+		his->elems[i].offset = RD_KAFKA_OFFSET_END;
+		los->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+	}
+	int64_t lag = 0;
+	if (rd_kafka_offsets_for_times(rk, his, 1500) || rd_kafka_offsets_for_times(rk, los, 1500))
+		lag = -1;
+	for (int i = 0; lag >= 0 && i < l->cnt; i++) {
+		int64_t lo = los->elems[i].offset, hi = his->elems[i].offset, c = l->elems[i].offset;
+		if (his->elems[i].err || los->elems[i].err || hi < 0 || lo < 0)
 			continue;
-		int64_t c = l->elems[i].offset;
 		if (c >= 0 && c < lo)
 			log_error("event=outbox_truncated topic=%s partition=%d committed=%lld log_start=%lld "
 			          "msg=\"the broker dropped messages the dispatchers never read\"",
@@ -266,6 +276,8 @@ int64_t kq_group_lag(rd_kafka_t *rk, rd_kafka_t *grk, const char *topic, int npa
 		if (hi > c)
 			lag += hi - c;
 	}
+	rd_kafka_topic_partition_list_destroy(his);
+	rd_kafka_topic_partition_list_destroy(los);
 	rd_kafka_topic_partition_list_destroy(l);
 	return lag;
 }

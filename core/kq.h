@@ -106,8 +106,8 @@ int64_t kq_consumer_lag(rd_kafka_t *rk);
 /* Records of partitions 0..nparts-1 of topic not yet committed by the consumer group of
  * grk (a consumer created with that group id, never subscribed): high watermarks (asked
  * through rk) minus the group's committed offsets. A committed offset below the log start
- * is logged as event=outbox_truncated. -1 when the committed offsets cannot be read. The
- * caller's thread (blocking, up to 5 s per call). */
+ * is logged as event=outbox_truncated. -1 when the committed offsets or the log ends cannot
+ * be read. The caller's thread (blocking, up to 5 s per call: three requests). */
 int64_t kq_group_lag(rd_kafka_t *rk, rd_kafka_t *grk, const char *topic, int nparts);
 /* How many messages of avg_bytes may wait uncommitted on nparts partitions of the
  * embedded broker, which keeps at most 5 MiB per partition and drops the oldest: 60% of

@@ -17,7 +17,9 @@ static void usage(FILE *f)
 	        "\n"
 	        "Read tocsin.dead from its start to its current end and print every message that\n"
 	        "could not be sent: id, campaign, final state, vendor code, attempts and the\n"
-	        "reason; then a count. With --json, one JSON record per line as stored (the\n"
+	        "reason; and every message sent again after an ambiguous outcome (code\n"
+	        "ambiguous_resent: its request went out, no answer and no receipt came, so the\n"
+	        "recipient may have two); then the counts. With --json, one JSON record per line as stored (the\n"
 	        "original outbox record is under \"message\"). Nothing is consumed or committed.\n"
 	        "\n"
 	        "  --campaign ID  only this campaign's messages\n"
@@ -36,6 +38,7 @@ typedef struct dead_list {
 	int json;
 	long limit;           /* -1 = all */
 	long shown, total;
+	long resent; /* of total: code ambiguous_resent, sent again after an ambiguous outcome */
 } dead_list_t;
 
 /* kq_read callback: count and print one record of tocsin.dead. */
@@ -46,6 +49,7 @@ static int dead_record(void *ud, const rd_kafka_message_t *m)
 	const char *c = str(r, "campaign");
 	if (r && (!dl->campaign || !strcmp(c, dl->campaign))) {
 		dl->total++;
+		dl->resent += !strcmp(str(r, "code"), "ambiguous_resent");
 		if (dl->limit < 0 || dl->shown < dl->limit) {
 			dl->shown++;
 			if (dl->json)
@@ -116,9 +120,13 @@ int cmd_dead(cfg_t *cfg, int argc, char **argv)
 		fprintf(stderr, "tocsin dead: gave up reading after 30 s; the list may be incomplete\n");
 	else if (rc)
 		fprintf(stderr, "tocsin dead: %s; the list may be incomplete\n", err);
+	long dead = dl.total - dl.resent;
+	if (!json && dl.resent)
+		printf("%ld sent again after an ambiguous outcome (ambiguous_resent: the recipient may "
+		       "have two)\n", dl.resent);
 	if (!json)
-		printf("%ld dead letter%s%s%s\n", dl.total, dl.total == 1 ? "" : "s",
-		       campaign ? " for " : "", campaign ? campaign : "");
+		printf("%ld dead letter%s%s%s\n", dead, dead == 1 ? "" : "s", campaign ? " for " : "",
+		       campaign ? campaign : "");
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
 	return rc ? 1 : 0;

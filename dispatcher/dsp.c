@@ -1,6 +1,7 @@
 /* dsp.c -- `tocsin dispatch`: consume the outbox, send through vendors, report every outcome,
  * commit offsets only past messages whose final outcome is on tocsin.status. */
 #include "dispatcher/dsp_queue.h"
+#include "dispatcher/dsp_ledger.h"
 #include "dispatcher/dsp_metrics.h"
 #include "dispatcher/dsp_state.h"
 #include "dispatcher/retry.h"
@@ -12,6 +13,7 @@
 #include "core/err.h"
 #include "core/kq.h"
 #include "core/log.h"
+#include "core/runfile.h"
 #include "core/sig.h"
 #include "vendors/http.h"
 #include "vendors/vnd.h"
@@ -43,6 +45,12 @@
 #define DSP_ACK_STALL_MS 1500
 /* Stopping while the broker is unreachable: what is in flight gets this long. */
 #define DSP_STOP_UNREACHABLE_MS 2500
+/* A send with no answer (ambiguous) is held dispatcher.ambiguous_grace_ms (default) for a
+ * receipt, which is looked for this often; tocsin.status is followed until none has been
+ * held for DSP_AMB_FOLLOW_MS. */
+#define DSP_AMB_GRACE_MS 10000
+#define DSP_AMB_RECHECK_MS 200
+#define DSP_AMB_FOLLOW_MS 30000
 
 typedef struct dsp_part dsp_part_t;
 
@@ -125,23 +133,40 @@ typedef struct dsp {
 	int64_t held_since_ms;    /* mono ms since sending stopped: broker unreachable; 0 not */
 	int64_t last_commit_ms;
 	dsp_state_t *st;   /* campaign states, opt-outs, vendor health */
+	dsp_ledger_t *ledger; /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
 	buf_t buf;         /* reused encode buffer */
 	/* counters */
 	int64_t n_consumed, n_accepted, n_failed, n_retried, n_cancelled, n_suppressed, n_expired;
 	int64_t n_status_errors;
 	int64_t n_finals_acked;      /* final statuses the broker acknowledged */
 	int64_t n_already_done;      /* consumed again after a rebalance or crash: not resent */
+	int64_t n_ledgered;          /* consumed again after the broker lost its outcome: not resent */
 	int64_t first_consume_ns, last_final_ns;
 	int64_t last_progress_ms;
 	dsp_metrics_t *met;      /* /metrics (dsp_metrics.h), NULL when not served */
 	int64_t n_held, last_metrics_ms; /* messages held for want of a usable vendor */
+	/* ambiguous sends (the request went out, no answer came): held for a receipt */
+	int64_t amb_grace_ms;  /* dispatcher.ambiguous_grace_ms; 0: retried at once */
+	int64_t n_ambiguous, n_reconciled, n_resent_amb;
+	size_t n_amb_held;     /* held now */
+	int64_t amb_last_ms;   /* mono ms one was last held */
 } dsp_t;
 
 /* ------------------------------------------------------------------ messages */
 
+/* m's ambiguity ends (confirmed, resent or dropped). */
+static void amb_end(dsp_t *d, dsp_msg_t *m)
+{
+	if (m->amb_until) {
+		m->amb_until = 0;
+		d->n_amb_held--;
+	}
+}
+
 static void msg_free(dsp_t *d, dsp_msg_t *m)
 {
 	d->n_held -= m->held;
+	amb_end(d, m);
 	dsp_lane_t *l = &d->lanes[m->lane];
 	if (m->where == DQ_DONE)
 		l->ndone--;
@@ -218,6 +243,20 @@ static void produce_status(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *v
 	}
 }
 
+/* tocsin.dead: m's original record with the state, code and reason. */
+static void dead_letter(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *code,
+                        const char *reason)
+{
+	msg_dead_t dl = {.id = m->m.id, .campaign = m->m.campaign, .state = st, .code = code,
+	                 .reason = reason, .attempts = m->attempt, .ts_ms = clock_wall_ms(),
+	                 .message = m->rkm->payload, .message_len = m->rkm->len};
+	buf_reset(&d->buf);
+	if (msg_dead_encode(&dl, &d->buf))
+		log_error("event=dead_encode_failed id=%s", m->m.id);
+	else
+		kq_produce(d->prod, KQ_T_DEAD, m->m.id, strlen(m->m.id), d->buf.p, d->buf.len, NULL);
+}
+
 /* Record the final outcome and put it on tocsin.status; the message is done
  * (its offset may be committed) once the broker has acknowledged it. */
 static void finish(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *vendor, const char *ref,
@@ -238,16 +277,7 @@ static void finish(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *vendor, c
 	default: d->n_failed++; break;
 	}
 	if (st == MSG_ST_FAILED || st == MSG_ST_EXPIRED) {
-		/* tocsin.dead: the original record with the reason. */
-		msg_dead_t dl = {.id = m->m.id, .campaign = m->m.campaign, .state = st, .code = m->code,
-		                 .reason = m->detail, .attempts = m->attempt, .ts_ms = clock_wall_ms(),
-		                 .message = m->rkm->payload, .message_len = m->rkm->len};
-		buf_reset(&d->buf);
-		if (msg_dead_encode(&dl, &d->buf))
-			log_error("event=dead_encode_failed id=%s", m->m.id);
-		else
-			kq_produce(d->prod, KQ_T_DEAD, m->m.id, strlen(m->m.id), d->buf.p, d->buf.len,
-			           NULL);
+		dead_letter(d, m, st, m->code, m->detail);
 		dsp_metrics_dead(d->met);
 	}
 	produce_status(d, m, st, m->vendor_name, m->ref, m->code, m->detail, latency_ms, 1);
@@ -624,13 +654,94 @@ static sla_outcome_t sla_outcome_of(const vnd_result_t *r, int curl_code)
 	}
 }
 
+/* m was deferred by vendor (code, detail: its answer): retry it after a backoff, or
+ * finish it failed or expired when the retry rules say so. */
+static void defer(dsp_t *d, dsp_msg_t *m, const char *vendor, int retry_after_ms, int throttled,
+                  const char *code, const char *detail, int64_t lat)
+{
+	msg_out_t probe = m->m;
+	probe.attempt = m->attempt;
+	retry_decision_t rd;
+	int64_t wall = clock_wall_ms();
+	retry_decide(d->retry, &probe, wall, retry_after_ms > 0 ? retry_after_ms : 0, throttled, &rd);
+	if (rd.verdict == RETRY_FINAL_ATTEMPTS || rd.verdict == RETRY_FINAL_EXPIRED) {
+		char why[300];
+		snprintf(why, sizeof why, "%s after %d attempts; last answer: %s",
+		         rd.verdict == RETRY_FINAL_EXPIRED ? "expired" : "gave up", m->attempt + 1,
+		         detail);
+		m->attempt++;
+		finish(d, m, rd.verdict == RETRY_FINAL_EXPIRED ? MSG_ST_EXPIRED : MSG_ST_FAILED, vendor,
+		       NULL, code, why, lat);
+		return;
+	}
+	m->attempt = rd.next_attempt;
+	d->n_retried++;
+	produce_status(d, m, MSG_ST_RETRYING, vendor, NULL, code, detail, lat, 0);
+	dq_timer(d->q, m, clock_mono_ms() + rd.delay_ms);
+}
+
+/* The request carrying m went out and no answer came back (a timeout, a connection
+ * reset or closed after sending): the vendor may have taken it. Not retried blindly:
+ * held for dispatcher.ambiguous_grace_ms while tocsin.status is followed for a receipt
+ * (vendors echo our id in their callbacks; the tracker puts them there). */
+static void amb_hold(dsp_t *d, dsp_msg_t *m, const char *vendor, const char *why, int64_t lat)
+{
+	int64_t now = clock_mono_ms();
+	m->amb_until = now + d->amb_grace_ms;
+	d->n_amb_held++;
+	d->n_ambiguous++;
+	d->amb_last_ms = now;
+	dsp_state_follow(d->st, 1, 1000);
+	char detail[300];
+	snprintf(detail, sizeof detail,
+	         "no answer after the request went out (%.150s): held up to %lld ms for a receipt "
+	         "before sending again",
+	         why, (long long)d->amb_grace_ms);
+	produce_status(d, m, MSG_ST_RETRYING, vendor, NULL, "ambiguous", detail, lat, 0);
+	dq_timer(d->q, m, now + DSP_AMB_RECHECK_MS);
+}
+
+/* An ambiguous m's timer: a receipt on tocsin.status confirms the vendor took it (it
+ * is finished accepted, "reconciled"); past its grace with none it is sent again
+ * ("resent_after_ambiguity", noted on tocsin.dead: the recipient may get two). */
+static void amb_check(dsp_t *d, dsp_msg_t *m, int64_t now)
+{
+	dsp_vendor_t *v = m->last_vendor >= 0 ? &d->vendors[m->last_vendor] : NULL;
+	const char *vendor = v ? v->v->name : NULL;
+	if (dsp_state_finished(d->st, m->m.id) == DSP_DONE_SENT) {
+		amb_end(d, m);
+		d->n_reconciled++;
+		if (v)
+			v->accepted++;
+		dsp_ledger_add(d->ledger, m->m.id);
+		finish(d, m, MSG_ST_ACCEPTED, vendor, NULL, "reconciled",
+		       "the request got no answer; a receipt confirmed the vendor took it", -1);
+		return;
+	}
+	if (now < m->amb_until) {
+		dq_timer(d->q, m, now + DSP_AMB_RECHECK_MS);
+		return;
+	}
+	amb_end(d, m);
+	d->n_resent_amb++;
+	static const char why[] = "the request got no answer and no receipt came within "
+	                          "dispatcher.ambiguous_grace_ms: sent again (the recipient may "
+	                          "get it twice)";
+	dead_letter(d, m, MSG_ST_RETRYING, "ambiguous_resent", why);
+	log_info("event=ambiguous_resent id=%s vendor=%s status_records_read=%llu following=%d", m->m.id,
+	         vendor ? vendor : "", (unsigned long long)dsp_state_status_read(d->st),
+	         dsp_state_following(d->st));
+	defer(d, m, vendor, 0, 0, "ambiguous_resent", why, -1);
+}
+
 static void on_result(dsp_t *d, dsp_msg_t *m, dsp_vendor_t *v, int vi, const vnd_result_t *r,
-                      int64_t lat)
+                      int64_t lat, int unanswered)
 {
 	m->vendor = -1;
 	switch (r->outcome) {
 	case VND_ACCEPTED:
 		v->accepted++;
+		dsp_ledger_add(d->ledger, m->m.id);
 		finish(d, m, MSG_ST_ACCEPTED, v->v->name, r->ref, NULL, NULL, lat);
 		return;
 	case VND_PERMANENT:
@@ -667,26 +778,11 @@ static void on_result(dsp_t *d, dsp_msg_t *m, dsp_vendor_t *v, int vi, const vnd
 	}
 	v->deferred++;
 	m->last_vendor = vi;
-	msg_out_t probe = m->m;
-	probe.attempt = m->attempt;
-	retry_decision_t rd;
-	int64_t wall = clock_wall_ms();
-	retry_decide(d->retry, &probe, wall, r->retry_after_ms > 0 ? r->retry_after_ms : 0,
-	             r->throttled, &rd);
-	if (rd.verdict == RETRY_FINAL_ATTEMPTS || rd.verdict == RETRY_FINAL_EXPIRED) {
-		char why[300];
-		snprintf(why, sizeof why, "%s after %d attempts; last answer: %s",
-		         rd.verdict == RETRY_FINAL_EXPIRED ? "expired" : "gave up", m->attempt + 1,
-		         r->detail);
-		m->attempt++;
-		finish(d, m, rd.verdict == RETRY_FINAL_EXPIRED ? MSG_ST_EXPIRED : MSG_ST_FAILED,
-		       v->v->name, NULL, r->code, why, lat);
+	if (unanswered && d->amb_grace_ms > 0) {
+		amb_hold(d, m, v->v->name, r->detail, lat);
 		return;
 	}
-	m->attempt = rd.next_attempt;
-	d->n_retried++;
-	produce_status(d, m, MSG_ST_RETRYING, v->v->name, NULL, r->code, r->detail, lat, 0);
-	dq_timer(d->q, m, clock_mono_ms() + rd.delay_ms);
+	defer(d, m, v->v->name, r->retry_after_ms, r->throttled, r->code, r->detail, lat);
 }
 
 static void on_done(dsp_t *d, http_done_t *hd)
@@ -733,7 +829,7 @@ static void on_done(dsp_t *d, http_done_t *hd)
 		          d->results[0].code, (long long)lat);
 	http_release(d->http, hd->xfer);
 	for (size_t i = 0; i < n; i++)
-		on_result(d, r->msgs[i], v, vi, &d->results[i], lat);
+		on_result(d, r->msgs[i], v, vi, &d->results[i], lat, hd->unanswered);
 	r->n = 0;
 	r->next_free = d->free_reqs;
 	d->free_reqs = r;
@@ -893,6 +989,15 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		return;
 	}
 	m->attempt = m->m.attempt;
+	/* A vendor took it, but its outcome is not on tocsin.status: the broker lost it (an
+	 * embedded broker restarted, a relaunch). The ledger remembers; its outcome is put back. */
+	if (m->m.attempt == 0 && dsp_ledger_has(d->ledger, m->m.id)) {
+		d->n_ledgered++;
+		finish(d, m, MSG_ST_ACCEPTED, NULL, NULL, "ledger",
+		       "a vendor took it before the broker lost its outcome (dispatcher ledger): not "
+		       "sent again", -1);
+		return;
+	}
 	admit(d, m, clock_mono_ms());
 }
 
@@ -957,9 +1062,7 @@ static void ack_watch(dsp_t *d, int64_t now)
 	if (!d->held_since_ms && unacked && now - since >= DSP_ACK_STALL_MS) {
 		d->held_since_ms = since;
 		char ts[32];
-		time_t wall = (time_t)((clock_wall_ms() - (now - since)) / 1000);
-		struct tm tm;
-		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&wall, &tm));
+		clock_iso8601(clock_wall_ms() - (now - since), ts, sizeof ts);
 		log_error("event=broker_unreachable since=%s held=%zu in_flight=%d msg=\"broker "
 		          "unreachable since %s: %zu outcomes held, sending paused\"",
 		          ts, unacked, http_in_flight(d->http), ts, unacked);
@@ -987,9 +1090,14 @@ static void pump(dsp_t *d, int timeout_ms)
 		}
 		if (m->discard)
 			msg_free(d, m);
+		else if (m->amb_until)
+			amb_check(d, m, now);
 		else
 			admit(d, m, now);
 	}
+	if (!d->n_amb_held && now - d->amb_last_ms >= DSP_AMB_FOLLOW_MS &&
+	    dsp_state_following(d->st))
+		dsp_state_follow(d->st, 0, 0);
 	if (!d->draining && !d->held_since_ms)
 		serve_all(d, now);
 	/* sleep until a destination's limiter or the first timer allows more; a
@@ -1178,7 +1286,9 @@ static void metrics_tick(dsp_t *d, int64_t now)
 	                          .ready = (int64_t)dq_count(d->q, DQ_READY),
 	                          .waiting = (int64_t)dq_count(d->q, DQ_TIMER) - d->n_held,
 	                          .awaiting_ack = (int64_t)dq_unacked(d->q), .held = d->n_held,
-	                          .lag = kq_consumer_lag(d->cons)};
+	                          .lag = kq_consumer_lag(d->cons), .ambiguous = d->n_ambiguous,
+	                          .reconciled = d->n_reconciled,
+	                          .resent_after_ambiguity = d->n_resent_amb};
 	for (size_t i = 0; i < d->nvendors && i < DSP_METRICS_MAX_VENDORS; i++, g.nvendors++) {
 		g.accepted[i] = d->vendors[i].accepted;
 		g.failed[i] = d->vendors[i].failed;
@@ -1196,12 +1306,15 @@ static void progress(dsp_t *d, int64_t now)
 	/* where the pending messages are: an operator's first question when it stalls */
 	log_info("event=progress consumed=%lld accepted=%lld failed=%lld retried=%lld "
 	         "cancelled=%lld suppressed=%lld expired=%lld already_done=%lld pending=%zu "
-	         "ready=%zu waiting=%zu in_flight=%d awaiting_ack=%zu done_unfreed=%zu",
+	         "ready=%zu waiting=%zu in_flight=%d awaiting_ack=%zu done_unfreed=%zu "
+	         "ambiguous=%lld ambiguous_held=%zu reconciled=%lld resent_after_ambiguity=%lld "
+	         "ledgered=%lld",
 	         (long long)d->n_consumed, (long long)d->n_accepted, (long long)d->n_failed,
 	         (long long)d->n_retried, (long long)d->n_cancelled, (long long)d->n_suppressed,
 	         (long long)d->n_expired, (long long)d->n_already_done, d->npending,
 	         dq_count(d->q, DQ_READY), dq_count(d->q, DQ_TIMER), http_in_flight(d->http),
-	         dq_unacked(d->q), dq_count(d->q, DQ_DONE));
+	         dq_unacked(d->q), dq_count(d->q, DQ_DONE), (long long)d->n_ambiguous, d->n_amb_held,
+	         (long long)d->n_reconciled, (long long)d->n_resent_amb, (long long)d->n_ledgered);
 }
 
 static int setup(dsp_t *d, char *err, size_t errlen)
@@ -1237,6 +1350,14 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		if ((size_t)vnd_max_batch(dv->a) > max_batch)
 			max_batch = (size_t)vnd_max_batch(dv->a);
 	}
+	json_t *g = json_object_get(json_object_get(c->root, "dispatcher"), "ambiguous_grace_ms");
+	d->amb_grace_ms = DSP_AMB_GRACE_MS;
+	if (g && (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > 600000)) {
+		snprintf(err, errlen, "%s: dispatcher.ambiguous_grace_ms must be an integer 0..600000",
+		         c->path);
+		return TOCSIN_ERR_CONFIG;
+	} else if (g)
+		d->amb_grace_ms = json_integer_value(g);
 	if (!(d->q = dq_new(c, err, errlen)))
 		return TOCSIN_ERR_NOMEM;
 	if (!(d->route = route_new(c, d->channel, err, errlen)))
@@ -1273,6 +1394,11 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		return TOCSIN_ERR_KAFKA;
 	if (!(d->st = dsp_state_new(c, d->client_id, err, errlen)))
 		return TOCSIN_ERR_KAFKA;
+	char ldir[4096];
+	if (runfile_mkdir(c, err, errlen) || cfg_var_path(c, "ledger", ldir, sizeof ldir) ||
+	    !(d->ledger = dsp_ledger_open(ldir, msg_channel_name(d->channel), d->client_id, err,
+	                                  errlen)))
+		return TOCSIN_ERR_IO;
 	if (dsp_state_catch_up(d->st, 10000))
 		log_warn("event=state_catch_up_slow msg=\"campaign/opt-out state not fully read after 10 s; "
 		         "continuing, and applying the rest as it arrives\"");
@@ -1371,6 +1497,7 @@ static void teardown(dsp_t *d)
 	if (d->prod)
 		rd_kafka_destroy(d->prod);
 	dsp_state_free(d->st);
+	dsp_ledger_free(d->ledger);
 	http_free(d->http);
 	for (size_t i = 0; d->vendors && i < d->nvendors; i++) {
 		vnd_free(d->vendors[i].a);
@@ -1469,8 +1596,10 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		teardown(&d);
 		return 1;
 	}
-	log_info("event=dispatch_started channel=%s group=%s vendors=%zu max_in_flight=%d",
-	         msg_channel_name(d.channel), d.group, d.nvendors, cfg->max_in_flight);
+	log_info("event=dispatch_started channel=%s group=%s vendors=%zu max_in_flight=%d "
+	         "ledger_ids=%zu",
+	         msg_channel_name(d.channel), d.group, d.nvendors, cfg->max_in_flight,
+	         dsp_ledger_loaded(d.ledger));
 	while (!tocsin_stop) {
 		int64_t now = clock_mono_ms();
 		dsp_state_poll(d.st);

@@ -58,6 +58,14 @@ static void family(buf_t *b, const char *name, const char *type, const char *hel
 	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A family with one sample, labelled by channel only. */
+static void single(buf_t *b, const dsp_metrics_t *m, const char *name, const char *type,
+                   const char *help, int64_t v)
+{
+	family(b, name, type, help);
+	sample(b, m, name, -1, NULL, v);
+}
+
 /* This dispatcher's vendors: those of its channel. */
 static int mine(const dsp_metrics_t *m, size_t i)
 {
@@ -100,23 +108,29 @@ static void render(dsp_metrics_t *m, buf_t *b)
 					         msg_vh_state_name(t));
 					sample(b, m, "tocsin_dispatch_sla_transitions_total", (int)i, x, m->sla[i][f][t]);
 				}
-	family(b, "tocsin_dispatch_retries_total", "counter", "Retries scheduled after a deferral.");
-	sample(b, m, "tocsin_dispatch_retries_total", -1, NULL, g->retries);
-	family(b, "tocsin_dispatch_dead_letters_total", "counter", "Records sent to tocsin.dead.");
-	sample(b, m, "tocsin_dispatch_dead_letters_total", -1, NULL, m->dead);
-	family(b, "tocsin_dispatch_in_flight", "gauge", "HTTP requests to vendors in flight.");
-	sample(b, m, "tocsin_dispatch_in_flight", -1, NULL, g->in_flight);
+	single(b, m, "tocsin_dispatch_retries_total", "counter", "Retries scheduled after a deferral.",
+	       g->retries);
+	single(b, m, "tocsin_dispatch_dead_letters_total", "counter", "Records sent to tocsin.dead.",
+	       m->dead);
+	single(b, m, "tocsin_dispatch_ambiguous_total", "counter",
+	       "Sends whose request went out and got no answer (timeout, reset): held for a receipt.",
+	       g->ambiguous);
+	single(b, m, "tocsin_dispatch_reconciled_total", "counter",
+	       "Ambiguous sends a receipt confirmed: not sent again.", g->reconciled);
+	single(b, m, "tocsin_dispatch_resent_after_ambiguity_total", "counter",
+	       "Ambiguous sends nothing confirmed within the grace: sent again (possible duplicates).",
+	       g->resent_after_ambiguity);
+	single(b, m, "tocsin_dispatch_in_flight", "gauge", "HTTP requests to vendors in flight.",
+	       g->in_flight);
 	family(b, "tocsin_dispatch_pending_messages", "gauge",
 	       "Messages taken from the outbox and not yet final, by where they are.");
 	sample(b, m, "tocsin_dispatch_pending_messages", -1, ",where=\"ready\"", g->ready);
 	sample(b, m, "tocsin_dispatch_pending_messages", -1, ",where=\"waiting\"", g->waiting);
 	sample(b, m, "tocsin_dispatch_pending_messages", -1, ",where=\"awaiting_ack\"", g->awaiting_ack);
-	family(b, "tocsin_dispatch_held_messages", "gauge",
-	       "Messages held because no vendor of the route can take them (open, drained).");
-	sample(b, m, "tocsin_dispatch_held_messages", -1, NULL, g->held);
-	family(b, "tocsin_dispatch_consumer_lag", "gauge",
-	       "Outbox records of this dispatcher's partitions not yet consumed (-1 unknown).");
-	sample(b, m, "tocsin_dispatch_consumer_lag", -1, NULL, g->lag);
+	single(b, m, "tocsin_dispatch_held_messages", "gauge",
+	       "Messages held because no vendor of the route can take them (open, drained).", g->held);
+	single(b, m, "tocsin_dispatch_consumer_lag", "gauge",
+	       "Outbox records of this dispatcher's partitions not yet consumed (-1 unknown).", g->lag);
 	pthread_mutex_unlock(&m->mu);
 }
 

@@ -42,6 +42,8 @@ typedef struct dsp_metrics_gauges {
 	int64_t ready, waiting, awaiting_ack; /* pending messages by where they are */
 	int64_t held;                        /* waiting for a usable vendor */
 	int64_t lag;                         /* outbox records not yet consumed, -1 unknown */
+	/* sends whose request went out with no answer back, and what became of them */
+	int64_t ambiguous, reconciled, resent_after_ambiguity;
 	size_t nvendors;
 	int64_t accepted[DSP_METRICS_MAX_VENDORS], failed[DSP_METRICS_MAX_VENDORS],
 	    deferred[DSP_METRICS_MAX_VENDORS];

@@ -64,6 +64,8 @@ typedef struct dsp_msg {
 	int vendor;      /* vendor index of the send in flight, -1 none */
 	int lane;        /* kq_lane_t of the topic it came from */
 	int last_vendor; /* vendor that last deferred, -1 none */
+	int64_t amb_until; /* mono ms: a send to last_vendor went out and got no answer (ambiguous);
+	                    * held until then for a receipt to confirm it; 0 none */
 	/* the final outcome, kept to re-produce its status if delivery fails */
 	msg_state_t final_state;
 	char vendor_name[64];

@@ -51,6 +51,8 @@ struct dsp_state {
 	rd_kafka_topic_partition_list_t *targets; /* high watermarks to catch up to */
 	int64_t *t_from, *t_seen; /* per target: where reading started, last offset read + 1 */
 	uint64_t vh_seq; /* vendor-health records applied */
+	int follow;      /* tocsin.status is read continuously (dsp_state_follow) */
+	uint64_t n_status; /* tocsin.status records read */
 };
 
 static named_t *named_find(named_t *a, size_t n, const char *name)
@@ -281,6 +283,7 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 		}
 		if (buf != sb)
 			free(buf);
+		s->n_status++;
 		return;
 	}
 	if (!strcmp(topic, KQ_T_CAMPAIGNS)) {
@@ -330,7 +333,7 @@ int dsp_state_poll(dsp_state_t *s)
 }
 
 /* (Re)assign: the state topics where they are, tocsin.status from the lookback. */
-static int assign_with_status(dsp_state_t *s)
+static int assign_with_status(dsp_state_t *s, int timeout_ms)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->targets->cnt);
 	rd_kafka_topic_partition_list_t *since = rd_kafka_topic_partition_list_new(8);
@@ -348,11 +351,11 @@ static int assign_with_status(dsp_state_t *s)
 			l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
 	/* From 30 s back, and at least the last DSP_STATUS_LOOKBACK_RECORDS of each partition
 	 * (a cluster that cannot look offsets up by time, like the embedded one, answers -1). */
-	int ok = since->cnt && rd_kafka_offsets_for_times(s->rk, since, 10000) == 0;
+	int ok = since->cnt && rd_kafka_offsets_for_times(s->rk, since, timeout_ms) == 0;
 	for (int i = 0; i < since->cnt; i++) {
 		int32_t p = since->elems[i].partition;
 		int64_t lo = 0, hi = 0, from;
-		if (rd_kafka_query_watermark_offsets(s->rk, KQ_T_STATUS, p, &lo, &hi, 10000)) {
+		if (rd_kafka_query_watermark_offsets(s->rk, KQ_T_STATUS, p, &lo, &hi, timeout_ms)) {
 			from = ok && since->elems[i].offset >= 0 ? since->elems[i].offset : RD_KAFKA_OFFSET_END;
 			log_warn("event=status_lookback_failed partition=%d msg=\"reading tocsin.status "
 			         "from its end: a message finished just before a rebalance could be sent "
@@ -393,7 +396,7 @@ static void pause_status(dsp_state_t *s, int pause)
 int dsp_state_catch_up(dsp_state_t *s, int timeout_ms)
 {
 	int64_t end = clock_mono_ms() + timeout_ms;
-	if (assign_with_status(s))
+	if (assign_with_status(s, 10000))
 		log_warn("event=state_assign_failed msg=\"cannot (re)read tocsin.status\"");
 	pause_status(s, 0);
 	/* the ends as they are now */
@@ -427,9 +430,25 @@ int dsp_state_catch_up(dsp_state_t *s, int timeout_ms)
 			rd_kafka_message_destroy(m);
 		}
 	}
-	pause_status(s, 1);
+	if (!s->follow)
+		pause_status(s, 1);
 	return rc;
 }
+
+void dsp_state_follow(dsp_state_t *s, int on, int timeout_ms)
+{
+	if (!on == !s->follow)
+		return;
+	s->follow = on;
+	if (on && assign_with_status(s, timeout_ms))
+		log_warn("event=state_assign_failed msg=\"cannot (re)read tocsin.status\"");
+	pause_status(s, !on);
+	log_info("event=status_follow on=%d", on);
+}
+
+int dsp_state_following(const dsp_state_t *s) { return s->follow; }
+
+uint64_t dsp_state_status_read(const dsp_state_t *s) { return s->n_status; }
 
 int dsp_state_finished(dsp_state_t *s, const char *id)
 {

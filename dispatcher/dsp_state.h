@@ -27,6 +27,15 @@ int dsp_state_poll(dsp_state_t *s);
  * partitions are assigned; tocsin.status is paused again afterwards.
  * 0 or TOCSIN_ERR_TIMEOUT. */
 int dsp_state_catch_up(dsp_state_t *s, int timeout_ms);
+/* Follow tocsin.status (on = 1) from the catch-up's lookback on, as it grows, so
+ * dsp_state_finished() learns of receipts (the tracker's records of a vendor's
+ * callbacks, which echo our id) while sends whose answer never came are held; a
+ * catch-up leaves it running. on = 0 pauses it again. Waits at most timeout_ms for
+ * the broker to say where to start. */
+void dsp_state_follow(dsp_state_t *s, int on, int timeout_ms);
+int dsp_state_following(const dsp_state_t *s);
+/* tocsin.status records read so far (catch-ups and following). */
+uint64_t dsp_state_status_read(const dsp_state_t *s);
 /* Has message id an outcome (a state past queued/retrying) on tocsin.status,
  * as read by the last catch-up (or recorded by this dispatcher)? A message whose outcome
  * was published but whose offset was not committed (a rebalance or a crash

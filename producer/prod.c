@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,6 +31,13 @@
 
 #define MAXPART 64
 #define EPOCHS 8
+/* The broker unreachable this long (no acknowledgement, every connection down): the launch
+ * gives up with one line instead of waiting (its messages time out a little later). */
+#define PROD_BROKER_LOST_MS 20000
+/* Signs of a lost broker, the first of which starts that clock: messages waiting this long
+ * with no delivery report, the lag gate's committed-offset query failing, every broker
+ * connection down (librdkafka's ALL_BROKERS_DOWN). */
+#define PROD_ACK_STALL_MS 3000
 #define SMS_BODY_CAP (16 * 1024)
 #define EMAIL_BUF_CAP (2 * 1024 * 1024)
 
@@ -75,6 +83,13 @@ struct prod {
 	int64_t ep_cur, ep_done; /* current epoch; oldest not yet checkpointed */
 	int64_t ck_rows, ck_queued, ck_rj;
 	char errstr[256];     /* first delivery error */
+	/* the broker watch: down_mono_ms is written by the launch thread and the watchdog
+	 * thread (__atomic); the rest by whichever set it first */
+	int64_t down_mono_ms; /* since when the broker is unreachable (0: it answers) */
+	int64_t down_wall_ms;
+	int64_t ack_ref_ms;   /* launch thread: mono ms of the last delivery report, or of an empty queue */
+	pthread_t watchdog;
+	int watchdog_on, watchdog_stop;
 	FILE *rejects;
 	char rejects_path[4096], report_path[4096], ckpt_path[4096], dir[3800];
 	int64_t ckpt_rows;    /* rows of the checkpoint to replay */
@@ -192,6 +207,62 @@ static int mkdir_p(const char *dir)
 
 /* ------------------------------------------------------------ Kafka side */
 
+/* The broker stopped answering (why: what showed it): the clock of broker_lost()
+ * starts, with one line. Launch thread only. */
+static void broker_down(prod_t *p, const char *why)
+{
+	int64_t zero = 0, now = clock_mono_ms(), wall = clock_wall_ms();
+	if (!__atomic_compare_exchange_n(&p->down_mono_ms, &zero, now, 0, __ATOMIC_SEQ_CST,
+	                                 __ATOMIC_SEQ_CST))
+		return;
+	__atomic_store_n(&p->down_wall_ms, wall, __ATOMIC_SEQ_CST);
+	char ts[32];
+	clock_iso8601(wall, ts, sizeof ts);
+	int n = p->rk ? rd_kafka_outq_len(p->rk) : 0;
+	log_error("event=broker_unreachable since=%s unconfirmed=%d reason=\"%s\" msg=\"Kafka "
+	          "broker unreachable since %s: %d messages not confirmed; the launch gives up "
+	          "after %d s unless it comes back\"",
+	          ts, n, why, ts, n, PROD_BROKER_LOST_MS / 1000);
+}
+
+static void broker_up(prod_t *p)
+{
+	if (__atomic_exchange_n(&p->down_mono_ms, 0, __ATOMIC_SEQ_CST))
+		log_info("event=broker_reachable msg=\"Kafka answers again\"");
+}
+
+/* Messages waiting with no delivery report for PROD_ACK_STALL_MS: the broker is gone
+ * (launch thread). */
+static void ack_watch(prod_t *p)
+{
+	int64_t now = clock_mono_ms();
+	if (!p->rk || rd_kafka_outq_len(p->rk) == 0)
+		p->ack_ref_ms = now;
+	else if (now - p->ack_ref_ms >= PROD_ACK_STALL_MS)
+		broker_down(p, "no delivery report for 3 s");
+}
+
+/* The watchdog thread: a metadata request every second, unanswered in 500 ms = the broker
+ * is gone, answered = it is there (the tracker asks the same way). Its own thread, so the
+ * loss is seen while the launch thread waits in a call to the broker that is gone. */
+static void *watchdog_main(void *arg)
+{
+	prod_t *p = arg;
+	while (!__atomic_load_n(&p->watchdog_stop, __ATOMIC_SEQ_CST)) {
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, NULL, &md, 500);
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		if (e)
+			broker_down(p, rd_kafka_err2str(e));
+		else
+			broker_up(p);
+		for (int i = 0; i < 10 && !__atomic_load_n(&p->watchdog_stop, __ATOMIC_SEQ_CST); i++)
+			usleep(50 * 1000);
+	}
+	return NULL;
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	(void)rk;
@@ -202,6 +273,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		p->st.delivery_failed++;
 		return;
 	}
+	broker_up(p);
 	uintptr_t op = (uintptr_t)m->_private, ch = op & 3;
 	if (ch >= 1 && ch <= 2) {
 		struct epoch *e = &p->ep[(op >> 2) % EPOCHS];
@@ -209,6 +281,25 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		if (m->partition >= 0 && m->partition < MAXPART && m->offset + 1 > e->offs[ch - 1][m->partition])
 			e->offs[ch - 1][m->partition] = m->offset + 1;
 	}
+}
+
+/* librdkafka's errors (on the launch's thread, from rd_kafka_poll): every broker
+ * connection down is one sign of a lost broker. */
+static void err_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk;
+	prod_t *p = opaque;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		broker_down(p, reason);
+	else
+		log_warn("event=kafka_error err=\"%s\" reason=\"%s\"", rd_kafka_err2str(err), reason);
+}
+
+/* Has the broker been unreachable for PROD_BROKER_LOST_MS? */
+static int broker_lost(prod_t *p)
+{
+	int64_t since = __atomic_load_n(&p->down_mono_ms, __ATOMIC_SEQ_CST);
+	return since && clock_mono_ms() - since >= PROD_BROKER_LOST_MS;
 }
 
 /* --resend-failed: a message re-queued with attempt >= 1 gets a `queued` status
@@ -893,8 +984,16 @@ prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, cha
 		goto fail;
 	}
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_error_cb(conf, err_cb);
 	rd_kafka_conf_set_opaque(conf, p);
+	/* a lost broker fails the messages soon after broker_lost() gives up (the config wins) */
+	if (!json_object_get(cfg->kafka, "message.timeout.ms")) {
+		char mt[16];
+		snprintf(mt, sizeof mt, "%d", PROD_BROKER_LOST_MS + 5000);
+		rd_kafka_conf_set(conf, "message.timeout.ms", mt, NULL, 0);
+	}
 	p->rk = kq_new(conf, KQ_PRODUCER, p->o.kafka_timeout_ms, err, errlen);
+	p->ack_ref_ms = clock_mono_ms();
 	if (!p->rk) {
 		json_decref(ck);
 		goto fail;
@@ -1011,6 +1110,17 @@ void prod_free(prod_t *p)
 {
 	if (!p)
 		return;
+	if (p->watchdog_on) {
+		__atomic_store_n(&p->watchdog_stop, 1, __ATOMIC_SEQ_CST);
+		pthread_join(p->watchdog, NULL);
+	}
+	if (__atomic_load_n(&p->down_mono_ms, __ATOMIC_SEQ_CST)) {
+		/* the broker is gone: closing the clients would wait for it (librdkafka 2.0
+		 * blocks ~10 s per consumer); the process is exiting, leave them to the OS */
+		log_warn("event=kafka_clients_abandoned msg=\"the broker is unreachable: not closing "
+		         "the Kafka clients\"");
+		p->rk = p->lag_rk[0] = p->lag_rk[1] = p->watch = NULL;
+	}
 	if (p->rk) {
 		rd_kafka_flush(p->rk, 10000);
 		rd_kafka_destroy(p->rk);
@@ -1412,7 +1522,7 @@ static int64_t lag_bound(prod_t *p)
  * is estimated from the last measurement plus what was produced since. */
 static void lag_gate(prod_t *p)
 {
-	if (p->o.max_lag == 0 || !p->rk)
+	if (p->o.max_lag == 0 || !p->rk || __atomic_load_n(&p->down_mono_ms, __ATOMIC_SEQ_CST))
 		return;
 	int64_t bound = lag_bound(p);
 	p->st.max_lag_used = bound;
@@ -1421,8 +1531,11 @@ static void lag_gate(prod_t *p)
 		return;
 	int64_t t0 = clock_mono_ms(), last_log = t0;
 	int64_t lag = total_lag(p) + rd_kafka_outq_len(p->rk);
-	while (lag > bound && !tocsin_stop) {
+	while (lag > bound && !tocsin_stop && !broker_lost(p)) {
 		rd_kafka_poll(p->rk, 50);
+		ack_watch(p);
+		if (__atomic_load_n(&p->down_mono_ms, __ATOMIC_SEQ_CST))
+			continue; /* asking a broker that is gone for offsets only blocks */
 		if (p->o.progress && isatty(2))
 			progress(p, 0);
 		int64_t t = clock_mono_ms();
@@ -1440,6 +1553,16 @@ static void lag_gate(prod_t *p)
 
 static int check_delivery(prod_t *p, char *err, size_t errlen)
 {
+	if (broker_lost(p)) {
+		char ts[32];
+		clock_iso8601(__atomic_load_n(&p->down_wall_ms, __ATOMIC_SEQ_CST), ts, sizeof ts);
+		snprintf(err, errlen,
+		         "the Kafka broker has been unreachable since %s: %d messages not confirmed; "
+		         "nothing after the last checkpoint counts: run the same command again once "
+		         "it is back (RUNBOOK.md, \"The broker is down\")",
+		         ts, rd_kafka_outq_len(p->rk));
+		return TOCSIN_ERR_KAFKA;
+	}
 	if (p->st.delivery_failed) {
 		snprintf(err, errlen,
 		         "%lld messages could not be delivered to Kafka (%s); nothing after the last "
@@ -1499,6 +1622,8 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 {
 	if (p->st.already_done)
 		return 0;
+	if (p->rk && !p->watchdog_on)
+		p->watchdog_on = !pthread_create(&p->watchdog, NULL, watchdog_main, p);
 	p->created_ms = clock_wall_ms();
 	if (p->rk && !p->ckpt_rows) {
 		/* the first checkpoint: nothing done yet, the outbox ends where it ends now;
@@ -1571,6 +1696,10 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 			break;
 		}
 		lag_gate(p);
+		if (broker_lost(p)) {
+			rc = check_delivery(p, err, errlen);
+			break;
+		}
 		if (p->o.crash_after_rows && p->st.read >= p->o.crash_after_rows) {
 			/* test hook: stop like kill -9 would, the checkpoint left behind */
 			rd_kafka_flush(p->rk, 30000);
@@ -1583,6 +1712,7 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 			int64_t now = clock_mono_ms();
 			if (p->rk) {
 				rd_kafka_poll(p->rk, 0);
+				ack_watch(p);
 				if ((rc = check_delivery(p, err, errlen)))
 					break;
 				epoch_advance_fwd(p);
@@ -1609,8 +1739,10 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 			}
 		}
 	}
+	if (p->rk && !rc && broker_lost(p))
+		rc = check_delivery(p, err, errlen);
 	if (p->rk) {
-		if (kq_flush(p->rk, 120000) && !rc) {
+		if (!broker_lost(p) && kq_flush(p->rk, 120000) && !rc) {
 			snprintf(err, errlen, "Kafka did not confirm delivery of %d messages within 120 s",
 			         rd_kafka_outq_len(p->rk));
 			rc = TOCSIN_ERR_TIMEOUT;

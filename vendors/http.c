@@ -460,6 +460,11 @@ int http_next_done(http_t *h, http_done_t *out)
 	out->errstr = x->errstr;
 	out->latency_ns = x->end_ns - x->start_ns;
 	out->retry_after_s = -1;
+	if (x->cc == CURLE_OPERATION_TIMEDOUT || x->cc == CURLE_GOT_NOTHING ||
+	    x->cc == CURLE_RECV_ERROR || x->cc == CURLE_PARTIAL_FILE) {
+		long sent = 0; /* bytes of request written: 0 when it never got out (connect) */
+		out->unanswered = curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
+	}
 	if (x->cc == CURLE_OK) {
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
 		curl_off_t ra = -1;

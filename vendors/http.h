@@ -21,6 +21,9 @@ typedef struct http_done {
 	size_t bodylen;
 	long retry_after_s;  /* Retry-After in seconds, -1 if none */
 	int64_t latency_ns;  /* submit to completion */
+	int unanswered;      /* the request went out (curl wrote it) and no whole answer came
+	                      * back (timeout, connection reset or closed after sending): the
+	                      * server may have acted on it */
 } http_done_t;
 
 /* An engine for up to max_xfers concurrent transfers, reusing connections

@@ -1,0 +1,144 @@
+/* dsp_ledger.c -- the dispatchers' ledger of ids a vendor took: append-only files under <var_dir>/ledger, a hash set in memory. */
+#include "dispatcher/dsp_ledger.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "producer/aset.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DSP_LEDGER_ID_MAX 64
+
+struct dsp_ledger {
+	aset_t *ids; /* hash64 of each id */
+	int fd;      /* this run's file */
+	size_t loaded;
+};
+
+static uint64_t ledger_key(const char *id, size_t n) { return hash64(id, n, 0x6c656467); }
+
+/* Read the ids of one file: lines of 1..64 bytes ending in a newline (a torn last line
+ * of a killed writer is skipped). */
+static void ledger_load(dsp_ledger_t *l, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	char line[DSP_LEDGER_ID_MAX + 8];
+	while (fgets(line, sizeof line, f)) {
+		size_t n = strcspn(line, "\n");
+		if (line[n] != '\n') { /* too long: skip the rest of it */
+			int c;
+			while ((c = fgetc(f)) != EOF && c != '\n') {
+			}
+			continue;
+		}
+		if (n == 0 || n > DSP_LEDGER_ID_MAX)
+			continue;
+		if (aset_add(l->ids, ledger_key(line, n)) < 0)
+			break;
+		l->loaded++;
+	}
+	fclose(f);
+}
+
+dsp_ledger_t *dsp_ledger_open(const char *dir, const char *channel, const char *client_id,
+                              char *err, size_t errlen)
+{
+	dsp_ledger_t *l = calloc(1, sizeof *l);
+	if (!l || !(l->ids = aset_new(1 << 16, DSP_LEDGER_MAX_IDS, err, errlen))) {
+		if (l && !err[0])
+			snprintf(err, errlen, "out of memory");
+		free(l);
+		return NULL;
+	}
+	l->fd = -1;
+	char path[4096], prefix[64];
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		dsp_ledger_free(l);
+		return NULL;
+	}
+	snprintf(prefix, sizeof prefix, "%s-", channel);
+	DIR *dd = opendir(dir);
+	if (!dd) {
+		snprintf(err, errlen, "cannot read %s: %s", dir, strerror(errno));
+		dsp_ledger_free(l);
+		return NULL;
+	}
+	time_t now = time(NULL);
+	struct dirent *e;
+	while ((e = readdir(dd))) {
+		size_t n = strlen(e->d_name);
+		struct stat st;
+		if (strncmp(e->d_name, prefix, strlen(prefix)) || n < 5 || strcmp(e->d_name + n - 4, ".ids"))
+			continue;
+		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path ||
+		    lstat(path, &st) || !S_ISREG(st.st_mode))
+			continue;
+		if (now - st.st_mtime > DSP_LEDGER_KEEP_S)
+			unlink(path);
+		else
+			ledger_load(l, path);
+	}
+	closedir(dd);
+	if (snprintf(path, sizeof path, "%s/%s%s.ids", dir, prefix, client_id) >= (int)sizeof path) {
+		snprintf(err, errlen, "ledger path too long under %s", dir);
+		dsp_ledger_free(l);
+		return NULL;
+	}
+	l->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (l->fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		dsp_ledger_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void dsp_ledger_free(dsp_ledger_t *l)
+{
+	if (!l)
+		return;
+	if (l->fd >= 0)
+		close(l->fd);
+	aset_free(l->ids);
+	free(l);
+}
+
+int dsp_ledger_add(dsp_ledger_t *l, const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > DSP_LEDGER_ID_MAX || strchr(id, '\n'))
+		return TOCSIN_ERR_INVAL;
+	int rc = aset_add(l->ids, ledger_key(id, n));
+	if (rc < 0) {
+		log_warn("event=ledger_full id=%s max=%u msg=\"not remembered in memory\"", id,
+		         DSP_LEDGER_MAX_IDS);
+		return rc;
+	}
+	char line[DSP_LEDGER_ID_MAX + 1];
+	memcpy(line, id, n);
+	line[n] = '\n';
+	if (write(l->fd, line, n + 1) != (ssize_t)(n + 1)) {
+		log_warn("event=ledger_write_failed id=%s err=\"%s\"", id, strerror(errno));
+		return TOCSIN_ERR_IO;
+	}
+	return 0;
+}
+
+int dsp_ledger_has(const dsp_ledger_t *l, const char *id)
+{
+	size_t n = strlen(id);
+	return n && n <= DSP_LEDGER_ID_MAX && aset_has(l->ids, ledger_key(id, n)) == 1;
+}
+
+size_t dsp_ledger_loaded(const dsp_ledger_t *l) { return l->loaded; }
