@@ -21,7 +21,7 @@ cat > "$OUT/tocsin.json" <<J
   "account":"ACbench000000000000000000000000000","secret_env":"TOCSIN_TWILIO_TOKEN","cost":0.0079,
   "senders":{"main":{"from":"+15005550006"}}}],
  "tracker":{"listen":"127.0.0.1:$PORT","control_tokens":[{"name":"bench","token_env":"TOCSIN_BENCH_TOKEN","role":"sender"}]},
- "launch":{"max_lag":0}}
+ "launch":{"max_lag":0}, "quiet_hours":{"sms":{"enabled":false}}}
 J
 awk -v n="$N" 'BEGIN { print "first_name,phone,city";
   split("202 212 303 415 512 617 702 808 907 971", a, " ");

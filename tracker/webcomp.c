@@ -290,7 +290,8 @@ json_t *web_campaign_doc(trk_web_t *w, json_t *rq, int id_required, char *err, s
 {
 	static const char *const allowed[] = {"audience", "id", "name", "phone_column", "email_column",
 	                                      "sms", "email", "priority", "expires_in_s",
-	                                      "on_missing_field", "confirm", "n", "row", "to", NULL};
+	                                      "on_missing_field", "send_at", "quiet_hours", "confirm",
+	                                      "n", "row", "to", NULL};
 	const char *k;
 	json_t *v;
 	json_object_foreach(rq, k, v)
@@ -324,7 +325,7 @@ json_t *web_campaign_doc(trk_web_t *w, json_t *rq, int id_required, char *err, s
 		json_object_set_new(aud, "email", json_string(em));
 	json_t *doc = json_pack("{ssso}", "id", id, "audience", aud);
 	static const char *const copied[] = {"name", "sms", "email", "priority", "expires_in_s",
-	                                     "on_missing_field", NULL};
+	                                     "on_missing_field", "send_at", "quiet_hours", NULL};
 	for (const char *const *a = copied; *a; a++)
 		if ((v = json_object_get(rq, *a)))
 			json_object_set(doc, *a, v);
@@ -457,6 +458,12 @@ int web_dry_run(trk_web_t *w, json_t *doc, const char *path, int n, int64_t *rec
 			    (json_int_t)st->by_enc[1], "segments", seg, "rejected", why, "segments_total",
 			    (json_int_t)st->segments, "replaced", (json_int_t)st->replaced, "cost", costs,
 			    "cost_total", total, "elapsed_s", st->elapsed_s);
+			/* send_at and quiet hours: how many wait, until when */
+			json_object_set_new(*out, "held",
+			                    json_pack("{sI sI sI sI}", "n", (json_int_t)st->held, "expired",
+			                              (json_int_t)st->expired, "first_due_ms",
+			                              (json_int_t)st->first_due_ms, "last_due_ms",
+			                              (json_int_t)st->last_due_ms));
 		}
 	}
 	free(text);
