@@ -1300,11 +1300,15 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		m.segments = info.segments;
 	} else {
 		email_parts_t ep;
-		/* the outbox gets the shared parts with the unsubscribe placeholder and the
-		 * URL in "subs", so the dispatcher can batch them; preview shows them inline */
-		rc = (p->o.dry ? email_render : email_render_subs)(p->t_email, p->unsub, p->camp->id,
-		                                                   addr, alen, p->vals, p->lens, p->ebuf,
-		                                                   EMAIL_BUF_CAP, &ep, &tw);
+		/* the outbox gets the shared parts with a placeholder per piece and the
+		 * pieces in "subs", so the dispatcher can batch them; preview shows them
+		 * inline, and counts the form a launch would queue */
+		rc = email_render_subs(p->t_email, p->unsub, p->camp->id, addr, alen, p->vals, p->lens,
+		                       p->ebuf, EMAIL_BUF_CAP, &ep, &tw);
+		eform = ep.inline_why;
+		if (!rc && p->o.dry)
+			rc = email_render(p->t_email, p->unsub, p->camp->id, addr, alen, p->vals, p->lens,
+			                  p->ebuf, EMAIL_BUF_CAP, &ep, &tw);
 		if (rc)
 			snprintf(reason, sizeof reason, "%s",
 			         rc == TOCSIN_ERR_TOOBIG ? "message too long" : tw.reason);
@@ -1314,7 +1318,6 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		m.headers = ep.headers;
 		m.subs = ep.subs;
 		m.segments = 1;
-		eform = ep.inline_why;
 		if (!rc && p->o.digests)
 			email_digest(ep.subject, ep.subject_len, ep.text, ep.text_len, ep.html, ep.html_len,
 			             digest);
@@ -1347,7 +1350,7 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		p->st.by_enc[info.enc]++;
 		p->st.seg_hist[info.segments > PROD_MAX_SEGS ? PROD_MAX_SEGS : info.segments]++;
 		p->st.segments += info.segments;
-	} else if (!p->o.dry)
+	} else
 		p->st.email_form[eform]++;
 	int held = dr == 0 && due > now + 1000;
 	if (dr == 1) {
@@ -1979,7 +1982,7 @@ void prod_print_summary(const prod_t *p, FILE *f)
 		fprintf(f, "  expired %lld: quiet hours do not open before they expire\n", (long long)st->expired);
 	if (st->delivery_failed)
 		fprintf(f, "  delivery failures: %lld\n", (long long)st->delivery_failed);
-	if (p->on[MSG_CH_EMAIL] && !p->o.dry) {
+	if (p->on[MSG_CH_EMAIL]) {
 		int64_t inl = 0;
 		for (int k = EMAIL_INLINE_NONE + 1; k < EMAIL_INLINE_NREASONS; k++)
 			inl += st->email_form[k];

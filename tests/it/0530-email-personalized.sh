@@ -119,6 +119,8 @@ for b in bad:
     print("FAIL:", b)
 sys.exit(1 if bad else 0)
 PY
-grep -q "email: $((N + 7)) batched (shared parts + substitutions), 7 inline (value holds { or %recipient 5, substitutions over 10,000 bytes 2)" "$OUT/launch-sg.out" \
-  || it_fail "launch summary does not count the inline emails: $(grep 'email:' "$OUT/launch-sg.out")"
+for f in launch-sg preview-sg launch-mg preview-mg; do # preview counts what a launch queues
+  grep -q "email: $((N + 7)) batched (shared parts + substitutions), 7 inline (value holds { or %recipient 5, substitutions over 10,000 bytes 2)" "$OUT/$f.out" \
+    || it_fail "$f summary does not count the inline emails: $(grep 'email:' "$OUT/$f.out")"
+done
 echo "ok: $TOTAL personalized emails through SendGrid and Mailgun, each recipient's message = its inline render"
