@@ -6,9 +6,12 @@
 #include "core/kq.h"
 #include "core/log.h"
 #include "core/msg.h"
+#include "core/pfile.h"
 #include "core/sig.h"
 
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -53,6 +56,11 @@ hold_t *hold_open(const cfg_t *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	snprintf(h->path, sizeof h->path, "%s/hold.db", cfg->var_dir);
+	/* recipients' addresses and messages: owner only */
+	if (pfile_private(h->path, err, errlen)) {
+		hold_close(h);
+		return NULL;
+	}
 	if (sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ||
 	    sqlite3_busy_timeout(h->db, 10000) ||
 	    sqlite3_exec(h->db, hold_schema, NULL, NULL, NULL) ||
@@ -476,7 +484,16 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 	buf_init(&r.b, 64 * 1024);
 	buf_t paused;
 	buf_init(&paused, 1 << 20);
-	int code = 1;
+	int code = 1, lock_fd = -1;
+	/* one releaser per store: a second one would take the first one's round for in doubt */
+	char lock[4200];
+	snprintf(lock, sizeof lock, "%s/hold.db.lock", cfg->var_dir);
+	lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB)) {
+		snprintf(err, sizeof err, "%.900s: another tocsin hold is releasing this store (one per var_dir)",
+		         lock);
+		goto out;
+	}
 	r.h = hold_open(cfg, err, sizeof err);
 	if (!r.h)
 		goto out;
@@ -549,6 +566,8 @@ out:
 		rd_kafka_destroy(r.rk);
 	}
 	hold_close(r.h);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	json_decref(r.camps);
 	buf_free(&r.b);
 	buf_free(&paused);

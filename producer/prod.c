@@ -1164,10 +1164,11 @@ enum { R_QUEUED, R_REJECTED, R_SUPPRESSED, R_DUP, R_NONE };
  * zone set in *set. Returns 0; 1 when the window does not open before expires (never
  * sent: expired, reason in why); -1 when the row is rejected (why). */
 static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expires,
-                  int64_t *due, tzdb_set_t **set, char *why, size_t whylen)
+                  int64_t *due, int64_t *close, tzdb_set_t **set, char *why, size_t whylen)
 {
 	int64_t base = p->camp->send_at_ms > now ? p->camp->send_at_ms : now;
 	*due = base;
+	*close = 0;
 	*set = NULL;
 	if (!p->qh_on[ch])
 		return 0;
@@ -1199,10 +1200,12 @@ static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expi
 		} else if (o <= base) {
 			s->c_state = 1; /* open at base */
 			s->c_open_ms = base;
+			s->c_close_ms = c;
 			s->c_valid_until = c;
 		} else {
 			s->c_state = 0; /* opens at o */
 			s->c_open_ms = o;
+			s->c_close_ms = c;
 			s->c_valid_until = o;
 		}
 		if (ch != MSG_CH_SMS)
@@ -1214,6 +1217,7 @@ static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expi
 		return 1;
 	}
 	*due = s->c_state == 1 ? base : s->c_open_ms;
+	*close = s->c_close_ms;
 	return 0;
 }
 
@@ -1267,7 +1271,8 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 	int64_t now = clock_wall_ms(), due = 0;
 	int64_t expires = p->camp->expires_s ? p->created_ms + p->camp->expires_s * 1000 : 0;
 	tzdb_set_t *zset = NULL;
-	int dr = due_of(p, ch, addr, now, expires, &due, &zset, reason, sizeof reason);
+	int64_t close = 0;
+	int dr = due_of(p, ch, addr, now, expires, &due, &close, &zset, reason, sizeof reason);
 	if (dr < 0) {
 		if (!replay)
 			reject(p, r->line, chn, raw, rawlen, reason);
@@ -1399,7 +1404,9 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 	m.sender = ch == MSG_CH_SMS ? p->camp->sms_sender : p->camp->email_sender;
 	m.priority = p->camp->priority;
 	m.created_ms = p->created_ms;
-	m.expires_ms = expires;
+	/* a message not sent before its recipient's window closes expires then: the
+	 * dispatchers never send it outside the window (--resend-failed holds it again) */
+	m.expires_ms = close > 0 && (expires == 0 || close < expires) ? close : expires;
 	m.attempt = p->o.resend_failed ? 1 : 0;
 	buf_reset(&p->rec);
 	if (ch == MSG_CH_SMS)
@@ -1420,7 +1427,7 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 		return produce_expired(p, id, ch, addr, reason);
 	if (held) {
 		/* durable with the next checkpoint (hold_commit in epoch_close) */
-		if (hold_put(p->hold, id, p->camp->id, topic, addr, due, expires, zset ? zset->key : "",
+		if (hold_put(p->hold, id, p->camp->id, topic, addr, due, m.expires_ms, zset ? zset->key : "",
 		             p->rec.p, p->rec.len)) {
 			log_error("event=hold_failed campaign=%s id=%s", p->camp->id, id);
 			return TOCSIN_ERR_IO;

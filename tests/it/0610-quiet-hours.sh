@@ -44,12 +44,12 @@ it_wait_until 30 sim_is 20 || it_fail "Los Angeles not sent at once: $(sim_count
 sleep 2
 [ "$(sim_count)" = 20 ] || it_fail "sent $(sim_count) at 22:30 New York time, want 20 (Los Angeles only)"
 # 08:01 in New York: New York goes, Tennessee (08:00 Central = 09:00 Eastern) still waits
-it_stop hold
+it_stop "$PID_hold"
 TOCSIN_NOW_OFFSET_MS=$(shift_to "2026-12-04T08:01:00-05:00") it_bg hold hold
 it_wait_until 30 sim_is 40 || it_fail "New York not released at 08:01: $(sim_count)"
 sleep 2
 [ "$(sim_count)" = 40 ] || it_fail "Tennessee went before 08:00 Central: $(sim_count)"
-it_stop hold
+it_stop "$PID_hold"
 TOCSIN_NOW_OFFSET_MS=$(shift_to "2026-12-04T09:01:00-05:00") it_bg hold hold
 it_wait_until 30 sim_is 50 || it_fail "Tennessee not released at 08:01 Central: $(sim_count)"
 it_sim_stats > "$OUT/sim1.json"
@@ -65,7 +65,7 @@ with open(sys.argv[1], "w") as f:
 PY
 printf '{"id":"qh2","audience":{"path":"a2.csv","timezone":"tz"},"sms":{"template":"At 11 {{first_name}}"},"send_at":"2026-12-04T11:00:00-05:00"}\n' > "$OUT/c2.json"
 printf '{"id":"qh3","audience":{"path":"a2.csv","timezone":"tz"},"sms":{"template":"Never {{first_name}}"},"send_at":"2026-12-04T11:00:00-05:00"}\n' > "$OUT/c3.json"
-it_stop hold
+it_stop "$PID_hold"
 it_bg hold hold
 "$TOCSIN_BIN" -c "$CFG" launch "$OUT/c2.json" --no-progress > "$OUT/launch2.out" 2>&1 || it_fail "launch 2: $(cat "$OUT/launch2.out")"
 "$TOCSIN_BIN" -c "$CFG" launch "$OUT/c3.json" --no-progress > "$OUT/launch3.out" 2>&1 || it_fail "launch 3: $(cat "$OUT/launch3.out")"
@@ -78,7 +78,7 @@ sleep 3
 [ "$(sim_count)" = 50 ] || it_fail "sent before send_at: $(sim_count)"
 # a relaunch does not duplicate
 "$TOCSIN_BIN" -c "$CFG" launch "$OUT/c2.json" --no-progress > "$OUT/launch2b.out" 2>&1 || it_fail "relaunch: $(cat "$OUT/launch2b.out")"
-it_stop hold
+it_stop "$PID_hold"
 TOCSIN_NOW_OFFSET_MS=$(shift_to "2026-12-04T11:00:30-05:00") it_bg hold hold
 it_wait_until 30 sim_is 65 || it_fail "send_at: not all 15 sent after 11:00: $(sim_count)"
 it_wait_until 20 status_is qh3 'j["states"].get("cancelled",0)' 15 || it_fail "qh3: not 15 cancelled"
@@ -86,6 +86,23 @@ sleep 2
 it_sim_stats > "$OUT/sim2.json"
 [ "$(it_jq 'j["vendors"]["twilio"]["unique_ids"]' "$OUT/sim2.json")" = 65 ] || it_fail "the cancelled campaign sent something"
 [ "$(it_jq 'j["vendors"]["twilio"]["duplicate_count"]' "$OUT/sim2.json")" = 0 ] || it_fail "a message was sent twice"
+
+# a window that closes before the dispatcher gets to the message: launched at 19:59 in Los
+# Angeles with no dispatcher running, the messages expire at 20:00 instead of going late
+it_stop "$PID_dispatch"
+export TOCSIN_NOW_OFFSET_MS=$(shift_to "2026-12-04T19:59:00-08:00")
+python3 - "$OUT/a4.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("first_name,phone\n")
+    for i in range(12): f.write("Late%d,+1310777%04d\n" % (i, i))
+PY
+printf '{"id":"qh4","audience":"a4.csv","sms":{"template":"Late {{first_name}}"}}\n' > "$OUT/c4.json"
+"$TOCSIN_BIN" -c "$CFG" launch "$OUT/c4.json" --no-progress > "$OUT/launch4.out" 2>&1 || it_fail "launch 4: $(cat "$OUT/launch4.out")"
+grep -q "held 15\|held 12" "$OUT/launch4.out" && it_fail "qh4 held at 19:59: $(cat "$OUT/launch4.out")"
+TOCSIN_NOW_OFFSET_MS=$(shift_to "2026-12-04T20:00:30-08:00") it_bg dispatch dispatch
+it_wait_until 30 status_is qh4 'j["states"].get("expired",0)' 12 || it_fail "qh4: not 12 expired at 20:00"
+[ "$(sim_count)" = 65 ] || it_fail "sent after the window closed: $(sim_count)"
 
 # bad input: one line naming the field, nothing queued
 bad() { # FILE WANT

@@ -26,6 +26,11 @@ for _ in $(seq 1 150); do kill -0 "$PID_hold1" 2> /dev/null || break; sleep 0.2;
 kill -0 "$PID_hold1" 2> /dev/null && it_fail "the releaser did not crash on purpose"
 grep -q "event=hold_crash_on_purpose n=5000" "$OUT/hold1.log" || it_fail "no crash after the first round: $(tail -3 "$OUT/hold1.log")"
 TOCSIN_NOW_OFFSET_MS=$LATER it_bg hold2 hold
+# a second releaser on the same store is refused (it would take the first one's round for in doubt)
+sleep 1
+if "$TOCSIN_BIN" -c "$CFG" hold > "$OUT/hold3.out" 2>&1; then it_fail "a second tocsin hold ran"; fi
+grep -q "another tocsin hold is releasing this store" "$OUT/hold3.out" || it_fail "second hold: $(cat "$OUT/hold3.out")"
+[ "$(stat -c %a "$VAR/hold.db")" = 600 ] || it_fail "hold.db is not owner-only"
 it_wait_until 60 sim_is 6000 || it_fail "not all 6000 sent after the restart: $(sim_count)"
 grep -q "event=hold_recovered in_doubt=5000 rc=0" "$OUT/hold2.log" || it_fail "no in-doubt check: $(head -5 "$OUT/hold2.log")"
 sleep 2
