@@ -62,11 +62,13 @@ enum MHD_Result web_err(struct MHD_Connection *c, unsigned code, const char *fmt
 void web_record(trk_web_t *w, const char *kind, const char *subject, const char *actor,
                 const char *fmt, ...)
 {
-	char detail[600];
+	char detail[680];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
+	int n = vsnprintf(detail, 600, fmt, ap);
 	va_end(ap);
+	if (actor && n >= 0 && n < 600) /* the dashboard's timeline shows the detail */
+		snprintf(detail + n, sizeof detail - (size_t)n, " (by %s)", actor);
 	log_info("event=web_action kind=%s subject=%s actor=%s detail=\"%s\"", kind, subject,
 	         actor ? actor : "-", detail);
 	pthread_mutex_lock(&w->wmu);
@@ -198,6 +200,7 @@ trk_web_t *trk_web_new(const cfg_t *cfg, const trk_ctl_tokens_t *tokens, char *e
 	w->wr = trk_store_open(cfg->db_path, 0, e2, sizeof e2);
 	if (!w->wr)
 		log_warn("event=web_timeline_disabled reason=\"%s\"", e2);
+	web_launches_load(w);
 	if (pthread_create(&w->reaper, NULL, web_reaper_main, w) == 0)
 		w->reaper_on = 1;
 	return w;

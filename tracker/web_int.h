@@ -140,6 +140,8 @@ enum MHD_Result web_launch_act(trk_web_t *w, struct MHD_Connection *c, const cha
                                const char *action, const char *who, trk_role_t role);
 json_t *web_launch_list(trk_web_t *w);
 void *web_reaper_main(void *arg);
+/* The launches kept on disk by an earlier run (main thread, before serving). */
+void web_launches_load(trk_web_t *w);
 void web_launches_free(trk_web_t *w);
 
 /* The page (generated from tracker/webpage.html by tracker/gen_dash.py). */

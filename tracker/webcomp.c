@@ -14,6 +14,7 @@
 #include "vendors/vsend.h"
 
 #include <errno.h>
+#include <sqlite3.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,6 +542,18 @@ static int send_one(trk_web_t *w, const cfg_vendor_t *v, const char *sender, con
 	vsend_t *vs = vsend_new(w->cfg, v, NULL, err, errlen);
 	if (!vs)
 		return TOCSIN_ERR_CONFIG;
+	/* the vendor's SLA state as the store knows it: open or drained sends nothing */
+	pthread_mutex_lock(&w->wmu);
+	sqlite3_stmt *q = NULL;
+	if (w->wr && sqlite3_prepare_v2(trk_store_db(w->wr), "SELECT state FROM vendors WHERE name=?1",
+	                                -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, v->name, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) >= 0 &&
+		    sqlite3_column_int(q, 0) < MSG_VH__COUNT)
+			vsend_set_health(vs, (msg_vh_state_t)sqlite3_column_int(q, 0));
+	}
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&w->wmu);
 	sms_info_t info;
 	if (sms_analyze(text, strlen(text), &info))
 		info = (sms_info_t){.enc = SMS_UCS2, .segments = 1};
@@ -601,7 +614,9 @@ enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq
 	memset(&res, 0, sizeof res);
 	const char *pool = json_string_value(json_object_get(sms, "sender"));
 	int rc = send_one(w, v, pool ? pool : "main", to, text, id, &res, line, sizeof line);
-	const char *outcome = rc ? "not sent" : vnd_outcome_name(res.outcome);
+	const char *outcome = rc == TOCSIN_ERR_AGAIN ? "vendor unavailable (open or drained)"
+	                      : rc                   ? "not sent"
+	                                             : vnd_outcome_name(res.outcome);
 	if (!rc)
 		snprintf(line, sizeof line, "code=%s ref=%s %s", res.code[0] ? res.code : "-",
 		         res.ref[0] ? res.ref : "-", res.detail);

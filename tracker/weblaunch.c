@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +16,14 @@
 #include <unistd.h>
 
 static const char *const state_names[] = {"pending", "running", "done", "failed", "cancelled"};
+
+static void keep(trk_web_t *w, web_launch_t *l);
+
+static int by_ts(const void *a, const void *b)
+{
+	int64_t x = (*(web_launch_t *const *)a)->ts_ms, y = (*(web_launch_t *const *)b)->ts_ms;
+	return x < y ? -1 : x > y;
+}
 
 static web_launch_t *find(trk_web_t *w, const char *id)
 {
@@ -54,6 +63,101 @@ static json_t *launch_json(trk_web_t *w, const web_launch_t *l)
 	if (l->error[0])
 		json_object_set_new(o, "error", json_string(l->error));
 	return o;
+}
+
+/* Keep l on disk (<dir>/launch.json, 0600) so a restarted tracker knows it. Under w->mu. */
+static void save(trk_web_t *w, const web_launch_t *l)
+{
+	char p[WEB_DIR + 128], tmp[WEB_DIR + 136];
+	snprintf(p, sizeof p, "%s/launch.json", l->dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp", p);
+	json_t *o = launch_json(w, l);
+	json_object_del(o, "report");
+	json_object_set_new(o, "pid", json_integer(l->pid));
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || json_dumpfd(o, fd, JSON_COMPACT) || close(fd) || rename(tmp, p)) {
+		log_warn("event=web_launch_not_saved campaign=%s err=\"%s\"", l->id, strerror(errno));
+		if (fd >= 0)
+			unlink(tmp);
+	}
+	json_decref(o);
+}
+
+static void str_of(json_t *o, const char *k, char *out, size_t outlen)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+	snprintf(out, outlen, "%s", v ? v : "");
+}
+
+/* The launches a previous run of the tracker kept (<var_dir>/compose/<id>/launch.json):
+ * pending ones wait again; one that was running is ended by its report (finished:
+ * done; else failed, to be resumed by running the same `tocsin launch`). Main thread. */
+void web_launches_load(trk_web_t *w)
+{
+	DIR *d = opendir(w->comp_dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)) && w->nlaunches < WEB_MAX_LAUNCHES) {
+		char p[WEB_DIR + 400];
+		if (de->d_name[0] == '.' || strlen(de->d_name) > 64)
+			continue;
+		snprintf(p, sizeof p, "%s/%s/launch.json", w->comp_dir, de->d_name);
+		json_t *o = json_load_file(p, 0, NULL);
+		web_launch_t *l = o ? calloc(1, sizeof *l) : NULL;
+		const char *st = json_string_value(json_object_get(o, "state"));
+		int k = -1;
+		for (int i = 0; st && i <= WL_CANCELLED; i++)
+			if (!strcmp(st, state_names[i]))
+				k = i;
+		const char *id = json_string_value(json_object_get(o, "id"));
+		if (!l || k < 0 || !id || strcmp(id, de->d_name)) {
+			free(l);
+			json_decref(o);
+			continue;
+		}
+		str_of(o, "id", l->id, sizeof l->id);
+		str_of(o, "name", l->name, sizeof l->name);
+		str_of(o, "audience", l->audience, sizeof l->audience);
+		str_of(o, "requested_by", l->requested_by, sizeof l->requested_by);
+		str_of(o, "cancelled_by", l->ended_by, sizeof l->ended_by);
+		str_of(o, "error", l->error, sizeof l->error);
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(o, "approved_by"), i, e) if (l->napproved <
+		                                                                  WEB_MAX_APPROVERS)
+		    snprintf(l->approved_by[l->napproved++], sizeof l->approved_by[0], "%s",
+		             json_is_string(e) ? json_string_value(e) : "");
+		l->state = (web_lstate_t)k;
+		l->recipients = json_integer_value(json_object_get(o, "recipients"));
+		l->cost = json_number_value(json_object_get(o, "cost"));
+		l->ts_ms = json_integer_value(json_object_get(o, "ts_ms"));
+		l->started_ms = json_integer_value(json_object_get(o, "started_ms"));
+		l->ended_ms = json_integer_value(json_object_get(o, "ended_ms"));
+		l->exit_code = (int)json_integer_value(json_object_get(o, "exit"));
+		snprintf(l->dir, sizeof l->dir, "%s/%s", w->comp_dir, l->id);
+		json_decref(o);
+		if (l->state == WL_RUNNING) { /* not our child any more: its report says how it ended */
+			char rp[WEB_PATH + 128];
+			snprintf(rp, sizeof rp, "launch/%s/report.json", l->id);
+			char full[WEB_PATH + 256];
+			json_t *rep = cfg_var_path(w->cfg, rp, full, sizeof full) ? NULL
+			                                                          : json_load_file(full, 0, NULL);
+			int fin = json_is_true(json_object_get(rep, "finished"));
+			json_decref(rep);
+			l->state = fin ? WL_DONE : WL_FAILED;
+			l->ended_ms = clock_wall_ms();
+			if (!fin)
+				snprintf(l->error, sizeof l->error,
+				         "the tracker restarted while it ran: see %.300s/launch.log; run the "
+				         "same tocsin launch again to resume it", l->dir);
+			save(w, l);
+		}
+		keep(w, l);
+	}
+	if (d)
+		closedir(d);
+	qsort(w->launches, (size_t)w->nlaunches, sizeof w->launches[0], by_ts);
+	if (w->nlaunches)
+		log_info("event=web_launches_loaded n=%d", w->nlaunches);
 }
 
 json_t *web_launch_list(trk_web_t *w)
@@ -211,6 +315,7 @@ enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *r
 	}
 	keep(w, l);
 	rc = w->approvals <= 1 ? start(w, l) : 0;
+	save(w, l);
 	json_t *o = launch_json(w, l);
 	pthread_mutex_unlock(&w->mu);
 	if (w->approvals <= 1)
@@ -269,6 +374,8 @@ enum MHD_Result web_launch_act(trk_web_t *w, struct MHD_Connection *c, const cha
 		l->ended_ms = clock_wall_ms();
 		snprintf(l->ended_by, sizeof l->ended_by, "%s", who);
 	}
+	if (code == 200)
+		save(w, l);
 	json_t *o = code == 200 ? launch_json(w, l) : NULL;
 	int left = l && code == 200 ? w->approvals - 1 - l->napproved : 0;
 	pthread_mutex_unlock(&w->mu);
@@ -323,6 +430,7 @@ void *web_reaper_main(void *arg)
 			l->ended_ms = clock_wall_ms();
 			if (l->exit_code)
 				last_line(l->dir, l->error, sizeof l->error);
+			save(w, l);
 			web_record(w, "launch", l->id, NULL, "launch %s (exit %d)%s%.300s",
 			           l->exit_code ? "failed" : "finished queueing", l->exit_code,
 			           l->error[0] ? ": " : "", l->error);

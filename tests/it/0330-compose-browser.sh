@@ -51,7 +51,7 @@ PY
 (cd "$BROWSER_DIR" && timeout 120 node roles.mjs "$A") || it_fail "roles test failed (see above)"
 # the actions are on the timeline, with who did them
 tl=$(curl -sf "$A/api/timeline?limit=100")
-for want in '"actor":"alice"' '"actor":"bob"' 'launch approved: started' 'test send to' 'uploaded'; do
+for want in '"actor":"alice"' '"actor":"bob"' 'launch approved: started (by bob)' 'test send to' 'uploaded'; do
   echo "$tl" | grep -q "$want" || it_fail "timeline lacks $want: $tl"
 done
 echo "ok: 0330-compose-browser"

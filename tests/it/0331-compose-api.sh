@@ -71,4 +71,16 @@ it_wait_until 60 done_launch || it_fail "launch did not finish: $(cat "$OUT/body
 known() { curl -sf "$A/api/campaigns/api-1" | grep -q '"queued":50'; }
 it_wait_until 30 known || it_fail "the tracker does not know the campaign"
 curl -sf "$A/api/timeline?limit=50" | grep -q '"actor":"sam"' || it_fail "sam's actions not on the timeline"
+# launch requests outlive a restart of the tracker: with approvals 2 a request waits, the
+# tracker restarts, it still waits (and api-1 is still done), and its requester cancels it
+sed -i 's/"launch": {"max_lag": 0}/"launch": {"max_lag": 0, "approvals": 2}/' "$CFG"
+it_stop "$PID_track"
+it_bg track track --listen "$TRACK"
+it_wait_until 20 curl -sf "$A/healthz"
+got=$(code POST /api/launches "$TOCSIN_TOKEN_SAM" -d '{'"$D"',"id":"api-2","confirm":"api-2"}'); want 201 '"state":"pending"' "a launch waiting for approval"
+it_stop "$PID_track"
+it_bg track track --listen "$TRACK"
+it_wait_until 20 curl -sf "$A/healthz"
+got=$(code GET /api/launches "$TOCSIN_TOKEN_VI"); want 200 '"id":"api-2".*"state":"pending".*"id":"api-1".*"state":"done"' "launches kept across a restart"
+got=$(code POST /api/launches/api-2/cancel "$TOCSIN_TOKEN_SAM" -d '{}'); want 200 '"state":"cancelled","requested_by":"sam"' "cancelled after the restart"
 echo "ok: 0331-compose-api"
