@@ -50,6 +50,12 @@ AID=$(it_jq 'j["id"]' "$OUT/body")
 [ "$(ls_aud)" = "$AID.csv $AID.json " ] || it_fail "files: $(ls_aud)"
 find "$OUT" -name 'evil*' | grep -q . && it_fail "the upload's name was used as a path"
 [ "$(stat -c %a "$VAR/audiences/$AID.csv")" = 600 ] || it_fail "audience file not 0600"
+# odd column names become template names: empty, spaces, a repeat, punctuation, a quoted comma
+printf '%s\r\n' ',a b,a_b,A-b,"x,y",phone' '1,2,3,4,5,+12025550100' > "$OUT/odd.csv"
+got=$(code POST /api/audiences "$TOCSIN_TOKEN_SAM" --data-binary @"$OUT/odd.csv"); want 201 '"rows":1,"bad_rows":0' "odd column names"
+[ "$(it_jq '",".join(c["name"] for c in j["columns"])' "$OUT/body")" = "column_1,a_b,a_b_2,A-b,x_y,phone" ] ||
+  it_fail "columns mapped as $(it_jq 'j["columns"]' "$OUT/body")"
+[ "$(it_jq 'j["sample"][0]["a_b_2"]' "$OUT/body")" = 3 ] || it_fail "sample under the mapped names"
 got=$(code GET "/api/audiences/..%2F..%2Ftocsin.json" "$TOCSIN_TOKEN_VI"); want 404 'no such audience' "audience id as a path"
 D='"audience":"'$AID'","sms":{"template":"Hi {{first_name}}"}'
 got=$(code POST /api/preview "$TOCSIN_TOKEN_SAM" -d '{nope'); want 400 'JSON object' "bad JSON"
