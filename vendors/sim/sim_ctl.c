@@ -23,10 +23,12 @@ static void fault_json(const sim_fault_t *f, buf_t *b)
 	buf_printf(b,
 	           "{\"latency_ms\":{\"median\":%g,\"tail\":%g},\"error_rate\":%g,\"throttle_rate\":%g,"
 	           "\"retry_after_s\":%d,\"outage\":\"%s\",\"permanent_rate\":%g,\"optout_rate\":%g,\"lose\":%d,"
-	           "\"receipts\":{\"enabled\":%s,\"delay_ms\":%g,\"delivered_rate\":%g,\"url\":",
+	           "\"receipts\":{\"enabled\":%s,\"delay_ms\":%g,\"delivered_rate\":%g,"
+	           "\"retries\":%s,\"retry_scale\":%g,\"url\":",
 	           f->lat_median_ms, f->lat_tail_ms, f->error_rate, f->throttle_rate, f->retry_after_s,
 	           outage_names[f->outage], f->permanent_rate, f->optout_rate, f->lose,
-	           f->receipts ? "true" : "false", f->receipt_delay_ms, f->delivered_rate);
+	           f->receipts ? "true" : "false", f->receipt_delay_ms, f->delivered_rate,
+	           f->receipt_retries ? "true" : "false", f->retry_scale);
 	if (f->receipt_url[0])
 		buf_json_str(b, f->receipt_url, strlen(f->receipt_url));
 	else
@@ -60,6 +62,25 @@ static int getms(json_t *o, const char *k, double *out, char *err, size_t errlen
 	return 0;
 }
 
+/* 0 when every key of o is one of known[0..n); else -1 with err naming it (prefix + key) */
+static int known_keys(json_t *o, const char *const *known, size_t n, const char *prefix, char *err,
+                      size_t errlen)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		int ok = 0;
+		for (size_t i = 0; i < n; i++)
+			ok |= !strcmp(k, known[i]);
+		if (!ok) {
+			snprintf(err, errlen, "unknown field \"%s%.60s\"", prefix, k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* apply the JSON settings o to f; 0 or -1 with err (f unchanged on error) */
 static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 {
@@ -67,18 +88,10 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 	                                    "retry_after_s", "outage", "permanent_rate",
 	                                    "optout_rate", "receipts", "reset", "email_digests",
 	                                    "lose"};
-	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v)
-	{
-		int ok = 0;
-		for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-			ok |= !strcmp(k, known[i]);
-		if (!ok) {
-			snprintf(err, errlen, "unknown field \"%.60s\"", k);
-			return -1;
-		}
-	}
+	static const char *const rknown[] = {"enabled", "delay_ms", "delivered_rate", "url",
+	                                     "retries", "retry_scale"};
+	if (known_keys(o, known, sizeof known / sizeof *known, "", err, errlen))
+		return -1;
 	sim_fault_t f = *f0;
 	if (json_is_true(json_object_get(o, "reset"))) {
 		char url[sizeof f.receipt_url];
@@ -87,6 +100,8 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 		f.retry_after_s = 1;
 		f.delivered_rate = 1;
 		f.receipt_delay_ms = 200;
+		f.receipt_retries = 1;
+		f.retry_scale = 1;
 	}
 	json_t *lat = json_object_get(o, "latency_ms");
 	if (lat && json_is_number(lat))
@@ -144,13 +159,26 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 			snprintf(err, errlen, "\"receipts\" must be an object");
 			return -1;
 		}
-		json_t *en = json_object_get(rc, "enabled");
-		if (en && !json_is_boolean(en)) {
-			snprintf(err, errlen, "\"receipts.enabled\" must be true or false");
+		if (known_keys(rc, rknown, sizeof rknown / sizeof *rknown, "receipts.", err, errlen))
+			return -1;
+		json_t *en = json_object_get(rc, "enabled"), *rt = json_object_get(rc, "retries");
+		if ((en && !json_is_boolean(en)) || (rt && !json_is_boolean(rt))) {
+			snprintf(err, errlen, "\"receipts.%s\" must be true or false",
+			         en && !json_is_boolean(en) ? "enabled" : "retries");
 			return -1;
 		}
 		if (en)
 			f.receipts = json_is_true(en);
+		if (rt)
+			f.receipt_retries = json_is_true(rt);
+		json_t *sc = json_object_get(rc, "retry_scale");
+		if (sc && (!json_is_number(sc) || json_number_value(sc) < 0.0001 ||
+		           json_number_value(sc) > 1)) {
+			snprintf(err, errlen, "\"receipts.retry_scale\" must be a number 0.0001..1");
+			return -1;
+		}
+		if (sc)
+			f.retry_scale = json_number_value(sc);
 		if (getms(rc, "delay_ms", &f.receipt_delay_ms, err, errlen) ||
 		    getrate(rc, "delivered_rate", &f.delivered_rate, err, errlen))
 			return -1;
@@ -388,9 +416,11 @@ static void ctl_receipts(sim_t *s, sim_ans_t *ans)
 	size_t sched = s->nheap;
 	pthread_mutex_unlock(&s->mu);
 	buf_printf(&ans->body,
-	           "{\"sent\":%llu,\"failed\":%llu,\"dropped\":%llu,\"scheduled\":%zu,\"sending\":%zu}",
+	           "{\"sent\":%llu,\"failed\":%llu,\"retried\":%llu,\"dropped\":%llu,"
+	           "\"scheduled\":%zu,\"sending\":%zu}",
 	           (unsigned long long)atomic_load(&s->wh_sent),
 	           (unsigned long long)atomic_load(&s->wh_failed),
+	           (unsigned long long)atomic_load(&s->wh_retried),
 	           (unsigned long long)atomic_load(&s->wh_dropped), sched, queued);
 	ans->status = 200;
 	ans->ctype = "application/json";

@@ -33,6 +33,8 @@ typedef struct sim_fault {
 	char receipt_url[512];             /* "" = from the request / public_url */
 	int email_digests;                 /* record a digest of each email recipient's message */
 	int lose;                          /* the next N accepted messages go uncounted (tocsin drill's injected bug) */
+	int receipt_retries;               /* 1: a failed webhook is retried as the vendor does */
+	double retry_scale;                /* the vendor's retry delays and window times this */
 } sim_fault_t;
 
 /* email vendors: the digest (templates/email.h email_digest) of what each
@@ -111,6 +113,9 @@ typedef struct sim_item {
 	struct MHD_Connection *con;
 	sim_vendor_t *sv;
 	char *url, *body, *ctype, *h1n, *h1v, *h2n, *h2v;
+	int tries;        /* webhook: deliveries tried so far */
+	int once;         /* webhook: never retried (Mailgun's delivered events) */
+	int64_t first_ms; /* webhook: when it was first due (mono) */
 } sim_item_t;
 
 typedef struct sim_req sim_req_t;
@@ -141,7 +146,7 @@ struct sim {
 	sim_item_t **wq;
 	size_t wq_head, wq_n, wq_cap;
 	pthread_t sender[2];
-	atomic_uint_fast64_t wh_sent, wh_failed, wh_dropped;
+	atomic_uint_fast64_t wh_sent, wh_failed, wh_dropped, wh_retried;
 	atomic_uint_fast64_t hung;
 	/* Date cache for answers */
 	pthread_mutex_t dmu;
@@ -194,10 +199,16 @@ int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans)
 /* An outage of sv (its front end is down) answers before credentials are
  * checked: 1 when ans is final (the request is counted). */
 int sim_outage(sim_t *s, sim_vendor_t *sv, sim_ans_t *ans);
-/* Queue a signed webhook POST for later (due = now + delay_ms). Takes copies. */
+/* Queue a signed webhook POST for later (due = now + delay_ms). Takes copies. A delivery
+ * that fails is tried again the way sv's vendor retries (vendors/README.md, "Webhook
+ * retries"), with the same body and headers, unless receipts.retries is off. */
 void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
                        const char *ctype, const char *body, const char *h1n, const char *h1v,
                        const char *h2n, const char *h2v);
+/* The same for a webhook the vendor never retries (Mailgun's delivered events). */
+void sim_webhook_once(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
+                      const char *ctype, const char *body, const char *h1n, const char *h1v,
+                      const char *h2n, const char *h2v);
 
 /* Request parameters as the emulator reads them (sim_form.c): decoded copies in one store. */
 #define SIM_FORM_MAX 2100

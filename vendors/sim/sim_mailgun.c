@@ -127,7 +127,9 @@ static void mg_event(sim_t *s, sim_vendor_t *sv, const char *url, const char *ev
 	json_object_set_new(ed, "user-variables", json_pack("{s:s}", "tocsin_id", id ? id : ""));
 	char *body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
-	if (body)
+	if (body && !strcmp(event, "delivered")) /* Mailgun never retries a delivered event */
+		sim_webhook_once(s, sv, delay, url, "application/json", body, NULL, NULL, NULL, NULL);
+	else if (body)
 		sim_webhook_later(s, sv, delay, url, "application/json", body, NULL, NULL, NULL, NULL);
 	free(body);
 }

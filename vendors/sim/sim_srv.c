@@ -339,25 +339,12 @@ static char *dupn(const char *p)
 	return p ? strdup(p) : NULL;
 }
 
-void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
-                       const char *ctype, const char *body, const char *h1n, const char *h1v,
-                       const char *h2n, const char *h2v)
+/* (re)schedule webhook it at due; it is freed when the queue is full */
+static void schedule(sim_t *s, sim_item_t *it, int64_t due)
 {
-	sim_item_t *it = calloc(1, sizeof *it);
-	if (!it)
-		return;
-	it->type = 1;
-	it->sv = sv;
-	it->due = clock_mono_ms() + (int64_t)delay_ms;
-	it->url = dupn(url);
-	it->ctype = dupn(ctype);
-	it->body = dupn(body);
-	it->h1n = dupn(h1n);
-	it->h1v = dupn(h1v);
-	it->h2n = dupn(h2n);
-	it->h2v = dupn(h2v);
+	it->due = due;
 	pthread_mutex_lock(&s->mu);
-	if (s->nheap >= SIM_WQ_MAX) {
+	if (s->nheap >= SIM_WQ_MAX || s->stopping) {
 		pthread_mutex_unlock(&s->mu);
 		atomic_fetch_add(&s->wh_dropped, 1);
 		item_free(it);
@@ -365,6 +352,70 @@ void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *
 	}
 	heap_push(s, it);
 	pthread_mutex_unlock(&s->mu);
+}
+
+static void later(sim_t *s, sim_vendor_t *sv, double delay_ms, int once, const char *url,
+                  const char *ctype, const char *body, const char *h1n, const char *h1v,
+                  const char *h2n, const char *h2v)
+{
+	sim_item_t *it = calloc(1, sizeof *it);
+	if (!it)
+		return;
+	it->type = 1;
+	it->sv = sv;
+	it->once = once;
+	it->first_ms = clock_mono_ms() + (int64_t)delay_ms;
+	it->url = dupn(url);
+	it->ctype = dupn(ctype);
+	it->body = dupn(body);
+	it->h1n = dupn(h1n);
+	it->h1v = dupn(h1v);
+	it->h2n = dupn(h2n);
+	it->h2v = dupn(h2v);
+	schedule(s, it, it->first_ms);
+}
+
+void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
+                       const char *ctype, const char *body, const char *h1n, const char *h1v,
+                       const char *h2n, const char *h2v)
+{
+	later(s, sv, delay_ms, 0, url, ctype, body, h1n, h1v, h2n, h2v);
+}
+
+void sim_webhook_once(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
+                      const char *ctype, const char *body, const char *h1n, const char *h1v,
+                      const char *h2n, const char *h2v)
+{
+	later(s, sv, delay_ms, 1, url, ctype, body, h1n, h1v, h2n, h2v);
+}
+
+/* When webhook it, whose delivery number it->tries just failed (status: the HTTP
+ * answer, 0 when no answer came), is tried again, as its vendor does
+ * (vendors/README.md, "Webhook retries"): ms from now, or -1 for never. */
+static double retry_in(const sim_item_t *it, long status, int64_t now, const sim_fault_t *f)
+{
+	static const double mailgun_min[] = {5, 10, 15, 60, 120, 240}; /* then it stops (8 h) */
+	double k = f->retry_scale > 0 ? f->retry_scale : 1, since = (double)(now - it->first_ms);
+	if (!f->receipt_retries || it->once)
+		return -1;
+	switch (it->sv->kind) {
+	case SIM_TWILIO: /* rc=1, rp=ct: once more at once, when the connection failed, within tt 15 s */
+		return status == 0 && it->tries < 2 && since < 15000 ? 0 : -1;
+	case SIM_VONAGE:     /* on 429, 5xx or no answer: after 5 s, doubling up to 15 min, for 24 h */
+	case SIM_SENDGRID: { /* retries for up to 24 h; its schedule is not published: Vonage's */
+		if (status && status != 429 && status < 500)
+			return -1;
+		int n = it->tries < 16 ? it->tries : 16;
+		double d = 5000.0 * (double)(1 << (n - 1));
+		d = (d < 900000 ? d : 900000) * k;
+		return since + d <= 86400000.0 * k ? d : -1;
+	}
+	case SIM_MAILGUN: /* any answer but 2xx and 406: 5, 10, 15 min, 1, 2, 4 h apart */
+		if (status == 406 || it->tries > 6)
+			return -1;
+		return mailgun_min[it->tries - 1] * 60000 * k;
+	}
+	return -1;
 }
 
 static size_t discard(char *p, size_t sz, size_t n, void *u)
@@ -418,13 +469,24 @@ static void *sender_main(void *arg)
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 			curl_slist_free_all(hd);
 		}
+		it->tries++;
 		if (cc == CURLE_OK && code >= 200 && code < 300) {
 			atomic_fetch_add(&s->wh_sent, 1);
-		} else {
-			atomic_fetch_add(&s->wh_failed, 1);
-			log_warn("event=sim_webhook_failed vendor=%s url=%s http=%ld curl=%d", it->sv->v->name,
-			         it->url, code, (int)cc);
+			item_free(it);
+			continue;
 		}
+		sim_fault_t f;
+		sim_fault_get(it->sv, &f);
+		int64_t now = clock_mono_ms();
+		double d = retry_in(it, cc == CURLE_OK ? code : 0, now, &f);
+		if (d >= 0) {
+			atomic_fetch_add(&s->wh_retried, 1);
+			schedule(s, it, now + (int64_t)d);
+			continue;
+		}
+		atomic_fetch_add(&s->wh_failed, 1);
+		log_warn("event=sim_webhook_failed vendor=%s url=%s http=%ld curl=%d tries=%d",
+		         it->sv->v->name, it->url, code, (int)cc, it->tries);
 		item_free(it);
 	}
 	curl_easy_cleanup(h);
@@ -638,6 +700,8 @@ sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, si
 		sv->f.retry_after_s = 1;
 		sv->f.delivered_rate = 1;
 		sv->f.receipt_delay_ms = 200;
+		sv->f.receipt_retries = 1;
+		sv->f.retry_scale = 1;
 		sv->f.receipts = c->public_url && *c->public_url;
 		s->nv++;
 		if (setup && setup(sv, err, errlen)) {
