@@ -31,7 +31,7 @@ VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o
 PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o producer/aset.o \
               producer/camp.o producer/optc.o producer/penc.o
 DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_metrics.o dispatcher/dsp_queue.o dispatcher/dsp_state.o dispatcher/dsp_ledger.o dispatcher/dead.o vendors/http.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
-TRK_OBJS   := tracker/store.o tracker/api.o tracker/dash.o tracker/ctl.o tracker/ctlcmd.o tracker/http.o tracker/track.o tracker/status.o tracker/reply.o tracker/presence.o tracker/web.o tracker/webaud.o tracker/webcomp.o tracker/weblaunch.o tracker/webpage.o
+TRK_OBJS   := tracker/store.o tracker/api.o tracker/dash.o tracker/ctl.o tracker/ctlcmd.o tracker/http.o tracker/track.o tracker/status.o tracker/reply.o tracker/presence.o tracker/web.o tracker/webaud.o tracker/webcomp.o tracker/weblaunch.o tracker/webpage.o tracker/recon.o
 HOLD_OBJS  := hold/hold.o
 
 LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD_OBJS) \
@@ -44,7 +44,7 @@ UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
 UT_VND     := test_vnd test_vnd_sim test_sim_json test_http test_vsend
 UT_PROD    := test_prod_addr test_prod_aud test_prod_penc test_prod_kafka
 UT_DSP     := test_dsp_queue test_dsp_ledger test_sla test_route test_retry test_hist
-UT_TRK     := test_trk_store
+UT_TRK     := test_trk_store test_trk_recon
 UNIT_TESTS := $(UT_CORE) $(UT_TMPL) $(UT_VND) $(UT_PROD) $(UT_DSP) $(UT_TRK)
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 

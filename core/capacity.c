@@ -18,7 +18,7 @@ typedef struct cap_row {
 } cap_row_t;
 
 /* The pool's per-number rate on v: senders.<pool>.rate_per_number, else rate_per_sender;
- * 0 = unlimited (as dispatcher/rl.c reads them). */
+ * 0 = unlimited (as core/rl.c reads them). */
 static double pool_rate(const cfg_vendor_t *v, const char *pool)
 {
 	json_t *so = json_object_get(json_object_get(v->raw, "senders"), pool);

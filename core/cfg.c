@@ -204,6 +204,7 @@ static const ck_t ck_tracker[] = {
     {"conns_per_ip", CK_LEAF, NULL},  {"allowed_hosts", CK_LEAF, NULL},
     {"dispatcher_idle_s", CK_LEAF, NULL},
     {"upload_max_mb", CK_LEAF, NULL}, /* tracker/web.c: audience uploads from the page */
+    {"reconcile_after_s", CK_LEAF, NULL}, {"unknown_receipt_after_s", CK_LEAF, NULL}, /* tracker/recon.c */
     {NULL, CK_LEAF, NULL}};
 /* compliance: tracker/http.c (SMS keyword replies) */
 static const ck_t ck_compliance[] = {
@@ -601,6 +602,17 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 	if (get_num(t, "conns_per_ip", 64, &x) || x < 1 || x > 10000)
 		return bad(err, errlen, c, "tracker.conns_per_ip must be 1..10000%s%s", NULL, NULL);
 	c->conns_per_ip = (int)x;
+	if (get_num(t, "reconcile_after_s", 900, &x) || x < 0 || x > 604800)
+		return bad(err, errlen, c, "tracker.reconcile_after_s must be 0..604800 (0 = off)%s%s", NULL,
+		           NULL);
+	c->reconcile_after_s = (int)x;
+	if (get_num(t, "unknown_receipt_after_s", 86400, &x) || x < 1 || x > 2592000 ||
+	    (c->reconcile_after_s && x < c->reconcile_after_s))
+		return bad(err, errlen, c,
+		           "tracker.unknown_receipt_after_s must be 1..2592000 and at least "
+		           "tracker.reconcile_after_s%s%s",
+		           NULL, NULL);
+	c->unknown_receipt_after_s = (int)x;
 	json_t *ah = json_object_get(t, "allowed_hosts");
 	if (ah) {
 		size_t i;

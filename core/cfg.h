@@ -66,6 +66,8 @@ typedef struct cfg {
 	int reply_per_number_hour; /* automatic SMS replies to one number per hour */
 	int reply_per_minute;    /* automatic SMS replies per minute, all numbers */
 	int conns_per_ip;        /* HTTP connections one client address may hold */
+	int reconcile_after_s;   /* accepted/sent with no news this long: ask the vendor; 0 = off */
+	int unknown_receipt_after_s; /* ... and this long: unknown_receipt */
 	json_t *allowed_hosts;   /* array of Host header values the API and dashboard answer,
 	                            or NULL: loopback names and public_url's host (borrowed) */
 	/* quiet_hours.<channel> (core/cfg.c; producer/prod.c): each recipient's local-time

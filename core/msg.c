@@ -10,7 +10,7 @@
 static const char *const channel_names[MSG_CH__COUNT] = {"sms", "email"};
 static const char *const state_names[MSG_ST__COUNT] = {
     "queued", "retrying", "accepted", "sent", "delivered", "suppressed",
-    "cancelled", "expired", "failed", "undelivered", "bounced"};
+    "cancelled", "expired", "failed", "undelivered", "bounced", "unknown_receipt"};
 static const char *const camp_names[MSG_CAMP__COUNT] = {"launching", "running", "paused",
                                                         "cancelled", "done", "scheduled"};
 static const char *const vh_names[MSG_VH__COUNT] = {"healthy", "open", "probing", "drained"};
@@ -53,7 +53,13 @@ int msg_state_parse(const char *s, msg_state_t *out)
 	return TOCSIN_OK;
 }
 
-bool msg_state_is_final(msg_state_t st) { return st >= MSG_ST_DELIVERED; }
+bool msg_state_is_final(msg_state_t st)
+{
+	return st >= MSG_ST_DELIVERED && st != MSG_ST_UNKNOWN_RECEIPT;
+}
+
+/* the order of the states that are not final: unknown_receipt comes after sent */
+static int rank(msg_state_t st) { return st == MSG_ST_UNKNOWN_RECEIPT ? MSG_ST_SENT + 1 : (int)st; }
 
 bool msg_state_advances(msg_state_t from, msg_state_t to)
 {
@@ -61,7 +67,7 @@ bool msg_state_advances(msg_state_t from, msg_state_t to)
 		return false;
 	if (msg_state_is_final(to))
 		return true;
-	return to > from;
+	return rank(to) > rank(from);
 }
 
 const char *msg_camp_state_name(msg_camp_state_t st)

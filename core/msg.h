@@ -29,6 +29,10 @@ typedef enum msg_state {
 	MSG_ST_FAILED,
 	MSG_ST_UNDELIVERED,
 	MSG_ST_BOUNCED,
+	/* not final, ordered after sent (numbered last so stored values keep their meaning):
+	 * taken by the vendor, no receipt by tracker.unknown_receipt_after_s; a late receipt
+	 * still moves it on */
+	MSG_ST_UNKNOWN_RECEIPT,
 	MSG_ST__COUNT
 } msg_state_t;
 
@@ -36,7 +40,8 @@ const char *msg_state_name(msg_state_t st);
 int msg_state_parse(const char *s, msg_state_t *out);
 bool msg_state_is_final(msg_state_t st);
 /* May a message in state from move to state to? Forward only: non-final
- * states advance in order; any final state beats every non-final one; once
+ * states advance in order (queued < retrying < accepted < sent <
+ * unknown_receipt); any final state beats every non-final one; once
  * final, a message stays where it is (so a late "sent" never overwrites
  * "delivered", and a duplicate event changes nothing). */
 bool msg_state_advances(msg_state_t from, msg_state_t to);

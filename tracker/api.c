@@ -163,11 +163,11 @@ static int load_camps(trk_api_q_t *q, const char *only, camp_t *cs, size_t *n)
 }
 
 /* The columns a staffer reads, from one set of state counts (README "Campaign
- * columns"); they add up: audience = delivered + awaiting_receipt + failed +
- * in_progress + cancelled + expired + suppressed. */
+ * columns"); they add up: audience = delivered + awaiting_receipt +
+ * unknown_receipt + failed + in_progress + cancelled + expired + suppressed. */
 typedef struct summary {
-	int64_t audience, sent, delivered, awaiting, failed, in_progress, retrying, cancelled,
-	    expired, suppressed;
+	int64_t audience, sent, delivered, awaiting, unknown, failed, in_progress, retrying,
+	    cancelled, expired, suppressed;
 } summary_t;
 
 static void summarize(const int64_t *s, int64_t audience, summary_t *o)
@@ -178,8 +178,9 @@ static void summarize(const int64_t *s, int64_t audience, summary_t *o)
 	o->audience = audience > total ? audience : total;
 	o->delivered = s[MSG_ST_DELIVERED];
 	o->awaiting = s[MSG_ST_ACCEPTED] + s[MSG_ST_SENT];
+	o->unknown = s[MSG_ST_UNKNOWN_RECEIPT];
 	o->failed = s[MSG_ST_FAILED] + s[MSG_ST_UNDELIVERED] + s[MSG_ST_BOUNCED];
-	o->sent = o->delivered + o->awaiting + s[MSG_ST_UNDELIVERED] + s[MSG_ST_BOUNCED];
+	o->sent = o->delivered + o->awaiting + o->unknown + s[MSG_ST_UNDELIVERED] + s[MSG_ST_BOUNCED];
 	o->retrying = s[MSG_ST_RETRYING];
 	o->in_progress = s[MSG_ST_QUEUED] + s[MSG_ST_RETRYING] + (o->audience - total);
 	o->cancelled = s[MSG_ST_CANCELLED];
@@ -191,10 +192,11 @@ static void summary_json(buf_t *b, const summary_t *o)
 {
 	buf_printf(b,
 	           "{\"audience\":%lld,\"sent\":%lld,\"delivered\":%lld,\"awaiting_receipt\":%lld,"
-	           "\"failed\":%lld,\"in_progress\":%lld,\"retrying\":%lld,\"cancelled\":%lld,"
-	           "\"expired\":%lld,\"suppressed\":%lld}",
+	           "\"unknown_receipt\":%lld,\"failed\":%lld,\"in_progress\":%lld,\"retrying\":%lld,"
+	           "\"cancelled\":%lld,\"expired\":%lld,\"suppressed\":%lld}",
 	           (long long)o->audience, (long long)o->sent, (long long)o->delivered,
-	           (long long)o->awaiting, (long long)o->failed, (long long)o->in_progress,
+	           (long long)o->awaiting, (long long)o->unknown, (long long)o->failed,
+	           (long long)o->in_progress,
 	           (long long)o->retrying, (long long)o->cancelled, (long long)o->expired,
 	           (long long)o->suppressed);
 }

@@ -67,10 +67,11 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 	if (sm)
 		snprintf(cols, sizeof cols,
 		         "  audience %lld, sent %lld, delivered %lld, failed %lld, in progress %lld "
-		         "(%lld retrying), cancelled %lld, expired %lld, opted out %lld\n",
+		         "(%lld retrying), cancelled %lld, expired %lld, opted out %lld, no receipt %lld\n",
 		         SM("audience"), SM("sent"), SM("delivered"), SM("failed"), SM("in_progress"),
 		         SM("retrying"), SM("cancelled"), SM("expired"),
-		         SM("suppressed") + (long long)json_integer_value(json_object_get(cj, "optouts")));
+		         SM("suppressed") + (long long)json_integer_value(json_object_get(cj, "optouts")),
+		         SM("unknown_receipt"));
 #undef SM
 	size_t ri;
 	json_t *r;

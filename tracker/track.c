@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/runfile.h"
 #include "tracker/presence.h"
+#include "tracker/recon.h"
 #include "core/sig.h"
 #include "tracker/store.h"
 #include "tracker/trk.h"
@@ -324,6 +325,16 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 		trk_live_free(g.live);
 		return 1;
 	}
+	/* receipts that never came (tracker/recon.h): only when receipts are asked for */
+	trk_recon_t *recon = NULL;
+	if (cfg->reconcile_after_s > 0 && cfg->public_url && *cfg->public_url) {
+		recon = trk_recon_new(cfg, NULL, err, sizeof err);
+		if (!recon || trk_recon_start(recon, err, sizeof err))
+			log_error("event=reconcile_disabled reason=\"%s\"", err);
+		else
+			log_info("event=reconcile after_s=%d unknown_receipt_after_s=%d",
+			         cfg->reconcile_after_s, cfg->unknown_receipt_after_s);
+	}
 	char pid[32];
 	snprintf(pid, sizeof pid, "%d\n", (int)getpid());
 	runfile_write(cfg, "run/track.pid", pid, err, sizeof err);
@@ -390,6 +401,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 	if (tx_commit(&g, 0))
 		rc = 1;
 	rd_kafka_queue_destroy(q);
+	trk_recon_free(recon);
 	trk_presence_free(pres);
 	trk_http_free(srv);
 	rd_kafka_consumer_close(g.rk);

@@ -34,7 +34,7 @@ curl -sf "$A/api/campaigns/mix" > "$OUT/mix.json"
 python3 - "$OUT/mix.json" <<'PY' || it_fail "columns: $(cat "$OUT/mix.json")"
 import json, sys
 c = json.load(open(sys.argv[1]))
-z = dict(audience=0, sent=0, delivered=0, awaiting_receipt=0, failed=0, in_progress=0, retrying=0,
+z = dict(audience=0, sent=0, delivered=0, awaiting_receipt=0, unknown_receipt=0, failed=0, in_progress=0, retrying=0,
          cancelled=0, expired=0, suppressed=0)
 assert c["summary"] == dict(z, audience=7, sent=3, delivered=2, failed=2, in_progress=1, retrying=1,
                             cancelled=1, suppressed=1), c["summary"]

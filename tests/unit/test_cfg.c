@@ -85,6 +85,12 @@ static void test_errors(void **state)
 	expect_error("{\"tracker\":{\"webhook_max_age_s\":0}}", "tracker.webhook_max_age_s must be 1..86400");
 	expect_error("{\"tracker\":{\"reply_per_minute\":-1}}", "tracker.reply_per_minute must be");
 	expect_error("{\"tracker\":{\"conns_per_ip\":0}}", "tracker.conns_per_ip must be 1..10000");
+	expect_error("{\"tracker\":{\"reconcile_after_s\":-1}}", "tracker.reconcile_after_s must be 0..604800");
+	expect_error("{\"tracker\":{\"reconcile_after_s\":\"10\"}}", "tracker.reconcile_after_s must be");
+	expect_error("{\"tracker\":{\"reconcile_after_s\":600,\"unknown_receipt_after_s\":300}}",
+	             "tracker.unknown_receipt_after_s must be 1..2592000 and at least tracker.reconcile_after_s");
+	expect_error("{\"tracker\":{\"unknown_receipt_after_s\":0}}", "tracker.unknown_receipt_after_s must be");
+	expect_error("{\"tracker\":{\"reconcile_after_sec\":5}}", "did you mean reconcile_after_s");
 	expect_error("{\"tracker\":{\"allowed_hosts\":\"x\"}}", "tracker.allowed_hosts must be a non-empty array");
 	expect_error("{\"tracker\":{\"allowed_hosts\":[1]}}", "tracker.allowed_hosts must hold strings");
 	char err[256];

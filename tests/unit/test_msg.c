@@ -37,6 +37,17 @@ static void test_state_order(void **state)
 	assert_false(msg_state_advances(MSG_ST_DELIVERED, MSG_ST_DELIVERED));
 	assert_false(msg_state_advances(MSG_ST_FAILED, MSG_ST_DELIVERED));
 	assert_false(msg_state_advances(MSG_ST_ACCEPTED, MSG_ST_ACCEPTED));
+	/* unknown_receipt: after sent, before every final state */
+	assert_false(msg_state_is_final(MSG_ST_UNKNOWN_RECEIPT));
+	assert_true(msg_state_advances(MSG_ST_ACCEPTED, MSG_ST_UNKNOWN_RECEIPT));
+	assert_true(msg_state_advances(MSG_ST_SENT, MSG_ST_UNKNOWN_RECEIPT));
+	assert_false(msg_state_advances(MSG_ST_UNKNOWN_RECEIPT, MSG_ST_SENT));
+	assert_false(msg_state_advances(MSG_ST_UNKNOWN_RECEIPT, MSG_ST_ACCEPTED));
+	assert_true(msg_state_advances(MSG_ST_UNKNOWN_RECEIPT, MSG_ST_DELIVERED));
+	assert_true(msg_state_advances(MSG_ST_UNKNOWN_RECEIPT, MSG_ST_UNDELIVERED));
+	assert_false(msg_state_advances(MSG_ST_DELIVERED, MSG_ST_UNKNOWN_RECEIPT));
+	assert_false(msg_state_advances(MSG_ST_UNKNOWN_RECEIPT, MSG_ST_UNKNOWN_RECEIPT));
+	assert_string_equal(msg_state_name(MSG_ST_UNKNOWN_RECEIPT), "unknown_receipt");
 	for (int s = 0; s < MSG_ST__COUNT; s++) {
 		msg_state_t p;
 		assert_int_equal(msg_state_parse(msg_state_name((msg_state_t)s), &p), 0);

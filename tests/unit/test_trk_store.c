@@ -53,14 +53,16 @@ static msg_status_t ev(const char *id, const char *camp, msg_state_t st, const c
 
 /* The spec, written independently of msg_state_advances: non-final states move
  * forward in order; the first final state a message reaches is where it stays. */
-static int is_final(int s) { return s >= MSG_ST_DELIVERED; }
+static int is_final(int s) { return s >= MSG_ST_DELIVERED && s != MSG_ST_UNKNOWN_RECEIPT; }
+/* the non-final order: queued < retrying < accepted < sent < unknown_receipt */
+static int order(int s) { return s == MSG_ST_UNKNOWN_RECEIPT ? 100 : s; }
 static int expect(int a, int b)
 {
 	if (is_final(a))
 		return a;
 	if (is_final(b))
 		return b;
-	return b > a ? b : a;
+	return order(b) > order(a) ? b : a;
 }
 
 static int state_of(trk_store_t *s, const char *id)
