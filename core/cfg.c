@@ -193,6 +193,7 @@ static const ck_t ck_dispatcher[] = {
     {"retry_budget_min_per_s", CK_LEAF, NULL},
     {"metrics_listen", CK_LEAF, NULL}, /* dispatcher/dsp_metrics.c */
     {"ambiguous_grace_ms", CK_LEAF, NULL}, /* dispatcher/dsp.c */
+    {"static_membership", CK_LEAF, NULL}, /* dispatcher/dsp.c */
     {NULL, CK_LEAF, NULL}};
 /* tracker: core/cfg.c, tracker/http.c, tracker/reply.c, tracker/presence.c */
 static const ck_t ck_tracker[] = {

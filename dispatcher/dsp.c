@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,8 @@ typedef struct dsp {
 	int64_t last_commit_ms;
 	dsp_state_t *st;   /* campaign states, opt-outs, vendor health */
 	dsp_ledger_t *ledger; /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
+	char instance[128]; /* group.instance.id, "" when a dynamic member */
+	int slot_fd;        /* the flock'd slot file behind instance, -1 none */
 	buf_t buf;         /* reused encode buffer */
 	/* counters */
 	int64_t n_consumed, n_accepted, n_failed, n_retried, n_cancelled, n_suppressed, n_expired;
@@ -1317,6 +1320,55 @@ static void progress(dsp_t *d, int64_t now)
 	         (long long)d->n_reconciled, (long long)d->n_resent_amb, (long long)d->n_ledgered);
 }
 
+/* Group membership of the outbox consumer cc (issue 13 item 4; cc NULL: only check the
+ * config, before anything starts). A dead member's partitions move when its session times
+ * out (core/kq.c: session.timeout.ms 10000; a shorter one made the kill loop worse on the
+ * embedded broker, bench/RESULTS.md). Static membership
+ * (group.instance.id = <host>-<channel>-<slot>, the slot the lowest free one among
+ * <var_dir>/run/dispatch-<channel>-<slot>.lock, held by flock for the process's life, so a
+ * restarted dispatcher takes its slot again and the broker hands its partitions back
+ * without a rebalance): dispatcher.static_membership "auto" (default: on with a configured
+ * cluster, off with the embedded broker, whose librdkafka 2.0 mock ignores
+ * group.instance.id and would keep a stopped static member's partitions until its session
+ * times out), true or false. */
+static int membership(dsp_t *d, rd_kafka_conf_t *cc, char *err, size_t errlen)
+{
+	const cfg_t *c = d->cfg;
+	json_t *sm = json_object_get(json_object_get(c->root, "dispatcher"), "static_membership");
+	int on = json_object_get(c->kafka, "bootstrap.servers") != NULL;
+	if (sm && json_is_boolean(sm))
+		on = json_is_true(sm);
+	else if (sm && !(json_is_string(sm) && !strcmp(json_string_value(sm), "auto"))) {
+		snprintf(err, errlen, "%s: dispatcher.static_membership must be \"auto\", true or false",
+		         c->path);
+		return TOCSIN_ERR_CONFIG;
+	}
+	if (!cc || !on || json_object_get(c->kafka, "group.instance.id"))
+		return 0;
+	char host[64] = "host", rel[96], path[4096];
+	gethostname(host, sizeof host - 1);
+	for (int slot = 0; slot < 256; slot++) {
+		snprintf(rel, sizeof rel, "run/dispatch-%s-%d.lock", msg_channel_name(d->channel), slot);
+		int fd = cfg_var_path(c, rel, path, sizeof path)
+		             ? -1
+		             : open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			break;
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			close(fd);
+			continue;
+		}
+		d->slot_fd = fd; /* held until exit */
+		snprintf(d->instance, sizeof d->instance, "%s-%s-%d", host, msg_channel_name(d->channel),
+		         slot);
+		rd_kafka_conf_set(cc, "group.instance.id", d->instance, NULL, 0);
+		return 0;
+	}
+	log_warn("event=static_membership_off msg=\"no free slot under %s/run: joining as a "
+	         "dynamic member\"", c->var_dir);
+	return 0;
+}
+
 static int setup(dsp_t *d, char *err, size_t errlen)
 {
 	const cfg_t *c = d->cfg;
@@ -1358,6 +1410,8 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		return TOCSIN_ERR_CONFIG;
 	} else if (g)
 		d->amb_grace_ms = json_integer_value(g);
+	if (membership(d, NULL, err, errlen))
+		return TOCSIN_ERR_CONFIG;
 	if (!(d->q = dq_new(c, err, errlen)))
 		return TOCSIN_ERR_NOMEM;
 	if (!(d->route = route_new(c, d->channel, err, errlen)))
@@ -1414,6 +1468,8 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 			if (!json_object_get(c->kafka, email_props[i][0]))
 				rd_kafka_conf_set(cc, email_props[i][0], email_props[i][1], NULL, 0);
 	}
+	if (membership(d, cc, err, errlen))
+		return TOCSIN_ERR_CONFIG;
 	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
 	rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
 	rd_kafka_conf_set_opaque(cc, d);
@@ -1514,6 +1570,8 @@ static void teardown(dsp_t *d)
 	free(d->batch);
 	free(d->results);
 	dq_free(d->q);
+	if (d->slot_fd >= 0)
+		close(d->slot_fd);
 	if (d->wake[0] > 0) {
 		close(d->wake[0]);
 		close(d->wake[1]);
@@ -1558,6 +1616,7 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 	d.channel = MSG_CH_SMS;
 	d.max_pending = 10000;
 	d.wake[0] = d.wake[1] = -1;
+	d.slot_fd = -1;
 	int o, max_pending_set = 0;
 	while ((o = getopt_long(argc, argv, "c:m:h", opts, NULL)) != -1) {
 		switch (o) {
@@ -1596,10 +1655,10 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		teardown(&d);
 		return 1;
 	}
-	log_info("event=dispatch_started channel=%s group=%s vendors=%zu max_in_flight=%d "
-	         "ledger_ids=%zu",
-	         msg_channel_name(d.channel), d.group, d.nvendors, cfg->max_in_flight,
-	         dsp_ledger_loaded(d.ledger));
+	log_info("event=dispatch_started channel=%s group=%s instance=%s vendors=%zu "
+	         "max_in_flight=%d ledger_ids=%zu",
+	         msg_channel_name(d.channel), d.group, d.instance[0] ? d.instance : "dynamic",
+	         d.nvendors, cfg->max_in_flight, dsp_ledger_loaded(d.ledger));
 	while (!tocsin_stop) {
 		int64_t now = clock_mono_ms();
 		dsp_state_poll(d.st);

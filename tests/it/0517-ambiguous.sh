@@ -26,6 +26,14 @@ cfg() {
                    \"metrics_listen\": \"127.0.0.1:0\"},
   \"tracker\": {\"public_url\": \"http://${TRACK:-127.0.0.1:9}\"}"
 }
+# refusals: one line, exit 1, before anything starts (no broker yet)
+for bad in '"ambiguous_grace_ms": -1' '"ambiguous_grace_ms": "10s"' '"static_membership": "yes"'; do
+  it_one_sms_vendor '"senders":{"main":{"from":"+15005550006"}}' "\"dispatcher\": {$bad}"
+  rc=0; "$TOCSIN_BIN" -c "$CFG" dispatch > "$OUT/refused.out" 2>&1 || rc=$?
+  key=$(echo "$bad" | cut -d'"' -f2)
+  grep -q "^tocsin dispatch: .*: dispatcher\.$key must be" "$OUT/refused.out" && [ "$rc" = 1 ] &&
+    [ "$(wc -l < "$OUT/refused.out")" = 1 ] || it_fail "$bad: exit $rc, $(cat "$OUT/refused.out")"
+done
 # the tracker's address first: receipts are signed over the public URL it checks them against
 TRACK=127.0.0.1:$(it_free_port)
 cfg
