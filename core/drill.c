@@ -367,15 +367,15 @@ static int64_t recover_budget_ms(drill_t *d, sc_kind_t k)
 	return (int64_t)((d->sla.min_open_s + d->sla.probe_windows * d->sla.window_s + d->sla.ramp_s) * 1000) + 3000;
 }
 
-static const char *vendor_state(drill_t *d, const char *name)
+/* The SLA state the tracker shows for vendor name ("" when it has none yet) into st. */
+static const char *vendor_state(drill_t *d, const char *name, char *st, size_t stlen)
 {
-	static char st[32]; /* main thread only */
 	json_t *j = trk_get(d, "/api/vendors"), *v;
 	size_t i;
 	st[0] = 0;
 	json_array_foreach(json_object_get(j, "vendors"), i, v)
 	    if (!strcmp(json_string_value(json_object_get(v, "name")) ?: "", name))
-	        snprintf(st, sizeof st, "%s", json_string_value(json_object_get(v, "state")) ?: "");
+	        snprintf(st, stlen, "%s", json_string_value(json_object_get(v, "state")) ?: "");
 	json_decref(j);
 	return st;
 }
@@ -384,19 +384,19 @@ static const char *vendor_state(drill_t *d, const char *name)
  * drained and undrained (what RUNBOOK section 1 does once a vendor is fixed). */
 static void primary_reset(drill_t *d)
 {
-	char st[32];
-	snprintf(st, sizeof st, "%s", vendor_state(d, d->primary));
+	char st[32], now[32];
+	vendor_state(d, d->primary, st, sizeof st);
 	if (!st[0] || !strcmp(st, "healthy"))
 		return;
 	char url[512];
 	for (int i = 0; i < 2; i++) {
 		snprintf(url, sizeof url, "http://%s/api/vendors/%s/%s", d->trk, d->primary, i ? "undrain" : "drain");
 		json_decref(http_json("POST", url, NULL, 1));
-		for (int t = 0; t < 50 && strcmp(vendor_state(d, d->primary), i ? "healthy" : "drained"); t++)
+		for (int t = 0; t < 50 && strcmp(vendor_state(d, d->primary, now, sizeof now), i ? "healthy" : "drained"); t++)
 			usleep(100000);
 	}
 	printf("  (%s was %s after the last scenario: drained and undrained; now %s)\n", d->primary, st,
-	       vendor_state(d, d->primary));
+	       vendor_state(d, d->primary, now, sizeof now));
 	fflush(stdout);
 }
 
@@ -434,6 +434,7 @@ static int blast(drill_t *d, run_t *r)
 	char path[256];
 	snprintf(path, sizeof path, "/api/campaigns/%s", r->id);
 	int launch_done = 0;
+	char st[32];
 	while (!tocsin_stop) {
 		usleep(100000);
 		int64_t now = clock_wall_ms();
@@ -464,7 +465,7 @@ static int blast(drill_t *d, run_t *r)
 		/* the fault starts after DRILL_PRE_MS of traffic, with the primary healthy (a previous
 		 * scenario's fault may still be wearing off) */
 		if (r->kind != SC_CAPACITY && r->first && !r->fault && now - r->first >= DRILL_PRE_MS &&
-		    !strcmp(vendor_state(d, d->primary), "healthy")) {
+		    !strcmp(vendor_state(d, d->primary, st, sizeof st), "healthy")) {
 			if (fault_apply(d, r, 1))
 				return -1;
 			r->fault = clock_wall_ms();
@@ -605,6 +606,20 @@ static void per_second(drill_t *d, run_t *r, int64_t from, size_t n, double *pri
 	json_decref(j);
 }
 
+/* The sum of field (e.g. "timeouts") of vendor over r's whole blast, from the tracker's series. */
+static long series_total(drill_t *d, run_t *r, const char *vendor, const char *field)
+{
+	char path[256];
+	snprintf(path, sizeof path, "/api/series?seconds=3600&campaign=%s", r->id);
+	json_t *j = trk_get(d, path), *c;
+	size_t i;
+	double n = 0;
+	json_array_foreach(json_object_get(json_object_get(json_object_get(j, "vendors"), vendor), field), i, c)
+	    n += json_number_value(c);
+	json_decref(j);
+	return (long)n;
+}
+
 /* ms from the fault until the start of the first second from which every second with traffic,
  * while the primary is kept out (until it may be probed: opened + sla.min_open_s, or the fault
  * is cleared), had at most 1% of it on the primary; -1: never. An upper bound, within a second. */
@@ -670,7 +685,11 @@ static json_t *measure(drill_t *d, run_t *r)
 	long lost = (r->n - finals) + (finals - ok - (r->kind == SC_CANCEL ? cancelled : 0)) +
 	            (ok > s_uniq ? ok - s_uniq : 0);
 	long twice = s_dup + (s_uniq > ok ? s_uniq - ok : 0);
-	long bound = r->kind == SC_KILL ? d->user->max_in_flight : 0;
+	/* sent twice: only what was in flight at a kill, or a request to a slow vendor that timed
+	 * out (the vendor may have taken it after all) and was sent again elsewhere */
+	long bound = r->kind == SC_KILL ? d->user->max_in_flight
+	             : r->kind == SC_SLOW ? series_total(d, r, d->primary, "timeouts")
+	                                  : 0;
 
 	/* the series: accepted per vendor per bucket from t0 */
 	int64_t tmax = r->t0;
