@@ -34,6 +34,7 @@ run bench_dispatch bench/bench_dispatch.sh 100000
 run bench_rate bench/bench_rate.sh 500 20 10
 run bench_failover_503 bench/bench_failover_e2e.sh 503
 run bench_failover_latency bench/bench_failover_e2e.sh latency
+run bench_drill bench/bench_drill.sh
 run bench_dispatch_mem bench/bench_dispatch_mem.sh 2000000 30
 [ -x bench/bench_email.sh ] && run bench_email bench/bench_email.sh
 run bench_track_consume bench/bench_track_consume.sh
