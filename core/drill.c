@@ -18,6 +18,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,7 +31,7 @@
 #define DRILL_SECRET "drill-not-a-secret-0123456789abcdef0123456789abcdef"
 
 /* The scenarios, in the order they run. */
-typedef enum { SC_CAPACITY, SC_503, SC_SLOW, SC_429, SC_HANG, SC_KILL, SC_CANCEL, SC__COUNT } sc_kind_t;
+typedef enum { SC_CAPACITY, SC_503, SC_SLOW, SC_429, SC_HANG, SC_KILL, SC_CANCEL, SC_STOP, SC__COUNT } sc_kind_t;
 static const struct {
 	const char *name, *title;
 } sc_info[SC__COUNT] = {
@@ -39,7 +42,9 @@ static const struct {
     {"hang", "the primary vendor stops answering (connections hang)"},
     {"kill", "the dispatcher is SIGKILLed mid-blast and started again"},
     {"cancel", "the campaign is cancelled mid-blast"},
+    {"stop", "the last 50 recipients reply STOP mid-blast"},
 };
+#define DRILL_STOPPERS 50
 
 typedef struct sla {
 	double p95_ms, window_s, min_open_s, probe_windows, ramp_s;
@@ -271,16 +276,25 @@ typedef struct run {
 	int restarted;
 } run_t;
 
+/* The phone number of synthetic recipient i (E.164, valid US numbers). */
+static void phone_of(long i, char *out, size_t outlen)
+{
+	static const int areas[] = {202, 212, 303, 415, 617, 718, 312, 512, 213, 404, 305, 206};
+	static const int exch[] = {234, 345, 456, 567, 678, 789, 432, 543, 654, 765};
+	snprintf(out, outlen, "+1%d%d%04ld", areas[i / 100000 % 12], exch[i / 10000 % 10], i % 10000);
+}
+
 static int write_audience(drill_t *d, run_t *r)
 {
 	FILE *f = fopen(d->csv, "w");
 	if (!f)
 		return -1;
-	static const int areas[] = {202, 212, 303, 415, 617, 718, 312, 512, 213, 404, 305, 206};
-	static const int exch[] = {234, 345, 456, 567, 678, 789, 432, 543, 654, 765};
 	fputs("first_name,phone\n", f);
-	for (long i = 0; i < r->n; i++)
-		fprintf(f, "Pat%ld,+1%d%d%04ld\n", i, areas[i / 100000 % 12], exch[i / 10000 % 10], i % 10000);
+	char ph[32];
+	for (long i = 0; i < r->n; i++) {
+		phone_of(i, ph, sizeof ph);
+		fprintf(f, "Pat%ld,%s\n", i, ph);
+	}
 	if (fclose(f))
 		return -1;
 	/* a text of exactly `segments` GSM-7 segments for 8-digit names: 160, else 153 per part */
@@ -332,6 +346,17 @@ static int fault_apply(drill_t *d, run_t *r, int on)
 		return sim_post(d, "/_sim/config", b);
 	case SC_KILL:
 		return on ? sup_kill(d->sup, d->k_dsp, SIGKILL) : 0;
+	case SC_STOP:
+		/* the last recipients of the file (not sent yet) reply STOP, the real way: a signed
+		 * inbound webhook from the emulator to the tracker, then tocsin.optouts */
+		for (long i = r->n - DRILL_STOPPERS; on && i < r->n; i++) {
+			char ph[32];
+			phone_of(i < 0 ? 0 : i, ph, sizeof ph);
+			snprintf(b, sizeof b, "{\"vendor\":\"%s\",\"from\":\"%s\",\"body\":\"STOP\"}", d->primary, ph);
+			if (sim_post(d, "/_sim/inbound", b))
+				return -1;
+		}
+		return 0;
 	case SC_CANCEL:
 		if (on) {
 			char url[512];
@@ -362,7 +387,7 @@ static int64_t recover_budget_ms(drill_t *d, sc_kind_t k)
 {
 	if (k == SC_KILL)
 		return 15000; /* the group notices the dead member at session.timeout.ms (10 s) */
-	if (k == SC_CANCEL || k == SC_CAPACITY)
+	if (k == SC_CANCEL || k == SC_STOP || k == SC_CAPACITY)
 		return 0;
 	return (int64_t)((d->sla.min_open_s + d->sla.probe_windows * d->sla.window_s + d->sla.ramp_s) * 1000) + 3000;
 }
@@ -488,7 +513,8 @@ static int blast(drill_t *d, run_t *r)
 	}
 	if (r->fault && !r->clear) {
 		fault_apply(d, r, 0);
-		r->clear = r->kind == SC_KILL || r->kind == SC_CANCEL ? r->fault : clock_wall_ms();
+		r->clear = r->kind == SC_KILL || r->kind == SC_CANCEL || r->kind == SC_STOP ? r->fault
+		                                                                              : clock_wall_ms();
 	}
 	return tocsin_stop ? -1 : 0;
 }
@@ -500,6 +526,7 @@ typedef struct acc {
 	int64_t *ts;
 	int *v;
 	long n, cap;
+	long stop_late;   /* SC_STOP: stoppers accepted later than 2 s after their STOP */
 } acc_t;
 
 static int vendor_ix(json_t *vs, const char *name)
@@ -528,6 +555,14 @@ static void fetch_accepted(drill_t *d, run_t *r, acc_t *a, json_t *vs)
 				a->v = realloc(a->v, a->cap * sizeof *a->v);
 			}
 			a->ts[a->n] = json_integer_value(json_object_get(it, "ts_ms"));
+			if (r->kind == SC_STOP && r->fault && a->ts[a->n] > r->fault + 2000) {
+				const char *to = json_string_value(json_object_get(it, "to")) ?: "";
+				for (long k = r->n - DRILL_STOPPERS; k < r->n; k++) {
+					char ph[32];
+					phone_of(k < 0 ? 0 : k, ph, sizeof ph);
+					a->stop_late += !strcmp(ph, to);
+				}
+			}
 			a->v[a->n++] = vendor_ix(vs, json_string_value(json_object_get(it, "vendor")) ?: "?");
 		}
 		const char *nx = json_string_value(json_object_get(j, "next"));
@@ -682,7 +717,9 @@ static json_t *measure(drill_t *d, run_t *r)
 	json_decref(sim);
 	/* lost: not final, final but not sent (failed, expired...; cancelled only when cancelling),
 	 * or counted accepted by the tracker but never received by the vendor */
-	long lost = (r->n - finals) + (finals - ok - (r->kind == SC_CANCEL ? cancelled : 0)) +
+	long suppressed = jl(states, "suppressed");
+	long lost = (r->n - finals) + (finals - ok - (r->kind == SC_CANCEL ? cancelled : 0) -
+	                               (r->kind == SC_STOP ? suppressed : 0)) +
 	            (ok > s_uniq ? ok - s_uniq : 0);
 	long twice = s_dup + (s_uniq > ok ? s_uniq - ok : 0);
 	/* sent twice: only what was in flight at a kill, or a request to a slow vendor that timed
@@ -741,7 +778,7 @@ static json_t *measure(drill_t *d, run_t *r)
 	long cb = r->clear ? (long)((r->clear - r->t0) / DRILL_BUCKET_MS) : nb;
 	/* recover: from the clearing, the first second whose traffic is back to 90% of the
 	 * pre-fault level (on the primary for vendor faults; all traffic after a kill) */
-	if (fb > 4 && r->kind != SC_CANCEL) {
+	if (fb > 4 && r->kind != SC_CANCEL && r->kind != SC_STOP) {
 		double pre = 0;
 		long pb0 = fb - 4 * (1000 / DRILL_BUCKET_MS) > 0 ? fb - 4 * (1000 / DRILL_BUCKET_MS) : 0;
 		for (long b = pb0; b < fb; b++)
@@ -796,6 +833,14 @@ static json_t *measure(drill_t *d, run_t *r)
 		snprintf(msg, sizeof msg, "99%% not on the secondary within %lld ms", (long long)lim_switch);
 		json_array_append_new(fails, json_string(msg));
 	}
+	if (a.stop_late) {
+		snprintf(msg, sizeof msg, "%ld sent more than 2 s after they replied STOP", a.stop_late);
+		json_array_append_new(fails, json_string(msg));
+	}
+	if (r->kind == SC_STOP && suppressed > DRILL_STOPPERS) {
+		snprintf(msg, sizeof msg, "%ld suppressed, only %d replied STOP", suppressed, DRILL_STOPPERS);
+		json_array_append_new(fails, json_string(msg));
+	}
 	if (after_cancel) {
 		snprintf(msg, sizeof msg, "%ld sent more than 2 s after the cancel", after_cancel);
 		json_array_append_new(fails, json_string(msg));
@@ -813,6 +858,8 @@ static json_t *measure(drill_t *d, run_t *r)
 	    "unique", (json_int_t)s_uniq, "duplicates", (json_int_t)s_dup, "limits", "detect_ms",
 	    ms_or_null(lim_detect), "switch_ms", ms_or_null(lim_switch), "series", "bucket_ms",
 	    DRILL_BUCKET_MS, "vendors", series, "pass", json_array_size(fails) == 0, "failures", fails);
+	json_object_set_new(res, "suppressed", json_integer(suppressed));
+	json_object_set_new(res, "stop_late", json_integer(a.stop_late));
 	json_object_set_new(res, "fault_ms", r->fault ? json_integer(r->fault - r->t0) : json_null());
 	json_object_set_new(res, "clear_ms", r->clear ? json_integer(r->clear - r->t0) : json_null());
 	free(cnt);
@@ -900,17 +947,38 @@ static double sla_num(const cfg_vendor_t *v, const char *k, double dflt)
 	return json_is_number(x) ? json_number_value(x) : dflt;
 }
 
-/* start broker, emulator, tracker, then the dispatcher with the final configuration */
+/* A port free on 127.0.0.1 now, or 0. */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof a) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &al))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* start broker, emulator, tracker, then the dispatcher with the final configuration; the
+ * tracker's port is chosen first, since the emulator signs inbound webhooks (the stop scenario)
+ * over tracker.public_url */
 static int start_all(drill_t *d)
 {
 	static char *const a_broker[] = {"broker", NULL};
 	static char *const a_sim[] = {"vendor-sim", "--listen", "127.0.0.1:0", NULL};
-	static char *const a_track[] = {"track", "--listen", "127.0.0.1:0", NULL};
+	char *a_track[] = {"track", "--listen", d->trk, NULL}, taddr[256];
 	static char *const a_dsp[] = {"dispatch", "--channel", "sms", NULL};
 	char bs[2048];
 	int k;
 	snprintf(d->sim, sizeof d->sim, "127.0.0.1:9");
-	snprintf(d->trk, sizeof d->trk, "127.0.0.1:9");
+	int tp = free_port();
+	if (!tp) {
+		fprintf(stderr, "tocsin drill: no free port on 127.0.0.1 for the tracker\n");
+		return -1;
+	}
+	snprintf(d->trk, sizeof d->trk, "127.0.0.1:%d", tp);
 	if (write_doc(d))
 		return -1;
 	if ((k = sup_start(d->sup, "broker", a_broker)) < 0 ||
@@ -920,7 +988,7 @@ static int start_all(drill_t *d)
 	    sup_wait_runfile(d->sup, k, &d->probe, "run/vendor-sim.addr", d->sim, sizeof d->sim, 30))
 		return -1;
 	if ((k = sup_start(d->sup, "track", a_track)) < 0 ||
-	    sup_wait_runfile(d->sup, k, &d->probe, "run/track.addr", d->trk, sizeof d->trk, 30))
+	    sup_wait_runfile(d->sup, k, &d->probe, "run/track.addr", taddr, sizeof taddr, 30))
 		return -1;
 	if (write_doc(d))
 		return -1;
@@ -1076,7 +1144,7 @@ int cmd_drill(cfg_t *cfg, int argc, char **argv)
 			r.n = d.audience;
 		} else {
 			double secs = DRILL_PRE_MS / 1000.0 + fault_ms(&d, r.kind) / 1000.0 +
-			              recover_budget_ms(&d, r.kind) / 1000.0 + (k == SC_CANCEL ? 10 : 4);
+			              recover_budget_ms(&d, r.kind) / 1000.0 + (k == SC_CANCEL || k == SC_STOP ? 10 : 4);
 			/* as many as the fault and its recovery need, at most N -- unless N would end
 			 * the blast before the fault does */
 			double least = d.rate * (DRILL_PRE_MS + fault_ms(&d, r.kind) + 4000) / 1000.0;

@@ -5,7 +5,8 @@
 # traffic on the secondary) and the HTML report, which headless Chromium checks against the
 # JSON. No secret of the caller reaches the drill's processes. A drill with a bug injected on
 # purpose (the emulator loses one accepted message) fails naming the scenario and the count;
-# bad options and a route the failover scenarios cannot use are refused in one line.
+# bad options and a route the failover scenarios cannot use are refused in one line. In that run
+# 50 recipients also reply STOP mid-blast (the stop scenario).
 source "$(dirname "$0")/lib.sh"
 it_setup 0602-drill
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,7 +69,7 @@ PY
 
 # a bug injected on purpose: the emulator loses one message it accepted
 set +e
-TOCSIN_DRILL_INJECT=lose:capacity "$TOCSIN_BIN" -c "$CFG" drill --audience 2000 --scenarios capacity \
+TOCSIN_DRILL_INJECT=lose:capacity "$TOCSIN_BIN" -c "$CFG" drill --audience 2000 --scenarios capacity,stop \
   --report "$OUT/bug.html" > "$OUT/bug.out" 2> "$OUT/bug.err"
 rc=$?
 set -e
@@ -76,6 +77,15 @@ cat "$OUT/bug.out" "$OUT/bug.err"
 [ $rc -eq 1 ] || it_fail "the drill with a lost message exited $rc, not 1"
 grep -qx 'tocsin drill: FAILED: capacity: 1 message lost;' "$OUT/bug.err" || it_fail "the failure does not name the scenario and count"
 grep -qE '^capacity +2000 .* +1 +0 \(0\)  FAIL$' "$OUT/bug.out" || it_fail "no FAIL row"
+# ... and in the same run, 50 recipients replied STOP mid-blast: none sent to later, no one else
+# suppressed, the rest accepted
+python3 - "$OUT/bug.json" <<'PY' || it_fail "the stop scenario"
+import json, sys
+s = [x for x in json.load(open(sys.argv[1]))["scenarios"] if x["name"] == "stop"][0]
+assert s["pass"] and s["stop_late"] == 0 and 1 <= s["suppressed"] <= 50 and s["lost"] == 0, s
+assert s["accepted"] + s["suppressed"] == s["messages"] == s["emulator"]["unique"] + s["suppressed"], s
+print("stop: %d of 50 suppressed, the others sent before their STOP arrived; none later" % s["suppressed"])
+PY
 
 refused() { # EXPECTED ARGS...
   local want=$1; shift
@@ -84,7 +94,7 @@ refused() { # EXPECTED ARGS...
   [ "$(wc -l < "$OUT/r.err")" -eq 1 ] && grep -qF -- "$want" "$OUT/r.err" || { cat "$OUT/r.err"; it_fail "$*: not '$want'"; }
   [ ! -s "$OUT/r.out" ] || it_fail "$*: started something"
 }
-refused 'unknown scenario "flood" (capacity, 503, slow, 429, hang, kill, cancel, all)' -c "$CFG" drill --scenarios 503,flood
+refused 'unknown scenario "flood" (capacity, 503, slow, 429, hang, kill, cancel, stop, all)' -c "$CFG" drill --scenarios 503,flood
 refused "--audience must be 100..2000000" -c "$CFG" drill --audience 5
 refused "--report must name a .html file" -c "$CFG" drill --report "$OUT/x.txt"
 refused "--latency-ms must be 1..5000" -c "$CFG" drill --latency-ms 0
