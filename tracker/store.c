@@ -162,8 +162,8 @@ static const char seen_schema[] =
     "CREATE INDEX IF NOT EXISTS wh_seen_exp ON wh_seen(exp_s);";
 static const char *const seen_sqls[4] = {
     /* a key whose memory expired is taken again (the vendor's window is shorter) */
-    "INSERT INTO wh_seen(key, exp_s) VALUES(?1, ?2) ON CONFLICT(key) DO "
-    "UPDATE SET exp_s=excluded.exp_s WHERE wh_seen.exp_s < ?3",
+    ("INSERT INTO wh_seen(key, exp_s) VALUES(?1, ?2) ON CONFLICT(key) DO "
+     "UPDATE SET exp_s=excluded.exp_s WHERE wh_seen.exp_s < ?3"),
     "DELETE FROM wh_seen WHERE key=?1",
     "DELETE FROM wh_seen WHERE exp_s < ?1",
     "SELECT exp_s FROM wh_seen WHERE key=?1"};

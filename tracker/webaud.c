@@ -149,7 +149,7 @@ static void map_name(const char *in, size_t n, size_t idx, json_t *cols, char *o
 	if (!o)
 		snprintf(out, outlen, "column_%zu", idx + 1);
 	char base[80];
-	snprintf(base, sizeof base, "%s", out);
+	snprintf(base, sizeof base, "%.70s", out); /* out holds at most 60 here */
 	for (int k = 2;; k++) {
 		int taken = 0;
 		size_t i;

@@ -440,7 +440,7 @@ int web_dry_run(trk_web_t *w, json_t *doc, const char *path, int n, int64_t *rec
 			json_t *seg = json_object(), *why = json_array();
 			for (int s = 1; s <= PROD_MAX_SEGS; s++)
 				if (st->seg_hist[s]) {
-					char k[8];
+					char k[16];
 					snprintf(k, sizeof k, "%d%s", s, s == PROD_MAX_SEGS ? "+" : "");
 					json_object_set_new(seg, k, json_integer(st->seg_hist[s]));
 				}
