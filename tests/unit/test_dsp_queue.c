@@ -133,7 +133,7 @@ static void test_timers_and_finals(void **state)
 	dq_t *q = dq_new(c, err, sizeof err);
 	enum { N = 200 };
 	dsp_msg_t *m[N];
-	char ids[N][8];
+	char ids[N][12];
 	for (int i = 0; i < N; i++) {
 		snprintf(ids[i], sizeof ids[i], "%d", i);
 		m[i] = mk(q, ids[i], "A", 0);
