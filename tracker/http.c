@@ -1339,6 +1339,7 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	if (h->page) {
 		MHD_add_response_header(h->page, "Content-Type", "text/html; charset=utf-8");
 		MHD_add_response_header(h->page, "Cache-Control", "no-store");
+		MHD_add_response_header(h->page, "X-Frame-Options", "DENY");
 	}
 	h->reply = trk_reply_new(cfg, err, errlen);
 	if (!h->reply) {

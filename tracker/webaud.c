@@ -67,8 +67,10 @@ static void clean_name(const char *in, char *out, size_t outlen)
 	size_t o = 0;
 	for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p && o + 1 < outlen; p++)
 		out[o++] = *p < 0x20 || *p == 0x7f ? ' ' : (char)*p;
+	for (int k = 0; k < 3 && o && !aud_utf8_ok(out, o); k++) /* cut inside a character */
+		o--;
 	out[o] = 0;
-	if (!o)
+	if (!o || !aud_utf8_ok(out, o)) /* not text at all */
 		snprintf(out, outlen, "audience");
 }
 

@@ -34,6 +34,9 @@ ls_aud() { ls "$VAR/audiences" | sort | tr '\n' ' '; }
 got=$(code GET /api/me "");                            want 401 'missing or wrong token' "no token"
 got=$(code GET /api/me "nope");                        want 401 'missing or wrong token' "wrong token"
 got=$(code GET /api/me "$TOCSIN_TOKEN_VI");            want 200 '"name":"vi","role":"viewer"' "viewer reads"
+for p in /send / /api/me; do
+  curl -sI "$A$p" | grep -qi '^X-Frame-Options: DENY' || it_fail "$p may be framed by another site"
+done
 got=$(code POST /api/audiences "$TOCSIN_TOKEN_VI" --data-binary @"$OUT/aud.csv"); want 403 'needs the sender role; vi is a viewer' "viewer uploads"
 got=$(code POST /api/campaigns/x/pause "$TOCSIN_TOKEN_SAM"); want 403 'admin role' "sender pauses"
 got=$(code GET /api/compose "$TOCSIN_TOKEN_SAM");      want 405 'method not allowed' "GET compose"
@@ -56,6 +59,7 @@ got=$(code POST /api/audiences "$TOCSIN_TOKEN_SAM" --data-binary @"$OUT/odd.csv"
 [ "$(it_jq '",".join(c["name"] for c in j["columns"])' "$OUT/body")" = "column_1,a_b,a_b_2,A-b,x_y,phone" ] ||
   it_fail "columns mapped as $(it_jq 'j["columns"]' "$OUT/body")"
 [ "$(it_jq 'j["sample"][0]["a_b_2"]' "$OUT/body")" = 3 ] || it_fail "sample under the mapped names"
+got=$(code POST '/api/audiences?name=%FF%FE' "$TOCSIN_TOKEN_SAM" --data-binary @"$OUT/odd.csv"); want 201 '"name":"audience"' "a name that is not UTF-8"
 got=$(code GET "/api/audiences/..%2F..%2Ftocsin.json" "$TOCSIN_TOKEN_VI"); want 404 'no such audience' "audience id as a path"
 D='"audience":"'$AID'","sms":{"template":"Hi {{first_name}}"}'
 got=$(code POST /api/preview "$TOCSIN_TOKEN_SAM" -d '{nope'); want 400 'JSON object' "bad JSON"
