@@ -129,6 +129,8 @@ typedef struct rel {
 	rd_kafka_t *watch;   /* follows tocsin.campaigns */
 	rd_kafka_t *grp[MSG_CH__COUNT]; /* the dispatcher groups, for their lag */
 	json_t *camps;       /* campaign id -> [state, name] */
+	int nparts[HOLD_TOPICS]; /* partitions of each outbox topic, asked once (0 = none) */
+	int64_t last_prune;  /* mono ms of the last prune of old rows */
 	int64_t failed;      /* delivery reports with an error in this round */
 	int64_t released, cancelled, expired;
 	int crash_after_flush; /* tests: $TOCSIN_HOLD_CRASH_AFTER_FLUSH=1 dies like kill -9 after
@@ -203,7 +205,7 @@ static int64_t outbox_lag(rel_t *r)
 {
 	int64_t lag = 0;
 	for (int i = 0; i < HOLD_TOPICS; i++) {
-		int np = kq_partitions(r->rk, rel_topics[i], 5000);
+		int np = r->nparts[i];
 		int64_t l = np > 0 ? kq_group_lag(r->rk, r->grp[i % 2], rel_topics[i], np) : 0;
 		if (l < 0)
 			return -1;
@@ -304,7 +306,7 @@ static int mark(rel_t *r)
 {
 	sqlite3_exec(r->h->db, "DELETE FROM rel_mark", NULL, NULL, NULL);
 	for (int i = 0; i < HOLD_TOPICS; i++) {
-		int np = kq_partitions(r->rk, rel_topics[i], 5000);
+		int np = r->nparts[i];
 		for (int p = 0; p < np && p < HOLD_MAXPART; p++) {
 			int64_t lo = 0, hi = 0;
 			if (rd_kafka_query_watermark_offsets(r->rk, rel_topics[i], p, &lo, &hi, 5000))
@@ -445,6 +447,28 @@ static int release_round(rel_t *r, int64_t now, buf_t *paused, char *err, size_t
 	return n;
 }
 
+/* Rows done (released, cancelled, expired) a day past their expiry: no launch of theirs can
+ * resume any more (its messages would expire), so the id is no longer needed. 10,000 at a
+ * time, at most once a minute. */
+static void prune(rel_t *r, int64_t now)
+{
+	if (clock_mono_ms() - r->last_prune < 60000)
+		return;
+	r->last_prune = clock_mono_ms();
+	sqlite3_stmt *q;
+	if (sqlite3_prepare_v2(r->h->db,
+	                       "DELETE FROM held WHERE rowid IN (SELECT rowid FROM held WHERE state>=2 "
+	                       "AND expires_ms>0 AND expires_ms<?1 LIMIT 10000)",
+	                       -1, &q, NULL))
+		return;
+	sqlite3_bind_int64(q, 1, now - 86400000LL);
+	sqlite3_step(q);
+	sqlite3_finalize(q);
+	int n = sqlite3_changes(r->h->db);
+	if (n)
+		log_info("event=hold_pruned rows=%d", n);
+}
+
 static void hold_usage(FILE *f)
 {
 	fprintf(f,
@@ -519,6 +543,11 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 	char e[256];
 	if (kq_read(r.watch, &rd, on_campaign, &r, e, sizeof e))
 		log_warn("event=campaign_watch_slow err=\"%s\"", e);
+	for (int i = 0; i < HOLD_TOPICS; i++) {
+		r.nparts[i] = kq_partitions(r.rk, rel_topics[i], 5000);
+		if (r.nparts[i] < 0)
+			r.nparts[i] = 0;
+	}
 	if (recover(&r, err, sizeof err))
 		goto out;
 	log_info("event=hold_started db=%s", r.h->path);
@@ -537,6 +566,7 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 			watch_poll(&r, 200);
 			continue;
 		}
+		prune(&r, now);
 		int n = release_round(&r, now, &paused, err, sizeof err);
 		if (n < 0) {
 			log_error("event=hold_release_failed err=\"%s\"", err);

@@ -39,4 +39,9 @@ it_sim_stats > "$OUT/sim.json"
 [ "$(it_jq 'j["vendors"]["twilio"]["duplicate_count"]' "$OUT/sim.json")" = 0 ] || it_fail "a message was sent twice"
 "$TOCSIN_BIN" -c "$CFG" launch "$OUT/c.json" --check-outbox > "$OUT/check.out" 2>&1 || it_fail "outbox: $(cat "$OUT/check.out")"
 grep -q "campaign hc1: 6000 messages, 6000 distinct ids, 0 duplicates" "$OUT/check.out" || it_fail "outbox: $(cat "$OUT/check.out")"
+# three days later the done rows (a day past their expiry) are pruned from the store
+it_stop "$PID_hold2"
+TOCSIN_NOW_OFFSET_MS=$(( LATER + 3 * 86400000 )) it_bg hold4 hold
+it_wait_until 20 grep -q "event=hold_pruned rows=6000" "$OUT/hold4.log" || it_fail "not pruned: $(tail -2 "$OUT/hold4.log")"
+[ "$(sqlite3 "$VAR/hold.db" "SELECT count(*) FROM held")" = 0 ] || it_fail "rows left in hold.db"
 echo "ok: 6000 held through a dispatcher kill -9 and a releaser kill -9 mid-release: each sent once"
