@@ -121,6 +121,13 @@ printf 'first_name,phone,tz\nA,+12125550000,Mars/Base\n' > "$OUT/a5.csv"
 printf '{"id":"b5","audience":{"path":"a5.csv","timezone":"tz"},"sms":{"template":"x"}}\n' > "$OUT/b5.json"
 bad "$OUT/b5.json" "nothing queued"
 grep -q 'invalid timezone: unknown time zone ""Mars/Base""' "$VAR/launch/b5/rejects.csv" || it_fail "b5: rejects: $(cat "$VAR/launch/b5/rejects.csv")"
+# the urgent override is explicit and preview says so; everyone goes now
+printf '{"id":"qh5","audience":{"path":"a1.csv","state":"state"},"sms":{"template":"x"},"quiet_hours":{"override":"urgent"}}\n' > "$OUT/c5.json"
+"$TOCSIN_BIN" -c "$CFG" preview "$OUT/c5.json" --n 0 > "$OUT/preview5.out" 2>&1 || it_fail "preview 5: $(cat "$OUT/preview5.out")"
+grep -q "quiet hours: OFF -- urgent override named in" "$OUT/preview5.out" || it_fail "preview does not show the override"
+grep -q "when: 50 go now, 0 held" "$OUT/preview5.out" || it_fail "urgent: not all 50 now"
+printf '{"id":"b6","audience":"a2.csv","sms":{"template":"x"},"quiet_hours":{"override":"yes"}}\n' > "$OUT/b6.json"
+bad "$OUT/b6.json" "quiet_hours.override: the only override is"
 it_write_config '"quiet_hours": {"sms": {"start": "08:00", "end": "25:00"}}'
 if "$TOCSIN_BIN" -c "$CFG" preview "$OUT/c1.json" > "$OUT/bad.out" 2>&1; then it_fail "accepted 25:00 in tocsin.json"; fi
 grep -q "quiet_hours.sms.end must be" "$OUT/bad.out" || it_fail "25:00: $(cat "$OUT/bad.out")"
