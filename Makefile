@@ -44,8 +44,9 @@ UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
 UT_VND     := test_vnd test_vnd_sim test_sim_json test_http test_vsend
 UT_PROD    := test_prod_addr test_prod_aud test_prod_penc test_prod_kafka
 UT_DSP     := test_dsp_queue test_dsp_ledger test_sla test_route test_retry test_hist
+UT_HOLD    := test_hold
 UT_TRK     := test_trk_store test_trk_recon
-UNIT_TESTS := $(UT_CORE) $(UT_TMPL) $(UT_VND) $(UT_PROD) $(UT_DSP) $(UT_TRK)
+UNIT_TESTS := $(UT_CORE) $(UT_TMPL) $(UT_VND) $(UT_PROD) $(UT_DSP) $(UT_TRK) $(UT_HOLD)
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 
 # ---- benchmarks: bench/<name>.c; one list per module ----

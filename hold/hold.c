@@ -36,7 +36,7 @@ static const char *const hold_schema =
     "CREATE TABLE IF NOT EXISTS held("
     " id TEXT PRIMARY KEY, campaign TEXT NOT NULL, topic TEXT NOT NULL, addr TEXT NOT NULL,"
     " due_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, zones TEXT NOT NULL,"
-    " state INTEGER NOT NULL DEFAULT 0, rec BLOB);"
+    " state INTEGER NOT NULL DEFAULT 0, rec BLOB, gen INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS held_due ON held(state, due_ms);"
     /* the outbox offsets before the batch in state 1 was produced (its in-doubt check) */
     "CREATE TABLE IF NOT EXISTS rel_mark(topic TEXT NOT NULL, part INTEGER NOT NULL,"
@@ -64,9 +64,15 @@ hold_t *hold_open(const cfg_t *cfg, char *err, size_t errlen)
 	if (sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ||
 	    sqlite3_busy_timeout(h->db, 10000) ||
 	    sqlite3_exec(h->db, hold_schema, NULL, NULL, NULL) ||
+	    /* a store made before "gen" existed (fails harmlessly when it is there) */
+	    (sqlite3_exec(h->db, "ALTER TABLE held ADD COLUMN gen INTEGER NOT NULL DEFAULT 0", NULL,
+	                  NULL, NULL), 0) ||
 	    sqlite3_prepare_v2(h->db,
-	                       "INSERT OR IGNORE INTO held(id,campaign,topic,addr,due_ms,expires_ms,"
-	                       "zones,rec) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+	                       "INSERT INTO held(id,campaign,topic,addr,due_ms,expires_ms,zones,rec,gen) "
+	                       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(id) DO UPDATE SET "
+	                       "state=0, topic=excluded.topic, addr=excluded.addr, due_ms=excluded.due_ms, "
+	                       "expires_ms=excluded.expires_ms, zones=excluded.zones, rec=excluded.rec, "
+	                       "gen=excluded.gen WHERE ?10 AND held.state>=2 AND excluded.gen>held.gen",
 	                       -1, &h->put, NULL)) {
 		if (h->db)
 			db_err(h, err, errlen);
@@ -91,7 +97,7 @@ void hold_close(hold_t *h)
 
 int hold_put(hold_t *h, const char *id, const char *campaign, const char *topic,
              const char *addr, int64_t due_ms, int64_t expires_ms, const char *zones,
-             const void *rec, size_t reclen)
+             const void *rec, size_t reclen, int64_t gen, int rearm)
 {
 	if (!h->in_tx) {
 		if (sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL))
@@ -107,6 +113,8 @@ int hold_put(hold_t *h, const char *id, const char *campaign, const char *topic,
 	sqlite3_bind_int64(q, 6, expires_ms);
 	sqlite3_bind_text(q, 7, zones ? zones : "", -1, SQLITE_STATIC);
 	sqlite3_bind_blob(q, 8, rec, (int)reclen, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 9, gen);
+	sqlite3_bind_int(q, 10, rearm != 0);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
 	return rc == SQLITE_DONE ? 0 : TOCSIN_ERR_IO;

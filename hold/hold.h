@@ -23,11 +23,14 @@ void hold_close(hold_t *h);
 
 /* Hold one message until due_ms: rec (reclen bytes) goes to topic with key addr then.
  * zones: the recipient's zone set ("" for send_at alone), for reports. A message id
- * already in the store (held or released before) is left as it is. Rows are written in
- * one transaction until hold_commit. 0 or TOCSIN_ERR_IO. */
+ * already in the store (held or released before) is left as it is, except with rearm
+ * (launch --resend-failed: a new attempt) when its row is done (released, cancelled,
+ * expired) by an earlier launch run: gen (the run's start, ms) greater than the row's
+ * holds it again. Rows are written in one transaction until hold_commit. 0 or
+ * TOCSIN_ERR_IO. One thread. */
 int hold_put(hold_t *h, const char *id, const char *campaign, const char *topic,
              const char *addr, int64_t due_ms, int64_t expires_ms, const char *zones,
-             const void *rec, size_t reclen);
+             const void *rec, size_t reclen, int64_t gen, int rearm);
 /* Make every hold_put so far durable. 0 or TOCSIN_ERR_IO. */
 int hold_commit(hold_t *h);
 

@@ -1428,11 +1428,13 @@ static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *ou
 	if (held) {
 		/* durable with the next checkpoint (hold_commit in epoch_close) */
 		if (hold_put(p->hold, id, p->camp->id, topic, addr, due, m.expires_ms, zset ? zset->key : "",
-		             p->rec.p, p->rec.len)) {
+		             p->rec.p, p->rec.len, p->created_ms, p->o.resend_failed)) {
 			log_error("event=hold_failed campaign=%s id=%s", p->camp->id, id);
 			return TOCSIN_ERR_IO;
 		}
-		return 0;
+		/* a resend held for its window is re-queued all the same (a second
+		 * --resend-failed leaves it out) */
+		return p->o.resend_failed ? produce_requeued(p, &m) : 0;
 	}
 	rc = kq_produce(p->rk, topic, addr, alen, p->rec.p, p->rec.len,
 	                (void *)(uintptr_t)(((uintptr_t)(p->ep_cur % EPOCHS) << 2) | (uintptr_t)(ch + 1)));
