@@ -52,6 +52,7 @@
 #define DSP_AMB_GRACE_MS 10000
 #define DSP_AMB_RECHECK_MS 200
 #define DSP_AMB_FOLLOW_MS 30000
+#define DSP_AMB_MAX_GRACES 3
 
 typedef struct dsp_part dsp_part_t;
 
@@ -721,7 +722,12 @@ static void amb_check(dsp_t *d, dsp_msg_t *m, int64_t now)
 		       "the request got no answer; a receipt confirmed the vendor took it", -1);
 		return;
 	}
-	if (now < m->amb_until) {
+	/* held until the grace is over and tocsin.status is read up to where it ended when
+	 * the following began (the mock cluster can take seconds to start fetching a
+	 * re-assigned partition), at most DSP_AMB_MAX_GRACES graces */
+	if (now < m->amb_until ||
+	    (dsp_state_follow_behind(d->st) &&
+	     now < m->amb_until + (DSP_AMB_MAX_GRACES - 1) * d->amb_grace_ms)) {
 		dq_timer(d->q, m, now + DSP_AMB_RECHECK_MS);
 		return;
 	}

@@ -370,8 +370,10 @@ static int assign_with_status(dsp_state_t *s, int timeout_ms)
 		rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, p)->offset = from;
 		for (int k = 0; k < s->targets->cnt; k++)
 			if (s->targets->elems[k].partition == p &&
-			    !strcmp(s->targets->elems[k].topic, KQ_T_STATUS))
+			    !strcmp(s->targets->elems[k].topic, KQ_T_STATUS)) {
 				s->t_from[k] = from == RD_KAFKA_OFFSET_END ? INT64_MAX : from;
+				s->targets->elems[k].offset = from == RD_KAFKA_OFFSET_END ? -1 : hi;
+			}
 	}
 	rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
 	rd_kafka_topic_partition_list_destroy(since);
@@ -447,6 +449,17 @@ void dsp_state_follow(dsp_state_t *s, int on, int timeout_ms)
 }
 
 int dsp_state_following(const dsp_state_t *s) { return s->follow; }
+
+int dsp_state_follow_behind(const dsp_state_t *s)
+{
+	for (int i = 0; s->follow && i < s->targets->cnt; i++) {
+		int64_t want = s->targets->elems[i].offset;
+		if (!strcmp(s->targets->elems[i].topic, KQ_T_STATUS) && want > 0 &&
+		    s->t_seen[i] < want && s->t_from[i] < want)
+			return 1;
+	}
+	return 0;
+}
 
 uint64_t dsp_state_status_read(const dsp_state_t *s) { return s->n_status; }
 

@@ -34,6 +34,9 @@ int dsp_state_catch_up(dsp_state_t *s, int timeout_ms);
  * the broker to say where to start. */
 void dsp_state_follow(dsp_state_t *s, int on, int timeout_ms);
 int dsp_state_following(const dsp_state_t *s);
+/* 1 while following and tocsin.status is not yet read up to where it ended when the
+ * following (re)started: a receipt already published may still come. */
+int dsp_state_follow_behind(const dsp_state_t *s);
 /* tocsin.status records read so far (catch-ups and following). */
 uint64_t dsp_state_status_read(const dsp_state_t *s);
 /* Has message id an outcome (a state past queued/retrying) on tocsin.status,
