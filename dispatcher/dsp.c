@@ -47,11 +47,9 @@
 /* Stopping while the broker is unreachable: what is in flight gets this long. */
 #define DSP_STOP_UNREACHABLE_MS 2500
 /* A send with no answer (ambiguous) is held dispatcher.ambiguous_grace_ms (default) for a
- * receipt, which is looked for this often; tocsin.status is followed until none has been
- * held for DSP_AMB_FOLLOW_MS. */
+ * receipt, which is looked for this often (tocsin.status is followed all along). */
 #define DSP_AMB_GRACE_MS 10000
 #define DSP_AMB_RECHECK_MS 200
-#define DSP_AMB_FOLLOW_MS 30000
 #define DSP_AMB_MAX_GRACES 3
 
 typedef struct dsp_part dsp_part_t;
@@ -695,7 +693,6 @@ static void amb_hold(dsp_t *d, dsp_msg_t *m, const char *vendor, const char *why
 	d->n_amb_held++;
 	d->n_ambiguous++;
 	d->amb_last_ms = now;
-	dsp_state_follow(d->st, 1, 1000);
 	char detail[300];
 	snprintf(detail, sizeof detail,
 	         "no answer after the request went out (%.150s): held up to %lld ms for a receipt "
@@ -723,8 +720,8 @@ static void amb_check(dsp_t *d, dsp_msg_t *m, int64_t now)
 		return;
 	}
 	/* held until the grace is over and tocsin.status is read up to where it ended when
-	 * the following began (the mock cluster can take seconds to start fetching a
-	 * re-assigned partition), at most DSP_AMB_MAX_GRACES graces */
+	 * the following last (re)started (a rebalance's catch-up seeks it back), at most
+	 * DSP_AMB_MAX_GRACES graces */
 	if (now < m->amb_until ||
 	    (dsp_state_follow_behind(d->st) &&
 	     now < m->amb_until + (DSP_AMB_MAX_GRACES - 1) * d->amb_grace_ms)) {
@@ -1104,9 +1101,6 @@ static void pump(dsp_t *d, int timeout_ms)
 		else
 			admit(d, m, now);
 	}
-	if (!d->n_amb_held && now - d->amb_last_ms >= DSP_AMB_FOLLOW_MS &&
-	    dsp_state_following(d->st))
-		dsp_state_follow(d->st, 0, 0);
 	if (!d->draining && !d->held_since_ms)
 		serve_all(d, now);
 	/* sleep until a destination's limiter or the first timer allows more; a
@@ -1459,6 +1453,10 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 	    !(d->ledger = dsp_ledger_open(ldir, msg_channel_name(d->channel), d->client_id, err,
 	                                  errlen)))
 		return TOCSIN_ERR_IO;
+	/* tocsin.status is followed from this first catch-up on (never re-sought: a receipt
+	 * confirming an ambiguous send is read as it is published) */
+	if (d->amb_grace_ms > 0)
+		dsp_state_follow(d->st, 1, 0);
 	if (dsp_state_catch_up(d->st, 10000))
 		log_warn("event=state_catch_up_slow msg=\"campaign/opt-out state not fully read after 10 s; "
 		         "continuing, and applying the rest as it arrives\"");

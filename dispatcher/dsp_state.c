@@ -442,9 +442,10 @@ void dsp_state_follow(dsp_state_t *s, int on, int timeout_ms)
 	if (!on == !s->follow)
 		return;
 	s->follow = on;
-	if (on && assign_with_status(s, timeout_ms))
+	if (on && timeout_ms > 0 && assign_with_status(s, timeout_ms))
 		log_warn("event=state_assign_failed msg=\"cannot (re)read tocsin.status\"");
-	pause_status(s, !on);
+	if (timeout_ms > 0 || !on)
+		pause_status(s, !on);
 	log_info("event=status_follow on=%d", on);
 }
 

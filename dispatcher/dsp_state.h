@@ -27,11 +27,12 @@ int dsp_state_poll(dsp_state_t *s);
  * partitions are assigned; tocsin.status is paused again afterwards.
  * 0 or TOCSIN_ERR_TIMEOUT. */
 int dsp_state_catch_up(dsp_state_t *s, int timeout_ms);
-/* Follow tocsin.status (on = 1) from the catch-up's lookback on, as it grows, so
- * dsp_state_finished() learns of receipts (the tracker's records of a vendor's
- * callbacks, which echo our id) while sends whose answer never came are held; a
- * catch-up leaves it running. on = 0 pauses it again. Waits at most timeout_ms for
- * the broker to say where to start. */
+/* Follow tocsin.status (on = 1) as it grows, so dsp_state_finished() learns of receipts
+ * (the tracker's records of a vendor's callbacks, which echo our id) while sends whose
+ * answer never came are held; a catch-up then leaves it running. timeout_ms 0: only
+ * from the next catch-up on (call it before the first one); > 0: at once from the
+ * catch-up's lookback, waiting at most that long for the broker to say where. on = 0
+ * pauses it again. */
 void dsp_state_follow(dsp_state_t *s, int on, int timeout_ms);
 int dsp_state_following(const dsp_state_t *s);
 /* 1 while following and tocsin.status is not yet read up to where it ended when the
