@@ -220,6 +220,8 @@ int msg_campaign_encode(const msg_campaign_t *c, buf_t *b)
 		jw_int(&w, "queued", c->queued);
 	if (c->send_at_ms > 0)
 		jw_int(&w, "send_at_ms", c->send_at_ms);
+	if (c->qh_urgent)
+		jw_str(&w, "quiet_hours_override", "urgent");
 	jw_int(&w, "ts_ms", c->ts_ms);
 	jw_str(&w, "actor", c->actor);
 	return jw_end(&w);
@@ -413,6 +415,8 @@ int msg_campaign_parse(const void *data, size_t len, msg_campaign_t *c, json_t *
 	c->name = gs(o, "name");
 	c->queued = gi(o, "queued", -1);
 	c->send_at_ms = gi(o, "send_at_ms", 0);
+	const char *ov = gs(o, "quiet_hours_override");
+	c->qh_urgent = ov && !strcmp(ov, "urgent");
 	c->ts_ms = gi(o, "ts_ms", 0);
 	c->actor = gs(o, "actor");
 	*hold = o;

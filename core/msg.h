@@ -170,6 +170,7 @@ typedef struct msg_campaign {
 	msg_camp_state_t state;
 	int64_t queued;     /* messages produced so far, -1 if unknown */
 	int64_t send_at_ms; /* "send_at_ms": a scheduled campaign's send_at, 0 = none */
+	int qh_urgent;      /* "quiet_hours_override":"urgent": launched with quiet hours off */
 	int64_t ts_ms;
 	const char *actor;  /* who changed it: the person or role of an operator control, or NULL */
 } msg_campaign_t;

@@ -329,7 +329,7 @@ static int produce_campaign(prod_t *p, msg_camp_state_t state, int64_t queued)
 	buf_t b;
 	buf_init(&b, 4096);
 	msg_campaign_t c = {.id = p->camp->id, .name = p->camp->name, .state = state,
-	                    .queued = queued, .ts_ms = clock_wall_ms()};
+	                    .queued = queued, .qh_urgent = p->camp->qh_urgent, .ts_ms = clock_wall_ms()};
 	/* launched ahead of its send_at: "scheduled" (tocsin hold makes it running) */
 	if (p->camp->send_at_ms > clock_wall_ms() && state != MSG_CAMP_LAUNCHING) {
 		c.state = MSG_CAMP_SCHEDULED;

@@ -70,6 +70,8 @@ typedef struct camp {
 	char name[256];
 	int state;    /* msg_camp_state_t or -1 */
 	int64_t queued, ts_ms, optouts, total;
+	int64_t send_at_ms; /* 0 = no send_at */
+	int qh_urgent;      /* launched with "quiet_hours": {"override": "urgent"} */
 	int64_t states[MSG_ST__COUNT];
 	int64_t ch[MSG_CH__COUNT][MSG_ST__COUNT];
 	int64_t recent_sends; /* accepted by vendors over the last RATE_WINDOW_S seconds */
@@ -98,9 +100,10 @@ static int load_camps(trk_api_q_t *q, const char *only, camp_t *cs, size_t *n)
 {
 	sqlite3_stmt *st;
 	*n = 0;
-	if (prep(q, only ? "SELECT id, name, state, queued, ts_ms FROM campaigns WHERE id=?1"
-	                 : "SELECT id, name, state, queued, ts_ms FROM campaigns ORDER BY ts_ms DESC",
-	         &st))
+#define CAMP_COLS "SELECT id, name, state, queued, ts_ms, send_at_ms, qh_urgent FROM campaigns"
+	int bad = prep(q, only ? CAMP_COLS " WHERE id=?1" : CAMP_COLS " ORDER BY ts_ms DESC", &st);
+#undef CAMP_COLS
+	if (bad)
 		return TOCSIN_ERR_IO;
 	if (only)
 		sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
@@ -112,6 +115,8 @@ static int load_camps(trk_api_q_t *q, const char *only, camp_t *cs, size_t *n)
 		c->state = sqlite3_column_int(st, 2);
 		c->queued = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
 		c->ts_ms = sqlite3_column_int64(st, 4);
+		c->send_at_ms = sqlite3_column_int64(st, 5);
+		c->qh_urgent = sqlite3_column_int(st, 6) != 0;
 	}
 	sqlite3_finalize(st);
 	if (prep(q, only ? "SELECT campaign, state, SUM(n), channel FROM counts WHERE campaign=?1"
@@ -226,8 +231,9 @@ static void camp_json(buf_t *b, const camp_t *c)
 	int64_t pending = c->states[MSG_ST_QUEUED] + c->states[MSG_ST_RETRYING];
 	int64_t denom = c->queued > c->total ? c->queued : c->total;
 	double progress = denom > 0 ? (double)(c->total - pending) / (double)denom : 0;
-	buf_printf(b, ",\"optouts\":%lld,\"progress\":%.4f,\"updated_ms\":%lld,\"summary\":",
-	           (long long)c->optouts, progress, (long long)c->ts_ms);
+	buf_printf(b, ",\"optouts\":%lld,\"progress\":%.4f,\"updated_ms\":%lld,\"send_at_ms\":%lld",
+	           (long long)c->optouts, progress, (long long)c->ts_ms, (long long)c->send_at_ms);
+	buf_printf(b, ",\"quiet_hours_override\":%s,\"summary\":", c->qh_urgent ? "\"urgent\"" : "null");
 	summary_json(b, &sm);
 	buf_puts(b, ",\"channels\":{");
 	int first = 1;

@@ -57,13 +57,14 @@ int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char
 		return TOCSIN_ERR_INVAL;
 	}
 	char name[256] = "";
-	int64_t queued = -1;
-	int known = 0;
+	int64_t queued = -1, send_at_ms = 0; /* carried on, so the compacted record keeps them */
+	int known = 0, qh_urgent = 0;
 	if (rd) {
 		sqlite3_stmt *q = NULL;
 		if (sqlite3_prepare_v2(trk_store_db(rd),
-		                       "SELECT name, state, queued FROM campaigns WHERE id=?1", -1, &q,
-		                       NULL) == SQLITE_OK) {
+		                       "SELECT name, state, queued, send_at_ms, qh_urgent FROM campaigns"
+		                       " WHERE id=?1",
+		                       -1, &q, NULL) == SQLITE_OK) {
 			sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
 			if (sqlite3_step(q) == SQLITE_ROW) {
 				known = 1;
@@ -77,6 +78,8 @@ int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char
 				}
 				queued = sqlite3_column_type(q, 2) == SQLITE_NULL ? -1
 				                                                  : sqlite3_column_int64(q, 2);
+				send_at_ms = sqlite3_column_int64(q, 3);
+				qh_urgent = sqlite3_column_int(q, 4) != 0;
 			}
 		}
 		sqlite3_finalize(q);
@@ -95,7 +98,8 @@ int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char
 		}
 	}
 	msg_campaign_t rec = {.id = id, .name = name[0] ? name : NULL, .state = to, .queued = queued,
-	                      .ts_ms = clock_wall_ms(), .actor = actor};
+	                      .send_at_ms = send_at_ms, .qh_urgent = qh_urgent, .ts_ms = clock_wall_ms(),
+	                      .actor = actor};
 	buf_t b;
 	buf_init(&b, 8192);
 	int rc = msg_campaign_encode(&rec, &b);

@@ -1,4 +1,5 @@
 /* status.c -- `tocsin status <campaign>`: a campaign's counts per state and per vendor, from the store. */
+#include "core/clock.h"
 #include "core/cmd.h"
 #include "core/err.h"
 #include "tracker/api.h"
@@ -60,6 +61,13 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 	json_t *cj = !rc && !trk_api_campaign(&q, camp, &cb) ? json_loadb(cb.p, cb.len, 0, NULL) : NULL;
 	if (json_is_string(json_object_get(cj, "state")))
 		snprintf(state, sizeof state, "%s", json_string_value(json_object_get(cj, "state")));
+	/* a scheduled campaign's send_at (UTC), and an explicit urgent override of quiet hours */
+	char when[96] = "", iso[32];
+	int64_t send_at = json_integer_value(json_object_get(cj, "send_at_ms"));
+	if (!strcmp(state, "scheduled") && send_at > 0)
+		snprintf(when, sizeof when, " for %s", clock_iso8601(send_at, iso, sizeof iso));
+	if (json_is_string(json_object_get(cj, "quiet_hours_override")))
+		snprintf(when + strlen(when), sizeof when - strlen(when), ", quiet hours OFF (urgent override)");
 	/* the columns of the dashboard, and why messages failed (tracker/README.md) */
 	char cols[512] = "", why[1024] = "";
 	json_t *sm = json_object_get(cj, "summary");
@@ -102,7 +110,7 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 		buf_free(&b);
 		return rc ? 1 : 0;
 	}
-	printf("campaign %s: %s, %lld messages\n%s", camp, state, (long long)c.total, cols);
+	printf("campaign %s: %s%s, %lld messages\n%s", camp, state, when, (long long)c.total, cols);
 	if (why[0])
 		printf("%s\n", why);
 	for (int i = 0; i < MSG_ST__COUNT; i++)

@@ -135,7 +135,7 @@ static const char schema[] =
     " refused INTEGER NOT NULL DEFAULT 0, throttled INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY(sec, campaign, vendor)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS campaigns(id TEXT PRIMARY KEY, name TEXT, state INTEGER,"
-    " queued INTEGER, ts_ms INTEGER);"
+    " queued INTEGER, ts_ms INTEGER, send_at_ms INTEGER, qh_urgent INTEGER);"
     "CREATE TABLE IF NOT EXISTS vendors(name TEXT PRIMARY KEY, state INTEGER, reason TEXT,"
     " by TEXT, p95_ms REAL, error_rate REAL, ts_ms INTEGER);"
     "CREATE TABLE IF NOT EXISTS optouts(channel INTEGER NOT NULL, address TEXT NOT NULL,"
@@ -194,9 +194,13 @@ static const char *const sqls[Q__COUNT] = {
                  " throttled=throttled+excluded.throttled",
     [Q_FIXCAMP] = "UPDATE msgs SET campaign=?2 WHERE rid=?1",
     [Q_SETREF] = "UPDATE msgs SET vendor_ref=?2 WHERE rid=?1",
-    [Q_CAMP] = "INSERT INTO campaigns VALUES(?1,?2,?3,?4,?5) ON CONFLICT(id) DO UPDATE SET "
+    /* send_at_ms and the urgent override stick (hold's "running" record does not carry them) */
+    [Q_CAMP] = "INSERT INTO campaigns VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(id) DO UPDATE SET "
                "name=COALESCE(excluded.name,name), state=excluded.state,"
                " queued=CASE WHEN excluded.queued>=0 THEN excluded.queued ELSE queued END,"
+               " send_at_ms=CASE WHEN excluded.send_at_ms>0 THEN excluded.send_at_ms"
+               " ELSE send_at_ms END,"
+               " qh_urgent=MAX(COALESCE(qh_urgent,0),excluded.qh_urgent),"
                " ts_ms=excluded.ts_ms WHERE excluded.ts_ms>=ts_ms",
     [Q_VH] = "INSERT INTO vendors VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(name) DO UPDATE SET "
              "state=excluded.state, reason=excluded.reason, by=excluded.by,"
@@ -368,8 +372,8 @@ static int has_col(sqlite3 *db, const char *table, const char *col)
 }
 
 /* Bring a store made by an earlier tracker to this schema: messages' attempt
- * generation, the answer columns of the series, the channel of the counts
- * (rebuilt from the messages). Before the schema statements. */
+ * generation, the answer columns of the series, a campaign's send_at and urgent
+ * override, the channel of the counts (rebuilt from the messages). Before the schema statements. */
 static int migrate(trk_store_t *s, char **e)
 {
 	int rc = SQLITE_OK;
@@ -387,6 +391,11 @@ static int migrate(trk_store_t *s, char **e)
 		                  NULL, NULL, e);
 	if (rc == SQLITE_OK && has_col(s->db, "timeline", "actor") == 0)
 		rc = sqlite3_exec(s->db, "ALTER TABLE timeline ADD COLUMN actor TEXT;", NULL, NULL, e);
+	if (rc == SQLITE_OK && has_col(s->db, "campaigns", "send_at_ms") == 0)
+		rc = sqlite3_exec(s->db,
+		                  "ALTER TABLE campaigns ADD COLUMN send_at_ms INTEGER;"
+		                  "ALTER TABLE campaigns ADD COLUMN qh_urgent INTEGER;",
+		                  NULL, NULL, e);
 	if (rc == SQLITE_OK && has_col(s->db, "counts", "channel") == 0)
 		rc = sqlite3_exec(s->db,
 		                  "BEGIN; DROP TABLE counts;"
@@ -1074,6 +1083,8 @@ int trk_store_campaign(trk_store_t *s, const msg_campaign_t *c)
 	sqlite3_bind_int(q, 3, c->state);
 	sqlite3_bind_int64(q, 4, c->queued);
 	sqlite3_bind_int64(q, 5, c->ts_ms);
+	sqlite3_bind_int64(q, 6, c->send_at_ms > 0 ? c->send_at_ms : 0);
+	sqlite3_bind_int(q, 7, c->qh_urgent != 0);
 	int rc = step_done(s, q);
 	if (!rc && sqlite3_changes(s->db) > 0) {
 		char d[160];

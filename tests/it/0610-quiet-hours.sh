@@ -6,6 +6,7 @@
 # releases each group then, exactly once. Then send_at one hour ahead sends nothing until then
 # and everything after; a campaign cancelled before its send_at sends nothing; bad input
 # (unknown zone, malformed or past send_at, 25:00) is one line naming the field, nothing queued.
+# The tracker keeps a scheduled campaign's send_at and an urgent override (API, tocsin status).
 source "$(dirname "$0")/lib.sh"
 it_setup 0610-quiet-hours
 QH='"quiet_hours": {"sms": {"start": "08:00", "end": "20:00"}}'
@@ -72,6 +73,14 @@ it_bg hold hold
 grep -q "held 15" "$OUT/launch2.out" || it_fail "send_at: not 15 held"
 shown_scheduled() { "$TOCSIN_BIN" -c "$CFG" status "$1" 2>/dev/null | grep -q "campaign $1: scheduled"; }
 it_wait_until 20 shown_scheduled qh2 || it_fail "qh2 not shown scheduled: $("$TOCSIN_BIN" -c "$CFG" status qh2 2>&1)"
+# with its time: in `tocsin status` (UTC) and, exact to the millisecond, in the API
+SEND_AT_MS=$(date -d "2026-12-04T11:00:00-05:00" +%s%3N)
+status_line() { "$TOCSIN_BIN" -c "$CFG" status "$1" 2>&1 | grep -q "^campaign $1: $2"; }
+it_wait_until 20 status_line qh2 "scheduled for 2026-12-04T16:00:00Z, [0-9]* messages" \
+  || it_fail "status: no send_at: $("$TOCSIN_BIN" -c "$CFG" status qh2 2>&1)"
+api_field() { curl -sf "http://$TRACK/api/campaigns/$1" | it_jq "$2"; }
+[ "$(api_field qh2 'j["state"], j["send_at_ms"], j["quiet_hours_override"]')" = "('scheduled', $SEND_AT_MS, None)" ] \
+  || it_fail "API qh2: $(curl -sf "http://$TRACK/api/campaigns/qh2")"
 it_wait_until 20 shown_scheduled qh3 || it_fail "qh3 not shown scheduled"
 "$TOCSIN_BIN" -c "$CFG" campaign cancel qh3 --as it > "$OUT/cancel.out" 2>&1 || it_fail "cancel: $(cat "$OUT/cancel.out")"
 sleep 3
@@ -82,6 +91,9 @@ it_stop "$PID_hold"
 TOCSIN_NOW_OFFSET_MS=$(shift_to "2026-12-04T11:00:30-05:00") it_bg hold hold
 it_wait_until 30 sim_is 65 || it_fail "send_at: not all 15 sent after 11:00: $(sim_count)"
 it_wait_until 20 status_is qh3 'j["states"].get("cancelled",0)' 15 || it_fail "qh3: not 15 cancelled"
+# the operator's cancel record carries send_at on (the store keeps it, the compacted topic too)
+[ "$(api_field qh3 'j["state"], j["send_at_ms"]')" = "('cancelled', $SEND_AT_MS)" ] \
+  || it_fail "API qh3: $(curl -sf "http://$TRACK/api/campaigns/qh3")"
 sleep 2
 it_sim_stats > "$OUT/sim2.json"
 [ "$(it_jq 'j["vendors"]["twilio"]["unique_ids"]' "$OUT/sim2.json")" = 65 ] || it_fail "the cancelled campaign sent something"
@@ -126,6 +138,13 @@ printf '{"id":"qh5","audience":{"path":"a1.csv","state":"state"},"sms":{"templat
 "$TOCSIN_BIN" -c "$CFG" preview "$OUT/c5.json" --n 0 > "$OUT/preview5.out" 2>&1 || it_fail "preview 5: $(cat "$OUT/preview5.out")"
 grep -q "quiet hours: OFF -- urgent override named in" "$OUT/preview5.out" || it_fail "preview does not show the override"
 grep -q "when: 50 go now, 0 held" "$OUT/preview5.out" || it_fail "urgent: not all 50 now"
+# launched, the override shows in the API and `tocsin status` (the dashboard flags it from the API)
+"$TOCSIN_BIN" -c "$CFG" launch "$OUT/c5.json" --no-progress > "$OUT/launch5.out" 2>&1 || it_fail "launch 5: $(cat "$OUT/launch5.out")"
+urgent_shown() { [ "$(api_field qh5 'j["quiet_hours_override"], j["send_at_ms"]')" = "('urgent', 0)" ]; }
+it_wait_until 20 urgent_shown || it_fail "API qh5: $(curl -sf "http://$TRACK/api/campaigns/qh5")"
+[ "$(api_field qh2 'j["quiet_hours_override"]')" = None ] || it_fail "qh2 shown urgent"
+it_wait_until 20 status_line qh5 "[a-z]*, quiet hours OFF (urgent override), [0-9]* messages" \
+  || it_fail "status qh5: $("$TOCSIN_BIN" -c "$CFG" status qh5 2>&1)"
 printf '{"id":"b6","audience":"a2.csv","sms":{"template":"x"},"quiet_hours":{"override":"yes"}}\n' > "$OUT/b6.json"
 bad "$OUT/b6.json" "quiet_hours.override: the only override is"
 it_write_config '"quiet_hours": {"sms": {"start": "08:00", "end": "25:00"}}'

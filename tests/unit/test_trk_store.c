@@ -372,7 +372,10 @@ static void test_migrate(void **state)
 	                              " DEFAULT 0, PRIMARY KEY(sec, campaign, vendor)) WITHOUT ROWID;"
 	                              "INSERT INTO msgs(id,campaign,channel,state,vendor) VALUES"
 	                              " ('a','m',1,4,'sg'),('b','m',1,4,'sg'),('c','m',0,6,'');"
-	                              "INSERT INTO counts VALUES('m','sg',4,2),('m','',6,1);",
+	                              "INSERT INTO counts VALUES('m','sg',4,2),('m','',6,1);"
+	                              "DROP TABLE campaigns; CREATE TABLE campaigns(id TEXT PRIMARY KEY,"
+	                              " name TEXT, state INTEGER, queued INTEGER, ts_ms INTEGER);"
+	                              "INSERT INTO campaigns VALUES('m','M',1,3,10);",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
@@ -388,7 +391,13 @@ static void test_migrate(void **state)
 	r.attempt = 1;
 	r.ts_ms = 1;
 	assert_int_equal(trk_store_status(s, &r), 0); /* cancelled is final and no failure */
+	/* the campaigns table gains send_at_ms and qh_urgent; the old row is kept */
+	msg_campaign_t mc = {.id = "m", .state = MSG_CAMP_SCHEDULED, .queued = -1, .send_at_ms = 7000,
+	                     .ts_ms = 20};
+	assert_int_equal(trk_store_campaign(s, &mc), 0);
 	assert_int_equal(trk_store_commit(s), 0);
+	assert_int_equal(q1(s, "SELECT send_at_ms + queued + qh_urgent FROM campaigns"), 7003);
+	assert_int_equal(q1(s, "SELECT COUNT(*) FROM campaigns WHERE name='M'"), 1);
 	cleanup(s);
 }
 
@@ -397,7 +406,8 @@ static void test_campaign_latest_wins(void **state)
 	(void)state;
 	trk_store_t *s = fresh();
 	assert_int_equal(trk_store_begin(s), 0);
-	msg_campaign_t c = {.id = "c5", .name = "Rally", .state = MSG_CAMP_RUNNING, .queued = 10, .ts_ms = 2000};
+	msg_campaign_t c = {.id = "c5", .name = "Rally", .state = MSG_CAMP_SCHEDULED, .queued = 10,
+	                    .send_at_ms = 1796400000000, .qh_urgent = 1, .ts_ms = 2000};
 	assert_int_equal(trk_store_campaign(s, &c), 0);
 	msg_campaign_t old = {.id = "c5", .name = NULL, .state = MSG_CAMP_LAUNCHING, .queued = -1, .ts_ms = 1000};
 	assert_int_equal(trk_store_campaign(s, &old), 0);
@@ -406,13 +416,17 @@ static void test_campaign_latest_wins(void **state)
 	assert_int_equal(trk_store_commit(s), 0);
 	sqlite3_stmt *q;
 	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s),
-	                                    "SELECT name, state, queued FROM campaigns WHERE id='c5'", -1,
-	                                    &q, NULL),
+	                                    "SELECT name, state, queued, send_at_ms, qh_urgent FROM campaigns"
+	                                    " WHERE id='c5'",
+	                                    -1, &q, NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "Rally");
 	assert_int_equal(sqlite3_column_int(q, 1), MSG_CAMP_PAUSED);
 	assert_int_equal(sqlite3_column_int(q, 2), 10);
+	/* the pause record carries neither: the scheduled one's send_at and override stay */
+	assert_int_equal(sqlite3_column_int64(q, 3), 1796400000000);
+	assert_int_equal(sqlite3_column_int(q, 4), 1);
 	sqlite3_finalize(q);
 	trk_counts_t cc;
 	assert_int_equal(trk_store_counts(s, "c5", &cc), 0); /* known campaign, no messages yet */
