@@ -170,7 +170,8 @@ static int on_campaign(void *ud, const rd_kafka_message_t *m)
 	json_t *hold = NULL;
 	char e[128];
 	if (!msg_campaign_parse(m->payload, m->len, &c, &hold, e, sizeof e) && c.id)
-		json_object_set_new(r->camps, c.id, json_pack("[is]", (int)c.state, c.name ? c.name : c.id));
+		json_object_set_new(r->camps, c.id, json_pack("[isIi]", (int)c.state, c.name ? c.name : c.id,
+		                                              (json_int_t)c.send_at_ms, c.qh_urgent));
 	json_decref(hold);
 	return 0;
 }
@@ -340,7 +341,10 @@ static void camp_running(rel_t *r, const char *id)
 		return;
 	msg_campaign_t c = {.id = id, .name = json_string_value(json_array_get(v, 1)),
 	                    .state = MSG_CAMP_RUNNING, .queued = -1, .ts_ms = clock_wall_ms(),
-	                    .actor = "tocsin-hold"};
+	                    .actor = "tocsin-hold",
+	                    /* carried on, so the compacted record keeps them (the tracker shows them) */
+	                    .send_at_ms = json_integer_value(json_array_get(v, 2)),
+	                    .qh_urgent = (int)json_integer_value(json_array_get(v, 3))};
 	buf_reset(&r->b);
 	if (!msg_campaign_encode(&c, &r->b))
 		kq_produce(r->rk, KQ_T_CAMPAIGNS, id, strlen(id), r->b.p, r->b.len, NULL);
