@@ -4,7 +4,8 @@
 #   tests/run-all.sh [--unit-only|--it-only] [unit-binary ...]
 # Integration tests run IT_JOBS at a time (default 2: most of a test is waiting on
 # processes it started, and each test has its own directory, ports and broker; 1 when the
-# machine is already busy, its 1-minute load average at or above its core count). A test
+# machine is already busy with other work, its 1-minute load average at or above twice its
+# core count: the build just before counts for about one per core). A test
 # whose header carries a line "# it-serial: REASON" (fixed ports, rate or timing figures
 # that a busy neighbour would skew) runs alone, after the others.
 set -u
@@ -14,7 +15,7 @@ case "${1:-}" in --unit-only|--it-only) mode=${1#--}; shift ;; esac
 export TOCSIN_BIN=${TOCSIN_BIN:-$here/../tocsin}
 if [ -z "${IT_JOBS:-}" ]; then
   read -r load _ < /proc/loadavg
-  if [ "${load%.*}" -ge "$(nproc)" ]; then IT_JOBS=1; else IT_JOBS=2; fi
+  if [ "${load%.*}" -ge $(( 2 * $(nproc) )) ]; then IT_JOBS=1; else IT_JOBS=2; fi
 fi
 jobs_max=$IT_JOBS
 case "$jobs_max" in ''|*[!0-9]*|0) echo "run-all: IT_JOBS must be a positive whole number, not '$jobs_max'" >&2; exit 2 ;; esac
