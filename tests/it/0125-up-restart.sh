@@ -19,7 +19,9 @@ SIM=127.0.0.1:$P
 [ "$(cat "$VAR/run/vendor-sim.addr")" = "$SIM" ] || it_fail "the emulator is not on the vendors' port $P"
 for ch in sms email; do grep -q "dispatcher  up  ($ch: consumer group tocsin-dispatch-$ch)" "$OUT/up.log" || it_fail "no $ch dispatcher"; done
 dpid() { pgrep -f "^$TOCSIN_BIN -c $CFG dispatch --channel sms$"; }
-[ "$(dpid | wc -l)" = 1 ] || it_fail "not one sms dispatcher: $(dpid)"
+# up prints its line once it has forked; the child's command line is the dispatcher's once it execs
+one_dispatcher() { [ "$(dpid | wc -l)" = 1 ]; }
+it_wait_until 10 one_dispatcher || it_fail "not one sms dispatcher: $(dpid)"
 
 # crash twice: restarted after 1 s, then after 2 s
 for delay in 1 2; do
