@@ -28,7 +28,7 @@ VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o
               vendors/send.o vendors/vsend.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_ctl.o vendors/sim/sim_util.o \
               vendors/sim/sim_twilio.o vendors/sim/sim_vonage.o vendors/sim/sim_sendgrid.o vendors/sim/sim_mailgun.o \
               vendors/sim/sim_json.o vendors/sim/sim_sign.o vendors/sim/sim_form.o vendors/sim/sim_seg.o
-PROD_OBJS  := producer/launch.o producer/prod.o producer/aud.o producer/addr.o producer/aset.o \
+PROD_OBJS  := producer/launch.o producer/prod.o producer/prod_read.o producer/prod_run.o producer/prod_report.o producer/aud.o producer/addr.o producer/aset.o \
               producer/camp.o producer/optc.o producer/penc.o
 DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_metrics.o dispatcher/dsp_queue.o dispatcher/dsp_state.o dispatcher/dsp_ledger.o dispatcher/dead.o vendors/http.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
 TRK_OBJS   := tracker/store.o tracker/api.o tracker/dash.o tracker/ctl.o tracker/ctlcmd.o tracker/http.o tracker/track.o tracker/status.o tracker/reply.o tracker/presence.o tracker/web.o tracker/webaud.o tracker/webcomp.o tracker/weblaunch.o tracker/webpage.o tracker/recon.o
