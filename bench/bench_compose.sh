@@ -62,6 +62,7 @@ web_round() {
   until api "$A/api/launches" | grep -q "\"id\":\"web-$r\",\"name\":\"[^\"]*\",\"audience\":\"$aid\",\"state\":\"\(done\|failed\)\""; do
     sleep 0.5; done
   u3=$(api "$A/api/launches" | python3 -c 'import json,sys; l=[x for x in json.load(sys.stdin)["launches"] if x["id"]=="web-'$r'"][0]; assert l["state"]=="done" and l["report"]["queued"]=='"$N"', l; print(l["ended_ms"] / 1000)')
+  api -X DELETE "$A/api/audiences/$aid" > /dev/null   # each round's 26 MB copy, not kept (untimed)
 }
 # the two alternate which goes first (the broker holds more with every launch)
 for r in $(seq "$ROUNDS"); do

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/runfile.h"
+#include "templates/email.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -125,6 +126,15 @@ const char *trk_web_token_who(const trk_ctl_tokens_t *t, struct MHD_Connection *
 	return trk_ctl_tokens_who_role(t, tok, role);
 }
 
+/* 1 when a vendor of channel ch is configured. */
+static int web_has_channel(const cfg_t *cfg, msg_channel_t ch)
+{
+	for (size_t i = 0; i < cfg->nvendors; i++)
+		if (cfg->vendors[i].channel == ch)
+			return 1;
+	return 0;
+}
+
 static int json_int(json_t *o, const char *k, int64_t lo, int64_t hi, int64_t dflt, int64_t *out,
                     char *err, size_t errlen)
 {
@@ -201,6 +211,8 @@ trk_web_t *trk_web_new(const cfg_t *cfg, const trk_ctl_tokens_t *tokens, char *e
 	w->wr = trk_store_open(cfg->db_path, 0, e2, sizeof e2);
 	if (!w->wr)
 		log_warn("event=web_timeline_disabled reason=\"%s\"", e2);
+	if (web_has_channel(cfg, MSG_CH_EMAIL))
+		w->unsub = email_unsub_from_cfg(cfg, w->unsub_err, sizeof w->unsub_err);
 	web_launches_load(w);
 	if (pthread_create(&w->reaper, NULL, web_reaper_main, w) == 0)
 		w->reaper_on = 1;
@@ -221,6 +233,7 @@ void trk_web_free(trk_web_t *w)
 		pthread_join(w->reaper, NULL);
 	web_launches_free(w);
 	trk_store_free(w->wr);
+	email_unsub_free(w->unsub);
 	pthread_mutex_destroy(&w->mu);
 	pthread_mutex_destroy(&w->wmu);
 	free(w);
@@ -246,9 +259,14 @@ void trk_web_req_free(void *req)
 	free(r);
 }
 
+typedef enum web_method { WM_GET = 0, WM_POST, WM_DELETE } web_method_t;
+
 /* The least role url + method needs, or -1 when the method is not allowed there. */
-static int min_role(const char *url, int post)
+static int min_role(const char *url, web_method_t m)
 {
+	int post = m == WM_POST;
+	if (m == WM_DELETE) /* only an audience is deleted */
+		return strncmp(url, "/api/audiences/", 15) ? -1 : TRK_ROLE_SENDER;
 	if (!strcmp(url, "/api/me"))
 		return post ? -1 : TRK_ROLE_VIEWER;
 	if (!strcmp(url, "/api/audiences") || !strcmp(url, "/api/launches"))
@@ -265,14 +283,15 @@ static int min_role(const char *url, int post)
 }
 
 static const char *role_does[TRK_ROLE__COUNT] = {
-    "reading", "uploading, composing, previewing, test-sending and launching", "approving a launch",
+    "reading", "uploading or deleting an audience, composing, previewing, test-sending and launching", "approving a launch",
     "the controls"};
 
 /* The first call of a request: who is asking, may they, and where the body goes. */
-static enum MHD_Result begin(trk_web_t *w, struct MHD_Connection *c, const char *url, int post,
-                             web_req_t *r)
+static enum MHD_Result begin(trk_web_t *w, struct MHD_Connection *c, const char *url,
+                             web_method_t m, web_req_t *r)
 {
-	int need = min_role(url, post);
+	int post = m == WM_POST;
+	int need = min_role(url, m);
 	if (need < 0)
 		return r->answered = 1, web_err(c, 405, "method not allowed");
 	if (!trk_ctl_tokens_count(w->tokens))
@@ -302,9 +321,10 @@ static enum MHD_Result begin(trk_web_t *w, struct MHD_Connection *c, const char 
 	return MHD_YES;
 }
 
-static enum MHD_Result finish(trk_web_t *w, struct MHD_Connection *c, const char *url, int post,
-                              web_req_t *r)
+static enum MHD_Result finish(trk_web_t *w, struct MHD_Connection *c, const char *url,
+                              web_method_t m, web_req_t *r)
 {
+	int post = m == WM_POST;
 	if (r->up) {
 		json_t *o = NULL;
 		char err[512] = "";
@@ -318,9 +338,15 @@ static enum MHD_Result finish(trk_web_t *w, struct MHD_Connection *c, const char
 		                                  trk_role_name(r->role), "approvals", w->approvals));
 	if (!strcmp(url, "/api/audiences"))
 		return web_json(c, 200, web_aud_list(w));
+	if (!strncmp(url, "/api/audiences/", 15) && m == WM_DELETE) {
+		char err[512];
+		int code = web_aud_delete(w, url + 15, r->who, r->role, err, sizeof err);
+		return code == 200 ? web_json(c, 200, json_pack("{sssb}", "id", url + 15, "deleted", 1))
+		                   : web_err(c, (unsigned)code, "%s", err);
+	}
 	if (!strncmp(url, "/api/audiences/", 15)) {
-		json_t *m = web_aud_id_ok(url + 15) ? web_aud_meta(w, url + 15) : NULL;
-		return m ? web_json(c, 200, m) : web_err(c, 404, "no such audience");
+		json_t *a = web_aud_meta(w, url + 15);
+		return a ? web_json(c, 200, a) : web_err(c, 404, "no such audience");
 	}
 	if (!post && !strcmp(url, "/api/launches"))
 		return web_json(c, 200, web_launch_list(w));
@@ -361,8 +387,8 @@ enum MHD_Result trk_web_handle(trk_web_t *w, struct MHD_Connection *c, const cha
                                void **req)
 {
 	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-	int post = !strcmp(method, "POST");
-	if (!get && !post)
+	web_method_t m = get ? WM_GET : !strcmp(method, "POST") ? WM_POST : WM_DELETE;
+	if (!get && m == WM_DELETE && strcmp(method, "DELETE"))
 		return web_err(c, 405, "method not allowed");
 	if (!strcmp(url, "/send")) { /* the page itself holds nothing secret */
 		if (!get)
@@ -376,7 +402,7 @@ enum MHD_Result trk_web_handle(trk_web_t *w, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		buf_init(&r->body, WEB_MAX_JSON);
 		*req = r;
-		return begin(w, c, url, post, r);
+		return begin(w, c, url, m, r);
 	}
 	if (r->answered) {
 		*upload_size = 0;
@@ -390,5 +416,5 @@ enum MHD_Result trk_web_handle(trk_web_t *w, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	return finish(w, c, url, post, r);
+	return finish(w, c, url, m, r);
 }

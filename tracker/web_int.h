@@ -36,7 +36,8 @@ typedef struct web_launch {
 	double cost;
 	int64_t ts_ms, started_ms, ended_ms;
 	pid_t pid;
-	int exit_code;
+	int adopted;   /* running, started by an earlier run of the tracker: watched through /proc */
+	int exit_code; /* -1: not known (it ended while adopted, or before this tracker started) */
 	char error[512];
 	char dir[WEB_DIR + 80]; /* <var_dir>/compose/<id>: campaign.json, launch.log */
 } web_launch_t;
@@ -57,6 +58,8 @@ struct trk_web {
 	int64_t max_lag;     /* launch.max_lag for the launches it starts; -1 = the launch's own */
 	pthread_mutex_t wmu; /* wr (taken after mu when both are) */
 	trk_store_t *wr;     /* the timeline (NULL: not recorded there, logged) */
+	struct email_unsub *unsub; /* signs a test email's unsubscribe link (NULL: unsub_err says why) */
+	char unsub_err[256];
 	pthread_mutex_t mu;  /* everything below */
 	web_launch_t *launches[WEB_MAX_LAUNCHES];
 	int nlaunches;
@@ -110,6 +113,11 @@ int web_aud_id_ok(const char *id);
 json_t *web_aud_meta(trk_web_t *w, const char *id);
 /* The audience file of id into out (0) or TOCSIN_ERR_NOTFOUND. */
 int web_aud_path(trk_web_t *w, const char *id, char *out, size_t outlen);
+/* Delete audience id (its file and description) for who: 200, or the HTTP
+ * status of the refusal with err (404 none, 403 neither its uploader nor an
+ * approver, 409 a pending or running launch uses it); nothing changes on refusal. */
+int web_aud_delete(trk_web_t *w, const char *id, const char *who, trk_role_t role, char *err,
+                   size_t errlen);
 /* {"audiences":[...]} newest first. */
 json_t *web_aud_list(trk_web_t *w);
 
@@ -139,6 +147,9 @@ enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *r
 enum MHD_Result web_launch_act(trk_web_t *w, struct MHD_Connection *c, const char *id,
                                const char *action, const char *who, trk_role_t role);
 json_t *web_launch_list(trk_web_t *w);
+/* 1 with the campaign id in busy when a pending or running launch uses audience
+ * aud_id. Under w->mu. */
+int web_launch_using(trk_web_t *w, const char *aud_id, char *busy, size_t busylen);
 void *web_reaper_main(void *arg);
 /* The launches kept on disk by an earlier run (main thread, before serving). */
 void web_launches_load(trk_web_t *w);

@@ -428,3 +428,41 @@ json_t *web_aud_list(trk_web_t *w)
 		json_array_append_new(arr, items[i]);
 	return json_pack("{so}", "audiences", arr);
 }
+
+int web_aud_delete(trk_web_t *w, const char *id, const char *who, trk_role_t role, char *err,
+                   size_t errlen)
+{
+	json_t *m = web_aud_meta(w, id);
+	if (!m) {
+		snprintf(err, errlen, "no such audience");
+		return 404;
+	}
+	char name[NAME_MAX_BYTES + 1], by[65], busy[65] = "";
+	snprintf(name, sizeof name, "%s", json_string_value(json_object_get(m, "name")) ?: "");
+	snprintf(by, sizeof by, "%s", json_string_value(json_object_get(m, "uploaded_by")) ?: "");
+	json_decref(m);
+	if (strcmp(who, by) && role < TRK_ROLE_APPROVER) {
+		snprintf(err, errlen, "only %s (who uploaded it) or an approver can delete this audience",
+		         by);
+		return 403;
+	}
+	char csv[WEB_PATH], meta[WEB_PATH];
+	aud_file(w, id, ".csv", csv, sizeof csv);
+	aud_file(w, id, ".json", meta, sizeof meta);
+	pthread_mutex_lock(&w->mu); /* a launch asked for now sees the file or its absence */
+	int used = web_launch_using(w, id, busy, sizeof busy);
+	int gone = !used && ((unlink(csv) && errno != ENOENT) || unlink(meta));
+	pthread_mutex_unlock(&w->mu);
+	if (used) {
+		snprintf(err, errlen, "the launch of \"%s\" uses this audience: cancel it or wait for "
+		                      "its end first", busy);
+		return 409;
+	}
+	if (gone) {
+		log_warn("event=audience_not_deleted id=%s err=\"%s\"", id, strerror(errno));
+		snprintf(err, errlen, "cannot delete the audience (see the tracker's log)");
+		return 500;
+	}
+	web_record(w, "audience", id, who, "audience \"%.200s\" deleted", name);
+	return 200;
+}

@@ -9,6 +9,7 @@
 #include "producer/aud.h"
 #include "producer/camp.h"
 #include "producer/prod.h"
+#include "templates/email.h"
 #include "templates/sms.h"
 #include "templates/tmpl.h"
 #include "vendors/vsend.h"
@@ -28,6 +29,8 @@
 #define SAMPLE_ROW_MAX 1000
 #define SEND_OUT_MAX 1024
 #define TEST_SEND_WAIT_MS 10000 /* held by the vendor's limits at most this long */
+#define TEST_TO_MAX 320         /* bytes of the typed address */
+#define EMAIL_TEST_CAP (1u << 20) /* a rendered test email */
 
 /* The audience's columns and row `row` (the row-th good row), for rendering. */
 typedef struct sample {
@@ -532,12 +535,11 @@ int web_preview_cached(trk_web_t *w, json_t *doc, int64_t *recipients, double *c
 	return hit;
 }
 
-/* Send one SMS to `to` through vendor v with vendors/vsend.h (the adapter's
+/* Send m to its address through vendor v with vendors/vsend.h (the adapter's
  * request, the dispatcher's HTTP engine, the vendor's limits): 0 with *res, or an
  * error with err (nothing sent). */
-static int send_one(trk_web_t *w, const cfg_vendor_t *v, const char *sender, const char *to,
-                    const char *text, const char *id, vnd_result_t *res, char *err,
-                    size_t errlen)
+static int send_one(trk_web_t *w, const cfg_vendor_t *v, const msg_out_t *m, vnd_result_t *res,
+                    char *err, size_t errlen)
 {
 	vsend_t *vs = vsend_new(w->cfg, v, NULL, err, errlen);
 	if (!vs)
@@ -554,27 +556,53 @@ static int send_one(trk_web_t *w, const cfg_vendor_t *v, const char *sender, con
 	}
 	sqlite3_finalize(q);
 	pthread_mutex_unlock(&w->wmu);
-	sms_info_t info;
-	if (sms_analyze(text, strlen(text), &info))
-		info = (sms_info_t){.enc = SMS_UCS2, .segments = 1};
-	msg_out_t m = {.id = id, .campaign = "vendor-send", .channel = MSG_CH_SMS, .to = to,
-	               .sender = sender, .body = text, .enc = sms_enc_name(info.enc),
-	               .segments = info.segments, .created_ms = clock_wall_ms()};
-	const msg_out_t *pm = &m;
-	int rc = vsend_msgs(vs, &pm, 1, TEST_SEND_WAIT_MS, res, NULL, err, errlen);
+	int rc = vsend_msgs(vs, &m, 1, TEST_SEND_WAIT_MS, res, NULL, err, errlen);
 	vsend_free(vs);
 	return rc;
 }
 
-enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
-                              const char *who)
+/* Send the test m through v, put it on the timeline (the address masked as
+ * shown) and answer: 200 when the vendor accepted it, else 502. o (stolen)
+ * holds the message's parts for the answer. */
+static enum MHD_Result send_test(trk_web_t *w, struct MHD_Connection *c, const char *who,
+                                 const cfg_vendor_t *v, const msg_out_t *m, const char *masked,
+                                 json_t *o)
+{
+	char line[SEND_OUT_MAX];
+	vnd_result_t res;
+	memset(&res, 0, sizeof res);
+	int rc = send_one(w, v, m, &res, line, sizeof line);
+	const char *outcome = rc == TOCSIN_ERR_AGAIN ? "vendor unavailable (open or drained)"
+	                      : rc                   ? "not sent"
+	                                             : vnd_outcome_name(res.outcome);
+	if (!rc)
+		snprintf(line, sizeof line, "code=%s ref=%s %s", res.code[0] ? res.code : "-",
+		         res.ref[0] ? res.ref : "-", res.detail);
+	web_record(w, "test", "test send", who, "test send to %s (%s) through %s: %s", masked,
+	           msg_channel_name(m->channel), v->name, outcome);
+	json_t *sent = json_pack("{ss ss ss ss ss ss}", "channel", msg_channel_name(m->channel),
+	                         "vendor", v->name, "to", m->to, "id", m->id, "outcome", outcome,
+	                         "detail", line);
+	json_object_update(o, sent);
+	json_decref(sent);
+	return web_json(c, !rc && res.outcome == VND_ACCEPTED ? 200 : 502, o);
+}
+
+/* The test's message id: of no campaign (the tracker counts it with the test
+ * sends, apart from every campaign). */
+static void test_id(const char *channel, const char *to, char id[MSG_ID_LEN + 1])
+{
+	char salt[96];
+	snprintf(salt, sizeof salt, "test-send:%lld", (long long)clock_wall_ms());
+	msg_make_id(salt, channel, to, id);
+}
+
+static enum MHD_Result test_send_sms(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
+                                     const char *who, const char *to_in)
 {
 	json_t *sms = json_object_get(rq, "sms");
-	const char *to_in = json_string_value(json_object_get(rq, "to"));
 	if (!json_is_object(sms))
-		return web_err(c, 400, "a test send needs the SMS version (\"sms\": {\"template\": ...})");
-	if (!to_in)
-		return web_err(c, 400, "\"to\": the phone number to send the test to");
+		return web_err(c, 400, "a test send to a phone needs the SMS version (\"sms\": {\"template\": ...})");
 	char to[ADDR_MAX];
 	const char *why = NULL;
 	if (addr_phone_norm(to_in, strlen(to_in), to, &why))
@@ -599,35 +627,123 @@ enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq
 		json_decref(an);
 		return r;
 	}
-	/* marked: the text says TEST, and the id belongs to no campaign (the
-	 * tracker counts it with the test sends, apart from every campaign) */
+	/* marked: the text says TEST */
 	size_t tl = strlen(body) + 8;
-	char *text = malloc(tl), id[MSG_ID_LEN + 1], salt[96], line[SEND_OUT_MAX];
+	char *text = malloc(tl), id[MSG_ID_LEN + 1], masked[ADDR_MAX];
 	if (!text) {
 		json_decref(an);
 		return web_err(c, 500, "out of memory");
 	}
 	snprintf(text, tl, "TEST: %s", body);
-	snprintf(salt, sizeof salt, "test-send:%lld", (long long)clock_wall_ms());
-	msg_make_id(salt, "sms", to, id);
-	vnd_result_t res;
-	memset(&res, 0, sizeof res);
-	const char *pool = json_string_value(json_object_get(sms, "sender"));
-	int rc = send_one(w, v, pool ? pool : "main", to, text, id, &res, line, sizeof line);
-	const char *outcome = rc == TOCSIN_ERR_AGAIN ? "vendor unavailable (open or drained)"
-	                      : rc                   ? "not sent"
-	                                             : vnd_outcome_name(res.outcome);
-	if (!rc)
-		snprintf(line, sizeof line, "code=%s ref=%s %s", res.code[0] ? res.code : "-",
-		         res.ref[0] ? res.ref : "-", res.detail);
-	size_t al = strlen(to);
-	web_record(w, "test", "test send", who, "test send to %.*s**** through %s: %s",
-	           (int)(al > 4 ? al - 4 : 0), to, v->name, outcome);
-	int ok = !rc && res.outcome == VND_ACCEPTED;
-	json_t *o = json_pack("{ss ss ss ss ss}", "vendor", v->name, "to", to, "id", id, "outcome",
-	                      outcome, "detail", line);
-	json_object_set_new(o, "text", json_string(text));
-	free(text);
 	json_decref(an);
-	return web_json(c, ok ? 200 : 502, o);
+	test_id("sms", to, id);
+	sms_info_t info;
+	if (sms_analyze(text, strlen(text), &info))
+		info = (sms_info_t){.enc = SMS_UCS2, .segments = 1};
+	const char *pool = json_string_value(json_object_get(sms, "sender"));
+	msg_out_t m = {.id = id, .campaign = "vendor-send", .channel = MSG_CH_SMS, .to = to,
+	               .sender = pool ? pool : "main", .body = text, .enc = sms_enc_name(info.enc),
+	               .segments = info.segments, .created_ms = clock_wall_ms()};
+	size_t al = strlen(to);
+	snprintf(masked, sizeof masked, "%.*s****", (int)(al > 4 ? al - 4 : 0), to);
+	enum MHD_Result r = send_test(w, c, who, v, &m, masked, json_pack("{ss}", "text", text));
+	free(text);
+	return r;
+}
+
+/* The email version of rq compiled against the sample's columns as the launch
+ * compiles it (templates/email.h: the subject, a text and/or HTML part, each
+ * body printing {{unsubscribe_url}}), or NULL with err. */
+static email_tmpl_t *email_of(const sample_t *s, json_t *rq, char *err, size_t errlen)
+{
+	json_t *em = json_object_get(rq, "email");
+	const char *sj = json_string_value(json_object_get(em, "subject"));
+	const char *tx = json_string_value(json_object_get(em, "text"));
+	const char *ht = json_string_value(json_object_get(em, "html"));
+	const char *om = json_string_value(json_object_get(rq, "on_missing_field"));
+	if (!sj || (!tx && !ht)) {
+		snprintf(err, errlen, "email needs \"subject\" and \"text\" and/or \"html\"");
+		return NULL;
+	}
+	return email_compile(sj, strlen(sj), tx, tx ? strlen(tx) : 0, ht, ht ? strlen(ht) : 0,
+	                     aud_cols(s->a), aud_ncols(s->a),
+	                     om && !strcmp(om, "empty") ? TMPL_F_MISSING_EMPTY : 0, err, errlen);
+}
+
+static enum MHD_Result test_send_email(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
+                                       const char *who, const char *to_in)
+{
+	if (!json_is_object(json_object_get(rq, "email")))
+		return web_err(c, 400, "a test send to an email address needs the email version "
+		                       "(\"email\": {\"subject\", \"text\" and/or \"html\"})");
+	char to[ADDR_MAX];
+	const char *why = NULL;
+	if (addr_email_norm(to_in, strlen(to_in), to, &why))
+		return web_err(c, 400, "\"to\" is not an email address: %s", why);
+	const cfg_vendor_t *v = first_vendor(w->cfg, MSG_CH_EMAIL);
+	if (!v)
+		return web_err(c, 409, "no email vendor is configured");
+	if (!w->unsub)
+		return web_err(c, 409, "cannot sign the unsubscribe link: %s", w->unsub_err);
+	sample_t s;
+	enum MHD_Result ret;
+	if (sample_from(w, c, rq, &s, &ret))
+		return ret;
+	char err[600];
+	email_tmpl_t *e = s.have_row ? email_of(&s, rq, err, sizeof err) : NULL;
+	if (!s.have_row)
+		snprintf(err, sizeof err, "the audience has no such row");
+	char *buf = e ? malloc(EMAIL_TEST_CAP) : NULL;
+	email_parts_t ep;
+	tmpl_why_t tw;
+	int rc = !e ? TOCSIN_ERR_INVAL : !buf ? TOCSIN_ERR_NOMEM
+	         : email_render(e, w->unsub, "vendor-send", to, strlen(to), s.r.vals, s.r.lens, buf,
+	                        EMAIL_TEST_CAP, &ep, &tw);
+	int compiled = e != NULL;
+	email_free(e);
+	aud_free(s.a);
+	if (rc) {
+		if (compiled)
+			snprintf(err, sizeof err, "%s", rc == TOCSIN_ERR_INVAL ? tw.reason
+			                                 : rc == TOCSIN_ERR_TOOBIG ? "rendered message too long"
+			                                                           : "out of memory");
+		free(buf);
+		return web_err(c, 400, "cannot render the email: %s", err);
+	}
+	/* marked: the subject says TEST */
+	size_t sl = ep.subject_len + 8;
+	char *subject = malloc(sl), id[MSG_ID_LEN + 1], masked[ADDR_MAX];
+	if (!subject) {
+		free(buf);
+		return web_err(c, 500, "out of memory");
+	}
+	snprintf(subject, sl, "TEST: %.*s", (int)ep.subject_len, ep.subject);
+	test_id("email", to, id);
+	json_t *em = json_object_get(rq, "email");
+	const char *pool = json_string_value(json_object_get(em, "sender"));
+	msg_out_t m = {.id = id, .campaign = "vendor-send", .channel = MSG_CH_EMAIL, .to = to,
+	               .sender = pool ? pool : "main", .subject = subject, .text = ep.text,
+	               .html = ep.html, .headers = ep.headers, .segments = 1,
+	               .created_ms = clock_wall_ms()};
+	const char *at = strchr(to, '@');
+	snprintf(masked, sizeof masked, "%.1s****%s", to, at ? at : "");
+	json_t *o = json_pack("{ss so so}", "subject", subject, "text",
+	                      ep.text ? json_stringn(ep.text, ep.text_len) : json_null(), "html",
+	                      ep.html ? json_stringn(ep.html, ep.html_len) : json_null());
+	enum MHD_Result r = send_test(w, c, who, v, &m, masked, o);
+	free(subject);
+	free(buf);
+	return r;
+}
+
+enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
+                              const char *who)
+{
+	json_t *tv = json_object_get(rq, "to");
+	const char *to = json_string_value(tv);
+	if (!to || !to[0])
+		return web_err(c, 400, "\"to\": the phone number or email address to send the test to");
+	if (json_string_length(tv) > TEST_TO_MAX || strlen(to) != json_string_length(tv))
+		return web_err(c, 400, "\"to\" must be at most %d characters of one address", TEST_TO_MAX);
+	return strchr(to, '@') ? test_send_email(w, c, rq, who, to) : test_send_sms(w, c, rq, who, to);
 }

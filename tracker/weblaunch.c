@@ -47,6 +47,8 @@ static json_t *launch_json(trk_web_t *w, const web_launch_t *l)
 		json_object_set_new(o, "cancelled_by", json_string(l->ended_by));
 	if (l->started_ms)
 		json_object_set_new(o, "started_ms", json_integer(l->started_ms));
+	if (l->adopted)
+		json_object_set_new(o, "reattached", json_true());
 	if (l->ended_ms)
 		json_object_set_new(o, "ended_ms", json_integer(l->ended_ms));
 	if (l->state == WL_DONE || l->state == WL_FAILED) {
@@ -89,9 +91,66 @@ static void str_of(json_t *o, const char *k, char *out, size_t outlen)
 	snprintf(out, outlen, "%s", v ? v : "");
 }
 
+/* 1 while the launch's `tocsin launch` runs: its pid is a live process (not a
+ * zombie) whose arguments name the launch's campaign file, so a pid reused by
+ * another process is not taken for it. */
+static int launch_alive(const web_launch_t *l)
+{
+	char p[64], camp[WEB_DIR + 96], args[8192];
+	if (l->pid <= 0)
+		return 0;
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)l->pid);
+	snprintf(camp, sizeof camp, "%s/campaign.json", l->dir);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, args, sizeof args - 1);
+	close(fd);
+	if (n <= 0) /* a zombie has no arguments */
+		return 0;
+	args[n] = 0;
+	for (const char *a = args; a < args + n; a += strlen(a) + 1)
+		if (!strcmp(a, camp))
+			return 1;
+	return 0;
+}
+
+static void last_line(const char *dir, char *out, size_t outlen);
+
+/* End running launch l that is not (or no longer) our child by its report,
+ * written when `tocsin launch` ends: finished is done, else failed with the
+ * launch's last line of output and the way to resume it (restarted: the
+ * tracker was not running when it ended). The exit code is not known. Under
+ * w->mu or before the reaper starts. */
+static void end_by_report(trk_web_t *w, web_launch_t *l, int restarted)
+{
+	char rp[WEB_PATH + 128], full[WEB_PATH + 256];
+	snprintf(rp, sizeof rp, "launch/%s/report.json", l->id);
+	struct stat st;
+	int fresh = !cfg_var_path(w->cfg, rp, full, sizeof full) && !stat(full, &st) &&
+	            (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 >=
+	                l->started_ms - 1000; /* not an earlier launch's report */
+	json_t *rep = fresh ? json_load_file(full, 0, NULL) : NULL;
+	int fin = json_is_true(json_object_get(rep, "finished"));
+	json_decref(rep);
+	l->state = fin ? WL_DONE : WL_FAILED;
+	l->exit_code = fin ? 0 : -1;
+	l->adopted = 0;
+	l->ended_ms = clock_wall_ms();
+	if (!fin) {
+		char last[512];
+		last_line(l->dir, last, sizeof last);
+		snprintf(l->error, sizeof l->error, "%s%.300s%sit did not finish: run the same tocsin "
+		         "launch again to resume it",
+		         restarted ? "the tracker was stopped while it ran; " : "", last,
+		         last[0] ? "; " : "");
+	}
+	save(w, l);
+}
+
 /* The launches a previous run of the tracker kept (<var_dir>/compose/<id>/launch.json):
- * pending ones wait again; one that was running is ended by its report (finished:
- * done; else failed, to be resumed by running the same `tocsin launch`). Main thread. */
+ * pending ones wait again; one still running is watched again (adopted) till its end;
+ * one that ended meanwhile is ended by its report (end_by_report). Main thread. */
 void web_launches_load(trk_web_t *w)
 {
 	DIR *d = opendir(w->comp_dir);
@@ -134,23 +193,15 @@ void web_launches_load(trk_web_t *w)
 		l->ended_ms = json_integer_value(json_object_get(o, "ended_ms"));
 		l->exit_code = (int)json_integer_value(json_object_get(o, "exit"));
 		snprintf(l->dir, sizeof l->dir, "%s/%s", w->comp_dir, l->id);
+		l->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
 		json_decref(o);
-		if (l->state == WL_RUNNING) { /* not our child any more: its report says how it ended */
-			char rp[WEB_PATH + 128];
-			snprintf(rp, sizeof rp, "launch/%s/report.json", l->id);
-			char full[WEB_PATH + 256];
-			json_t *rep = cfg_var_path(w->cfg, rp, full, sizeof full) ? NULL
-			                                                          : json_load_file(full, 0, NULL);
-			int fin = json_is_true(json_object_get(rep, "finished"));
-			json_decref(rep);
-			l->state = fin ? WL_DONE : WL_FAILED;
-			l->ended_ms = clock_wall_ms();
-			if (!fin)
-				snprintf(l->error, sizeof l->error,
-				         "the tracker restarted while it ran: see %.300s/launch.log; run the "
-				         "same tocsin launch again to resume it", l->dir);
-			save(w, l);
-		}
+		if (l->state == WL_RUNNING && launch_alive(l)) { /* not our child: watched till its end */
+			l->adopted = 1;
+			log_info("event=web_launch_reattached campaign=%s pid=%d", l->id, (int)l->pid);
+			web_record(w, "launch", l->id, NULL, "launch still running after a tracker restart "
+			                                     "(pid %d): watched again", (int)l->pid);
+		} else if (l->state == WL_RUNNING)
+			end_by_report(w, l, 1);
 		keep(w, l);
 	}
 	if (d)
@@ -168,6 +219,18 @@ json_t *web_launch_list(trk_web_t *w)
 		json_array_append_new(a, launch_json(w, w->launches[i]));
 	pthread_mutex_unlock(&w->mu);
 	return json_pack("{sosi}", "launches", a, "approvals", w->approvals);
+}
+
+int web_launch_using(trk_web_t *w, const char *aud_id, char *busy, size_t busylen)
+{
+	for (int i = 0; i < w->nlaunches; i++) {
+		const web_launch_t *l = w->launches[i];
+		if ((l->state == WL_PENDING || l->state == WL_RUNNING) && !strcmp(l->audience, aud_id)) {
+			snprintf(busy, busylen, "%s", l->id);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* Start the launch's `tocsin launch` child. Under w->mu. */
@@ -307,9 +370,12 @@ enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *r
 	}
 	pthread_mutex_lock(&w->mu);
 	prev = find(w, l->id);
-	if (prev && (prev->state == WL_PENDING || prev->state == WL_RUNNING)) {
+	char ap[WEB_PATH];
+	int deleted = web_aud_path(w, l->audience, ap, sizeof ap) != 0;
+	if (deleted || (prev && (prev->state == WL_PENDING || prev->state == WL_RUNNING))) {
 		pthread_mutex_unlock(&w->mu);
-		enum MHD_Result r = web_err(c, 409, "campaign \"%s\" already has a launch", l->id);
+		enum MHD_Result r = deleted ? web_err(c, 409, "the audience was deleted meanwhile")
+		                            : web_err(c, 409, "campaign \"%s\" already has a launch", l->id);
 		free(l);
 		return r;
 	}
@@ -414,25 +480,38 @@ static void last_line(const char *dir, char *out, size_t outlen)
 	snprintf(out, outlen, "%.500s", nl ? nl + 1 : tail);
 }
 
+/* Our child l ended with wait status st. Under w->mu. */
+static void reaped(trk_web_t *w, web_launch_t *l, int st)
+{
+	l->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	l->state = l->exit_code ? WL_FAILED : WL_DONE;
+	l->ended_ms = clock_wall_ms();
+	if (l->exit_code)
+		last_line(l->dir, l->error, sizeof l->error);
+	save(w, l);
+}
+
 void *web_reaper_main(void *arg)
 {
 	trk_web_t *w = arg;
-	while (!w->stopping) {
+	for (unsigned tick = 0; !w->stopping; tick++) {
 		usleep(50 * 1000);
 		pthread_mutex_lock(&w->mu);
 		for (int i = 0; i < w->nlaunches; i++) {
 			web_launch_t *l = w->launches[i];
 			int st;
-			if (l->state != WL_RUNNING || waitpid(l->pid, &st, WNOHANG) != l->pid)
+			if (l->state != WL_RUNNING)
 				continue;
-			l->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-			l->state = l->exit_code ? WL_FAILED : WL_DONE;
-			l->ended_ms = clock_wall_ms();
-			if (l->exit_code)
-				last_line(l->dir, l->error, sizeof l->error);
-			save(w, l);
+			if (l->adopted) { /* not our child: looked at every 0.5 s */
+				if (tick % 10 || launch_alive(l))
+					continue;
+				end_by_report(w, l, 0);
+			} else if (waitpid(l->pid, &st, WNOHANG) == l->pid)
+				reaped(w, l, st);
+			else
+				continue;
 			web_record(w, "launch", l->id, NULL, "launch %s (exit %d)%s%.300s",
-			           l->exit_code ? "failed" : "finished queueing", l->exit_code,
+			           l->state == WL_FAILED ? "failed" : "finished queueing", l->exit_code,
 			           l->error[0] ? ": " : "", l->error);
 		}
 		pthread_mutex_unlock(&w->mu);

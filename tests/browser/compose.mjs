@@ -1,7 +1,8 @@
 // compose.mjs -- a blast sent from the page (/send) in headless Chromium, end to end:
 // upload a messy CSV, compose with a curly apostrophe (UCS-2 shown, the character named,
-// the replacement offered and taken), preview, test-send (the emulator gets exactly one
-// message, marked TEST), launch by alice (a sender) with launch.approvals 2, approval by bob
+// the replacement offered and taken), test-send the email version to a typed address (one
+// email at the emulator, its subject marked TEST), preview, test-send (the emulator gets
+// exactly one message, marked TEST), launch by alice (a sender) with launch.approvals 2, approval by bob
 // from his own session, and the campaign watched to done: the page's counts equal the
 // emulator's and the preview's.
 //   node compose.mjs <tracker base URL> <emulator base URL> <messy.csv> <screenshot path>
@@ -14,6 +15,7 @@ const ACCOUNT = "ACit00000000000000000000000000000", TEST_TO = "+12025550999";
 const simAuth = { Authorization: "Basic " + Buffer.from(ACCOUNT + ":" + process.env.TOCSIN_TWILIO_TOKEN).toString("base64") };
 const simJson = async (p) => (await fetch(sim + p, { headers: simAuth })).json();
 const accepted = async () => ((await simJson("/_sim/stats")).vendors.twilio || {}).accepted || 0;
+const emails = async () => ((await simJson("/_sim/email")).vendors.sendgrid || {}).accepted || 0;
 const text = async (page, sel) => (await page.textContent(sel)).trim();
 
 async function signIn(ctx, token, who) {
@@ -70,7 +72,20 @@ await withChromium(1400, 1300, async (ctx) => {
   await page.click("#email-box summary");
   await page.fill("#em-subject", "News for {{Town}}");
   await page.waitForFunction(() => document.querySelector("#an-email").textContent === "unknown fields: Town", null, { timeout: 10000 });
+  // a test of the email version to a typed address: one email at the emulator, marked TEST
+  await page.fill("#em-subject", "News for {{First_Name}}");
+  await page.fill("#em-text", "We vote tonight.\nUnsubscribe: {{unsubscribe_url}}");
+  await page.waitForFunction(() => document.querySelector("#an-email").textContent === "", null, { timeout: 10000 });
+  const e0 = await emails(), s0 = await accepted();
+  await page.fill("#test-to", "Tester@Example.org");
+  await page.click("#test-btn");
+  await page.waitForFunction(() => (document.querySelector("#test-text")?.textContent || "").startsWith("TEST: News for Pat0"), null, { timeout: 30000 });
+  if ((await text(page, "#test-outcome")) !== "accepted") fail("test email: " + (await text(page, "#test-result")));
+  if ((await emails()) !== e0 + 1 || (await accepted()) !== s0) fail(`test email: the emulator got ${(await emails()) - e0} emails and ${(await accepted()) - s0} SMS (want 1, 0)`);
+  console.log("test email: " + (await text(page, "#test-result")));
   await page.fill("#em-subject", "");
+  await page.fill("#em-text", "");
+  await page.fill("#test-to", "");
   await page.waitForFunction(() => document.querySelector("#an-email").textContent === "", null, { timeout: 10000 });
 
   // 3. preview

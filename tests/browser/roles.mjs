@@ -1,7 +1,9 @@
 // roles.mjs -- who may do what on the page (/send): a sender cannot approve (its own launch
 // or any), an approver cannot approve a launch it asked for, a viewer cannot preview or
 // launch, no token gets 401; each refusal is a 403/401 whose message the page shows, and
-// changes nothing. Needs an audience uploaded (compose.mjs) and launch.approvals 2.
+// changes nothing. Last, the audience is deleted from the page: a viewer's Delete is a 403
+// said on the page, alice's (who uploaded it; its launches ended) removes it from the list.
+// Needs an audience uploaded by alice (compose.mjs) and launch.approvals 2.
 //   node roles.mjs <tracker base URL>
 import { fail, withChromium } from "./chromium.mjs";
 
@@ -75,3 +77,28 @@ expect(await call("dan", "/api/launches/roles-bob/approve", {}), 409, /cancelled
 const camps = await (await fetch(base + "/api/campaigns")).json();
 if (camps.campaigns.some((c) => c.id.startsWith("roles-"))) fail("a refused or cancelled launch reached Kafka");
 console.log("roles: every refusal changed nothing");
+
+await withChromium(1400, 1000, async (ctx) => {
+  const page = await ctx.newPage();
+  await page.goto(base + "/send", { waitUntil: "load" });
+  page.on("dialog", (d) => d.accept()); /* "Delete the audience …?" */
+  const as = async (who) => {
+    await page.fill("#token", T[who]);
+    await page.dispatchEvent("#token", "change");
+    await page.waitForFunction((w) => document.querySelector("#who").textContent.startsWith(w), who, { timeout: 10000 });
+    await page.selectOption("#aud-select", aud.id);
+    await page.waitForSelector("#aud-info .rows", { timeout: 10000 });
+  };
+  await as("carol");
+  await page.click("#aud-delete");
+  await page.waitForFunction(() => /needs the sender role; carol is a viewer/.test(document.querySelector("#err").textContent), null, { timeout: 10000 });
+  if ((await call("carol", "/api/audiences/" + aud.id)).status !== 200) fail("the viewer's delete removed the audience");
+  console.log("page (carol deletes): " + (await page.textContent("#err")));
+  await as("alice");
+  await page.click("#aud-delete");
+  await page.waitForFunction(() => document.querySelector("#aud-pct").textContent === "deleted", null, { timeout: 10000 });
+  if (await page.$(`#aud-select option[value="${aud.id}"]`)) fail("the deleted audience is still listed");
+  if (!(await page.isDisabled("#aud-delete"))) fail("delete still offered with no audience");
+  if ((await call("carol", "/api/audiences/" + aud.id)).status !== 404) fail("the audience is still there");
+  console.log("page (alice deletes): audience " + aud.id + " deleted");
+});

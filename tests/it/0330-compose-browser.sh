@@ -2,22 +2,26 @@
 # 0330-compose-browser.sh -- staff send a blast from the page (/send) in headless Chromium:
 # upload a messy CSV (BOM, CRLF, odd column names, quoted commas, a short row, bad and
 # duplicate numbers), compose an SMS with a curly apostrophe (the page shows UCS-2, names the
-# character and offers the replacement), preview, test-send to a number (the emulator gets
+# character and offers the replacement), test-send the email version to a typed address (one
+# email at the emulator, subject marked TEST), preview, test-send to a number (the emulator gets
 # exactly one message, marked TEST, counted in no campaign), launch with launch.approvals 2
 # (alice asks, bob approves from his own session) and watch the campaign reach done: the
-# page's counts equal the emulator's. Then roles.mjs: a sender cannot approve (403 with the
+# page's counts equal the emulator's; then the audience is deleted. Then roles.mjs: a sender cannot approve (403 with the
 # message on the page), an approver cannot approve its own launch, a viewer cannot launch.
 source "$(dirname "$0")/lib.sh"
 it_setup 0330-compose-browser
 it_browser_setup
 export TOCSIN_TOKEN_ALICE=it-alice-token-1 TOCSIN_TOKEN_BOB=it-bob-token-2 \
-  TOCSIN_TOKEN_CAROL=it-carol-token-3 TOCSIN_TOKEN_DAN=it-dan-token-4
+  TOCSIN_TOKEN_CAROL=it-carol-token-3 TOCSIN_TOKEN_DAN=it-dan-token-4 \
+  TOCSIN_SENDGRID_KEY=it-sendgrid-key TOCSIN_UNSUB_KEY=it-unsubscribe-key-0123456789
 TRACK=127.0.0.1:$(it_free_port)   # known before it starts: receipts are signed over public_url
 config() {
   it_write_config '"vendors": [{"name":"twilio","kind":"twilio","channel":"sms","base_url":"http://'"${SIM:-127.0.0.1:9}"'",
     "account":"ACit00000000000000000000000000000","secret_env":"TOCSIN_TWILIO_TOKEN","cost":0.0079,
-    "senders":{"main":{"from":"+15005550006"}},"rate_per_s":200,"max_in_flight":32}],
-  "routes": {"sms": {"vendors": ["twilio"]}},
+    "senders":{"main":{"from":"+15005550006"}},"rate_per_s":200,"max_in_flight":32},
+   {"name":"sendgrid","kind":"sendgrid","channel":"email","base_url":"http://'"${SIM:-127.0.0.1:9}"'",
+    "secret_env":"TOCSIN_SENDGRID_KEY","senders":{"main":{"from":"news@example.org"}}}],
+  "routes": {"sms": {"vendors": ["twilio"]}, "email": {"vendors": ["sendgrid"]}},
   "tracker": {"public_url": "http://'"$TRACK"'", "control_tokens": [
      {"name":"alice","token_env":"TOCSIN_TOKEN_ALICE","role":"sender"},
      {"name":"bob","token_env":"TOCSIN_TOKEN_BOB","role":"approver"},

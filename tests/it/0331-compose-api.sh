@@ -3,10 +3,12 @@
 # wrong one (401), a role that may not (403, also for the controls), a method not allowed
 # (405), an upload over tracker.upload_max_mb (413, no file kept), an empty file, a bad body,
 # a campaign field staff may not set, an unknown audience id shaped as a path, an upload name
-# that is a path (stored under its generated id only), a wrong confirmation; then with
+# that is a path (stored under its generated id only), a test email with no email vendor (409),
+# a wrong confirmation; then with
 # launch.approvals 1 a sender's launch runs `tocsin launch` at once: its report's counts are
 # those of the preview and the campaign reaches the tracker.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/web-lib.sh"
 it_setup 0331-compose-api
 export TOCSIN_TOKEN_SAM=it-sam-token TOCSIN_TOKEN_VI=it-vi-token
 it_write_config '"vendors": [{"name":"twilio","kind":"twilio","base_url":"http://127.0.0.1:9",
@@ -19,15 +21,6 @@ it_write_config '"vendors": [{"name":"twilio","kind":"twilio","base_url":"http:/
 it_start_broker
 it_start_track
 A=http://$TRACK
-# code METHOD PATH TOKEN [CURL ARGS...]: the HTTP status; the body in $OUT/body
-code() {
-  local m=$1 p=$2 t=$3; shift 3
-  curl -s -o "$OUT/body" -w '%{http_code}' -X "$m" ${t:+-H "Authorization: Bearer $t"} "$@" "$A$p"
-}
-want() { # want STATUS REGEX WHAT -- after code
-  [ "$1" = "$got" ] && grep -Eq "$2" "$OUT/body" || it_fail "$3: $got $(cat "$OUT/body")"
-  echo "ok: $3 -> $got $(cat "$OUT/body")"
-}
 it_gen_audience "$OUT/aud.csv" 50
 ls_aud() { ls "$VAR/audiences" | sort | tr '\n' ' '; }
 
@@ -68,6 +61,7 @@ got=$(code POST /api/preview "$TOCSIN_TOKEN_SAM" -d '{"audience":"../../x",'"${D
 python3 -c 'import sys; open(sys.argv[1], "w").write("{\"pad\":\"" + "x" * (1 << 20) + "\"}")' "$OUT/big.json"
 got=$(code POST /api/compose "$TOCSIN_TOKEN_SAM" --data-binary @"$OUT/big.json"); want 413 'too large \(max 1024 KiB\)' "body over 1 MiB"
 got=$(code POST /api/test-send "$TOCSIN_TOKEN_SAM" -d '{'"$D"',"to":"555-0102"}'); want 400 'is not a phone number' "test send to a bad number"
+got=$(code POST /api/test-send "$TOCSIN_TOKEN_SAM" -d '{'"$D"',"email":{"subject":"Hi","text":"{{unsubscribe_url}}"},"to":"me@example.org"}'); want 409 'no email vendor is configured' "test email with no email vendor"
 got=$(code POST /api/compose "$TOCSIN_TOKEN_SAM" -d '{'"$D"'}'); want 200 '"encoding":"gsm7"' "compose"
 got=$(code POST /api/preview "$TOCSIN_TOKEN_SAM" -d '{'"$D"',"id":"api-1","n":2}'); want 200 '"queued":50' "preview"
 LATER=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
