@@ -5,6 +5,7 @@
 #include "core/hash.h"
 #include "core/kq.h"
 #include "core/log.h"
+#include "core/num.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +54,9 @@ struct dsp_state {
 	uint64_t vh_seq; /* vendor-health records applied */
 	int follow;      /* tocsin.status is read continuously (dsp_state_follow) */
 	uint64_t n_status; /* tocsin.status records read */
+	/* TOCSIN_DSP_STATE_READ_PER_S (fault injection: a slow reader): records applied a
+	 * second at most, 0 = no cap; tokens and when they were last added */
+	int64_t read_per_s, read_tokens, read_refill_ms;
 };
 
 static named_t *named_find(named_t *a, size_t n, const char *name)
@@ -204,6 +208,14 @@ dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, siz
 		}
 	}
 	s->done_rotated_ms = clock_mono_ms();
+	const char *slow = getenv("TOCSIN_DSP_STATE_READ_PER_S");
+	if (slow && num_i64(slow, 1, 100000000, &s->read_per_s))
+		log_warn("event=bad_env name=TOCSIN_DSP_STATE_READ_PER_S msg=\"not an integer "
+		         "1..100000000: ignored\"");
+	else if (slow)
+		log_warn("event=state_read_capped per_s=%lld msg=\"TOCSIN_DSP_STATE_READ_PER_S: the "
+		         "state topics are read slowly on purpose (fault injection)\"",
+		         (long long)s->read_per_s);
 	s->t_from = calloc((size_t)s->targets->cnt + 1, sizeof *s->t_from);
 	s->t_seen = calloc((size_t)s->targets->cnt + 1, sizeof *s->t_seen);
 	if (!s->t_from || !s->t_seen) {
@@ -318,11 +330,33 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 	json_decref(hold);
 }
 
+/* The next record, waiting up to timeout_ms; NULL when none, or when the injected read
+ * cap (TOCSIN_DSP_STATE_READ_PER_S) is used up for now. */
+static rd_kafka_message_t *next_record(dsp_state_t *s, int timeout_ms)
+{
+	if (s->read_per_s > 0) { /* tokens in thousandths of a record */
+		int64_t now = clock_mono_ms();
+		if (!s->read_refill_ms)
+			s->read_refill_ms = now;
+		s->read_tokens += (now - s->read_refill_ms) * s->read_per_s;
+		s->read_refill_ms = now;
+		if (s->read_tokens > s->read_per_s * 1000)
+			s->read_tokens = s->read_per_s * 1000;
+		if (s->read_tokens < 1000) {
+			if (timeout_ms > 0)
+				usleep((useconds_t)(timeout_ms < 50 ? timeout_ms : 50) * 1000);
+			return NULL;
+		}
+		s->read_tokens -= 1000;
+	}
+	return rd_kafka_consumer_poll(s->rk, timeout_ms);
+}
+
 int dsp_state_poll(dsp_state_t *s)
 {
 	int n = 0;
 	rd_kafka_message_t *m;
-	while ((m = rd_kafka_consumer_poll(s->rk, 0))) {
+	while ((m = next_record(s, 0))) {
 		if (!m->err) {
 			apply(s, m);
 			n++;
@@ -425,7 +459,7 @@ int dsp_state_catch_up(dsp_state_t *s, int timeout_ms)
 		}
 		if (clock_mono_ms() >= end)
 			break;
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, 50);
+		rd_kafka_message_t *m = next_record(s, 50);
 		if (m) {
 			if (!m->err)
 				apply(s, m);
