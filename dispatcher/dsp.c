@@ -41,6 +41,9 @@
 #define DSP_DONE_HELD_FACTOR 4
 /* A pending window full this long means sending is stuck, not just busy: pause. */
 #define DSP_STUCK_PAUSE_MS 2000
+/* A catch-up holding sends is logged after this long, then this often (catch_up_tick). */
+#define DSP_CATCH_UP_LOG_MS 5000
+#define DSP_CATCH_UP_LOG_EVERY_MS 30000
 /* Final statuses waiting this long with no acknowledgement from the broker at all: it is
  * unreachable, and sending stops (an outcome that cannot be recorded would be sent again). */
 #define DSP_ACK_STALL_MS 1500
@@ -58,6 +61,7 @@ struct dsp_part {
 	int32_t partition;
 	kq_lane_t lane;
 	int assigned;
+	int held; /* paused until the state catch-up of its assignment is done (catch_up_tick) */
 	dsp_msg_t *head, *tail;
 	int64_t next_offset; /* last consumed + 1, -1 before the first */
 	int64_t committed;   /* last committed offset, -1 none */
@@ -132,6 +136,8 @@ typedef struct dsp {
 	int64_t last_ack_ms;      /* mono ms of the broker's last acknowledgement */
 	int64_t held_since_ms;    /* mono ms since sending stopped: broker unreachable; 0 not */
 	int64_t last_commit_ms;
+	int64_t catch_since_ms;   /* mono ms of the assignment whose catch-up holds sends; 0 none */
+	int64_t catch_logged_ms;  /* mono ms the wait was last logged */
 	dsp_state_t *st;   /* campaign states, opt-outs, vendor health */
 	dsp_ledger_t *ledger; /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
 	char instance[128]; /* group.instance.id, "" when a dynamic member */
@@ -1192,6 +1198,51 @@ static void pause_one(rd_kafka_t *rk, const rd_kafka_topic_partition_t *tp, int 
 	rd_kafka_topic_partition_list_destroy(one);
 }
 
+/* Partitions handed over stay paused until the state catch-up started at their assignment
+ * has read every topic to where it then ended, however long that takes: sending before
+ * would resend what the previous owner already sent (issue 13). Waiting is logged after
+ * DSP_CATCH_UP_LOG_MS, then every DSP_CATCH_UP_LOG_EVERY_MS, with the progress. */
+static void catch_up_tick(dsp_t *d, int64_t now)
+{
+	if (!d->catch_since_ms)
+		return;
+	int64_t read = 0, want = 0;
+	int held = 0;
+	for (int ln = 0; ln < KQ_LANE__COUNT; ln++)
+		for (int i = 0; i < DSP_MAX_PARTS; i++)
+			held += d->lanes[ln].parts[i] && d->lanes[ln].parts[i]->held;
+	if (dsp_state_catch_up_behind(d->st, &read, &want)) {
+		int64_t waited = now - d->catch_since_ms;
+		if (waited >= DSP_CATCH_UP_LOG_MS &&
+		    (!d->catch_logged_ms || now - d->catch_logged_ms >= DSP_CATCH_UP_LOG_EVERY_MS)) {
+			d->catch_logged_ms = now;
+			log_warn("event=catch_up_waiting partitions=%d waited_ms=%lld status_read=%lld "
+			         "status_to_read=%lld msg=\"holding sends on %d partitions handed over "
+			         "until tocsin.status is read to where it ended at the assignment: %lld "
+			         "of %lld records read\"",
+			         held, (long long)waited, (long long)read, (long long)want, held,
+			         (long long)read, (long long)want);
+		}
+		return;
+	}
+	rd_kafka_topic_partition_list_t *a = NULL;
+	if (!rd_kafka_assignment(d->cons, &a) && a) {
+		for (int i = 0; i < a->cnt; i++) {
+			kq_lane_t ln = lane_of(d, a->elems[i].topic);
+			dsp_part_t *p = part_get(d, ln, a->elems[i].partition);
+			if (p && p->held) {
+				p->held = 0;
+				if (!d->lanes[ln].paused)
+					pause_one(d->cons, &a->elems[i], 0);
+			}
+		}
+		rd_kafka_topic_partition_list_destroy(a);
+	}
+	log_info("event=catch_up_done partitions=%d ms=%lld status_read=%lld", held,
+	         (long long)(now - d->catch_since_ms), (long long)want);
+	d->catch_since_ms = 0;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -1218,19 +1269,24 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		for (size_t i = 0; i < d->nvendors; i++)
 			if (d->vendors[i].rl)
 				rl_set_share(d->vendors[i].rl, parts->cnt, total);
-		/* Read the outcomes the previous owners published before they let go. */
-		if (dsp_state_catch_up(d->st, 10000))
-			log_warn("event=status_catch_up_slow msg=\"tocsin.status not read to its end "
-			         "within 10 s of the assignment\"");
+		/* The outcomes the previous owners published before they let go are read before
+		 * anything of these partitions is consumed: they stay paused until then. */
+		dsp_state_catch_up_start(d->st, 10000);
+		d->catch_since_ms = clock_mono_ms();
+		d->catch_logged_ms = 0;
 		log_info("event=assigned partitions=%d of=%d topic=%s urgent_partitions=%d of=%d "
 		         "topic=%s",
 		         owned[KQ_LANE_BULK], d->lanes[KQ_LANE_BULK].total_parts,
 		         d->lanes[KQ_LANE_BULK].topic, owned[KQ_LANE_URGENT],
 		         d->lanes[KQ_LANE_URGENT].total_parts, d->lanes[KQ_LANE_URGENT].topic);
 		rd_kafka_assign(rk, parts);
-		for (int i = 0; i < parts->cnt; i++)
-			if (d->lanes[lane_of(d, parts->elems[i].topic)].paused)
-				pause_one(rk, &parts->elems[i], 1);
+		for (int i = 0; i < parts->cnt; i++) {
+			dsp_part_t *p = part_get(d, lane_of(d, parts->elems[i].topic), parts->elems[i].partition);
+			if (p)
+				p->held = 1;
+			pause_one(rk, &parts->elems[i], 1);
+		}
+		catch_up_tick(d, d->catch_since_ms);
 		return;
 	}
 	log_info("event=revoked partitions=%d msg=\"finishing in-flight sends before handing over\"",
@@ -1270,9 +1326,13 @@ static void backpressure(dsp_t *d, kq_lane_t lane, int64_t now_ms)
 	rd_kafka_topic_partition_list_t *a = NULL;
 	if (rd_kafka_assignment(d->cons, &a) || !a)
 		return;
-	for (int i = 0; i < a->cnt; i++)
-		if (lane_of(d, a->elems[i].topic) == lane)
+	for (int i = 0; i < a->cnt; i++) {
+		if (lane_of(d, a->elems[i].topic) != lane)
+			continue;
+		dsp_part_t *p = part_get(d, lane, a->elems[i].partition);
+		if (want_pause || !p || !p->held) /* a held one waits for its catch-up */
 			pause_one(d->cons, &a->elems[i], want_pause);
+	}
 	log_info("event=backpressure action=%s topic=%s pending=%zu", want_pause ? "pause" : "resume",
 	         l->topic, l->npending);
 	l->paused = want_pause;
@@ -1457,9 +1517,6 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 	 * confirming an ambiguous send is read as it is published) */
 	if (d->amb_grace_ms > 0)
 		dsp_state_follow(d->st, 1, 0);
-	if (dsp_state_catch_up(d->st, 10000))
-		log_warn("event=state_catch_up_slow msg=\"campaign/opt-out state not fully read after 10 s; "
-		         "continuing, and applying the rest as it arrives\"");
 	rd_kafka_conf_t *cc = kq_conf_new(c, KQ_CONSUMER, d->client_id, d->group, err, errlen);
 	if (!cc)
 		return TOCSIN_ERR_CONFIG;
@@ -1687,6 +1744,7 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 			commit_parts(&d, 0);
 			d.last_commit_ms = now;
 		}
+		catch_up_tick(&d, now);
 		progress(&d, now);
 	}
 	log_info("event=dispatch_stopping signal=%d in_flight=%d pending=%zu", (int)tocsin_stop,

@@ -20,6 +20,8 @@
 #define DSP_DONE_KEEP_MS (10 * 60 * 1000)
 #include <string.h>
 #include <unistd.h>
+/* A target's end the broker did not tell (a failed watermark query). */
+#define DSP_END_UNKNOWN (-2)
 
 typedef struct named {
 	char *name;
@@ -54,6 +56,10 @@ struct dsp_state {
 	uint64_t vh_seq; /* vendor-health records applied */
 	int follow;      /* tocsin.status is read continuously (dsp_state_follow) */
 	uint64_t n_status; /* tocsin.status records read */
+	/* a catch-up under way (dsp_state_catch_up_start): whether the status lookback is still
+	 * unknown, when the broker was last asked, and how long each question may take */
+	int catching_up, catch_unknown, catch_query_ms;
+	int64_t catch_retry_ms;
 	/* TOCSIN_DSP_STATE_READ_PER_S (fault injection: a slow reader): records applied a
 	 * second at most, 0 = no cap; tokens and when they were last added */
 	int64_t read_per_s, read_tokens, read_refill_ms;
@@ -386,14 +392,14 @@ static int assign_with_status(dsp_state_t *s, int timeout_ms)
 	/* From 30 s back, and at least the last DSP_STATUS_LOOKBACK_RECORDS of each partition
 	 * (a cluster that cannot look offsets up by time, like the embedded one, answers -1). */
 	int ok = since->cnt && rd_kafka_offsets_for_times(s->rk, since, timeout_ms) == 0;
+	int unknown = 0;
 	for (int i = 0; i < since->cnt; i++) {
 		int32_t p = since->elems[i].partition;
 		int64_t lo = 0, hi = 0, from;
 		if (rd_kafka_query_watermark_offsets(s->rk, KQ_T_STATUS, p, &lo, &hi, timeout_ms)) {
-			from = ok && since->elems[i].offset >= 0 ? since->elems[i].offset : RD_KAFKA_OFFSET_END;
-			log_warn("event=status_lookback_failed partition=%d msg=\"reading tocsin.status "
-			         "from its end: a message finished just before a rebalance could be sent "
-			         "again\"", (int)p);
+			/* where to start is unknown: from the end for now, and the caller asks again */
+			from = RD_KAFKA_OFFSET_END;
+			unknown++;
 		} else {
 			from = hi - DSP_STATUS_LOOKBACK_RECORDS;
 			if (ok && since->elems[i].offset >= 0 && since->elems[i].offset < from)
@@ -406,13 +412,16 @@ static int assign_with_status(dsp_state_t *s, int timeout_ms)
 			if (s->targets->elems[k].partition == p &&
 			    !strcmp(s->targets->elems[k].topic, KQ_T_STATUS)) {
 				s->t_from[k] = from == RD_KAFKA_OFFSET_END ? INT64_MAX : from;
-				s->targets->elems[k].offset = from == RD_KAFKA_OFFSET_END ? -1 : hi;
+				s->targets->elems[k].offset = from == RD_KAFKA_OFFSET_END ? DSP_END_UNKNOWN : hi;
 			}
 	}
+	if (unknown)
+		log_warn("event=status_lookback_failed partitions=%d msg=\"the broker did not say where "
+		         "tocsin.status ends\"", unknown);
 	rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
 	rd_kafka_topic_partition_list_destroy(since);
 	rd_kafka_topic_partition_list_destroy(l);
-	return e ? TOCSIN_ERR_KAFKA : 0;
+	return e ? TOCSIN_ERR_KAFKA : unknown ? TOCSIN_ERR_AGAIN : 0;
 }
 
 /* Pause (1) or resume (0) the tocsin.status partitions; a pause outlives a re-assign. */
@@ -429,46 +438,74 @@ static void pause_status(dsp_state_t *s, int pause)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-int dsp_state_catch_up(dsp_state_t *s, int timeout_ms)
+/* Where each target ends now: its high watermark, DSP_END_UNKNOWN when the broker did not say. */
+static void take_ends(dsp_state_t *s, int timeout_ms)
 {
-	int64_t end = clock_mono_ms() + timeout_ms;
-	if (assign_with_status(s, 10000))
-		log_warn("event=state_assign_failed msg=\"cannot (re)read tocsin.status\"");
-	pause_status(s, 0);
-	/* the ends as they are now */
 	for (int i = 0; i < s->targets->cnt; i++) {
-		int64_t lo = 0, hi = -1;
+		int64_t lo = 0, hi = 0;
 		rd_kafka_topic_partition_t *t = &s->targets->elems[i];
 		if (rd_kafka_query_watermark_offsets(s->rk, t->topic, t->partition, &lo, &hi, timeout_ms))
-			hi = -1;
+			hi = DSP_END_UNKNOWN;
 		t->offset = hi;
 	}
-	int rc = TOCSIN_ERR_TIMEOUT;
-	for (;;) {
-		dsp_state_poll(s);
-		int behind = 0;
-		for (int i = 0; i < s->targets->cnt; i++) {
-			int64_t want = s->targets->elems[i].offset;
-			/* caught up: read to the end, or started at (or past) it */
-			if (want > 0 && s->t_seen[i] < want && s->t_from[i] < want)
-				behind = 1;
-		}
-		if (!behind) {
-			rc = 0;
-			break;
-		}
-		if (clock_mono_ms() >= end)
-			break;
-		rd_kafka_message_t *m = next_record(s, 50);
-		if (m) {
-			if (!m->err)
-				apply(s, m);
-			rd_kafka_message_destroy(m);
+}
+
+void dsp_state_catch_up_start(dsp_state_t *s, int query_timeout_ms)
+{
+	s->catch_unknown = assign_with_status(s, query_timeout_ms) != 0;
+	if (s->catch_unknown)
+		log_warn("event=state_assign_failed msg=\"cannot (re)read tocsin.status yet: "
+		         "asking again every second\"");
+	pause_status(s, 0);
+	take_ends(s, query_timeout_ms);
+	s->catching_up = 1;
+	s->catch_retry_ms = clock_mono_ms();
+	s->catch_query_ms = query_timeout_ms;
+}
+
+/* Is target i read to the end taken at the start? */
+static int target_behind(const dsp_state_t *s, int i)
+{
+	int64_t want = s->targets->elems[i].offset;
+	if (want == DSP_END_UNKNOWN)
+		return 1;
+	/* caught up: read to the end, or started at (or past) it */
+	return want > 0 && s->t_seen[i] < want && s->t_from[i] < want;
+}
+
+int dsp_state_catch_up_behind(dsp_state_t *s, int64_t *read, int64_t *want)
+{
+	*read = *want = 0;
+	if (!s->catching_up)
+		return 0;
+	dsp_state_poll(s);
+	int behind = 0, unknown = s->catch_unknown;
+	for (int i = 0; i < s->targets->cnt; i++) {
+		rd_kafka_topic_partition_t *t = &s->targets->elems[i];
+		if (t->offset == DSP_END_UNKNOWN)
+			unknown = 1;
+		if (target_behind(s, i))
+			behind = 1;
+		if (!strcmp(t->topic, KQ_T_STATUS) && t->offset >= 0 && s->t_from[i] < t->offset) {
+			*want += t->offset - s->t_from[i];
+			*read += (s->t_seen[i] < t->offset ? s->t_seen[i] : t->offset) - s->t_from[i];
 		}
 	}
+	if (unknown && clock_mono_ms() - s->catch_retry_ms >= 1000) {
+		/* the broker did not say where to start or end: ask again, never go ahead blind */
+		s->catch_retry_ms = clock_mono_ms();
+		if (s->catch_unknown)
+			s->catch_unknown = assign_with_status(s, s->catch_query_ms) != 0;
+		if (!s->catch_unknown)
+			take_ends(s, s->catch_query_ms);
+		return 1;
+	}
+	if (behind || unknown)
+		return 1;
+	s->catching_up = 0;
 	if (!s->follow)
 		pause_status(s, 1);
-	return rc;
+	return 0;
 }
 
 void dsp_state_follow(dsp_state_t *s, int on, int timeout_ms)

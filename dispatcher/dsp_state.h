@@ -12,8 +12,8 @@ typedef struct dsp_state dsp_state_t;
 
 /* Open a consumer assigned to every partition of tocsin.campaigns,
  * tocsin.optouts and tocsin.vendor-health from the start (no group offsets:
- * every dispatcher reads all of it); tocsin.status is read by
- * dsp_state_catch_up() only. Caller owns the result (dsp_state_free).
+ * every dispatcher reads all of it); tocsin.status is read by a
+ * catch-up (dsp_state_catch_up_start) and while followed. Caller owns the result (dsp_state_free).
  * One thread. */
 dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, size_t errlen);
 void dsp_state_free(dsp_state_t *s);
@@ -21,12 +21,19 @@ void dsp_state_free(dsp_state_t *s);
 rd_kafka_queue_t *dsp_state_queue(dsp_state_t *s);
 /* Apply every record that has arrived (never blocks). Returns how many. */
 int dsp_state_poll(dsp_state_t *s);
-/* Wait up to timeout_ms until the consumer has read every topic up to its end
- * as it is now -- tocsin.status from 30 s back -- so the next send knows every
- * cancel, opt-out and outcome already published. Call at start-up and when
- * partitions are assigned; tocsin.status is paused again afterwards.
- * 0 or TOCSIN_ERR_TIMEOUT. */
-int dsp_state_catch_up(dsp_state_t *s, int timeout_ms);
+/* Catching up: read every topic up to its end as it is at the start -- tocsin.status from
+ * 30 s (and at least the last 100,000 records of each partition) back -- so the next send
+ * knows every cancel, opt-out and outcome already published (by a dispatcher that had the
+ * partitions before). Start when partitions are assigned; then call
+ * dsp_state_catch_up_behind() from the loop until it says 0 (it never gives up: an end
+ * the broker did not tell is asked again every second); tocsin.status is paused again
+ * afterwards unless followed. The start waits for the broker's answers, each up to
+ * query_timeout_ms. */
+void dsp_state_catch_up_start(dsp_state_t *s, int query_timeout_ms);
+/* Read what has arrived (never blocks but for the broker's answers to a question asked
+ * again); 1 while the catch-up is behind, with the tocsin.status records read so far and
+ * to read in all in *read and *want; 0 once caught up (or none started). */
+int dsp_state_catch_up_behind(dsp_state_t *s, int64_t *read, int64_t *want);
 /* Follow tocsin.status (on = 1) as it grows, so dsp_state_finished() learns of receipts
  * (the tracker's records of a vendor's callbacks, which echo our id) while sends whose
  * answer never came are held; a catch-up then leaves it running. timeout_ms 0: only
