@@ -285,6 +285,9 @@ int sim_sender_ok(sim_vendor_t *sv, const char *from, const char *service);
  * in out; NULL when neither is set */
 const char *sim_hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *leaf, char *out,
                          size_t outlen);
+/* The first n[0..nl) in h[0..hl), or NULL (memchr on its first byte + memcmp: for the short
+ * needles and short parts of email substitution it is several times cheaper than memmem). */
+const char *sim_memfind(const char *h, size_t hl, const char *n, size_t nl);
 /* The unsubscribe and substitution checks of one accepted email (see GET /_sim/email). */
 void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf_t *body, size_t nbody,
                      int applied);

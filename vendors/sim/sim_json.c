@@ -64,11 +64,27 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *e)
 	return n;
 }
 
+/* 1 when one of the 8 bytes at p is '"', '\\', a control character or not ASCII (what
+ * v_str must look at); 0 when all 8 are plain and can be stepped over at once */
+static int special8(const char *p)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t x, q, b;
+	memcpy(&x, p, 8);
+	q = x ^ (ones * '"');
+	b = x ^ (ones * '\\');
+	return ((((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x) & high) != 0;
+}
+
 /* a string token at p (*p == '"'): the position after its closing quote, or NULL */
 static const char *v_str(const char *p, const char *e)
 {
 	p++;
 	while (p < e) {
+		while (e - p >= 8 && !special8(p))
+			p += 8;
+		if (p >= e)
+			break;
 		unsigned char c = (unsigned char)*p;
 		if (c == '"')
 			return p + 1;
@@ -223,13 +239,16 @@ int sj_type(sj_t v)
 	}
 }
 
-/* a validated string token at p: the position after it */
+/* a validated string token at p: the position after it (its closing quote is the
+ * first one after an even run of backslashes; sj_parse saw it, so the search ends) */
 static const char *s_str(const char *p)
 {
 	for (p++;; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
+		p = rawmemchr(p, '"');
+		const char *b = p;
+		while (b[-1] == '\\') /* stops at the opening quote at the latest */
+			b--;
+		if (!((p - b) & 1))
 			return p + 1;
 	}
 }

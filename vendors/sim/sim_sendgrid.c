@@ -148,7 +148,7 @@ static int sg_apply(buf_t *out, const char *src, size_t len, json_t *subs, int *
 		const char *p = out->p, *end = out->p + out->len, *q;
 		buf_reset(&tmp);
 		int hit = 0;
-		while ((q = memmem(p, (size_t)(end - p), k, kl))) {
+		while ((q = sim_memfind(p, (size_t)(end - p), k, kl))) {
 			rc = rc ? rc : buf_append(&tmp, p, (size_t)(q - p));
 			rc = rc ? rc : buf_append(&tmp, json_string_value(v), json_string_length(v));
 			p = q + kl;
@@ -537,7 +537,7 @@ static int sg_apply_list(buf_t *out, buf_t *tmp, const char *src, size_t len, co
 		const char *p = out->p, *end = out->p + out->len, *q;
 		buf_reset(tmp);
 		int hit = 0;
-		while ((q = memmem(p, (size_t)(end - p), sb->k, sb->kl))) {
+		while ((q = sim_memfind(p, (size_t)(end - p), sb->k, sb->kl))) {
 			rc = rc ? rc : buf_append(tmp, p, (size_t)(q - p));
 			rc = rc ? rc : buf_append(tmp, sb->v, sb->vl);
 			p = q + sb->kl;

@@ -94,6 +94,19 @@ static int b64url_val(int c)
 	       : c >= '0' && c <= '9' ? c - '0' + 52 : c == '-' ? 62 : c == '_' ? 63 : -1;
 }
 
+const char *sim_memfind(const char *h, size_t hl, const char *n, size_t nl)
+{
+	if (!nl)
+		return h;
+	const char *p = h, *end = h + hl;
+	while ((size_t)(end - p) >= nl && (p = memchr(p, n[0], (size_t)(end - p) - nl + 1))) {
+		if (!memcmp(p, n, nl))
+			return p;
+		p++;
+	}
+	return NULL;
+}
+
 /* Is the unsubscribe link of one accepted email intact? lu = its
  * List-Unsubscribe value ("<url>") after substitution, body[0..nbody) its
  * text/html after substitution. Counted in the vendor's stats:
@@ -107,8 +120,8 @@ void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf
 		atomic_fetch_add(&sv->subs_applied, 1);
 	int left = 0;
 	for (size_t i = 0; i < nbody; i++)
-		left |= memmem(body[i].p, body[i].len, "{{{tocsin:", 10) != NULL ||
-		        memmem(body[i].p, body[i].len, "%recipient.", 11) != NULL;
+		left |= sim_memfind(body[i].p, body[i].len, "{{{tocsin:", 10) != NULL ||
+		        sim_memfind(body[i].p, body[i].len, "%recipient.", 11) != NULL;
 	if (lu && (strstr(lu, "{{{tocsin:") || strstr(lu, "%recipient.")))
 		left = 1;
 	if (left)
@@ -122,7 +135,7 @@ void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf
 	const char *url = a + 1;
 	size_t ul = (size_t)(z - url);
 	for (size_t i = 0; i < nbody; i++)
-		if (!memmem(body[i].p, body[i].len, url, ul))
+		if (!sim_memfind(body[i].p, body[i].len, url, ul))
 			return;
 	const char *tok = NULL;
 	for (const char *q = url; (q = memmem(q, (size_t)(url + ul - q), "/u/", 3)); q += 3)
