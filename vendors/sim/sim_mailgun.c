@@ -32,7 +32,7 @@ static int mg_apply(buf_t *out, const char *src, size_t len, json_t *vars, int *
 	buf_reset(out);
 	const char *p = src, *end = src + len, *q;
 	int rc = 0;
-	while (!rc && (q = memmem(p, (size_t)(end - p), "%recipient.", 11))) {
+	while (!rc && (q = sim_memfind(p, (size_t)(end - p), "%recipient.", 11))) {
 		const char *n = q + 11, *ne = memchr(n, '%', (size_t)(end - n));
 		char name[128];
 		json_t *v = NULL;
@@ -134,6 +134,160 @@ static void mg_event(sim_t *s, sim_vendor_t *sv, const char *url, const char *ev
 	free(body);
 }
 
+/* one /messages request as read: its fields (spans into the form) and its addresses */
+typedef struct mg_req {
+	const mp_field_t *from, *subject, *text, *html, *rv, *vid, *hlu;
+	char (*tos)[320]; /* 1001 entries; NULL when out of memory */
+	int nto, badto;   /* badto: 1 = an entry is not an address, 2 = too many */
+	json_t *rvj;      /* recipient-variables, parsed */
+} mg_req_t;
+
+/* the fields of the body (multipart or urlencoded) into fs[0..2100); -1 when it is neither */
+static int mg_fields(sim_req_t *rq, mp_field_t *fs, sim_form_t *fm)
+{
+	const char *ct = sim_hdr(rq, "Content-Type");
+	if (ct && !strncasecmp(ct, "multipart/form-data", 19))
+		return sim_mp_parse(ct, rq->body, rq->bodylen, fs, 2100);
+	if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) ||
+	    sim_form_parse(rq->body, rq->bodylen, fm))
+		return -1;
+	int nf = 0;
+	for (size_t i = 0; i < fm->n && nf < 2100; i++, nf++) {
+		vnd_cpy(fs[nf].name, sizeof fs[nf].name, fm->name[i]);
+		fs[nf].val = fm->val[i];
+		fs[nf].len = strlen(fm->val[i]);
+	}
+	return nf;
+}
+
+/* the fields Mailgun reads, and every `to` address */
+static void mg_pick(const mp_field_t *fs, int nf, mg_req_t *r)
+{
+	memset(r, 0, sizeof *r);
+	r->tos = malloc(1001 * sizeof *r->tos);
+	for (int i = 0; r->tos && i < nf; i++) {
+		const char *n = fs[i].name;
+		if (!strcmp(n, "from"))
+			r->from = &fs[i];
+		else if (!strcmp(n, "to") && !r->badto && mg_addrs(fs[i].val, fs[i].len, r->tos, 1001, &r->nto))
+			r->badto = r->nto < 1001 ? 1 : 2;
+		else if (!strcmp(n, "subject"))
+			r->subject = &fs[i];
+		else if (!strcmp(n, "text"))
+			r->text = &fs[i];
+		else if (!strcmp(n, "html"))
+			r->html = &fs[i];
+		else if (!strcmp(n, "recipient-variables"))
+			r->rv = &fs[i];
+		else if (!strcmp(n, "v:tocsin_id"))
+			r->vid = &fs[i];
+		else if (!strcmp(n, "h:List-Unsubscribe"))
+			r->hlu = &fs[i];
+	}
+	r->rvj = r->rv ? json_loadb(r->rv->val, r->rv->len, 0, NULL) : NULL;
+}
+
+/* Mailgun's checks in its order: 1 with the error answered, 0 when the request is good */
+static int mg_refused(const mg_req_t *r, sim_ans_t *ans)
+{
+	if (!r->tos)
+		mg_error(ans, 500, "out of memory");
+	else if (!r->from || !r->from->len)
+		mg_error(ans, 400, "'from' parameter is missing");
+	else if (r->badto == 1)
+		mg_error(ans, 400, "'to' parameter is not a valid address. please check documentation");
+	else if (!r->nto)
+		mg_error(ans, 400, "'to' parameter is missing");
+	else if (r->nto > 1000 || r->badto == 2)
+		mg_error(ans, 400, "'to' parameter: too many recipients (max 1000)");
+	else if (!r->subject)
+		mg_error(ans, 400, "'subject' parameter is missing");
+	else if (!r->text && !r->html)
+		mg_error(ans, 400, "Need at least one of 'text' or 'html' parameters specified");
+	else if (r->rv && !json_is_object(r->rvj))
+		mg_error(ans, 400, "recipient-variables parameter is not a valid JSON");
+	else
+		return 0;
+	return 1;
+}
+
+/* recipient to's message as Mailgun would write it: recorded and checked */
+static void mg_rebuild(sim_vendor_t *sv, const sim_fault_t *f, const mg_req_t *r, const char *to)
+{
+	json_t *vars = json_object_get(r->rvj, to);
+	buf_t parts[2], lub, sb;
+	size_t np = 0;
+	int applied = 0, at[2] = {-1, -1};
+	const mp_field_t *bodies[2] = {r->text, r->html};
+	for (int k = 0; k < 2; k++) {
+		if (!bodies[k])
+			continue;
+		buf_init(&parts[np], SIM_PART_MAX);
+		mg_apply(&parts[np], bodies[k]->val, bodies[k]->len, vars, &applied);
+		at[k] = (int)np++;
+	}
+	buf_init(&sb, SIM_PART_MAX);
+	mg_apply(&sb, r->subject->val, r->subject->len, vars, &applied);
+	sim_email_digest(sv, f, to, sb.p ? sb.p : "", sb.len, at[0] < 0 ? NULL : parts[at[0]].p ? parts[at[0]].p : "",
+	                 at[0] < 0 ? 0 : parts[at[0]].len, at[1] < 0 ? NULL : parts[at[1]].p ? parts[at[1]].p : "",
+	                 at[1] < 0 ? 0 : parts[at[1]].len);
+	buf_free(&sb);
+	buf_init(&lub, SIM_PART_MAX);
+	const char *lu = NULL;
+	if (r->hlu && !mg_apply(&lub, r->hlu->val, r->hlu->len, vars, &applied) && !buf_putc(&lub, 0))
+		lu = lub.p;
+	sim_email_check(sv, to, lu, parts, np, applied);
+	buf_free(&lub);
+	for (size_t k = 0; k < np; k++)
+		buf_free(&parts[k]);
+}
+
+/* a good request: answered 200, each recipient counted, rebuilt and given its event */
+static void mg_accept(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const mg_req_t *r,
+                      const char *domain, sim_ans_t *ans)
+{
+	sim_fault_t f = *fp;
+	char mid[200], ref[40], tsb[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(tsb, sizeof tsb, "%Y%m%d%H%M%S", &tm);
+	sim_ref(s, sv, "", ref, 17);
+	snprintf(mid, sizeof mid, "<%s.1.%s@%.100s>", tsb, ref, domain);
+	ans->status = 200;
+	ans->ctype = "application/json";
+	buf_puts(&ans->body, "{\"id\":");
+	buf_json_str(&ans->body, mid, strlen(mid));
+	buf_puts(&ans->body, ",\"message\":\"Queued. Thank you.\"}");
+	sim_note_accepted(sv, (uint64_t)r->nto);
+	char ub[600];
+	const char *rurl = f.receipts ? sim_hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
+	const mp_field_t *vid = r->vid;
+	for (int i = 0; i < r->nto; i++) {
+		const char *to = r->tos[i];
+		char idb[80];
+		const char *id = json_string_value(json_object_get(json_object_get(r->rvj, to), "tocsin_id"));
+		if (!id && vid && vid->len < sizeof idb && (vid->len < 11 || memcmp(vid->val, "%recipient.", 11))) {
+			memcpy(idb, vid->val, vid->len);
+			idb[vid->len] = 0;
+			id = idb;
+		}
+		char subj[256] = "";
+		memcpy(subj, r->subject->val, r->subject->len < sizeof subj ? r->subject->len : sizeof subj - 1);
+		sim_count_id(sv, id, to, subj);
+		mg_rebuild(sv, &f, r, to);
+		if (!rurl)
+			continue;
+		if (f.optout_rate > 0 && sim_rand(s) < f.optout_rate)
+			mg_event(s, sv, rurl, "unsubscribed", NULL, to, id, mid, f.receipt_delay_ms);
+		else if ((f.permanent_rate > 0 && sim_rand(s) < f.permanent_rate) ||
+		         !(f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate))
+			mg_event(s, sv, rurl, "failed", "permanent", to, id, mid, f.receipt_delay_ms);
+		else
+			mg_event(s, sv, rurl, "delivered", NULL, to, id, mid, f.receipt_delay_ms);
+	}
+}
+
 void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans)
 {
 	sim_vendor_t *sv = sim_find(s, SIM_MAILGUN, mg_match, domain);
@@ -164,138 +318,22 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 		mg_error(ans, 500, "out of memory");
 		return;
 	}
-	const char *ct = sim_hdr(rq, "Content-Type");
-	int nf = 0;
 	sim_form_t fm;
 	memset(&fm, 0, sizeof fm);
-	if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
-		nf = sim_mp_parse(ct, rq->body, rq->bodylen, fs, 2100);
-	} else if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33) &&
-	           !sim_form_parse(rq->body, rq->bodylen, &fm)) {
-		for (size_t i = 0; i < fm.n && nf < 2100; i++, nf++) {
-			vnd_cpy(fs[nf].name, sizeof fs[nf].name, fm.name[i]);
-			fs[nf].val = fm.val[i];
-			fs[nf].len = strlen(fm.val[i]);
-		}
-	} else
-		nf = -1;
+	int nf = mg_fields(rq, fs, &fm);
 	if (nf < 0) {
 		sim_form_free(&fm);
 		free(fs);
 		mg_error(ans, 400, "Bad request: the body is not a valid multipart/form-data or urlencoded form");
 		return;
 	}
-	const mp_field_t *from = NULL, *subject = NULL, *text = NULL, *html = NULL, *rv = NULL, *vid = NULL,
-	                 *hlu = NULL;
-	int nto = 0, badto = 0;
-	char(*tos)[320] = malloc(1001 * sizeof *tos);
-	for (int i = 0; tos && i < nf; i++) {
-		const char *n = fs[i].name;
-		if (!strcmp(n, "from"))
-			from = &fs[i];
-		else if (!strcmp(n, "to") && !badto && mg_addrs(fs[i].val, fs[i].len, tos, 1001, &nto))
-			badto = nto < 1001 ? 1 : 2;
-		else if (!strcmp(n, "subject"))
-			subject = &fs[i];
-		else if (!strcmp(n, "text"))
-			text = &fs[i];
-		else if (!strcmp(n, "html"))
-			html = &fs[i];
-		else if (!strcmp(n, "recipient-variables"))
-			rv = &fs[i];
-		else if (!strcmp(n, "v:tocsin_id"))
-			vid = &fs[i];
-		else if (!strcmp(n, "h:List-Unsubscribe"))
-			hlu = &fs[i];
-	}
-	json_t *rvj = rv ? json_loadb(rv->val, rv->len, 0, NULL) : NULL;
-	if (!tos)
-		mg_error(ans, 500, "out of memory");
-	else if (!from || !from->len)
-		mg_error(ans, 400, "'from' parameter is missing");
-	else if (badto == 1)
-		mg_error(ans, 400, "'to' parameter is not a valid address. please check documentation");
-	else if (!nto)
-		mg_error(ans, 400, "'to' parameter is missing");
-	else if (nto > 1000 || badto == 2)
-		mg_error(ans, 400, "'to' parameter: too many recipients (max 1000)");
-	else if (!subject)
-		mg_error(ans, 400, "'subject' parameter is missing");
-	else if (!text && !html)
-		mg_error(ans, 400, "Need at least one of 'text' or 'html' parameters specified");
-	else if (rv && !json_is_object(rvj))
-		mg_error(ans, 400, "recipient-variables parameter is not a valid JSON");
-	else {
-		char mid[200], ref[40], tsb[32];
-		time_t t = time(NULL);
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(tsb, sizeof tsb, "%Y%m%d%H%M%S", &tm);
-		sim_ref(s, sv, "", ref, 17);
-		snprintf(mid, sizeof mid, "<%s.1.%s@%.100s>", tsb, ref, domain);
-		ans->status = 200;
-		ans->ctype = "application/json";
-		buf_puts(&ans->body, "{\"id\":");
-		buf_json_str(&ans->body, mid, strlen(mid));
-		buf_puts(&ans->body, ",\"message\":\"Queued. Thank you.\"}");
-		sim_note_accepted(sv, (uint64_t)nto);
-		char ub[600];
-		const char *rurl = f.receipts ? sim_hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
-		for (int i = 0; i < nto; i++) {
-			const char *to = tos[i];
-			char idb[80];
-			const char *id = json_string_value(json_object_get(json_object_get(rvj, to), "tocsin_id"));
-			if (!id && vid && vid->len < sizeof idb && (vid->len < 11 || memcmp(vid->val, "%recipient.", 11))) {
-				memcpy(idb, vid->val, vid->len);
-				idb[vid->len] = 0;
-				id = idb;
-			}
-			char subj[256] = "";
-			if (subject)
-				memcpy(subj, subject->val, subject->len < sizeof subj ? subject->len : sizeof subj - 1);
-			sim_count_id(sv, id, to, subj);
-			{ /* the recipient's message as Mailgun would write it */
-				json_t *vars = json_object_get(rvj, to);
-				buf_t parts[2], lub, sb;
-				size_t np = 0;
-				int applied = 0, at[2] = {-1, -1};
-				const mp_field_t *bodies[2] = {text, html};
-				for (int k = 0; k < 2; k++) {
-					if (!bodies[k])
-						continue;
-					buf_init(&parts[np], SIM_PART_MAX);
-					mg_apply(&parts[np], bodies[k]->val, bodies[k]->len, vars, &applied);
-					at[k] = (int)np++;
-				}
-				buf_init(&sb, SIM_PART_MAX);
-				mg_apply(&sb, subject->val, subject->len, vars, &applied);
-				sim_email_digest(sv, &f, to, sb.p ? sb.p : "", sb.len, at[0] < 0 ? NULL : parts[at[0]].p ? parts[at[0]].p : "",
-				                 at[0] < 0 ? 0 : parts[at[0]].len, at[1] < 0 ? NULL : parts[at[1]].p ? parts[at[1]].p : "",
-				                 at[1] < 0 ? 0 : parts[at[1]].len);
-				buf_free(&sb);
-				buf_init(&lub, SIM_PART_MAX);
-				const char *lu = NULL;
-				if (hlu && !mg_apply(&lub, hlu->val, hlu->len, vars, &applied) && !buf_putc(&lub, 0))
-					lu = lub.p;
-				sim_email_check(sv, to, lu, parts, np, applied);
-				buf_free(&lub);
-				for (size_t k = 0; k < np; k++)
-					buf_free(&parts[k]);
-			}
-			if (!rurl)
-				continue;
-			if (f.optout_rate > 0 && sim_rand(s) < f.optout_rate)
-				mg_event(s, sv, rurl, "unsubscribed", NULL, to, id, mid, f.receipt_delay_ms);
-			else if ((f.permanent_rate > 0 && sim_rand(s) < f.permanent_rate) ||
-			         !(f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate))
-				mg_event(s, sv, rurl, "failed", "permanent", to, id, mid, f.receipt_delay_ms);
-			else
-				mg_event(s, sv, rurl, "delivered", NULL, to, id, mid, f.receipt_delay_ms);
-		}
-	}
-	json_decref(rvj);
+	mg_req_t r;
+	mg_pick(fs, nf, &r);
+	if (!mg_refused(&r, ans))
+		mg_accept(s, sv, &f, &r, domain, ans);
+	json_decref(r.rvj);
 	sim_form_free(&fm);
-	free(tos);
+	free(r.tos);
 	free(fs);
 }
 
