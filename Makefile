@@ -1,5 +1,5 @@
 # tocsin -- one Makefile: explicit object lists, -MMD deps.
-# Targets: all deps test demo bench asan fuzz clean. A bare `make` builds `all`.
+# Targets: all deps test lint demo bench asan fuzz clean. A bare `make` builds `all`.
 
 .DEFAULT_GOAL := all
 
@@ -13,7 +13,7 @@ LDLIBS   += -lrdkafka -lcurl -ljansson -lsqlite3 -lmicrohttpd -lcrypto -lpthread
 # Debian packages the build, tests and demo need; `make deps` installs the missing ones.
 DEB_PKGS := gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libjansson-dev \
             libsqlite3-dev libmicrohttpd-dev libcmocka-dev libssl-dev sqlite3 curl \
-            procps python3 chromium prometheus tzdata
+            procps python3 chromium prometheus tzdata clang-format
 # Commands whose Debian package is installed only when the command is missing (a machine
 # may already have Node.js from elsewhere, whose npm conflicts with Debian's).
 DEB_CMDS := node:nodejs npm:npm
@@ -92,7 +92,7 @@ fuzz:
 	    if [ $$rc -ne 0 ]; then echo "fuzz: $$n FAILED (exit $$rc), log: build-fuzz/$$n.log"; exit 1; fi; \
 	done
 
-.PHONY: all deps test unit it demo bench asan fuzz clean
+.PHONY: all deps test unit it lint lint-src lint-format demo bench asan fuzz clean
 # BIN: where the binary goes (a helper building in its own BUILD dir sets BIN too).
 BIN      ?= tocsin
 all: $(BIN)
@@ -136,6 +136,15 @@ it: $(BIN)
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@TOCSIN_BIN=$(abspath $(BIN)) tests/run-all.sh $(UNIT_BINS)
+
+# style (tools/lint.sh): lint-src = role comment, banned calls, trailing blanks, line length;
+# lint-format = clang-format --dry-run -Werror with .clang-format; lint = both
+lint:
+	@tools/lint.sh
+lint-src:
+	@tools/lint.sh --src
+lint-format:
+	@tools/lint.sh --format
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/num.h"
 
 static size_t sink(char *p, size_t s, size_t n, void *u)
 {
@@ -30,8 +31,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *host = argv[1], *sid = argv[2], *tok = argv[3];
-	long n = atol(argv[4]);
-	int conc = atoi(argv[5]);
+	int64_t n;
+	int conc;
+	if (num_i64(argv[4], 1, INT64_MAX, &n) || num_int(argv[5], 1, 100000, &conc)) {
+		fprintf(stderr, "bench_curl: N and CONCURRENCY must be whole numbers >= 1\n");
+		return 2;
+	}
 	char url[512], userpwd[256];
 	snprintf(url, sizeof url, "http://%s/2010-04-01/Accounts/%s/Messages.json", host, sid);
 	snprintf(userpwd, sizeof userpwd, "%s:%s", sid, tok);

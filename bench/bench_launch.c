@@ -18,6 +18,7 @@
 #include "core/msg.h"
 #include "producer/camp.h"
 #include "producer/prod.h"
+#include "core/num.h"
 
 static double thread_cpu_s(void)
 {
@@ -57,7 +58,8 @@ static int64_t outbox_total(rd_kafka_t *rk)
 
 int main(int argc, char **argv)
 {
-	long n = argc > 1 ? atol(argv[1]) : 1000000;
+	int64_t v = 1000000;
+	long n = argc > 1 && num_i64(argv[1], 1000, 7000000, &v) ? -1 : (long)v;
 	if (n < 1000 || n > 7000000) {
 		fprintf(stderr, "usage: bench_launch [ROWS 1000..7000000]\n");
 		return 2;

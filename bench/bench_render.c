@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "templates/sms.h"
 #include "templates/tmpl.h"
+#include "core/num.h"
 
 /* ---- malloc interposer: every allocation in the process goes through here ---- */
 extern void *__libc_malloc(size_t);
@@ -49,7 +50,8 @@ static const char *cities[] = {"Reno", "Las Vegas", "Carson City", "Henderson", 
 
 int main(int argc, char **argv)
 {
-	long n = argc > 1 ? atol(argv[1]) : 5000000;
+	int64_t v = 5000000;
+	long n = argc > 1 && num_i64(argv[1], 1000, 200000000, &v) ? -1 : (long)v;
 	if (n < 1000 || n > 200000000) {
 		fprintf(stderr, "usage: bench_render [renders (1000..200000000), default 5000000]\n");
 		return 2;

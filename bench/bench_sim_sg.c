@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "core/num.h"
 
 /* the adapter's request shape (as bench_email.sh's ceiling): 1000 personalizations with
  * their own id, List-Unsubscribe and unsubscribe-URL substitution; personal: also
@@ -77,7 +78,8 @@ static double run(sim_t *s, sim_vendor_t *sv, buf_t *bodies, int nb, int mode, i
 			(*bad)++;
 	}
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-	if (atomic_load(&sv->accepted) - acc0 != (uint64_t)reps * 1000 || atomic_load(&sv->unsub_ok) - ok0 != (uint64_t)reps * 1000)
+	if (atomic_load(&sv->accepted) - acc0 != (uint64_t)reps * 1000 ||
+	    atomic_load(&sv->unsub_ok) - ok0 != (uint64_t)reps * 1000)
 		(*bad)++;
 	buf_free(&ans.body);
 	return ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) / reps;
@@ -85,7 +87,9 @@ static double run(sim_t *s, sim_vendor_t *sv, buf_t *bodies, int nb, int mode, i
 
 int main(int argc, char **argv)
 {
-	int reps = argc > 1 ? atoi(argv[1]) : 200;
+	int reps = 200;
+	if (argc > 1 && num_int(argv[1], 1, 100000, &reps))
+		reps = -1;
 	if (reps < 1 || reps > 100000) {
 		fprintf(stderr, "usage: bench_sim_sg [REPS (1-100000, default 200)]\n");
 		return 2;

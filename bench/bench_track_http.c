@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "core/num.h"
 
 /* Usage: bench_track_http HOST:PORT PATH SECONDS [CONNECTIONS]
  * Prints one line: requests rps p50_ms p99_ms max_ms over50 bad
@@ -141,10 +142,12 @@ int main(int argc, char **argv)
 	}
 	char host[64];
 	const char *colon = strrchr(argv[1], ':');
-	int conns = argc > 4 ? atoi(argv[4]) : 4;
+	int conns = 4, port = 0;
 	double secs = atof(argv[3]);
+	if (argc > 4 && num_int(argv[4], 1, 64, &conns))
+		conns = -1;
 	if (!colon || (size_t)(colon - argv[1]) >= sizeof host || conns < 1 || conns > 64 ||
-	    secs <= 0 || secs > 600) {
+	    num_int(colon + 1, 1, 65535, &port) || secs <= 0 || secs > 600) {
 		fprintf(stderr, "bench_track_http: bad arguments\n");
 		return 2;
 	}
@@ -154,7 +157,7 @@ int main(int argc, char **argv)
 	pthread_t *ids = calloc((size_t)conns, sizeof *ids);
 	for (int i = 0; i < conns; i++) {
 		ts[i].sa.sin_family = AF_INET;
-		ts[i].sa.sin_port = htons((uint16_t)atoi(colon + 1));
+		ts[i].sa.sin_port = htons((uint16_t)port);
 		inet_pton(AF_INET, host, &ts[i].sa.sin_addr);
 		ts[i].path = argv[2];
 		ts[i].secs = secs;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/num.h"
 
 /* Usage: bench_track_ingest [messages] [random] (default 200000; 3 events each:
  * accepted, sent, delivered as one dispatcher at full speed produces them).
@@ -16,7 +17,8 @@
  * index then takes random inserts) instead of ascending. */
 int main(int argc, char **argv)
 {
-	long nmsg = argc > 1 ? atol(argv[1]) : 200000;
+	int64_t v = 200000;
+	long nmsg = argc > 1 && num_i64(argv[1], 1, 10000000, &v) ? -1 : (long)v;
 	if (nmsg <= 0 || nmsg > 10000000) {
 		fprintf(stderr, "bench_track_ingest: messages must be 1..10000000\n");
 		return 2;

@@ -1144,7 +1144,8 @@ int cmd_drill(cfg_t *cfg, int argc, char **argv)
 			r.n = d.audience;
 		} else {
 			double secs = DRILL_PRE_MS / 1000.0 + fault_ms(&d, r.kind) / 1000.0 +
-			              recover_budget_ms(&d, r.kind) / 1000.0 + (k == SC_CANCEL || k == SC_STOP ? 10 : 4);
+			              recover_budget_ms(&d, r.kind) / 1000.0 +
+			              (k == SC_CANCEL || k == SC_STOP ? 10 : 4);
 			/* as many as the fault and its recovery need, at most N -- unless N would end
 			 * the blast before the fault does */
 			double least = d.rate * (DRILL_PRE_MS + fault_ms(&d, r.kind) + 4000) / 1000.0;

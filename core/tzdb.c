@@ -1,6 +1,7 @@
 /* tzdb.c -- a recipient's time zone(s): IANA name, else ZIP, else state, else phone prefix (data/tz/). */
 #include "core/tzdb.h"
 #include "core/err.h"
+#include "core/num.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -210,9 +211,13 @@ static int row_phone(tzdb_t *db, char **f, int nf, char *err, size_t errlen)
 
 static int zip5(const char *s, size_t len)
 {
-	if (len != 5 || strspn(s, "0123456789") < 5)
+	char d[6];
+	int v;
+	if (len != 5)
 		return -1;
-	return atoi(s);
+	memcpy(d, s, 5); /* s need not end after its 5 digits */
+	d[5] = 0;
+	return num_int(d, 0, 99999, &v) ? -1 : v;
 }
 
 static int row_zip(tzdb_t *db, char **f, int nf, char *err, size_t errlen)

@@ -29,9 +29,10 @@ static char *rel_path(const char *campfile, const char *p)
 	if (!slash)
 		return strdup(p);
 	size_t dl = (size_t)(slash - campfile);
-	char *r = malloc(dl + strlen(p) + 2);
+	size_t n = dl + strlen(p) + 2;
+	char *r = malloc(n);
 	if (r)
-		sprintf(r, "%.*s/%s", (int)dl, campfile, p);
+		snprintf(r, n, "%.*s/%s", (int)dl, campfile, p);
 	return r;
 }
 

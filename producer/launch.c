@@ -2,11 +2,13 @@
 #include "core/cmd.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/num.h"
 #include "producer/camp.h"
 #include "producer/prod.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,8 +96,9 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 	int check = 0, dry_run = 0;
 	prod_opts_t po = {.max_lag = -1, .progress = 1};
 	const char *ck = getenv("TOCSIN_LAUNCH_CHECKPOINT_MS"); /* tests and benches */
-	if (ck && atoi(ck) > 0)
-		po.ckpt_every_ms = atoi(ck);
+	int ck_ms;
+	if (ck && !num_int(ck, 1, INT_MAX, &ck_ms))
+		po.ckpt_every_ms = ck_ms;
 	int o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

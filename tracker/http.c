@@ -1172,10 +1172,10 @@ static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char
 		char kind[16], name[256], action[16];
 		const char *p = url + 5;
 		if (!strncmp(p, "campaigns/", 10)) {
-			strcpy(kind, "campaign");
+			snprintf(kind, sizeof kind, "campaign");
 			p += 10;
 		} else if (!strncmp(p, "vendors/", 8)) {
-			strcpy(kind, "vendor");
+			snprintf(kind, sizeof kind, "vendor");
 			p += 8;
 		} else
 			return answer_json_err(c, 404, "not found");
@@ -1184,7 +1184,7 @@ static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char
 			return answer_json_err(c, 404, "not found");
 		memcpy(name, p, (size_t)(sl - p));
 		name[sl - p] = 0;
-		strcpy(action, sl + 1);
+		snprintf(action, sizeof action, "%s", sl + 1);
 		return control(h, c, kind, name, action);
 	}
 	if (!get)

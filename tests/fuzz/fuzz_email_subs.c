@@ -73,7 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(ps.subs_len + 13 * json_object_size(subs) < EMAIL_SUBS_MAX);
 		es_str_t o = {0};
 		const char *sp[3] = {ps.subject, ps.text, ps.html}, *qp[3] = {pi.subject, pi.text, pi.html};
-		size_t spl[3] = {ps.subject_len, ps.text_len, ps.html_len}, qpl[3] = {pi.subject_len, pi.text_len, pi.html_len};
+		size_t spl[3] = {ps.subject_len, ps.text_len, ps.html_len},
+		       qpl[3] = {pi.subject_len, pi.text_len, pi.html_len};
 		for (int k = 0; k < 3; k++) {
 			check((sp[k] == NULL) == (qp[k] == NULL));
 			if (!sp[k])

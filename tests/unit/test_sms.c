@@ -246,7 +246,8 @@ static void test_fast_path(void **state)
 				b[pos] = (char)c;
 				sms_info_t in;
 				assert_int_equal(sms_analyze(b, (size_t)len, &in), 0);
-				if (in.enc != ref.enc || (in.enc == SMS_GSM7 && in.units != len - 1 + (ref.units - 2)) ||
+				if (in.enc != ref.enc ||
+				    (in.enc == SMS_GSM7 && in.units != len - 1 + (ref.units - 2)) ||
 				    (in.enc == SMS_UCS2 && in.units != len))
 					fail_msg("byte 0x%02x at %d of %d: %s/%d, short form %s/%d", c, pos, len,
 					         sms_enc_name(in.enc), in.units, sms_enc_name(ref.enc), ref.units);

@@ -683,7 +683,8 @@ int main(void)
 	    cmocka_unit_test(test_vendor_kept_and_moved), cmocka_unit_test(test_series_and_codes),
 	    cmocka_unit_test(test_campaign_latest_wins), cmocka_unit_test(test_receipt_before_campaign),
 	    cmocka_unit_test(test_readonly_missing),  cmocka_unit_test(test_last_campaign),
-	    cmocka_unit_test(test_lat_total),         cmocka_unit_test(test_seen),         cmocka_unit_test(test_deferrals_counted),
+	    cmocka_unit_test(test_lat_total),         cmocka_unit_test(test_seen),
+	    cmocka_unit_test(test_deferrals_counted),
 	    cmocka_unit_test(test_resend_new_attempt), cmocka_unit_test(test_migrate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -702,7 +702,8 @@ static int sg_same(const char *body)
 		fail_msg("scanner differs for %.300s\n jansson: %u %s acc %llu subs %llu chk %llu ok %llu unr %llu ids %llu\n"
 		         " scanner: %u %s acc %llu subs %llu chk %llu ok %llu unr %llu ids %llu",
 		         body, a.status, a.body, (unsigned long long)a.accepted, (unsigned long long)a.subs,
-		         (unsigned long long)a.checked, (unsigned long long)a.unsub_ok, (unsigned long long)a.unreplaced,
+		         (unsigned long long)a.checked, (unsigned long long)a.unsub_ok,
+		         (unsigned long long)a.unreplaced,
 		         (unsigned long long)a.sightings, b.status, b.body, (unsigned long long)b.accepted,
 		         (unsigned long long)b.subs, (unsigned long long)b.checked, (unsigned long long)b.unsub_ok,
 		         (unsigned long long)b.unreplaced, (unsigned long long)b.sightings);
@@ -1332,7 +1333,8 @@ int main(void)
 	    cmocka_unit_test(test_sendgrid_batch_build),
 	    cmocka_unit_test(test_sig_vectors), cmocka_unit_test(test_vonage_signed_webhooks),
 	    cmocka_unit_test(test_vonage_sig_config),    cmocka_unit_test(test_vonage_json_basic),
-	    cmocka_unit_test(test_form),                 cmocka_unit_test(test_segments),             cmocka_unit_test(test_twilio_list_fetch),
+	    cmocka_unit_test(test_form),                 cmocka_unit_test(test_segments),
+	    cmocka_unit_test(test_twilio_list_fetch),
 	    cmocka_unit_test(test_sendgrid_fidelity),    cmocka_unit_test(test_mailgun_fidelity),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -6,6 +6,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/num.h"
 #include "core/runfile.h"
 #include "core/sig.h"
 
@@ -70,8 +71,7 @@ int cmd_vendor_sim(cfg_t *cfg, int argc, char **argv)
 		switch (o) {
 		case 'l': listen = optarg; break;
 		case 't':
-			threads = atoi(optarg);
-			if (threads < 1 || threads > 64) {
+			if (num_int(optarg, 1, 64, &threads)) {
 				fprintf(stderr, "tocsin vendor-sim: --threads must be 1..64\n");
 				return 2;
 			}

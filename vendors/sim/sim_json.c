@@ -381,7 +381,8 @@ static size_t dec(sj_t t, char *out)
 			m[2] = (unsigned char)(0x80 | (u & 0x3F)), k = 3;
 		else
 			m[0] = (unsigned char)(0xF0 | (u >> 18)), m[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3F)),
-			m[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3F)), m[3] = (unsigned char)(0x80 | (u & 0x3F)), k = 4;
+			m[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3F)),
+			m[3] = (unsigned char)(0x80 | (u & 0x3F)), k = 4;
 		if (out)
 			memcpy(out + n, m, k);
 		n += k;

@@ -683,7 +683,8 @@ sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, si
 			int n = snprintf(up, sizeof up, "%s:%s", sv->kind == SIM_MAILGUN ? "api" : (v->account ? v->account : ""),
 			                 sv->secret);
 			memcpy(sv->basic, "Basic ", 6);
-			if (n < 0 || (size_t)n >= sizeof up || vnd_b64(u, (size_t)n, sv->basic + 6, sizeof sv->basic - 6) < 0)
+			if (n < 0 || (size_t)n >= sizeof up ||
+			    vnd_b64(u, (size_t)n, sv->basic + 6, sizeof sv->basic - 6) < 0)
 				sv->basic[0] = 0;
 		}
 		json_t *wk = v->raw ? json_object_get(v->raw, "webhook_key_env") : NULL;
