@@ -25,6 +25,8 @@ void buf_free(buf_t *b)
 
 int buf_reserve(buf_t *b, size_t extra)
 {
+	if (b->len > b->max || (b->cap ? b->len >= b->cap : b->len != 0))
+		tocsin_panic("buffer of %zu bytes holds %zu (cap %zu)", b->cap, b->len, b->max);
 	if (extra > b->max || b->len > b->max - extra)
 		return TOCSIN_ERR_TOOBIG;
 	size_t need = b->len + extra + 1;

@@ -1,5 +1,10 @@
-/* err.c -- strings for the tocsin error enum. */
+/* err.c -- strings for the tocsin error enum, and the panic of a broken invariant. */
 #include "core/err.h"
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 const char *tocsin_strerror(int err)
 {
@@ -20,4 +25,16 @@ const char *tocsin_strerror(int err)
 	case TOCSIN_ERR_AUTH: return "authentication failed";
 	}
 	return "unknown error";
+}
+
+void tocsin_panic_at(const char *func, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_error("event=panic func=%s msg=\"%s\"", func, msg);
+	fprintf(stderr, "tocsin: panic: %s: %s\n", func, msg);
+	abort();
 }

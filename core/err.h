@@ -23,4 +23,16 @@ typedef enum tocsin_err {
 /* A static string for err (never NULL, never to be freed). Any thread. */
 const char *tocsin_strerror(int err);
 
+/* Abort naming the function, Postfix's msg_panic: an invariant of a lifecycle or a data
+ * structure broke -- a bug, never bad input (that is refused with an error). One line to the
+ * log (event=panic func=<function> msg="...") and to stderr, then abort(). Never compiled
+ * out (it does not depend on NDEBUG). Any thread. */
+#define tocsin_panic(...) tocsin_panic_at(__func__, __VA_ARGS__)
+void tocsin_panic_at(const char *func, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
+
+/* tocsin_panic("invariant broken: <cond>") unless cond holds. */
+#define TOCSIN_CHECK(cond) \
+	((cond) ? (void)0 : tocsin_panic_at(__func__, "invariant broken: %s", #cond))
+
 #endif

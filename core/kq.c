@@ -436,8 +436,11 @@ int kq_read(rd_kafka_t *rk, kq_read_t *r, kq_record_fn fn, void *ud, char *err, 
 				snprintf(err, errlen, "%s: stopped at partition %d offset %lld", r->topic,
 				         (int)m->partition, (long long)m->offset);
 		}
-		if (x && x->end >= 0 && m->offset + 1 >= x->end)
-			x->end = -1, left--;
+		if (x && x->end >= 0 && m->offset + 1 >= x->end) {
+			x->end = -1;
+			if (--left < 0)
+				tocsin_panic("%s: %d partitions left to read", r->topic, left);
+		}
 		rd_kafka_message_destroy(m);
 	}
 	if (!r->keep)

@@ -42,18 +42,6 @@ struct dq {
 static const char *const where_name[DQ__COUNT] = {"none", "ready", "timer", "in_flight",
                                                    "final_pending", "done"};
 
-void dq_panic_at(const char *func, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	log_error("event=panic func=%s msg=\"%s\"", func, msg);
-	fprintf(stderr, "tocsin: panic: %s: %s\n", func, msg);
-	abort();
-}
-
 static const char *wname(dq_where_t w) { return w < DQ__COUNT ? where_name[w] : "freed"; }
 
 /* msg must be in state w; else abort naming the caller. */

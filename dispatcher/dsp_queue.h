@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "core/cfg.h"
+#include "core/err.h"
 #include "core/msg.h"
 
 /* The model is Postfix's queue manager: one destination per vendor x sender
@@ -86,9 +87,8 @@ typedef struct dsp_msg {
 
 /* Abort naming the function: an invariant of the message lifecycle broke.
  * Never compiled out. */
-#define dq_panic(...) dq_panic_at(__func__, __VA_ARGS__)
-void dq_panic_at(const char *func, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 2, 3)));
+#define dq_panic(...) tocsin_panic_at(__func__, __VA_ARGS__)
+#define dq_panic_at tocsin_panic_at /* core/err.h */
 
 /* Destinations for every vendor of cfg (index like cfg->vendors): one per
  * sender pool of the vendor (slot 0..nsenders-1, as rl_sender() numbers

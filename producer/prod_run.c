@@ -236,6 +236,10 @@ static int ckpt_write(prod_t *p, int done)
 {
 	if (p->o.dry || !p->rk)
 		return 0;
+	/* a finished checkpoint covers every row read: a launch marked done is never resumed */
+	if (p->ck_rows > p->st.read || (done && p->ck_rows != p->st.read))
+		tocsin_panic("campaign %s: checkpoint at row %lld (done=%d) after %lld rows read",
+		             p->camp->id, (long long)p->ck_rows, done, (long long)p->st.read);
 	if (p->rejects)
 		fflush(p->rejects);
 	json_t *j = json_object();
@@ -763,6 +767,9 @@ static int check_delivery(prod_t *p, char *err, size_t errlen)
 static void epoch_advance_fwd(prod_t *p)
 {
 	int moved = 0;
+	if (p->ep_done > p->ep_cur)
+		tocsin_panic("checkpointed epoch %lld is past the open one %lld", (long long)p->ep_done,
+		             (long long)p->ep_cur);
 	while (p->ep_done < p->ep_cur && !p->st.delivery_failed) {
 		struct epoch *e = &p->ep[p->ep_done % EPOCHS];
 		if (!e->closed || e->delivered < e->produced)

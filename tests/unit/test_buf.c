@@ -2,7 +2,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/buf.h"
@@ -95,12 +99,64 @@ static void test_form_enc(void **state)
 	buf_free(&b);
 }
 
+/* Run fn in a child with stderr to a pipe: it must die of SIGABRT, and what it wrote is
+ * returned in out. */
+static void expect_panic(void (*fn)(void), char *out, size_t outlen)
+{
+	int fd[2];
+	assert_int_equal(pipe(fd), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fd[1], 2);
+		close(fd[0]);
+		fn();
+		_exit(0); /* not reached when the invariant check fires */
+	}
+	close(fd[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n < outlen - 1 && (r = read(fd[0], out + n, outlen - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = 0;
+	close(fd[0]);
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+static void corrupt_buf(void)
+{
+	buf_t b;
+	buf_init(&b, 64);
+	buf_puts(&b, "abc");
+	b.len = b.cap + 5; /* a writer went past the allocation */
+	buf_puts(&b, "d");
+}
+
+static void plain_panic(void) { tocsin_panic("lifecycle %s broke", "x"); }
+
+/* core/err.h: a broken invariant aborts, one line naming the function (also in a build
+ * with NDEBUG: it is never compiled out) */
+static void test_panic_names_function(void **state)
+{
+	(void)state;
+	char out[1024];
+	expect_panic(plain_panic, out, sizeof out);
+	assert_non_null(strstr(out, "tocsin: panic: plain_panic: lifecycle x broke\n"));
+	assert_non_null(strstr(out, "event=panic func=plain_panic"));
+	expect_panic(corrupt_buf, out, sizeof out);
+	assert_non_null(strstr(out, "tocsin: panic: buf_reserve: buffer of 65 bytes holds 70 (cap 64)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_append_and_cap), cmocka_unit_test(test_printf_long),
 	    cmocka_unit_test(test_i64),            cmocka_unit_test(test_json_str),
-	    cmocka_unit_test(test_form_enc),
+	    cmocka_unit_test(test_form_enc),        cmocka_unit_test(test_panic_names_function),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
