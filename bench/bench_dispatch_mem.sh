@@ -10,16 +10,7 @@ N=${1:-2000000}
 SECS=${2:-30}
 bench_setup bench_dispatch_mem
 export TOCSIN_TWILIO_TOKEN=bench-token
-cfg() {
-  cat > "$CFG" <<JSON
-{"var_dir": "$OUT/var",
- "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
-   "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",
-   "senders": {"main": {"from": "+15005550006"}}, "timeout_ms": 2000}],
- "kafka": {"max.poll.interval.ms": "10000"},
- "tracker": {"public_url": "http://127.0.0.1:9"}}
-JSON
-}
+cfg() { bench_twilio_cfg '"main": {"from": "+15005550006"}' '"timeout_ms": 2000' '"kafka": {"max.poll.interval.ms": "10000"}'; }
 cfg
 # 2M messages need more partitions than the default 12 to fit the embedded broker's
 # per-partition retention (5 MiB each).

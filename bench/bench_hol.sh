@@ -9,16 +9,7 @@ source "$(dirname "$0")/lib.sh"
 FAST=${1:-1000}; FAST_N=${2:-20000}; SLOW_N=${3:-300}
 bench_setup bench_hol
 export TOCSIN_TWILIO_TOKEN=bench-token
-cfg() {
-  cat > "$CFG" <<JSON
-{"var_dir": "$OUT/var",
- "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
-   "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",
-   "senders": {"slow": {"from": "+15005550007", "rate_per_number": 1},
-               "fast": {"from": "+15005550006", "rate_per_number": $FAST}}, "burst": 10}],
- "tracker": {"public_url": "http://127.0.0.1:9"}}
-JSON
-}
+cfg() { bench_twilio_cfg "\"slow\": {\"from\": \"+15005550007\", \"rate_per_number\": 1}, \"fast\": {\"from\": \"+15005550006\", \"rate_per_number\": $FAST}" '"burst": 10'; }
 cfg
 bench_start_broker_sim
 cfg

@@ -12,15 +12,7 @@ source "$(dirname "$0")/lib.sh"
 HELD=${1:-1000000}; N=${2:-20000}; RATE=${3:-2000}; SECS=${4:-10}
 bench_setup bench_hold
 export TOCSIN_TWILIO_TOKEN=bench-token
-cfg() {
-  cat > "$CFG" <<JSON
-{"var_dir": "$OUT/var",
- "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
-   "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",
-   "senders": {"main": {"from": "+15005550006"}}, "rate_per_s": $RATE, "burst": 20}],
- "tracker": {"public_url": "http://127.0.0.1:9"}, "quiet_hours": {"sms": {"enabled": false}}}
-JSON
-}
+cfg() { bench_twilio_cfg '"main": {"from": "+15005550006"}' "\"rate_per_s\": $RATE, \"burst\": 20" '"quiet_hours": {"sms": {"enabled": false}}'; }
 cfg
 bench_start_broker_sim --outbox-partitions 12
 cfg

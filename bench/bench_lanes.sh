@@ -10,15 +10,7 @@ source "$(dirname "$0")/lib.sh"
 BULK=${1:-30000}; URGENT=${2:-2000}; RATE=${3:-1000}
 bench_setup bench_lanes
 export TOCSIN_TWILIO_TOKEN=bench-token
-cfg() {
-  cat > "$CFG" <<JSON
-{"var_dir": "$OUT/var",
- "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
-   "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",
-   "senders": {"main": {"from": "+15005550006"}}, "rate_per_s": $RATE, "burst": 20}],
- "tracker": {"public_url": "http://127.0.0.1:9"}}
-JSON
-}
+cfg() { bench_twilio_cfg '"main": {"from": "+15005550006"}' "\"rate_per_s\": $RATE, \"burst\": 20"; }
 cfg
 bench_start_broker_sim --outbox-partitions 48
 cfg

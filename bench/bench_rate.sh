@@ -9,15 +9,7 @@ RATE=${1:-500}; SECS=${2:-20}; BURST=${3:-10}
 N=$((RATE * SECS))
 bench_setup bench_rate
 export TOCSIN_TWILIO_TOKEN=bench-token
-cfg() {
-  cat > "$CFG" <<JSON
-{"var_dir": "$OUT/var",
- "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
-   "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",
-   "senders": {"main": {"from": "+15005550006"}}, "rate_per_s": $RATE, "burst": $BURST}],
- "tracker": {"public_url": "http://127.0.0.1:9"}}
-JSON
-}
+cfg() { bench_twilio_cfg '"main": {"from": "+15005550006"}' "\"rate_per_s\": $RATE, \"burst\": $BURST"; }
 cfg
 bench_start_broker_sim
 cfg

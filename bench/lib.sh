@@ -46,6 +46,20 @@ bench_start_broker_sim() {
   curl -sf -X POST -d '{"receipts":{"enabled":false}}' "http://$SIM/_sim/config" > /dev/null
 }
 
+# bench_twilio_cfg SENDERS [VENDOR-FIELDS] [ROOT-FIELDS]: $CFG with one Twilio vendor on the
+# emulator ($SIM; a closed port until it runs, so call it again after bench_start_broker_sim):
+# SENDERS are the members of its "senders" ('"main": {"from": "+15005550006"}'), VENDOR-FIELDS
+# and ROOT-FIELDS more members of the vendor and of the document ('"rate_per_s": 100').
+bench_twilio_cfg() {
+  cat > "$CFG" <<JSON
+{"var_dir": "$OUT/var",
+ "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
+   "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",
+   "senders": {$1}${2:+, $2}}],
+ "tracker": {"public_url": "http://127.0.0.1:9"}${3:+, $3}}
+JSON
+}
+
 bench_sim_fault() { curl -sf -X POST -d "$1" "http://$SIM/_sim/config" > /dev/null; }
 bench_sim_stats() { curl -sf "http://$SIM/_sim/stats"; }
 
