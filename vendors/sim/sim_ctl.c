@@ -16,7 +16,8 @@
 #include <strings.h>
 #include <time.h>
 
-static const char *const outage_names[] = {"none", "refuse", "reset", "503", "hang"};
+static const char *const outage_names[] = {"none", "refuse", "reset", "503", "hang", "auth"};
+#define OUTAGES (sizeof outage_names / sizeof *outage_names)
 
 static void fault_json(const sim_fault_t *f, buf_t *b)
 {
@@ -144,11 +145,11 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 	if (out) {
 		const char *os = json_string_value(out);
 		int found = -1;
-		for (int i = 0; os && i < 5; i++)
+		for (int i = 0; os && i < (int)OUTAGES; i++)
 			if (!strcmp(os, outage_names[i]))
 				found = i;
 		if (found < 0) {
-			snprintf(err, errlen, "\"outage\" must be one of none, refuse, reset, 503, hang");
+			snprintf(err, errlen, "\"outage\" must be one of none, refuse, reset, 503, hang, auth");
 			return -1;
 		}
 		f.outage = found;
@@ -281,6 +282,36 @@ static void ctl_email_vendors(sim_t *s, sim_ans_t *ans, void (*fn)(sim_vendor_t 
 	ans->ctype = "application/json";
 }
 
+/* GET /_sim/ticks: per vendor, [tick, requests arrived, messages accepted] for every 50 ms
+ * tick (unix ms / 50) of the last 409.6 s with any, oldest first */
+static void ctl_ticks(sim_t *s, sim_ans_t *ans)
+{
+	buf_t *b = &ans->body;
+	buf_printf(b, "{\"tick_ms\":%d,\"vendors\":{", SIM_TICK_MS);
+	int64_t now = clock_wall_ms() / SIM_TICK_MS;
+	for (size_t i = 0; i < s->nv; i++) {
+		sim_vendor_t *sv = &s->vs[i];
+		buf_puts(b, i ? ",": "");
+		buf_json_str(b, sv->v->name, strlen(sv->v->name));
+		buf_puts(b, ":[");
+		int first = 1;
+		pthread_mutex_lock(&sv->secmu);
+		for (int64_t t = now - SIM_TICKS + 1; t <= now; t++) {
+			size_t k = (size_t)(t % SIM_TICKS);
+			if (sv->tick_key[k] != t || !(sv->tick_req[k] | sv->tick_acc[k]))
+				continue;
+			buf_printf(b, "%s[%lld,%u,%u]", first ? "" : ",", (long long)t, (unsigned)sv->tick_req[k],
+			           (unsigned)sv->tick_acc[k]);
+			first = 0;
+		}
+		pthread_mutex_unlock(&sv->secmu);
+		buf_putc(b, ']');
+	}
+	buf_puts(b, "}}");
+	ans->status = 200;
+	ans->ctype = "application/json";
+}
+
 static void ctl_reset(sim_t *s, sim_ans_t *ans)
 {
 	for (size_t i = 0; i < s->nv; i++) {
@@ -300,6 +331,7 @@ static void ctl_reset(sim_t *s, sim_ans_t *ans)
 		pthread_mutex_lock(&sv->secmu);
 		memset(sv->sec_key, 0, sizeof sv->sec_key);
 		memset(sv->sec_count, 0, sizeof sv->sec_count);
+		memset(sv->tick_key, 0, sizeof sv->tick_key);
 		pthread_mutex_unlock(&sv->secmu);
 	}
 	atomic_store(&s->wh_sent, 0);
@@ -487,6 +519,8 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		const char *c = u + 6;
 		if (!strcmp(c, "stats") && get)
 			ctl_stats(s, ans);
+		else if (!strcmp(c, "ticks") && get) /* per 50 ms: requests and acceptances */
+			ctl_ticks(s, ans);
 		else if (!strcmp(c, "email") && get) /* what the recipients would have received */
 			ctl_email_vendors(s, ans, email_counts);
 		else if (!strcmp(c, "email/digests") && get) /* the digest of what each one read */
@@ -504,7 +538,7 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		else if (!strcmp(c, "inbound") && post)
 			ctl_inbound(s, rq, ans);
 		else
-			ctl_error(ans, 404, "no such control endpoint (stats, email, email/digests, reset, config, keys, "
+			ctl_error(ans, 404, "no such control endpoint (stats, ticks, email, email/digests, reset, config, keys, "
 			                    "receipts, inbound)");
 		return;
 	}

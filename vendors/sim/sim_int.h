@@ -13,7 +13,7 @@
 #include <time.h>
 
 enum { SIM_TWILIO = 0, SIM_VONAGE, SIM_SENDGRID, SIM_MAILGUN };
-enum { SIM_OUT_NONE = 0, SIM_OUT_REFUSE, SIM_OUT_RESET, SIM_OUT_503, SIM_OUT_HANG };
+enum { SIM_OUT_NONE = 0, SIM_OUT_REFUSE, SIM_OUT_RESET, SIM_OUT_503, SIM_OUT_HANG, SIM_OUT_AUTH };
 /* Vonage signature methods (config `signature_method`) */
 enum { SIM_VSIG_MD5HASH = 0, SIM_VSIG_MD5, SIM_VSIG_SHA1, SIM_VSIG_SHA256, SIM_VSIG_SHA512 };
 
@@ -68,6 +68,8 @@ typedef struct sim_ids {
 } sim_ids_t;
 
 #define SIM_SECS 256
+#define SIM_TICK_MS 50   /* GET /_sim/ticks: requests and acceptances per 50 ms ... */
+#define SIM_TICKS 8192   /* ... for the last 409.6 s (tocsin drill's failover timing) */
 #define SIM_TW_KEEP 20000 /* Twilio messages kept per vendor for list and fetch */
 
 /* one message a Twilio vendor accepted, for GET .../Messages(.json|/{sid}.json) */
@@ -94,6 +96,9 @@ typedef struct sim_vendor {
 	pthread_mutex_t secmu;
 	int64_t sec_key[SIM_SECS];
 	uint64_t sec_count[SIM_SECS];
+	/* requests arrived and messages accepted per SIM_TICK_MS (under secmu) */
+	int64_t tick_key[SIM_TICKS];
+	uint32_t tick_req[SIM_TICKS], tick_acc[SIM_TICKS];
 	pthread_mutex_t fmu;
 	sim_fault_t f;
 	EVP_PKEY *sg_key;   /* SendGrid event-webhook signing key (ephemeral or from env) */
@@ -186,8 +191,10 @@ void sim_ids_clear(sim_ids_t *ids);
 double sim_rand(sim_t *s);
 /* a copy of sv's fault settings */
 void sim_fault_get(sim_vendor_t *sv, sim_fault_t *f);
-/* count n accepted messages for sv now (accepted total and per-second); thread-safe */
+/* count n accepted messages for sv now (accepted total, per second, per tick); thread-safe */
 void sim_note_accepted(sim_vendor_t *sv, uint64_t n);
+/* count one request that reached sv (its total and its 50 ms tick) */
+void sim_note_request(sim_vendor_t *sv);
 /* record accepted message id for sv; thread-safe */
 void sim_ids_add(sim_vendor_t *sv, const char *id);
 /* the vendor of kind matching pred(sv, ctx), or NULL */

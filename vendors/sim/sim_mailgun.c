@@ -295,7 +295,7 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 	if (sv && sim_outage(s, sv, ans))
 		return;
 	if (sv)
-		atomic_fetch_add(&sv->requests, 1);
+		sim_note_request(sv);
 	/* the key is the account's: checked before the domain, as Mailgun does */
 	if (!(sv ? mg_key(sv, auth) : sim_find(s, SIM_MAILGUN, mg_key, auth) != NULL)) {
 		ans->status = 401;

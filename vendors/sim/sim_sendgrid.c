@@ -173,7 +173,7 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		sg_error(ans, 401, NULL, "The provided authorization grant is invalid, expired, or revoked");
 		return;
 	}
-	atomic_fetch_add(&sv->requests, 1);
+	sim_note_request(sv);
 	sim_fault_t f;
 	sim_fault_get(sv, &f);
 	if (sim_faults(s, sv, &f, ans))

@@ -45,6 +45,28 @@ void sim_fault_get(sim_vendor_t *sv, sim_fault_t *f)
 	pthread_mutex_unlock(&sv->fmu);
 }
 
+/* The "auth" outage: how each vendor refuses credentials it no longer takes (the same answers
+ * as a wrong secret: Twilio 401 20003, Vonage status 4, SendGrid 401, Mailgun 401). */
+static void sim_auth_refused(int kind, sim_ans_t *ans)
+{
+	ans->status = kind == SIM_VONAGE ? 200 : 401;
+	ans->ctype = kind == SIM_MAILGUN ? "text/plain" : "application/json";
+	if (kind == SIM_TWILIO) {
+		buf_puts(&ans->body, "{\"code\":20003,\"message\":\"Authenticate\",\"more_info\":"
+		                     "\"https://www.twilio.com/docs/errors/20003\",\"status\":401}");
+		snprintf(ans->hname, sizeof ans->hname, "WWW-Authenticate");
+		snprintf(ans->hval, sizeof ans->hval, "Basic realm=\"Twilio API\"");
+	} else if (kind == SIM_VONAGE) {
+		buf_puts(&ans->body, "{\"message-count\":\"1\",\"messages\":[{\"status\":\"4\","
+		                     "\"error-text\":\"Bad Credentials\"}]}");
+	} else if (kind == SIM_SENDGRID) {
+		buf_puts(&ans->body, "{\"errors\":[{\"field\":null,\"message\":\"The provided authorization "
+		                     "grant is invalid, expired, or revoked\",\"help\":null}]}");
+	} else {
+		buf_puts(&ans->body, "Forbidden");
+	}
+}
+
 int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans)
 {
 	if (f->outage == SIM_OUT_REFUSE || f->outage == SIM_OUT_RESET) {
@@ -53,6 +75,10 @@ int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans)
 	}
 	if (f->outage == SIM_OUT_HANG) {
 		ans->hang = 1;
+		return 1;
+	}
+	if (f->outage == SIM_OUT_AUTH) { /* our credentials revoked: each vendor's own refusal */
+		sim_auth_refused(sv->kind, ans);
 		return 1;
 	}
 	if (f->lat_median_ms > 0 || f->lat_tail_ms > 0) {
@@ -124,7 +150,7 @@ int sim_outage(sim_t *s, sim_vendor_t *sv, sim_ans_t *ans)
 	sim_fault_get(sv, &f);
 	if (f.outage == SIM_OUT_NONE)
 		return 0;
-	atomic_fetch_add(&sv->requests, 1);
+	sim_note_request(sv);
 	return sim_faults(s, sv, &f, ans);
 }
 
@@ -209,10 +235,22 @@ sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const voi
 	return NULL;
 }
 
+/* sv's slot for the current 50 ms tick, emptied when it held an older one; under secmu */
+static size_t tick_slot(sim_vendor_t *sv, int64_t now_ms)
+{
+	int64_t t = now_ms / SIM_TICK_MS;
+	size_t i = (size_t)(t % SIM_TICKS);
+	if (sv->tick_key[i] != t) {
+		sv->tick_key[i] = t;
+		sv->tick_req[i] = sv->tick_acc[i] = 0;
+	}
+	return i;
+}
+
 void sim_note_accepted(sim_vendor_t *sv, uint64_t n)
 {
 	atomic_fetch_add(&sv->accepted, n);
-	int64_t sec = clock_wall_ms() / 1000;
+	int64_t now = clock_wall_ms(), sec = now / 1000;
 	size_t i = (size_t)(sec % SIM_SECS);
 	pthread_mutex_lock(&sv->secmu);
 	if (sv->sec_key[i] != sec) {
@@ -220,6 +258,16 @@ void sim_note_accepted(sim_vendor_t *sv, uint64_t n)
 		sv->sec_count[i] = 0;
 	}
 	sv->sec_count[i] += n;
+	sv->tick_acc[tick_slot(sv, now)] += (uint32_t)n;
+	pthread_mutex_unlock(&sv->secmu);
+}
+
+void sim_note_request(sim_vendor_t *sv)
+{
+	atomic_fetch_add(&sv->requests, 1);
+	int64_t now = clock_wall_ms();
+	pthread_mutex_lock(&sv->secmu);
+	sv->tick_req[tick_slot(sv, now)]++;
 	pthread_mutex_unlock(&sv->secmu);
 }
 

@@ -239,7 +239,7 @@ static sim_vendor_t *tw_auth(sim_t *s, sim_req_t *rq, const char *account, sim_a
 	if (sv && sim_outage(s, sv, ans))
 		return NULL;
 	if (sv)
-		atomic_fetch_add(&sv->requests, 1);
+		sim_note_request(sv);
 	const char *auth = sim_hdr(rq, "Authorization");
 	if (!sv || !sv->basic[0] || !auth || !vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic))) {
 		tw_error(ans, 401, 20003, "Authenticate");

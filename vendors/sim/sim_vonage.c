@@ -163,12 +163,12 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	if (!sv) {
 		sim_vendor_t *owner = sim_find(s, SIM_VONAGE, vg_key, kv[0]);
 		if (owner)
-			atomic_fetch_add(&owner->requests, 1);
+			sim_note_request(owner);
 		vg_answer(ans, "4", "Bad Credentials");
 		sim_form_free(&fm);
 		return;
 	}
-	atomic_fetch_add(&sv->requests, 1);
+	sim_note_request(sv);
 	sim_fault_t f;
 	sim_fault_get(sv, &f);
 	if (sim_faults(s, sv, &f, ans)) {
