@@ -22,7 +22,8 @@ DEB_CMDS := node:nodejs npm:npm
 CORE_OBJS  := core/err.o core/log.o core/buf.o core/clock.o core/hash.o core/msg.o core/near.o \
               core/cfg.o core/kq.o core/sig.o core/runfile.o core/broker.o core/demo.o \
               core/hist.o core/sup.o core/up.o core/num.o core/pfile.o core/tz.o core/tzdb.o \
-              core/capacity.o core/rl.o core/drill.o core/drill_report.o
+              core/capacity.o core/rl.o core/drill.o core/drill_env.o core/drill_blast.o \
+              core/drill_measure.o core/drill_running.o core/drill_report.o
 TMPL_OBJS  := templates/tmpl.o templates/sms.o templates/email.o
 VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o vendors/mailgun.o \
               vendors/send.o vendors/vsend.o vendors/sim/sim.o vendors/sim/sim_srv.o vendors/sim/sim_ctl.o vendors/sim/sim_util.o \

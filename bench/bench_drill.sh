@@ -3,7 +3,10 @@
 # the same thing, in one run on the same machine: bench_capacity.sh (three SMS vendors limited at
 # 500, 1,000 and 1,500/s) against `tocsin drill --scenarios capacity` on that configuration, and
 # bench_failover_e2e.sh 503 against `tocsin drill --scenarios 503` on the failover bench's
-# configuration (1,000/s each, sla p95_ms 200, min_open_s 30, emulator at 20 ms).
+# configuration (1,000/s each, sla p95_ms 200, min_open_s 30, emulator at 20 ms). Both time "99% on
+# the secondary" in 250 ms buckets from the fault (the bench from the dispatcher's send_done log
+# lines, the drill from the requests the emulator saw arrive per 50 ms); the check wants them
+# within 250 ms of each other.
 #   bench/bench_drill.sh [SECS (20)]
 source "$(dirname "$0")/lib.sh"
 SECS=${1:-20}
@@ -66,18 +69,21 @@ rf = json.load(open(d + "/fo.report.json"))
 f = rf["scenarios"][0]
 print("failover   bench_failover_e2e.sh 503: open %s ms, 99%% on the secondary %s ms (250 ms buckets)  [load %s -> %s]"
       % (o and o.group(1), w and w.group(1), l[2], l[3]))
-print("           tocsin drill 503:          open %s ms, 99%% on the secondary %s ms (1 s buckets, an upper bound); lost %d, sent twice %d  [load %s -> %s]"
+print("           tocsin drill 503:          open %s ms, 99%% on the secondary %s ms (250 ms buckets of the emulator's 50 ms ticks); lost %d, sent twice %d  [load %s -> %s]"
       % (f["detect_ms"], f["switch_ms"], f["lost"], f["twice"], l[3], l[4]))
+if w and f["switch_ms"] is not None:
+    print("           drill - bench: %+d ms (99%% on the secondary)" % (f["switch_ms"] - int(w.group(1))))
 PY
 python3 - "$D" <<'PY'
 import json, re, sys
 d = sys.argv[1]
 m = re.search(r"aggregate (\d+)/s", open(d + "/bench_capacity.out").read())
+w = re.search(r"secondary (\d+) ms after", open(d + "/bench_failover.out").read())
 c = json.load(open(d + "/cap.report.json"))["scenarios"][0]
 f = json.load(open(d + "/fo.report.json"))["scenarios"][0]
 ok = (m and c["rate_per_s"] >= 0.9 * int(m.group(1)) and c["lost"] == 0 and c["twice"] == 0
       and f["lost"] == 0 and f["twice"] == 0 and f["detect_ms"] is not None and f["switch_ms"] is not None
-      and f["switch_ms"] <= 3000)
-print("check: %s (drill capacity >= 0.9 of the bench's, nothing lost or sent twice, 99%% on the secondary <= 3 s)" % ("OK" if ok else "WRONG"))
+      and w and abs(f["switch_ms"] - int(w.group(1))) <= 250)
+print("check: %s (drill capacity >= 0.9 of the bench's, nothing lost or sent twice, 99%% on the secondary within 250 ms of the bench's)" % ("OK" if ok else "WRONG"))
 sys.exit(0 if ok else 1)
 PY
