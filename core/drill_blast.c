@@ -136,7 +136,8 @@ int64_t drill_recover_budget_ms(drill_t *d, sc_kind_t k)
 	if (k == SC_KILL)
 		return 15000; /* the group notices the dead member at session.timeout.ms (10 s) */
 	if (k == SC_AUTH) /* the restarted dispatcher rejoins, then the primary may still be open */
-		return (int64_t)((d->sla.min_open_s + d->sla.probe_windows * d->sla.window_s + d->sla.ramp_s) * 1000) + 10000;
+		return (int64_t)((d->sla.min_open_s + d->sla.probe_windows * d->sla.window_s + d->sla.ramp_s) * 1000) +
+		       10000;
 	if (k == SC_CANCEL || k == SC_STOP || k == SC_CAPACITY)
 		return 0;
 	return (int64_t)((d->sla.min_open_s + d->sla.probe_windows * d->sla.window_s + d->sla.ramp_s) * 1000) + 3000;
