@@ -61,23 +61,10 @@ typedef struct up_dsp {
 	int64_t restart_at; /* when stopped: restart then */
 } up_dsp_t;
 
-int cmd_up(cfg_t *cfg, int argc, char **argv)
+/* This executable, the run directory, no other `tocsin up` for this var dir, the logs
+ * directory and the supervisor (*supp); the pid file written. 0, else 1 said on stderr. */
+static int up_prepare(cfg_t *cfg, sup_t **supp, char *logs, size_t logslen)
 {
-	static const struct option opts[] = {{"emulator", no_argument, NULL, 'e'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0}};
-	int force_sim = 0, o;
-	while ((o = getopt_long(argc, argv, "eh", opts, NULL)) != -1) {
-		switch (o) {
-		case 'e': force_sim = 1; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
 	char self[4096], err[512];
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (sl <= 0) {
@@ -95,9 +82,9 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 		        cfg->var_dir, (int)other);
 		return 1;
 	}
-	char logs[4200], pids[4200], up_dir[4200];
+	char pids[4200], up_dir[4200];
 	if (cfg_var_path(cfg, "up", up_dir, sizeof up_dir) ||
-	    cfg_var_path(cfg, "up/logs", logs, sizeof logs) ||
+	    cfg_var_path(cfg, "up/logs", logs, logslen) ||
 	    cfg_var_path(cfg, "run/up.pids", pids, sizeof pids) ||
 	    (mkdir(up_dir, 0755) && errno != EEXIST) || (mkdir(logs, 0755) && errno != EEXIST)) {
 		fprintf(stderr, "tocsin up: cannot create %s\n", logs);
@@ -113,11 +100,16 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 	char mypid[32];
 	snprintf(mypid, sizeof mypid, "%d\n", (int)getpid());
 	runfile_write(cfg, UP_RUN_PID, mypid, err, sizeof err);
+	*supp = sup;
+	return 0;
+}
 
-	int rc = 1, k;
-	char addr[2048], trk[256];
-	printf("tocsin up: configuration %s, var_dir %s, logs in %s\n", cfg->path, cfg->var_dir, logs);
-	/* broker: the configured cluster, an embedded broker already running, or a new one */
+/* The broker (the configured cluster, an embedded broker already running, or a new one)
+ * and the emulator when the configuration points at it (or force_sim): 0, or -1. */
+static int up_broker_sim(cfg_t *cfg, sup_t *sup, int force_sim)
+{
+	char addr[2048];
+	int k;
 	json_t *bs = json_object_get(cfg->kafka, "bootstrap.servers");
 	pid_t bpid = runfile_live_pid(cfg, KQ_RUN_PID);
 	if (json_is_string(bs) && *json_string_value(bs)) {
@@ -131,7 +123,7 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 		runfile_remove(cfg, KQ_RUN_BOOTSTRAP);
 		if ((k = sup_start(sup, "broker", a_broker)) < 0 ||
 		    sup_wait_runfile(sup, k, cfg, KQ_RUN_BOOTSTRAP, addr, sizeof addr, 30))
-			goto out;
+			return -1;
 		printf("  broker      up  (embedded Kafka: %s)\n", addr);
 	}
 	int port = emulator_port(cfg);
@@ -142,21 +134,28 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 		runfile_remove(cfg, "run/vendor-sim.addr");
 		if ((k = sup_start(sup, "vendor-sim", a_sim)) < 0 ||
 		    sup_wait_runfile(sup, k, cfg, "run/vendor-sim.addr", addr, sizeof addr, 30))
-			goto out;
+			return -1;
 		printf("  vendor-sim  up  (vendor API emulator on http://%s)\n", addr);
 	}
+	return 0;
+}
+
+/* The tracker (its address in trk), the holding store's releaser and one dispatcher per
+ * channel with a route (dsp, *ndsp): 0, or -1. */
+static int up_services(cfg_t *cfg, sup_t *sup, char *trk, size_t trklen, up_dsp_t *dsp, int *ndsp)
+{
+	int k;
 	static char *const a_track[] = {"track", NULL};
 	runfile_remove(cfg, "run/track.addr");
 	if ((k = sup_start(sup, "track", a_track)) < 0 ||
-	    sup_wait_runfile(sup, k, cfg, "run/track.addr", trk, sizeof trk, 30))
-		goto out;
+	    sup_wait_runfile(sup, k, cfg, "run/track.addr", trk, trklen, 30))
+		return -1;
 	printf("  tracker     up  (%s)\n", cfg->db_path);
 	char *a_hold[] = {"hold", NULL};
 	if ((k = sup_start(sup, "hold", a_hold)) < 0)
-		goto out;
+		return -1;
 	printf("  hold        up  (%s/hold.db: releases send_at and quiet-hours messages)\n", cfg->var_dir);
-	up_dsp_t dsp[MSG_CH__COUNT];
-	int ndsp = 0;
+	*ndsp = 0;
 	for (int ch = 0; ch < MSG_CH__COUNT; ch++) {
 		if (!cfg->routes[ch].nvendors)
 			continue;
@@ -165,15 +164,20 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 		snprintf(name, sizeof name, "dispatch-%s", chn);
 		char *a_dsp[] = {"dispatch", "--channel", (char *)chn, NULL};
 		if ((k = sup_start(sup, name, a_dsp)) < 0)
-			goto out;
-		dsp[ndsp++] = (up_dsp_t){.kid = k, .backoff_s = 1, .started_ms = clock_mono_ms()};
+			return -1;
+		dsp[(*ndsp)++] = (up_dsp_t){.kid = k, .backoff_s = 1, .started_ms = clock_mono_ms()};
 		char grp[64];
 		kq_dispatch_group((msg_channel_t)ch, grp, sizeof grp);
 		printf("  dispatcher  up  (%s: consumer group %s)\n", chn, grp);
 	}
-	printf("\ndashboard: http://%s/\nstop everything: Ctrl-C (or kill %d)\n", trk, (int)getpid());
-	fflush(stdout);
+	return 0;
+}
 
+/* Watch the children until a signal: a dispatcher that exits is started again after a
+ * doubling pause (reset after a minute's run); anything else stopping stops everything.
+ * 0 on a signal, -1 otherwise. */
+static int up_watch(sup_t *sup, up_dsp_t *dsp, int ndsp)
+{
 	while (!tocsin_stop) {
 		usleep(200000);
 		int64_t now = clock_mono_ms();
@@ -188,7 +192,7 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 				fprintf(stderr, "tocsin up: %s stopped (status %d); stopping everything\n",
 				        sup_name(sup, i), sup_status(sup, i));
 				sup_log_tail(sup, i);
-				goto out;
+				return -1;
 			}
 			if (!dp->restart_at) {
 				if (now - dp->started_ms > 60000)
@@ -203,12 +207,42 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 				dp->restart_at = 0;
 				dp->started_ms = now;
 				if (sup_restart(sup, i))
-					goto out;
+					return -1;
 			}
 		}
 	}
-	rc = 0;
-out:
+	return 0;
+}
+
+int cmd_up(cfg_t *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {{"emulator", no_argument, NULL, 'e'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0}};
+	int force_sim = 0, o;
+	while ((o = getopt_long(argc, argv, "eh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'e': force_sim = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	char logs[4200], trk[256];
+	sup_t *sup = NULL;
+	if (up_prepare(cfg, &sup, logs, sizeof logs))
+		return 1;
+	int rc = 1, ndsp = 0;
+	up_dsp_t dsp[MSG_CH__COUNT];
+	printf("tocsin up: configuration %s, var_dir %s, logs in %s\n", cfg->path, cfg->var_dir, logs);
+	if (!up_broker_sim(cfg, sup, force_sim) && !up_services(cfg, sup, trk, sizeof trk, dsp, &ndsp)) {
+		printf("\ndashboard: http://%s/\nstop everything: Ctrl-C (or kill %d)\n", trk, (int)getpid());
+		fflush(stdout);
+		rc = up_watch(sup, dsp, ndsp) ? 1 : 0;
+	}
 	fflush(stdout);
 	sup_stop_all(sup);
 	sup_free(sup);

@@ -885,25 +885,31 @@ static void history_json(trk_api_q_t *q, int64_t rid, buf_t *b)
 	buf_putc(b, ']');
 }
 
-int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const char *codes,
-                       const char *after, int limit, int csv, buf_t *b)
+/* What a recipients page asks for, checked: the failure codes (as ",c1,c2," for instr()),
+ * the states, and where the previous page ended. */
+typedef struct rcpt_filter {
+	char cset[520];
+	int want[MSG_ST__COUNT];
+	int after_state;
+	int64_t after_rid;
+} rcpt_filter_t;
+
+/* The query of a recipients page into f: 0, or TOCSIN_ERR_INVAL with the reason in b. */
+static int rcpt_filter(rcpt_filter_t *f, const char *states, const char *codes, const char *after,
+                       int limit, int csv, buf_t *b)
 {
-	/* the code set, as ",c1,c2," for instr() */
-	char cset[520] = "";
+	memset(f, 0, sizeof *f);
 	if (codes && *codes) {
 		if (strlen(codes) > 500 || strstr(codes, ",,") || codes[0] == ',' ||
 		    codes[strlen(codes) - 1] == ',') {
 			buf_puts(b, "code must be a comma list of failure codes, 500 bytes at most");
 			return TOCSIN_ERR_INVAL;
 		}
-		snprintf(cset, sizeof cset, ",%s,", codes);
+		snprintf(f->cset, sizeof f->cset, ",%s,", codes);
 	}
-	/* the state set */
-	int want[MSG_ST__COUNT] = {0}, nwant = 0;
 	if (!states || !*states) {
 		for (int i = 0; i < MSG_ST__COUNT; i++)
-			if (i != MSG_ST_DELIVERED)
-				want[i] = 1, nwant++;
+			f->want[i] = i != MSG_ST_DELIVERED;
 	} else {
 		char tmp[256];
 		snprintf(tmp, sizeof tmp, "%s", states);
@@ -913,16 +919,13 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 				buf_printf(b, "unknown state \"%.40s\"", t);
 				return TOCSIN_ERR_INVAL;
 			}
-			if (!want[s])
-				want[s] = 1, nwant++;
+			f->want[s] = 1;
 		}
 	}
 	if (!csv && (limit < 1 || limit > 10000)) {
 		buf_puts(b, "limit must be 1..10000");
 		return TOCSIN_ERR_INVAL;
 	}
-	int after_state = 0;
-	int64_t after_rid = 0;
 	if (after && *after) {
 		/* "STATE:RID", both whole decimal integers */
 		char as[24];
@@ -931,14 +934,61 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 		if (ok) {
 			memcpy(as, after, al);
 			as[al] = 0;
-			ok = !num_int(as, 0, MSG_ST__COUNT - 1, &after_state) &&
-			     (!after[al] || !num_i64(after + al + 1, 0, INT64_MAX, &after_rid));
+			ok = !num_int(as, 0, MSG_ST__COUNT - 1, &f->after_state) &&
+			     (!after[al] || !num_i64(after + al + 1, 0, INT64_MAX, &f->after_rid));
 		}
 		if (!ok) {
 			buf_puts(b, "after must be the \"next\" value of the previous page");
 			return TOCSIN_ERR_INVAL;
 		}
 	}
+	return 0;
+}
+
+/* One recipient (the row st is on, in state) as a CSV line or a JSON object (rows: its
+ * place on the page, from 1). */
+static int rcpt_row(trk_api_q_t *q, sqlite3_stmt *st, const char *state, int64_t rows, int csv,
+                    buf_t *b)
+{
+	if (csv) {
+		csv_field(b, col(st, 1));
+		buf_putc(b, ',');
+		csv_field(b, col(st, 2));
+		buf_printf(b, ",%s,", state);
+		csv_field(b, col(st, 4));
+		buf_putc(b, ',');
+		csv_field(b, col(st, 5));
+		buf_putc(b, ',');
+		csv_field(b, col(st, 6));
+		return buf_printf(b, ",%lld,%lld\r\n", (long long)sqlite3_column_int64(st, 7),
+		                  (long long)sqlite3_column_int64(st, 8));
+	}
+	buf_puts(b, rows > 1 ? ",{\"id\":" : "{\"id\":");
+	jstr(b, col(st, 1));
+	buf_puts(b, ",\"to\":");
+	jstr_or_null(b, st, 2);
+	buf_printf(b, ",\"state\":\"%s\",\"vendor\":", state);
+	jstr(b, col(st, 4));
+	buf_puts(b, ",\"code\":");
+	jstr_or_null(b, st, 5);
+	buf_puts(b, ",\"detail\":");
+	jstr_or_null(b, st, 6);
+	int64_t gen = sqlite3_column_int64(st, 8);
+	buf_printf(b, ",\"ts_ms\":%lld,\"resends\":%lld", (long long)sqlite3_column_int64(st, 7),
+	           (long long)gen);
+	if (gen > 0) {
+		buf_puts(b, ",\"history\":");
+		history_json(q, sqlite3_column_int64(st, 0), b);
+	}
+	return buf_putc(b, '}');
+}
+
+int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const char *codes,
+                       const char *after, int limit, int csv, buf_t *b)
+{
+	rcpt_filter_t f;
+	if (rcpt_filter(&f, states, codes, after, limit, csv, b))
+		return TOCSIN_ERR_INVAL;
 	{
 		trk_counts_t *c = malloc(sizeof *c);
 		if (!c)
@@ -968,16 +1018,16 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 		jstr(b, id);
 		rc = buf_puts(b, ",\"items\":[");
 	}
-	for (int s = after_state; s < MSG_ST__COUNT && !rc && left > 0; s++) {
-		if (!want[s])
+	for (int s = f.after_state; s < MSG_ST__COUNT && !rc && left > 0; s++) {
+		if (!f.want[s])
 			continue;
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 2, s);
-		sqlite3_bind_int64(st, 3, s == after_state ? after_rid : 0);
+		sqlite3_bind_int64(st, 3, s == f.after_state ? f.after_rid : 0);
 		sqlite3_bind_int64(st, 4, left);
 		const char *state = msg_state_name((msg_state_t)s);
-		if (cset[0])
-			sqlite3_bind_text(st, 5, cset, -1, SQLITE_STATIC);
+		if (f.cset[0])
+			sqlite3_bind_text(st, 5, f.cset, -1, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 5);
 		sqlite3_bind_text(st, 6, s == MSG_ST_SUPPRESSED ? "suppressed" : state, -1, SQLITE_STATIC);
@@ -986,38 +1036,7 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 			last_state = s;
 			rows++;
 			left--;
-			if (csv) {
-				csv_field(b, col(st, 1));
-				buf_putc(b, ',');
-				csv_field(b, col(st, 2));
-				buf_printf(b, ",%s,", state);
-				csv_field(b, col(st, 4));
-				buf_putc(b, ',');
-				csv_field(b, col(st, 5));
-				buf_putc(b, ',');
-				csv_field(b, col(st, 6));
-				rc = buf_printf(b, ",%lld,%lld\r\n", (long long)sqlite3_column_int64(st, 7),
-				                (long long)sqlite3_column_int64(st, 8));
-			} else {
-				buf_puts(b, rows > 1 ? ",{\"id\":" : "{\"id\":");
-				jstr(b, col(st, 1));
-				buf_puts(b, ",\"to\":");
-				jstr_or_null(b, st, 2);
-				buf_printf(b, ",\"state\":\"%s\",\"vendor\":", state);
-				jstr(b, col(st, 4));
-				buf_puts(b, ",\"code\":");
-				jstr_or_null(b, st, 5);
-				buf_puts(b, ",\"detail\":");
-				jstr_or_null(b, st, 6);
-				int64_t gen = sqlite3_column_int64(st, 8);
-				buf_printf(b, ",\"ts_ms\":%lld,\"resends\":%lld", (long long)sqlite3_column_int64(st, 7),
-				           (long long)gen);
-				if (gen > 0) {
-					buf_puts(b, ",\"history\":");
-					history_json(q, sqlite3_column_int64(st, 0), b);
-				}
-				rc = buf_putc(b, '}');
-			}
+			rc = rcpt_row(q, st, state, rows, csv, b);
 		}
 		sqlite3_reset(st);
 	}
@@ -1030,7 +1049,6 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 		else
 			buf_puts(b, "],\"next\":null}\n");
 	}
-	(void)nwant;
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 /* store.c -- the tracker's sqlite store: forward-only message states, batched counters and series. */
-#include "tracker/store.h"
+#include "tracker/store_int.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
@@ -30,87 +30,6 @@ int trk_lat_bucket(int64_t ms)
 }
 
 int trk_lat_bound(int i) { return i < TRK_LAT_BUCKETS - 1 ? lat_bounds[i] : -1; }
-
-/* ---- per-transaction aggregation: counters merged into sqlite at commit ---- */
-
-enum { AGG_COUNT = 0, AGG_CODE = 1, AGG_SERIES = 2, AGG_LAT = 3 };
-#define AGG_SLOTS 8192
-#define AGG_KEY 200
-
-typedef struct agg {
-	uint64_t h;
-	int used;
-	int kind;
-	int state;     /* AGG_COUNT */
-	int64_t sec;   /* AGG_SERIES */
-	char key[AGG_KEY]; /* campaign \0 vendor \0 [code \0] */
-	size_t klen;
-	int64_t n;     /* count delta, or code count */
-	int64_t sends, receipts, failures, lat_sum;
-	int64_t ans[TRK_ANS__COUNT]; /* AGG_SERIES: vendor answers by kind */
-	int64_t lat[TRK_LAT_BUCKETS];
-} agg_t;
-
-enum {
-	Q_GET,
-	Q_INS,
-	Q_UPD,
-	Q_REOPEN,
-	Q_MSG,
-	Q_HIST,
-	Q_OLDREF,
-	Q_COUNT,
-	Q_CODE,
-	Q_SERIES,
-	Q_CAMP,
-	Q_FIXCAMP,
-	Q_SETREF,
-	Q_VH,
-	Q_OPT,
-	Q_EVENT,
-	Q_INBOUND,
-	Q_LAT,
-	Q_BEGIN,
-	Q_COMMIT,
-	Q_ROLLBACK,
-	Q__COUNT
-};
-
-/* A direct-mapped cache of recently seen messages (id -> row, state,
- * campaign, vendor), so the receipts that follow an accepted event skip the
- * id index. Names are interned (at most CACHE_NAMES campaigns and vendors;
- * beyond that messages are simply not cached). Cleared on any rollback. */
-#define CACHE_SLOTS (1u << 20)
-#define CACHE_NAMES 255
-#define TRK_LAST_CAMPAIGNS 5000 /* campaigns tried by trk_store_last_campaign */
-typedef struct cent {
-	unsigned char id[16];
-	int64_t rid;
-	uint8_t used, state, camp, vendor;
-	uint8_t channel, attempt, reopened; /* attempt capped at 255; reopened: gen > 0 */
-} cent_t;
-
-struct trk_store {
-	cent_t *cache;
-	char *names[CACHE_NAMES + 1]; /* index 0 unused */
-	int nnames;
-	sqlite3 *db;
-	char *path;
-	int readonly;
-	int in_tx;
-	sqlite3_stmt *q[Q__COUNT];
-	agg_t *agg;
-	size_t nagg;
-	/* trk_store_open_seen: keys taken and not yet written (one transaction per
-	 * SEEN_BATCH keys, or per trk_store_seen_flush), statements, keys written */
-	struct seen_pend {
-		char key[160];
-		int64_t exp_s;
-	} *pend;
-	size_t npend;
-	int64_t seen_n, seen_now; /* keys written; the caller's clock at the last take */
-	sqlite3_stmt *seen_q[4]; /* write, forget, prune, look up */
-};
 
 static const char schema[] =
     /* Rows live in arrival order (rid), so the receipts of messages sent
@@ -238,7 +157,7 @@ static void lat_add_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 }
 
 /* The interned index of name (1..CACHE_NAMES), 0 when the table is full. */
-static int intern(trk_store_t *s, const char *name)
+int store_intern(trk_store_t *s, const char *name)
 {
 	for (int i = 1; i <= s->nnames; i++)
 		if (!strcmp(s->names[i], name))
@@ -285,7 +204,6 @@ fail:
 	return TOCSIN_ERR_IO;
 }
 
-static int step_done(trk_store_t *s, sqlite3_stmt *st);
 
 /* sqlite's default busy wait (1, 2, 5 ... 100 ms steps, 5 s in all), but a
  * wait is logged: a reader waiting on the writer is what makes an API
@@ -335,7 +253,7 @@ static int lat_backfill(trk_store_t *s)
 				sqlite3_bind_text(w, 1, cur, -1, SQLITE_STATIC);
 				sqlite3_bind_blob(w, 2, h, sizeof h, SQLITE_STATIC);
 				sqlite3_bind_int64(w, 3, sum);
-				rc = step_done(s, w);
+				rc = store_step_done(s, w);
 			}
 			if (!more)
 				break;
@@ -553,7 +471,7 @@ void trk_store_free(trk_store_t *s)
 sqlite3 *trk_store_db(trk_store_t *s) { return s->db; }
 int trk_store_in_tx(const trk_store_t *s) { return s->in_tx; }
 
-static int step_done(trk_store_t *s, sqlite3_stmt *st)
+int store_step_done(trk_store_t *s, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -569,15 +487,11 @@ int trk_store_begin(trk_store_t *s)
 {
 	if (s->readonly || s->in_tx)
 		return TOCSIN_ERR_STATE;
-	int rc = step_done(s, s->q[Q_BEGIN]);
+	int rc = store_step_done(s, s->q[Q_BEGIN]);
 	if (!rc)
 		s->in_tx = 1;
 	return rc;
 }
-
-/* Find or add the aggregation slot for (kind, campaign, vendor, extra). */
-static agg_t *agg_slot(trk_store_t *s, int kind, const char *campaign, const char *vendor,
-                       const char *extra, int state, int64_t sec);
 
 static int agg_flush(trk_store_t *s)
 {
@@ -624,14 +538,14 @@ static int agg_flush(trk_store_t *s)
 			sqlite3_bind_int64(q, 11, a->ans[TRK_ANS_REFUSED]);
 			sqlite3_bind_int64(q, 12, a->ans[TRK_ANS_THROTTLED]);
 		}
-		rc = step_done(s, q);
+		rc = store_step_done(s, q);
 	}
 	memset(s->agg, 0, AGG_SLOTS * sizeof *s->agg);
 	s->nagg = 0;
 	return rc;
 }
 
-static agg_t *agg_slot(trk_store_t *s, int kind, const char *campaign, const char *vendor,
+agg_t *store_agg_slot(trk_store_t *s, int kind, const char *campaign, const char *vendor,
                        const char *extra, int state, int64_t sec)
 {
 	char key[AGG_KEY];
@@ -649,8 +563,12 @@ static agg_t *agg_slot(trk_store_t *s, int kind, const char *campaign, const cha
 	}
 	uint64_t h = hash64(key, klen, (uint64_t)kind * 1000003u + (uint64_t)state * 7919u +
 	                                    (uint64_t)sec);
+	if (!s->in_tx || kind < AGG_COUNT || kind > AGG_LAT)
+		tocsin_panic("aggregate of kind %d outside a transaction (in_tx=%d)", kind, s->in_tx);
 	if (s->nagg >= AGG_SLOTS * 3 / 4 && agg_flush(s))
 		return NULL;
+	if (s->nagg >= AGG_SLOTS)
+		tocsin_panic("%zu aggregation slots of %d in use", (size_t)s->nagg, AGG_SLOTS);
 	for (size_t i = h & (AGG_SLOTS - 1);; i = (i + 1) & (AGG_SLOTS - 1)) {
 		agg_t *a = &s->agg[i];
 		if (!a->used) {
@@ -676,9 +594,9 @@ int trk_store_commit(trk_store_t *s)
 		return TOCSIN_ERR_STATE;
 	int rc = agg_flush(s);
 	if (!rc)
-		rc = step_done(s, s->q[Q_COMMIT]);
+		rc = store_step_done(s, s->q[Q_COMMIT]);
 	if (rc) {
-		step_done(s, s->q[Q_ROLLBACK]);
+		store_step_done(s, s->q[Q_ROLLBACK]);
 		cache_clear(s);
 		memset(s->agg, 0, AGG_SLOTS * sizeof *s->agg);
 		s->nagg = 0;
@@ -687,7 +605,7 @@ int trk_store_commit(trk_store_t *s)
 	return rc;
 }
 
-static void bind_opt(sqlite3_stmt *q, int i, const char *v)
+void store_bind_opt(sqlite3_stmt *q, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(q, i, v, -1, SQLITE_STATIC);
@@ -697,7 +615,7 @@ static void bind_opt(sqlite3_stmt *q, int i, const char *v)
 
 /* Our ids are 32 hex digits: stored as 16-byte blobs (a smaller id index);
  * anything else is stored as the text it is. */
-static int bind_id(sqlite3_stmt *q, int i, const char *id, unsigned char raw[16])
+int store_bind_id(sqlite3_stmt *q, int i, const char *id, unsigned char raw[16])
 {
 	size_t n = strlen(id);
 	if (n == 32) {
@@ -723,369 +641,17 @@ static int bind_id(sqlite3_stmt *q, int i, const char *id, unsigned char raw[16]
 	return 0;
 }
 
-static int count_delta(trk_store_t *s, const char *camp, int ch, const char *vendor, int state,
-                       int d)
-{
-	agg_t *a = agg_slot(s, AGG_COUNT, camp, vendor, NULL, state, ch);
-	if (!a)
-		return TOCSIN_ERR_IO;
-	a->n += d;
-	return 0;
-}
-
-/* What the tracker knows of a stored message (the cache entry or the id index). */
-typedef struct mrow {
-	int found;
-	msg_state_t state;
-	int channel, attempt, reopened;
-	int64_t rid;
-	char camp[256], vendor[64];
-} mrow_t;
-
-static void cache_put(trk_store_t *s, cent_t *ce, const unsigned char raw[16], const mrow_t *m)
-{
-	int c = intern(s, m->camp), v = m->vendor[0] ? intern(s, m->vendor) : 0;
-	if (!c || (m->vendor[0] && !v)) {
-		ce->used = 0;
-		return;
-	}
-	memcpy(ce->id, raw, 16);
-	ce->rid = m->rid;
-	ce->state = (uint8_t)m->state;
-	ce->camp = (uint8_t)c;
-	ce->vendor = (uint8_t)v;
-	ce->channel = (uint8_t)m->channel;
-	ce->attempt = (uint8_t)(m->attempt < 0 ? 0 : m->attempt > 255 ? 255 : m->attempt);
-	ce->reopened = (uint8_t)(m->reopened != 0);
-	ce->used = 1;
-}
-
-static int is_failure(msg_state_t st)
-{
-	return st == MSG_ST_FAILED || st == MSG_ST_UNDELIVERED || st == MSG_ST_BOUNCED ||
-	       st == MSG_ST_EXPIRED;
-}
-
-static int prefix(const char *s, const char *p) { return s && !strncmp(s, p, strlen(p)); }
-
-int trk_store_answer(const msg_status_t *st)
-{
-	if (st->latency_ms < 0 || !st->vendor || !*st->vendor)
-		return TRK_ANS_NONE;
-	const char *code = st->code ? st->code : "";
-	int deferred = st->state == MSG_ST_RETRYING;
-	if (st->state == MSG_ST_ACCEPTED)
-		return TRK_ANS_OK;
-	if (st->state == MSG_ST_FAILED || st->state == MSG_ST_EXPIRED)
-		/* the dispatcher's words when the last of the retries was a deferral */
-		deferred = prefix(st->detail, "gave up after ") || prefix(st->detail, "expired after ");
-	else if (!deferred)
-		return TRK_ANS_NONE;
-	if (!deferred)
-		return TRK_ANS_REFUSED;
-	if (!strcmp(code, "http_429") || !strcmp(code, "20429") || !strcmp(code, "1"))
-		return TRK_ANS_THROTTLED;
-	if (!strcmp(code, "curl_28"))
-		return TRK_ANS_TIMEOUT;
-	return TRK_ANS_ERROR;
-}
-
-static const struct reason {
-	const char *code, *text;
-	int permanent;
-} reasons[] = {
-    {"21211", "invalid number", 1},
-    {"21614", "not a mobile number", 1},
-    {"21635", "landline number", 1},
-    {"30006", "landline or unreachable carrier", 1},
-    {"30005", "unknown or inactive number", 1},
-    {"21610", "opted out (replied STOP)", 1},
-    {"opted_out", "opted out", 1},
-    {"suppressed", "opted out", 1},
-    {"no_route", "no vendor configured for its channel", 1},
-    {"build", "the vendor request could not be built", 1},
-    {"30003", "phone unreachable or off", 0},
-    {"30008", "carrier error", 0},
-    {"30007", "filtered by the carrier", 0},
-    {"curl_28", "vendor timed out", 0},
-    {"http_429", "vendor rate limit", 0},
-    {"20429", "vendor rate limit", 0},
-    {"expired", "expired before it could be sent", 0},
-    {"undelivered", "not delivered", 0},
-    {"bounced", "bounced", 0},
-    {"failed", "failed", 0},
-};
-
-const char *trk_code_reason(const char *code, int *permanent, char *buf, size_t buflen)
-{
-	int perm = 0;
-	const char *r = NULL;
-	code = code ? code : "";
-	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0] && !r; i++)
-		if (!strcmp(code, reasons[i].code))
-			r = reasons[i].text, perm = reasons[i].permanent;
-	if (!r && prefix(code, "http_5"))
-		r = "vendor outage (5xx answers)";
-	else if (!r && prefix(code, "curl_"))
-		r = "vendor unreachable (refused or reset)";
-	else if (!r) {
-		snprintf(buf, buflen, "vendor code %.40s", code);
-		r = buf;
-	}
-	if (permanent)
-		*permanent = perm;
-	return r;
-}
-
-/* The message's row, from the cache or the id index. */
-static int msg_lookup(trk_store_t *s, const char *id, unsigned char raw[16], cent_t **cep,
-                      mrow_t *m)
-{
-	memset(m, 0, sizeof *m);
-	*cep = NULL;
-	if (!s->cache) /* first status event: only the ingest handle pays for the cache */
-		s->cache = calloc(CACHE_SLOTS, sizeof *s->cache);
-	if (s->cache && bind_id(NULL, 0, id, raw)) {
-		uint64_t h;
-		memcpy(&h, raw, sizeof h);
-		cent_t *ce = *cep = &s->cache[h & (CACHE_SLOTS - 1)];
-		if (ce->used && !memcmp(ce->id, raw, 16)) {
-			m->found = 1;
-			m->state = (msg_state_t)ce->state;
-			m->rid = ce->rid;
-			m->channel = ce->channel;
-			m->attempt = ce->attempt;
-			m->reopened = ce->reopened;
-			snprintf(m->camp, sizeof m->camp, "%s", ce->camp ? s->names[ce->camp] : "");
-			snprintf(m->vendor, sizeof m->vendor, "%s", ce->vendor ? s->names[ce->vendor] : "");
-			return 0;
-		}
-	}
-	sqlite3_stmt *g = s->q[Q_GET];
-	bind_id(g, 1, id, raw);
-	int rc = sqlite3_step(g);
-	if (rc == SQLITE_ROW) {
-		m->found = 1;
-		m->state = (msg_state_t)sqlite3_column_int(g, 0);
-		const unsigned char *c = sqlite3_column_text(g, 1);
-		const unsigned char *v = sqlite3_column_text(g, 2);
-		m->rid = sqlite3_column_int64(g, 3);
-		m->channel = sqlite3_column_int(g, 4);
-		m->attempt = sqlite3_column_int(g, 5);
-		m->reopened = sqlite3_column_int(g, 6) > 0;
-		snprintf(m->camp, sizeof m->camp, "%s", c ? (const char *)c : "");
-		snprintf(m->vendor, sizeof m->vendor, "%s", v ? (const char *)v : "");
-	} else if (rc != SQLITE_DONE) {
-		sqlite3_reset(g);
-		log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
-		return TOCSIN_ERR_IO;
-	}
-	sqlite3_reset(g);
-	if (m->found && *cep)
-		cache_put(s, *cep, raw, m);
-	return 0;
-}
-
-/* The stored ts, code and generation of a message (the rare paths: resends). */
-typedef struct mextra {
-	int64_t ts_ms, gen, gen_ts;
-	char code[64];
-} mextra_t;
-
-static int msg_extra(trk_store_t *s, int64_t rid, mextra_t *x)
-{
-	memset(x, 0, sizeof *x);
-	sqlite3_stmt *q = s->q[Q_MSG];
-	sqlite3_bind_int64(q, 1, rid);
-	int rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		x->ts_ms = sqlite3_column_int64(q, 0);
-		const unsigned char *c = sqlite3_column_text(q, 2);
-		snprintf(x->code, sizeof x->code, "%s", c ? (const char *)c : "");
-		x->gen = sqlite3_column_int64(q, 5);
-		x->gen_ts = sqlite3_column_int64(q, 6);
-	}
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-	return rc == SQLITE_ROW ? 0 : TOCSIN_ERR_IO;
-}
-
-/* A receipt carrying the vendor reference of an earlier attempt of rid? */
-static int old_ref(trk_store_t *s, int64_t rid, const char *ref)
-{
-	sqlite3_stmt *q = s->q[Q_OLDREF];
-	sqlite3_bind_int64(q, 1, rid);
-	sqlite3_bind_text(q, 2, ref, -1, SQLITE_STATIC);
-	int yes = sqlite3_step(q) == SQLITE_ROW;
-	sqlite3_reset(q);
-	sqlite3_clear_bindings(q);
-	return yes;
-}
-
-static int code_delta(trk_store_t *s, const char *camp, const char *vendor, const char *code,
-                      msg_state_t st, int d)
-{
-	agg_t *a = agg_slot(s, AGG_CODE, camp, vendor, code && *code ? code : msg_state_name(st), 0, 0);
-	if (!a)
-		return TOCSIN_ERR_IO;
-	a->n += d;
-	return 0;
-}
-
-int trk_store_status(trk_store_t *s, const msg_status_t *st)
-{
-	if (!s->in_tx)
-		return TOCSIN_ERR_STATE;
-	if (!st->id || !st->campaign || (unsigned)st->state >= MSG_ST__COUNT)
-		return TOCSIN_ERR_INVAL;
-	unsigned char raw[16];
-	int rc;
-	cent_t *ce;
-	mrow_t m;
-	if ((rc = msg_lookup(s, st->id, raw, &ce, &m)))
-		return rc;
-	int64_t ts = st->ts_ms > 0 ? st->ts_ms : clock_wall_ms();
-	if (m.found && !m.camp[0] && st->campaign[0]) {
-		/* A webhook receipt arrived before the dispatcher's event and was
-		 * filed without a campaign: move it (and its count) now. */
-		sqlite3_stmt *fq = s->q[Q_FIXCAMP];
-		sqlite3_bind_int64(fq, 1, m.rid);
-		sqlite3_bind_text(fq, 2, st->campaign, -1, SQLITE_STATIC);
-		if ((rc = step_done(s, fq)) || (rc = count_delta(s, "", m.channel, m.vendor, m.state, -1)) ||
-		    (rc = count_delta(s, st->campaign, m.channel, m.vendor, m.state, +1)))
-			return rc;
-		snprintf(m.camp, sizeof m.camp, "%s", st->campaign);
-		if (ce)
-			cache_put(s, ce, raw, &m);
-	}
-	/* Which attempt does the record belong to (README "status-record rules")? */
-	int reopen = 0;
-	mextra_t x = {0};
-	if (m.found && m.reopened) {
-		if ((rc = msg_extra(s, m.rid, &x)))
-			return rc;
-		if (ts < x.gen_ts || (st->vendor_ref && *st->vendor_ref && old_ref(s, m.rid, st->vendor_ref)))
-			return 0; /* a record of an earlier attempt */
-	}
-	if (m.found && is_failure(m.state) && st->attempt >= 1) {
-		if (!m.reopened && (rc = msg_extra(s, m.rid, &x)))
-			return rc;
-		reopen = ts > x.ts_ms; /* a resend, after the outcome it repeats */
-	}
-	int advance = !m.found || reopen || msg_state_advances(m.state, st->state) ||
-	              (m.state == MSG_ST_RETRYING && st->state == MSG_ST_RETRYING &&
-	               st->attempt > m.attempt && m.attempt < 255);
-	if (!advance) {
-		/* The send's own reference (its accepted record, from the vendor's
-		 * answer: every part id of a Vonage SMS) replaces the one a receipt
-		 * that got here first left (only its part's id) */
-		if (m.found && st->state == MSG_ST_ACCEPTED && st->latency_ms >= 0 && st->vendor_ref &&
-		    *st->vendor_ref && st->vendor && !strcmp(st->vendor, m.vendor)) {
-			sqlite3_stmt *rq = s->q[Q_SETREF];
-			sqlite3_bind_int64(rq, 1, m.rid);
-			sqlite3_bind_text(rq, 2, st->vendor_ref, -1, SQLITE_STATIC);
-			return step_done(s, rq);
-		}
-		return 0;
-	}
-	const char *vendor = st->vendor && *st->vendor ? st->vendor : (m.found ? m.vendor : "");
-	const char *camp = m.found ? m.camp : st->campaign;
-	int ch = m.found ? m.channel : (int)st->channel;
-	sqlite3_stmt *q;
-	if (!m.found) {
-		q = s->q[Q_INS];
-		bind_id(q, 1, st->id, raw);
-		sqlite3_bind_text(q, 2, st->campaign, -1, SQLITE_STATIC);
-		sqlite3_bind_int(q, 3, st->channel);
-		bind_opt(q, 4, st->to);
-		sqlite3_bind_int(q, 5, st->state);
-		sqlite3_bind_text(q, 6, vendor, -1, SQLITE_STATIC);
-		bind_opt(q, 7, st->vendor_ref);
-		bind_opt(q, 8, st->code);
-		bind_opt(q, 9, st->detail);
-		sqlite3_bind_int(q, 10, st->attempt);
-		sqlite3_bind_int64(q, 11, ts);
-	} else {
-		if (reopen) {
-			/* keep the outcome being repeated in the message's history */
-			sqlite3_stmt *hq = s->q[Q_HIST];
-			sqlite3_bind_int64(hq, 1, m.rid);
-			if ((rc = step_done(s, hq)) || (rc = code_delta(s, camp, m.vendor, x.code, m.state, -1)))
-				return rc;
-		}
-		q = s->q[reopen ? Q_REOPEN : Q_UPD];
-		sqlite3_bind_int64(q, 1, m.rid);
-		sqlite3_bind_int(q, 2, st->state);
-		sqlite3_bind_text(q, 3, vendor, -1, SQLITE_STATIC);
-		bind_opt(q, 4, st->vendor_ref);
-		bind_opt(q, 5, st->code);
-		bind_opt(q, 6, st->detail);
-		sqlite3_bind_int(q, 7, reopen || st->attempt > m.attempt ? st->attempt : m.attempt);
-		sqlite3_bind_int64(q, 8, ts);
-		if (!reopen) {
-			bind_opt(q, 9, st->to);
-			/* a receipt (no vendor answer) keeps the reference the send stored */
-			sqlite3_bind_int(q, 10, st->latency_ms < 0);
-		}
-	}
-	if ((rc = step_done(s, q)))
-		return rc;
-	mrow_t now = m;
-	now.found = 1;
-	now.rid = m.found ? m.rid : sqlite3_last_insert_rowid(s->db);
-	now.state = st->state;
-	now.channel = ch;
-	now.attempt = reopen || st->attempt > m.attempt ? st->attempt : m.attempt;
-	now.reopened = m.reopened || reopen;
-	snprintf(now.camp, sizeof now.camp, "%s", camp);
-	snprintf(now.vendor, sizeof now.vendor, "%s", vendor);
-	if (ce)
-		cache_put(s, ce, raw, &now);
-	if (m.found && (rc = count_delta(s, camp, ch, m.vendor, m.state, -1)))
-		return rc;
-	if ((rc = count_delta(s, camp, ch, vendor, st->state, +1)))
-		return rc;
-	if ((is_failure(st->state) || st->state == MSG_ST_SUPPRESSED) &&
-	    (rc = code_delta(s, camp, vendor, st->code, st->state, +1)))
-		return rc;
-	agg_t *a = agg_slot(s, AGG_SERIES, camp, vendor, NULL, 0, ts / 1000);
-	if (!a)
-		return TOCSIN_ERR_IO;
-	int ans = trk_store_answer(st);
-	if (ans > TRK_ANS_OK)
-		a->ans[ans]++;
-	if (st->state == MSG_ST_ACCEPTED)
-		a->sends++;
-	if (st->state == MSG_ST_SENT || st->state == MSG_ST_DELIVERED ||
-	    st->state == MSG_ST_UNDELIVERED || st->state == MSG_ST_BOUNCED)
-		a->receipts++;
-	if (is_failure(st->state))
-		a->failures++;
-	if (ans != TRK_ANS_NONE && ans != TRK_ANS_THROTTLED) {
-		a->lat[trk_lat_bucket(st->latency_ms)]++;
-		a->lat_sum += st->latency_ms;
-		if (vendor[0]) {
-			agg_t *l = agg_slot(s, AGG_LAT, "", vendor, NULL, 0, 0);
-			if (!l)
-				return TOCSIN_ERR_IO;
-			l->lat[trk_lat_bucket(st->latency_ms)]++;
-			l->lat_sum += st->latency_ms;
-		}
-	}
-	return 1;
-}
-
 int trk_store_campaign(trk_store_t *s, const msg_campaign_t *c)
 {
 	sqlite3_stmt *q = s->q[Q_CAMP];
 	sqlite3_bind_text(q, 1, c->id, -1, SQLITE_STATIC);
-	bind_opt(q, 2, c->name);
+	store_bind_opt(q, 2, c->name);
 	sqlite3_bind_int(q, 3, c->state);
 	sqlite3_bind_int64(q, 4, c->queued);
 	sqlite3_bind_int64(q, 5, c->ts_ms);
 	sqlite3_bind_int64(q, 6, c->send_at_ms > 0 ? c->send_at_ms : 0);
 	sqlite3_bind_int(q, 7, c->qh_urgent != 0);
-	int rc = step_done(s, q);
+	int rc = store_step_done(s, q);
 	if (!rc && sqlite3_changes(s->db) > 0) {
 		char d[160];
 		snprintf(d, sizeof d, "campaign %s%s%.64s", msg_camp_state_name(c->state),
@@ -1110,12 +676,12 @@ int trk_store_vhealth(trk_store_t *s, const msg_vhealth_t *h)
 	sqlite3_stmt *q = s->q[Q_VH];
 	sqlite3_bind_text(q, 1, h->vendor, -1, SQLITE_STATIC);
 	sqlite3_bind_int(q, 2, h->state);
-	bind_opt(q, 3, h->reason);
-	bind_opt(q, 4, h->by);
+	store_bind_opt(q, 3, h->reason);
+	store_bind_opt(q, 4, h->by);
 	sqlite3_bind_double(q, 5, h->p95_ms);
 	sqlite3_bind_double(q, 6, h->error_rate);
 	sqlite3_bind_int64(q, 7, h->ts_ms);
-	int rc = step_done(s, q);
+	int rc = store_step_done(s, q);
 	if (!rc && sqlite3_changes(s->db) > 0 && prev != (int)h->state) {
 		char d[400];
 		snprintf(d, sizeof d, "%s -> %s by %s%s%.64s%s: %s",
@@ -1133,10 +699,10 @@ int trk_store_optout(trk_store_t *s, const msg_optout_t *o)
 	sqlite3_bind_int(q, 1, o->channel);
 	sqlite3_bind_text(q, 2, o->address, -1, SQLITE_STATIC);
 	sqlite3_bind_int(q, 3, o->optin);
-	bind_opt(q, 4, o->source);
-	bind_opt(q, 5, o->campaign);
+	store_bind_opt(q, 4, o->source);
+	store_bind_opt(q, 5, o->campaign);
 	sqlite3_bind_int64(q, 6, o->ts_ms);
-	return step_done(s, q);
+	return store_step_done(s, q);
 }
 
 int trk_store_event(trk_store_t *s, int64_t ts_ms, const char *kind, const char *subject,
@@ -1144,11 +710,11 @@ int trk_store_event(trk_store_t *s, int64_t ts_ms, const char *kind, const char 
 {
 	sqlite3_stmt *q = s->q[Q_EVENT];
 	sqlite3_bind_int64(q, 1, ts_ms > 0 ? ts_ms : clock_wall_ms());
-	bind_opt(q, 2, kind);
-	bind_opt(q, 3, subject);
-	bind_opt(q, 4, detail);
-	bind_opt(q, 5, actor);
-	return step_done(s, q);
+	store_bind_opt(q, 2, kind);
+	store_bind_opt(q, 3, subject);
+	store_bind_opt(q, 4, detail);
+	store_bind_opt(q, 5, actor);
+	return store_step_done(s, q);
 }
 
 int trk_store_inbound(trk_store_t *s, int64_t ts_ms, const char *vendor, const char *from,
@@ -1156,12 +722,12 @@ int trk_store_inbound(trk_store_t *s, int64_t ts_ms, const char *vendor, const c
 {
 	sqlite3_stmt *q = s->q[Q_INBOUND];
 	sqlite3_bind_int64(q, 1, ts_ms > 0 ? ts_ms : clock_wall_ms());
-	bind_opt(q, 2, vendor);
-	bind_opt(q, 3, from);
-	bind_opt(q, 4, to);
-	bind_opt(q, 5, body);
-	bind_opt(q, 6, kind);
-	return step_done(s, q);
+	store_bind_opt(q, 2, vendor);
+	store_bind_opt(q, 3, from);
+	store_bind_opt(q, 4, to);
+	store_bind_opt(q, 5, body);
+	store_bind_opt(q, 6, kind);
+	return store_step_done(s, q);
 }
 
 /* ---- reads ---- */
@@ -1269,7 +835,7 @@ int trk_store_msg_info(trk_store_t *s, const char *id, char *camp, size_t cample
 		return TOCSIN_ERR_IO;
 	}
 	unsigned char raw[16];
-	bind_id(q, 1, id, raw);
+	store_bind_id(q, 1, id, raw);
 	int rc = TOCSIN_ERR_NOTFOUND;
 	if (sqlite3_step(q) == SQLITE_ROW) {
 		const unsigned char *c = sqlite3_column_text(q, 0), *v = sqlite3_column_text(q, 1),
@@ -1297,7 +863,7 @@ int trk_store_msg_earlier(trk_store_t *s, const char *id,
 		return TOCSIN_ERR_IO;
 	}
 	unsigned char raw[16];
-	bind_id(q, 1, id, raw);
+	store_bind_id(q, 1, id, raw);
 	int hit = 0;
 	while (!hit && sqlite3_step(q) == SQLITE_ROW) {
 		const unsigned char *v = sqlite3_column_text(q, 0), *r = sqlite3_column_text(q, 1);
@@ -1423,7 +989,7 @@ int trk_store_last_campaign(trk_store_t *s, msg_channel_t ch, const char *addr, 
 		char id[MSG_ID_LEN + 1];
 		unsigned char raw[16];
 		msg_make_id(camp, chn, addr, id);
-		bind_id(q, 1, id, raw);
+		store_bind_id(q, 1, id, raw);
 		sqlite3_bind_text(q, 2, camp, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) == SQLITE_ROW) {
 			int64_t ts = sqlite3_column_int64(q, 0), rid = sqlite3_column_int64(q, 1);
