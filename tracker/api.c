@@ -775,68 +775,53 @@ int trk_api_alerts(trk_api_q_t *q, int64_t broker_down_ms, buf_t *b)
 
 /* ---- timeline, inbound ---- */
 
-int trk_api_timeline(trk_api_q_t *q, int limit, buf_t *b)
+/* The newest rows of sql (?1 = limit, 1..1000): {"<list>":[{"ts_ms":N,"<name>":"…",…}]} with
+ * column 0 the ts_ms and the others text named by names (NULL-terminated; a name starting
+ * with '?' is null where the column is, the others "" ). */
+static int newest_json(trk_api_q_t *q, const char *sql, int limit, const char *list,
+                       const char *const *names, buf_t *b)
 {
 	if (limit < 1 || limit > 1000) {
 		buf_puts(b, "limit must be 1..1000");
 		return TOCSIN_ERR_INVAL;
 	}
 	sqlite3_stmt *st;
-	if (prep(q, "SELECT ts_ms, kind, subject, detail, actor FROM timeline ORDER BY ts_ms DESC"
-	            " LIMIT ?1",
-	         &st))
+	if (prep(q, sql, &st))
 		return TOCSIN_ERR_IO;
 	sqlite3_bind_int(st, 1, limit);
-	buf_puts(b, "{\"events\":[");
+	buf_printf(b, "{\"%s\":[", list);
 	int first = 1;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		buf_printf(b, "%s{\"ts_ms\":%lld,\"kind\":", first ? "" : ",",
-		           (long long)sqlite3_column_int64(st, 0));
+		buf_printf(b, "%s{\"ts_ms\":%lld", first ? "" : ",", (long long)sqlite3_column_int64(st, 0));
 		first = 0;
-		jstr(b, col(st, 1));
-		buf_puts(b, ",\"subject\":");
-		jstr(b, col(st, 2));
-		buf_puts(b, ",\"detail\":");
-		jstr(b, col(st, 3));
-		buf_puts(b, ",\"actor\":");
-		jstr_or_null(b, st, 4);
+		for (int i = 0; names[i]; i++) {
+			int nullable = names[i][0] == '?';
+			buf_printf(b, ",\"%s\":", names[i] + nullable);
+			if (nullable)
+				jstr_or_null(b, st, i + 1);
+			else
+				jstr(b, col(st, i + 1));
+		}
 		buf_putc(b, '}');
 	}
 	sqlite3_finalize(st);
 	return buf_puts(b, "]}\n");
 }
 
+int trk_api_timeline(trk_api_q_t *q, int limit, buf_t *b)
+{
+	static const char *const names[] = {"kind", "subject", "detail", "?actor", NULL};
+	return newest_json(q, "SELECT ts_ms, kind, subject, detail, actor FROM timeline ORDER BY ts_ms DESC"
+	                      " LIMIT ?1",
+	                   limit, "events", names, b);
+}
+
 int trk_api_inbound(trk_api_q_t *q, int limit, buf_t *b)
 {
-	if (limit < 1 || limit > 1000) {
-		buf_puts(b, "limit must be 1..1000");
-		return TOCSIN_ERR_INVAL;
-	}
-	sqlite3_stmt *st;
-	if (prep(q, "SELECT ts_ms, vendor, from_addr, to_addr, body, kind FROM inbound"
-	            " ORDER BY ts_ms DESC LIMIT ?1",
-	         &st))
-		return TOCSIN_ERR_IO;
-	sqlite3_bind_int(st, 1, limit);
-	buf_puts(b, "{\"inbound\":[");
-	int first = 1;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		buf_printf(b, "%s{\"ts_ms\":%lld,\"vendor\":", first ? "" : ",",
-		           (long long)sqlite3_column_int64(st, 0));
-		first = 0;
-		jstr(b, col(st, 1));
-		buf_puts(b, ",\"from\":");
-		jstr(b, col(st, 2));
-		buf_puts(b, ",\"to\":");
-		jstr(b, col(st, 3));
-		buf_puts(b, ",\"body\":");
-		jstr(b, col(st, 4));
-		buf_puts(b, ",\"kind\":");
-		jstr(b, col(st, 5));
-		buf_putc(b, '}');
-	}
-	sqlite3_finalize(st);
-	return buf_puts(b, "]}\n");
+	static const char *const names[] = {"vendor", "from", "to", "body", "kind", NULL};
+	return newest_json(q, "SELECT ts_ms, vendor, from_addr, to_addr, body, kind FROM inbound"
+	                      " ORDER BY ts_ms DESC LIMIT ?1",
+	                   limit, "inbound", names, b);
 }
 
 /* ---- recipients ---- */

@@ -35,6 +35,44 @@ static void usage(FILE *f)
 	        "  --count N        email batch size, 1..1000 (default 1)\n");
 }
 
+/* The test messages of vendor v: to, and for an email batch its sub-addresses +1..+N-1;
+ * ids derived from the campaign and address unless one is given for a single message. */
+static void build_msgs(const cfg_vendor_t *v, const char *to, const char *text, const char *subject,
+                       const char *sender, const char *id, const char *campaign, int count,
+                       msg_out_t *ms, const msg_out_t **pm, char (*ids)[MSG_ID_LEN + 1],
+                       char (*tos)[320])
+{
+	const char *at = strchr(to, '@');
+	for (int i = 0; i < count; i++) {
+		if (i == 0 || !at)
+			snprintf(tos[i], sizeof tos[i], "%s", to);
+		else
+			snprintf(tos[i], sizeof tos[i], "%.*s+%d%s", (int)(at - to), to, i, at);
+		if (id && count == 1)
+			snprintf(ids[i], sizeof ids[i], "%s", id);
+		else
+			msg_make_id(campaign, msg_channel_name(v->channel), tos[i], ids[i]);
+		msg_out_t *m = &ms[i];
+		m->id = ids[i];
+		m->campaign = campaign;
+		m->channel = v->channel;
+		m->to = tos[i];
+		m->sender = sender;
+		m->segments = 1;
+		if (v->channel == MSG_CH_SMS) {
+			m->body = text;
+			m->enc = "gsm7";
+			for (const char *p = text; *p; p++)
+				if ((unsigned char)*p >= 0x80)
+					m->enc = "ucs2";
+		} else {
+			m->subject = subject;
+			m->text = text;
+		}
+		pm[i] = m;
+	}
+}
+
 int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {{"to", required_argument, NULL, 't'},
@@ -100,35 +138,7 @@ int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
-	const char *at = strchr(to, '@');
-	for (int i = 0; i < count; i++) {
-		if (i == 0 || !at)
-			snprintf(tos[i], sizeof tos[i], "%s", to);
-		else
-			snprintf(tos[i], sizeof tos[i], "%.*s+%d%s", (int)(at - to), to, i, at);
-		if (id && count == 1)
-			snprintf(ids[i], sizeof ids[i], "%s", id);
-		else
-			msg_make_id(campaign, msg_channel_name(v->channel), tos[i], ids[i]);
-		msg_out_t *m = &ms[i];
-		m->id = ids[i];
-		m->campaign = campaign;
-		m->channel = v->channel;
-		m->to = tos[i];
-		m->sender = sender;
-		m->segments = 1;
-		if (v->channel == MSG_CH_SMS) {
-			m->body = text;
-			m->enc = "gsm7";
-			for (const char *p = text; *p; p++)
-				if ((unsigned char)*p >= 0x80)
-					m->enc = "ucs2";
-		} else {
-			m->subject = subject;
-			m->text = text;
-		}
-		pm[i] = m;
-	}
+	build_msgs(v, to, text, subject, sender, id, campaign, count, ms, pm, ids, tos);
 	vsend_info_t info;
 	int rc = vsend_msgs(vs, pm, (size_t)count, -1, res, &info, err, sizeof err);
 	if (rc) {
