@@ -24,6 +24,8 @@
 /* The producer's own reads: KQ_G_LAUNCH_PREFIX "<what>-<campaign id>", and the opt-out sync. */
 #define KQ_G_LAUNCH_PREFIX "tocsin-launch-"
 #define KQ_G_LAUNCH_OPTOUTS "tocsin-launch-optouts"
+/* The tracker's consumer group (tocsin.status, tocsin.campaigns, tocsin.vendor-health, tocsin.optouts). */
+#define KQ_G_TRACKER "tocsin-tracker"
 
 /* The run file the embedded broker writes, relative to var_dir. */
 #define KQ_RUN_BOOTSTRAP "run/broker.bootstrap"

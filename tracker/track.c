@@ -44,7 +44,7 @@ static void usage(FILE *f)
 	        "usage: tocsin track [--listen HOST:PORT] [--no-http]\n"
 	        "\n"
 	        "Consume tocsin.status, tocsin.campaigns, tocsin.vendor-health and tocsin.optouts\n"
-	        "(consumer group \"tocsin-tracker\") into the sqlite store at tracker.db\n"
+	        "(consumer group \"" KQ_G_TRACKER "\") into the sqlite store at tracker.db\n"
 	        "(default <var_dir>/tocsin.db), in batched transactions; consumer offsets are\n"
 	        "committed only after the transaction holding their records commits.\n"
 	        "Serves the dashboard, JSON API, /metrics and vendor webhooks on --listen\n"
@@ -263,7 +263,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 	ingest_t g;
 	memset(&g, 0, sizeof g);
 	memset(g.next, 0xff, sizeof g.next);
-	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-tracker", "tocsin-tracker", err,
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, KQ_G_TRACKER, KQ_G_TRACKER, err,
 	                                    sizeof err);
 	if (!conf) {
 		fprintf(stderr, "tocsin track: %s\n", err);
@@ -338,7 +338,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 	char pid[32];
 	snprintf(pid, sizeof pid, "%d\n", (int)getpid());
 	runfile_write(cfg, "run/track.pid", pid, err, sizeof err);
-	log_info("event=start db=%s group=tocsin-tracker http=%s", cfg->db_path,
+	log_info("event=start db=%s group=" KQ_G_TRACKER " http=%s", cfg->db_path,
 	         srv ? trk_http_addr(srv) : "off");
 
 	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(g.rk);
