@@ -458,6 +458,25 @@ static void ctl_receipts(sim_t *s, sim_ans_t *ans)
 	ans->ctype = "application/json";
 }
 
+/* POST /_sim/clock {"advance_s": N}: the signing clock (sim_now_s) moves N seconds on
+ * (|N| <= 30 days), so a test sees a retry sent "later" without waiting for it. */
+static void ctl_clock(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
+{
+	json_t *j = json_loadb(rq->body ? rq->body : "", rq->bodylen, 0, NULL);
+	json_t *a = json_object_get(j, "advance_s");
+	ans->ctype = "application/json";
+	if (!json_is_integer(a) || json_object_size(j) != 1 || json_integer_value(a) > 2592000 ||
+	    json_integer_value(a) < -2592000) {
+		json_decref(j);
+		ctl_error(ans, 400, "/_sim/clock wants {\"advance_s\": N} (seconds, |N| <= 2592000)");
+		return;
+	}
+	atomic_fetch_add(&s->clock_advance_s, (int_fast64_t)json_integer_value(a));
+	json_decref(j);
+	ans->status = 200;
+	buf_printf(&ans->body, "{\"now_s\":%lld}", (long long)sim_now_s(s));
+}
+
 static int by_name(sim_vendor_t *sv, const void *name)
 {
 	return !strcmp(sv->v->name, name);
@@ -537,9 +556,11 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 			ctl_receipts(s, ans);
 		else if (!strcmp(c, "inbound") && post)
 			ctl_inbound(s, rq, ans);
+		else if (!strcmp(c, "clock") && post)
+			ctl_clock(s, rq, ans);
 		else
 			ctl_error(ans, 404, "no such control endpoint (stats, ticks, email, email/digests, reset, config, keys, "
-			                    "receipts, inbound)");
+			                    "receipts, inbound, clock)");
 		return;
 	}
 	char acct[128];

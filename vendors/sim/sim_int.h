@@ -111,8 +111,17 @@ typedef struct sim_vendor {
 	int vg_sig_method;  /* SIM_VSIG_* */
 } sim_vendor_t;
 
+/* Webhooks in flight at once: a vendor posts many at a time, so one receiver that answers
+ * slowly (a tracker that waits for its broker's acknowledgement) does not hold the rest. */
+#define SIM_WH_SENDERS 32
+
 /* A scheduled item: resume a suspended connection, or send a webhook. */
-typedef struct sim_item {
+typedef struct sim_item sim_item_t;
+/* Signs webhook it for a delivery at now_s (the emulator's clock, sim_now_s): rebuilds
+ * it->body (and its headers) from it->raw, as a vendor signs every delivery of a webhook
+ * anew; 0, or -1 to send it as it was. */
+typedef int (*sim_sign_fn)(sim_item_t *it, int64_t now_s);
+struct sim_item {
 	int64_t due;
 	int type; /* 0 resume, 1 webhook */
 	struct MHD_Connection *con;
@@ -121,7 +130,10 @@ typedef struct sim_item {
 	int tries;        /* webhook: deliveries tried so far */
 	int once;         /* webhook: never retried (Mailgun's delivered events) */
 	int64_t first_ms; /* webhook: when it was first due (mono) */
-} sim_item_t;
+	sim_sign_fn sign; /* webhook: signed anew before every delivery, or NULL */
+	char *raw;        /* what sign signs (its own format) */
+	size_t rawlen;
+};
 
 typedef struct sim_req sim_req_t;
 typedef struct sim_ans sim_ans_t;
@@ -150,9 +162,10 @@ struct sim {
 	pthread_cond_t wcv;
 	sim_item_t **wq;
 	size_t wq_head, wq_n, wq_cap;
-	pthread_t sender[2];
+	pthread_t sender[SIM_WH_SENDERS];
 	atomic_uint_fast64_t wh_sent, wh_failed, wh_dropped, wh_retried;
 	atomic_uint_fast64_t hung;
+	atomic_int_fast64_t clock_advance_s; /* POST /_sim/clock: added to the signing clock */
 	/* Date cache for answers */
 	pthread_mutex_t dmu;
 	time_t date_sec;
@@ -212,6 +225,14 @@ int sim_outage(sim_t *s, sim_vendor_t *sv, sim_ans_t *ans);
 void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
                        const char *ctype, const char *body, const char *h1n, const char *h1v,
                        const char *h2n, const char *h2v);
+/* The same for a webhook whose signature covers a timestamp: sign(it, now) builds its
+ * body (and headers) from raw[0..rawlen) before every delivery, so a retry is signed when
+ * it is sent, as the vendor does (vendors/README.md, "Webhook retries"). Takes copies. */
+void sim_webhook_signed(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
+                        const char *ctype, const void *raw, size_t rawlen, sim_sign_fn sign);
+/* The emulator's clock for signed timestamps (unix s): the wall clock (with
+ * TOCSIN_NOW_OFFSET_MS) plus what POST /_sim/clock advanced it by. Any thread. */
+int64_t sim_now_s(sim_t *s);
 /* The same for a webhook the vendor never retries (Mailgun's delivered events). */
 void sim_webhook_once(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
                       const char *ctype, const char *body, const char *h1n, const char *h1v,

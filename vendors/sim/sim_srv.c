@@ -321,6 +321,7 @@ static void item_free(sim_item_t *it)
 	free(it->h1v);
 	free(it->h2n);
 	free(it->h2v);
+	free(it->raw);
 	free(it);
 }
 
@@ -430,6 +431,30 @@ void sim_webhook_later(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *
 	later(s, sv, delay_ms, 0, url, ctype, body, h1n, h1v, h2n, h2v);
 }
 
+int64_t sim_now_s(sim_t *s)
+{
+	return clock_wall_ms() / 1000 + (int64_t)atomic_load(&s->clock_advance_s);
+}
+
+void sim_webhook_signed(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
+                        const char *ctype, const void *raw, size_t rawlen, sim_sign_fn sign)
+{
+	sim_item_t *it = calloc(1, sizeof *it);
+	if (!it || !(it->raw = malloc(rawlen ? rawlen : 1))) {
+		free(it);
+		return;
+	}
+	memcpy(it->raw, raw, rawlen);
+	it->rawlen = rawlen;
+	it->sign = sign;
+	it->type = 1;
+	it->sv = sv;
+	it->first_ms = clock_mono_ms() + (int64_t)delay_ms;
+	it->url = dupn(url);
+	it->ctype = dupn(ctype);
+	schedule(s, it, it->first_ms);
+}
+
 void sim_webhook_once(sim_t *s, sim_vendor_t *sv, double delay_ms, const char *url,
                       const char *ctype, const char *body, const char *h1n, const char *h1v,
                       const char *h2n, const char *h2v)
@@ -491,6 +516,8 @@ static void *sender_main(void *arg)
 		pthread_mutex_unlock(&s->wmu);
 		long code = 0;
 		CURLcode cc = CURLE_FAILED_INIT;
+		if (it->sign && it->sign(it, sim_now_s(s)))
+			log_warn("event=sim_webhook_unsigned vendor=%s msg=\"cannot sign\"", it->sv->v->name);
 		if (h) {
 			struct curl_slist *hd = NULL;
 			char line[1024];
@@ -765,7 +792,7 @@ sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, si
 		free(s);
 		return NULL;
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < SIM_WH_SENDERS; i++)
 		pthread_create(&s->sender[i], NULL, sender_main, s);
 	struct sockaddr_in sa;
 	memset(&sa, 0, sizeof sa);
@@ -810,7 +837,7 @@ void sim_free(sim_t *s)
 	pthread_mutex_unlock(&s->wmu);
 	if (s->timer)
 		pthread_join(s->timer, NULL);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < SIM_WH_SENDERS; i++)
 		if (s->sender[i])
 			pthread_join(s->sender[i], NULL);
 	if (s->d)

@@ -42,34 +42,73 @@ static int vg_key(sim_vendor_t *sv, const void *ctx)
 	return ctx && sv->v->account && !strcmp(sv->v->account, ctx);
 }
 
+/* The form names/vals[0..n) into b (reset first). */
+static void vg_form(buf_t *b, const char *const *names, const char *const *vals, size_t n)
+{
+	buf_reset(b);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			buf_putc(b, '&');
+		buf_form_enc(b, names[i], strlen(names[i]));
+		buf_putc(b, '=');
+		buf_form_enc(b, vals[i], strlen(vals[i]));
+	}
+}
+
+/* sim_sign_fn: the webhook's fields (it->raw: name NUL value NUL ...) with `timestamp`
+ * (now_s: when this delivery is sent) and `sig` added, as Vonage signs each request. */
+static int vg_sign(sim_item_t *it, int64_t now_s)
+{
+	const char *names[18], *vals[18];
+	size_t n = 0;
+	for (size_t at = 0; at < it->rawlen && n < 16;) {
+		names[n] = it->raw + at;
+		at += strlen(names[n]) + 1;
+		if (at >= it->rawlen)
+			return -1;
+		vals[n] = it->raw + at;
+		at += strlen(vals[n++]) + 1;
+	}
+	char ts[24], sig[160];
+	snprintf(ts, sizeof ts, "%lld", (long long)now_s);
+	names[n] = "timestamp";
+	vals[n++] = ts;
+	if (sim_vonage_sig(it->sv->vg_sig_method, it->sv->vg_sig, names, vals, n, sig, sizeof sig))
+		return -1;
+	names[n] = "sig";
+	vals[n++] = sig;
+	buf_t b;
+	buf_init(&b, 1 << 20);
+	vg_form(&b, names, vals, n);
+	char *body = b.p ? strndup(b.p, b.len) : NULL;
+	buf_free(&b);
+	if (!body)
+		return -1;
+	free(it->body);
+	it->body = body;
+	return 0;
+}
+
 /* Queue a Vonage webhook: the form names/vals[0..n) (n <= 16), signed when sv has a
- * signature secret: `timestamp` (unix seconds when it is due) and `sig` added. */
+ * signature secret: `timestamp` (unix seconds when each delivery is sent, a retry
+ * included) and `sig` added (vg_sign). */
 static void vg_webhook(sim_t *s, sim_vendor_t *sv, double delay, const char *url, const char **names,
                        const char **vals, size_t n)
 {
-	char ts[24], sig[160];
-	if (sv->vg_sig && n <= 16) {
-		snprintf(ts, sizeof ts, "%lld", (long long)(time(NULL) + (time_t)(delay / 1000)));
-		names[n] = "timestamp";
-		vals[n++] = ts;
-		if (sim_vonage_sig(sv->vg_sig_method, sv->vg_sig, names, vals, n, sig, sizeof sig)) {
-			log_warn("event=sim_webhook_unsigned vendor=%s msg=\"cannot sign\"", sv->v->name);
-			return;
-		}
-		names[n] = "sig";
-		vals[n++] = sig;
-	}
 	buf_t b;
 	buf_init(&b, 1 << 20);
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			buf_putc(&b, '&');
-		buf_form_enc(&b, names[i], strlen(names[i]));
-		buf_putc(&b, '=');
-		buf_form_enc(&b, vals[i], strlen(vals[i]));
+	if (sv->vg_sig && n <= 16) {
+		for (size_t i = 0; i < n; i++) {
+			buf_append(&b, names[i], strlen(names[i]) + 1);
+			buf_append(&b, vals[i], strlen(vals[i]) + 1);
+		}
+		sim_webhook_signed(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, b.len,
+		                   vg_sign);
+	} else {
+		vg_form(&b, names, vals, n);
+		sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, NULL, NULL,
+		                  NULL, NULL);
 	}
-	sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, NULL, NULL, NULL,
-	                  NULL);
 	buf_free(&b);
 }
 
