@@ -32,7 +32,7 @@ VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o
 PROD_OBJS  := producer/launch.o producer/prod.o producer/prod_read.o producer/prod_run.o producer/prod_report.o producer/aud.o producer/addr.o producer/aset.o \
               producer/camp.o producer/optc.o producer/penc.o
 DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_metrics.o dispatcher/dsp_queue.o dispatcher/dsp_state.o dispatcher/dsp_ledger.o dispatcher/dead.o vendors/http.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
-TRK_OBJS   := tracker/store.o tracker/store_status.o tracker/api.o tracker/dash.o tracker/ctl.o tracker/ctlcmd.o tracker/http.o tracker/track.o tracker/status.o tracker/reply.o tracker/presence.o tracker/web.o tracker/webaud.o tracker/webcomp.o tracker/weblaunch.o tracker/webpage.o tracker/recon.o
+TRK_OBJS   := tracker/store.o tracker/store_status.o tracker/api.o tracker/dash.o tracker/ctl.o tracker/ctlcmd.o tracker/http.o tracker/track.o tracker/status.o tracker/reply.o tracker/presence.o tracker/web.o tracker/webaud.o tracker/webcomp.o tracker/weblaunch.o tracker/webpage.o tracker/recon.o tracker/whack.o
 HOLD_OBJS  := hold/hold.o
 
 LIB_OBJS   := $(addprefix $(BUILD)/,$(CORE_OBJS) $(TMPL_OBJS) $(VND_OBJS) $(PROD_OBJS) \
@@ -46,7 +46,7 @@ UT_VND     := test_vnd test_vnd_sim test_sim_json test_http test_vsend
 UT_PROD    := test_prod_addr test_prod_aud test_prod_penc test_prod_kafka
 UT_DSP     := test_dsp_queue test_dsp_ledger test_sla test_route test_retry test_hist
 UT_HOLD    := test_hold
-UT_TRK     := test_trk_store test_trk_recon
+UT_TRK     := test_trk_store test_trk_recon test_trk_whack
 UNIT_TESTS := $(UT_CORE) $(UT_TMPL) $(UT_VND) $(UT_PROD) $(UT_DSP) $(UT_TRK) $(UT_HOLD)
 UNIT_BINS  := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 

@@ -3,13 +3,25 @@
 # by `tocsin track` (verify signature, check the carrier, take the replay key once in sqlite, look
 # up the campaign, produce a status event to Kafka), measured with wrk, every request a different
 # message sid; baseline in the same run: GET /healthz on the same server.
+# Since issue 13 a receipt is answered 200 only once the broker acknowledged its status record.
 #   bench/bench_track_webhook.sh [SECONDS] [CONNECTIONS]   (TOCSIN_BIN picks the binary)
+#   TOCSIN_BIN_BEFORE=/path/to/older/tocsin bench/bench_track_webhook.sh 10 64
+#     runs both binaries one after the other in the same run and prints after/before
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 BIN=${TOCSIN_BIN:-$root/tocsin}
 DUR=${1:-10}
 CONN=${2:-64}
+if [ -n "${TOCSIN_BIN_BEFORE:-}" ]; then
+  rps_of() { awk '/signed receipts acknowledged/ {print $4}'; }
+  echo "== before: $TOCSIN_BIN_BEFORE (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  b=$(TOCSIN_BIN=$TOCSIN_BIN_BEFORE TOCSIN_BIN_BEFORE= "$0" "$DUR" "$CONN" | tee /dev/stderr | rps_of)
+  echo "== after: $BIN (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  a=$(TOCSIN_BIN=$BIN TOCSIN_BIN_BEFORE= "$0" "$DUR" "$CONN" | tee /dev/stderr | rps_of)
+  echo "bench_track_webhook: before $b req/s, after $a req/s, after/before $(python3 -c "print(f'{$a/$b:.2f}')") (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  exit 0
+fi
 OUT=$here/out/bench_track_webhook
 rm -rf "$OUT"; mkdir -p "$OUT/var/run"
 pids=()

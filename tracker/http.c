@@ -14,6 +14,7 @@
 #include "tracker/store.h"
 #include "tracker/trk.h"
 #include "tracker/web.h"
+#include "tracker/whack.h"
 #include "vendors/vnd.h"
 
 #include <arpa/inet.h>
@@ -41,6 +42,13 @@
 #define HTTP_IDLE_TIMEOUT_S 10u /* a connection silent this long is closed */
 #define STOP_SLOTS 4096
 #define STOP_MEMORY_MS (10 * 60 * 1000)
+#define WH_ACK_TIMEOUT_MS 5000 /* a webhook waits this long for the broker, then 503 */
+#define WH_LINGER_MS "1"
+/* A receipt that overtook its message's accepted record is looked at again every
+ * WH_EARLY_STEP_MS for up to WH_EARLY_MAX_MS, WH_EARLY_MAX such requests at once. */
+#define WH_EARLY_STEP_MS 200
+#define WH_EARLY_MAX_MS 5000
+#define WH_EARLY_MAX 256
 
 typedef struct acache {
 	char key[CACHE_KEY]; /* raw URI with its query */
@@ -139,6 +147,10 @@ struct trk_http {
 	trk_reply_t *reply;  /* worker: SMS replies through the adapters, review-list writes */
 	pthread_mutex_t smu; /* seen */
 	trk_store_t *seen;   /* the webhook replay memory (wh_seen in <db>-webhooks) */
+	trk_whack_t *ack;    /* webhooks waiting for the broker's acknowledgement, their keys */
+	int64_t unacked;     /* webhooks answered 503: the broker did not acknowledge in time */
+	int nearly;          /* receipts waiting for their message's accepted record (h->mu) */
+	int64_t early_ok;    /* ... and taken after waiting */
 	wh_vendor_t wh[MAX_WH_VENDORS];
 	size_t nwh;
 	email_unsub_t *unsub;
@@ -169,6 +181,19 @@ typedef struct req {
 	void *wreq;  /* its state (trk_web_req_free) */
 	int64_t t0_ns;   /* headers received */
 	int64_t work_ns; /* spent answering (queries, JSON) */
+	/* a webhook waiting for the broker (tracker/whack.h): its wait, the replay
+	 * keys it holds (NUL-separated), their clock, and the answer to give once
+	 * every record is acknowledged */
+	uint64_t tok;
+	buf_t keys;
+	int64_t now_s;
+	unsigned code;
+	const char *ctype;
+	buf_t ans;
+	/* a receipt waiting for its message's accepted record: since (mono ms; 0
+	 * never waited, -1 waited and done), and whether it sleeps now */
+	int64_t early_t0;
+	int early;
 } req_t;
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
@@ -180,9 +205,14 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 		return NULL;
 	r->uri = strndup(uri ? uri : "", MAX_URI);
 	buf_init(&r->body, MAX_BODY);
+	buf_init(&r->keys, MAX_BODY);
+	buf_init(&r->ans, 65536);
 	r->t0_ns = clock_mono_ns();
 	return r;
 }
+
+static void wh_release(trk_http_t *h, req_t *r, int acked);
+static void wh_early_end(trk_http_t *h, req_t *r, int taken);
 
 static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
                      enum MHD_RequestTerminationCode toe)
@@ -207,9 +237,14 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 			         (int)(pl > 200 ? 200 : pl), r->uri, total / 1e6, r->work_ns / 1e6, (long long)nth);
 		}
 	}
+	if (r->tok) /* a waiting webhook whose connection ended: it was not answered */
+		wh_release(h, r, 0);
+	wh_early_end(h, r, 0);
 	trk_web_req_free(r->wreq);
 	free(r->uri);
 	buf_free(&r->body);
+	buf_free(&r->keys);
+	buf_free(&r->ans);
 	free(r);
 	*con_cls = NULL;
 }
@@ -266,6 +301,7 @@ static void *poll_main(void *arg)
 	trk_http_t *h = arg;
 	while (!h->stopping) {
 		rd_kafka_poll(h->rk, 100);
+		trk_whack_tick(h->ack, clock_mono_ms()); /* wh_resumed logs each */
 		if (h->seen) { /* the replay keys of the last 100 ms to disk */
 			pthread_mutex_lock(&h->smu);
 			trk_store_seen_flush(h->seen);
@@ -275,18 +311,40 @@ static void *poll_main(void *arg)
 	return NULL;
 }
 
-static int produce_status(trk_http_t *h, const msg_status_t *s)
+/* The delivery report of every record this producer sends: a webhook's wait
+ * counts it (the poll thread). */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	trk_http_t *h = opaque;
+	if (h && h->ack)
+		trk_whack_report(h->ack, m->_private, m->err == RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* Produce one record; tok (0: none) is the wait of the webhook it belongs to. */
+static int produce_for(trk_http_t *h, uint64_t tok, const char *topic, const char *key,
+                       const buf_t *b)
+{
+	if (tok)
+		trk_whack_add(h->ack, tok);
+	int rc = kq_produce(h->rk, topic, key, strlen(key), b->p, b->len, trk_whack_opaque(tok));
+	if (rc && tok)
+		trk_whack_unadd(h->ack, tok);
+	return rc;
+}
+
+static int produce_status(trk_http_t *h, uint64_t tok, const msg_status_t *s)
 {
 	buf_t b;
 	buf_init(&b, 16384);
 	int rc = msg_status_encode(s, &b);
 	if (!rc)
-		rc = kq_produce(h->rk, KQ_T_STATUS, s->id, strlen(s->id), b.p, b.len, NULL);
+		rc = produce_for(h, tok, KQ_T_STATUS, s->id, &b);
 	buf_free(&b);
 	return rc;
 }
 
-static int produce_optout(trk_http_t *h, const msg_optout_t *o)
+static int produce_optout(trk_http_t *h, uint64_t tok, const msg_optout_t *o)
 {
 	char key[400];
 	if (msg_optout_key(o->channel, o->address, key, sizeof key) < 0)
@@ -295,7 +353,7 @@ static int produce_optout(trk_http_t *h, const msg_optout_t *o)
 	buf_init(&b, 8192);
 	int rc = msg_optout_encode(o, &b);
 	if (!rc)
-		rc = kq_produce(h->rk, KQ_T_OPTOUTS, key, strlen(key), b.p, b.len, NULL);
+		rc = produce_for(h, tok, KQ_T_OPTOUTS, key, &b);
 	buf_free(&b);
 	return rc;
 }
@@ -309,6 +367,8 @@ typedef struct wh_ctx {
 	trk_store_t *rd;
 	buf_t *reply; /* inline reply (TwiML) for an inbound message, or empty */
 	int64_t now_s; /* the webhook clock */
+	uint64_t tok;  /* the request's wait for the broker (tracker/whack.h) */
+	buf_t *keys;   /* the replay keys the request holds */
 	int produced, failed, replayed, mismatched;
 } wh_ctx_t;
 
@@ -356,27 +416,57 @@ static void set_reply(wh_ctx_t *x, const char *text)
 	buf_puts(x->reply, "</Message></Response>");
 }
 
-/* Take the event's replay key: 1 new (go on), 0 seen before, -1 the memory
- * failed (the event is not acted on; the vendor retries). */
-static int seen_take(wh_ctx_t *x, const char *key)
+/* Hold the event's replay keys (key2 may be ""): 1 both new (go on), 0 one was
+ * seen before or is held by a request in flight, -1 the memory failed (the
+ * event is not acted on; the vendor retries). A held key enters the replay
+ * memory only once the request's records are acknowledged (wh_release), so a
+ * tracker killed before that forgets it and the vendor's retry passes. */
+static int seen_take(wh_ctx_t *x, const char *key1, const char *key2)
 {
 	trk_http_t *h = x->h;
-	if (!key[0] || !h->seen)
+	if (!h->seen)
 		return 1;
+	const char *k[2] = {key1, key2};
+	int r = 1;
 	pthread_mutex_lock(&h->smu);
-	/* kept twice the freshness window: a replay is refused as stale after it */
-	int r = trk_store_seen(h->seen, key, x->now_s, 2 * (int64_t)h->cfg->webhook_max_age_s);
+	for (int i = 0; i < 2 && r > 0; i++)
+		if (k[i][0])
+			r = trk_whack_key_held(h->ack, k[i]) ? 0 : trk_store_seen_peek(h->seen, k[i], x->now_s);
+	for (int i = 0; i < 2 && r > 0; i++)
+		if (k[i][0]) {
+			r = trk_whack_key_hold(h->ack, k[i]);
+			if (r > 0 && buf_append(x->keys, k[i], strlen(k[i]) + 1)) {
+				trk_whack_key_drop(h->ack, k[i]);
+				r = -1;
+			}
+			if (r <= 0 && i == 1 && k[0][0]) { /* not held: let go of the first */
+				trk_whack_key_drop(h->ack, k[0]);
+				x->keys->len -= strlen(k[0]) + 1;
+			}
+		}
 	pthread_mutex_unlock(&h->smu);
 	return r < 0 ? -1 : r;
 }
 
-static void seen_forget(trk_http_t *h, const char *key)
+/* The request's records are acknowledged (acked): its keys go to the replay
+ * memory; or not: they are let go of, so the vendor's retry passes. Either
+ * way its wait ends. */
+static void wh_release(trk_http_t *h, req_t *r, int acked)
 {
-	if (!key[0] || !h->seen)
-		return;
+	if (r->tok)
+		trk_whack_close(h->ack, r->tok);
+	r->tok = 0;
 	pthread_mutex_lock(&h->smu);
-	trk_store_unsee(h->seen, key);
+	for (size_t at = 0; at < r->keys.len;) {
+		const char *k = r->keys.p + at;
+		/* kept twice the freshness window: a replay is refused as stale after it */
+		if (acked && trk_store_seen(h->seen, k, r->now_s, 2 * (int64_t)h->cfg->webhook_max_age_s) < 0)
+			log_error("event=replay_key_not_kept key_bytes=%zu", strlen(k));
+		trk_whack_key_drop(h->ack, k);
+		at += strlen(k) + 1;
+	}
 	pthread_mutex_unlock(&h->smu);
+	buf_reset(&r->keys);
 }
 
 typedef struct carrier_q {
@@ -435,12 +525,7 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		x->mismatched++;
 		return 0;
 	}
-	int take = seen_take(x, ev->replay);
-	if (take > 0 && ev->replay_alt[0]) {
-		take = seen_take(x, ev->replay_alt);
-		if (take <= 0)
-			seen_forget(h, ev->replay); /* not acted on */
-	}
+	int take = seen_take(x, ev->replay, ev->replay_alt);
 	if (take == 0) {
 		x->replayed++;
 		return 0;
@@ -456,12 +541,12 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		                  .code = ev->code[0] ? ev->code : NULL,
 		                  .detail = ev->detail[0] ? ev->detail : NULL, .latency_ms = -1,
 		                  .attempt = 0, .ts_ms = now};
-		rc = produce_status(h, &s);
+		rc = produce_status(h, x->tok, &s);
 		if (!rc && ev->optout && ev->address[0]) {
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
 			                  .source = "vendor_receipt", .campaign = camp[0] ? camp : NULL,
 			                  .ts_ms = now};
-			rc = produce_optout(h, &o);
+			rc = produce_optout(h, x->tok, &o);
 		}
 	} else if (ev->kind == VND_WH_UNSUB) {
 		if (ev->address[0]) {
@@ -470,7 +555,7 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
 			                  .source = "vendor_unsubscribe", .campaign = camp[0] ? camp : NULL,
 			                  .ts_ms = now};
-			rc = produce_optout(h, &o);
+			rc = produce_optout(h, x->tok, &o);
 		}
 	} else if (ev->kind == VND_WH_INBOUND) {
 		const char *text = NULL;
@@ -484,7 +569,7 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
 			                  .source = "sms_stop", .campaign = camp[0] ? camp : NULL,
 			                  .ts_ms = now};
-			rc = produce_optout(h, &o);
+			rc = produce_optout(h, x->tok, &o);
 			if (!again && !rc) {
 				text = h->stop_reply;
 				stop_recent(h, v->channel, ev->address, 1);
@@ -492,7 +577,7 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		} else if (ev->keyword == VND_KW_START) {
 			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 1,
 			                  .source = "sms_start", .campaign = NULL, .ts_ms = now};
-			rc = produce_optout(h, &o);
+			rc = produce_optout(h, x->tok, &o);
 			stop_recent(h, v->channel, ev->address, -1);
 			text = h->start_reply;
 		} else if (ev->keyword == VND_KW_HELP) {
@@ -518,13 +603,64 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 			trk_reply_inbound(h->reply, now, v->name, ev->address, ev->to, ev->body,
 			                  vnd_kw_name(ev->keyword));
 	}
-	if (rc) {
-		x->failed++;
-		seen_forget(h, ev->replay); /* not acted on: the vendor's retry must pass */
-		seen_forget(h, ev->replay_alt);
-	} else
+	if (rc)
+		x->failed++; /* not acted on: the request's keys are let go of, the vendor retries */
+	else
 		x->produced++;
 	return 0;
+}
+
+/* A taken webhook whose wait ended: the answer kept for it once every record
+ * was acknowledged, else 503 (its keys let go of: the vendor's retry passes). */
+static enum MHD_Result wh_resumed(trk_http_t *h, struct MHD_Connection *c, req_t *r)
+{
+	int ok = trk_whack_close(h->ack, r->tok);
+	r->tok = 0;
+	wh_release(h, r, ok);
+	if (ok)
+		return answer(c, r->code, r->ctype, r->ans.p, r->ans.len);
+	pthread_mutex_lock(&h->mu);
+	int64_t nth = ++h->unacked;
+	pthread_mutex_unlock(&h->mu);
+	if (nth <= 20 || nth % 1000 == 0)
+		log_warn("event=webhook_unacked path=%.200s total=%lld reason=\"the broker did not "
+		         "acknowledge its records within %d ms: 503, the vendor retries\"",
+		         r->uri, (long long)nth, WH_ACK_TIMEOUT_MS);
+	return answer_json_err(c, 503, "the broker did not acknowledge the events; retry");
+}
+
+/* 1 when request r, a receipt refused only as mismatched, may wait for its
+ * message's accepted record (a receipt can overtake it: the dispatcher's record
+ * goes through Kafka and the ingest, the vendor's webhook straight here). */
+static int wh_early(trk_http_t *h, req_t *r)
+{
+	int64_t now = clock_mono_ms();
+	if (r->early_t0 < 0)
+		return 0;
+	if (r->early_t0 > 0)
+		return now - r->early_t0 < WH_EARLY_MAX_MS;
+	pthread_mutex_lock(&h->mu);
+	int ok = h->nearly < WH_EARLY_MAX;
+	h->nearly += ok;
+	pthread_mutex_unlock(&h->mu);
+	r->early_t0 = ok ? now : -1;
+	return ok;
+}
+
+/* r no longer waits for an accepted record (taken: its receipt was taken after waiting) */
+static void wh_early_end(trk_http_t *h, req_t *r, int taken)
+{
+	if (r->early_t0 <= 0)
+		return;
+	int64_t waited = clock_mono_ms() - r->early_t0;
+	r->early_t0 = -1;
+	pthread_mutex_lock(&h->mu);
+	h->nearly--;
+	int64_t nth = h->early_ok += taken;
+	pthread_mutex_unlock(&h->mu);
+	if (taken && (nth <= 20 || nth % 1000 == 0))
+		log_info("event=webhook_early_taken path=%.200s waited_ms=%lld total=%lld", r->uri,
+		         (long long)waited, (long long)nth);
 }
 
 static const char *hdr_lookup(void *ctx, const char *name)
@@ -566,10 +702,30 @@ static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const ch
 	buf_t reply;
 	buf_init(&reply, 4096);
 	char e2[256];
+	r->tok = trk_whack_open(h->ack);
+	if (!r->tok) {
+		buf_free(&reply);
+		return answer_json_err(c, 503, "too many webhooks waiting for the broker; retry");
+	}
+	r->now_s = vnd_wh_now_s();
 	wh_ctx_t x = {.h = h, .w = w, .rd = reader_get(h, e2, sizeof e2), .reply = &reply,
-	              .now_s = vnd_wh_now_s()};
+	              .now_s = r->now_s, .tok = r->tok, .keys = &r->keys};
 	pthread_mutex_lock(&w->mu);
 	int n = vnd_webhook(w->a, &rq, on_wh_event, &x, err, sizeof err);
+	if (n > 0 && !x.produced && !x.failed && x.mismatched && !x.replayed && wh_early(h, r)) {
+		/* looked at again in WH_EARLY_STEP_MS (nothing taken, nothing counted yet) */
+		pthread_mutex_unlock(&w->mu);
+		reader_put(h, x.rd);
+		buf_free(&reply);
+		r->early = 1;
+		if (trk_whack_sleep(h->ack, r->tok, c, WH_EARLY_STEP_MS))
+			return MHD_YES;
+		r->early = 0;
+		wh_release(h, r, 0);
+		wh_early_end(h, r, 0);
+		return answer_json_err(c, 503, "the tracker is stopping; retry");
+	}
+	wh_early_end(h, r, n > 0 && !x.mismatched);
 	/* a request all of whose events were refused is refused as a whole */
 	if (n > 0 && !x.produced && !x.failed && (x.mismatched || x.replayed)) {
 		snprintf(err, sizeof err, "vendor %s: %s", w->v->name,
@@ -600,6 +756,28 @@ static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const ch
 	reader_put(h, x.rd);
 	enum MHD_Result ret;
 	int say = nth <= 20 || nth % 1000 == 0;
+	if (n >= 0 && !x.failed) {
+		/* Taken: answered 200 only once the broker acknowledged every record
+		 * the events produced (a SIGKILL before that leaves the vendor
+		 * unanswered, so it retries, and the keys unkept, so the retry passes). */
+		buf_reset(&r->ans);
+		r->code = 200;
+		if (reply.len) {
+			r->ctype = "text/xml";
+			buf_append(&r->ans, reply.p, reply.len);
+		} else if (!strcmp(w->v->kind, "twilio")) {
+			r->ctype = "text/xml";
+			buf_puts(&r->ans, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>");
+		} else {
+			r->ctype = "application/json";
+			buf_puts(&r->ans, "{\"ok\":true}\n");
+		}
+		buf_free(&reply);
+		if (trk_whack_arm(h->ack, r->tok, c))
+			return MHD_YES; /* suspended: wh_resumed answers */
+		return wh_resumed(h, c, r);
+	}
+	wh_release(h, r, 0);
 	if (n == TOCSIN_ERR_AUTH) {
 		if (say)
 			log_warn("event=webhook_forbidden vendor=%s path=%s err=\"%s\" total=%lld",
@@ -612,16 +790,9 @@ static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const ch
 			log_warn("event=webhook_bad vendor=%s err=\"%s\" total=%lld", w->v->name, err,
 			         (long long)nth);
 		ret = answer_json_err(c, 400, err[0] ? err : "unreadable webhook");
-	} else if (x.failed) {
+	} else {
 		/* Not acknowledged: the vendor retries and nothing is lost. */
 		ret = answer_json_err(c, 503, "could not queue the events; retry");
-	} else if (reply.len) {
-		ret = answer(c, 200, "text/xml", reply.p, reply.len);
-	} else if (!strcmp(w->v->kind, "twilio")) {
-		static const char empty[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
-		ret = answer(c, 200, "text/xml", empty, sizeof empty - 1);
-	} else {
-		ret = answer(c, 200, "application/json", "{\"ok\":true}\n", 12);
 	}
 	buf_free(&reply);
 	return ret;
@@ -662,7 +833,7 @@ static enum MHD_Result unsubscribe(trk_http_t *h, struct MHD_Connection *c, cons
 	if (!strcmp(method, "POST")) {
 		msg_optout_t o = {.channel = MSG_CH_EMAIL, .address = addr, .optin = 0,
 		                  .source = "one_click", .campaign = camp, .ts_ms = clock_wall_ms()};
-		int rc = produce_optout(h, &o);
+		int rc = produce_optout(h, 0, &o);
 		if (!rc && kq_flush(h->rk, 5000))
 			rc = TOCSIN_ERR_TIMEOUT;
 		if (rc) {
@@ -1138,6 +1309,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (r->web)
 		return trk_web_handle(h->web, c, url, method, upload, upload_size, &r->wreq);
+	if (r->early) { /* a receipt's wait for its accepted record: look again */
+		r->early = 0;
+		wh_release(h, r, 0);
+		return webhook(h, c, method, url, r);
+	}
+	if (r->tok) /* a webhook resumed: the broker answered, or its wait ended */
+		return wh_resumed(h, c, r);
 	if (*upload_size) {
 		if (buf_append(&r->body, upload, *upload_size))
 			r->too_big = 1;
@@ -1346,7 +1524,21 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 		trk_http_free(h);
 		return NULL;
 	}
+	if (!(h->ack = trk_whack_new(HTTP_CONN_LIMIT, WH_ACK_TIMEOUT_MS))) {
+		snprintf(err, errlen, "out of memory");
+		trk_http_free(h);
+		return NULL;
+	}
 	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-tracker-http", NULL, err, errlen);
+	if (conf) { /* a webhook is answered once its records' delivery reports came */
+		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+		rd_kafka_conf_set_opaque(conf, h);
+		/* each webhook waits for its batch: 1 ms of linger instead of 5 (a
+		 * busy producer still batches), unless the config sets it */
+		if (!json_object_get(cfg->kafka, "linger.ms") &&
+		    !json_object_get(cfg->kafka, "queue.buffering.max.ms"))
+			rd_kafka_conf_set(conf, "linger.ms", WH_LINGER_MS, NULL, 0);
+	}
 	h->rk = conf ? kq_new(conf, KQ_PRODUCER, 10000, err, errlen) : NULL;
 	if (!h->rk) {
 		trk_http_free(h);
@@ -1355,7 +1547,7 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	if (pthread_create(&h->poller, NULL, poll_main, h) == 0)
 		h->poller_on = 1;
 	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
-	                            MHD_USE_ERROR_LOG,
+	                            MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
 	                        0, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, &sa,
 	                        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
 	                        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S,
@@ -1387,6 +1579,10 @@ void trk_http_free(trk_http_t *h)
 {
 	if (!h)
 		return;
+	if (h->d && h->rk) /* what waiting webhooks produced, for up to 2 s; then 503 */
+		kq_flush(h->rk, 2000);
+	if (h->ack)
+		trk_whack_shutdown(h->ack); /* every suspended webhook resumed before the stop */
 	if (h->d)
 		MHD_stop_daemon(h->d);
 	h->stopping = 1;
@@ -1412,6 +1608,7 @@ void trk_http_free(trk_http_t *h)
 		MHD_destroy_response(h->page);
 	for (int i = 0; i < CACHE_N; i++)
 		free(h->cache[i].body);
+	trk_whack_free(h->ack);
 	pthread_mutex_destroy(&h->cmu);
 	pthread_mutex_destroy(&h->smu);
 	pthread_mutex_destroy(&h->mu);

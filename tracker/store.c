@@ -912,13 +912,12 @@ int trk_store_seen_flush(trk_store_t *s)
 	return rc;
 }
 
-int trk_store_seen(trk_store_t *s, const char *key, int64_t now_s, int64_t keep_s)
+int trk_store_seen_peek(trk_store_t *s, const char *key, int64_t now_s)
 {
 	if (!s->pend)
 		return TOCSIN_ERR_STATE;
 	if (strlen(key) >= sizeof s->pend[0].key)
 		return TOCSIN_ERR_TOOBIG;
-	s->seen_now = now_s;
 	for (size_t i = 0; i < s->npend; i++)
 		if (!strcmp(s->pend[i].key, key) && s->pend[i].exp_s >= now_s)
 			return 0;
@@ -930,8 +929,19 @@ int trk_store_seen(trk_store_t *s, const char *key, int64_t now_s, int64_t keep_
 	sqlite3_clear_bindings(q);
 	if (st != SQLITE_ROW && st != SQLITE_DONE)
 		return TOCSIN_ERR_IO;
-	if (exp >= now_s)
-		return 0;
+	return exp >= now_s ? 0 : 1;
+}
+
+int trk_store_seen(trk_store_t *s, const char *key, int64_t now_s, int64_t keep_s)
+{
+	if (!s->pend)
+		return TOCSIN_ERR_STATE;
+	if (strlen(key) >= sizeof s->pend[0].key)
+		return TOCSIN_ERR_TOOBIG;
+	int r = trk_store_seen_peek(s, key, now_s);
+	if (r <= 0)
+		return r;
+	s->seen_now = now_s;
 	/* new (or its memory expired): remembered now, written with the next batch */
 	snprintf(s->pend[s->npend].key, sizeof s->pend[0].key, "%s", key);
 	s->pend[s->npend++].exp_s = now_s + keep_s;

@@ -128,6 +128,9 @@ trk_store_t *trk_store_open_seen(const char *path, char *err, size_t errlen);
  * was taken before and has not expired, or TOCSIN_ERR_IO. Expired keys are
  * deleted as new ones come, so the table holds about one window's worth. */
 int trk_store_seen(trk_store_t *s, const char *key, int64_t now_s, int64_t keep_s);
+/* The same question without taking key: 1 new, 0 taken and not expired, or
+ * TOCSIN_ERR_IO (the webhook path takes a key only once its records are acknowledged). */
+int trk_store_seen_peek(trk_store_t *s, const char *key, int64_t now_s);
 /* Write the keys taken since the last write in one transaction (trk_store_seen
  * does it every 256 keys; call it about every 100 ms, and trk_store_free does it
  * at the end): 0 or TOCSIN_ERR_IO. A crash loses the unwritten keys, so a

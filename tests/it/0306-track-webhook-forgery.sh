@@ -121,6 +121,27 @@ post vg-rc-open-cross 403 -X POST "$A/webhooks/vonage-open/status" --data "msisd
 post vg-rc-ok 200 -X POST "$VST" --data "$(it_vonage_form msisdn=15550000003 to=15005550007 messageId=0A1 status=delivered err-code=0 client-ref=$V1)"
 post vg-rc-open-ok 200 -X POST "$A/webhooks/vonage-open/status" --data "msisdn=15550000005&to=15005550009&messageId=0A5&status=delivered&err-code=0&client-ref=$O1"
 
+# --- a receipt that overtakes its message's accepted record waits for it (bounded), then counts ---
+E1=$(ID 16)
+# (Twilio deferred it, the dispatcher failed over to Vonage: the store holds it under Twilio)
+echo '{"v":1,"id":"'$E1'","campaign":"early","channel":"sms","to":"+15550000006","state":"retrying","vendor":"twilio","code":"http_503","latency_ms":40,"attempt":0,"ts_ms":1}' > "$OUT/early-q.jsonl"
+"$TOCSIN_BIN" -c "$CFG" track --replay "$OUT/early-q.jsonl" > /dev/null
+retrying1() { "$TOCSIN_BIN" -c "$CFG" status early --json | grep -q '"retrying":1'; }
+it_wait_until 20 retrying1 || it_fail "early: retrying record not folded"
+curl -s -o "$OUT/vg-rc-early.out" -w '%{http_code}' -X POST "$VST" \
+  --data "$(it_vonage_form msisdn=15550000006 to=15005550007 messageId=0E1 status=delivered err-code=0 client-ref=$E1)" \
+  > "$OUT/vg-rc-early.code" &
+early_pid=$!
+sleep 1 # the receipt waits: its message is stored under Twilio, Vonage's accepted record not yet here
+kill -0 $early_pid 2>/dev/null || it_fail "early receipt answered before its accepted record: $(cat "$OUT/vg-rc-early.code") $(cat "$OUT/vg-rc-early.out")"
+echo '{"v":1,"id":"'$E1'","campaign":"early","channel":"sms","to":"+15550000006","state":"accepted","vendor":"vonage","vendor_ref":"0E1","latency_ms":50,"attempt":1,"ts_ms":2}' > "$OUT/early-a.jsonl"
+"$TOCSIN_BIN" -c "$CFG" track --replay "$OUT/early-a.jsonl" > /dev/null
+wait $early_pid || true
+[ "$(cat "$OUT/vg-rc-early.code")" = 200 ] || it_fail "early receipt: HTTP $(cat "$OUT/vg-rc-early.code"): $(cat "$OUT/vg-rc-early.out")"
+delivered1() { "$TOCSIN_BIN" -c "$CFG" status early --json | grep -q '"delivered":1'; }
+it_wait_until 20 delivered1 || it_fail "early receipt not applied: $("$TOCSIN_BIN" -c "$CFG" status early --json)"
+grep -q "event=webhook_early_taken path=/webhooks/vonage/status" "$OUT/track.log" || it_fail "no event=webhook_early_taken"
+
 # --- Twilio: a captured request with its idempotency token replays once only ---
 twilio_sig() { python3 -c '
 import sys, hmac, hashlib, base64
