@@ -1,4 +1,4 @@
-/* http.c -- the tracker's HTTP server: routing, JSON API, controls, /metrics, webhooks, one-click unsubscribe. */
+/* http.c -- the tracker's HTTP server: routing, JSON API, controls, /metrics, one-click unsubscribe (webhooks: hooks.c). */
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
@@ -14,7 +14,7 @@
 #include "tracker/store.h"
 #include "tracker/trk.h"
 #include "tracker/web.h"
-#include "tracker/whack.h"
+#include "tracker/http_int.h"
 #include "vendors/vnd.h"
 
 #include <arpa/inet.h>
@@ -27,36 +27,13 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_BODY (4u << 20)  /* webhook and API request bodies */
-#define MAX_URI 8192
-#define MAX_READERS 8
-#define MAX_WH_VENDORS 32
 #define SLOW_NS (50 * 1000000LL) /* the dashboard API's budget per request */
-
-#define CACHE_N 16
-#define CACHE_KEY 512
 #define CACHE_MAX_BODY (1u << 20)
 #define CACHE_MS_DEFAULT 250
 #define HTTP_THREADS 4
 #define HTTP_CONN_LIMIT 4000u   /* connections in all (the tracker's fds allow it) */
 #define HTTP_IDLE_TIMEOUT_S 10u /* a connection silent this long is closed */
-#define STOP_SLOTS 4096
-#define STOP_MEMORY_MS (10 * 60 * 1000)
-#define WH_ACK_TIMEOUT_MS 5000 /* a webhook waits this long for the broker, then 503 */
 #define WH_LINGER_MS "1"
-/* A receipt that overtook its message's accepted record is looked at again every
- * WH_EARLY_STEP_MS for up to WH_EARLY_MAX_MS, WH_EARLY_MAX such requests at once. */
-#define WH_EARLY_STEP_MS 200
-#define WH_EARLY_MAX_MS 5000
-#define WH_EARLY_MAX 256
-
-typedef struct acache {
-	char key[CACHE_KEY]; /* raw URI with its query */
-	int64_t at_ms;       /* mono time it was computed; 0 = empty */
-	char *body;
-	size_t len;
-	int refreshing; /* one request is computing a fresh answer: others get this one */
-} acache_t;
 
 /* ---- live counters ---- */
 
@@ -121,81 +98,6 @@ void trk_live_ingest(trk_live_t *l, int64_t total, int64_t applied, int64_t bad)
 	pthread_mutex_unlock(&l->mu);
 }
 
-/* ---- server ---- */
-
-typedef struct wh_vendor {
-	const cfg_vendor_t *v;
-	vnd_t *a; /* NULL when the adapter could not be built (secret unset, unknown kind) */
-	const char *auth; /* "signed", "none" (opted out) or "unverifiable" (no key: all refused) */
-	pthread_mutex_t mu;
-	int64_t ok, forbidden, bad, events;
-	int64_t replayed, mismatched; /* events refused as seen before / carried by another vendor */
-} wh_vendor_t;
-
-struct trk_http {
-	const cfg_t *cfg;
-	trk_live_t *live;
-	struct MHD_Daemon *d;
-	char addr[64];
-	rd_kafka_t *rk; /* producer for webhooks' events and controls */
-	pthread_t poller;
-	int poller_on;
-	volatile int stopping;
-	pthread_mutex_t mu; /* readers pool, writer, counters */
-	trk_store_t *readers[MAX_READERS];
-	int nreaders;
-	trk_reply_t *reply;  /* worker: SMS replies through the adapters, review-list writes */
-	pthread_mutex_t smu; /* seen */
-	trk_store_t *seen;   /* the webhook replay memory (wh_seen in <db>-webhooks) */
-	trk_whack_t *ack;    /* webhooks waiting for the broker's acknowledgement, their keys */
-	int64_t unacked;     /* webhooks answered 503: the broker did not acknowledge in time */
-	int nearly;          /* receipts waiting for their message's accepted record (h->mu) */
-	int64_t early_ok;    /* ... and taken after waiting */
-	wh_vendor_t wh[MAX_WH_VENDORS];
-	size_t nwh;
-	email_unsub_t *unsub;
-	trk_ctl_tokens_t *tokens; /* named control tokens (tracker/ctl.h); none: controls disabled */
-	trk_web_t *web;           /* the compose-and-launch page and its API (tracker/web.h) */
-	char program[128], help_reply[480], stop_reply[320], start_reply[320];
-	int64_t unsub_ok, unsub_bad, ctl_denied, slow, host_denied;
-	/* addresses confirmed an opt-out recently (hash, mono ms): a second STOP
-	 * sent before the first is folded into the store gets no second reply */
-	uint64_t stop_h[STOP_SLOTS];
-	int64_t stop_at[STOP_SLOTS];
-	struct MHD_Response *page; /* the dashboard, built once */
-	/* Answers to the endpoints the dashboard polls, kept api_cache_ms: every
-	 * open dashboard polls each of them every second, and they need not cost
-	 * a query each. */
-	pthread_mutex_t cmu;
-	int cache_ms;
-	acache_t cache[CACHE_N];
-};
-
-/* One request's state: the raw URI and the body as it arrives. */
-typedef struct req {
-	char *uri;
-	buf_t body;
-	int too_big;
-	int started; /* the first call (headers only) has been seen */
-	int web;     /* answered by tracker/web.c, body and all */
-	void *wreq;  /* its state (trk_web_req_free) */
-	int64_t t0_ns;   /* headers received */
-	int64_t work_ns; /* spent answering (queries, JSON) */
-	/* a webhook waiting for the broker (tracker/whack.h): its wait, the replay
-	 * keys it holds (NUL-separated), their clock, and the answer to give once
-	 * every record is acknowledged */
-	uint64_t tok;
-	buf_t keys;
-	int64_t now_s;
-	unsigned code;
-	const char *ctype;
-	buf_t ans;
-	/* a receipt waiting for its message's accepted record: since (mono ms; 0
-	 * never waited, -1 waited and done), and whether it sleeps now */
-	int64_t early_t0;
-	int early;
-} req_t;
-
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 {
 	(void)cls;
@@ -210,9 +112,6 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 	r->t0_ns = clock_mono_ns();
 	return r;
 }
-
-static void wh_release(trk_http_t *h, req_t *r, int acked);
-static void wh_early_end(trk_http_t *h, req_t *r, int taken);
 
 static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
                      enum MHD_RequestTerminationCode toe)
@@ -237,9 +136,7 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 			         (int)(pl > 200 ? 200 : pl), r->uri, total / 1e6, r->work_ns / 1e6, (long long)nth);
 		}
 	}
-	if (r->tok) /* a waiting webhook whose connection ended: it was not answered */
-		wh_release(h, r, 0);
-	wh_early_end(h, r, 0);
+	trk_wh_req_end(h, r);
 	trk_web_req_free(r->wreq);
 	free(r->uri);
 	buf_free(&r->body);
@@ -255,7 +152,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned code, const cha
 	return trk_web_answer(c, code, ctype, body, len);
 }
 
-static enum MHD_Result answer_json_err(struct MHD_Connection *c, unsigned code, const char *msg)
+enum MHD_Result trk_http_answer_err(struct MHD_Connection *c, unsigned code, const char *msg)
 {
 	buf_t b;
 	buf_init(&b, 4096);
@@ -267,7 +164,7 @@ static enum MHD_Result answer_json_err(struct MHD_Connection *c, unsigned code, 
 	return r;
 }
 
-static trk_store_t *reader_get(trk_http_t *h, char *err, size_t errlen)
+trk_store_t *trk_http_reader_get(trk_http_t *h, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&h->mu);
 	trk_store_t *s = h->nreaders > 0 ? h->readers[--h->nreaders] : NULL;
@@ -281,7 +178,7 @@ static trk_store_t *reader_get(trk_http_t *h, char *err, size_t errlen)
 	return s;
 }
 
-static void reader_put(trk_http_t *h, trk_store_t *s)
+void trk_http_reader_put(trk_http_t *h, trk_store_t *s)
 {
 	if (!s)
 		return;
@@ -309,493 +206,6 @@ static void *poll_main(void *arg)
 		}
 	}
 	return NULL;
-}
-
-/* The delivery report of every record this producer sends: a webhook's wait
- * counts it (the poll thread). */
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-	(void)rk;
-	trk_http_t *h = opaque;
-	if (h && h->ack)
-		trk_whack_report(h->ack, m->_private, m->err == RD_KAFKA_RESP_ERR_NO_ERROR);
-}
-
-/* Produce one record; tok (0: none) is the wait of the webhook it belongs to. */
-static int produce_for(trk_http_t *h, uint64_t tok, const char *topic, const char *key,
-                       const buf_t *b)
-{
-	if (tok)
-		trk_whack_add(h->ack, tok);
-	int rc = kq_produce(h->rk, topic, key, strlen(key), b->p, b->len, trk_whack_opaque(tok));
-	if (rc && tok)
-		trk_whack_unadd(h->ack, tok);
-	return rc;
-}
-
-static int produce_status(trk_http_t *h, uint64_t tok, const msg_status_t *s)
-{
-	buf_t b;
-	buf_init(&b, 16384);
-	int rc = msg_status_encode(s, &b);
-	if (!rc)
-		rc = produce_for(h, tok, KQ_T_STATUS, s->id, &b);
-	buf_free(&b);
-	return rc;
-}
-
-static int produce_optout(trk_http_t *h, uint64_t tok, const msg_optout_t *o)
-{
-	char key[400];
-	if (msg_optout_key(o->channel, o->address, key, sizeof key) < 0)
-		return TOCSIN_ERR_TOOBIG;
-	buf_t b;
-	buf_init(&b, 8192);
-	int rc = msg_optout_encode(o, &b);
-	if (!rc)
-		rc = produce_for(h, tok, KQ_T_OPTOUTS, key, &b);
-	buf_free(&b);
-	return rc;
-}
-
-/* ---- webhooks ---- */
-
-
-typedef struct wh_ctx {
-	trk_http_t *h;
-	wh_vendor_t *w;
-	trk_store_t *rd;
-	buf_t *reply; /* inline reply (TwiML) for an inbound message, or empty */
-	int64_t now_s; /* the webhook clock */
-	uint64_t tok;  /* the request's wait for the broker (tracker/whack.h) */
-	buf_t *keys;   /* the replay keys the request holds */
-	int produced, failed, replayed, mismatched;
-} wh_ctx_t;
-
-static int already_opted_out(trk_store_t *rd, msg_channel_t ch, const char *addr)
-{
-	if (!rd)
-		return 0;
-	sqlite3_stmt *q = NULL;
-	int yes = 0;
-	if (sqlite3_prepare_v2(trk_store_db(rd),
-	                       "SELECT optin FROM optouts WHERE channel=?1 AND address=?2", -1, &q,
-	                       NULL) == SQLITE_OK) {
-		sqlite3_bind_int(q, 1, ch);
-		sqlite3_bind_text(q, 2, addr, -1, SQLITE_STATIC);
-		yes = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 0;
-	}
-	sqlite3_finalize(q);
-	return yes;
-}
-
-/* 1 when addr confirmed an opt-out within STOP_MEMORY_MS; with set, remember it
- * now (set = 1) or forget it (set = -1, an opt-in). */
-static int stop_recent(trk_http_t *h, msg_channel_t ch, const char *addr, int set)
-{
-	uint64_t k = hash64(addr, strlen(addr), (uint64_t)ch + 1) | 1;
-	size_t i = k & (STOP_SLOTS - 1);
-	int64_t now = clock_mono_ms();
-	pthread_mutex_lock(&h->mu);
-	int yes = h->stop_h[i] == k && now - h->stop_at[i] < STOP_MEMORY_MS;
-	if (set > 0) {
-		h->stop_h[i] = k;
-		h->stop_at[i] = now;
-	} else if (set < 0 && h->stop_h[i] == k) {
-		h->stop_h[i] = 0;
-	}
-	pthread_mutex_unlock(&h->mu);
-	return yes;
-}
-
-static void set_reply(wh_ctx_t *x, const char *text)
-{
-	buf_reset(x->reply);
-	buf_puts(x->reply, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>");
-	buf_xml_text(x->reply, text);
-	buf_puts(x->reply, "</Message></Response>");
-}
-
-/* Hold the event's replay keys (key2 may be ""): 1 both new (go on), 0 one was
- * seen before or is held by a request in flight, -1 the memory failed (the
- * event is not acted on; the vendor retries). A held key enters the replay
- * memory only once the request's records are acknowledged (wh_release), so a
- * tracker killed before that forgets it and the vendor's retry passes. */
-static int seen_take(wh_ctx_t *x, const char *key1, const char *key2)
-{
-	trk_http_t *h = x->h;
-	if (!h->seen)
-		return 1;
-	const char *k[2] = {key1, key2};
-	int r = 1;
-	pthread_mutex_lock(&h->smu);
-	for (int i = 0; i < 2 && r > 0; i++)
-		if (k[i][0])
-			r = trk_whack_key_held(h->ack, k[i]) ? 0 : trk_store_seen_peek(h->seen, k[i], x->now_s);
-	for (int i = 0; i < 2 && r > 0; i++)
-		if (k[i][0]) {
-			r = trk_whack_key_hold(h->ack, k[i]);
-			if (r > 0 && buf_append(x->keys, k[i], strlen(k[i]) + 1)) {
-				trk_whack_key_drop(h->ack, k[i]);
-				r = -1;
-			}
-			if (r <= 0 && i == 1 && k[0][0]) { /* not held: let go of the first */
-				trk_whack_key_drop(h->ack, k[0]);
-				x->keys->len -= strlen(k[0]) + 1;
-			}
-		}
-	pthread_mutex_unlock(&h->smu);
-	return r < 0 ? -1 : r;
-}
-
-/* The request's records are acknowledged (acked): its keys go to the replay
- * memory; or not: they are let go of, so the vendor's retry passes. Either
- * way its wait ends. */
-static void wh_release(trk_http_t *h, req_t *r, int acked)
-{
-	if (r->tok)
-		trk_whack_close(h->ack, r->tok);
-	r->tok = 0;
-	pthread_mutex_lock(&h->smu);
-	for (size_t at = 0; at < r->keys.len;) {
-		const char *k = r->keys.p + at;
-		/* kept twice the freshness window: a replay is refused as stale after it */
-		if (acked && trk_store_seen(h->seen, k, r->now_s, 2 * (int64_t)h->cfg->webhook_max_age_s) < 0)
-			log_error("event=replay_key_not_kept key_bytes=%zu", strlen(k));
-		trk_whack_key_drop(h->ack, k);
-		at += strlen(k) + 1;
-	}
-	pthread_mutex_unlock(&h->smu);
-	buf_reset(&r->keys);
-}
-
-typedef struct carrier_q {
-	const cfg_vendor_t *v;
-	const char *ref;
-	char *hit; /* the stored reference that matched */
-	size_t hitlen;
-} carrier_q_t;
-
-/* 1 when vendor carried an attempt under ref and q's receipt names it */
-static int carried(void *ctx, const char *vendor, const char *ref)
-{
-	carrier_q_t *q = ctx;
-	if ((vendor[0] && strcmp(vendor, q->v->name)) || !vnd_ref_matches(q->v->kind, ref, q->ref))
-		return 0;
-	if (ref[0])
-		snprintf(q->hit, q->hitlen, "%s", ref);
-	return 1;
-}
-
-/* 1 when the receipt ev may be applied to its message: the store does not
- * know the message yet (its accepted record may still be on its way), or
- * this vendor carried it under this reference (now, or in an earlier attempt
- * of a resent message: the store keeps such a late receipt out of the
- * counts). camp gets its campaign; ref the stored reference the receipt
- * matched (all of a Vonage message's part ids: the record carries it, so a
- * part's receipt neither replaces the message's reference with its own part
- * id nor looks like one of an earlier attempt), else (none stored) the
- * receipt's own. */
-static int carrier_ok(wh_ctx_t *x, const vnd_wh_event_t *ev, char *camp, size_t camplen,
-                      char *ref, size_t reflen)
-{
-	char vendor[64], stored[sizeof ((vnd_result_t *)0)->ref];
-	camp[0] = 0;
-	snprintf(ref, reflen, "%s", ev->ref);
-	if (!x->rd || trk_store_msg_info(x->rd, ev->id, camp, camplen, vendor, sizeof vendor, stored,
-	                                 sizeof stored))
-		return 1;
-	carrier_q_t q = {x->w->v, ev->ref, ref, reflen};
-	return carried(&q, vendor, stored) || trk_store_msg_earlier(x->rd, ev->id, carried, &q) == 1;
-}
-
-static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
-{
-	wh_ctx_t *x = ctx;
-	trk_http_t *h = x->h;
-	const cfg_vendor_t *v = x->w->v;
-	int64_t now = clock_wall_ms();
-	int rc = 0;
-	char camp[256], ref[sizeof ((vnd_result_t *)0)->ref];
-	if (ev->kind == VND_WH_STATUS && !ev->id[0]) {
-		log_warn("event=webhook_unmatched vendor=%s ref=%s", v->name, ev->ref);
-		return 0;
-	}
-	if (ev->kind == VND_WH_STATUS && !carrier_ok(x, ev, camp, sizeof camp, ref, sizeof ref)) {
-		x->mismatched++;
-		return 0;
-	}
-	int take = seen_take(x, ev->replay, ev->replay_alt);
-	if (take == 0) {
-		x->replayed++;
-		return 0;
-	}
-	if (take < 0) {
-		x->failed++;
-		return 0;
-	}
-	if (ev->kind == VND_WH_STATUS) {
-		msg_status_t s = {.id = ev->id, .campaign = camp, .channel = v->channel,
-		                  .to = ev->address[0] ? ev->address : NULL, .state = ev->state,
-		                  .vendor = v->name, .vendor_ref = ref[0] ? ref : NULL,
-		                  .code = ev->code[0] ? ev->code : NULL,
-		                  .detail = ev->detail[0] ? ev->detail : NULL, .latency_ms = -1,
-		                  .attempt = 0, .ts_ms = now};
-		rc = produce_status(h, x->tok, &s);
-		if (!rc && ev->optout && ev->address[0]) {
-			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
-			                  .source = "vendor_receipt", .campaign = camp[0] ? camp : NULL,
-			                  .ts_ms = now};
-			rc = produce_optout(h, x->tok, &o);
-		}
-	} else if (ev->kind == VND_WH_UNSUB) {
-		if (ev->address[0]) {
-			if (x->rd)
-				trk_store_last_campaign(x->rd, v->channel, ev->address, camp, sizeof camp);
-			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
-			                  .source = "vendor_unsubscribe", .campaign = camp[0] ? camp : NULL,
-			                  .ts_ms = now};
-			rc = produce_optout(h, x->tok, &o);
-		}
-	} else if (ev->kind == VND_WH_INBOUND) {
-		const char *text = NULL;
-		if (ev->keyword == VND_KW_STOP) {
-			/* One confirmation: only when this is news. The opt-out counts
-			 * against the campaign that last messaged the address. */
-			int again = stop_recent(h, v->channel, ev->address, 0) ||
-			            already_opted_out(x->rd, v->channel, ev->address);
-			if (x->rd)
-				trk_store_last_campaign(x->rd, v->channel, ev->address, camp, sizeof camp);
-			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
-			                  .source = "sms_stop", .campaign = camp[0] ? camp : NULL,
-			                  .ts_ms = now};
-			rc = produce_optout(h, x->tok, &o);
-			if (!again && !rc) {
-				text = h->stop_reply;
-				stop_recent(h, v->channel, ev->address, 1);
-			}
-		} else if (ev->keyword == VND_KW_START) {
-			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 1,
-			                  .source = "sms_start", .campaign = NULL, .ts_ms = now};
-			rc = produce_optout(h, x->tok, &o);
-			stop_recent(h, v->channel, ev->address, -1);
-			text = h->start_reply;
-		} else if (ev->keyword == VND_KW_HELP) {
-			text = h->help_reply;
-		}
-		/* The reply: Twilio takes it inline (TwiML in the answer); other
-		 * vendors get a one-message request from the worker, after the
-		 * webhook is acknowledged. */
-		if (text && !rc) {
-			if (!strcmp(v->kind, "twilio")) {
-				if (!h->reply || !trk_reply_permit(h->reply, v, ev->address, ev->to))
-					set_reply(x, text);
-			} else if (h->reply) {
-				int qr = trk_reply_sms(h->reply, v, ev->address, ev->to, text);
-				/* the limits log their own refusals (bounded) */
-				if (qr && qr != TOCSIN_ERR_TOOBIG && qr != TOCSIN_ERR_INVAL)
-					log_warn("event=reply_not_queued vendor=%s kind=%s err=\"%s\"", v->name,
-					         vnd_kw_name(ev->keyword), tocsin_strerror(qr));
-			}
-		}
-		/* Every inbound message is kept; free text is what staff review. */
-		if (h->reply)
-			trk_reply_inbound(h->reply, now, v->name, ev->address, ev->to, ev->body,
-			                  vnd_kw_name(ev->keyword));
-	}
-	if (rc)
-		x->failed++; /* not acted on: the request's keys are let go of, the vendor retries */
-	else
-		x->produced++;
-	return 0;
-}
-
-/* A taken webhook whose wait ended: the answer kept for it once every record
- * was acknowledged, else 503 (its keys let go of: the vendor's retry passes). */
-static enum MHD_Result wh_resumed(trk_http_t *h, struct MHD_Connection *c, req_t *r)
-{
-	int ok = trk_whack_close(h->ack, r->tok);
-	r->tok = 0;
-	wh_release(h, r, ok);
-	if (ok)
-		return answer(c, r->code, r->ctype, r->ans.p, r->ans.len);
-	pthread_mutex_lock(&h->mu);
-	int64_t nth = ++h->unacked;
-	pthread_mutex_unlock(&h->mu);
-	if (nth <= 20 || nth % 1000 == 0)
-		log_warn("event=webhook_unacked path=%.200s total=%lld reason=\"the broker did not "
-		         "acknowledge its records within %d ms: 503, the vendor retries\"",
-		         r->uri, (long long)nth, WH_ACK_TIMEOUT_MS);
-	return answer_json_err(c, 503, "the broker did not acknowledge the events; retry");
-}
-
-/* 1 when request r, a receipt refused only as mismatched, may wait for its
- * message's accepted record (a receipt can overtake it: the dispatcher's record
- * goes through Kafka and the ingest, the vendor's webhook straight here). */
-static int wh_early(trk_http_t *h, req_t *r)
-{
-	int64_t now = clock_mono_ms();
-	if (r->early_t0 < 0)
-		return 0;
-	if (r->early_t0 > 0)
-		return now - r->early_t0 < WH_EARLY_MAX_MS;
-	pthread_mutex_lock(&h->mu);
-	int ok = h->nearly < WH_EARLY_MAX;
-	h->nearly += ok;
-	pthread_mutex_unlock(&h->mu);
-	r->early_t0 = ok ? now : -1;
-	return ok;
-}
-
-/* r no longer waits for an accepted record (taken: its receipt was taken after waiting) */
-static void wh_early_end(trk_http_t *h, req_t *r, int taken)
-{
-	if (r->early_t0 <= 0)
-		return;
-	int64_t waited = clock_mono_ms() - r->early_t0;
-	r->early_t0 = -1;
-	pthread_mutex_lock(&h->mu);
-	h->nearly--;
-	int64_t nth = h->early_ok += taken;
-	pthread_mutex_unlock(&h->mu);
-	if (taken && (nth <= 20 || nth % 1000 == 0))
-		log_info("event=webhook_early_taken path=%.200s waited_ms=%lld total=%lld", r->uri,
-		         (long long)waited, (long long)nth);
-}
-
-static const char *hdr_lookup(void *ctx, const char *name)
-{
-	return MHD_lookup_connection_value((struct MHD_Connection *)ctx, MHD_HEADER_KIND, name);
-}
-
-static enum MHD_Result webhook(trk_http_t *h, struct MHD_Connection *c, const char *method,
-                               const char *url, req_t *r)
-{
-	const char *name = url + strlen("/webhooks/");
-	const char *slash = strchr(name, '/');
-	size_t nl = slash ? (size_t)(slash - name) : strlen(name);
-	wh_vendor_t *w = NULL;
-	for (size_t i = 0; i < h->nwh; i++)
-		if (strlen(h->wh[i].v->name) == nl && !strncmp(h->wh[i].v->name, name, nl))
-			w = &h->wh[i];
-	if (!w)
-		return answer_json_err(c, 404, "no such vendor in the configuration");
-	if (!w->a)
-		return answer_json_err(c, 503, "webhooks for this vendor are not configured (secret unset)");
-	/* inbound texts by POST only (an <img> on any page could fire a GET) */
-	if (slash && !strcmp(slash, "/inbound") && strcmp(method, "POST"))
-		return answer_json_err(c, 405, "inbound messages are taken by POST only");
-	char full[MAX_URI + 1024];
-	const char *base = h->cfg->public_url ? h->cfg->public_url : "";
-	size_t bl = strlen(base);
-	while (bl > 0 && base[bl - 1] == '/')
-		bl--;
-	snprintf(full, sizeof full, "%.*s%s", (int)bl, base, r->uri);
-	const char *q = strchr(r->uri, '?');
-	log_debug("event=webhook vendor=%s url=\"%s\" bytes=%zu", w->v->name, full, r->body.len);
-	vnd_wh_req_t rq = {.method = method, .url = full, .query = q ? q + 1 : NULL,
-	                   .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	                                                               "Content-Type"),
-	                   .header = hdr_lookup, .header_ctx = c, .body = r->body.p,
-	                   .bodylen = r->body.len};
-	char err[256] = "";
-	buf_t reply;
-	buf_init(&reply, 4096);
-	char e2[256];
-	r->tok = trk_whack_open(h->ack);
-	if (!r->tok) {
-		buf_free(&reply);
-		return answer_json_err(c, 503, "too many webhooks waiting for the broker; retry");
-	}
-	r->now_s = vnd_wh_now_s();
-	wh_ctx_t x = {.h = h, .w = w, .rd = reader_get(h, e2, sizeof e2), .reply = &reply,
-	              .now_s = r->now_s, .tok = r->tok, .keys = &r->keys};
-	pthread_mutex_lock(&w->mu);
-	int n = vnd_webhook(w->a, &rq, on_wh_event, &x, err, sizeof err);
-	if (n > 0 && !x.produced && !x.failed && x.mismatched && !x.replayed && wh_early(h, r)) {
-		/* looked at again in WH_EARLY_STEP_MS (nothing taken, nothing counted yet) */
-		pthread_mutex_unlock(&w->mu);
-		reader_put(h, x.rd);
-		buf_free(&reply);
-		r->early = 1;
-		if (trk_whack_sleep(h->ack, r->tok, c, WH_EARLY_STEP_MS))
-			return MHD_YES;
-		r->early = 0;
-		wh_release(h, r, 0);
-		wh_early_end(h, r, 0);
-		return answer_json_err(c, 503, "the tracker is stopping; retry");
-	}
-	wh_early_end(h, r, n > 0 && !x.mismatched);
-	/* a request all of whose events were refused is refused as a whole */
-	if (n > 0 && !x.produced && !x.failed && (x.mismatched || x.replayed)) {
-		snprintf(err, sizeof err, "vendor %s: %s", w->v->name,
-		         x.mismatched ? "receipt for a message this vendor did not carry (vendor or "
-		                        "reference differs)"
-		                      : "replayed webhook (its token or event id was taken before)");
-		n = x.mismatched ? TOCSIN_ERR_AUTH : TOCSIN_ERR_STATE;
-	}
-	w->replayed += x.replayed;
-	w->mismatched += x.mismatched;
-	int64_t nth = 0; /* the how-manieth refusal: logs stay bounded under a flood */
-	if (n == TOCSIN_ERR_AUTH)
-		nth = ++w->forbidden;
-	else if (n < 0)
-		nth = ++w->bad;
-	else {
-		w->ok++;
-		w->events += n;
-	}
-	int64_t nmis = w->mismatched, nrep = w->replayed;
-	pthread_mutex_unlock(&w->mu);
-	if (x.mismatched && (nmis <= 20 || nmis % 1000 == 0))
-		log_warn("event=webhook_mismatch vendor=%s ignored=%d total=%lld", w->v->name,
-		         x.mismatched, (long long)nmis);
-	if (x.replayed && (nrep <= 20 || nrep % 1000 == 0))
-		log_warn("event=webhook_replay vendor=%s ignored=%d total=%lld", w->v->name, x.replayed,
-		         (long long)nrep);
-	reader_put(h, x.rd);
-	enum MHD_Result ret;
-	int say = nth <= 20 || nth % 1000 == 0;
-	if (n >= 0 && !x.failed) {
-		/* Taken: answered 200 only once the broker acknowledged every record
-		 * the events produced (a SIGKILL before that leaves the vendor
-		 * unanswered, so it retries, and the keys unkept, so the retry passes). */
-		buf_reset(&r->ans);
-		r->code = 200;
-		if (reply.len) {
-			r->ctype = "text/xml";
-			buf_append(&r->ans, reply.p, reply.len);
-		} else if (!strcmp(w->v->kind, "twilio")) {
-			r->ctype = "text/xml";
-			buf_puts(&r->ans, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>");
-		} else {
-			r->ctype = "application/json";
-			buf_puts(&r->ans, "{\"ok\":true}\n");
-		}
-		buf_free(&reply);
-		if (trk_whack_arm(h->ack, r->tok, c))
-			return MHD_YES; /* suspended: wh_resumed answers */
-		return wh_resumed(h, c, r);
-	}
-	wh_release(h, r, 0);
-	if (n == TOCSIN_ERR_AUTH) {
-		if (say)
-			log_warn("event=webhook_forbidden vendor=%s path=%s err=\"%s\" total=%lld",
-			         w->v->name, url, err, (long long)nth);
-		ret = answer_json_err(c, 403, err[0] ? err : "bad or missing signature");
-	} else if (n == TOCSIN_ERR_TOOBIG) {
-		ret = answer_json_err(c, 413, "body too large");
-	} else if (n < 0) {
-		if (say)
-			log_warn("event=webhook_bad vendor=%s err=\"%s\" total=%lld", w->v->name, err,
-			         (long long)nth);
-		ret = answer_json_err(c, 400, err[0] ? err : "unreadable webhook");
-	} else {
-		/* Not acknowledged: the vendor retries and nothing is lost. */
-		ret = answer_json_err(c, 503, "could not queue the events; retry");
-	}
-	buf_free(&reply);
-	return ret;
 }
 
 /* ---- RFC 8058 one-click unsubscribe ---- */
@@ -833,7 +243,7 @@ static enum MHD_Result unsubscribe(trk_http_t *h, struct MHD_Connection *c, cons
 	if (!strcmp(method, "POST")) {
 		msg_optout_t o = {.channel = MSG_CH_EMAIL, .address = addr, .optin = 0,
 		                  .source = "one_click", .campaign = camp, .ts_ms = clock_wall_ms()};
-		int rc = produce_optout(h, 0, &o);
+		int rc = trk_wh_produce_optout(h, 0, &o);
 		if (!rc && kq_flush(h->rk, 5000))
 			rc = TOCSIN_ERR_TIMEOUT;
 		if (rc) {
@@ -869,7 +279,7 @@ static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const ch
                                const char *name, const char *action)
 {
 	if (!trk_ctl_tokens_count(h->tokens))
-		return answer_json_err(c, 403, "controls are disabled: set tracker.control_token_env "
+		return trk_http_answer_err(c, 403, "controls are disabled: set tracker.control_token_env "
 		                               "or tracker.control_tokens and their environment variables");
 	trk_role_t role = TRK_ROLE_VIEWER;
 	const char *who = trk_web_token_who(h->tokens, c, &role);
@@ -878,7 +288,7 @@ static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const ch
 		h->ctl_denied++;
 		pthread_mutex_unlock(&h->mu);
 		log_warn("event=control_denied %s=%s action=%s", kind, name, action);
-		return answer_json_err(c, 401, "missing or wrong control token");
+		return trk_http_answer_err(c, 401, "missing or wrong control token");
 	}
 	if (role < TRK_ROLE_ADMIN) {
 		pthread_mutex_lock(&h->mu);
@@ -886,26 +296,26 @@ static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const ch
 		pthread_mutex_unlock(&h->mu);
 		log_warn("event=control_denied %s=%s action=%s actor=%s role=%s", kind, name, action, who,
 		         trk_role_name(role));
-		return answer_json_err(c, 403, "the controls need the admin role (your token's role is "
+		return trk_http_answer_err(c, 403, "the controls need the admin role (your token's role is "
 		                               "not admin)");
 	}
 	char err[512];
 	int rc;
 	if (!strcmp(kind, "campaign")) {
-		trk_store_t *rd = reader_get(h, err, sizeof err);
+		trk_store_t *rd = trk_http_reader_get(h, err, sizeof err);
 		rc = trk_ctl_campaign(h->rk, rd, name, action, who, err, sizeof err);
-		reader_put(h, rd);
+		trk_http_reader_put(h, rd);
 	} else {
 		rc = trk_ctl_vendor(h->rk, h->cfg, name, action, who, err, sizeof err);
 	}
 	if (rc == TOCSIN_ERR_NOTFOUND)
-		return answer_json_err(c, 404, err);
+		return trk_http_answer_err(c, 404, err);
 	if (rc == TOCSIN_ERR_STATE)
-		return answer_json_err(c, 409, err);
+		return trk_http_answer_err(c, 409, err);
 	if (rc == TOCSIN_ERR_INVAL)
-		return answer_json_err(c, 400, err);
+		return trk_http_answer_err(c, 400, err);
 	if (rc)
-		return answer_json_err(c, 503, err);
+		return trk_http_answer_err(c, 503, err);
 	cache_clear(h); /* the next poll asks the store again */
 	buf_t b;
 	buf_init(&b, 4096);
@@ -1053,11 +463,11 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 	if (cache && cache_answer(h, c, raw, &cr))
 		return cr;
 	char err[512];
-	trk_store_t *rd = reader_get(h, err, sizeof err);
+	trk_store_t *rd = trk_http_reader_get(h, err, sizeof err);
 	if (!rd) {
 		if (cache)
 			cache_done(h, raw);
-		return answer_json_err(c, 503, err);
+		return trk_http_answer_err(c, 503, err);
 	}
 	buf_t b;
 	buf_init(&b, 64u << 20);
@@ -1115,18 +525,18 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 	} else {
 		rc = TOCSIN_ERR_NOTFOUND;
 	}
-	reader_put(h, rd);
+	trk_http_reader_put(h, rd);
 	enum MHD_Result r;
 	if (rc && cache)
 		cache_done(h, raw);
 	if (rc == TOCSIN_ERR_NOTFOUND)
-		r = answer_json_err(c, 404, "not found");
+		r = trk_http_answer_err(c, 404, "not found");
 	else if (rc == TOCSIN_ERR_INVAL)
-		r = answer_json_err(c, 400, b.len ? b.p : "bad request");
+		r = trk_http_answer_err(c, 400, b.len ? b.p : "bad request");
 	else if (rc == TOCSIN_ERR_TOOBIG)
-		r = answer_json_err(c, 413, "answer too large: use paging (after=, limit=)");
+		r = trk_http_answer_err(c, 413, "answer too large: use paging (after=, limit=)");
 	else if (rc)
-		r = answer_json_err(c, 500, tocsin_strerror(rc));
+		r = trk_http_answer_err(c, 500, tocsin_strerror(rc));
 	else {
 		r = answer(c, 200, ctype, b.p, b.len);
 		if (cache)
@@ -1139,14 +549,14 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 {
 	char err[512];
-	trk_store_t *rd = reader_get(h, err, sizeof err);
+	trk_store_t *rd = trk_http_reader_get(h, err, sizeof err);
 	if (!rd)
 		return answer(c, 503, "text/plain", err, strlen(err));
 	buf_t b;
 	buf_init(&b, 32u << 20);
 	trk_api_q_t q = {.cfg = h->cfg, .rd = rd};
 	int rc = trk_api_metrics(&q, &b);
-	reader_put(h, rd);
+	trk_http_reader_put(h, rd);
 	struct {
 		int64_t lag, total, applied, bad;
 	} L = {-1, 0, 0, 0};
@@ -1287,7 +697,7 @@ static enum MHD_Result host_refused(trk_http_t *h, struct MHD_Connection *c)
 	if (nth <= 20 || nth % 1000 == 0)
 		log_warn("event=host_refused host=\"%.100s\" total=%lld",
 		         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host"), (long long)nth);
-	return answer_json_err(c, 403, "Host not allowed: add it to tracker.allowed_hosts");
+	return trk_http_answer_err(c, 403, "Host not allowed: add it to tracker.allowed_hosts");
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -1309,13 +719,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (r->web)
 		return trk_web_handle(h->web, c, url, method, upload, upload_size, &r->wreq);
-	if (r->early) { /* a receipt's wait for its accepted record: look again */
-		r->early = 0;
-		wh_release(h, r, 0);
-		return webhook(h, c, method, url, r);
-	}
-	if (r->tok) /* a webhook resumed: the broker answered, or its wait ended */
-		return wh_resumed(h, c, r);
+	if (r->early || r->tok) /* a webhook resumed (tracker/hooks.c) */
+		return trk_wh_resume(h, c, method, url, r);
 	if (*upload_size) {
 		if (buf_append(&r->body, upload, *upload_size))
 			r->too_big = 1;
@@ -1323,7 +728,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_YES;
 	}
 	if (r->too_big)
-		return answer_json_err(c, 413, "request body too large (max 4 MiB)");
+		return trk_http_answer_err(c, 413, "request body too large (max 4 MiB)");
 	int64_t t = clock_mono_ns();
 	enum MHD_Result ret = route(h, c, url, method, r);
 	r->work_ns += clock_mono_ns() - t;
@@ -1336,7 +741,7 @@ static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char
 	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	int post = !strcmp(method, "POST");
 	if (!strncmp(url, "/webhooks/", 10) && (post || get))
-		return webhook(h, c, method, url, r);
+		return trk_wh_handle(h, c, method, url, r);
 	if (!strncmp(url, "/u/", 3) && (post || get))
 		return unsubscribe(h, c, method, url);
 	if (get && !strcmp(url, "/healthz"))
@@ -1356,17 +761,17 @@ static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char
 			snprintf(kind, sizeof kind, "vendor");
 			p += 8;
 		} else
-			return answer_json_err(c, 404, "not found");
+			return trk_http_answer_err(c, 404, "not found");
 		const char *sl = strrchr(p, '/');
 		if (!sl || sl == p || (size_t)(sl - p) >= sizeof name || strlen(sl + 1) >= sizeof action)
-			return answer_json_err(c, 404, "not found");
+			return trk_http_answer_err(c, 404, "not found");
 		memcpy(name, p, (size_t)(sl - p));
 		name[sl - p] = 0;
 		snprintf(action, sizeof action, "%s", sl + 1);
 		return control(h, c, kind, name, action);
 	}
 	if (!get)
-		return answer_json_err(c, 405, "method not allowed");
+		return trk_http_answer_err(c, 405, "method not allowed");
 	if (!strcmp(url, "/") || !strcmp(url, "/index.html"))
 		return h->page ? MHD_queue_response(c, 200, h->page)
 		               : answer(c, 200, "text/html; charset=utf-8", trk_dashboard_html,
@@ -1375,7 +780,7 @@ static enum MHD_Result route(trk_http_t *h, struct MHD_Connection *c, const char
 		return metrics(h, c);
 	if (!strncmp(url, "/api/", 5))
 		return api_get(h, c, url, r->uri);
-	return answer_json_err(c, 404, "not found");
+	return trk_http_answer_err(c, 404, "not found");
 }
 
 /* Parse "HOST:PORT" (HOST must be a loopback IPv4 literal or "localhost"). */
@@ -1460,43 +865,7 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	if (!trk_ctl_tokens_count(h->tokens))
 		log_warn("event=controls_disabled reason=\"no control token is set (tracker.control_token_env, "
 		         "tracker.control_tokens)\"");
-	for (size_t i = 0; i < cfg->nvendors && h->nwh < MAX_WH_VENDORS; i++) {
-		wh_vendor_t *w = &h->wh[h->nwh++];
-		w->v = &cfg->vendors[i];
-		pthread_mutex_init(&w->mu, NULL);
-		char e[256];
-		w->a = vnd_new(cfg, w->v, e, sizeof e);
-		if (!w->a)
-			log_warn("event=webhooks_disabled vendor=%s reason=\"%s\"", w->v->name, e);
-		w->auth = vnd_wh_auth_cfg(w->v);
-		if (!strcmp(w->auth, "none"))
-			log_error("event=webhooks_unsigned vendor=%s reason=\"webhook_auth is none: anyone "
-			          "who can reach /webhooks/%s/ can forge receipts and inbound texts\"",
-			          w->v->name, w->v->name);
-		else if (!strcmp(w->auth, "unverifiable"))
-			log_error("event=webhooks_unverifiable vendor=%s reason=\"no key to verify its "
-			          "webhooks (%s): every one is refused with 403\"",
-			          w->v->name,
-			          !strcmp(w->v->kind, "vonage")
-			              ? "set signature_secret_env and that environment variable"
-			              : "set webhook_public_key");
-	}
-	const char *tn = getenv("TOCSIN_TEST_NOW_S");
-	int64_t tv;
-	if (tn && *tn && num_i64(tn, 1, INT64_MAX / 4, &tv)) {
-		snprintf(err, errlen, "TOCSIN_TEST_NOW_S=\"%.40s\" is not a Unix time in seconds", tn);
-		trk_http_free(h);
-		return NULL;
-	}
-	if (tn && *tn)
-		log_warn("event=test_clock now_s=%lld reason=\"TOCSIN_TEST_NOW_S is set (tests only): "
-		         "webhook freshness and replay memory use it\"",
-		         (long long)vnd_wh_now_s());
-	pthread_mutex_init(&h->smu, NULL);
-	char sp[4200];
-	snprintf(sp, sizeof sp, "%s-webhooks", cfg->db_path);
-	h->seen = trk_store_open_seen(sp, err, errlen);
-	if (!h->seen) {
+	if (trk_wh_init(h, err, errlen)) {
 		trk_http_free(h);
 		return NULL;
 	}
@@ -1531,7 +900,7 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	}
 	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-tracker-http", NULL, err, errlen);
 	if (conf) { /* a webhook is answered once its records' delivery reports came */
-		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+		rd_kafka_conf_set_dr_msg_cb(conf, trk_wh_on_delivery);
 		rd_kafka_conf_set_opaque(conf, h);
 		/* each webhook waits for its batch: 1 ms of linger instead of 5 (a
 		 * busy producer still batches), unless the config sets it */

@@ -225,6 +225,127 @@ static void broker_check(ingest_t *g, int64_t *down_since)
 	trk_live_broker(g->live, *down_since);
 }
 
+/* The ingest's store and consumer, subscribed to the tracker's topics: 0, or 1
+ * with err (nothing left open). */
+static int ingest_open(cfg_t *cfg, ingest_t *g, char *err, size_t errlen)
+{
+	memset(g, 0, sizeof *g);
+	memset(g->next, 0xff, sizeof g->next);
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, KQ_G_TRACKER, KQ_G_TRACKER, err,
+	                                    errlen);
+	if (!conf)
+		return 1;
+	/* The tracker reads far behind the head after a restart or during a
+	 * blast: prefetch big batches (the config's kafka properties still win,
+	 * they are set on top of these only when not given). */
+	static const char *const fetch[][2] = {{"queued.max.messages.kbytes", "65536"},
+	                                       {"fetch.message.max.bytes", "4194304"},
+	                                       {"fetch.wait.max.ms", "50"}};
+	for (size_t i = 0; i < sizeof fetch / sizeof fetch[0]; i++)
+		if (!json_object_get(cfg->kafka, fetch[i][0]))
+			rd_kafka_conf_set(conf, fetch[i][0], fetch[i][1], NULL, 0);
+	g->st = trk_store_open(cfg->db_path, 0, err, errlen);
+	if (!g->st) {
+		rd_kafka_conf_destroy(conf);
+		return 1;
+	}
+	g->rk = kq_new(conf, KQ_CONSUMER, 10000, err, errlen);
+	if (!g->rk) {
+		trk_store_free(g->st);
+		return 1;
+	}
+	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(NTOPICS);
+	for (int t = 0; t < NTOPICS; t++)
+		rd_kafka_topic_partition_list_add(sub, topics[t], RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t se = rd_kafka_subscribe(g->rk, sub);
+	rd_kafka_topic_partition_list_destroy(sub);
+	if (se) {
+		snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(se));
+		rd_kafka_destroy(g->rk);
+		trk_store_free(g->st);
+		return 1;
+	}
+	return 0;
+}
+
+/* Close what ingest_open opened (and the live counters). */
+static void ingest_close(ingest_t *g)
+{
+	rd_kafka_consumer_close(g->rk);
+	rd_kafka_destroy(g->rk);
+	trk_store_free(g->st);
+	trk_live_free(g->live);
+}
+
+/* Fold records into the store until stopped, in transactions of TX_MAX_EVENTS
+ * or TX_MAX_MS (offsets committed after each), pruning series, updating the live
+ * counters, a progress line every 10 s; the last transaction committed at the end.
+ * 0, or 1 when the store failed. */
+static int ingest_loop(cfg_t *cfg, ingest_t *g)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(g->rk);
+	rd_kafka_message_t *msgs[BATCH];
+	int64_t tx_start = clock_mono_ms(), last_log = tx_start, last_total = 0, last_live = 0,
+	        last_prune = 0, broker_down = 0;
+	int rc = 0;
+	while (!tocsin_stop) {
+		int64_t now = clock_mono_ms();
+		int wait = trk_store_in_tx(g->st) ? (int)(tx_start + TX_MAX_MS - now) : 200;
+		if (wait < 0)
+			wait = 0;
+		ssize_t n = rd_kafka_consume_batch_queue(q, wait, msgs, BATCH);
+		for (ssize_t i = 0; i < n; i++) {
+			rd_kafka_message_t *m = msgs[i];
+			if (m->err) {
+				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+					log_error("event=consumer_error err=\"%s\" detail=\"%s\"",
+					          rd_kafka_err2str(m->err), rd_kafka_message_errstr(m));
+			} else {
+				if (!trk_store_in_tx(g->st)) {
+					if (trk_store_begin(g->st)) {
+						rc = 1;
+						tocsin_stop = 1;
+					}
+					tx_start = clock_mono_ms();
+				}
+				if (trk_store_in_tx(g->st))
+					apply(g, m);
+			}
+			rd_kafka_message_destroy(m);
+		}
+		now = clock_mono_ms();
+		if (trk_store_in_tx(g->st) && (g->tx_events >= TX_MAX_EVENTS || now - tx_start >= TX_MAX_MS))
+			if (tx_commit(g, 1)) {
+				log_error("event=db_commit_failed db=%s action=stop", cfg->db_path);
+				rc = 1;
+				break;
+			}
+		if (!trk_store_in_tx(g->st) && now - last_prune >= 600000) {
+			int n = trk_store_prune(g->st, clock_wall_ms() / 1000 - SERIES_KEEP_S);
+			if (n > 0)
+				log_info("event=series_pruned rows=%d", n);
+			last_prune = now;
+		}
+		if (g->live && now - last_live >= 1000) {
+			trk_live_ingest(g->live, g->total, g->applied, g->bad);
+			trk_live_lag(g->live, kq_consumer_lag(g->rk));
+			broker_check(g, &broker_down);
+			last_live = now;
+		}
+		if (now - last_log >= 10000) {
+			log_info("event=ingest total=%lld applied=%lld bad=%lld rate_per_s=%lld",
+			         (long long)g->total, (long long)g->applied, (long long)g->bad,
+			         (long long)((g->total - last_total) * 1000 / (now - last_log)));
+			last_log = now;
+			last_total = g->total;
+		}
+	}
+	if (tx_commit(g, 0))
+		rc = 1;
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
 int cmd_track(cfg_t *cfg, int argc, char **argv)
 {
 	static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
@@ -261,44 +382,8 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 		return 2;
 	}
 	ingest_t g;
-	memset(&g, 0, sizeof g);
-	memset(g.next, 0xff, sizeof g.next);
-	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, KQ_G_TRACKER, KQ_G_TRACKER, err,
-	                                    sizeof err);
-	if (!conf) {
+	if (ingest_open(cfg, &g, err, sizeof err)) {
 		fprintf(stderr, "tocsin track: %s\n", err);
-		return 1;
-	}
-	/* The tracker reads far behind the head after a restart or during a
-	 * blast: prefetch big batches (the config's kafka properties still win,
-	 * they are set on top of these only when not given). */
-	static const char *const fetch[][2] = {{"queued.max.messages.kbytes", "65536"},
-	                                       {"fetch.message.max.bytes", "4194304"},
-	                                       {"fetch.wait.max.ms", "50"}};
-	for (size_t i = 0; i < sizeof fetch / sizeof fetch[0]; i++)
-		if (!json_object_get(cfg->kafka, fetch[i][0]))
-			rd_kafka_conf_set(conf, fetch[i][0], fetch[i][1], NULL, 0);
-	g.st = trk_store_open(cfg->db_path, 0, err, sizeof err);
-	if (!g.st) {
-		fprintf(stderr, "tocsin track: %s\n", err);
-		rd_kafka_conf_destroy(conf);
-		return 1;
-	}
-	g.rk = kq_new(conf, KQ_CONSUMER, 10000, err, sizeof err);
-	if (!g.rk) {
-		fprintf(stderr, "tocsin track: %s\n", err);
-		trk_store_free(g.st);
-		return 1;
-	}
-	rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(NTOPICS);
-	for (int t = 0; t < NTOPICS; t++)
-		rd_kafka_topic_partition_list_add(sub, topics[t], RD_KAFKA_PARTITION_UA);
-	rd_kafka_resp_err_t se = rd_kafka_subscribe(g.rk, sub);
-	rd_kafka_topic_partition_list_destroy(sub);
-	if (se) {
-		fprintf(stderr, "tocsin track: subscribe: %s\n", rd_kafka_err2str(se));
-		rd_kafka_destroy(g.rk);
-		trk_store_free(g.st);
 		return 1;
 	}
 	trk_http_t *srv = NULL;
@@ -307,10 +392,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 		srv = trk_http_new(cfg, listen, g.live, err, sizeof err);
 		if (!srv) {
 			fprintf(stderr, "tocsin track: %s\n", err);
-			rd_kafka_consumer_close(g.rk);
-			rd_kafka_destroy(g.rk);
-			trk_store_free(g.st);
-			trk_live_free(g.live);
+			ingest_close(&g);
 			return 1;
 		}
 	}
@@ -319,10 +401,7 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 	if (!pres) {
 		fprintf(stderr, "tocsin track: %s\n", err);
 		trk_http_free(srv);
-		rd_kafka_consumer_close(g.rk);
-		rd_kafka_destroy(g.rk);
-		trk_store_free(g.st);
-		trk_live_free(g.live);
+		ingest_close(&g);
 		return 1;
 	}
 	/* receipts that never came (tracker/recon.h): only when receipts are asked for */
@@ -341,73 +420,11 @@ int cmd_track(cfg_t *cfg, int argc, char **argv)
 	log_info("event=start db=%s group=" KQ_G_TRACKER " http=%s", cfg->db_path,
 	         srv ? trk_http_addr(srv) : "off");
 
-	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(g.rk);
-	rd_kafka_message_t *msgs[BATCH];
-	int64_t tx_start = clock_mono_ms(), last_log = tx_start, last_total = 0, last_live = 0,
-	        last_prune = 0, broker_down = 0;
-	int rc = 0;
-	while (!tocsin_stop) {
-		int64_t now = clock_mono_ms();
-		int wait = trk_store_in_tx(g.st) ? (int)(tx_start + TX_MAX_MS - now) : 200;
-		if (wait < 0)
-			wait = 0;
-		ssize_t n = rd_kafka_consume_batch_queue(q, wait, msgs, BATCH);
-		for (ssize_t i = 0; i < n; i++) {
-			rd_kafka_message_t *m = msgs[i];
-			if (m->err) {
-				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-					log_error("event=consumer_error err=\"%s\" detail=\"%s\"",
-					          rd_kafka_err2str(m->err), rd_kafka_message_errstr(m));
-			} else {
-				if (!trk_store_in_tx(g.st)) {
-					if (trk_store_begin(g.st)) {
-						rc = 1;
-						tocsin_stop = 1;
-					}
-					tx_start = clock_mono_ms();
-				}
-				if (trk_store_in_tx(g.st))
-					apply(&g, m);
-			}
-			rd_kafka_message_destroy(m);
-		}
-		now = clock_mono_ms();
-		if (trk_store_in_tx(g.st) && (g.tx_events >= TX_MAX_EVENTS || now - tx_start >= TX_MAX_MS))
-			if (tx_commit(&g, 1)) {
-				log_error("event=db_commit_failed db=%s action=stop", cfg->db_path);
-				rc = 1;
-				break;
-			}
-		if (!trk_store_in_tx(g.st) && now - last_prune >= 600000) {
-			int n = trk_store_prune(g.st, clock_wall_ms() / 1000 - SERIES_KEEP_S);
-			if (n > 0)
-				log_info("event=series_pruned rows=%d", n);
-			last_prune = now;
-		}
-		if (g.live && now - last_live >= 1000) {
-			trk_live_ingest(g.live, g.total, g.applied, g.bad);
-			trk_live_lag(g.live, kq_consumer_lag(g.rk));
-			broker_check(&g, &broker_down);
-			last_live = now;
-		}
-		if (now - last_log >= 10000) {
-			log_info("event=ingest total=%lld applied=%lld bad=%lld rate_per_s=%lld",
-			         (long long)g.total, (long long)g.applied, (long long)g.bad,
-			         (long long)((g.total - last_total) * 1000 / (now - last_log)));
-			last_log = now;
-			last_total = g.total;
-		}
-	}
-	if (tx_commit(&g, 0))
-		rc = 1;
-	rd_kafka_queue_destroy(q);
+	int rc = ingest_loop(cfg, &g); /* commits what it holds when stopped */
 	trk_recon_free(recon);
 	trk_presence_free(pres);
 	trk_http_free(srv);
-	rd_kafka_consumer_close(g.rk);
-	rd_kafka_destroy(g.rk);
-	trk_store_free(g.st);
-	trk_live_free(g.live);
+	ingest_close(&g);
 	runfile_remove(cfg, "run/track.pid");
 	runfile_remove(cfg, "run/track.addr");
 	log_info("event=stop total=%lld applied=%lld bad=%lld", (long long)g.total,
