@@ -34,7 +34,7 @@ cat > "$OUT/tocsin.json" <<JSON
 {"var_dir": "$OUT/var",
  "vendors": [{"name": "twilio", "kind": "twilio", "channel": "sms", "base_url": "http://127.0.0.1:9",
    "account": "ACbench", "secret_env": "TOCSIN_BENCH_TWILIO", "senders": {"main": {"from": "+15005550006"}}}],
- "tracker": {"public_url": "$PUB"}}
+ "tracker": {"public_url": "$PUB", "conns_per_ip": 1024}}
 JSON
 T() { "$BIN" -c "$OUT/tocsin.json" "$@"; }
 TOCSIN_LOG=warn "$BIN" -c "$OUT/tocsin.json" broker > "$OUT/broker.log" 2>&1 & pids+=($!)

@@ -196,9 +196,14 @@ void trk_http_reader_put(trk_http_t *h, trk_store_t *s)
 static void *poll_main(void *arg)
 {
 	trk_http_t *h = arg;
+	int64_t last = 0;
 	while (!h->stopping) {
-		rd_kafka_poll(h->rk, 100);
-		trk_whack_tick(h->ack, clock_mono_ms()); /* wh_resumed logs each */
+		rd_kafka_poll(h->rk, 100); /* delivery reports: webhooks answered (hooks.c) */
+		int64_t now = clock_mono_ms();
+		if (now - last < 100) /* returns at each report: the rest every 100 ms */
+			continue;
+		last = now;
+		trk_whack_tick(h->ack, now); /* waits past their time: 503 (hooks.c logs each) */
 		if (h->seen) { /* the replay keys of the last 100 ms to disk */
 			pthread_mutex_lock(&h->smu);
 			trk_store_seen_flush(h->seen);
@@ -907,6 +912,8 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 		if (!json_object_get(cfg->kafka, "linger.ms") &&
 		    !json_object_get(cfg->kafka, "queue.buffering.max.ms"))
 			rd_kafka_conf_set(conf, "linger.ms", WH_LINGER_MS, NULL, 0);
+		if (!json_object_get(cfg->kafka, "socket.nagle.disable"))
+			rd_kafka_conf_set(conf, "socket.nagle.disable", "true", NULL, 0);
 	}
 	h->rk = conf ? kq_new(conf, KQ_PRODUCER, 10000, err, errlen) : NULL;
 	if (!h->rk) {
