@@ -118,18 +118,21 @@ static int launch_alive(const web_launch_t *l)
 static void last_line(const char *dir, char *out, size_t outlen);
 
 /* End running launch l that is not (or no longer) our child by its report,
- * written when `tocsin launch` ends: finished is done, else failed with the
- * launch's last line of output and the way to resume it (restarted: the
+ * written when `tocsin launch` ends: finished is done, else failed with what
+ * the launch said (last_line) and the way to resume it (restarted: the
  * tracker was not running when it ended). The exit code is not known. Under
  * w->mu or before the reaper starts. */
 static void end_by_report(trk_web_t *w, web_launch_t *l, int restarted)
 {
 	char rp[WEB_PATH + 128], full[WEB_PATH + 256];
 	snprintf(rp, sizeof rp, "launch/%s/report.json", l->id);
-	struct stat st;
+	char camp[WEB_DIR + 96];
+	snprintf(camp, sizeof camp, "%s/campaign.json", l->dir);
+	struct stat st, cst; /* not an earlier launch's report: newer than this launch's file */
 	int fresh = !cfg_var_path(w->cfg, rp, full, sizeof full) && !stat(full, &st) &&
-	            (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 >=
-	                l->started_ms - 1000; /* not an earlier launch's report */
+	            !stat(camp, &cst) &&
+	            (st.st_mtim.tv_sec > cst.st_mtim.tv_sec ||
+	             (st.st_mtim.tv_sec == cst.st_mtim.tv_sec && st.st_mtim.tv_nsec >= cst.st_mtim.tv_nsec));
 	json_t *rep = fresh ? json_load_file(full, 0, NULL) : NULL;
 	int fin = json_is_true(json_object_get(rep, "finished"));
 	json_decref(rep);
@@ -459,10 +462,11 @@ enum MHD_Result web_launch_act(trk_web_t *w, struct MHD_Connection *c, const cha
 	return web_json(c, rc ? 500 : 200, o);
 }
 
-/* The last line of the launch's output (what `tocsin launch` says on failure). */
+/* What `tocsin launch` said on failure: its "tocsin launch: " line in the
+ * last 4 KiB of its output, else its last line. */
 static void last_line(const char *dir, char *out, size_t outlen)
 {
-	char p[WEB_PATH + 32], tail[1024];
+	char p[WEB_PATH + 32], tail[4096];
 	snprintf(p, sizeof p, "%s/launch.log", dir);
 	out[0] = 0;
 	FILE *f = fopen(p, "r");
@@ -476,8 +480,16 @@ static void last_line(const char *dir, char *out, size_t outlen)
 	tail[n] = 0;
 	while (n && tail[n - 1] == '\n')
 		tail[--n] = 0;
+	/* its one line of why ("tocsin launch: ..."), before the summary, else the last line */
+	const char *why = NULL;
+	for (const char *q = tail; (q = strstr(q, "tocsin launch: ")); q++)
+		if (q == tail || q[-1] == '\n')
+			why = q;
 	const char *nl = strrchr(tail, '\n');
-	snprintf(out, outlen, "%.500s", nl ? nl + 1 : tail);
+	if (!why)
+		why = nl ? nl + 1 : tail;
+	size_t wl = strcspn(why, "\n");
+	snprintf(out, outlen, "%.*s", (int)(wl < 500 ? wl : 500), why);
 }
 
 /* Our child l ended with wait status st. Under w->mu. */

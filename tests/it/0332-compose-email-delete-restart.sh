@@ -4,7 +4,9 @@
 #    launch.max_lag with no dispatcher, the tracker restarts, the launch is still "running"
 #    (reattached, same pid), an audience it uses cannot be deleted (409); a dispatcher starts
 #    and the restarted tracker shows the launch done with its report (40 queued) and the
-#    campaign's 40 messages.
+#    campaign's 40 messages. A second launch stopped (SIGTERM) while no tracker runs is shown
+#    failed at the next start, with its last line and the way to resume it. A second launch stopped (SIGTERM) while no tracker runs is shown
+#    failed at the next start, with its last line and the way to resume it.
 # 2. a test send to a typed email address goes through the email route's first vendor
 #    (SendGrid at the emulator) as exactly one email, marked TEST in its subject: the
 #    emulator's digest of what arrived equals the digest of the subject, text and HTML the
@@ -84,6 +86,29 @@ camp_done() { curl -sf "$A/api/campaigns/rs-1" | grep -q '"queued":40'; }
 it_wait_until 30 camp_done || it_fail "the tracker does not show the campaign's 40: $(curl -s "$A/api/campaigns/rs-1")"
 curl -sf "$A/api/timeline?limit=50" | grep -q 'watched again' || it_fail "the reattach is not on the timeline"
 echo "ok: launch rs-1 watched across the restart to done (pid $LPID, 40 queued)"
+# a launch that ends while no tracker runs (stopped: SIGTERM) is shown failed, with the way on
+it_stop "$PID_dispatch"
+got=$(code POST /api/launches "$TOCSIN_TOKEN_SAM" -d '{'"$D"',"id":"rs-3","confirm":"40"}'); want 201 '"state":"running"' "a second launch, held"
+it_wait_file "$VAR/compose/rs-3/launch.json" 10
+L3=$(it_jq 'j["pid"]' "$VAR/compose/rs-3/launch.json")
+IT_PIDS=("$L3" "${IT_PIDS[@]}")
+held3() { curl -sf "$A/api/campaigns/rs-3" | grep -q '"state":"launching"'; }
+it_wait_until 30 held3 || it_fail "the tracker does not see rs-3: $(cat "$VAR/compose/rs-3/launch.log")"
+it_stop "$PID_track"
+kill -TERM "$L3"
+gone3() { ! grep -q launch "/proc/$L3/cmdline" 2> /dev/null; }
+it_wait_until 20 gone3 || it_fail "rs-3 ignored SIGTERM"
+it_bg track track --listen "$TRACK"
+it_wait_until 20 curl -sf "$A/healthz"
+got=$(code GET /api/launches "$TOCSIN_TOKEN_VI"); want 200 '"id":"rs-3"[^}]*"state":"failed"' "ended while no tracker ran: failed"
+python3 - "$OUT/body" <<'PY' || it_fail "rs-3 as shown: $(cat "$OUT/body")"
+import json, sys
+l = [x for x in json.load(open(sys.argv[1]))["launches"] if x["id"] == "rs-3"][0]
+print("rs-3:", l["error"], "exit", l["exit"])
+assert l["error"].startswith("the tracker was stopped while it ran; ") and l["error"].endswith("run the same tocsin launch again to resume it")
+assert "; tocsin launch: stopped by signal 15 after " in l["error"]
+assert l["exit"] == -1 and "reattached" not in l and l["report"]["finished"] is False
+PY
 
 # ---- 2. a test send to an email address ----
 it_sim_fault '{"vendor":"sendgrid","email_digests":true}'
