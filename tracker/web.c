@@ -58,7 +58,14 @@ enum MHD_Result web_err(struct MHD_Connection *c, unsigned code, const char *fmt
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	return web_json(c, code, json_pack("{ss}", "error", msg));
+	json_t *o = json_pack("{ss}", "error", msg);
+	if (!o) { /* it quotes input cut inside a character, or not text: not quoted as such */
+		for (char *p = msg; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		o = json_pack("{ss}", "error", msg);
+	}
+	return web_json(c, code, o);
 }
 
 void web_record(trk_web_t *w, const char *kind, const char *subject, const char *actor,

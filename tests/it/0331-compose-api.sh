@@ -61,6 +61,7 @@ got=$(code POST /api/preview "$TOCSIN_TOKEN_SAM" -d '{"audience":"../../x",'"${D
 python3 -c 'import sys; open(sys.argv[1], "w").write("{\"pad\":\"" + "x" * (1 << 20) + "\"}")' "$OUT/big.json"
 got=$(code POST /api/compose "$TOCSIN_TOKEN_SAM" --data-binary @"$OUT/big.json"); want 413 'too large \(max 1024 KiB\)' "body over 1 MiB"
 got=$(code POST /api/test-send "$TOCSIN_TOKEN_SAM" -d '{'"$D"',"to":"555-0102"}'); want 400 'is not a phone number' "test send to a bad number"
+got=$(code POST /api/test-send "$TOCSIN_TOKEN_SAM" -d '{'"$D"',"to":"5\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"}'); want 400 '^\{"error":"\\"5\?{39}\\" is not a phone number' "a bad number quoted cut inside a character"
 got=$(code POST /api/test-send "$TOCSIN_TOKEN_SAM" -d '{'"$D"',"email":{"subject":"Hi","text":"{{unsubscribe_url}}"},"to":"me@example.org"}'); want 409 'no email vendor is configured' "test email with no email vendor"
 got=$(code POST /api/compose "$TOCSIN_TOKEN_SAM" -d '{'"$D"'}'); want 200 '"encoding":"gsm7"' "compose"
 got=$(code POST /api/preview "$TOCSIN_TOKEN_SAM" -d '{'"$D"',"id":"api-1","n":2}'); want 200 '"queued":50' "preview"
