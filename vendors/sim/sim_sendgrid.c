@@ -1,4 +1,4 @@
-/* sim_sendgrid.c -- the emulated SendGrid /v3/mail/send (a scanner reading and a jansson reading); signed events. */
+/* sim_sendgrid.c -- the emulated SendGrid /v3/mail/send (one set of checks and rebuild, read by a scanner with a jansson fallback); signed events. */
 #include "vendors/sim/sim_int.h"
 #include "vendors/sim/sim_json.h"
 
@@ -130,41 +130,6 @@ static void sg_events(sim_t *s, sim_vendor_t *sv, const char *url, json_t *event
 	free(body);
 }
 
-/* SendGrid: every key of subs (an object of strings) replaced literally in
- * src[0..len) by its value, key by key. Result in out (reset first). */
-static int sg_apply(buf_t *out, const char *src, size_t len, json_t *subs, int *applied)
-{
-	buf_reset(out);
-	int rc = buf_append(out, src, len);
-	const char *k;
-	json_t *v;
-	buf_t tmp;
-	buf_init(&tmp, SIM_PART_MAX);
-	json_object_foreach(subs, k, v)
-	{
-		size_t kl = strlen(k);
-		if (!kl || !json_is_string(v) || rc)
-			continue;
-		const char *p = out->p, *end = out->p + out->len, *q;
-		buf_reset(&tmp);
-		int hit = 0;
-		while ((q = sim_memfind(p, (size_t)(end - p), k, kl))) {
-			rc = rc ? rc : buf_append(&tmp, p, (size_t)(q - p));
-			rc = rc ? rc : buf_append(&tmp, json_string_value(v), json_string_length(v));
-			p = q + kl;
-			hit = 1;
-		}
-		if (!hit)
-			continue;
-		*applied = 1;
-		rc = rc ? rc : buf_append(&tmp, p, (size_t)(end - p));
-		buf_reset(out);
-		rc = rc ? rc : buf_append(out, tmp.p, tmp.len);
-	}
-	buf_free(&tmp);
-	return rc;
-}
-
 void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 {
 	const char *auth = sim_hdr(rq, "Authorization");
@@ -181,68 +146,235 @@ void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	sim_sendgrid_body(s, sv, &f, rq->body, rq->bodylen, 0, ans);
 }
 
-/* the jansson reading of a /v3/mail/send body: every check and answer, for what the scanner leaves */
-static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char *body, size_t bodylen,
-                    sim_ans_t *ans)
+/* One substitution: key and value bytes (into the body, the arena or jansson's strings). */
+typedef struct sg_sub {
+	const char *k, *v;
+	size_t kl, vl;
+} sg_sub_t;
+
+/* SendGrid substitutions: every key of subs[0..nsub) replaced literally in src[0..len) by
+ * its value, key by key (a later key also in what an earlier value put there). Result in
+ * out; tmp is the caller's scratch buffer. */
+static int sg_apply_list(buf_t *out, buf_t *tmp, const char *src, size_t len, const sg_sub_t *subs,
+                         size_t nsub, int *applied)
 {
-	sim_fault_t f = *fp;
-	json_error_t je;
-	json_t *j = json_loadb(body, bodylen, 0, &je);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		sg_error(ans, 400, NULL, "Bad Request");
-		return;
+	buf_reset(out);
+	int rc = buf_append(out, src, len);
+	for (size_t i = 0; i < nsub && !rc; i++) {
+		const sg_sub_t *sb = &subs[i];
+		if (!sb->kl)
+			continue;
+		const char *p = out->p, *end = out->p + out->len, *q;
+		buf_reset(tmp);
+		int hit = 0;
+		while ((q = sim_memfind(p, (size_t)(end - p), sb->k, sb->kl))) {
+			rc = rc ? rc : buf_append(tmp, p, (size_t)(q - p));
+			rc = rc ? rc : buf_append(tmp, sb->v, sb->vl);
+			p = q + sb->kl;
+			hit = 1;
+		}
+		if (!hit)
+			continue;
+		*applied = 1;
+		rc = rc ? rc : buf_append(tmp, p, (size_t)(end - p));
+		if (!rc) { /* the result becomes out: swap the buffers */
+			buf_t t = *out;
+			*out = *tmp;
+			*tmp = t;
+		}
 	}
-	json_t *ps = json_object_get(j, "personalizations");
-	json_t *from = json_object_get(json_object_get(j, "from"), "email");
-	json_t *content = json_object_get(j, "content");
-	char field[96], msg[200];
-	size_t np = json_array_size(ps), nrcpt = 0;
-	const char *bad = NULL;
-	if (!json_is_array(ps) || np == 0)
-		sg_error(ans, 400, "personalizations", "The personalizations field is required and must have at least one personalization."), bad = "p";
-	else if (np > 1000)
-		sg_error(ans, 400, "personalizations", "The personalizations field must have 1000 or fewer personalizations."), bad = "p";
-	else if (!json_is_string(from) || !is_email(json_string_value(from)))
-		sg_err_from(ans, json_is_object(json_object_get(j, "from"))), bad = "f";
-	else if (!json_is_string(json_object_get(j, "subject")) && !json_object_get(j, "template_id"))
-		sg_error(ans, 400, "subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined."), bad = "s";
-	else if (!sim_sender_ok(sv, json_string_value(from), NULL))
-		sg_error(ans, 403, "from", "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved."), bad = "v";
-	else if (!json_is_array(content) || json_array_size(content) == 0)
-		sg_error(ans, 400, "content", "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block."), bad = "c";
-	if (bad) {
-		json_decref(j);
+	return rc;
+}
+
+/* What both readings know of the top level, for the checks SendGrid makes first. */
+typedef struct sg_top {
+	int ps_arr;       /* personalizations is an array */
+	size_t np;        /* its length */
+	int from_obj;     /* from is an object */
+	const char *from; /* from.email when a string, NUL-terminated */
+	int subj_str;     /* subject is a string */
+	int tmpl;         /* template_id is there (any value) */
+	int content_arr;  /* content is an array */
+	size_t ncontent;  /* its length */
+} sg_top_t;
+
+/* The top-level checks in SendGrid's order: 1 with the error answered, else 0. */
+static int sg_top_refused(sim_vendor_t *sv, const sg_top_t *t, sim_ans_t *ans)
+{
+	if (!t->ps_arr || t->np == 0)
+		sg_error(ans, 400, "personalizations", "The personalizations field is required and must have at least one personalization.");
+	else if (t->np > 1000)
+		sg_error(ans, 400, "personalizations", "The personalizations field must have 1000 or fewer personalizations.");
+	else if (!t->from || !is_email(t->from))
+		sg_err_from(ans, t->from_obj);
+	else if (!t->subj_str && !t->tmpl)
+		sg_error(ans, 400, "subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.");
+	else if (!sim_sender_ok(sv, t->from, NULL))
+		sg_error(ans, 403, "from", "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.");
+	else if (!t->content_arr || t->ncontent == 0)
+		sg_error(ans, 400, "content", "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block.");
+	else
+		return 0;
+	return 1;
+}
+
+/* personalization i without a to array of at least one element */
+static void sg_err_to(sim_ans_t *ans, size_t i)
+{
+	char field[96];
+	snprintf(field, sizeof field, "personalizations.%zu.to", i);
+	sg_error(ans, 400, field, "The to array is required for all personalization objects, and must have at least one email object with a valid email address.");
+}
+
+/* personalization i's cc or bcc (kind 1, 2) there but not an array */
+static void sg_err_list(sim_ans_t *ans, size_t i, int kind)
+{
+	char field[96];
+	snprintf(field, sizeof field, "personalizations.%zu.%s", i, sg_kinds[kind]);
+	sg_error(ans, 400, field, "Invalid type. Expected: array, given: another type.");
+}
+
+/* personalization i's custom_args of cal bytes (keys, values, quotes): 1 when refused */
+static int sg_ca_refused(sim_ans_t *ans, size_t i, size_t cal)
+{
+	if (cal < 10000)
+		return 0;
+	char field[96];
+	snprintf(field, sizeof field, "personalizations.%zu.custom_args", i);
+	sg_error(ans, 400, field, "The custom_args total size must be less than 10000 bytes.");
+	return 1;
+}
+
+/* personalization i's substitutions (okv: an object of strings; tot: bytes of keys and
+ * values): 1 when refused */
+static int sg_subs_refused(sim_ans_t *ans, size_t i, int okv, size_t tot)
+{
+	char field[96];
+	snprintf(field, sizeof field, "personalizations.%zu.substitutions", i);
+	if (!okv)
+		sg_error(ans, 400, field, "Substitutions must be an object of string values.");
+	else if (tot >= 10000)
+		sg_error(ans, 400, field, "The substitutions total size must be less than 10000 bytes.");
+	else
+		return 0;
+	return 1;
+}
+
+/* more than 1000 recipients over every to, cc and bcc: 1 when refused */
+static int sg_nrcpt_refused(sim_ans_t *ans, size_t nrcpt)
+{
+	if (nrcpt <= 1000)
+		return 0;
+	char msg[200];
+	snprintf(msg, sizeof msg, "The total number of recipients must be 1000 or fewer (found %zu).", nrcpt);
+	sg_error(ans, 400, "personalizations", msg);
+	return 1;
+}
+
+/* An accepted request: what every recipient shares, and the buffers its messages are rebuilt in. */
+typedef struct sg_msg {
+	const char *cval[3]; /* content values (at most 3: parts[3] is the header) */
+	size_t clen[3], nc;
+	int ctext, chtml;    /* which content part is text/plain, text/html (-1: none) */
+	const char *subject; /* NULL when not a string */
+	size_t subjl;
+	const char *toplu, *topid; /* top-level List-Unsubscribe, custom_args.tocsin_id */
+	json_t *topargs;     /* top-level custom_args (merged into every event), borrowed */
+	const char *rurl;    /* where events go; NULL: none */
+	json_t *events;
+	sim_fault_t f;
+	char xid[40];
+	buf_t parts[5], tmp;
+} sg_msg_t;
+
+/* the request is accepted (202, counted): m's answer-wide part, and m->parts ready */
+static void sg_accept(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, size_t np, sg_msg_t *m,
+                      char *ub, size_t ublen, sim_ans_t *ans)
+{
+	m->f = *f;
+	sim_ref(s, sv, "", m->xid, 23);
+	ans->status = 202;
+	ans->ctype = NULL;
+	memcpy(ans->hname, "X-Message-Id", 13);
+	vnd_cpy(ans->hval, sizeof ans->hval, m->xid);
+	sim_note_accepted(sv, np);
+	m->rurl = m->f.receipts ? sim_hook_url(s, sv, &m->f, "events", ub, ublen) : NULL;
+	m->events = m->rurl ? json_array() : NULL;
+	for (size_t c = 0; c < 5; c++)
+		buf_init(&m->parts[c], SIM_PART_MAX);
+	buf_init(&m->tmp, SIM_PART_MAX);
+}
+
+/* Recipient i (first address to0, custom_args.tocsin_id id, List-Unsubscribe lu, its
+ * substitutions, its custom_args caj): its message as SendGrid would write it
+ * (substitutions applied to subject and every content value), recorded and checked,
+ * counted, and its event queued. */
+static void sg_recipient(sim_t *s, sim_vendor_t *sv, sg_msg_t *m, size_t i, const char *to0,
+                         const char *id, const char *lu, const sg_sub_t *sb, size_t nsub, json_t *caj)
+{
+	buf_t *parts = m->parts;
+	int applied = 0;
+	for (size_t c = 0; c < m->nc; c++)
+		sg_apply_list(&parts[c], &m->tmp, m->cval[c], m->clen[c], sb, nsub, &applied);
+	sg_apply_list(&parts[4], &m->tmp, m->subject ? m->subject : "", m->subjl, sb, nsub, &applied);
+	sim_email_digest(sv, &m->f, to0, parts[4].p, parts[4].len, m->ctext < 0 ? NULL : parts[m->ctext].p,
+	                 m->ctext < 0 ? 0 : parts[m->ctext].len, m->chtml < 0 ? NULL : parts[m->chtml].p,
+	                 m->chtml < 0 ? 0 : parts[m->chtml].len);
+	if (lu && !sg_apply_list(&parts[3], &m->tmp, lu, strlen(lu), sb, nsub, &applied) &&
+	    !buf_putc(&parts[3], 0))
+		lu = parts[3].p;
+	sim_email_check(sv, to0, lu, parts, m->nc, applied);
+	sim_count_id(sv, id ? id : m->topid, to0, m->subject);
+	if (!m->events)
 		return;
-	}
-	json_t *seen = json_object();
-	size_t i;
-	json_t *p;
+	json_t *o = sg_event(s, sv, &m->f, to0, m->xid, i);
+	const char *ck;
+	json_t *cv;
+	json_object_foreach(m->topargs, ck, cv) json_object_set(o, ck, cv); /* merged, as SendGrid does */
+	json_object_foreach(caj, ck, cv) json_object_set(o, ck, cv);
+	json_array_append_new(m->events, o);
+}
+
+/* after the last recipient: the events posted, the buffers freed */
+static void sg_accept_end(sim_t *s, sim_vendor_t *sv, sg_msg_t *m)
+{
+	for (size_t c = 0; c < 5; c++)
+		buf_free(&m->parts[c]);
+	buf_free(&m->tmp);
+	if (m->events && json_array_size(m->events))
+		sg_events(s, sv, m->rurl, m->events, m->f.receipt_delay_ms);
+	json_decref(m->events);
+}
+
+/* the jansson reading's checks of every personalization (addresses, lists, custom_args,
+ * substitutions, the recipient count): 1 with the error answered, else 0 */
+static int sg_slow_refused(json_t *ps, sim_ans_t *ans)
+{
+	json_t *seen = json_object(), *p;
+	size_t i, nrcpt = 0;
+	int bad = 0;
 	json_array_foreach(ps, i, p)
 	{
 		json_t *to = json_object_get(p, "to");
 		if (!json_is_array(to) || json_array_size(to) == 0) {
-			snprintf(field, sizeof field, "personalizations.%zu.to", i);
-			sg_error(ans, 400, field, "The to array is required for all personalization objects, and must have at least one email object with a valid email address.");
-			bad = "t";
+			sg_err_to(ans, i);
+			bad = 1;
 			break;
 		}
 		for (int kind = 0; kind < 3 && !bad; kind++) {
-			json_t *list = json_object_get(p, sg_kinds[kind]);
+			json_t *list = json_object_get(p, sg_kinds[kind]), *e;
 			if (kind && list && !json_is_array(list)) {
-				snprintf(field, sizeof field, "personalizations.%zu.%s", i, sg_kinds[kind]);
-				sg_error(ans, 400, field, "Invalid type. Expected: array, given: another type.");
-				bad = "l";
+				sg_err_list(ans, i, kind);
+				bad = 1;
 				break;
 			}
 			size_t k;
-			json_t *e;
 			json_array_foreach(list, k, e)
 			{
 				const char *em = json_string_value(json_object_get(e, "email"));
 				if (!is_email(em) || json_object_get(seen, em)) {
 					sg_err_addr(ans, i, sg_kinds[kind], k, em ? em : "", em ? strlen(em) : 0, em && is_email(em));
-					bad = "e";
+					bad = 1;
 					break;
 				}
 				json_object_set_new(seen, em, json_true());
@@ -251,130 +383,110 @@ static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const cha
 		}
 		if (bad)
 			break;
-		/* the size of custom_args as compact JSON, near enough (keys, values, quotes) */
-		size_t cal = 0;
-		{
-			const char *ck;
-			json_t *cv;
-			json_object_foreach(json_object_get(p, "custom_args"), ck, cv)
-			{
-				cal += strlen(ck) + 4;
-				cal += json_is_string(cv) ? json_string_length(cv) + 2 : 24;
-			}
-		}
-		if (cal >= 10000) {
-			snprintf(field, sizeof field, "personalizations.%zu.custom_args", i);
-			sg_error(ans, 400, field, "The custom_args total size must be less than 10000 bytes.");
-			bad = "a";
+		size_t cal = 0; /* the size of custom_args as compact JSON, near enough (keys, values, quotes) */
+		const char *ck;
+		json_t *cv, *sub = json_object_get(p, "substitutions");
+		json_object_foreach(json_object_get(p, "custom_args"), ck, cv)
+			cal += strlen(ck) + 4 + (json_is_string(cv) ? json_string_length(cv) + 2 : 24);
+		if ((bad = sg_ca_refused(ans, i, cal)))
 			break;
+		if (!sub)
+			continue;
+		size_t tot = 0;
+		int okv = json_is_object(sub);
+		json_object_foreach(sub, ck, cv)
+		{
+			okv &= json_is_string(cv);
+			tot += strlen(ck) + (json_is_string(cv) ? json_string_length(cv) : 0);
 		}
-		json_t *sub = json_object_get(p, "substitutions");
-		if (sub) {
-			size_t tot = 0;
-			const char *sk;
-			json_t *sval;
-			int okv = json_is_object(sub);
-			json_object_foreach(sub, sk, sval)
-			{
-				okv &= json_is_string(sval);
-				tot += strlen(sk) + (json_is_string(sval) ? json_string_length(sval) : 0);
-			}
-			snprintf(field, sizeof field, "personalizations.%zu.substitutions", i);
-			if (!okv) {
-				sg_error(ans, 400, field, "Substitutions must be an object of string values.");
-				bad = "u";
-				break;
-			}
-			if (tot >= 10000) {
-				sg_error(ans, 400, field, "The substitutions total size must be less than 10000 bytes.");
-				bad = "u";
-				break;
-			}
-		}
+		if ((bad = sg_subs_refused(ans, i, okv, tot)))
+			break;
 	}
 	json_decref(seen);
-	if (!bad && nrcpt > 1000) {
-		snprintf(msg, sizeof msg, "The total number of recipients must be 1000 or fewer (found %zu).", nrcpt);
-		sg_error(ans, 400, "personalizations", msg);
-		bad = "n";
+	return bad || sg_nrcpt_refused(ans, nrcpt);
+}
+
+/* the string members of a substitutions object as a list in *subs (grown as needed): their count */
+static size_t sg_slow_subs(json_t *sub, sg_sub_t **subs, size_t *cap)
+{
+	size_t n = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(sub, k, v)
+	{
+		if (!json_is_string(v))
+			continue;
+		if (n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 16;
+			sg_sub_t *ns = realloc(*subs, nc * sizeof *ns);
+			if (!ns)
+				break;
+			*subs = ns;
+			*cap = nc;
+		}
+		(*subs)[n++] = (sg_sub_t){k, json_string_value(v), strlen(k), json_string_length(v)};
 	}
-	if (bad) {
+	return n;
+}
+
+/* the jansson reading of a /v3/mail/send body, for what the scanner leaves (sg_fast): the
+ * same checks, answers and rebuild, read with jansson */
+static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char *body, size_t bodylen,
+                    sim_ans_t *ans)
+{
+	json_error_t je;
+	json_t *j = json_loadb(body, bodylen, 0, &je);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		sg_error(ans, 400, NULL, "Bad Request");
+		return;
+	}
+	json_t *ps = json_object_get(j, "personalizations"), *content = json_object_get(j, "content");
+	json_t *fromo = json_object_get(j, "from"), *subj = json_object_get(j, "subject");
+	sg_top_t t = {json_is_array(ps), json_array_size(ps), json_is_object(fromo),
+	              json_string_value(json_object_get(fromo, "email")), json_is_string(subj),
+	              json_object_get(j, "template_id") != NULL, json_is_array(content),
+	              json_array_size(content)};
+	if (sg_top_refused(sv, &t, ans) || sg_slow_refused(ps, ans)) {
 		json_decref(j);
 		return;
 	}
-	char xid[40];
-	sim_ref(s, sv, "", xid, 23);
-	ans->status = 202;
-	ans->ctype = NULL;
-	memcpy(ans->hname, "X-Message-Id", 13);
-	vnd_cpy(ans->hval, sizeof ans->hval, xid);
-	sim_note_accepted(sv, np);
+	sg_msg_t m;
+	memset(&m, 0, sizeof m);
+	m.nc = t.ncontent < 3 ? t.ncontent : 3;
+	m.ctext = m.chtml = -1;
+	for (size_t k = 0; k < m.nc; k++) {
+		json_t *cv = json_object_get(json_array_get(content, k), "value");
+		const char *ty = json_string_value(json_object_get(json_array_get(content, k), "type"));
+		m.cval[k] = json_string_value(cv) ? json_string_value(cv) : "";
+		m.clen[k] = json_string_length(cv);
+		if (ty && !strcmp(ty, "text/plain") && m.ctext < 0)
+			m.ctext = (int)k;
+		else if (ty && !strcmp(ty, "text/html") && m.chtml < 0)
+			m.chtml = (int)k;
+	}
+	m.subject = json_string_value(subj);
+	m.subjl = json_string_length(subj);
+	m.topargs = json_object_get(j, "custom_args");
+	m.topid = json_string_value(json_object_get(m.topargs, "tocsin_id"));
+	json_t *tophdr = json_object_get(j, "headers"), *p;
 	char ub[600];
-	const char *rurl = f.receipts ? sim_hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
-	json_t *events = rurl ? json_array() : NULL;
-	json_t *topargs = json_object_get(j, "custom_args");
-	/* each recipient's message as SendGrid would write it: substitutions applied
-	 * to subject and every content value, then its unsubscribe link checked */
-	json_t *subj = json_object_get(j, "subject");
-	size_t nc = json_array_size(content) < 3 ? json_array_size(content) : 3; /* parts[3]: the header */
-	buf_t parts[5];
-	for (size_t k = 0; k < 5; k++)
-		buf_init(&parts[k], SIM_PART_MAX);
-	json_t *tophdr = json_object_get(j, "headers");
+	sg_accept(s, sv, fp, t.np, &m, ub, sizeof ub, ans);
+	sg_sub_t *subs = NULL;
+	size_t i, cap = 0;
 	json_array_foreach(ps, i, p)
 	{
-		{
-			json_t *sub = json_object_get(p, "substitutions");
-			int applied = 0;
-			for (size_t k = 0; k < nc; k++) {
-				json_t *cv = json_object_get(json_array_get(content, k), "value");
-				sg_apply(&parts[k], json_string_value(cv) ? json_string_value(cv) : "",
-				         json_string_length(cv), sub, &applied);
-			}
-			sg_apply(&parts[4], json_string_value(subj) ? json_string_value(subj) : "",
-			         json_string_length(subj), sub, &applied);
-			int ctext = -1, chtml = -1;
-			for (size_t k = 0; k < nc; k++) {
-				const char *ty = json_string_value(json_object_get(json_array_get(content, k), "type"));
-				if (ty && !strcmp(ty, "text/plain") && ctext < 0)
-					ctext = (int)k;
-				else if (ty && !strcmp(ty, "text/html") && chtml < 0)
-					chtml = (int)k;
-			}
-			sim_email_digest(sv, &f, json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email")),
-			                 parts[4].p, parts[4].len, ctext < 0 ? NULL : parts[ctext].p,
-			                 ctext < 0 ? 0 : parts[ctext].len, chtml < 0 ? NULL : parts[chtml].p,
-			                 chtml < 0 ? 0 : parts[chtml].len);
-			json_t *luj = json_object_get(json_object_get(p, "headers"), "List-Unsubscribe");
-			if (!luj)
-				luj = json_object_get(tophdr, "List-Unsubscribe");
-			const char *lu = json_string_value(luj);
-			if (lu && !sg_apply(&parts[3], lu, strlen(lu), sub, &applied) && !buf_putc(&parts[3], 0))
-				lu = parts[3].p;
-			sim_email_check(sv, json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email")),
-			            lu, parts, nc, applied);
-		}
+		size_t nsub = sg_slow_subs(json_object_get(p, "substitutions"), &subs, &cap);
 		json_t *ca = json_object_get(p, "custom_args");
-		const char *id = json_string_value(json_object_get(ca, "tocsin_id"));
-		if (!id)
-			id = json_string_value(json_object_get(topargs, "tocsin_id"));
-		sim_count_id(sv, id, json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email")),
-		         json_string_value(json_object_get(j, "subject")));
-		if (!events)
-			continue;
-		const char *em = json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email"));
-		json_t *o = sg_event(s, sv, &f, em, xid, i);
-		const char *k;
-		json_t *v;
-		json_object_foreach(topargs, k, v) json_object_set(o, k, v); /* merged, as SendGrid does */
-		json_object_foreach(ca, k, v) json_object_set(o, k, v);
-		json_array_append_new(events, o);
+		json_t *luj = json_object_get(json_object_get(p, "headers"), "List-Unsubscribe");
+		if (!luj)
+			luj = json_object_get(tophdr, "List-Unsubscribe");
+		const char *to0 = json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email"));
+		sg_recipient(s, sv, &m, i, to0, json_string_value(json_object_get(ca, "tocsin_id")),
+		             json_string_value(luj), subs, nsub, ca);
 	}
-	for (size_t k = 0; k < 5; k++)
-		buf_free(&parts[k]);
-	if (events && json_array_size(events))
-		sg_events(s, sv, rurl, events, f.receipt_delay_ms);
-	json_decref(events);
+	free(subs);
+	sg_accept_end(s, sv, &m);
 	json_decref(j);
 }
 
@@ -387,11 +499,6 @@ typedef struct sg_pers {
 	int lu_set;        /* headers had List-Unsubscribe (any type) */
 	size_t sub0, nsub; /* its substitutions in sg_fast_t.subs */
 } sg_pers_t;
-
-typedef struct sg_sub {
-	const char *k, *v;
-	size_t kl, vl;
-} sg_sub_t;
 
 /* per-request state of the scanner reading: one arena for decoded strings, one
  * table of the request's addresses, one list of substitutions */
@@ -524,38 +631,6 @@ static int sg_seen(sg_fast_t *x, const char *p, size_t n)
 	return 0;
 }
 
-/* SendGrid substitutions from a list: like sg_apply, with tmp reused by the caller */
-static int sg_apply_list(buf_t *out, buf_t *tmp, const char *src, size_t len, const sg_sub_t *subs,
-                         size_t nsub, int *applied)
-{
-	buf_reset(out);
-	int rc = buf_append(out, src, len);
-	for (size_t i = 0; i < nsub && !rc; i++) {
-		const sg_sub_t *sb = &subs[i];
-		if (!sb->kl)
-			continue;
-		const char *p = out->p, *end = out->p + out->len, *q;
-		buf_reset(tmp);
-		int hit = 0;
-		while ((q = sim_memfind(p, (size_t)(end - p), sb->k, sb->kl))) {
-			rc = rc ? rc : buf_append(tmp, p, (size_t)(q - p));
-			rc = rc ? rc : buf_append(tmp, sb->v, sb->vl);
-			p = q + sb->kl;
-			hit = 1;
-		}
-		if (!hit)
-			continue;
-		*applied = 1;
-		rc = rc ? rc : buf_append(tmp, p, (size_t)(end - p));
-		if (!rc) { /* the result becomes out: swap the buffers */
-			buf_t t = *out;
-			*out = *tmp;
-			*tmp = t;
-		}
-	}
-	return rc;
-}
-
 static void sg_fast_free(sg_fast_t *x)
 {
 	free(x->arena);
@@ -570,8 +645,150 @@ static json_t *sg_obj(sj_t v)
 	return sj_type(v) == SJ_OBJ ? json_loadb(v.p, v.n, 0, NULL) : NULL;
 }
 
+/* the scanner reading's checks of every personalization, as sg_slow_refused, filling
+ * x->ps: 0 when all pass, 1 with the error answered, -1 to leave the body to jansson */
+static int sg_fast_refused(sg_fast_t *x, sj_t ps, sim_ans_t *ans)
+{
+	static const char *const p_names[] = {"to", "custom_args", "substitutions", "headers", "cc", "bcc"};
+	static const char *const email_name[] = {"email"};
+	static const char *const id_name[] = {"tocsin_id"};
+	static const char *const lu_name[] = {"List-Unsubscribe"};
+	size_t nrcpt = 0, i = 0;
+	sj_it_t it, ti;
+	sj_t p, v, k;
+	sj_iter(ps, SJ_ARR, &it);
+	for (; sj_next_elem(&it, &p); i++) {
+		sg_pers_t *pr = &x->ps[i];
+		sj_t pv[6], idv, luv;
+		if (sg_get(p, p_names, pv, 6))
+			return -1;
+		sj_t ca = pv[1], sub = pv[2], hd = pv[3], lists[3] = {pv[0], pv[4], pv[5]};
+		if (sj_iter(lists[0], SJ_ARR, &ti) || !sj_next_elem(&ti, &v)) {
+			sg_err_to(ans, i);
+			return 1;
+		}
+		for (int kind = 0; kind < 3; kind++) {
+			if (kind && lists[kind].p && sj_type(lists[kind]) != SJ_ARR) {
+				sg_err_list(ans, i, kind);
+				return 1;
+			}
+			if (sj_iter(lists[kind], SJ_ARR, &ti))
+				continue;
+			for (size_t kk = 0; sj_next_elem(&ti, &v); kk++) {
+				sj_t ev;
+				if (sg_get(v, email_name, &ev, 1))
+					return -1;
+				const char *em = NULL;
+				size_t eml = 0;
+				int first = !kind && !kk;
+				if (sj_type(ev) == SJ_STR)
+					em = first ? sg_cstr(x, ev, &eml) : sg_bytes(x, ev, &eml);
+				if (sj_type(ev) == SJ_STR && !em)
+					return -1;
+				if (first)
+					pr->to0 = em;
+				int seen = em && is_email_n(em, eml) ? sg_seen(x, em, eml) : 0;
+				if (seen < 0)
+					return -1;
+				if (!em || !is_email_n(em, eml) || seen) {
+					sg_err_addr(ans, i, sg_kinds[kind], kk, em ? em : "", eml, seen);
+					return 1;
+				}
+				nrcpt++;
+			}
+		}
+		/* custom_args: its size as sg_slow counts it */
+		if (sg_plain_keys(ca))
+			return -1;
+		size_t cal = 0;
+		if (!sj_iter(ca, SJ_OBJ, &ti))
+			while (sj_next_member(&ti, &k, &v))
+				cal += k.n - 2 + 4 + (sj_type(v) == SJ_STR ? sj_str_len(v) + 2 : 24);
+		if (sg_ca_refused(ans, i, cal))
+			return 1;
+		pr->ca = ca;
+		if (sg_get(ca, id_name, &idv, 1) || (sj_type(idv) == SJ_STR && !(pr->id = sg_cstr(x, idv, NULL))))
+			return -1;
+		if (sub.p) {
+			if (sg_plain_keys(sub))
+				return -1;
+			size_t tot = 0;
+			int okv = sj_type(sub) == SJ_OBJ;
+			pr->sub0 = x->nsubs;
+			if (!sj_iter(sub, SJ_OBJ, &ti))
+				while (sj_next_member(&ti, &k, &v)) {
+					okv &= sj_type(v) == SJ_STR;
+					if (sj_type(v) != SJ_STR)
+						continue;
+					if (x->nsubs == x->capsubs) {
+						size_t nc = x->capsubs ? x->capsubs * 2 : 1024;
+						sg_sub_t *ns = realloc(x->subs, nc * sizeof *ns);
+						if (!ns)
+							return -1;
+						x->subs = ns;
+						x->capsubs = nc;
+					}
+					sg_sub_t *sb = &x->subs[x->nsubs++];
+					sb->k = k.p + 1;
+					sb->kl = k.n - 2;
+					if (!(sb->v = sg_bytes(x, v, &sb->vl)))
+						return -1;
+					tot += sb->kl + sb->vl;
+				}
+			pr->nsub = x->nsubs - pr->sub0;
+			if (sg_subs_refused(ans, i, okv, tot))
+				return 1;
+		}
+		if (sg_get(hd, lu_name, &luv, 1))
+			return -1;
+		pr->lu_set = luv.p != NULL;
+		if (sj_type(luv) == SJ_STR && !(pr->lu = sg_cstr(x, luv, NULL)))
+			return -1;
+	}
+	return sg_nrcpt_refused(ans, nrcpt);
+}
+
+/* what every recipient shares into m (content parts, subject, top-level tocsin_id), and the
+ * top-level List-Unsubscribe into *toplu: 0, or -1 to leave the body to jansson */
+static int sg_fast_shared(sg_fast_t *x, sj_t content, sj_t subj, sj_t tophdr, sj_t topargs, size_t ncontent,
+                          sg_msg_t *m, const char **toplu)
+{
+	static const char *const value_name[] = {"value", "type"};
+	static const char *const id_name[] = {"tocsin_id"};
+	static const char *const lu_name[] = {"List-Unsubscribe"};
+	m->nc = ncontent < 3 ? ncontent : 3;
+	m->ctext = m->chtml = -1;
+	sj_it_t it;
+	sj_t v;
+	sj_iter(content, SJ_ARR, &it);
+	for (size_t c = 0; c < 3; c++)
+		m->cval[c] = "";
+	for (size_t c = 0; c < m->nc && sj_next_elem(&it, &v); c++) {
+		sj_t cv[2];
+		if (sg_get(v, value_name, cv, 2))
+			return -1;
+		if (sj_type(cv[0]) == SJ_STR && !(m->cval[c] = sg_bytes(x, cv[0], &m->clen[c])))
+			return -1;
+		const char *ty = sj_type(cv[1]) == SJ_STR ? sg_cstr(x, cv[1], NULL) : NULL;
+		if (ty && !strcmp(ty, "text/plain") && m->ctext < 0)
+			m->ctext = (int)c;
+		else if (ty && !strcmp(ty, "text/html") && m->chtml < 0)
+			m->chtml = (int)c;
+	}
+	if (sj_type(subj) == SJ_STR && !(m->subject = sg_cstr(x, subj, &m->subjl)))
+		return -1;
+	sj_t tluv, tidv;
+	if (sg_get(tophdr, lu_name, &tluv, 1) || sg_get(topargs, id_name, &tidv, 1))
+		return -1;
+	if (sj_type(tluv) == SJ_STR && !(*toplu = sg_cstr(x, tluv, NULL)))
+		return -1;
+	if (sj_type(tidv) == SJ_STR && !(m->topid = sg_cstr(x, tidv, NULL)))
+		return -1;
+	return 0;
+}
+
 /* The scanner reading: 0 when the body was answered, SG_FALLBACK (nothing
- * counted, ans untouched) when it is left to jansson. */
+ * counted, ans untouched) when it is left to jansson (sg_slow). */
 static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char *body, size_t len,
                    sim_ans_t *ans)
 {
@@ -580,269 +797,61 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 		return SG_FALLBACK;
 	static const char *const top_names[] = {"personalizations", "from", "content", "subject",
 	                                        "template_id", "headers", "custom_args"};
-	sj_t tv[7];
+	static const char *const email_name[] = {"email"};
+	sj_t tv[7], fromv, v;
 	if (sg_get(j, top_names, tv, 7))
 		return SG_FALLBACK;
-	sj_t ps = tv[0], fromo = tv[1], content = tv[2], subj = tv[3], tmpl = tv[4], tophdr = tv[5],
-	     topargs = tv[6];
+	sj_t ps = tv[0], fromo = tv[1], content = tv[2], subj = tv[3], tophdr = tv[5], topargs = tv[6];
 	sg_fast_t x;
 	memset(&x, 0, sizeof x);
 	x.acap = 2 * len + 64;
-	x.arena = malloc(x.acap);
-	if (!x.arena)
+	if (!(x.arena = malloc(x.acap)))
 		return SG_FALLBACK;
 	int rc = SG_FALLBACK;
-	char field[96], msg[200];
-	size_t np = 0, nrcpt = 0;
+	sg_top_t t = {sj_type(ps) == SJ_ARR, 0, sj_type(fromo) == SJ_OBJ, NULL, sj_type(subj) == SJ_STR,
+	              tv[4].p != NULL, sj_type(content) == SJ_ARR, 0};
 	sj_it_t it;
-	sj_t v, k;
 	if (!sj_iter(ps, SJ_ARR, &it))
 		while (sj_next_elem(&it, &v))
-			np++;
-	static const char *const email_name[] = {"email"};
-	sj_t fromv;
-	if (sg_get(fromo, email_name, &fromv, 1))
-		goto out;
-	const char *from = sj_type(fromv) == SJ_STR ? sg_cstr(&x, fromv, NULL) : NULL;
-	if (sj_type(fromv) == SJ_STR && !from)
-		goto out;
-	size_t ncontent = 0;
+			t.np++;
 	if (!sj_iter(content, SJ_ARR, &it))
 		while (sj_next_elem(&it, &v))
-			ncontent++;
-	/* the same checks in the same order as sg_slow; no count changes before all pass */
-	const char *bad = NULL;
-	if (sj_type(ps) != SJ_ARR || np == 0)
-		sg_error(ans, 400, "personalizations", "The personalizations field is required and must have at least one personalization."), bad = "p";
-	else if (np > 1000)
-		sg_error(ans, 400, "personalizations", "The personalizations field must have 1000 or fewer personalizations."), bad = "p";
-	else if (!from || !is_email(from))
-		sg_err_from(ans, sj_type(fromo) == SJ_OBJ), bad = "f";
-	else if (sj_type(subj) != SJ_STR && !tmpl.p)
-		sg_error(ans, 400, "subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined."), bad = "s";
-	else if (!sim_sender_ok(sv, from, NULL))
-		sg_error(ans, 403, "from", "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved."), bad = "v";
-	else if (sj_type(content) != SJ_ARR || ncontent == 0)
-		sg_error(ans, 400, "content", "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block."), bad = "c";
-	if (bad) {
+			t.ncontent++;
+	if (sg_get(fromo, email_name, &fromv, 1) ||
+	    (sj_type(fromv) == SJ_STR && !(t.from = sg_cstr(&x, fromv, NULL))))
+		goto out;
+	if (sg_top_refused(sv, &t, ans)) {
 		rc = 0;
 		goto out;
 	}
-	x.ps = calloc(np, sizeof *x.ps);
-	if (!x.ps)
+	if (!(x.ps = calloc(t.np, sizeof *x.ps)))
 		goto out;
-	static const char *const p_names[] = {"to", "custom_args", "substitutions", "headers", "cc", "bcc"};
-	static const char *const id_name[] = {"tocsin_id"};
-	static const char *const lu_name[] = {"List-Unsubscribe"};
-	sj_t p;
-	size_t i = 0;
-	sj_iter(ps, SJ_ARR, &it);
-	for (; sj_next_elem(&it, &p); i++) {
-		sg_pers_t *pr = &x.ps[i];
-		sj_t pv[6], idv, luv;
-		if (sg_get(p, p_names, pv, 6))
-			goto out;
-		sj_t to = pv[0], ca = pv[1], sub = pv[2], hd = pv[3], lists[3] = {pv[0], pv[4], pv[5]};
-		sj_it_t ti;
-		if (sj_iter(to, SJ_ARR, &ti) || !sj_next_elem(&ti, &v)) {
-			snprintf(field, sizeof field, "personalizations.%zu.to", i);
-			sg_error(ans, 400, field, "The to array is required for all personalization objects, and must have at least one email object with a valid email address.");
-			bad = "t";
-			break;
-		}
-		for (int kind = 0; kind < 3 && !bad; kind++) {
-			if (kind && lists[kind].p && sj_type(lists[kind]) != SJ_ARR) {
-				snprintf(field, sizeof field, "personalizations.%zu.%s", i, sg_kinds[kind]);
-				sg_error(ans, 400, field, "Invalid type. Expected: array, given: another type.");
-				bad = "l";
-				break;
-			}
-			if (sj_iter(lists[kind], SJ_ARR, &ti))
-				continue;
-			for (size_t kk = 0; sj_next_elem(&ti, &v); kk++) {
-				sj_t ev;
-				if (sg_get(v, email_name, &ev, 1))
-					goto out;
-				const char *em = NULL;
-				size_t eml = 0;
-				int first = !kind && !kk;
-				if (sj_type(ev) == SJ_STR) {
-					em = first ? sg_cstr(&x, ev, &eml) : sg_bytes(&x, ev, &eml);
-					if (!em)
-						goto out;
-				}
-				if (first)
-					pr->to0 = em;
-				int seen = em && is_email_n(em, eml) ? sg_seen(&x, em, eml) : 0;
-				if (seen < 0)
-					goto out;
-				if (!em || !is_email_n(em, eml) || seen) {
-					sg_err_addr(ans, i, sg_kinds[kind], kk, em ? em : "", eml, seen);
-					bad = "e";
-					break;
-				}
-				nrcpt++;
-			}
-		}
-		if (bad)
-			break;
-		/* custom_args: its size as sg_slow counts it */
-		if (sg_plain_keys(ca))
-			goto out;
-		size_t cal = 0;
-		if (!sj_iter(ca, SJ_OBJ, &ti))
-			while (sj_next_member(&ti, &k, &v))
-				cal += k.n - 2 + 4 + (sj_type(v) == SJ_STR ? sj_str_len(v) + 2 : 24);
-		if (cal >= 10000) {
-			snprintf(field, sizeof field, "personalizations.%zu.custom_args", i);
-			sg_error(ans, 400, field, "The custom_args total size must be less than 10000 bytes.");
-			bad = "a";
-			break;
-		}
-		pr->ca = ca;
-		if (sg_get(ca, id_name, &idv, 1))
-			goto out;
-		if (sj_type(idv) == SJ_STR && !(pr->id = sg_cstr(&x, idv, NULL)))
-			goto out;
-		if (sub.p) {
-			if (sg_plain_keys(sub))
-				goto out;
-			size_t tot = 0;
-			int okv = sj_type(sub) == SJ_OBJ;
-			pr->sub0 = x.nsubs;
-			if (!sj_iter(sub, SJ_OBJ, &ti))
-				while (sj_next_member(&ti, &k, &v)) {
-					okv &= sj_type(v) == SJ_STR;
-					if (sj_type(v) != SJ_STR)
-						continue;
-					if (x.nsubs == x.capsubs) {
-						size_t nc = x.capsubs ? x.capsubs * 2 : 1024;
-						sg_sub_t *ns = realloc(x.subs, nc * sizeof *ns);
-						if (!ns)
-							goto out;
-						x.subs = ns;
-						x.capsubs = nc;
-					}
-					sg_sub_t *sb = &x.subs[x.nsubs++];
-					sb->k = k.p + 1;
-					sb->kl = k.n - 2;
-					if (!(sb->v = sg_bytes(&x, v, &sb->vl)))
-						goto out;
-					tot += sb->kl + sb->vl;
-				}
-			pr->nsub = x.nsubs - pr->sub0;
-			snprintf(field, sizeof field, "personalizations.%zu.substitutions", i);
-			if (!okv) {
-				sg_error(ans, 400, field, "Substitutions must be an object of string values.");
-				bad = "u";
-				break;
-			}
-			if (tot >= 10000) {
-				sg_error(ans, 400, field, "The substitutions total size must be less than 10000 bytes.");
-				bad = "u";
-				break;
-			}
-		}
-		if (sg_get(hd, lu_name, &luv, 1))
-			goto out;
-		pr->lu_set = luv.p != NULL;
-		if (sj_type(luv) == SJ_STR && !(pr->lu = sg_cstr(&x, luv, NULL)))
-			goto out;
-	}
-	if (!bad && nrcpt > 1000) {
-		snprintf(msg, sizeof msg, "The total number of recipients must be 1000 or fewer (found %zu).", nrcpt);
-		sg_error(ans, 400, "personalizations", msg);
-		bad = "n";
-	}
-	if (bad) {
-		rc = 0;
+	int pr = sg_fast_refused(&x, ps, ans);
+	if (pr) {
+		rc = pr > 0 ? 0 : SG_FALLBACK;
 		goto out;
 	}
-	/* what stays the same for every recipient: content, subject, the top-level header, the top id */
-	size_t nc = ncontent < 3 ? ncontent : 3; /* parts[3]: the header */
-	const char *cval[3] = {"", "", ""};
-	size_t clen[3] = {0, 0, 0};
-	int ctext = -1, chtml = -1; /* which content part is text/plain, text/html */
-	static const char *const value_name[] = {"value", "type"};
-	sj_iter(content, SJ_ARR, &it);
-	for (size_t c = 0; c < nc && sj_next_elem(&it, &v); c++) {
-		sj_t cv[2];
-		if (sg_get(v, value_name, cv, 2))
-			goto out;
-		if (sj_type(cv[0]) == SJ_STR && !(cval[c] = sg_bytes(&x, cv[0], &clen[c])))
-			goto out;
-		const char *ty = sj_type(cv[1]) == SJ_STR ? sg_cstr(&x, cv[1], NULL) : NULL;
-		if (ty && !strcmp(ty, "text/plain") && ctext < 0)
-			ctext = (int)c;
-		else if (ty && !strcmp(ty, "text/html") && chtml < 0)
-			chtml = (int)c;
-	}
-	const char *subject = NULL;
-	size_t subjl = 0;
-	if (sj_type(subj) == SJ_STR && !(subject = sg_cstr(&x, subj, &subjl)))
-		goto out;
-	sj_t tluv, tidv;
-	if (sg_get(tophdr, lu_name, &tluv, 1) || sg_get(topargs, id_name, &tidv, 1))
-		goto out;
-	const char *toplu = NULL, *topid = NULL;
-	if (sj_type(tluv) == SJ_STR && !(toplu = sg_cstr(&x, tluv, NULL)))
-		goto out;
-	if (sj_type(tidv) == SJ_STR && !(topid = sg_cstr(&x, tidv, NULL)))
-		goto out;
-	sim_fault_t f = *fp;
+	sg_msg_t m;
+	memset(&m, 0, sizeof m);
+	const char *toplu = NULL;
 	char ub[600];
-	const char *rurl = f.receipts ? sim_hook_url(s, sv, &f, "events", ub, sizeof ub) : NULL;
-	json_t *topj = rurl ? sg_obj(topargs) : NULL;
-	if (rurl && sg_plain_keys(topargs)) {
-		json_decref(topj);
+	const char *rurl = fp->receipts ? sim_hook_url(s, sv, fp, "events", ub, sizeof ub) : NULL;
+	if (sg_fast_shared(&x, content, subj, tophdr, topargs, t.ncontent, &m, &toplu) ||
+	    (rurl && sg_plain_keys(topargs)))
 		goto out;
-	}
 	/* from here on the request is accepted: the answer and the counts, as sg_slow */
 	rc = 0;
-	char xid[40];
-	sim_ref(s, sv, "", xid, 23);
-	ans->status = 202;
-	ans->ctype = NULL;
-	memcpy(ans->hname, "X-Message-Id", 13);
-	vnd_cpy(ans->hval, sizeof ans->hval, xid);
-	sim_note_accepted(sv, np);
-	json_t *events = rurl ? json_array() : NULL;
-	buf_t parts[5], tmp;
-	for (size_t c = 0; c < 5; c++)
-		buf_init(&parts[c], SIM_PART_MAX);
-	buf_init(&tmp, SIM_PART_MAX);
-	for (i = 0; i < np; i++) {
-		sg_pers_t *pr = &x.ps[i];
-		const sg_sub_t *sb = x.subs ? x.subs + pr->sub0 : NULL;
-		int applied = 0;
-		for (size_t c = 0; c < nc; c++)
-			sg_apply_list(&parts[c], &tmp, cval[c], clen[c], sb, pr->nsub, &applied);
-		sg_apply_list(&parts[4], &tmp, subject ? subject : "", subjl, sb, pr->nsub, &applied);
-		sim_email_digest(sv, &f, pr->to0, parts[4].p, parts[4].len, ctext < 0 ? NULL : parts[ctext].p,
-		                 ctext < 0 ? 0 : parts[ctext].len, chtml < 0 ? NULL : parts[chtml].p,
-		                 chtml < 0 ? 0 : parts[chtml].len);
-		const char *lu = pr->lu_set ? pr->lu : toplu;
-		if (lu && !sg_apply_list(&parts[3], &tmp, lu, strlen(lu), sb, pr->nsub, &applied) &&
-		    !buf_putc(&parts[3], 0))
-			lu = parts[3].p;
-		sim_email_check(sv, pr->to0, lu, parts, nc, applied);
-		sim_count_id(sv, pr->id ? pr->id : topid, pr->to0, subject);
-		if (!events)
-			continue;
-		json_t *o = sg_event(s, sv, &f, pr->to0, xid, i);
-		const char *ck;
-		json_t *cv, *caj = sg_obj(pr->ca);
-		json_object_foreach(topj, ck, cv) json_object_set(o, ck, cv); /* merged, as SendGrid does */
-		json_object_foreach(caj, ck, cv) json_object_set(o, ck, cv);
+	json_t *topj = rurl ? sg_obj(topargs) : NULL;
+	m.topargs = topj;
+	sg_accept(s, sv, fp, t.np, &m, ub, sizeof ub, ans);
+	for (size_t i = 0; i < t.np; i++) {
+		sg_pers_t *p = &x.ps[i];
+		json_t *caj = m.events ? sg_obj(p->ca) : NULL;
+		sg_recipient(s, sv, &m, i, p->to0, p->id, p->lu_set ? p->lu : toplu,
+		             x.subs ? x.subs + p->sub0 : NULL, p->nsub, caj);
 		json_decref(caj);
-		json_array_append_new(events, o);
 	}
-	for (size_t c = 0; c < 5; c++)
-		buf_free(&parts[c]);
-	buf_free(&tmp);
-	if (events && json_array_size(events))
-		sg_events(s, sv, rurl, events, f.receipt_delay_ms);
-	json_decref(events);
+	sg_accept_end(s, sv, &m);
 	json_decref(topj);
 out:
 	sg_fast_free(&x);
