@@ -8,6 +8,8 @@
 # and, as before, a baseline of N_BASELINE emails rendered inline (a '{' in a printed value makes
 # the producer render that email inline, unbatchable) and the emulator's ceiling.
 #   bench/bench_email.sh [N (default 200000)] [N_BASELINE (default N/10)]
+# DSP_JSON='"ambiguous_grace_ms": 0' adds members to the config's "dispatcher" object (an A/B of a
+# dispatcher setting in the same script; dispatcher CPU seconds are printed per campaign).
 # ROUNDS=k repeats plain/personal k times (alternating). Checks the emulator accepted every
 # recipient exactly once with its unsubscribe link intact (GET /_sim/email), prints each rate,
 # personal / plain, and the load average.
@@ -30,7 +32,7 @@ cfg() {
    "secret_env": "TOCSIN_SENDGRID_KEY", "senders": {"main": {"from": "news@example.org"}},
    "max_in_flight": 16, "timeout_ms": 20000}],
  "routes": {"email": {"strategy": "priority", "vendors": ["sendgrid"]}},
- "dispatcher": {"max_in_flight": 16},
+ "dispatcher": {"max_in_flight": 16${DSP_JSON:+, $DSP_JSON}},
  "kafka": {"queued.max.messages.kbytes": "${KBYTES:-65536}", "fetch.error.backoff.ms": "20"},
  "tracker": {"public_url": "https://act.example.org/t"}}
 JSON
