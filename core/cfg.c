@@ -194,6 +194,7 @@ static const ck_t ck_dispatcher[] = {
     {"metrics_listen", CK_LEAF, NULL}, /* dispatcher/dsp_metrics.c */
     {"ambiguous_grace_ms", CK_LEAF, NULL}, /* dispatcher/dsp.c */
     {"static_membership", CK_LEAF, NULL}, /* dispatcher/dsp.c */
+    {"rate_share", CK_LEAF, NULL}, /* dispatcher/dsp.c */
     {NULL, CK_LEAF, NULL}};
 /* tracker: core/cfg.c, tracker/http.c, tracker/reply.c, tracker/presence.c */
 static const ck_t ck_tracker[] = {

@@ -13,6 +13,7 @@ const kq_topic_spec_t kq_topics[] = {
     {KQ_T_CAMPAIGNS, 1, 1},   {KQ_T_OUTBOX_SMS, 12, 0},      {KQ_T_OUTBOX_EMAIL, 12, 0},
     {KQ_T_STATUS, 6, 0},      {KQ_T_OPTOUTS, 3, 1},          {KQ_T_VENDOR_HEALTH, 1, 1},
     {KQ_T_DEAD, 3, 0},        {KQ_T_OUTBOX_SMS_URGENT, 12, 0}, {KQ_T_OUTBOX_EMAIL_URGENT, 12, 0},
+    {KQ_T_BACKLOG, 1, 1},
 };
 const size_t kq_ntopics = sizeof kq_topics / sizeof kq_topics[0];
 

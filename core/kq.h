@@ -16,6 +16,7 @@
 #define KQ_T_STATUS "tocsin.status"
 #define KQ_T_OPTOUTS "tocsin.optouts"
 #define KQ_T_VENDOR_HEALTH "tocsin.vendor-health"
+#define KQ_T_BACKLOG "tocsin.backlog" /* each dispatcher's backlog: dispatcher/dsp_share.h */
 #define KQ_T_DEAD "tocsin.dead"
 
 /* Consumer groups. The dispatchers of channel ch form "tocsin-dispatch-<channel>"

@@ -20,8 +20,9 @@
  * than 1 + burst units passes when the limiter is idle and then costs its
  * full n*T, so long messages are never starved and the average rate holds.
  *
- * Sharing: the dispatcher sets share = owned partitions / total partitions
- * on every rebalance; rates and burst are multiplied by it.
+ * Sharing: the dispatcher sets its share of the vendor (by backlog, or owned
+ * partitions / total partitions: dispatcher/README.md); rates and burst are
+ * multiplied by it.
  * Adaptive rate: rl_throttled() (a 429 or a vendor "throttled" answer)
  * multiplies the vendor rate by `rate_decrease` (default 0.5, floor
  * `rate_min_fraction` 0.05), at most once per second; the rate recovers by

@@ -3,6 +3,7 @@
 #include "dispatcher/dsp_queue.h"
 #include "dispatcher/dsp_ledger.h"
 #include "dispatcher/dsp_metrics.h"
+#include "dispatcher/dsp_share.h"
 #include "dispatcher/dsp_state.h"
 #include "dispatcher/retry.h"
 #include "core/rl.h"
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,10 @@
 #define DSP_DONE_HELD_FACTOR 4
 /* A pending window full this long means sending is stuck, not just busy: pause. */
 #define DSP_STUCK_PAUSE_MS 2000
+/* rl_set_share() takes a fraction: the share in ten-thousandths. */
+#define DSP_SHARE_SCALE 10000
+/* The share by backlog is computed this often (published every DSP_SHARE_EVERY_MS). */
+#define DSP_SHARE_TICK_MS 100
 /* A catch-up holding sends is logged after this long, then this often (catch_up_tick). */
 #define DSP_CATCH_UP_LOG_MS 5000
 #define DSP_CATCH_UP_LOG_EVERY_MS 30000
@@ -96,6 +102,7 @@ typedef struct dsp_req {
 typedef struct dsp_lane {
 	const char *topic;
 	int total_parts; /* partitions of the topic */
+	int owned;       /* of them assigned to this dispatcher now */
 	dsp_part_t *parts[DSP_MAX_PARTS];
 	size_t npending; /* consumed and not yet freed */
 	size_t ndone;    /* of those, finished: held until the partition's head finishes */
@@ -139,6 +146,11 @@ typedef struct dsp {
 	int64_t catch_since_ms;   /* mono ms of the assignment whose catch-up holds sends; 0 none */
 	int64_t catch_logged_ms;  /* mono ms the wait was last logged */
 	dsp_state_t *st;   /* campaign states, opt-outs, vendor health */
+	dsp_share_t *share; /* the peers' backlogs (rate shares by backlog); NULL: by partitions */
+	int owned_parts;    /* partitions of both lanes owned now */
+	double rate_share;  /* the share of every vendor's rate applied now */
+	int64_t share_pub_ms; /* mono ms this dispatcher's backlog was last published */
+	int64_t share_tick_ms; /* mono ms the share was last computed */
 	dsp_ledger_t *ledger; /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
 	char instance[128]; /* group.instance.id, "" when a dynamic member */
 	int slot_fd;        /* the flock'd slot file behind instance, -1 none */
@@ -175,6 +187,8 @@ static void msg_free(dsp_t *d, dsp_msg_t *m)
 {
 	d->n_held -= m->held;
 	amb_end(d, m);
+	if (m->watched)
+		dsp_state_watch(d->st, m->m.id, 0);
 	dsp_lane_t *l = &d->lanes[m->lane];
 	if (m->where == DQ_DONE)
 		l->ndone--;
@@ -534,6 +548,12 @@ static int send_one(dsp_t *d, dsp_msg_t *m, dq_dest_t *src, int vi, int64_t now_
 	for (size_t i = 0; i < n; i++) {
 		dsp_msg_t *q = r->msgs[i];
 		q->vendor = vi;
+		/* a receipt of a send that gets no answer may be published before the request
+		 * times out: its id is looked for in tocsin.status from the send on */
+		if (d->amb_grace_ms > 0 && !q->watched) {
+			dsp_state_watch(d->st, q->m.id, 1);
+			q->watched = 1;
+		}
 		if (q->attempt == 0)
 			retry_note_send(d->retry, clock_wall_ms());
 	}
@@ -721,6 +741,7 @@ static void amb_check(dsp_t *d, dsp_msg_t *m, int64_t now)
 		if (v)
 			v->accepted++;
 		dsp_ledger_add(d->ledger, m->m.id);
+		dsp_ledger_flush(d->ledger);
 		finish(d, m, MSG_ST_ACCEPTED, vendor, NULL, "reconciled",
 		       "the request got no answer; a receipt confirmed the vendor took it", -1);
 		return;
@@ -842,6 +863,7 @@ static void on_done(dsp_t *d, http_done_t *hd)
 	http_release(d->http, hd->xfer);
 	for (size_t i = 0; i < n; i++)
 		on_result(d, r->msgs[i], v, vi, &d->results[i], lat, hd->unanswered);
+	dsp_ledger_flush(d->ledger); /* the ids this answer took, in one write */
 	r->n = 0;
 	r->next_free = d->free_reqs;
 	d->free_reqs = r;
@@ -1243,18 +1265,78 @@ static void catch_up_tick(dsp_t *d, int64_t now)
 	d->catch_since_ms = 0;
 }
 
+/* Every vendor's rate times share (0..1]. */
+static void set_share(dsp_t *d, double share)
+{
+	d->rate_share = share;
+	for (size_t i = 0; i < d->nvendors; i++)
+		if (d->vendors[i].rl)
+			rl_set_share(d->vendors[i].rl, (int)(share * DSP_SHARE_SCALE + 0.5), DSP_SHARE_SCALE);
+}
+
+/* Rate shares by backlog (dispatcher/dsp_share.h): publish this dispatcher's backlog every
+ * DSP_SHARE_EVERY_MS and take the share the peers' backlogs leave it. With no fresh
+ * record of any peer while it owns only some partitions (the others have not said yet),
+ * the partition share stays. */
+static void share_tick(dsp_t *d, int64_t now)
+{
+	if (!d->share || now - d->share_tick_ms < DSP_SHARE_TICK_MS)
+		return;
+	d->share_tick_ms = now;
+	int64_t lag = kq_consumer_lag(d->cons);
+	int64_t own = (lag > 0 ? lag : 0) + (int64_t)lane_active(&d->lanes[KQ_LANE_BULK]) +
+	              (int64_t)lane_active(&d->lanes[KQ_LANE_URGENT]);
+	if (now - d->share_pub_ms >= DSP_SHARE_EVERY_MS && !d->held_since_ms &&
+	    !dsp_share_encode(d->share, own, clock_wall_ms(), &d->buf)) {
+		d->share_pub_ms = now;
+		kq_produce(d->prod, KQ_T_BACKLOG, d->client_id, strlen(d->client_id), d->buf.p,
+		           d->buf.len, NULL);
+	}
+	int fresh = 0;
+	double share = dsp_share_get(d->share, own, now, &fresh);
+	int total = d->lanes[KQ_LANE_BULK].total_parts + d->lanes[KQ_LANE_URGENT].total_parts;
+	if (!fresh && d->owned_parts < total)
+		share = (double)d->owned_parts / total;
+	if (fabs(share - d->rate_share) >= 0.005)
+		set_share(d, share);
+}
+
+/* Is the group's rebalance protocol cooperative (partition.assignment.strategy
+ * cooperative-sticky: a rebalance hands over only the partitions that move, the others
+ * keep sending through it), not eager (every partition revoked and assigned again)? */
+static int cooperative(rd_kafka_t *rk)
+{
+	const char *p = rd_kafka_rebalance_protocol(rk);
+	return p && !strcmp(p, "COOPERATIVE");
+}
+
+/* Apply the change of assignment, incremental or whole; one line when it fails. */
+static void reassign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int assign)
+{
+	if (!cooperative(rk)) {
+		rd_kafka_assign(rk, assign ? parts : NULL);
+		return;
+	}
+	rd_kafka_error_t *e =
+	    assign ? rd_kafka_incremental_assign(rk, parts) : rd_kafka_incremental_unassign(rk, parts);
+	if (e) {
+		log_warn("event=reassign_failed assign=%d err=\"%s\"", assign, rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	dsp_t *d = opaque;
+	int total = d->lanes[KQ_LANE_BULK].total_parts + d->lanes[KQ_LANE_URGENT].total_parts;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		int owned[KQ_LANE__COUNT] = {0};
 		for (int i = 0; i < parts->cnt; i++) {
 			kq_lane_t ln = lane_of(d, parts->elems[i].topic);
 			dsp_part_t *p = part_get(d, ln, parts->elems[i].partition);
 			if (p)
 				p->assigned = 1;
-			owned[ln]++;
+			d->lanes[ln].owned++;
 			if (ln == KQ_LANE_URGENT) { /* its records go to the queue polled first */
 				rd_kafka_queue_t *pq =
 				    rd_kafka_queue_get_partition(rk, parts->elems[i].topic, parts->elems[i].partition);
@@ -1264,22 +1346,23 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 				}
 			}
 		}
-		/* the rate share: partitions owned of both lanes together */
-		int total = d->lanes[KQ_LANE_BULK].total_parts + d->lanes[KQ_LANE_URGENT].total_parts;
-		for (size_t i = 0; i < d->nvendors; i++)
-			if (d->vendors[i].rl)
-				rl_set_share(d->vendors[i].rl, parts->cnt, total);
+		/* the rate share: partitions owned of both lanes together, until share_tick knows
+		 * the others' backlogs */
+		d->owned_parts = d->lanes[KQ_LANE_BULK].owned + d->lanes[KQ_LANE_URGENT].owned;
+		set_share(d, (double)d->owned_parts / total);
+		log_info("event=assigned partitions=%d of=%d topic=%s urgent_partitions=%d of=%d "
+		         "topic=%s new=%d",
+		         d->lanes[KQ_LANE_BULK].owned, d->lanes[KQ_LANE_BULK].total_parts,
+		         d->lanes[KQ_LANE_BULK].topic, d->lanes[KQ_LANE_URGENT].owned,
+		         d->lanes[KQ_LANE_URGENT].total_parts, d->lanes[KQ_LANE_URGENT].topic, parts->cnt);
+		reassign(rk, parts, 1);
+		if (!parts->cnt)
+			return;
 		/* The outcomes the previous owners published before they let go are read before
 		 * anything of these partitions is consumed: they stay paused until then. */
 		dsp_state_catch_up_start(d->st, 10000);
 		d->catch_since_ms = clock_mono_ms();
 		d->catch_logged_ms = 0;
-		log_info("event=assigned partitions=%d of=%d topic=%s urgent_partitions=%d of=%d "
-		         "topic=%s",
-		         owned[KQ_LANE_BULK], d->lanes[KQ_LANE_BULK].total_parts,
-		         d->lanes[KQ_LANE_BULK].topic, owned[KQ_LANE_URGENT],
-		         d->lanes[KQ_LANE_URGENT].total_parts, d->lanes[KQ_LANE_URGENT].topic);
-		rd_kafka_assign(rk, parts);
 		for (int i = 0; i < parts->cnt; i++) {
 			dsp_part_t *p = part_get(d, lane_of(d, parts->elems[i].topic), parts->elems[i].partition);
 			if (p)
@@ -1293,9 +1376,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	         parts->cnt);
 	drain_inflight(d, 30000);
 	commit_parts(d, 1);
-	for (int i = 0; i < parts->cnt; i++)
-		drop_partition(d, lane_of(d, parts->elems[i].topic), parts->elems[i].partition);
-	rd_kafka_assign(rk, NULL);
+	for (int i = 0; i < parts->cnt; i++) {
+		kq_lane_t ln = lane_of(d, parts->elems[i].topic);
+		drop_partition(d, ln, parts->elems[i].partition);
+		if (d->lanes[ln].owned > 0)
+			d->lanes[ln].owned--;
+	}
+	if (!cooperative(rk))
+		d->lanes[KQ_LANE_BULK].owned = d->lanes[KQ_LANE_URGENT].owned = 0;
+	d->owned_parts = d->lanes[KQ_LANE_BULK].owned + d->lanes[KQ_LANE_URGENT].owned;
+	reassign(rk, parts, 0);
 }
 
 /* ------------------------------------------------------------------ set-up and loop */
@@ -1371,13 +1461,13 @@ static void progress(dsp_t *d, int64_t now)
 	         "cancelled=%lld suppressed=%lld expired=%lld already_done=%lld pending=%zu "
 	         "ready=%zu waiting=%zu in_flight=%d awaiting_ack=%zu done_unfreed=%zu "
 	         "ambiguous=%lld ambiguous_held=%zu reconciled=%lld resent_after_ambiguity=%lld "
-	         "ledgered=%lld",
+	         "ledgered=%lld rate_share=%.3f",
 	         (long long)d->n_consumed, (long long)d->n_accepted, (long long)d->n_failed,
 	         (long long)d->n_retried, (long long)d->n_cancelled, (long long)d->n_suppressed,
 	         (long long)d->n_expired, (long long)d->n_already_done, d->npending,
 	         dq_count(d->q, DQ_READY), dq_count(d->q, DQ_TIMER), http_in_flight(d->http),
 	         dq_unacked(d->q), dq_count(d->q, DQ_DONE), (long long)d->n_ambiguous, d->n_amb_held,
-	         (long long)d->n_reconciled, (long long)d->n_resent_amb, (long long)d->n_ledgered);
+	         (long long)d->n_reconciled, (long long)d->n_resent_amb, (long long)d->n_ledgered, d->rate_share);
 }
 
 /* Group membership of the outbox consumer cc (issue 13 item 4; cc NULL: only check the
@@ -1470,6 +1560,14 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		return TOCSIN_ERR_CONFIG;
 	} else if (g)
 		d->amb_grace_ms = json_integer_value(g);
+	json_t *rs = json_object_get(json_object_get(c->root, "dispatcher"), "rate_share");
+	int by_backlog = !rs || (json_is_string(rs) && !strcmp(json_string_value(rs), "backlog"));
+	if (rs && !by_backlog &&
+	    !(json_is_string(rs) && !strcmp(json_string_value(rs), "partitions"))) {
+		snprintf(err, errlen, "%s: dispatcher.rate_share must be \"backlog\" or \"partitions\"",
+		         c->path);
+		return TOCSIN_ERR_CONFIG;
+	}
 	if (membership(d, NULL, err, errlen))
 		return TOCSIN_ERR_CONFIG;
 	if (!(d->q = dq_new(c, err, errlen)))
@@ -1508,6 +1606,15 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		return TOCSIN_ERR_KAFKA;
 	if (!(d->st = dsp_state_new(c, d->client_id, err, errlen)))
 		return TOCSIN_ERR_KAFKA;
+	if (by_backlog && !(d->share = dsp_share_new(d->channel, d->client_id)))
+		return TOCSIN_ERR_NOMEM;
+	if (d->share && dsp_state_read_backlogs(d->st, d->share)) {
+		log_warn("event=rate_share_by_partitions msg=\"no topic %s on the cluster: each "
+		         "dispatcher's share of a vendor's rate follows the partitions it owns\"",
+		         KQ_T_BACKLOG);
+		dsp_share_free(d->share);
+		d->share = NULL;
+	}
 	char ldir[4096];
 	if (runfile_mkdir(c, err, errlen) || cfg_var_path(c, "ledger", ldir, sizeof ldir) ||
 	    !(d->ledger = dsp_ledger_open(ldir, msg_channel_name(d->channel), d->client_id, err,
@@ -1614,6 +1721,7 @@ static void teardown(dsp_t *d)
 	if (d->prod)
 		rd_kafka_destroy(d->prod);
 	dsp_state_free(d->st);
+	dsp_share_free(d->share);
 	dsp_ledger_free(d->ledger);
 	http_free(d->http);
 	for (size_t i = 0; d->vendors && i < d->nvendors; i++) {
@@ -1678,6 +1786,7 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 	d.max_pending = 10000;
 	d.wake[0] = d.wake[1] = -1;
 	d.slot_fd = -1;
+	d.rate_share = 1; /* every limiter starts whole */
 	int o, max_pending_set = 0;
 	while ((o = getopt_long(argc, argv, "c:m:h", opts, NULL)) != -1) {
 		switch (o) {
@@ -1745,6 +1854,7 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 			d.last_commit_ms = now;
 		}
 		catch_up_tick(&d, now);
+		share_tick(&d, now);
 		progress(&d, now);
 	}
 	log_info("event=dispatch_stopping signal=%d in_flight=%d pending=%zu", (int)tocsin_stop,
@@ -1752,6 +1862,8 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 	drain_inflight(&d, 30000);
 	if (!d.held_since_ms) /* a synchronous commit would wait for the broker */
 		commit_parts(&d, 1);
+	if (d.share && !d.held_since_ms) /* the others take this one's slice at once */
+		kq_produce(d.prod, KQ_T_BACKLOG, d.client_id, strlen(d.client_id), NULL, 0, NULL);
 	d.last_progress_ms = 0;
 	progress(&d, clock_mono_ms());
 	double secs = d.n_finals_acked ? (d.last_final_ns - d.first_consume_ns) / 1e9 : 0;

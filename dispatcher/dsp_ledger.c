@@ -16,11 +16,17 @@
 #include <unistd.h>
 
 #define DSP_LEDGER_ID_MAX 64
+/* Lines noted and not yet written: one vendor answer's worth (a SendGrid request holds 1000). */
+#define DSP_LEDGER_BUF (1000 * (DSP_LEDGER_ID_MAX + 1))
+/* The set starts this big (slots), so a blast of a few hundred thousand does not rehash it. */
+#define DSP_LEDGER_SET_START (1 << 19)
 
 struct dsp_ledger {
 	aset_t *ids; /* hash64 of each id */
 	int fd;      /* this run's file */
 	size_t loaded;
+	char buf[DSP_LEDGER_BUF]; /* lines noted since the last flush */
+	size_t nbuf;
 };
 
 static uint64_t ledger_key(const char *id, size_t n) { return hash64(id, n, 0x6c656467); }
@@ -54,7 +60,7 @@ dsp_ledger_t *dsp_ledger_open(const char *dir, const char *channel, const char *
                               char *err, size_t errlen)
 {
 	dsp_ledger_t *l = calloc(1, sizeof *l);
-	if (!l || !(l->ids = aset_new(1 << 16, DSP_LEDGER_MAX_IDS, err, errlen))) {
+	if (!l || !(l->ids = aset_new(DSP_LEDGER_SET_START, DSP_LEDGER_MAX_IDS, err, errlen))) {
 		if (l && !err[0])
 			snprintf(err, errlen, "out of memory");
 		free(l);
@@ -108,6 +114,7 @@ void dsp_ledger_free(dsp_ledger_t *l)
 {
 	if (!l)
 		return;
+	dsp_ledger_flush(l);
 	if (l->fd >= 0)
 		close(l->fd);
 	aset_free(l->ids);
@@ -125,14 +132,30 @@ int dsp_ledger_add(dsp_ledger_t *l, const char *id)
 		         DSP_LEDGER_MAX_IDS);
 		return rc;
 	}
-	char line[DSP_LEDGER_ID_MAX + 1];
-	memcpy(line, id, n);
-	line[n] = '\n';
-	if (write(l->fd, line, n + 1) != (ssize_t)(n + 1)) {
-		log_warn("event=ledger_write_failed id=%s err=\"%s\"", id, strerror(errno));
+	if (l->nbuf + n + 1 > sizeof l->buf && dsp_ledger_flush(l))
 		return TOCSIN_ERR_IO;
-	}
+	memcpy(l->buf + l->nbuf, id, n);
+	l->buf[l->nbuf + n] = '\n';
+	l->nbuf += n + 1;
 	return 0;
+}
+
+int dsp_ledger_flush(dsp_ledger_t *l)
+{
+	if (!l->nbuf)
+		return 0;
+	ssize_t w = l->fd >= 0 ? write(l->fd, l->buf, l->nbuf) : -1;
+	size_t lines = 0;
+	for (size_t i = 0; i < l->nbuf; i++)
+		lines += l->buf[i] == '\n';
+	int rc = 0;
+	if (w != (ssize_t)l->nbuf) {
+		log_warn("event=ledger_write_failed ids=%zu err=\"%s\"", lines,
+		         w < 0 ? strerror(errno) : "short write");
+		rc = TOCSIN_ERR_IO;
+	}
+	l->nbuf = 0;
+	return rc;
 }
 
 int dsp_ledger_has(const dsp_ledger_t *l, const char *id)

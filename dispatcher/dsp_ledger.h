@@ -26,10 +26,16 @@ typedef struct dsp_ledger dsp_ledger_t;
 dsp_ledger_t *dsp_ledger_open(const char *dir, const char *channel, const char *client_id,
                               char *err, size_t errlen);
 void dsp_ledger_free(dsp_ledger_t *l);
-/* Note id (up to 64 bytes) as taken by a vendor: in memory and appended to the file.
- * 0, or TOCSIN_ERR_IO / TOCSIN_ERR_TOOBIG (logged; the id is still known in memory when
- * it fit there). */
+/* Note id (up to 64 bytes) as taken by a vendor: in memory at once, and in the file at the
+ * next dsp_ledger_flush() (or when a vendor answer's worth, 1000 ids, waits). 0, or
+ * TOCSIN_ERR_IO / TOCSIN_ERR_TOOBIG (logged; the id is still known in memory when it fit
+ * there). */
 int dsp_ledger_add(dsp_ledger_t *l, const char *id);
+/* Append the ids noted since the last flush to the file in one write(2): call it once per
+ * vendor answer, after noting its accepted ids (one syscall per request, not per id; a
+ * process killed in between loses what one answer took, as it could before). 0 or
+ * TOCSIN_ERR_IO (logged). dsp_ledger_free() flushes. */
+int dsp_ledger_flush(dsp_ledger_t *l);
 /* 1 when id was read at open or noted since. */
 int dsp_ledger_has(const dsp_ledger_t *l, const char *id);
 /* Ids read from the files at open (lines that are not an id are skipped). */

@@ -61,6 +61,7 @@ typedef struct dsp_msg {
 	struct dsp_msg *part_next; /* consumed order within the partition */
 	int discard;     /* its partition was revoked: drop when next touched */
 	int held;        /* waiting for a usable vendor (the dispatcher counts these) */
+	int watched;     /* its id is watched in tocsin.status (dsp_state_watch) until freed */
 	int attempt;     /* sends tried so far */
 	int vendor;      /* vendor index of the send in flight, -1 none */
 	int lane;        /* kq_lane_t of the topic it came from */

@@ -50,6 +50,8 @@ struct dsp_state {
 	 * generations: ids older than two rotations are forgotten (their offsets are long
 	 * committed) so memory stays bounded */
 	u64map_t done_cur, done_prev;
+	/* ids whose outcome is looked for while following (dsp_state_watch) */
+	u64map_t watch;
 	int64_t done_rotated_ms;
 	rd_kafka_topic_partition_list_t *targets; /* high watermarks to catch up to */
 	int64_t *t_from, *t_seen; /* per target: where reading started, last offset read + 1 */
@@ -60,6 +62,7 @@ struct dsp_state {
 	 * unknown, when the broker was last asked, and how long each question may take */
 	int catching_up, catch_unknown, catch_query_ms;
 	int64_t catch_retry_ms;
+	dsp_share_t *share; /* tocsin.backlog's records go here (dsp_state_read_backlogs); NULL none */
 	/* TOCSIN_DSP_STATE_READ_PER_S (fault injection: a slow reader): records applied a
 	 * second at most, 0 = no cap; tokens and when they were last added */
 	int64_t read_per_s, read_tokens, read_refill_ms;
@@ -156,6 +159,27 @@ static int map_get(const u64map_t *m, uint64_t h)
 	return 0;
 }
 
+/* Remove h (backward-shift deletion: the rest of its cluster is put back). */
+static void map_del(u64map_t *m, uint64_t h)
+{
+	if (!m->cap)
+		return;
+	size_t i = h & (m->cap - 1);
+	while (m->keys[i] && m->keys[i] != h)
+		i = (i + 1) & (m->cap - 1);
+	if (!m->keys[i])
+		return;
+	m->keys[i] = 0;
+	m->used--;
+	for (size_t j = (i + 1) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
+		uint64_t k = m->keys[j];
+		unsigned char v = m->vals[j];
+		m->keys[j] = 0;
+		m->used--;
+		map_put(m, k, v);
+	}
+}
+
 static void map_free(u64map_t *m)
 {
 	free(m->keys);
@@ -191,6 +215,9 @@ dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, siz
 		return NULL;
 	}
 	rd_kafka_conf_set(conf, "fetch.wait.max.ms", "50", NULL, 0);
+	/* a small prefetch: the reader keeps up with tocsin.status, it does not need the
+	 * outbox consumer's deep queue (the email channel's 64 MiB) */
+	rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "4096", NULL, 0);
 	s->rk = kq_new(conf, KQ_CONSUMER, 10000, err, errlen);
 	if (!s->rk) {
 		free(s);
@@ -264,10 +291,31 @@ void dsp_state_free(dsp_state_t *s)
 	map_free(&s->optouts);
 	map_free(&s->done_cur);
 	map_free(&s->done_prev);
+	map_free(&s->watch);
 	free(s);
 }
 
 rd_kafka_queue_t *dsp_state_queue(dsp_state_t *s) { return s->q; }
+
+int dsp_state_read_backlogs(dsp_state_t *s, dsp_share_t *share)
+{
+	if (kq_partitions(s->rk, KQ_T_BACKLOG, 10000) <= 0)
+		return TOCSIN_ERR_NOTFOUND;
+	rd_kafka_topic_partition_list_t *l = NULL;
+	if (rd_kafka_assignment(s->rk, &l) || !l)
+		return TOCSIN_ERR_KAFKA;
+	rd_kafka_position(s->rk, l); /* the state topics go on where they are */
+	for (int i = 0; i < l->cnt; i++)
+		if (l->elems[i].offset < 0)
+			l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_topic_partition_list_add(l, KQ_T_BACKLOG, 0)->offset = RD_KAFKA_OFFSET_END;
+	rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e)
+		return TOCSIN_ERR_KAFKA;
+	s->share = share;
+	return 0;
+}
 
 static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 {
@@ -281,12 +329,24 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 		}
 	char err[256];
 	json_t *hold = NULL;
+	if (s->share && !strcmp(topic, KQ_T_BACKLOG)) {
+		if (dsp_share_record(s->share, m->key, m->key_len, m->payload, m->len, clock_mono_ms()) ==
+		    TOCSIN_ERR_INVAL)
+			log_warn("event=bad_state_record topic=%s offset=%lld reason=\"not a backlog "
+			         "record\"", topic, (long long)m->offset);
+		return;
+	}
 	if (!m->payload) /* a tombstone */
 		return;
 	if (!strcmp(topic, KQ_T_STATUS)) {
 		/* Only "has this message an outcome?": the key is the id; any state past
 		 * queued/retrying counts. Scanned without allocating on this busy topic
 		 * (a record too long for the stack buffer is the rare heap case). */
+		s->n_status++;
+		/* between catch-ups only the watched ids (ambiguous sends) matter: skip the rest
+		 * unread (a dispatcher reads back every outcome it publishes) */
+		if (!s->catching_up && (!m->key || !map_get(&s->watch, id_hash(m->key, m->key_len))))
+			return;
 		char sb[4096];
 		char *buf = m->len < sizeof sb ? sb : malloc(m->len + 1);
 		msg_status_t st;
@@ -301,7 +361,6 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 		}
 		if (buf != sb)
 			free(buf);
-		s->n_status++;
 		return;
 	}
 	if (!strcmp(topic, KQ_T_CAMPAIGNS)) {
@@ -385,10 +444,14 @@ static int assign_with_status(dsp_state_t *s, int timeout_ms)
 		else
 			rd_kafka_topic_partition_list_add(l, t->topic, t->partition);
 	}
+	if (s->share)
+		rd_kafka_topic_partition_list_add(l, KQ_T_BACKLOG, 0);
 	rd_kafka_position(s->rk, l);
 	for (int i = 0; i < l->cnt; i++)
 		if (l->elems[i].offset < 0)
-			l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+			l->elems[i].offset = strcmp(l->elems[i].topic, KQ_T_BACKLOG)
+			                         ? RD_KAFKA_OFFSET_BEGINNING
+			                         : RD_KAFKA_OFFSET_END;
 	/* From 30 s back, and at least the last DSP_STATUS_LOOKBACK_RECORDS of each partition
 	 * (a cluster that cannot look offsets up by time, like the embedded one, answers -1). */
 	int ok = since->cnt && rd_kafka_offsets_for_times(s->rk, since, timeout_ms) == 0;
@@ -521,6 +584,15 @@ void dsp_state_follow(dsp_state_t *s, int on, int timeout_ms)
 }
 
 int dsp_state_following(const dsp_state_t *s) { return s->follow; }
+
+void dsp_state_watch(dsp_state_t *s, const char *id, int on)
+{
+	uint64_t h = id_hash(id, strlen(id));
+	if (on)
+		map_put(&s->watch, h, 1);
+	else
+		map_del(&s->watch, h);
+}
 
 int dsp_state_follow_behind(const dsp_state_t *s)
 {

@@ -7,6 +7,7 @@
 
 #include "core/cfg.h"
 #include "core/msg.h"
+#include "dispatcher/dsp_share.h"
 
 typedef struct dsp_state dsp_state_t;
 
@@ -17,6 +18,10 @@ typedef struct dsp_state dsp_state_t;
  * One thread. */
 dsp_state_t *dsp_state_new(const cfg_t *c, const char *client_id, char *err, size_t errlen);
 void dsp_state_free(dsp_state_t *s);
+/* Also read tocsin.backlog from its end on into share (borrowed; it must outlive s): the
+ * other dispatchers' backlogs. 0, or TOCSIN_ERR_NOTFOUND when the cluster has no such
+ * topic (an older one: the caller shares by partitions). Before the first catch-up. */
+int dsp_state_read_backlogs(dsp_state_t *s, dsp_share_t *share);
 /* The consumer's queue, for io-event wake-ups (borrowed). */
 rd_kafka_queue_t *dsp_state_queue(dsp_state_t *s);
 /* Apply every record that has arrived (never blocks). Returns how many. */
@@ -42,6 +47,11 @@ int dsp_state_catch_up_behind(dsp_state_t *s, int64_t *read, int64_t *want);
  * pauses it again. */
 void dsp_state_follow(dsp_state_t *s, int on, int timeout_ms);
 int dsp_state_following(const dsp_state_t *s);
+/* Look for id's outcome in what is followed (on = 1: from its send on, as a send that gets
+ * no answer is held for a receipt that may already be on its way) or no more (0). Between catch-ups only watched ids are taken from the followed
+ * records (the others are counted and skipped unread: this dispatcher knows its own
+ * outcomes, and a catch-up reads everyone's); a catch-up takes every outcome. */
+void dsp_state_watch(dsp_state_t *s, const char *id, int on);
 /* 1 while following and tocsin.status is not yet read up to where it ended when the
  * following (re)started: a receipt already published may still come. */
 int dsp_state_follow_behind(const dsp_state_t *s);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# 0504-shared-rate: two dispatchers on one vendor limited to R = 200 messages/s. Without
-# talking to each other (each takes R x its share of the outbox partitions) the emulator
-# never sees more than R (+ the burst of 1 each) in any wall-clock second.
+# 0504-shared-rate: two dispatchers on one vendor limited to R = 200 messages/s. Each takes
+# R x its share, which follows its backlog as the other publishes it on tocsin.backlog
+# (dispatcher/README.md): the emulator never sees more than R (+ the burst of 1 each) in any
+# wall-clock second.
 # it-serial: it counts sends per wall-clock second against the rate limit
 source "$(dirname "$0")/lib.sh"
 it_setup 0504-shared-rate
@@ -37,8 +38,7 @@ print("per second:", [c for _, c in secs])
 full = sorted(c for _, c in secs[1:-1])   # the first and last seconds are partial
 assert st["accepted"] == 3000 and st["unique_ids"] == 3000 and st["duplicate_count"] == 0, st
 assert max(c for _, c in secs) <= r + 2, "a second above R + burst: %d" % max(c for _, c in secs)
-# The median second: near the end one dispatcher may run out of work before the other, which
-# then keeps to its own share (no coordinator), so the last seconds are slower by design.
+# The median second: the first and last seconds are partial.
 rate = full[len(full) // 2]
 # How close to R they get is a speed figure (bench/bench_rate.sh measures it on a quiet
 # machine); here it is only printed, since a busy machine slows both dispatchers.

@@ -100,6 +100,39 @@ static void test_next_run_knows(void **state)
 	dsp_ledger_free(NULL);
 }
 
+/* Noted ids reach the file at a flush (one write per vendor answer), or when 1000 wait. */
+static long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) ? -1 : (long)st.st_size;
+}
+
+static void test_flush(void **state)
+{
+	(void)state;
+	char err[256] = "", ld[128], p[256];
+	snprintf(ld, sizeof ld, "%s/ledger-flush", dir);
+	dsp_ledger_t *a = dsp_ledger_open(ld, "email", "tocsin-dispatch-email-7", err, sizeof err);
+	assert_non_null(a);
+	snprintf(p, sizeof p, "%s/email-tocsin-dispatch-email-7.ids", ld);
+	assert_int_equal(dsp_ledger_add(a, "0123456789abcdef0123456789abcdef"), 0);
+	assert_int_equal(file_size(p), 0);            /* not yet written ... */
+	assert_true(dsp_ledger_has(a, "0123456789abcdef0123456789abcdef")); /* ... but known */
+	assert_int_equal(dsp_ledger_flush(a), 0);
+	assert_int_equal(file_size(p), 33);
+	assert_int_equal(dsp_ledger_flush(a), 0);     /* nothing more to write */
+	assert_int_equal(file_size(p), 33);
+	/* 1000 ids of 64 bytes fill the buffer: the 1001st writes them first */
+	char id[65];
+	for (int i = 0; i < 1001; i++) {
+		snprintf(id, sizeof id, "%064d", i);
+		assert_int_equal(dsp_ledger_add(a, id), 0);
+	}
+	assert_int_equal(file_size(p), 33 + 1000 * 65);
+	dsp_ledger_free(a); /* flushes the last one */
+	assert_int_equal(file_size(p), 33 + 1001 * 65);
+}
+
 static void test_unwritable_dir(void **state)
 {
 	(void)state;
@@ -112,6 +145,7 @@ int main(void)
 {
 	const struct CMUnitTest t[] = {
 	    cmocka_unit_test_setup_teardown(test_next_run_knows, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
 	    cmocka_unit_test(test_unwritable_dir),
 	};
 	return cmocka_run_group_tests(t, NULL, NULL);

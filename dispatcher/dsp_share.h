@@ -1,0 +1,51 @@
+/* dsp_share.h -- each dispatcher's share of its channel's vendor rates, by backlog, told to the others on tocsin.backlog. */
+#ifndef TOCSIN_DSP_SHARE_H
+#define TOCSIN_DSP_SHARE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/msg.h"
+
+/* Why: the dispatchers of a channel share each vendor's rate limit without talking to
+ * each other directly. Shared by the partitions each owns, a dispatcher left with little
+ * to send keeps its slice idle while another still has most of a blast: the tail ran at
+ * half the vendor limit (issue 13 item 4). So each one publishes its backlog -- the outbox
+ * records of its partitions not yet consumed plus the messages it holds unfinished -- on
+ * tocsin.backlog every DSP_SHARE_EVERY_MS, and takes of every vendor of its channel
+ *
+ *     floor + (1 - k x floor) x own / (own + the others' backlogs)
+ *
+ * where k counts the dispatchers with a backlog (itself included) and floor is
+ * min(DSP_SHARE_FLOOR, 1/k); alone with a backlog (k = 1): the whole limit. A dispatcher
+ * with nothing to send counts for nobody (its own share is the floor until it has
+ * something). A peer's record older than DSP_SHARE_STALE_MS is forgotten (it died); a
+ * stopping dispatcher publishes a tombstone so the others take its slice at once.
+ *
+ * Record (key: the dispatcher's client id; value null when it stopped):
+ *     {"v":1,"dispatcher":"<client id>","channel":"sms","backlog":1234,"ts_ms":...}
+ * One thread (the dispatcher's loop). */
+#define DSP_SHARE_FLOOR 0.05
+#define DSP_SHARE_STALE_MS 3000
+#define DSP_SHARE_EVERY_MS 500
+#define DSP_SHARE_MAX_PEERS 64
+
+typedef struct dsp_share dsp_share_t;
+
+/* The table of ch's peers of dispatcher self (client id, copied). NULL when out of memory. */
+dsp_share_t *dsp_share_new(msg_channel_t ch, const char *self);
+void dsp_share_free(dsp_share_t *s);
+/* A record of tocsin.backlog read at now_ms (monotonic). Another channel's, and this
+ * dispatcher's own, are ignored (0). val NULL: the tombstone of key. A malformed record
+ * or a table full: TOCSIN_ERR_INVAL / TOCSIN_ERR_TOOBIG, nothing changed. */
+int dsp_share_record(dsp_share_t *s, const void *key, size_t keylen, const void *val, size_t len,
+                     int64_t now_ms);
+/* This dispatcher's record, with backlog, into b (reset first). */
+int dsp_share_encode(const dsp_share_t *s, int64_t backlog, int64_t ts_ms, buf_t *b);
+/* This dispatcher's share now (0..1], own being its backlog; *fresh (may be NULL): the
+ * peers with a fresh record (with a backlog or not). */
+double dsp_share_get(dsp_share_t *s, int64_t own, int64_t now_ms, int *fresh);
+/* The share of a dispatcher with backlog own among n peers' backlogs (the formula above). */
+double dsp_share_of(int64_t own, const int64_t *peer, size_t n, double floor);
+
+#endif
