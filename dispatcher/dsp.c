@@ -767,6 +767,46 @@ static void amb_check(dsp_t *d, dsp_msg_t *m, int64_t now)
 	defer(d, m, vendor, 0, 0, "ambiguous_resent", why, -1);
 }
 
+/* Log a state change of vendor vi's monitor; published (tocsin.vendor-health) so every
+ * dispatcher applies it and the tracker's timeline shows it, unless local. */
+static void vendor_state_note(dsp_t *d, int vi, const sla_transition_t *t, int local)
+{
+	dsp_vendor_t *v = &d->vendors[vi];
+	char line[512];
+	sla_format(t, v->v->name, line, sizeof line);
+	log_warn("event=vendor_state %s%s", line, local ? " scope=this_dispatcher" : "");
+	dsp_metrics_sla(d->met, vi, t->from, t->to);
+	if (local)
+		return;
+	msg_vhealth_t h;
+	sla_vhealth(t, v->v->name, d->client_id, clock_wall_ms(), &h);
+	buf_reset(&d->buf);
+	if (!msg_vhealth_encode(&h, &d->buf))
+		kq_produce(d->prod, KQ_T_VENDOR_HEALTH, v->v->name, strlen(v->v->name), d->buf.p,
+		           d->buf.len, NULL);
+}
+
+/* Vendor vi refused our credentials or sender (r): not the recipient's fault, and no later
+ * request from this process will do better. It is unusable until this dispatcher restarts:
+ * its monitor is opened at once, so route_pick() passes it by and new messages go to the next
+ * vendor instead of waiting for it, and neither its ticks nor another's record brings it back.
+ * The open state is this dispatcher's only (not published): a dispatcher restarted with a new
+ * secret must not inherit it, and every other one learns the same from its own first refusal. */
+static void take_out(dsp_t *d, int vi, const vnd_result_t *r)
+{
+	dsp_vendor_t *v = &d->vendors[vi];
+	log_error("event=vendor_unusable vendor=%s code=%s detail=\"%s\" action=failover "
+	          "msg=\"fix its credentials or senders and restart the dispatcher\"",
+	          v->v->name, r->code, r->detail);
+	v->unusable = 1;
+	char why[160];
+	snprintf(why, sizeof why, "refused our credentials or sender (%.40s): until restarted",
+	         r->code[0] ? r->code : "config");
+	sla_transition_t t;
+	if (sla_apply(v->sla, MSG_VH_OPEN, 0, clock_mono_ms(), why, &t) == 1)
+		vendor_state_note(d, vi, &t, 1);
+}
+
 static void on_result(dsp_t *d, dsp_msg_t *m, dsp_vendor_t *v, int vi, const vnd_result_t *r,
                       int64_t lat, int unanswered)
 {
@@ -799,10 +839,7 @@ static void on_result(dsp_t *d, dsp_msg_t *m, dsp_vendor_t *v, int vi, const vnd
 		/* Not the recipient's fault: the vendor is unusable until fixed. The
 		 * attempt is not charged; the message goes to another vendor or waits. */
 		if (!v->unusable)
-			log_error("event=vendor_unusable vendor=%s code=%s detail=\"%s\" action=failover "
-			          "msg=\"fix its credentials or senders and restart the dispatcher\"",
-			          v->v->name, r->code, r->detail);
-		v->unusable = 1;
+			take_out(d, vi, r);
 		m->last_vendor = vi;
 		admit(d, m, clock_mono_ms());
 		return;
@@ -901,6 +938,9 @@ static void sla_check(dsp_t *d, int64_t now_ms)
 		uint64_t seq = dsp_state_vendor_rec(d->st, v->v->name, &st, &by_op);
 		if (seq != v->health_seq) {
 			v->health_seq = seq;
+			/* refused our credentials: out until restarted, whatever anyone says */
+			if (v->unusable)
+				continue;
 			if (sla_apply(v->sla, st, by_op, now_ms, by_op ? "operator" : "another dispatcher",
 			              &t) == 1) {
 				char line[512];
@@ -912,18 +952,8 @@ static void sla_check(dsp_t *d, int64_t now_ms)
 		}
 		if (now_ms - d->last_sla_ms < 200)
 			continue;
-		if (sla_tick(v->sla, now_ms, &t) == 1) {
-			char line[512];
-			sla_format(&t, v->v->name, line, sizeof line);
-			log_warn("event=vendor_state %s", line);
-			dsp_metrics_sla(d->met, (int)i, t.from, t.to);
-			msg_vhealth_t h;
-			sla_vhealth(&t, v->v->name, d->client_id, clock_wall_ms(), &h);
-			buf_reset(&d->buf);
-			if (!msg_vhealth_encode(&h, &d->buf))
-				kq_produce(d->prod, KQ_T_VENDOR_HEALTH, v->v->name, strlen(v->v->name),
-				           d->buf.p, d->buf.len, NULL);
-		}
+		if (!v->unusable && sla_tick(v->sla, now_ms, &t) == 1)
+			vendor_state_note(d, (int)i, &t, 0);
 	}
 	if (now_ms - d->last_sla_ms >= 200)
 		d->last_sla_ms = now_ms;

@@ -77,11 +77,9 @@ rc=$?
 set -e
 cat "$OUT/bug.out" "$OUT/bug.err"
 [ $rc -eq 1 ] || it_fail "the drill with a lost message exited $rc, not 1"
-# (the dispatcher holds new messages for a vendor that refused our credentials instead of routing
-# them on -- reported to dispatcher/'s owner; until that is fixed the auth scenario also fails
-# "the blast stalled", and that is the only other failure allowed here)
-STALL='auth: the blast stalled: [0-9]+/s on the route from the switch to the clearing, [0-9]+/s before;'
-grep -qxE "tocsin drill: FAILED: capacity: 1 message lost;( $STALL)?" "$OUT/bug.err" || it_fail "the failure does not name the scenario and count"
+# (the auth scenario in the same run passes: a vendor that refused our credentials is out of the
+# route at once, so new messages go to the secondary instead of waiting -- it once stalled the blast)
+grep -qx "tocsin drill: FAILED: capacity: 1 message lost;" "$OUT/bug.err" || it_fail "the failure does not name the scenario and count"
 grep -qE '^capacity +2000 .* +1 +0 \(0\)  FAIL$' "$OUT/bug.out" || it_fail "no FAIL row"
 # ... and in the same run, 50 recipients replied STOP mid-blast: none sent to later, no one else
 # suppressed, the rest accepted
@@ -95,7 +93,7 @@ a = [x for x in json.load(open(sys.argv[1]))["scenarios"] if x["name"] == "auth"
 assert a["fault_ms"] is not None and a["clear_ms"] is not None, a
 assert 0 <= a["detect_ms"] <= a["limits"]["detect_ms"] == 1000 and 0 <= a["switch_ms"] <= a["limits"]["switch_ms"], a
 assert a["lost"] == 0 and a["twice"] == 0 == a["twice_bound"] and a["recover_ms"] is not None, a
-assert all(f.startswith("the blast stalled: ") for f in a["failures"]), a["failures"]
+assert a["pass"] and not a["failures"], a["failures"]
 # the primary took nothing between the fault (+ its last answers) and the clearing
 b = a["series"]["bucket_ms"]; fb = a["fault_ms"] // b + 2; cb = a["clear_ms"] // b
 assert sum(a["series"]["vendors"]["twilio"][fb:cb]) == 0, a["series"]["vendors"]["twilio"][fb:cb]
