@@ -135,6 +135,7 @@ it: $(BIN)
 	@TOCSIN_BIN=$(abspath $(BIN)) tests/run-all.sh --it-only
 
 test: deps
+	@tools/lint.sh
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@TOCSIN_BIN=$(abspath $(BIN)) tests/run-all.sh $(UNIT_BINS)
 

@@ -44,7 +44,7 @@ int main(int argc, char **argv)
 	CURLM *m = curl_multi_init();
 	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)conc);
 	CURL **e = calloc((size_t)conc, sizeof *e);
-	char (*body)[512] = calloc((size_t)conc, sizeof *body);
+	char(*body)[512] = calloc((size_t)conc, sizeof *body);
 	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
 	long started = 0, done = 0, ok = 0;
 	if (conc < 1 || conc > 4096) {
@@ -99,8 +99,8 @@ int main(int argc, char **argv)
 			curl_multi_poll(m, NULL, 0, 100, NULL);
 	}
 	double dt = now_s() - t0;
-	printf("bare curl multi: %ld requests in %.2f s = %.0f requests/s (%ld answered 201)\n", n, dt,
-	       n / dt, ok);
+	printf("bare curl multi: %ld requests in %.2f s = %.0f requests/s (%ld answered 201)\n", n,
+	       dt, n / dt, ok);
 	for (int i = 0; i < conc; i++)
 		curl_easy_cleanup(e[i]);
 	curl_multi_cleanup(m);

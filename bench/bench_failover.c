@@ -16,7 +16,7 @@
 
 /* Vendor behaviour per scenario: outcome and latency of a send at t. */
 typedef struct beh {
-	int kind;          /* 0 = 503s, 1 = slow, 2 = noisy errors */
+	int kind; /* 0 = 503s, 1 = slow, 2 = noisy errors */
 	int64_t fail_from, fail_to;
 } beh_t;
 
@@ -50,8 +50,8 @@ typedef struct ev {
 } ev_t;
 
 typedef struct res {
-	int64_t failover_ms;  /* first 100-ms window after fail_from with >= 99% on the secondary */
-	int64_t failback_ms;  /* after fail_to: first window with >= 99% back on the primary */
+	int64_t failover_ms; /* first 100-ms window after fail_from with >= 99% on the secondary */
+	int64_t failback_ms; /* after fail_to: first window with >= 99% back on the primary */
 	long sent_primary_during; /* sends to the failing primary while failing */
 	int transitions, to_healthy;
 	char first[300];
@@ -59,13 +59,12 @@ typedef struct res {
 
 static cfg_t *load(void)
 {
-	const char *doc =
-	    "{\"vendors\":["
-	    "{\"name\":\"primary\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
-	    "\"senders\":{\"main\":\"+15005550006\"}},"
-	    "{\"name\":\"secondary\",\"kind\":\"vonage\",\"base_url\":\"http://127.0.0.1:1\","
-	    "\"senders\":{\"main\":\"15005550007\"}}],"
-	    "\"routes\":{\"sms\":{\"vendors\":[\"primary\",\"secondary\"]}}}";
+	const char *doc = "{\"vendors\":["
+	                  "{\"name\":\"primary\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
+	                  "\"senders\":{\"main\":\"+15005550006\"}},"
+	                  "{\"name\":\"secondary\",\"kind\":\"vonage\",\"base_url\":\"http://127.0.0.1:1\","
+	                  "\"senders\":{\"main\":\"15005550007\"}}],"
+	                  "\"routes\":{\"sms\":{\"vendors\":[\"primary\",\"secondary\"]}}}";
 	const char *path = "/tmp/tocsin-bench-failover.json";
 	FILE *f = fopen(path, "w");
 	if (!f)
@@ -125,7 +124,8 @@ static void run(const cfg_t *c, const beh_t *b, int hysteresis, res_t *r)
 					plain_open = bad;
 					r->transitions++;
 					r->to_healthy += !bad;
-					sla_apply(s[0], bad ? MSG_VH_OPEN : MSG_VH_HEALTHY, 1, t, "plain", NULL);
+					sla_apply(s[0], bad ? MSG_VH_OPEN : MSG_VH_HEALTHY, 1, t,
+					          "plain", NULL);
 				}
 			}
 		}
@@ -143,7 +143,8 @@ static void run(const cfg_t *c, const beh_t *b, int hysteresis, res_t *r)
 		}
 		if ((t + 1) % WIN == 0) {
 			long tot = win_cnt[0] + win_cnt[1];
-			if (tot && r->failover_ms < 0 && t >= b->fail_from && win_cnt[1] * 100 >= tot * 99)
+			if (tot && r->failover_ms < 0 && t >= b->fail_from &&
+			    win_cnt[1] * 100 >= tot * 99)
 				r->failover_ms = t + 1 - b->fail_from;
 			if (tot && r->failback_ms < 0 && t >= b->fail_to && win_cnt[0] * 100 >= tot * 99)
 				r->failback_ms = t + 1 - b->fail_to;

@@ -27,14 +27,16 @@ static double thread_cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *const names[] = {"Ana", "Ben", "Carla", "Dev", "Elena", "Farid", "Grace", "Hiro"};
+static const char *const names[] = {"Ana",   "Ben",   "Carla", "Dev",
+                                    "Elena", "Farid", "Grace", "Hiro"};
 static const char *const cities[] = {"Washington", "New York", "Denver", "Austin"};
 
 /* recipient i: a distinct valid NANP number in one of four spellings */
 static int phone_of(long i, char *out, size_t n)
 {
-	static const char *const areas[] = {"202", "212", "303", "415", "512", "617", "702", "808", "907", "971"};
-	long a = i % 10, rest = i / 10; /* 100,000 recipients per area code */
+	static const char *const areas[] = {"202", "212", "303", "415", "512",
+	                                    "617", "702", "808", "907", "971"};
+	long a = i % 10, rest = i / 10;               /* 100,000 recipients per area code */
 	int ex = 220 + (int)(rest / 10000) % 70 * 10; /* 220..910 step 10: never N11 */
 	int line = (int)(rest % 10000);
 	switch (i % 4) {
@@ -80,7 +82,8 @@ int main(int argc, char **argv)
 	for (long i = 0; i < n; i++) {
 		char ph[40];
 		phone_of(i, ph, sizeof ph);
-		fprintf(f, "%s,Smith,%s,%s,%05ld\n", names[i % 8], ph, cities[i % 4], 10000 + i % 90000);
+		fprintf(f, "%s,Smith,%s,%s,%05ld\n", names[i % 8], ph, cities[i % 4],
+		        10000 + i % 90000);
 	}
 	fclose(f);
 
@@ -94,8 +97,8 @@ int main(int argc, char **argv)
 		rd_kafka_mock_topic_create(mc, kq_topics[i].name, kq_topics[i].partitions, 3);
 	char cfgp[256], text[1024], campp[256];
 	snprintf(cfgp, sizeof cfgp, "%s/tocsin.json", dir);
-	snprintf(text, sizeof text, "{\"var_dir\":\"%s/var\",\"kafka\":{\"bootstrap.servers\":\"%s\"}}", dir,
-	         rd_kafka_mock_cluster_bootstraps(mc));
+	snprintf(text, sizeof text, "{\"var_dir\":\"%s/var\",\"kafka\":{\"bootstrap.servers\":\"%s\"}}",
+	         dir, rd_kafka_mock_cluster_bootstraps(mc));
 	f = fopen(cfgp, "w");
 	fputs(text, f);
 	fclose(f);
@@ -103,9 +106,11 @@ int main(int argc, char **argv)
 		return 1;
 	snprintf(campp, sizeof campp, "%s/campaign.json", dir);
 	f = fopen(campp, "w");
-	fprintf(f, "{\"id\":\"bench\",\"audience\":\"audience-%ld.csv\",\"sms\":{\"sender\":\"main\","
-	           "\"template\":\"Hi {{first_name}}, the {{city}} council votes tonight. Call now: "
-	           "555-0100. Reply STOP to opt out\"}}\n", n);
+	fprintf(f,
+	        "{\"id\":\"bench\",\"audience\":\"audience-%ld.csv\",\"sms\":{\"sender\":\"main\","
+	        "\"template\":\"Hi {{first_name}}, the {{city}} council votes tonight. Call now: "
+	        "555-0100. Reply STOP to opt out\"}}\n",
+	        n);
 	fclose(f);
 	cfg_t *cfg = cfg_load(cfgp, e, sizeof e);
 	camp_t *camp = cfg ? camp_load(campp, e, sizeof e) : NULL;
@@ -132,7 +137,8 @@ int main(int argc, char **argv)
 	int64_t landed = outbox_total(q) - before;
 	int ok = rc == 0 && st->read == n && st->queued == n && st->produced == n &&
 	         st->delivery_failed == 0 && landed == n;
-	printf("bench_launch: %ld-row CSV -> tocsin.outbox.sms on the embedded broker (3-broker mock, 12 partitions, lz4, idempotent)\n", n);
+	printf("bench_launch: %ld-row CSV -> tocsin.outbox.sms on the embedded broker (3-broker mock, 12 partitions, lz4, idempotent)\n",
+	       n);
 	printf("  launch:        %ld recipients in %.2f s wall = %.0f recipients/s; main thread %.2f s CPU = %.0f recipients per CPU-second\n",
 	       n, launch_s, (double)n / launch_s, launch_cpu, (double)n / launch_cpu);
 	printf("                 read %lld queued %lld rejected %lld duplicates %lld produced %lld, outbox grew by %lld, delivery failures %lld\n",
@@ -144,7 +150,8 @@ int main(int argc, char **argv)
 	/* 2. the baseline: librdkafka's bare produce of the same messages (pre-encoded records,
 	 * same keys, same producer settings), from the same thread */
 	long ncache = n < 100000 ? n : 100000;
-	char **keys = calloc((size_t)ncache, sizeof *keys), **vals = calloc((size_t)ncache, sizeof *vals);
+	char **keys = calloc((size_t)ncache, sizeof *keys),
+	     **vals = calloc((size_t)ncache, sizeof *vals);
 	size_t *vlens = calloc((size_t)ncache, sizeof *vlens);
 	buf_t b;
 	buf_init(&b, 1 << 20);
@@ -152,13 +159,23 @@ int main(int argc, char **argv)
 	for (long i = 0; i < ncache; i++) {
 		char to[20], body[200], id[MSG_ID_LEN + 1];
 		long a = i % 10, rest = i / 10;
-		static const char *const areas[] = {"202", "212", "303", "415", "512", "617", "702", "808", "907", "971"};
-		snprintf(to, sizeof to, "+1%s%03d%04d", areas[a], 220 + (int)(rest / 10000) % 70 * 10, (int)(rest % 10000));
-		snprintf(body, sizeof body, "Hi %s, the %s council votes tonight. Call now: 555-0100. Reply STOP to opt out",
+		static const char *const areas[] = {"202", "212", "303", "415", "512",
+		                                    "617", "702", "808", "907", "971"};
+		snprintf(to, sizeof to, "+1%s%03d%04d", areas[a],
+		         220 + (int)(rest / 10000) % 70 * 10, (int)(rest % 10000));
+		snprintf(body, sizeof body,
+		         "Hi %s, the %s council votes tonight. Call now: 555-0100. Reply STOP to opt out",
 		         names[i % 8], cities[i % 4]);
 		msg_make_id("bench", "sms", to, id);
-		msg_out_t m = {.id = id, .campaign = "bench", .channel = MSG_CH_SMS, .to = to, .sender = "main",
-		               .body = body, .enc = "gsm7", .segments = 1, .created_ms = now,
+		msg_out_t m = {.id = id,
+		               .campaign = "bench",
+		               .channel = MSG_CH_SMS,
+		               .to = to,
+		               .sender = "main",
+		               .body = body,
+		               .enc = "gsm7",
+		               .segments = 1,
+		               .created_ms = now,
 		               .expires_ms = now + 86400000};
 		buf_reset(&b);
 		msg_out_encode(&m, &b);
@@ -186,8 +203,8 @@ int main(int argc, char **argv)
 	ok = ok && frc == 0 && landed == n;
 	printf("  bare produce:  %ld messages in %.2f s wall = %.0f messages/s; main thread %.2f s CPU = %.0f per CPU-second\n",
 	       n, bare_s, (double)n / bare_s, bare_cpu, (double)n / bare_cpu);
-	printf("  ratio launch / bare produce: wall %.2f, main-thread CPU %.2f\n", bare_s / launch_s,
-	       bare_cpu / launch_cpu);
+	printf("  ratio launch / bare produce: wall %.2f, main-thread CPU %.2f\n",
+	       bare_s / launch_s, bare_cpu / launch_cpu);
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("  peak RSS of this process (broker included): %ld MB\n", ru.ru_maxrss / 1024);

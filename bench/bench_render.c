@@ -32,10 +32,7 @@ void *realloc(void *p, size_t n)
 	__atomic_fetch_add(&n_alloc, 1, __ATOMIC_RELAXED);
 	return __libc_realloc(p, n);
 }
-void free(void *p)
-{
-	__libc_free(p);
-}
+void free(void *p) { __libc_free(p); }
 
 static double now(void)
 {
@@ -45,7 +42,8 @@ static double now(void)
 }
 
 #define NREC 1024
-static const char *first[] = {"Ana", "Bo", "Carmen", "Dwayne", "Esperanza", "Fatima", "Guo", "Hannah"};
+static const char *first[] = {"Ana",       "Bo",     "Carmen", "Dwayne",
+                              "Esperanza", "Fatima", "Guo",    "Hannah"};
 static const char *cities[] = {"Reno", "Las Vegas", "Carson City", "Henderson", "Sparks", "Elko"};
 
 int main(int argc, char **argv)
@@ -90,7 +88,8 @@ int main(int argc, char **argv)
 		sms_info_t si;
 		if ((size_t)rl != ol || memcmp(out, ref, ol) != 0 || sms_analyze(out, ol, &si) != 0 ||
 		    si.enc != SMS_GSM7 || si.segments != 1 || si.units != rl) {
-			fprintf(stderr, "bench_render: wrong output for record %d: \"%s\" vs \"%s\"\n", i, out, ref);
+			fprintf(stderr, "bench_render: wrong output for record %d: \"%s\" vs \"%s\"\n",
+			        i, out, ref);
 			return 1;
 		}
 	}
@@ -149,7 +148,8 @@ int main(int argc, char **argv)
 			int nrep;
 			char reason[160];
 			if (tmpl_render(t, vals[k], lens[k], out, sizeof out, &ol, &why) != 0 ||
-			    sms_finish(out, &ol, sizeof out, &fo, &si, &nrep, NULL, reason, sizeof reason) != 0 ||
+			    sms_finish(out, &ol, sizeof out, &fo, &si, &nrep, NULL, reason,
+			               sizeof reason) != 0 ||
 			    si.segments != 1)
 				return 1;
 			sink += ol;
@@ -161,14 +161,15 @@ int main(int argc, char **argv)
 	}
 	n = per * ROUNDS;
 	double r_snp = (double)per / t_snp, r_ren = (double)per / t_ren;
-	printf("bench_render: %ld renders of a 2-variable SMS template (%zu-%zu bytes), best of %d rounds\n", n,
-	       minlen, maxlen, ROUNDS);
+	printf("bench_render: %ld renders of a 2-variable SMS template (%zu-%zu bytes), best of %d rounds\n",
+	       n, minlen, maxlen, ROUNDS);
 	printf("  snprintf baseline        : %10.0f /s  (%.1f ns each)\n", r_snp, 1e9 / r_snp);
 	printf("  tmpl_render+sms_analyze  : %10.0f /s  (%.1f ns each)\n", r_ren, 1e9 / r_ren);
 	printf("  ratio render/snprintf    : %.2fx\n", r_ren / r_snp);
-	printf("  + smart replace + footer + cap (sms_finish): %.0f /s (%.1f ns each)\n", (double)per / t_fin,
-	       1e9 * t_fin / (double)per);
-	printf("  allocations in the render loops: %lu (%.6f per render)\n", allocs, (double)allocs / (double)(2 * n));
+	printf("  + smart replace + footer + cap (sms_finish): %.0f /s (%.1f ns each)\n",
+	       (double)per / t_fin, 1e9 * t_fin / (double)per);
+	printf("  allocations in the render loops: %lu (%.6f per render)\n", allocs,
+	       (double)allocs / (double)(2 * n));
 	printf("  segments counted: %lu (expected %ld)  [sink %lu]\n", segs, n, sink % 10);
 	int ok = allocs == 0 && segs == (unsigned long)n;
 	printf("  check: %s; target >= 3000000 renders/s: %s\n", ok ? "ok" : "FAILED",

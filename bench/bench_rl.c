@@ -157,14 +157,14 @@ int main(void)
 	printf("  gcra (ms timers):  %.0f segments = %.2f/s (%+.3f%%), max 1-s window %ld\n", ach_m,
 	       ach_m / SECONDS, (ach_m / want - 1) * 100, wm);
 	printf("  per-sender max 1-s window %ld (limit %d)\n", ws, SENDER_RATE + BURST);
-	printf("  baseline fixed-window counter: %.0f segments (%+.3f%%), max 1-s window %ld\n", ach_f,
-	       (ach_f / want - 1) * 100, wf);
+	printf("  baseline fixed-window counter: %.0f segments (%+.3f%%), max 1-s window %ld\n",
+	       ach_f, (ach_f / want - 1) * 100, wf);
 	long sg = max_win(eg, ng, -1, NS / 10), sf = max_win(ef, nf, -1, NS / 10);
 	printf("  smoothness: max 100-ms window gcra %ld (ideal %d), baseline %ld: ratio baseline/gcra "
 	       "%.2f\n",
 	       sg, RATE / 10 + BURST, sf, (double)sf / (double)sg);
-	printf("  cost (best of 30): gcra %.1f ns/decision, baseline %.1f ns/decision: ratio %.2f\n", ns_g, ns_f,
-	       ns_g / ns_f);
+	printf("  cost (best of 30): gcra %.1f ns/decision, baseline %.1f ns/decision: ratio %.2f\n",
+	       ns_g, ns_f, ns_g / ns_f);
 	int ok = 1;
 	if (ach_g < want * 0.99 || ach_g > want * 1.01 || ach_m < want * 0.99 || ach_m > want * 1.01) {
 		printf("FAIL: achieved rate outside +-1%%\n");

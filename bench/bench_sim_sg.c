@@ -19,7 +19,8 @@ static void body_1000(buf_t *b, int round, int personal)
 	for (int i = 0; i < 1000; i++) {
 		int n = round * 1000 + i;
 		char url[300], raw[100];
-		int rl = snprintf(raw, sizeof raw, "\001bench\001ceiling%d@example.org\001%08x", n, n * 7919);
+		int rl = snprintf(raw, sizeof raw, "\001bench\001ceiling%d@example.org\001%08x", n,
+		                  n * 7919);
 		size_t ul = (size_t)snprintf(url, sizeof url, "https://act.example.org/t/u/");
 		static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 		uint32_t acc = 0;
@@ -32,31 +33,35 @@ static void body_1000(buf_t *b, int round, int personal)
 		if (bits)
 			url[ul++] = b64[(acc << (6 - bits)) & 63];
 		url[ul] = 0;
-		buf_printf(b, "%s{\"to\":[{\"email\":\"ceiling%d@example.org\"}],\"custom_args\":{\"tocsin_id\":\"%032x\"},"
-		              "\"headers\":{\"List-Unsubscribe\":\"<%s>\"},\"substitutions\":{",
+		buf_printf(b,
+		           "%s{\"to\":[{\"email\":\"ceiling%d@example.org\"}],\"custom_args\":{\"tocsin_id\":\"%032x\"},"
+		           "\"headers\":{\"List-Unsubscribe\":\"<%s>\"},\"substitutions\":{",
 		           i ? "," : "", n, n, url);
 		if (personal)
-			buf_printf(b, "\"{{{tocsin:first_name}}}\":\"Bea%d\",\"{{{tocsin:city}}}\":\"City %d\","
-			              "\"{{{tocsin:first_name_2}}}\":\"Bea%d\",\"{{{tocsin:city_2}}}\":\"City %d\",",
+			buf_printf(b,
+			           "\"{{{tocsin:first_name}}}\":\"Bea%d\",\"{{{tocsin:city}}}\":\"City %d\","
+			           "\"{{{tocsin:first_name_2}}}\":\"Bea%d\",\"{{{tocsin:city_2}}}\":\"City %d\",",
 			           n % 200, n % 97, n % 200, n % 97);
 		buf_printf(b, "\"{{{tocsin:unsubscribe_url}}}\":\"%s\"}}", url);
 	}
 	if (personal) {
-		buf_puts(b, "],\"from\":{\"email\":\"news@example.org\"},\"subject\":\"Tonight: the vote on the cuts\","
-		            "\"content\":[{\"type\":\"text/plain\",\"value\":\"Hi {{{tocsin:first_name}}}, call your council "
-		            "member in {{{tocsin:city}}} tonight.\\nUnsubscribe: {{{tocsin:unsubscribe_url}}}\"},{\"type\":\"text/html\","
-		            "\"value\":\"<p>Hi {{{tocsin:first_name_2}}}, call your council member in {{{tocsin:city_2}}} tonight."
-		            "</p><p><a href=\\\"{{{tocsin:unsubscribe_url}}}\\\">Unsubscribe</a></p>\"}],"
-		            "\"headers\":{\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"},"
-		            "\"custom_args\":{\"tocsin_campaign\":\"ceiling\"}}");
+		buf_puts(b,
+		         "],\"from\":{\"email\":\"news@example.org\"},\"subject\":\"Tonight: the vote on the cuts\","
+		         "\"content\":[{\"type\":\"text/plain\",\"value\":\"Hi {{{tocsin:first_name}}}, call your council "
+		         "member in {{{tocsin:city}}} tonight.\\nUnsubscribe: {{{tocsin:unsubscribe_url}}}\"},{\"type\":\"text/html\","
+		         "\"value\":\"<p>Hi {{{tocsin:first_name_2}}}, call your council member in {{{tocsin:city_2}}} tonight."
+		         "</p><p><a href=\\\"{{{tocsin:unsubscribe_url}}}\\\">Unsubscribe</a></p>\"}],"
+		         "\"headers\":{\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"},"
+		         "\"custom_args\":{\"tocsin_campaign\":\"ceiling\"}}");
 		return;
 	}
-	buf_puts(b, "],\"from\":{\"email\":\"news@example.org\"},\"subject\":\"Tonight: the vote on the cuts\","
-	            "\"content\":[{\"type\":\"text/plain\",\"value\":\"Hi Pat, call your council member tonight (ref r1).\\n"
-	            "Unsubscribe: {{{tocsin:unsubscribe_url}}}\"},{\"type\":\"text/html\",\"value\":\"<p>Hi Pat, call your "
-	            "council member tonight (ref r1).</p><p><a href=\\\"{{{tocsin:unsubscribe_url}}}\\\">Unsubscribe</a></p>\"}],"
-	            "\"headers\":{\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"},"
-	            "\"custom_args\":{\"tocsin_campaign\":\"ceiling\"}}");
+	buf_puts(b,
+	         "],\"from\":{\"email\":\"news@example.org\"},\"subject\":\"Tonight: the vote on the cuts\","
+	         "\"content\":[{\"type\":\"text/plain\",\"value\":\"Hi Pat, call your council member tonight (ref r1).\\n"
+	         "Unsubscribe: {{{tocsin:unsubscribe_url}}}\"},{\"type\":\"text/html\",\"value\":\"<p>Hi Pat, call your "
+	         "council member tonight (ref r1).</p><p><a href=\\\"{{{tocsin:unsubscribe_url}}}\\\">Unsubscribe</a></p>\"}],"
+	         "\"headers\":{\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"},"
+	         "\"custom_args\":{\"tocsin_campaign\":\"ceiling\"}}");
 }
 
 /* CPU ms (this thread) per body for mode over reps bodies (distinct ids each round); checks every answer */
@@ -74,7 +79,8 @@ static double run(sim_t *s, sim_vendor_t *sv, buf_t *bodies, int nb, int mode, i
 	for (int r = 0; r < reps; r++) {
 		buf_reset(&ans.body);
 		ans.status = 0;
-		if (sim_sendgrid_body(s, sv, &f, bodies[r % nb].p, bodies[r % nb].len, mode, &ans) || ans.status != 202)
+		if (sim_sendgrid_body(s, sv, &f, bodies[r % nb].p, bodies[r % nb].len, mode, &ans) ||
+		    ans.status != 202)
 			(*bad)++;
 	}
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
@@ -98,7 +104,8 @@ int main(int argc, char **argv)
 	int fd = mkstemp(path);
 	FILE *cf = fdopen(fd, "w");
 	fputs("{\"var_dir\":\"/tmp\",\"vendors\":[{\"name\":\"sg\",\"kind\":\"sendgrid\",\"base_url\":\"http://127.0.0.1:1\","
-	      "\"account\":\"-\",\"secret_env\":\"BENCH_SG\",\"senders\":{\"main\":\"news@example.org\"}}]}", cf);
+	      "\"account\":\"-\",\"secret_env\":\"BENCH_SG\",\"senders\":{\"main\":\"news@example.org\"}}]}",
+	      cf);
 	fclose(cf);
 	setenv("BENCH_SG", "bench-key", 1);
 	char err[512];
@@ -123,7 +130,8 @@ int main(int argc, char **argv)
 		double ms_s = run(s, sv, bodies, NB, 2, reps, &bad);
 		printf("%s 1000-recipient SendGrid body of %zu bytes, CPU time per body: scanner %.3f ms (%.2f us per "
 		       "recipient, %d bodies), jansson baseline %.3f ms (%d bodies); ratio %.1fx\n",
-		       personal ? "personalized" : "plain", bodies[0].len, ms_s, ms_s, reps, ms_j, jreps, ms_j / ms_s);
+		       personal ? "personalized" : "plain", bodies[0].len, ms_s, ms_s, reps, ms_j,
+		       jreps, ms_j / ms_s);
 		for (int i = 0; i < NB; i++)
 			buf_free(&bodies[i]);
 	}

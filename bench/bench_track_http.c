@@ -105,7 +105,8 @@ static void *run(void *arg)
 	char *buf = malloc(RBUF);
 	char req[4096];
 	int reqlen = snprintf(req, sizeof req,
-	                      "GET %s HTTP/1.1\r\nHost: bench\r\nConnection: keep-alive\r\n\r\n", t->path);
+	                      "GET %s HTTP/1.1\r\nHost: bench\r\nConnection: keep-alive\r\n\r\n",
+	                      t->path);
 	int fd = dial(t);
 	double end = now_ms() + t->secs * 1000;
 	while (buf && fd >= 0 && now_ms() < end && t->n < t->cap) {

@@ -41,14 +41,20 @@ int main(int argc, char **argv)
 				char to[32], id[MSG_ID_LEN + 1];
 				if (shuffled) /* a permutation of 0..10^7-1: distinct, in no order */
 					snprintf(to, sizeof to, "+1555%07lld",
-					         (long long)(((long long)i * 4194301LL + 1234567LL) % 10000000LL));
+					         (long long)(((long long)i * 4194301LL + 1234567LL) %
+					                     10000000LL));
 				else
 					snprintf(to, sizeof to, "+1555%07ld", i);
 				msg_make_id("bench", "sms", to, id);
-				msg_status_t st = {.id = id, .campaign = "bench", .channel = MSG_CH_SMS,
-				                   .to = to, .state = seq[s], .vendor = i % 2 ? "twilio" : "vonage",
+				msg_status_t st = {.id = id,
+				                   .campaign = "bench",
+				                   .channel = MSG_CH_SMS,
+				                   .to = to,
+				                   .state = seq[s],
+				                   .vendor = i % 2 ? "twilio" : "vonage",
 				                   .vendor_ref = "SM0123456789abcdef0123456789abcdef",
-				                   .latency_ms = s == 0 ? 40 + i % 200 : -1, .attempt = 0,
+				                   .latency_ms = s == 0 ? 40 + i % 200 : -1,
+				                   .attempt = 0,
 				                   .ts_ms = 1700000000000 + i / 50};
 				buf_reset(&b);
 				msg_status_encode(&st, &b);
@@ -121,8 +127,8 @@ int main(int argc, char **argv)
 		free(rec[i]);
 	free(rec);
 	free(len);
-	printf("bench_track_ingest: %ld events (%ld messages x accepted/sent/delivered), 5000/tx, %s addresses\n", nev,
-	       nmsg, shuffled ? "random" : "ascending");
+	printf("bench_track_ingest: %ld events (%ld messages x accepted/sent/delivered), 5000/tx, %s addresses\n",
+	       nev, nmsg, shuffled ? "random" : "ascending");
 	printf("  baseline raw sqlite append: %.0f events/s\n", nev / base_s);
 	printf("  parse + forward-only fold : %.0f events/s (%.2fx baseline)  target >= 60000\n",
 	       nev / s_s, (nev / s_s) / (nev / base_s));

@@ -36,11 +36,10 @@ static void usage(FILE *f)
 
 int cmd_broker(cfg_t *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"brokers", required_argument, NULL, 'b'},
-	    {"outbox-partitions", required_argument, NULL, 'p'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0}};
+	static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
+	                                     {"outbox-partitions", required_argument, NULL, 'p'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0}};
 	int nbrokers = 3, outbox_parts = 0, o;
 	while ((o = getopt_long(argc, argv, "b:p:h", opts, NULL)) != -1) {
 		switch (o) {
@@ -63,7 +62,8 @@ int cmd_broker(cfg_t *cfg, int argc, char **argv)
 	char err[512];
 	pid_t other = runfile_live_pid(cfg, KQ_RUN_PID);
 	if (other && other != getpid()) {
-		fprintf(stderr, "tocsin broker: an embedded broker is already running (pid %d, var_dir %s)\n",
+		fprintf(stderr,
+		        "tocsin broker: an embedded broker is already running (pid %d, var_dir %s)\n",
 		        (int)other, cfg->var_dir);
 		return 1;
 	}
@@ -90,11 +90,11 @@ int cmd_broker(cfg_t *cfg, int argc, char **argv)
 		int parts = kq_topics[i].partitions;
 		if (outbox_parts && !strncmp(kq_topics[i].name, "tocsin.outbox.", 14))
 			parts = outbox_parts;
-		rd_kafka_resp_err_t rc =
-		    rd_kafka_mock_topic_create(mc, kq_topics[i].name, parts, nbrokers < 3 ? nbrokers : 3);
+		rd_kafka_resp_err_t rc = rd_kafka_mock_topic_create(mc, kq_topics[i].name, parts,
+		                                                    nbrokers < 3 ? nbrokers : 3);
 		if (rc) {
-			fprintf(stderr, "tocsin broker: cannot create topic %s: %s\n", kq_topics[i].name,
-			        rd_kafka_err2str(rc));
+			fprintf(stderr, "tocsin broker: cannot create topic %s: %s\n",
+			        kq_topics[i].name, rd_kafka_err2str(rc));
 			rd_kafka_mock_cluster_destroy(mc);
 			rd_kafka_destroy(rk);
 			return 1;
@@ -112,8 +112,8 @@ int cmd_broker(cfg_t *cfg, int argc, char **argv)
 	}
 	char path[4096];
 	cfg_var_path(cfg, KQ_RUN_BOOTSTRAP, path, sizeof path);
-	log_info("event=broker_started brokers=%d bootstrap=%s run_file=%s topics=%zu", nbrokers, bs,
-	         path, kq_ntopics);
+	log_info("event=broker_started brokers=%d bootstrap=%s run_file=%s topics=%zu", nbrokers,
+	         bs, path, kq_ntopics);
 	log_warn("event=broker_limits msg=\"embedded broker: in memory only, lost on stop; each "
 	         "partition keeps at most 5 MiB or 100000 message batches and drops the oldest "
 	         "beyond that; plaintext only; use a real Kafka cluster in production\"");

@@ -33,10 +33,7 @@ static double per_request(msg_channel_t ch, const cap_opts_t *o)
 	return ch == MSG_CH_SMS ? (double)o->segments : (double)CAP_EMAIL_BATCH;
 }
 
-static int eff_dispatchers(int d)
-{
-	return d > CAP_OUTBOX_PARTITIONS ? CAP_OUTBOX_PARTITIONS : d;
-}
+static int eff_dispatchers(int d) { return d > CAP_OUTBOX_PARTITIONS ? CAP_OUTBOX_PARTITIONS : d; }
 
 static void row_eval(const cfg_t *c, msg_channel_t ch, const cfg_vendor_t *v, const char *pool,
                      const cap_opts_t *o, int dispatchers, int numbers, cap_row_t *r)
@@ -47,7 +44,8 @@ static void row_eval(const cfg_t *c, msg_channel_t ch, const cfg_vendor_t *v, co
 	r->vendor_rate = v->rate_per_s > 0 ? v->rate_per_s : INFINITY;
 	r->sender_rate = pool_rate(v, pool) * numbers;
 	int win = v->max_in_flight < c->max_in_flight ? v->max_in_flight : c->max_in_flight;
-	r->window_rate = eff_dispatchers(dispatchers) * win * per_request(ch, o) * 1000.0 / o->latency_ms;
+	r->window_rate = eff_dispatchers(dispatchers) * win * per_request(ch, o) * 1000.0 /
+	                 o->latency_ms;
 	if (!r->has_sender) {
 		r->sustained = 0;
 		r->binds = "no sender";
@@ -136,20 +134,21 @@ static json_t *chan_json(const cfg_t *c, msg_channel_t ch, const cap_opts_t *o)
 	for (size_t i = 0; i < rt->nvendors; i++) {
 		cap_row_t r;
 		row_eval(c, ch, cfg_vendor(c, rt->vendors[i]), pool, o, o->dispatchers, 1, &r);
-		json_array_append_new(
-		    vs, json_pack("{s:s,s:o,s:o,s:o,s:o,s:s}", "name", r.v->name, "vendor_rate",
-		                  rate_json(r.vendor_rate), "sender_rate", rate_json(r.sender_rate),
-		                  "window_rate", rate_json(r.window_rate), "sustained",
-		                  rate_json(r.sustained), "binds", r.binds));
+		json_array_append_new(vs, json_pack("{s:s,s:o,s:o,s:o,s:o,s:s}", "name", r.v->name,
+		                                    "vendor_rate", rate_json(r.vendor_rate),
+		                                    "sender_rate", rate_json(r.sender_rate),
+		                                    "window_rate", rate_json(r.window_rate), "sustained",
+		                                    rate_json(r.sustained), "binds", r.binds));
 		if (r.has_sender && vl < sizeof vbinds)
-			vl += (size_t)snprintf(vbinds + vl, sizeof vbinds - vl, "%s%s %s", vl ? ", " : "",
-			                       r.v->name, r.binds);
+			vl += (size_t)snprintf(vbinds + vl, sizeof vbinds - vl, "%s%s %s",
+			                       vl ? ", " : "", r.v->name, r.binds);
 		if (r.sustained > best_s) {
 			best_s = r.sustained;
 			best = (int)i;
 		}
 		const char *b2;
-		double g = chan_total(c, ch, pool, o, o->dispatchers, (int)i, -1, &b2, NULL, NULL) - total;
+		double g = chan_total(c, ch, pool, o, o->dispatchers, (int)i, -1, &b2, NULL, NULL) -
+		           total;
 		if (g > best_gain + 1e-9) {
 			best_gain = g;
 			best_num = (int)i;
@@ -175,19 +174,23 @@ static json_t *chan_json(const cfg_t *c, msg_channel_t ch, const cap_opts_t *o)
 		json_object_set_new(wi, "number", json_null());
 	}
 	if (best >= 0) {
-		json_t *n = outcome(ch, o, chan_total(c, ch, pool, o, o->dispatchers, -1, best, &b2, NULL, NULL));
+		json_t *n = outcome(ch, o,
+		                    chan_total(c, ch, pool, o, o->dispatchers, -1, best, &b2, NULL,
+		                               NULL));
 		json_object_set_new(n, "like", json_string(rt->vendors[best]));
 		json_object_set_new(wi, "vendor", n);
 	} else {
 		json_object_set_new(wi, "vendor", json_null());
 	}
-	json_object_set_new(wi, "dispatcher",
-	                    outcome(ch, o, chan_total(c, ch, pool, o, o->dispatchers + 1, -1, -1, &b2, NULL, NULL)));
+	json_object_set_new(
+	    wi, "dispatcher",
+	    outcome(ch, o, chan_total(c, ch, pool, o, o->dispatchers + 1, -1, -1, &b2, NULL, NULL)));
 	json_t *cj = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:o}", "channel",
 	                       msg_channel_name(ch), "pool", pool, "unit",
 	                       ch == MSG_CH_SMS ? "segments" : "emails", "vendors", vs,
-	                       "dispatcher_window", rate_json(window), "dispatcher_cpu", rate_json(cpu),
-	                       "units_per_s", rate_json(total), "binds", why, "what_if", wi);
+	                       "dispatcher_window", rate_json(window), "dispatcher_cpu",
+	                       rate_json(cpu), "units_per_s", rate_json(total), "binds", why,
+	                       "what_if", wi);
 	json_t *res = outcome(ch, o, total);
 	json_object_update(cj, res);
 	json_decref(res);
@@ -248,8 +251,9 @@ void cap_print(FILE *f, const json_t *e)
 {
 	size_t i;
 	json_t *ch;
-	fprintf(f, "capacity at the configured limits: %lld recipients per channel, %d segment(s) per SMS, "
-	           "%d dispatcher(s) per channel, vendors answering in %d ms\n",
+	fprintf(f,
+	        "capacity at the configured limits: %lld recipients per channel, %d segment(s) per SMS, "
+	        "%d dispatcher(s) per channel, vendors answering in %d ms\n",
 	        (long long)json_integer_value(json_object_get(e, "audience")),
 	        (int)json_integer_value(json_object_get(e, "segments")),
 	        (int)json_integer_value(json_object_get(e, "dispatchers")),
@@ -257,10 +261,11 @@ void cap_print(FILE *f, const json_t *e)
 	json_array_foreach(json_object_get(e, "channels"), i, ch)
 	{
 		const char *unit = json_string_value(json_object_get(ch, "unit"));
-		fprintf(f, "\n%s (sender pool %s; rates in %s/s)\n", json_string_value(json_object_get(ch, "channel")),
+		fprintf(f, "\n%s (sender pool %s; rates in %s/s)\n",
+		        json_string_value(json_object_get(ch, "channel")),
 		        json_string_value(json_object_get(ch, "pool")), unit);
-		fprintf(f, "  %-14s %12s %12s %12s %12s  %s\n", "vendor", "rate_per_s", "sender", "in flight",
-		        "sustained", "binds");
+		fprintf(f, "  %-14s %12s %12s %12s %12s  %s\n", "vendor", "rate_per_s", "sender",
+		        "in flight", "sustained", "binds");
 		size_t k;
 		json_t *v;
 		json_array_foreach(json_object_get(ch, "vendors"), k, v)
@@ -280,10 +285,11 @@ void cap_print(FILE *f, const json_t *e)
 		        num(ch, "units_per_s"), unit, num(ch, "messages_per_s"),
 		        (long long)json_integer_value(json_object_get(e, "audience")), dur);
 		fprintf(f, "  binds: %s (dispatcher window %.0f/s, CPU about %.0f/s)\n",
-		        json_string_value(json_object_get(ch, "binds")), num(ch, "dispatcher_window"),
-		        num(ch, "dispatcher_cpu"));
+		        json_string_value(json_object_get(ch, "binds")),
+		        num(ch, "dispatcher_window"), num(ch, "dispatcher_cpu"));
 		json_t *wi = json_object_get(ch, "what_if");
-		print_if(f, "+1 sender number on", "+1 sender number", json_object_get(wi, "number"), "where");
+		print_if(f, "+1 sender number on", "+1 sender number",
+		         json_object_get(wi, "number"), "where");
 		print_if(f, "+1 vendor like", "+1 vendor", json_object_get(wi, "vendor"), "like");
 		print_if(f, "+1 dispatcher", "+1 dispatcher", json_object_get(wi, "dispatcher"), NULL);
 	}
@@ -316,11 +322,14 @@ static void usage(FILE *f)
 
 int cmd_capacity(cfg_t *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"audience", required_argument, NULL, 'n'}, {"segments", required_argument, NULL, 's'},
-	    {"dispatchers", required_argument, NULL, 'd'}, {"latency-ms", required_argument, NULL, 'l'},
-	    {"pool", required_argument, NULL, 'p'},     {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},           {0}};
+	static const struct option opts[] = {{"audience", required_argument, NULL, 'n'},
+	                                     {"segments", required_argument, NULL, 's'},
+	                                     {"dispatchers", required_argument, NULL, 'd'},
+	                                     {"latency-ms", required_argument, NULL, 'l'},
+	                                     {"pool", required_argument, NULL, 'p'},
+	                                     {"json", no_argument, NULL, 'j'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0}};
 	cap_opts_t o = {.audience = 100000, .segments = 1, .dispatchers = 1, .latency_ms = 100};
 	int opt, as_json = 0;
 	int64_t n;
@@ -373,7 +382,8 @@ int cmd_capacity(cfg_t *cfg, int argc, char **argv)
 		for (size_t i = 0; i < cfg->nvendors; i++)
 			found |= cfg_sender(&cfg->vendors[i], o.pool) != NULL;
 		if (!found) {
-			fprintf(stderr, "tocsin capacity: no vendor has sender pool \"%.64s\"\n", o.pool);
+			fprintf(stderr, "tocsin capacity: no vendor has sender pool \"%.64s\"\n",
+			        o.pool);
 			return 2;
 		}
 	}

@@ -18,10 +18,10 @@
 #define CAP_EMAIL_BATCH 1000
 
 typedef struct cap_opts {
-	long audience;    /* recipients per channel, >= 1 */
-	int segments;     /* SMS segments per message, 1..10 */
-	int dispatchers;  /* dispatchers per channel, 1..1000 */
-	int latency_ms;   /* assumed vendor answer time, 1..60000 */
+	long audience;   /* recipients per channel, >= 1 */
+	int segments;    /* SMS segments per message, 1..10 */
+	int dispatchers; /* dispatchers per channel, 1..1000 */
+	int latency_ms;  /* assumed vendor answer time, 1..60000 */
 	const char *pool; /* sender pool of the blast; NULL: each route's first vendor's first pool */
 } cap_opts_t;
 

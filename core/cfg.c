@@ -51,11 +51,9 @@ const char cfg_default_json[] =
     "  \"email\": {\"unsubscribe_key_env\": \"TOCSIN_UNSUB_KEY\"}\n"
     "}\n";
 
-
 static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
 
-static int bad(char *err, size_t errlen, const cfg_t *c, const char *fmt, const char *a,
-               const char *b)
+static int bad(char *err, size_t errlen, const cfg_t *c, const char *fmt, const char *a, const char *b)
 {
 	char what[256];
 	snprintf(what, sizeof what, fmt, a ? a : "", b ? b : "");
@@ -78,10 +76,13 @@ static int quiet_hours(cfg_t *c, json_t *qh, char *err, size_t errlen)
 		if (!o)
 			continue;
 		if (!json_is_object(o))
-			return bad(err, errlen, c, "quiet_hours.%s must be an object {\"start\", \"end\", \"enabled\"}%s", chn, NULL);
+			return bad(err, errlen, c,
+			           "quiet_hours.%s must be an object {\"start\", \"end\", \"enabled\"}%s",
+			           chn, NULL);
 		json_t *en = json_object_get(o, "enabled");
 		if (en && !json_is_boolean(en))
-			return bad(err, errlen, c, "quiet_hours.%s.enabled must be true or false%s", chn, NULL);
+			return bad(err, errlen, c, "quiet_hours.%s.enabled must be true or false%s",
+			           chn, NULL);
 		if (en)
 			c->qh_on[ch] = json_is_true(en);
 		const char *k[2] = {"start", "end"};
@@ -93,10 +94,14 @@ static int quiet_hours(cfg_t *c, json_t *qh, char *err, size_t errlen)
 			char f[64];
 			snprintf(f, sizeof f, "%s.%s", chn, k[i]);
 			if (!json_is_string(x) || tz_parse_hhmm(json_string_value(x), v[i]))
-				return bad(err, errlen, c, "quiet_hours.%s must be \"HH:MM\" (00:00..24:00)%s", f, NULL);
+				return bad(err, errlen, c,
+				           "quiet_hours.%s must be \"HH:MM\" (00:00..24:00)%s", f,
+				           NULL);
 		}
 		if (c->qh_start[ch] == c->qh_end[ch])
-			return bad(err, errlen, c, "quiet_hours.%s: start and end are equal (the window would never open)%s", chn, NULL);
+			return bad(err, errlen, c,
+			           "quiet_hours.%s: start and end are equal (the window would never open)%s",
+			           chn, NULL);
 	}
 	return 0;
 }
@@ -108,14 +113,18 @@ static int check_countries(const cfg_t *c, json_t *o, const char *what, char *er
 	json_t *rcs = json_object_get(o, "reply_countries"), *rc1;
 	size_t rci;
 	if (rcs && (!json_is_array(rcs) || json_array_size(rcs) > 16))
-		return bad(err, errlen, c, "%s: \"reply_countries\" must be an array of calling codes (at most 16)%s", what, NULL);
+		return bad(err, errlen, c,
+		           "%s: \"reply_countries\" must be an array of calling codes (at most 16)%s",
+		           what, NULL);
 	json_array_foreach(rcs, rci, rc1)
 	{
 		const char *cc = json_is_string(rc1) ? json_string_value(rc1) : "";
 		cc += cc[0] == '+';
 		size_t cl = strspn(cc, "0123456789");
 		if (cl < 1 || cl > 3 || cc[cl])
-			return bad(err, errlen, c, "%s: \"reply_countries\" entries are calling codes like \"1\" or \"+44\"%s", what, NULL);
+			return bad(err, errlen, c,
+			           "%s: \"reply_countries\" entries are calling codes like \"1\" or \"+44\"%s",
+			           what, NULL);
 	}
 	return 0;
 }
@@ -139,99 +148,134 @@ typedef struct ck {
 	const struct ck *sub;
 } ck_t;
 
-static const ck_t ck_sla[] = {
-    {"p95_ms", CK_LEAF, NULL},        {"error_rate", CK_LEAF, NULL},
-    {"timeout_rate", CK_LEAF, NULL},  {"min_delivered", CK_LEAF, NULL},
-    {"window_s", CK_LEAF, NULL},      {"min_samples", CK_LEAF, NULL},
-    {"min_open_s", CK_LEAF, NULL},    {"probe_windows", CK_LEAF, NULL},
-    {"probe_min_samples", CK_LEAF, NULL}, {"probe_fraction", CK_LEAF, NULL},
-    {"ramp_s", CK_LEAF, NULL},        {"recover_ratio", CK_LEAF, NULL},
-    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_sla[] = {{"p95_ms", CK_LEAF, NULL},
+                              {"error_rate", CK_LEAF, NULL},
+                              {"timeout_rate", CK_LEAF, NULL},
+                              {"min_delivered", CK_LEAF, NULL},
+                              {"window_s", CK_LEAF, NULL},
+                              {"min_samples", CK_LEAF, NULL},
+                              {"min_open_s", CK_LEAF, NULL},
+                              {"probe_windows", CK_LEAF, NULL},
+                              {"probe_min_samples", CK_LEAF, NULL},
+                              {"probe_fraction", CK_LEAF, NULL},
+                              {"ramp_s", CK_LEAF, NULL},
+                              {"recover_ratio", CK_LEAF, NULL},
+                              {NULL, CK_LEAF, NULL}};
 /* senders.<pool>: core/cfg.c; rate_per_number core/rl.c; reply_countries tracker/reply.c */
-static const ck_t ck_sender[] = {
-    {"from", CK_LEAF, NULL}, {"service", CK_LEAF, NULL}, {"rate_per_number", CK_LEAF, NULL},
-    {"reply_countries", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
+static const ck_t ck_sender[] = {{"from", CK_LEAF, NULL},
+                                 {"service", CK_LEAF, NULL},
+                                 {"rate_per_number", CK_LEAF, NULL},
+                                 {"reply_countries", CK_LEAF, NULL},
+                                 {NULL, CK_LEAF, NULL}};
 /* vendors[]: the fields of every kind (core/cfg.c, core/rl.c, dispatcher/route.c, sla.c,
  * vendors/sim/sim_srv.c) */
-static const ck_t ck_vendor[] = {
-    {"name", CK_LEAF, NULL},          {"kind", CK_LEAF, NULL},
-    {"channel", CK_LEAF, NULL},       {"base_url", CK_LEAF, NULL},
-    {"account", CK_LEAF, NULL},       {"secret_env", CK_LEAF, NULL},
-    {"senders", CK_MAP, ck_sender},   {"rate_per_s", CK_LEAF, NULL},
-    {"rate_per_sender", CK_LEAF, NULL}, {"burst", CK_LEAF, NULL},
-    {"max_in_flight", CK_LEAF, NULL}, {"timeout_ms", CK_LEAF, NULL},
-    {"cost", CK_LEAF, NULL},          {"weight", CK_LEAF, NULL},
-    {"rate_decrease", CK_LEAF, NULL}, {"rate_recover_per_s", CK_LEAF, NULL},
-    {"rate_min_fraction", CK_LEAF, NULL}, {"sla", CK_OBJ, ck_sla},
-    {"webhook_auth", CK_LEAF, NULL}, /* "signed" (default) or "none" (Vonage only) */
-    {"reply_countries", CK_LEAF, NULL}, /* tracker/reply.c: calling codes replies may go to */
-    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_vendor[] = {{"name", CK_LEAF, NULL},
+                                 {"kind", CK_LEAF, NULL},
+                                 {"channel", CK_LEAF, NULL},
+                                 {"base_url", CK_LEAF, NULL},
+                                 {"account", CK_LEAF, NULL},
+                                 {"secret_env", CK_LEAF, NULL},
+                                 {"senders", CK_MAP, ck_sender},
+                                 {"rate_per_s", CK_LEAF, NULL},
+                                 {"rate_per_sender", CK_LEAF, NULL},
+                                 {"burst", CK_LEAF, NULL},
+                                 {"max_in_flight", CK_LEAF, NULL},
+                                 {"timeout_ms", CK_LEAF, NULL},
+                                 {"cost", CK_LEAF, NULL},
+                                 {"weight", CK_LEAF, NULL},
+                                 {"rate_decrease", CK_LEAF, NULL},
+                                 {"rate_recover_per_s", CK_LEAF, NULL},
+                                 {"rate_min_fraction", CK_LEAF, NULL},
+                                 {"sla", CK_OBJ, ck_sla},
+                                 {"webhook_auth", CK_LEAF, NULL}, /* "signed" (default) or "none" (Vonage only) */
+                                 {"reply_countries", CK_LEAF,
+                                  NULL}, /* tracker/reply.c: calling codes replies may go to */
+                                 {NULL, CK_LEAF, NULL}};
 /* the fields one kind's adapter (vendors/) or its emulator (vendors/sim/) reads */
 static const ck_t ck_twilio[] = {{NULL, CK_LEAF, NULL}};
 /* vonage: signed webhooks (vendors/sim/sim_vonage.c signs with them) */
-static const ck_t ck_vonage[] = {
-    {"signature_secret_env", CK_LEAF, NULL}, {"signature_method", CK_LEAF, NULL},
-    {NULL, CK_LEAF, NULL}};
-static const ck_t ck_sendgrid[] = {
-    {"webhook_public_key", CK_LEAF, NULL}, {"sim_signing_key_env", CK_LEAF, NULL},
-    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_vonage[] = {{"signature_secret_env", CK_LEAF, NULL},
+                                 {"signature_method", CK_LEAF, NULL},
+                                 {NULL, CK_LEAF, NULL}};
+static const ck_t ck_sendgrid[] = {{"webhook_public_key", CK_LEAF, NULL},
+                                   {"sim_signing_key_env", CK_LEAF, NULL},
+                                   {NULL, CK_LEAF, NULL}};
 static const ck_t ck_mailgun[] = {{"webhook_key_env", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
 static const struct {
 	const char *kind;
 	const ck_t *keys;
-} ck_kinds[] = {{"twilio", ck_twilio}, {"vonage", ck_vonage}, {"sendgrid", ck_sendgrid},
+} ck_kinds[] = {{"twilio", ck_twilio},
+                {"vonage", ck_vonage},
+                {"sendgrid", ck_sendgrid},
                 {"mailgun", ck_mailgun}};
-static const ck_t ck_route[] = {
-    {"strategy", CK_LEAF, NULL}, {"vendors", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
-static const ck_t ck_routes[] = {
-    {"sms", CK_OBJ, ck_route}, {"email", CK_OBJ, ck_route}, {NULL, CK_LEAF, NULL}};
+static const ck_t ck_route[] = {{"strategy", CK_LEAF, NULL},
+                                {"vendors", CK_LEAF, NULL},
+                                {NULL, CK_LEAF, NULL}};
+static const ck_t ck_routes[] = {{"sms", CK_OBJ, ck_route},
+                                 {"email", CK_OBJ, ck_route},
+                                 {NULL, CK_LEAF, NULL}};
 /* dispatcher: core/cfg.c, dispatcher/retry.c */
-static const ck_t ck_dispatcher[] = {
-    {"max_attempts", CK_LEAF, NULL},  {"retry_base_ms", CK_LEAF, NULL},
-    {"retry_max_ms", CK_LEAF, NULL},  {"max_in_flight", CK_LEAF, NULL},
-    {"http_threads", CK_LEAF, NULL},  {"retry_budget", CK_LEAF, NULL},
-    {"retry_budget_min_per_s", CK_LEAF, NULL},
-    {"metrics_listen", CK_LEAF, NULL}, /* dispatcher/dsp_metrics.c */
-    {"ambiguous_grace_ms", CK_LEAF, NULL}, /* dispatcher/dsp.c */
-    {"static_membership", CK_LEAF, NULL}, /* dispatcher/dsp.c */
-    {"rate_share", CK_LEAF, NULL}, /* dispatcher/dsp.c */
-    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_dispatcher[] = {{"max_attempts", CK_LEAF, NULL},
+                                     {"retry_base_ms", CK_LEAF, NULL},
+                                     {"retry_max_ms", CK_LEAF, NULL},
+                                     {"max_in_flight", CK_LEAF, NULL},
+                                     {"http_threads", CK_LEAF, NULL},
+                                     {"retry_budget", CK_LEAF, NULL},
+                                     {"retry_budget_min_per_s", CK_LEAF, NULL},
+                                     {"metrics_listen", CK_LEAF, NULL}, /* dispatcher/dsp_metrics.c */
+                                     {"ambiguous_grace_ms", CK_LEAF, NULL}, /* dispatcher/dsp.c */
+                                     {"static_membership", CK_LEAF, NULL},  /* dispatcher/dsp.c */
+                                     {"rate_share", CK_LEAF, NULL},         /* dispatcher/dsp.c */
+                                     {NULL, CK_LEAF, NULL}};
 /* tracker: core/cfg.c, tracker/http.c, tracker/reply.c, tracker/presence.c */
-static const ck_t ck_tracker[] = {
-    {"db", CK_LEAF, NULL},            {"listen", CK_LEAF, NULL},
-    {"public_url", CK_LEAF, NULL},    {"control_token_env", CK_LEAF, NULL},
-    {"control_tokens", CK_LEAF, NULL}, /* tracker/ctl.c checks its entries */
-    {"api_cache_ms", CK_LEAF, NULL},  {"webhook_max_age_s", CK_LEAF, NULL},
-    {"reply_per_number_hour", CK_LEAF, NULL}, {"reply_per_minute", CK_LEAF, NULL},
-    {"conns_per_ip", CK_LEAF, NULL},  {"allowed_hosts", CK_LEAF, NULL},
-    {"dispatcher_idle_s", CK_LEAF, NULL},
-    {"upload_max_mb", CK_LEAF, NULL}, /* tracker/web.c: audience uploads from the page */
-    {"reconcile_after_s", CK_LEAF, NULL}, {"unknown_receipt_after_s", CK_LEAF, NULL}, /* tracker/recon.c */
-    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_tracker[] = {{"db", CK_LEAF, NULL},
+                                  {"listen", CK_LEAF, NULL},
+                                  {"public_url", CK_LEAF, NULL},
+                                  {"control_token_env", CK_LEAF, NULL},
+                                  {"control_tokens", CK_LEAF, NULL}, /* tracker/ctl.c checks its entries */
+                                  {"api_cache_ms", CK_LEAF, NULL},
+                                  {"webhook_max_age_s", CK_LEAF, NULL},
+                                  {"reply_per_number_hour", CK_LEAF, NULL},
+                                  {"reply_per_minute", CK_LEAF, NULL},
+                                  {"conns_per_ip", CK_LEAF, NULL},
+                                  {"allowed_hosts", CK_LEAF, NULL},
+                                  {"dispatcher_idle_s", CK_LEAF, NULL},
+                                  {"upload_max_mb", CK_LEAF,
+                                   NULL}, /* tracker/web.c: audience uploads from the page */
+                                  {"reconcile_after_s", CK_LEAF, NULL},
+                                  {"unknown_receipt_after_s", CK_LEAF, NULL}, /* tracker/recon.c */
+                                  {NULL, CK_LEAF, NULL}};
 /* compliance: tracker/http.c (SMS keyword replies) */
-static const ck_t ck_compliance[] = {
-    {"program", CK_LEAF, NULL},       {"help_reply", CK_LEAF, NULL},
-    {"stop_reply", CK_LEAF, NULL},    {"start_reply", CK_LEAF, NULL},
-    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_compliance[] = {{"program", CK_LEAF, NULL},
+                                     {"help_reply", CK_LEAF, NULL},
+                                     {"stop_reply", CK_LEAF, NULL},
+                                     {"start_reply", CK_LEAF, NULL},
+                                     {NULL, CK_LEAF, NULL}};
 /* quiet_hours.<channel>: core/cfg.c, producer/prod.c */
-static const ck_t ck_qh_ch[] = {
-    {"enabled", CK_LEAF, NULL}, {"start", CK_LEAF, NULL}, {"end", CK_LEAF, NULL},
-    {NULL, CK_LEAF, NULL}};
-static const ck_t ck_qh[] = {
-    {"sms", CK_OBJ, ck_qh_ch}, {"email", CK_OBJ, ck_qh_ch}, {NULL, CK_LEAF, NULL}};
+static const ck_t ck_qh_ch[] = {{"enabled", CK_LEAF, NULL},
+                                {"start", CK_LEAF, NULL},
+                                {"end", CK_LEAF, NULL},
+                                {NULL, CK_LEAF, NULL}};
+static const ck_t ck_qh[] = {{"sms", CK_OBJ, ck_qh_ch},
+                             {"email", CK_OBJ, ck_qh_ch},
+                             {NULL, CK_LEAF, NULL}};
 /* email: templates/email.c */
 static const ck_t ck_email[] = {{"unsubscribe_key_env", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
 /* tracker/web.c: launches from the page */
-static const ck_t ck_launch[] = {
-    {"approvals", CK_LEAF, NULL}, {"max_lag", CK_LEAF, NULL}, {NULL, CK_LEAF, NULL}};
-static const ck_t ck_root[] = {
-    {"var_dir", CK_LEAF, NULL},        {"kafka", CK_FREE, NULL},
-    {"vendors", CK_LIST, ck_vendor},   {"routes", CK_OBJ, ck_routes},
-    {"dispatcher", CK_OBJ, ck_dispatcher}, {"tracker", CK_OBJ, ck_tracker},
-    {"compliance", CK_OBJ, ck_compliance}, {"email", CK_OBJ, ck_email},
-    {"launch", CK_OBJ, ck_launch},
-    {"quiet_hours", CK_OBJ, ck_qh},
-    {NULL, CK_LEAF, NULL}};
+static const ck_t ck_launch[] = {{"approvals", CK_LEAF, NULL},
+                                 {"max_lag", CK_LEAF, NULL},
+                                 {NULL, CK_LEAF, NULL}};
+static const ck_t ck_root[] = {{"var_dir", CK_LEAF, NULL},
+                               {"kafka", CK_FREE, NULL},
+                               {"vendors", CK_LIST, ck_vendor},
+                               {"routes", CK_OBJ, ck_routes},
+                               {"dispatcher", CK_OBJ, ck_dispatcher},
+                               {"tracker", CK_OBJ, ck_tracker},
+                               {"compliance", CK_OBJ, ck_compliance},
+                               {"email", CK_OBJ, ck_email},
+                               {"launch", CK_OBJ, ck_launch},
+                               {"quiet_hours", CK_OBJ, ck_qh},
+                               {NULL, CK_LEAF, NULL}};
 
 static const ck_t *ck_find(const ck_t *t, const char *k)
 {
@@ -251,8 +295,8 @@ static const ck_t *ck_kind_keys(const char *kind)
 
 /* One line for the unknown key k at path.k: the closest known key of this object, else
  * the kind of vendor that reads it, else the keys this object has. */
-static int ck_unknown(const cfg_t *c, const char *path, const char *k, const ck_t *a,
-                      const ck_t *b, char *err, size_t errlen)
+static int ck_unknown(const cfg_t *c, const char *path, const char *k, const ck_t *a, const ck_t *b,
+                      char *err, size_t errlen)
 {
 	near_t n;
 	near_init(&n, k);
@@ -275,7 +319,8 @@ static int ck_unknown(const cfg_t *c, const char *path, const char *k, const ck_
 			size_t hl = (size_t)snprintf(hint, sizeof hint, "known:");
 			for (int pass = 0; pass < 2; pass++)
 				for (const ck_t *t = pass ? b : a; t && t->name && hl < sizeof hint; t++)
-					hl += (size_t)snprintf(hint + hl, sizeof hint - hl, " %s", t->name);
+					hl += (size_t)snprintf(hint + hl, sizeof hint - hl, " %s",
+					                       t->name);
 		}
 	}
 	snprintf(err, errlen, "%s: unknown field %s%s%s (%s)", c->path, path, *path ? "." : "", k,
@@ -286,8 +331,7 @@ static int ck_unknown(const cfg_t *c, const char *path, const char *k, const ck_
 static int ck_object(const cfg_t *c, json_t *o, const char *path, const ck_t *a, const ck_t *b,
                      char *err, size_t errlen);
 
-static int ck_value(const cfg_t *c, json_t *v, const char *path, const ck_t *f, char *err,
-                    size_t errlen)
+static int ck_value(const cfg_t *c, json_t *v, const char *path, const ck_t *f, char *err, size_t errlen)
 {
 	char sub[1024];
 	const char *k;
@@ -300,7 +344,9 @@ static int ck_value(const cfg_t *c, json_t *v, const char *path, const ck_t *f, 
 		json_object_foreach(v, k, x)
 		{
 			if (snprintf(sub, sizeof sub, "%s.%s", path, k) >= (int)sizeof sub)
-				return bad(err, errlen, c, "a key path is longer than 1000 characters%s%s", NULL, NULL);
+				return bad(err, errlen, c,
+				           "a key path is longer than 1000 characters%s%s", NULL,
+				           NULL);
 			int rc = ck_object(c, x, sub, f->sub, NULL, err, errlen);
 			if (rc)
 				return rc;
@@ -310,11 +356,13 @@ static int ck_value(const cfg_t *c, json_t *v, const char *path, const ck_t *f, 
 		for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
 			x = json_array_get(v, i);
 			if (snprintf(sub, sizeof sub, "%s[%zu]", path, i) >= (int)sizeof sub)
-				return bad(err, errlen, c, "a key path is longer than 1000 characters%s%s", NULL, NULL);
+				return bad(err, errlen, c,
+				           "a key path is longer than 1000 characters%s%s", NULL,
+				           NULL);
 			/* vendors[]: the fields of every kind plus those of its own kind */
-			const ck_t *kind = f->sub == ck_vendor
-			                       ? ck_kind_keys(json_string_value(json_object_get(x, "kind")))
-			                       : NULL;
+			const ck_t *kind = f->sub == ck_vendor ? ck_kind_keys(json_string_value(
+			                                             json_object_get(x, "kind")))
+			                                       : NULL;
 			int rc = ck_object(c, x, sub, f->sub, kind, err, errlen);
 			if (rc)
 				return rc;
@@ -342,7 +390,8 @@ static int ck_object(const cfg_t *c, json_t *o, const char *path, const ck_t *a,
 			return ck_unknown(c, path, k, a, b, err, errlen);
 		char sub[1024];
 		if (snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", k) >= (int)sizeof sub)
-			return bad(err, errlen, c, "a key path is longer than 1000 characters%s%s", NULL, NULL);
+			return bad(err, errlen, c, "a key path is longer than 1000 characters%s%s",
+			           NULL, NULL);
 		int rc = ck_value(c, v, sub, f, err, errlen);
 		if (rc)
 			return rc;
@@ -392,13 +441,14 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 	v->kind = dupstr(kind);
 	const char *ch = get_str(o, "channel",
 	                         strcmp(kind, "twilio") == 0 || strcmp(kind, "vonage") == 0 ? "sms"
-	                                                                                     : "email");
+	                                                                                    : "email");
 	if (msg_channel_parse(ch, &v->channel))
 		return bad(err, errlen, c, "vendor %s has unknown channel \"%s\"", name, ch);
 	const char *base = get_str(o, "base_url", NULL);
 	if (!base || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8)))
-		return bad(err, errlen, c, "vendor %s needs \"base_url\" starting with http:// or https://%s",
-		           name, NULL);
+		return bad(err, errlen, c,
+		           "vendor %s needs \"base_url\" starting with http:// or https://%s", name,
+		           NULL);
 	v->base_url = dupstr(base);
 	size_t bl = strlen(v->base_url);
 	while (bl > 0 && v->base_url[bl - 1] == '/')
@@ -408,8 +458,8 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 	json_t *wa = json_object_get(o, "webhook_auth");
 	if (wa && (!json_is_string(wa) || (strcmp(json_string_value(wa), "signed") &&
 	                                   strcmp(json_string_value(wa), "none"))))
-		return bad(err, errlen, c, "vendor %s: \"webhook_auth\" must be \"signed\" or \"none\"%s",
-		           name, NULL);
+		return bad(err, errlen, c,
+		           "vendor %s: \"webhook_auth\" must be \"signed\" or \"none\"%s", name, NULL);
 	if (wa && !strcmp(json_string_value(wa), "none") && strcmp(kind, "vonage"))
 		return bad(err, errlen, c,
 		           "vendor %s: \"webhook_auth\":\"none\" is for Vonage only (kind %s always signs "
@@ -430,19 +480,21 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 		return TOCSIN_ERR_CONFIG;
 	json_t *sse = json_object_get(o, "signature_secret_env");
 	if (sse && !json_is_string(sse))
-		return bad(err, errlen, c, "vendor %s: \"signature_secret_env\" must be a string%s", name,
-		           NULL);
+		return bad(err, errlen, c, "vendor %s: \"signature_secret_env\" must be a string%s",
+		           name, NULL);
 	double d;
 	if (get_num(o, "rate_per_s", 0, &v->rate_per_s) || v->rate_per_s < 0)
-		return bad(err, errlen, c, "vendor %s: \"rate_per_s\" must be a number >= 0%s", name, NULL);
+		return bad(err, errlen, c, "vendor %s: \"rate_per_s\" must be a number >= 0%s",
+		           name, NULL);
 	if (get_num(o, "rate_per_sender", 0, &v->rate_per_sender) || v->rate_per_sender < 0)
-		return bad(err, errlen, c, "vendor %s: \"rate_per_sender\" must be a number >= 0%s", name,
-		           NULL);
+		return bad(err, errlen, c, "vendor %s: \"rate_per_sender\" must be a number >= 0%s",
+		           name, NULL);
 	if (get_num(o, "burst", 0, &d) || d < 0)
 		return bad(err, errlen, c, "vendor %s: \"burst\" must be a number >= 0%s", name, NULL);
 	v->burst = (int)d;
 	if (get_num(o, "max_in_flight", 64, &d) || d < 1 || d > 10000)
-		return bad(err, errlen, c, "vendor %s: \"max_in_flight\" must be 1..10000%s", name, NULL);
+		return bad(err, errlen, c, "vendor %s: \"max_in_flight\" must be 1..10000%s", name,
+		           NULL);
 	v->max_in_flight = (int)d;
 	if (get_num(o, "timeout_ms", 10000, &d) || d < 1)
 		return bad(err, errlen, c, "vendor %s: \"timeout_ms\" must be >= 1%s", name, NULL);
@@ -451,8 +503,8 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 		return bad(err, errlen, c, "vendor %s: \"cost\" must be a number >= 0%s", name, NULL);
 	json_t *senders = json_object_get(o, "senders");
 	if (senders && !json_is_object(senders))
-		return bad(err, errlen, c, "vendor %s: \"senders\" must be an object pool -> {from}%s",
-		           name, NULL);
+		return bad(err, errlen, c,
+		           "vendor %s: \"senders\" must be an object pool -> {from}%s", name, NULL);
 	if (senders) {
 		v->senders = calloc(json_object_size(senders) + 1, sizeof *v->senders);
 		if (!v->senders)
@@ -474,7 +526,8 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 					return TOCSIN_ERR_CONFIG;
 			}
 			if (!s->from && !s->service)
-				return bad(err, errlen, c, "vendor %s: sender pool %s needs \"from\" or \"service\"",
+				return bad(err, errlen, c,
+				           "vendor %s: sender pool %s needs \"from\" or \"service\"",
 				           name, pool);
 		}
 	}
@@ -484,13 +537,16 @@ static int parse_vendor(cfg_t *c, json_t *o, cfg_vendor_t *v, char *err, size_t 
 static int parse_routes(cfg_t *c, json_t *routes, char *err, size_t errlen)
 {
 	if (routes && !json_is_object(routes))
-		return bad(err, errlen, c, "\"routes\" must be an object channel -> route%s%s", NULL, NULL);
+		return bad(err, errlen, c, "\"routes\" must be an object channel -> route%s%s",
+		           NULL, NULL);
 	for (int ch = 0; ch < MSG_CH__COUNT; ch++) {
 		cfg_route_t *r = &c->routes[ch];
-		json_t *ro = routes ? json_object_get(routes, msg_channel_name((msg_channel_t)ch)) : NULL;
+		json_t *ro = routes ? json_object_get(routes, msg_channel_name((msg_channel_t)ch))
+		                    : NULL;
 		const char *strategy = ro ? get_str(ro, "strategy", "priority") : "priority";
 		if (strcmp(strategy, "priority") && strcmp(strategy, "cheapest"))
-			return bad(err, errlen, c, "route %s: unknown strategy \"%s\" (priority, cheapest)",
+			return bad(err, errlen, c,
+			           "route %s: unknown strategy \"%s\" (priority, cheapest)",
 			           msg_channel_name((msg_channel_t)ch), strategy);
 		r->strategy = dupstr(strategy);
 		json_t *list = ro ? json_object_get(ro, "vendors") : NULL;
@@ -508,10 +564,13 @@ static int parse_routes(cfg_t *c, json_t *routes, char *err, size_t errlen)
 				vn = json_string_value(json_array_get(list, i));
 				const cfg_vendor_t *v = vn ? cfg_vendor(c, vn) : NULL;
 				if (!v)
-					return bad(err, errlen, c, "route %s names unknown vendor \"%s\"",
-					           msg_channel_name((msg_channel_t)ch), vn ? vn : "(not a string)");
+					return bad(err, errlen, c,
+					           "route %s names unknown vendor \"%s\"",
+					           msg_channel_name((msg_channel_t)ch),
+					           vn ? vn : "(not a string)");
 				if (v->channel != (msg_channel_t)ch)
-					return bad(err, errlen, c, "route %s names vendor \"%s\" of another channel",
+					return bad(err, errlen, c,
+					           "route %s names vendor \"%s\" of another channel",
 					           msg_channel_name((msg_channel_t)ch), vn);
 			} else {
 				if (c->vendors[i].channel != (msg_channel_t)ch)
@@ -535,15 +594,16 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 	c->var_dir = dupstr(get_str(root, "var_dir", "var"));
 	json_t *k = json_object_get(root, "kafka");
 	if (k && !json_is_object(k))
-		return bad(err, errlen, c, "\"kafka\" must be an object of librdkafka properties%s%s", NULL,
-		           NULL);
+		return bad(err, errlen, c,
+		           "\"kafka\" must be an object of librdkafka properties%s%s", NULL, NULL);
 	c->kafka = k ? json_incref(k) : json_object();
 	const char *key;
 	json_t *val;
 	json_object_foreach(c->kafka, key, val)
 	{
 		if (!json_is_string(val))
-			return bad(err, errlen, c, "kafka property \"%s\" must be a string%s", key, NULL);
+			return bad(err, errlen, c, "kafka property \"%s\" must be a string%s", key,
+			           NULL);
 	}
 	json_t *vendors = json_object_get(root, "vendors");
 	if (vendors && !json_is_array(vendors))
@@ -559,8 +619,8 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 			return rc;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(c->vendors[j].name, c->vendors[i].name) == 0)
-				return bad(err, errlen, c, "vendor name \"%s\" appears twice%s", c->vendors[i].name,
-				           NULL);
+				return bad(err, errlen, c, "vendor name \"%s\" appears twice%s",
+				           c->vendors[i].name, NULL);
 	}
 	rc = parse_routes(c, json_object_get(root, "routes"), err, errlen);
 	if (rc)
@@ -574,11 +634,12 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 		return bad(err, errlen, c, "dispatcher.retry_base_ms must be >= 1%s%s", NULL, NULL);
 	c->retry_base_ms = (int)x;
 	if (get_num(d, "retry_max_ms", 30000, &x) || x < c->retry_base_ms)
-		return bad(err, errlen, c, "dispatcher.retry_max_ms must be >= retry_base_ms%s%s", NULL,
-		           NULL);
+		return bad(err, errlen, c, "dispatcher.retry_max_ms must be >= retry_base_ms%s%s",
+		           NULL, NULL);
 	c->retry_max_ms = (int)x;
 	if (get_num(d, "max_in_flight", 256, &x) || x < 1 || x > 100000)
-		return bad(err, errlen, c, "dispatcher.max_in_flight must be 1..100000%s%s", NULL, NULL);
+		return bad(err, errlen, c, "dispatcher.max_in_flight must be 1..100000%s%s", NULL,
+		           NULL);
 	c->max_in_flight = (int)x;
 	if (get_num(d, "http_threads", 2, &x) || x < 0 || x > 16)
 		return bad(err, errlen, c, "dispatcher.http_threads must be 0..16%s%s", NULL, NULL);
@@ -591,13 +652,16 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 	c->public_url = dupstr(get_str(t, "public_url", NULL));
 	c->control_token_env = dupstr(get_str(t, "control_token_env", NULL));
 	if (get_num(t, "webhook_max_age_s", 300, &x) || x < 1 || x > 86400)
-		return bad(err, errlen, c, "tracker.webhook_max_age_s must be 1..86400%s%s", NULL, NULL);
+		return bad(err, errlen, c, "tracker.webhook_max_age_s must be 1..86400%s%s", NULL,
+		           NULL);
 	c->webhook_max_age_s = (int)x;
 	if (get_num(t, "reply_per_number_hour", 5, &x) || x < 0 || x > 1000)
-		return bad(err, errlen, c, "tracker.reply_per_number_hour must be 0..1000%s%s", NULL, NULL);
+		return bad(err, errlen, c, "tracker.reply_per_number_hour must be 0..1000%s%s",
+		           NULL, NULL);
 	c->reply_per_number_hour = (int)x;
 	if (get_num(t, "reply_per_minute", 60, &x) || x < 0 || x > 100000)
-		return bad(err, errlen, c, "tracker.reply_per_minute must be 0..100000%s%s", NULL, NULL);
+		return bad(err, errlen, c, "tracker.reply_per_minute must be 0..100000%s%s", NULL,
+		           NULL);
 	c->reply_per_minute = (int)x;
 	if (quiet_hours(c, json_object_get(root, "quiet_hours"), err, errlen))
 		return TOCSIN_ERR_CONFIG;
@@ -605,8 +669,8 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 		return bad(err, errlen, c, "tracker.conns_per_ip must be 1..10000%s%s", NULL, NULL);
 	c->conns_per_ip = (int)x;
 	if (get_num(t, "reconcile_after_s", 900, &x) || x < 0 || x > 604800)
-		return bad(err, errlen, c, "tracker.reconcile_after_s must be 0..604800 (0 = off)%s%s", NULL,
-		           NULL);
+		return bad(err, errlen, c,
+		           "tracker.reconcile_after_s must be 0..604800 (0 = off)%s%s", NULL, NULL);
 	c->reconcile_after_s = (int)x;
 	if (get_num(t, "unknown_receipt_after_s", 86400, &x) || x < 1 || x > 2592000 ||
 	    (c->reconcile_after_s && x < c->reconcile_after_s))
@@ -621,11 +685,11 @@ static int parse(cfg_t *c, char *err, size_t errlen)
 		json_t *h;
 		if (!json_is_array(ah) || !json_array_size(ah))
 			return bad(err, errlen, c,
-			           "tracker.allowed_hosts must be a non-empty array of host names%s%s", NULL,
-			           NULL);
+			           "tracker.allowed_hosts must be a non-empty array of host names%s%s",
+			           NULL, NULL);
 		json_array_foreach(ah, i, h) if (!json_is_string(h) || !*json_string_value(h)) return bad(
-		    err, errlen, c, "tracker.allowed_hosts must hold strings (host or host:port)%s%s", NULL,
-		    NULL);
+		    err, errlen, c,
+		    "tracker.allowed_hosts must hold strings (host or host:port)%s%s", NULL, NULL);
 		c->allowed_hosts = ah;
 	}
 	return 0;
@@ -648,10 +712,11 @@ cfg_t *cfg_load(const char *path, char *err, size_t errlen)
 		c->root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 		if (!c->root) {
 			if (access(path, R_OK) != 0)
-				snprintf(err, errlen, "%s: cannot read config: %s", path, strerror(errno));
+				snprintf(err, errlen, "%s: cannot read config: %s", path,
+				         strerror(errno));
 			else
-				snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column,
-				         je.text);
+				snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", path, je.line,
+				         je.column, je.text);
 			cfg_free(c);
 			return NULL;
 		}

@@ -12,18 +12,18 @@
  * are read from `raw`. */
 
 typedef struct cfg_sender {
-	char *pool;        /* sender pool name used by campaigns, e.g. "main" */
-	char *from;        /* number / from-address on this vendor, or NULL */
-	char *service;     /* Twilio MessagingServiceSid, or NULL */
+	char *pool;    /* sender pool name used by campaigns, e.g. "main" */
+	char *from;    /* number / from-address on this vendor, or NULL */
+	char *service; /* Twilio MessagingServiceSid, or NULL */
 } cfg_sender_t;
 
 typedef struct cfg_vendor {
-	char *name;        /* unique, e.g. "twilio" or "twilio-backup" */
-	char *kind;        /* adapter: twilio | vonage | sendgrid | mailgun */
+	char *name; /* unique, e.g. "twilio" or "twilio-backup" */
+	char *kind; /* adapter: twilio | vonage | sendgrid | mailgun */
 	msg_channel_t channel;
-	char *base_url;    /* e.g. https://api.twilio.com or the emulator */
-	char *account;     /* Twilio AccountSid / Vonage api_key / Mailgun domain; not secret */
-	char *secret_env;  /* name of the environment variable holding the secret */
+	char *base_url;   /* e.g. https://api.twilio.com or the emulator */
+	char *account;    /* Twilio AccountSid / Vonage api_key / Mailgun domain; not secret */
+	char *secret_env; /* name of the environment variable holding the secret */
 	cfg_sender_t *senders;
 	size_t nsenders;
 	double rate_per_s;      /* segments (SMS) or emails per second; 0 = unlimited */
@@ -36,8 +36,8 @@ typedef struct cfg_vendor {
 } cfg_vendor_t;
 
 typedef struct cfg_route {
-	char *strategy;    /* "priority" (default) or "cheapest" */
-	char **vendors;    /* vendor names, in order */
+	char *strategy; /* "priority" (default) or "cheapest" */
+	char **vendors; /* vendor names, in order */
 	size_t nvendors;
 } cfg_route_t;
 
@@ -45,9 +45,9 @@ typedef struct cfg_route {
 #define CFG_BUILTIN_PATH "(built-in defaults)"
 
 typedef struct cfg {
-	char *path;        /* file loaded, or CFG_BUILTIN_PATH */
-	char *var_dir;     /* run files, sqlite db, reports; default "var" */
-	json_t *kafka;     /* object: librdkafka property -> string value */
+	char *path;    /* file loaded, or CFG_BUILTIN_PATH */
+	char *var_dir; /* run files, sqlite db, reports; default "var" */
+	json_t *kafka; /* object: librdkafka property -> string value */
 	cfg_vendor_t *vendors;
 	size_t nvendors;
 	cfg_route_t routes[MSG_CH__COUNT];
@@ -55,26 +55,26 @@ typedef struct cfg {
 	int max_attempts;
 	int retry_base_ms;
 	int retry_max_ms;
-	int max_in_flight;   /* total across vendors */
-	int http_threads;    /* sending threads per dispatcher; 0 = on the event loop's thread */
+	int max_in_flight; /* total across vendors */
+	int http_threads;  /* sending threads per dispatcher; 0 = on the event loop's thread */
 	/* tracker */
-	char *db_path;       /* default <var_dir>/tocsin.db */
-	char *track_listen;  /* default 127.0.0.1:8026 */
-	char *public_url;    /* webhook / unsubscribe base URL */
+	char *db_path;      /* default <var_dir>/tocsin.db */
+	char *track_listen; /* default 127.0.0.1:8026 */
+	char *public_url;   /* webhook / unsubscribe base URL */
 	char *control_token_env;
-	int webhook_max_age_s;   /* signed webhook timestamps further from now are refused */
+	int webhook_max_age_s;     /* signed webhook timestamps further from now are refused */
 	int reply_per_number_hour; /* automatic SMS replies to one number per hour */
-	int reply_per_minute;    /* automatic SMS replies per minute, all numbers */
-	int conns_per_ip;        /* HTTP connections one client address may hold */
-	int reconcile_after_s;   /* accepted/sent with no news this long: ask the vendor; 0 = off */
+	int reply_per_minute;      /* automatic SMS replies per minute, all numbers */
+	int conns_per_ip;          /* HTTP connections one client address may hold */
+	int reconcile_after_s; /* accepted/sent with no news this long: ask the vendor; 0 = off */
 	int unknown_receipt_after_s; /* ... and this long: unknown_receipt */
-	json_t *allowed_hosts;   /* array of Host header values the API and dashboard answer,
+	json_t *allowed_hosts;       /* array of Host header values the API and dashboard answer,
 	                            or NULL: loopback names and public_url's host (borrowed) */
 	/* quiet_hours.<channel> (core/cfg.c; producer/prod.c): each recipient's local-time
 	 * window in minutes after midnight; on for SMS (08:00-20:00), off for email unless set */
 	int qh_on[MSG_CH__COUNT];
 	int qh_start[MSG_CH__COUNT], qh_end[MSG_CH__COUNT];
-	json_t *root;        /* the whole document */
+	json_t *root; /* the whole document */
 } cfg_t;
 
 /* Load path, or when path is NULL: $TOCSIN_CONFIG, else ./tocsin.json if it

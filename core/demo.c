@@ -23,15 +23,15 @@
 #include <unistd.h>
 
 typedef struct demo {
-	char self[4096];   /* this executable */
-	char var[2048];    /* var dir of the demo */
-	char cfg[2200];    /* its config file */
+	char self[4096]; /* this executable */
+	char var[2048];  /* var dir of the demo */
+	char cfg[2200];  /* its config file */
 	char campaign[4096];
 	char campaign_id[256];
-	long expected;     /* recipients in the audience */
+	long expected; /* recipients in the audience */
 	int timeout_s;
-	sup_t *sup;        /* broker, vendor-sim, track, dispatch */
-	char logs[4200];   /* the processes' logs */
+	sup_t *sup;                        /* broker, vendor-sim, track, dispatch */
+	char logs[4200];                   /* the processes' logs */
 	char sim_addr[256], trk_addr[256]; /* where the emulator and the tracker listen */
 } demo_t;
 
@@ -308,7 +308,8 @@ static int demo_start(demo_t *d, const cfg_t *probe)
 		return -1;
 	printf("  broker      up  (embedded Kafka, 3 brokers: %s)\n", bs);
 	if ((kid = sup_start(d->sup, "vendor-sim", a_sim)) < 0 ||
-	    sup_wait_runfile(d->sup, kid, probe, "run/vendor-sim.addr", d->sim_addr, sizeof d->sim_addr, 20))
+	    sup_wait_runfile(d->sup, kid, probe, "run/vendor-sim.addr", d->sim_addr,
+	                     sizeof d->sim_addr, 20))
 		return -1;
 	printf("  vendor-sim  up  (Twilio API emulator on http://%s)\n", d->sim_addr);
 	if ((kid = sup_start(d->sup, "track", a_track)) < 0 ||
@@ -349,12 +350,12 @@ static int demo_wait(demo_t *d, int64_t t0, json_t **stp)
 		json_t *states = json_object_get(st, "states");
 		long accepted = accepted_of(states);
 		long finals = accepted + jint(states, "failed") + jint(states, "undelivered") +
-		              jint(states, "bounced") + jint(states, "cancelled") + jint(states, "expired") +
-		              jint(states, "suppressed");
+		              jint(states, "bounced") + jint(states, "cancelled") +
+		              jint(states, "expired") + jint(states, "suppressed");
 		int64_t now = clock_mono_ms();
 		if (now - last_print >= 1000) {
-			printf("  ... %ld / %ld accepted, %ld final, %.1f s\n", accepted, d->expected, finals,
-			       (now - t0) / 1000.0);
+			printf("  ... %ld / %ld accepted, %ld final, %.1f s\n", accepted,
+			       d->expected, finals, (now - t0) / 1000.0);
 			fflush(stdout);
 			last_print = now;
 		}
@@ -362,7 +363,8 @@ static int demo_wait(demo_t *d, int64_t t0, json_t **stp)
 			break;
 		for (int i = 0; i < sup_count(d->sup); i++)
 			if (!sup_alive(d->sup, i)) {
-				fprintf(stderr, "tocsin demo: %s stopped unexpectedly\n", sup_name(d->sup, i));
+				fprintf(stderr, "tocsin demo: %s stopped unexpectedly\n",
+				        sup_name(d->sup, i));
 				sup_log_tail(d->sup, i);
 				json_decref(st);
 				return -1;

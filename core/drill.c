@@ -46,32 +46,33 @@ static void usage(FILE *f)
 	        "\n");
 	for (int i = 0; i < SC__COUNT; i++)
 		fprintf(f, "  %-9s %s\n", drill_sc[i].name, drill_sc[i].title);
-	fprintf(f,
-	        "\n"
-	        "capacity blasts N recipients; the others blast as many as their fault and the recovery\n"
-	        "after it need (at most N, unless N would end the blast before the fault), inject it\n"
-	        "after 4 s of steady traffic on a healthy primary and measure, from the\n"
-	        "emulator's counters and the tracker's API: time to detect (the primary opened; auth:\n"
-	        "no request reaches it any more), time until 99%% of the requests arrive at the\n"
-	        "secondary (250 ms buckets from the emulator's 50 ms ticks), the route's rate after\n"
-	        "that (at least a quarter of before), time to recover (the primary, or after a\n"
-	        "kill all traffic, back to 90%% of its level before), messages lost (must be 0) and\n"
-	        "sent twice (0, or at most dispatcher.max_in_flight after a kill). Limits come from the\n"
-	        "primary's sla. Prints the table and the capacity estimate (tocsin capacity), writes the\n"
-	        "HTML report and the JSON it is built from (same name, .json), and exits 1 naming each\n"
-	        "scenario that broke a promise and the count, 0 when all passed.\n"
-	        "\n"
-	        "  --audience N       recipients (default 20000)\n"
-	        "  --scenarios LIST   comma-separated names from above, or all (default)\n"
-	        "  --report FILE      the HTML report (default <var_dir>/drill/drill.html)\n"
-	        "  --segments S       SMS segments per message, 1..10 (default 1)\n"
-	        "  --latency-ms L     the emulator's median answer time, 1..5000 (default 100)\n"
-	        "  --use-running      drill on the broker, emulator, tracker and dispatchers of the\n"
-	        "                     running `tocsin up` of this config instead of its own; refused\n"
-	        "                     unless every vendor's base_url is that emulator, the broker is\n"
-	        "                     its embedded one and the config is unchanged since it started;\n"
-	        "                     kill, auth and stop are left out; the emulator's faults are put\n"
-	        "                     back at the end\n");
+	fprintf(
+	    f,
+	    "\n"
+	    "capacity blasts N recipients; the others blast as many as their fault and the recovery\n"
+	    "after it need (at most N, unless N would end the blast before the fault), inject it\n"
+	    "after 4 s of steady traffic on a healthy primary and measure, from the\n"
+	    "emulator's counters and the tracker's API: time to detect (the primary opened; auth:\n"
+	    "no request reaches it any more), time until 99%% of the requests arrive at the\n"
+	    "secondary (250 ms buckets from the emulator's 50 ms ticks), the route's rate after\n"
+	    "that (at least a quarter of before), time to recover (the primary, or after a\n"
+	    "kill all traffic, back to 90%% of its level before), messages lost (must be 0) and\n"
+	    "sent twice (0, or at most dispatcher.max_in_flight after a kill). Limits come from the\n"
+	    "primary's sla. Prints the table and the capacity estimate (tocsin capacity), writes the\n"
+	    "HTML report and the JSON it is built from (same name, .json), and exits 1 naming each\n"
+	    "scenario that broke a promise and the count, 0 when all passed.\n"
+	    "\n"
+	    "  --audience N       recipients (default 20000)\n"
+	    "  --scenarios LIST   comma-separated names from above, or all (default)\n"
+	    "  --report FILE      the HTML report (default <var_dir>/drill/drill.html)\n"
+	    "  --segments S       SMS segments per message, 1..10 (default 1)\n"
+	    "  --latency-ms L     the emulator's median answer time, 1..5000 (default 100)\n"
+	    "  --use-running      drill on the broker, emulator, tracker and dispatchers of the\n"
+	    "                     running `tocsin up` of this config instead of its own; refused\n"
+	    "                     unless every vendor's base_url is that emulator, the broker is\n"
+	    "                     its embedded one and the config is unchanged since it started;\n"
+	    "                     kill, auth and stop are left out; the emulator's faults are put\n"
+	    "                     back at the end\n");
 }
 
 static int parse_scenarios(drill_t *d, const char *list)
@@ -124,8 +125,9 @@ static int running_scenarios(drill_t *d, int named)
 	for (size_t i = 0; i < sizeof not_running / sizeof *not_running; i++)
 		no |= d->want[not_running[i]];
 	if (no && named) {
-		fprintf(stderr, "tocsin drill: --use-running cannot run kill, auth or stop (they stop the running "
-		                "dispatcher or write opt-outs into its store): run them without --use-running\n");
+		fprintf(stderr,
+		        "tocsin drill: --use-running cannot run kill, auth or stop (they stop the running "
+		        "dispatcher or write opt-outs into its store): run them without --use-running\n");
 		return -1;
 	}
 	int n = 0;
@@ -144,11 +146,14 @@ static int running_scenarios(drill_t *d, int named)
 /* The options into d and report; -1 to go on, else the exit status. */
 static int parse_opts(drill_t *d, int argc, char **argv, char *report, size_t replen)
 {
-	static const struct option opts[] = {
-	    {"audience", required_argument, NULL, 'n'},   {"scenarios", required_argument, NULL, 's'},
-	    {"report", required_argument, NULL, 'r'},     {"segments", required_argument, NULL, 'g'},
-	    {"latency-ms", required_argument, NULL, 'l'}, {"use-running", no_argument, NULL, 'u'},
-	    {"help", no_argument, NULL, 'h'},             {0}};
+	static const struct option opts[] = {{"audience", required_argument, NULL, 'n'},
+	                                     {"scenarios", required_argument, NULL, 's'},
+	                                     {"report", required_argument, NULL, 'r'},
+	                                     {"segments", required_argument, NULL, 'g'},
+	                                     {"latency-ms", required_argument, NULL, 'l'},
+	                                     {"use-running", no_argument, NULL, 'u'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0}};
 	int o, named = 0;
 	int64_t n;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -166,9 +171,10 @@ static int parse_opts(drill_t *d, int argc, char **argv, char *report, size_t re
 			named = strcmp(optarg, "all") != 0;
 			break;
 		case 'r':
-			if (snprintf(report, replen, "%s", optarg) >= (int)replen - 8 || strlen(optarg) < 6 ||
-			    strcmp(optarg + strlen(optarg) - 5, ".html")) {
-				fprintf(stderr, "tocsin drill: --report must name a .html file (at most 2000 bytes)\n");
+			if (snprintf(report, replen, "%s", optarg) >= (int)replen - 8 ||
+			    strlen(optarg) < 6 || strcmp(optarg + strlen(optarg) - 5, ".html")) {
+				fprintf(stderr,
+				        "tocsin drill: --report must name a .html file (at most 2000 bytes)\n");
 				return 2;
 			}
 			break;
@@ -208,13 +214,15 @@ static int pick_route(drill_t *d, const cfg_t *cfg)
 	d->primary = pv->name;
 	d->secondary = rt->nvendors > 1 ? rt->vendors[1] : NULL;
 	d->pool = pv->nsenders ? pv->senders[0].pool : "main";
-	if (!d->secondary && (d->want[SC_503] || d->want[SC_SLOW] || d->want[SC_HANG] || d->want[SC_AUTH])) {
+	if (!d->secondary &&
+	    (d->want[SC_503] || d->want[SC_SLOW] || d->want[SC_HANG] || d->want[SC_AUTH])) {
 		fprintf(stderr, "tocsin drill: the SMS route has one vendor: the failover scenarios need a "
 		                "second (run --scenarios capacity,429,kill,cancel,stop)\n");
 		return 2;
 	}
-	d->sla = (sla_t){sla_num(pv, "p95_ms", 2000), sla_num(pv, "window_s", 5), sla_num(pv, "min_open_s", 5),
-	                 sla_num(pv, "probe_windows", 3), sla_num(pv, "ramp_s", 10)};
+	d->sla = (sla_t){sla_num(pv, "p95_ms", 2000), sla_num(pv, "window_s", 5),
+	                 sla_num(pv, "min_open_s", 5), sla_num(pv, "probe_windows", 3),
+	                 sla_num(pv, "ramp_s", 10)};
 	d->inject = getenv("TOCSIN_DRILL_INJECT");
 	d->timeout_ms = pv->timeout_ms;
 	return 0;
@@ -254,8 +262,8 @@ static int prepare_dir(drill_t *d, char *report, size_t replen, char *jpath, siz
 	snprintf(logs, sizeof logs, "%s/logs", d->dir);
 	snprintf(pids, sizeof pids, "%s/run/drill.pids", d->dir);
 	/* --use-running: only `tocsin launch` is the drill's, on the running configuration */
-	d->sup = sup_new("tocsin drill", d->self, d->use_running ? cfg->path : d->cfgpath, logs, pids, err,
-	                 sizeof err);
+	d->sup = sup_new("tocsin drill", d->self, d->use_running ? cfg->path : d->cfgpath, logs,
+	                 pids, err, sizeof err);
 	if (!d->sup) {
 		fprintf(stderr, "tocsin drill: %s\n", err);
 		return 1;
@@ -275,7 +283,8 @@ static long blast_size(drill_t *d, sc_kind_t k)
 {
 	if (k == SC_CAPACITY)
 		return d->audience;
-	double secs = DRILL_PRE_MS / 1000.0 + drill_fault_ms(d, k) / 1000.0 + drill_recover_budget_ms(d, k) / 1000.0 +
+	double secs = DRILL_PRE_MS / 1000.0 + drill_fault_ms(d, k) / 1000.0 +
+	              drill_recover_budget_ms(d, k) / 1000.0 +
 	              (k == SC_CANCEL || k == SC_STOP ? 10 : 4);
 	/* as many as the fault and its recovery need, at most N -- unless N would end the blast
 	 * before the fault does */
@@ -316,12 +325,12 @@ static int finish(drill_t *d, json_t *cap, json_t *results, int64_t started, con
 	const cfg_t *cfg = d->user;
 	double la[1] = {0};
 	getloadavg(la, 1);
-	json_t *doc = json_pack("{s:i,s:s,s:I,s:i,s:i,s:s,s:s,s:s,s:f,s:I,s:b,s:O,s:O}", "v", 1, "config",
-	                        cfg->path, "audience", (json_int_t)d->audience, "segments", d->segments,
-	                        "latency_ms", d->latency_ms, "primary", d->primary, "secondary",
-	                        d->secondary ? d->secondary : "", "pool", d->pool, "load", la[0],
-	                        "duration_ms", (json_int_t)(clock_wall_ms() - started), "use_running",
-	                        d->use_running, "capacity", cap, "scenarios", results);
+	json_t *doc = json_pack("{s:i,s:s,s:I,s:i,s:i,s:s,s:s,s:s,s:f,s:I,s:b,s:O,s:O}", "v", 1,
+	                        "config", cfg->path, "audience", (json_int_t)d->audience, "segments",
+	                        d->segments, "latency_ms", d->latency_ms, "primary", d->primary,
+	                        "secondary", d->secondary ? d->secondary : "", "pool", d->pool,
+	                        "load", la[0], "duration_ms", (json_int_t)(clock_wall_ms() - started),
+	                        "use_running", d->use_running, "capacity", cap, "scenarios", results);
 	int pass = 1, rc = 1;
 	size_t i;
 	json_t *sc;
@@ -355,15 +364,20 @@ static int finish(drill_t *d, json_t *cap, json_t *results, int64_t started, con
 /* the capacity estimate for the drill's blast; d->rate and d->secondary_rate from it */
 static json_t *estimate(drill_t *d)
 {
-	cap_opts_t co = {.audience = d->audience, .segments = d->segments, .dispatchers = 1,
-	                 .latency_ms = d->latency_ms, .pool = d->pool};
+	cap_opts_t co = {.audience = d->audience,
+	                 .segments = d->segments,
+	                 .dispatchers = 1,
+	                 .latency_ms = d->latency_ms,
+	                 .pool = d->pool};
 	json_t *cap = cap_estimate(d->user, &co);
 	json_t *sms = json_array_get(json_object_get(cap, "channels"), 0), *cv;
 	d->rate = json_number_value(json_object_get(sms, "messages_per_s"));
 	size_t ci;
-	json_array_foreach(json_object_get(sms, "vendors"), ci, cv)
-	    if (d->secondary && !strcmp(json_string_value(json_object_get(cv, "name")) ?: "", d->secondary))
-	        d->secondary_rate = json_number_value(json_object_get(cv, "sustained")) / d->segments;
+	json_array_foreach(json_object_get(sms, "vendors"), ci,
+	                   cv) if (d->secondary &&
+	                           !strcmp(json_string_value(json_object_get(cv, "name")) ?: "",
+	                                   d->secondary))
+	    d->secondary_rate = json_number_value(json_object_get(cv, "sustained")) / d->segments;
 	return cap;
 }
 
@@ -388,14 +402,16 @@ int cmd_drill(cfg_t *cfg, int argc, char **argv)
 		return rc;
 	}
 	json_t *cap = estimate(&d), *results = json_array();
-	printf("tocsin drill: %s, %ld recipients, SMS route %s%s%s, state and logs in %s\n", cfg->path,
-	       d.audience, d.primary, d.secondary ? " then " : "", d.secondary ? d.secondary : "", d.dir);
+	printf("tocsin drill: %s, %ld recipients, SMS route %s%s%s, state and logs in %s\n",
+	       cfg->path, d.audience, d.primary, d.secondary ? " then " : "",
+	       d.secondary ? d.secondary : "", d.dir);
 	fflush(stdout);
 	rc = 1;
 	int started_ok;
 	if (d.use_running) {
 		started_ok = !drill_launch_slot(&d);
-		printf("  using the running `tocsin up`: vendor emulator http://%s, tracker http://%s\n", d.sim, d.trk);
+		printf("  using the running `tocsin up`: vendor emulator http://%s, tracker http://%s\n",
+		       d.sim, d.trk);
 	} else {
 		d.doc = drill_private_doc(&d);
 		started_ok = !drill_start_all(&d);

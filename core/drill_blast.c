@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 /* The phone number of synthetic recipient i (E.164, valid US numbers). */
 void drill_phone_of(long i, char *out, size_t outlen)
 {
@@ -39,8 +38,8 @@ static int write_audience(drill_t *d, run_t *r)
 		text[tl] = "drill please ignore "[tl % 20];
 	text[tl] = 0;
 	json_t *c = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:s},s:i}", "id", r->id, "name", r->id,
-	                      "audience", "path", d->csv, "phone", "phone", "sms", "sender", d->pool,
-	                      "template", text, "expires_in_s", 3600);
+	                      "audience", "path", d->csv, "phone", "phone", "sms", "sender",
+	                      d->pool, "template", text, "expires_in_s", 3600);
 	if (d->use_running) /* the user's quiet hours: a rehearsal sends now, to synthetic numbers */
 		json_object_set_new(c, "quiet_hours", json_pack("{s:s}", "override", "urgent"));
 	int rc = json_dump_file(c, d->campaign, 0);
@@ -72,7 +71,8 @@ static int fault_apply(drill_t *d, run_t *r, int on)
 		double med = 2 * d->sla.p95_ms, tail = d->timeout_ms * 0.45;
 		if (tail < med)
 			tail = med;
-		snprintf(b, sizeof b, "{\"vendor\":\"%s\",\"latency_ms\":{\"median\":%.0f,\"tail\":%.0f}}",
+		snprintf(b, sizeof b,
+		         "{\"vendor\":\"%s\",\"latency_ms\":{\"median\":%.0f,\"tail\":%.0f}}",
 		         d->primary, on ? med : d->latency_ms, on ? tail : 2 * d->latency_ms);
 		return drill_sim_post(d, "/_sim/config", b);
 	}
@@ -84,12 +84,12 @@ static int fault_apply(drill_t *d, run_t *r, int on)
 		/* our credentials revoked at the primary; fixed again the way RUNBOOK section 6 does:
 		 * the right credentials, then the dispatcher restarted (it stops using a vendor that
 		 * refused them until it starts again) -- drill_blast starts it once it has stopped */
-		snprintf(b, sizeof b, "{\"vendor\":\"%s\",\"outage\":\"%s\"}", d->primary, on ? "auth" : "none");
+		snprintf(b, sizeof b, "{\"vendor\":\"%s\",\"outage\":\"%s\"}", d->primary,
+		         on ? "auth" : "none");
 		if (drill_sim_post(d, "/_sim/config", b))
 			return -1;
 		return on ? 0 : sup_kill(d->sup, d->k_dsp, SIGTERM);
-	case SC_KILL:
-		return on ? sup_kill(d->sup, d->k_dsp, SIGKILL) : 0;
+	case SC_KILL: return on ? sup_kill(d->sup, d->k_dsp, SIGKILL) : 0;
 	case SC_STOP:
 		/* the last recipients of the file (not sent yet) reply STOP, the real way: a signed
 		 * inbound webhook from the emulator to the tracker, then tocsin.optouts */
@@ -100,7 +100,8 @@ static int fault_apply(drill_t *d, run_t *r, int on)
 		for (long i = r->n - DRILL_STOPPERS; on && i < r->n; i++) {
 			char ph[32];
 			drill_phone_of(i < 0 ? 0 : i, ph, sizeof ph);
-			snprintf(b, sizeof b, "{\"vendor\":\"%s\",\"from\":\"%s\",\"body\":\"STOP\"}", d->primary, ph);
+			snprintf(b, sizeof b, "{\"vendor\":\"%s\",\"from\":\"%s\",\"body\":\"STOP\"}",
+			         d->primary, ph);
 			if (drill_sim_post(d, "/_sim/inbound", b))
 				return -1;
 		}
@@ -123,9 +124,11 @@ int64_t drill_fault_ms(drill_t *d, sc_kind_t k)
 {
 	double w = d->sla.window_s * 1000;
 	switch (k) {
-	case SC_503: case SC_HANG: return (int64_t)(w + 3000);
+	case SC_503:
+	case SC_HANG: return (int64_t)(w + 3000);
 	case SC_SLOW: return (int64_t)(2 * w + 3 * d->sla.p95_ms + 3000);
-	case SC_429: case SC_AUTH: return 6000;
+	case SC_429:
+	case SC_AUTH: return 6000;
 	default: return 0;
 	}
 }
@@ -136,11 +139,15 @@ int64_t drill_recover_budget_ms(drill_t *d, sc_kind_t k)
 	if (k == SC_KILL)
 		return 15000; /* the group notices the dead member at session.timeout.ms (10 s) */
 	if (k == SC_AUTH) /* the restarted dispatcher rejoins, then the primary may still be open */
-		return (int64_t)((d->sla.min_open_s + d->sla.probe_windows * d->sla.window_s + d->sla.ramp_s) * 1000) +
+		return (int64_t)((d->sla.min_open_s + d->sla.probe_windows * d->sla.window_s +
+		                  d->sla.ramp_s) *
+		                 1000) +
 		       10000;
 	if (k == SC_CANCEL || k == SC_STOP || k == SC_CAPACITY)
 		return 0;
-	return (int64_t)((d->sla.min_open_s + d->sla.probe_windows * d->sla.window_s + d->sla.ramp_s) * 1000) + 3000;
+	return (int64_t)((d->sla.min_open_s + d->sla.probe_windows * d->sla.window_s + d->sla.ramp_s) *
+	                 1000) +
+	       3000;
 }
 
 /* The SLA state the tracker shows for vendor name ("" when it has none yet) into st. */
@@ -149,9 +156,9 @@ static const char *vendor_state(drill_t *d, const char *name, char *st, size_t s
 	json_t *j = drill_trk_get(d, "/api/vendors"), *v;
 	size_t i;
 	st[0] = 0;
-	json_array_foreach(json_object_get(j, "vendors"), i, v)
-	    if (!strcmp(json_string_value(json_object_get(v, "name")) ?: "", name))
-	        snprintf(st, stlen, "%s", json_string_value(json_object_get(v, "state")) ?: "");
+	json_array_foreach(json_object_get(j, "vendors"), i,
+	                   v) if (!strcmp(json_string_value(json_object_get(v, "name")) ?: "", name))
+	    snprintf(st, stlen, "%s", json_string_value(json_object_get(v, "state")) ?: "");
 	json_decref(j);
 	return st;
 }
@@ -166,13 +173,16 @@ void drill_primary_reset(drill_t *d)
 		return;
 	char url[512];
 	for (int i = 0; i < 2; i++) {
-		snprintf(url, sizeof url, "http://%s/api/vendors/%s/%s", d->trk, d->primary, i ? "undrain" : "drain");
+		snprintf(url, sizeof url, "http://%s/api/vendors/%s/%s", d->trk, d->primary,
+		         i ? "undrain" : "drain");
 		json_decref(drill_http_json("POST", url, NULL, d->token));
-		for (int t = 0; t < 50 && strcmp(vendor_state(d, d->primary, now, sizeof now), i ? "healthy" : "drained"); t++)
+		for (int t = 0; t < 50 && strcmp(vendor_state(d, d->primary, now, sizeof now),
+		                                 i ? "healthy" : "drained");
+		     t++)
 			usleep(100000);
 	}
-	printf("  (%s was %s after the last scenario: drained and undrained; now %s)\n", d->primary, st,
-	       vendor_state(d, d->primary, now, sizeof now));
+	printf("  (%s was %s after the last scenario: drained and undrained; now %s)\n", d->primary,
+	       st, vendor_state(d, d->primary, now, sizeof now));
 	fflush(stdout);
 }
 
@@ -181,9 +191,9 @@ long drill_finals_of(json_t *c)
 	long n = 0;
 	const char *k;
 	json_t *v;
-	json_object_foreach(json_object_get(c, "states"), k, v)
-	    if (strcmp(k, "queued") && strcmp(k, "retrying"))
-	        n += (long)json_integer_value(v);
+	json_object_foreach(json_object_get(c, "states"), k,
+	                    v) if (strcmp(k, "queued") && strcmp(k, "retrying"))
+	    n += (long)json_integer_value(v);
 	return n;
 }
 
@@ -212,7 +222,8 @@ int drill_blast(drill_t *d, run_t *r)
 {
 	sim_defaults(d);
 	drill_sim_post(d, "/_sim/reset", NULL);
-	if (d->inject && !strncmp(d->inject, "lose:", 5) && !strcmp(d->inject + 5, drill_sc[r->kind].name)) {
+	if (d->inject && !strncmp(d->inject, "lose:", 5) &&
+	    !strcmp(d->inject + 5, drill_sc[r->kind].name)) {
 		char b[128];
 		snprintf(b, sizeof b, "{\"vendor\":\"%s\",\"lose\":1}", d->primary);
 		drill_sim_post(d, "/_sim/config", b);
@@ -247,7 +258,8 @@ int drill_blast(drill_t *d, run_t *r)
 		}
 		for (int i = 0; i < d->k_launch; i++)
 			if (i != d->k_dsp && !sup_alive(d->sup, i)) {
-				fprintf(stderr, "tocsin drill: %s stopped unexpectedly\n", sup_name(d->sup, i));
+				fprintf(stderr, "tocsin drill: %s stopped unexpectedly\n",
+				        sup_name(d->sup, i));
 				sup_log_tail(d->sup, i);
 				return -1;
 			}
@@ -268,8 +280,8 @@ int drill_blast(drill_t *d, run_t *r)
 			if (fault_apply(d, r, 1))
 				return -1;
 			r->fault = clock_wall_ms();
-			printf("  %-8s fault at %.1f s (%ld of %ld final)\n", drill_sc[r->kind].name,
-			       (r->fault - r->t0) / 1000.0, fin, r->n);
+			printf("  %-8s fault at %.1f s (%ld of %ld final)\n",
+			       drill_sc[r->kind].name, (r->fault - r->t0) / 1000.0, fin, r->n);
 			fflush(stdout);
 		}
 		if (r->fault && !r->clear && fdur && now - r->fault >= fdur) {
@@ -277,8 +289,8 @@ int drill_blast(drill_t *d, run_t *r)
 			r->clear = clock_wall_ms();
 		}
 		if (now - last_print >= 5000) {
-			printf("  %-8s %ld / %ld final, %.0f s\n", drill_sc[r->kind].name, fin, r->n,
-			       (now - r->t0) / 1000.0);
+			printf("  %-8s %ld / %ld final, %.0f s\n", drill_sc[r->kind].name, fin,
+			       r->n, (now - r->t0) / 1000.0);
 			fflush(stdout);
 			last_print = now;
 		}
@@ -287,11 +299,13 @@ int drill_blast(drill_t *d, run_t *r)
 	}
 	if (r->fault && !r->clear) {
 		fault_apply(d, r, 0);
-		r->clear = r->kind == SC_KILL || r->kind == SC_CANCEL || r->kind == SC_STOP ? r->fault
-		                                                                              : clock_wall_ms();
+		r->clear = r->kind == SC_KILL || r->kind == SC_CANCEL || r->kind == SC_STOP
+		               ? r->fault
+		               : clock_wall_ms();
 	}
 	/* the next scenario needs the dispatcher the clearing stopped */
-	for (int i = 0; i < 300 && !tocsin_stop && r->kind == SC_AUTH && r->clear && !r->restarted; i++) {
+	for (int i = 0; i < 300 && !tocsin_stop && r->kind == SC_AUTH && r->clear && !r->restarted;
+	     i++) {
 		if (dsp_restart(d, r))
 			return -1;
 		usleep(100000);

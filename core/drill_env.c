@@ -102,19 +102,22 @@ int drill_check_private(const json_t *doc, const char *sim, char *err, size_t er
 	{
 		const char *u = json_string_value(json_object_get(v, "base_url"));
 		if (!u || strcmp(u, want)) {
-			snprintf(err, errlen, "vendors[%zu].base_url would point at %.200s, not the drill's emulator %s",
+			snprintf(err, errlen,
+			         "vendors[%zu].base_url would point at %.200s, not the drill's emulator %s",
 			         i, u ? u : "(none)", want);
 			return -1;
 		}
 	}
-	const char *pu = json_string_value(json_object_get(json_object_get(doc, "tracker"), "public_url"));
+	const char *pu = json_string_value(
+	    json_object_get(json_object_get(doc, "tracker"), "public_url"));
 	if (pu && strncmp(pu, "http://127.0.0.1:", 17)) {
 		snprintf(err, errlen, "tracker.public_url would point at %.200s, not 127.0.0.1", pu);
 		return -1;
 	}
 	json_t *k = json_object_get(doc, "kafka");
 	if (k && (!json_is_object(k) || json_object_size(k))) {
-		snprintf(err, errlen, "kafka would name a cluster; the drill runs only on its own embedded broker");
+		snprintf(err, errlen,
+		         "kafka would name a cluster; the drill runs only on its own embedded broker");
 		return -1;
 	}
 	return 0;

@@ -49,15 +49,15 @@ typedef struct drill {
 	int segments, latency_ms, want[SC__COUNT];
 	const char *primary, *secondary, *pool;
 	sla_t sla;
-	double rate;                  /* messages/s to size blasts: measured by capacity, else the estimate */
+	double rate; /* messages/s to size blasts: measured by capacity, else the estimate */
 	double secondary_rate;        /* messages/s the secondary alone can carry (the estimate) */
 	const char *inject;           /* TOCSIN_DRILL_INJECT, test only */
 	int timeout_ms;               /* the primary's */
 	int order[SC__COUNT], norder; /* scenarios in the order asked */
-	long stop_lo, stop_hi;        /* recipients [lo, hi) a stop scenario opted out (later blasts skip them) */
-	const char *token;            /* the tracker's control token */
-	int use_running;              /* --use-running: the processes of the user's `tocsin up` */
-	json_t *sim_saved;            /* --use-running: the emulator's fault settings, restored at the end */
+	long stop_lo, stop_hi; /* recipients [lo, hi) a stop scenario opted out (later blasts skip them) */
+	const char *token; /* the tracker's control token */
+	int use_running;   /* --use-running: the processes of the user's `tocsin up` */
+	json_t *sim_saved; /* --use-running: the emulator's fault settings, restored at the end */
 } drill_t;
 
 /* one scenario's blast */

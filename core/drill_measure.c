@@ -14,7 +14,7 @@ typedef struct acc {
 	int64_t *ts;
 	int *v;
 	long n, cap;
-	long stop_late;   /* SC_STOP: stoppers accepted later than 2 s after their STOP */
+	long stop_late; /* SC_STOP: stoppers accepted later than 2 s after their STOP */
 } acc_t;
 
 static int vendor_ix(json_t *vs, const char *name)
@@ -31,7 +31,8 @@ static void fetch_accepted(drill_t *d, run_t *r, acc_t *a, json_t *vs)
 	char after[128] = "";
 	for (int page = 0; page < 10000; page++) {
 		char path[512];
-		snprintf(path, sizeof path, "/api/campaigns/%s/recipients?state=accepted,sent,delivered&limit=10000%s%s",
+		snprintf(path, sizeof path,
+		         "/api/campaigns/%s/recipients?state=accepted,sent,delivered&limit=10000%s%s",
 		         r->id, after[0] ? "&after=" : "", after);
 		json_t *j = drill_trk_get(d, path), *it;
 		size_t i;
@@ -51,7 +52,8 @@ static void fetch_accepted(drill_t *d, run_t *r, acc_t *a, json_t *vs)
 					a->stop_late += !strcmp(ph, to);
 				}
 			}
-			a->v[a->n++] = vendor_ix(vs, json_string_value(json_object_get(it, "vendor")) ?: "?");
+			a->v[a->n++] = vendor_ix(vs, json_string_value(json_object_get(it, "vendor"))
+			                                 ?: "?");
 		}
 		const char *nx = json_string_value(json_object_get(j, "next"));
 		int more = nx && json_array_size(json_object_get(j, "items")) > 0;
@@ -72,9 +74,11 @@ static int64_t opened_at(drill_t *d, const char *vendor, int64_t from_ms)
 	json_array_foreach(json_object_get(j, "events"), i, e)
 	{
 		int64_t ts = json_integer_value(json_object_get(e, "ts_ms"));
-		if (ts >= from_ms - 50 && !strcmp(json_string_value(json_object_get(e, "kind")) ?: "", "vendor") &&
+		if (ts >= from_ms - 50 &&
+		    !strcmp(json_string_value(json_object_get(e, "kind")) ?: "", "vendor") &&
 		    !strcmp(json_string_value(json_object_get(e, "subject")) ?: "", vendor) &&
-		    strstr(json_string_value(json_object_get(e, "detail")) ?: "", "-> open") && (!best || ts < best))
+		    strstr(json_string_value(json_object_get(e, "detail")) ?: "", "-> open") &&
+		    (!best || ts < best))
 			best = ts;
 	}
 	json_decref(j);
@@ -89,15 +93,16 @@ static long series_total(drill_t *d, run_t *r, const char *vendor, const char *f
 	json_t *j = drill_trk_get(d, path), *c;
 	size_t i;
 	double n = 0;
-	json_array_foreach(json_object_get(json_object_get(json_object_get(j, "vendors"), vendor), field), i, c)
-	    n += json_number_value(c);
+	json_array_foreach(json_object_get(json_object_get(json_object_get(j, "vendors"), vendor), field),
+	                   i, c) n += json_number_value(c);
 	json_decref(j);
 	return (long)n;
 }
 
 /* Requests that reached each vendor from the emulator's 50 ms ticks, in DRILL_BUCKET_MS buckets
  * from the fault up to end: on every vendor into tot, on the primary into prim (nb buckets). */
-static void buckets_from_ticks(drill_t *d, run_t *r, const json_t *ticks, long nb, double *prim, double *tot)
+static void buckets_from_ticks(drill_t *d, run_t *r, const json_t *ticks, long nb, double *prim,
+                               double *tot)
 {
 	int64_t tick = drill_jl(ticks, "tick_ms");
 	const char *k;
@@ -163,17 +168,20 @@ static int cmp_i64(const void *x, const void *y)
 }
 
 static json_t *ms_or_null(int64_t ms) { return ms >= 0 ? json_integer(ms) : json_null(); }
-static json_t *rate_or_null(double r) { return r >= 0 ? json_real(round(r * 10) / 10) : json_null(); }
+static json_t *rate_or_null(double r)
+{
+	return r >= 0 ? json_real(round(r * 10) / 10) : json_null();
+}
 
 /* What one blast did: the counts, the series and the times of drill_measure's result. */
 typedef struct meas {
 	long ok, cancelled, finals, suppressed; /* the tracker's states */
 	long s_acc, s_uniq, s_dup;              /* the emulator's counts */
 	long lost, twice, bound, after_cancel;
-	int64_t tmax;     /* the last acceptance */
-	long *cnt, nb;    /* accepted per bucket (nb) per vendor (nv) from t0 */
+	int64_t tmax;  /* the last acceptance */
+	long *cnt, nb; /* accepted per bucket (nb) per vendor (nv) from t0 */
 	size_t nv;
-	int pix;          /* the primary's vendor index, or -1 */
+	int pix; /* the primary's vendor index, or -1 */
 	double rate;
 	int64_t detect, sw, recover, lim_detect, lim_switch; /* -1: none */
 	double before, during; /* vendor faults: accepted/s on the route before the fault and from
@@ -217,7 +225,7 @@ static void count_outcomes(drill_t *d, run_t *r, meas_t *m)
 	json_decref(c);
 	/* sent twice: only what was in flight at a kill, or a request to a slow vendor that timed
 	 * out (the vendor may have taken it after all) and was sent again elsewhere */
-	m->bound = r->kind == SC_KILL ? d->user->max_in_flight
+	m->bound = r->kind == SC_KILL   ? d->user->max_in_flight
 	           : r->kind == SC_SLOW ? series_total(d, r, d->primary, "timeouts")
 	                                : 0;
 }
@@ -331,7 +339,8 @@ static void kept_carrying(drill_t *d, run_t *r, meas_t *m)
 		return; /* under a second to judge */
 	m->before = route_rate(m, fb - 4000 / DRILL_BUCKET_MS, fb);
 	m->during = route_rate(m, sb, cb);
-	double can = d->secondary_rate > 0 && d->secondary_rate < m->before ? d->secondary_rate : m->before;
+	double can = d->secondary_rate > 0 && d->secondary_rate < m->before ? d->secondary_rate
+	                                                                    : m->before;
 	m->least = 0.25 * can;
 }
 
@@ -339,11 +348,14 @@ static void kept_carrying(drill_t *d, run_t *r, meas_t *m)
 static void failover_times(drill_t *d, run_t *r, meas_t *m)
 {
 	m->detect = m->sw = m->lim_detect = m->lim_switch = -1;
-	int vendor_fault = r->kind == SC_503 || r->kind == SC_SLOW || r->kind == SC_HANG || r->kind == SC_AUTH;
+	int vendor_fault = r->kind == SC_503 || r->kind == SC_SLOW || r->kind == SC_HANG ||
+	                   r->kind == SC_AUTH;
 	if (r->fault && vendor_fault) {
 		json_t *ticks = drill_sim_get(d, "/_sim/ticks");
 		int64_t op = r->kind == SC_AUTH ? 0 : opened_at(d, d->primary, r->fault);
-		m->detect = r->kind == SC_AUTH ? last_primary_request(d, r, ticks) : op ? op - r->fault : -1;
+		m->detect = r->kind == SC_AUTH ? last_primary_request(d, r, ticks)
+		            : op               ? op - r->fault
+		                               : -1;
 		m->sw = switched_at(d, r, op, ticks);
 		json_decref(ticks);
 	}
@@ -373,13 +385,15 @@ static json_t *verdict(const run_t *r, const meas_t *m, long stop_late)
 	if (m->twice > m->bound)
 		fail(fails, "%lld sent twice (bound %lld)", m->twice, m->bound);
 	if (r->kind != SC_CAPACITY && !r->fault)
-		fail(fails, "the fault never started (blast too short or the primary never healthy)", 0, 0);
+		fail(fails,
+		     "the fault never started (blast too short or the primary never healthy)", 0, 0);
 	if (m->lim_detect >= 0 && r->fault && (m->detect < 0 || m->detect > m->lim_detect))
 		fail(fails, "failover not detected within %lld ms", m->lim_detect, 0);
 	if (m->lim_switch >= 0 && r->fault && (m->sw < 0 || m->sw > m->lim_switch))
 		fail(fails, "99%% not on the secondary within %lld ms", m->lim_switch, 0);
 	if (m->least > 0 && m->during < m->least)
-		fail(fails, "the blast stalled: %lld/s on the route from the switch to the clearing, %lld/s before",
+		fail(fails,
+		     "the blast stalled: %lld/s on the route from the switch to the clearing, %lld/s before",
 		     llround(m->during), llround(m->before));
 	if (stop_late)
 		fail(fails, "%lld sent more than 2 s after they replied STOP", stop_late, 0);
@@ -411,18 +425,19 @@ json_t *drill_measure(drill_t *d, run_t *r)
 	    "s:{s:o,s:o},s:{s:i,s:o},s:b,s:o}",
 	    "name", drill_sc[r->kind].name, "title", drill_sc[r->kind].title, "campaign", r->id,
 	    "messages", (json_int_t)r->n, "primary", d->primary, "elapsed_ms",
-	    (json_int_t)((m.tmax > r->t0 ? m.tmax : clock_wall_ms()) - r->t0), "accepted", (json_int_t)m.ok,
-	    "rate_per_s", round(m.rate * 10) / 10, "detect_ms", ms_or_null(m.detect), "switch_ms",
-	    ms_or_null(m.sw), "recover_ms", ms_or_null(m.recover), "lost", (json_int_t)m.lost, "twice",
-	    (json_int_t)m.twice, "twice_bound", (json_int_t)m.bound, "cancelled", (json_int_t)m.cancelled,
-	    "after_cancel", (json_int_t)m.after_cancel, "emulator", "accepted", (json_int_t)m.s_acc,
-	    "unique", (json_int_t)m.s_uniq, "duplicates", (json_int_t)m.s_dup, "limits", "detect_ms",
-	    ms_or_null(m.lim_detect), "switch_ms", ms_or_null(m.lim_switch), "series", "bucket_ms",
-	    DRILL_BUCKET_MS, "vendors", series, "pass", json_array_size(fails) == 0, "failures", fails);
+	    (json_int_t)((m.tmax > r->t0 ? m.tmax : clock_wall_ms()) - r->t0), "accepted",
+	    (json_int_t)m.ok, "rate_per_s", round(m.rate * 10) / 10, "detect_ms", ms_or_null(m.detect),
+	    "switch_ms", ms_or_null(m.sw), "recover_ms", ms_or_null(m.recover), "lost",
+	    (json_int_t)m.lost, "twice", (json_int_t)m.twice, "twice_bound", (json_int_t)m.bound,
+	    "cancelled", (json_int_t)m.cancelled, "after_cancel", (json_int_t)m.after_cancel,
+	    "emulator", "accepted", (json_int_t)m.s_acc, "unique", (json_int_t)m.s_uniq,
+	    "duplicates", (json_int_t)m.s_dup, "limits", "detect_ms", ms_or_null(m.lim_detect),
+	    "switch_ms", ms_or_null(m.lim_switch), "series", "bucket_ms", DRILL_BUCKET_MS,
+	    "vendors", series, "pass", json_array_size(fails) == 0, "failures", fails);
 	json_object_set_new(res, "suppressed", json_integer(m.suppressed));
-	json_object_set_new(res, "route_per_s", json_pack("{s:o,s:o,s:o}", "before", rate_or_null(m.before),
-	                                                  "during", rate_or_null(m.during), "least",
-	                                                  rate_or_null(m.least)));
+	json_object_set_new(res, "route_per_s",
+	                    json_pack("{s:o,s:o,s:o}", "before", rate_or_null(m.before), "during",
+	                              rate_or_null(m.during), "least", rate_or_null(m.least)));
 	json_object_set_new(res, "stop_late", json_integer(a.stop_late));
 	json_object_set_new(res, "fault_ms", r->fault ? json_integer(r->fault - r->t0) : json_null());
 	json_object_set_new(res, "clear_ms", r->clear ? json_integer(r->clear - r->t0) : json_null());

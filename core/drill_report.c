@@ -15,7 +15,8 @@
 #define CH_T 12
 #define CH_B 30
 
-static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c",
+                                      "#9467bd", "#ff7f0e", "#8c564b"};
 
 static const char *js(const json_t *o, const char *k)
 {
@@ -23,7 +24,10 @@ static const char *js(const json_t *o, const char *k)
 	return s ? s : "";
 }
 
-static double jnum(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+static double jnum(const json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
 
 /* "1.25 s" or "-" for null */
 static void fmt_ms(const json_t *v, char *out, size_t outlen)
@@ -49,11 +53,13 @@ void drill_print(FILE *f, const json_t *r)
 		fmt_ms(json_object_get(s, "detect_ms"), de, sizeof de);
 		fmt_ms(json_object_get(s, "switch_ms"), sw, sizeof sw);
 		fmt_ms(json_object_get(s, "recover_ms"), re, sizeof re);
-		snprintf(tw, sizeof tw, "%lld (%lld)", (long long)json_integer_value(json_object_get(s, "twice")),
+		snprintf(tw, sizeof tw, "%lld (%lld)",
+		         (long long)json_integer_value(json_object_get(s, "twice")),
 		         (long long)json_integer_value(json_object_get(s, "twice_bound")));
 		fprintf(f, "%-9s %9lld %9s %8.0f %8s %11s %9s %6lld %14s  %s\n", js(s, "name"),
-		        (long long)json_integer_value(json_object_get(s, "messages")), el, jnum(s, "rate_per_s"),
-		        de, sw, re, (long long)json_integer_value(json_object_get(s, "lost")), tw,
+		        (long long)json_integer_value(json_object_get(s, "messages")), el,
+		        jnum(s, "rate_per_s"), de, sw, re,
+		        (long long)json_integer_value(json_object_get(s, "lost")), tw,
 		        json_is_true(json_object_get(s, "pass")) ? "PASS" : "FAIL");
 		size_t j;
 		json_t *why;
@@ -61,12 +67,13 @@ void drill_print(FILE *f, const json_t *r)
 		    fprintf(f, "          %s\n", json_string_value(why));
 	}
 	json_t *cap = json_object_get(r, "capacity");
-	json_array_foreach(json_object_get(r, "scenarios"), i, s)
-	    if (!strcmp(js(s, "name"), "capacity"))
-	        fprintf(f, "\ncapacity measured: %.0f messages/s sustained; estimated from the config: "
-	                   "%.0f messages/s (below)\n",
-	                jnum(s, "rate_per_s"),
-	                jnum(json_array_get(json_object_get(cap, "channels"), 0), "messages_per_s"));
+	json_array_foreach(json_object_get(r, "scenarios"), i,
+	                   s) if (!strcmp(js(s, "name"), "capacity"))
+	    fprintf(f,
+	            "\ncapacity measured: %.0f messages/s sustained; estimated from the config: "
+	            "%.0f messages/s (below)\n",
+	            jnum(s, "rate_per_s"),
+	            jnum(json_array_get(json_object_get(cap, "channels"), 0), "messages_per_s"));
 	fprintf(f, "\n");
 	cap_print(f, cap);
 	fprintf(f, "\nload average %.2f; %s\n", jnum(r, "load"),
@@ -84,7 +91,8 @@ static void td_ms(buf_t *b, const char *cls, const json_t *v)
 static void chart(buf_t *b, const json_t *s)
 {
 	json_t *ser = json_object_get(json_object_get(s, "series"), "vendors");
-	double per_s = 1000.0 / json_integer_value(json_object_get(json_object_get(s, "series"), "bucket_ms"));
+	double per_s = 1000.0 /
+	               json_integer_value(json_object_get(json_object_get(s, "series"), "bucket_ms"));
 	double ymax = 1;
 	size_t nb = 1;
 	const char *k;
@@ -95,15 +103,16 @@ static void chart(buf_t *b, const json_t *s)
 		json_t *v;
 		if (json_array_size(arr) > nb)
 			nb = json_array_size(arr);
-		json_array_foreach(arr, i, v) if (json_integer_value(v) * per_s > ymax) ymax =
-		    json_integer_value(v) * per_s;
+		json_array_foreach(arr, i, v) if (json_integer_value(v) * per_s > ymax)
+		    ymax = json_integer_value(v) * per_s;
 	}
 	double pw = CH_W - CH_L - CH_R, ph = CH_H - CH_T - CH_B;
 	double bms = 1000.0 / per_s, span_ms = nb * bms;
 	buf_printf(b, "<svg class=\"chart\" data-scenario=\"");
 	buf_xml_text(b, js(s, "name"));
-	buf_printf(b, "\" data-ymax=\"%.0f\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-	              "xmlns=\"http://www.w3.org/2000/svg\">",
+	buf_printf(b,
+	           "\" data-ymax=\"%.0f\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+	           "xmlns=\"http://www.w3.org/2000/svg\">",
 	           ymax, CH_W, CH_H, CH_W, CH_H);
 	buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"#fafafa\" stroke=\"#ccc\"/>",
 	           CH_L, CH_T, pw, ph);
@@ -113,9 +122,10 @@ static void chart(buf_t *b, const json_t *s)
 		double x1 = json_is_integer(cm) ? CH_L + pw * json_integer_value(cm) / span_ms : x0;
 		if (x1 < x0 + 2)
 			x1 = x0 + 2;
-		buf_printf(b, "<rect class=\"fault\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%.0f\" "
-		              "fill=\"#f4b183\" fill-opacity=\"0.45\"/><text x=\"%.1f\" y=\"%d\" "
-		              "font-size=\"11\" fill=\"#a33\">fault</text>",
+		buf_printf(b,
+		           "<rect class=\"fault\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%.0f\" "
+		           "fill=\"#f4b183\" fill-opacity=\"0.45\"/><text x=\"%.1f\" y=\"%d\" "
+		           "font-size=\"11\" fill=\"#a33\">fault</text>",
 		           x0, CH_T, x1 - x0, ph, x0 + 3, CH_T + 12);
 	}
 	buf_printf(b, "<text x=\"4\" y=\"%d\" font-size=\"11\">%.0f/s</text>", CH_T + 10, ymax);
@@ -138,8 +148,8 @@ static void chart(buf_t *b, const json_t *s)
 			double y = CH_T + ph * (1 - json_integer_value(v) * per_s / ymax);
 			buf_printf(b, "%s%.1f,%.2f", i ? " " : "", x, y);
 		}
-		buf_printf(b, "\"/><text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"%s\">", CH_L + 8 + 90 * (ci - 1),
-		           CH_H - 8, col);
+		buf_printf(b, "\"/><text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"%s\">",
+		           CH_L + 8 + 90 * (ci - 1), CH_H - 8, col);
 		buf_xml_text(b, k);
 		buf_puts(b, "</text>");
 	}
@@ -149,10 +159,11 @@ static void chart(buf_t *b, const json_t *s)
 static void cap_table(buf_t *b, const json_t *cap)
 {
 	json_t *ch = json_array_get(json_object_get(cap, "channels"), 0);
-	buf_printf(b, "<table id=\"capacity\"><caption>capacity from the configuration: %lld recipients, "
-	              "%lld segment(s), vendors answering in %lld ms (%s/s)</caption>\n"
-	              "<tr><th>vendor</th><th>rate_per_s</th><th>sender</th><th>in flight</th>"
-	              "<th>sustained</th><th>binds</th></tr>\n",
+	buf_printf(b,
+	           "<table id=\"capacity\"><caption>capacity from the configuration: %lld recipients, "
+	           "%lld segment(s), vendors answering in %lld ms (%s/s)</caption>\n"
+	           "<tr><th>vendor</th><th>rate_per_s</th><th>sender</th><th>in flight</th>"
+	           "<th>sustained</th><th>binds</th></tr>\n",
 	           (long long)json_integer_value(json_object_get(cap, "audience")),
 	           (long long)json_integer_value(json_object_get(cap, "segments")),
 	           (long long)json_integer_value(json_object_get(cap, "latency_ms")), js(ch, "unit"));
@@ -165,11 +176,13 @@ static void cap_table(buf_t *b, const json_t *cap)
 		buf_puts(b, "\"><td>");
 		buf_xml_text(b, js(v, "name"));
 		buf_puts(b, "</td>");
-		static const char *const ks[] = {"vendor_rate", "sender_rate", "window_rate", "sustained"};
+		static const char *const ks[] = {"vendor_rate", "sender_rate", "window_rate",
+		                                 "sustained"};
 		for (int k = 0; k < 4; k++) {
 			json_t *x = json_object_get(v, ks[k]);
 			if (json_is_number(x))
-				buf_printf(b, "<td class=\"%s\">%.0f</td>", ks[k], json_number_value(x));
+				buf_printf(b, "<td class=\"%s\">%.0f</td>", ks[k],
+				           json_number_value(x));
 			else
 				buf_printf(b, "<td class=\"%s\">unlimited</td>", ks[k]);
 		}
@@ -179,8 +192,9 @@ static void cap_table(buf_t *b, const json_t *cap)
 	}
 	char d[64];
 	cap_duration(jnum(ch, "seconds"), d, sizeof d);
-	buf_printf(b, "<tr class=\"route\"><td>route</td><td colspan=\"3\"></td><td class=\"messages_per_s\">%.0f</td>"
-	              "<td>messages/s; the audience takes <span class=\"seconds\">%s</span>; binds: ",
+	buf_printf(b,
+	           "<tr class=\"route\"><td>route</td><td colspan=\"3\"></td><td class=\"messages_per_s\">%.0f</td>"
+	           "<td>messages/s; the audience takes <span class=\"seconds\">%s</span>; binds: ",
 	           jnum(ch, "messages_per_s"), d);
 	buf_xml_text(b, js(ch, "binds"));
 	buf_puts(b, "</td></tr>\n</table>\n");
@@ -196,12 +210,13 @@ int drill_write_report(const json_t *r, const char *html_path, const char *json_
 	buf_t b;
 	buf_init(&b, 64u << 20);
 	int pass = json_is_true(json_object_get(r, "pass"));
-	buf_puts(&b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tocsin drill</title>\n"
-	             "<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}"
-	             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-	             "text-align:right}td:first-child,th:first-child{text-align:left}.PASS{color:#161;"
-	             "font-weight:bold}.FAIL{color:#b00;font-weight:bold}h2{margin-top:1.5em}</style>\n"
-	             "</head><body>\n<h1>tocsin drill: ");
+	buf_puts(&b,
+	         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tocsin drill</title>\n"
+	         "<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}"
+	         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+	         "text-align:right}td:first-child,th:first-child{text-align:left}.PASS{color:#161;"
+	         "font-weight:bold}.FAIL{color:#b00;font-weight:bold}h2{margin-top:1.5em}</style>\n"
+	         "</head><body>\n<h1>tocsin drill: ");
 	buf_puts(&b, pass ? "<span class=\"PASS\" id=\"verdict\">every promise kept</span>"
 	                  : "<span class=\"FAIL\" id=\"verdict\">promises broken</span>");
 	buf_puts(&b, "</h1>\n<p>configuration <code>");
@@ -210,8 +225,9 @@ int drill_write_report(const json_t *r, const char *html_path, const char *json_
 	buf_xml_text(&b, js(r, "primary"));
 	buf_puts(&b, "</b> then <b>");
 	buf_xml_text(&b, js(r, "secondary"));
-	buf_printf(&b, "</b>, %lld recipients, the emulator answering in %lld ms; load average %.2f. "
-	               "Every vendor was the drill's own emulator: nothing was sent to a real vendor.</p>\n",
+	buf_printf(&b,
+	           "</b>, %lld recipients, the emulator answering in %lld ms; load average %.2f. "
+	           "Every vendor was the drill's own emulator: nothing was sent to a real vendor.</p>\n",
 	           (long long)json_integer_value(json_object_get(r, "audience")),
 	           (long long)json_integer_value(json_object_get(r, "latency_ms")), jnum(r, "load"));
 	buf_puts(&b, "<table id=\"scenarios\"><tr><th>scenario</th><th>messages</th><th>rate/s</th>"
@@ -229,16 +245,18 @@ int drill_write_report(const json_t *r, const char *html_path, const char *json_
 		buf_puts(&b, "\">");
 		buf_xml_text(&b, js(s, "name"));
 		buf_printf(&b, "</a></td><td class=\"messages\">%lld</td><td class=\"rate\">%.0f</td>",
-		           (long long)json_integer_value(json_object_get(s, "messages")), jnum(s, "rate_per_s"));
+		           (long long)json_integer_value(json_object_get(s, "messages")),
+		           jnum(s, "rate_per_s"));
 		td_ms(&b, "detect", json_object_get(s, "detect_ms"));
 		td_ms(&b, "switch", json_object_get(s, "switch_ms"));
 		td_ms(&b, "recover", json_object_get(s, "recover_ms"));
-		buf_printf(&b, "<td class=\"lost\">%lld</td><td class=\"twice\">%lld (%lld)</td>"
-		               "<td class=\"result %s\">%s</td></tr>\n",
+		buf_printf(&b,
+		           "<td class=\"lost\">%lld</td><td class=\"twice\">%lld (%lld)</td>"
+		           "<td class=\"result %s\">%s</td></tr>\n",
 		           (long long)json_integer_value(json_object_get(s, "lost")),
 		           (long long)json_integer_value(json_object_get(s, "twice")),
-		           (long long)json_integer_value(json_object_get(s, "twice_bound")), ok ? "PASS" : "FAIL",
-		           ok ? "PASS" : "FAIL");
+		           (long long)json_integer_value(json_object_get(s, "twice_bound")),
+		           ok ? "PASS" : "FAIL", ok ? "PASS" : "FAIL");
 	}
 	buf_puts(&b, "</table>\n");
 	cap_table(&b, json_object_get(r, "capacity"));
@@ -250,7 +268,8 @@ int drill_write_report(const json_t *r, const char *html_path, const char *json_
 		buf_xml_text(&b, js(s, "name"));
 		buf_puts(&b, ": ");
 		buf_xml_text(&b, js(s, "title"));
-		buf_puts(&b, "</h2>\n<p>messages accepted per second, per vendor (the shaded span is the fault)");
+		buf_puts(&b,
+		         "</h2>\n<p>messages accepted per second, per vendor (the shaded span is the fault)");
 		size_t j;
 		json_t *f;
 		json_array_foreach(json_object_get(s, "failures"), j, f)

@@ -30,7 +30,8 @@ static int emulator_answers(drill_t *d, char *err, size_t errlen)
 	for (size_t i = 0; ok && i < d->user->nvendors; i++)
 		ok = json_is_object(json_object_get(vs, d->user->vendors[i].name));
 	if (!ok) {
-		snprintf(err, errlen, "http://%s does not answer as tocsin's vendor emulator for the vendors of %s",
+		snprintf(err, errlen,
+		         "http://%s does not answer as tocsin's vendor emulator for the vendors of %s",
 		         d->sim, d->user->path);
 		json_decref(c);
 		return -1;
@@ -44,45 +45,54 @@ int drill_use_running(drill_t *d, char *err, size_t errlen)
 	const cfg_t *c = d->user;
 	pid_t up = runfile_live_pid(c, UP_PID);
 	if (!up) {
-		snprintf(err, errlen, "--use-running: no `tocsin up` is running for var_dir %s", c->var_dir);
+		snprintf(err, errlen, "--use-running: no `tocsin up` is running for var_dir %s",
+		         c->var_dir);
 		return -1;
 	}
 	/* the dispatchers run the configuration as it was when `tocsin up` started them */
 	char pidpath[4200];
 	struct stat cs, ps;
-	if (cfg_var_path(c, UP_PID, pidpath, sizeof pidpath) || stat(c->path, &cs) || stat(pidpath, &ps) ||
-	    cs.st_mtime > ps.st_mtime) {
-		snprintf(err, errlen, "--use-running: %s changed after `tocsin up` (pid %d) started; restart it first",
+	if (cfg_var_path(c, UP_PID, pidpath, sizeof pidpath) || stat(c->path, &cs) ||
+	    stat(pidpath, &ps) || cs.st_mtime > ps.st_mtime) {
+		snprintf(err, errlen,
+		         "--use-running: %s changed after `tocsin up` (pid %d) started; restart it first",
 		         c->path, (int)up);
 		return -1;
 	}
 	json_t *bs = json_object_get(c->kafka, "bootstrap.servers");
 	if (json_is_string(bs) && *json_string_value(bs)) {
-		snprintf(err, errlen, "--use-running: kafka names a cluster (%.100s); other dispatchers may read "
-		                      "it: the drill uses only the embedded broker of `tocsin up`",
+		snprintf(err, errlen,
+		         "--use-running: kafka names a cluster (%.100s); other dispatchers may read "
+		         "it: the drill uses only the embedded broker of `tocsin up`",
 		         json_string_value(bs));
 		return -1;
 	}
-	if (!runfile_live_pid(c, "run/vendor-sim.pid") || runfile_read(c, "run/vendor-sim.addr", d->sim, sizeof d->sim) <= 0) {
-		snprintf(err, errlen, "--use-running: the running `tocsin up` has no vendor emulator; the drill never "
-		                      "sends to a real vendor");
+	if (!runfile_live_pid(c, "run/vendor-sim.pid") ||
+	    runfile_read(c, "run/vendor-sim.addr", d->sim, sizeof d->sim) <= 0) {
+		snprintf(err, errlen,
+		         "--use-running: the running `tocsin up` has no vendor emulator; the drill never "
+		         "sends to a real vendor");
 		return -1;
 	}
 	for (size_t i = 0; i < c->nvendors; i++)
 		if (!is_emulator(c->vendors[i].base_url, d->sim)) {
-			snprintf(err, errlen, "--use-running: vendors[%zu] (%s) base_url is %.200s, not the running "
-			                      "emulator http://%s; the drill never sends to a real vendor",
+			snprintf(err, errlen,
+			         "--use-running: vendors[%zu] (%s) base_url is %.200s, not the running "
+			         "emulator http://%s; the drill never sends to a real vendor",
 			         i, c->vendors[i].name, c->vendors[i].base_url, d->sim);
 			return -1;
 		}
 	if (runfile_read(c, "run/track.addr", d->trk, sizeof d->trk) <= 0) {
-		snprintf(err, errlen, "--use-running: the running `tocsin up` has no tracker address (run/track.addr)");
+		snprintf(err, errlen,
+		         "--use-running: the running `tocsin up` has no tracker address (run/track.addr)");
 		return -1;
 	}
 	d->token = c->control_token_env ? getenv(c->control_token_env) : NULL;
 	if (!d->token || !*d->token) {
-		snprintf(err, errlen, "--use-running: the tracker's control token must be in $%s (tracker.control_token_env)",
-		         c->control_token_env ? c->control_token_env : "<tracker.control_token_env is not set>");
+		snprintf(err, errlen,
+		         "--use-running: the tracker's control token must be in $%s (tracker.control_token_env)",
+		         c->control_token_env ? c->control_token_env
+		                              : "<tracker.control_token_env is not set>");
 		return -1;
 	}
 	return emulator_answers(d, err, errlen);

@@ -33,8 +33,7 @@ static uint64_t hash_parts(const char *a, const char *b, const char *c, uint64_t
 	return h;
 }
 
-void msg_make_id(const char *campaign, const char *channel, const char *addr,
-                 char out[MSG_ID_LEN + 1])
+void msg_make_id(const char *campaign, const char *channel, const char *addr, char out[MSG_ID_LEN + 1])
 {
 	static const char hx[] = "0123456789abcdef";
 	uint64_t h[2] = {hash_parts(campaign, channel, addr, 0x746f6373696e3131ULL),

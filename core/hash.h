@@ -13,7 +13,6 @@ uint64_t hash64(const void *p, size_t n, uint64_t seed);
  * derived from campaign id + channel + normalized address, written with a NUL
  * into out[MSG_ID_LEN + 1]. The same inputs give the same id on every run and
  * every machine. Any thread. */
-void msg_make_id(const char *campaign, const char *channel, const char *addr,
-                 char out[MSG_ID_LEN + 1]);
+void msg_make_id(const char *campaign, const char *channel, const char *addr, char out[MSG_ID_LEN + 1]);
 
 #endif

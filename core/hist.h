@@ -12,7 +12,8 @@
  * copies from another thread's histogram only while that one is not written. */
 #define HIST_SUB_BITS 6
 #define HIST_MAX_VALUE ((UINT64_C(1) << 40) - 1)
-#define HIST_NBUCKETS ((40 - HIST_SUB_BITS + 1) * (1 << (HIST_SUB_BITS - 1)) + (1 << (HIST_SUB_BITS - 1)))
+#define HIST_NBUCKETS                                                                              \
+	((40 - HIST_SUB_BITS + 1) * (1 << (HIST_SUB_BITS - 1)) + (1 << (HIST_SUB_BITS - 1)))
 
 typedef struct hist hist_t;
 

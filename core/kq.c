@@ -10,9 +10,15 @@
 #include <string.h>
 
 const kq_topic_spec_t kq_topics[] = {
-    {KQ_T_CAMPAIGNS, 1, 1},   {KQ_T_OUTBOX_SMS, 12, 0},      {KQ_T_OUTBOX_EMAIL, 12, 0},
-    {KQ_T_STATUS, 6, 0},      {KQ_T_OPTOUTS, 3, 1},          {KQ_T_VENDOR_HEALTH, 1, 1},
-    {KQ_T_DEAD, 3, 0},        {KQ_T_OUTBOX_SMS_URGENT, 12, 0}, {KQ_T_OUTBOX_EMAIL_URGENT, 12, 0},
+    {KQ_T_CAMPAIGNS, 1, 1},
+    {KQ_T_OUTBOX_SMS, 12, 0},
+    {KQ_T_OUTBOX_EMAIL, 12, 0},
+    {KQ_T_STATUS, 6, 0},
+    {KQ_T_OPTOUTS, 3, 1},
+    {KQ_T_VENDOR_HEALTH, 1, 1},
+    {KQ_T_DEAD, 3, 0},
+    {KQ_T_OUTBOX_SMS_URGENT, 12, 0},
+    {KQ_T_OUTBOX_EMAIL_URGENT, 12, 0},
     {KQ_T_BACKLOG, 1, 1},
 };
 const size_t kq_ntopics = sizeof kq_topics / sizeof kq_topics[0];
@@ -75,7 +81,10 @@ int kq_bootstrap(const cfg_t *c, char *out, size_t outlen, char *err, size_t err
 static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
-	int lvl = level <= 3 ? TLOG_ERROR : level <= 5 ? TLOG_WARN : level <= 6 ? TLOG_INFO : TLOG_DEBUG;
+	int lvl = level <= 3   ? TLOG_ERROR
+	          : level <= 5 ? TLOG_WARN
+	          : level <= 6 ? TLOG_INFO
+	                       : TLOG_DEBUG;
 	log_at(lvl, "event=kafka facility=%s msg=\"%s\"", fac, buf);
 }
 
@@ -98,26 +107,25 @@ rd_kafka_conf_t *kq_conf_new(const cfg_t *c, kq_role_t role, const char *client_
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
 	static const char *const producer_defaults[][2] = {
-	    {"enable.idempotence", "true"}, {"acks", "all"},
-	    {"compression.type", "lz4"},    {"linger.ms", "5"},
-	    {"batch.num.messages", "10000"}, {"queue.buffering.max.messages", "200000"},
+	    {"enable.idempotence", "true"},   {"acks", "all"},
+	    {"compression.type", "lz4"},      {"linger.ms", "5"},
+	    {"batch.num.messages", "10000"},  {"queue.buffering.max.messages", "200000"},
 	    {"message.timeout.ms", "120000"},
 	};
 	static const char *const consumer_defaults[][2] = {
-	    {"enable.auto.commit", "false"},
-	    {"enable.auto.offset.store", "false"},
-	    {"auto.offset.reset", "earliest"},
-	    {"enable.partition.eof", "false"},
-	    {"queued.max.messages.kbytes", "8192"},
-	    {"session.timeout.ms", "10000"},
+	    {"enable.auto.commit", "false"},        {"enable.auto.offset.store", "false"},
+	    {"auto.offset.reset", "earliest"},      {"enable.partition.eof", "false"},
+	    {"queued.max.messages.kbytes", "8192"}, {"session.timeout.ms", "10000"},
 	    {"heartbeat.interval.ms", "1000"},
 	};
 	int bad = set(conf, "client.id", client_id ? client_id : "tocsin", err, errlen);
 	if (role == KQ_PRODUCER) {
-		for (size_t i = 0; !bad && i < sizeof producer_defaults / sizeof producer_defaults[0]; i++)
+		for (size_t i = 0;
+		     !bad && i < sizeof producer_defaults / sizeof producer_defaults[0]; i++)
 			bad = set(conf, producer_defaults[i][0], producer_defaults[i][1], err, errlen);
 	} else {
-		for (size_t i = 0; !bad && i < sizeof consumer_defaults / sizeof consumer_defaults[0]; i++)
+		for (size_t i = 0;
+		     !bad && i < sizeof consumer_defaults / sizeof consumer_defaults[0]; i++)
 			bad = set(conf, consumer_defaults[i][0], consumer_defaults[i][1], err, errlen);
 		if (!bad && group)
 			bad = set(conf, "group.id", group, err, errlen);
@@ -131,8 +139,7 @@ rd_kafka_conf_t *kq_conf_new(const cfg_t *c, kq_role_t role, const char *client_
 		/* Producer-only and consumer-only properties warn on the other role:
 		 * skip the ones librdkafka refuses for this role instead of failing. */
 		char e[256];
-		if (rd_kafka_conf_set(conf, k, json_string_value(v), e, sizeof e) !=
-		    RD_KAFKA_CONF_OK) {
+		if (rd_kafka_conf_set(conf, k, json_string_value(v), e, sizeof e) != RD_KAFKA_CONF_OK) {
 			snprintf(err, errlen, "%s: kafka property %s: %s", c->path, k, e);
 			bad = 1;
 		}
@@ -146,8 +153,7 @@ rd_kafka_conf_t *kq_conf_new(const cfg_t *c, kq_role_t role, const char *client_
 	return conf;
 }
 
-rd_kafka_t *kq_new(rd_kafka_conf_t *conf, kq_role_t role, int timeout_ms, char *err,
-                   size_t errlen)
+rd_kafka_t *kq_new(rd_kafka_conf_t *conf, kq_role_t role, int timeout_ms, char *err, size_t errlen)
 {
 	char e[512];
 	char bs[1024];
@@ -197,14 +203,16 @@ rd_kafka_t *kq_consumer_new(const cfg_t *c, const char *client_id, const char *g
 	return conf ? kq_new(conf, KQ_CONSUMER, timeout_ms, err, errlen) : NULL;
 }
 
-int kq_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen,
-               const void *val, size_t vallen, void *msg_opaque)
+int kq_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen, const void *val,
+               size_t vallen, void *msg_opaque)
 {
 	for (;;) {
-		rd_kafka_resp_err_t e = rd_kafka_producev(
-		    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
-		    RD_KAFKA_V_VALUE((void *)val, vallen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		    RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+		                                          RD_KAFKA_V_KEY(key, keylen),
+		                                          RD_KAFKA_V_VALUE((void *)val, vallen),
+		                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                                          RD_KAFKA_V_OPAQUE(msg_opaque),
+		                                          RD_KAFKA_V_END);
 		if (!e)
 			return 0;
 		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -317,13 +325,13 @@ static void read_since(rd_kafka_t *rk, const kq_read_t *r, int qt, int64_t *at)
 }
 
 /* Query each partition's watermarks and choose where its read starts; the list to assign. */
-static rd_kafka_topic_partition_list_t *read_plan(rd_kafka_t *rk, kq_read_t *r, int qt,
-                                                  kq_rpart_t *pt)
+static rd_kafka_topic_partition_list_t *read_plan(rd_kafka_t *rk, kq_read_t *r, int qt, kq_rpart_t *pt)
 {
 	int64_t at[KQ_READ_MAXPART];
 	if (!r->from && r->since_ms > 0)
 		read_since(rk, r, qt, at);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts ? r->nparts : 1);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(r->nparts ? r->nparts
+	                                                                                 : 1);
 	for (int i = 0; i < r->nparts; i++) {
 		int64_t lo = -1, hi = -1;
 		pt[i].end = -1;
@@ -386,8 +394,8 @@ int kq_read(rd_kafka_t *rk, kq_read_t *r, kq_record_fn fn, void *ud, char *err, 
 	r->want = r->got = 0;
 	r->nread = r->unknown = r->truncated = r->restarted = 0;
 	if (r->nparts < 0 || r->nparts > KQ_READ_MAXPART) {
-		snprintf(err, errlen, "%s: cannot read %d partitions (at most %d)", r->topic, r->nparts,
-		         KQ_READ_MAXPART);
+		snprintf(err, errlen, "%s: cannot read %d partitions (at most %d)", r->topic,
+		         r->nparts, KQ_READ_MAXPART);
 		return TOCSIN_ERR_INVAL;
 	}
 	int timeout = r->timeout_ms > 0 ? r->timeout_ms : 60000;
@@ -399,8 +407,8 @@ int kq_read(rd_kafka_t *rk, kq_read_t *r, kq_record_fn fn, void *ud, char *err, 
 	if (l->cnt) {
 		rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
 		if (e) {
-			snprintf(err, errlen, "%s: cannot assign %d partitions: %s", r->topic, l->cnt,
-			         rd_kafka_err2str(e));
+			snprintf(err, errlen, "%s: cannot assign %d partitions: %s", r->topic,
+			         l->cnt, rd_kafka_err2str(e));
 			left = 0;
 			rc = TOCSIN_ERR_KAFKA;
 		}
@@ -416,11 +424,13 @@ int kq_read(rd_kafka_t *rk, kq_read_t *r, kq_record_fn fn, void *ud, char *err, 
 		}
 		if (now >= t_end) {
 			rc = TOCSIN_ERR_TIMEOUT;
-			snprintf(err, errlen, "%s: read %lld of %lld records within %d ms", r->topic,
-			         (long long)r->got, (long long)r->want, timeout);
+			snprintf(err, errlen, "%s: read %lld of %lld records within %d ms",
+			         r->topic, (long long)r->got, (long long)r->want, timeout);
 			break;
 		}
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, t_end - now < 200 ? (int)(t_end - now) : 200);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, t_end - now < 200
+		                                                       ? (int)(t_end - now)
+		                                                       : 200);
 		if (!m) {
 			left = read_positions(rk, r, pt, left);
 			continue;
@@ -434,8 +444,8 @@ int kq_read(rd_kafka_t *rk, kq_read_t *r, kq_record_fn fn, void *ud, char *err, 
 			r->got++;
 			rc = fn(ud, m);
 			if (rc)
-				snprintf(err, errlen, "%s: stopped at partition %d offset %lld", r->topic,
-				         (int)m->partition, (long long)m->offset);
+				snprintf(err, errlen, "%s: stopped at partition %d offset %lld",
+				         r->topic, (int)m->partition, (long long)m->offset);
 		}
 		if (x && x->end >= 0 && m->offset + 1 >= x->end) {
 			x->end = -1;

@@ -79,8 +79,7 @@ rd_kafka_conf_t *kq_conf_new(const cfg_t *c, kq_role_t role, const char *client_
 /* Create the handle from conf (ownership of conf passes in, even on failure),
  * then check the cluster answers a metadata request within timeout_ms.
  * Returns the handle (caller owns: rd_kafka_destroy) or NULL with err. */
-rd_kafka_t *kq_new(rd_kafka_conf_t *conf, kq_role_t role, int timeout_ms, char *err,
-                   size_t errlen);
+rd_kafka_t *kq_new(rd_kafka_conf_t *conf, kq_role_t role, int timeout_ms, char *err, size_t errlen);
 
 /* Partitions of topic on the cluster, from a metadata request of up to timeout_ms;
  * -1 when the topic does not exist or the cluster does not answer. The handle's thread. */
@@ -94,8 +93,8 @@ rd_kafka_t *kq_consumer_new(const cfg_t *c, const char *client_id, const char *g
 /* Produce with a copy of key and value (RD_KAFKA_MSG_F_COPY), waiting by
  * polling while the local queue is full. msg_opaque reaches the delivery
  * report. Returns 0 or TOCSIN_ERR_KAFKA. The producer's owning thread. */
-int kq_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen,
-               const void *val, size_t vallen, void *msg_opaque);
+int kq_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen, const void *val,
+               size_t vallen, void *msg_opaque);
 
 /* Flush outstanding produce requests for up to timeout_ms. 0 when all were
  * delivered, TOCSIN_ERR_TIMEOUT otherwise. */

@@ -41,7 +41,10 @@ void log_at(int level, const char *fmt, ...)
 	int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ lvl=%s comp=%s ",
 	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 	                 tm.tm_sec, (int)(tv.tv_usec / 1000),
-	                 level_names[level < 0 ? 0 : level > 3 ? 3 : level], log_comp);
+	                 level_names[level < 0   ? 0
+	                             : level > 3 ? 3
+	                                         : level],
+	                 log_comp);
 	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);

@@ -23,12 +23,14 @@ static const cmd_t cmds[] = {
     {"dead", cmd_dead, "list the messages that could not be sent, and why (tocsin.dead)"},
     {"track", cmd_track, "status store, dashboard, JSON API, /metrics and vendor webhooks"},
     {"status", cmd_status, "print a campaign's counts per state"},
-    {"campaign", cmd_campaign, "list campaigns, or pause, resume or cancel one (list|pause|resume|cancel <id>)"},
+    {"campaign", cmd_campaign,
+     "list campaigns, or pause, resume or cancel one (list|pause|resume|cancel <id>)"},
     {"vendor", cmd_vendor, "drain or undrain a vendor by hand (drain|undrain <name>)"},
     {"hold", cmd_hold, "release held messages (send_at, quiet hours) to the outbox when they are due"},
     {"up", cmd_up, "run broker, emulator, tracker and dispatchers in the foreground until Ctrl-C"},
     {"capacity", cmd_capacity, "from the config alone: how long N recipients take, which limit binds"},
-    {"drill", cmd_drill, "rehearse vendor outages and a dispatcher crash on a private copy of the config"},
+    {"drill", cmd_drill,
+     "rehearse vendor outages and a dispatcher crash on a private copy of the config"},
     {"demo", cmd_demo, "run broker, emulator, tracker and a dispatcher; send the 10,000 example blast"},
 };
 

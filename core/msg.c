@@ -9,10 +9,10 @@
 
 static const char *const channel_names[MSG_CH__COUNT] = {"sms", "email"};
 static const char *const state_names[MSG_ST__COUNT] = {
-    "queued", "retrying", "accepted", "sent", "delivered", "suppressed",
-    "cancelled", "expired", "failed", "undelivered", "bounced", "unknown_receipt"};
+    "queued",    "retrying", "accepted", "sent",        "delivered", "suppressed",
+    "cancelled", "expired",  "failed",   "undelivered", "bounced",   "unknown_receipt"};
 static const char *const camp_names[MSG_CAMP__COUNT] = {"launching", "running", "paused",
-                                                        "cancelled", "done", "scheduled"};
+                                                        "cancelled", "done",    "scheduled"};
 static const char *const vh_names[MSG_VH__COUNT] = {"healthy", "open", "probing", "drained"};
 
 static int lookup(const char *const *names, int n, const char *s)
@@ -324,8 +324,7 @@ static int fail(json_t **hold, json_t *o, char *err, size_t errlen, const char *
 	return TOCSIN_ERR_INVAL;
 }
 
-int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, char *err,
-                  size_t errlen)
+int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, char *err, size_t errlen)
 {
 	*hold = NULL;
 	json_t *o = parse_obj(data, len, err, errlen);
@@ -476,8 +475,7 @@ int msg_optout_parse(const void *data, size_t len, msg_optout_t *op, json_t **ho
 	return TOCSIN_OK;
 }
 
-int msg_dead_parse(const void *data, size_t len, msg_dead_t *d, json_t **hold, char *err,
-                   size_t errlen)
+int msg_dead_parse(const void *data, size_t len, msg_dead_t *d, json_t **hold, char *err, size_t errlen)
 {
 	*hold = NULL;
 	json_t *o = parse_obj(data, len, err, errlen);
@@ -526,8 +524,10 @@ static void ws(scan_t *s)
 
 static int hexv(int c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
 }
 
 static int hex4(scan_t *s, unsigned *v)
@@ -841,22 +841,38 @@ static int out_field(scan_t *s, const char *k, void *ctx)
 	const char **sp = NULL;
 	int64_t *ip = NULL;
 	int *np = NULL;
-	if (!strcmp(k, "id")) sp = &m->id;
-	else if (!strcmp(k, "campaign")) sp = &m->campaign;
-	else if (!strcmp(k, "channel")) sp = &c->channel;
-	else if (!strcmp(k, "to")) sp = &m->to;
-	else if (!strcmp(k, "sender")) sp = &m->sender;
-	else if (!strcmp(k, "body")) sp = &m->body;
-	else if (!strcmp(k, "subject")) sp = &m->subject;
-	else if (!strcmp(k, "text")) sp = &m->text;
-	else if (!strcmp(k, "html")) sp = &m->html;
-	else if (!strcmp(k, "enc")) sp = &m->enc;
-	else if (!strcmp(k, "created_ms")) ip = &m->created_ms;
-	else if (!strcmp(k, "expires_ms")) ip = &m->expires_ms;
-	else if (!strcmp(k, "not_before_ms")) ip = &m->not_before_ms;
-	else if (!strcmp(k, "segments")) np = &m->segments;
-	else if (!strcmp(k, "priority")) np = &m->priority;
-	else if (!strcmp(k, "attempt")) np = &m->attempt;
+	if (!strcmp(k, "id"))
+		sp = &m->id;
+	else if (!strcmp(k, "campaign"))
+		sp = &m->campaign;
+	else if (!strcmp(k, "channel"))
+		sp = &c->channel;
+	else if (!strcmp(k, "to"))
+		sp = &m->to;
+	else if (!strcmp(k, "sender"))
+		sp = &m->sender;
+	else if (!strcmp(k, "body"))
+		sp = &m->body;
+	else if (!strcmp(k, "subject"))
+		sp = &m->subject;
+	else if (!strcmp(k, "text"))
+		sp = &m->text;
+	else if (!strcmp(k, "html"))
+		sp = &m->html;
+	else if (!strcmp(k, "enc"))
+		sp = &m->enc;
+	else if (!strcmp(k, "created_ms"))
+		ip = &m->created_ms;
+	else if (!strcmp(k, "expires_ms"))
+		ip = &m->expires_ms;
+	else if (!strcmp(k, "not_before_ms"))
+		ip = &m->not_before_ms;
+	else if (!strcmp(k, "segments"))
+		np = &m->segments;
+	else if (!strcmp(k, "priority"))
+		np = &m->priority;
+	else if (!strcmp(k, "attempt"))
+		np = &m->attempt;
 	else if ((!strcmp(k, "headers") || !strcmp(k, "subs")) && s->p < s->end && *s->p == '{') {
 		const char **raw = k[0] == 's' ? &m->subs : &m->headers;
 		return (*raw = sraw(s)) ? 0 : -1;
@@ -868,8 +884,8 @@ static int out_field(scan_t *s, const char *k, void *ctx)
 	return sskip(s, 0) ? 0 : -1;
 }
 
-int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_t strcap,
-                 char *err, size_t errlen)
+int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_t strcap, char *err,
+                 size_t errlen)
 {
 	memset(m, 0, sizeof *m);
 	m->segments = 1;
@@ -899,18 +915,30 @@ static int status_field(scan_t *s, const char *k, void *ctx)
 	status_ctx_t *c = ctx;
 	msg_status_t *st = c->s;
 	const char **sp = NULL;
-	if (!strcmp(k, "id")) sp = &st->id;
-	else if (!strcmp(k, "campaign")) sp = &st->campaign;
-	else if (!strcmp(k, "channel")) sp = &c->channel;
-	else if (!strcmp(k, "to")) sp = &st->to;
-	else if (!strcmp(k, "state")) sp = &c->state;
-	else if (!strcmp(k, "vendor")) sp = &st->vendor;
-	else if (!strcmp(k, "vendor_ref")) sp = &st->vendor_ref;
-	else if (!strcmp(k, "code")) sp = &st->code;
-	else if (!strcmp(k, "detail")) sp = &st->detail;
-	else if (!strcmp(k, "latency_ms")) return sfield_int(s, &st->latency_ms, NULL);
-	else if (!strcmp(k, "ts_ms")) return sfield_int(s, &st->ts_ms, NULL);
-	else if (!strcmp(k, "attempt")) return sfield_int(s, NULL, &st->attempt);
+	if (!strcmp(k, "id"))
+		sp = &st->id;
+	else if (!strcmp(k, "campaign"))
+		sp = &st->campaign;
+	else if (!strcmp(k, "channel"))
+		sp = &c->channel;
+	else if (!strcmp(k, "to"))
+		sp = &st->to;
+	else if (!strcmp(k, "state"))
+		sp = &c->state;
+	else if (!strcmp(k, "vendor"))
+		sp = &st->vendor;
+	else if (!strcmp(k, "vendor_ref"))
+		sp = &st->vendor_ref;
+	else if (!strcmp(k, "code"))
+		sp = &st->code;
+	else if (!strcmp(k, "detail"))
+		sp = &st->detail;
+	else if (!strcmp(k, "latency_ms"))
+		return sfield_int(s, &st->latency_ms, NULL);
+	else if (!strcmp(k, "ts_ms"))
+		return sfield_int(s, &st->ts_ms, NULL);
+	else if (!strcmp(k, "attempt"))
+		return sfield_int(s, NULL, &st->attempt);
 	if (sp)
 		return sfield_str(s, sp);
 	return sskip(s, 0) ? 0 : -1;

@@ -52,19 +52,19 @@ typedef struct msg_out {
 	const char *id;       /* msg_make_id(campaign, channel, to) */
 	const char *campaign; /* campaign id */
 	msg_channel_t channel;
-	const char *to;       /* normalized address: E.164 or lowercased-domain email */
-	const char *sender;   /* sender pool name, bound to a number per vendor */
-	const char *body;     /* SMS text */
-	const char *subject;  /* email */
-	const char *text;     /* email text part */
-	const char *html;     /* email html part */
-	const char *headers;  /* email extra headers: a raw JSON object, or NULL */
-	const char *enc;      /* SMS encoding: "gsm7" or "ucs2" */
-	int segments;         /* SMS segments (1 for email) */
-	int priority;         /* 0 normal; higher goes first */
+	const char *to;      /* normalized address: E.164 or lowercased-domain email */
+	const char *sender;  /* sender pool name, bound to a number per vendor */
+	const char *body;    /* SMS text */
+	const char *subject; /* email */
+	const char *text;    /* email text part */
+	const char *html;    /* email html part */
+	const char *headers; /* email extra headers: a raw JSON object, or NULL */
+	const char *enc;     /* SMS encoding: "gsm7" or "ucs2" */
+	int segments;        /* SMS segments (1 for email) */
+	int priority;        /* 0 normal; higher goes first */
 	int64_t created_ms;
-	int64_t expires_ms;   /* 0 = never */
-	int attempt;          /* 0 for the first try */
+	int64_t expires_ms; /* 0 = never */
+	int attempt;        /* 0 for the first try */
 	int64_t not_before_ms;
 	/* email per-recipient substitutions: a raw JSON object of strings keyed by
 	 * placeholder name, e.g. {"unsubscribe_url":"https://…/u/<token>"}, or NULL.
@@ -88,8 +88,7 @@ int msg_out_encode(const msg_out_t *m, buf_t *b);
  * JSON object text (only when they are objects). On success *hold owns the parsed tree that m's
  * strings point into: json_decref(*hold) when done with m. On failure returns
  * TOCSIN_ERR_INVAL with a reason in err and *hold is NULL. Any thread. */
-int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, char *err,
-                  size_t errlen);
+int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, char *err, size_t errlen);
 
 /* The same without allocating: strings are unescaped into strbuf (strcap >=
  * len + 1 always suffices: an unescaped string is never longer than its JSON)
@@ -97,8 +96,8 @@ int msg_out_parse(const void *data, size_t len, msg_out_t *m, json_t **hold, cha
  * text, and so is "subs". Rejects what msg_out_parse rejects (invalid JSON, wrong "v", missing
  * id/campaign/to, unknown channel) with a reason in err. For the dispatcher's
  * hot path. Any thread. */
-int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_t strcap,
-                 char *err, size_t errlen);
+int msg_out_scan(const void *data, size_t len, msg_out_t *m, char *strbuf, size_t strcap, char *err,
+                 size_t errlen);
 
 /* One state change on tocsin.status, key = id. Strings borrowed; NULL = absent. */
 typedef struct msg_status {
@@ -134,12 +133,12 @@ int msg_status_scan(const void *data, size_t len, msg_status_t *s, char *strbuf,
 typedef struct msg_dead {
 	const char *id;
 	const char *campaign;
-	msg_state_t state;    /* failed or expired */
-	const char *code;     /* the vendor's error code, or ours */
-	const char *reason;   /* human-readable; never a secret */
+	msg_state_t state;  /* failed or expired */
+	const char *code;   /* the vendor's error code, or ours */
+	const char *reason; /* human-readable; never a secret */
 	int attempts;
 	int64_t ts_ms;
-	const char *message;  /* the outbox record as JSON object text (message_len bytes) */
+	const char *message; /* the outbox record as JSON object text (message_len bytes) */
 	size_t message_len;
 } msg_dead_t;
 /* Append d to b; message is written as it is (it must be one JSON object). */
@@ -172,7 +171,7 @@ typedef struct msg_campaign {
 	int64_t send_at_ms; /* "send_at_ms": a scheduled campaign's send_at, 0 = none */
 	int qh_urgent;      /* "quiet_hours_override":"urgent": launched with quiet hours off */
 	int64_t ts_ms;
-	const char *actor;  /* who changed it: the person or role of an operator control, or NULL */
+	const char *actor; /* who changed it: the person or role of an operator control, or NULL */
 } msg_campaign_t;
 int msg_campaign_encode(const msg_campaign_t *c, buf_t *b);
 int msg_campaign_parse(const void *data, size_t len, msg_campaign_t *c, json_t **hold, char *err,
@@ -198,7 +197,7 @@ typedef struct msg_vhealth {
 	double p95_ms;      /* -1 if unknown */
 	double error_rate;  /* -1 if unknown */
 	int64_t ts_ms;
-	const char *actor;  /* by "operator": the person or role who did it, or NULL */
+	const char *actor; /* by "operator": the person or role who did it, or NULL */
 } msg_vhealth_t;
 int msg_vhealth_encode(const msg_vhealth_t *h, buf_t *b);
 int msg_vhealth_parse(const void *data, size_t len, msg_vhealth_t *h, json_t **hold, char *err,
@@ -208,9 +207,9 @@ int msg_vhealth_parse(const void *data, size_t len, msg_vhealth_t *h, json_t **h
  * {"v":1,"channel","address","action":"optout"|"optin","source","campaign","ts_ms"}. */
 typedef struct msg_optout {
 	msg_channel_t channel;
-	const char *address; /* normalized, as in msg_out_t.to */
-	int optin;           /* 0 = opt-out, 1 = opt back in (START) */
-	const char *source;  /* "sms_stop", "vendor_21610", "one_click", "operator", … */
+	const char *address;  /* normalized, as in msg_out_t.to */
+	int optin;            /* 0 = opt-out, 1 = opt back in (START) */
+	const char *source;   /* "sms_stop", "vendor_21610", "one_click", "operator", … */
 	const char *campaign; /* campaign that triggered it, or NULL */
 	int64_t ts_ms;
 } msg_optout_t;

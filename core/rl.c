@@ -16,10 +16,10 @@ struct rl {
 	double share;       /* owned / total partitions */
 	/* adaptation */
 	double decrease, recover_per_s, min_frac;
-	double dec_factor;  /* factor right after the last decrease */
-	int64_t t_dec;      /* when; INT64_MIN = never */
-	double learned;     /* learned rate for an unlimited vendor, 0 = none */
-	int64_t hold_ns;    /* nothing before this */
+	double dec_factor; /* factor right after the last decrease */
+	int64_t t_dec;     /* when; INT64_MIN = never */
+	double learned;    /* learned rate for an unlimited vendor, 0 = none */
+	int64_t hold_ns;   /* nothing before this */
 	/* units taken per second, for the learned rate */
 	int64_t sec;
 	int64_t cur_cnt, prev_cnt;
@@ -31,8 +31,7 @@ struct rl {
 	const cfg_vendor_t *v; /* for pool names, or NULL */
 };
 
-static rl_t *mk(double rate, double rate_sender, int burst, size_t nsenders, char *err,
-                size_t errlen)
+static rl_t *mk(double rate, double rate_sender, int burst, size_t nsenders, char *err, size_t errlen)
 {
 	if (!(rate >= 0) || !(rate_sender >= 0) || burst < 0 || !isfinite(rate) ||
 	    !isfinite(rate_sender)) {
@@ -71,8 +70,8 @@ static rl_t *mk(double rate, double rate_sender, int burst, size_t nsenders, cha
 	return rl;
 }
 
-rl_t *rl_new_rate(double rate_per_s, double rate_per_sender, int burst, size_t nsenders,
-                  char *err, size_t errlen)
+rl_t *rl_new_rate(double rate_per_s, double rate_per_sender, int burst, size_t nsenders, char *err,
+                  size_t errlen)
 {
 	return mk(rate_per_s, rate_per_sender, burst, nsenders, err, errlen);
 }
@@ -84,7 +83,8 @@ static int opt(const cfg_vendor_t *v, const char *k, double lo, double hi, doubl
 	if (!x)
 		return 0;
 	if (!json_is_number(x) || json_number_value(x) < lo || json_number_value(x) > hi) {
-		snprintf(err, errlen, "vendor %s: \"%s\" must be a number in [%g, %g]", v->name, k, lo, hi);
+		snprintf(err, errlen, "vendor %s: \"%s\" must be a number in [%g, %g]", v->name, k,
+		         lo, hi);
 		return -1;
 	}
 	*out = json_number_value(x);
@@ -173,7 +173,6 @@ static double sender_rate(const rl_t *rl, int s)
 	return r <= 0 ? -1 : r * rl->share;
 }
 
-
 double rl_rate(const rl_t *rl, int64_t now_ns)
 {
 	double r = vendor_rate(rl, now_ns);
@@ -221,7 +220,8 @@ int64_t rl_wait_ns(const rl_t *rl, int s, int n, int64_t now_ns)
 	double vr = vendor_rate(rl, now_ns);
 	int64_t w = gcra_wait(vr, rl->burst * rl->share, rl->tat, n, now_ns);
 	if (s >= 0 && (size_t)s < rl->nsenders) {
-		int64_t w2 = gcra_wait(sender_rate(rl, s), rl->burst * rl->share, rl->tat_s[s], n, now_ns);
+		int64_t w2 = gcra_wait(sender_rate(rl, s), rl->burst * rl->share, rl->tat_s[s], n,
+		                       now_ns);
 		if (w2 > w)
 			w = w2;
 	}

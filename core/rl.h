@@ -51,8 +51,8 @@ typedef struct rl rl_t;
 rl_t *rl_new(const cfg_vendor_t *v, char *err, size_t errlen);
 /* The same from numbers, with nsenders sender slots (0..nsenders-1) and no
  * pool names (rl_sender() then returns -1). rate 0 = unlimited. */
-rl_t *rl_new_rate(double rate_per_s, double rate_per_sender, int burst, size_t nsenders,
-                  char *err, size_t errlen);
+rl_t *rl_new_rate(double rate_per_s, double rate_per_sender, int burst, size_t nsenders, char *err,
+                  size_t errlen);
 /* Release rl; rl_free(NULL) does nothing. */
 void rl_free(rl_t *rl);
 

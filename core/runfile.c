@@ -44,8 +44,7 @@ int runfile_write(const cfg_t *c, const char *rel, const char *text, char *err, 
 	cfg_var_path(c, rel, path, sizeof path);
 	snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
 	FILE *f = fopen(tmp, "w");
-	if (!f || fputs(text, f) < 0 || fputc('\n', f) < 0 || fclose(f) != 0 ||
-	    rename(tmp, path) != 0) {
+	if (!f || fputs(text, f) < 0 || fputc('\n', f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		unlink(tmp);
 		return TOCSIN_ERR_IO;

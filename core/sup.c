@@ -232,7 +232,8 @@ void sup_stop_all(sup_t *s)
 		for (int t = 0; t < 300 && sup_alive(s, i); t++) /* 30 s */
 			usleep(100000);
 		if (sup_alive(s, i)) {
-			fprintf(stderr, "%s: %s ignored SIGTERM for 30 s; killing it\n", s->who, k->name);
+			fprintf(stderr, "%s: %s ignored SIGTERM for 30 s; killing it\n", s->who,
+			        k->name);
 			kill(k->pid, SIGKILL);
 			int st;
 			waitpid(k->pid, &st, 0);

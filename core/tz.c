@@ -20,10 +20,10 @@ typedef struct tz_rdate {
 
 struct tz {
 	char name[72];
-	int64_t *trans;   /* transition instants, ascending */
-	uint8_t *idx;     /* type after each transition */
-	int32_t *utoff;   /* per type */
-	uint8_t *isdst;   /* per type */
+	int64_t *trans; /* transition instants, ascending */
+	uint8_t *idx;   /* type after each transition */
+	int32_t *utoff; /* per type */
+	uint8_t *isdst; /* per type */
 	size_t ntrans, ntypes;
 	/* the footer rule for instants past the last transition */
 	int has_rule, rule_dst;
@@ -91,7 +91,10 @@ static int mdays(int64_t y, int m)
 	return m == 2 && is_leap(y) ? 29 : md[m - 1];
 }
 
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+static int64_t floor_div(int64_t a, int64_t b)
+{
+	return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
 
 /* ------------------------------------------------------------ POSIX TZ rule */
 
@@ -273,8 +276,8 @@ static int tzif_parse(tz_t *z, const unsigned char *b, size_t n)
 			cnt[i] = (uint32_t)be32(h + 20 + 4 * i);
 		tsz = 8;
 	}
-	size_t need = cnt[3] * (size_t)(tsz + 1) + cnt[4] * 6 + cnt[5] + cnt[2] * (size_t)(tsz + 4) +
-	              cnt[1] + cnt[0];
+	size_t need = cnt[3] * (size_t)(tsz + 1) + cnt[4] * 6 + cnt[5] +
+	              cnt[2] * (size_t)(tsz + 4) + cnt[1] + cnt[0];
 	if (cnt[4] == 0 || cnt[4] > 256 || cnt[3] > 100000 || (size_t)(h - b) + 44 + need > n)
 		return -1;
 	const unsigned char *p = h + 44;

@@ -148,14 +148,14 @@ static tzdb_set_t *set_parse(tzdb_t *db, const char *s, char *err, size_t errlen
 
 /* Read a table: calls row(db, fields, nf) for each non-comment line. */
 static int table_read(tzdb_t *db, const char *dir, const char *file,
-                      int (*row)(tzdb_t *, char **, int, char *, size_t), char *err,
-                      size_t errlen)
+                      int (*row)(tzdb_t *, char **, int, char *, size_t), char *err, size_t errlen)
 {
 	char path[4096], line[2048], e[256];
 	snprintf(path, sizeof path, "%s/%s", dir, file);
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		snprintf(err, errlen, "%s: %s (the time zone tables: data/tz/SOURCE.md)", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s (the time zone tables: data/tz/SOURCE.md)", path,
+		         strerror(errno));
 		return TOCSIN_ERR_IO;
 	}
 	int ln = 0, rc = 0;
@@ -381,9 +381,8 @@ const tzdb_set_t *tzdb_zone(tzdb_t *db, const char *name, char *err, size_t errl
 }
 
 const tzdb_set_t *tzdb_lookup(tzdb_t *db, const char *tz, size_t tzlen, const char *zip,
-                              size_t ziplen, const char *state, size_t statelen,
-                              const char *phone, tzdb_src_t *src, int *rc, char *err,
-                              size_t errlen)
+                              size_t ziplen, const char *state, size_t statelen, const char *phone,
+                              tzdb_src_t *src, int *rc, char *err, size_t errlen)
 {
 	*rc = 0;
 	*src = TZDB_SRC_NONE;

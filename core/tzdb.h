@@ -18,7 +18,7 @@ typedef struct tzdb tzdb_t;
 typedef struct tzdb_set {
 	int n;
 	const tz_t *z[TZDB_SET_MAX];
-	char key[1536];  /* the zone names joined by "&" */
+	char key[1536]; /* the zone names joined by "&" */
 	/* free for the caller (the producer caches the set's window here) */
 	int64_t c_open_ms, c_close_ms, c_valid_until;
 	int c_state;
@@ -26,7 +26,13 @@ typedef struct tzdb_set {
 } tzdb_set_t;
 
 /* Where a recipient's zones came from. */
-typedef enum tzdb_src { TZDB_SRC_NONE, TZDB_SRC_TZ, TZDB_SRC_ZIP, TZDB_SRC_STATE, TZDB_SRC_PHONE } tzdb_src_t;
+typedef enum tzdb_src {
+	TZDB_SRC_NONE,
+	TZDB_SRC_TZ,
+	TZDB_SRC_ZIP,
+	TZDB_SRC_STATE,
+	TZDB_SRC_PHONE
+} tzdb_src_t;
 const char *tzdb_src_name(tzdb_src_t s);
 
 /* Load the tables from dir (NULL: $TOCSIN_TZDATA, else data/tz beside the running binary,
@@ -42,9 +48,8 @@ void tzdb_free(tzdb_t *db);
  * by db) and its source in *src, or NULL (no source known: *rc 0; bad tz: *rc
  * TOCSIN_ERR_INVAL with the reason in err). */
 const tzdb_set_t *tzdb_lookup(tzdb_t *db, const char *tz, size_t tzlen, const char *zip,
-                              size_t ziplen, const char *state, size_t statelen,
-                              const char *phone, tzdb_src_t *src, int *rc, char *err,
-                              size_t errlen);
+                              size_t ziplen, const char *state, size_t statelen, const char *phone,
+                              tzdb_src_t *src, int *rc, char *err, size_t errlen);
 /* One zone by IANA name, as a set (for a campaign-wide zone, tests). NULL with err. */
 const tzdb_set_t *tzdb_zone(tzdb_t *db, const char *name, char *err, size_t errlen);
 /* Every interned set, for reports: calls fn for each. */

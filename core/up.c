@@ -91,7 +91,8 @@ static int up_prepare(cfg_t *cfg, sup_t **supp, char *logs, size_t logslen)
 		return 1;
 	}
 	int builtin = strcmp(cfg->path, CFG_BUILTIN_PATH) == 0;
-	sup_t *sup = sup_new("tocsin up", self, builtin ? NULL : cfg->path, logs, pids, err, sizeof err);
+	sup_t *sup = sup_new("tocsin up", self, builtin ? NULL : cfg->path, logs, pids, err,
+	                     sizeof err);
 	if (!sup) {
 		fprintf(stderr, "tocsin up: %s\n", err);
 		return 1;
@@ -116,8 +117,8 @@ static int up_broker_sim(cfg_t *cfg, sup_t *sup, int force_sim)
 		printf("  broker      %s (kafka.\"bootstrap.servers\")\n", json_string_value(bs));
 	} else if (bpid) {
 		runfile_read(cfg, KQ_RUN_BOOTSTRAP, addr, sizeof addr);
-		printf("  broker      already running (pid %d: %s); left running at exit\n", (int)bpid,
-		       addr);
+		printf("  broker      already running (pid %d: %s); left running at exit\n",
+		       (int)bpid, addr);
 	} else {
 		static char *const a_broker[] = {"broker", NULL};
 		runfile_remove(cfg, KQ_RUN_BOOTSTRAP);
@@ -154,7 +155,8 @@ static int up_services(cfg_t *cfg, sup_t *sup, char *trk, size_t trklen, up_dsp_
 	char *a_hold[] = {"hold", NULL};
 	if ((k = sup_start(sup, "hold", a_hold)) < 0)
 		return -1;
-	printf("  hold        up  (%s/hold.db: releases send_at and quiet-hours messages)\n", cfg->var_dir);
+	printf("  hold        up  (%s/hold.db: releases send_at and quiet-hours messages)\n",
+	       cfg->var_dir);
 	*ndsp = 0;
 	for (int ch = 0; ch < MSG_CH__COUNT; ch++) {
 		if (!cfg->routes[ch].nvendors)
@@ -189,7 +191,8 @@ static int up_watch(sup_t *sup, up_dsp_t *dsp, int ndsp)
 			if (sup_alive(sup, i))
 				continue;
 			if (!dp) {
-				fprintf(stderr, "tocsin up: %s stopped (status %d); stopping everything\n",
+				fprintf(stderr,
+				        "tocsin up: %s stopped (status %d); stopping everything\n",
 				        sup_name(sup, i), sup_status(sup, i));
 				sup_log_tail(sup, i);
 				return -1;
@@ -197,12 +200,15 @@ static int up_watch(sup_t *sup, up_dsp_t *dsp, int ndsp)
 			if (!dp->restart_at) {
 				if (now - dp->started_ms > 60000)
 					dp->backoff_s = 1; /* it ran a while: not a crash loop */
-				fprintf(stderr, "tocsin up: %s exited with status %d; starting it again in %d s "
-				                "(log %s)\n",
-				        sup_name(sup, i), sup_status(sup, i), dp->backoff_s, sup_log(sup, i));
+				fprintf(stderr,
+				        "tocsin up: %s exited with status %d; starting it again in %d s "
+				        "(log %s)\n",
+				        sup_name(sup, i), sup_status(sup, i), dp->backoff_s,
+				        sup_log(sup, i));
 				dp->restart_at = now + dp->backoff_s * 1000;
-				dp->backoff_s = dp->backoff_s * 2 > UP_RESTART_MAX_S ? UP_RESTART_MAX_S
-				                                                     : dp->backoff_s * 2;
+				dp->backoff_s = dp->backoff_s * 2 > UP_RESTART_MAX_S
+				                    ? UP_RESTART_MAX_S
+				                    : dp->backoff_s * 2;
 			} else if (now >= dp->restart_at) {
 				dp->restart_at = 0;
 				dp->started_ms = now;
@@ -239,7 +245,8 @@ int cmd_up(cfg_t *cfg, int argc, char **argv)
 	up_dsp_t dsp[MSG_CH__COUNT];
 	printf("tocsin up: configuration %s, var_dir %s, logs in %s\n", cfg->path, cfg->var_dir, logs);
 	if (!up_broker_sim(cfg, sup, force_sim) && !up_services(cfg, sup, trk, sizeof trk, dsp, &ndsp)) {
-		printf("\ndashboard: http://%s/\nstop everything: Ctrl-C (or kill %d)\n", trk, (int)getpid());
+		printf("\ndashboard: http://%s/\nstop everything: Ctrl-C (or kill %d)\n", trk,
+		       (int)getpid());
 		fflush(stdout);
 		rc = up_watch(sup, dsp, ndsp) ? 1 : 0;
 	}

@@ -12,19 +12,18 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: tocsin dead [--campaign ID] [--json] [--limit N]\n"
-	        "\n"
-	        "Read tocsin.dead from its start to its current end and print every message that\n"
-	        "could not be sent: id, campaign, final state, vendor code, attempts and the\n"
-	        "reason; and every message sent again after an ambiguous outcome (code\n"
-	        "ambiguous_resent: its request went out, no answer and no receipt came, so the\n"
-	        "recipient may have two); then the counts. With --json, one JSON record per line as stored (the\n"
-	        "original outbox record is under \"message\"). Nothing is consumed or committed.\n"
-	        "\n"
-	        "  --campaign ID  only this campaign's messages\n"
-	        "  --json         print the records as JSON lines\n"
-	        "  --limit N      print at most N (the count still covers all)\n");
+	fprintf(f, "usage: tocsin dead [--campaign ID] [--json] [--limit N]\n"
+	           "\n"
+	           "Read tocsin.dead from its start to its current end and print every message that\n"
+	           "could not be sent: id, campaign, final state, vendor code, attempts and the\n"
+	           "reason; and every message sent again after an ambiguous outcome (code\n"
+	           "ambiguous_resent: its request went out, no answer and no receipt came, so the\n"
+	           "recipient may have two); then the counts. With --json, one JSON record per line as stored (the\n"
+	           "original outbox record is under \"message\"). Nothing is consumed or committed.\n"
+	           "\n"
+	           "  --campaign ID  only this campaign's messages\n"
+	           "  --json         print the records as JSON lines\n"
+	           "  --limit N      print at most N (the count still covers all)\n");
 }
 
 static const char *str(json_t *o, const char *k)
@@ -36,7 +35,7 @@ static const char *str(json_t *o, const char *k)
 typedef struct dead_list {
 	const char *campaign; /* only this campaign, or NULL */
 	int json;
-	long limit;           /* -1 = all */
+	long limit; /* -1 = all */
 	long shown, total;
 	long resent; /* of total: code ambiguous_resent, sent again after an ambiguous outcome */
 } dead_list_t;
@@ -55,15 +54,16 @@ static int dead_record(void *ud, const rd_kafka_message_t *m)
 			if (dl->json)
 				printf("%.*s\n", (int)m->len, (const char *)m->payload);
 			else
-				printf("%s  %-12s %-8s %-10s %3lld  %s\n", str(r, "id"), c, str(r, "state"),
-				       str(r, "code"), (long long)json_integer_value(json_object_get(r, "attempts")),
+				printf("%s  %-12s %-8s %-10s %3lld  %s\n", str(r, "id"), c,
+				       str(r, "state"), str(r, "code"),
+				       (long long)json_integer_value(json_object_get(r, "attempts")),
 				       str(r, "reason"));
 		}
 	} else if (!r && !dl->campaign) {
 		dl->total++;
 		if (!dl->json)
-			printf("(unreadable record at partition %d offset %lld)\n", (int)m->partition,
-			       (long long)m->offset);
+			printf("(unreadable record at partition %d offset %lld)\n",
+			       (int)m->partition, (long long)m->offset);
 	}
 	json_decref(r);
 	return 0;
@@ -113,20 +113,24 @@ int cmd_dead(cfg_t *cfg, int argc, char **argv)
 		return 1;
 	}
 	dead_list_t dl = {.campaign = campaign, .json = json, .limit = limit};
-	kq_read_t rd = {.topic = KQ_T_DEAD, .nparts = nparts, .timeout_ms = 30000,
+	kq_read_t rd = {.topic = KQ_T_DEAD,
+	                .nparts = nparts,
+	                .timeout_ms = 30000,
 	                .query_timeout_ms = 10000};
 	int rc = kq_read(rk, &rd, dead_record, &dl, err, sizeof err);
 	if (rc == TOCSIN_ERR_TIMEOUT)
-		fprintf(stderr, "tocsin dead: gave up reading after 30 s; the list may be incomplete\n");
+		fprintf(stderr,
+		        "tocsin dead: gave up reading after 30 s; the list may be incomplete\n");
 	else if (rc)
 		fprintf(stderr, "tocsin dead: %s; the list may be incomplete\n", err);
 	long dead = dl.total - dl.resent;
 	if (!json && dl.resent)
 		printf("%ld sent again after an ambiguous outcome (ambiguous_resent: the recipient may "
-		       "have two)\n", dl.resent);
+		       "have two)\n",
+		       dl.resent);
 	if (!json)
-		printf("%ld dead letter%s%s%s\n", dead, dead == 1 ? "" : "s", campaign ? " for " : "",
-		       campaign ? campaign : "");
+		printf("%ld dead letter%s%s%s\n", dead, dead == 1 ? "" : "s",
+		       campaign ? " for " : "", campaign ? campaign : "");
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
 	return rc ? 1 : 0;

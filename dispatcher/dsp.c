@@ -74,11 +74,11 @@ struct dsp_part {
 };
 
 typedef struct dsp_vendor {
-	vnd_t *a;             /* NULL: not on this channel's route */
+	vnd_t *a; /* NULL: not on this channel's route */
 	const cfg_vendor_t *v;
-	rl_t *rl;             /* rate limits: vendor and sender numbers, in segments */
-	sla_t *sla;           /* SLA monitor and failover state */
-	uint64_t health_seq;  /* last tocsin.vendor-health record applied */
+	rl_t *rl;            /* rate limits: vendor and sender numbers, in segments */
+	sla_t *sla;          /* SLA monitor and failover state */
+	uint64_t health_seq; /* last tocsin.vendor-health record applied */
 	int inflight;
 	int unusable; /* config error seen: credentials or sender wrong */
 	int64_t sent, accepted, deferred, failed, throttled;
@@ -104,9 +104,9 @@ typedef struct dsp_lane {
 	int total_parts; /* partitions of the topic */
 	int owned;       /* of them assigned to this dispatcher now */
 	dsp_part_t *parts[DSP_MAX_PARTS];
-	size_t npending; /* consumed and not yet freed */
-	size_t ndone;    /* of those, finished: held until the partition's head finishes */
-	int paused;      /* consumption paused for backpressure */
+	size_t npending;       /* consumed and not yet freed */
+	size_t ndone;          /* of those, finished: held until the partition's head finishes */
+	int paused;            /* consumption paused for backpressure */
 	int64_t full_since_ms; /* mono ms since the window was full with nothing leaving it; 0 */
 	uint64_t n_left, full_left; /* messages finished: all, and when full_since_ms was set */
 } dsp_lane_t;
@@ -134,42 +134,42 @@ typedef struct dsp {
 	vnd_result_t *results;
 	size_t batch_cap;
 	int64_t last_sla_ms;
-	dq_t *q;           /* destinations, timers, the message lifecycle */
-	unsigned serve_turn; /* rotates which destination of a priority is served first */
-	size_t npending;   /* consumed and not yet freed, both lanes */
-	size_t max_pending; /* per lane */
-	int draining;      /* no new sends (stop or revoke) */
+	dq_t *q;                  /* destinations, timers, the message lifecycle */
+	unsigned serve_turn;      /* rotates which destination of a priority is served first */
+	size_t npending;          /* consumed and not yet freed, both lanes */
+	size_t max_pending;       /* per lane */
+	int draining;             /* no new sends (stop or revoke) */
 	int64_t unacked_since_ms; /* mono ms since final statuses wait unacknowledged; 0 none */
 	int64_t last_ack_ms;      /* mono ms of the broker's last acknowledgement */
 	int64_t held_since_ms;    /* mono ms since sending stopped: broker unreachable; 0 not */
 	int64_t last_commit_ms;
-	int64_t catch_since_ms;   /* mono ms of the assignment whose catch-up holds sends; 0 none */
-	int64_t catch_logged_ms;  /* mono ms the wait was last logged */
-	dsp_state_t *st;   /* campaign states, opt-outs, vendor health */
+	int64_t catch_since_ms;  /* mono ms of the assignment whose catch-up holds sends; 0 none */
+	int64_t catch_logged_ms; /* mono ms the wait was last logged */
+	dsp_state_t *st;         /* campaign states, opt-outs, vendor health */
 	dsp_share_t *share; /* the peers' backlogs (rate shares by backlog); NULL: by partitions */
 	int owned_parts;    /* partitions of both lanes owned now */
 	double rate_share;  /* the share of every vendor's rate applied now */
-	int64_t share_pub_ms; /* mono ms this dispatcher's backlog was last published */
+	int64_t share_pub_ms;  /* mono ms this dispatcher's backlog was last published */
 	int64_t share_tick_ms; /* mono ms the share was last computed */
-	dsp_ledger_t *ledger; /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
-	char instance[128]; /* group.instance.id, "" when a dynamic member */
-	int slot_fd;        /* the flock'd slot file behind instance, -1 none */
-	buf_t buf;         /* reused encode buffer */
+	dsp_ledger_t *ledger;  /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
+	char instance[128];    /* group.instance.id, "" when a dynamic member */
+	int slot_fd;           /* the flock'd slot file behind instance, -1 none */
+	buf_t buf;             /* reused encode buffer */
 	/* counters */
 	int64_t n_consumed, n_accepted, n_failed, n_retried, n_cancelled, n_suppressed, n_expired;
 	int64_t n_status_errors;
-	int64_t n_finals_acked;      /* final statuses the broker acknowledged */
-	int64_t n_already_done;      /* consumed again after a rebalance or crash: not resent */
-	int64_t n_ledgered;          /* consumed again after the broker lost its outcome: not resent */
+	int64_t n_finals_acked; /* final statuses the broker acknowledged */
+	int64_t n_already_done; /* consumed again after a rebalance or crash: not resent */
+	int64_t n_ledgered;     /* consumed again after the broker lost its outcome: not resent */
 	int64_t first_consume_ns, last_final_ns;
 	int64_t last_progress_ms;
-	dsp_metrics_t *met;      /* /metrics (dsp_metrics.h), NULL when not served */
+	dsp_metrics_t *met;              /* /metrics (dsp_metrics.h), NULL when not served */
 	int64_t n_held, last_metrics_ms; /* messages held for want of a usable vendor */
 	/* ambiguous sends (the request went out, no answer came): held for a receipt */
-	int64_t amb_grace_ms;  /* dispatcher.ambiguous_grace_ms; 0: retried at once */
+	int64_t amb_grace_ms; /* dispatcher.ambiguous_grace_ms; 0: retried at once */
 	int64_t n_ambiguous, n_reconciled, n_resent_amb;
-	size_t n_amb_held;     /* held now */
-	int64_t amb_last_ms;   /* mono ms one was last held */
+	size_t n_amb_held;   /* held now */
+	int64_t amb_last_ms; /* mono ms one was last held */
 } dsp_t;
 
 /* ------------------------------------------------------------------ messages */
@@ -236,9 +236,8 @@ static void part_advance(dsp_t *d, dsp_part_t *p)
 
 /* ------------------------------------------------------------------ status events */
 
-static void produce_status(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *vendor,
-                           const char *ref, const char *code, const char *detail,
-                           int64_t latency_ms, int final)
+static void produce_status(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *vendor, const char *ref,
+                           const char *code, const char *detail, int64_t latency_ms, int final)
 {
 	msg_status_t s = {.id = m->m.id,
 	                  .campaign = m->m.campaign,
@@ -266,12 +265,17 @@ static void produce_status(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *v
 }
 
 /* tocsin.dead: m's original record with the state, code and reason. */
-static void dead_letter(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *code,
-                        const char *reason)
+static void dead_letter(dsp_t *d, dsp_msg_t *m, msg_state_t st, const char *code, const char *reason)
 {
-	msg_dead_t dl = {.id = m->m.id, .campaign = m->m.campaign, .state = st, .code = code,
-	                 .reason = reason, .attempts = m->attempt, .ts_ms = clock_wall_ms(),
-	                 .message = m->rkm->payload, .message_len = m->rkm->len};
+	msg_dead_t dl = {.id = m->m.id,
+	                 .campaign = m->m.campaign,
+	                 .state = st,
+	                 .code = code,
+	                 .reason = reason,
+	                 .attempts = m->attempt,
+	                 .ts_ms = clock_wall_ms(),
+	                 .message = m->rkm->payload,
+	                 .message_len = m->rkm->len};
 	buf_reset(&d->buf);
 	if (msg_dead_encode(&dl, &d->buf))
 		log_error("event=dead_encode_failed id=%s", m->m.id);
@@ -428,7 +432,8 @@ static int settle(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 	}
 	int64_t wall = clock_wall_ms();
 	if (retry_expired(&m->m, wall)) {
-		finish(d, m, MSG_ST_EXPIRED, NULL, NULL, "expired", "expired before it could be sent", -1);
+		finish(d, m, MSG_ST_EXPIRED, NULL, NULL, "expired",
+		       "expired before it could be sent", -1);
 		return 1;
 	}
 	if (dsp_state_opted_out(d->st, m->m.channel, m->m.to)) {
@@ -461,7 +466,8 @@ static void admit(dsp_t *d, dsp_msg_t *m, int64_t now_ms)
 	int rc = route_pick(d->route, &m->m, d->slas, now_ms, m->last_vendor, &vi);
 	if (rc == TOCSIN_ERR_NOTFOUND) {
 		char why[160];
-		snprintf(why, sizeof why, "no %s vendor of the route has a number for sender pool \"%s\"",
+		snprintf(why, sizeof why,
+		         "no %s vendor of the route has a number for sender pool \"%s\"",
 		         msg_channel_name(d->channel), m->m.sender ? m->m.sender : "main");
 		finish(d, m, MSG_ST_FAILED, NULL, NULL, "no_route", why, -1);
 		return;
@@ -698,8 +704,8 @@ static void defer(dsp_t *d, dsp_msg_t *m, const char *vendor, int retry_after_ms
 		         rd.verdict == RETRY_FINAL_EXPIRED ? "expired" : "gave up", m->attempt + 1,
 		         detail);
 		m->attempt++;
-		finish(d, m, rd.verdict == RETRY_FINAL_EXPIRED ? MSG_ST_EXPIRED : MSG_ST_FAILED, vendor,
-		       NULL, code, why, lat);
+		finish(d, m, rd.verdict == RETRY_FINAL_EXPIRED ? MSG_ST_EXPIRED : MSG_ST_FAILED,
+		       vendor, NULL, code, why, lat);
 		return;
 	}
 	m->attempt = rd.next_attempt;
@@ -749,9 +755,8 @@ static void amb_check(dsp_t *d, dsp_msg_t *m, int64_t now)
 	/* held until the grace is over and tocsin.status is read up to where it ended when
 	 * the following last (re)started (a rebalance's catch-up seeks it back), at most
 	 * DSP_AMB_MAX_GRACES graces */
-	if (now < m->amb_until ||
-	    (dsp_state_follow_behind(d->st) &&
-	     now < m->amb_until + (DSP_AMB_MAX_GRACES - 1) * d->amb_grace_ms)) {
+	if (now < m->amb_until || (dsp_state_follow_behind(d->st) &&
+	                           now < m->amb_until + (DSP_AMB_MAX_GRACES - 1) * d->amb_grace_ms)) {
 		dq_timer(d->q, m, now + DSP_AMB_RECHECK_MS);
 		return;
 	}
@@ -761,8 +766,8 @@ static void amb_check(dsp_t *d, dsp_msg_t *m, int64_t now)
 	                          "dispatcher.ambiguous_grace_ms: sent again (the recipient may "
 	                          "get it twice)";
 	dead_letter(d, m, MSG_ST_RETRYING, "ambiguous_resent", why);
-	log_info("event=ambiguous_resent id=%s vendor=%s status_records_read=%llu following=%d", m->m.id,
-	         vendor ? vendor : "", (unsigned long long)dsp_state_status_read(d->st),
+	log_info("event=ambiguous_resent id=%s vendor=%s status_records_read=%llu following=%d",
+	         m->m.id, vendor ? vendor : "", (unsigned long long)dsp_state_status_read(d->st),
 	         dsp_state_following(d->st));
 	defer(d, m, vendor, 0, 0, "ambiguous_resent", why, -1);
 }
@@ -824,8 +829,11 @@ static void on_result(dsp_t *d, dsp_msg_t *m, dsp_vendor_t *v, int vi, const vnd
 	case VND_OPTOUT: {
 		v->failed++;
 		dsp_state_add_optout(d->st, m->m.channel, m->m.to);
-		msg_optout_t o = {.channel = m->m.channel, .address = m->m.to, .source = "vendor",
-		                  .campaign = m->m.campaign, .ts_ms = clock_wall_ms()};
+		msg_optout_t o = {.channel = m->m.channel,
+		                  .address = m->m.to,
+		                  .source = "vendor",
+		                  .campaign = m->m.campaign,
+		                  .ts_ms = clock_wall_ms()};
 		char key[512];
 		buf_reset(&d->buf);
 		if (msg_optout_key(m->m.channel, m->m.to, key, sizeof key) > 0 &&
@@ -843,8 +851,7 @@ static void on_result(dsp_t *d, dsp_msg_t *m, dsp_vendor_t *v, int vi, const vnd
 		m->last_vendor = vi;
 		admit(d, m, clock_mono_ms());
 		return;
-	case VND_DEFER:
-		break;
+	case VND_DEFER: break;
 	}
 	v->deferred++;
 	m->last_vendor = vi;
@@ -869,8 +876,8 @@ static void on_done(dsp_t *d, http_done_t *hd)
 	             hd->retry_after_s, d->results);
 	if (hd->curl_code) /* say what the transport said, and where: for the on-call engineer */
 		for (size_t i = 0; i < n; i++)
-			snprintf(d->results[i].detail, sizeof d->results[i].detail, "%s (%s)", hd->errstr,
-			         v->v->base_url);
+			snprintf(d->results[i].detail, sizeof d->results[i].detail, "%s (%s)",
+			         hd->errstr, v->v->base_url);
 	int64_t lat = hd->latency_ns / 1000000;
 	int64_t now_ms = clock_mono_ms();
 	/* One request is one sample for the SLA: the first message's outcome
@@ -941,8 +948,8 @@ static void sla_check(dsp_t *d, int64_t now_ms)
 			/* refused our credentials: out until restarted, whatever anyone says */
 			if (v->unusable)
 				continue;
-			if (sla_apply(v->sla, st, by_op, now_ms, by_op ? "operator" : "another dispatcher",
-			              &t) == 1) {
+			if (sla_apply(v->sla, st, by_op, now_ms,
+			              by_op ? "operator" : "another dispatcher", &t) == 1) {
 				char line[512];
 				sla_format(&t, v->v->name, line, sizeof line);
 				log_info("event=vendor_state_applied %s by=%s", line,
@@ -1059,7 +1066,8 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		d->n_ledgered++;
 		finish(d, m, MSG_ST_ACCEPTED, NULL, NULL, "ledger",
 		       "a vendor took it before the broker lost its outcome (dispatcher ledger): not "
-		       "sent again", -1);
+		       "sent again",
+		       -1);
 		return;
 	}
 	admit(d, m, clock_mono_ms());
@@ -1075,8 +1083,8 @@ static void commit_parts(dsp_t *d, int sync)
 				continue;
 			int64_t off = p->head ? p->head->offset : p->next_offset;
 			if (off > p->committed) {
-				rd_kafka_topic_partition_list_add(l, d->lanes[ln].topic, p->partition)->offset =
-				    off;
+				rd_kafka_topic_partition_list_add(l, d->lanes[ln].topic, p->partition)
+				    ->offset = off;
 				p->committed = off;
 			}
 		}
@@ -1148,8 +1156,8 @@ static void pump(dsp_t *d, int timeout_ms)
 	dsp_msg_t *m;
 	while ((m = dq_due(d->q, now))) {
 		if (m->refinal) { /* a final status to produce again */
-			produce_status(d, m, m->final_state, m->vendor_name, m->ref, m->code, m->detail,
-			               m->latency_ms, 1);
+			produce_status(d, m, m->final_state, m->vendor_name, m->ref, m->code,
+			               m->detail, m->latency_ms, 1);
 			continue;
 		}
 		if (m->discard)
@@ -1198,7 +1206,8 @@ static void drain_inflight(dsp_t *d, int timeout_ms)
 		/* stopping with the broker gone: nothing will be acknowledged; the sends in
 		 * flight get a moment, and SIGTERM is honoured */
 		if (tocsin_stop && d->held_since_ms &&
-		    (!http_in_flight(d->http) || clock_mono_ms() - d->held_since_ms >= DSP_STOP_UNREACHABLE_MS)) {
+		    (!http_in_flight(d->http) ||
+		     clock_mono_ms() - d->held_since_ms >= DSP_STOP_UNREACHABLE_MS)) {
 			log_error("event=stop_unacknowledged in_flight=%d final_pending=%zu msg=\"stopping "
 			          "with the broker unreachable: these outcomes were not recorded; their "
 			          "offsets are not committed, so the next owner sends them again\"",
@@ -1218,8 +1227,8 @@ static void drain_inflight(dsp_t *d, int timeout_ms)
 
 static void drop_partition(dsp_t *d, kq_lane_t lane, int32_t partition)
 {
-	dsp_part_t *p =
-	    partition >= 0 && partition < DSP_MAX_PARTS ? d->lanes[lane].parts[partition] : NULL;
+	dsp_part_t *p = partition >= 0 && partition < DSP_MAX_PARTS ? d->lanes[lane].parts[partition]
+	                                                            : NULL;
 	if (!p)
 		return;
 	/* Whatever is not final goes back to Kafka: the next owner gets it from
@@ -1301,7 +1310,8 @@ static void set_share(dsp_t *d, double share)
 	d->rate_share = share;
 	for (size_t i = 0; i < d->nvendors; i++)
 		if (d->vendors[i].rl)
-			rl_set_share(d->vendors[i].rl, (int)(share * DSP_SHARE_SCALE + 0.5), DSP_SHARE_SCALE);
+			rl_set_share(d->vendors[i].rl, (int)(share * DSP_SHARE_SCALE + 0.5),
+			             DSP_SHARE_SCALE);
 }
 
 /* Rate shares by backlog (dispatcher/dsp_share.h): publish this dispatcher's backlog every
@@ -1347,10 +1357,11 @@ static void reassign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int
 		rd_kafka_assign(rk, assign ? parts : NULL);
 		return;
 	}
-	rd_kafka_error_t *e =
-	    assign ? rd_kafka_incremental_assign(rk, parts) : rd_kafka_incremental_unassign(rk, parts);
+	rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(rk, parts)
+	                             : rd_kafka_incremental_unassign(rk, parts);
 	if (e) {
-		log_warn("event=reassign_failed assign=%d err=\"%s\"", assign, rd_kafka_error_string(e));
+		log_warn("event=reassign_failed assign=%d err=\"%s\"", assign,
+		         rd_kafka_error_string(e));
 		rd_kafka_error_destroy(e);
 	}
 }
@@ -1368,8 +1379,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 				p->assigned = 1;
 			d->lanes[ln].owned++;
 			if (ln == KQ_LANE_URGENT) { /* its records go to the queue polled first */
-				rd_kafka_queue_t *pq =
-				    rd_kafka_queue_get_partition(rk, parts->elems[i].topic, parts->elems[i].partition);
+				rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(
+				    rk, parts->elems[i].topic, parts->elems[i].partition);
 				if (pq) {
 					rd_kafka_queue_forward(pq, d->q_urgent);
 					rd_kafka_queue_destroy(pq);
@@ -1384,7 +1395,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		         "topic=%s new=%d",
 		         d->lanes[KQ_LANE_BULK].owned, d->lanes[KQ_LANE_BULK].total_parts,
 		         d->lanes[KQ_LANE_BULK].topic, d->lanes[KQ_LANE_URGENT].owned,
-		         d->lanes[KQ_LANE_URGENT].total_parts, d->lanes[KQ_LANE_URGENT].topic, parts->cnt);
+		         d->lanes[KQ_LANE_URGENT].total_parts, d->lanes[KQ_LANE_URGENT].topic,
+		         parts->cnt);
 		reassign(rk, parts, 1);
 		if (!parts->cnt)
 			return;
@@ -1394,7 +1406,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		d->catch_since_ms = clock_mono_ms();
 		d->catch_logged_ms = 0;
 		for (int i = 0; i < parts->cnt; i++) {
-			dsp_part_t *p = part_get(d, lane_of(d, parts->elems[i].topic), parts->elems[i].partition);
+			dsp_part_t *p = part_get(d, lane_of(d, parts->elems[i].topic),
+			                         parts->elems[i].partition);
 			if (p)
 				p->held = 1;
 			pause_one(rk, &parts->elems[i], 1);
@@ -1453,8 +1466,8 @@ static void backpressure(dsp_t *d, kq_lane_t lane, int64_t now_ms)
 		if (want_pause || !p || !p->held) /* a held one waits for its catch-up */
 			pause_one(d->cons, &a->elems[i], want_pause);
 	}
-	log_info("event=backpressure action=%s topic=%s pending=%zu", want_pause ? "pause" : "resume",
-	         l->topic, l->npending);
+	log_info("event=backpressure action=%s topic=%s pending=%zu",
+	         want_pause ? "pause" : "resume", l->topic, l->npending);
 	l->paused = want_pause;
 	rd_kafka_topic_partition_list_destroy(a);
 }
@@ -1465,11 +1478,14 @@ static void metrics_tick(dsp_t *d, int64_t now)
 	if (!d->met || now - d->last_metrics_ms < 1000)
 		return;
 	d->last_metrics_ms = now;
-	dsp_metrics_gauges_t g = {.retries = d->n_retried, .in_flight = http_in_flight(d->http),
+	dsp_metrics_gauges_t g = {.retries = d->n_retried,
+	                          .in_flight = http_in_flight(d->http),
 	                          .ready = (int64_t)dq_count(d->q, DQ_READY),
 	                          .waiting = (int64_t)dq_count(d->q, DQ_TIMER) - d->n_held,
-	                          .awaiting_ack = (int64_t)dq_unacked(d->q), .held = d->n_held,
-	                          .lag = kq_consumer_lag(d->cons), .ambiguous = d->n_ambiguous,
+	                          .awaiting_ack = (int64_t)dq_unacked(d->q),
+	                          .held = d->n_held,
+	                          .lag = kq_consumer_lag(d->cons),
+	                          .ambiguous = d->n_ambiguous,
 	                          .reconciled = d->n_reconciled,
 	                          .resent_after_ambiguity = d->n_resent_amb};
 	for (size_t i = 0; i < d->nvendors && i < DSP_METRICS_MAX_VENDORS; i++, g.nvendors++) {
@@ -1496,8 +1512,9 @@ static void progress(dsp_t *d, int64_t now)
 	         (long long)d->n_retried, (long long)d->n_cancelled, (long long)d->n_suppressed,
 	         (long long)d->n_expired, (long long)d->n_already_done, d->npending,
 	         dq_count(d->q, DQ_READY), dq_count(d->q, DQ_TIMER), http_in_flight(d->http),
-	         dq_unacked(d->q), dq_count(d->q, DQ_DONE), (long long)d->n_ambiguous, d->n_amb_held,
-	         (long long)d->n_reconciled, (long long)d->n_resent_amb, (long long)d->n_ledgered, d->rate_share);
+	         dq_unacked(d->q), dq_count(d->q, DQ_DONE), (long long)d->n_ambiguous,
+	         d->n_amb_held, (long long)d->n_reconciled, (long long)d->n_resent_amb,
+	         (long long)d->n_ledgered, d->rate_share);
 }
 
 /* Group membership of the outbox consumer cc (issue 13 item 4; cc NULL: only check the
@@ -1519,8 +1536,8 @@ static int membership(dsp_t *d, rd_kafka_conf_t *cc, char *err, size_t errlen)
 	if (sm && json_is_boolean(sm))
 		on = json_is_true(sm);
 	else if (sm && !(json_is_string(sm) && !strcmp(json_string_value(sm), "auto"))) {
-		snprintf(err, errlen, "%s: dispatcher.static_membership must be \"auto\", true or false",
-		         c->path);
+		snprintf(err, errlen,
+		         "%s: dispatcher.static_membership must be \"auto\", true or false", c->path);
 		return TOCSIN_ERR_CONFIG;
 	}
 	if (!cc || !on || json_object_get(c->kafka, "group.instance.id"))
@@ -1528,7 +1545,8 @@ static int membership(dsp_t *d, rd_kafka_conf_t *cc, char *err, size_t errlen)
 	char host[64] = "host", rel[96], path[4096];
 	gethostname(host, sizeof host - 1);
 	for (int slot = 0; slot < 256; slot++) {
-		snprintf(rel, sizeof rel, "run/dispatch-%s-%d.lock", msg_channel_name(d->channel), slot);
+		snprintf(rel, sizeof rel, "run/dispatch-%s-%d.lock", msg_channel_name(d->channel),
+		         slot);
 		int fd = cfg_var_path(c, rel, path, sizeof path)
 		             ? -1
 		             : open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -1539,13 +1557,14 @@ static int membership(dsp_t *d, rd_kafka_conf_t *cc, char *err, size_t errlen)
 			continue;
 		}
 		d->slot_fd = fd; /* held until exit */
-		snprintf(d->instance, sizeof d->instance, "%s-%s-%d", host, msg_channel_name(d->channel),
-		         slot);
+		snprintf(d->instance, sizeof d->instance, "%s-%s-%d", host,
+		         msg_channel_name(d->channel), slot);
 		rd_kafka_conf_set(cc, "group.instance.id", d->instance, NULL, 0);
 		return 0;
 	}
 	log_warn("event=static_membership_off msg=\"no free slot under %s/run: joining as a "
-	         "dynamic member\"", c->var_dir);
+	         "dynamic member\"",
+	         c->var_dir);
 	return 0;
 }
 
@@ -1585,17 +1604,16 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 	json_t *g = json_object_get(json_object_get(c->root, "dispatcher"), "ambiguous_grace_ms");
 	d->amb_grace_ms = DSP_AMB_GRACE_MS;
 	if (g && (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > 600000)) {
-		snprintf(err, errlen, "%s: dispatcher.ambiguous_grace_ms must be an integer 0..600000",
-		         c->path);
+		snprintf(err, errlen,
+		         "%s: dispatcher.ambiguous_grace_ms must be an integer 0..600000", c->path);
 		return TOCSIN_ERR_CONFIG;
 	} else if (g)
 		d->amb_grace_ms = json_integer_value(g);
 	json_t *rs = json_object_get(json_object_get(c->root, "dispatcher"), "rate_share");
 	int by_backlog = !rs || (json_is_string(rs) && !strcmp(json_string_value(rs), "backlog"));
-	if (rs && !by_backlog &&
-	    !(json_is_string(rs) && !strcmp(json_string_value(rs), "partitions"))) {
-		snprintf(err, errlen, "%s: dispatcher.rate_share must be \"backlog\" or \"partitions\"",
-		         c->path);
+	if (rs && !by_backlog && !(json_is_string(rs) && !strcmp(json_string_value(rs), "partitions"))) {
+		snprintf(err, errlen,
+		         "%s: dispatcher.rate_share must be \"backlog\" or \"partitions\"", c->path);
 		return TOCSIN_ERR_CONFIG;
 	}
 	if (membership(d, NULL, err, errlen))
@@ -1647,8 +1665,7 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 	}
 	char ldir[4096];
 	if (runfile_mkdir(c, err, errlen) || cfg_var_path(c, "ledger", ldir, sizeof ldir) ||
-	    !(d->ledger = dsp_ledger_open(ldir, msg_channel_name(d->channel), d->client_id, err,
-	                                  errlen)))
+	    !(d->ledger = dsp_ledger_open(ldir, msg_channel_name(d->channel), d->client_id, err, errlen)))
 		return TOCSIN_ERR_IO;
 	/* tocsin.status is followed from this first catch-up on (never re-sought: a receipt
 	 * confirming an ambiguous send is read as it is published) */
@@ -1679,8 +1696,10 @@ static int setup(dsp_t *d, char *err, size_t errlen)
 		dsp_lane_t *l = &d->lanes[ln];
 		l->total_parts = kq_partitions(d->cons, l->topic, 10000);
 		if (l->total_parts <= 0) {
-			snprintf(err, errlen, "topic %s does not exist on the cluster (create it with its "
-			         "partitions; the embedded broker does this itself)", l->topic);
+			snprintf(err, errlen,
+			         "topic %s does not exist on the cluster (create it with its "
+			         "partitions; the embedded broker does this itself)",
+			         l->topic);
 			rd_kafka_topic_partition_list_destroy(topics);
 			return TOCSIN_ERR_KAFKA;
 		}
@@ -1822,7 +1841,9 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		switch (o) {
 		case 'c':
 			if (msg_channel_parse(optarg, &d.channel)) {
-				fprintf(stderr, "tocsin dispatch: unknown channel \"%s\" (sms, email)\n", optarg);
+				fprintf(stderr,
+				        "tocsin dispatch: unknown channel \"%s\" (sms, email)\n",
+				        optarg);
 				return 2;
 			}
 			break;
@@ -1873,8 +1894,7 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		/* Paused and full: still poll (paused partitions deliver nothing), so the
 		 * group sees this member alive past max.poll.interval.ms and rebalances are
 		 * served while every vendor is down. */
-		if (bl->paused && !lane_room(&d, bl) &&
-		    (rkm = rd_kafka_consumer_poll(d.cons, 0)))
+		if (bl->paused && !lane_room(&d, bl) && (rkm = rd_kafka_consumer_poll(d.cons, 0)))
 			on_record(&d, rkm);
 		backpressure(&d, KQ_LANE_URGENT, now);
 		backpressure(&d, KQ_LANE_BULK, now);

@@ -85,7 +85,8 @@ dsp_ledger_t *dsp_ledger_open(const char *dir, const char *channel, const char *
 	while ((e = readdir(dd))) {
 		size_t n = strlen(e->d_name);
 		struct stat st;
-		if (strncmp(e->d_name, prefix, strlen(prefix)) || n < 5 || strcmp(e->d_name + n - 4, ".ids"))
+		if (strncmp(e->d_name, prefix, strlen(prefix)) || n < 5 ||
+		    strcmp(e->d_name + n - 4, ".ids"))
 			continue;
 		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path ||
 		    lstat(path, &st) || !S_ISREG(st.st_mode))

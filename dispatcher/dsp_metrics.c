@@ -81,9 +81,12 @@ static void render(dsp_metrics_t *m, buf_t *b)
 	       "Messages sent to each vendor by outcome (accepted, failed for good, deferred).");
 	for (size_t i = 0; i < nv; i++)
 		if (mine(m, i)) {
-			sample(b, m, "tocsin_dispatch_sends_total", (int)i, ",outcome=\"accepted\"", g->accepted[i]);
-			sample(b, m, "tocsin_dispatch_sends_total", (int)i, ",outcome=\"failed\"", g->failed[i]);
-			sample(b, m, "tocsin_dispatch_sends_total", (int)i, ",outcome=\"deferred\"", g->deferred[i]);
+			sample(b, m, "tocsin_dispatch_sends_total", (int)i, ",outcome=\"accepted\"",
+			       g->accepted[i]);
+			sample(b, m, "tocsin_dispatch_sends_total", (int)i, ",outcome=\"failed\"",
+			       g->failed[i]);
+			sample(b, m, "tocsin_dispatch_sends_total", (int)i, ",outcome=\"deferred\"",
+			       g->deferred[i]);
 		}
 	family(b, "tocsin_dispatch_defers_total", "counter",
 	       "Vendor requests deferred, by reason (error: 5xx, refused, reset; timeout; throttled: 429).");
@@ -96,7 +99,8 @@ static void render(dsp_metrics_t *m, buf_t *b)
 	       "Times a vendor's destination waited for its rate limiter.");
 	for (size_t i = 0; i < nv; i++)
 		if (mine(m, i))
-			sample(b, m, "tocsin_dispatch_rate_limit_waits_total", (int)i, NULL, m->rl_waits[i]);
+			sample(b, m, "tocsin_dispatch_rate_limit_waits_total", (int)i, NULL,
+			       m->rl_waits[i]);
 	family(b, "tocsin_dispatch_sla_transitions_total", "counter",
 	       "SLA state changes of each vendor seen by this dispatcher (its own and applied).");
 	for (size_t i = 0; i < nv; i++)
@@ -104,14 +108,15 @@ static void render(dsp_metrics_t *m, buf_t *b)
 			for (int t = 0; t < MSG_VH__COUNT; t++)
 				if (m->sla[i][f][t]) {
 					char x[80];
-					snprintf(x, sizeof x, ",from=\"%s\",to=\"%s\"", msg_vh_state_name(f),
-					         msg_vh_state_name(t));
-					sample(b, m, "tocsin_dispatch_sla_transitions_total", (int)i, x, m->sla[i][f][t]);
+					snprintf(x, sizeof x, ",from=\"%s\",to=\"%s\"",
+					         msg_vh_state_name(f), msg_vh_state_name(t));
+					sample(b, m, "tocsin_dispatch_sla_transitions_total",
+					       (int)i, x, m->sla[i][f][t]);
 				}
-	single(b, m, "tocsin_dispatch_retries_total", "counter", "Retries scheduled after a deferral.",
-	       g->retries);
-	single(b, m, "tocsin_dispatch_dead_letters_total", "counter", "Records sent to tocsin.dead.",
-	       m->dead);
+	single(b, m, "tocsin_dispatch_retries_total", "counter",
+	       "Retries scheduled after a deferral.", g->retries);
+	single(b, m, "tocsin_dispatch_dead_letters_total", "counter",
+	       "Records sent to tocsin.dead.", m->dead);
 	single(b, m, "tocsin_dispatch_ambiguous_total", "counter",
 	       "Sends whose request went out and got no answer (timeout, reset): held for a receipt.",
 	       g->ambiguous);
@@ -126,11 +131,13 @@ static void render(dsp_metrics_t *m, buf_t *b)
 	       "Messages taken from the outbox and not yet final, by where they are.");
 	sample(b, m, "tocsin_dispatch_pending_messages", -1, ",where=\"ready\"", g->ready);
 	sample(b, m, "tocsin_dispatch_pending_messages", -1, ",where=\"waiting\"", g->waiting);
-	sample(b, m, "tocsin_dispatch_pending_messages", -1, ",where=\"awaiting_ack\"", g->awaiting_ack);
+	sample(b, m, "tocsin_dispatch_pending_messages", -1, ",where=\"awaiting_ack\"",
+	       g->awaiting_ack);
 	single(b, m, "tocsin_dispatch_held_messages", "gauge",
 	       "Messages held because no vendor of the route can take them (open, drained).", g->held);
 	single(b, m, "tocsin_dispatch_consumer_lag", "gauge",
-	       "Outbox records of this dispatcher's partitions not yet consumed (-1 unknown).", g->lag);
+	       "Outbox records of this dispatcher's partitions not yet consumed (-1 unknown).",
+	       g->lag);
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -147,8 +154,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		render(m, &b);
 	else
 		buf_puts(&b, "only GET /metrics\n");
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_COPY);
 	buf_free(&b);
 	if (!r)
 		return MHD_NO;
@@ -170,7 +176,8 @@ dsp_metrics_t *dsp_metrics_new(const cfg_t *cfg, msg_channel_t channel, const ch
 	unsigned port = 0;
 	char tail;
 	if (!s || sscanf(s, "127.0.0.1:%u%c", &port, &tail) != 1 || port > 65535) {
-		snprintf(err, errlen, "%s: dispatcher.metrics_listen must be \"127.0.0.1:PORT\"", cfg->path);
+		snprintf(err, errlen, "%s: dispatcher.metrics_listen must be \"127.0.0.1:PORT\"",
+		         cfg->path);
 		return NULL;
 	}
 	dsp_metrics_t *m = calloc(1, sizeof *m);
@@ -185,10 +192,11 @@ dsp_metrics_t *dsp_metrics_new(const cfg_t *cfg, msg_channel_t channel, const ch
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	m->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
-	                        NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-	                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+	                        NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
+	                        (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
-	const union MHD_DaemonInfo *di = m->d ? MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+	const union MHD_DaemonInfo *di = m->d ? MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT)
+	                                      : NULL;
 	if (!di) {
 		snprintf(err, errlen, "dispatcher metrics: cannot listen on %s (address in use?)", s);
 		dsp_metrics_free(m);

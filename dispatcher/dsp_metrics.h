@@ -37,11 +37,11 @@ void dsp_metrics_dead(dsp_metrics_t *m);
 /* ---- the numbers the loop already keeps, copied about once a second ---- */
 #define DSP_METRICS_MAX_VENDORS 32
 typedef struct dsp_metrics_gauges {
-	int64_t retries;                     /* retries scheduled */
-	int64_t in_flight;                   /* HTTP requests */
+	int64_t retries;                      /* retries scheduled */
+	int64_t in_flight;                    /* HTTP requests */
 	int64_t ready, waiting, awaiting_ack; /* pending messages by where they are */
-	int64_t held;                        /* waiting for a usable vendor */
-	int64_t lag;                         /* outbox records not yet consumed, -1 unknown */
+	int64_t held;                         /* waiting for a usable vendor */
+	int64_t lag;                          /* outbox records not yet consumed, -1 unknown */
 	/* sends whose request went out with no answer back, and what became of them */
 	int64_t ambiguous, reconciled, resent_after_ambiguity;
 	size_t nvendors;

@@ -30,8 +30,8 @@ struct dq {
 	dq_dest_t *dests;
 	size_t ndests;
 	size_t nvendors;
-	size_t *vbase; /* dests[vbase[vi] + slot + 1] */
-	size_t *vnum;  /* nsenders of vendor vi, + 1 */
+	size_t *vbase;    /* dests[vbase[vi] + slot + 1] */
+	size_t *vnum;     /* nsenders of vendor vi, + 1 */
 	dsp_msg_t *troot; /* timer pairing heap */
 	size_t count[DQ__COUNT];
 	size_t nrefinal; /* TIMER entries that are final statuses to produce again */
@@ -39,8 +39,8 @@ struct dq {
 	uint64_t spare_uses;
 };
 
-static const char *const where_name[DQ__COUNT] = {"none", "ready", "timer", "in_flight",
-                                                   "final_pending", "done"};
+static const char *const where_name[DQ__COUNT] = {"none",      "ready",         "timer",
+                                                  "in_flight", "final_pending", "done"};
 
 static const char *wname(dq_where_t w) { return w < DQ__COUNT ? where_name[w] : "freed"; }
 
@@ -208,8 +208,9 @@ static dq_camp_t *camp_for(dq_t *q, dq_dest_t *d, const dsp_msg_t *m, int front)
 	else if (!(c = calloc(1, sizeof *c))) {
 		c = &d->spare;
 		if (!q->spare_uses++)
-			log_error("event=out_of_memory where=campaign_list action=spare msg=\"campaigns "
-			          "share one list in this destination: turns are not fair, nothing is lost\"");
+			log_error(
+			    "event=out_of_memory where=campaign_list action=spare msg=\"campaigns "
+			    "share one list in this destination: turns are not fair, nothing is lost\"");
 		if (c->n) /* already linked */
 			return c;
 	}
@@ -487,8 +488,7 @@ void dq_abandon(dq_t *q, dsp_msg_t *m)
 void dq_release(dq_t *q, dsp_msg_t *m)
 {
 	if (m->where != DQ_NONE && m->where != DQ_DONE)
-		dq_panic("message %s freed while %s", m->m.id ? m->m.id : "?",
-		         wname(m->where));
+		dq_panic("message %s freed while %s", m->m.id ? m->m.id : "?", wname(m->where));
 	q->count[m->where]--;
 	m->where = DQ__COUNT; /* a second free aborts */
 }

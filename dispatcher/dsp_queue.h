@@ -59,13 +59,13 @@ typedef struct dsp_msg {
 	struct dsp_part *part;
 	int64_t offset;
 	struct dsp_msg *part_next; /* consumed order within the partition */
-	int discard;     /* its partition was revoked: drop when next touched */
-	int held;        /* waiting for a usable vendor (the dispatcher counts these) */
-	int watched;     /* its id is watched in tocsin.status (dsp_state_watch) until freed */
-	int attempt;     /* sends tried so far */
-	int vendor;      /* vendor index of the send in flight, -1 none */
-	int lane;        /* kq_lane_t of the topic it came from */
-	int last_vendor; /* vendor that last deferred, -1 none */
+	int discard;               /* its partition was revoked: drop when next touched */
+	int held;                  /* waiting for a usable vendor (the dispatcher counts these) */
+	int watched;       /* its id is watched in tocsin.status (dsp_state_watch) until freed */
+	int attempt;       /* sends tried so far */
+	int vendor;        /* vendor index of the send in flight, -1 none */
+	int lane;          /* kq_lane_t of the topic it came from */
+	int last_vendor;   /* vendor that last deferred, -1 none */
 	int64_t amb_until; /* mono ms: a send to last_vendor went out and got no answer (ambiguous);
 	                    * held until then for a receipt to confirm it; 0 none */
 	/* the final outcome, kept to re-produce its status if delivery fails */
@@ -77,12 +77,12 @@ typedef struct dsp_msg {
 	int64_t latency_ms;
 	/* ---- owned by dsp_queue.c */
 	dq_where_t where;
-	dq_dest_t *dest;           /* READY: the destination it waits in */
-	dq_camp_t *camp;           /* READY: its campaign list */
-	struct dsp_msg *q_next;    /* READY: next in its campaign list */
+	dq_dest_t *dest;                 /* READY: the destination it waits in */
+	dq_camp_t *camp;                 /* READY: its campaign list */
+	struct dsp_msg *q_next;          /* READY: next in its campaign list */
 	struct dsp_msg *t_child, *t_sib; /* TIMER: pairing-heap links */
-	int64_t due_ms;            /* TIMER: monotonic ms */
-	int refinal;               /* TIMER: a final status to produce again */
+	int64_t due_ms;                  /* TIMER: monotonic ms */
+	int refinal;                     /* TIMER: a final status to produce again */
 	char arena[]; /* m's strings, unescaped from the record (one allocation per message) */
 } dsp_msg_t;
 

@@ -92,8 +92,9 @@ int dsp_share_record(dsp_share_t *s, const void *key, size_t keylen, const void 
 int dsp_share_encode(const dsp_share_t *s, int64_t backlog, int64_t ts_ms, buf_t *b)
 {
 	buf_reset(b);
-	return buf_printf(b, "{\"v\":1,\"dispatcher\":\"%s\",\"channel\":\"%s\",\"backlog\":%lld,"
-	                     "\"ts_ms\":%lld}",
+	return buf_printf(b,
+	                  "{\"v\":1,\"dispatcher\":\"%s\",\"channel\":\"%s\",\"backlog\":%lld,"
+	                  "\"ts_ms\":%lld}",
 	                  s->self, msg_channel_name(s->ch), (long long)(backlog > 0 ? backlog : 0),
 	                  (long long)ts_ms);
 }

@@ -55,9 +55,9 @@ struct dsp_state {
 	int64_t done_rotated_ms;
 	rd_kafka_topic_partition_list_t *targets; /* high watermarks to catch up to */
 	int64_t *t_from, *t_seen; /* per target: where reading started, last offset read + 1 */
-	uint64_t vh_seq; /* vendor-health records applied */
-	int follow;      /* tocsin.status is read continuously (dsp_state_follow) */
-	uint64_t n_status; /* tocsin.status records read */
+	uint64_t vh_seq;          /* vendor-health records applied */
+	int follow;               /* tocsin.status is read continuously (dsp_state_follow) */
+	uint64_t n_status;        /* tocsin.status records read */
 	/* a catch-up under way (dsp_state_catch_up_start): whether the status lookback is still
 	 * unknown, when the broker was last asked, and how long each question may take */
 	int catching_up, catch_unknown, catch_query_ms;
@@ -330,10 +330,11 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 	char err[256];
 	json_t *hold = NULL;
 	if (s->share && !strcmp(topic, KQ_T_BACKLOG)) {
-		if (dsp_share_record(s->share, m->key, m->key_len, m->payload, m->len, clock_mono_ms()) ==
-		    TOCSIN_ERR_INVAL)
+		if (dsp_share_record(s->share, m->key, m->key_len, m->payload, m->len,
+		                     clock_mono_ms()) == TOCSIN_ERR_INVAL)
 			log_warn("event=bad_state_record topic=%s offset=%lld reason=\"not a backlog "
-			         "record\"", topic, (long long)m->offset);
+			         "record\"",
+			         topic, (long long)m->offset);
 		return;
 	}
 	if (!m->payload) /* a tombstone */
@@ -353,8 +354,10 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 		if (m->key && buf &&
 		    !msg_status_scan(m->payload, m->len, &st, buf, m->len + 1, err, sizeof err) &&
 		    st.state != MSG_ST_QUEUED && st.state != MSG_ST_RETRYING) {
-			unsigned char v = st.state == MSG_ST_FAILED || st.state == MSG_ST_UNDELIVERED ||
-			                          st.state == MSG_ST_BOUNCED || st.state == MSG_ST_EXPIRED
+			unsigned char v = st.state == MSG_ST_FAILED ||
+			                          st.state == MSG_ST_UNDELIVERED ||
+			                          st.state == MSG_ST_BOUNCED ||
+			                          st.state == MSG_ST_EXPIRED
 			                      ? DSP_DONE_FAILED
 			                      : DSP_DONE_SENT;
 			map_put(&s->done_cur, id_hash(m->key, m->key_len), v);
@@ -379,14 +382,15 @@ static void apply(dsp_state_t *s, const rd_kafka_message_t *m)
 	} else if (!strcmp(topic, KQ_T_VENDOR_HEALTH)) {
 		msg_vhealth_t h;
 		if (msg_vhealth_parse(m->payload, m->len, &h, &hold, err, sizeof err) == 0) {
-			named_t *e =
-			    named_set(&s->vendors, &s->nvendors, &s->capvendors, h.vendor, (int)h.state);
+			named_t *e = named_set(&s->vendors, &s->nvendors, &s->capvendors, h.vendor,
+			                       (int)h.state);
 			if (e) {
 				e->by_operator = h.by && !strcmp(h.by, "operator");
 				e->seq = ++s->vh_seq;
 			}
-			log_info("event=vendor_health vendor=%s state=%s by=%s reason=\"%s\"", h.vendor,
-			         msg_vh_state_name(h.state), h.by ? h.by : "?", h.reason ? h.reason : "");
+			log_info("event=vendor_health vendor=%s state=%s by=%s reason=\"%s\"",
+			         h.vendor, msg_vh_state_name(h.state), h.by ? h.by : "?",
+			         h.reason ? h.reason : "");
 		}
 	}
 	if (!hold)
@@ -475,12 +479,15 @@ static int assign_with_status(dsp_state_t *s, int timeout_ms)
 			if (s->targets->elems[k].partition == p &&
 			    !strcmp(s->targets->elems[k].topic, KQ_T_STATUS)) {
 				s->t_from[k] = from == RD_KAFKA_OFFSET_END ? INT64_MAX : from;
-				s->targets->elems[k].offset = from == RD_KAFKA_OFFSET_END ? DSP_END_UNKNOWN : hi;
+				s->targets->elems[k].offset = from == RD_KAFKA_OFFSET_END
+				                                  ? DSP_END_UNKNOWN
+				                                  : hi;
 			}
 	}
 	if (unknown)
 		log_warn("event=status_lookback_failed partitions=%d msg=\"the broker did not say where "
-		         "tocsin.status ends\"", unknown);
+		         "tocsin.status ends\"",
+		         unknown);
 	rd_kafka_resp_err_t e = rd_kafka_assign(s->rk, l);
 	rd_kafka_topic_partition_list_destroy(since);
 	rd_kafka_topic_partition_list_destroy(l);
@@ -493,7 +500,8 @@ static void pause_status(dsp_state_t *s, int pause)
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
 	for (int i = 0; i < s->targets->cnt; i++)
 		if (!strcmp(s->targets->elems[i].topic, KQ_T_STATUS))
-			rd_kafka_topic_partition_list_add(l, KQ_T_STATUS, s->targets->elems[i].partition);
+			rd_kafka_topic_partition_list_add(l, KQ_T_STATUS,
+			                                  s->targets->elems[i].partition);
 	if (pause)
 		rd_kafka_pause_partitions(s->rk, l);
 	else

@@ -14,8 +14,8 @@ struct retry {
 	uint64_t rng;
 };
 
-retry_t *retry_new_opts(int max_attempts, int base_ms, int max_ms, double budget,
-                        double min_per_s, uint64_t seed, char *err, size_t errlen)
+retry_t *retry_new_opts(int max_attempts, int base_ms, int max_ms, double budget, double min_per_s,
+                        uint64_t seed, char *err, size_t errlen)
 {
 	if (max_attempts < 1 || base_ms < 1 || max_ms < base_ms || !(budget >= 0 && budget <= 10) ||
 	    !(min_per_s >= 0 && min_per_s <= 1e6)) {
@@ -64,8 +64,8 @@ retry_t *retry_new(const cfg_t *cfg, uint64_t seed, char *err, size_t errlen)
 		}
 		minps = json_number_value(x);
 	}
-	return retry_new_opts(cfg->max_attempts, cfg->retry_base_ms, cfg->retry_max_ms, budget, minps,
-	                      seed, err, errlen);
+	return retry_new_opts(cfg->max_attempts, cfg->retry_base_ms, cfg->retry_max_ms, budget,
+	                      minps, seed, err, errlen);
 }
 
 void retry_free(retry_t *r) { free(r); }

@@ -27,8 +27,8 @@
  * outage does not turn into a retry storm, and no recipient is lost. */
 
 typedef enum retry_verdict {
-	RETRY_LATER = 0,   /* retry at not_before_ms with attempt next_attempt */
-	RETRY_PARKED,      /* budget exhausted: retry later than usual (not_before_ms) */
+	RETRY_LATER = 0,      /* retry at not_before_ms with attempt next_attempt */
+	RETRY_PARKED,         /* budget exhausted: retry later than usual (not_before_ms) */
 	RETRY_FINAL_ATTEMPTS, /* give up: status failed, to tocsin.dead */
 	RETRY_FINAL_EXPIRED,  /* give up: status expired, to tocsin.dead */
 } retry_verdict_t;
@@ -38,7 +38,7 @@ typedef struct retry_decision {
 	int64_t delay_ms;      /* from now; 0 for finals */
 	int64_t not_before_ms; /* now + delay */
 	int next_attempt;      /* attempt number for the retry (unchanged after a 429) */
-	const char *reason;    /* static: "backoff", "retry_after", "budget", "max_attempts", "expired" */
+	const char *reason; /* static: "backoff", "retry_after", "budget", "max_attempts", "expired" */
 } retry_decision_t;
 
 typedef struct retry retry_t;
@@ -49,8 +49,8 @@ typedef struct retry retry_t;
  * the field in err. Owned by the caller. */
 retry_t *retry_new(const cfg_t *cfg, uint64_t seed, char *err, size_t errlen);
 /* The same from numbers (budget as a fraction, min_per_s retries per second). */
-retry_t *retry_new_opts(int max_attempts, int base_ms, int max_ms, double budget,
-                        double min_per_s, uint64_t seed, char *err, size_t errlen);
+retry_t *retry_new_opts(int max_attempts, int base_ms, int max_ms, double budget, double min_per_s,
+                        uint64_t seed, char *err, size_t errlen);
 void retry_free(retry_t *r);
 
 /* A first attempt was sent at now_ms: earns budget for retries. */

@@ -6,14 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXC 64 /* candidates per route considered at once (stack arrays, no per-message allocation) */
+#define MAXC                                                                                       \
+	64 /* candidates per route considered at once (stack arrays, no per-message allocation) */
 
 struct route {
 	const cfg_t *cfg;
 	size_t n;
-	int idx[MAXC];       /* cfg vendor index, in candidate order */
-	double weight[MAXC]; /* 0 = standby / plain priority */
-	double credit[MAXC]; /* fraction gate accumulator */
+	int idx[MAXC];        /* cfg vendor index, in candidate order */
+	double weight[MAXC];  /* 0 = standby / plain priority */
+	double credit[MAXC];  /* fraction gate accumulator */
 	double cur[MAXC + 1]; /* smooth weighted round robin state; [MAXC] = the remainder */
 	double cur2[MAXC];    /* round robin among full-traffic weighted vendors */
 };
@@ -39,16 +40,19 @@ route_t *route_new(const cfg_t *cfg, msg_channel_t ch, char *err, size_t errlen)
 	for (size_t i = 0; i < cr->nvendors; i++) {
 		const cfg_vendor_t *v = cfg_vendor(cfg, cr->vendors[i]);
 		if (!v) {
-			snprintf(err, errlen, "%s: route %s: unknown vendor \"%s\"", cfg->path ? cfg->path : "config",
-			         msg_channel_name(ch), cr->vendors[i]);
+			snprintf(err, errlen, "%s: route %s: unknown vendor \"%s\"",
+			         cfg->path ? cfg->path : "config", msg_channel_name(ch),
+			         cr->vendors[i]);
 			free(r);
 			return NULL;
 		}
 		json_t *w = v->raw ? json_object_get(v->raw, "weight") : NULL;
 		double wv = 0;
 		if (w) {
-			if (!json_is_number(w) || json_number_value(w) < 0 || json_number_value(w) > 1e6) {
-				snprintf(err, errlen, "%s: vendor %s: \"weight\" must be a number in [0, 1000000]",
+			if (!json_is_number(w) || json_number_value(w) < 0 ||
+			    json_number_value(w) > 1e6) {
+				snprintf(err, errlen,
+				         "%s: vendor %s: \"weight\" must be a number in [0, 1000000]",
 				         cfg->path ? cfg->path : "config", v->name);
 				free(r);
 				return NULL;

@@ -74,9 +74,9 @@ int sla_opts_parse(const json_t *obj, const char *vendor, sla_opts_t *o, char *e
 		snprintf(err, errlen, "vendor %s: \"sla\" must be an object", vendor ? vendor : "?");
 		return TOCSIN_ERR_CONFIG;
 	}
-	static const char *const known[] = {"p95_ms",        "error_rate",     "timeout_rate",
-	                                    "min_delivered", "window_s",       "min_samples",
-	                                    "min_open_s",    "probe_windows",  "probe_min_samples",
+	static const char *const known[] = {"p95_ms",         "error_rate",    "timeout_rate",
+	                                    "min_delivered",  "window_s",      "min_samples",
+	                                    "min_open_s",     "probe_windows", "probe_min_samples",
 	                                    "probe_fraction", "ramp_s",        "recover_ratio"};
 	const char *k;
 	json_t *v;
@@ -86,8 +86,8 @@ int sla_opts_parse(const json_t *obj, const char *vendor, sla_opts_t *o, char *e
 		for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 			ok |= strcmp(k, known[i]) == 0;
 		if (!ok) {
-			snprintf(err, errlen, "vendor %s: unknown field \"sla\".\"%s\"", vendor ? vendor : "?",
-			         k);
+			snprintf(err, errlen, "vendor %s: unknown field \"sla\".\"%s\"",
+			         vendor ? vendor : "?", k);
 			return TOCSIN_ERR_CONFIG;
 		}
 	}
@@ -119,8 +119,8 @@ int sla_opts_parse(const json_t *obj, const char *vendor, sla_opts_t *o, char *e
 sla_t *sla_new(const char *name, const sla_opts_t *o, char *err, size_t errlen)
 {
 	if (o->window_s < 1 || o->window_s > MAX_WINDOW || o->min_samples < 1 ||
-	    o->probe_windows < 1 || o->probe_min_samples < 1 || o->min_open_s < 0 || o->ramp_s < 0 ||
-	    !(o->probe_fraction > 0 && o->probe_fraction <= 1)) {
+	    o->probe_windows < 1 || o->probe_min_samples < 1 || o->min_open_s < 0 ||
+	    o->ramp_s < 0 || !(o->probe_fraction > 0 && o->probe_fraction <= 1)) {
 		snprintf(err, errlen, "sla %s: options out of range", name ? name : "?");
 		return NULL;
 	}
@@ -214,9 +214,11 @@ static int hung(const sla_t *s, int64_t now_ms, char *why, size_t whylen)
 	if (s->o.p95_ms <= 0 || s->overdue < s->o.probe_min_samples ||
 	    (s->last_answer_ms != INT64_MIN && now_ms - s->last_answer_ms < (int64_t)s->o.p95_ms))
 		return 0;
-	snprintf(why, whylen, "p95_ms %.0f: hung, %d requests in flight past it (oldest %lld ms), no answer for %lld ms",
+	snprintf(why, whylen,
+	         "p95_ms %.0f: hung, %d requests in flight past it (oldest %lld ms), no answer for %lld ms",
 	         s->o.p95_ms, s->overdue, (long long)s->oldest_ms,
-	         (long long)(s->last_answer_ms == INT64_MIN ? s->oldest_ms : now_ms - s->last_answer_ms));
+	         (long long)(s->last_answer_ms == INT64_MIN ? s->oldest_ms
+	                                                    : now_ms - s->last_answer_ms));
 	return 1;
 }
 
@@ -280,8 +282,8 @@ static int breach(const sla_opts_t *o, const sla_stats_t *st, double k, int64_t 
 			return 1;
 		}
 		if (o->p95_ms > 0 && st->p95_ms > o->p95_ms * k) {
-			snprintf(why, whylen, "p95_ms %.0f > %.0f (n=%lld)", st->p95_ms, o->p95_ms * k,
-			         (long long)st->answers);
+			snprintf(why, whylen, "p95_ms %.0f > %.0f (n=%lld)", st->p95_ms,
+			         o->p95_ms * k, (long long)st->answers);
 			return 1;
 		}
 	}
@@ -374,14 +376,14 @@ int sla_tick(sla_t *s, int64_t now_ms, sla_transition_t *t)
 				continue;
 			}
 			if (++s->good >= s->o.probe_windows) {
-				snprintf(why, sizeof why, "%d good probe windows; ramping to full traffic over %ds",
+				snprintf(why, sizeof why,
+				         "%d good probe windows; ramping to full traffic over %ds",
 				         s->good, s->o.ramp_s);
 				enter(s, MSG_VH_HEALTHY, now_ms, t, &st, why);
 				return 1;
 			}
 		}
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -434,8 +436,12 @@ const sla_opts_t *sla_opts(const sla_t *s) { return &s->o; }
 void sla_vhealth(const sla_transition_t *t, const char *vendor, const char *by, int64_t ts_ms,
                  msg_vhealth_t *h)
 {
-	*h = (msg_vhealth_t){.vendor = vendor, .state = t->to, .reason = t->reason, .by = by,
-	                     .p95_ms = t->stats.p95_ms, .error_rate = t->stats.error_rate,
+	*h = (msg_vhealth_t){.vendor = vendor,
+	                     .state = t->to,
+	                     .reason = t->reason,
+	                     .by = by,
+	                     .p95_ms = t->stats.p95_ms,
+	                     .error_rate = t->stats.error_rate,
 	                     .ts_ms = ts_ms}; /* every other field (actor) unset */
 }
 

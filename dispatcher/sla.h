@@ -18,9 +18,9 @@ typedef struct sla_opts {
 	int min_samples;      /* answers (or receipts) needed to judge. default 20 */
 	int min_open_s;       /* minimum time open before probing. default 5 */
 	int probe_windows;    /* consecutive good probe windows before traffic returns. default 3 */
-	int probe_min_samples;/* answers in a probe window to judge it. default 5 */
-	double probe_fraction;/* share of the vendor's traffic while probing. default 0.05 */
-	int ramp_s;           /* traffic returns linearly from probe_fraction to 1 over this. default 10 */
+	int probe_min_samples; /* answers in a probe window to judge it. default 5 */
+	double probe_fraction; /* share of the vendor's traffic while probing. default 0.05 */
+	int ramp_s; /* traffic returns linearly from probe_fraction to 1 over this. default 10 */
 	double recover_ratio; /* a probe window is good when every metric is within
 	                         recover_ratio x its threshold (hysteresis band). default 0.8 */
 } sla_opts_t;
@@ -33,18 +33,18 @@ void sla_opts_default(sla_opts_t *o);
 int sla_opts_parse(const json_t *obj, const char *vendor, sla_opts_t *o, char *err, size_t errlen);
 
 typedef enum sla_outcome {
-	SLA_OK = 0,    /* the vendor answered: accepted, or a permanent per-recipient failure */
-	SLA_ERROR,     /* 5xx, connection refused/reset, malformed answer: counts against the vendor */
-	SLA_TIMEOUT,   /* no answer within the vendor's timeout */
+	SLA_OK = 0, /* the vendor answered: accepted, or a permanent per-recipient failure */
+	SLA_ERROR,  /* 5xx, connection refused/reset, malformed answer: counts against the vendor */
+	SLA_TIMEOUT, /* no answer within the vendor's timeout */
 	SLA_THROTTLED, /* 429: counted and reported, but never a breach (the rate limiter slows down) */
 } sla_outcome_t;
 
 /* The numbers of one window, as reported with a transition. */
 typedef struct sla_stats {
-	int64_t answers;   /* ok + error + timeout */
+	int64_t answers; /* ok + error + timeout */
 	int64_t ok, errors, timeouts, throttled;
 	int64_t receipts, delivered;
-	double p50_ms, p95_ms, p99_ms; /* -1 when no latency sample */
+	double p50_ms, p95_ms, p99_ms;   /* -1 when no latency sample */
 	double error_rate, timeout_rate; /* -1 when no answer */
 	double delivered_ratio;          /* -1 when no receipt */
 } sla_stats_t;
@@ -52,9 +52,9 @@ typedef struct sla_stats {
 /* A state change, for the caller to log and publish as msg_vhealth_t. */
 typedef struct sla_transition {
 	msg_vh_state_t from, to;
-	char reason[160]; /* e.g. "error_rate 0.42 > 0.20 (n=50)", "3 good probe windows" */
-	sla_stats_t stats;  /* the window that decided */
-	int64_t ts_ms;      /* the caller's now_ms */
+	char reason[160];  /* e.g. "error_rate 0.42 > 0.20 (n=50)", "3 good probe windows" */
+	sla_stats_t stats; /* the window that decided */
+	int64_t ts_ms;     /* the caller's now_ms */
 } sla_transition_t;
 
 typedef struct sla sla_t;

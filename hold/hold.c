@@ -19,9 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HOLD_BATCH 5000       /* rows released per round */
+#define HOLD_BATCH 5000 /* rows released per round */
 #define HOLD_MAXPART 64
-#define HOLD_TOPICS 4         /* the outbox topics: two channels x two lanes */
+#define HOLD_TOPICS 4 /* the outbox topics: two channels x two lanes */
 
 struct hold {
 	sqlite3 *db;
@@ -62,11 +62,11 @@ hold_t *hold_open(const cfg_t *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	if (sqlite3_open_v2(h->path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ||
-	    sqlite3_busy_timeout(h->db, 10000) ||
-	    sqlite3_exec(h->db, hold_schema, NULL, NULL, NULL) ||
+	    sqlite3_busy_timeout(h->db, 10000) || sqlite3_exec(h->db, hold_schema, NULL, NULL, NULL) ||
 	    /* a store made before "gen" existed (fails harmlessly when it is there) */
 	    (sqlite3_exec(h->db, "ALTER TABLE held ADD COLUMN gen INTEGER NOT NULL DEFAULT 0", NULL,
-	                  NULL, NULL), 0) ||
+	                  NULL, NULL),
+	     0) ||
 	    sqlite3_prepare_v2(h->db,
 	                       "INSERT INTO held(id,campaign,topic,addr,due_ms,expires_ms,zones,rec,gen) "
 	                       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(id) DO UPDATE SET "
@@ -95,9 +95,9 @@ void hold_close(hold_t *h)
 	free(h);
 }
 
-int hold_put(hold_t *h, const char *id, const char *campaign, const char *topic,
-             const char *addr, int64_t due_ms, int64_t expires_ms, const char *zones,
-             const void *rec, size_t reclen, int64_t gen, int rearm)
+int hold_put(hold_t *h, const char *id, const char *campaign, const char *topic, const char *addr,
+             int64_t due_ms, int64_t expires_ms, const char *zones, const void *rec, size_t reclen,
+             int64_t gen, int rearm)
 {
 	if (!h->in_tx) {
 		if (sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL))
@@ -133,13 +133,13 @@ int hold_commit(hold_t *h)
 typedef struct rel {
 	const cfg_t *cfg;
 	hold_t *h;
-	rd_kafka_t *rk;      /* producer: outbox and status records */
-	rd_kafka_t *watch;   /* follows tocsin.campaigns */
+	rd_kafka_t *rk;                 /* producer: outbox and status records */
+	rd_kafka_t *watch;              /* follows tocsin.campaigns */
 	rd_kafka_t *grp[MSG_CH__COUNT]; /* the dispatcher groups, for their lag */
-	json_t *camps;       /* campaign id -> [state, name] */
-	int nparts[HOLD_TOPICS]; /* partitions of each outbox topic, asked once (0 = none) */
-	int64_t last_prune;  /* mono ms of the last prune of old rows */
-	int64_t failed;      /* delivery reports with an error in this round */
+	json_t *camps;                  /* campaign id -> [state, name] */
+	int nparts[HOLD_TOPICS];        /* partitions of each outbox topic, asked once (0 = none) */
+	int64_t last_prune;             /* mono ms of the last prune of old rows */
+	int64_t failed;                 /* delivery reports with an error in this round */
 	int64_t released, cancelled, expired;
 	int crash_after_flush; /* tests: $TOCSIN_HOLD_CRASH_AFTER_FLUSH=1 dies like kill -9 after
 	                        * a round is acknowledged, before it is recorded released */
@@ -170,8 +170,9 @@ static int on_campaign(void *ud, const rd_kafka_message_t *m)
 	json_t *hold = NULL;
 	char e[128];
 	if (!msg_campaign_parse(m->payload, m->len, &c, &hold, e, sizeof e) && c.id)
-		json_object_set_new(r->camps, c.id, json_pack("[isIi]", (int)c.state, c.name ? c.name : c.id,
-		                                              (json_int_t)c.send_at_ms, c.qh_urgent));
+		json_object_set_new(r->camps, c.id,
+		                    json_pack("[isIi]", (int)c.state, c.name ? c.name : c.id,
+		                              (json_int_t)c.send_at_ms, c.qh_urgent));
 	json_decref(hold);
 	return 0;
 }
@@ -200,7 +201,8 @@ static void camp_list(rel_t *r, int st, buf_t *out)
 	json_object_foreach(r->camps, k, v)
 	{
 		if (json_integer_value(json_array_get(v, 0)) != st ||
-		    strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(k))
+		    strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+		        strlen(k))
 			continue;
 		buf_append(out, ",'", 2);
 		buf_append(out, k, strlen(k));
@@ -227,9 +229,14 @@ static int64_t outbox_lag(rel_t *r)
 static int produce_final(rel_t *r, const char *id, const char *campaign, const char *topic,
                          const char *addr, msg_state_t st, const char *code, const char *detail)
 {
-	msg_status_t s = {.id = id, .campaign = campaign,
-	                  .channel = strstr(topic, ".email") ? MSG_CH_EMAIL : MSG_CH_SMS, .to = addr,
-	                  .state = st, .code = code, .detail = detail, .latency_ms = -1,
+	msg_status_t s = {.id = id,
+	                  .campaign = campaign,
+	                  .channel = strstr(topic, ".email") ? MSG_CH_EMAIL : MSG_CH_SMS,
+	                  .to = addr,
+	                  .state = st,
+	                  .code = code,
+	                  .detail = detail,
+	                  .latency_ms = -1,
 	                  .ts_ms = clock_wall_ms()};
 	buf_reset(&r->b);
 	if (msg_status_encode(&s, &r->b))
@@ -248,7 +255,9 @@ static int on_outbox_rec(void *ud, const rd_kafka_message_t *m)
 		return TOCSIN_ERR_NOMEM;
 	if (!msg_out_scan(m->payload, m->len, &o, buf, m->len + 1, e, sizeof e) && o.id) {
 		sqlite3_stmt *q;
-		if (!sqlite3_prepare_v2(r->h->db, "UPDATE held SET state=2, rec=NULL WHERE id=?1 AND state=1", -1, &q, NULL)) {
+		if (!sqlite3_prepare_v2(r->h->db,
+		                        "UPDATE held SET state=2, rec=NULL WHERE id=?1 AND state=1",
+		                        -1, &q, NULL)) {
 			sqlite3_bind_text(q, 1, o.id, -1, SQLITE_STATIC);
 			sqlite3_step(q);
 			sqlite3_finalize(q);
@@ -269,7 +278,8 @@ static int recover(rel_t *r, char *err, size_t errlen)
 	sqlite3_finalize(q);
 	if (!n)
 		return 0;
-	rd_kafka_t *c = kq_consumer_new(r->cfg, "tocsin-hold-recover", "tocsin-hold-recover", 10000, err, errlen);
+	rd_kafka_t *c = kq_consumer_new(r->cfg, "tocsin-hold-recover", "tocsin-hold-recover", 10000,
+	                                err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
 	sqlite3_exec(r->h->db, "BEGIN", NULL, NULL, NULL);
@@ -283,7 +293,8 @@ static int recover(rel_t *r, char *err, size_t errlen)
 			np = HOLD_MAXPART;
 		for (int p = 0; p < np; p++)
 			from[p] = KQ_READ_SKIP;
-		if (sqlite3_prepare_v2(r->h->db, "SELECT part, off FROM rel_mark WHERE topic=?1", -1, &q, NULL))
+		if (sqlite3_prepare_v2(r->h->db, "SELECT part, off FROM rel_mark WHERE topic=?1",
+		                       -1, &q, NULL))
 			break;
 		sqlite3_bind_text(q, 1, rel_topics[i], -1, SQLITE_STATIC);
 		while (sqlite3_step(q) == SQLITE_ROW) {
@@ -295,7 +306,10 @@ static int recover(rel_t *r, char *err, size_t errlen)
 		if (!any)
 			continue;
 		char e[256] = "";
-		kq_read_t rd = {.topic = rel_topics[i], .nparts = np, .from = from, .timeout_ms = 120000,
+		kq_read_t rd = {.topic = rel_topics[i],
+		                .nparts = np,
+		                .from = from,
+		                .timeout_ms = 120000,
 		                .stop = &tocsin_stop};
 		rc = kq_read(c, &rd, on_outbox_rec, r, e, sizeof e);
 		if (rc)
@@ -321,7 +335,8 @@ static int mark(rel_t *r)
 			if (rd_kafka_query_watermark_offsets(r->rk, rel_topics[i], p, &lo, &hi, 5000))
 				return TOCSIN_ERR_KAFKA;
 			sqlite3_stmt *q;
-			if (sqlite3_prepare_v2(r->h->db, "INSERT INTO rel_mark VALUES(?1,?2,?3)", -1, &q, NULL))
+			if (sqlite3_prepare_v2(r->h->db, "INSERT INTO rel_mark VALUES(?1,?2,?3)",
+			                       -1, &q, NULL))
 				return TOCSIN_ERR_IO;
 			sqlite3_bind_text(q, 1, rel_topics[i], -1, SQLITE_STATIC);
 			sqlite3_bind_int(q, 2, p);
@@ -339,8 +354,11 @@ static void camp_running(rel_t *r, const char *id)
 	json_t *v = json_object_get(r->camps, id);
 	if (!v || json_integer_value(json_array_get(v, 0)) != MSG_CAMP_SCHEDULED)
 		return;
-	msg_campaign_t c = {.id = id, .name = json_string_value(json_array_get(v, 1)),
-	                    .state = MSG_CAMP_RUNNING, .queued = -1, .ts_ms = clock_wall_ms(),
+	msg_campaign_t c = {.id = id,
+	                    .name = json_string_value(json_array_get(v, 1)),
+	                    .state = MSG_CAMP_RUNNING,
+	                    .queued = -1,
+	                    .ts_ms = clock_wall_ms(),
 	                    .actor = "tocsin-hold",
 	                    /* carried on, so the compacted record keeps them (the tracker shows them) */
 	                    .send_at_ms = json_integer_value(json_array_get(v, 2)),
@@ -367,7 +385,8 @@ static int release_round(rel_t *r, int64_t now, buf_t *paused, char *err, size_t
 	                     "SELECT id, campaign, topic, addr, expires_ms, rec FROM held WHERE state=0 AND "
 	                     "(due_ms<=?1 OR campaign IN (%s)) AND campaign NOT IN (%s) "
 	                     "ORDER BY due_ms LIMIT %d",
-	                     canc.p, paused->p, HOLD_BATCH) || buf_putc(&sql, 0);
+	                     canc.p, paused->p, HOLD_BATCH) ||
+	          buf_putc(&sql, 0);
 	buf_free(&canc);
 	sqlite3_stmt *q = NULL;
 	if (bad || sqlite3_prepare_v2(r->h->db, sql.p, -1, &q, NULL)) {
@@ -449,8 +468,10 @@ static int release_round(rel_t *r, int64_t now, buf_t *paused, char *err, size_t
 	sqlite3_finalize(u);
 	free(d);
 	if (rc) {
-		snprintf(err, errlen, "release of %d held messages not confirmed by Kafka (%lld delivery "
-		         "errors); they stay in doubt and are checked against the outbox", n, (long long)r->failed);
+		snprintf(err, errlen,
+		         "release of %d held messages not confirmed by Kafka (%lld delivery "
+		         "errors); they stay in doubt and are checked against the outbox",
+		         n, (long long)r->failed);
 		return rc;
 	}
 	if (n)
@@ -526,7 +547,8 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 	snprintf(lock, sizeof lock, "%s/hold.db.lock", cfg->var_dir);
 	lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB)) {
-		snprintf(err, sizeof err, "%.900s: another tocsin hold is releasing this store (one per var_dir)",
+		snprintf(err, sizeof err,
+		         "%.900s: another tocsin hold is releasing this store (one per var_dir)",
 		         lock);
 		goto out;
 	}
@@ -540,7 +562,8 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 	rd_kafka_conf_set_opaque(conf, &r);
 	if (!(r.rk = kq_new(conf, KQ_PRODUCER, 10000, err, sizeof err)))
 		goto out;
-	if (!(r.watch = kq_consumer_new(cfg, "tocsin-hold", "tocsin-hold-campaigns", 10000, err, sizeof err)))
+	if (!(r.watch = kq_consumer_new(cfg, "tocsin-hold", "tocsin-hold-campaigns", 10000, err,
+	                                sizeof err)))
 		goto out;
 	for (int ch = 0; ch < MSG_CH__COUNT; ch++) {
 		char gid[64];
@@ -548,8 +571,10 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 		if (!(r.grp[ch] = kq_consumer_new(cfg, "tocsin-hold-lag", gid, 10000, err, sizeof err)))
 			goto out;
 	}
-	kq_read_t rd = {.topic = KQ_T_CAMPAIGNS, .nparts = kq_partitions(r.watch, KQ_T_CAMPAIGNS, 5000),
-	                .timeout_ms = 10000, .keep = 1};
+	kq_read_t rd = {.topic = KQ_T_CAMPAIGNS,
+	                .nparts = kq_partitions(r.watch, KQ_T_CAMPAIGNS, 5000),
+	                .timeout_ms = 10000,
+	                .keep = 1};
 	if (rd.nparts < 0)
 		rd.nparts = 0;
 	char e[256];
@@ -572,7 +597,8 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 		int embedded = !(json_is_string(bs) && json_string_length(bs) > 0);
 		if (embedded && (lag < 0 || lag > bound)) {
 			if (clock_mono_ms() - last_log > 10000) {
-				log_info("event=hold_waiting_for_dispatch lag=%lld bound=%lld", (long long)lag, (long long)bound);
+				log_info("event=hold_waiting_for_dispatch lag=%lld bound=%lld",
+				         (long long)lag, (long long)bound);
 				last_log = clock_mono_ms();
 			}
 			watch_poll(&r, 200);
@@ -591,8 +617,8 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 			watch_poll(&r, 200);
 	}
 	code = 0;
-	log_info("event=hold_stopped released=%lld cancelled=%lld expired=%lld", (long long)r.released,
-	         (long long)r.cancelled, (long long)r.expired);
+	log_info("event=hold_stopped released=%lld cancelled=%lld expired=%lld",
+	         (long long)r.released, (long long)r.cancelled, (long long)r.expired);
 out:
 	if (code)
 		fprintf(stderr, "tocsin hold: %s\n", err);

@@ -28,9 +28,9 @@ void hold_close(hold_t *h);
  * expired) by an earlier launch run: gen (the run's start, ms) greater than the row's
  * holds it again. Rows are written in one transaction until hold_commit. 0 or
  * TOCSIN_ERR_IO. One thread. */
-int hold_put(hold_t *h, const char *id, const char *campaign, const char *topic,
-             const char *addr, int64_t due_ms, int64_t expires_ms, const char *zones,
-             const void *rec, size_t reclen, int64_t gen, int rearm);
+int hold_put(hold_t *h, const char *id, const char *campaign, const char *topic, const char *addr,
+             int64_t due_ms, int64_t expires_ms, const char *zones, const void *rec, size_t reclen,
+             int64_t gen, int rearm);
 /* Make every hold_put so far durable. 0 or TOCSIN_ERR_IO. */
 int hold_commit(hold_t *h);
 

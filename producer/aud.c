@@ -22,14 +22,14 @@ struct aud {
 	int seekable;
 	unsigned char *in;
 	size_t inlen, inpos;
-	int64_t off;   /* file offset of in[inpos] */
-	int64_t size;  /* file size, 0 unknown */
-	int64_t line;  /* current line, 1-based */
+	int64_t off;  /* file offset of in[inpos] */
+	int64_t size; /* file size, 0 unknown */
+	int64_t line; /* current line, 1-based */
 	int eof;
 	/* current record */
 	char *rec;
 	size_t reclen, reccap;
-	size_t *foff;  /* field offsets into rec (max_cols + 1) */
+	size_t *foff; /* field offsets into rec (max_cols + 1) */
 	size_t *flen;
 	const char **vals;
 	size_t nf;
@@ -37,8 +37,8 @@ struct aud {
 	char **cols;
 	size_t ncols;
 	/* JSON Lines */
-	json_t *jrow;      /* the row being returned */
-	json_t *jpending;  /* first object, read by aud_open */
+	json_t *jrow;     /* the row being returned */
+	json_t *jpending; /* first object, read by aud_open */
 	int64_t jpending_line;
 	/* SQLite */
 	sqlite3 *db;
@@ -331,13 +331,14 @@ static int set_cols(aud_t *a, char **names, size_t n, int64_t line, char *err, s
 	a->ncols = n;
 	for (size_t i = 0; i < n; i++) {
 		if (!names[i][0]) {
-			snprintf(err, errlen, "%s:%lld: column %zu has no name", a->path, (long long)line,
-			         i + 1);
+			snprintf(err, errlen, "%s:%lld: column %zu has no name", a->path,
+			         (long long)line, i + 1);
 			return -1;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(names[i], names[j])) {
-				snprintf(err, errlen, "%s:%lld: duplicate column name \"%s\" (columns %zu and %zu)",
+				snprintf(err, errlen,
+				         "%s:%lld: duplicate column name \"%s\" (columns %zu and %zu)",
 				         a->path, (long long)line, names[i], j + 1, i + 1);
 				return -1;
 			}
@@ -492,7 +493,8 @@ static int jsonl_fill(aud_t *a, json_t *j, aud_row_t *r)
 			a->vals[i] = json_string_value(v);
 			a->flen[i] = json_string_length(v);
 			if (memchr(a->vals[i], 0, a->flen[i])) {
-				snprintf(r->why, sizeof r->why, "NUL character in field %s", a->cols[i]);
+				snprintf(r->why, sizeof r->why, "NUL character in field %s",
+				         a->cols[i]);
 				return TOCSIN_ERR_INVAL;
 			}
 		} else {
@@ -505,8 +507,8 @@ static int jsonl_fill(aud_t *a, json_t *j, aud_row_t *r)
 			else if (json_is_boolean(v))
 				n = snprintf(tmp, sizeof tmp, "%s", json_is_true(v) ? "true" : "false");
 			else {
-				snprintf(r->why, sizeof r->why, "field %s is not a string or number",
-				         a->cols[i]);
+				snprintf(r->why, sizeof r->why,
+				         "field %s is not a string or number", a->cols[i]);
 				return TOCSIN_ERR_INVAL;
 			}
 			if (a->reclen + (size_t)n + 1 >= a->reccap) {
@@ -569,15 +571,15 @@ static int jsonl_header(aud_t *a, char *err, size_t errlen)
 			return -1;
 		}
 		if (rc < 0) {
-			snprintf(err, errlen, "%s:%lld: %s (the first line names the fields)", a->path,
-			         (long long)line, why);
+			snprintf(err, errlen, "%s:%lld: %s (the first line names the fields)",
+			         a->path, (long long)line, why);
 			return -1;
 		}
 		size_t n = json_object_size(j);
 		if (n > a->sp.max_cols) {
 			json_decref(j);
-			snprintf(err, errlen, "%s:%lld: more than %zu fields", a->path, (long long)line,
-			         a->sp.max_cols);
+			snprintf(err, errlen, "%s:%lld: more than %zu fields", a->path,
+			         (long long)line, a->sp.max_cols);
 			return -1;
 		}
 		char **names = calloc(n + 1, sizeof *names);

@@ -8,11 +8,11 @@ typedef enum aud_fmt { AUD_CSV = 0, AUD_JSONL, AUD_SQLITE } aud_fmt_t;
 
 typedef struct aud_spec {
 	aud_fmt_t fmt;
-	const char *path;   /* file (CSV, JSONL, SQLite database) */
-	const char *table;  /* SQLite: read every row of this table ... */
-	const char *query;  /* ... or of this SELECT (wins over table) */
-	size_t max_record;  /* bytes in one row; 0 = 1 MiB. Longer rows are rejected. */
-	size_t max_cols;    /* columns; 0 = 1024 */
+	const char *path;  /* file (CSV, JSONL, SQLite database) */
+	const char *table; /* SQLite: read every row of this table ... */
+	const char *query; /* ... or of this SELECT (wins over table) */
+	size_t max_record; /* bytes in one row; 0 = 1 MiB. Longer rows are rejected. */
+	size_t max_cols;   /* columns; 0 = 1024 */
 } aud_spec_t;
 
 /* One row. Everything points into the reader and stays valid until the next
@@ -21,9 +21,9 @@ typedef struct aud_spec {
 typedef struct aud_row {
 	const char *const *vals;
 	const size_t *lens;
-	size_t n;         /* values present in this row (may differ from aud_ncols on a bad row) */
-	int64_t line;     /* CSV/JSONL: 1-based line where the row starts; SQLite: 1-based row */
-	char why[200];    /* reason when aud_next() returned TOCSIN_ERR_INVAL */
+	size_t n;      /* values present in this row (may differ from aud_ncols on a bad row) */
+	int64_t line;  /* CSV/JSONL: 1-based line where the row starts; SQLite: 1-based row */
+	char why[200]; /* reason when aud_next() returned TOCSIN_ERR_INVAL */
 } aud_row_t;
 
 typedef struct aud aud_t;

@@ -73,10 +73,11 @@ static int known_keys(const char *path, const char *where, json_t *o, const char
 			continue;
 		const char *best = near_best(&n);
 		if (best)
-			snprintf(err, errlen, "%s: unknown field %s%s%s (did you mean %s?)", path, where,
-			         *where ? "." : "", k, best);
+			snprintf(err, errlen, "%s: unknown field %s%s%s (did you mean %s?)", path,
+			         where, *where ? "." : "", k, best);
 		else
-			snprintf(err, errlen, "%s: unknown field %s%s%s", path, where, *where ? "." : "", k);
+			snprintf(err, errlen, "%s: unknown field %s%s%s", path, where,
+			         *where ? "." : "", k);
 		return -1;
 	}
 	return 0;
@@ -102,16 +103,21 @@ static int camp_schedule(camp_t *c, json_t *r, const char *path, char *err, size
 		return 0;
 	static const char *const qk[] = {"start", "end", "override", NULL};
 	if (!json_is_object(qh)) {
-		snprintf(err, errlen, "%s: quiet_hours must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\"} or {\"override\": \"urgent\"}", path);
+		snprintf(err, errlen,
+		         "%s: quiet_hours must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\"} or {\"override\": \"urgent\"}",
+		         path);
 		return -1;
 	}
 	if (known_keys(path, "quiet_hours", qh, qk, err, errlen))
 		return -1;
 	json_t *ov = json_object_get(qh, "override");
 	if (ov) {
-		if (!json_is_string(ov) || strcmp(json_string_value(ov), "urgent") || json_object_size(qh) != 1) {
-			snprintf(err, errlen, "%s: quiet_hours.override: the only override is \"urgent\", alone "
-			         "(it sends at any hour, and preview and the dashboard say so)", path);
+		if (!json_is_string(ov) || strcmp(json_string_value(ov), "urgent") ||
+		    json_object_size(qh) != 1) {
+			snprintf(err, errlen,
+			         "%s: quiet_hours.override: the only override is \"urgent\", alone "
+			         "(it sends at any hour, and preview and the dashboard say so)",
+			         path);
 			return -1;
 		}
 		c->qh_urgent = 1;
@@ -122,7 +128,8 @@ static int camp_schedule(camp_t *c, json_t *r, const char *path, char *err, size
 	for (int i = 0; i < 2; i++) {
 		json_t *x = json_object_get(qh, k[i]);
 		if (!x || !json_is_string(x) || tz_parse_hhmm(json_string_value(x), v[i])) {
-			snprintf(err, errlen, "%s: quiet_hours.%s must be \"HH:MM\" (00:00..24:00)", path, k[i]);
+			snprintf(err, errlen, "%s: quiet_hours.%s must be \"HH:MM\" (00:00..24:00)",
+			         path, k[i]);
 			return -1;
 		}
 	}
@@ -133,7 +140,9 @@ static int camp_schedule(camp_t *c, json_t *r, const char *path, char *err, size
 static int load_head(camp_t *c, json_t *r, const char *path, char *err, size_t errlen)
 {
 	const char *id = json_string_value(json_object_get(r, "id"));
-	if (!id || !*id || strlen(id) > 64 || strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(id)) {
+	if (!id || !*id || strlen(id) > 64 ||
+	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+	        strlen(id)) {
 		snprintf(err, errlen, "%s: \"id\" must be 1..64 characters of A-Z a-z 0-9 . _ -", path);
 		return TOCSIN_ERR_INVAL;
 	}
@@ -183,12 +192,15 @@ static int load_audience(camp_t *c, json_t *r, const char *path, char *err, size
 	} else if (json_is_object(a)) {
 		const char *ap = json_string_value(json_object_get(a, "path"));
 		if (!ap) {
-			snprintf(err, errlen, "%s: \"audience.path\" is required (a CSV, JSON Lines or SQLite file)", path);
+			snprintf(err, errlen,
+			         "%s: \"audience.path\" is required (a CSV, JSON Lines or SQLite file)",
+			         path);
 			return TOCSIN_ERR_INVAL;
 		}
 		c->aud_path = rel_path(path, ap);
 	} else {
-		snprintf(err, errlen, "%s: \"audience\" is required: a file name or {\"path\", ...}", path);
+		snprintf(err, errlen,
+		         "%s: \"audience\" is required: a file name or {\"path\", ...}", path);
 		return TOCSIN_ERR_INVAL;
 	}
 	const char *fmt = a ? json_string_value(json_object_get(a, "format")) : NULL;
@@ -205,12 +217,15 @@ static int load_audience(camp_t *c, json_t *r, const char *path, char *err, size
 	else if (!strcmp(fmt, "sqlite"))
 		c->aud.fmt = AUD_SQLITE;
 	else {
-		snprintf(err, errlen, "%s: \"audience.format\" must be csv, jsonl or sqlite, not \"%s\"", path, fmt);
+		snprintf(err, errlen,
+		         "%s: \"audience.format\" must be csv, jsonl or sqlite, not \"%s\"", path,
+		         fmt);
 		return TOCSIN_ERR_INVAL;
 	}
 	if (a) {
-		static const char *const strs[] = {"path", "format", "table", "query", "phone", "email",
-		                                   "timezone", "zip", "state", "country", NULL};
+		static const char *const strs[] = {"path",  "format",  "table",    "query",
+		                                   "phone", "email",   "timezone", "zip",
+		                                   "state", "country", NULL};
 		if (known_keys(path, "audience", a, strs, err, errlen))
 			return TOCSIN_ERR_INVAL;
 		json_object_foreach(a, k, v)
@@ -224,7 +239,8 @@ static int load_audience(camp_t *c, json_t *r, const char *path, char *err, size
 	c->aud_table = a ? dup_or(a, "table", NULL) : NULL;
 	c->aud_query = a ? dup_or(a, "query", NULL) : NULL;
 	if (c->aud.fmt == AUD_SQLITE && !c->aud_table && !c->aud_query) {
-		snprintf(err, errlen, "%s: a SQLite audience needs \"audience.table\" or \"audience.query\"", path);
+		snprintf(err, errlen,
+		         "%s: a SQLite audience needs \"audience.table\" or \"audience.query\"", path);
 		return TOCSIN_ERR_INVAL;
 	}
 	c->col_phone = a ? dup_or(a, "phone", "phone") : strdup("phone");
@@ -234,7 +250,9 @@ static int load_audience(camp_t *c, json_t *r, const char *path, char *err, size
 	c->col_state = a ? dup_or(a, "state", NULL) : NULL;
 	c->country = a ? dup_or(a, "country", "US") : strdup("US");
 	if (strcmp(c->country, "US") && strcmp(c->country, "CA")) {
-		snprintf(err, errlen, "%s: audience.country: only \"US\" or \"CA\" (+1) is supported, not \"%s\"", path, c->country);
+		snprintf(err, errlen,
+		         "%s: audience.country: only \"US\" or \"CA\" (+1) is supported, not \"%s\"",
+		         path, c->country);
 		return TOCSIN_ERR_INVAL;
 	}
 	c->aud.path = c->aud_path;
@@ -252,8 +270,8 @@ static int load_sms(camp_t *c, json_t *r, const char *path, char *err, size_t er
 			snprintf(err, errlen, "%s: \"sms\" must be an object", path);
 			return TOCSIN_ERR_INVAL;
 		}
-		static const char *const sms_keys[] = {"sender", "template", "max_segments", "footer",
-		                                       "smart_replace", NULL};
+		static const char *const sms_keys[] = {"sender", "template",      "max_segments",
+		                                       "footer", "smart_replace", NULL};
 		if (known_keys(path, "sms", s, sms_keys, err, errlen))
 			return TOCSIN_ERR_INVAL;
 		if (bad_type(s, "sender", is_str) || bad_type(s, "footer", is_str) ||
@@ -304,7 +322,8 @@ static int load_email(camp_t *c, json_t *r, const char *path, char *err, size_t 
 		}
 		if (!json_object_get(e, "subject") ||
 		    (!json_object_get(e, "text") && !json_object_get(e, "html"))) {
-			snprintf(err, errlen, "%s: email needs \"subject\" and \"text\" and/or \"html\"", path);
+			snprintf(err, errlen,
+			         "%s: email needs \"subject\" and \"text\" and/or \"html\"", path);
 			return TOCSIN_ERR_INVAL;
 		}
 		c->email_on = 1;
@@ -342,9 +361,10 @@ camp_t *camp_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: the campaign must be a JSON object", path);
 		goto fail;
 	}
-	static const char *const known[] = {"id", "name", "audience", "sms", "email", "priority",
-	                                    "expires_in_s", "on_missing_field", "rejects", "report",
-	                                    "description", "send_at", "quiet_hours", NULL};
+	static const char *const known[] = {
+	    "id",          "name",         "audience",         "sms",     "email",
+	    "priority",    "expires_in_s", "on_missing_field", "rejects", "report",
+	    "description", "send_at",      "quiet_hours",      NULL};
 	if (known_keys(path, "", r, known, err, errlen) || load_head(c, r, path, err, errlen) ||
 	    load_audience(c, r, path, err, errlen) || load_sms(c, r, path, err, errlen) ||
 	    load_email(c, r, path, err, errlen))

@@ -9,13 +9,13 @@
 /* Plain data read once (like cfg_t): every string is owned by the camp_t.
  * Paths inside the file are resolved relative to the campaign file. */
 typedef struct camp {
-	char *path;         /* the campaign file as given */
-	char *id;           /* "id": [A-Za-z0-9._-]{1,64} */
-	char *name;         /* "name", default = id */
-	aud_spec_t aud;     /* "audience": path/format/table/query (strings below) */
+	char *path;     /* the campaign file as given */
+	char *id;       /* "id": [A-Za-z0-9._-]{1,64} */
+	char *name;     /* "name", default = id */
+	aud_spec_t aud; /* "audience": path/format/table/query (strings below) */
 	char *aud_path, *aud_table, *aud_query;
-	char *col_phone;    /* "audience.phone": column holding the phone, default "phone" */
-	char *col_email;    /* "audience.email": default "email" */
+	char *col_phone; /* "audience.phone": column holding the phone, default "phone" */
+	char *col_email; /* "audience.email": default "email" */
 	char *col_tz, *col_zip, *col_state; /* optional, carried for quiet hours (NULL = none) */
 	char *country;      /* "audience.country": default country for phones, only "US" (+1) */
 	int priority;       /* "priority", default 0 */
@@ -25,17 +25,17 @@ typedef struct camp {
 	 * {"override": "urgent"} turns quiet hours off for this campaign, shown by preview */
 	int qh_start, qh_end; /* minutes after midnight; -1 = the configuration's */
 	int qh_urgent;
-	int missing_empty;  /* "on_missing_field": "reject" (default) or "empty" */
+	int missing_empty; /* "on_missing_field": "reject" (default) or "empty" */
 	/* SMS version ("sms": {...}); sms_on = 0 when absent */
 	int sms_on;
-	char *sms_sender;   /* sender pool, default "main" */
+	char *sms_sender; /* sender pool, default "main" */
 	char *sms_template;
 	int sms_max_segments; /* default 6 */
 	char *sms_footer;     /* NULL = none */
 	int sms_smart;        /* "smart_replace", default true */
 	/* email version ("email": {...}) */
 	int email_on;
-	char *email_sender;   /* sender pool, default "main" */
+	char *email_sender; /* sender pool, default "main" */
 	char *email_subject, *email_text, *email_html;
 	/* output files, default under <var_dir>/launch/<id>/ */
 	char *rejects_path, *report_path;

@@ -86,13 +86,17 @@ static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 
 int cmd_launch(cfg_t *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"resend-failed", no_argument, NULL, 'f'}, {"restart", no_argument, NULL, 'R'},
-	    {"max-lag", required_argument, NULL, 'l'}, {"rejects", required_argument, NULL, 'r'},
-	    {"report", required_argument, NULL, 'o'},  {"no-progress", no_argument, NULL, 'P'},
-	    {"check-outbox", no_argument, NULL, 'C'},  {"help", no_argument, NULL, 'h'},
-	    {"include-permanent", no_argument, NULL, 'I'}, {"dry-run", no_argument, NULL, 'D'},
-	    {0}};
+	static const struct option opts[] = {{"resend-failed", no_argument, NULL, 'f'},
+	                                     {"restart", no_argument, NULL, 'R'},
+	                                     {"max-lag", required_argument, NULL, 'l'},
+	                                     {"rejects", required_argument, NULL, 'r'},
+	                                     {"report", required_argument, NULL, 'o'},
+	                                     {"no-progress", no_argument, NULL, 'P'},
+	                                     {"check-outbox", no_argument, NULL, 'C'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"include-permanent", no_argument, NULL, 'I'},
+	                                     {"dry-run", no_argument, NULL, 'D'},
+	                                     {0}};
 	int check = 0, dry_run = 0;
 	prod_opts_t po = {.max_lag = -1, .progress = 1};
 	const char *ck = getenv("TOCSIN_LAUNCH_CHECKPOINT_MS"); /* tests and benches */
@@ -107,7 +111,9 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 		case 'R': po.restart = 1; break;
 		case 'l':
 			if (parse_i64(optarg, 0, INT64_MAX / 2, &po.max_lag)) {
-				fprintf(stderr, "tocsin launch: --max-lag needs a number of messages >= 0, not \"%s\"\n", optarg);
+				fprintf(stderr,
+				        "tocsin launch: --max-lag needs a number of messages >= 0, not \"%s\"\n",
+				        optarg);
 				return 2;
 			}
 			break;
@@ -183,7 +189,8 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 		        camp->aud_path);
 		code = 1;
 	} else if (!st->already_done && st->queued == 0 && !po.resend_failed) {
-		fprintf(stderr, "tocsin launch: nothing queued: all %lld rows were rejected, suppressed or duplicates (see %s)\n",
+		fprintf(stderr,
+		        "tocsin launch: nothing queued: all %lld rows were rejected, suppressed or duplicates (see %s)\n",
 		        (long long)st->read, prod_rejects_path(p));
 		code = 1;
 	}
@@ -194,9 +201,10 @@ int cmd_launch(cfg_t *cfg, int argc, char **argv)
 
 int cmd_preview(cfg_t *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"n", required_argument, NULL, 'n'}, {"digests", required_argument, NULL, 'd'},
-	    {"help", no_argument, NULL, 'h'}, {0}};
+	static const struct option opts[] = {{"n", required_argument, NULL, 'n'},
+	                                     {"digests", required_argument, NULL, 'd'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0}};
 	int64_t n = 5;
 	const char *dpath = NULL;
 	int o;
@@ -205,7 +213,9 @@ int cmd_preview(cfg_t *cfg, int argc, char **argv)
 		switch (o) {
 		case 'n':
 			if (parse_i64(optarg, 0, 1000, &n)) {
-				fprintf(stderr, "tocsin preview: --n needs a number 0..1000, not \"%s\"\n", optarg);
+				fprintf(stderr,
+				        "tocsin preview: --n needs a number 0..1000, not \"%s\"\n",
+				        optarg);
 				return 2;
 			}
 			break;

@@ -128,7 +128,8 @@ int optc_sync(optc_t *o, const cfg_t *cfg, int timeout_ms, char *err, size_t err
 		from[i] = 0;
 		x.next[i] = -1;
 		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(o->db, "SELECT next FROM pos WHERE part=?", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_prepare_v2(o->db, "SELECT next FROM pos WHERE part=?", -1, &st, NULL) ==
+		    SQLITE_OK) {
 			sqlite3_bind_int(st, 1, i);
 			if (sqlite3_step(st) == SQLITE_ROW)
 				from[i] = sqlite3_column_int64(st, 0);
@@ -139,8 +140,11 @@ int optc_sync(optc_t *o, const cfg_t *cfg, int timeout_ms, char *err, size_t err
 	}
 	/* before the log start: from the log start; past the end (a new embedded broker,
 	 * its log starts over): from the log start too */
-	kq_read_t r = {.topic = KQ_T_OPTOUTS, .nparts = np > 0 ? np : 0, .from = from,
-	               .timeout_ms = timeout_ms, .query_timeout_ms = timeout_ms,
+	kq_read_t r = {.topic = KQ_T_OPTOUTS,
+	               .nparts = np > 0 ? np : 0,
+	               .from = from,
+	               .timeout_ms = timeout_ms,
+	               .query_timeout_ms = timeout_ms,
 	               .stop = &tocsin_stop};
 	char e[256] = "";
 	sqlite3_exec(o->db, "BEGIN", NULL, NULL, NULL);
@@ -149,8 +153,8 @@ int optc_sync(optc_t *o, const cfg_t *cfg, int timeout_ms, char *err, size_t err
 		if (x.next[i] < 0)
 			continue;
 		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(o->db, "INSERT OR REPLACE INTO pos(part,next) VALUES(?,?)", -1, &st,
-		                       NULL) == SQLITE_OK) {
+		if (sqlite3_prepare_v2(o->db, "INSERT OR REPLACE INTO pos(part,next) VALUES(?,?)",
+		                       -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_bind_int(st, 1, i);
 			sqlite3_bind_int64(st, 2, x.next[i]);
 			sqlite3_step(st);

@@ -46,11 +46,26 @@ size_t penc_json_str(char *dst, const char *s, size_t n)
 		}
 		unsigned char c = u[i++];
 		switch (c) {
-		case '"': *d++ = '\\'; *d++ = '"'; break;
-		case '\\': *d++ = '\\'; *d++ = '\\'; break;
-		case '\n': *d++ = '\\'; *d++ = 'n'; break;
-		case '\r': *d++ = '\\'; *d++ = 'r'; break;
-		case '\t': *d++ = '\\'; *d++ = 't'; break;
+		case '"':
+			*d++ = '\\';
+			*d++ = '"';
+			break;
+		case '\\':
+			*d++ = '\\';
+			*d++ = '\\';
+			break;
+		case '\n':
+			*d++ = '\\';
+			*d++ = 'n';
+			break;
+		case '\r':
+			*d++ = '\\';
+			*d++ = 'r';
+			break;
+		case '\t':
+			*d++ = '\\';
+			*d++ = 't';
+			break;
 		default:
 			memcpy(d, "\\u00", 4);
 			d[4] = hexd[c >> 4];
@@ -118,8 +133,8 @@ int penc_sms(const penc_t *e, buf_t *b, const char *id, const char *to, size_t t
              int64_t expires_ms, int attempt)
 {
 	size_t idl = strlen(id), encl = strlen(enc);
-	size_t need = e->head.len + e->mid.len + e->tail.len + 6 * (idl + tolen + bodylen + encl) + 8 +
-	              200 + strlen(e->prio);
+	size_t need = e->head.len + e->mid.len + e->tail.len + 6 * (idl + tolen + bodylen + encl) +
+	              8 + 200 + strlen(e->prio);
 	int rc = buf_reserve(b, need);
 	if (rc)
 		return rc;

@@ -94,7 +94,8 @@ static int sched_setup(prod_t *p, char *err, size_t errlen)
 			char a[6], b[6], x[6], y[6];
 			tz_fmt_hhmm(w.start, a), tz_fmt_hhmm(w.end, b);
 			tz_fmt_hhmm(p->qh[ch].start, x), tz_fmt_hhmm(p->qh[ch].end, y);
-			snprintf(err, errlen, "%s: quiet_hours: %s-%s is not inside the %s window of %s "
+			snprintf(err, errlen,
+			         "%s: quiet_hours: %s-%s is not inside the %s window of %s "
 			         "(%s-%s): a campaign may only narrow it (or name {\"override\": \"urgent\"})",
 			         c->path, a, b, msg_channel_name((msg_channel_t)ch), cfg->path, x, y);
 			return TOCSIN_ERR_CONFIG;
@@ -107,7 +108,8 @@ static int sched_setup(prod_t *p, char *err, size_t errlen)
 		return TOCSIN_ERR_CONFIG;
 	if (c->qh_urgent)
 		log_warn("event=quiet_hours_override campaign=%s override=urgent msg=\"quiet hours are off "
-		         "for this campaign\"", c->id);
+		         "for this campaign\"",
+		         c->id);
 	return 0;
 }
 
@@ -140,18 +142,20 @@ static int open_audience(prod_t *p, char *err, size_t errlen)
 	for (int ch = 0; ch < 2; ch++) {
 		p->col[ch] = aud_col(p->aud, colname[ch]);
 		if (p->on[ch] && p->col[ch] < 0) {
-			snprintf(err, errlen, "%s:1: no column \"%s\" for the %s address (set audience.%s in %s)",
-			         camp->aud_path, colname[ch], ch ? "email" : "phone", ch ? "email" : "phone",
-			         camp->path);
+			snprintf(err, errlen,
+			         "%s:1: no column \"%s\" for the %s address (set audience.%s in %s)",
+			         camp->aud_path, colname[ch], ch ? "email" : "phone",
+			         ch ? "email" : "phone", camp->path);
 			return TOCSIN_ERR_INVAL;
 		}
 	}
-	const char *extra[3][2] = {{camp->col_tz, "timezone"}, {camp->col_zip, "zip"},
+	const char *extra[3][2] = {{camp->col_tz, "timezone"},
+	                           {camp->col_zip, "zip"},
 	                           {camp->col_state, "state"}};
 	for (int k = 0; k < 3; k++)
 		if (extra[k][0] && aud_col(p->aud, extra[k][0]) < 0) {
-			snprintf(err, errlen, "%s:1: no column \"%s\" (audience.%s in %s)", camp->aud_path,
-			         extra[k][0], extra[k][1], camp->path);
+			snprintf(err, errlen, "%s:1: no column \"%s\" (audience.%s in %s)",
+			         camp->aud_path, extra[k][0], extra[k][1], camp->path);
 			return TOCSIN_ERR_INVAL;
 		}
 	return 0;
@@ -162,22 +166,24 @@ static int compile_templates(prod_t *p, char *err, size_t errlen)
 {
 	const camp_t *camp = p->camp;
 	const cfg_t *cfg = p->cfg;
-	if (camp->sms_on && !(p->t_sms = compile(p, camp->sms_template, TMPL_TEXT, "sms.template", err, errlen)))
+	if (camp->sms_on &&
+	    !(p->t_sms = compile(p, camp->sms_template, TMPL_TEXT, "sms.template", err, errlen)))
 		return TOCSIN_ERR_INVAL;
 	if (camp->email_on) {
 		char e[512];
 		const char *tx = camp->email_text, *ht = camp->email_html;
 		p->t_email = email_compile(camp->email_subject, strlen(camp->email_subject), tx,
 		                           tx ? strlen(tx) : 0, ht, ht ? strlen(ht) : 0, p->vals,
-		                           p->nfields, camp->missing_empty ? TMPL_F_MISSING_EMPTY : 0, e,
-		                           sizeof e);
+		                           p->nfields, camp->missing_empty ? TMPL_F_MISSING_EMPTY : 0,
+		                           e, sizeof e);
 		if (!p->t_email) {
 			snprintf(err, errlen, "%s: email.%s", camp->path, e);
 			return TOCSIN_ERR_INVAL;
 		}
 		if (p->o.dry && !p->o.digests)
 			p->unsub = email_unsub_new("tocsin-preview-key-not-for-sending", 34,
-			                           cfg->public_url ? cfg->public_url : "https://preview.invalid",
+			                           cfg->public_url ? cfg->public_url
+			                                           : "https://preview.invalid",
 			                           e, sizeof e);
 		else
 			p->unsub = email_unsub_from_cfg(cfg, e, sizeof e);
@@ -186,7 +192,8 @@ static int compile_templates(prod_t *p, char *err, size_t errlen)
 			return TOCSIN_ERR_CONFIG;
 		}
 	}
-	if (camp->sms_on && !(p->penc = penc_new(camp->id, camp->sms_sender, camp->priority, err, errlen)))
+	if (camp->sms_on &&
+	    !(p->penc = penc_new(camp->id, camp->sms_sender, camp->priority, err, errlen)))
 		return TOCSIN_ERR_INVAL;
 	return 0;
 }
@@ -213,14 +220,14 @@ static int output_paths(prod_t *p, char *err, size_t errlen)
 	snprintf(p->dir, sizeof p->dir, "%s/launch/%s", p->cfg->var_dir, camp->id);
 	snprintf(p->ckpt_path, sizeof p->ckpt_path, "%s/checkpoint.json", p->dir);
 	snprintf(p->rejects_path, sizeof p->rejects_path, "%s",
-	         o->rejects_path ? o->rejects_path
+	         o->rejects_path      ? o->rejects_path
 	         : camp->rejects_path ? camp->rejects_path
 	                              : "");
 	if (!p->rejects_path[0])
 		snprintf(p->rejects_path, sizeof p->rejects_path, "%s/%s", p->dir,
 		         o->dry ? "preview-rejects.csv" : "rejects.csv");
 	snprintf(p->report_path, sizeof p->report_path, "%s",
-	         o->report_path ? o->report_path
+	         o->report_path      ? o->report_path
 	         : camp->report_path ? camp->report_path
 	                             : "");
 	if (!p->report_path[0])
@@ -259,8 +266,8 @@ static int ckpt_load(prod_t *p, json_t **ck, char *err, size_t errlen)
 	json_error_t je;
 	json_t *j = json_load_file(p->ckpt_path, 0, &je);
 	if (!j || json_integer_value(json_object_get(j, "v")) != 1) {
-		snprintf(err, errlen, "%s: unreadable checkpoint (%s); run again with --restart", p->ckpt_path,
-		         j ? "wrong version" : je.text);
+		snprintf(err, errlen, "%s: unreadable checkpoint (%s); run again with --restart",
+		         p->ckpt_path, j ? "wrong version" : je.text);
 		json_decref(j);
 		return TOCSIN_ERR_STATE;
 	}
@@ -388,7 +395,8 @@ static int lag_consumers(prod_t *p, char *err, size_t errlen)
 			continue;
 		char gid[64];
 		kq_dispatch_group((msg_channel_t)ch, gid, sizeof gid);
-		p->lag_rk[ch] = kq_consumer_new(p->cfg, KQ_G_LAUNCH_PREFIX "lag", gid, p->o.kafka_timeout_ms, err, errlen);
+		p->lag_rk[ch] = kq_consumer_new(p->cfg, KQ_G_LAUNCH_PREFIX "lag", gid,
+		                                p->o.kafka_timeout_ms, err, errlen);
 		if (!p->lag_rk[ch])
 			return TOCSIN_ERR_KAFKA;
 	}
@@ -406,8 +414,10 @@ static int launch_setup(prod_t *p, char *err, size_t errlen)
 		return TOCSIN_ERR_STATE;
 	/* a fresh launch refuses a send_at in the past (a resumed one goes on) */
 	if (!ck && camp->send_at_ms && camp->send_at_ms < clock_wall_ms() - SEND_AT_GRACE_MS) {
-		snprintf(err, errlen, "%s: send_at: it is in the past (more than %d minutes ago); use "
-		         "\"now\" or a later time; nothing queued", camp->path, SEND_AT_GRACE_MS / 60000);
+		snprintf(err, errlen,
+		         "%s: send_at: it is in the past (more than %d minutes ago); use "
+		         "\"now\" or a later time; nothing queued",
+		         camp->path, SEND_AT_GRACE_MS / 60000);
 		return TOCSIN_ERR_INVAL;
 	}
 	if (!(p->hold = hold_open(p->cfg, err, errlen)) || producer_open(p, err, errlen) ||
@@ -447,8 +457,7 @@ static int launch_setup(prod_t *p, char *err, size_t errlen)
 	return lag_consumers(p, err, errlen);
 }
 
-prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, char *err,
-                 size_t errlen)
+prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, char *err, size_t errlen)
 {
 	prod_t *p = calloc(1, sizeof *p);
 	if (!p) {

@@ -12,24 +12,24 @@
 #define PROD_MAX_REASONS 64
 #define PROD_MAX_PERM 16 /* reasons of permanent failures told apart by --resend-failed */
 #define PROD_MAX_RECIPIENTS 100000000 /* distinct addresses per channel in one launch */
-#define PROD_MAX_SEGS 21 /* segments histogram: 1..20, and 21 = more */
+#define PROD_MAX_SEGS 21              /* segments histogram: 1..20, and 21 = more */
 
 typedef struct prod_opts {
-	int dry;             /* preview: scan and count, produce nothing, touch no checkpoint */
-	int preview_n;       /* dry: print the first N rendered messages to out */
-	FILE *out;           /* dry: where previews go (default stdout) */
-	FILE *digests;       /* dry: "<address> <email_digest of the inline render>" per queued email,
+	int dry;           /* preview: scan and count, produce nothing, touch no checkpoint */
+	int preview_n;     /* dry: print the first N rendered messages to out */
+	FILE *out;         /* dry: where previews go (default stdout) */
+	FILE *digests;     /* dry: "<address> <email_digest of the inline render>" per queued email,
 	                        unsubscribe links signed with the real key (tests compare them with
 	                        the emulator's GET /_sim/email/digests) */
-	int resend_failed;   /* re-queue only recipients whose latest outcome is a failure */
+	int resend_failed; /* re-queue only recipients whose latest outcome is a failure */
 	int include_permanent; /* resend_failed: also failures a resend would repeat */
-	int restart;         /* ignore an existing checkpoint (ids stay the same) */
-	int64_t max_lag;     /* messages not yet consumed by the dispatchers: -1 auto, 0 unbounded */
-	int progress;        /* a progress line on stderr (when it is a terminal) */
-	int ckpt_every_ms;   /* checkpoint interval; 0 = 1000 */
+	int restart;           /* ignore an existing checkpoint (ids stay the same) */
+	int64_t max_lag;   /* messages not yet consumed by the dispatchers: -1 auto, 0 unbounded */
+	int progress;      /* a progress line on stderr (when it is a terminal) */
+	int ckpt_every_ms; /* checkpoint interval; 0 = 1000 */
 	const char *rejects_path; /* override the campaign's / default path */
 	const char *report_path;
-	int kafka_timeout_ms; /* connect / metadata timeout; 0 = 10000 */
+	int kafka_timeout_ms;     /* connect / metadata timeout; 0 = 10000 */
 	int64_t crash_after_rows; /* tests: stop after this many rows as if killed (0 = never) */
 } prod_opts_t;
 
@@ -70,10 +70,10 @@ typedef struct prod_stats {
 	/* send_at and quiet hours (hold/hold.h): messages held, ended expired at launch (their
 	 * window does not open before they expire), and the span of the held ones' due times */
 	int64_t held, expired, first_due_ms, last_due_ms;
-	int64_t lag_waits_ms;    /* time spent waiting on --max-lag */
-	int64_t max_lag_used;    /* the bound in effect (0 = none) */
+	int64_t lag_waits_ms; /* time spent waiting on --max-lag */
+	int64_t max_lag_used; /* the bound in effect (0 = none) */
 	double elapsed_s;
-	int already_done;        /* the campaign had finished before: nothing was done */
+	int already_done; /* the campaign had finished before: nothing was done */
 } prod_stats_t;
 
 typedef struct prod prod_t;
@@ -84,8 +84,7 @@ typedef struct prod prod_t;
  * prod_t. Returns a new prod_t (prod_free) or NULL with one line in err
  * ("path: reason", "campaign.json: sms.template: 1:4: unknown field x", the
  * Kafka bootstrap message...). Main thread. */
-prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, char *err,
-                 size_t errlen);
+prod_t *prod_new(const cfg_t *cfg, const camp_t *camp, const prod_opts_t *o, char *err, size_t errlen);
 void prod_free(prod_t *p);
 
 /* Run to the end of the audience (or until tocsin_stop). Returns 0 when the

@@ -35,27 +35,27 @@ struct prod {
 	prod_opts_t o;
 	prod_stats_t st;
 	aud_t *aud;
-	int col[2];           /* address column per channel, -1 = none */
+	int col[2]; /* address column per channel, -1 = none */
 	int on[2];
 	tmpl_t *t_sms;
-	penc_t *penc;         /* the SMS record writer */
+	penc_t *penc; /* the SMS record writer */
 	email_tmpl_t *t_email;
 	email_unsub_t *unsub;
-	size_t nfields;       /* audience columns */
-	const char **vals;    /* nfields */
+	size_t nfields;    /* audience columns */
+	const char **vals; /* nfields */
 	size_t *lens;
 	char *body, *ebuf;
-	buf_t rec;            /* encoded record, reused */
-	buf_t srec;           /* --resend-failed: the `queued` status record, reused */
-	int resuming;         /* continuing an interrupted launch (checkpoint not done) */
-	aset_t *seen;         /* dedupe */
-	aset_t *sup;          /* opted out */
-	aset_t *already;      /* ids found in the outbox past the checkpoint */
-	aset_t *failed;       /* --resend-failed: ids whose final state is a failure */
+	buf_t rec;       /* encoded record, reused */
+	buf_t srec;      /* --resend-failed: the `queued` status record, reused */
+	int resuming;    /* continuing an interrupted launch (checkpoint not done) */
+	aset_t *seen;    /* dedupe */
+	aset_t *sup;     /* opted out */
+	aset_t *already; /* ids found in the outbox past the checkpoint */
+	aset_t *failed;  /* --resend-failed: ids whose final state is a failure */
 	rd_kafka_t *rk;
 	rd_kafka_t *lag_rk[2];
-	rd_kafka_t *watch;        /* tocsin.campaigns: operator pause / cancel during the launch */
-	int camp_state;           /* latest state of this campaign seen there, -1 none */
+	rd_kafka_t *watch; /* tocsin.campaigns: operator pause / cancel during the launch */
+	int camp_state;    /* latest state of this campaign seen there, -1 none */
 	int64_t last_watch;
 	int nparts[2];
 	int64_t offs[2][MAXPART]; /* checkpoint: next offset after our delivered messages */
@@ -70,17 +70,17 @@ struct prod {
 	} ep[EPOCHS];
 	int64_t ep_cur, ep_done; /* current epoch; oldest not yet checkpointed */
 	int64_t ck_rows, ck_queued, ck_rj;
-	char errstr[256];     /* first delivery error */
+	char errstr[256]; /* first delivery error */
 	/* the broker watch: down_mono_ms is written by the launch thread and the watchdog
 	 * thread (__atomic); the rest by whichever set it first */
 	int64_t down_mono_ms; /* since when the broker is unreachable (0: it answers) */
 	int64_t down_wall_ms;
-	int64_t ack_ref_ms;   /* launch thread: mono ms of the last delivery report, or of an empty queue */
+	int64_t ack_ref_ms; /* launch thread: mono ms of the last delivery report, or of an empty queue */
 	pthread_t watchdog;
 	int watchdog_on, watchdog_stop;
 	FILE *rejects;
 	char rejects_path[4096], report_path[4096], ckpt_path[4096], dir[3800];
-	int64_t ckpt_rows;    /* rows of the checkpoint to replay */
+	int64_t ckpt_rows; /* rows of the checkpoint to replay */
 	int64_t t0_ms;
 	int64_t now_ms;
 	int64_t created_ms;
@@ -89,12 +89,12 @@ struct prod {
 	int64_t lag_cached;
 	int64_t lag_at_check;      /* measured lag at the last check */
 	int64_t produced_at_check; /* p->st.produced then */
-	int printed;          /* previews printed */
+	int printed;               /* previews printed */
 	int64_t aud_size, aud_mtime;
 	/* send_at and quiet hours */
-	tzdb_t *tzdb;         /* NULL when no channel has quiet hours */
-	hold_t *hold;         /* the holding store (launch only) */
-	int tzcol[3];         /* timezone, zip, state columns; -1 = none */
+	tzdb_t *tzdb; /* NULL when no channel has quiet hours */
+	hold_t *hold; /* the holding store (launch only) */
+	int tzcol[3]; /* timezone, zip, state columns; -1 = none */
 	int qh_on[2];
 	tz_window_t qh[2];
 	int64_t sa_now, sa_held; /* preview: messages without quiet hours, now or at send_at */

@@ -16,7 +16,7 @@
 /* A consumer of the producer's own reads: client id KQ_G_LAUNCH_PREFIX "<what>", group
  * KQ_G_LAUNCH_PREFIX "<what>-<campaign>". NULL with err. */
 rd_kafka_t *prod_launch_consumer(const cfg_t *cfg, const char *camp_id, const char *what,
-                                   int timeout_ms, char *err, size_t errlen)
+                                 int timeout_ms, char *err, size_t errlen)
 {
 	char cid[64], gid[192];
 	snprintf(cid, sizeof cid, KQ_G_LAUNCH_PREFIX "%s", what);
@@ -79,8 +79,8 @@ static int on_outbox(void *ud, const rd_kafka_message_t *m)
  * campaign that are already there (produced before a crash, not checkpointed). */
 int prod_scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 {
-	rd_kafka_t *c =
-	    prod_launch_consumer(p->cfg, p->camp->id, "scan", p->o.kafka_timeout_ms, err, errlen);
+	rd_kafka_t *c = prod_launch_consumer(p->cfg, p->camp->id, "scan", p->o.kafka_timeout_ms,
+	                                     err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
 	outbox_ids_t x = {.camp_id = p->camp->id, .ids = p->already};
@@ -95,15 +95,19 @@ int prod_scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 		for (int i = 0; i < p->nparts[ch]; i++) {
 			from[i] = KQ_READ_SKIP;
 			if (i < (int)json_array_size(a)) {
-				from[i] = p->offs[ch][i] = json_integer_value(json_array_get(a, (size_t)i));
+				from[i] = p->offs[ch][i] = json_integer_value(
+				    json_array_get(a, (size_t)i));
 				if (from[i] < 0)
 					from[i] = 0;
 			}
 		}
 		int64_t left = t_end - clock_mono_ms();
 		kq_read_t r = {.topic = kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority),
-		               .nparts = p->nparts[ch], .from = from, .lo = lo,
-		               .timeout_ms = left > 1 ? (int)left : 1, .stop = &tocsin_stop};
+		               .nparts = p->nparts[ch],
+		               .from = from,
+		               .lo = lo,
+		               .timeout_ms = left > 1 ? (int)left : 1,
+		               .stop = &tocsin_stop};
 		rc = kq_read(c, &r, on_outbox, &x, e, sizeof e);
 		got += r.got;
 		want += r.want;
@@ -117,7 +121,8 @@ int prod_scan_already(prod_t *p, json_t *offs, char *err, size_t errlen)
 	rd_kafka_consumer_close(c);
 	rd_kafka_destroy(c);
 	if (rc == TOCSIN_ERR_TIMEOUT || rc == TOCSIN_ERR_AGAIN) {
-		snprintf(err, errlen, "resume: could read only %lld of %lld outbox messages past the checkpoint",
+		snprintf(err, errlen,
+		         "resume: could read only %lld of %lld outbox messages past the checkpoint",
 		         (long long)got, (long long)want);
 		return TOCSIN_ERR_TIMEOUT;
 	}
@@ -242,13 +247,15 @@ static int on_status(void *ud, const rd_kafka_message_t *m)
  * outbox scan past the checkpoint (p->already) skips those that are there. */
 int prod_load_failed(prod_t *p, char *err, size_t errlen)
 {
-	rd_kafka_t *c =
-	    prod_launch_consumer(p->cfg, p->camp->id, "resend", p->o.kafka_timeout_ms, err, errlen);
+	rd_kafka_t *c = prod_launch_consumer(p->cfg, p->camp->id, "resend", p->o.kafka_timeout_ms,
+	                                     err, errlen);
 	if (!c)
 		return TOCSIN_ERR_KAFKA;
 	failed_scan_t f = {.p = p};
-	kq_read_t r = {.topic = KQ_T_STATUS, .nparts = prod_topic_parts(c, KQ_T_STATUS),
-	               .timeout_ms = 120000, .stop = &tocsin_stop};
+	kq_read_t r = {.topic = KQ_T_STATUS,
+	               .nparts = prod_topic_parts(c, KQ_T_STATUS),
+	               .timeout_ms = 120000,
+	               .stop = &tocsin_stop};
 	if (r.nparts < 0)
 		r.nparts = 0;
 	char e[256] = "";
@@ -332,13 +339,15 @@ void prod_watch_poll(prod_t *p, int wait_ms)
 /* Read tocsin.campaigns to its end (the campaign's state so far), then keep following it. */
 int prod_watch_start(prod_t *p, char *err, size_t errlen)
 {
-	p->watch =
-	    prod_launch_consumer(p->cfg, p->camp->id, "watch", p->o.kafka_timeout_ms, err, errlen);
+	p->watch = prod_launch_consumer(p->cfg, p->camp->id, "watch", p->o.kafka_timeout_ms, err,
+	                                errlen);
 	if (!p->watch)
 		return TOCSIN_ERR_KAFKA;
 	p->camp_state = -1;
-	kq_read_t r = {.topic = KQ_T_CAMPAIGNS, .nparts = prod_topic_parts(p->watch, KQ_T_CAMPAIGNS),
-	               .timeout_ms = 10000, .keep = 1};
+	kq_read_t r = {.topic = KQ_T_CAMPAIGNS,
+	               .nparts = prod_topic_parts(p->watch, KQ_T_CAMPAIGNS),
+	               .timeout_ms = 10000,
+	               .keep = 1};
 	if (r.nparts < 0)
 		r.nparts = 0;
 	char e[256];
@@ -362,8 +371,11 @@ int prod_check_outbox(const cfg_t *cfg, const camp_t *camp, FILE *out, char *err
 			continue;
 		int64_t lo[MAXPART];
 		kq_read_t r = {.topic = kq_outbox_topic_for((msg_channel_t)ch, camp->priority),
-		               .nparts = prod_topic_parts(c, kq_outbox_topic_for((msg_channel_t)ch, camp->priority)),
-		               .timeout_ms = 120000, .stop = &tocsin_stop, .lo = lo};
+		               .nparts = prod_topic_parts(c, kq_outbox_topic_for((msg_channel_t)ch,
+		                                                                 camp->priority)),
+		               .timeout_ms = 120000,
+		               .stop = &tocsin_stop,
+		               .lo = lo};
 		if (r.nparts < 0)
 			r.nparts = 0;
 		char e[256] = "";
@@ -372,19 +384,22 @@ int prod_check_outbox(const cfg_t *cfg, const camp_t *camp, FILE *out, char *err
 		int64_t truncated = 0;
 		for (int i = 0; i < r.nparts; i++)
 			truncated += lo[i] > 0;
-		fprintf(out, "outbox %s: campaign %s: %lld messages, %zu distinct ids, %lld duplicates%s\n",
+		fprintf(out,
+		        "outbox %s: campaign %s: %lld messages, %zu distinct ids, %lld duplicates%s\n",
 		        r.topic, camp->id, (long long)x.mine, x.ids ? aset_count(x.ids) : 0,
 		        (long long)x.dups,
-		        truncated ? " (the log start moved: older messages were dropped by retention)" : "");
+		        truncated ? " (the log start moved: older messages were dropped by retention)"
+		                  : "");
 		if (rrc == TOCSIN_ERR_TIMEOUT || rrc == TOCSIN_ERR_AGAIN) {
-			snprintf(err, errlen, "read only %lld of %lld messages of %s", (long long)r.got,
-			         (long long)r.want, r.topic);
+			snprintf(err, errlen, "read only %lld of %lld messages of %s",
+			         (long long)r.got, (long long)r.want, r.topic);
 			rc = TOCSIN_ERR_TIMEOUT;
 		} else if (rrc) {
 			snprintf(err, errlen, "%s", e);
 			rc = rrc;
 		} else if (x.dups) {
-			snprintf(err, errlen, "%lld duplicate messages in %s", (long long)x.dups, r.topic);
+			snprintf(err, errlen, "%lld duplicate messages in %s", (long long)x.dups,
+			         r.topic);
 			rc = 1;
 		}
 		aset_free(x.ids);

@@ -54,7 +54,8 @@ void prod_write_report(prod_t *p, int finished)
 		json_t *ef = json_object();
 		for (int k = 0; k < EMAIL_INLINE_NREASONS; k++)
 			if (k != EMAIL_INLINE_ASKED)
-				json_object_set_new(ef, email_inline_name(k), json_integer(st->email_form[k]));
+				json_object_set_new(ef, email_inline_name(k),
+				                    json_integer(st->email_form[k]));
 		json_object_set_new(j, "email_forms", ef);
 	}
 	json_object_set_new(j, "held", json_integer(st->held));
@@ -68,7 +69,8 @@ void prod_write_report(prod_t *p, int finished)
 	if (p->o.resend_failed)
 		json_object_set_new(j, "resend_failed", json_integer(st->produced)),
 		    json_object_set_new(j, "resend_permanent", json_integer(st->resend_permanent)),
-		    json_object_set_new(j, "resend_already_requeued", json_integer(st->resend_requeued));
+		    json_object_set_new(j, "resend_already_requeued",
+		                        json_integer(st->resend_requeued));
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.tmp", p->report_path);
 	if (json_dump_file(j, tmp, JSON_INDENT(2)) || rename(tmp, p->report_path))
@@ -151,8 +153,8 @@ void prod_print_summary(const prod_t *p, FILE *f)
 		        (long long)st->duplicates);
 	} else
 		fprintf(f, "campaign %s: read %lld, queued %lld, rejected %lld, suppressed %lld, duplicates %lld",
-		        p->camp->id, (long long)st->read, (long long)st->queued, (long long)st->rejected,
-		        (long long)st->suppressed, (long long)st->duplicates);
+		        p->camp->id, (long long)st->read, (long long)st->queued,
+		        (long long)st->rejected, (long long)st->suppressed, (long long)st->duplicates);
 	if (!p->o.dry)
 		fprintf(f, " (%.2f s, %.0f rows/s)", st->elapsed_s,
 		        st->elapsed_s > 0 ? (double)st->read / st->elapsed_s : 0.0);
@@ -185,7 +187,8 @@ void prod_print_summary(const prod_t *p, FILE *f)
 		        (long long)st->held, a, b);
 	}
 	if (st->expired)
-		fprintf(f, "  expired %lld: quiet hours do not open before they expire\n", (long long)st->expired);
+		fprintf(f, "  expired %lld: quiet hours do not open before they expire\n",
+		        (long long)st->expired);
 	if (st->delivery_failed)
 		fprintf(f, "  delivery failures: %lld\n", (long long)st->delivery_failed);
 	if (p->on[MSG_CH_EMAIL]) {
@@ -207,8 +210,8 @@ void prod_print_summary(const prod_t *p, FILE *f)
 
 typedef struct when {
 	FILE *f;
-	double rate;      /* messages per second at the configured rates, 0 = unknown */
-	int64_t last_ms;  /* estimate of the last send */
+	double rate;     /* messages per second at the configured rates, 0 = unknown */
+	int64_t last_ms; /* estimate of the last send */
 } when_t;
 
 static void print_zone(void *ud, tzdb_set_t *z)
@@ -221,7 +224,8 @@ static void print_zone(void *ud, tzdb_set_t *z)
 		tz_fmt_local(z->z[0], z->last_ms, until, sizeof until);
 	fprintf(w->f, "  %-40.40s%s now %lld, held %lld%s%s\n", z->key, z->n > 1 ? " (uncertain)" : "",
 	        (long long)z->now, (long long)z->held, z->held ? " until " : "", until);
-	if (z->held && w->rate > 0 && z->last_ms + (int64_t)(1000.0 * (double)z->held / w->rate) > w->last_ms)
+	if (z->held && w->rate > 0 &&
+	    z->last_ms + (int64_t)(1000.0 * (double)z->held / w->rate) > w->last_ms)
 		w->last_ms = z->last_ms + (int64_t)(1000.0 * (double)z->held / w->rate);
 }
 
@@ -233,7 +237,8 @@ static void print_when(const prod_t *p, FILE *f)
 	char t[48];
 	if (p->camp->send_at_ms) {
 		tz_fmt_local(NULL, p->camp->send_at_ms, t, sizeof t);
-		fprintf(f, "send_at: %s (UTC)%s\n", t, p->camp->send_at_ms <= now ? ", already past: now" : "");
+		fprintf(f, "send_at: %s (UTC)%s\n", t,
+		        p->camp->send_at_ms <= now ? ", already past: now" : "");
 	}
 	if (p->camp->qh_urgent)
 		fprintf(f, "quiet hours: OFF -- urgent override named in %s (\"quiet_hours\": {\"override\": \"urgent\"})\n",
@@ -243,14 +248,16 @@ static void print_when(const prod_t *p, FILE *f)
 			continue;
 		char a[6], b[6];
 		tz_fmt_hhmm(p->qh[ch].start, a), tz_fmt_hhmm(p->qh[ch].end, b);
-		fprintf(f, "quiet hours: %s only %s-%s recipient local time\n", msg_channel_name((msg_channel_t)ch), a, b);
+		fprintf(f, "quiet hours: %s only %s-%s recipient local time\n",
+		        msg_channel_name((msg_channel_t)ch), a, b);
 	}
 	double rate = 0;
 	for (size_t i = 0; i < p->cfg->nvendors; i++)
 		if (p->on[p->cfg->vendors[i].channel])
 			rate += p->cfg->vendors[i].rate_per_s;
 	int64_t msgs = st->ch_queued[0] + st->ch_queued[1];
-	fprintf(f, "when: %lld go now, %lld held", (long long)(msgs - st->held - st->expired), (long long)st->held);
+	fprintf(f, "when: %lld go now, %lld held", (long long)(msgs - st->held - st->expired),
+	        (long long)st->held);
 	if (st->held) {
 		tz_fmt_local(NULL, st->first_due_ms, t, sizeof t);
 		fprintf(f, " (first due %s UTC", t);
@@ -266,9 +273,10 @@ static void print_when(const prod_t *p, FILE *f)
 		tzdb_each(p->tzdb, print_zone, &w);
 	}
 	if (p->sa_now || p->sa_held)
-		fprintf(f, "  %-40s now %lld, held %lld (send_at)\n", "(no quiet hours)", (long long)p->sa_now,
-		        (long long)p->sa_held);
-	if (p->sa_held && rate > 0 && p->camp->send_at_ms + (int64_t)(1000.0 * (double)p->sa_held / rate) > w.last_ms)
+		fprintf(f, "  %-40s now %lld, held %lld (send_at)\n", "(no quiet hours)",
+		        (long long)p->sa_now, (long long)p->sa_held);
+	if (p->sa_held && rate > 0 &&
+	    p->camp->send_at_ms + (int64_t)(1000.0 * (double)p->sa_held / rate) > w.last_ms)
 		w.last_ms = p->camp->send_at_ms + (int64_t)(1000.0 * (double)p->sa_held / rate);
 	if (rate > 0) {
 		tz_fmt_local(NULL, w.last_ms, t, sizeof t);
@@ -297,7 +305,8 @@ void prod_print_preview(const prod_t *p, FILE *f)
 		for (int k = 0; k < SMS_SMART_NKINDS; k++) {
 			const char *to = NULL, *from = sms_smart_from(k, &to);
 			if (from && st->replaced_kind[k])
-				fprintf(f, "  %-6s -> \"%s\"  %u\n", from, to ? to : "", st->replaced_kind[k]);
+				fprintf(f, "  %-6s -> \"%s\"  %u\n", from, to ? to : "",
+				        st->replaced_kind[k]);
 		}
 	}
 	fprintf(f, "estimated cost:\n");
@@ -306,9 +315,11 @@ void prod_print_preview(const prod_t *p, FILE *f)
 		const cfg_vendor_t *v = &p->cfg->vendors[i];
 		if (!p->on[v->channel])
 			continue;
-		double units = v->channel == MSG_CH_SMS ? (double)st->segments : (double)st->ch_queued[1];
-		fprintf(f, "  %-16s %-5s %.4f x %.0f %s = %.2f\n", v->name, msg_channel_name(v->channel),
-		        v->cost, units, v->channel == MSG_CH_SMS ? "segments" : "emails", v->cost * units);
+		double units = v->channel == MSG_CH_SMS ? (double)st->segments
+		                                        : (double)st->ch_queued[1];
+		fprintf(f, "  %-16s %-5s %.4f x %.0f %s = %.2f\n", v->name,
+		        msg_channel_name(v->channel), v->cost, units,
+		        v->channel == MSG_CH_SMS ? "segments" : "emails", v->cost * units);
 		any = 1;
 	}
 	if (!any)

@@ -151,7 +151,8 @@ void prod_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	if (ch >= 1 && ch <= 2) {
 		struct epoch *e = &p->ep[(op >> 2) % EPOCHS];
 		e->delivered++;
-		if (m->partition >= 0 && m->partition < MAXPART && m->offset + 1 > e->offs[ch - 1][m->partition])
+		if (m->partition >= 0 && m->partition < MAXPART &&
+		    m->offset + 1 > e->offs[ch - 1][m->partition])
 			e->offs[ch - 1][m->partition] = m->offset + 1;
 	}
 }
@@ -181,9 +182,15 @@ static int broker_lost(prod_t *p)
  * re-queued") instead of queueing it twice (producer/README.md). */
 static int produce_requeued(prod_t *p, const msg_out_t *m)
 {
-	msg_status_t s = {.id = m->id, .campaign = m->campaign, .channel = m->channel, .to = m->to,
-	                  .state = MSG_ST_QUEUED, .detail = "re-queued by --resend-failed",
-	                  .latency_ms = -1, .attempt = m->attempt, .ts_ms = clock_wall_ms()};
+	msg_status_t s = {.id = m->id,
+	                  .campaign = m->campaign,
+	                  .channel = m->channel,
+	                  .to = m->to,
+	                  .state = MSG_ST_QUEUED,
+	                  .detail = "re-queued by --resend-failed",
+	                  .latency_ms = -1,
+	                  .attempt = m->attempt,
+	                  .ts_ms = clock_wall_ms()};
 	buf_reset(&p->srec);
 	int rc = msg_status_encode(&s, &p->srec);
 	if (!rc)
@@ -191,13 +198,16 @@ static int produce_requeued(prod_t *p, const msg_out_t *m)
 	return rc;
 }
 
-
 static int produce_campaign(prod_t *p, msg_camp_state_t state, int64_t queued)
 {
 	buf_t b;
 	buf_init(&b, 4096);
-	msg_campaign_t c = {.id = p->camp->id, .name = p->camp->name, .state = state,
-	                    .queued = queued, .qh_urgent = p->camp->qh_urgent, .ts_ms = clock_wall_ms()};
+	msg_campaign_t c = {.id = p->camp->id,
+	                    .name = p->camp->name,
+	                    .state = state,
+	                    .queued = queued,
+	                    .qh_urgent = p->camp->qh_urgent,
+	                    .ts_ms = clock_wall_ms()};
 	/* launched ahead of its send_at: "scheduled" (tocsin hold makes it running) */
 	if (p->camp->send_at_ms > clock_wall_ms() && state != MSG_CAMP_LAUNCHING) {
 		c.state = MSG_CAMP_SCHEDULED;
@@ -205,7 +215,8 @@ static int produce_campaign(prod_t *p, msg_camp_state_t state, int64_t queued)
 	}
 	int rc = msg_campaign_encode(&c, &b);
 	if (!rc)
-		rc = kq_produce(p->rk, KQ_T_CAMPAIGNS, p->camp->id, strlen(p->camp->id), b.p, b.len, NULL);
+		rc = kq_produce(p->rk, KQ_T_CAMPAIGNS, p->camp->id, strlen(p->camp->id), b.p, b.len,
+		                NULL);
 	buf_free(&b);
 	return rc;
 }
@@ -216,7 +227,8 @@ static int64_t channel_lag(prod_t *p, int ch)
 	if (!p->lag_rk[ch])
 		return 0;
 	int64_t lag = kq_group_lag(p->rk, p->lag_rk[ch],
-	                           kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority), p->nparts[ch]);
+	                           kq_outbox_topic_for((msg_channel_t)ch, p->camp->priority),
+	                           p->nparts[ch]);
 	return lag < 0 ? p->lag_cached : lag;
 }
 
@@ -283,8 +295,8 @@ enum { R_QUEUED, R_REJECTED, R_SUPPRESSED, R_DUP, R_NONE };
  * or send_at), or later when its recipient's quiet-hours window is closed then, with the
  * zone set in *set. Returns 0; 1 when the window does not open before expires (never
  * sent: expired, reason in why); -1 when the row is rejected (why). */
-static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expires,
-                  int64_t *due, int64_t *close, tzdb_set_t **set, char *why, size_t whylen)
+static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expires, int64_t *due,
+                  int64_t *close, tzdb_set_t **set, char *why, size_t whylen)
 {
 	int64_t base = p->camp->send_at_ms > now ? p->camp->send_at_ms : now;
 	*due = base;
@@ -301,12 +313,14 @@ static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expi
 	int rc;
 	char e[160];
 	tzdb_set_t *s = (tzdb_set_t *)tzdb_lookup(p->tzdb, v[0], l[0], v[1], l[1], v[2], l[2],
-	                                          ch == MSG_CH_SMS ? addr : NULL, &src, &rc, e, sizeof e);
+	                                          ch == MSG_CH_SMS ? addr : NULL, &src, &rc, e,
+	                                          sizeof e);
 	if (!s) {
 		if (rc)
 			snprintf(why, whylen, "invalid timezone: %s", e);
 		else
-			snprintf(why, whylen, "no time zone for quiet hours (no timezone, zip or state, "
+			snprintf(why, whylen,
+			         "no time zone for quiet hours (no timezone, zip or state, "
 			         "and no known phone prefix)");
 		return -1;
 	}
@@ -314,7 +328,8 @@ static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expi
 	/* one window computation per zone set while its answer holds (base only grows) */
 	if (ch != MSG_CH_SMS || base >= s->c_valid_until) {
 		int64_t o = 0, c = 0;
-		if (tz_next_open((const tz_t *const *)s->z, s->n, p->qh[ch], base, QH_HORIZON_MS, &o, &c)) {
+		if (tz_next_open((const tz_t *const *)s->z, s->n, p->qh[ch], base, QH_HORIZON_MS,
+		                 &o, &c)) {
 			s->c_state = 2; /* never */
 			s->c_valid_until = base + 3600000;
 		} else if (o <= base) {
@@ -333,7 +348,8 @@ static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expi
 	}
 	if (s->c_state == 2 || (s->c_state == 0 && expires > 0 && s->c_open_ms >= expires)) {
 		snprintf(why, whylen, "quiet hours: the window %s before the message expires (%.60s)",
-		         s->c_state == 2 ? "is never open in every zone at once" : "does not open", s->key);
+		         s->c_state == 2 ? "is never open in every zone at once" : "does not open",
+		         s->key);
 		return 1;
 	}
 	*due = s->c_state == 1 ? base : s->c_open_ms;
@@ -344,9 +360,15 @@ static int due_of(prod_t *p, int ch, const char *addr, int64_t now, int64_t expi
 /* An expired status record for a message whose window does not open in time. */
 static int produce_expired(prod_t *p, const char *id, int ch, const char *addr, const char *why)
 {
-	msg_status_t s = {.id = id, .campaign = p->camp->id, .channel = (msg_channel_t)ch, .to = addr,
-	                  .state = MSG_ST_EXPIRED, .code = "quiet_hours", .detail = why,
-	                  .latency_ms = -1, .ts_ms = clock_wall_ms()};
+	msg_status_t s = {.id = id,
+	                  .campaign = p->camp->id,
+	                  .channel = (msg_channel_t)ch,
+	                  .to = addr,
+	                  .state = MSG_ST_EXPIRED,
+	                  .code = "quiet_hours",
+	                  .detail = why,
+	                  .latency_ms = -1,
+	                  .ts_ms = clock_wall_ms()};
 	buf_reset(&p->srec);
 	int rc = msg_status_encode(&s, &p->srec);
 	if (!rc)
@@ -358,18 +380,18 @@ static int produce_expired(prod_t *p, const char *id, int ch, const char *addr, 
 typedef struct one {
 	int ch;
 	const aud_row_t *r;
-	int replay;           /* rebuilding the dedupe set from the checkpoint: produce nothing */
+	int replay; /* rebuilding the dedupe set from the checkpoint: produce nothing */
 	const char *chn, *raw;
 	size_t rawlen;
 	char addr[ADDR_MAX];
 	size_t alen;
 	int64_t now, due, close, expires;
 	tzdb_set_t *zset;
-	int dr;               /* due_of(): 0 goes (now or held until due), 1 expires unsent */
+	int dr; /* due_of(): 0 goes (now or held until due), 1 expires unsent */
 	int held;
 	msg_out_t m;
-	size_t blen;          /* SMS body length */
-	int eform;            /* email: the form it is queued in */
+	size_t blen; /* SMS body length */
+	int eform;   /* email: the form it is queued in */
 	sms_info_t info;
 	char digest[EMAIL_DIGEST_HEX];
 	char id[MSG_ID_LEN + 1];
@@ -454,8 +476,8 @@ static int render_email(prod_t *p, one_t *x)
 	                           p->lens, p->ebuf, EMAIL_BUF_CAP, &ep, &tw);
 	x->eform = ep.inline_why;
 	if (!rc && p->o.dry)
-		rc = email_render(p->t_email, p->unsub, p->camp->id, x->addr, x->alen, p->vals, p->lens,
-		                  p->ebuf, EMAIL_BUF_CAP, &ep, &tw);
+		rc = email_render(p->t_email, p->unsub, p->camp->id, x->addr, x->alen, p->vals,
+		                  p->lens, p->ebuf, EMAIL_BUF_CAP, &ep, &tw);
 	if (rc)
 		snprintf(x->reason, sizeof x->reason, "%s",
 		         rc == TOCSIN_ERR_TOOBIG ? "message too long" : tw.reason);
@@ -495,7 +517,9 @@ static void count_queued(prod_t *p, one_t *x)
 	}
 	if (p->o.dry) {
 		tzdb_set_t *z = x->zset;
-		int64_t *cnt = z ? (x->held ? &z->held : &z->now) : x->held ? &p->sa_held : &p->sa_now;
+		int64_t *cnt = z         ? (x->held ? &z->held : &z->now)
+		               : x->held ? &p->sa_held
+		                         : &p->sa_now;
 		*cnt += x->dr == 0;
 		if (z && x->held && x->due > z->last_ms)
 			z->last_ms = x->due;
@@ -513,9 +537,9 @@ static void preview_one(prod_t *p, const one_t *x)
 	FILE *f = p->o.out;
 	const msg_out_t *m = &x->m;
 	if (x->ch == MSG_CH_SMS)
-		fprintf(f, "--- %d. %s:%lld sms to %s (%s, %d segment%s, %zu bytes)\n%s\n", p->printed,
-		        p->camp->aud_path, (long long)x->r->line, x->addr, m->enc, m->segments,
-		        m->segments == 1 ? "" : "s", x->blen, p->body);
+		fprintf(f, "--- %d. %s:%lld sms to %s (%s, %d segment%s, %zu bytes)\n%s\n",
+		        p->printed, p->camp->aud_path, (long long)x->r->line, x->addr, m->enc,
+		        m->segments, m->segments == 1 ? "" : "s", x->blen, p->body);
 	else
 		fprintf(f, "--- %d. %s:%lld email to %s\nSubject: %s\n%s%s%s%s\n", p->printed,
 		        p->camp->aud_path, (long long)x->r->line, x->addr, m->subject,
@@ -537,7 +561,8 @@ static int encode_one(prod_t *p, one_t *x)
 	m->created_ms = p->created_ms;
 	/* a message not sent before its recipient's window closes expires then: the
 	 * dispatchers never send it outside the window (--resend-failed holds it again) */
-	m->expires_ms = x->close > 0 && (x->expires == 0 || x->close < x->expires) ? x->close : x->expires;
+	m->expires_ms = x->close > 0 && (x->expires == 0 || x->close < x->expires) ? x->close
+	                                                                           : x->expires;
 	m->attempt = p->o.resend_failed ? 1 : 0;
 	buf_reset(&p->rec);
 	if (ch == MSG_CH_SMS)
@@ -567,7 +592,8 @@ static int send_one(prod_t *p, one_t *x)
 		return p->o.resend_failed ? produce_requeued(p, &x->m) : 0;
 	}
 	rc = kq_produce(p->rk, topic, x->addr, x->alen, p->rec.p, p->rec.len,
-	                (void *)(uintptr_t)(((uintptr_t)(p->ep_cur % EPOCHS) << 2) | (uintptr_t)(ch + 1)));
+	                (void *)(uintptr_t)(((uintptr_t)(p->ep_cur % EPOCHS) << 2) |
+	                                    (uintptr_t)(ch + 1)));
 	if (rc)
 		return rc;
 	if (p->o.resend_failed && (rc = produce_requeued(p, &x->m)))
@@ -581,8 +607,12 @@ static int send_one(prod_t *p, one_t *x)
 /* Render and produce (or count) one channel for the row in p->vals. */
 static int do_channel(prod_t *p, int ch, const aud_row_t *r, int replay, int *outcome)
 {
-	one_t x = {.ch = ch, .r = r, .replay = replay, .chn = msg_channel_name((msg_channel_t)ch),
-	           .raw = p->vals[p->col[ch]], .rawlen = p->lens[p->col[ch]]};
+	one_t x = {.ch = ch,
+	           .r = r,
+	           .replay = replay,
+	           .chn = msg_channel_name((msg_channel_t)ch),
+	           .raw = p->vals[p->col[ch]],
+	           .rawlen = p->lens[p->col[ch]]};
 	uint64_t key = 0;
 	*outcome = R_NONE;
 	if (!x.raw || x.rawlen == 0)
@@ -670,7 +700,10 @@ static int do_row(prod_t *p, int arc, aud_row_t *r, int replay)
 		                              : "email");
 		int c = p->col[p->on[MSG_CH_SMS] ? MSG_CH_SMS : MSG_CH_EMAIL];
 		if (!replay)
-			reject(p, r->line, p->on[0] && p->on[1] ? "-" : msg_channel_name(p->on[0] ? MSG_CH_SMS : MSG_CH_EMAIL),
+			reject(p, r->line,
+			       p->on[0] && p->on[1]
+			           ? "-"
+			           : msg_channel_name(p->on[0] ? MSG_CH_SMS : MSG_CH_EMAIL),
 			       "", 0, why);
 		(void)c;
 		p->st.rejected++;
@@ -691,7 +724,8 @@ static void progress(prod_t *p, int final)
 		double left = el * (double)(total - done) / (double)done;
 		snprintf(eta, sizeof eta, "  ETA %.0fs", left);
 	}
-	fprintf(stderr, "\r\033[Kread %lld  queued %lld  rejected %lld  suppressed %lld  duplicates %lld  %.0f rows/s%s%s",
+	fprintf(stderr,
+	        "\r\033[Kread %lld  queued %lld  rejected %lld  suppressed %lld  duplicates %lld  %.0f rows/s%s%s",
 	        (long long)p->st.read, (long long)p->st.queued, (long long)p->st.rejected,
 	        (long long)p->st.suppressed, (long long)p->st.duplicates, rate, eta,
 	        final ? "\n" : "");
@@ -768,8 +802,8 @@ static void epoch_advance_fwd(prod_t *p)
 {
 	int moved = 0;
 	if (p->ep_done > p->ep_cur)
-		tocsin_panic("checkpointed epoch %lld is past the open one %lld", (long long)p->ep_done,
-		             (long long)p->ep_cur);
+		tocsin_panic("checkpointed epoch %lld is past the open one %lld",
+		             (long long)p->ep_done, (long long)p->ep_cur);
 	while (p->ep_done < p->ep_cur && !p->st.delivery_failed) {
 		struct epoch *e = &p->ep[p->ep_done % EPOCHS];
 		if (!e->closed || e->delivered < e->produced)
@@ -794,7 +828,8 @@ static void epoch_close(prod_t *p)
 {
 	struct epoch *e = &p->ep[p->ep_cur % EPOCHS];
 	if (p->hold && hold_commit(p->hold))
-		p->st.delivery_failed++, snprintf(p->errstr, sizeof p->errstr, "cannot write the holding store");
+		p->st.delivery_failed++,
+		    snprintf(p->errstr, sizeof p->errstr, "cannot write the holding store");
 	if (p->rejects)
 		fflush(p->rejects);
 	e->rows = p->st.read;
@@ -839,7 +874,8 @@ static int replay_checkpoint(prod_t *p, char *err, size_t errlen)
 		if (arc == 0)
 			break;
 		if (arc == TOCSIN_ERR_IO) {
-			snprintf(err, errlen, "%s:%lld: %s", p->camp->aud_path, (long long)r.line, r.why);
+			snprintf(err, errlen, "%s:%lld: %s", p->camp->aud_path, (long long)r.line,
+			         r.why);
 			return TOCSIN_ERR_IO;
 		}
 		if ((rc = do_row(p, arc, &r, 1)))
@@ -863,9 +899,10 @@ static void row_failed(prod_t *p, int rc, const aud_row_t *r, char *err, size_t 
 	if (p->rk && rd_kafka_fatal_error(p->rk, fe, sizeof fe) == RD_KAFKA_RESP_ERR_NO_ERROR)
 		fe[0] = 0;
 	if (rc == TOCSIN_ERR_TOOBIG)
-		snprintf(err, errlen, "%s:%lld: more than %d distinct addresses in one launch "
-		         "(or out of memory); split the audience", p->camp->aud_path,
-		         (long long)r->line, PROD_MAX_RECIPIENTS);
+		snprintf(err, errlen,
+		         "%s:%lld: more than %d distinct addresses in one launch "
+		         "(or out of memory); split the audience",
+		         p->camp->aud_path, (long long)r->line, PROD_MAX_RECIPIENTS);
 	else if (!check_delivery(p, err, errlen))
 		snprintf(err, errlen,
 		         "producing to Kafka failed at %s:%lld%s%s; messages could not be "
@@ -917,7 +954,8 @@ static int rows_loop(prod_t *p, char *err, size_t errlen, int *rcp)
 	int rc = 0;
 	for (;;) {
 		if (tocsin_stop) {
-			snprintf(err, errlen, "stopped by signal %d after %lld rows; run the same command to continue",
+			snprintf(err, errlen,
+			         "stopped by signal %d after %lld rows; run the same command to continue",
 			         (int)tocsin_stop, (long long)p->st.read);
 			rc = TOCSIN_ERR_STATE;
 			break;
@@ -926,7 +964,8 @@ static int rows_loop(prod_t *p, char *err, size_t errlen, int *rcp)
 		if (arc == 0)
 			break;
 		if (arc == TOCSIN_ERR_IO) {
-			snprintf(err, errlen, "%s:%lld: %s", p->camp->aud_path, (long long)r.line, r.why);
+			snprintf(err, errlen, "%s:%lld: %s", p->camp->aud_path, (long long)r.line,
+			         r.why);
 			rc = TOCSIN_ERR_IO;
 			break;
 		}
@@ -944,7 +983,8 @@ static int rows_loop(prod_t *p, char *err, size_t errlen, int *rcp)
 			rd_kafka_flush(p->rk, 30000);
 			rd_kafka_destroy(p->rk);
 			p->rk = NULL;
-			snprintf(err, errlen, "crashed on purpose after %lld rows", (long long)p->st.read);
+			snprintf(err, errlen, "crashed on purpose after %lld rows",
+			         (long long)p->st.read);
 			*rcp = TOCSIN_ERR_STATE;
 			return 1;
 		}
@@ -1033,4 +1073,3 @@ int prod_run(prod_t *p, char *err, size_t errlen)
 	prod_write_report(p, rc == 0);
 	return rc;
 }
-

@@ -29,10 +29,7 @@ struct email_unsub {
 
 static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static size_t b64u_len(size_t n)
-{
-	return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-}
+static size_t b64u_len(size_t n) { return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0); }
 
 static void b64u_enc(const unsigned char *in, size_t n, char *out)
 {
@@ -106,8 +103,8 @@ email_unsub_t *email_unsub_new(const void *key, size_t keylen, const char *base_
                                size_t errlen)
 {
 	if (!key || keylen < EMAIL_UNSUB_KEY_MIN) {
-		snprintf(err, errlen, "unsubscribe key is %zu bytes, at least %d needed", key ? keylen : 0,
-		         EMAIL_UNSUB_KEY_MIN);
+		snprintf(err, errlen, "unsubscribe key is %zu bytes, at least %d needed",
+		         key ? keylen : 0, EMAIL_UNSUB_KEY_MIN);
 		return NULL;
 	}
 	email_unsub_t *u = calloc(1, sizeof *u);
@@ -153,7 +150,8 @@ email_unsub_t *email_unsub_from_cfg(const cfg_t *cfg, char *err, size_t errlen)
 	json_t *ke = em ? json_object_get(em, "unsubscribe_key_env") : NULL;
 	if (ke) {
 		if (!json_is_string(ke) || !json_string_value(ke)[0]) {
-			snprintf(err, errlen, "%s: email.unsubscribe_key_env must be a non-empty string",
+			snprintf(err, errlen,
+			         "%s: email.unsubscribe_key_env must be a non-empty string",
 			         cfg->path ? cfg->path : "config");
 			return NULL;
 		}
@@ -175,7 +173,8 @@ email_unsub_t *email_unsub_from_cfg(const cfg_t *cfg, char *err, size_t errlen)
 		return email_unsub_new(key, strlen(key), cfg->public_url, err, errlen);
 	/* no public URL: links point at the local tracker (fine for a demo, not for real mail) */
 	char base[512];
-	snprintf(base, sizeof base, "http://%s", cfg->track_listen ? cfg->track_listen : "127.0.0.1:8026");
+	snprintf(base, sizeof base, "http://%s",
+	         cfg->track_listen ? cfg->track_listen : "127.0.0.1:8026");
 	log_warn("event=unsub_base_default base=%s reason=\"tracker.public_url is not set\"", base);
 	return email_unsub_new(key, strlen(key), base, err, errlen);
 }
@@ -321,10 +320,10 @@ struct email_tmpl {
 	size_t unsub;   /* index of unsubscribe_url among the compiled fields */
 	int subs_ok;    /* the placeholder form is exact for this template (email_render_subs) */
 	int has_unsub_slot; /* some eslot has unsub set */
-	eslot_t *slots; /* distinct slots in order of first appearance (subject, text, html) */
+	eslot_t *slots;     /* distinct slots in order of first appearance (subject, text, html) */
 	size_t nslots;
-	uint32_t *map[3];  /* per part: its slot i -> index into slots */
-	char *shared[3];   /* per part: the output with every slot a placeholder (NULL: no part) */
+	uint32_t *map[3]; /* per part: its slot i -> index into slots */
+	char *shared[3];  /* per part: the output with every slot a placeholder (NULL: no part) */
 	size_t shared_len[3];
 };
 
@@ -384,7 +383,9 @@ static int plan_subs(email_tmpl_t *e)
 			size_t d = 0;
 			for (; d < e->nslots; d++) {
 				const eslot_t *o = &e->slots[d];
-				if (unsub ? o->unsub : !o->unsub && tmpl_slot_same(part_of(e, o->part), o->slot, t, i))
+				if (unsub ? o->unsub
+				          : !o->unsub &&
+				                tmpl_slot_same(part_of(e, o->part), o->slot, t, i))
 					break;
 			}
 			if (d == e->nslots) {
@@ -395,8 +396,10 @@ static int plan_subs(email_tmpl_t *e)
 				if (unsub)
 					snprintf(o->name, sizeof o->name, "%s", EMAIL_UNSUB_FIELD);
 				else
-					slot_name(e, sec ? "sec_" : "", tmpl_field_name(t, (size_t)f), o->name);
-				o->phlen = (size_t)snprintf(o->ph, sizeof o->ph, MSG_SUB_PREFIX "%s" MSG_SUB_SUFFIX,
+					slot_name(e, sec ? "sec_" : "",
+					          tmpl_field_name(t, (size_t)f), o->name);
+				o->phlen = (size_t)snprintf(o->ph, sizeof o->ph,
+				                            MSG_SUB_PREFIX "%s" MSG_SUB_SUFFIX,
 				                            o->name);
 				e->nslots++;
 				e->has_unsub_slot |= unsub;
@@ -500,7 +503,8 @@ email_tmpl_t *email_compile(const char *subject, size_t slen, const char *text, 
 			goto fail;
 		if (!tmpl_prints_field(e->text, unsub)) {
 			snprintf(err, errlen,
-			         "text: no unsubscribe link: the text part must contain {{" EMAIL_UNSUB_FIELD "}}");
+			         "text: no unsubscribe link: the text part must contain {{" EMAIL_UNSUB_FIELD
+			         "}}");
 			goto fail;
 		}
 	}
@@ -510,7 +514,8 @@ email_tmpl_t *email_compile(const char *subject, size_t slen, const char *text, 
 			goto fail;
 		if (!tmpl_prints_field(e->html, unsub)) {
 			snprintf(err, errlen,
-			         "html: no unsubscribe link: the HTML part must contain {{" EMAIL_UNSUB_FIELD "}}");
+			         "html: no unsubscribe link: the HTML part must contain {{" EMAIL_UNSUB_FIELD
+			         "}}");
 			goto fail;
 		}
 	}
@@ -594,7 +599,8 @@ static int render_subs(const email_tmpl_t *e, const char *const *v, const size_t
 			if (n + 1 > cap - used - 4)
 				return EMAIL_INLINE_SIZE;
 			memcpy(p, out->unsub_url, n);
-		} else if (tmpl_render_slot(part_of(e, o->part), o->slot, v, l, p, cap - used - 4, &n, NULL))
+		} else if (tmpl_render_slot(part_of(e, o->part), o->slot, v, l, p, cap - used - 4,
+		                            &n, NULL))
 			return EMAIL_INLINE_SIZE; /* too big here, or a rejection the inline render words */
 		/* a value must not make the vendor see a placeholder ('{': SendGrid replaces
 		 * keys one after another) or a recipient variable (Mailgun) */
@@ -644,9 +650,8 @@ static int render_subs(const email_tmpl_t *e, const char *const *v, const size_t
 
 /* email_render() (subs == 0) or email_render_subs() (subs == 1) */
 static int render_email(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
-                        const char *addr, size_t addrlen, const char *const *vals,
-                        const size_t *lens, char *buf, size_t cap, email_parts_t *out,
-                        tmpl_why_t *why, int subs)
+                        const char *addr, size_t addrlen, const char *const *vals, const size_t *lens,
+                        char *buf, size_t cap, email_parts_t *out, tmpl_why_t *why, int subs)
 {
 	if (why) {
 		why->field = -1;
@@ -661,8 +666,9 @@ static int render_email(const email_tmpl_t *e, const email_unsub_t *u, const cha
 		if (why)
 			snprintf(why->reason, sizeof why->reason, "%s",
 			         rc == TOCSIN_ERR_TOOBIG ? "rendered email too big"
-			         : rc == TOCSIN_ERR_CONFIG ? "no public URL for unsubscribe links"
-			                                   : "address or campaign unfit for an unsubscribe link");
+			         : rc == TOCSIN_ERR_CONFIG
+			             ? "no public URL for unsubscribe links"
+			             : "address or campaign unfit for an unsubscribe link");
 		return rc;
 	}
 	out->unsub_url = buf;
@@ -695,7 +701,8 @@ static int render_email(const email_tmpl_t *e, const email_unsub_t *u, const cha
 	rc = render_part(e->subject, v, l, buf, cap, &used, &out->subject, &out->subject_len, why);
 	if (rc)
 		return rc;
-	if (memchr(out->subject, '\n', out->subject_len) || memchr(out->subject, '\r', out->subject_len)) {
+	if (memchr(out->subject, '\n', out->subject_len) ||
+	    memchr(out->subject, '\r', out->subject_len)) {
 		if (why)
 			snprintf(why->reason, sizeof why->reason, "line break in subject");
 		return TOCSIN_ERR_INVAL;
@@ -725,17 +732,13 @@ int email_render(const email_tmpl_t *e, const email_unsub_t *u, const char *camp
 }
 
 int email_render_subs(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
-                      const char *addr, size_t addrlen, const char *const *vals,
-                      const size_t *lens, char *buf, size_t cap, email_parts_t *out,
-                      tmpl_why_t *why)
+                      const char *addr, size_t addrlen, const char *const *vals, const size_t *lens,
+                      char *buf, size_t cap, email_parts_t *out, tmpl_why_t *why)
 {
 	return render_email(e, u, campaign, addr, addrlen, vals, lens, buf, cap, out, why, 1);
 }
 
-int email_subs_possible(const email_tmpl_t *e)
-{
-	return e && e->subs_ok;
-}
+int email_subs_possible(const email_tmpl_t *e) { return e && e->subs_ok; }
 
 const char *email_inline_name(int why)
 {

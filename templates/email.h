@@ -11,11 +11,11 @@
 /* Default name of the environment variable holding the unsubscribe HMAC key
  * (config: "email": {"unsubscribe_key_env": "..."}). */
 #define EMAIL_UNSUB_KEY_ENV_DEFAULT "TOCSIN_UNSUB_KEY"
-#define EMAIL_UNSUB_KEY_MIN 16     /* bytes of key at least */
-#define EMAIL_CAMPAIGN_MAX 255     /* bytes of campaign id in a token */
-#define EMAIL_ADDR_MAX 320         /* bytes of address in a token */
-#define EMAIL_TOKEN_MAX 832        /* base64url token, NUL included */
-#define EMAIL_URL_MAX 1536         /* unsubscribe URL, NUL included */
+#define EMAIL_UNSUB_KEY_MIN 16 /* bytes of key at least */
+#define EMAIL_CAMPAIGN_MAX 255 /* bytes of campaign id in a token */
+#define EMAIL_ADDR_MAX 320     /* bytes of address in a token */
+#define EMAIL_TOKEN_MAX 832    /* base64url token, NUL included */
+#define EMAIL_URL_MAX 1536     /* unsubscribe URL, NUL included */
 /* RFC 8058 */
 #define EMAIL_LU_POST "List-Unsubscribe=One-Click"
 
@@ -105,9 +105,9 @@ enum {
 	EMAIL_INLINE_NONE = 0, /* batched: shared parts + subs */
 	EMAIL_INLINE_ASKED,    /* email_render(): inline by request (preview) */
 	EMAIL_INLINE_TEMPLATE, /* the template's own text spells "%recipient" (Mailgun would replace it) */
-	EMAIL_INLINE_URL,      /* the unsubscribe URL holds a character HTML escapes, '{', '}' or '%' */
-	EMAIL_INLINE_VALUE,    /* a rendered value holds '{' or "%recipient", or a line break in the subject */
-	EMAIL_INLINE_SIZE,     /* the substitutions would reach EMAIL_SUBS_MAX bytes (or the buffer) */
+	EMAIL_INLINE_URL, /* the unsubscribe URL holds a character HTML escapes, '{', '}' or '%' */
+	EMAIL_INLINE_VALUE, /* a rendered value holds '{' or "%recipient", or a line break in the subject */
+	EMAIL_INLINE_SIZE, /* the substitutions would reach EMAIL_SUBS_MAX bytes (or the buffer) */
 	EMAIL_INLINE_NREASONS
 };
 /* SendGrid's cap on one personalization's substitutions, keys
@@ -158,9 +158,8 @@ int email_render(const email_tmpl_t *e, const email_unsub_t *u, const char *camp
  * for buffer size: buf needs room for the pieces, not the whole parts, so a
  * recipient may be batched where email_render() would answer TOOBIG. */
 int email_render_subs(const email_tmpl_t *e, const email_unsub_t *u, const char *campaign,
-                      const char *addr, size_t addrlen, const char *const *vals,
-                      const size_t *lens, char *buf, size_t cap, email_parts_t *out,
-                      tmpl_why_t *why);
+                      const char *addr, size_t addrlen, const char *const *vals, const size_t *lens,
+                      char *buf, size_t cap, email_parts_t *out, tmpl_why_t *why);
 /* Would email_render_subs() use the placeholder for recipients of e at all
  * (the template-level conditions)? Any thread. */
 int email_subs_possible(const email_tmpl_t *e);

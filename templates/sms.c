@@ -10,21 +10,141 @@
 
 /* Septets per ASCII byte: 1 basic table, 2 extension table (ESC + char), 0 not GSM-7. */
 static const uint8_t gsm_ascii[128] = {
-	/* 0x00-0x1f: only LF, CR (basic) and FF (extension) */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 1, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	/*  !"#$%&'()*+,-./ */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	/* 0-9:;<=>? */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	/* @A-O */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	/* P-Z [ \ ] ^ _ */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 1,
-	/* ` a-o : backtick is not GSM-7 */
-	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	/* p-z { | } ~ DEL */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 0,
+    /* 0x00-0x1f: only LF, CR (basic) and FF (extension) */
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    1,
+    0,
+    2,
+    1,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    /*  !"#$%&'()*+,-./ */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    /* 0-9:;<=>? */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    /* @A-O */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    /* P-Z [ \ ] ^ _ */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    2,
+    2,
+    2,
+    2,
+    1,
+    /* ` a-o : backtick is not GSM-7 */
+    0,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    /* p-z { | } ~ DEL */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    2,
+    2,
+    2,
+    2,
+    0,
 };
 
 /* Septets for any code point (3GPP TS 23.038 default alphabet + extension table). */
@@ -33,38 +153,62 @@ static int gsm_cost(uint32_t cp)
 	if (cp < 128)
 		return gsm_ascii[cp];
 	switch (cp) {
-	case 0x00A1: case 0x00A3: case 0x00A4: case 0x00A5: case 0x00A7: case 0x00BF:
-	case 0x00C4: case 0x00C5: case 0x00C6: case 0x00C7: case 0x00C9: case 0x00D1:
-	case 0x00D6: case 0x00D8: case 0x00DC: case 0x00DF: case 0x00E0: case 0x00E4:
-	case 0x00E5: case 0x00E6: case 0x00E8: case 0x00E9: case 0x00EC: case 0x00F1:
-	case 0x00F2: case 0x00F6: case 0x00F8: case 0x00F9: case 0x00FC:
-	case 0x0393: case 0x0394: case 0x0398: case 0x039B: case 0x039E: case 0x03A0:
-	case 0x03A3: case 0x03A6: case 0x03A8: case 0x03A9:
-		return 1;
-	case 0x20AC: /* euro sign: extension table */
-		return 2;
-	default:
-		return 0;
+	case 0x00A1:
+	case 0x00A3:
+	case 0x00A4:
+	case 0x00A5:
+	case 0x00A7:
+	case 0x00BF:
+	case 0x00C4:
+	case 0x00C5:
+	case 0x00C6:
+	case 0x00C7:
+	case 0x00C9:
+	case 0x00D1:
+	case 0x00D6:
+	case 0x00D8:
+	case 0x00DC:
+	case 0x00DF:
+	case 0x00E0:
+	case 0x00E4:
+	case 0x00E5:
+	case 0x00E6:
+	case 0x00E8:
+	case 0x00E9:
+	case 0x00EC:
+	case 0x00F1:
+	case 0x00F2:
+	case 0x00F6:
+	case 0x00F8:
+	case 0x00F9:
+	case 0x00FC:
+	case 0x0393:
+	case 0x0394:
+	case 0x0398:
+	case 0x039B:
+	case 0x039E:
+	case 0x03A0:
+	case 0x03A3:
+	case 0x03A6:
+	case 0x03A8:
+	case 0x03A9: return 1;
+	case 0x20AC: /* euro sign: extension table */ return 2;
+	default: return 0;
 	}
 }
 
-const char *sms_enc_name(sms_enc_t enc)
-{
-	return enc == SMS_UCS2 ? "ucs2" : "gsm7";
-}
+const char *sms_enc_name(sms_enc_t enc) { return enc == SMS_UCS2 ? "ucs2" : "gsm7"; }
 
 /* Byte classes for the fast path: 0 = GSM-7 basic ASCII (1 septet), else 1. */
 static const uint8_t not_plain[256] = {
 #define X1 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, /* LF, CR basic; FF extension */
-	X1,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, /* [ \ ] ^ extension */
-	1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* ` not GSM-7 */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, /* { | } ~ extension, DEL */
-	X1, X1, X1, X1, X1, X1, X1, X1,
+    1,  1,  1,  1,  1,  1,  1,  1,  1, 1, 0, 1, 1, 0, 1, 1, /* LF, CR basic; FF extension */
+    X1, 0,  0,  0,  0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0,  0,  0,  0,  0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0,  0,  0,  0,  0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, /* [ \ ] ^ extension */
+    1,  0,  0,  0,  0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0,                /* ` not GSM-7 */
+    0,  0,  0,  0,  0,  0,  0,  0,  0, 0, 0, 1, 1, 1, 1, 1, /* { | } ~ extension, DEL */
+    X1, X1, X1, X1, X1, X1, X1, X1,
 #undef X1
 };
 
@@ -82,12 +226,14 @@ int sms_analyze(const char *s, size_t len, sms_info_t *out)
 			uint64_t x;
 			memcpy(&x, u + i, 8);
 			uint64_t lo7 = x & ~high;
-			uint64_t bad = x & high;                                   /* non-ASCII */
-			bad |= (x - ones * 0x20) & ~x & high;                      /* < 0x20 */
-			bad |= (ones * (127 + 0x5F) - lo7) & ~x & (lo7 + ones * (127 - 0x5A)) & high; /* 5b..5e */
-			bad |= (ones * (127 + 0x80) - lo7) & ~x & (lo7 + ones * (127 - 0x7A)) & high; /* 7b..7f */
+			uint64_t bad = x & high;              /* non-ASCII */
+			bad |= (x - ones * 0x20) & ~x & high; /* < 0x20 */
+			bad |= (ones * (127 + 0x5F) - lo7) & ~x & (lo7 + ones * (127 - 0x5A)) &
+			       high; /* 5b..5e */
+			bad |= (ones * (127 + 0x80) - lo7) & ~x & (lo7 + ones * (127 - 0x7A)) &
+			       high; /* 7b..7f */
 			uint64_t y = x ^ (ones * 0x60);
-			bad |= (y - ones) & ~y & high;                             /* == 0x60 */
+			bad |= (y - ones) & ~y & high; /* == 0x60 */
 			if (bad) {
 				for (int k = 0; k < 8; k++)
 					acc |= not_plain[u[i + k]];
@@ -173,46 +319,46 @@ typedef struct smart {
 } smart_t;
 
 static const smart_t smart_tab[] = {
-	{0x00A0, "\xC2\xA0", " "},         /* no-break space */
-	{0x00AB, "\xC2\xAB", "\""},        /* « */
-	{0x00AD, "\xC2\xAD", ""},          /* soft hyphen */
-	{0x00BB, "\xC2\xBB", "\""},        /* » */
-	{0x02BC, "\xCA\xBC", "'"},         /* modifier apostrophe */
-	{0x02C6, "\xCB\x86", "^"},         /* modifier circumflex */
-	{0x02DC, "\xCB\x9C", "~"},         /* small tilde */
-	{0x2000, "\xE2\x80\x80", " "},     /* en quad */
-	{0x2001, "\xE2\x80\x81", " "},     /* em quad */
-	{0x2002, "\xE2\x80\x82", " "},     /* en space */
-	{0x2003, "\xE2\x80\x83", " "},     /* em space */
-	{0x2004, "\xE2\x80\x84", " "},     /* three-per-em space */
-	{0x2005, "\xE2\x80\x85", " "},     /* four-per-em space */
-	{0x2006, "\xE2\x80\x86", " "},     /* six-per-em space */
-	{0x2007, "\xE2\x80\x87", " "},     /* figure space */
-	{0x2008, "\xE2\x80\x88", " "},     /* punctuation space */
-	{0x2009, "\xE2\x80\x89", " "},     /* thin space */
-	{0x200A, "\xE2\x80\x8A", " "},     /* hair space */
-	{0x200B, "\xE2\x80\x8B", ""},      /* zero width space */
-	{0x2010, "\xE2\x80\x90", "-"},     /* hyphen */
-	{0x2011, "\xE2\x80\x91", "-"},     /* non-breaking hyphen */
-	{0x2012, "\xE2\x80\x92", "-"},     /* figure dash */
-	{0x2013, "\xE2\x80\x93", "-"},     /* en dash */
-	{0x2014, "\xE2\x80\x94", "-"},     /* em dash */
-	{0x2015, "\xE2\x80\x95", "-"},     /* horizontal bar */
-	{0x2018, "\xE2\x80\x98", "'"},     /* left single quote */
-	{0x2019, "\xE2\x80\x99", "'"},     /* right single quote / apostrophe */
-	{0x201A, "\xE2\x80\x9A", "'"},     /* low single quote */
-	{0x201B, "\xE2\x80\x9B", "'"},     /* reversed single quote */
-	{0x201C, "\xE2\x80\x9C", "\""},    /* left double quote */
-	{0x201D, "\xE2\x80\x9D", "\""},    /* right double quote */
-	{0x201E, "\xE2\x80\x9E", "\""},    /* low double quote */
-	{0x201F, "\xE2\x80\x9F", "\""},    /* reversed double quote */
-	{0x2026, "\xE2\x80\xA6", "..."},   /* ellipsis */
-	{0x202F, "\xE2\x80\xAF", " "},     /* narrow no-break space */
-	{0x2032, "\xE2\x80\xB2", "'"},     /* prime */
-	{0x2033, "\xE2\x80\xB3", "\""},    /* double prime */
-	{0x2039, "\xE2\x80\xB9", "<"},     /* single left angle quote */
-	{0x203A, "\xE2\x80\xBA", ">"},     /* single right angle quote */
-	{0xFEFF, "\xEF\xBB\xBF", ""},      /* zero width no-break space / BOM */
+    {0x00A0, "\xC2\xA0", " "},       /* no-break space */
+    {0x00AB, "\xC2\xAB", "\""},      /* « */
+    {0x00AD, "\xC2\xAD", ""},        /* soft hyphen */
+    {0x00BB, "\xC2\xBB", "\""},      /* » */
+    {0x02BC, "\xCA\xBC", "'"},       /* modifier apostrophe */
+    {0x02C6, "\xCB\x86", "^"},       /* modifier circumflex */
+    {0x02DC, "\xCB\x9C", "~"},       /* small tilde */
+    {0x2000, "\xE2\x80\x80", " "},   /* en quad */
+    {0x2001, "\xE2\x80\x81", " "},   /* em quad */
+    {0x2002, "\xE2\x80\x82", " "},   /* en space */
+    {0x2003, "\xE2\x80\x83", " "},   /* em space */
+    {0x2004, "\xE2\x80\x84", " "},   /* three-per-em space */
+    {0x2005, "\xE2\x80\x85", " "},   /* four-per-em space */
+    {0x2006, "\xE2\x80\x86", " "},   /* six-per-em space */
+    {0x2007, "\xE2\x80\x87", " "},   /* figure space */
+    {0x2008, "\xE2\x80\x88", " "},   /* punctuation space */
+    {0x2009, "\xE2\x80\x89", " "},   /* thin space */
+    {0x200A, "\xE2\x80\x8A", " "},   /* hair space */
+    {0x200B, "\xE2\x80\x8B", ""},    /* zero width space */
+    {0x2010, "\xE2\x80\x90", "-"},   /* hyphen */
+    {0x2011, "\xE2\x80\x91", "-"},   /* non-breaking hyphen */
+    {0x2012, "\xE2\x80\x92", "-"},   /* figure dash */
+    {0x2013, "\xE2\x80\x93", "-"},   /* en dash */
+    {0x2014, "\xE2\x80\x94", "-"},   /* em dash */
+    {0x2015, "\xE2\x80\x95", "-"},   /* horizontal bar */
+    {0x2018, "\xE2\x80\x98", "'"},   /* left single quote */
+    {0x2019, "\xE2\x80\x99", "'"},   /* right single quote / apostrophe */
+    {0x201A, "\xE2\x80\x9A", "'"},   /* low single quote */
+    {0x201B, "\xE2\x80\x9B", "'"},   /* reversed single quote */
+    {0x201C, "\xE2\x80\x9C", "\""},  /* left double quote */
+    {0x201D, "\xE2\x80\x9D", "\""},  /* right double quote */
+    {0x201E, "\xE2\x80\x9E", "\""},  /* low double quote */
+    {0x201F, "\xE2\x80\x9F", "\""},  /* reversed double quote */
+    {0x2026, "\xE2\x80\xA6", "..."}, /* ellipsis */
+    {0x202F, "\xE2\x80\xAF", " "},   /* narrow no-break space */
+    {0x2032, "\xE2\x80\xB2", "'"},   /* prime */
+    {0x2033, "\xE2\x80\xB3", "\""},  /* double prime */
+    {0x2039, "\xE2\x80\xB9", "<"},   /* single left angle quote */
+    {0x203A, "\xE2\x80\xBA", ">"},   /* single right angle quote */
+    {0xFEFF, "\xEF\xBB\xBF", ""},    /* zero width no-break space / BOM */
 };
 _Static_assert(sizeof smart_tab / sizeof smart_tab[0] == SMS_SMART_NKINDS, "SMS_SMART_NKINDS");
 
@@ -314,7 +460,8 @@ int sms_finish(char *body, size_t *len, size_t cap, const sms_opts_t *o, sms_inf
 			size_t sep = *len > 0 && body[*len - 1] != '\n' ? 1 : 0;
 			if (*len + sep + fl + 1 > cap) {
 				if (reason)
-					snprintf(reason, reasonlen, "no room for the footer (%zu bytes max)", cap - 1);
+					snprintf(reason, reasonlen,
+					         "no room for the footer (%zu bytes max)", cap - 1);
 				return TOCSIN_ERR_TOOBIG;
 			}
 			if (sep)
@@ -337,8 +484,8 @@ int sms_finish(char *body, size_t *len, size_t cap, const sms_opts_t *o, sms_inf
 	int cap_seg = o && o->max_segments > 0 ? o->max_segments : SMS_MAX_SEGMENTS_DEFAULT;
 	if (info->segments > cap_seg) {
 		if (reason)
-			snprintf(reason, reasonlen, "message is %d segments (%s), cap is %d", info->segments,
-			         sms_enc_name(info->enc), cap_seg);
+			snprintf(reason, reasonlen, "message is %d segments (%s), cap is %d",
+			         info->segments, sms_enc_name(info->enc), cap_seg);
 		return TOCSIN_ERR_TOOBIG;
 	}
 	return 0;

@@ -21,12 +21,12 @@ typedef struct filt {
 
 typedef struct op {
 	uint8_t kind;
-	uint8_t raw;   /* OP_VAR: {{{x}}}, never HTML-escaped */
+	uint8_t raw; /* OP_VAR: {{{x}}}, never HTML-escaped */
 	uint8_t nfilt;
 	uint8_t has_default;
-	int field;     /* OP_VAR / OP_SEC / OP_INV */
+	int field;         /* OP_VAR / OP_SEC / OP_INV */
 	uint32_t off, len; /* OP_TEXT: bytes in t->pool */
-	uint32_t jump; /* OP_SEC / OP_INV: index of the matching OP_END */
+	uint32_t jump;     /* OP_SEC / OP_INV: index of the matching OP_END */
 	filt_t filt[TMPL_MAX_FILTERS];
 } op_t;
 
@@ -35,7 +35,7 @@ struct tmpl {
 	unsigned flags;
 	op_t *ops;
 	size_t nops;
-	char *pool;    /* literal text and default strings */
+	char *pool; /* literal text and default strings */
 	size_t nfields;
 	char **names;
 	uint8_t *used;
@@ -127,10 +127,7 @@ static int cc_text(cc_t *c, size_t from, size_t to)
 	return 0;
 }
 
-static int is_ws(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
-}
+static int is_ws(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
 
 static void skip_ws(cc_t *c)
 {
@@ -142,8 +139,8 @@ static void skip_ws(cc_t *c)
 static int name_char(char ch)
 {
 	unsigned char c = (unsigned char)ch;
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-	       c == '.' || c == '-' || c >= 0x80;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '-' || c >= 0x80;
 }
 
 /* Resolve the name at src[from..to) to a field index, or fail naming the fields. */
@@ -177,7 +174,8 @@ static int cc_field(cc_t *c, size_t from, size_t to)
 	if (best)
 		cc_err(c, from, "unknown field \"%s\" (did you mean %s?)", word, best);
 	else
-		cc_err(c, from, "unknown field \"%s\" (fields: %s)", word, c->t->nfields ? list : "none");
+		cc_err(c, from, "unknown field \"%s\" (fields: %s)", word,
+		       c->t->nfields ? list : "none");
 	return -1;
 }
 
@@ -191,13 +189,14 @@ static int cc_filters(cc_t *c, op_t *o)
 		c->pos++;
 		skip_ws(c);
 		size_t f0 = c->pos;
-		while (c->pos < c->len && ((c->src[c->pos] >= 'a' && c->src[c->pos] <= 'z') ||
-		                           (c->src[c->pos] >= 'A' && c->src[c->pos] <= 'Z') ||
-		                           c->src[c->pos] == '_'))
+		while (c->pos < c->len &&
+		       ((c->src[c->pos] >= 'a' && c->src[c->pos] <= 'z') ||
+		        (c->src[c->pos] >= 'A' && c->src[c->pos] <= 'Z') || c->src[c->pos] == '_'))
 			c->pos++;
 		size_t fl = c->pos - f0;
 		if (o->nfilt >= TMPL_MAX_FILTERS)
-			return cc_err(c, f0, "too many filters on one tag (at most %d)", TMPL_MAX_FILTERS);
+			return cc_err(c, f0, "too many filters on one tag (at most %d)",
+			              TMPL_MAX_FILTERS);
 		filt_t *f = &o->filt[o->nfilt];
 		const char *fn = c->src + f0;
 		if (fl == 5 && memcmp(fn, "upper", 5) == 0)
@@ -222,7 +221,8 @@ static int cc_filters(cc_t *c, op_t *o)
 			f->off = (uint32_t)c->poollen;
 			for (;;) {
 				if (c->pos >= c->len)
-					return cc_err(c, q0, "unterminated string, expected closing %c", q);
+					return cc_err(c, q0,
+					              "unterminated string, expected closing %c", q);
 				char ch = c->src[c->pos++];
 				if (ch == q)
 					break;
@@ -235,8 +235,9 @@ static int cc_filters(cc_t *c, op_t *o)
 			o->has_default = 1;
 		} else {
 			if (fl == 0)
-				return cc_err(c, f0, "expected a filter name after '|' (filters: upper, "
-				                     "lower, title, trim, default:\"text\")");
+				return cc_err(c, f0,
+				              "expected a filter name after '|' (filters: upper, "
+				              "lower, title, trim, default:\"text\")");
 			if (fl > 32)
 				fl = 32;
 			return cc_err(c, f0,
@@ -335,7 +336,8 @@ static int cc_tag(cc_t *c)
 		if (open->field != field) {
 			int l, col;
 			pos_linecol(c->src, open->off, &l, &col);
-			return cc_err(c, tag0, "{{/%s}} does not match {{%c%s}} opened at %d:%d, expected {{/%s}}",
+			return cc_err(c, tag0,
+			              "{{/%s}} does not match {{%c%s}} opened at %d:%d, expected {{/%s}}",
 			              c->t->names[field], open->kind == OP_SEC ? '#' : '^',
 			              c->t->names[open->field], l, col, c->t->names[open->field]);
 		}
@@ -376,7 +378,8 @@ tmpl_t *tmpl_compile_ex(const char *src, size_t len, tmpl_mode_t mode, const cha
 	}
 	if (nfields > TMPL_MAX_FIELDS || (nfields && !fields)) {
 		if (err)
-			snprintf(err, errlen, "1:1: %zu fields, at most %d allowed", nfields, TMPL_MAX_FIELDS);
+			snprintf(err, errlen, "1:1: %zu fields, at most %d allowed", nfields,
+			         TMPL_MAX_FIELDS);
 		return NULL;
 	}
 	if (mode != TMPL_TEXT && mode != TMPL_HTML) {
@@ -425,7 +428,8 @@ tmpl_t *tmpl_compile_ex(const char *src, size_t len, tmpl_mode_t mode, const cha
 		goto fail;
 	}
 	for (size_t i = 0; i < t->nops; i++)
-		t->nslots += t->ops[i].kind == OP_VAR || t->ops[i].kind == OP_SEC || t->ops[i].kind == OP_INV;
+		t->nslots += t->ops[i].kind == OP_VAR || t->ops[i].kind == OP_SEC ||
+		             t->ops[i].kind == OP_INV;
 	t->slot_op = malloc((t->nslots ? t->nslots : 1) * sizeof *t->slot_op);
 	if (!t->slot_op)
 		goto nomem;
@@ -467,10 +471,7 @@ void tmpl_free(tmpl_t *t)
 	free(t);
 }
 
-int tmpl_uses_field(const tmpl_t *t, size_t i)
-{
-	return t && i < t->nfields && t->used[i];
-}
+int tmpl_uses_field(const tmpl_t *t, size_t i) { return t && i < t->nfields && t->used[i]; }
 
 int tmpl_prints_field(const tmpl_t *t, size_t i)
 {
@@ -482,10 +483,7 @@ int tmpl_prints_field(const tmpl_t *t, size_t i)
 	return 0;
 }
 
-size_t tmpl_nfields(const tmpl_t *t)
-{
-	return t ? t->nfields : 0;
-}
+size_t tmpl_nfields(const tmpl_t *t) { return t ? t->nfields : 0; }
 
 const char *tmpl_field_name(const tmpl_t *t, size_t i)
 {
@@ -583,7 +581,8 @@ static int too_big(tmpl_why_t *why, size_t cap)
 {
 	if (why) {
 		why->field = -1;
-		snprintf(why->reason, sizeof why->reason, "rendered message exceeds %zu bytes", cap ? cap - 1 : 0);
+		snprintf(why->reason, sizeof why->reason, "rendered message exceeds %zu bytes",
+		         cap ? cap - 1 : 0);
 	}
 	return TOCSIN_ERR_TOOBIG;
 }
@@ -611,8 +610,7 @@ static int render_ops(const tmpl_t *t, size_t from, size_t to, const char *const
 				i = op->jump; /* skip the body; the loop steps past the END */
 			break;
 		}
-		case OP_END:
-			break;
+		case OP_END: break;
 		case OP_VAR: {
 			const char *v = vals[op->field];
 			size_t vl = v ? lens[op->field] : 0;
@@ -675,8 +673,7 @@ static int render_ops(const tmpl_t *t, size_t from, size_t to, const char *const
 }
 
 static int render_range(const tmpl_t *t, size_t from, size_t to, const char *const *vals,
-                        const size_t *lens, char *out, size_t outcap, size_t *outlen,
-                        tmpl_why_t *why)
+                        const size_t *lens, char *out, size_t outcap, size_t *outlen, tmpl_why_t *why)
 {
 	if (why) {
 		why->field = -1;
@@ -704,10 +701,7 @@ int tmpl_render(const tmpl_t *t, const char *const *vals, const size_t *lens, ch
 
 /* ---- slots: the parts of the output that depend on the recipient ---- */
 
-size_t tmpl_slots(const tmpl_t *t)
-{
-	return t ? t->nslots : 0;
-}
+size_t tmpl_slots(const tmpl_t *t) { return t ? t->nslots : 0; }
 
 int tmpl_slot_field(const tmpl_t *t, size_t i, int *section)
 {
@@ -751,12 +745,12 @@ static int op_same(const tmpl_t *ta, const op_t *a, const tmpl_t *tb, const op_t
 			const filt_t *fa = &a->filt[k], *fb = &b->filt[k];
 			if (fa->kind != fb->kind ||
 			    (fa->kind == F_DEFAULT &&
-			     (fa->len != fb->len || memcmp(ta->pool + fa->off, tb->pool + fb->off, fa->len))))
+			     (fa->len != fb->len ||
+			      memcmp(ta->pool + fa->off, tb->pool + fb->off, fa->len))))
 				return 0;
 		}
 		return 1;
-	default:
-		return 1;
+	default: return 1;
 	}
 }
 

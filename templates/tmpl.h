@@ -52,7 +52,8 @@ int tmpl_uses_field(const tmpl_t *t, size_t i);
 #define TMPL_MAX_FILTERS 8
 
 /* Compile flags. */
-#define TMPL_F_MISSING_EMPTY 0x1u /* a missing value with no default renders as "" instead of
+#define TMPL_F_MISSING_EMPTY                                                                       \
+	0x1u /* a missing value with no default renders as "" instead of
                                      rejecting the recipient (the campaign's explicit choice) */
 
 /* tmpl_compile() with flags (TMPL_F_*). Same ownership and threading. */

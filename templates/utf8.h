@@ -26,7 +26,8 @@ static inline size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *c
 	if (c < 0xF0) {
 		if (len < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
 			return 0;
-		uint32_t v = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+		uint32_t v = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) |
+		             (s[2] & 0x3F);
 		if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))
 			return 0;
 		*cp = v;

@@ -68,7 +68,7 @@ static void states_obj(buf_t *b, const int64_t *s)
 typedef struct camp {
 	char id[256];
 	char name[256];
-	int state;    /* msg_camp_state_t or -1 */
+	int state; /* msg_camp_state_t or -1 */
 	int64_t queued, ts_ms, optouts, total;
 	int64_t send_at_ms; /* 0 = no send_at */
 	int qh_urgent;      /* launched with "quiet_hours": {"override": "urgent"} */
@@ -113,15 +113,17 @@ static int load_camps(trk_api_q_t *q, const char *only, camp_t *cs, size_t *n)
 			break;
 		snprintf(c->name, sizeof c->name, "%s", col(st, 1));
 		c->state = sqlite3_column_int(st, 2);
-		c->queued = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
+		c->queued = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1
+		                                                      : sqlite3_column_int64(st, 3);
 		c->ts_ms = sqlite3_column_int64(st, 4);
 		c->send_at_ms = sqlite3_column_int64(st, 5);
 		c->qh_urgent = sqlite3_column_int(st, 6) != 0;
 	}
 	sqlite3_finalize(st);
-	if (prep(q, only ? "SELECT campaign, state, SUM(n), channel FROM counts WHERE campaign=?1"
-	                   " GROUP BY 1, 2, 4"
-	                 : "SELECT campaign, state, SUM(n), channel FROM counts GROUP BY 1, 2, 4",
+	if (prep(q,
+	         only ? "SELECT campaign, state, SUM(n), channel FROM counts WHERE campaign=?1"
+	                " GROUP BY 1, 2, 4"
+	              : "SELECT campaign, state, SUM(n), channel FROM counts GROUP BY 1, 2, 4",
 	         &st))
 		return TOCSIN_ERR_IO;
 	if (only)
@@ -140,9 +142,10 @@ static int load_camps(trk_api_q_t *q, const char *only, camp_t *cs, size_t *n)
 			c->ch[ch][s] += v;
 	}
 	sqlite3_finalize(st);
-	if (prep(q, only ? "SELECT campaign, SUM(sends) FROM series WHERE sec>=?1 AND campaign=?2"
-	                   " GROUP BY 1"
-	                 : "SELECT campaign, SUM(sends) FROM series WHERE sec>=?1 GROUP BY 1",
+	if (prep(q,
+	         only ? "SELECT campaign, SUM(sends) FROM series WHERE sec>=?1 AND campaign=?2"
+	                " GROUP BY 1"
+	              : "SELECT campaign, SUM(sends) FROM series WHERE sec>=?1 GROUP BY 1",
 	         &st))
 		return TOCSIN_ERR_IO;
 	sqlite3_bind_int64(st, 1, clock_wall_ms() / 1000 - RATE_WINDOW_S);
@@ -154,8 +157,9 @@ static int load_camps(trk_api_q_t *q, const char *only, camp_t *cs, size_t *n)
 			c->recent_sends = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
-	if (prep(q, "SELECT campaign, COUNT(*) FROM optouts WHERE optin=0 AND campaign IS NOT NULL"
-	            " GROUP BY 1",
+	if (prep(q,
+	         "SELECT campaign, COUNT(*) FROM optouts WHERE optin=0 AND campaign IS NOT NULL"
+	         " GROUP BY 1",
 	         &st))
 		return TOCSIN_ERR_IO;
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -201,9 +205,8 @@ static void summary_json(buf_t *b, const summary_t *o)
 	           "\"cancelled\":%lld,\"expired\":%lld,\"suppressed\":%lld}",
 	           (long long)o->audience, (long long)o->sent, (long long)o->delivered,
 	           (long long)o->awaiting, (long long)o->unknown, (long long)o->failed,
-	           (long long)o->in_progress,
-	           (long long)o->retrying, (long long)o->cancelled, (long long)o->expired,
-	           (long long)o->suppressed);
+	           (long long)o->in_progress, (long long)o->retrying, (long long)o->cancelled,
+	           (long long)o->expired, (long long)o->suppressed);
 }
 
 /* The state shown: the record's, except that a running campaign with nothing
@@ -305,8 +308,9 @@ static void reasons_json(trk_api_q_t *q, const char *id, buf_t *b)
 	char tmp[64];
 	size_t nr = 0;
 	sqlite3_stmt *st;
-	if (!prep(q, "SELECT code, SUM(n) FROM codes WHERE campaign=?1 GROUP BY 1 HAVING SUM(n)>0"
-	             " ORDER BY 2 DESC LIMIT 200",
+	if (!prep(q,
+	          "SELECT code, SUM(n) FROM codes WHERE campaign=?1 GROUP BY 1 HAVING SUM(n)>0"
+	          " ORDER BY 2 DESC LIMIT 200",
 	          &st)) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		while (sqlite3_step(st) == SQLITE_ROW) {
@@ -327,7 +331,8 @@ static void reasons_json(trk_api_q_t *q, const char *id, buf_t *b)
 			}
 			size_t l = strlen(rs[k].codes);
 			if (l + strlen(code) + 2 < sizeof rs[k].codes)
-				snprintf(rs[k].codes + l, sizeof rs[k].codes - l, "%s%s", l ? "," : "", code);
+				snprintf(rs[k].codes + l, sizeof rs[k].codes - l, "%s%s",
+				         l ? "," : "", code);
 			rs[k].n += sqlite3_column_int64(st, 1);
 		}
 		sqlite3_finalize(st);
@@ -365,8 +370,9 @@ int trk_api_campaign(trk_api_q_t *q, const char *id, buf_t *b)
 		b->len--; /* reopen the object */
 		buf_puts(b, ",\"vendors\":{");
 		sqlite3_stmt *st;
-		if (prep(q, "SELECT vendor, state, SUM(n) FROM counts WHERE campaign=?1 AND vendor<>''"
-		            " GROUP BY 1, 2 ORDER BY 1, 2",
+		if (prep(q,
+		         "SELECT vendor, state, SUM(n) FROM counts WHERE campaign=?1 AND vendor<>''"
+		         " GROUP BY 1, 2 ORDER BY 1, 2",
 		         &st) == 0) {
 			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 			char cur[128] = "";
@@ -385,7 +391,8 @@ int trk_api_campaign(trk_api_q_t *q, const char *id, buf_t *b)
 				} else {
 					buf_putc(b, ',');
 				}
-				buf_printf(b, "\"%s\":%lld", msg_state_name((msg_state_t)sqlite3_column_int(st, 1)),
+				buf_printf(b, "\"%s\":%lld",
+				           msg_state_name((msg_state_t)sqlite3_column_int(st, 1)),
 				           (long long)sqlite3_column_int64(st, 2));
 			}
 			if (cur[0])
@@ -393,8 +400,9 @@ int trk_api_campaign(trk_api_q_t *q, const char *id, buf_t *b)
 			sqlite3_finalize(st);
 		}
 		buf_puts(b, "},\"codes\":[");
-		if (prep(q, "SELECT vendor, code, SUM(n) FROM codes WHERE campaign=?1 GROUP BY 1, 2"
-		            " ORDER BY 3 DESC LIMIT 100",
+		if (prep(q,
+		         "SELECT vendor, code, SUM(n) FROM codes WHERE campaign=?1 GROUP BY 1, 2"
+		         " ORDER BY 3 DESC LIMIT 100",
 		         &st) == 0) {
 			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 			int first = 1;
@@ -467,7 +475,10 @@ typedef struct answers {
 	int64_t ok, refused, errors, timeouts;
 } answers_t;
 
-static int64_t answers_n(const answers_t *a) { return a->ok + a->refused + a->errors + a->timeouts; }
+static int64_t answers_n(const answers_t *a)
+{
+	return a->ok + a->refused + a->errors + a->timeouts;
+}
 static double answers_rate(const answers_t *a, int64_t n)
 {
 	int64_t d = answers_n(a);
@@ -502,8 +513,8 @@ int trk_api_vendors(trk_api_q_t *q, buf_t *b)
 		jstr(b, names[i]);
 		buf_puts(b, ",\"kind\":");
 		jstr(b, v ? v->kind : "");
-		buf_printf(b, ",\"channel\":\"%s\",\"configured\":%s", v ? msg_channel_name(v->channel) : "",
-		           v ? "true" : "false");
+		buf_printf(b, ",\"channel\":\"%s\",\"configured\":%s",
+		           v ? msg_channel_name(v->channel) : "", v ? "true" : "false");
 		/* SLA state */
 		if (prep(q, "SELECT state, reason, by, ts_ms, p95_ms, error_rate FROM vendors WHERE name=?1",
 		         &st))
@@ -528,8 +539,9 @@ int trk_api_vendors(trk_api_q_t *q, buf_t *b)
 		if (v && q->wh_json)
 			q->wh_json(q->wh_ctx, v->name, b);
 		/* recent figures: every answer as the SLA monitor counts it */
-		if (prep(q, "SELECT SUM(sends), SUM(receipts), SUM(failures), SUM(errors), SUM(timeouts),"
-		            " SUM(refused), SUM(throttled) FROM series WHERE sec>=?1 AND vendor=?2",
+		if (prep(q,
+		         "SELECT SUM(sends), SUM(receipts), SUM(failures), SUM(errors), SUM(timeouts),"
+		         " SUM(refused), SUM(throttled) FROM series WHERE sec>=?1 AND vendor=?2",
 		         &st))
 			return TOCSIN_ERR_IO;
 		int64_t r[7] = {0}, lat[TRK_LAT_BUCKETS] = {0};
@@ -597,10 +609,11 @@ int trk_api_series(trk_api_q_t *q, const char *campaign, int seconds, buf_t *b)
 	if (!rows)
 		return TOCSIN_ERR_NOMEM;
 	sqlite3_stmt *st;
-	if (prep(q, campaign ? "SELECT sec, vendor, sends, receipts, failures, lat, refused, errors,"
-	                       " timeouts FROM series WHERE sec>=?1 AND sec<=?2 AND campaign=?3"
-	                     : "SELECT sec, vendor, sends, receipts, failures, lat, refused, errors,"
-	                       " timeouts FROM series WHERE sec>=?1 AND sec<=?2",
+	if (prep(q,
+	         campaign ? "SELECT sec, vendor, sends, receipts, failures, lat, refused, errors,"
+	                    " timeouts FROM series WHERE sec>=?1 AND sec<=?2 AND campaign=?3"
+	                  : "SELECT sec, vendor, sends, receipts, failures, lat, refused, errors,"
+	                    " timeouts FROM series WHERE sec>=?1 AND sec<=?2",
 	         &st)) {
 		free(rows);
 		return TOCSIN_ERR_IO;
@@ -644,8 +657,10 @@ int trk_api_series(trk_api_q_t *q, const char *campaign, int seconds, buf_t *b)
 		buf_printf(b, ",\"%s\":[", names[f]);
 		for (size_t t = 0; t < n; t++) {
 			row_t *r = &rows[t];
-			int64_t v = f == 0 ? r->sends : f == 1 ? r->receipts : f == 2 ? r->failures
-			                                                         : r->a.errors + r->a.timeouts;
+			int64_t v = f == 0   ? r->sends
+			            : f == 1 ? r->receipts
+			            : f == 2 ? r->failures
+			                     : r->a.errors + r->a.timeouts;
 			buf_printf(b, "%s%lld", t ? "," : "", (long long)v);
 		}
 		buf_putc(b, ']');
@@ -742,12 +757,12 @@ int trk_api_alerts(trk_api_q_t *q, int64_t broker_down_ms, buf_t *b)
 				for (int j = 0; j < MSG_ST__COUNT; j++)
 					seen += c->ch[k][j];
 			int64_t here = c->ch[ch][MSG_ST_QUEUED] + c->ch[ch][MSG_ST_RETRYING];
-			if (NO_CAMPAIGN(c->id) || c->state != MSG_CAMP_RUNNING || sm.in_progress == 0 ||
-			    (seen && !here))
+			if (NO_CAMPAIGN(c->id) || c->state != MSG_CAMP_RUNNING ||
+			    sm.in_progress == 0 || (seen && !here))
 				continue;
 			if (!listed++) {
-				buf_printf(b, "%s{\"kind\":\"no_vendor\",\"channel\":\"%s\",\"vendors\":", first ? "" : ",",
-				           msg_channel_name((msg_channel_t)ch));
+				buf_printf(b, "%s{\"kind\":\"no_vendor\",\"channel\":\"%s\",\"vendors\":",
+				           first ? "" : ",", msg_channel_name((msg_channel_t)ch));
 				jstr(b, names);
 				buf_puts(b, ",\"campaigns\":[");
 				first = 0;
@@ -761,7 +776,8 @@ int trk_api_alerts(trk_api_q_t *q, int64_t broker_down_ms, buf_t *b)
 			snprintf(t, sizeof t,
 			         "No healthy %s vendor (%s): %d running campaign%s cannot progress until one "
 			         "recovers or is undrained",
-			         msg_channel_name((msg_channel_t)ch), names, listed, listed == 1 ? "" : "s");
+			         msg_channel_name((msg_channel_t)ch), names, listed,
+			         listed == 1 ? "" : "s");
 			buf_puts(b, "],\"text\":");
 			jstr(b, t);
 			buf_putc(b, '}');
@@ -792,7 +808,8 @@ static int newest_json(trk_api_q_t *q, const char *sql, int limit, const char *l
 	buf_printf(b, "{\"%s\":[", list);
 	int first = 1;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		buf_printf(b, "%s{\"ts_ms\":%lld", first ? "" : ",", (long long)sqlite3_column_int64(st, 0));
+		buf_printf(b, "%s{\"ts_ms\":%lld", first ? "" : ",",
+		           (long long)sqlite3_column_int64(st, 0));
 		first = 0;
 		for (int i = 0; names[i]; i++) {
 			int nullable = names[i][0] == '?';
@@ -811,16 +828,18 @@ static int newest_json(trk_api_q_t *q, const char *sql, int limit, const char *l
 int trk_api_timeline(trk_api_q_t *q, int limit, buf_t *b)
 {
 	static const char *const names[] = {"kind", "subject", "detail", "?actor", NULL};
-	return newest_json(q, "SELECT ts_ms, kind, subject, detail, actor FROM timeline ORDER BY ts_ms DESC"
-	                      " LIMIT ?1",
+	return newest_json(q,
+	                   "SELECT ts_ms, kind, subject, detail, actor FROM timeline ORDER BY ts_ms DESC"
+	                   " LIMIT ?1",
 	                   limit, "events", names, b);
 }
 
 int trk_api_inbound(trk_api_q_t *q, int limit, buf_t *b)
 {
 	static const char *const names[] = {"vendor", "from", "to", "body", "kind", NULL};
-	return newest_json(q, "SELECT ts_ms, vendor, from_addr, to_addr, body, kind FROM inbound"
-	                      " ORDER BY ts_ms DESC LIMIT ?1",
+	return newest_json(q,
+	                   "SELECT ts_ms, vendor, from_addr, to_addr, body, kind FROM inbound"
+	                   " ORDER BY ts_ms DESC LIMIT ?1",
 	                   limit, "inbound", names, b);
 }
 
@@ -898,7 +917,8 @@ static int rcpt_filter(rcpt_filter_t *f, const char *states, const char *codes, 
 	} else {
 		char tmp[256];
 		snprintf(tmp, sizeof tmp, "%s", states);
-		for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t;
+		     t = strtok_r(NULL, ",", &save)) {
 			msg_state_t s;
 			if (msg_state_parse(t, &s)) {
 				buf_printf(b, "unknown state \"%.40s\"", t);
@@ -1015,7 +1035,8 @@ int trk_api_recipients(trk_api_q_t *q, const char *id, const char *states, const
 			sqlite3_bind_text(st, 5, f.cset, -1, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 5);
-		sqlite3_bind_text(st, 6, s == MSG_ST_SUPPRESSED ? "suppressed" : state, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, s == MSG_ST_SUPPRESSED ? "suppressed" : state, -1,
+		                  SQLITE_STATIC);
 		while (!rc && sqlite3_step(st) == SQLITE_ROW) {
 			last = sqlite3_column_int64(st, 0);
 			last_state = s;
@@ -1076,11 +1097,12 @@ int trk_api_metrics(trk_api_q_t *q, buf_t *b)
 	buf_puts(b, "# HELP tocsin_messages Messages by campaign, channel, vendor and current state, "
 	            "for campaigns with messages in progress or activity in the last hour.\n"
 	            "# TYPE tocsin_messages gauge\n");
-	if (prep(q, "WITH live(c) AS (SELECT campaign FROM series WHERE sec>=?1"
-	            " UNION SELECT id FROM campaigns WHERE ts_ms>=?1 * 1000"
-	            " UNION SELECT campaign FROM counts WHERE state IN (?2, ?3) AND n>0)"
-	            " SELECT campaign, channel, vendor, state, SUM(n) FROM counts"
-	            " WHERE campaign IN (SELECT c FROM live) GROUP BY 1, 2, 3, 4",
+	if (prep(q,
+	         "WITH live(c) AS (SELECT campaign FROM series WHERE sec>=?1"
+	         " UNION SELECT id FROM campaigns WHERE ts_ms>=?1 * 1000"
+	         " UNION SELECT campaign FROM counts WHERE state IN (?2, ?3) AND n>0)"
+	         " SELECT campaign, channel, vendor, state, SUM(n) FROM counts"
+	         " WHERE campaign IN (SELECT c FROM live) GROUP BY 1, 2, 3, 4",
 	         &st))
 		return TOCSIN_ERR_IO;
 	sqlite3_bind_int64(st, 1, now_s - TRK_METRICS_CAMPAIGN_TTL_S);
@@ -1121,13 +1143,15 @@ int trk_api_metrics(trk_api_q_t *q, buf_t *b)
 					buf_puts(b, "tocsin_vendor_latency_seconds_bucket{vendor=");
 					prom_label(b, cur);
 					if (trk_lat_bound(k) >= 0)
-						buf_printf(b, ",le=\"%g\"} %lld\n", trk_lat_bound(k) / 1000.0, (long long)cum);
+						buf_printf(b, ",le=\"%g\"} %lld\n",
+						           trk_lat_bound(k) / 1000.0, (long long)cum);
 					else
 						buf_printf(b, ",le=\"+Inf\"} %lld\n", (long long)cum);
 				}
 				buf_puts(b, "tocsin_vendor_latency_seconds_sum{vendor=");
 				prom_label(b, cur);
-				buf_printf(b, "} %.3f\ntocsin_vendor_latency_seconds_count{vendor=", (double)sum / 1000.0);
+				buf_printf(b, "} %.3f\ntocsin_vendor_latency_seconds_count{vendor=",
+				           (double)sum / 1000.0);
 				prom_label(b, cur);
 				buf_printf(b, "} %lld\n", (long long)cum);
 			}
@@ -1156,7 +1180,8 @@ int trk_api_metrics(trk_api_q_t *q, buf_t *b)
 		for (int s = 0; s < MSG_VH__COUNT; s++) {
 			buf_puts(b, "tocsin_vendor_sla_state{vendor=");
 			prom_label(b, name);
-			buf_printf(b, ",state=\"%s\"} %d\n", msg_vh_state_name((msg_vh_state_t)s), s == state);
+			buf_printf(b, ",state=\"%s\"} %d\n", msg_vh_state_name((msg_vh_state_t)s),
+			           s == state);
 		}
 	}
 	buf_puts(b, "# HELP tocsin_optouts Addresses currently opted out, by channel.\n"

@@ -27,12 +27,11 @@ int trk_ctl_campaign_state(trk_store_t *rd, const char *id)
 	return st;
 }
 
-static int publish(rd_kafka_t *rk, const char *topic, const char *key, buf_t *b, char *err,
-                   size_t errlen)
+static int publish(rd_kafka_t *rk, const char *topic, const char *key, buf_t *b, char *err, size_t errlen)
 {
 	if (kq_produce(rk, topic, key, strlen(key), b->p, b->len, NULL) || kq_flush(rk, 10000)) {
-		snprintf(err, errlen, "could not publish to %s within 10 s (is the broker running?)",
-		         topic);
+		snprintf(err, errlen,
+		         "could not publish to %s within 10 s (is the broker running?)", topic);
 		return TOCSIN_ERR_KAFKA;
 	}
 	return 0;
@@ -49,7 +48,8 @@ int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char
 	else if (!strcmp(action, "cancel"))
 		to = MSG_CAMP_CANCELLED;
 	else {
-		snprintf(err, errlen, "unknown campaign action \"%s\" (pause, resume or cancel)", action);
+		snprintf(err, errlen, "unknown campaign action \"%s\" (pause, resume or cancel)",
+		         action);
 		return TOCSIN_ERR_INVAL;
 	}
 	if (!id || !*id || strlen(id) > 255) {
@@ -70,14 +70,17 @@ int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char
 				known = 1;
 				const unsigned char *n = sqlite3_column_text(q, 0);
 				snprintf(name, sizeof name, "%s", n ? (const char *)n : "");
-				if (sqlite3_column_int(q, 1) == MSG_CAMP_CANCELLED && to != MSG_CAMP_CANCELLED) {
+				if (sqlite3_column_int(q, 1) == MSG_CAMP_CANCELLED &&
+				    to != MSG_CAMP_CANCELLED) {
 					sqlite3_finalize(q);
-					snprintf(err, errlen, "campaign \"%s\" is cancelled; it cannot be %sd", id,
-					         action);
+					snprintf(err, errlen,
+					         "campaign \"%s\" is cancelled; it cannot be %sd",
+					         id, action);
 					return TOCSIN_ERR_STATE;
 				}
-				queued = sqlite3_column_type(q, 2) == SQLITE_NULL ? -1
-				                                                  : sqlite3_column_int64(q, 2);
+				queued = sqlite3_column_type(q, 2) == SQLITE_NULL
+				             ? -1
+				             : sqlite3_column_int64(q, 2);
 				send_at_ms = sqlite3_column_int64(q, 3);
 				qh_urgent = sqlite3_column_int(q, 4) != 0;
 			}
@@ -85,8 +88,9 @@ int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char
 		sqlite3_finalize(q);
 		if (!known) {
 			sqlite3_stmt *q2 = NULL;
-			if (sqlite3_prepare_v2(trk_store_db(rd), "SELECT 1 FROM counts WHERE campaign=?1 LIMIT 1",
-			                       -1, &q2, NULL) == SQLITE_OK) {
+			if (sqlite3_prepare_v2(trk_store_db(rd),
+			                       "SELECT 1 FROM counts WHERE campaign=?1 LIMIT 1", -1,
+			                       &q2, NULL) == SQLITE_OK) {
 				sqlite3_bind_text(q2, 1, id, -1, SQLITE_STATIC);
 				known = sqlite3_step(q2) == SQLITE_ROW;
 			}
@@ -97,8 +101,13 @@ int trk_ctl_campaign(rd_kafka_t *rk, trk_store_t *rd, const char *id, const char
 			return TOCSIN_ERR_NOTFOUND;
 		}
 	}
-	msg_campaign_t rec = {.id = id, .name = name[0] ? name : NULL, .state = to, .queued = queued,
-	                      .send_at_ms = send_at_ms, .qh_urgent = qh_urgent, .ts_ms = clock_wall_ms(),
+	msg_campaign_t rec = {.id = id,
+	                      .name = name[0] ? name : NULL,
+	                      .state = to,
+	                      .queued = queued,
+	                      .send_at_ms = send_at_ms,
+	                      .qh_urgent = qh_urgent,
+	                      .ts_ms = clock_wall_ms(),
 	                      .actor = actor};
 	buf_t b;
 	buf_init(&b, 8192);
@@ -128,9 +137,13 @@ int trk_ctl_vendor(rd_kafka_t *rk, const cfg_t *cfg, const char *vendor, const c
 		snprintf(err, errlen, "unknown vendor \"%s\" (not in the configuration)", vendor);
 		return TOCSIN_ERR_NOTFOUND;
 	}
-	msg_vhealth_t h = {.vendor = vendor, .state = to,
+	msg_vhealth_t h = {.vendor = vendor,
+	                   .state = to,
 	                   .reason = to == MSG_VH_DRAINED ? "operator drain" : "operator undrain",
-	                   .by = "operator", .p95_ms = -1, .error_rate = -1, .ts_ms = clock_wall_ms(),
+	                   .by = "operator",
+	                   .p95_ms = -1,
+	                   .error_rate = -1,
+	                   .ts_ms = clock_wall_ms(),
 	                   .actor = actor};
 	buf_t b;
 	buf_init(&b, 8192);
@@ -183,7 +196,8 @@ static int token_add(trk_ctl_tokens_t *t, const char *name, const char *env, trk
 {
 	for (size_t i = 0; i < t->n; i++)
 		if (!strcmp(t->t[i].name, name)) {
-			snprintf(err, errlen, "tracker.control_tokens: name \"%s\" appears twice", name);
+			snprintf(err, errlen, "tracker.control_tokens: name \"%s\" appears twice",
+			         name);
 			return TOCSIN_ERR_CONFIG;
 		}
 	const char *tok = getenv(env);
@@ -219,7 +233,8 @@ trk_ctl_tokens_t *trk_ctl_tokens_new(const cfg_t *cfg, char *err, size_t errlen)
 	}
 	json_t *list = json_object_get(json_object_get(cfg->root, "tracker"), "control_tokens");
 	if (list && !json_is_array(list)) {
-		snprintf(err, errlen, "tracker.control_tokens must be an array of {\"name\", \"token_env\"}");
+		snprintf(err, errlen,
+		         "tracker.control_tokens must be an array of {\"name\", \"token_env\"}");
 		goto fail;
 	}
 	size_t i;
@@ -231,8 +246,8 @@ trk_ctl_tokens_t *trk_ctl_tokens_new(const cfg_t *cfg, char *err, size_t errlen)
 		json_object_foreach(e, k, v)
 		{
 			if (strcmp(k, "name") && strcmp(k, "token_env") && strcmp(k, "role")) {
-				snprintf(err, errlen, "tracker.control_tokens[%zu]: unknown field \"%.40s\"", i,
-				         k);
+				snprintf(err, errlen,
+				         "tracker.control_tokens[%zu]: unknown field \"%.40s\"", i, k);
 				goto fail;
 			}
 		}
@@ -273,8 +288,7 @@ fail:
 	return NULL;
 }
 
-const char *trk_ctl_tokens_who_role(const trk_ctl_tokens_t *t, const char *presented,
-                                    trk_role_t *role)
+const char *trk_ctl_tokens_who_role(const trk_ctl_tokens_t *t, const char *presented, trk_role_t *role)
 {
 	const char *who = NULL;
 	if (!t || !presented)

@@ -33,8 +33,13 @@ int trk_ctl_actor_ok(const char *name);
  * preview, test-send, launch where no approval is needed, request a launch),
  * approver (approve another person's launch), admin (the controls: pause,
  * resume, cancel, drain, undrain). */
-typedef enum trk_role { TRK_ROLE_VIEWER = 0, TRK_ROLE_SENDER, TRK_ROLE_APPROVER, TRK_ROLE_ADMIN,
-                        TRK_ROLE__COUNT } trk_role_t;
+typedef enum trk_role {
+	TRK_ROLE_VIEWER = 0,
+	TRK_ROLE_SENDER,
+	TRK_ROLE_APPROVER,
+	TRK_ROLE_ADMIN,
+	TRK_ROLE__COUNT
+} trk_role_t;
 /* "viewer", "sender", "approver", "admin" (static). */
 const char *trk_role_name(trk_role_t r);
 
@@ -56,8 +61,7 @@ size_t trk_ctl_tokens_count(const trk_ctl_tokens_t *t);
  * every token), or NULL. Any thread. */
 const char *trk_ctl_tokens_who(const trk_ctl_tokens_t *t, const char *presented);
 /* trk_ctl_tokens_who, and the holder's role into *role. Any thread. */
-const char *trk_ctl_tokens_who_role(const trk_ctl_tokens_t *t, const char *presented,
-                                    trk_role_t *role);
+const char *trk_ctl_tokens_who_role(const trk_ctl_tokens_t *t, const char *presented, trk_role_t *role);
 
 /* The state a campaign is in according to rd (msg_camp_state_t), -1 if unknown. */
 int trk_ctl_campaign_state(trk_store_t *rd, const char *id);

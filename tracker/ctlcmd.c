@@ -40,7 +40,8 @@ static int take_actor(int *argc, char **argv, const char *cmd, char *actor, size
 		as = pw && pw->pw_name ? pw->pw_name : getenv("USER");
 	}
 	if (!as || !trk_ctl_actor_ok(as)) {
-		fprintf(stderr, "tocsin %s: --as needs a name of 1..64 letters, digits, . _ @ - (who did it)\n",
+		fprintf(stderr,
+		        "tocsin %s: --as needs a name of 1..64 letters, digits, . _ @ - (who did it)\n",
 		        cmd);
 		return -1;
 	}
@@ -74,8 +75,8 @@ static int campaign_list(cfg_t *cfg, int json)
 	trk_store_free(rd);
 	json_t *j = rc ? NULL : json_loadb(b.p, b.len, 0, NULL);
 	if (!j) {
-		fprintf(stderr, "tocsin campaign: cannot read the campaigns of %s: %s\n", cfg->db_path,
-		        tocsin_strerror(rc ? rc : TOCSIN_ERR_IO));
+		fprintf(stderr, "tocsin campaign: cannot read the campaigns of %s: %s\n",
+		        cfg->db_path, tocsin_strerror(rc ? rc : TOCSIN_ERR_IO));
 		buf_free(&b);
 		return 1;
 	}
@@ -130,8 +131,8 @@ int cmd_campaign(cfg_t *cfg, int argc, char **argv)
 	char actor[65];
 	if (take_actor(&argc, argv, "campaign", actor, sizeof actor))
 		return 2;
-	if (argc != 3 || (strcmp(argv[1], "pause") && strcmp(argv[1], "resume") &&
-	                  strcmp(argv[1], "cancel"))) {
+	if (argc != 3 ||
+	    (strcmp(argv[1], "pause") && strcmp(argv[1], "resume") && strcmp(argv[1], "cancel"))) {
 		fputs(use, stderr);
 		return 2;
 	}
@@ -151,7 +152,9 @@ int cmd_campaign(cfg_t *cfg, int argc, char **argv)
 		fprintf(stderr, "tocsin campaign: %s\n", err);
 	if (!rc)
 		printf("campaign %s: %s published on %s\n", argv[2],
-		       !strcmp(argv[1], "pause") ? "paused" : !strcmp(argv[1], "resume") ? "running" : "cancelled",
+		       !strcmp(argv[1], "pause")    ? "paused"
+		       : !strcmp(argv[1], "resume") ? "running"
+		                                    : "cancelled",
 		       KQ_T_CAMPAIGNS);
 	if (rk)
 		rd_kafka_destroy(rk);
@@ -181,7 +184,8 @@ int cmd_vendor(cfg_t *cfg, int argc, char **argv)
 	}
 	char err[1024];
 	if (!cfg_vendor(cfg, argv[2])) {
-		fprintf(stderr, "tocsin vendor: unknown vendor \"%s\" (not in %s)\n", argv[2], cfg->path);
+		fprintf(stderr, "tocsin vendor: unknown vendor \"%s\" (not in %s)\n", argv[2],
+		        cfg->path);
 		return 1;
 	}
 	rd_kafka_t *rk = producer(cfg, "vendor");

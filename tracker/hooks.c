@@ -30,8 +30,7 @@ void trk_wh_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 }
 
 /* Produce one record; tok (0: none) is the wait of the webhook it belongs to. */
-static int produce_for(trk_http_t *h, uint64_t tok, const char *topic, const char *key,
-                       const buf_t *b)
+static int produce_for(trk_http_t *h, uint64_t tok, const char *topic, const char *key, const buf_t *b)
 {
 	if (tok)
 		trk_whack_add(h->ack, tok);
@@ -68,12 +67,11 @@ int trk_wh_produce_optout(trk_http_t *h, uint64_t tok, const msg_optout_t *o)
 
 /* ---- webhooks ---- */
 
-
 typedef struct wh_ctx {
 	trk_http_t *h;
 	wh_vendor_t *w;
 	trk_store_t *rd;
-	buf_t *reply; /* inline reply (TwiML) for an inbound message, or empty */
+	buf_t *reply;  /* inline reply (TwiML) for an inbound message, or empty */
 	int64_t now_s; /* the webhook clock */
 	uint64_t tok;  /* the request's wait for the broker (tracker/whack.h) */
 	buf_t *keys;   /* the replay keys the request holds */
@@ -139,7 +137,9 @@ static int seen_take(wh_ctx_t *x, const char *key1, const char *key2)
 	pthread_mutex_lock(&h->smu);
 	for (int i = 0; i < 2 && r > 0; i++)
 		if (k[i][0])
-			r = trk_whack_key_held(h->ack, k[i]) ? 0 : trk_store_seen_peek(h->seen, k[i], x->now_s);
+			r = trk_whack_key_held(h->ack, k[i])
+			        ? 0
+			        : trk_store_seen_peek(h->seen, k[i], x->now_s);
 	for (int i = 0; i < 2 && r > 0; i++)
 		if (k[i][0]) {
 			r = trk_whack_key_hold(h->ack, k[i]);
@@ -168,7 +168,8 @@ static void wh_release(trk_http_t *h, req_t *r, int acked)
 	for (size_t at = 0; at < r->keys.len;) {
 		const char *k = r->keys.p + at;
 		/* kept twice the freshness window: a replay is refused as stale after it */
-		if (acked && trk_store_seen(h->seen, k, r->now_s, 2 * (int64_t)h->cfg->webhook_max_age_s) < 0)
+		if (acked &&
+		    trk_store_seen(h->seen, k, r->now_s, 2 * (int64_t)h->cfg->webhook_max_age_s) < 0)
 			log_error("event=replay_key_not_kept key_bytes=%zu", strlen(k));
 		trk_whack_key_drop(h->ack, k);
 		at += strlen(k) + 1;
@@ -204,14 +205,14 @@ static int carried(void *ctx, const char *vendor, const char *ref)
  * part's receipt neither replaces the message's reference with its own part
  * id nor looks like one of an earlier attempt), else (none stored) the
  * receipt's own. */
-static int carrier_ok(wh_ctx_t *x, const vnd_wh_event_t *ev, char *camp, size_t camplen,
-                      char *ref, size_t reflen)
+static int carrier_ok(wh_ctx_t *x, const vnd_wh_event_t *ev, char *camp, size_t camplen, char *ref,
+                      size_t reflen)
 {
-	char vendor[64], stored[sizeof ((vnd_result_t *)0)->ref];
+	char vendor[64], stored[sizeof((vnd_result_t *)0)->ref];
 	camp[0] = 0;
 	snprintf(ref, reflen, "%s", ev->ref);
-	if (!x->rd || trk_store_msg_info(x->rd, ev->id, camp, camplen, vendor, sizeof vendor, stored,
-	                                 sizeof stored))
+	if (!x->rd || trk_store_msg_info(x->rd, ev->id, camp, camplen, vendor, sizeof vendor,
+	                                 stored, sizeof stored))
 		return 1;
 	carrier_q_t q = {x->w->v, ev->ref, ref, reflen};
 	return carried(&q, vendor, stored) || trk_store_msg_earlier(x->rd, ev->id, carried, &q) == 1;
@@ -224,7 +225,7 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 	const cfg_vendor_t *v = x->w->v;
 	int64_t now = clock_wall_ms();
 	int rc = 0;
-	char camp[256], ref[sizeof ((vnd_result_t *)0)->ref];
+	char camp[256], ref[sizeof((vnd_result_t *)0)->ref];
 	if (ev->kind == VND_WH_STATUS && !ev->id[0]) {
 		log_warn("event=webhook_unmatched vendor=%s ref=%s", v->name, ev->ref);
 		return 0;
@@ -243,25 +244,38 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		return 0;
 	}
 	if (ev->kind == VND_WH_STATUS) {
-		msg_status_t s = {.id = ev->id, .campaign = camp, .channel = v->channel,
-		                  .to = ev->address[0] ? ev->address : NULL, .state = ev->state,
-		                  .vendor = v->name, .vendor_ref = ref[0] ? ref : NULL,
+		msg_status_t s = {.id = ev->id,
+		                  .campaign = camp,
+		                  .channel = v->channel,
+		                  .to = ev->address[0] ? ev->address : NULL,
+		                  .state = ev->state,
+		                  .vendor = v->name,
+		                  .vendor_ref = ref[0] ? ref : NULL,
 		                  .code = ev->code[0] ? ev->code : NULL,
-		                  .detail = ev->detail[0] ? ev->detail : NULL, .latency_ms = -1,
-		                  .attempt = 0, .ts_ms = now};
+		                  .detail = ev->detail[0] ? ev->detail : NULL,
+		                  .latency_ms = -1,
+		                  .attempt = 0,
+		                  .ts_ms = now};
 		rc = produce_status(h, x->tok, &s);
 		if (!rc && ev->optout && ev->address[0]) {
-			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
-			                  .source = "vendor_receipt", .campaign = camp[0] ? camp : NULL,
+			msg_optout_t o = {.channel = v->channel,
+			                  .address = ev->address,
+			                  .optin = 0,
+			                  .source = "vendor_receipt",
+			                  .campaign = camp[0] ? camp : NULL,
 			                  .ts_ms = now};
 			rc = trk_wh_produce_optout(h, x->tok, &o);
 		}
 	} else if (ev->kind == VND_WH_UNSUB) {
 		if (ev->address[0]) {
 			if (x->rd)
-				trk_store_last_campaign(x->rd, v->channel, ev->address, camp, sizeof camp);
-			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
-			                  .source = "vendor_unsubscribe", .campaign = camp[0] ? camp : NULL,
+				trk_store_last_campaign(x->rd, v->channel, ev->address, camp,
+				                        sizeof camp);
+			msg_optout_t o = {.channel = v->channel,
+			                  .address = ev->address,
+			                  .optin = 0,
+			                  .source = "vendor_unsubscribe",
+			                  .campaign = camp[0] ? camp : NULL,
 			                  .ts_ms = now};
 			rc = trk_wh_produce_optout(h, x->tok, &o);
 		}
@@ -273,9 +287,13 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 			int again = stop_recent(h, v->channel, ev->address, 0) ||
 			            already_opted_out(x->rd, v->channel, ev->address);
 			if (x->rd)
-				trk_store_last_campaign(x->rd, v->channel, ev->address, camp, sizeof camp);
-			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 0,
-			                  .source = "sms_stop", .campaign = camp[0] ? camp : NULL,
+				trk_store_last_campaign(x->rd, v->channel, ev->address, camp,
+				                        sizeof camp);
+			msg_optout_t o = {.channel = v->channel,
+			                  .address = ev->address,
+			                  .optin = 0,
+			                  .source = "sms_stop",
+			                  .campaign = camp[0] ? camp : NULL,
 			                  .ts_ms = now};
 			rc = trk_wh_produce_optout(h, x->tok, &o);
 			if (!again && !rc) {
@@ -283,8 +301,12 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 				stop_recent(h, v->channel, ev->address, 1);
 			}
 		} else if (ev->keyword == VND_KW_START) {
-			msg_optout_t o = {.channel = v->channel, .address = ev->address, .optin = 1,
-			                  .source = "sms_start", .campaign = NULL, .ts_ms = now};
+			msg_optout_t o = {.channel = v->channel,
+			                  .address = ev->address,
+			                  .optin = 1,
+			                  .source = "sms_start",
+			                  .campaign = NULL,
+			                  .ts_ms = now};
 			rc = trk_wh_produce_optout(h, x->tok, &o);
 			stop_recent(h, v->channel, ev->address, -1);
 			text = h->start_reply;
@@ -302,8 +324,9 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 				int qr = trk_reply_sms(h->reply, v, ev->address, ev->to, text);
 				/* the limits log their own refusals (bounded) */
 				if (qr && qr != TOCSIN_ERR_TOOBIG && qr != TOCSIN_ERR_INVAL)
-					log_warn("event=reply_not_queued vendor=%s kind=%s err=\"%s\"", v->name,
-					         vnd_kw_name(ev->keyword), tocsin_strerror(qr));
+					log_warn("event=reply_not_queued vendor=%s kind=%s err=\"%s\"",
+					         v->name, vnd_kw_name(ev->keyword),
+					         tocsin_strerror(qr));
 			}
 		}
 		/* Every inbound message is kept; free text is what staff review. */
@@ -382,8 +405,8 @@ static int64_t wh_count(wh_vendor_t *w, const wh_ctx_t *x, int *np, char *err, s
 	if (n > 0 && !x->produced && !x->failed && (x->mismatched || x->replayed)) {
 		snprintf(err, errlen, "vendor %s: %s", w->v->name,
 		         x->mismatched ? "receipt for a message this vendor did not carry (vendor or "
-		                        "reference differs)"
-		                      : "replayed webhook (its token or event id was taken before)");
+		                         "reference differs)"
+		                       : "replayed webhook (its token or event id was taken before)");
 		n = x->mismatched ? TOCSIN_ERR_AUTH : TOCSIN_ERR_STATE;
 	}
 	w->replayed += x->replayed;
@@ -403,8 +426,8 @@ static int64_t wh_count(wh_vendor_t *w, const wh_ctx_t *x, int *np, char *err, s
 		log_warn("event=webhook_mismatch vendor=%s ignored=%d total=%lld", w->v->name,
 		         x->mismatched, (long long)nmis);
 	if (x->replayed && (nrep <= 20 || nrep % 1000 == 0))
-		log_warn("event=webhook_replay vendor=%s ignored=%d total=%lld", w->v->name, x->replayed,
-		         (long long)nrep);
+		log_warn("event=webhook_replay vendor=%s ignored=%d total=%lld", w->v->name,
+		         x->replayed, (long long)nrep);
 	*np = n;
 	return nth;
 }
@@ -427,7 +450,8 @@ enum MHD_Result trk_wh_handle(trk_http_t *h, struct MHD_Connection *c, const cha
 	if (!w)
 		return trk_http_answer_err(c, 404, "no such vendor in the configuration");
 	if (!w->a)
-		return trk_http_answer_err(c, 503, "webhooks for this vendor are not configured (secret unset)");
+		return trk_http_answer_err(c, 503,
+		                           "webhooks for this vendor are not configured (secret unset)");
 	/* inbound texts by POST only (an <img> on any page could fire a GET) */
 	if (slash && !strcmp(slash, "/inbound") && strcmp(method, "POST"))
 		return trk_http_answer_err(c, 405, "inbound messages are taken by POST only");
@@ -439,10 +463,14 @@ enum MHD_Result trk_wh_handle(trk_http_t *h, struct MHD_Connection *c, const cha
 	snprintf(full, sizeof full, "%.*s%s", (int)bl, base, r->uri);
 	const char *q = strchr(r->uri, '?');
 	log_debug("event=webhook vendor=%s url=\"%s\" bytes=%zu", w->v->name, full, r->body.len);
-	vnd_wh_req_t rq = {.method = method, .url = full, .query = q ? q + 1 : NULL,
+	vnd_wh_req_t rq = {.method = method,
+	                   .url = full,
+	                   .query = q ? q + 1 : NULL,
 	                   .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 	                                                               "Content-Type"),
-	                   .header = hdr_lookup, .header_ctx = c, .body = r->body.p,
+	                   .header = hdr_lookup,
+	                   .header_ctx = c,
+	                   .body = r->body.p,
 	                   .bodylen = r->body.len};
 	char err[256] = "";
 	buf_t reply;
@@ -454,8 +482,13 @@ enum MHD_Result trk_wh_handle(trk_http_t *h, struct MHD_Connection *c, const cha
 		return trk_http_answer_err(c, 503, "too many webhooks waiting for the broker; retry");
 	}
 	r->now_s = vnd_wh_now_s();
-	wh_ctx_t x = {.h = h, .w = w, .rd = trk_http_reader_get(h, e2, sizeof e2), .reply = &reply,
-	              .now_s = r->now_s, .tok = r->tok, .keys = &r->keys};
+	wh_ctx_t x = {.h = h,
+	              .w = w,
+	              .rd = trk_http_reader_get(h, e2, sizeof e2),
+	              .reply = &reply,
+	              .now_s = r->now_s,
+	              .tok = r->tok,
+	              .keys = &r->keys};
 	pthread_mutex_lock(&w->mu);
 	int n = vnd_webhook(w->a, &rq, on_wh_event, &x, err, sizeof err);
 	if (n > 0 && !x.produced && !x.failed && x.mismatched && !x.replayed && wh_early(h, r)) {
@@ -487,7 +520,8 @@ enum MHD_Result trk_wh_handle(trk_http_t *h, struct MHD_Connection *c, const cha
 			buf_append(&r->ans, reply.p, reply.len);
 		} else if (!strcmp(w->v->kind, "twilio")) {
 			r->ctype = "text/xml";
-			buf_puts(&r->ans, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>");
+			buf_puts(&r->ans,
+			         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>");
 		} else {
 			r->ctype = "application/json";
 			buf_puts(&r->ans, "{\"ok\":true}\n");
@@ -507,8 +541,8 @@ enum MHD_Result trk_wh_handle(trk_http_t *h, struct MHD_Connection *c, const cha
 		ret = trk_http_answer_err(c, 413, "body too large");
 	} else if (n < 0) {
 		if (say)
-			log_warn("event=webhook_bad vendor=%s err=\"%s\" total=%lld", w->v->name, err,
-			         (long long)nth);
+			log_warn("event=webhook_bad vendor=%s err=\"%s\" total=%lld", w->v->name,
+			         err, (long long)nth);
 		ret = trk_http_answer_err(c, 400, err[0] ? err : "unreadable webhook");
 	} else {
 		/* Not acknowledged: the vendor retries and nothing is lost. */
@@ -517,7 +551,6 @@ enum MHD_Result trk_wh_handle(trk_http_t *h, struct MHD_Connection *c, const cha
 	buf_free(&reply);
 	return ret;
 }
-
 
 enum MHD_Result trk_wh_resume(trk_http_t *h, struct MHD_Connection *c, const char *method,
                               const char *url, req_t *r)

@@ -133,7 +133,8 @@ static void req_done(void *cls, struct MHD_Connection *c, void **con_cls,
 			const char *q = strchr(r->uri, '?');
 			size_t pl = q ? (size_t)(q - r->uri) : strlen(r->uri);
 			log_warn("event=slow_request path=%.*s total_ms=%.1f work_ms=%.1f slow_total=%lld",
-			         (int)(pl > 200 ? 200 : pl), r->uri, total / 1e6, r->work_ns / 1e6, (long long)nth);
+			         (int)(pl > 200 ? 200 : pl), r->uri, total / 1e6, r->work_ns / 1e6,
+			         (long long)nth);
 		}
 	}
 	trk_wh_req_end(h, r);
@@ -204,7 +205,7 @@ static void *poll_main(void *arg)
 			continue;
 		last = now;
 		trk_whack_tick(h->ack, now); /* waits past their time: 503 (hooks.c logs each) */
-		if (h->seen) { /* the replay keys of the last 100 ms to disk */
+		if (h->seen) {               /* the replay keys of the last 100 ms to disk */
 			pthread_mutex_lock(&h->smu);
 			trk_store_seen_flush(h->seen);
 			pthread_mutex_unlock(&h->smu);
@@ -235,8 +236,9 @@ static enum MHD_Result unsubscribe(trk_http_t *h, struct MHD_Connection *c, cons
 		buf_t b;
 		buf_init(&b, 4096);
 		buf_puts(&b, head);
-		buf_puts(&b, "<h1>This unsubscribe link is not valid</h1><p>It may have been cut short "
-		             "when it was copied. Please use the link from the email itself.</p></body></html>");
+		buf_puts(&b,
+		         "<h1>This unsubscribe link is not valid</h1><p>It may have been cut short "
+		         "when it was copied. Please use the link from the email itself.</p></body></html>");
 		enum MHD_Result r = answer(c, 400, "text/html; charset=utf-8", b.p, b.len);
 		buf_free(&b);
 		return r;
@@ -246,8 +248,12 @@ static enum MHD_Result unsubscribe(trk_http_t *h, struct MHD_Connection *c, cons
 	buf_puts(&b, head);
 	enum MHD_Result r;
 	if (!strcmp(method, "POST")) {
-		msg_optout_t o = {.channel = MSG_CH_EMAIL, .address = addr, .optin = 0,
-		                  .source = "one_click", .campaign = camp, .ts_ms = clock_wall_ms()};
+		msg_optout_t o = {.channel = MSG_CH_EMAIL,
+		                  .address = addr,
+		                  .optin = 0,
+		                  .source = "one_click",
+		                  .campaign = camp,
+		                  .ts_ms = clock_wall_ms()};
 		int rc = trk_wh_produce_optout(h, 0, &o);
 		if (!rc && kq_flush(h->rk, 5000))
 			rc = TOCSIN_ERR_TIMEOUT;
@@ -279,13 +285,13 @@ static enum MHD_Result unsubscribe(trk_http_t *h, struct MHD_Connection *c, cons
 
 static void cache_clear(trk_http_t *h);
 
-
 static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const char *kind,
                                const char *name, const char *action)
 {
 	if (!trk_ctl_tokens_count(h->tokens))
-		return trk_http_answer_err(c, 403, "controls are disabled: set tracker.control_token_env "
-		                               "or tracker.control_tokens and their environment variables");
+		return trk_http_answer_err(c, 403,
+		                           "controls are disabled: set tracker.control_token_env "
+		                           "or tracker.control_tokens and their environment variables");
 	trk_role_t role = TRK_ROLE_VIEWER;
 	const char *who = trk_web_token_who(h->tokens, c, &role);
 	if (!who) {
@@ -299,10 +305,11 @@ static enum MHD_Result control(trk_http_t *h, struct MHD_Connection *c, const ch
 		pthread_mutex_lock(&h->mu);
 		h->ctl_denied++;
 		pthread_mutex_unlock(&h->mu);
-		log_warn("event=control_denied %s=%s action=%s actor=%s role=%s", kind, name, action, who,
-		         trk_role_name(role));
-		return trk_http_answer_err(c, 403, "the controls need the admin role (your token's role is "
-		                               "not admin)");
+		log_warn("event=control_denied %s=%s action=%s actor=%s role=%s", kind, name,
+		         action, who, trk_role_name(role));
+		return trk_http_answer_err(c, 403,
+		                           "the controls need the admin role (your token's role is "
+		                           "not admin)");
 	}
 	char err[512];
 	int rc;
@@ -366,8 +373,7 @@ static int cacheable(const char *url)
  * being recomputed by another request and at most 2 s older than that: 1
  * answered. Otherwise 0, and the caller computes it (and must cache_put or
  * cache_done). */
-static int cache_answer(trk_http_t *h, struct MHD_Connection *c, const char *raw,
-                        enum MHD_Result *ret)
+static int cache_answer(trk_http_t *h, struct MHD_Connection *c, const char *raw, enum MHD_Result *ret)
 {
 	int64_t now = clock_mono_ms();
 	int hit = 0, found = 0;
@@ -401,8 +407,9 @@ static void cache_done(trk_http_t *h, const char *raw)
 
 static void cache_put(trk_http_t *h, const char *raw, const buf_t *b)
 {
-	char *copy = b->len > CACHE_MAX_BODY || strlen(raw) >= CACHE_KEY ? NULL
-	                                                                 : malloc(b->len ? b->len : 1);
+	char *copy = b->len > CACHE_MAX_BODY || strlen(raw) >= CACHE_KEY
+	                 ? NULL
+	                 : malloc(b->len ? b->len : 1);
 	if (!copy) { /* not kept: no stale copy either */
 		pthread_mutex_lock(&h->cmu);
 		for (int i = 0; i < CACHE_N; i++)
@@ -460,8 +467,7 @@ static void wh_json(void *ctx, const char *vendor, buf_t *b)
 	}
 }
 
-static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const char *url,
-                               const char *raw)
+static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const char *url, const char *raw)
 {
 	int cache = h->cache_ms > 0 && cacheable(url);
 	enum MHD_Result cr;
@@ -515,12 +521,14 @@ static enum MHD_Result api_get(trk_http_t *h, struct MHD_Connection *c, const ch
 				rc = trk_api_campaign(&q, id, &b);
 			} else if (!strcmp(sl, "/recipients") || !strcmp(sl, "/recipients.csv")) {
 				const char *fmt = arg(c, "format");
-				int csv = !strcmp(sl, "/recipients.csv") || (fmt && !strcmp(fmt, "csv"));
+				int csv = !strcmp(sl, "/recipients.csv") ||
+				          (fmt && !strcmp(fmt, "csv"));
 				int lim = 100;
 				rc = int_arg(c, "limit", &lim, &b);
 				if (!rc)
-					rc = trk_api_recipients(&q, id, arg(c, "state"), arg(c, "code"),
-					                        arg(c, "after"), csv ? -1 : lim, csv, &b);
+					rc = trk_api_recipients(&q, id, arg(c, "state"),
+					                        arg(c, "code"), arg(c, "after"),
+					                        csv ? -1 : lim, csv, &b);
 				if (csv)
 					ctype = "text/csv; charset=utf-8";
 			} else {
@@ -581,8 +589,8 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 	           "tocsin_tracker_records_total{result=\"applied\"} %lld\n"
 	           "tocsin_tracker_records_total{result=\"ignored\"} %lld\n"
 	           "tocsin_tracker_records_total{result=\"bad\"} %lld\n",
-	           (long long)L.lag, (long long)L.applied,
-	           (long long)(L.total - L.applied - L.bad), (long long)L.bad);
+	           (long long)L.lag, (long long)L.applied, (long long)(L.total - L.applied - L.bad),
+	           (long long)L.bad);
 	/* one family after the other (the text format wants each family's samples together) */
 	static const char *const fam[3] = {
 	    "# HELP tocsin_webhooks_total Webhook requests by vendor and result.\n"
@@ -613,7 +621,8 @@ static enum MHD_Result metrics(trk_http_t *h, struct MHD_Connection *c)
 				           "\"mismatched\"} %lld\n",
 				           vn, (long long)rp, vn, (long long)mm);
 			else
-				buf_printf(&b, "tocsin_webhook_auth{vendor=\"%s\",auth=\"%s\"} 1\n", vn, w->auth);
+				buf_printf(&b, "tocsin_webhook_auth{vendor=\"%s\",auth=\"%s\"} 1\n",
+				           vn, w->auth);
 		}
 	}
 	pthread_mutex_lock(&h->mu);
@@ -810,9 +819,9 @@ static int parse_listen(const char *s, struct sockaddr_in *sa, char *err, size_t
 	sa->sin_port = htons((uint16_t)port);
 	if (!strcmp(host, "localhost"))
 		snprintf(host, sizeof host, "127.0.0.1");
-	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1 ||
-	    (ntohl(sa->sin_addr.s_addr) >> 24) != 127) {
-		snprintf(err, errlen, "listen address \"%s\": the tracker listens on 127.0.0.1 only", s);
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1 || (ntohl(sa->sin_addr.s_addr) >> 24) != 127) {
+		snprintf(err, errlen,
+		         "listen address \"%s\": the tracker listens on 127.0.0.1 only", s);
 		return TOCSIN_ERR_INVAL;
 	}
 	return 0;
@@ -831,8 +840,7 @@ static const char *compliance_str(const cfg_t *cfg, const char *k, const char *d
 	return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
-trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live, char *err,
-                         size_t errlen)
+trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live, char *err, size_t errlen)
 {
 	struct sockaddr_in sa;
 	if (parse_listen(listen, &sa, err, errlen))
@@ -885,7 +893,8 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 		h->cache_ms = (int)json_integer_value(cm);
 	else if (cm)
 		log_warn("event=config_ignored field=tracker.api_cache_ms reason=\"not an integer "
-		         "0..10000\" default=%d", CACHE_MS_DEFAULT);
+		         "0..10000\" default=%d",
+		         CACHE_MS_DEFAULT);
 	h->page = MHD_create_response_from_buffer(strlen(trk_dashboard_html),
 	                                          (void *)trk_dashboard_html, MHD_RESPMEM_PERSISTENT);
 	if (h->page) {
@@ -929,8 +938,8 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	                        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S,
 	                        MHD_OPTION_CONNECTION_LIMIT, HTTP_CONN_LIMIT,
 	                        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->conns_per_ip,
-	                        MHD_OPTION_URI_LOG_CALLBACK,
-	                        uri_log, h, MHD_OPTION_NOTIFY_COMPLETED, req_done, h, MHD_OPTION_END);
+	                        MHD_OPTION_URI_LOG_CALLBACK, uri_log, h,
+	                        MHD_OPTION_NOTIFY_COMPLETED, req_done, h, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on %s (address in use?)", listen);
 		trk_http_free(h);

@@ -16,7 +16,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define MAX_BODY (4u << 20)  /* webhook and API request bodies */
+#define MAX_BODY (4u << 20) /* webhook and API request bodies */
 #define MAX_URI 8192
 #define MAX_READERS 8
 #define MAX_WH_VENDORS 32
@@ -86,9 +86,9 @@ typedef struct req {
 	char *uri;
 	buf_t body;
 	int too_big;
-	int started; /* the first call (headers only) has been seen */
-	int web;     /* answered by tracker/web.c, body and all */
-	void *wreq;  /* its state (trk_web_req_free) */
+	int started;     /* the first call (headers only) has been seen */
+	int web;         /* answered by tracker/web.c, body and all */
+	void *wreq;      /* its state (trk_web_req_free) */
 	int64_t t0_ns;   /* headers received */
 	int64_t work_ns; /* spent answering (queries, JSON) */
 	/* a webhook waiting for the broker (tracker/whack.h): its wait, the replay
@@ -105,7 +105,6 @@ typedef struct req {
 	int64_t early_t0;
 	int early;
 } req_t;
-
 
 /* ---- http.c, for hooks.c (the HTTP threads) ---- */
 /* Answer {"error": msg} with code. */

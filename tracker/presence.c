@@ -17,10 +17,10 @@
 #define PRES_TIMEOUT_MS 2000
 
 typedef struct pres_ch {
-	rd_kafka_t *rk;        /* consumer handle with group.id = the dispatchers' group; never joins */
+	rd_kafka_t *rk; /* consumer handle with group.id = the dispatchers' group; never joins */
 	char group[64];
-	int64_t committed;     /* sum of the group's committed offsets at the last check */
-	int64_t moved_ms;      /* when they last moved (or nothing waited) */
+	int64_t committed; /* sum of the group's committed offsets at the last check */
+	int64_t moved_ms;  /* when they last moved (or nothing waited) */
 } pres_ch_t;
 
 struct trk_presence {
@@ -102,13 +102,16 @@ static void check(trk_presence_t *p)
 			json_decref(warns);
 			return;
 		}
-		const char *topic = kq_outbox_topic((msg_channel_t)c), *chn = msg_channel_name((msg_channel_t)c);
+		const char *topic = kq_outbox_topic((msg_channel_t)c),
+		           *chn = msg_channel_name((msg_channel_t)c);
 		int m = members(pc->rk, pc->group);
 		/* both lanes: tocsin.outbox.<ch> and tocsin.outbox.<ch>.urgent */
 		int64_t committed = 0, w = 0;
 		for (int l = 0; l < KQ_LANE__COUNT && w >= 0; l++) {
 			int64_t cl = 0,
-			        wl = waiting(pc->rk, kq_outbox_lane_topic((msg_channel_t)c, (kq_lane_t)l), &cl);
+			        wl = waiting(pc->rk,
+			                     kq_outbox_lane_topic((msg_channel_t)c, (kq_lane_t)l),
+			                     &cl);
 			w = wl < 0 ? -1 : w + wl;
 			committed += cl;
 		}
@@ -167,8 +170,8 @@ trk_presence_t *trk_presence_new(const cfg_t *cfg, char *err, size_t errlen)
 {
 	json_t *t = json_object_get(cfg->root, "tracker");
 	json_t *is = json_object_get(t, "dispatcher_idle_s");
-	if (is && (!json_is_integer(is) || json_integer_value(is) < 1 ||
-	           json_integer_value(is) > 86400)) {
+	if (is &&
+	    (!json_is_integer(is) || json_integer_value(is) < 1 || json_integer_value(is) > 86400)) {
 		snprintf(err, errlen, "%s: tracker.dispatcher_idle_s must be an integer 1..86400",
 		         cfg->path);
 		return NULL;
@@ -190,8 +193,8 @@ trk_presence_t *trk_presence_new(const cfg_t *cfg, char *err, size_t errlen)
 		kq_dispatch_group((msg_channel_t)c, pc->group, sizeof pc->group);
 		pc->moved_ms = now;
 		pc->committed = -1;
-		rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-tracker-presence", pc->group,
-		                                    err, errlen);
+		rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "tocsin-tracker-presence",
+		                                    pc->group, err, errlen);
 		pc->rk = conf ? kq_new(conf, KQ_CONSUMER, 10000, err, errlen) : NULL;
 		if (!pc->rk) {
 			trk_presence_free(p);

@@ -15,11 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-#define RECON_PAGE 256          /* messages read per query */
+#define RECON_PAGE 256 /* messages read per query */
 #define RECON_MAX_CAMPAIGNS 5000
 #define RECON_MEMO (1u << 16)   /* messages whose last question is remembered */
 #define RECON_ASK_WAIT_MS 10000 /* longest a question waits for the vendor's rate limit */
-#define RECON_MAX_FAILS 3       /* unanswered questions in a row before a vendor is left for the pass */
+#define RECON_MAX_FAILS 3 /* unanswered questions in a row before a vendor is left for the pass */
 
 typedef struct row {
 	int64_t rid, ts;
@@ -116,7 +116,8 @@ trk_recon_t *trk_recon_new(const cfg_t *cfg, const trk_recon_io_t *io, char *err
 	r->io.publish = io && io->publish ? io->publish : real_publish;
 	r->io.ctx = io && io->ctx ? io->ctx : r;
 	if (r->io.publish == real_publish) {
-		rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-tracker-recon", NULL, err, errlen);
+		rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-tracker-recon", NULL,
+		                                    err, errlen);
 		if (!conf || !(r->rk = kq_new(conf, KQ_PRODUCER, 10000, err, errlen))) {
 			trk_recon_free(r);
 			return NULL;
@@ -224,7 +225,9 @@ static int settle(trk_recon_t *r, const row_t *m, int64_t now)
 			r->fails[vi] = RECON_MAX_FAILS; /* this vendor cannot be asked */
 		} else {
 			count(r, &r->st.asked);
-			r->fails[vi] = rc == TOCSIN_ERR_AGAIN || rc == TOCSIN_ERR_TIMEOUT ? r->fails[vi] + 1 : 0;
+			r->fails[vi] = rc == TOCSIN_ERR_AGAIN || rc == TOCSIN_ERR_TIMEOUT
+			                   ? r->fails[vi] + 1
+			                   : 0;
 			if (rc && rc != TOCSIN_ERR_NOTFOUND)
 				count(r, &r->st.errors);
 			if (!rc && msg_state_advances(m->state, lk.state)) {
@@ -253,8 +256,7 @@ static void col(sqlite3_stmt *q, int i, char *out, size_t cap)
 }
 
 /* Page through one campaign's messages awaiting a receipt older than cutoff. */
-static int campaign_pass(trk_recon_t *r, sqlite3_stmt *q, const char *camp, int64_t cutoff,
-                         int64_t now)
+static int campaign_pass(trk_recon_t *r, sqlite3_stmt *q, const char *camp, int64_t cutoff, int64_t now)
 {
 	int64_t after = 0;
 	int published = 0;
@@ -354,8 +356,10 @@ static void *recon_main(void *arg)
 			if (n != 0 || b.asked > a.asked)
 				log_info("event=reconcile_pass published=%d asked=%lld reconciled=%lld "
 				         "unknown_receipt=%lld errors=%lld",
-				         n, (long long)(b.asked - a.asked), (long long)(b.reconciled - a.reconciled),
-				         (long long)(b.unknown - a.unknown), (long long)(b.errors - a.errors));
+				         n, (long long)(b.asked - a.asked),
+				         (long long)(b.reconciled - a.reconciled),
+				         (long long)(b.unknown - a.unknown),
+				         (long long)(b.errors - a.errors));
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);

@@ -28,7 +28,7 @@ enum { JOB_SMS = 0, JOB_INBOUND = 1 };
 
 typedef struct job {
 	int kind;
-	int vendor;  /* index into cfg->vendors */
+	int vendor; /* index into cfg->vendors */
 	int64_t ts_ms;
 	char vname[64];
 	char to[64];    /* SMS: recipient; inbound: our number */
@@ -260,8 +260,8 @@ trk_reply_t *trk_reply_new(const cfg_t *cfg, char *err, size_t errlen)
 	r->wr = trk_store_open(cfg->db_path, 0, e, sizeof e);
 	if (!r->wr)
 		log_warn("event=review_list_disabled reason=\"%s\"", e);
-	else if (sqlite3_prepare_v2(trk_store_db(r->wr), "SELECT state FROM vendors WHERE name=?1", -1,
-	                            &r->vh, NULL) != SQLITE_OK)
+	else if (sqlite3_prepare_v2(trk_store_db(r->wr), "SELECT state FROM vendors WHERE name=?1",
+	                            -1, &r->vh, NULL) != SQLITE_OK)
 		log_warn("event=reply_sla_unknown reason=\"%s\"", sqlite3_errmsg(trk_store_db(r->wr)));
 	if (pthread_create(&r->th, NULL, worker, r)) {
 		snprintf(err, errlen, "cannot start the reply worker thread");
@@ -365,14 +365,13 @@ static int limit_take(trk_reply_t *r, const char *to)
 }
 
 /* trk_reply_permit with the mutex held */
-static int permit(trk_reply_t *r, const cfg_vendor_t *v, int idx, const char *to,
-                  const char *via)
+static int permit(trk_reply_t *r, const cfg_vendor_t *v, int idx, const char *to, const char *via)
 {
 	if (!country_ok(r, v, idx, to, via)) {
 		int64_t n = ++r->refused_country;
 		if (n <= 20 || n % 1000 == 0)
-			log_warn("event=reply_refused reason=country vendor=%s to=%.24s total=%lld", v->name,
-			         to ? to : "", (long long)n);
+			log_warn("event=reply_refused reason=country vendor=%s to=%.24s total=%lld",
+			         v->name, to ? to : "", (long long)n);
 		return TOCSIN_ERR_INVAL;
 	}
 	if (!limit_take(r, to)) {

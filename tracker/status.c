@@ -14,23 +14,23 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: tocsin status <campaign> [--json]\n"
-	        "\n"
-	        "Print a campaign's message counts per state and per vendor, read from the\n"
-	        "tracker's sqlite store (tracker.db, default <var_dir>/tocsin.db). Read-only:\n"
-	        "safe while `tocsin track` runs.\n"
-	        "\n"
-	        "  --json  one line: {\"campaign\":..,\"total\":N,\"states\":{..},\"vendors\":{..}}\n"
-	        "          (states with zero messages omitted; total = distinct messages)\n"
-	        "\n"
-	        "exit: 0 ok, 1 unknown campaign or no database, 2 usage.\n");
+	fprintf(f, "usage: tocsin status <campaign> [--json]\n"
+	           "\n"
+	           "Print a campaign's message counts per state and per vendor, read from the\n"
+	           "tracker's sqlite store (tracker.db, default <var_dir>/tocsin.db). Read-only:\n"
+	           "safe while `tocsin track` runs.\n"
+	           "\n"
+	           "  --json  one line: {\"campaign\":..,\"total\":N,\"states\":{..},\"vendors\":{..}}\n"
+	           "          (states with zero messages omitted; total = distinct messages)\n"
+	           "\n"
+	           "exit: 0 ok, 1 unknown campaign or no database, 2 usage.\n");
 }
 
 int cmd_status(cfg_t *cfg, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0}};
 	int json = 0, o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
@@ -67,7 +67,8 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 	if (!strcmp(state, "scheduled") && send_at > 0)
 		snprintf(when, sizeof when, " for %s", clock_iso8601(send_at, iso, sizeof iso));
 	if (json_is_string(json_object_get(cj, "quiet_hours_override")))
-		snprintf(when + strlen(when), sizeof when - strlen(when), ", quiet hours OFF (urgent override)");
+		snprintf(when + strlen(when), sizeof when - strlen(when),
+		         ", quiet hours OFF (urgent override)");
 	/* the columns of the dashboard, and why messages failed (tracker/README.md) */
 	char cols[512] = "", why[1024] = "";
 	json_t *sm = json_object_get(cj, "summary");
@@ -76,9 +77,10 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 		snprintf(cols, sizeof cols,
 		         "  audience %lld, sent %lld, delivered %lld, failed %lld, in progress %lld "
 		         "(%lld retrying), cancelled %lld, expired %lld, opted out %lld, no receipt %lld\n",
-		         SM("audience"), SM("sent"), SM("delivered"), SM("failed"), SM("in_progress"),
-		         SM("retrying"), SM("cancelled"), SM("expired"),
-		         SM("suppressed") + (long long)json_integer_value(json_object_get(cj, "optouts")),
+		         SM("audience"), SM("sent"), SM("delivered"), SM("failed"),
+		         SM("in_progress"), SM("retrying"), SM("cancelled"), SM("expired"),
+		         SM("suppressed") +
+		             (long long)json_integer_value(json_object_get(cj, "optouts")),
 		         SM("unknown_receipt"));
 #undef SM
 	size_t ri;
@@ -86,8 +88,8 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 	json_array_foreach(json_object_get(cj, "reasons"), ri, r)
 	{
 		size_t l = strlen(why);
-		snprintf(why + l, sizeof why - l, "%s%s %lld", l ? ", " : "  why: ",
-		         json_string_value(json_object_get(r, "reason")),
+		snprintf(why + l, sizeof why - l, "%s%s %lld",
+		         l ? ", " : "  why: ", json_string_value(json_object_get(r, "reason")),
 		         (long long)json_integer_value(json_object_get(r, "n")));
 	}
 	json_decref(cj);
@@ -98,7 +100,8 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 		return 1;
 	}
 	if (rc) {
-		fprintf(stderr, "tocsin status: cannot read %s: %s\n", cfg->db_path, tocsin_strerror(rc));
+		fprintf(stderr, "tocsin status: cannot read %s: %s\n", cfg->db_path,
+		        tocsin_strerror(rc));
 		return 1;
 	}
 	if (json) {
@@ -115,12 +118,14 @@ int cmd_status(cfg_t *cfg, int argc, char **argv)
 		printf("%s\n", why);
 	for (int i = 0; i < MSG_ST__COUNT; i++)
 		if (c.states[i])
-			printf("  %-12s %10lld\n", msg_state_name((msg_state_t)i), (long long)c.states[i]);
+			printf("  %-12s %10lld\n", msg_state_name((msg_state_t)i),
+			       (long long)c.states[i]);
 	for (size_t k = 0; k < c.nvendors; k++) {
 		printf("vendor %s:", c.vendors[k][0] ? c.vendors[k] : "(none yet)");
 		for (int i = 0; i < MSG_ST__COUNT; i++)
 			if (c.by_vendor[k][i])
-				printf(" %s=%lld", msg_state_name((msg_state_t)i), (long long)c.by_vendor[k][i]);
+				printf(" %s=%lld", msg_state_name((msg_state_t)i),
+				       (long long)c.by_vendor[k][i]);
 		printf("\n");
 	}
 	/* a channel without a dispatcher while messages wait (the tracker's presence report) */

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 /* Latency histogram bucket upper bounds (ms); the last bucket is open. */
-static const int lat_bounds[TRK_LAT_BUCKETS - 1] = {10,   25,   50,   100,  200,   300,   500, 750,
-                                                     1000, 1500, 2000, 3000, 5000, 10000, 30000};
+static const int lat_bounds[TRK_LAT_BUCKETS - 1] = {10,   25,   50,   100,  200,  300,   500,  750,
+                                                    1000, 1500, 2000, 3000, 5000, 10000, 30000};
 
 int trk_lat_bucket(int64_t ms)
 {
@@ -83,8 +83,7 @@ static const char *const seen_sqls[4] = {
     /* a key whose memory expired is taken again (the vendor's window is shorter) */
     ("INSERT INTO wh_seen(key, exp_s) VALUES(?1, ?2) ON CONFLICT(key) DO "
      "UPDATE SET exp_s=excluded.exp_s WHERE wh_seen.exp_s < ?3"),
-    "DELETE FROM wh_seen WHERE key=?1",
-    "DELETE FROM wh_seen WHERE exp_s < ?1",
+    "DELETE FROM wh_seen WHERE key=?1", "DELETE FROM wh_seen WHERE exp_s < ?1",
     "SELECT exp_s FROM wh_seen WHERE key=?1"};
 #define SEEN_BATCH 256
 
@@ -203,7 +202,6 @@ fail:
 	snprintf(err, errlen, "cannot create directory %s for the database: %s", tmp, strerror(errno));
 	return TOCSIN_ERR_IO;
 }
-
 
 /* sqlite's default busy wait (1, 2, 5 ... 100 ms steps, 5 s in all), but a
  * wait is logged: a reader waiting on the writer is what makes an API
@@ -329,8 +327,8 @@ static int migrate(trk_store_t *s, char **e)
 trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t errlen)
 {
 	if (readonly && access(path, F_OK) != 0) {
-		snprintf(err, errlen, "no tracker database at %s (has `tocsin track` run with this config?)",
-		         path);
+		snprintf(err, errlen,
+		         "no tracker database at %s (has `tocsin track` run with this config?)", path);
 		return NULL;
 	}
 	if (!readonly && mkdirs(path, err, errlen))
@@ -363,15 +361,16 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 		                 " PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;"
 		                 " PRAGMA mmap_size=1073741824; PRAGMA wal_autocheckpoint=20000;",
 		                 NULL, NULL, &e) != SQLITE_OK ||
-		    migrate(s, &e) != SQLITE_OK || sqlite3_exec(s->db, schema, NULL, NULL, &e) != SQLITE_OK) {
+		    migrate(s, &e) != SQLITE_OK ||
+		    sqlite3_exec(s->db, schema, NULL, NULL, &e) != SQLITE_OK) {
 			snprintf(err, errlen, "cannot set up database %s: %s", path, e ? e : "?");
 			sqlite3_free(e);
 			trk_store_free(s);
 			return NULL;
 		}
 		for (int i = 0; i < Q__COUNT; i++) {
-			if (sqlite3_prepare_v3(s->db, sqls[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
-			                       NULL) != SQLITE_OK) {
+			if (sqlite3_prepare_v3(s->db, sqls[i], -1, SQLITE_PREPARE_PERSISTENT,
+			                       &s->q[i], NULL) != SQLITE_OK) {
 				snprintf(err, errlen, "database %s: prepare: %s", path,
 				         sqlite3_errmsg(s->db));
 				trk_store_free(s);
@@ -406,8 +405,8 @@ trk_store_t *trk_store_open(const char *path, int readonly, char *err, size_t er
 		/* Readers map the file (no read() copy per page) and keep a
 		 * warm page cache of their own: the API's answers stay fast
 		 * beside the writer. */
-		sqlite3_exec(s->db, "PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384;", NULL, NULL,
-		             NULL);
+		sqlite3_exec(s->db, "PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384;", NULL,
+		             NULL, NULL);
 	}
 	return s;
 }
@@ -423,10 +422,11 @@ trk_store_t *trk_store_open_seen(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	char *e = NULL;
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	if (sqlite3_open_v2(path, &s->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK ||
-	    sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &e) !=
-	        SQLITE_OK ||
+	    sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
+	                 &e) != SQLITE_OK ||
 	    sqlite3_exec(s->db, seen_schema, NULL, NULL, &e) != SQLITE_OK ||
 	    sqlite3_prepare_v3(s->db, seen_sqls[0], -1, SQLITE_PREPARE_PERSISTENT, &s->seen_q[0], NULL) ||
 	    sqlite3_prepare_v3(s->db, seen_sqls[1], -1, SQLITE_PREPARE_PERSISTENT, &s->seen_q[1], NULL) ||
@@ -434,7 +434,9 @@ trk_store_t *trk_store_open_seen(const char *path, char *err, size_t errlen)
 	    sqlite3_prepare_v3(s->db, seen_sqls[3], -1, SQLITE_PREPARE_PERSISTENT, &s->seen_q[3], NULL) ||
 	    !(s->pend = calloc(SEEN_BATCH, sizeof *s->pend))) {
 		snprintf(err, errlen, "cannot set up %s: %s", path,
-		         e ? e : s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		         e       ? e
+		         : s->db ? sqlite3_errmsg(s->db)
+		                 : "out of memory");
 		sqlite3_free(e);
 		trk_store_free(s);
 		return NULL;
@@ -546,10 +548,11 @@ static int agg_flush(trk_store_t *s)
 }
 
 agg_t *store_agg_slot(trk_store_t *s, int kind, const char *campaign, const char *vendor,
-                       const char *extra, int state, int64_t sec)
+                      const char *extra, int state, int64_t sec)
 {
 	char key[AGG_KEY];
-	size_t cl = strnlen(campaign, 80), vl = strnlen(vendor, 60), el = extra ? strnlen(extra, 40) : 0;
+	size_t cl = strnlen(campaign, 80), vl = strnlen(vendor, 60),
+	       el = extra ? strnlen(extra, 40) : 0;
 	size_t klen = 0;
 	memcpy(key, campaign, cl);
 	key[cl] = 0;
@@ -561,8 +564,8 @@ agg_t *store_agg_slot(trk_store_t *s, int kind, const char *campaign, const char
 		key[klen + el] = 0;
 		klen += el + 1;
 	}
-	uint64_t h = hash64(key, klen, (uint64_t)kind * 1000003u + (uint64_t)state * 7919u +
-	                                    (uint64_t)sec);
+	uint64_t h = hash64(key, klen,
+	                    (uint64_t)kind * 1000003u + (uint64_t)state * 7919u + (uint64_t)sec);
 	if (!s->in_tx || kind < AGG_COUNT || kind > AGG_LAT)
 		tocsin_panic("aggregate of kind %d outside a transaction (in_tx=%d)", kind, s->in_tx);
 	if (s->nagg >= AGG_SLOTS * 3 / 4 && agg_flush(s))
@@ -622,7 +625,9 @@ int store_bind_id(sqlite3_stmt *q, int i, const char *id, unsigned char raw[16])
 		int ok = 1;
 		for (size_t k = 0; k < 32 && ok; k++) {
 			char c = id[k];
-			int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+			int v = c >= '0' && c <= '9'   ? c - '0'
+			        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+			                               : -1;
 			if (v < 0)
 				ok = 0;
 			else if (k % 2 == 0)
@@ -793,7 +798,8 @@ static int states_json(const int64_t *states, buf_t *b)
 		if (!first)
 			rc |= buf_putc(b, ',');
 		first = 0;
-		rc |= buf_printf(b, "\"%s\":%lld", msg_state_name((msg_state_t)i), (long long)states[i]);
+		rc |= buf_printf(b, "\"%s\":%lld", msg_state_name((msg_state_t)i),
+		                 (long long)states[i]);
 	}
 	return rc | buf_putc(b, '}');
 }
@@ -829,8 +835,8 @@ int trk_store_msg_info(trk_store_t *s, const char *id, char *camp, size_t cample
 	if (ref)
 		ref[0] = 0;
 	sqlite3_stmt *q = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT campaign, vendor, vendor_ref FROM msgs WHERE id=?1", -1,
-	                       &q, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(s->db, "SELECT campaign, vendor, vendor_ref FROM msgs WHERE id=?1",
+	                       -1, &q, NULL) != SQLITE_OK) {
 		sqlite3_finalize(q);
 		return TOCSIN_ERR_IO;
 	}
@@ -882,7 +888,9 @@ int trk_store_seen_flush(trk_store_t *s)
 {
 	if (!s->npend)
 		return 0;
-	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : TOCSIN_ERR_IO;
+	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+	             ? 0
+	             : TOCSIN_ERR_IO;
 	sqlite3_stmt *q = s->seen_q[0];
 	for (size_t i = 0; i < s->npend && !rc; i++) {
 		sqlite3_bind_text(q, 1, s->pend[i].key, -1, SQLITE_STATIC);
@@ -897,8 +905,8 @@ int trk_store_seen_flush(trk_store_t *s)
 		rc = TOCSIN_ERR_IO;
 	if (rc) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		log_error("event=db_error db=%s err=\"%s\" keys_lost=%zu", s->path, sqlite3_errmsg(s->db),
-		          s->npend);
+		log_error("event=db_error db=%s err=\"%s\" keys_lost=%zu", s->path,
+		          sqlite3_errmsg(s->db), s->npend);
 	}
 	int64_t before = s->seen_n / 4096;
 	s->seen_n += (int64_t)s->npend;
@@ -967,8 +975,7 @@ int trk_store_unsee(trk_store_t *s, const char *key)
 	return st == SQLITE_DONE ? 0 : TOCSIN_ERR_IO;
 }
 
-int trk_store_last_campaign(trk_store_t *s, msg_channel_t ch, const char *addr, char *out,
-                            size_t outlen)
+int trk_store_last_campaign(trk_store_t *s, msg_channel_t ch, const char *addr, char *out, size_t outlen)
 {
 	out[0] = 0;
 	if (!addr || !*addr)
@@ -981,8 +988,8 @@ int trk_store_last_campaign(trk_store_t *s, msg_channel_t ch, const char *addr, 
 	                       "SELECT id FROM campaigns UNION"
 	                       " SELECT DISTINCT campaign FROM counts WHERE campaign<>'' LIMIT ?1",
 	                       -1, &c, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "SELECT ts_ms, rid FROM msgs WHERE id=?1 AND campaign=?2", -1, &q,
-	                       NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(s->db, "SELECT ts_ms, rid FROM msgs WHERE id=?1 AND campaign=?2", -1,
+	                       &q, NULL) != SQLITE_OK) {
 		log_error("event=db_error db=%s err=\"%s\"", s->path, sqlite3_errmsg(s->db));
 		sqlite3_finalize(c);
 		sqlite3_finalize(q);

@@ -45,8 +45,15 @@ int trk_store_in_tx(const trk_store_t *s);
  * whose detail is the dispatcher's "gave up after ..."/"expired after ..."
  * (its last try was deferred). Records without latency (receipts, cancels,
  * expiry before sending) are no answer. Any thread. */
-enum { TRK_ANS_NONE = -1, TRK_ANS_OK = 0, TRK_ANS_REFUSED, TRK_ANS_ERROR, TRK_ANS_TIMEOUT,
-       TRK_ANS_THROTTLED, TRK_ANS__COUNT };
+enum {
+	TRK_ANS_NONE = -1,
+	TRK_ANS_OK = 0,
+	TRK_ANS_REFUSED,
+	TRK_ANS_ERROR,
+	TRK_ANS_TIMEOUT,
+	TRK_ANS_THROTTLED,
+	TRK_ANS__COUNT
+};
 int trk_store_answer(const msg_status_t *st);
 
 /* The plain-language reason for a failure code as the store keeps it (the

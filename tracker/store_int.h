@@ -17,11 +17,11 @@ typedef struct agg {
 	uint64_t h;
 	int used;
 	int kind;
-	int state;     /* AGG_COUNT */
-	int64_t sec;   /* AGG_SERIES */
+	int state;         /* AGG_COUNT */
+	int64_t sec;       /* AGG_SERIES */
 	char key[AGG_KEY]; /* campaign \0 vendor \0 [code \0] */
 	size_t klen;
-	int64_t n;     /* count delta, or code count */
+	int64_t n; /* count delta, or code count */
 	int64_t sends, receipts, failures, lat_sum;
 	int64_t ans[TRK_ANS__COUNT]; /* AGG_SERIES: vendor answers by kind */
 	int64_t lat[TRK_LAT_BUCKETS];
@@ -82,10 +82,10 @@ struct trk_store {
 	struct seen_pend {
 		char key[160];
 		int64_t exp_s;
-	} *pend;
+	} * pend;
 	size_t npend;
 	int64_t seen_n, seen_now; /* keys written; the caller's clock at the last take */
-	sqlite3_stmt *seen_q[4]; /* write, forget, prune, look up */
+	sqlite3_stmt *seen_q[4];  /* write, forget, prune, look up */
 };
 
 /* store.c: one statement stepped, reset and unbound (0, or TOCSIN_ERR_IO logged) */

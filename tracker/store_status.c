@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int count_delta(trk_store_t *s, const char *camp, int ch, const char *vendor, int state,
-                       int d)
+static int count_delta(trk_store_t *s, const char *camp, int ch, const char *vendor, int state, int d)
 {
 	if (state < 0 || state >= MSG_ST__COUNT || ch < 0 || ch > 1)
 		tocsin_panic("count of state %d, channel %d", state, ch);
@@ -65,7 +64,8 @@ int trk_store_answer(const msg_status_t *st)
 		return TRK_ANS_OK;
 	if (st->state == MSG_ST_FAILED || st->state == MSG_ST_EXPIRED)
 		/* the dispatcher's words when the last of the retries was a deferral */
-		deferred = prefix(st->detail, "gave up after ") || prefix(st->detail, "expired after ");
+		deferred = prefix(st->detail, "gave up after ") ||
+		           prefix(st->detail, "expired after ");
 	else if (!deferred)
 		return TRK_ANS_NONE;
 	if (!deferred)
@@ -125,8 +125,7 @@ const char *trk_code_reason(const char *code, int *permanent, char *buf, size_t 
 }
 
 /* The message's row, from the cache or the id index. */
-static int msg_lookup(trk_store_t *s, const char *id, unsigned char raw[16], cent_t **cep,
-                      mrow_t *m)
+static int msg_lookup(trk_store_t *s, const char *id, unsigned char raw[16], cent_t **cep, mrow_t *m)
 {
 	memset(m, 0, sizeof *m);
 	*cep = NULL;
@@ -144,7 +143,8 @@ static int msg_lookup(trk_store_t *s, const char *id, unsigned char raw[16], cen
 			m->attempt = ce->attempt;
 			m->reopened = ce->reopened;
 			snprintf(m->camp, sizeof m->camp, "%s", ce->camp ? s->names[ce->camp] : "");
-			snprintf(m->vendor, sizeof m->vendor, "%s", ce->vendor ? s->names[ce->vendor] : "");
+			snprintf(m->vendor, sizeof m->vendor, "%s",
+			         ce->vendor ? s->names[ce->vendor] : "");
 			return 0;
 		}
 	}
@@ -212,7 +212,8 @@ static int old_ref(trk_store_t *s, int64_t rid, const char *ref)
 static int code_delta(trk_store_t *s, const char *camp, const char *vendor, const char *code,
                       msg_state_t st, int d)
 {
-	agg_t *a = store_agg_slot(s, AGG_CODE, camp, vendor, code && *code ? code : msg_state_name(st), 0, 0);
+	agg_t *a = store_agg_slot(s, AGG_CODE, camp, vendor,
+	                          code && *code ? code : msg_state_name(st), 0, 0);
 	if (!a)
 		return TOCSIN_ERR_IO;
 	a->n += d;
@@ -228,7 +229,8 @@ static int adopt_campaign(trk_store_t *s, const msg_status_t *st, mrow_t *m, cen
 	sqlite3_stmt *fq = s->q[Q_FIXCAMP];
 	sqlite3_bind_int64(fq, 1, m->rid);
 	sqlite3_bind_text(fq, 2, st->campaign, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(s, fq)) || (rc = count_delta(s, "", m->channel, m->vendor, m->state, -1)) ||
+	if ((rc = store_step_done(s, fq)) ||
+	    (rc = count_delta(s, "", m->channel, m->vendor, m->state, -1)) ||
 	    (rc = count_delta(s, st->campaign, m->channel, m->vendor, m->state, +1)))
 		return rc;
 	snprintf(m->camp, sizeof m->camp, "%s", st->campaign);
@@ -248,7 +250,8 @@ static int which_attempt(trk_store_t *s, const msg_status_t *st, const mrow_t *m
 	if (m->found && m->reopened) {
 		if ((rc = msg_extra(s, m->rid, x)))
 			return rc;
-		if (ts < x->gen_ts || (st->vendor_ref && *st->vendor_ref && old_ref(s, m->rid, st->vendor_ref)))
+		if (ts < x->gen_ts ||
+		    (st->vendor_ref && *st->vendor_ref && old_ref(s, m->rid, st->vendor_ref)))
 			return 1; /* a record of an earlier attempt */
 	}
 	if (m->found && is_failure(m->state) && st->attempt >= 1) {
@@ -301,7 +304,8 @@ static int write_row(trk_store_t *s, const msg_status_t *st, const mrow_t *m, co
 		/* keep the outcome being repeated in the message's history */
 		sqlite3_stmt *hq = s->q[Q_HIST];
 		sqlite3_bind_int64(hq, 1, m->rid);
-		if ((rc = store_step_done(s, hq)) || (rc = code_delta(s, camp, m->vendor, x->code, m->state, -1)))
+		if ((rc = store_step_done(s, hq)) ||
+		    (rc = code_delta(s, camp, m->vendor, x->code, m->state, -1)))
 			return rc;
 	}
 	q = s->q[reopen ? Q_REOPEN : Q_UPD];

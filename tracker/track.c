@@ -24,8 +24,7 @@
 #define MAX_PARTS 64
 #define SERIES_KEEP_S (7 * 86400) /* per-second series older than this are dropped */
 
-static const char *const topics[] = {KQ_T_STATUS, KQ_T_CAMPAIGNS, KQ_T_VENDOR_HEALTH,
-                                     KQ_T_OPTOUTS};
+static const char *const topics[] = {KQ_T_STATUS, KQ_T_CAMPAIGNS, KQ_T_VENDOR_HEALTH, KQ_T_OPTOUTS};
 enum { NTOPICS = sizeof topics / sizeof topics[0] };
 
 typedef struct ingest {
@@ -40,22 +39,21 @@ typedef struct ingest {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: tocsin track [--listen HOST:PORT] [--no-http]\n"
-	        "\n"
-	        "Consume tocsin.status, tocsin.campaigns, tocsin.vendor-health and tocsin.optouts\n"
-	        "(consumer group \"" KQ_G_TRACKER "\") into the sqlite store at tracker.db\n"
-	        "(default <var_dir>/tocsin.db), in batched transactions; consumer offsets are\n"
-	        "committed only after the transaction holding their records commits.\n"
-	        "Serves the dashboard, JSON API, /metrics and vendor webhooks on --listen\n"
-	        "(default tracker.listen, 127.0.0.1:8026; port 0 picks a free port) and writes\n"
-	        "the address to <var_dir>/run/track.addr. Stops cleanly on SIGTERM.\n"
-	        "\n"
-	        "  --listen HOST:PORT  HTTP address (127.0.0.1 only)\n"
-	        "  --no-http           ingest only, no HTTP server\n"
-	        "  --replay FILE       instead: produce each line of FILE (a JSON status record)\n"
-	        "                      to tocsin.status, keyed by id, then exit; bad lines are\n"
-	        "                      reported as FILE:LINE and skipped\n");
+	fprintf(f, "usage: tocsin track [--listen HOST:PORT] [--no-http]\n"
+	           "\n"
+	           "Consume tocsin.status, tocsin.campaigns, tocsin.vendor-health and tocsin.optouts\n"
+	           "(consumer group \"" KQ_G_TRACKER "\") into the sqlite store at tracker.db\n"
+	           "(default <var_dir>/tocsin.db), in batched transactions; consumer offsets are\n"
+	           "committed only after the transaction holding their records commits.\n"
+	           "Serves the dashboard, JSON API, /metrics and vendor webhooks on --listen\n"
+	           "(default tracker.listen, 127.0.0.1:8026; port 0 picks a free port) and writes\n"
+	           "the address to <var_dir>/run/track.addr. Stops cleanly on SIGTERM.\n"
+	           "\n"
+	           "  --listen HOST:PORT  HTTP address (127.0.0.1 only)\n"
+	           "  --no-http           ingest only, no HTTP server\n"
+	           "  --replay FILE       instead: produce each line of FILE (a JSON status record)\n"
+	           "                      to tocsin.status, keyed by id, then exit; bad lines are\n"
+	           "                      reported as FILE:LINE and skipped\n");
 }
 
 /* --replay FILE: produce each JSON line of FILE (a status record) to tocsin.status. */
@@ -128,7 +126,8 @@ static void commit_offsets(ingest_t *g, int async)
 	for (int t = 0; t < NTOPICS; t++)
 		for (int p = 0; p < MAX_PARTS; p++)
 			if (g->next[t][p] >= 0) {
-				rd_kafka_topic_partition_list_add(l, topics[t], p)->offset = g->next[t][p];
+				rd_kafka_topic_partition_list_add(l, topics[t], p)->offset =
+				    g->next[t][p];
 				g->next[t][p] = -1;
 			}
 	if (l->cnt > 0) {
@@ -231,8 +230,7 @@ static int ingest_open(cfg_t *cfg, ingest_t *g, char *err, size_t errlen)
 {
 	memset(g, 0, sizeof *g);
 	memset(g->next, 0xff, sizeof g->next);
-	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, KQ_G_TRACKER, KQ_G_TRACKER, err,
-	                                    errlen);
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, KQ_G_TRACKER, KQ_G_TRACKER, err, errlen);
 	if (!conf)
 		return 1;
 	/* The tracker reads far behind the head after a restart or during a
@@ -299,7 +297,8 @@ static int ingest_loop(cfg_t *cfg, ingest_t *g)
 			if (m->err) {
 				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 					log_error("event=consumer_error err=\"%s\" detail=\"%s\"",
-					          rd_kafka_err2str(m->err), rd_kafka_message_errstr(m));
+					          rd_kafka_err2str(m->err),
+					          rd_kafka_message_errstr(m));
 			} else {
 				if (!trk_store_in_tx(g->st)) {
 					if (trk_store_begin(g->st)) {
@@ -314,7 +313,8 @@ static int ingest_loop(cfg_t *cfg, ingest_t *g)
 			rd_kafka_message_destroy(m);
 		}
 		now = clock_mono_ms();
-		if (trk_store_in_tx(g->st) && (g->tx_events >= TX_MAX_EVENTS || now - tx_start >= TX_MAX_MS))
+		if (trk_store_in_tx(g->st) &&
+		    (g->tx_events >= TX_MAX_EVENTS || now - tx_start >= TX_MAX_MS))
 			if (tx_commit(g, 1)) {
 				log_error("event=db_commit_failed db=%s action=stop", cfg->db_path);
 				rc = 1;

@@ -26,8 +26,8 @@ extern char **environ;
 enum MHD_Result trk_web_answer(struct MHD_Connection *c, unsigned code, const char *ctype,
                                const char *body, size_t len)
 {
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body,
+	                                                         MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", ctype);
@@ -44,7 +44,8 @@ enum MHD_Result web_json(struct MHD_Connection *c, unsigned code, json_t *o)
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!s)
-		return trk_web_answer(c, 500, "application/json", "{\"error\":\"out of memory\"}\n", 26);
+		return trk_web_answer(c, 500, "application/json", "{\"error\":\"out of memory\"}\n",
+		                      26);
 	size_t n = strlen(s);
 	enum MHD_Result r = trk_web_answer(c, code, "application/json", s, n);
 	free(s);
@@ -121,8 +122,7 @@ int web_self_argv(const trk_web_t *w, const char **argv)
 	return n;
 }
 
-const char *trk_web_token_who(const trk_ctl_tokens_t *t, struct MHD_Connection *c,
-                              trk_role_t *role)
+const char *trk_web_token_who(const trk_ctl_tokens_t *t, struct MHD_Connection *c, trk_role_t *role)
 {
 	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	const char *tok = NULL;
@@ -150,15 +150,15 @@ static int json_int(json_t *o, const char *k, int64_t lo, int64_t hi, int64_t df
 	if (!v)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-		snprintf(err, errlen, "%s must be an integer %lld..%lld", k, (long long)lo, (long long)hi);
+		snprintf(err, errlen, "%s must be an integer %lld..%lld", k, (long long)lo,
+		         (long long)hi);
 		return TOCSIN_ERR_CONFIG;
 	}
 	*out = json_integer_value(v);
 	return 0;
 }
 
-static int sub_dir(const cfg_t *cfg, const char *rel, char *out, size_t outlen, char *err,
-                   size_t errlen)
+static int sub_dir(const cfg_t *cfg, const char *rel, char *out, size_t outlen, char *err, size_t errlen)
 {
 	if (runfile_mkdir(cfg, err, errlen) || cfg_var_path(cfg, rel, out, outlen))
 		return TOCSIN_ERR_IO;
@@ -175,8 +175,7 @@ static int sub_dir(const cfg_t *cfg, const char *rel, char *out, size_t outlen, 
 	return 0;
 }
 
-trk_web_t *trk_web_new(const cfg_t *cfg, const trk_ctl_tokens_t *tokens, char *err,
-                       size_t errlen)
+trk_web_t *trk_web_new(const cfg_t *cfg, const trk_ctl_tokens_t *tokens, char *err, size_t errlen)
 {
 	trk_web_t *w = calloc(1, sizeof *w);
 	if (!w) {
@@ -210,7 +209,8 @@ trk_web_t *trk_web_new(const cfg_t *cfg, const trk_ctl_tokens_t *tokens, char *e
 		goto fail;
 	ssize_t n = readlink("/proc/self/exe", w->self, sizeof w->self - 1);
 	if (n <= 0) {
-		snprintf(err, errlen, "cannot find this executable (/proc/self/exe): %s", strerror(errno));
+		snprintf(err, errlen, "cannot find this executable (/proc/self/exe): %s",
+		         strerror(errno));
 		goto fail;
 	}
 	w->self[n] = 0;
@@ -248,8 +248,9 @@ void trk_web_free(trk_web_t *w)
 
 int trk_web_wants(const char *url)
 {
-	static const char *const exact[] = {"/send", "/api/me", "/api/audiences", "/api/compose",
-	                                    "/api/preview", "/api/test-send", "/api/launches"};
+	static const char *const exact[] = {"/send",        "/api/me",      "/api/audiences",
+	                                    "/api/compose", "/api/preview", "/api/test-send",
+	                                    "/api/launches"};
 	for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
 		if (!strcmp(url, exact[i]))
 			return 1;
@@ -290,8 +291,8 @@ static int min_role(const char *url, web_method_t m)
 }
 
 static const char *role_does[TRK_ROLE__COUNT] = {
-    "reading", "uploading or deleting an audience, composing, previewing, test-sending and launching", "approving a launch",
-    "the controls"};
+    "reading", "uploading or deleting an audience, composing, previewing, test-sending and launching",
+    "approving a launch", "the controls"};
 
 /* The first call of a request: who is asking, may they, and where the body goes. */
 static enum MHD_Result begin(trk_web_t *w, struct MHD_Connection *c, const char *url,
@@ -302,17 +303,22 @@ static enum MHD_Result begin(trk_web_t *w, struct MHD_Connection *c, const char 
 	if (need < 0)
 		return r->answered = 1, web_err(c, 405, "method not allowed");
 	if (!trk_ctl_tokens_count(w->tokens))
-		return r->answered = 1, web_err(c, 403, "sending from the page is disabled: no token is configured "
-		                       "(tracker.control_tokens and their environment variables)");
+		return r->answered = 1,
+		       web_err(c, 403,
+		               "sending from the page is disabled: no token is configured "
+		               "(tracker.control_tokens and their environment variables)");
 	r->who = trk_web_token_who(w->tokens, c, &r->role);
 	if (!r->who) {
 		log_warn("event=web_denied reason=no_token path=%.100s", url);
-		return r->answered = 1, web_err(c, 401, "missing or wrong token: enter your token at the top of the page");
+		return r->answered = 1,
+		       web_err(c, 401,
+		               "missing or wrong token: enter your token at the top of the page");
 	}
 	if ((int)r->role < need) {
 		log_warn("event=web_denied reason=role actor=%s role=%s path=%.100s", r->who,
 		         trk_role_name(r->role), url);
-		return r->answered = 1, web_err(c, 403, "%s needs the %s role; %s is a %s", role_does[need],
+		return r->answered = 1,
+		       web_err(c, 403, "%s needs the %s role; %s is a %s", role_does[need],
 		               trk_role_name((trk_role_t)need), r->who, trk_role_name(r->role));
 	}
 	if (post && !strcmp(url, "/api/audiences")) {
@@ -341,15 +347,17 @@ static enum MHD_Result finish(trk_web_t *w, struct MHD_Connection *c, const char
 		return code == 201 ? web_json(c, 201, o) : web_err(c, (unsigned)code, "%s", err);
 	}
 	if (!strcmp(url, "/api/me"))
-		return web_json(c, 200, json_pack("{sssssi}", "name", r->who, "role",
-		                                  trk_role_name(r->role), "approvals", w->approvals));
+		return web_json(c, 200,
+		                json_pack("{sssssi}", "name", r->who, "role",
+		                          trk_role_name(r->role), "approvals", w->approvals));
 	if (!strcmp(url, "/api/audiences"))
 		return web_json(c, 200, web_aud_list(w));
 	if (!strncmp(url, "/api/audiences/", 15) && m == WM_DELETE) {
 		char err[512];
 		int code = web_aud_delete(w, url + 15, r->who, r->role, err, sizeof err);
-		return code == 200 ? web_json(c, 200, json_pack("{sssb}", "id", url + 15, "deleted", 1))
-		                   : web_err(c, (unsigned)code, "%s", err);
+		return code == 200
+		           ? web_json(c, 200, json_pack("{sssb}", "id", url + 15, "deleted", 1))
+		           : web_err(c, (unsigned)code, "%s", err);
 	}
 	if (!strncmp(url, "/api/audiences/", 15)) {
 		json_t *a = web_aud_meta(w, url + 15);
@@ -390,8 +398,7 @@ static enum MHD_Result finish(trk_web_t *w, struct MHD_Connection *c, const char
 }
 
 enum MHD_Result trk_web_handle(trk_web_t *w, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *upload, size_t *upload_size,
-                               void **req)
+                               const char *method, const char *upload, size_t *upload_size, void **req)
 {
 	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	web_method_t m = get ? WM_GET : !strcmp(method, "POST") ? WM_POST : WM_DELETE;
@@ -401,7 +408,7 @@ enum MHD_Result trk_web_handle(trk_web_t *w, struct MHD_Connection *c, const cha
 		if (!get)
 			return web_err(c, 405, "method not allowed");
 		return trk_web_answer(c, 200, "text/html; charset=utf-8", trk_web_page_html,
-		                  strlen(trk_web_page_html));
+		                      strlen(trk_web_page_html));
 	}
 	web_req_t *r = *req;
 	if (!r) {

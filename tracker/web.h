@@ -14,8 +14,7 @@
  * tracker.upload_max_mb; creates <var_dir>/audiences and <var_dir>/compose.
  * NULL with err (a bad setting, a directory it cannot create). Main thread. */
 typedef struct trk_web trk_web_t;
-trk_web_t *trk_web_new(const cfg_t *cfg, const trk_ctl_tokens_t *tokens, char *err,
-                       size_t errlen);
+trk_web_t *trk_web_new(const cfg_t *cfg, const trk_ctl_tokens_t *tokens, char *err, size_t errlen);
 /* Stop watching the launches it started (they go on: their own processes,
  * report and checkpoint on disk); NULL is a no-op. Main thread, once the
  * HTTP server is stopped. */
@@ -41,7 +40,6 @@ enum MHD_Result trk_web_answer(struct MHD_Connection *c, unsigned code, const ch
 /* The name (and *role) of whoever the request's token belongs to
  * ("Authorization: Bearer <token>" or "X-Tocsin-Token: <token>"; never a
  * cookie, so another site's page cannot act with it), or NULL. Any thread. */
-const char *trk_web_token_who(const trk_ctl_tokens_t *t, struct MHD_Connection *c,
-                              trk_role_t *role);
+const char *trk_web_token_who(const trk_ctl_tokens_t *t, struct MHD_Connection *c, trk_role_t *role);
 
 #endif

@@ -11,20 +11,26 @@
 #include "tracker/web.h"
 
 #define WEB_PATH 4096
-#define WEB_DIR 3072 /* a directory of ours, leaving room for the file names in it */
-#define WEB_MAX_JSON (1u << 20)   /* a compose / preview / launch request body */
-#define WEB_MAX_LAUNCHES 256      /* launch requests kept (oldest finished ones dropped) */
+#define WEB_DIR 3072            /* a directory of ours, leaving room for the file names in it */
+#define WEB_MAX_JSON (1u << 20) /* a compose / preview / launch request body */
+#define WEB_MAX_LAUNCHES 256    /* launch requests kept (oldest finished ones dropped) */
 #define WEB_MAX_APPROVERS 8
 #define WEB_PREVIEW_CACHE 8
-#define WEB_AUD_ID_LEN 17         /* "a" + 16 hex digits */
+#define WEB_AUD_ID_LEN 17 /* "a" + 16 hex digits */
 #define WEB_SAMPLE_ROWS 5
 
-typedef enum web_lstate { WL_PENDING = 0, WL_RUNNING, WL_DONE, WL_FAILED, WL_CANCELLED } web_lstate_t;
+typedef enum web_lstate {
+	WL_PENDING = 0,
+	WL_RUNNING,
+	WL_DONE,
+	WL_FAILED,
+	WL_CANCELLED
+} web_lstate_t;
 
 /* One launch asked for from the page: waiting for approvals, running (a
  * `tocsin launch` child), or ended. */
 typedef struct web_launch {
-	char id[65];   /* the campaign id */
+	char id[65]; /* the campaign id */
 	char name[256];
 	char audience[WEB_AUD_ID_LEN + 1];
 	char requested_by[65];
@@ -36,7 +42,7 @@ typedef struct web_launch {
 	double cost;
 	int64_t ts_ms, started_ms, ended_ms;
 	pid_t pid;
-	int adopted;   /* running, started by an earlier run of the tracker: watched through /proc */
+	int adopted; /* running, started by an earlier run of the tracker: watched through /proc */
 	int exit_code; /* -1: not known (it ended while adopted, or before this tracker started) */
 	char error[512];
 	char dir[WEB_DIR + 80]; /* <var_dir>/compose/<id>: campaign.json, launch.log */
@@ -60,7 +66,7 @@ struct trk_web {
 	trk_store_t *wr;     /* the timeline (NULL: not recorded there, logged) */
 	struct email_unsub *unsub; /* signs a test email's unsubscribe link (NULL: unsub_err says why) */
 	char unsub_err[256];
-	pthread_mutex_t mu;  /* everything below */
+	pthread_mutex_t mu; /* everything below */
 	web_launch_t *launches[WEB_MAX_LAUNCHES];
 	int nlaunches;
 	web_pcache_t pcache[WEB_PREVIEW_CACHE];
@@ -73,11 +79,11 @@ struct trk_web {
 
 /* One request's state. */
 typedef struct web_req {
-	const char *who;  /* the token's holder (owned by the tokens) */
+	const char *who; /* the token's holder (owned by the tokens) */
 	trk_role_t role;
-	buf_t body;       /* a JSON request's body (capped) */
+	buf_t body; /* a JSON request's body (capped) */
 	int too_big;
-	int answered;     /* refused at the first call: the rest is ignored */
+	int answered;      /* refused at the first call: the rest is ignored */
 	struct web_up *up; /* an audience upload in progress */
 } web_req_t;
 
@@ -99,8 +105,8 @@ int web_self_argv(const trk_web_t *w, const char **argv);
 /* ---- webaud.c: audiences ---- */
 typedef struct web_up web_up_t;
 /* Start an upload (display name, who). NULL + err (HTTP status in *code). */
-web_up_t *web_up_new(trk_web_t *w, const char *name, const char *who, int64_t length,
-                     int *code, char *err, size_t errlen);
+web_up_t *web_up_new(trk_web_t *w, const char *name, const char *who, int64_t length, int *code,
+                     char *err, size_t errlen);
 /* Take the next piece: 0, or an error (TOOBIG over the cap, IO) after which
  * the rest is ignored. */
 int web_up_write(web_up_t *u, const char *p, size_t n);
@@ -125,8 +131,7 @@ json_t *web_aud_list(trk_web_t *w);
 /* Each answers the request (body: the parsed JSON object). */
 enum MHD_Result web_compose(trk_web_t *w, struct MHD_Connection *c, json_t *rq);
 enum MHD_Result web_preview(trk_web_t *w, struct MHD_Connection *c, json_t *rq, const char *who);
-enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
-                              const char *who);
+enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq, const char *who);
 /* The campaign document for request rq (only the fields staff may set, the
  * audience resolved to its file); id_required for a launch. NULL + err. */
 json_t *web_campaign_doc(trk_web_t *w, json_t *rq, int id_required, char *err, size_t errlen);
@@ -142,8 +147,8 @@ int web_dry_run(trk_web_t *w, json_t *doc, const char *path, int n, int64_t *rec
 int web_preview_cached(trk_web_t *w, json_t *doc, int64_t *recipients, double *cost);
 
 /* ---- weblaunch.c: launches and approvals ---- */
-enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
-                               const char *who, trk_role_t role);
+enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *rq, const char *who,
+                               trk_role_t role);
 enum MHD_Result web_launch_act(trk_web_t *w, struct MHD_Connection *c, const char *id,
                                const char *action, const char *who, trk_role_t role);
 json_t *web_launch_list(trk_web_t *w);

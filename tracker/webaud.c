@@ -16,10 +16,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#define HDR_MAX (64u << 10)   /* the header line */
+#define HDR_MAX (64u << 10) /* the header line */
 #define MAX_COLS 1024
-#define NAME_MAX_BYTES 200    /* the display name */
-#define SAMPLE_VALUE_MAX 200  /* bytes of a sample value shown */
+#define NAME_MAX_BYTES 200   /* the display name */
+#define SAMPLE_VALUE_MAX 200 /* bytes of a sample value shown */
 #define LIST_MAX 200
 #define BAD_SHOWN 5
 
@@ -74,12 +74,13 @@ static void clean_name(const char *in, char *out, size_t outlen)
 		snprintf(out, outlen, "audience");
 }
 
-web_up_t *web_up_new(trk_web_t *w, const char *name, const char *who, int64_t length,
-                     int *code, char *err, size_t errlen)
+web_up_t *web_up_new(trk_web_t *w, const char *name, const char *who, int64_t length, int *code,
+                     char *err, size_t errlen)
 {
 	if (length > w->upload_max) {
 		*code = 413;
-		snprintf(err, errlen, "the file is %lld bytes; the limit is %lld MiB (tracker.upload_max_mb)",
+		snprintf(err, errlen,
+		         "the file is %lld bytes; the limit is %lld MiB (tracker.upload_max_mb)",
 		         (long long)length, (long long)(w->upload_max >> 20));
 		return NULL;
 	}
@@ -136,8 +137,8 @@ static void map_name(const char *in, size_t n, size_t idx, json_t *cols, char *o
 	int gap = 0;
 	for (size_t i = 0; i < n && o + 2 < outlen && o < 60; i++) {
 		char ch = in[i];
-		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		         ch == '_' || ch == '.' || ch == '-';
+		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		         (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
 		if (!ok) {
 			gap = 1;
 			continue;
@@ -156,8 +157,8 @@ static void map_name(const char *in, size_t n, size_t idx, json_t *cols, char *o
 		int taken = 0;
 		size_t i;
 		json_t *e;
-		json_array_foreach(cols, i, e) taken |=
-		    !strcasecmp(json_string_value(json_object_get(e, "name")), out);
+		json_array_foreach(cols, i, e)
+		    taken |= !strcasecmp(json_string_value(json_object_get(e, "name")), out);
 		if (!taken)
 			return;
 		snprintf(out, outlen, "%.70s_%d", base, k);
@@ -174,7 +175,8 @@ static int write_header(web_up_t *u)
 	if (n && p[n - 1] == '\r')
 		n--;
 	if (!n) {
-		snprintf(u->why, sizeof u->why, "the file has no header row (the first line names the columns)");
+		snprintf(u->why, sizeof u->why,
+		         "the file has no header row (the first line names the columns)");
 		return TOCSIN_ERR_INVAL;
 	}
 	u->cols = json_array();
@@ -238,7 +240,8 @@ int web_up_write(web_up_t *u, const char *p, size_t n)
 		return u->err;
 	u->bytes += (int64_t)n;
 	if (u->bytes > u->w->upload_max) {
-		snprintf(u->why, sizeof u->why, "the audience is larger than %lld MiB (tracker.upload_max_mb)",
+		snprintf(u->why, sizeof u->why,
+		         "the audience is larger than %lld MiB (tracker.upload_max_mb)",
 		         (long long)(u->w->upload_max >> 20));
 		return u->err = TOCSIN_ERR_TOOBIG;
 	}
@@ -251,7 +254,8 @@ int web_up_write(web_up_t *u, const char *p, size_t n)
 				break;
 		}
 		if (buf_append(&u->hdr, p, i)) {
-			snprintf(u->why, sizeof u->why, "the header row is longer than %u KiB", HDR_MAX >> 10);
+			snprintf(u->why, sizeof u->why, "the header row is longer than %u KiB",
+			         HDR_MAX >> 10);
 			return u->err = TOCSIN_ERR_INVAL;
 		}
 		if (i == n)
@@ -273,13 +277,14 @@ static const char *guess(json_t *cols, const char *exact, const char *const *par
 {
 	size_t i;
 	json_t *e;
-	json_array_foreach(cols, i, e) if (!strcasecmp(json_string_value(json_object_get(e, "name")),
-	                                               exact)) return json_string_value(
-	    json_object_get(e, "name"));
+	json_array_foreach(
+	    cols, i, e) if (!strcasecmp(json_string_value(json_object_get(e, "name")),
+	                                exact)) return json_string_value(json_object_get(e, "name"));
 	for (const char *const *p = parts; *p; p++)
-		json_array_foreach(cols, i, e) if (strcasestr(json_string_value(json_object_get(e, "name")),
-		                                              *p)) return json_string_value(
-		    json_object_get(e, "name"));
+		json_array_foreach(
+		    cols, i,
+		    e) if (strcasestr(json_string_value(json_object_get(e, "name")),
+		                      *p)) return json_string_value(json_object_get(e, "name"));
 	return NULL;
 }
 
@@ -314,17 +319,20 @@ static int scan(web_up_t *u, json_t *meta, char *err, size_t errlen)
 		}
 		if (rc < 0) {
 			if (bad++ < BAD_SHOWN)
-				json_array_append_new(bads, json_pack("{sIss}", "line", (json_int_t)r.line, "why",
-				                                      r.why));
+				json_array_append_new(bads,
+				                      json_pack("{sIss}", "line",
+				                                (json_int_t)r.line, "why", r.why));
 			continue;
 		}
 		if (rows++ < WEB_SAMPLE_ROWS) {
 			json_t *row = json_object();
 			for (size_t i = 0; i < nc && i < r.n; i++)
 				json_object_set_new(row, names[i],
-				                    r.vals[i] ? json_stringn_nocheck(r.vals[i],
-				                                                     shown_len(r.vals[i], r.lens[i]))
-				                              : json_null());
+				                    r.vals[i]
+				                        ? json_stringn_nocheck(r.vals[i],
+				                                               shown_len(r.vals[i],
+				                                                         r.lens[i]))
+				                        : json_null());
 			json_array_append_new(sample, row);
 		}
 	}
@@ -357,7 +365,8 @@ int web_up_finish(web_up_t *u, json_t **out, char *err, size_t errlen)
 	                         "ts_ms", (json_int_t)clock_wall_ms());
 	static const char *const phone_parts[] = {"phone", "mobile", "cell", NULL};
 	static const char *const email_parts[] = {"mail", NULL};
-	const char *ph = guess(u->cols, "phone", phone_parts), *em = guess(u->cols, "email", email_parts);
+	const char *ph = guess(u->cols, "phone", phone_parts),
+	           *em = guess(u->cols, "email", email_parts);
 	json_object_set_new(meta, "phone_column", ph ? json_string(ph) : json_null());
 	json_object_set_new(meta, "email_column", em ? json_string(em) : json_null());
 	int code = scan(u, meta, err, errlen);
@@ -377,8 +386,9 @@ int web_up_finish(web_up_t *u, json_t **out, char *err, size_t errlen)
 		json_decref(meta);
 		return code;
 	}
-	web_record(u->w, "audience", u->id, u->who, "audience \"%.200s\" uploaded: %lld rows, %lld bad, %lld bytes",
-	           u->name, (long long)json_integer_value(json_object_get(meta, "rows")),
+	web_record(u->w, "audience", u->id, u->who,
+	           "audience \"%.200s\" uploaded: %lld rows, %lld bad, %lld bytes", u->name,
+	           (long long)json_integer_value(json_object_get(meta, "rows")),
 	           (long long)json_integer_value(json_object_get(meta, "bad_rows")),
 	           (long long)u->bytes);
 	*out = meta;
@@ -442,8 +452,8 @@ int web_aud_delete(trk_web_t *w, const char *id, const char *who, trk_role_t rol
 	snprintf(by, sizeof by, "%s", json_string_value(json_object_get(m, "uploaded_by")) ?: "");
 	json_decref(m);
 	if (strcmp(who, by) && role < TRK_ROLE_APPROVER) {
-		snprintf(err, errlen, "only %s (who uploaded it) or an approver can delete this audience",
-		         by);
+		snprintf(err, errlen,
+		         "only %s (who uploaded it) or an approver can delete this audience", by);
 		return 403;
 	}
 	char csv[WEB_PATH], meta[WEB_PATH];
@@ -454,8 +464,10 @@ int web_aud_delete(trk_web_t *w, const char *id, const char *who, trk_role_t rol
 	int gone = !used && ((unlink(csv) && errno != ENOENT) || unlink(meta));
 	pthread_mutex_unlock(&w->mu);
 	if (used) {
-		snprintf(err, errlen, "the launch of \"%s\" uses this audience: cancel it or wait for "
-		                      "its end first", busy);
+		snprintf(err, errlen,
+		         "the launch of \"%s\" uses this audience: cancel it or wait for "
+		         "its end first",
+		         busy);
 		return 409;
 	}
 	if (gone) {

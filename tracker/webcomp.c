@@ -28,8 +28,8 @@
 #define PREVIEW_N_MAX 50
 #define SAMPLE_ROW_MAX 1000
 #define SEND_OUT_MAX 1024
-#define TEST_SEND_WAIT_MS 10000 /* held by the vendor's limits at most this long */
-#define TEST_TO_MAX 320         /* bytes of the typed address */
+#define TEST_SEND_WAIT_MS 10000   /* held by the vendor's limits at most this long */
+#define TEST_TO_MAX 320           /* bytes of the typed address */
 #define EMAIL_TEST_CAP (1u << 20) /* a rendered test email */
 
 /* The audience's columns and row `row` (the row-th good row), for rendering. */
@@ -40,8 +40,7 @@ typedef struct sample {
 	int row;
 } sample_t;
 
-static int sample_open(trk_web_t *w, const char *aud_id, int row, sample_t *s, char *err,
-                       size_t errlen)
+static int sample_open(trk_web_t *w, const char *aud_id, int row, sample_t *s, char *err, size_t errlen)
 {
 	char path[WEB_PATH];
 	memset(s, 0, sizeof *s);
@@ -86,9 +85,8 @@ static int sample_from(trk_web_t *w, struct MHD_Connection *c, json_t *rq, sampl
 /* Compile src against the columns; a field the audience lacks is listed in
  * unknown and compiled in as an extra (rendering then finds it missing), so
  * every unknown field is named at once. NULL with err for other errors. */
-static tmpl_t *compile_all(const char *src, tmpl_mode_t mode, const char *const *cols,
-                           size_t ncols, const char *extra_field, json_t *unknown, char *err,
-                           size_t errlen)
+static tmpl_t *compile_all(const char *src, tmpl_mode_t mode, const char *const *cols, size_t ncols,
+                           const char *extra_field, json_t *unknown, char *err, size_t errlen)
 {
 	const char *fields[TMPL_MAX_FIELDS];
 	char names[MAX_UNKNOWN][128];
@@ -140,10 +138,11 @@ static json_t *forced_by(const char *s, size_t n)
 			int seen = 0;
 			size_t k;
 			json_t *e;
-			json_array_foreach(a, k, e) seen |= !strcmp(json_string_value(json_object_get(e, "code")),
-			                                            code);
+			json_array_foreach(a, k, e)
+			    seen |= !strcmp(json_string_value(json_object_get(e, "code")), code);
 			if (!seen)
-				json_array_append_new(a, json_pack("{ss#ss}", "char", s + i, (int)l, "code", code));
+				json_array_append_new(a, json_pack("{ss#ss}", "char", s + i, (int)l,
+				                                   "code", code));
 		}
 		i += l;
 	}
@@ -185,10 +184,12 @@ static json_t *sms_compose(const sample_t *s, json_t *sms)
 			for (int k = 0; k < SMS_SMART_NKINDS; k++) {
 				const char *to = NULL, *from = sms_smart_from(k, &to);
 				if (from && counts[k])
-					json_array_append_new(rep, json_pack("{sssssi}", "from", from, "to",
-					                                     to ? to : "", "n", counts[k]));
+					json_array_append_new(rep, json_pack("{sssssi}", "from",
+					                                     from, "to", to ? to : "",
+					                                     "n", counts[k]));
 			}
-			json_object_set_new(o, "suggestion", json_pack("{ssso}", "template", sug, "replaced", rep));
+			json_object_set_new(o, "suggestion",
+			                    json_pack("{ssso}", "template", sug, "replaced", rep));
 		}
 		free(sug);
 	}
@@ -204,8 +205,9 @@ static json_t *sms_compose(const sample_t *s, json_t *sms)
 	                     : TOCSIN_ERR_NOMEM;
 	tmpl_free(t);
 	if (rc) {
-		json_object_set_new(o, "error", json_string(rc == TOCSIN_ERR_INVAL ? why.reason
-		                                                                    : "rendered message too long"));
+		json_object_set_new(o, "error",
+		                    json_string(rc == TOCSIN_ERR_INVAL ? why.reason
+		                                                       : "rendered message too long"));
 		free(body);
 		free(fin);
 		return o;
@@ -292,10 +294,23 @@ static int id_ok(const char *s)
 
 json_t *web_campaign_doc(trk_web_t *w, json_t *rq, int id_required, char *err, size_t errlen)
 {
-	static const char *const allowed[] = {"audience", "id", "name", "phone_column", "email_column",
-	                                      "sms", "email", "priority", "expires_in_s",
-	                                      "on_missing_field", "send_at", "quiet_hours", "confirm",
-	                                      "n", "row", "to", NULL};
+	static const char *const allowed[] = {"audience",
+	                                      "id",
+	                                      "name",
+	                                      "phone_column",
+	                                      "email_column",
+	                                      "sms",
+	                                      "email",
+	                                      "priority",
+	                                      "expires_in_s",
+	                                      "on_missing_field",
+	                                      "send_at",
+	                                      "quiet_hours",
+	                                      "confirm",
+	                                      "n",
+	                                      "row",
+	                                      "to",
+	                                      NULL};
 	const char *k;
 	json_t *v;
 	json_object_foreach(rq, k, v)
@@ -328,8 +343,9 @@ json_t *web_campaign_doc(trk_web_t *w, json_t *rq, int id_required, char *err, s
 	if (em)
 		json_object_set_new(aud, "email", json_string(em));
 	json_t *doc = json_pack("{ssso}", "id", id, "audience", aud);
-	static const char *const copied[] = {"name", "sms", "email", "priority", "expires_in_s",
-	                                     "on_missing_field", "send_at", "quiet_hours", NULL};
+	static const char *const copied[] = {"name",     "sms",          "email",
+	                                     "priority", "expires_in_s", "on_missing_field",
+	                                     "send_at",  "quiet_hours",  NULL};
 	for (const char *const *a = copied; *a; a++)
 		if ((v = json_object_get(rq, *a)))
 			json_object_set(doc, *a, v);
@@ -376,10 +392,12 @@ static json_t *parse_previews(const char *s)
 			size_t bl = (size_t)(end - nl - 1);
 			while (bl && nl[bl] == '\n')
 				bl--;
-			json_array_append_new(a, json_pack("{ss ss# sI ss#}", "channel", sms ? "sms" : "email",
-			                                   "to", to, (int)(te - to), "line",
-			                                   (json_int_t)strtoll(colon + 1, NULL, 10), "body",
-			                                   nl + 1, (int)(end > nl + 1 ? bl : 0)));
+			json_array_append_new(a, json_pack("{ss ss# sI ss#}", "channel",
+			                                   sms ? "sms" : "email", "to", to,
+			                                   (int)(te - to), "line",
+			                                   (json_int_t)strtoll(colon + 1, NULL, 10),
+			                                   "body", nl + 1,
+			                                   (int)(end > nl + 1 ? bl : 0)));
 		}
 		p = next;
 	}
@@ -423,16 +441,18 @@ int web_dry_run(trk_web_t *w, json_t *doc, const char *path, int n, int64_t *rec
 		for (int ch = 0; ch < MSG_CH__COUNT; ch++) {
 			int on = ch == MSG_CH_SMS ? camp->sms_on : camp->email_on;
 			const cfg_vendor_t *first = on ? first_vendor(w->cfg, (msg_channel_t)ch) : NULL;
-			double units = ch == MSG_CH_SMS ? (double)st->segments : (double)st->ch_queued[ch];
+			double units = ch == MSG_CH_SMS ? (double)st->segments
+			                                : (double)st->ch_queued[ch];
 			for (size_t i = 0; on && i < w->cfg->nvendors; i++) {
 				const cfg_vendor_t *v = &w->cfg->vendors[i];
 				if ((int)v->channel != ch)
 					continue;
-				json_array_append_new(costs, json_pack("{sssssfsfsfsb}", "vendor", v->name,
-				                                       "channel", msg_channel_name(v->channel),
-				                                       "unit_cost", v->cost, "units", units,
-				                                       "cost", v->cost * units, "first",
-				                                       v == first));
+				json_array_append_new(costs, json_pack("{sssssfsfsfsb}", "vendor",
+				                                       v->name, "channel",
+				                                       msg_channel_name(v->channel),
+				                                       "unit_cost", v->cost, "units",
+				                                       units, "cost", v->cost * units,
+				                                       "first", v == first));
 			}
 			if (first)
 				total += first->cost * units;
@@ -448,26 +468,29 @@ int web_dry_run(trk_web_t *w, json_t *doc, const char *path, int n, int64_t *rec
 					json_object_set_new(seg, k, json_integer(st->seg_hist[s]));
 				}
 			for (int i = 0; i < st->nreasons; i++)
-				json_array_append_new(why, json_pack("{sssI}", "reason", st->reasons[i].text, "n",
+				json_array_append_new(why, json_pack("{sssI}", "reason",
+				                                     st->reasons[i].text, "n",
 				                                     (json_int_t)st->reasons[i].n));
 			if (st->reasons_other)
-				json_array_append_new(why, json_pack("{sssI}", "reason", "other reasons", "n",
-				                                     (json_int_t)st->reasons_other));
+				json_array_append_new(why,
+				                      json_pack("{sssI}", "reason", "other reasons",
+				                                "n", (json_int_t)st->reasons_other));
 			*out = json_pack(
-			    "{s:o, s:{sI sI sI sI sI}, s:{sI sI}, s:o, s:o, sI, sI, s:o, sf, sf}", "messages",
-			    parse_previews(text ? text : ""), "counts", "read", (json_int_t)st->read,
-			    "queued", (json_int_t)st->queued, "rejected", (json_int_t)st->rejected,
-			    "suppressed", (json_int_t)st->suppressed, "duplicates",
-			    (json_int_t)st->duplicates, "encodings", "gsm7", (json_int_t)st->by_enc[0], "ucs2",
-			    (json_int_t)st->by_enc[1], "segments", seg, "rejected", why, "segments_total",
-			    (json_int_t)st->segments, "replaced", (json_int_t)st->replaced, "cost", costs,
-			    "cost_total", total, "elapsed_s", st->elapsed_s);
+			    "{s:o, s:{sI sI sI sI sI}, s:{sI sI}, s:o, s:o, sI, sI, s:o, sf, sf}",
+			    "messages", parse_previews(text ? text : ""), "counts", "read",
+			    (json_int_t)st->read, "queued", (json_int_t)st->queued, "rejected",
+			    (json_int_t)st->rejected, "suppressed", (json_int_t)st->suppressed,
+			    "duplicates", (json_int_t)st->duplicates, "encodings", "gsm7",
+			    (json_int_t)st->by_enc[0], "ucs2", (json_int_t)st->by_enc[1],
+			    "segments", seg, "rejected", why, "segments_total",
+			    (json_int_t)st->segments, "replaced", (json_int_t)st->replaced, "cost",
+			    costs, "cost_total", total, "elapsed_s", st->elapsed_s);
 			/* send_at and quiet hours: how many wait, until when */
 			json_object_set_new(*out, "held",
-			                    json_pack("{sI sI sI sI}", "n", (json_int_t)st->held, "expired",
-			                              (json_int_t)st->expired, "first_due_ms",
-			                              (json_int_t)st->first_due_ms, "last_due_ms",
-			                              (json_int_t)st->last_due_ms));
+			                    json_pack("{sI sI sI sI}", "n", (json_int_t)st->held,
+			                              "expired", (json_int_t)st->expired,
+			                              "first_due_ms", (json_int_t)st->first_due_ms,
+			                              "last_due_ms", (json_int_t)st->last_due_ms));
 		}
 	}
 	free(text);
@@ -602,7 +625,8 @@ static enum MHD_Result test_send_sms(trk_web_t *w, struct MHD_Connection *c, jso
 {
 	json_t *sms = json_object_get(rq, "sms");
 	if (!json_is_object(sms))
-		return web_err(c, 400, "a test send to a phone needs the SMS version (\"sms\": {\"template\": ...})");
+		return web_err(c, 400,
+		               "a test send to a phone needs the SMS version (\"sms\": {\"template\": ...})");
 	char to[ADDR_MAX];
 	const char *why = NULL;
 	if (addr_phone_norm(to_in, strlen(to_in), to, &why))
@@ -641,9 +665,15 @@ static enum MHD_Result test_send_sms(trk_web_t *w, struct MHD_Connection *c, jso
 	if (sms_analyze(text, strlen(text), &info))
 		info = (sms_info_t){.enc = SMS_UCS2, .segments = 1};
 	const char *pool = json_string_value(json_object_get(sms, "sender"));
-	msg_out_t m = {.id = id, .campaign = "vendor-send", .channel = MSG_CH_SMS, .to = to,
-	               .sender = pool ? pool : "main", .body = text, .enc = sms_enc_name(info.enc),
-	               .segments = info.segments, .created_ms = clock_wall_ms()};
+	msg_out_t m = {.id = id,
+	               .campaign = "vendor-send",
+	               .channel = MSG_CH_SMS,
+	               .to = to,
+	               .sender = pool ? pool : "main",
+	               .body = text,
+	               .enc = sms_enc_name(info.enc),
+	               .segments = info.segments,
+	               .created_ms = clock_wall_ms()};
 	size_t al = strlen(to);
 	snprintf(masked, sizeof masked, "%.*s****", (int)(al > 4 ? al - 4 : 0), to);
 	enum MHD_Result r = send_test(w, c, who, v, &m, masked, json_pack("{ss}", "text", text));
@@ -674,8 +704,9 @@ static enum MHD_Result test_send_email(trk_web_t *w, struct MHD_Connection *c, j
                                        const char *who, const char *to_in)
 {
 	if (!json_is_object(json_object_get(rq, "email")))
-		return web_err(c, 400, "a test send to an email address needs the email version "
-		                       "(\"email\": {\"subject\", \"text\" and/or \"html\"})");
+		return web_err(c, 400,
+		               "a test send to an email address needs the email version "
+		               "(\"email\": {\"subject\", \"text\" and/or \"html\"})");
 	char to[ADDR_MAX];
 	const char *why = NULL;
 	if (addr_email_norm(to_in, strlen(to_in), to, &why))
@@ -696,17 +727,19 @@ static enum MHD_Result test_send_email(trk_web_t *w, struct MHD_Connection *c, j
 	char *buf = e ? malloc(EMAIL_TEST_CAP) : NULL;
 	email_parts_t ep;
 	tmpl_why_t tw;
-	int rc = !e ? TOCSIN_ERR_INVAL : !buf ? TOCSIN_ERR_NOMEM
-	         : email_render(e, w->unsub, "vendor-send", to, strlen(to), s.r.vals, s.r.lens, buf,
-	                        EMAIL_TEST_CAP, &ep, &tw);
+	int rc = !e     ? TOCSIN_ERR_INVAL
+	         : !buf ? TOCSIN_ERR_NOMEM
+	                : email_render(e, w->unsub, "vendor-send", to, strlen(to), s.r.vals,
+	                               s.r.lens, buf, EMAIL_TEST_CAP, &ep, &tw);
 	int compiled = e != NULL;
 	email_free(e);
 	aud_free(s.a);
 	if (rc) {
 		if (compiled)
-			snprintf(err, sizeof err, "%s", rc == TOCSIN_ERR_INVAL ? tw.reason
-			                                 : rc == TOCSIN_ERR_TOOBIG ? "rendered message too long"
-			                                                           : "out of memory");
+			snprintf(err, sizeof err, "%s",
+			         rc == TOCSIN_ERR_INVAL    ? tw.reason
+			         : rc == TOCSIN_ERR_TOOBIG ? "rendered message too long"
+			                                   : "out of memory");
 		free(buf);
 		return web_err(c, 400, "cannot render the email: %s", err);
 	}
@@ -721,9 +754,16 @@ static enum MHD_Result test_send_email(trk_web_t *w, struct MHD_Connection *c, j
 	test_id("email", to, id);
 	json_t *em = json_object_get(rq, "email");
 	const char *pool = json_string_value(json_object_get(em, "sender"));
-	msg_out_t m = {.id = id, .campaign = "vendor-send", .channel = MSG_CH_EMAIL, .to = to,
-	               .sender = pool ? pool : "main", .subject = subject, .text = ep.text,
-	               .html = ep.html, .headers = ep.headers, .segments = 1,
+	msg_out_t m = {.id = id,
+	               .campaign = "vendor-send",
+	               .channel = MSG_CH_EMAIL,
+	               .to = to,
+	               .sender = pool ? pool : "main",
+	               .subject = subject,
+	               .text = ep.text,
+	               .html = ep.html,
+	               .headers = ep.headers,
+	               .segments = 1,
 	               .created_ms = clock_wall_ms()};
 	const char *at = strchr(to, '@');
 	snprintf(masked, sizeof masked, "%.1s****%s", to, at ? at : "");
@@ -736,14 +776,14 @@ static enum MHD_Result test_send_email(trk_web_t *w, struct MHD_Connection *c, j
 	return r;
 }
 
-enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
-                              const char *who)
+enum MHD_Result web_test_send(trk_web_t *w, struct MHD_Connection *c, json_t *rq, const char *who)
 {
 	json_t *tv = json_object_get(rq, "to");
 	const char *to = json_string_value(tv);
 	if (!to || !to[0])
 		return web_err(c, 400, "\"to\": the phone number or email address to send the test to");
 	if (json_string_length(tv) > TEST_TO_MAX || strlen(to) != json_string_length(tv))
-		return web_err(c, 400, "\"to\" must be at most %d characters of one address", TEST_TO_MAX);
+		return web_err(c, 400, "\"to\" must be at most %d characters of one address",
+		               TEST_TO_MAX);
 	return strchr(to, '@') ? test_send_email(w, c, rq, who, to) : test_send_sms(w, c, rq, who, to);
 }

@@ -39,8 +39,8 @@ static json_t *launch_json(trk_web_t *w, const web_launch_t *l)
 	for (int i = 0; i < l->napproved; i++)
 		json_array_append_new(ap, json_string(l->approved_by[i]));
 	json_t *o = json_pack("{ss ss ss ss ss so sI sf si sI}", "id", l->id, "name", l->name,
-	                      "audience", l->audience, "state", state_names[l->state], "requested_by",
-	                      l->requested_by, "approved_by", ap, "recipients",
+	                      "audience", l->audience, "state", state_names[l->state],
+	                      "requested_by", l->requested_by, "approved_by", ap, "recipients",
 	                      (json_int_t)l->recipients, "cost", l->cost, "approvals", w->approvals,
 	                      "ts_ms", (json_int_t)l->ts_ms);
 	if (l->ended_by[0])
@@ -132,7 +132,8 @@ static void end_by_report(trk_web_t *w, web_launch_t *l, int restarted)
 	int fresh = !cfg_var_path(w->cfg, rp, full, sizeof full) && !stat(full, &st) &&
 	            !stat(camp, &cst) &&
 	            (st.st_mtim.tv_sec > cst.st_mtim.tv_sec ||
-	             (st.st_mtim.tv_sec == cst.st_mtim.tv_sec && st.st_mtim.tv_nsec >= cst.st_mtim.tv_nsec));
+	             (st.st_mtim.tv_sec == cst.st_mtim.tv_sec &&
+	              st.st_mtim.tv_nsec >= cst.st_mtim.tv_nsec));
 	json_t *rep = fresh ? json_load_file(full, 0, NULL) : NULL;
 	int fin = json_is_true(json_object_get(rep, "finished"));
 	json_decref(rep);
@@ -143,7 +144,8 @@ static void end_by_report(trk_web_t *w, web_launch_t *l, int restarted)
 	if (!fin) {
 		char last[512];
 		last_line(l->dir, last, sizeof last);
-		snprintf(l->error, sizeof l->error, "%s%.300s%sit did not finish: run the same tocsin "
+		snprintf(l->error, sizeof l->error,
+		         "%s%.300s%sit did not finish: run the same tocsin "
 		         "launch again to resume it",
 		         restarted ? "the tracker was stopped while it ran; " : "", last,
 		         last[0] ? "; " : "");
@@ -184,8 +186,8 @@ void web_launches_load(trk_web_t *w)
 		str_of(o, "error", l->error, sizeof l->error);
 		size_t i;
 		json_t *e;
-		json_array_foreach(json_object_get(o, "approved_by"), i, e) if (l->napproved <
-		                                                                  WEB_MAX_APPROVERS)
+		json_array_foreach(json_object_get(o, "approved_by"), i,
+		                   e) if (l->napproved < WEB_MAX_APPROVERS)
 		    snprintf(l->approved_by[l->napproved++], sizeof l->approved_by[0], "%s",
 		             json_is_string(e) ? json_string_value(e) : "");
 		l->state = (web_lstate_t)k;
@@ -201,8 +203,10 @@ void web_launches_load(trk_web_t *w)
 		if (l->state == WL_RUNNING && launch_alive(l)) { /* not our child: watched till its end */
 			l->adopted = 1;
 			log_info("event=web_launch_reattached campaign=%s pid=%d", l->id, (int)l->pid);
-			web_record(w, "launch", l->id, NULL, "launch still running after a tracker restart "
-			                                     "(pid %d): watched again", (int)l->pid);
+			web_record(w, "launch", l->id, NULL,
+			           "launch still running after a tracker restart "
+			           "(pid %d): watched again",
+			           (int)l->pid);
 		} else if (l->state == WL_RUNNING)
 			end_by_report(w, l, 1);
 		keep(w, l);
@@ -260,7 +264,8 @@ static int start(trk_web_t *w, web_launch_t *l)
 	if (pid < 0) {
 		l->state = WL_FAILED;
 		l->ended_ms = clock_wall_ms();
-		snprintf(l->error, sizeof l->error, "could not start tocsin launch (see the tracker's log)");
+		snprintf(l->error, sizeof l->error,
+		         "could not start tocsin launch (see the tracker's log)");
 		return TOCSIN_ERR_IO;
 	}
 	l->pid = pid;
@@ -311,8 +316,8 @@ static void keep(trk_web_t *w, web_launch_t *l)
 	w->launches[w->nlaunches++] = l;
 }
 
-enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *rq,
-                               const char *who, trk_role_t role)
+enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *rq, const char *who,
+                               trk_role_t role)
 {
 	(void)role;
 	char err[1024];
@@ -339,8 +344,8 @@ enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *r
 	web_lstate_t pst = prev ? prev->state : WL_DONE;
 	pthread_mutex_unlock(&w->mu);
 	if (busy) {
-		enum MHD_Result r = web_err(c, 409, "campaign \"%s\" already has a launch %s", l->id,
-		                            state_names[pst]);
+		enum MHD_Result r = web_err(c, 409, "campaign \"%s\" already has a launch %s",
+		                            l->id, state_names[pst]);
 		free(l);
 		json_decref(doc);
 		return r;
@@ -349,7 +354,8 @@ enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *r
 	snprintf(path, sizeof path, "%s/campaign.json", l->dir);
 	int rc = mkdir(l->dir, 0700) && errno != EEXIST ? TOCSIN_ERR_IO : 0;
 	if (rc)
-		snprintf(err, sizeof err, "cannot create the campaign's directory (see the tracker's log)");
+		snprintf(err, sizeof err,
+		         "cannot create the campaign's directory (see the tracker's log)");
 	else if (web_preview_cached(w, doc, &l->recipients, &l->cost))
 		rc = web_write_doc(doc, path, err, sizeof err);
 	else /* not previewed as it is now: count it first, as the page's preview does */
@@ -361,7 +367,8 @@ enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *r
 	}
 	if (l->recipients <= 0) {
 		free(l);
-		return web_err(c, 400, "nothing to send: no recipient would be queued (see the preview)");
+		return web_err(c, 400,
+		               "nothing to send: no recipient would be queued (see the preview)");
 	}
 	if (!confirmed(l, json_object_get(rq, "confirm"))) {
 		enum MHD_Result r = web_err(c, 400,
@@ -378,7 +385,8 @@ enum MHD_Result web_launch_new(trk_web_t *w, struct MHD_Connection *c, json_t *r
 	if (deleted || (prev && (prev->state == WL_PENDING || prev->state == WL_RUNNING))) {
 		pthread_mutex_unlock(&w->mu);
 		enum MHD_Result r = deleted ? web_err(c, 409, "the audience was deleted meanwhile")
-		                            : web_err(c, 409, "campaign \"%s\" already has a launch", l->id);
+		                            : web_err(c, 409,
+		                                      "campaign \"%s\" already has a launch", l->id);
 		free(l);
 		return r;
 	}
@@ -414,13 +422,16 @@ enum MHD_Result web_launch_act(trk_web_t *w, struct MHD_Connection *c, const cha
 		snprintf(msg, sizeof msg, "no launch of campaign \"%.64s\"", id);
 	} else if (l->state != WL_PENDING) {
 		code = 409;
-		snprintf(msg, sizeof msg, "the launch of \"%s\" is %s, not waiting for approval%s", l->id,
-		         state_names[l->state],
-		         l->state == WL_RUNNING && !approve ? " (cancel the campaign on the dashboard)" : "");
+		snprintf(msg, sizeof msg, "the launch of \"%s\" is %s, not waiting for approval%s",
+		         l->id, state_names[l->state],
+		         l->state == WL_RUNNING && !approve ? " (cancel the campaign on the dashboard)"
+		                                            : "");
 	} else if (approve && !strcmp(who, l->requested_by)) {
 		code = 403;
-		snprintf(msg, sizeof msg, "%s asked for this launch: a second, different person must "
-		                          "approve it", who);
+		snprintf(msg, sizeof msg,
+		         "%s asked for this launch: a second, different person must "
+		         "approve it",
+		         who);
 	} else if (approve) {
 		for (int i = 0; i < l->napproved; i++)
 			if (!strcmp(l->approved_by[i], who)) {
@@ -436,8 +447,10 @@ enum MHD_Result web_launch_act(trk_web_t *w, struct MHD_Connection *c, const cha
 		}
 	} else if (strcmp(who, l->requested_by) && role < TRK_ROLE_APPROVER) {
 		code = 403;
-		snprintf(msg, sizeof msg, "only %s (who asked for it) or an approver can cancel this "
-		                          "launch", l->requested_by);
+		snprintf(msg, sizeof msg,
+		         "only %s (who asked for it) or an approver can cancel this "
+		         "launch",
+		         l->requested_by);
 	} else {
 		l->state = WL_CANCELLED;
 		l->ended_ms = clock_wall_ms();
@@ -449,14 +462,15 @@ enum MHD_Result web_launch_act(trk_web_t *w, struct MHD_Connection *c, const cha
 	int left = l && code == 200 ? w->approvals - 1 - l->napproved : 0;
 	pthread_mutex_unlock(&w->mu);
 	if (code != 200) {
-		log_warn("event=web_launch_refused campaign=%.64s action=%s actor=%s code=%u", id, action,
-		         who, code);
+		log_warn("event=web_launch_refused campaign=%.64s action=%s actor=%s code=%u", id,
+		         action, who, code);
 		return web_err(c, code, "%s", msg);
 	}
 	if (!approve)
 		web_record(w, "launch", id, who, "launch request cancelled");
 	else if (started)
-		web_record(w, "launch", id, who, "launch approved: %s", rc ? "could not start" : "started");
+		web_record(w, "launch", id, who, "launch approved: %s",
+		           rc ? "could not start" : "started");
 	else
 		web_record(w, "launch", id, who, "launch approved: needs %d more approval(s)", left);
 	return web_json(c, rc ? 500 : 200, o);
@@ -523,8 +537,8 @@ void *web_reaper_main(void *arg)
 			else
 				continue;
 			web_record(w, "launch", l->id, NULL, "launch %s (exit %d)%s%.300s",
-			           l->state == WL_FAILED ? "failed" : "finished queueing", l->exit_code,
-			           l->error[0] ? ": " : "", l->error);
+			           l->state == WL_FAILED ? "failed" : "finished queueing",
+			           l->exit_code, l->error[0] ? ": " : "", l->error);
 		}
 		pthread_mutex_unlock(&w->mu);
 	}
@@ -535,8 +549,8 @@ void web_launches_free(trk_web_t *w)
 {
 	for (int i = 0; i < w->nlaunches; i++) {
 		if (w->launches[i]->state == WL_RUNNING)
-			log_info("event=web_launch_left_running campaign=%s pid=%d", w->launches[i]->id,
-			         (int)w->launches[i]->pid);
+			log_info("event=web_launch_left_running campaign=%s pid=%d",
+			         w->launches[i]->id, (int)w->launches[i]->pid);
 		free(w->launches[i]);
 	}
 	w->nlaunches = 0;

@@ -13,11 +13,11 @@
 #define KEY_SLOTS (1u << 16) /* replay keys in flight: at most 3/4 of them held */
 
 typedef struct wait {
-	uint64_t gen;  /* 0 = free */
-	int pending;   /* records produced and not yet reported */
-	int failed;    /* a report came with an error, or the wait timed out */
-	int armed;     /* the connection is suspended: whoever ends the wait resumes it */
-	int resumed;   /* resumed (once) */
+	uint64_t gen; /* 0 = free */
+	int pending;  /* records produced and not yet reported */
+	int failed;   /* a report came with an error, or the wait timed out */
+	int armed;    /* the connection is suspended: whoever ends the wait resumes it */
+	int resumed;  /* resumed (once) */
 	int64_t deadline_ms;
 	struct MHD_Connection *c;
 } wait_t;

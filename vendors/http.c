@@ -25,10 +25,10 @@ struct http_xfer {
 	struct curl_slist *headers;
 	uint64_t headers_key; /* hash of what headers was built from: rebuilt only on change */
 	void *opaque;
-	lane_t *lane;  /* the multi handle (and thread) this transfer always runs on */
+	lane_t *lane; /* the multi handle (and thread) this transfer always runs on */
 	int64_t start_ns, end_ns;
-	int busy;      /* acquired */
-	int running;   /* submitted, its result not yet taken by http_next_done */
+	int busy;    /* acquired */
+	int running; /* submitted, its result not yet taken by http_next_done */
 	int too_big;
 	/* the result, written where the transfer finished */
 	CURLcode cc;
@@ -50,7 +50,7 @@ struct lane {
 	pthread_mutex_t mu; /* guards in and stop */
 	xlist_t in;         /* submitted by the caller, not yet added to multi */
 	int stop;
-	xlist_t out;        /* the caller's submissions not yet handed over (caller's thread) */
+	xlist_t out; /* the caller's submissions not yet handed over (caller's thread) */
 };
 
 struct http {
@@ -62,10 +62,10 @@ struct http {
 	size_t max_body;
 	http_xfer_t *free_list;
 	int running;
-	xlist_t ready;          /* finished, for http_next_done (caller's thread) */
+	xlist_t ready;           /* finished, for http_next_done (caller's thread) */
 	pthread_mutex_t done_mu; /* guards done */
-	xlist_t done;           /* finished on the sending threads */
-	int done_fd;            /* eventfd: done went from empty to non-empty */
+	xlist_t done;            /* finished on the sending threads */
+	int done_fd;             /* eventfd: done went from empty to non-empty */
 };
 
 static void xl_push(xlist_t *l, http_xfer_t *x)
@@ -115,7 +115,8 @@ static void lane_collect(lane_t *l, xlist_t *to)
 		x->cc = m->data.result;
 		curl_multi_remove_handle(l->multi, m->easy_handle);
 		x->end_ns = clock_mono_ns();
-		x->errstr = x->cc ? (x->too_big ? "response too large" : curl_easy_strerror(x->cc)) : "";
+		x->errstr = x->cc ? (x->too_big ? "response too large" : curl_easy_strerror(x->cc))
+		                  : "";
 		xl_push(to, x);
 	}
 }
@@ -162,7 +163,8 @@ static void *lane_main(void *arg)
 http_t *http_new(int max_xfers, size_t max_body, int threads, char *err, size_t errlen)
 {
 	if (max_xfers < 1 || threads < 0 || threads > HTTP_MAX_THREADS) {
-		snprintf(err, errlen, "HTTP engine: %d transfers on %d threads (1.. transfers, 0..%d threads)",
+		snprintf(err, errlen,
+		         "HTTP engine: %d transfers on %d threads (1.. transfers, 0..%d threads)",
 		         max_xfers, threads, HTTP_MAX_THREADS);
 		return NULL;
 	}
@@ -215,7 +217,8 @@ http_t *http_new(int max_xfers, size_t max_body, int threads, char *err, size_t 
 		for (int i = 0; i < h->nlanes; i++) {
 			int rc = pthread_create(&h->lanes[i].th, NULL, lane_main, &h->lanes[i]);
 			if (rc) {
-				snprintf(err, errlen, "cannot start an HTTP sending thread: %s", strerror(rc));
+				snprintf(err, errlen, "cannot start an HTTP sending thread: %s",
+				         strerror(rc));
 				http_free(h);
 				return NULL;
 			}
@@ -463,7 +466,8 @@ int http_next_done(http_t *h, http_done_t *out)
 	if (x->cc == CURLE_OPERATION_TIMEDOUT || x->cc == CURLE_GOT_NOTHING ||
 	    x->cc == CURLE_RECV_ERROR || x->cc == CURLE_PARTIAL_FILE) {
 		long sent = 0; /* bytes of request written: 0 when it never got out (connect) */
-		out->unanswered = curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
+		out->unanswered = curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
+		                  sent > 0;
 	}
 	if (x->cc == CURLE_OK) {
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);

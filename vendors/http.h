@@ -13,15 +13,15 @@ typedef struct http_xfer http_xfer_t;
  * transfer's own buffer and is valid until http_release(xfer). */
 typedef struct http_done {
 	http_xfer_t *xfer;
-	void *opaque;        /* as given to http_submit() */
-	long status;         /* HTTP status, 0 when the transfer failed */
-	int curl_code;       /* CURLcode, 0 on success */
-	const char *errstr;  /* curl's message for curl_code ("" when none) */
+	void *opaque;       /* as given to http_submit() */
+	long status;        /* HTTP status, 0 when the transfer failed */
+	int curl_code;      /* CURLcode, 0 on success */
+	const char *errstr; /* curl's message for curl_code ("" when none) */
 	const char *body;
 	size_t bodylen;
-	long retry_after_s;  /* Retry-After in seconds, -1 if none */
-	int64_t latency_ns;  /* submit to completion */
-	int unanswered;      /* the request went out (curl wrote it) and no whole answer came
+	long retry_after_s; /* Retry-After in seconds, -1 if none */
+	int64_t latency_ns; /* submit to completion */
+	int unanswered;     /* the request went out (curl wrote it) and no whole answer came
 	                      * back (timeout, connection reset or closed after sending): the
 	                      * server may have acted on it */
 } http_done_t;

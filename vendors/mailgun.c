@@ -84,7 +84,8 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	for (size_t i = 0; i < n; i++)
 		if (!msgs[i]->to || !strchr(msgs[i]->to, '@') || strpbrk(msgs[i]->to, ",;<>\"\r\n")) {
 			snprintf(err, errlen, "message %s: \"to\" %.80s is not a plain email address",
-			         msgs[i]->id ? msgs[i]->id : "?", msgs[i]->to ? msgs[i]->to : "(none)");
+			         msgs[i]->id ? msgs[i]->id : "?",
+			         msgs[i]->to ? msgs[i]->to : "(none)");
 			return TOCSIN_ERR_INVAL;
 		}
 	/* headers: shared value when every message has the same, else a recipient variable */
@@ -123,7 +124,8 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		int ok = json_is_object(ss[i]);
 		json_object_foreach(ss[i], k, val)
 		{
-			size_t kl = strlen(k), good = kl > 0 && kl <= MSG_SUB_NAME_MAX && json_is_string(val) &&
+			size_t kl = strlen(k), good = kl > 0 && kl <= MSG_SUB_NAME_MAX &&
+			                              json_is_string(val) &&
 			                              strcmp(k, "tocsin_id") && strncmp(k, "h_", 2);
 			for (size_t c = 0; c < kl && good; c++)
 				good = isalnum((unsigned char)k[c]) || k[c] == '_';
@@ -173,7 +175,10 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 				char var[80];
 				hdr_var(k, var, sizeof var);
 				json_t *mine = json_object_get(hs[i], k);
-				json_object_set_new(o, var, json_string(json_is_string(mine) ? json_string_value(mine) : ""));
+				json_object_set_new(o, var,
+				                    json_string(json_is_string(mine)
+				                                    ? json_string_value(mine)
+				                                    : ""));
 			}
 		}
 		if (json_object_get(rv, msgs[i]->to)) {
@@ -200,7 +205,8 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		json_object_foreach(shared, k, val)
 		{
 			char name[200];
-			if (strpbrk(k, "\"\r\n") || snprintf(name, sizeof name, "h:%s", k) >= (int)sizeof name)
+			if (strpbrk(k, "\"\r\n") ||
+			    snprintf(name, sizeof name, "h:%s", k) >= (int)sizeof name)
 				continue;
 			rc = rc ? rc : part(b, name, json_string_value(val), json_string_length(val));
 		}
@@ -209,7 +215,8 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	 * variables: Mailgun would otherwise replace any %recipient.x% its text holds */
 	int plain = n == 1 && !subs;
 	if (plain)
-		rc = rc ? rc : part(b, "v:tocsin_id", m0->id ? m0->id : "", m0->id ? strlen(m0->id) : 0);
+		rc = rc ? rc
+		        : part(b, "v:tocsin_id", m0->id ? m0->id : "", m0->id ? strlen(m0->id) : 0);
 	else
 		rc = rc ? rc : part(b, "v:tocsin_id", "%recipient.tocsin_id%", 21);
 	if (!rc && !plain) {
@@ -257,12 +264,14 @@ static void mg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 			vnd_cpy(r->ref, sizeof r->ref, id);
 			vnd_cpy(r->detail, sizeof r->detail, msg ? msg : "queued");
 		} else
-			vnd_res(r, VND_DEFER, code, "200 with an unreadable body (%zu bytes, no id)", len);
+			vnd_res(r, VND_DEFER, code,
+			        "200 with an unreadable body (%zu bytes, no id)", len);
 	} else {
 		if (!msg)
 			msg = j ? "no message" : "unreadable body";
 		if (st == 401 || st == 402 || st == 403 || st == 404)
-			vnd_res(r, VND_CONFIG, code, "vendor refused our key or domain (%ld): %.120s", st, msg);
+			vnd_res(r, VND_CONFIG, code,
+			        "vendor refused our key or domain (%ld): %.120s", st, msg);
 		else if (st >= 400 && st < 500)
 			vnd_res(r, VND_PERMANENT, code, "%.160s", msg);
 		else
@@ -272,8 +281,7 @@ static void mg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 	vnd_fill_all(res, n, r);
 }
 
-static int mg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
-                      size_t errlen)
+static int mg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err, size_t errlen)
 {
 	json_error_t je;
 	json_t *j = json_loadb(rq->body ? rq->body : "", rq->bodylen, 0, &je);
@@ -287,7 +295,9 @@ static int mg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 	    !vnd_ct_eq(want, strlen(want), sig, strlen(sig))) {
 		json_decref(j);
 		snprintf(err, errlen, "vendor %s: webhook signature %s", a->v->name,
-		         !j ? "missing (body is not JSON)" : !sig ? "missing" : "does not match");
+		         !j     ? "missing (body is not JSON)"
+		         : !sig ? "missing"
+		                : "does not match");
 		return TOCSIN_ERR_AUTH;
 	}
 	int fr = vnd_wh_fresh(a, ts, err, errlen);
@@ -300,7 +310,8 @@ static int mg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 	const char *rcpt = json_string_value(json_object_get(ed, "recipient"));
 	if (!event || !rcpt) {
 		json_decref(j);
-		snprintf(err, errlen, "vendor %s: webhook event-data lacks event or recipient", a->v->name);
+		snprintf(err, errlen, "vendor %s: webhook event-data lacks event or recipient",
+		         a->v->name);
 		return TOCSIN_ERR_INVAL;
 	}
 	vnd_wh_event_t *ev = calloc(1, sizeof *ev);
@@ -308,12 +319,14 @@ static int mg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		json_decref(j);
 		return TOCSIN_ERR_NOMEM;
 	}
-	const char *id = json_string_value(json_object_get(json_object_get(ed, "user-variables"), "tocsin_id"));
+	const char *id = json_string_value(
+	    json_object_get(json_object_get(ed, "user-variables"), "tocsin_id"));
 	if (id && strlen(id) == MSG_ID_LEN)
 		vnd_cpy(ev->id, sizeof ev->id, id);
 	vnd_cpy(ev->ref, sizeof ev->ref,
-	        json_string_value(json_object_get(json_object_get(json_object_get(ed, "message"), "headers"),
-	                                          "message-id")));
+	        json_string_value(
+	            json_object_get(json_object_get(json_object_get(ed, "message"), "headers"),
+	                            "message-id")));
 	vnd_cpy(ev->event_id, sizeof ev->event_id, json_string_value(json_object_get(ed, "id")));
 	if (!ev->event_id[0])
 		vnd_cpy(ev->event_id, sizeof ev->event_id, tok);

@@ -123,7 +123,8 @@ int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 		return 1;
 	}
 	if (count > vnd_max_batch(vsend_vnd(vs))) {
-		fprintf(stderr, "tocsin vendor-send: vendor %s takes at most %d message(s) per request\n",
+		fprintf(stderr,
+		        "tocsin vendor-send: vendor %s takes at most %d message(s) per request\n",
 		        vname, vnd_max_batch(vsend_vnd(vs)));
 		vsend_free(vs);
 		return 2;
@@ -144,7 +145,7 @@ int cmd_vendor_send(cfg_t *cfg, int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "tocsin vendor-send: %s: %s\n",
 		        rc == TOCSIN_ERR_INVAL || rc == TOCSIN_ERR_TOOBIG ? "cannot build the request"
-		                                                       : "not sent",
+		                                                          : "not sent",
 		        err);
 		goto out;
 	}

@@ -12,7 +12,8 @@
 #define SG_MAX_BATCH 1000
 #define SG_MAX_ANSWER (256u << 10)
 #define SG_MAX_CUSTOM_ARGS 10000
-#define SG_MAX_SUBS 10000 /* bytes of substitutions per personalization (the JSON object, keys
+#define SG_MAX_SUBS                                                                                \
+	10000 /* bytes of substitutions per personalization (the JSON object, keys
                              included: never less than SendGrid's count; = EMAIL_SUBS_MAX) */
 
 /* append the raw JSON object text j (validated) or fail */
@@ -147,8 +148,8 @@ typedef struct hspan {
 typedef struct hspans {
 	hspan_t s[SG_MAX_SHARED];
 	int n;
-	buf_t *b;   /* emit_unshared: where to write */
-	int wrote;  /* emit_unshared: members written */
+	buf_t *b;  /* emit_unshared: where to write */
+	int wrote; /* emit_unshared: members written */
 } hspans_t;
 
 static int collect(void *ctx, const char *k, size_t kl, const char *v, size_t vl, int first)
@@ -196,7 +197,8 @@ static void shared_headers(const msg_out_t *const *msgs, size_t n, hspans_t *sh)
 		}
 		int left = 0;
 		for (int k = 0; k < sh->n; k++) {
-			const hspan_t *o = sh->s[k].keep ? find_span(&mi, sh->s[k].k, sh->s[k].kl) : NULL;
+			const hspan_t *o = sh->s[k].keep ? find_span(&mi, sh->s[k].k, sh->s[k].kl)
+			                                 : NULL;
 			sh->s[k].keep = o && o->vl == sh->s[k].vl && !memcmp(o->v, sh->s[k].v, o->vl);
 			left += sh->s[k].keep;
 		}
@@ -233,7 +235,8 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		for (; ht[j]; j = (j + 1) & hmask) {
 			size_t k = ht[j] - 1u;
 			if (hs[k] == hs[i] && !strcmp(msgs[k]->to, m->to)) {
-				snprintf(err, errlen, "batch: address %.80s appears twice (messages %s and %s)",
+				snprintf(err, errlen,
+				         "batch: address %.80s appears twice (messages %s and %s)",
 				         m->to, msgs[k]->id ? msgs[k]->id : "?", m->id ? m->id : "?");
 				return TOCSIN_ERR_INVAL;
 			}
@@ -260,7 +263,8 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		rc = rc ? rc : buf_json_str(b, m->id ? m->id : "", m->id ? strlen(m->id) : 0);
 		if (!rc && m->campaign) {
 			if (strlen(m->campaign) > SG_MAX_CUSTOM_ARGS / 2) {
-				snprintf(err, errlen, "message %s: campaign id too long for custom_args",
+				snprintf(err, errlen,
+				         "message %s: campaign id too long for custom_args",
 				         m->id ? m->id : "?");
 				return TOCSIN_ERR_TOOBIG;
 			}
@@ -301,7 +305,8 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 			}
 			rc = rc ? rc : buf_putc(b, '}');
 			if (!rc && b->len - mark >= SG_MAX_SUBS) {
-				snprintf(err, errlen, "message %s: substitutions exceed SendGrid's %d bytes",
+				snprintf(err, errlen,
+				         "message %s: substitutions exceed SendGrid's %d bytes",
 				         m->id ? m->id : "?", SG_MAX_SUBS);
 				return TOCSIN_ERR_TOOBIG;
 			}
@@ -415,10 +420,11 @@ static void sg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 			json_decref(j);
 			return;
 		}
-		vnd_res(r, VND_PERMANENT, code, "%.60s%s%.120s", field ? field : "", field ? ": " : "",
-		        msg);
+		vnd_res(r, VND_PERMANENT, code, "%.60s%s%.120s", field ? field : "",
+		        field ? ": " : "", msg);
 	} else if (st == 200)
-		vnd_res(r, VND_DEFER, code, "200 where SendGrid answers 202 (%zu bytes): not trusted", len);
+		vnd_res(r, VND_DEFER, code,
+		        "200 where SendGrid answers 202 (%zu bytes): not trusted", len);
 	else if (st >= 400 && st < 500)
 		vnd_res(r, VND_PERMANENT, code, "%.160s", msg);
 	else
@@ -438,7 +444,8 @@ static int sg_event(json_t *e, vnd_wh_event_t *ev)
 	if (id && strlen(id) == MSG_ID_LEN)
 		vnd_cpy(ev->id, sizeof ev->id, id);
 	vnd_cpy(ev->ref, sizeof ev->ref, json_string_value(json_object_get(e, "sg_message_id")));
-	vnd_cpy(ev->event_id, sizeof ev->event_id, json_string_value(json_object_get(e, "sg_event_id")));
+	vnd_cpy(ev->event_id, sizeof ev->event_id,
+	        json_string_value(json_object_get(e, "sg_event_id")));
 	vnd_cpy(ev->address, sizeof ev->address, email);
 	vnd_cpy(ev->code, sizeof ev->code, event);
 	const char *reason = json_string_value(json_object_get(e, "reason"));
@@ -466,13 +473,17 @@ static int sg_event(json_t *e, vnd_wh_event_t *ev)
 	return 0;
 }
 
-static int sg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
-                      size_t errlen)
+static int sg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err, size_t errlen)
 {
-	const char *sig = rq->header ? rq->header(rq->header_ctx, "X-Twilio-Email-Event-Webhook-Signature") : NULL;
-	const char *ts = rq->header ? rq->header(rq->header_ctx, "X-Twilio-Email-Event-Webhook-Timestamp") : NULL;
+	const char *sig = rq->header
+	                      ? rq->header(rq->header_ctx, "X-Twilio-Email-Event-Webhook-Signature")
+	                      : NULL;
+	const char *ts = rq->header
+	                     ? rq->header(rq->header_ctx, "X-Twilio-Email-Event-Webhook-Timestamp")
+	                     : NULL;
 	if (!a->wh_pubkey) {
-		snprintf(err, errlen, "vendor %s: no \"webhook_public_key\" configured to verify events",
+		snprintf(err, errlen,
+		         "vendor %s: no \"webhook_public_key\" configured to verify events",
 		         a->v->name);
 		return TOCSIN_ERR_AUTH;
 	}
@@ -491,7 +502,8 @@ static int sg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 	json_t *arr = json_loadb(rq->body ? rq->body : "", rq->bodylen, 0, &je);
 	if (!json_is_array(arr)) {
 		json_decref(arr);
-		snprintf(err, errlen, "vendor %s: event webhook body is not a JSON array (line %d: %.80s)",
+		snprintf(err, errlen,
+		         "vendor %s: event webhook body is not a JSON array (line %d: %.80s)",
 		         a->v->name, je.line, je.text);
 		return TOCSIN_ERR_INVAL;
 	}
@@ -519,8 +531,8 @@ static int sg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 	free(ev);
 	json_decref(arr);
 	if (bad && !count) {
-		snprintf(err, errlen, "vendor %s: %d event(s) without \"event\" or \"email\"", a->v->name,
-		         bad);
+		snprintf(err, errlen, "vendor %s: %d event(s) without \"event\" or \"email\"",
+		         a->v->name, bad);
 		return TOCSIN_ERR_INVAL;
 	}
 	return count;

@@ -31,7 +31,8 @@ static int tw_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		return TOCSIN_ERR_INVAL;
 	}
 	if (!m->to || !*m->to || !m->body) {
-		snprintf(err, errlen, "message %s: an SMS needs \"to\" and \"body\"", m->id ? m->id : "?");
+		snprintf(err, errlen, "message %s: an SMS needs \"to\" and \"body\"",
+		         m->id ? m->id : "?");
 		return TOCSIN_ERR_INVAL;
 	}
 	if (utf8_chars(m->body) > 1600) {
@@ -48,13 +49,15 @@ static int tw_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	if (!rc)
 		rc = buf_form_kv(b, "To", m->to);
 	if (!rc)
-		rc = s->service ? buf_form_kv(b, "MessagingServiceSid", s->service) : buf_form_kv(b, "From", s->from);
+		rc = s->service ? buf_form_kv(b, "MessagingServiceSid", s->service)
+		                : buf_form_kv(b, "From", s->from);
 	if (!rc)
 		rc = buf_form_kv(b, "Body", m->body);
 	if (!rc && a->c && a->c->public_url && *a->c->public_url && m->id) {
 		buf_t *t = &a->tmp;
 		buf_reset(t);
-		rc = buf_printf(t, "%.*s/webhooks/", (int)vnd_base_len(a->c->public_url), a->c->public_url);
+		rc = buf_printf(t, "%.*s/webhooks/", (int)vnd_base_len(a->c->public_url),
+		                a->c->public_url);
 		if (!rc)
 			rc = buf_url_enc(t, v->name, strlen(v->name));
 		if (!rc)
@@ -79,8 +82,8 @@ static int tw_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	if (!rc)
 		rc = buf_printf(&req->userpwd, "%s:%s", v->account, a->secret);
 	if (rc)
-		snprintf(err, errlen, "message %s: request too large for vendor %s", m->id ? m->id : "?",
-		         v->name);
+		snprintf(err, errlen, "message %s: request too large for vendor %s",
+		         m->id ? m->id : "?", v->name);
 	return rc;
 }
 
@@ -100,15 +103,16 @@ static void tw_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 	if (st == 200 || st == 201) {
 		/* the hot path: read sid and status without allocating */
 		char sid[sizeof r->ref];
-		int ok = len <= TW_MAX_ANSWER && vnd_json_top_str(body, len, "sid", sid, sizeof sid) == 1;
+		int ok = len <= TW_MAX_ANSWER &&
+		         vnd_json_top_str(body, len, "sid", sid, sizeof sid) == 1;
 		if (ok && strlen(sid) >= 2 && strlen(sid) < sizeof sid - 1) {
 			r->outcome = VND_ACCEPTED;
 			vnd_cpy(r->ref, sizeof r->ref, sid);
 			vnd_json_top_str(body, len, "status", r->detail, sizeof r->detail);
 		} else {
 			snprintf(code, sizeof code, "http_%ld", st);
-			vnd_res(r, VND_DEFER, code, "status %ld with an unreadable body (%zu bytes, no sid)",
-			        st, len);
+			vnd_res(r, VND_DEFER, code,
+			        "status %ld with an unreadable body (%zu bytes, no sid)", st, len);
 		}
 		vnd_fill_all(res, n, r);
 		return;
@@ -133,7 +137,8 @@ static void tw_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 		r->throttled = 1, vnd_res(r, VND_DEFER, code, "too many requests: %.120s", msg);
 	else if (st == 401 || st == 403 || ec == 20003 || ec == 20404 || st == 404 || ec == 21606 ||
 	         ec == 21212 || ec == 21659 || ec == 21701 || ec == 21703 || ec == 21704)
-		vnd_res(r, VND_CONFIG, code, "vendor refused our account or sender (%ld): %.120s", st, msg);
+		vnd_res(r, VND_CONFIG, code, "vendor refused our account or sender (%ld): %.120s",
+		        st, msg);
 	else if (st >= 400 && st < 500)
 		vnd_res(r, VND_PERMANENT, code, "%.160s", msg);
 	else
@@ -176,8 +181,7 @@ static const char *query_get(const char *q, const char *name, char *out, size_t 
 	return v ? out : NULL;
 }
 
-static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
-                      size_t errlen)
+static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err, size_t errlen)
 {
 	const char *sig = rq->header ? rq->header(rq->header_ctx, "X-Twilio-Signature") : NULL;
 	if (!sig || !*sig) {
@@ -245,7 +249,8 @@ static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		snprintf(ev->event_id, sizeof ev->event_id, "%.60s:%.30s", sid ? sid : "", status);
 		vnd_cpy(ev->address, sizeof ev->address, vnd_form_get(&f, "To"));
 		if (!known) {
-			snprintf(err, errlen, "vendor %s: unknown MessageStatus \"%.40s\"", a->v->name, status);
+			snprintf(err, errlen, "vendor %s: unknown MessageStatus \"%.40s\"",
+			         a->v->name, status);
 			rc = TOCSIN_ERR_INVAL;
 		}
 	} else if (bodytext) {
@@ -268,7 +273,8 @@ static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 			rc = TOCSIN_ERR_INVAL;
 		}
 	} else {
-		snprintf(err, errlen, "vendor %s: webhook has neither MessageStatus nor Body", a->v->name);
+		snprintf(err, errlen, "vendor %s: webhook has neither MessageStatus nor Body",
+		         a->v->name);
 		rc = TOCSIN_ERR_INVAL;
 	}
 	if (!rc) {
@@ -278,7 +284,9 @@ static int tw_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 			snprintf(ev->replay, sizeof ev->replay, "twilio:%.100s%s%.30s", sid,
 			         ev->kind == VND_WH_STATUS ? ":" : "",
 			         ev->kind == VND_WH_STATUS ? status : "");
-		const char *idem = rq->header ? rq->header(rq->header_ctx, "I-Twilio-Idempotency-Token") : NULL;
+		const char *idem = rq->header
+		                       ? rq->header(rq->header_ctx, "I-Twilio-Idempotency-Token")
+		                       : NULL;
 		if (idem && *idem)
 			snprintf(ev->replay_alt, sizeof ev->replay_alt, "twilio-idem:%.140s", idem);
 		fn(ctx, ev);
@@ -316,7 +324,8 @@ int vnd_twilio_lookup_parse(vnd_t *a, long st, int curl_code, const char *body, 
 	if (st == 401 || st == 403)
 		return TOCSIN_ERR_AUTH;
 	char status[32], ec[32] = "";
-	if (st != 200 || len > TW_MAX_ANSWER || vnd_json_top_str(body, len, "status", status, sizeof status) != 1)
+	if (st != 200 || len > TW_MAX_ANSWER ||
+	    vnd_json_top_str(body, len, "status", status, sizeof status) != 1)
 		return TOCSIN_ERR_INVAL;
 	int known;
 	out->state = tw_state(status, &known);

@@ -59,18 +59,20 @@ vnd_t *vnd_new(const cfg_t *c, const cfg_vendor_t *v, char *err, size_t errlen)
 		if (v->kind && strcmp(all_ops[i]->kind, v->kind) == 0)
 			ops = all_ops[i];
 	if (!ops) {
-		snprintf(err, errlen, "vendor %s: unknown kind \"%s\" (twilio, vonage, sendgrid, mailgun)",
+		snprintf(err, errlen,
+		         "vendor %s: unknown kind \"%s\" (twilio, vonage, sendgrid, mailgun)",
 		         v->name, v->kind ? v->kind : "");
 		return NULL;
 	}
 	if (strcmp(ops->kind, "sendgrid") && (!v->account || !*v->account)) {
-		snprintf(err, errlen, "vendor %s: \"account\" is required for kind %s", v->name, v->kind);
+		snprintf(err, errlen, "vendor %s: \"account\" is required for kind %s", v->name,
+		         v->kind);
 		return NULL;
 	}
 	const char *secret = cfg_secret(v);
 	if (!secret || !*secret) {
-		snprintf(err, errlen, "vendor %s: the secret's environment variable %s is unset", v->name,
-		         v->secret_env ? v->secret_env : "(no \"secret_env\" in config)");
+		snprintf(err, errlen, "vendor %s: the secret's environment variable %s is unset",
+		         v->name, v->secret_env ? v->secret_env : "(no \"secret_env\" in config)");
 		return NULL;
 	}
 	vnd_t *a = calloc(1, sizeof *a);
@@ -122,12 +124,11 @@ static void req_reset(vnd_req_t *req)
 	req->get = 0;
 }
 
-int vnd_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
-              size_t errlen)
+int vnd_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err, size_t errlen)
 {
 	if (n < 1 || n > (size_t)a->ops->max_batch) {
-		snprintf(err, errlen, "vendor %s: batch of %zu messages (1..%d allowed)", a->v->name, n,
-		         a->ops->max_batch);
+		snprintf(err, errlen, "vendor %s: batch of %zu messages (1..%d allowed)",
+		         a->v->name, n, a->ops->max_batch);
 		return TOCSIN_ERR_INVAL;
 	}
 	req_reset(req);
@@ -155,7 +156,8 @@ int vnd_lookup_build(vnd_t *a, const char *ref, vnd_req_t *req, char *err, size_
 {
 	const struct lookup_ops *lo = lookup_of(a);
 	if (!lo) {
-		snprintf(err, errlen, "vendor %s (%s) has no message lookup API", a->v->name, a->ops->kind);
+		snprintf(err, errlen, "vendor %s (%s) has no message lookup API", a->v->name,
+		         a->ops->kind);
 		return TOCSIN_ERR_NOTFOUND;
 	}
 	size_t n = ref ? strlen(ref) : 0;
@@ -185,9 +187,8 @@ int vnd_lookup_parse(vnd_t *a, long http_status, int curl_code, const char *body
 	return lo->parse(a, http_status, curl_code, body ? body : "", bodylen, out);
 }
 
-void vnd_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_status,
-                  int curl_code, const char *body, size_t bodylen, long retry_after_s,
-                  vnd_result_t *results)
+void vnd_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_status, int curl_code,
+                  const char *body, size_t bodylen, long retry_after_s, vnd_result_t *results)
 {
 	for (size_t i = 0; i < n; i++) {
 		memset(&results[i], 0, sizeof results[i]);
@@ -199,8 +200,7 @@ void vnd_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_st
 	                 retry_after_s, results);
 }
 
-int vnd_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
-                size_t errlen)
+int vnd_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err, size_t errlen)
 {
 	if (rq->bodylen > VND_MAX_BODY) {
 		snprintf(err, errlen, "vendor %s: webhook body of %zu bytes exceeds %u", a->v->name,
@@ -289,7 +289,8 @@ int vnd_wh_fresh(const vnd_t *a, const char *ts, char *err, size_t errlen)
 	}
 	int64_t d = vnd_wh_now_s() - t;
 	if (d > max || d < -max) {
-		snprintf(err, errlen, "vendor %s: webhook timestamp %lld is %lld s from now (more than %d)",
+		snprintf(err, errlen,
+		         "vendor %s: webhook timestamp %lld is %lld s from now (more than %d)",
 		         a->v->name, (long long)t, (long long)(d < 0 ? -d : d), max);
 		return TOCSIN_ERR_AUTH;
 	}
@@ -343,7 +344,9 @@ int vnd_common_defer(long http_status, int curl_code, const char *body, size_t n
                      long retry_after_s, vnd_result_t *r)
 {
 	char code[32];
-	r->retry_after_ms = retry_after_s >= 0 ? (int)(retry_after_s > 86400 ? 86400000 : retry_after_s * 1000) : -1;
+	r->retry_after_ms = retry_after_s >= 0
+	                        ? (int)(retry_after_s > 86400 ? 86400000 : retry_after_s * 1000)
+	                        : -1;
 	if (http_status == 0) {
 		snprintf(code, sizeof code, "curl_%d", curl_code);
 		vnd_res(r, VND_DEFER, code, "transfer failed (curl error %d)", curl_code);
@@ -558,8 +561,8 @@ int vnd_twilio_sign(const char *token, const char *url, const char *const *names
 	}
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
-	if (!rc && !HMAC(EVP_sha1(), token, (int)strlen(token), (const unsigned char *)(b.p ? b.p : ""),
-	                 b.len, mac, &maclen))
+	if (!rc && !HMAC(EVP_sha1(), token, (int)strlen(token),
+	                 (const unsigned char *)(b.p ? b.p : ""), b.len, mac, &maclen))
 		rc = TOCSIN_ERR_INVAL;
 	buf_free(&b);
 	if (rc)
@@ -612,8 +615,7 @@ int vnd_vonage_sign(const char *secret, const char *method, const char *const *n
 	return 0;
 }
 
-int vnd_mailgun_sign(const char *key, const char *timestamp, const char *token, char *out,
-                     size_t outlen)
+int vnd_mailgun_sign(const char *key, const char *timestamp, const char *token, char *out, size_t outlen)
 {
 	if (!key || !timestamp || !token || outlen < 65)
 		return TOCSIN_ERR_INVAL;
@@ -721,9 +723,9 @@ static size_t js_skip(const char *p, size_t n, size_t i, int depth)
 		i++;
 	if (i == s)
 		return 0;
-	if ((p[s] >= 'a' && p[s] <= 'z') &&
-	    !((i - s == 4 && !memcmp(p + s, "true", 4)) || (i - s == 4 && !memcmp(p + s, "null", 4)) ||
-	      (i - s == 5 && !memcmp(p + s, "false", 5))))
+	if ((p[s] >= 'a' && p[s] <= 'z') && !((i - s == 4 && !memcmp(p + s, "true", 4)) ||
+	                                      (i - s == 4 && !memcmp(p + s, "null", 4)) ||
+	                                      (i - s == 5 && !memcmp(p + s, "false", 5))))
 		return 0;
 	return i;
 }
@@ -759,8 +761,13 @@ int vnd_json_top_str(const char *p, size_t n, const char *key, char *out, size_t
 				char c = p[k];
 				if (c == '\\') {
 					c = p[++k];
-					c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b'
-					  : c == 'f' ? '\f' : c == 'u' ? '?' : c;
+					c = c == 'n'   ? '\n'
+					    : c == 't' ? '\t'
+					    : c == 'r' ? '\r'
+					    : c == 'b' ? '\b'
+					    : c == 'f' ? '\f'
+					    : c == 'u' ? '?'
+					               : c;
 					if (p[k] == 'u')
 						k += 4 < ve - 1 - k ? 4 : ve - 2 - k;
 				}
@@ -780,13 +787,13 @@ int vnd_json_top_str(const char *p, size_t n, const char *key, char *out, size_t
 	}
 }
 
-int vnd_email_first(const cfg_vendor_t *v, const msg_out_t *m0, const cfg_sender_t **s,
-                    char *err, size_t errlen)
+int vnd_email_first(const cfg_vendor_t *v, const msg_out_t *m0, const cfg_sender_t **s, char *err,
+                    size_t errlen)
 {
 	*s = cfg_sender(v, m0->sender);
 	if (!*s || !(*s)->from) {
-		snprintf(err, errlen, "vendor %s has no from-address for sender pool \"%s\"", v->name,
-		         m0->sender ? m0->sender : "main");
+		snprintf(err, errlen, "vendor %s has no from-address for sender pool \"%s\"",
+		         v->name, m0->sender ? m0->sender : "main");
 		return TOCSIN_ERR_INVAL;
 	}
 	if (!m0->subject || (!m0->text && !m0->html)) {

@@ -40,7 +40,7 @@ typedef struct vnd_req {
 	buf_t content_type; /* "application/x-www-form-urlencoded", "application/json", … */
 	buf_t userpwd;      /* "user:password" for HTTP Basic, or empty */
 	buf_t bearer;       /* token for "Authorization: Bearer", or empty */
-	int get;            /* 1: a GET without a body (vnd_lookup_build); vnd_build sets 0 (POST) */
+	int get; /* 1: a GET without a body (vnd_lookup_build); vnd_build sets 0 (POST) */
 } vnd_req_t;
 
 /* Set up r's buffers (caps: URL 8 KiB, body 32 MiB); vnd_req_free releases them
@@ -74,9 +74,8 @@ int vnd_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, 
  * Retry-After in seconds (-1 if none). Fills results[0..n). Never fails:
  * unexpected answers are classified (an HTML error page from a proxy on a 5xx
  * is a defer; a 200 with a body it cannot read is a defer with a detail). */
-void vnd_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_status,
-                  int curl_code, const char *body, size_t bodylen, long retry_after_s,
-                  vnd_result_t *results);
+void vnd_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_status, int curl_code,
+                  const char *body, size_t bodylen, long retry_after_s, vnd_result_t *results);
 
 /* ---- asking the vendor what became of a message (receipt reconciliation) ----------- */
 
@@ -84,7 +83,7 @@ void vnd_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long http_st
 typedef struct vnd_lookup {
 	msg_state_t state; /* accepted (still queued/sending), sent, delivered, undelivered, failed */
 	char code[32];     /* the vendor's error code, "" if none */
-	char detail[200];  /* the vendor's status word; never a secret */
+	char detail[200]; /* the vendor's status word; never a secret */
 } vnd_lookup_t;
 
 /* 1 when vendor a has an API that says what became of a message (Twilio: Fetch
@@ -109,9 +108,9 @@ int vnd_lookup_parse(vnd_t *a, long http_status, int curl_code, const char *body
  * case-insensitive, single word (or "OPT OUT"). */
 typedef enum vnd_kw {
 	VND_KW_OTHER = 0, /* free text: goes to the review list */
-	VND_KW_STOP,      /* STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT */
-	VND_KW_START,     /* START, YES, UNSTOP */
-	VND_KW_HELP,      /* HELP, INFO */
+	VND_KW_STOP,  /* STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT, OPT OUT */
+	VND_KW_START, /* START, YES, UNSTOP */
+	VND_KW_HELP,  /* HELP, INFO */
 } vnd_kw_t;
 /* The class of body (NULL is "other"). Any thread. */
 vnd_kw_t vnd_keyword(const char *body);
@@ -131,19 +130,19 @@ typedef struct vnd_wh_event {
 	/* VND_WH_STATUS */
 	char id[MSG_ID_LEN + 1]; /* our message id, "" when the vendor did not echo it */
 	char ref[96];            /* vendor message reference, "" if none */
-	msg_state_t state;       /* mapped state (sent, delivered, undelivered, failed, bounced, ...) */
-	int optout;              /* 1: this receipt also means the recipient opted out
+	msg_state_t state; /* mapped state (sent, delivered, undelivered, failed, bounced, ...) */
+	int optout;        /* 1: this receipt also means the recipient opted out
 	                            (Vonage err-code 9, SendGrid unsubscribe/spamreport,
 	                            Mailgun unsubscribed/complained) */
-	char code[32];           /* vendor error code / event name, "" if none */
-	char detail[200];        /* vendor status word or reason */
-	char event_id[96];       /* vendor's event id for de-duplication (sg_event_id, Mailgun
+	char code[32];     /* vendor error code / event name, "" if none */
+	char detail[200];  /* vendor status word or reason */
+	char event_id[96]; /* vendor's event id for de-duplication (sg_event_id, Mailgun
 	                            token, Twilio MessageSid+status), "" if none */
-	char replay[160];        /* what must be seen once (the caller refuses a second time),
+	char replay[160];  /* what must be seen once (the caller refuses a second time),
 	                            from signed fields: "mailgun:<token>",
 	                            "sendgrid:<sg_event_id>", "vonage:<sig>",
 	                            "twilio:<MessageSid>[:<status>]"; "" when there is none */
-	char replay_alt[160];    /* a second such key from an unsigned header (Twilio's
+	char replay_alt[160]; /* a second such key from an unsigned header (Twilio's
 	                            I-Twilio-Idempotency-Token: "twilio-idem:<token>"), or "" */
 	/* VND_WH_STATUS / VND_WH_UNSUB: recipient address; VND_WH_INBOUND: sender */
 	char address[320];
@@ -165,7 +164,7 @@ typedef struct vnd_wh_req {
 	const char *content_type; /* Content-Type header or NULL */
 	vnd_hdr_fn header;        /* may be NULL: then no headers */
 	void *header_ctx;
-	const char *body;         /* raw body bytes (may be NULL when bodylen is 0) */
+	const char *body; /* raw body bytes (may be NULL when bodylen is 0) */
 	size_t bodylen;
 } vnd_wh_req_t;
 
@@ -185,8 +184,7 @@ typedef int (*vnd_wh_fn)(void *ctx, const vnd_wh_event_t *ev);
  * with (answer 403; nothing was passed to fn), TOCSIN_ERR_INVAL with err for a
  * body it cannot read, TOCSIN_ERR_TOOBIG over 4 MiB. Never crashes on any
  * input. The thread that owns a (vnd_t is not shared). */
-int vnd_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
-                size_t errlen);
+int vnd_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err, size_t errlen);
 
 /* The clock webhook freshness is judged by (Unix s): TOCSIN_TEST_NOW_S when
  * set (tests only), else the wall clock. Any thread. */

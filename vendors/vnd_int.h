@@ -65,8 +65,8 @@ void vnd_fill_all(vnd_result_t *res, size_t n, const vnd_result_t *one);
 /* The checks every email request starts with, on the batch's first message m0: v's
  * from-address for m0's sender pool (into *s) and a subject with a text or html part.
  * 0, or TOCSIN_ERR_INVAL with the reason in err. */
-int vnd_email_first(const cfg_vendor_t *v, const msg_out_t *m0, const cfg_sender_t **s,
-                    char *err, size_t errlen);
+int vnd_email_first(const cfg_vendor_t *v, const msg_out_t *m0, const cfg_sender_t **s, char *err,
+                    size_t errlen);
 
 /* A decoded application/x-www-form-urlencoded set (copies in one allocation). */
 typedef struct vnd_form {

@@ -23,12 +23,13 @@ static int vg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		return TOCSIN_ERR_INVAL;
 	}
 	if (!m->to || !*m->to || !m->body || !*m->body) {
-		snprintf(err, errlen, "message %s: an SMS needs \"to\" and \"body\"", m->id ? m->id : "?");
+		snprintf(err, errlen, "message %s: an SMS needs \"to\" and \"body\"",
+		         m->id ? m->id : "?");
 		return TOCSIN_ERR_INVAL;
 	}
 	if (m->id && strlen(m->id) > 40) {
-		snprintf(err, errlen, "message id %.50s is longer than Vonage's 40-character client-ref",
-		         m->id);
+		snprintf(err, errlen,
+		         "message id %.50s is longer than Vonage's 40-character client-ref", m->id);
 		return TOCSIN_ERR_INVAL;
 	}
 	char to[32], from[32];
@@ -66,7 +67,8 @@ static int vg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		buf_t *cb = &a->tmp;
 		buf_reset(cb);
 		if (!rc)
-			rc = buf_printf(cb, "%.*s/webhooks/", (int)vnd_base_len(a->c->public_url), a->c->public_url);
+			rc = buf_printf(cb, "%.*s/webhooks/", (int)vnd_base_len(a->c->public_url),
+			                a->c->public_url);
 		if (!rc)
 			rc = buf_url_enc(cb, v->name, strlen(v->name));
 		if (!rc)
@@ -77,8 +79,8 @@ static int vg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 	if (!rc)
 		rc = buf_puts(&req->content_type, "application/x-www-form-urlencoded");
 	if (rc)
-		snprintf(err, errlen, "message %s: request too large for vendor %s", m->id ? m->id : "?",
-		         v->name);
+		snprintf(err, errlen, "message %s: request too large for vendor %s",
+		         m->id ? m->id : "?", v->name);
 	return rc;
 }
 
@@ -104,8 +106,8 @@ static void vg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 	if (st != 200 || !json_is_array(arr) || json_array_size(arr) == 0) {
 		snprintf(code, sizeof code, "http_%ld", st);
 		if (st == 200)
-			vnd_res(r, VND_DEFER, code, "200 with an unreadable body (%zu bytes, no messages[])",
-			        len);
+			vnd_res(r, VND_DEFER, code,
+			        "200 with an unreadable body (%zu bytes, no messages[])", len);
 		else if (st >= 400 && st < 500)
 			vnd_res(r, VND_PERMANENT, code, "vendor rejected the request (%ld)", st);
 		else
@@ -138,7 +140,8 @@ static void vg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 		else if (c == 5)
 			vnd_res(r, VND_DEFER, code, "vendor internal error: %.150s", et);
 		else if (c == 4 || c == 8 || c == 9 || c == 14 || c == 15)
-			vnd_res(r, VND_CONFIG, code, "vendor refused our account or sender: %.150s", et);
+			vnd_res(r, VND_CONFIG, code, "vendor refused our account or sender: %.150s",
+			        et);
 		else
 			vnd_res(r, VND_PERMANENT, code, "%.180s", et);
 		bad = 1;
@@ -169,8 +172,8 @@ static void vg_classify(vnd_t *a, const msg_out_t *const *msgs, size_t n, long s
 			if (kept == json_array_size(arr))
 				snprintf(r->detail, sizeof r->detail, "%zu part(s)", kept);
 			else
-				snprintf(r->detail, sizeof r->detail, "%zu part(s), ids of %zu kept",
-				         json_array_size(arr), kept);
+				snprintf(r->detail, sizeof r->detail,
+				         "%zu part(s), ids of %zu kept", json_array_size(arr), kept);
 		}
 	}
 	json_decref(j);
@@ -209,8 +212,7 @@ static const char *vg_get(vg_params_t *p, const char *k)
 /* Check the request's "sig" (and its timestamp's age) over every parameter
  * but sig: 0, or TOCSIN_ERR_AUTH with err. On success the sig, lowercased,
  * is left in sigout (the replay key). */
-static int vg_verify(vnd_t *a, vg_params_t *p, char *sigout,
-                     size_t sigcap, char *err, size_t errlen)
+static int vg_verify(vnd_t *a, vg_params_t *p, char *sigout, size_t sigcap, char *err, size_t errlen)
 {
 	if (!a->sig_secret) {
 		snprintf(err, errlen,
@@ -233,7 +235,8 @@ static int vg_verify(vnd_t *a, vg_params_t *p, char *sigout,
 				names[n] = k;
 				values[n++] = json_string_value(v);
 			} else if (json_is_integer(v) && nn < 64) {
-				snprintf(nums[nn], sizeof nums[nn], "%lld", (long long)json_integer_value(v));
+				snprintf(nums[nn], sizeof nums[nn], "%lld",
+				         (long long)json_integer_value(v));
 				names[n] = k;
 				values[n++] = nums[nn++];
 			}
@@ -265,8 +268,7 @@ static int vg_verify(vnd_t *a, vg_params_t *p, char *sigout,
 	return rc;
 }
 
-static int vg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err,
-                      size_t errlen)
+static int vg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx, char *err, size_t errlen)
 {
 	/* Signed webhooks: "sig" + "timestamp" among the parameters (VENDORS.md),
 	 * unless the config opted out with "webhook_auth":"none" */
@@ -278,14 +280,16 @@ static int vg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		p.json = json_loadb(rq->body ? rq->body : "", rq->bodylen, 0, NULL);
 		if (!json_is_object(p.json)) {
 			json_decref(p.json);
-			snprintf(err, errlen, "vendor %s: webhook body is not a JSON object", a->v->name);
+			snprintf(err, errlen, "vendor %s: webhook body is not a JSON object",
+			         a->v->name);
 			return a->wh_unsigned ? TOCSIN_ERR_INVAL : TOCSIN_ERR_AUTH;
 		}
 		rc = vnd_form_parse("", 0, &p.form);
 	} else if (rq->method && !strcmp(rq->method, "POST"))
 		rc = vnd_form_parse(rq->body ? rq->body : "", rq->bodylen, &p.form);
 	else
-		rc = vnd_form_parse(rq->query ? rq->query : "", rq->query ? strlen(rq->query) : 0, &p.form);
+		rc = vnd_form_parse(rq->query ? rq->query : "", rq->query ? strlen(rq->query) : 0,
+		                    &p.form);
 	if (rc) {
 		vnd_form_free(&p.form);
 		json_decref(p.json);
@@ -330,7 +334,8 @@ static int vg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		snprintf(ev->event_id, sizeof ev->event_id, "%.60s:%.30s", mid ? mid : "", status);
 		vnd_cpy(ev->address, sizeof ev->address, addr);
 		if (!known) {
-			snprintf(err, errlen, "vendor %s: unknown receipt status \"%.40s\"", a->v->name, status);
+			snprintf(err, errlen, "vendor %s: unknown receipt status \"%.40s\"",
+			         a->v->name, status);
 			rc = TOCSIN_ERR_INVAL;
 		}
 	} else if (text && addr[0]) {
@@ -346,7 +351,8 @@ static int vg_webhook(vnd_t *a, const vnd_wh_req_t *rq, vnd_wh_fn fn, void *ctx,
 		vnd_cpy(ev->body, sizeof ev->body, text);
 		ev->keyword = vnd_keyword(text);
 	} else {
-		snprintf(err, errlen, "vendor %s: webhook has neither status nor text+msisdn", a->v->name);
+		snprintf(err, errlen, "vendor %s: webhook has neither status nor text+msisdn",
+		         a->v->name);
 		rc = TOCSIN_ERR_INVAL;
 	}
 	if (!rc) {

@@ -37,8 +37,7 @@ static int nap(void *ctx, int64_t ns)
 	return 0;
 }
 
-vsend_t *vsend_new(const cfg_t *c, const cfg_vendor_t *v, const vsend_opts_t *o, char *err,
-                   size_t errlen)
+vsend_t *vsend_new(const cfg_t *c, const cfg_vendor_t *v, const vsend_opts_t *o, char *err, size_t errlen)
 {
 	vsend_t *s = calloc(1, sizeof *s);
 	if (!s) {
@@ -80,12 +79,14 @@ static int pace(vsend_t *s, int slot, int units, int max_wait_ms, int64_t *waite
 	int64_t waited = 0, w = 0;
 	while (rl_take(s->rl, slot, units, s->o.now_ns(s->o.ctx), &w) != 0) {
 		if (w == RL_NEVER || (max_wait_ms >= 0 && waited + w > max_wait_ms * NS_PER_MS)) {
-			snprintf(err, errlen, "vendor %s: its rate limit holds %d unit(s) longer than %d ms",
+			snprintf(err, errlen,
+			         "vendor %s: its rate limit holds %d unit(s) longer than %d ms",
 			         s->v->name, units, max_wait_ms);
 			return TOCSIN_ERR_TIMEOUT;
 		}
 		if (s->o.wait_ns(s->o.ctx, w)) {
-			snprintf(err, errlen, "vendor %s: wait for the rate limit given up", s->v->name);
+			snprintf(err, errlen, "vendor %s: wait for the rate limit given up",
+			         s->v->name);
 			return TOCSIN_ERR_TIMEOUT;
 		}
 		waited += w;
@@ -117,7 +118,8 @@ int vsend_msgs(vsend_t *s, const msg_out_t *const *msgs, size_t n, int max_wait_
 	info = info ? info : &dummy;
 	memset(info, 0, sizeof *info);
 	if (s->health == MSG_VH_OPEN || s->health == MSG_VH_DRAINED) {
-		snprintf(err, errlen, "vendor %s is %s: not sent", s->v->name, msg_vh_state_name(s->health));
+		snprintf(err, errlen, "vendor %s is %s: not sent", s->v->name,
+		         msg_vh_state_name(s->health));
 		return TOCSIN_ERR_AGAIN;
 	}
 	http_xfer_t *x = http_acquire(s->http);
@@ -128,10 +130,11 @@ int vsend_msgs(vsend_t *s, const msg_out_t *const *msgs, size_t n, int max_wait_
 	int rc = vnd_build(s->a, msgs, n, http_xfer_req(x), err, errlen);
 	int units = 0;
 	for (size_t i = 0; i < n; i++)
-		units += msgs[i]->channel == MSG_CH_SMS && msgs[i]->segments > 0 ? msgs[i]->segments : 1;
+		units += msgs[i]->channel == MSG_CH_SMS && msgs[i]->segments > 0 ? msgs[i]->segments
+		                                                                 : 1;
 	if (!rc)
-		rc = pace(s, rl_sender(s->rl, msgs[0]->sender), units, max_wait_ms, &info->waited_ms, err,
-		          errlen);
+		rc = pace(s, rl_sender(s->rl, msgs[0]->sender), units, max_wait_ms,
+		          &info->waited_ms, err, errlen);
 	http_done_t d;
 	if (!rc)
 		rc = run(s, x, &d, err, errlen);

@@ -30,8 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	char path[64], err[512];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	aud_spec_t sp = {.fmt = (data[0] & 1) ? AUD_JSONL : AUD_CSV, .path = path,
-	                 .max_record = (data[0] & 2) ? 64 : 0, .max_cols = (data[0] & 4) ? 3 : 0};
+	aud_spec_t sp = {.fmt = (data[0] & 1) ? AUD_JSONL : AUD_CSV,
+	                 .path = path,
+	                 .max_record = (data[0] & 2) ? 64 : 0,
+	                 .max_cols = (data[0] & 4) ? 3 : 0};
 	aud_t *a = aud_open(&sp, err, sizeof err);
 	if (!a) {
 		check(err[0] != 0);

@@ -46,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		u = email_unsub_new("fuzz-key-0123456789", 19, "https://t.example.org", e2, sizeof e2);
 	}
 	char err[512];
-	email_tmpl_t *e = email_compile(s, sl, (opt & 1) ? NULL : t, tl, (opt & 2) ? NULL : h, hl, F, NF,
-	                                (opt & 4) ? TMPL_F_MISSING_EMPTY : 0, err, sizeof err);
+	email_tmpl_t *e = email_compile(s, sl, (opt & 1) ? NULL : t, tl, (opt & 2) ? NULL : h, hl, F,
+	                                NF, (opt & 4) ? TMPL_F_MISSING_EMPTY : 0, err, sizeof err);
 	if (!e)
 		return 0;
 	static char b1[1 << 17], b2[1 << 17];
@@ -72,7 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* under SendGrid's cap as it counts: keys "{{{tocsin:name}}}" and values */
 		check(ps.subs_len + 13 * json_object_size(subs) < EMAIL_SUBS_MAX);
 		es_str_t o = {0};
-		const char *sp[3] = {ps.subject, ps.text, ps.html}, *qp[3] = {pi.subject, pi.text, pi.html};
+		const char *sp[3] = {ps.subject, ps.text, ps.html},
+		           *qp[3] = {pi.subject, pi.text, pi.html};
 		size_t spl[3] = {ps.subject_len, ps.text_len, ps.html_len},
 		       qpl[3] = {pi.subject_len, pi.text_len, pi.html_len};
 		for (int k = 0; k < 3; k++) {
@@ -88,9 +89,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(subs);
 	} else if (r1 == 0) {
 		check(ps.inline_why != EMAIL_INLINE_NONE && ps.inline_why != EMAIL_INLINE_ASKED);
-		check(ps.subject_len == pi.subject_len && !memcmp(ps.subject, pi.subject, pi.subject_len));
-		check(ps.text_len == pi.text_len && (!pi.text || !memcmp(ps.text, pi.text, pi.text_len)));
-		check(ps.html_len == pi.html_len && (!pi.html || !memcmp(ps.html, pi.html, pi.html_len)));
+		check(ps.subject_len == pi.subject_len &&
+		      !memcmp(ps.subject, pi.subject, pi.subject_len));
+		check(ps.text_len == pi.text_len &&
+		      (!pi.text || !memcmp(ps.text, pi.text, pi.text_len)));
+		check(ps.html_len == pi.html_len &&
+		      (!pi.html || !memcmp(ps.html, pi.html, pi.html_len)));
 	}
 	email_free(e);
 	return 0;

@@ -64,7 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sms_info_t info;
 			check(sms_analyze(out, n, &info) == 0);
 			check(info.segments >= 1 && info.units >= 0);
-			sms_opts_t so = {.smart = opt & 0x10, .max_segments = 3, .footer = (opt & 0x20) ? "Reply STOP to opt out" : NULL};
+			sms_opts_t so = {.smart = opt & 0x10,
+			                 .max_segments = 3,
+			                 .footer = (opt & 0x20) ? "Reply STOP to opt out" : NULL};
 			int nrep;
 			char reason[160];
 			rc = sms_finish(out, &n, cap, &so, &info, &nrep, NULL, reason, sizeof reason);
@@ -83,8 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char e2[128];
 		u = email_unsub_new("fuzz-key-0123456789", 19, "https://t.example.org", e2, sizeof e2);
 	}
-	email_tmpl_t *et = email_compile("Hi {{first_name|default:\"x\"}}", 29, src, tlen, src, tlen, F, NF,
-	                                 flags, err, sizeof err);
+	email_tmpl_t *et = email_compile("Hi {{first_name|default:\"x\"}}", 29, src, tlen, src,
+	                                 tlen, F, NF, flags, err, sizeof err);
 	if (et) {
 		static char buf[1 << 16];
 		email_parts_t parts;

@@ -62,7 +62,9 @@ static inline void fz_classify(int k, const uint8_t *d, size_t n)
 	long st = ((long)d[0] << 8 | d[1]) % 600;
 	int cc = st == 0 ? d[2] % 100 : 0;
 	long ra = d[2] & 0x80 ? (long)(d[2] & 0x7f) : -1;
-	static const msg_out_t m = {.id = "0123456789abcdef0123456789abcdef", .to = "a@b.org", .sender = "main"};
+	static const msg_out_t m = {.id = "0123456789abcdef0123456789abcdef",
+	                            .to = "a@b.org",
+	                            .sender = "main"};
 	const msg_out_t *ms[3] = {&m, &m, &m};
 	vnd_result_t r[3];
 	vnd_classify(FZ_A[k], ms, k >= 2 ? 3 : 1, st, cc, (const char *)d + 3, n - 3, ra, r);
@@ -138,9 +140,14 @@ static inline void fz_webhook(int k, const uint8_t *d, size_t n)
 			EVP_MD_CTX_free(md);
 		}
 	}
-	vnd_wh_req_t rq = {(sel & 2) ? "GET" : "POST", url, (sel & 4) ? (const char *)body : query,
+	vnd_wh_req_t rq = {(sel & 2) ? "GET" : "POST",
+	                   url,
+	                   (sel & 4) ? (const char *)body : query,
 	                   (sel & 8) ? "application/json" : "application/x-www-form-urlencoded",
-	                   fz_hget, &h, body, blen};
+	                   fz_hget,
+	                   &h,
+	                   body,
+	                   blen};
 	char err[256];
 	int rc = vnd_webhook(FZ_A[k], &rq, fz_ev, NULL, err, sizeof err);
 	if (rc < 0 && !memchr(err, 0, sizeof err))
@@ -149,12 +156,12 @@ static inline void fz_webhook(int k, const uint8_t *d, size_t n)
 }
 
 #define FZ_TARGET(call)                                                                            \
-	int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);                                        \
-	int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)                                         \
-	{                                                                                              \
-		if (!FZ_C)                                                                                 \
-			fz_init();                                                                             \
-		call;                                                                                      \
-		return 0;                                                                                  \
+	int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);                                    \
+	int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)                                     \
+	{                                                                                          \
+		if (!FZ_C)                                                                         \
+			fz_init();                                                                 \
+		call;                                                                              \
+		return 0;                                                                          \
 	}
 #endif

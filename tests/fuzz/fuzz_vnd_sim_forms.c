@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	static mp_field_t fs[64];
 	int k = sim_mp_parse(ct, body, bl, fs, 64);
 	for (int i = 0; i < k; i++)
-		if (fs[i].val < body || fs[i].val + fs[i].len > body + bl || !memchr(fs[i].name, 0, sizeof fs[i].name))
+		if (fs[i].val < body || fs[i].val + fs[i].len > body + bl ||
+		    !memchr(fs[i].name, 0, sizeof fs[i].name))
 			abort();
 	sim_form_t f;
 	if (!sim_form_parse(body, bl, &f))

@@ -17,7 +17,8 @@ static void start(void)
 	int fd = mkstemp(path);
 	FILE *f = fdopen(fd, "w");
 	fputs("{\"var_dir\":\"/tmp\",\"vendors\":[{\"name\":\"sg\",\"kind\":\"sendgrid\",\"base_url\":\"http://127.0.0.1:1\","
-	      "\"account\":\"-\",\"secret_env\":\"FUZZ_SG\",\"senders\":{\"main\":\"news@example.org\"}}]}", f);
+	      "\"account\":\"-\",\"secret_env\":\"FUZZ_SG\",\"senders\":{\"main\":\"news@example.org\"}}]}",
+	      f);
 	fclose(f);
 	setenv("FUZZ_SG", "fuzz-key", 1);
 	char err[512];
@@ -72,9 +73,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	one(b, n, 2, &x);
 	if (x.rc == 0) { /* the scanner answered: jansson must answer the same */
 		one(b, n, 1, &y);
-		if (x.status != y.status || strcmp(x.body, y.body) || x.acc != y.acc || x.subs != y.subs ||
-		    x.ok != y.ok || x.unr != y.unr) {
-			fprintf(stderr, "scanner %u %s / jansson %u %s\n", x.status, x.body, y.status, y.body);
+		if (x.status != y.status || strcmp(x.body, y.body) || x.acc != y.acc ||
+		    x.subs != y.subs || x.ok != y.ok || x.unr != y.unr) {
+			fprintf(stderr, "scanner %u %s / jansson %u %s\n", x.status, x.body,
+			        y.status, y.body);
 			abort();
 		}
 		free(y.body);

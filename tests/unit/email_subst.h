@@ -91,7 +91,8 @@ static void es_mailgun(const char *src, size_t len, json_t *vars, es_str_t *out)
 		json_t *v = NULL;
 		if (ne) {
 			char name[128];
-			size_t nl = (size_t)(ne - n) < sizeof name - 1 ? (size_t)(ne - n) : sizeof name - 1;
+			size_t nl = (size_t)(ne - n) < sizeof name - 1 ? (size_t)(ne - n)
+			                                               : sizeof name - 1;
 			memcpy(name, n, nl);
 			name[nl] = 0;
 			v = json_object_get(vars, name);

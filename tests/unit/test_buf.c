@@ -154,9 +154,12 @@ static void test_panic_names_function(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_append_and_cap), cmocka_unit_test(test_printf_long),
-	    cmocka_unit_test(test_i64),            cmocka_unit_test(test_json_str),
-	    cmocka_unit_test(test_form_enc),        cmocka_unit_test(test_panic_names_function),
+	    cmocka_unit_test(test_append_and_cap),
+	    cmocka_unit_test(test_printf_long),
+	    cmocka_unit_test(test_i64),
+	    cmocka_unit_test(test_json_str),
+	    cmocka_unit_test(test_form_enc),
+	    cmocka_unit_test(test_panic_names_function),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

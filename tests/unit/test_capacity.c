@@ -41,7 +41,10 @@ static cfg_t *load(void)
 
 static double at(json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
 
-static json_t *chan(json_t *e, size_t i) { return json_array_get(json_object_get(e, "channels"), i); }
+static json_t *chan(json_t *e, size_t i)
+{
+	return json_array_get(json_object_get(e, "channels"), i);
+}
 
 static void test_capacity_sms(void **st)
 {

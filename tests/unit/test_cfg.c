@@ -70,10 +70,12 @@ static void test_errors(void **state)
 	expect_error("{\"dispatcher\":{\"http_threads\":17}}", "dispatcher.http_threads must be 0..16");
 	expect_error("{\"dispatcher\":{\"http_threads\":-1}}", "dispatcher.http_threads must be 0..16");
 #define VG "{\"vendors\":[{\"name\":\"v\",\"kind\":\"vonage\",\"base_url\":\"http://x\","
-	expect_error(VG "\"webhook_auth\":\"off\"}]}", "\"webhook_auth\" must be \"signed\" or \"none\"");
+	expect_error(VG "\"webhook_auth\":\"off\"}]}",
+	             "\"webhook_auth\" must be \"signed\" or \"none\"");
 	expect_error(VG "\"signature_method\":\"sha3\"}]}", "\"signature_method\" must be md5hash");
 	expect_error(VG "\"signature_secret_env\":7}]}", "\"signature_secret_env\" must be a string");
-	expect_error(VG "\"reply_countries\":[\"1x\"]}]}", "vendor v: \"reply_countries\" entries are calling codes like");
+	expect_error(VG "\"reply_countries\":[\"1x\"]}]}",
+	             "vendor v: \"reply_countries\" entries are calling codes like");
 	expect_error(VG "\"senders\":{\"intl\":{\"from\":\"15005550008\",\"reply_countries\":\"44\"}}}]}",
 	             "vendor v: sender pool intl: \"reply_countries\" must be an array");
 	expect_error(VG "\"senders\":{\"intl\":{\"from\":\"15005550008\",\"reply_countries\":[\"+4444\"]}}}]}",
@@ -82,17 +84,23 @@ static void test_errors(void **state)
 	             "\"webhook_auth\":\"none\"}]}",
 	             "is for Vonage only");
 #undef VG
-	expect_error("{\"tracker\":{\"webhook_max_age_s\":0}}", "tracker.webhook_max_age_s must be 1..86400");
+	expect_error("{\"tracker\":{\"webhook_max_age_s\":0}}",
+	             "tracker.webhook_max_age_s must be 1..86400");
 	expect_error("{\"tracker\":{\"reply_per_minute\":-1}}", "tracker.reply_per_minute must be");
 	expect_error("{\"tracker\":{\"conns_per_ip\":0}}", "tracker.conns_per_ip must be 1..10000");
-	expect_error("{\"tracker\":{\"reconcile_after_s\":-1}}", "tracker.reconcile_after_s must be 0..604800");
-	expect_error("{\"tracker\":{\"reconcile_after_s\":\"10\"}}", "tracker.reconcile_after_s must be");
+	expect_error("{\"tracker\":{\"reconcile_after_s\":-1}}",
+	             "tracker.reconcile_after_s must be 0..604800");
+	expect_error("{\"tracker\":{\"reconcile_after_s\":\"10\"}}",
+	             "tracker.reconcile_after_s must be");
 	expect_error("{\"tracker\":{\"reconcile_after_s\":600,\"unknown_receipt_after_s\":300}}",
 	             "tracker.unknown_receipt_after_s must be 1..2592000 and at least tracker.reconcile_after_s");
-	expect_error("{\"tracker\":{\"unknown_receipt_after_s\":0}}", "tracker.unknown_receipt_after_s must be");
+	expect_error("{\"tracker\":{\"unknown_receipt_after_s\":0}}",
+	             "tracker.unknown_receipt_after_s must be");
 	expect_error("{\"tracker\":{\"reconcile_after_sec\":5}}", "did you mean reconcile_after_s");
-	expect_error("{\"tracker\":{\"allowed_hosts\":\"x\"}}", "tracker.allowed_hosts must be a non-empty array");
-	expect_error("{\"tracker\":{\"allowed_hosts\":[1]}}", "tracker.allowed_hosts must hold strings");
+	expect_error("{\"tracker\":{\"allowed_hosts\":\"x\"}}",
+	             "tracker.allowed_hosts must be a non-empty array");
+	expect_error("{\"tracker\":{\"allowed_hosts\":[1]}}",
+	             "tracker.allowed_hosts must hold strings");
 	char err[256];
 	assert_null(cfg_load("/nonexistent/tocsin.json", err, sizeof err));
 	assert_non_null(strstr(err, "cannot read config"));

@@ -9,10 +9,9 @@
 
 #include <string.h>
 
-static const char *const good =
-    "{\"kafka\":{},\"vendors\":[{\"name\":\"a\",\"base_url\":\"http://127.0.0.1:4000\"},"
-    "{\"name\":\"b\",\"base_url\":\"http://127.0.0.1:4000\"}],"
-    "\"tracker\":{\"public_url\":\"http://127.0.0.1:4001\"}}";
+static const char *const good = "{\"kafka\":{},\"vendors\":[{\"name\":\"a\",\"base_url\":\"http://127.0.0.1:4000\"},"
+                                "{\"name\":\"b\",\"base_url\":\"http://127.0.0.1:4000\"}],"
+                                "\"tracker\":{\"public_url\":\"http://127.0.0.1:4001\"}}";
 
 static int check(const char *text, char *err, size_t errlen)
 {
@@ -35,13 +34,23 @@ static void test_drill_private(void **st)
 	assert_string_equal(err, "vendors[1].base_url would point at https://api.twilio.com, not the "
 	                         "drill's emulator http://127.0.0.1:4000");
 	/* another emulator, a prefix of ours, or none at all */
-	assert_int_equal(check("{\"vendors\":[{\"base_url\":\"http://127.0.0.1:40001\"}]}", err, sizeof err), -1);
-	assert_int_equal(check("{\"vendors\":[{\"base_url\":\"http://127.0.0.1:4000/x\"}]}", err, sizeof err), -1);
+	assert_int_equal(check("{\"vendors\":[{\"base_url\":\"http://127.0.0.1:40001\"}]}", err,
+	                       sizeof err),
+	                 -1);
+	assert_int_equal(check("{\"vendors\":[{\"base_url\":\"http://127.0.0.1:4000/x\"}]}", err,
+	                       sizeof err),
+	                 -1);
 	assert_int_equal(check("{\"vendors\":[{\"name\":\"a\"}]}", err, sizeof err), -1);
-	assert_string_equal(err, "vendors[0].base_url would point at (none), not the drill's emulator http://127.0.0.1:4000");
-	assert_int_equal(check("{\"tracker\":{\"public_url\":\"https://tocsin.example.org\"}}", err, sizeof err), -1);
-	assert_string_equal(err, "tracker.public_url would point at https://tocsin.example.org, not 127.0.0.1");
-	assert_int_equal(check("{\"kafka\":{\"bootstrap.servers\":\"kafka1:9092\"}}", err, sizeof err), -1);
+	assert_string_equal(
+	    err,
+	    "vendors[0].base_url would point at (none), not the drill's emulator http://127.0.0.1:4000");
+	assert_int_equal(check("{\"tracker\":{\"public_url\":\"https://tocsin.example.org\"}}", err,
+	                       sizeof err),
+	                 -1);
+	assert_string_equal(err,
+	                    "tracker.public_url would point at https://tocsin.example.org, not 127.0.0.1");
+	assert_int_equal(check("{\"kafka\":{\"bootstrap.servers\":\"kafka1:9092\"}}", err, sizeof err),
+	                 -1);
 	assert_non_null(strstr(err, "kafka would name a cluster"));
 }
 

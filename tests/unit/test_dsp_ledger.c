@@ -76,7 +76,8 @@ static void test_next_run_knows(void **state)
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
 	buf[n] = 0;
-	assert_string_equal(buf, "0123456789abcdef0123456789abcdef\nffffffffffffffffffffffffffffffff\n");
+	assert_string_equal(buf,
+	                    "0123456789abcdef0123456789abcdef\nffffffffffffffffffffffffffffffff\n");
 	struct stat st;
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -116,11 +117,11 @@ static void test_flush(void **state)
 	assert_non_null(a);
 	snprintf(p, sizeof p, "%s/email-tocsin-dispatch-email-7.ids", ld);
 	assert_int_equal(dsp_ledger_add(a, "0123456789abcdef0123456789abcdef"), 0);
-	assert_int_equal(file_size(p), 0);            /* not yet written ... */
+	assert_int_equal(file_size(p), 0); /* not yet written ... */
 	assert_true(dsp_ledger_has(a, "0123456789abcdef0123456789abcdef")); /* ... but known */
 	assert_int_equal(dsp_ledger_flush(a), 0);
 	assert_int_equal(file_size(p), 33);
-	assert_int_equal(dsp_ledger_flush(a), 0);     /* nothing more to write */
+	assert_int_equal(dsp_ledger_flush(a), 0); /* nothing more to write */
 	assert_int_equal(file_size(p), 33);
 	/* 1000 ids of 64 bytes fill the buffer: the 1001st writes them first */
 	char id[65];

@@ -34,7 +34,8 @@ static void test_formula(void **state)
 	double s = dsp_share_of(10, five, 4, 0.5);
 	assert_float_equal(s, 0.2, 1e-9);
 	int64_t three[2] = {300, 600};
-	double t = dsp_share_of(100, three, 2, 0.05) + dsp_share_of(300, (int64_t[]){100, 600}, 2, 0.05) +
+	double t = dsp_share_of(100, three, 2, 0.05) +
+	           dsp_share_of(300, (int64_t[]){100, 600}, 2, 0.05) +
 	           dsp_share_of(600, (int64_t[]){100, 300}, 2, 0.05);
 	assert_float_equal(t, 1.0, 1e-9);
 }
@@ -54,28 +55,49 @@ static void test_records(void **state)
 	assert_true(dsp_share_get(s, 100, 0, &fresh) == 1.0);
 	assert_int_equal(fresh, 0);
 	/* its own record and another channel's count for nothing */
-	assert_int_equal(rec(s, "d-self", "{\"v\":1,\"dispatcher\":\"d-self\",\"channel\":\"sms\",\"backlog\":5,\"ts_ms\":1}", 0), 0);
-	assert_int_equal(rec(s, "d-mail", "{\"v\":1,\"dispatcher\":\"d-mail\",\"channel\":\"email\",\"backlog\":900,\"ts_ms\":1}", 0), 0);
+	assert_int_equal(rec(s, "d-self",
+	                     "{\"v\":1,\"dispatcher\":\"d-self\",\"channel\":\"sms\",\"backlog\":5,\"ts_ms\":1}",
+	                     0),
+	                 0);
+	assert_int_equal(rec(s, "d-mail",
+	                     "{\"v\":1,\"dispatcher\":\"d-mail\",\"channel\":\"email\",\"backlog\":900,\"ts_ms\":1}",
+	                     0),
+	                 0);
 	assert_true(dsp_share_get(s, 100, 0, &fresh) == 1.0);
 	assert_int_equal(fresh, 0);
 	/* a peer with 9 times the backlog */
-	assert_int_equal(rec(s, "d-b", "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":900,\"ts_ms\":1}", 0), 0);
+	assert_int_equal(rec(s, "d-b",
+	                     "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":900,\"ts_ms\":1}",
+	                     0),
+	                 0);
 	assert_float_equal(dsp_share_get(s, 100, 1000, &fresh), 0.14, 1e-9);
 	assert_int_equal(fresh, 1);
 	/* its next record replaces the first */
-	assert_int_equal(rec(s, "d-b", "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":100,\"ts_ms\":2}", 1000), 0);
+	assert_int_equal(rec(s, "d-b",
+	                     "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":100,\"ts_ms\":2}",
+	                     1000),
+	                 0);
 	assert_float_equal(dsp_share_get(s, 100, 1000, NULL), 0.5, 1e-9);
 	/* idle: the whole limit for the one with a backlog, the peer still fresh */
-	assert_int_equal(rec(s, "d-b", "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":0,\"ts_ms\":3}", 2000), 0);
+	assert_int_equal(rec(s, "d-b",
+	                     "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":0,\"ts_ms\":3}",
+	                     2000),
+	                 0);
 	assert_true(dsp_share_get(s, 100, 2000, &fresh) == 1.0);
 	assert_int_equal(fresh, 1);
 	/* stale after DSP_SHARE_STALE_MS without a record: forgotten */
-	assert_int_equal(rec(s, "d-b", "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":100,\"ts_ms\":4}", 3000), 0);
+	assert_int_equal(rec(s, "d-b",
+	                     "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":100,\"ts_ms\":4}",
+	                     3000),
+	                 0);
 	assert_float_equal(dsp_share_get(s, 100, 3000 + DSP_SHARE_STALE_MS, NULL), 0.5, 1e-9);
 	assert_true(dsp_share_get(s, 100, 3001 + DSP_SHARE_STALE_MS, &fresh) == 1.0);
 	assert_int_equal(fresh, 0);
 	/* a tombstone: gone at once */
-	assert_int_equal(rec(s, "d-c", "{\"v\":1,\"dispatcher\":\"d-c\",\"channel\":\"sms\",\"backlog\":100,\"ts_ms\":5}", 9000), 0);
+	assert_int_equal(rec(s, "d-c",
+	                     "{\"v\":1,\"dispatcher\":\"d-c\",\"channel\":\"sms\",\"backlog\":100,\"ts_ms\":5}",
+	                     9000),
+	                 0);
 	assert_float_equal(dsp_share_get(s, 100, 9000, NULL), 0.5, 1e-9);
 	assert_int_equal(rec(s, "d-c", NULL, 9000), 0);
 	assert_true(dsp_share_get(s, 100, 9000, &fresh) == 1.0);
@@ -112,11 +134,17 @@ static void test_refusals(void **state)
 	char key[32], val[160];
 	for (int i = 0; i < DSP_SHARE_MAX_PEERS; i++) {
 		snprintf(key, sizeof key, "d-%d", i);
-		snprintf(val, sizeof val, "{\"v\":1,\"dispatcher\":\"%s\",\"channel\":\"sms\",\"backlog\":1}", key);
+		snprintf(val, sizeof val,
+		         "{\"v\":1,\"dispatcher\":\"%s\",\"channel\":\"sms\",\"backlog\":1}", key);
 		assert_int_equal(rec(s, key, val, 0), 0);
 	}
-	assert_int_equal(rec(s, "d-new", "{\"v\":1,\"dispatcher\":\"d-new\",\"channel\":\"sms\",\"backlog\":1}", 0), TOCSIN_ERR_TOOBIG);
-	assert_int_equal(rec(s, "d-new", "{\"v\":1,\"dispatcher\":\"d-new\",\"channel\":\"sms\",\"backlog\":1}", DSP_SHARE_STALE_MS + 1), 0);
+	assert_int_equal(rec(s, "d-new",
+	                     "{\"v\":1,\"dispatcher\":\"d-new\",\"channel\":\"sms\",\"backlog\":1}", 0),
+	                 TOCSIN_ERR_TOOBIG);
+	assert_int_equal(rec(s, "d-new",
+	                     "{\"v\":1,\"dispatcher\":\"d-new\",\"channel\":\"sms\",\"backlog\":1}",
+	                     DSP_SHARE_STALE_MS + 1),
+	                 0);
 	dsp_share_free(s);
 }
 
@@ -127,8 +155,13 @@ static void test_encode(void **state)
 	buf_t b;
 	buf_init(&b, 1024);
 	assert_int_equal(dsp_share_encode(s, 1234, 1700000000000, &b), 0);
-	assert_int_equal(b.len, strlen("{\"v\":1,\"dispatcher\":\"tocsin-dispatch-email-42\",\"channel\":\"email\",\"backlog\":1234,\"ts_ms\":1700000000000}"));
-	assert_memory_equal(b.p, "{\"v\":1,\"dispatcher\":\"tocsin-dispatch-email-42\",\"channel\":\"email\",\"backlog\":1234,\"ts_ms\":1700000000000}", b.len);
+	assert_int_equal(
+	    b.len,
+	    strlen("{\"v\":1,\"dispatcher\":\"tocsin-dispatch-email-42\",\"channel\":\"email\",\"backlog\":1234,\"ts_ms\":1700000000000}"));
+	assert_memory_equal(
+	    b.p,
+	    "{\"v\":1,\"dispatcher\":\"tocsin-dispatch-email-42\",\"channel\":\"email\",\"backlog\":1234,\"ts_ms\":1700000000000}",
+	    b.len);
 	/* what one encodes the other reads */
 	dsp_share_t *o = dsp_share_new(MSG_CH_EMAIL, "other");
 	assert_int_equal(dsp_share_record(o, "tocsin-dispatch-email-42", 24, b.p, b.len, 0), 0);

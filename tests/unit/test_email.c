@@ -49,7 +49,8 @@ static void test_token_roundtrip_and_mac(void **state)
 	assert_int_equal(tl, strlen(tok));
 	/* the token contains no readable address and is URL-safe */
 	assert_null(strstr(tok, "example"));
-	assert_int_equal(strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), tl);
+	assert_int_equal(strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+	                 tl);
 	/* the MAC is HMAC-SHA256(key, version|len|campaign|address), checked with OpenSSL's HMAC() */
 	unsigned char raw[1024];
 	int n = b64u_dec(tok, raw);
@@ -75,25 +76,31 @@ static void test_token_roundtrip_and_mac(void **state)
 		char bad[EMAIL_TOKEN_MAX];
 		memcpy(bad, tok, tl + 1);
 		bad[i] = bad[i] == 'A' ? 'B' : 'A';
-		assert_int_equal(email_unsub_verify(u, bad, tl, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+		assert_int_equal(email_unsub_verify(u, bad, tl, c, sizeof c, a, sizeof a),
+		                 TOCSIN_ERR_INVAL);
 	}
 	/* truncated, extended, empty, garbage */
-	assert_int_equal(email_unsub_verify(u, tok, tl - 1, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_verify(u, tok, tl - 1, c, sizeof c, a, sizeof a),
+	                 TOCSIN_ERR_INVAL);
 	assert_int_equal(email_unsub_verify(u, "", 0, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
 	assert_int_equal(email_unsub_verify(u, "%%%%", 4, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
 	char ext[EMAIL_TOKEN_MAX + 8];
 	snprintf(ext, sizeof ext, "%sAA", tok);
-	assert_int_equal(email_unsub_verify(u, ext, tl + 2, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_verify(u, ext, tl + 2, c, sizeof c, a, sizeof a),
+	                 TOCSIN_ERR_INVAL);
 	/* another key cannot verify it */
 	email_unsub_t *other = mk("another-key-of-enough-length", NULL);
-	assert_int_equal(email_unsub_verify(other, tok, tl, c, sizeof c, a, sizeof a), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_verify(other, tok, tl, c, sizeof c, a, sizeof a),
+	                 TOCSIN_ERR_INVAL);
 	assert_int_equal(email_unsub_url(other, "c", "a", 1, url, sizeof url, &ul), TOCSIN_ERR_CONFIG);
 	/* outputs too small */
 	assert_int_equal(email_unsub_verify(u, tok, tl, c, 4, a, sizeof a), TOCSIN_ERR_TOOBIG);
 	/* bad inputs */
-	assert_int_equal(email_unsub_token(u, "", addr, strlen(addr), tok, sizeof tok, &tl), TOCSIN_ERR_INVAL);
+	assert_int_equal(email_unsub_token(u, "", addr, strlen(addr), tok, sizeof tok, &tl),
+	                 TOCSIN_ERR_INVAL);
 	assert_int_equal(email_unsub_token(u, "c", addr, 0, tok, sizeof tok, &tl), TOCSIN_ERR_INVAL);
-	assert_int_equal(email_unsub_token(u, "c", addr, strlen(addr), tok, 10, &tl), TOCSIN_ERR_TOOBIG);
+	assert_int_equal(email_unsub_token(u, "c", addr, strlen(addr), tok, 10, &tl),
+	                 TOCSIN_ERR_TOOBIG);
 	email_unsub_free(other);
 	email_unsub_free(u);
 	email_unsub_free(NULL);
@@ -180,9 +187,12 @@ static void test_compile_refusals(void **state)
 	const char *h_sec = "<p>{{#unsubscribe_url}}x{{/unsubscribe_url}}</p>";
 	email_tmpl_t *e;
 	assert_null(email_compile(s, strlen(s), t_no, strlen(t_no), NULL, 0, F, 2, 0, err, sizeof err));
-	assert_string_equal(err, "text: no unsubscribe link: the text part must contain {{unsubscribe_url}}");
-	assert_null(email_compile(s, strlen(s), t_ok, strlen(t_ok), h_sec, strlen(h_sec), F, 2, 0, err, sizeof err));
-	assert_string_equal(err, "html: no unsubscribe link: the HTML part must contain {{unsubscribe_url}}");
+	assert_string_equal(err,
+	                    "text: no unsubscribe link: the text part must contain {{unsubscribe_url}}");
+	assert_null(email_compile(s, strlen(s), t_ok, strlen(t_ok), h_sec, strlen(h_sec), F, 2, 0,
+	                          err, sizeof err));
+	assert_string_equal(err,
+	                    "html: no unsubscribe link: the HTML part must contain {{unsubscribe_url}}");
 	assert_null(email_compile(s, strlen(s), NULL, 0, NULL, 0, F, 2, 0, err, sizeof err));
 	assert_string_equal(err, "body: the email has neither a text nor an HTML part");
 	assert_null(email_compile("", 0, t_ok, strlen(t_ok), NULL, 0, F, 2, 0, err, sizeof err));
@@ -190,9 +200,12 @@ static void test_compile_refusals(void **state)
 	assert_null(email_compile("a\nb", 3, t_ok, strlen(t_ok), NULL, 0, F, 2, 0, err, sizeof err));
 	assert_string_equal(err, "subject: a line break at byte 2; a subject is one line");
 	const char *h_bad = "<p>\n{{frist}}</p>";
-	assert_null(email_compile(s, strlen(s), t_ok, strlen(t_ok), h_bad, strlen(h_bad), F, 2, 0, err, sizeof err));
-	assert_string_equal(err, "html:2:3: unknown field \"frist\" (fields: first_name, city, unsubscribe_url)");
-	e = email_compile(s, strlen(s), t_ok, strlen(t_ok), h_ok, strlen(h_ok), F, 2, 0, err, sizeof err);
+	assert_null(email_compile(s, strlen(s), t_ok, strlen(t_ok), h_bad, strlen(h_bad), F, 2, 0,
+	                          err, sizeof err));
+	assert_string_equal(
+	    err, "html:2:3: unknown field \"frist\" (fields: first_name, city, unsubscribe_url)");
+	e = email_compile(s, strlen(s), t_ok, strlen(t_ok), h_ok, strlen(h_ok), F, 2, 0, err,
+	                  sizeof err);
 	assert_non_null(e);
 	email_free(e);
 	email_free(NULL);
@@ -205,7 +218,8 @@ static void test_render(void **state)
 	const char *s = "News for {{city}}";
 	const char *t = "Hi {{first_name|default:\"friend\"}}\nStop: {{unsubscribe_url}}";
 	const char *h = "<p>Hi {{first_name|default:\"friend\"}} &amp; {{{city}}}</p><a href=\"{{unsubscribe_url}}\">unsubscribe</a>";
-	email_tmpl_t *e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err, sizeof err);
+	email_tmpl_t *e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err,
+	                                sizeof err);
 	assert_non_null(e);
 	email_unsub_t *u = mk(KEY, "https://t.example.org");
 	const char *vals[2] = {"<Bo & \"Al\">", "<b>Reno</b>"};
@@ -213,7 +227,9 @@ static void test_render(void **state)
 	char buf[4096];
 	email_parts_t p;
 	tmpl_why_t why;
-	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf,
+	                              &p, &why),
+	                 0);
 	char tok[EMAIL_TOKEN_MAX];
 	assert_int_equal(email_unsub_token(u, "c9", "bo@example.org", 14, tok, sizeof tok, NULL), 0);
 	char want[2048];
@@ -233,20 +249,23 @@ static void test_render(void **state)
 	assert_string_equal(p.headers, want);
 	/* missing city (no default) -> rejected with the reason */
 	lens[1] = 0;
-	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why),
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf,
+	                              &p, &why),
 	                 TOCSIN_ERR_INVAL);
 	assert_string_equal(why.reason, "missing field city");
 	/* line break in the subject from a value */
 	vals[1] = "Reno\r\nBcc: x@y.z";
 	lens[1] = strlen(vals[1]);
-	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why),
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf,
+	                              &p, &why),
 	                 TOCSIN_ERR_INVAL);
 	assert_string_equal(why.reason, "line break in subject");
 	/* buffer too small: an error, never a truncated part */
 	vals[1] = "Reno";
 	lens[1] = 4;
 	for (size_t cap = 1; cap < 400; cap += 7)
-		assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf, cap, &p, &why),
+		assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf,
+		                              cap, &p, &why),
 		                 TOCSIN_ERR_TOOBIG);
 	email_unsub_free(u);
 	email_free(e);
@@ -260,7 +279,8 @@ static void same_as_inline(const email_parts_t *p, const email_parts_t *q)
 	assert_true(json_is_object(subs));
 	es_str_t o = {0};
 	const char *sp[3] = {p->subject, p->text, p->html}, *qp[3] = {q->subject, q->text, q->html};
-	size_t sl[3] = {p->subject_len, p->text_len, p->html_len}, ql[3] = {q->subject_len, q->text_len, q->html_len};
+	size_t sl[3] = {p->subject_len, p->text_len, p->html_len},
+	       ql[3] = {q->subject_len, q->text_len, q->html_len};
 	for (int k = 0; k < 3; k++) {
 		assert_int_equal(sp[k] == NULL, qp[k] == NULL);
 		if (!sp[k])
@@ -285,12 +305,14 @@ static void test_render_subs(void **state)
 	(void)state;
 	char err[512];
 	const char *s = "News for {{city}}, {{first_name|title|default:\"friend\"}}";
-	const char *t = "Hi {{first_name|default:\"friend\"}}{{#city}} from {{city}} ({{city|upper}}){{/city}}"
-	                "{{^city}} from nowhere{{/city}}.\nStop: {{unsubscribe_url}} ({{unsubscribe_url|trim}})";
-	const char *h = "<p>Hi {{first_name|default:\"friend & co\"}} {{{first_name}}}</p>{{#city}}<b>{{city}}</b>{{/city}}"
-	                "<style>p { color: red }</style><a href=\"{{unsubscribe_url}}\">{{{unsubscribe_url}}}</a>";
-	email_tmpl_t *e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, TMPL_F_MISSING_EMPTY,
-	                                err, sizeof err);
+	const char *t =
+	    "Hi {{first_name|default:\"friend\"}}{{#city}} from {{city}} ({{city|upper}}){{/city}}"
+	    "{{^city}} from nowhere{{/city}}.\nStop: {{unsubscribe_url}} ({{unsubscribe_url|trim}})";
+	const char *h =
+	    "<p>Hi {{first_name|default:\"friend & co\"}} {{{first_name}}}</p>{{#city}}<b>{{city}}</b>{{/city}}"
+	    "<style>p { color: red }</style><a href=\"{{unsubscribe_url}}\">{{{unsubscribe_url}}}</a>";
+	email_tmpl_t *e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2,
+	                                TMPL_F_MISSING_EMPTY, err, sizeof err);
 	assert_non_null(e);
 	assert_true(email_subs_possible(e));
 	email_unsub_t *u = mk(KEY, "https://t.example.org");
@@ -319,8 +341,10 @@ static void test_render_subs(void **state)
 			size_t lens[2] = {strlen(corpus[i]), strlen(corpus[j])};
 			email_parts_t p, q;
 			tmpl_why_t why, why2;
-			int rc = email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why);
-			int rc2 = email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2, sizeof buf2, &q, &why2);
+			int rc = email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens,
+			                           buf, sizeof buf, &p, &why);
+			int rc2 = email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2,
+			                       sizeof buf2, &q, &why2);
 			assert_int_equal(rc, rc2);
 			if (rc) { /* the same rejection, worded the same */
 				assert_string_equal(why.reason, why2.reason);
@@ -328,7 +352,8 @@ static void test_render_subs(void **state)
 			}
 			assert_string_equal(p.headers, q.headers); /* List-Unsubscribe stays per recipient */
 			forms[p.inline_why]++;
-			int risky = strchr(corpus[i], '{') || strchr(corpus[j], '{') || strstr(corpus[i], "%recipient") ||
+			int risky = strchr(corpus[i], '{') || strchr(corpus[j], '{') ||
+			            strstr(corpus[i], "%recipient") ||
 			            strstr(corpus[j], "%recipient");
 			if (p.inline_why == EMAIL_INLINE_NONE) {
 				assert_non_null(p.subs);
@@ -345,22 +370,29 @@ static void test_render_subs(void **state)
 				assert_string_equal(p.subject, q.subject);
 				assert_string_equal(p.text, q.text);
 				assert_string_equal(p.html, q.html);
-				assert_true(p.inline_why == (risky ? EMAIL_INLINE_VALUE : EMAIL_INLINE_SIZE));
+				assert_true(p.inline_why ==
+				            (risky ? EMAIL_INLINE_VALUE : EMAIL_INLINE_SIZE));
 				if (p.inline_why == EMAIL_INLINE_SIZE)
 					assert_true(lens[0] == 9999 || lens[1] == 9999);
 			}
 		}
-	assert_true(forms[EMAIL_INLINE_NONE] > 0 && forms[EMAIL_INLINE_VALUE] > 0 && forms[EMAIL_INLINE_SIZE] > 0);
+	assert_true(forms[EMAIL_INLINE_NONE] > 0 && forms[EMAIL_INLINE_VALUE] > 0 &&
+	            forms[EMAIL_INLINE_SIZE] > 0);
 	/* the names and placeholders, pinned: one per distinct piece */
 	const char *vals[2] = {"Al", "Reno"};
 	size_t lens[2] = {2, 4};
 	email_parts_t p, q;
 	tmpl_why_t why;
-	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
-	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2, sizeof buf2, &q, &why), 0);
+	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf,
+	                                   sizeof buf, &p, &why),
+	                 0);
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2,
+	                              sizeof buf2, &q, &why),
+	                 0);
 	assert_string_equal(p.subject, "News for {{{tocsin:city}}}, {{{tocsin:first_name}}}");
-	assert_string_equal(p.text, "Hi {{{tocsin:first_name_2}}}{{{tocsin:sec_city}}}{{{tocsin:sec_city_2}}}.\n"
-	                            "Stop: {{{tocsin:unsubscribe_url}}} ({{{tocsin:unsubscribe_url}}})");
+	assert_string_equal(p.text,
+	                    "Hi {{{tocsin:first_name_2}}}{{{tocsin:sec_city}}}{{{tocsin:sec_city_2}}}.\n"
+	                    "Stop: {{{tocsin:unsubscribe_url}}} ({{{tocsin:unsubscribe_url}}})");
 	char want[1024];
 	snprintf(want, sizeof want,
 	         "{\"city\":\"Reno\",\"first_name\":\"Al\",\"first_name_2\":\"Al\",\"sec_city\":\" from Reno (RENO)\","
@@ -373,12 +405,14 @@ static void test_render_subs(void **state)
 	email_free(e);
 	e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err, sizeof err);
 	lens[1] = 0;
-	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why),
+	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf,
+	                                   sizeof buf, &p, &why),
 	                 TOCSIN_ERR_INVAL);
 	assert_string_equal(why.reason, "missing field city");
 	lens[1] = 4;
 	for (size_t cap = 1; cap < 300; cap += 7)
-		assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, cap, &p, &why),
+		assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens,
+		                                   buf, cap, &p, &why),
 		                 TOCSIN_ERR_TOOBIG);
 	email_free(e);
 	/* a case filter on the link is one more piece now */
@@ -386,8 +420,12 @@ static void test_render_subs(void **state)
 	e = email_compile(s, strlen(s), t_up, strlen(t_up), NULL, 0, F, 2, 0, err, sizeof err);
 	assert_non_null(e);
 	assert_true(email_subs_possible(e));
-	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
-	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2, sizeof buf2, &q, &why), 0);
+	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf,
+	                                   sizeof buf, &p, &why),
+	                 0);
+	assert_int_equal(email_render(e, u, "c9", "bo@example.org", 14, vals, lens, buf2,
+	                              sizeof buf2, &q, &why),
+	                 0);
 	assert_string_equal(p.text, "Stop: {{{tocsin:unsubscribe_url_2}}}");
 	same_as_inline(&p, &q);
 	email_free(e);
@@ -396,7 +434,9 @@ static void test_render_subs(void **state)
 	e = email_compile(s, strlen(s), t_mg, strlen(t_mg), NULL, 0, F, 2, 0, err, sizeof err);
 	assert_non_null(e);
 	assert_false(email_subs_possible(e));
-	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
+	assert_int_equal(email_render_subs(e, u, "c9", "bo@example.org", 14, vals, lens, buf,
+	                                   sizeof buf, &p, &why),
+	                 0);
 	assert_null(p.subs);
 	assert_int_equal(p.inline_why, EMAIL_INLINE_TEMPLATE);
 	email_free(e);
@@ -409,7 +449,9 @@ static void test_render_subs(void **state)
 	/* a URL the HTML part would escape: inline */
 	email_unsub_t *u2 = mk(KEY, "https://t.example.org/a&b");
 	e = email_compile(s, strlen(s), t, strlen(t), h, strlen(h), F, 2, 0, err, sizeof err);
-	assert_int_equal(email_render_subs(e, u2, "c9", "bo@example.org", 14, vals, lens, buf, sizeof buf, &p, &why), 0);
+	assert_int_equal(email_render_subs(e, u2, "c9", "bo@example.org", 14, vals, lens, buf,
+	                                   sizeof buf, &p, &why),
+	                 0);
 	assert_null(p.subs);
 	assert_int_equal(p.inline_why, EMAIL_INLINE_URL);
 	email_free(e);
@@ -437,13 +479,13 @@ static void test_digest(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_token_roundtrip_and_mac),
-		cmocka_unit_test(test_headers),
-		cmocka_unit_test(test_cfg_key),
-		cmocka_unit_test(test_compile_refusals),
-		cmocka_unit_test(test_render),
-		cmocka_unit_test(test_render_subs),
-		cmocka_unit_test(test_digest),
+	    cmocka_unit_test(test_token_roundtrip_and_mac),
+	    cmocka_unit_test(test_headers),
+	    cmocka_unit_test(test_cfg_key),
+	    cmocka_unit_test(test_compile_refusals),
+	    cmocka_unit_test(test_render),
+	    cmocka_unit_test(test_render_subs),
+	    cmocka_unit_test(test_digest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

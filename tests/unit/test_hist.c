@@ -20,7 +20,8 @@ static void test_geometry(void **state)
 		assert_int_equal(hist_bucket_of(hist_bucket_hi(i)), i);
 		/* relative width at most 1/32 above the exact range */
 		if (i >= 64)
-			assert_true((hist_bucket_hi(i) - hist_bucket_lo(i) + 1) * 32 <= hist_bucket_lo(i));
+			assert_true((hist_bucket_hi(i) - hist_bucket_lo(i) + 1) * 32 <=
+			            hist_bucket_lo(i));
 	}
 	assert_int_equal(hist_bucket_hi(HIST_NBUCKETS - 1), HIST_MAX_VALUE);
 	assert_int_equal(hist_bucket_of(UINT64_MAX), HIST_NBUCKETS - 1);

@@ -21,18 +21,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_BODY (16 * 1024)          /* the engines' response cap */
-#define BIG_LEN (MAX_BODY * 4)        /* what /big answers: above the cap */
-#define ECHO_MAX (64 * 1024)          /* the server's request body cap */
+#define MAX_BODY (16 * 1024)   /* the engines' response cap */
+#define BIG_LEN (MAX_BODY * 4) /* what /big answers: above the cap */
+#define ECHO_MAX (64 * 1024)   /* the server's request body cap */
 #define N_ECHO 2000
 #define ECHO_XFERS 64
 #define WALL_NS (30LL * 1000000000LL) /* every loop gives up after 30 s */
 
 static struct MHD_Daemon *D;
-static unsigned PORT;        /* the MHD server */
-static int SILENT_FD = -1;   /* a listening socket nobody accepts on: requests never answered */
+static unsigned PORT;      /* the MHD server */
+static int SILENT_FD = -1; /* a listening socket nobody accepts on: requests never answered */
 static unsigned SILENT_PORT;
-static char *BIG;            /* BIG_LEN bytes, and MAX_BODY bytes for /exact */
+static char *BIG; /* BIG_LEN bytes, and MAX_BODY bytes for /exact */
 
 /* prestates: the number of sending threads each test runs with */
 static int T0 = 0, T1 = 1, T2 = 2;
@@ -65,9 +65,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const v
 	return ret;
 }
 
-static enum MHD_Result on_req(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *up,
-                              size_t *upsz, void **ctx)
+static enum MHD_Result on_req(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *up, size_t *upsz, void **ctx)
 {
 	(void)cls;
 	(void)version;
@@ -150,9 +149,8 @@ static int group_setup(void **st)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	D = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_req,
 	                     NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
-	                     MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-	                     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4,
-	                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+	                     MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+	                     (unsigned)4, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
 	if (!D) {
 		fprintf(stderr, "cannot start the test HTTP server\n");
 		return -1;
@@ -270,8 +268,8 @@ static void test_echo_many(void **st)
 			intptr_t id = (intptr_t)d.opaque - 1;
 			assert_true(id >= 0 && id < N_ECHO);
 			if (d.status != 200 || d.curl_code != 0)
-				fprintf(stderr, "request %d: status %ld curl %d (%s)\n", (int)id, d.status,
-				        d.curl_code, d.errstr);
+				fprintf(stderr, "request %d: status %ld curl %d (%s)\n", (int)id,
+				        d.status, d.curl_code, d.errstr);
 			assert_int_equal(d.status, 200);
 			assert_int_equal(d.curl_code, 0);
 			assert_string_equal(d.errstr, "");

@@ -25,9 +25,11 @@ static void put(int p, int first, int n)
 	for (int k = first; k < first + n; k++) {
 		char v[32];
 		int len = snprintf(v, sizeof v, "p%d-%d", p, k);
-		assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(p),
+		assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(TOPIC),
+		                                   RD_KAFKA_V_PARTITION(p),
 		                                   RD_KAFKA_V_VALUE(v, (size_t)len),
-		                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+		                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                                   RD_KAFKA_V_END),
 		                 0);
 	}
 	assert_int_equal(rd_kafka_flush(prod, 10000), 0);
@@ -89,8 +91,8 @@ typedef struct seen {
 static int on_rec(void *ud, const rd_kafka_message_t *m)
 {
 	seen_t *s = ud;
-	s->len += (size_t)snprintf(s->text + s->len, sizeof s->text - s->len, "%s%.*s", s->n ? "," : "",
-	                           (int)m->len, (const char *)m->payload);
+	s->len += (size_t)snprintf(s->text + s->len, sizeof s->text - s->len, "%s%.*s",
+	                           s->n ? "," : "", (int)m->len, (const char *)m->payload);
 	s->n++;
 	if (s->put_more && s->n == 1)
 		put(0, 100, 2); /* past the end captured at the start: never handed over */
@@ -163,7 +165,10 @@ static void test_since_tail(void **state)
 	(void)state;
 	/* the year 2100: no record is that recent, so only the tail is read */
 	seen_t s = {0};
-	kq_read_t r = {.topic = TOPIC, .nparts = NP, .since_ms = INT64_C(4102444800000), .tail = 1,
+	kq_read_t r = {.topic = TOPIC,
+	               .nparts = NP,
+	               .since_ms = INT64_C(4102444800000),
+	               .tail = 1,
 	               .timeout_ms = 20000};
 	char err[256] = "";
 	assert_int_equal(kq_read(cons, &r, on_rec, &s, err, sizeof err), 0);
@@ -231,9 +236,12 @@ static void test_dispatch_group(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_reads_to_the_start_watermark), cmocka_unit_test(test_from_skip_restart),
-	    cmocka_unit_test(test_since_tail), cmocka_unit_test(test_callback_error_and_stop),
-	    cmocka_unit_test(test_keep_follows), cmocka_unit_test(test_dispatch_group),
+	    cmocka_unit_test(test_reads_to_the_start_watermark),
+	    cmocka_unit_test(test_from_skip_restart),
+	    cmocka_unit_test(test_since_tail),
+	    cmocka_unit_test(test_callback_error_and_stop),
+	    cmocka_unit_test(test_keep_follows),
+	    cmocka_unit_test(test_dispatch_group),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

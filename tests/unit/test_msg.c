@@ -93,7 +93,9 @@ static void test_parse_rejects(void **state)
 	msg_out_t r;
 	json_t *hold;
 	char err[128];
-	const char *bad[] = {"", "[]", "{\"v\":2,\"id\":\"x\",\"campaign\":\"c\",\"to\":\"t\"}",
+	const char *bad[] = {"",
+	                     "[]",
+	                     "{\"v\":2,\"id\":\"x\",\"campaign\":\"c\",\"to\":\"t\"}",
 	                     "{\"v\":1,\"campaign\":\"c\",\"to\":\"t\",\"channel\":\"sms\"}",
 	                     "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"to\":\"t\",\"channel\":\"fax\"}",
 	                     "{\"v\":1,\"id\":\"x\""};
@@ -105,10 +107,7 @@ static void test_parse_rejects(void **state)
 	}
 }
 
-static int same(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && !strcmp(a, b));
-}
+static int same(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
 
 /* The non-allocating scanner agrees with the jansson parser, field by field,
  * on records with every kind of escape, and rejects what it rejects. */
@@ -130,20 +129,31 @@ static void test_scan_agrees(void **state)
 					pool[k][o++] = (char)0xc3;
 					pool[k][o++] = (char)0xa9;
 				} else {
-					pool[k][o++] = r < 15 ? '"' : r < 20 ? '\\' : r < 25 ? (char)(1 + r % 31)
-					                                                : (char)('a' + r % 26);
+					pool[k][o++] = r < 15   ? '"'
+					               : r < 20 ? '\\'
+					               : r < 25 ? (char)(1 + r % 31)
+					                        : (char)('a' + r % 26);
 				}
 			}
 			pool[k][o] = 0;
 		}
-		msg_out_t m = {.id = pool[0], .campaign = pool[1], .channel = (msg_channel_t)(iter % 2),
-		               .to = pool[2], .sender = iter % 3 ? pool[3] : NULL,
-		               .body = iter % 2 ? NULL : pool[4], .subject = iter % 2 ? pool[5] : NULL,
+		msg_out_t m = {.id = pool[0],
+		               .campaign = pool[1],
+		               .channel = (msg_channel_t)(iter % 2),
+		               .to = pool[2],
+		               .sender = iter % 3 ? pool[3] : NULL,
+		               .body = iter % 2 ? NULL : pool[4],
+		               .subject = iter % 2 ? pool[5] : NULL,
 		               .text = iter % 2 ? pool[4] : NULL,
-		               .headers = iter % 4 == 1 ? "{\"List-Unsubscribe\":\"<https://x/u/1>\"}" : NULL,
+		               .headers = iter % 4 == 1 ? "{\"List-Unsubscribe\":\"<https://x/u/1>\"}"
+		                                        : NULL,
 		               .subs = iter % 3 == 1 ? "{\"unsubscribe_url\":\"https://x/u/1\"}" : NULL,
-		               .segments = iter % 7, .priority = -iter, .created_ms = 1700000000000LL + iter,
-		               .expires_ms = iter * 1000LL, .attempt = iter % 5, .not_before_ms = 0};
+		               .segments = iter % 7,
+		               .priority = -iter,
+		               .created_ms = 1700000000000LL + iter,
+		               .expires_ms = iter * 1000LL,
+		               .attempt = iter % 5,
+		               .not_before_ms = 0};
 		buf_reset(&b);
 		assert_int_equal(msg_out_encode(&m, &b), 0);
 		msg_out_t a, c;
@@ -153,7 +163,8 @@ static void test_scan_agrees(void **state)
 		if (msg_out_scan(b.p, b.len, &c, arena, b.len + 1, err, sizeof err))
 			fail_msg("scan failed on %s: %s", b.p, err);
 		assert_true(same(a.id, c.id) && same(a.campaign, c.campaign) && same(a.to, c.to));
-		assert_true(same(a.sender, c.sender) && same(a.body, c.body) && same(a.subject, c.subject));
+		assert_true(same(a.sender, c.sender) && same(a.body, c.body) &&
+		            same(a.subject, c.subject));
 		assert_true(same(a.text, c.text) && same(a.html, c.html) && same(a.enc, c.enc));
 		assert_int_equal(a.channel, c.channel);
 		assert_int_equal(a.segments, c.segments);
@@ -181,15 +192,21 @@ static void test_scan_agrees(void **state)
 	char arena[512], err[128];
 	assert_int_equal(msg_out_scan(ok, sizeof ok - 1, &c, arena, sizeof arena, err, sizeof err), 0);
 	assert_string_equal(c.body, "\xc3\xa9\xf0\x9f\x98\x80\n");
-	const char *bad[] = {"", "[]", "{\"v\":2,\"id\":\"x\",\"campaign\":\"c\",\"to\":\"t\"}",
+	const char *bad[] = {"",
+	                     "[]",
+	                     "{\"v\":2,\"id\":\"x\",\"campaign\":\"c\",\"to\":\"t\"}",
 	                     "{\"v\":1,\"campaign\":\"c\",\"to\":\"t\",\"channel\":\"sms\"}",
 	                     "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"to\":\"t\",\"channel\":\"fax\"}",
-	                     "{\"v\":1,\"id\":\"x\"", "{\"v\":1,\"id\":\"\\ud800\"}",
-	                     "{\"v\":1,\"id\":\"a\x01\"}", "{\"v\":1} trailing",
-	                     "{\"v\":1,\"id\":\"x\\q\"}", "{\"v\":\"1\"}"};
+	                     "{\"v\":1,\"id\":\"x\"",
+	                     "{\"v\":1,\"id\":\"\\ud800\"}",
+	                     "{\"v\":1,\"id\":\"a\x01\"}",
+	                     "{\"v\":1} trailing",
+	                     "{\"v\":1,\"id\":\"x\\q\"}",
+	                     "{\"v\":\"1\"}"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(err, 0, sizeof err);
-		assert_int_equal(msg_out_scan(bad[i], strlen(bad[i]), &c, arena, sizeof arena, err, sizeof err),
+		assert_int_equal(msg_out_scan(bad[i], strlen(bad[i]), &c, arena, sizeof arena, err,
+		                              sizeof err),
 		                 TOCSIN_ERR_INVAL);
 		assert_true(strlen(err) > 0);
 	}
@@ -200,13 +217,21 @@ static void test_status_roundtrip(void **state)
 	(void)state;
 	buf_t b;
 	buf_init(&b, 1 << 16);
-	msg_status_t s = {.id = "abc", .campaign = "c1", .channel = MSG_CH_SMS, .to = "+1555",
-	                  .state = MSG_ST_ACCEPTED, .vendor = "twilio", .vendor_ref = "SM1",
-	                  .latency_ms = 12, .attempt = 1, .ts_ms = 5};
+	msg_status_t s = {.id = "abc",
+	                  .campaign = "c1",
+	                  .channel = MSG_CH_SMS,
+	                  .to = "+1555",
+	                  .state = MSG_ST_ACCEPTED,
+	                  .vendor = "twilio",
+	                  .vendor_ref = "SM1",
+	                  .latency_ms = 12,
+	                  .attempt = 1,
+	                  .ts_ms = 5};
 	assert_int_equal(msg_status_encode(&s, &b), 0);
-	assert_string_equal(b.p, "{\"v\":1,\"id\":\"abc\",\"campaign\":\"c1\",\"channel\":\"sms\","
-	                         "\"to\":\"+1555\",\"state\":\"accepted\",\"vendor\":\"twilio\","
-	                         "\"vendor_ref\":\"SM1\",\"latency_ms\":12,\"attempt\":1,\"ts_ms\":5}");
+	assert_string_equal(b.p,
+	                    "{\"v\":1,\"id\":\"abc\",\"campaign\":\"c1\",\"channel\":\"sms\","
+	                    "\"to\":\"+1555\",\"state\":\"accepted\",\"vendor\":\"twilio\","
+	                    "\"vendor_ref\":\"SM1\",\"latency_ms\":12,\"attempt\":1,\"ts_ms\":5}");
 	msg_status_t r;
 	json_t *hold;
 	char err[128];
@@ -226,9 +251,15 @@ static void test_dead_roundtrip(void **state)
 	buf_t b;
 	buf_init(&b, 1 << 16);
 	const char *msg = "{\"v\":1,\"id\":\"abc\",\"campaign\":\"c1\",\"channel\":\"sms\",\"to\":\"+1555\"}";
-	msg_dead_t d = {.id = "abc", .campaign = "c1", .state = MSG_ST_FAILED, .code = "21211",
-	                .reason = "invalid \"To\" number", .attempts = 6, .ts_ms = 1234,
-	                .message = msg, .message_len = strlen(msg)};
+	msg_dead_t d = {.id = "abc",
+	                .campaign = "c1",
+	                .state = MSG_ST_FAILED,
+	                .code = "21211",
+	                .reason = "invalid \"To\" number",
+	                .attempts = 6,
+	                .ts_ms = 1234,
+	                .message = msg,
+	                .message_len = strlen(msg)};
 	assert_int_equal(msg_dead_encode(&d, &b), 0);
 	assert_string_equal(b.p, "{\"v\":1,\"id\":\"abc\",\"campaign\":\"c1\",\"state\":\"failed\","
 	                         "\"code\":\"21211\",\"reason\":\"invalid \\\"To\\\" number\","
@@ -250,8 +281,13 @@ static void test_dead_roundtrip(void **state)
 	json_decref(hold);
 	/* expired, with empty code and reason, as finish() writes them */
 	buf_reset(&b);
-	msg_dead_t e = {.id = "x", .campaign = "c2", .state = MSG_ST_EXPIRED, .code = "", .reason = "",
-	                .message = msg, .message_len = strlen(msg)};
+	msg_dead_t e = {.id = "x",
+	                .campaign = "c2",
+	                .state = MSG_ST_EXPIRED,
+	                .code = "",
+	                .reason = "",
+	                .message = msg,
+	                .message_len = strlen(msg)};
 	assert_int_equal(msg_dead_encode(&e, &b), 0);
 	assert_int_equal(msg_dead_parse(b.p, b.len, &r, &hold, err, sizeof err), 0);
 	assert_int_equal(r.state, MSG_ST_EXPIRED);
@@ -267,7 +303,8 @@ static void test_dead_roundtrip(void **state)
 	    "{\"v\":2,\"id\":\"a\",\"campaign\":\"c\",\"state\":\"failed\"}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		assert_int_not_equal(msg_dead_parse(bad[i], strlen(bad[i]), &r, &hold, err, sizeof err), 0);
+		assert_int_not_equal(msg_dead_parse(bad[i], strlen(bad[i]), &r, &hold, err, sizeof err),
+		                     0);
 		assert_null(hold);
 	}
 }
@@ -281,12 +318,17 @@ static void test_status_scan_agrees(void **state)
 	buf_init(&b, 1 << 16);
 	const char *pool[] = {"c1", "camp \"quoted\" \\ back", "caf\xc3\xa9", "line\nbreak", "\x01ctl"};
 	for (int iter = 0; iter < 200; iter++) {
-		msg_status_t s = {.id = pool[iter % 5], .campaign = pool[(iter + 1) % 5],
-		                  .channel = (msg_channel_t)(iter % 2), .to = iter % 3 ? pool[2] : NULL,
+		msg_status_t s = {.id = pool[iter % 5],
+		                  .campaign = pool[(iter + 1) % 5],
+		                  .channel = (msg_channel_t)(iter % 2),
+		                  .to = iter % 3 ? pool[2] : NULL,
 		                  .state = (msg_state_t)(iter % MSG_ST__COUNT),
-		                  .vendor = iter % 4 ? "twilio" : NULL, .vendor_ref = pool[(iter + 3) % 5],
-		                  .code = iter % 5 ? pool[iter % 5] : NULL, .detail = iter % 2 ? pool[3] : NULL,
-		                  .latency_ms = iter % 6 ? iter * 7 : -1, .attempt = iter % 4,
+		                  .vendor = iter % 4 ? "twilio" : NULL,
+		                  .vendor_ref = pool[(iter + 3) % 5],
+		                  .code = iter % 5 ? pool[iter % 5] : NULL,
+		                  .detail = iter % 2 ? pool[3] : NULL,
+		                  .latency_ms = iter % 6 ? iter * 7 : -1,
+		                  .attempt = iter % 4,
 		                  .ts_ms = 1700000000000LL + iter};
 		buf_reset(&b);
 		assert_int_equal(msg_status_encode(&s, &b), 0);
@@ -314,26 +356,34 @@ static void test_status_scan_agrees(void **state)
 	                     "\"campaign\":\"c1\",\"channel\":\"sms\",\"state\":\"failed\"}";
 	msg_status_t c;
 	char arena[512], err[128];
-	assert_int_equal(msg_status_scan(decoy, sizeof decoy - 1, &c, arena, sizeof arena, err, sizeof err), 0);
+	assert_int_equal(msg_status_scan(decoy, sizeof decoy - 1, &c, arena, sizeof arena, err,
+	                                 sizeof err),
+	                 0);
 	assert_string_equal(c.campaign, "c1");
 	assert_string_equal(c.detail, "\"campaign\":\"c9\"");
 	assert_int_equal(c.latency_ms, -1);
-	const char *bad[] = {"", "[]", "{\"v\":2,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"sent\"}",
-	                     "{\"v\":1,\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"sent\"}",
-	                     "{\"v\":1,\"id\":\"x\",\"channel\":\"sms\",\"state\":\"sent\"}",
-	                     "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"fax\",\"state\":\"sent\"}",
-	                     "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"lost\"}",
-	                     "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"sent\"",
-	                     "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"sent\",\"attempt\":\"1\"}",
-	                     "{\"v\":1} trailing"};
+	const char *bad[] = {
+	    "",
+	    "[]",
+	    "{\"v\":2,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"sent\"}",
+	    "{\"v\":1,\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"sent\"}",
+	    "{\"v\":1,\"id\":\"x\",\"channel\":\"sms\",\"state\":\"sent\"}",
+	    "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"fax\",\"state\":\"sent\"}",
+	    "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"lost\"}",
+	    "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"sent\"",
+	    "{\"v\":1,\"id\":\"x\",\"campaign\":\"c\",\"channel\":\"sms\",\"state\":\"sent\",\"attempt\":\"1\"}",
+	    "{\"v\":1} trailing"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		json_t *hold = NULL;
 		memset(err, 0, sizeof err);
-		assert_int_equal(msg_status_scan(bad[i], strlen(bad[i]), &c, arena, sizeof arena, err, sizeof err),
+		assert_int_equal(msg_status_scan(bad[i], strlen(bad[i]), &c, arena, sizeof arena,
+		                                 err, sizeof err),
 		                 TOCSIN_ERR_INVAL);
 		assert_true(strlen(err) > 0);
 		if (i != 8) /* jansson keeps a string attempt as "absent"; the scanner refuses it */
-			assert_int_not_equal(msg_status_parse(bad[i], strlen(bad[i]), &c, &hold, err, sizeof err), 0);
+			assert_int_not_equal(msg_status_parse(bad[i], strlen(bad[i]), &c, &hold,
+			                                      err, sizeof err),
+			                     0);
 		json_decref(hold);
 	}
 }
@@ -341,9 +391,9 @@ static void test_status_scan_agrees(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_id_deterministic), cmocka_unit_test(test_state_order),
-	    cmocka_unit_test(test_out_roundtrip),    cmocka_unit_test(test_parse_rejects),
-	    cmocka_unit_test(test_status_roundtrip), cmocka_unit_test(test_scan_agrees),
+	    cmocka_unit_test(test_id_deterministic),   cmocka_unit_test(test_state_order),
+	    cmocka_unit_test(test_out_roundtrip),      cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test(test_status_roundtrip),   cmocka_unit_test(test_scan_agrees),
 	    cmocka_unit_test(test_status_scan_agrees), cmocka_unit_test(test_dead_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,7 +30,8 @@ static void test_num_refused(void **st)
 {
 	(void)st;
 	int64_t v = 7;
-	const char *inval[] = {"", "-", "+1", " 1", "1 ", "1x", "0x10", "1e3", "1.0", "--1", "4294967297a"};
+	const char *inval[] = {"",     "-",   "+1",  " 1",  "1 ",         "1x",
+	                       "0x10", "1e3", "1.0", "--1", "4294967297a"};
 	for (size_t k = 0; k < sizeof inval / sizeof inval[0]; k++)
 		assert_int_equal(num_i64(inval[k], INT64_MIN, INT64_MAX, &v), TOCSIN_ERR_INVAL);
 	assert_int_equal(num_i64(NULL, 0, 1, &v), TOCSIN_ERR_INVAL);
@@ -40,13 +41,15 @@ static void test_num_refused(void **st)
 	assert_int_equal(i, 5);
 	assert_int_equal(num_i64("9223372036854775808", INT64_MIN, INT64_MAX, &v), TOCSIN_ERR_TOOBIG);
 	assert_int_equal(num_i64("-9223372036854775809", INT64_MIN, INT64_MAX, &v), TOCSIN_ERR_TOOBIG);
-	assert_int_equal(num_i64("99999999999999999999999", INT64_MIN, INT64_MAX, &v), TOCSIN_ERR_TOOBIG);
+	assert_int_equal(num_i64("99999999999999999999999", INT64_MIN, INT64_MAX, &v),
+	                 TOCSIN_ERR_TOOBIG);
 	assert_int_equal(num_i64("0", 1, 10, &v), TOCSIN_ERR_TOOBIG);
 	assert_int_equal(v, 7);
 }
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_num_ok), cmocka_unit_test(test_num_refused)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_num_ok),
+	                                   cmocka_unit_test(test_num_refused)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,10 +21,10 @@ static aud_t *open_fmt(const char *path, aud_fmt_t fmt, char *err, size_t errlen
 }
 
 typedef struct want {
-	int rc;           /* 1 row, TOCSIN_ERR_INVAL bad row */
+	int rc; /* 1 row, TOCSIN_ERR_INVAL bad row */
 	int64_t line;
-	const char *v0;   /* first value (rows) or the reason (bad rows) */
-	const char *v2;   /* third value (rows) or NULL */
+	const char *v0; /* first value (rows) or the reason (bad rows) */
+	const char *v2; /* third value (rows) or NULL */
 } want_t;
 
 static void test_csv_nasty(void **state)
@@ -92,7 +92,8 @@ static void test_header_errors(void **state)
 	assert_null(open_fmt(DATA "empty.csv", AUD_CSV, err, sizeof err));
 	assert_string_equal(err, DATA "empty.csv: empty file (no header row)");
 	assert_null(open_fmt(DATA "dupcols.csv", AUD_CSV, err, sizeof err));
-	assert_string_equal(err, DATA "dupcols.csv:1: duplicate column name \"first_name\" (columns 1 and 3)");
+	assert_string_equal(err, DATA
+	                    "dupcols.csv:1: duplicate column name \"first_name\" (columns 1 and 3)");
 	assert_null(open_fmt(DATA "missing.csv", AUD_CSV, err, sizeof err));
 	assert_string_equal(err, DATA "missing.csv: No such file or directory");
 	assert_null(open_fmt(DATA, AUD_CSV, err, sizeof err));
@@ -197,7 +198,7 @@ static void test_jsonl(void **state)
 	assert_int_equal(r.line, 5);
 	assert_null(r.vals[0]); /* null = no value */
 	assert_int_equal(aud_next(a, &r), 1);
-	assert_int_equal(r.line, 7); /* the blank line 6 is no row */
+	assert_int_equal(r.line, 7);                  /* the blank line 6 is no row */
 	assert_string_equal(r.vals[1], "2025552107"); /* a number as text */
 	assert_int_equal(aud_next(a, &r), 1);
 	assert_int_equal(aud_next(a, &r), 0);
@@ -223,7 +224,8 @@ static void test_sqlite(void **state)
 	}
 	assert_int_equal(n, 5);
 	aud_free(a);
-	aud_spec_t sp = {.fmt = AUD_SQLITE, .path = DATA "people.db",
+	aud_spec_t sp = {.fmt = AUD_SQLITE,
+	                 .path = DATA "people.db",
 	                 .query = "SELECT first_name AS name, phone FROM people WHERE phone IS NOT NULL"};
 	a = aud_open(&sp, err, sizeof err);
 	assert_non_null(a);
@@ -242,9 +244,9 @@ static void test_utf8(void **state)
 {
 	(void)state;
 	assert_true(aud_utf8_ok("h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
-	assert_false(aud_utf8_ok("\xc3", 1));          /* truncated */
-	assert_false(aud_utf8_ok("\xc0\xaf", 2));      /* overlong */
-	assert_false(aud_utf8_ok("\xed\xa0\x80", 3));  /* surrogate */
+	assert_false(aud_utf8_ok("\xc3", 1));             /* truncated */
+	assert_false(aud_utf8_ok("\xc0\xaf", 2));         /* overlong */
+	assert_false(aud_utf8_ok("\xed\xa0\x80", 3));     /* surrogate */
 	assert_false(aud_utf8_ok("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 	assert_false(aud_utf8_ok("\xff", 1));
 }

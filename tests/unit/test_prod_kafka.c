@@ -80,7 +80,8 @@ static int setup(void **state)
 		if (i % 50 == 49)
 			fprintf(f, "P%d,,p%d@example.org\n", i, i);
 		else
-			fprintf(f, "P%d,(303) %03d-%04d,p%d@Example.org\n", i, 220 + 100 * (n % 7), n, n);
+			fprintf(f, "P%d,(303) %03d-%04d,p%d@Example.org\n", i, 220 + 100 * (n % 7),
+			        n, n);
 	}
 	fclose(f);
 	return 0;
@@ -101,8 +102,7 @@ static camp_t *campaign(const char *id, const char *extra)
 {
 	char path[400], text[2048], e[512];
 	snprintf(path, sizeof path, "%s/%s.json", dir, id);
-	snprintf(text, sizeof text,
-	         "{\"id\":\"%s\",\"audience\":\"aud.csv\",%s}", id,
+	snprintf(text, sizeof text, "{\"id\":\"%s\",\"audience\":\"aud.csv\",%s}", id,
 	         extra ? extra : "\"sms\":{\"sender\":\"main\",\"template\":\"Hi {{first_name}}\"}");
 	write_file(path, text);
 	camp_t *c = camp_load(path, e, sizeof e);
@@ -343,8 +343,9 @@ static void test_suppression(void **state)
 	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "test", NULL, e, sizeof e);
 	rd_kafka_t *pr = kq_new(conf, KQ_PRODUCER, 5000, e, sizeof e);
 	assert_non_null(pr);
-	msg_optout_t ev[2] = {{.channel = MSG_CH_SMS, .address = "+13032200000", .source = "sms_stop"},
-	                      {.channel = MSG_CH_EMAIL, .address = "p1@example.org", .source = "one_click"}};
+	msg_optout_t ev[2] = {
+	    {.channel = MSG_CH_SMS, .address = "+13032200000", .source = "sms_stop"},
+	    {.channel = MSG_CH_EMAIL, .address = "p1@example.org", .source = "one_click"}};
 	for (int i = 0; i < 2; i++) {
 		buf_reset(&b);
 		assert_int_equal(msg_optout_encode(&ev[i], &b), 0);
@@ -402,7 +403,7 @@ static void test_resend_failed(void **state)
 	    {"+13034200002", 2, {MSG_ST_RETRYING, MSG_ST_UNDELIVERED}, {"http_503", "30003"}, {1, 0}},
 	    {"+13035200003", 2, {MSG_ST_ACCEPTED, MSG_ST_DELIVERED}, {NULL, NULL}, {0, 0}},
 	    {"+13036200004", 2, {MSG_ST_DELIVERED, MSG_ST_FAILED}, {NULL, NULL}, {0, 0}},
-	    {"+13037200005", 1, {MSG_ST_FAILED}, {"21211"}, {0}},           /* invalid number */
+	    {"+13037200005", 1, {MSG_ST_FAILED}, {"21211"}, {0}}, /* invalid number */
 	    {"+13038200006", 2, {MSG_ST_UNDELIVERED, MSG_ST_ACCEPTED}, {"30003", NULL}, {0, 1}},
 	    {"+13033200008", 3, {MSG_ST_EXPIRED, MSG_ST_ACCEPTED, MSG_ST_DELIVERED}, {NULL}, {0, 1, 0}},
 	};
@@ -416,12 +417,18 @@ static void test_resend_failed(void **state)
 		for (int k = 0; k < m[i].n; k++) {
 			char id[MSG_ID_LEN + 1];
 			msg_make_id("t-exact", "sms", m[i].to, id);
-			msg_status_t s = {.id = id, .campaign = "t-exact", .channel = MSG_CH_SMS,
-			                  .to = m[i].to, .state = m[i].st[k], .code = m[i].code[k],
-			                  .attempt = m[i].attempt[k], .latency_ms = -1};
+			msg_status_t s = {.id = id,
+			                  .campaign = "t-exact",
+			                  .channel = MSG_CH_SMS,
+			                  .to = m[i].to,
+			                  .state = m[i].st[k],
+			                  .code = m[i].code[k],
+			                  .attempt = m[i].attempt[k],
+			                  .latency_ms = -1};
 			buf_reset(&b);
 			assert_int_equal(msg_status_encode(&s, &b), 0);
-			assert_int_equal(kq_produce(pr, KQ_T_STATUS, id, MSG_ID_LEN, b.p, b.len, NULL), 0);
+			assert_int_equal(kq_produce(pr, KQ_T_STATUS, id, MSG_ID_LEN, b.p, b.len, NULL),
+			                 0);
 		}
 	assert_int_equal(kq_flush(pr, 10000), 0);
 	rd_kafka_destroy(pr);
@@ -466,7 +473,8 @@ static void *slow_consumer(void *arg)
 {
 	slow_t *s = arg;
 	char e[512];
-	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "slow", "tocsin-dispatch-sms", e, sizeof e);
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_CONSUMER, "slow", "tocsin-dispatch-sms", e,
+	                                    sizeof e);
 	rd_kafka_t *c = kq_new(conf, KQ_CONSUMER, 5000, e, sizeof e);
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, KQ_T_OUTBOX_SMS, RD_KAFKA_PARTITION_UA);
@@ -617,7 +625,10 @@ static int64_t held_rows(int st)
 	sqlite3_stmt *q = NULL;
 	int64_t n = -1;
 	if (!sqlite3_open(path, &db) &&
-	    !sqlite3_prepare_v2(db, st < 0 ? "SELECT count(*) FROM held" : "SELECT count(*) FROM held WHERE state=?1", -1, &q, NULL)) {
+	    !sqlite3_prepare_v2(db,
+	                        st < 0 ? "SELECT count(*) FROM held"
+	                               : "SELECT count(*) FROM held WHERE state=?1",
+	                        -1, &q, NULL)) {
 		sqlite3_bind_int(q, 1, st);
 		if (sqlite3_step(q) == SQLITE_ROW)
 			n = sqlite3_column_int64(q, 0);
@@ -638,7 +649,8 @@ static void test_send_at_held(void **state)
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(extra, sizeof extra,
-	         "\"sms\":{\"sender\":\"main\",\"template\":\"Hi {{first_name}}\"},\"send_at\":\"%s\"", ts);
+	         "\"sms\":{\"sender\":\"main\",\"template\":\"Hi {{first_name}}\"},\"send_at\":\"%s\"",
+	         ts);
 	camp_t *c = campaign("t-sched", extra);
 	prod_opts_t o = {.max_lag = 0};
 	prod_stats_t st;
@@ -670,11 +682,11 @@ int main(void)
 {
 	alarm(300); /* a hang is a failure */
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_launch_exact), cmocka_unit_test(test_campaign_states),
-	    cmocka_unit_test(test_send_at_held),
-	    cmocka_unit_test(test_crash_resume), cmocka_unit_test(test_suppression),
-	    cmocka_unit_test(test_resend_failed), cmocka_unit_test(test_max_lag),
-	    cmocka_unit_test(test_operator_controls), cmocka_unit_test(test_delivery_failure),
+	    cmocka_unit_test(test_launch_exact),     cmocka_unit_test(test_campaign_states),
+	    cmocka_unit_test(test_send_at_held),     cmocka_unit_test(test_crash_resume),
+	    cmocka_unit_test(test_suppression),      cmocka_unit_test(test_resend_failed),
+	    cmocka_unit_test(test_max_lag),          cmocka_unit_test(test_operator_controls),
+	    cmocka_unit_test(test_delivery_failure),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -26,9 +26,17 @@ static void check(const char *campaign, const char *sender, int prio, const char
 	char *bz = malloc(bodylen + 1);
 	memcpy(bz, body, bodylen);
 	bz[bodylen] = 0;
-	msg_out_t m = {.id = id, .campaign = campaign, .channel = MSG_CH_SMS, .to = to,
-	               .sender = sender, .body = bz, .enc = enc, .segments = segs,
-	               .priority = prio, .created_ms = created, .expires_ms = expires,
+	msg_out_t m = {.id = id,
+	               .campaign = campaign,
+	               .channel = MSG_CH_SMS,
+	               .to = to,
+	               .sender = sender,
+	               .body = bz,
+	               .enc = enc,
+	               .segments = segs,
+	               .priority = prio,
+	               .created_ms = created,
+	               .expires_ms = expires,
 	               .attempt = attempt};
 	assert_int_equal(msg_out_encode(&m, &a), 0);
 	assert_int_equal(penc_sms(e, &b, id, to, strlen(to), bz, strlen(bz), enc, segs, created,
@@ -54,9 +62,10 @@ static void check(const char *campaign, const char *sender, int prio, const char
 static void test_identity(void **state)
 {
 	(void)state;
-	check("demo", "main", 0, "+12025552001", "Hi Ana", 6, "gsm7", 1, 1795300000000, 1795386400000, 0);
-	check("c\"q\\x", "pool \"a\"", -3, "+442079460958", "line1\nline2\r\t\"q\" \\ \x01\x1f end", 25,
-	      "ucs2", 3, 0, 0, 1);
+	check("demo", "main", 0, "+12025552001", "Hi Ana", 6, "gsm7", 1, 1795300000000,
+	      1795386400000, 0);
+	check("c\"q\\x", "pool \"a\"", -3, "+442079460958", "line1\nline2\r\t\"q\" \\ \x01\x1f end",
+	      25, "ucs2", 3, 0, 0, 1);
 	check("x", "m", 7, "+1", "h\xc3\xa9llo \xf0\x9f\x98\x80", 11, "ucs2", 1, -5, INT64_MAX, 2);
 	/* every byte value in the body */
 	char all[255];

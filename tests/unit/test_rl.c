@@ -22,7 +22,12 @@ static void test_gcra_exact(void **state)
 	assert_non_null(rl);
 	int64_t w = -1;
 	/* table: time, units, expected result, expected wait */
-	static const struct { int64_t t; int n; int rc; int64_t wait; } steps[] = {
+	static const struct {
+		int64_t t;
+		int n;
+		int rc;
+		int64_t wait;
+	} steps[] = {
 	    {0, 1, 0, 0},
 	    {0, 1, 0, 0},
 	    {0, 1, 0, 0},
@@ -32,14 +37,14 @@ static void test_gcra_exact(void **state)
 	    {100 * MS, 1, TOCSIN_ERR_AGAIN, 100 * MS},
 	    {150 * MS, 2, TOCSIN_ERR_AGAIN, 150 * MS}, /* two units need two intervals */
 	    {300 * MS, 2, 0, 0},
-	    {1300 * MS, 3, 0, 0},  /* idle long enough: the full burst again */
+	    {1300 * MS, 3, 0, 0}, /* idle long enough: the full burst again */
 	    {1300 * MS, 1, TOCSIN_ERR_AGAIN, 100 * MS},
 	};
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
 		int rc = rl_take(rl, -1, steps[i].n, steps[i].t, &w);
 		if (rc != steps[i].rc || w != steps[i].wait)
-			fail_msg("step %zu: rc %d wait %lld, want rc %d wait %lld", i, rc, (long long)w,
-			         steps[i].rc, (long long)steps[i].wait);
+			fail_msg("step %zu: rc %d wait %lld, want rc %d wait %lld", i, rc,
+			         (long long)w, steps[i].rc, (long long)steps[i].wait);
 	}
 	/* wait is a query: it does not consume */
 	assert_int_equal(rl_wait_ns(rl, -1, 1, 1300 * MS), 100 * MS);
@@ -135,8 +140,8 @@ static void test_senders(void **state)
 	assert_int_equal(rl_take(rl, 0, 1, 0, NULL), 0);
 	int64_t w;
 	assert_int_equal(rl_take(rl, 0, 1, 0, &w), TOCSIN_ERR_AGAIN);
-	assert_int_equal(w, 1 * S); /* the number's own limit, 1/s */
-	assert_int_equal(rl_take(rl, 1, 1, 10 * MS, NULL), 0); /* another number is free */
+	assert_int_equal(w, 1 * S);                             /* the number's own limit, 1/s */
+	assert_int_equal(rl_take(rl, 1, 1, 10 * MS, NULL), 0);  /* another number is free */
 	assert_int_equal(rl_take(rl, -1, 1, 20 * MS, NULL), 0); /* vendor-only */
 	/* the vendor limit still binds sender traffic: 100/s, burst 0 */
 	assert_int_equal(rl_wait_ns(rl, 1, 1, 20 * MS), 990 * MS);
@@ -191,7 +196,8 @@ static void test_adaptive(void **state)
 	assert_true(rl_factor(rl, 219 * S) > 0.1 - 1e-5 && rl_factor(rl, 219 * S) < 0.1 + 1e-5);
 	/* the lower rate paces: ~10/s -> ~100 ms apart */
 	assert_int_equal(rl_take(rl, -1, 1, 219 * S, NULL), 0);
-	assert_true(rl_wait_ns(rl, -1, 1, 219 * S) > 99 * MS && rl_wait_ns(rl, -1, 1, 219 * S) < 101 * MS);
+	assert_true(rl_wait_ns(rl, -1, 1, 219 * S) > 99 * MS &&
+	            rl_wait_ns(rl, -1, 1, 219 * S) < 101 * MS);
 	rl_free(rl);
 
 	/* unlimited vendor: learns the rate it was sending at */
@@ -228,12 +234,14 @@ static void test_from_config(void **state)
 {
 	(void)state;
 	char err[256];
-	cfg_t *c = cfg_from("/tmp/tocsin-test-rl.json", "{\"vendors\":[{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
-	      "\"senders\":{\"main\":{\"from\":\"+15005550006\"},\"gotv\":\"+15005550007\"},"
-	      "\"rate_per_s\":50,\"rate_per_sender\":1,\"burst\":2,\"rate_decrease\":0.25,"
-	      "\"rate_min_fraction\":0.2},"
-	      "{\"name\":\"bad\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
-	      "\"rate_decrease\":5}]}");
+	cfg_t *c = cfg_from(
+	    "/tmp/tocsin-test-rl.json",
+	    "{\"vendors\":[{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
+	    "\"senders\":{\"main\":{\"from\":\"+15005550006\"},\"gotv\":\"+15005550007\"},"
+	    "\"rate_per_s\":50,\"rate_per_sender\":1,\"burst\":2,\"rate_decrease\":0.25,"
+	    "\"rate_min_fraction\":0.2},"
+	    "{\"name\":\"bad\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
+	    "\"rate_decrease\":5}]}");
 	assert_non_null(c);
 	rl_t *rl = rl_new(cfg_vendor(c, "tw"), err, sizeof err);
 	assert_non_null(rl);
@@ -261,12 +269,14 @@ static void test_pool_rate(void **state)
 {
 	(void)state;
 	char err[256];
-	cfg_t *c = cfg_from("/tmp/tocsin-test-rl-pool.json", "{\"vendors\":[{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
-	      "\"senders\":{\"long\":{\"from\":\"+15005550006\",\"rate_per_number\":1},"
-	      "\"short\":{\"from\":\"12345\",\"rate_per_number\":100},\"main\":\"+15005550007\"},"
-	      "\"rate_per_sender\":3},"
-	      "{\"name\":\"bad\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
-	      "\"senders\":{\"p\":{\"from\":\"+15005550008\",\"rate_per_number\":\"fast\"}}}]}");
+	cfg_t *c = cfg_from(
+	    "/tmp/tocsin-test-rl-pool.json",
+	    "{\"vendors\":[{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
+	    "\"senders\":{\"long\":{\"from\":\"+15005550006\",\"rate_per_number\":1},"
+	    "\"short\":{\"from\":\"12345\",\"rate_per_number\":100},\"main\":\"+15005550007\"},"
+	    "\"rate_per_sender\":3},"
+	    "{\"name\":\"bad\",\"kind\":\"twilio\",\"base_url\":\"http://127.0.0.1:1\","
+	    "\"senders\":{\"p\":{\"from\":\"+15005550008\",\"rate_per_number\":\"fast\"}}}]}");
 	assert_non_null(c);
 	rl_t *rl = rl_new(cfg_vendor(c, "tw"), err, sizeof err);
 	assert_non_null(rl);
@@ -290,9 +300,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_gcra_exact),   cmocka_unit_test(test_oversize_and_rounding),
 	    cmocka_unit_test(test_window_bound), cmocka_unit_test(test_late_timers),
-	    cmocka_unit_test(test_senders),
-	    cmocka_unit_test(test_share),        cmocka_unit_test(test_adaptive),
-	    cmocka_unit_test(test_from_config), cmocka_unit_test(test_pool_rate),
+	    cmocka_unit_test(test_senders),      cmocka_unit_test(test_share),
+	    cmocka_unit_test(test_adaptive),     cmocka_unit_test(test_from_config),
+	    cmocka_unit_test(test_pool_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -243,9 +243,9 @@ static void test_weights(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_priority), cmocka_unit_test(test_sender_pools),
+	    cmocka_unit_test(test_priority),         cmocka_unit_test(test_sender_pools),
 	    cmocka_unit_test(test_probing_and_ramp), cmocka_unit_test(test_exclude),
-	    cmocka_unit_test(test_cheapest), cmocka_unit_test(test_weights),
+	    cmocka_unit_test(test_cheapest),         cmocka_unit_test(test_weights),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

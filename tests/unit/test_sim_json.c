@@ -26,18 +26,22 @@ static int parse(const char *s, size_t n, sj_t *root)
 	return rc;
 }
 
-static int ok(const char *s)
-{
-	return parse(s, strlen(s), NULL) == 0;
-}
+static int ok(const char *s) { return parse(s, strlen(s), NULL) == 0; }
 
 static void test_valid(void **st)
 {
 	(void)st;
 	const char *good[] = {
-	    "{}", " {} ", "\n\t{ }\r\n", "{\"a\":1}", "{\"a\":-0.5,\"b\":[1,2,[3,{}]],\"c\":null,\"d\":true,\"e\":false}",
-	    "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"}", "{\"\":\"\"}", "{\"u\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}",
-	    "{\"n\":123456789012345}", "{\"a\" : [ ] , \"b\" : { } }",
+	    "{}",
+	    " {} ",
+	    "\n\t{ }\r\n",
+	    "{\"a\":1}",
+	    "{\"a\":-0.5,\"b\":[1,2,[3,{}]],\"c\":null,\"d\":true,\"e\":false}",
+	    "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"}",
+	    "{\"\":\"\"}",
+	    "{\"u\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}",
+	    "{\"n\":123456789012345}",
+	    "{\"a\" : [ ] , \"b\" : { } }",
 	};
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
 		if (!ok(good[i]))
@@ -53,13 +57,46 @@ static void test_refused(void **st)
 {
 	(void)st;
 	const char *bad[] = {
-	    "", " ", "[]", "\"s\"", "1", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{,}", "{\"a\":1}x",
-	    "{\"a\":1}{}", "{a:1}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":-}", "{\"a\":+1}",
-	    "{\"a\":1e5}", "{\"a\":1234567890123456}", "{\"a\":tru}", "{\"a\":nul}", "{\"a\":True}",
-	    "{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\ud800\\u0041\"}",
-	    "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"tab\there\"}",
-	    "{\"a\":\"\xc0\xaf\"}", "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xc3\"}",
-	    "{\"a\":\"\x80\"}", "{\"a\":[1,2}", "{\"a\":{]}", "{\"a\":\"unterminated}",
+	    "",
+	    " ",
+	    "[]",
+	    "\"s\"",
+	    "1",
+	    "{",
+	    "}",
+	    "{\"a\"}",
+	    "{\"a\":}",
+	    "{\"a\":1,}",
+	    "{,}",
+	    "{\"a\":1}x",
+	    "{\"a\":1}{}",
+	    "{a:1}",
+	    "{\"a\":01}",
+	    "{\"a\":1.}",
+	    "{\"a\":.5}",
+	    "{\"a\":-}",
+	    "{\"a\":+1}",
+	    "{\"a\":1e5}",
+	    "{\"a\":1234567890123456}",
+	    "{\"a\":tru}",
+	    "{\"a\":nul}",
+	    "{\"a\":True}",
+	    "{\"a\":\"\\u0000\"}",
+	    "{\"a\":\"\\ud800\"}",
+	    "{\"a\":\"\\udc00\"}",
+	    "{\"a\":\"\\ud800\\u0041\"}",
+	    "{\"a\":\"\\x\"}",
+	    "{\"a\":\"\\u12\"}",
+	    "{\"a\":\"\\u12g4\"}",
+	    "{\"a\":\"tab\there\"}",
+	    "{\"a\":\"\xc0\xaf\"}",
+	    "{\"a\":\"\xed\xa0\x80\"}",
+	    "{\"a\":\"\xf4\x90\x80\x80\"}",
+	    "{\"a\":\"\xc3\"}",
+	    "{\"a\":\"\x80\"}",
+	    "{\"a\":[1,2}",
+	    "{\"a\":{]}",
+	    "{\"a\":\"unterminated}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		if (ok(bad[i]))
@@ -182,8 +219,12 @@ static void test_iterate_and_decode(void **st)
 static void test_decode_like_jansson(void **st)
 {
 	(void)st;
-	const char *vals[] = {"plain", "", "a\\nb\\tc\\rd\\be\\ff", "\\u0041\\u00ff\\u0800\\uffff\\ud800\\udc00\\udbff\\udfff",
-	                      "\\\"quoted\\\" \\\\ back \\/ slash", "<a href=\\\"https://x.org/u/AQ\\\">x</a>"};
+	const char *vals[] = {"plain",
+	                      "",
+	                      "a\\nb\\tc\\rd\\be\\ff",
+	                      "\\u0041\\u00ff\\u0800\\uffff\\ud800\\udc00\\udbff\\udfff",
+	                      "\\\"quoted\\\" \\\\ back \\/ slash",
+	                      "<a href=\\\"https://x.org/u/AQ\\\">x</a>"};
 	for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
 		char body[256];
 		snprintf(body, sizeof body, "{\"v\":\"%s\"}", vals[i]);
@@ -205,9 +246,12 @@ static void test_decode_like_jansson(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_valid),      cmocka_unit_test(test_refused),
-	    cmocka_unit_test(test_truncated),  cmocka_unit_test(test_nesting),
-	    cmocka_unit_test(test_iterate_and_decode), cmocka_unit_test(test_decode_like_jansson),
+	    cmocka_unit_test(test_valid),
+	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_nesting),
+	    cmocka_unit_test(test_iterate_and_decode),
+	    cmocka_unit_test(test_decode_like_jansson),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,22 +81,40 @@ static void test_tables(void **state)
 {
 	(void)state;
 	static const char *basic[] = {
-		"@", "\xC2\xA3", "$", "\xC2\xA5", "\xC3\xA8", "\xC3\xA9", "\xC3\xB9", "\xC3\xAC", "\xC3\xB2",
-		"\xC3\x87", "\n", "\xC3\x98", "\xC3\xB8", "\r", "\xC3\x85", "\xC3\xA5", "\xCE\x94", "_",
-		"\xCE\xA6", "\xCE\x93", "\xCE\x9B", "\xCE\xA9", "\xCE\xA0", "\xCE\xA8", "\xCE\xA3",
-		"\xCE\x98", "\xCE\x9E", "\xC3\x86", "\xC3\xA6", "\xC3\x9F", "\xC3\x89", " ", "!", "\"",
-		"#", "\xC2\xA4", "%", "&", "'", "(", ")", "*", "+", ",", "-", ".", "/", "0", "1", "2", "3", "4",
-		"5", "6", "7", "8", "9", ":", ";", "<", "=", ">", "?", "\xC2\xA1", "A", "B", "C", "D", "E", "F",
-		"G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R", "S", "T", "U", "V", "W", "X", "Y",
-		"Z", "\xC3\x84", "\xC3\x96", "\xC3\x91", "\xC3\x9C", "\xC2\xA7", "\xC2\xBF", "a", "b",
-		"c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "u",
-		"v", "w", "x", "y", "z", "\xC3\xA4", "\xC3\xB6", "\xC3\xB1", "\xC3\xBC", "\xC3\xA0",
+	    "@",        "\xC2\xA3", "$",        "\xC2\xA5", "\xC3\xA8", "\xC3\xA9", "\xC3\xB9",
+	    "\xC3\xAC", "\xC3\xB2", "\xC3\x87", "\n",       "\xC3\x98", "\xC3\xB8", "\r",
+	    "\xC3\x85", "\xC3\xA5", "\xCE\x94", "_",        "\xCE\xA6", "\xCE\x93", "\xCE\x9B",
+	    "\xCE\xA9", "\xCE\xA0", "\xCE\xA8", "\xCE\xA3", "\xCE\x98", "\xCE\x9E", "\xC3\x86",
+	    "\xC3\xA6", "\xC3\x9F", "\xC3\x89", " ",        "!",        "\"",       "#",
+	    "\xC2\xA4", "%",        "&",        "'",        "(",        ")",        "*",
+	    "+",        ",",        "-",        ".",        "/",        "0",        "1",
+	    "2",        "3",        "4",        "5",        "6",        "7",        "8",
+	    "9",        ":",        ";",        "<",        "=",        ">",        "?",
+	    "\xC2\xA1", "A",        "B",        "C",        "D",        "E",        "F",
+	    "G",        "H",        "I",        "J",        "K",        "L",        "M",
+	    "N",        "O",        "P",        "Q",        "R",        "S",        "T",
+	    "U",        "V",        "W",        "X",        "Y",        "Z",        "\xC3\x84",
+	    "\xC3\x96", "\xC3\x91", "\xC3\x9C", "\xC2\xA7", "\xC2\xBF", "a",        "b",
+	    "c",        "d",        "e",        "f",        "g",        "h",        "i",
+	    "j",        "k",        "l",        "m",        "n",        "o",        "p",
+	    "q",        "r",        "s",        "t",        "u",        "v",        "w",
+	    "x",        "y",        "z",        "\xC3\xA4", "\xC3\xB6", "\xC3\xB1", "\xC3\xBC",
+	    "\xC3\xA0",
 	};
-	static const char *ext[] = {"\x0C", "^", "{", "}", "\\", "[", "~", "]", "|", "\xE2\x82\xAC"};
+	static const char *ext[] = {"\x0C", "^", "{", "}", "\\",
+	                            "[",    "~", "]", "|", "\xE2\x82\xAC"};
 	static const char *not_gsm[] = {
-		"`", "\t", "\x7F", "\xC3\xA1" /* a-acute */, "\xC3\xAB" /* e-diaeresis */, "\xC3\xA7" /* c-cedilla */,
-		"\xC2\xA0" /* nbsp */, "\xE2\x80\x99" /* curly apostrophe */, "\xCE\xB1" /* alpha */,
-		"\xCC\x81" /* combining acute */, "\xF0\x9F\x98\x80" /* emoji */,
+	    "`",
+	    "\t",
+	    "\x7F",
+	    "\xC3\xA1" /* a-acute */,
+	    "\xC3\xAB" /* e-diaeresis */,
+	    "\xC3\xA7" /* c-cedilla */,
+	    "\xC2\xA0" /* nbsp */,
+	    "\xE2\x80\x99" /* curly apostrophe */,
+	    "\xCE\xB1" /* alpha */,
+	    "\xCC\x81" /* combining acute */,
+	    "\xF0\x9F\x98\x80" /* emoji */,
 	};
 	assert_int_equal(sizeof basic / sizeof basic[0], 127); /* 128 positions minus ESC */
 	char b[64];
@@ -131,7 +149,9 @@ static void test_tables(void **state)
 		check(big, SMS_GSM7, 173, 2);
 	}
 	/* combining marks: each one is a UTF-16 unit of its own */
-	check("e\xCC\x81" "e\xCC\x81", SMS_UCS2, 4, 1);
+	check("e\xCC\x81"
+	      "e\xCC\x81",
+	      SMS_UCS2, 4, 1);
 	/* emoji with a variation selector and a ZWJ sequence: 2+1 and 2+1+2 units */
 	check("\xE2\x9D\xA4\xEF\xB8\x8F", SMS_UCS2, 2, 1);
 	check("\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB", SMS_UCS2, 5, 1);
@@ -142,7 +162,9 @@ static void test_smart(void **state)
 	(void)state;
 	char s[256];
 	unsigned counts[SMS_SMART_NKINDS] = {0};
-	strcpy(s, "It\xE2\x80\x99s \xE2\x80\x9C" "Day\xE2\x80\x9D \xE2\x80\x94 go\xE2\x80\xA6\xC2\xA0" "now\xE2\x80\x8B!");
+	strcpy(s, "It\xE2\x80\x99s \xE2\x80\x9C"
+	          "Day\xE2\x80\x9D \xE2\x80\x94 go\xE2\x80\xA6\xC2\xA0"
+	          "now\xE2\x80\x8B!");
 	size_t n = strlen(s);
 	assert_int_equal(sms_smart_replace(s, &n, counts), 7);
 	assert_int_equal(n, strlen("It's \"Day\" - go... now!"));
@@ -182,7 +204,8 @@ static void test_finish(void **state)
 	/* smart + footer: GSM-7, footer counted */
 	strcpy(body, "Vote \xE2\x80\x94 today");
 	size_t n = strlen(body);
-	assert_int_equal(sms_finish(body, &n, sizeof body, &o, &in, &nrep, NULL, reason, sizeof reason), 0);
+	assert_int_equal(sms_finish(body, &n, sizeof body, &o, &in, &nrep, NULL, reason, sizeof reason),
+	                 0);
 	assert_string_equal(body, "Vote - today\nReply STOP to opt out");
 	assert_int_equal(n, strlen(body));
 	assert_int_equal(nrep, 1);
@@ -192,7 +215,8 @@ static void test_finish(void **state)
 	sms_opts_t o2 = {.smart = 1, .footer = "Don\xE2\x80\x99t want these? Reply STOP"};
 	strcpy(body, "Vote");
 	n = 4;
-	assert_int_equal(sms_finish(body, &n, sizeof body, &o2, &in, &nrep, NULL, reason, sizeof reason), 0);
+	assert_int_equal(sms_finish(body, &n, sizeof body, &o2, &in, &nrep, NULL, reason, sizeof reason),
+	                 0);
 	assert_string_equal(body, "Vote\nDon't want these? Reply STOP");
 	assert_int_equal(nrep, 1);
 	assert_int_equal(in.enc, SMS_GSM7);
@@ -200,7 +224,8 @@ static void test_finish(void **state)
 	memset(body, 'a', 150);
 	body[150] = 0;
 	n = 150;
-	assert_int_equal(sms_finish(body, &n, sizeof body, &o, &in, &nrep, NULL, reason, sizeof reason), 0);
+	assert_int_equal(sms_finish(body, &n, sizeof body, &o, &in, &nrep, NULL, reason, sizeof reason),
+	                 0);
 	assert_int_equal(in.units, 172);
 	assert_int_equal(in.segments, 2);
 	/* default cap 6: 6*153 = 918 septets pass, 919 are refused */
@@ -209,7 +234,8 @@ static void test_finish(void **state)
 	memset(big, 'a', 918);
 	big[918] = 0;
 	n = 918;
-	assert_int_equal(sms_finish(big, &n, sizeof big, &plain, &in, NULL, NULL, reason, sizeof reason), 0);
+	assert_int_equal(sms_finish(big, &n, sizeof big, &plain, &in, NULL, NULL, reason, sizeof reason),
+	                 0);
 	assert_int_equal(in.segments, 6);
 	big[918] = 'a';
 	big[919] = 0;
@@ -220,12 +246,14 @@ static void test_finish(void **state)
 	/* no room for the footer: an error, not a truncated footer */
 	strcpy(body, "Hi");
 	n = 2;
-	assert_int_equal(sms_finish(body, &n, 10, &o, &in, NULL, NULL, reason, sizeof reason), TOCSIN_ERR_TOOBIG);
+	assert_int_equal(sms_finish(body, &n, 10, &o, &in, NULL, NULL, reason, sizeof reason),
+	                 TOCSIN_ERR_TOOBIG);
 	assert_string_equal(body, "Hi");
 	/* invalid UTF-8 */
 	strcpy(body, "Hi \xC3");
 	n = strlen(body);
-	assert_int_equal(sms_finish(body, &n, sizeof body, &plain, &in, NULL, NULL, reason, sizeof reason),
+	assert_int_equal(sms_finish(body, &n, sizeof body, &plain, &in, NULL, NULL, reason,
+	                            sizeof reason),
 	                 TOCSIN_ERR_INVAL);
 	assert_string_equal(reason, "invalid UTF-8 in message");
 }
@@ -249,8 +277,9 @@ static void test_fast_path(void **state)
 				if (in.enc != ref.enc ||
 				    (in.enc == SMS_GSM7 && in.units != len - 1 + (ref.units - 2)) ||
 				    (in.enc == SMS_UCS2 && in.units != len))
-					fail_msg("byte 0x%02x at %d of %d: %s/%d, short form %s/%d", c, pos, len,
-					         sms_enc_name(in.enc), in.units, sms_enc_name(ref.enc), ref.units);
+					fail_msg("byte 0x%02x at %d of %d: %s/%d, short form %s/%d",
+					         c, pos, len, sms_enc_name(in.enc), in.units,
+					         sms_enc_name(ref.enc), ref.units);
 			}
 		}
 	}
@@ -259,12 +288,9 @@ static void test_fast_path(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_boundaries),
-		cmocka_unit_test(test_invalid),
-		cmocka_unit_test(test_tables),
-		cmocka_unit_test(test_fast_path),
-		cmocka_unit_test(test_smart),
-		cmocka_unit_test(test_finish),
+	    cmocka_unit_test(test_boundaries), cmocka_unit_test(test_invalid),
+	    cmocka_unit_test(test_tables),     cmocka_unit_test(test_fast_path),
+	    cmocka_unit_test(test_smart),      cmocka_unit_test(test_finish),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,14 +40,17 @@ static void test_vars_and_default(void **state)
 	(void)state;
 	char out[256];
 	tmpl_why_t why;
-	assert_int_equal(rend("Hi {{first_name}}, vote in {{ city }}!", TMPL_TEXT, 0, "Ana", "Reno", out,
-	                      sizeof out, &why), 0);
+	assert_int_equal(rend("Hi {{first_name}}, vote in {{ city }}!", TMPL_TEXT, 0, "Ana", "Reno",
+	                      out, sizeof out, &why),
+	                 0);
 	assert_string_equal(out, "Hi Ana, vote in Reno!");
-	assert_int_equal(rend("Hi {{first_name|default:\"friend\"}}!", TMPL_TEXT, 0, NULL, NULL, out,
-	                      sizeof out, &why), 0);
+	assert_int_equal(rend("Hi {{first_name|default:\"friend\"}}!", TMPL_TEXT, 0, NULL, NULL,
+	                      out, sizeof out, &why),
+	                 0);
 	assert_string_equal(out, "Hi friend!");
 	assert_int_equal(rend("Hi {{first_name|default:'a \\'b\\''}}!", TMPL_TEXT, 0, "", NULL, out,
-	                      sizeof out, &why), 0);
+	                      sizeof out, &why),
+	                 0);
 	assert_string_equal(out, "Hi a 'b'!");
 }
 
@@ -65,7 +68,8 @@ static void test_missing(void **state)
 	                 TOCSIN_ERR_INVAL);
 	/* the campaign's explicit choice */
 	assert_int_equal(rend("Hi {{first_name}},", TMPL_TEXT, TMPL_F_MISSING_EMPTY, NULL, "x", out,
-	                      sizeof out, &why), 0);
+	                      sizeof out, &why),
+	                 0);
 	assert_string_equal(out, "Hi ,");
 }
 
@@ -75,9 +79,11 @@ static void test_toobig_never_truncates(void **state)
 	char out[8];
 	tmpl_why_t why;
 	memset(out, 'Z', sizeof out);
-	assert_int_equal(rend("Hi {{first_name}}!", TMPL_TEXT, 0, "Alexandra", NULL, out, sizeof out, &why),
+	assert_int_equal(rend("Hi {{first_name}}!", TMPL_TEXT, 0, "Alexandra", NULL, out,
+	                      sizeof out, &why),
 	                 TOCSIN_ERR_TOOBIG);
-	assert_int_equal(rend("Hi {{first_name}}!", TMPL_TEXT, 0, "Ale", NULL, out, sizeof out, &why), 0);
+	assert_int_equal(rend("Hi {{first_name}}!", TMPL_TEXT, 0, "Ale", NULL, out, sizeof out, &why),
+	                 0);
 	assert_string_equal(out, "Hi Ale!");
 	assert_int_equal(rend("Hi {{first_name}}!!", TMPL_TEXT, 0, "Ale", NULL, out, sizeof out, &why),
 	                 TOCSIN_ERR_TOOBIG);
@@ -92,11 +98,14 @@ static void test_compile_errors(void **state)
 	assert_null(comp("Hi {{first_name", TMPL_TEXT, 0, err));
 	assert_string_equal(err, "1:4: unclosed tag, expected \"}}\"");
 	assert_null(comp("{{first_name|shout}}", TMPL_TEXT, 0, err));
-	assert_string_equal(err, "1:14: unknown filter \"shout\" (filters: upper, lower, title, trim, default:\"text\")");
+	assert_string_equal(
+	    err,
+	    "1:14: unknown filter \"shout\" (filters: upper, lower, title, trim, default:\"text\")");
 	assert_null(comp("{{#city}}x", TMPL_TEXT, 0, err));
 	assert_string_equal(err, "1:1: section {{#city}} is never closed, expected {{/city}}");
 	assert_null(comp("{{#city}}x{{/first_name}}", TMPL_TEXT, 0, err));
-	assert_string_equal(err, "1:11: {{/first_name}} does not match {{#city}} opened at 1:1, expected {{/city}}");
+	assert_string_equal(
+	    err, "1:11: {{/first_name}} does not match {{#city}} opened at 1:1, expected {{/city}}");
 	assert_null(comp("{{first_name|default:\"x}}", TMPL_TEXT, 0, err));
 	assert_string_equal(err, "1:22: unterminated string, expected closing \"");
 	assert_null(comp("ab\xff", TMPL_TEXT, 0, err));
@@ -178,35 +187,42 @@ static void test_html_and_filters(void **state)
 	char out[256];
 	tmpl_why_t why;
 	/* escaping happens after filters, and fits exactly or fails */
-	assert_int_equal(rend("{{first_name|upper}}", TMPL_HTML, 0, "a&b", NULL, out, sizeof out, &why), 0);
+	assert_int_equal(rend("{{first_name|upper}}", TMPL_HTML, 0, "a&b", NULL, out, sizeof out, &why),
+	                 0);
 	assert_string_equal(out, "A&amp;B");
 	assert_int_equal(rend("{{first_name}}", TMPL_HTML, 0, "<>", NULL, out, 9, &why), 0);
 	assert_string_equal(out, "&lt;&gt;");
-	assert_int_equal(rend("{{first_name}}", TMPL_HTML, 0, "<>", NULL, out, 8, &why), TOCSIN_ERR_TOOBIG);
+	assert_int_equal(rend("{{first_name}}", TMPL_HTML, 0, "<>", NULL, out, 8, &why),
+	                 TOCSIN_ERR_TOOBIG);
 	assert_int_equal(rend("{{{first_name}}}", TMPL_HTML, 0, "<i>", NULL, out, sizeof out, &why), 0);
 	assert_string_equal(out, "<i>");
 	/* the default is a value too: escaped in HTML */
-	assert_int_equal(rend("{{first_name|default:\"A&B\"}}", TMPL_HTML, 0, NULL, NULL, out, sizeof out, &why), 0);
+	assert_int_equal(rend("{{first_name|default:\"A&B\"}}", TMPL_HTML, 0, NULL, NULL, out,
+	                      sizeof out, &why),
+	                 0);
 	assert_string_equal(out, "A&amp;B");
 	/* title case, Latin-1 letters */
-	assert_int_equal(rend("{{first_name|title}}", TMPL_TEXT, 0, "\xC3\xA9MILE d'ARC", NULL, out, sizeof out, &why), 0);
+	assert_int_equal(rend("{{first_name|title}}", TMPL_TEXT, 0, "\xC3\xA9MILE d'ARC", NULL, out,
+	                      sizeof out, &why),
+	                 0);
 	assert_string_equal(out, "\xC3\x89mile D'arc");
 	/* sections do not reject a missing field: they test it */
 	assert_int_equal(rend("{{#first_name}}Hi {{first_name}}{{/first_name}}{{^first_name}}Hi{{/first_name}}!",
-	                      TMPL_TEXT, 0, NULL, NULL, out, sizeof out, &why), 0);
+	                      TMPL_TEXT, 0, NULL, NULL, out, sizeof out, &why),
+	                 0);
 	assert_string_equal(out, "Hi!");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_vars_and_default),
-		cmocka_unit_test(test_missing),
-		cmocka_unit_test(test_toobig_never_truncates),
-		cmocka_unit_test(test_compile_errors),
-		cmocka_unit_test(test_uses_field),
-		cmocka_unit_test(test_bad_input),
-		cmocka_unit_test(test_html_and_filters),
+	    cmocka_unit_test(test_vars_and_default),
+	    cmocka_unit_test(test_missing),
+	    cmocka_unit_test(test_toobig_never_truncates),
+	    cmocka_unit_test(test_compile_errors),
+	    cmocka_unit_test(test_uses_field),
+	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_html_and_filters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -163,8 +163,8 @@ static char *run_one(const char *in, size_t inlen, size_t *reslen)
 	assert_non_null(src);
 	char *res = malloc(cap + 4096);
 	char err[512];
-	tmpl_t *t = tmpl_compile_ex(src, (size_t)(end - src), mode, (const char *const *)names, nf, flags,
-	                            err, sizeof err);
+	tmpl_t *t = tmpl_compile_ex(src, (size_t)(end - src), mode, (const char *const *)names, nf,
+	                            flags, err, sizeof err);
 	if (!t) {
 		*reslen = (size_t)sprintf(res, "compile error: %s\n", err);
 	} else {
@@ -186,8 +186,10 @@ static char *run_one(const char *in, size_t inlen, size_t *reslen)
 			if (rc)
 				*reslen = (size_t)sprintf(res, "rejected: %s\n", reason);
 			else
-				*reslen = n + (size_t)sprintf(res + n, "\n~~~ enc=%s units=%d segments=%d replaced=%d\n",
-				                              sms_enc_name(info.enc), info.units, info.segments, nrep);
+				*reslen = n + (size_t)sprintf(res + n,
+				                              "\n~~~ enc=%s units=%d segments=%d replaced=%d\n",
+				                              sms_enc_name(info.enc), info.units,
+				                              info.segments, nrep);
 		} else
 			*reslen = n;
 		tmpl_free(t);
@@ -229,8 +231,8 @@ static void test_golden(void **state)
 			fprintf(stderr, "%s: missing %s\n", path, opath);
 			bad++;
 		} else if (outlen != reslen || memcmp(want, res, reslen) != 0) {
-			fprintf(stderr, "%s: got (%zu bytes):\n%.*s\n--- want %s (%zu bytes):\n%s\n", path, reslen,
-			        (int)reslen, res, opath, outlen, want);
+			fprintf(stderr, "%s: got (%zu bytes):\n%.*s\n--- want %s (%zu bytes):\n%s\n",
+			        path, reslen, (int)reslen, res, opath, outlen, want);
 			bad++;
 		}
 		count++;
@@ -249,7 +251,7 @@ int main(void)
 	if (getenv("TOCSIN_GOLDEN_DIR")) /* run from elsewhere */
 		dir = getenv("TOCSIN_GOLDEN_DIR");
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden),
+	    cmocka_unit_test(test_golden),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

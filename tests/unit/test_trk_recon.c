@@ -70,8 +70,14 @@ static int w_publish(void *ctx, const msg_status_t *st)
 static void put(const char *id, const char *camp, msg_state_t st, const char *vendor,
                 const char *ref, int64_t ts)
 {
-	msg_status_t s = {.id = id, .campaign = camp, .channel = MSG_CH_SMS, .to = "+15555550100",
-	                  .state = st, .vendor = vendor, .vendor_ref = ref, .latency_ms = 50,
+	msg_status_t s = {.id = id,
+	                  .campaign = camp,
+	                  .channel = MSG_CH_SMS,
+	                  .to = "+15555550100",
+	                  .state = st,
+	                  .vendor = vendor,
+	                  .vendor_ref = ref,
+	                  .latency_ms = 50,
 	                  .ts_ms = ts};
 	assert_int_equal(trk_store_begin(ST), 0);
 	assert_int_equal(trk_store_status(ST, &s), 1);
@@ -81,15 +87,17 @@ static void put(const char *id, const char *camp, msg_state_t st, const char *ve
 static int state_of(const char *id, char *code, size_t codelen)
 {
 	sqlite3_stmt *q;
-	assert_int_equal(sqlite3_prepare_v2(trk_store_db(ST), "SELECT state, code FROM msgs WHERE id=?1",
-	                                    -1, &q, NULL),
+	assert_int_equal(sqlite3_prepare_v2(trk_store_db(ST),
+	                                    "SELECT state, code FROM msgs WHERE id=?1", -1, &q, NULL),
 	                 SQLITE_OK);
 	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
 	int st = -1;
 	if (sqlite3_step(q) == SQLITE_ROW) {
 		st = sqlite3_column_int(q, 0);
 		if (code)
-			snprintf(code, codelen, "%s", sqlite3_column_text(q, 1) ? (const char *)sqlite3_column_text(q, 1) : "");
+			snprintf(code, codelen, "%s",
+			         sqlite3_column_text(q, 1) ? (const char *)sqlite3_column_text(q, 1)
+			                                   : "");
 	}
 	sqlite3_finalize(q);
 	return st;
@@ -137,11 +145,11 @@ static void test_passes(void **st)
 	/* m1..m6 in campaign c1; m7 already delivered; m8 a receipt that matched no campaign */
 	put("m1", "c1", MSG_ST_ACCEPTED, "tw", "SMdeliv", T0 - 20 * S); /* asked: delivered */
 	put("m2", "c1", MSG_ST_SENT, "tw", "SMq", T0 - 20 * S);         /* asked: still queued */
-	put("m3", "c1", MSG_ST_ACCEPTED, "tw", "SMsent", T0 - 5 * S);    /* too recent to ask */
-	put("m4", "c1", MSG_ST_ACCEPTED, "vg", "0A01", T0 - 20 * S);     /* no lookup API */
-	put("m5", "c1", MSG_ST_ACCEPTED, "vg", "0A02", T0 - 70 * S);     /* past the deadline */
-	put("m6", "c1", MSG_ST_ACCEPTED, "tw", "SMerr", T0 - 70 * S);    /* no answer, past it */
-	put("m9", "c1", MSG_ST_ACCEPTED, "tw", "SMundel", T0 - 30 * S);  /* asked: undelivered 30003 */
+	put("m3", "c1", MSG_ST_ACCEPTED, "tw", "SMsent", T0 - 5 * S);   /* too recent to ask */
+	put("m4", "c1", MSG_ST_ACCEPTED, "vg", "0A01", T0 - 20 * S);    /* no lookup API */
+	put("m5", "c1", MSG_ST_ACCEPTED, "vg", "0A02", T0 - 70 * S);    /* past the deadline */
+	put("m6", "c1", MSG_ST_ACCEPTED, "tw", "SMerr", T0 - 70 * S);   /* no answer, past it */
+	put("m9", "c1", MSG_ST_ACCEPTED, "tw", "SMundel", T0 - 30 * S); /* asked: undelivered 30003 */
 	put("m7", "c1", MSG_ST_DELIVERED, "tw", "SMdone", T0 - 90 * S);
 	put("m8", "", MSG_ST_ACCEPTED, "tw", "SMorphan", T0 - 90 * S);
 	world_t w = {.now = T0};
@@ -151,8 +159,8 @@ static void test_passes(void **st)
 	assert_non_null(r);
 
 	assert_int_equal(trk_recon_pass(r, ST), 4); /* m1 delivered, m9 undelivered, m5 and m6 unknown */
-	assert_int_equal(w.asks_tw, 4);              /* m1, m2, m6, m9: not m3 (recent), m7, m8 */
-	assert_int_equal(w.asks_vg, 1);              /* once: then the vendor is left for the pass */
+	assert_int_equal(w.asks_tw, 4);             /* m1, m2, m6, m9: not m3 (recent), m7, m8 */
+	assert_int_equal(w.asks_vg, 1);             /* once: then the vendor is left for the pass */
 	assert_int_equal(state_of("m1", NULL, 0), MSG_ST_DELIVERED);
 	assert_int_equal(state_of("m2", NULL, 0), MSG_ST_SENT);
 	assert_int_equal(state_of("m3", NULL, 0), MSG_ST_ACCEPTED);

@@ -68,8 +68,8 @@ static int expect(int a, int b)
 static int state_of(trk_store_t *s, const char *id)
 {
 	sqlite3_stmt *q;
-	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s), "SELECT state FROM msgs WHERE id=?1", -1,
-	                                    &q, NULL),
+	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s), "SELECT state FROM msgs WHERE id=?1",
+	                                    -1, &q, NULL),
 	                 SQLITE_OK);
 	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
 	int st = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
@@ -126,7 +126,8 @@ static void test_receipt_orders(void **state)
 	(void)state;
 	/* All 6 orders of accepted/sent/delivered end delivered; a late sent
 	 * never overwrites delivered. */
-	static const int perms[6][3] = {{2, 3, 4}, {2, 4, 3}, {3, 2, 4}, {3, 4, 2}, {4, 2, 3}, {4, 3, 2}};
+	static const int perms[6][3] = {{2, 3, 4}, {2, 4, 3}, {3, 2, 4},
+	                                {3, 4, 2}, {4, 2, 3}, {4, 3, 2}};
 	trk_store_t *s = fresh();
 	assert_int_equal(trk_store_begin(s), 0);
 	for (int p = 0; p < 6; p++) {
@@ -206,7 +207,8 @@ static void test_series_and_codes(void **state)
 	assert_int_equal(sqlite3_column_int(q, 2), 3);
 	sqlite3_finalize(q);
 	assert_int_equal(sqlite3_prepare_v2(trk_store_db(s),
-	                                    "SELECT code, n FROM codes WHERE campaign='c4'", -1, &q, NULL),
+	                                    "SELECT code, n FROM codes WHERE campaign='c4'", -1, &q,
+	                                    NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "30003");
@@ -357,27 +359,28 @@ static void test_migrate(void **state)
 	trk_store_free(s);
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              "DROP TABLE msgs; DROP TABLE counts; DROP TABLE series;"
-	                              "CREATE TABLE msgs(rid INTEGER PRIMARY KEY, id NOT NULL UNIQUE,"
-	                              " campaign TEXT NOT NULL, channel INTEGER, addr TEXT, state INTEGER"
-	                              " NOT NULL, vendor TEXT NOT NULL DEFAULT '', vendor_ref TEXT, code"
-	                              " TEXT, detail TEXT, attempt INTEGER, ts_ms INTEGER);"
-	                              "CREATE TABLE counts(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
-	                              " state INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign,"
-	                              " vendor, state)) WITHOUT ROWID;"
-	                              "CREATE TABLE series(sec INTEGER NOT NULL, campaign TEXT NOT NULL,"
-	                              " vendor TEXT NOT NULL, sends INTEGER NOT NULL, receipts INTEGER NOT"
-	                              " NULL, failures INTEGER NOT NULL, lat BLOB, lat_sum INTEGER NOT NULL"
-	                              " DEFAULT 0, PRIMARY KEY(sec, campaign, vendor)) WITHOUT ROWID;"
-	                              "INSERT INTO msgs(id,campaign,channel,state,vendor) VALUES"
-	                              " ('a','m',1,4,'sg'),('b','m',1,4,'sg'),('c','m',0,6,'');"
-	                              "INSERT INTO counts VALUES('m','sg',4,2),('m','',6,1);"
-	                              "DROP TABLE campaigns; CREATE TABLE campaigns(id TEXT PRIMARY KEY,"
-	                              " name TEXT, state INTEGER, queued INTEGER, ts_ms INTEGER);"
-	                              "INSERT INTO campaigns VALUES('m','M',1,3,10);",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+	                 "DROP TABLE msgs; DROP TABLE counts; DROP TABLE series;"
+	                 "CREATE TABLE msgs(rid INTEGER PRIMARY KEY, id NOT NULL UNIQUE,"
+	                 " campaign TEXT NOT NULL, channel INTEGER, addr TEXT, state INTEGER"
+	                 " NOT NULL, vendor TEXT NOT NULL DEFAULT '', vendor_ref TEXT, code"
+	                 " TEXT, detail TEXT, attempt INTEGER, ts_ms INTEGER);"
+	                 "CREATE TABLE counts(campaign TEXT NOT NULL, vendor TEXT NOT NULL,"
+	                 " state INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(campaign,"
+	                 " vendor, state)) WITHOUT ROWID;"
+	                 "CREATE TABLE series(sec INTEGER NOT NULL, campaign TEXT NOT NULL,"
+	                 " vendor TEXT NOT NULL, sends INTEGER NOT NULL, receipts INTEGER NOT"
+	                 " NULL, failures INTEGER NOT NULL, lat BLOB, lat_sum INTEGER NOT NULL"
+	                 " DEFAULT 0, PRIMARY KEY(sec, campaign, vendor)) WITHOUT ROWID;"
+	                 "INSERT INTO msgs(id,campaign,channel,state,vendor) VALUES"
+	                 " ('a','m',1,4,'sg'),('b','m',1,4,'sg'),('c','m',0,6,'');"
+	                 "INSERT INTO counts VALUES('m','sg',4,2),('m','',6,1);"
+	                 "DROP TABLE campaigns; CREATE TABLE campaigns(id TEXT PRIMARY KEY,"
+	                 " name TEXT, state INTEGER, queued INTEGER, ts_ms INTEGER);"
+	                 "INSERT INTO campaigns VALUES('m','M',1,3,10);",
+	                 NULL, NULL, NULL),
+	    SQLITE_OK);
 	sqlite3_close(db);
 	char err[256];
 	s = trk_store_open(dbpath, 0, err, sizeof err);
@@ -392,8 +395,8 @@ static void test_migrate(void **state)
 	r.ts_ms = 1;
 	assert_int_equal(trk_store_status(s, &r), 0); /* cancelled is final and no failure */
 	/* the campaigns table gains send_at_ms and qh_urgent; the old row is kept */
-	msg_campaign_t mc = {.id = "m", .state = MSG_CAMP_SCHEDULED, .queued = -1, .send_at_ms = 7000,
-	                     .ts_ms = 20};
+	msg_campaign_t mc = {
+	    .id = "m", .state = MSG_CAMP_SCHEDULED, .queued = -1, .send_at_ms = 7000, .ts_ms = 20};
 	assert_int_equal(trk_store_campaign(s, &mc), 0);
 	assert_int_equal(trk_store_commit(s), 0);
 	assert_int_equal(q1(s, "SELECT send_at_ms + queued + qh_urgent FROM campaigns"), 7003);
@@ -406,10 +409,16 @@ static void test_campaign_latest_wins(void **state)
 	(void)state;
 	trk_store_t *s = fresh();
 	assert_int_equal(trk_store_begin(s), 0);
-	msg_campaign_t c = {.id = "c5", .name = "Rally", .state = MSG_CAMP_SCHEDULED, .queued = 10,
-	                    .send_at_ms = 1796400000000, .qh_urgent = 1, .ts_ms = 2000};
+	msg_campaign_t c = {.id = "c5",
+	                    .name = "Rally",
+	                    .state = MSG_CAMP_SCHEDULED,
+	                    .queued = 10,
+	                    .send_at_ms = 1796400000000,
+	                    .qh_urgent = 1,
+	                    .ts_ms = 2000};
 	assert_int_equal(trk_store_campaign(s, &c), 0);
-	msg_campaign_t old = {.id = "c5", .name = NULL, .state = MSG_CAMP_LAUNCHING, .queued = -1, .ts_ms = 1000};
+	msg_campaign_t old = {
+	    .id = "c5", .name = NULL, .state = MSG_CAMP_LAUNCHING, .queued = -1, .ts_ms = 1000};
 	assert_int_equal(trk_store_campaign(s, &old), 0);
 	msg_campaign_t p = {.id = "c5", .name = NULL, .state = MSG_CAMP_PAUSED, .queued = -1, .ts_ms = 3000};
 	assert_int_equal(trk_store_campaign(s, &p), 0);
@@ -589,11 +598,15 @@ static void test_seen(void **state)
 	assert_int_equal(trk_store_status(s, &e), 1);
 	assert_int_equal(trk_store_commit(s), 0);
 	char camp[64], vendor[64], ref[64];
-	assert_int_equal(trk_store_msg_info(s, "m1", camp, sizeof camp, vendor, sizeof vendor, ref, sizeof ref), 0);
+	assert_int_equal(trk_store_msg_info(s, "m1", camp, sizeof camp, vendor, sizeof vendor, ref,
+	                                    sizeof ref),
+	                 0);
 	assert_string_equal(camp, "c9");
 	assert_string_equal(vendor, "vonage");
 	assert_string_equal(ref, "0A1");
-	assert_int_equal(trk_store_msg_info(s, "m2", camp, sizeof camp, vendor, sizeof vendor, ref, sizeof ref), TOCSIN_ERR_NOTFOUND);
+	assert_int_equal(trk_store_msg_info(s, "m2", camp, sizeof camp, vendor, sizeof vendor, ref,
+	                                    sizeof ref),
+	                 TOCSIN_ERR_NOTFOUND);
 	/* a long Vonage SMS: the send's reference lists every part's id; a part's
 	 * receipt never replaces it, and when a receipt got here before the send's
 	 * accepted record, that record puts it in */
@@ -614,9 +627,13 @@ static void test_seen(void **state)
 	q3.vendor_ref = "SM1";
 	assert_int_equal(trk_store_status(s, &q3), 0); /* another vendor's: not taken */
 	assert_int_equal(trk_store_commit(s), 0);
-	assert_int_equal(trk_store_msg_info(s, "m4", camp, sizeof camp, vendor, sizeof vendor, ref, sizeof ref), 0);
+	assert_int_equal(trk_store_msg_info(s, "m4", camp, sizeof camp, vendor, sizeof vendor, ref,
+	                                    sizeof ref),
+	                 0);
 	assert_string_equal(ref, "0A1 0A2 0A3");
-	assert_int_equal(trk_store_msg_info(s, "m5", camp, sizeof camp, vendor, sizeof vendor, ref, sizeof ref), 0);
+	assert_int_equal(trk_store_msg_info(s, "m5", camp, sizeof camp, vendor, sizeof vendor, ref,
+	                                    sizeof ref),
+	                 0);
 	assert_string_equal(ref, "0B1 0B2 0B3");
 	/* a resent message: its earlier attempt's vendor and reference are listed */
 	assert_int_equal(trk_store_begin(s), 0);
@@ -679,13 +696,19 @@ static void test_lat_total(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_every_pair),        cmocka_unit_test(test_receipt_orders),
-	    cmocka_unit_test(test_vendor_kept_and_moved), cmocka_unit_test(test_series_and_codes),
-	    cmocka_unit_test(test_campaign_latest_wins), cmocka_unit_test(test_receipt_before_campaign),
-	    cmocka_unit_test(test_readonly_missing),  cmocka_unit_test(test_last_campaign),
-	    cmocka_unit_test(test_lat_total),         cmocka_unit_test(test_seen),
+	    cmocka_unit_test(test_every_pair),
+	    cmocka_unit_test(test_receipt_orders),
+	    cmocka_unit_test(test_vendor_kept_and_moved),
+	    cmocka_unit_test(test_series_and_codes),
+	    cmocka_unit_test(test_campaign_latest_wins),
+	    cmocka_unit_test(test_receipt_before_campaign),
+	    cmocka_unit_test(test_readonly_missing),
+	    cmocka_unit_test(test_last_campaign),
+	    cmocka_unit_test(test_lat_total),
+	    cmocka_unit_test(test_seen),
 	    cmocka_unit_test(test_deferrals_counted),
-	    cmocka_unit_test(test_resend_new_attempt), cmocka_unit_test(test_migrate),
+	    cmocka_unit_test(test_resend_new_attempt),
+	    cmocka_unit_test(test_migrate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

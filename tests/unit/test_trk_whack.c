@@ -22,7 +22,7 @@ static void test_waits(void **st)
 	trk_whack_add(w, a);
 	trk_whack_report(w, trk_whack_opaque(a), 1);
 	trk_whack_add(w, b);
-	trk_whack_report(w, trk_whack_opaque(b), 0); /* an error report */
+	trk_whack_report(w, trk_whack_opaque(b), 0);    /* an error report */
 	assert_int_equal(trk_whack_arm(w, b, NULL), 0); /* failed: answer now, no suspend */
 	assert_int_equal(trk_whack_close(w, b), 0);
 	assert_int_equal(trk_whack_close(w, a), 0); /* one record not reported */

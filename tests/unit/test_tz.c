@@ -31,10 +31,19 @@ static void test_rfc3339(void **st)
 	assert_true(ms == 1796385600000LL);
 	assert_true(at("2026-12-04T12:00:00.25Z") == 1796385600250LL);
 	assert_true(at("2026-12-04T13:30:00+01:30") == 1796385600000LL);
-	const char *bad[] = {"", "now", "2026-12-04", "2026-12-04T07:00:00", "2026-13-04T07:00:00Z",
-	                     "2026-02-30T07:00:00Z", "2026-12-04T25:00:00Z", "2026-12-04T07:60:00Z",
-	                     "2026-12-04T07:00:00+24:00", "2026-12-04T07:00:00-05:00x",
-	                     "2026-12-04 07:00:00Z", "2026-12-04T07:00:00.Z", "1969-12-31T23:59:59Z"};
+	const char *bad[] = {"",
+	                     "now",
+	                     "2026-12-04",
+	                     "2026-12-04T07:00:00",
+	                     "2026-13-04T07:00:00Z",
+	                     "2026-02-30T07:00:00Z",
+	                     "2026-12-04T25:00:00Z",
+	                     "2026-12-04T07:60:00Z",
+	                     "2026-12-04T07:00:00+24:00",
+	                     "2026-12-04T07:00:00-05:00x",
+	                     "2026-12-04 07:00:00Z",
+	                     "2026-12-04T07:00:00.Z",
+	                     "1969-12-31T23:59:59Z"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		assert_int_equal(tz_parse_rfc3339(bad[i], &ms), -1);
 }
@@ -47,7 +56,8 @@ static void test_hhmm(void **st)
 	assert_int_equal(m, 480);
 	assert_int_equal(tz_parse_hhmm("24:00", &m), 0);
 	assert_int_equal(m, 1440);
-	const char *bad[] = {"25:00", "24:01", "8:00", "08:60", "08-00", "0800", "", "aa:bb", "08:00 "};
+	const char *bad[] = {"25:00", "24:01", "8:00",  "08:60", "08-00",
+	                     "0800",  "",      "aa:bb", "08:00 "};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		assert_int_equal(tz_parse_hhmm(bad[i], &m), -1);
 	char out[6];
@@ -86,8 +96,8 @@ static void test_zones(void **st)
 	tz_fmt_local(ny, at("2026-12-04T03:30:00Z"), s, sizeof s);
 	assert_string_equal(s, "2026-12-03 22:30-05:00");
 	/* refusals */
-	const char *bad[] = {"Mars/Base", "../etc/passwd", "/etc/passwd", "America//New_York", "",
-	                     "America/New York", "zone.tab"};
+	const char *bad[] = {"Mars/Base", "../etc/passwd",    "/etc/passwd", "America//New_York",
+	                     "",          "America/New York", "zone.tab"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		err[0] = 0;
 		assert_null(tz_load(bad[i], err, sizeof err));
@@ -151,50 +161,64 @@ static void test_tzdb(void **st)
 	tzdb_src_t src;
 	int rc;
 	/* the pinned cases */
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, NULL, 0, "+12125551234", &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, NULL, 0, "+12125551234", &src,
+	                                    &rc, err, sizeof err)),
 	                    "America/New_York");
 	assert_int_equal(src, TZDB_SRC_PHONE);
 	/* 907 spans Alaska and the Aleutians in libphonenumber's map: both, so the intersection */
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, NULL, 0, "+19075551234", &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, NULL, 0, "+19075551234", &src,
+	                                    &rc, err, sizeof err)),
 	                    "America/Adak&America/Anchorage");
 	/* an exchange the map places in Juneau */
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, NULL, 0, "+19072225555", &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, NULL, 0, "+19072225555", &src,
+	                                    &rc, err, sizeof err)),
 	                    "America/Juneau");
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "85001", 5, NULL, 0, "+12125551234", &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "85001", 5, NULL, 0, "+12125551234", &src,
+	                                    &rc, err, sizeof err)),
 	                    "America/Phoenix");
 	assert_int_equal(src, TZDB_SRC_ZIP);
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "85001-1234", 10, NULL, 0, NULL, &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "85001-1234", 10, NULL, 0, NULL, &src, &rc,
+	                                    err, sizeof err)),
 	                    "America/Phoenix");
 	/* Puerto Rico: Atlantic time all year, not New York's (the ZIP list lacks it; build.py adds it) */
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "00901", 5, NULL, 0, NULL, &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "00901", 5, NULL, 0, NULL, &src, &rc, err,
+	                                    sizeof err)),
 	                    "America/Puerto_Rico");
 	/* a state in two zones */
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, "tn", 2, "+12125551234", &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, "tn", 2, "+12125551234", &src,
+	                                    &rc, err, sizeof err)),
 	                    "America/Chicago&America/New_York");
 	assert_int_equal(src, TZDB_SRC_STATE);
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, "CA", 2, NULL, &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, "CA", 2, NULL, &src, &rc, err,
+	                                    sizeof err)),
 	                    "America/Los_Angeles");
 	/* Oregon: the ZIP list has Pacific only; Malheur County's Mountain time comes from 49 CFR 71 */
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, "OR", 2, NULL, &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, NULL, 0, "OR", 2, NULL, &src, &rc, err,
+	                                    sizeof err)),
 	                    "America/Boise&America/Los_Angeles");
 	/* the IANA column wins over everything */
-	assert_string_equal(key(tzdb_lookup(db, "America/Denver", 14, "85001", 5, "NY", 2, "+12125551234", &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, "America/Denver", 14, "85001", 5, "NY", 2,
+	                                    "+12125551234", &src, &rc, err, sizeof err)),
 	                    "America/Denver");
 	assert_int_equal(src, TZDB_SRC_TZ);
 	/* an unknown ZIP: the zones of its 3-digit prefix (838xx: Idaho's Pacific and Mountain) */
-	const tzdb_set_t *u = tzdb_lookup(db, NULL, 0, "83899", 5, NULL, 0, NULL, &src, &rc, err, sizeof err);
+	const tzdb_set_t *u = tzdb_lookup(db, NULL, 0, "83899", 5, NULL, 0, NULL, &src, &rc, err,
+	                                  sizeof err);
 	assert_non_null(u);
 	assert_int_equal(src, TZDB_SRC_ZIP);
 	/* a ZIP of no known prefix, a bad state: the next source */
-	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "00000", 5, "XX", 2, "+13105550000", &src, &rc, err, sizeof err)),
+	assert_string_equal(key(tzdb_lookup(db, NULL, 0, "00000", 5, "XX", 2, "+13105550000", &src,
+	                                    &rc, err, sizeof err)),
 	                    "America/Los_Angeles");
 	assert_int_equal(src, TZDB_SRC_PHONE);
 	/* interned: the same set is the same pointer */
 	assert_ptr_equal(tzdb_lookup(db, NULL, 0, NULL, 0, "CA", 2, NULL, &src, &rc, err, sizeof err),
-	                 tzdb_lookup(db, "America/Los_Angeles", 19, NULL, 0, NULL, 0, NULL, &src, &rc, err, sizeof err));
+	                 tzdb_lookup(db, "America/Los_Angeles", 19, NULL, 0, NULL, 0, NULL, &src,
+	                             &rc, err, sizeof err));
 	/* an unknown IANA name is an error, not a fallback */
 	err[0] = 0;
-	assert_null(tzdb_lookup(db, "Mars/Base", 9, "85001", 5, NULL, 0, NULL, &src, &rc, err, sizeof err));
+	assert_null(
+	    tzdb_lookup(db, "Mars/Base", 9, "85001", 5, NULL, 0, NULL, &src, &rc, err, sizeof err));
 	assert_int_equal(rc, TOCSIN_ERR_INVAL);
 	assert_string_equal(err, "unknown time zone \"Mars/Base\"");
 	/* nothing known */
@@ -226,9 +250,9 @@ int main(void)
 {
 	setenv("TOCSIN_NOW_OFFSET_MS", "86400000", 1);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rfc3339),      cmocka_unit_test(test_hhmm),
-	    cmocka_unit_test(test_zones),        cmocka_unit_test(test_window),
-	    cmocka_unit_test(test_tzdb),         cmocka_unit_test(test_clock_offset),
+	    cmocka_unit_test(test_rfc3339), cmocka_unit_test(test_hhmm),
+	    cmocka_unit_test(test_zones),   cmocka_unit_test(test_window),
+	    cmocka_unit_test(test_tzdb),    cmocka_unit_test(test_clock_offset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,7 +29,10 @@ static const char *ID1 = "0123456789abcdef0123456789abcdef";
 static const char *ID2 = "fedcba9876543210fedcba9876543210";
 static const char *ID3 = "00112233445566778899aabbccddeeff";
 
-static int b64(const unsigned char *p, size_t n, char *out) { return EVP_EncodeBlock((unsigned char *)out, p, (int)n); }
+static int b64(const unsigned char *p, size_t n, char *out)
+{
+	return EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+}
 
 static int setup(void **st)
 {
@@ -48,23 +51,24 @@ static int setup(void **st)
 	char path[] = "/tmp/test_vnd_cfgXXXXXX";
 	int fd = mkstemp(path);
 	FILE *f = fdopen(fd, "w");
-	fprintf(f,
-	        "{\"var_dir\":\"/tmp\",\"tracker\":{\"public_url\":\"https://hooks.example.org\"},"
-	        "\"vendors\":["
-	        "{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://sim\",\"account\":\"ACtest\","
-	        "\"secret_env\":\"T_TW\",\"senders\":{\"main\":{\"from\":\"+15005550006\"},\"svc\":{\"service\":\"MG123\"}}},"
-	        "{\"name\":\"vg\",\"kind\":\"vonage\",\"base_url\":\"http://sim\",\"account\":\"vgkey\","
-	        "\"secret_env\":\"T_VG\",\"webhook_auth\":\"none\",\"senders\":{\"main\":\"+15005550007\"}},"
-	        "{\"name\":\"vgs\",\"kind\":\"vonage\",\"base_url\":\"http://sim\",\"account\":\"vgkey\","
-	        "\"secret_env\":\"T_VG\",\"signature_secret_env\":\"T_VGS\",\"senders\":{\"main\":\"+15005550007\"}},"
-	        "{\"name\":\"vgx\",\"kind\":\"vonage\",\"base_url\":\"http://sim\",\"account\":\"vgkey\","
-	        "\"secret_env\":\"T_VG\",\"senders\":{\"main\":\"+15005550007\"}},"
-	        "{\"name\":\"sg\",\"kind\":\"sendgrid\",\"base_url\":\"http://sim\",\"account\":\"x\","
-	        "\"secret_env\":\"T_SG\",\"webhook_public_key\":\"%s\",\"senders\":{\"main\":\"news@example.org\"}},"
-	        "{\"name\":\"mg\",\"kind\":\"mailgun\",\"base_url\":\"http://sim\",\"account\":\"mg.example.org\","
-	        "\"secret_env\":\"T_MG\",\"webhook_key_env\":\"T_MGW\",\"senders\":{\"main\":\"news@mg.example.org\"}}"
-	        "]}",
-	        SGPUB);
+	fprintf(
+	    f,
+	    "{\"var_dir\":\"/tmp\",\"tracker\":{\"public_url\":\"https://hooks.example.org\"},"
+	    "\"vendors\":["
+	    "{\"name\":\"tw\",\"kind\":\"twilio\",\"base_url\":\"http://sim\",\"account\":\"ACtest\","
+	    "\"secret_env\":\"T_TW\",\"senders\":{\"main\":{\"from\":\"+15005550006\"},\"svc\":{\"service\":\"MG123\"}}},"
+	    "{\"name\":\"vg\",\"kind\":\"vonage\",\"base_url\":\"http://sim\",\"account\":\"vgkey\","
+	    "\"secret_env\":\"T_VG\",\"webhook_auth\":\"none\",\"senders\":{\"main\":\"+15005550007\"}},"
+	    "{\"name\":\"vgs\",\"kind\":\"vonage\",\"base_url\":\"http://sim\",\"account\":\"vgkey\","
+	    "\"secret_env\":\"T_VG\",\"signature_secret_env\":\"T_VGS\",\"senders\":{\"main\":\"+15005550007\"}},"
+	    "{\"name\":\"vgx\",\"kind\":\"vonage\",\"base_url\":\"http://sim\",\"account\":\"vgkey\","
+	    "\"secret_env\":\"T_VG\",\"senders\":{\"main\":\"+15005550007\"}},"
+	    "{\"name\":\"sg\",\"kind\":\"sendgrid\",\"base_url\":\"http://sim\",\"account\":\"x\","
+	    "\"secret_env\":\"T_SG\",\"webhook_public_key\":\"%s\",\"senders\":{\"main\":\"news@example.org\"}},"
+	    "{\"name\":\"mg\",\"kind\":\"mailgun\",\"base_url\":\"http://sim\",\"account\":\"mg.example.org\","
+	    "\"secret_env\":\"T_MG\",\"webhook_key_env\":\"T_MGW\",\"senders\":{\"main\":\"news@mg.example.org\"}}"
+	    "]}",
+	    SGPUB);
 	fclose(f);
 	char err[512];
 	C = cfg_load(path, err, sizeof err);
@@ -174,9 +178,11 @@ static void test_vonage_build(void **st)
 	char err[256];
 	assert_int_equal(vnd_build(a, ms, 1, &r, err, sizeof err), 0);
 	assert_string_equal(r.url.p, "http://sim/sms/json");
-	assert_string_equal(r.body.p, "api_key=vgkey&api_secret=vg-secret&from=15005550007&to=15551234567"
-	                              "&text=H%C3%A9&type=unicode&client-ref=0123456789abcdef0123456789abcdef"
-	                              "&status-report-req=1&callback=https%3A%2F%2Fhooks.example.org%2Fwebhooks%2Fvg%2Fstatus");
+	assert_string_equal(
+	    r.body.p,
+	    "api_key=vgkey&api_secret=vg-secret&from=15005550007&to=15551234567"
+	    "&text=H%C3%A9&type=unicode&client-ref=0123456789abcdef0123456789abcdef"
+	    "&status-report-req=1&callback=https%3A%2F%2Fhooks.example.org%2Fwebhooks%2Fvg%2Fstatus");
 	assert_int_equal(r.userpwd.len, 0);
 	vnd_req_free(&r);
 	vnd_free(a);
@@ -201,10 +207,19 @@ static void test_sendgrid_build(void **st)
 	assert_non_null(j);
 	json_t *p = json_object_get(j, "personalizations");
 	assert_int_equal(json_array_size(p), 2);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 1), "custom_args"), "tocsin_id")), ID2);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(json_array_get(p, 0), "to"), 0), "email")), "a@example.org");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 0), "headers"), "List-Unsubscribe")), "<https://u.example.org/t1>");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "from"), "email")), "news@example.org");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(json_array_get(p, 1), "custom_args"),
+	                                        "tocsin_id")),
+	                    ID2);
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_array_get(json_object_get(json_array_get(p, 0), "to"), 0), "email")),
+	                    "a@example.org");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(json_array_get(p, 0), "headers"),
+	                                        "List-Unsubscribe")),
+	                    "<https://u.example.org/t1>");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "from"), "email")),
+	                    "news@example.org");
 	assert_int_equal(json_array_size(json_object_get(j, "content")), 2);
 	json_decref(j);
 	/* the same address twice in a batch is refused before SendGrid does */
@@ -238,9 +253,11 @@ static void test_mailgun_build(void **st)
 	assert_non_null(strstr(b, "name=\"to\"\r\n\r\na@example.org\r\n"));
 	assert_non_null(strstr(b, "name=\"to\"\r\n\r\nb@example.org\r\n"));
 	assert_non_null(strstr(b, "name=\"h:X-Campaign\"\r\n\r\nc1\r\n"));
-	assert_non_null(strstr(b, "name=\"h:List-Unsubscribe\"\r\n\r\n%recipient.h_List_Unsubscribe%\r\n"));
+	assert_non_null(
+	    strstr(b, "name=\"h:List-Unsubscribe\"\r\n\r\n%recipient.h_List_Unsubscribe%\r\n"));
 	assert_non_null(strstr(b, "name=\"v:tocsin_id\"\r\n\r\n%recipient.tocsin_id%\r\n"));
-	assert_non_null(strstr(b, "\"b@example.org\":{\"tocsin_id\":\"fedcba9876543210fedcba9876543210\",\"h_List_Unsubscribe\":\"<https://u/2>\"}"));
+	assert_non_null(strstr(
+	    b, "\"b@example.org\":{\"tocsin_id\":\"fedcba9876543210fedcba9876543210\",\"h_List_Unsubscribe\":\"<https://u/2>\"}"));
 	/* one inline message (no subs): no recipient variables, so Mailgun replaces nothing in
 	 * it (a recipient's own "%recipient.x%" reaches them as written); its id as it is */
 	m1.text = "Hi %recipient.tocsin_id% and %recipient.h_List_Unsubscribe%";
@@ -252,7 +269,8 @@ static void test_mailgun_build(void **st)
 	char want[128];
 	snprintf(want, sizeof want, "name=\"v:tocsin_id\"\r\n\r\n%s\r\n", ID1);
 	assert_non_null(strstr(b, want));
-	assert_non_null(strstr(b, "name=\"text\"\r\n\r\nHi %recipient.tocsin_id% and %recipient.h_List_Unsubscribe%\r\n"));
+	assert_non_null(strstr(
+	    b, "name=\"text\"\r\n\r\nHi %recipient.tocsin_id% and %recipient.h_List_Unsubscribe%\r\n"));
 	assert_non_null(strstr(b, "name=\"h:List-Unsubscribe\"\r\n\r\n<https://u/1>\r\n"));
 	vnd_req_free(&r);
 	vnd_free(a);
@@ -280,17 +298,28 @@ static void test_email_subs(void **st)
 	json_t *j = json_loads(r.body.p, 0, NULL);
 	assert_non_null(j);
 	json_t *p = json_object_get(j, "personalizations");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 0), "substitutions"),
-	                                                      "{{{tocsin:unsubscribe_url}}}")), "https://t/u/AAA");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 1), "substitutions"),
-	                                                      "{{{tocsin:unsubscribe_url}}}")), "https://t/u/B\"B");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 1), "headers"),
-	                                                      "List-Unsubscribe")), "<https://t/u/BBB>");
-	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "content"), 0), "value")),
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 0),
+	                                                                      "substitutions"),
+	                                                      "{{{tocsin:unsubscribe_url}}}")),
+	                    "https://t/u/AAA");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(p, 1),
+	                                                                      "substitutions"),
+	                                                      "{{{tocsin:unsubscribe_url}}}")),
+	                    "https://t/u/B\"B");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(json_array_get(p, 1), "headers"),
+	                                        "List-Unsubscribe")),
+	                    "<https://t/u/BBB>");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_array_get(json_object_get(j, "content"), 0),
+	                                        "value")),
 	                    m1.text); /* the shared part as it is: SendGrid substitutes */
 	/* one campaign: tocsin_campaign once at the top level (merged into events by SendGrid) */
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "custom_args"), "tocsin_campaign")), "c1");
-	assert_null(json_object_get(json_object_get(json_array_get(p, 0), "custom_args"), "tocsin_campaign"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "custom_args"),
+	                                                      "tocsin_campaign")),
+	                    "c1");
+	assert_null(json_object_get(json_object_get(json_array_get(p, 0), "custom_args"),
+	                            "tocsin_campaign"));
 	json_decref(j);
 	/* a header every message has with the same value goes once at the top level */
 	m1.headers = "{\"List-Unsubscribe\":\"<https://t/u/AAA>\",\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"}";
@@ -299,7 +328,8 @@ static void test_email_subs(void **st)
 	j = json_loads(r.body.p, 0, NULL);
 	assert_non_null(j);
 	p = json_object_get(j, "personalizations");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "headers"), "List-Unsubscribe-Post")),
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "headers"),
+	                                                      "List-Unsubscribe-Post")),
 	                    "List-Unsubscribe=One-Click");
 	assert_int_equal(json_object_size(json_object_get(j, "headers")), 1);
 	for (int i = 0; i < 2; i++) {
@@ -315,8 +345,10 @@ static void test_email_subs(void **st)
 	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), 0);
 	j = json_loads(r.body.p, 0, NULL);
 	assert_non_null(j);
-	assert_null(json_object_get(json_array_get(json_object_get(j, "personalizations"), 0), "headers"));
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "headers"), "X-A")), "1");
+	assert_null(
+	    json_object_get(json_array_get(json_object_get(j, "personalizations"), 0), "headers"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "headers"), "X-A")),
+	                    "1");
 	json_decref(j);
 	m2.to = "b@example.org";
 	/* names must be plain: refused, never sent half-substituted */
@@ -335,11 +367,16 @@ static void test_email_subs(void **st)
 	vnd_req_init(&r);
 	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), 0);
 	const char *b = r.body.p;
-	assert_non_null(strstr(b, "name=\"text\"\r\n\r\nStop: %recipient.unsubscribe_url% {{{tocsin:nope\r\n"));
-	assert_non_null(strstr(b, "name=\"html\"\r\n\r\n<a href=\"%recipient.unsubscribe_url%\">x</a>\r\n"));
-	assert_non_null(strstr(b, "\"a@example.org\":{\"unsubscribe_url\":\"https://t/u/AAA\",\"tocsin_id\":"));
-	assert_non_null(strstr(b, "\"b@example.org\":{\"unsubscribe_url\":\"https://t/u/BBB\",\"tocsin_id\":"));
-	assert_non_null(strstr(b, "name=\"h:List-Unsubscribe\"\r\n\r\n%recipient.h_List_Unsubscribe%\r\n"));
+	assert_non_null(
+	    strstr(b, "name=\"text\"\r\n\r\nStop: %recipient.unsubscribe_url% {{{tocsin:nope\r\n"));
+	assert_non_null(
+	    strstr(b, "name=\"html\"\r\n\r\n<a href=\"%recipient.unsubscribe_url%\">x</a>\r\n"));
+	assert_non_null(
+	    strstr(b, "\"a@example.org\":{\"unsubscribe_url\":\"https://t/u/AAA\",\"tocsin_id\":"));
+	assert_non_null(
+	    strstr(b, "\"b@example.org\":{\"unsubscribe_url\":\"https://t/u/BBB\",\"tocsin_id\":"));
+	assert_non_null(
+	    strstr(b, "name=\"h:List-Unsubscribe\"\r\n\r\n%recipient.h_List_Unsubscribe%\r\n"));
 	/* a name that would clash with our own recipient variables is refused */
 	m2.subs = "{\"tocsin_id\":\"x\"}";
 	assert_int_equal(vnd_build(a, ms, 2, &r, err, sizeof err), TOCSIN_ERR_INVAL);
@@ -385,8 +422,8 @@ static void test_canned_answers(void **st)
 		char vend[16], file[128], outc[16], code[32];
 		long status, ra;
 		int curl, n, thr, ram = -1;
-		int k = sscanf(line, "%15s %ld %ld %d %d %127s %15s %31s %d %d", vend, &status, &ra, &curl,
-		               &n, file, outc, code, &thr, &ram);
+		int k = sscanf(line, "%15s %ld %ld %d %d %127s %15s %31s %d %d", vend, &status, &ra,
+		               &curl, &n, file, outc, code, &thr, &ram);
 		if (k < 9)
 			fail_msg("cases.txt:%d: malformed", lineno);
 		vnd_t *a = adapter(vend);
@@ -399,8 +436,8 @@ static void test_canned_answers(void **st)
 		vnd_classify(a, ms, (size_t)n, status, curl, body, len, ra, res);
 		for (int i = 0; i < n; i++) {
 			if (strcmp(vnd_outcome_name(res[i].outcome), outc) ||
-			    (strcmp(code, "-") && strcmp(res[i].code, code)) || res[i].throttled != thr ||
-			    (ram != -1 && res[i].retry_after_ms != ram))
+			    (strcmp(code, "-") && strcmp(res[i].code, code)) ||
+			    res[i].throttled != thr || (ram != -1 && res[i].retry_after_ms != ram))
 				fail_msg("cases.txt:%d (%s): got %s code=%s throttled=%d retry_after_ms=%d detail=%s",
 				         lineno, file, vnd_outcome_name(res[i].outcome), res[i].code,
 				         res[i].throttled, res[i].retry_after_ms, res[i].detail);
@@ -460,41 +497,50 @@ static void test_twilio_vector(void **st)
 {
 	(void)st;
 	const char *names[] = {"CallSid", "Caller", "Digits", "From", "To"};
-	const char *vals[] = {"CA1234567890ABCDE", "+12349013030", "1234", "+12349013030", "+18005551212"};
+	const char *vals[] = {"CA1234567890ABCDE", "+12349013030", "1234", "+12349013030",
+	                      "+18005551212"};
 	char sig[64];
-	assert_int_equal(vnd_twilio_sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", names,
-	                                 vals, 5, sig, sizeof sig),
+	assert_int_equal(vnd_twilio_sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2",
+	                                 names, vals, 5, sig, sizeof sig),
 	                 0);
 	assert_string_equal(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
 	/* order of parameters does not matter; their content does */
 	const char *names2[] = {"To", "From", "Digits", "Caller", "CallSid"};
-	const char *vals2[] = {"+18005551212", "+12349013030", "1234", "+12349013030", "CA1234567890ABCDE"};
-	assert_int_equal(vnd_twilio_sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", names2,
-	                                 vals2, 5, sig, sizeof sig),
+	const char *vals2[] = {"+18005551212", "+12349013030", "1234", "+12349013030",
+	                       "CA1234567890ABCDE"};
+	assert_int_equal(vnd_twilio_sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2",
+	                                 names2, vals2, 5, sig, sizeof sig),
 	                 0);
 	assert_string_equal(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
 	vals2[2] = "1235";
-	vnd_twilio_sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", names2, vals2, 5, sig,
-	                sizeof sig);
+	vnd_twilio_sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", names2, vals2, 5,
+	                sig, sizeof sig);
 	assert_string_not_equal(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
 }
 
 static void test_sendgrid_vector(void **st)
 {
 	(void)st;
-	const char *key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
-	const char *body = "{\"category\":\"example_payload\",\"event\":\"test_event\",\"message_id\":\"message_id\"}";
-	const char *sig = "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=";
+	const char *key =
+	    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
+	const char *body =
+	    "{\"category\":\"example_payload\",\"event\":\"test_event\",\"message_id\":\"message_id\"}";
+	const char *sig =
+	    "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=";
 	assert_int_equal(vnd_sendgrid_verify(key, "1588788367", sig, body, strlen(body)), 0);
 	/* tampered body, timestamp, signature; garbage key */
 	char t[200];
 	snprintf(t, sizeof t, "%s", body);
 	t[20] ^= 1;
 	assert_int_equal(vnd_sendgrid_verify(key, "1588788367", sig, t, strlen(t)), TOCSIN_ERR_AUTH);
-	assert_int_equal(vnd_sendgrid_verify(key, "1588788368", sig, body, strlen(body)), TOCSIN_ERR_AUTH);
-	assert_int_equal(vnd_sendgrid_verify(key, "1588788367", "MEUCIQ==", body, strlen(body)), TOCSIN_ERR_AUTH);
-	assert_int_equal(vnd_sendgrid_verify("bm90IGEga2V5", "1588788367", sig, body, strlen(body)), TOCSIN_ERR_AUTH);
-	assert_int_equal(vnd_sendgrid_verify(key, "1588788367", "!!!", body, strlen(body)), TOCSIN_ERR_AUTH);
+	assert_int_equal(vnd_sendgrid_verify(key, "1588788368", sig, body, strlen(body)),
+	                 TOCSIN_ERR_AUTH);
+	assert_int_equal(vnd_sendgrid_verify(key, "1588788367", "MEUCIQ==", body, strlen(body)),
+	                 TOCSIN_ERR_AUTH);
+	assert_int_equal(vnd_sendgrid_verify("bm90IGEga2V5", "1588788367", sig, body, strlen(body)),
+	                 TOCSIN_ERR_AUTH);
+	assert_int_equal(vnd_sendgrid_verify(key, "1588788367", "!!!", body, strlen(body)),
+	                 TOCSIN_ERR_AUTH);
 }
 
 static void test_mailgun_sign(void **st)
@@ -502,7 +548,9 @@ static void test_mailgun_sign(void **st)
 	(void)st;
 	char out[80];
 	/* HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog") split as ts + token */
-	assert_int_equal(vnd_mailgun_sign("key", "The quick brown fox ", "jumps over the lazy dog", out, sizeof out), 0);
+	assert_int_equal(vnd_mailgun_sign("key", "The quick brown fox ", "jumps over the lazy dog",
+	                                  out, sizeof out),
+	                 0);
 	assert_string_equal(out, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
 	assert_true(vnd_ct_eq("abc", 3, "abc", 3));
 	assert_false(vnd_ct_eq("abc", 3, "abd", 3));
@@ -538,10 +586,12 @@ static int collect(void *ctx, const vnd_wh_event_t *ev)
 	return 0;
 }
 
-static int tw_post(vnd_t *a, const char *url, const char *query, const char *body, const char *sig, got_t *g)
+static int tw_post(vnd_t *a, const char *url, const char *query, const char *body, const char *sig,
+                   got_t *g)
 {
 	hdrs_t h = {{"X-Twilio-Signature"}, {sig}};
-	vnd_wh_req_t rq = {"POST", url, query, "application/x-www-form-urlencoded", hget, &h, body, strlen(body)};
+	vnd_wh_req_t rq = {"POST", url, query, "application/x-www-form-urlencoded",
+	                   hget,   &h,  body,  strlen(body)};
 	char err[256];
 	memset(g, 0, sizeof *g);
 	return vnd_webhook(a, &rq, collect, g, err, sizeof err);
@@ -566,12 +616,17 @@ static void test_twilio_webhooks(void **st)
 	assert_string_equal(g.ev[0].code, "30003");
 	assert_string_equal(g.ev[0].address, "+15551234567");
 	assert_string_equal(g.ev[0].replay, "twilio:SM1:undelivered"); /* signed fields */
-	assert_string_equal(g.ev[0].replay_alt, "");                     /* no retry token */
+	assert_string_equal(g.ev[0].replay_alt, "");                   /* no retry token */
 	/* tampered body, missing signature, other URL */
-	assert_int_equal(tw_post(a, url, NULL, "MessageSid=SM1&MessageStatus=delivered&To=%2B15551234567&ErrorCode=30003", sig, &g), TOCSIN_ERR_AUTH);
+	assert_int_equal(tw_post(a, url, NULL,
+	                         "MessageSid=SM1&MessageStatus=delivered&To=%2B15551234567&ErrorCode=30003",
+	                         sig, &g),
+	                 TOCSIN_ERR_AUTH);
 	assert_int_equal(g.n, 0);
 	assert_int_equal(tw_post(a, url, NULL, body, "", &g), TOCSIN_ERR_AUTH);
-	assert_int_equal(tw_post(a, "https://evil.example.org/webhooks/tw/status?mid=0123456789abcdef0123456789abcdef", NULL, body, sig, &g), TOCSIN_ERR_AUTH);
+	assert_int_equal(tw_post(a, "https://evil.example.org/webhooks/tw/status?mid=0123456789abcdef0123456789abcdef",
+	                         NULL, body, sig, &g),
+	                 TOCSIN_ERR_AUTH);
 	/* a receipt for an unknown id (no mid) is still reported, with an empty id */
 	const char *url2 = "https://hooks.example.org/webhooks/tw/status";
 	const char *n2[] = {"MessageSid", "MessageStatus"};
@@ -581,7 +636,8 @@ static void test_twilio_webhooks(void **st)
 	assert_string_equal(g.ev[0].id, "");
 	assert_int_equal(g.ev[0].state, MSG_ST_DELIVERED);
 	/* a GET callback: only the URL is signed, the fields come from the query */
-	const char *url4 = "https://hooks.example.org/webhooks/tw/status?mid=0123456789abcdef0123456789abcdef&MessageSid=SM4&MessageStatus=sent";
+	const char *url4 =
+	    "https://hooks.example.org/webhooks/tw/status?mid=0123456789abcdef0123456789abcdef&MessageSid=SM4&MessageStatus=sent";
 	vnd_twilio_sign("tw-secret-token", url4, NULL, NULL, 0, sig, sizeof sig);
 	hdrs_t h4 = {{"X-Twilio-Signature"}, {sig}};
 	vnd_wh_req_t rq4 = {"GET", url4, strchr(url4, '?') + 1, NULL, hget, &h4, NULL, 0};
@@ -596,7 +652,10 @@ static void test_twilio_webhooks(void **st)
 	const char *n3[] = {"From", "To", "Body", "MessageSid"};
 	const char *v3[] = {"+15551234567", "+15005550006", " stop ", "SM7"};
 	vnd_twilio_sign("tw-secret-token", url3, n3, v3, 4, sig, sizeof sig);
-	assert_int_equal(tw_post(a, url3, NULL, "From=%2B15551234567&To=%2B15005550006&Body=+stop+&MessageSid=SM7", sig, &g), 1);
+	assert_int_equal(tw_post(a, url3, NULL,
+	                         "From=%2B15551234567&To=%2B15005550006&Body=+stop+&MessageSid=SM7",
+	                         sig, &g),
+	                 1);
 	assert_int_equal(g.ev[0].kind, VND_WH_INBOUND);
 	assert_int_equal(g.ev[0].keyword, VND_KW_STOP);
 	assert_string_equal(g.ev[0].address, "+15551234567");
@@ -611,19 +670,30 @@ static void test_vonage_webhooks(void **st)
 	got_t g;
 	memset(&g, 0, sizeof g);
 	char err[256];
-	vnd_wh_req_t rq = {"GET", "https://h/webhooks/vg/status", "msisdn=15551234567&to=15005550007&messageId=0A1&status=failed&err-code=9&client-ref=0123456789abcdef0123456789abcdef", NULL, NULL, NULL, NULL, 0};
+	vnd_wh_req_t rq = {"GET",
+	                   "https://h/webhooks/vg/status",
+	                   "msisdn=15551234567&to=15005550007&messageId=0A1&status=failed&err-code=9&client-ref=0123456789abcdef0123456789abcdef",
+	                   NULL,
+	                   NULL,
+	                   NULL,
+	                   NULL,
+	                   0};
 	assert_int_equal(vnd_webhook(a, &rq, collect, &g, err, sizeof err), 1);
 	assert_int_equal(g.ev[0].state, MSG_ST_FAILED);
 	assert_int_equal(g.ev[0].optout, 1);
 	assert_string_equal(g.ev[0].id, ID1);
 	assert_string_equal(g.ev[0].address, "+15551234567");
 	const char *js = "{\"msisdn\":\"15551234567\",\"to\":\"15005550007\",\"messageId\":\"0B2\",\"text\":\"Help\",\"type\":\"text\"}";
-	vnd_wh_req_t rq2 = {"POST", "https://h/webhooks/vg/inbound", NULL, "application/json", NULL, NULL, js, strlen(js)};
+	vnd_wh_req_t rq2 = {"POST", "https://h/webhooks/vg/inbound",
+	                    NULL,   "application/json",
+	                    NULL,   NULL,
+	                    js,     strlen(js)};
 	memset(&g, 0, sizeof g);
 	assert_int_equal(vnd_webhook(a, &rq2, collect, &g, err, sizeof err), 1);
 	assert_int_equal(g.ev[0].kind, VND_WH_INBOUND);
 	assert_int_equal(g.ev[0].keyword, VND_KW_HELP);
-	vnd_wh_req_t rq3 = {"POST", "https://h/", NULL, "application/json", NULL, NULL, "{\"msisdn\":", 10};
+	vnd_wh_req_t rq3 = {"POST", "https://h/", NULL,           "application/json",
+	                    NULL,   NULL,         "{\"msisdn\":", 10};
 	assert_int_equal(vnd_webhook(a, &rq3, collect, &g, err, sizeof err), TOCSIN_ERR_INVAL);
 	vnd_free(a);
 }
@@ -670,8 +740,13 @@ static void test_vonage_signed(void **st)
 	/* the expected sig from python: md5(sorted "&k=v"... + "secret") */
 	assert_int_equal(vnd_vonage_sign("secret", "md5hash", n, v, 6, sig, sizeof sig), 0);
 	assert_string_equal(sig, "9edb8ff504c863c4f625d431033e791b");
-	snprintf(q, sizeof q, "msisdn=15551234567&to=15005550007&messageId=0B1&text=STOP&type=text&timestamp=1700000000&sig=%s", "9EDB8FF504C863C4F625D431033E791B");
-	vnd_wh_req_t rq = {"POST", "https://h/webhooks/vgs/inbound", NULL, "application/x-www-form-urlencoded", NULL, NULL, q, strlen(q)};
+	snprintf(q, sizeof q,
+	         "msisdn=15551234567&to=15005550007&messageId=0B1&text=STOP&type=text&timestamp=1700000000&sig=%s",
+	         "9EDB8FF504C863C4F625D431033E791B");
+	vnd_wh_req_t rq = {"POST", "https://h/webhooks/vgs/inbound",
+	                   NULL,   "application/x-www-form-urlencoded",
+	                   NULL,   NULL,
+	                   q,      strlen(q)};
 	assert_int_equal(vnd_webhook(a, &rq, collect, &g, err, sizeof err), 1);
 	assert_int_equal(g.ev[0].keyword, VND_KW_STOP);
 	assert_string_equal(g.ev[0].replay, "vonage:9edb8ff504c863c4f625d431033e791b");
@@ -683,12 +758,15 @@ static void test_vonage_signed(void **st)
 	vnd_wh_req_t r2 = rq;
 	r2.body = t, r2.bodylen = strlen(t);
 	assert_int_equal(vnd_webhook(a, &r2, collect, &g, err, sizeof err), TOCSIN_ERR_AUTH);
-	const char *nosig = "msisdn=15551234567&to=15005550007&messageId=0B1&text=STOP&type=text&timestamp=1700000000";
+	const char *nosig =
+	    "msisdn=15551234567&to=15005550007&messageId=0B1&text=STOP&type=text&timestamp=1700000000";
 	r2.body = nosig, r2.bodylen = strlen(nosig);
 	assert_int_equal(vnd_webhook(a, &r2, collect, &g, err, sizeof err), TOCSIN_ERR_AUTH);
 	const char *vs[] = {"15551234567", "15005550007", "0B1", "STOP", "text", "1699999600"};
 	assert_int_equal(vnd_vonage_sign("secret", "md5hash", n, vs, 6, sig, sizeof sig), 0);
-	snprintf(t, sizeof t, "msisdn=15551234567&to=15005550007&messageId=0B1&text=STOP&type=text&timestamp=1699999600&sig=%s", sig);
+	snprintf(t, sizeof t,
+	         "msisdn=15551234567&to=15005550007&messageId=0B1&text=STOP&type=text&timestamp=1699999600&sig=%s",
+	         sig);
 	r2.body = t, r2.bodylen = strlen(t);
 	assert_int_equal(vnd_webhook(a, &r2, collect, &g, err, sizeof err), TOCSIN_ERR_AUTH);
 	assert_non_null(strstr(err, "s from now"));
@@ -735,8 +813,9 @@ static void test_vonage_parts(void **st)
 	msg_out_t m = sms(ID1, "+15550000001", "x");
 	const msg_out_t *ms[] = {&m};
 	vnd_result_t r;
-	const char *three = "{\"message-count\":\"3\",\"messages\":[{\"message-id\":\"0A1\",\"status\":\"0\"},"
-	                    "{\"message-id\":\"0A2\",\"status\":\"0\"},{\"message-id\":\"0A3\",\"status\":\"0\"}]}";
+	const char *three =
+	    "{\"message-count\":\"3\",\"messages\":[{\"message-id\":\"0A1\",\"status\":\"0\"},"
+	    "{\"message-id\":\"0A2\",\"status\":\"0\"},{\"message-id\":\"0A3\",\"status\":\"0\"}]}";
 	vnd_classify(a, ms, 1, 200, 0, three, strlen(three), -1, &r);
 	assert_int_equal(r.outcome, VND_ACCEPTED);
 	assert_string_equal(r.ref, "0A1 0A2 0A3");
@@ -793,8 +872,12 @@ static void test_sendgrid_webhooks(void **st)
 	    "{\"email\":\"c@example.org\",\"timestamp\":1,\"event\":\"group_resubscribe\",\"sg_event_id\":\"e4\"}]";
 	char sig[200];
 	sg_sign("1700000000", body, sig);
-	hdrs_t h = {{"X-Twilio-Email-Event-Webhook-Signature", "X-Twilio-Email-Event-Webhook-Timestamp"}, {sig, "1700000000"}};
-	vnd_wh_req_t rq = {"POST", "https://h/webhooks/sg/events", NULL, "application/json", hget, &h, body, strlen(body)};
+	hdrs_t h = {{"X-Twilio-Email-Event-Webhook-Signature", "X-Twilio-Email-Event-Webhook-Timestamp"},
+	            {sig, "1700000000"}};
+	vnd_wh_req_t rq = {"POST", "https://h/webhooks/sg/events",
+	                   NULL,   "application/json",
+	                   hget,   &h,
+	                   body,   strlen(body)};
 	got_t g;
 	memset(&g, 0, sizeof g);
 	char err[256];
@@ -833,7 +916,10 @@ static void test_mailgun_webhooks(void **st)
 	         "\"id\":\"ev1\",\"user-variables\":{\"tocsin_id\":\"0123456789abcdef0123456789abcdef\"},"
 	         "\"delivery-status\":{\"code\":550,\"message\":\"No such user\"}}}",
 	         sig);
-	vnd_wh_req_t rq = {"POST", "https://h/webhooks/mg/events", NULL, "application/json", NULL, NULL, body, strlen(body)};
+	vnd_wh_req_t rq = {"POST", "https://h/webhooks/mg/events",
+	                   NULL,   "application/json",
+	                   NULL,   NULL,
+	                   body,   strlen(body)};
 	got_t g;
 	memset(&g, 0, sizeof g);
 	char err[256];
@@ -845,7 +931,8 @@ static void test_mailgun_webhooks(void **st)
 	vnd_mailgun_sign("key-mg-secret", "1700000000", "tok123", sig, sizeof sig);
 	snprintf(body, sizeof body,
 	         "{\"signature\":{\"timestamp\":\"1700000000\",\"token\":\"tok123\",\"signature\":\"%s\"},"
-	         "\"event-data\":{\"event\":\"unsubscribed\",\"recipient\":\"a@example.org\"}}", sig);
+	         "\"event-data\":{\"event\":\"unsubscribed\",\"recipient\":\"a@example.org\"}}",
+	         sig);
 	rq.bodylen = strlen(body);
 	assert_int_equal(vnd_webhook(a, &rq, collect, &g, err, sizeof err), TOCSIN_ERR_AUTH);
 	rq.body = "{\"event-data\":{}}";
@@ -872,9 +959,9 @@ static void test_json_scan(void **st)
 	assert_int_equal(SCAN("{\"a\":{\"sid\":\"x\"},\"b\":[1,{\"sid\":2}]}", "sid"), 0);
 	assert_int_equal(SCAN("{\"sid\":12}", "sid"), 0);
 	assert_int_equal(SCAN("{}", "sid"), 0);
-	assert_int_equal(SCAN("{\"sid\":\"SM1\"", "sid"), -1);      /* truncated */
-	assert_int_equal(SCAN("{\"sid\":\"SM1\"}x", "sid"), -1);    /* trailing bytes */
-	assert_int_equal(SCAN("{\"sid\":\"SM1\",}", "sid"), -1);    /* trailing comma */
+	assert_int_equal(SCAN("{\"sid\":\"SM1\"", "sid"), -1);   /* truncated */
+	assert_int_equal(SCAN("{\"sid\":\"SM1\"}x", "sid"), -1); /* trailing bytes */
+	assert_int_equal(SCAN("{\"sid\":\"SM1\",}", "sid"), -1); /* trailing comma */
 	assert_int_equal(SCAN("{\"sid\":tru}", "sid"), -1);
 	assert_int_equal(SCAN("[\"sid\"]", "sid"), -1);
 	assert_int_equal(SCAN("", "sid"), -1);
@@ -929,13 +1016,15 @@ static void test_sendgrid_subs_limit(void **st)
 	static const char *const f[] = {"first_name"};
 	char err[256];
 	const char *t = "Hi {{first_name}} {{unsubscribe_url}}";
-	email_tmpl_t *e = email_compile("Hi {{first_name}}", 17, t, strlen(t), NULL, 0, f, 1, 0, err, sizeof err);
+	email_tmpl_t *e = email_compile("Hi {{first_name}}", 17, t, strlen(t), NULL, 0, f, 1, 0,
+	                                err, sizeof err);
 	assert_non_null(e);
-	email_unsub_t *u = email_unsub_new("0123456789abcdef-key", 20, "https://t.example.org", err, sizeof err);
+	email_unsub_t *u = email_unsub_new("0123456789abcdef-key", 20, "https://t.example.org", err,
+	                                   sizeof err);
 	assert_non_null(u);
 	static char val[EMAIL_SUBS_MAX], buf[1 << 16];
 	memset(val, 'a', sizeof val);
-	val[0] = '"'; /* escaped in the JSON: counted as it is sent */
+	val[0] = '"';                   /* escaped in the JSON: counted as it is sent */
 	size_t lo = 1, hi = sizeof val; /* batched at lo, inline at hi */
 	while (hi - lo > 1) {
 		size_t mid = (lo + hi) / 2;
@@ -943,7 +1032,9 @@ static void test_sendgrid_subs_limit(void **st)
 		size_t lens[1] = {mid};
 		email_parts_t p;
 		tmpl_why_t why;
-		assert_int_equal(email_render_subs(e, u, "c1", "a@example.org", 13, vals, lens, buf, sizeof buf, &p, &why), 0);
+		assert_int_equal(email_render_subs(e, u, "c1", "a@example.org", 13, vals, lens, buf,
+		                                   sizeof buf, &p, &why),
+		                 0);
 		*(p.subs ? &lo : &hi) = mid;
 		if (!p.subs)
 			assert_int_equal(p.inline_why, EMAIL_INLINE_SIZE);
@@ -956,7 +1047,9 @@ static void test_sendgrid_subs_limit(void **st)
 		size_t lens[1] = {len};
 		email_parts_t p;
 		tmpl_why_t why;
-		assert_int_equal(email_render_subs(e, u, "c1", "a@example.org", 13, vals, lens, buf, sizeof buf, &p, &why), 0);
+		assert_int_equal(email_render_subs(e, u, "c1", "a@example.org", 13, vals, lens, buf,
+		                                   sizeof buf, &p, &why),
+		                 0);
 		msg_out_t m = email(ID1, "a@example.org");
 		m.subject = p.subject;
 		m.text = p.text;
@@ -981,18 +1074,17 @@ static void test_sendgrid_subs_limit(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_twilio_build),     cmocka_unit_test(test_vonage_build),
-	    cmocka_unit_test(test_sendgrid_build),   cmocka_unit_test(test_mailgun_build),
-	    cmocka_unit_test(test_email_subs),
-	    cmocka_unit_test(test_sendgrid_subs_limit),
-	    cmocka_unit_test(test_canned_answers),   cmocka_unit_test(test_batch_partial_reject),
-	    cmocka_unit_test(test_huge_answer),      cmocka_unit_test(test_twilio_vector),
-	    cmocka_unit_test(test_sendgrid_vector),  cmocka_unit_test(test_mailgun_sign),
-	    cmocka_unit_test(test_twilio_webhooks),  cmocka_unit_test(test_vonage_webhooks),
+	    cmocka_unit_test(test_twilio_build),      cmocka_unit_test(test_vonage_build),
+	    cmocka_unit_test(test_sendgrid_build),    cmocka_unit_test(test_mailgun_build),
+	    cmocka_unit_test(test_email_subs),        cmocka_unit_test(test_sendgrid_subs_limit),
+	    cmocka_unit_test(test_canned_answers),    cmocka_unit_test(test_batch_partial_reject),
+	    cmocka_unit_test(test_huge_answer),       cmocka_unit_test(test_twilio_vector),
+	    cmocka_unit_test(test_sendgrid_vector),   cmocka_unit_test(test_mailgun_sign),
+	    cmocka_unit_test(test_twilio_webhooks),   cmocka_unit_test(test_vonage_webhooks),
 	    cmocka_unit_test(test_sendgrid_webhooks), cmocka_unit_test(test_mailgun_webhooks),
-	    cmocka_unit_test(test_keywords),         cmocka_unit_test(test_new_errors),
-	    cmocka_unit_test(test_json_scan),        cmocka_unit_test(test_vonage_sign),
-	    cmocka_unit_test(test_vonage_signed),    cmocka_unit_test(test_ref_matches),
+	    cmocka_unit_test(test_keywords),          cmocka_unit_test(test_new_errors),
+	    cmocka_unit_test(test_json_scan),         cmocka_unit_test(test_vonage_sign),
+	    cmocka_unit_test(test_vonage_signed),     cmocka_unit_test(test_ref_matches),
 	    cmocka_unit_test(test_vonage_parts),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

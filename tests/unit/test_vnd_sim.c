@@ -32,7 +32,7 @@ typedef struct rx {
 	vnd_t *a[4];
 	int events[4][MSG_ST__COUNT];
 	int unsub[4], optout[4], inbound_stop[4], rejected, bad, with_id[4];
-	char last[4][4096]; /* the last webhook body per vendor */
+	char last[4][4096];    /* the last webhook body per vendor */
 	char last_idem[4][64]; /* its I-Twilio-Idempotency-Token */
 	char public_url[64];
 } rx_t;
@@ -100,8 +100,8 @@ static enum MHD_Result rx_req(void *cls, struct MHD_Connection *con, const char 
 		if (mid)
 			snprintf(q, sizeof q, "mid=%s", mid);
 		snprintf(full, sizeof full, "%s%s%s%s", RX.public_url, url, mid ? "?" : "", q);
-		vnd_wh_req_t rq = {method, full, mid ? q : NULL, rx_hdr(con, "Content-Type"), rx_hdr, con,
-		                   x->body, x->len};
+		vnd_wh_req_t rq = {method, full, mid ? q : NULL, rx_hdr(con, "Content-Type"),
+		                   rx_hdr, con,  x->body,        x->len};
 		char err[256];
 		pthread_mutex_lock(&RX.mu);
 		snprintf(RX.last[k], sizeof RX.last[k], "%.*s", (int)x->len, x->body);
@@ -145,8 +145,8 @@ static int setup(void **st)
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	RXD = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, rx_req, NULL,
-	                       MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, rx_done, NULL,
-	                       MHD_OPTION_END);
+	                       MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, rx_done,
+	                       NULL, MHD_OPTION_END);
 	if (!RXD)
 		return -1;
 	RX.port = MHD_get_daemon_info(RXD, MHD_DAEMON_INFO_BIND_PORT)->port;
@@ -161,7 +161,8 @@ static int setup(void **st)
 	    "{\"name\":\"vg\",\"kind\":\"vonage\",\"base_url\":\"%s\",\"account\":\"vgkey\",\"secret_env\":\"T_VG\",\"signature_secret_env\":\"T_VG_SIG\",\"signature_method\":\"sha256\",\"senders\":{\"main\":\"+15005550007\"}},"
 	    "{\"name\":\"sg\",\"kind\":\"sendgrid\",\"base_url\":\"%s\",\"account\":\"-\",\"secret_env\":\"T_SG\",\"webhook_public_key\":\"%s\",\"senders\":{\"main\":\"news@example.org\"}},"
 	    "{\"name\":\"mg\",\"kind\":\"mailgun\",\"base_url\":\"%s\",\"account\":\"mg.example.org\",\"secret_env\":\"T_MG\",\"senders\":{\"main\":\"news@mg.example.org\"}}]}";
-	fprintf(f, tmpl, RX.public_url, "http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1", "", "http://127.0.0.1:1");
+	fprintf(f, tmpl, RX.public_url, "http://127.0.0.1:1", "http://127.0.0.1:1",
+	        "http://127.0.0.1:1", "", "http://127.0.0.1:1");
 	fclose(f);
 	char err[512];
 	cfg_t *c0 = C0 = cfg_load(path, err, sizeof err);
@@ -235,8 +236,8 @@ static size_t wr(char *p, size_t sz, size_t n, void *u)
 }
 
 static long http(const char *method, const char *url, const char *ctype, const char *body,
-                 const char *userpwd, const char *bearer, long timeout_ms, resp_t *r, int *curl_code,
-                 long *retry_after)
+                 const char *userpwd, const char *bearer, long timeout_ms, resp_t *r,
+                 int *curl_code, long *retry_after)
 {
 	CURL *h = curl_easy_init();
 	struct curl_slist *hd = NULL;
@@ -282,7 +283,8 @@ static void simctl(const char *path, const char *json)
 	char url[128];
 	snprintf(url, sizeof url, "%s%s", BASE, path);
 	resp_t r;
-	long st = http(json ? "POST" : "GET", url, "application/json", json ? json : NULL, NULL, NULL, 5000, &r, NULL, NULL);
+	long st = http(json ? "POST" : "GET", url, "application/json", json ? json : NULL, NULL,
+	               NULL, 5000, &r, NULL, NULL);
 	if (st != 200)
 		fail_msg("%s -> %ld %.*s", path, st, (int)r.len, r.body);
 }
@@ -325,8 +327,7 @@ static msg_out_t mk(int vendor, int i, char *idbuf, char *tobuf)
 }
 
 /* send n messages (one request for email vendors, one each for SMS) and classify */
-static void send_n(int k, int first, int n, vnd_result_t *res, const char *mutate_auth,
-                   long timeout_ms)
+static void send_n(int k, int first, int n, vnd_result_t *res, const char *mutate_auth, long timeout_ms)
 {
 	vnd_t *a = RX.a[k];
 	static char ids[1000][33], tos[1000][64];
@@ -359,8 +360,8 @@ static void send_n(int k, int first, int n, vnd_result_t *res, const char *mutat
 		resp_t r;
 		int cc;
 		long ra;
-		long st = http("POST", rq.url.p, rq.content_type.p, rq.body.p, rq.userpwd.p, rq.bearer.p,
-		               timeout_ms, &r, &cc, &ra);
+		long st = http("POST", rq.url.p, rq.content_type.p, rq.body.p, rq.userpwd.p,
+		               rq.bearer.p, timeout_ms, &r, &cc, &ra);
 		vnd_classify(a, pm + i, (size_t)cnt, st, cc, r.body, r.len, ra, res + i);
 	}
 	vnd_req_free(&rq);
@@ -370,8 +371,9 @@ static void expect_all(vnd_result_t *res, int n, vnd_outcome_t o, const char *co
 {
 	for (int i = 0; i < n; i++) {
 		if (res[i].outcome != o || (code && strcmp(res[i].code, code)))
-			fail_msg("message %d: want %s %s, got %s %s (%s)", i, vnd_outcome_name(o), code ? code : "",
-			         vnd_outcome_name(res[i].outcome), res[i].code, res[i].detail);
+			fail_msg("message %d: want %s %s, got %s %s (%s)", i, vnd_outcome_name(o),
+			         code ? code : "", vnd_outcome_name(res[i].outcome), res[i].code,
+			         res[i].detail);
 	}
 }
 
@@ -502,10 +504,18 @@ static void test_faults(void **st)
 	char url[128];
 	snprintf(url, sizeof url, "%s/_sim/config", BASE);
 	resp_t r;
-	assert_int_equal(http("POST", url, "application/json", "{\"error_rate\":2}", NULL, NULL, 5000, &r, NULL, NULL), 400);
-	assert_int_equal(http("POST", url, "application/json", "{\"vendor\":\"nope\"}", NULL, NULL, 5000, &r, NULL, NULL), 404);
-	assert_int_equal(http("POST", url, "application/json", "{trunc", NULL, NULL, 5000, &r, NULL, NULL), 400);
-	assert_int_equal(http("POST", url, "application/json", "{\"email_digests\":1}", NULL, NULL, 5000, &r, NULL, NULL), 400);
+	assert_int_equal(http("POST", url, "application/json", "{\"error_rate\":2}", NULL, NULL,
+	                      5000, &r, NULL, NULL),
+	                 400);
+	assert_int_equal(http("POST", url, "application/json", "{\"vendor\":\"nope\"}", NULL, NULL,
+	                      5000, &r, NULL, NULL),
+	                 404);
+	assert_int_equal(http("POST", url, "application/json", "{trunc", NULL, NULL, 5000, &r, NULL,
+	                      NULL),
+	                 400);
+	assert_int_equal(http("POST", url, "application/json", "{\"email_digests\":1}", NULL, NULL,
+	                      5000, &r, NULL, NULL),
+	                 400);
 	assert_non_null(strstr(r.body, "email_digests"));
 	snprintf(url, sizeof url, "%s/_sim/config", BASE);
 	assert_int_equal(http("GET", url, NULL, NULL, NULL, NULL, 5000, &r, NULL, NULL), 200);
@@ -518,18 +528,33 @@ static void test_validation(void **st)
 	char url[256];
 	resp_t r;
 	snprintf(url, sizeof url, "%s/2010-04-01/Accounts/ACtest/Messages.json", BASE);
-	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded", "From=%2B15005550006&Body=hi", "ACtest:tw-secret-token", NULL, 5000, &r, NULL, NULL), 400);
+	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded",
+	                      "From=%2B15005550006&Body=hi", "ACtest:tw-secret-token", NULL, 5000,
+	                      &r, NULL, NULL),
+	                 400);
 	assert_non_null(strstr(r.body, "\"code\":21604"));
-	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded", "To=%2B15551234567&From=%2B15005550006", "ACtest:tw-secret-token", NULL, 5000, &r, NULL, NULL), 400);
+	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded",
+	                      "To=%2B15551234567&From=%2B15005550006", "ACtest:tw-secret-token",
+	                      NULL, 5000, &r, NULL, NULL),
+	                 400);
 	assert_non_null(strstr(r.body, "\"code\":21602"));
 	snprintf(url, sizeof url, "%s/v3/mail/send", BASE);
-	assert_int_equal(http("POST", url, "application/json", "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"x\"},\"subject\":\"s\",\"content\":[{\"type\":\"text/plain\",\"value\":\"v\"}]}", NULL, "SG.secret-key", 5000, &r, NULL, NULL), 400);
+	assert_int_equal(http("POST", url, "application/json",
+	                      "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"x\"},\"subject\":\"s\",\"content\":[{\"type\":\"text/plain\",\"value\":\"v\"}]}",
+	                      NULL, "SG.secret-key", 5000, &r, NULL, NULL),
+	                 400);
 	assert_non_null(strstr(r.body, "\"field\":\"from.email\""));
 	snprintf(url, sizeof url, "%s/v3/mg.example.org/messages", BASE);
-	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded", "to=a%40b.org&subject=s&text=t", "api:key-mg-secret", NULL, 5000, &r, NULL, NULL), 400);
+	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded",
+	                      "to=a%40b.org&subject=s&text=t", "api:key-mg-secret", NULL, 5000, &r,
+	                      NULL, NULL),
+	                 400);
 	assert_non_null(strstr(r.body, "'from' parameter is missing"));
 	snprintf(url, sizeof url, "%s/sms/json", BASE);
-	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded", "api_key=vgkey&api_secret=vg-secret&to=15551234567&text=hi", NULL, NULL, 5000, &r, NULL, NULL), 200);
+	assert_int_equal(http("POST", url, "application/x-www-form-urlencoded",
+	                      "api_key=vgkey&api_secret=vg-secret&to=15551234567&text=hi", NULL,
+	                      NULL, 5000, &r, NULL, NULL),
+	                 200);
 	assert_non_null(strstr(r.body, "Missing from param"));
 }
 
@@ -548,7 +573,8 @@ static int receipts_done(int want)
 static void test_receipts(void **st)
 {
 	(void)st;
-	simctl("/_sim/config", "{\"receipts\":{\"enabled\":true,\"delay_ms\":100,\"delivered_rate\":1}}");
+	simctl("/_sim/config",
+	       "{\"receipts\":{\"enabled\":true,\"delay_ms\":100,\"delivered_rate\":1}}");
 	vnd_result_t res[10];
 	for (int k = 0; k < 4; k++) {
 		send_n(k, 100, 10, res, NULL, 5000);
@@ -562,8 +588,8 @@ static void test_receipts(void **st)
 	pthread_mutex_lock(&RX.mu);
 	for (int k = 0; k < 4; k++)
 		if (RX.events[k][MSG_ST_DELIVERED] != 10)
-			fail_msg("vendor %s: %d delivered receipts, want 10 (rejected %d, bad %d)", NAMES[k],
-			         RX.events[k][MSG_ST_DELIVERED], RX.rejected, RX.bad);
+			fail_msg("vendor %s: %d delivered receipts, want 10 (rejected %d, bad %d)",
+			         NAMES[k], RX.events[k][MSG_ST_DELIVERED], RX.rejected, RX.bad);
 	assert_int_equal(RX.with_id[0], 20); /* sent + delivered, each with our id */
 	assert_int_equal(RX.with_id[1], 10);
 	assert_int_equal(RX.with_id[2], 10);
@@ -620,8 +646,8 @@ static void test_sendgrid_batch_build(void **st)
 		err[0] = 0;
 		assert_int_not_equal(vnd_build(a, pm, 1000, &rq, err, sizeof err), 0);
 		char want[200];
-		snprintf(want, sizeof want, "batch: address %s appears twice (messages %s and %s)", tos[pos[k][0]],
-		         ids[pos[k][0]], ids[pos[k][1]]);
+		snprintf(want, sizeof want, "batch: address %s appears twice (messages %s and %s)",
+		         tos[pos[k][0]], ids[pos[k][0]], ids[pos[k][1]]);
 		assert_string_equal(err, want);
 		ms[pos[k][1]].to = tos[pos[k][1]];
 	}
@@ -630,7 +656,8 @@ static void test_sendgrid_batch_build(void **st)
 	ms[0].headers = "{\"List-Unsubscribe\":\"<https://u.example.org/x?a=\\\"b\\\\>\"}";
 	ms[1].headers = "{\"X-Tab\":\"a\\tb\\u0041\"}";
 	assert_int_equal(vnd_build(a, pm, 2, &rq, err, sizeof err), 0);
-	assert_non_null(strstr(rq.body.p, "\"List-Unsubscribe\":\"<https://u.example.org/x?a=\\\"b\\\\>\""));
+	assert_non_null(
+	    strstr(rq.body.p, "\"List-Unsubscribe\":\"<https://u.example.org/x?a=\\\"b\\\\>\""));
 	assert_non_null(strstr(rq.body.p, "\"X-Tab\":\"a\\tb\\u0041\""));
 	json_t *j = json_loads(rq.body.p, 0, NULL);
 	assert_non_null(j);
@@ -698,23 +725,26 @@ static int sg_same(const char *body)
 	int fell = b.rc == 1;
 	if (!fell && (a.status != b.status || strcmp(a.body, b.body) || strcmp(a.hname, b.hname) ||
 	              a.accepted != b.accepted || a.subs != b.subs || a.checked != b.checked ||
-	              a.unsub_ok != b.unsub_ok || a.unreplaced != b.unreplaced || a.sightings != b.sightings))
+	              a.unsub_ok != b.unsub_ok || a.unreplaced != b.unreplaced ||
+	              a.sightings != b.sightings))
 		fail_msg("scanner differs for %.300s\n jansson: %u %s acc %llu subs %llu chk %llu ok %llu unr %llu ids %llu\n"
 		         " scanner: %u %s acc %llu subs %llu chk %llu ok %llu unr %llu ids %llu",
-		         body, a.status, a.body, (unsigned long long)a.accepted, (unsigned long long)a.subs,
-		         (unsigned long long)a.checked, (unsigned long long)a.unsub_ok,
-		         (unsigned long long)a.unreplaced,
-		         (unsigned long long)a.sightings, b.status, b.body, (unsigned long long)b.accepted,
-		         (unsigned long long)b.subs, (unsigned long long)b.checked, (unsigned long long)b.unsub_ok,
+		         body, a.status, a.body, (unsigned long long)a.accepted,
+		         (unsigned long long)a.subs, (unsigned long long)a.checked,
+		         (unsigned long long)a.unsub_ok, (unsigned long long)a.unreplaced,
+		         (unsigned long long)a.sightings, b.status, b.body,
+		         (unsigned long long)b.accepted, (unsigned long long)b.subs,
+		         (unsigned long long)b.checked, (unsigned long long)b.unsub_ok,
 		         (unsigned long long)b.unreplaced, (unsigned long long)b.sightings);
 	free(a.body);
 	free(b.body);
 	return fell;
 }
 
-#define SG_TOP "\"from\":{\"email\":\"news@example.org\"},\"subject\":\"Hi {{{tocsin:first}}}\"," \
-               "\"content\":[{\"type\":\"text/plain\",\"value\":\"Hi\\n<https://a.org/t/u/YUBiLm9yZw>\"}," \
-               "{\"type\":\"text/html\",\"value\":\"<a href=\\\"{{{tocsin:unsubscribe_url}}}\\\">x</a>\"}]"
+#define SG_TOP                                                                                      \
+	"\"from\":{\"email\":\"news@example.org\"},\"subject\":\"Hi {{{tocsin:first}}}\","          \
+	"\"content\":[{\"type\":\"text/plain\",\"value\":\"Hi\\n<https://a.org/t/u/YUBiLm9yZw>\"}," \
+	"{\"type\":\"text/html\",\"value\":\"<a href=\\\"{{{tocsin:unsubscribe_url}}}\\\">x</a>\"}]"
 
 static void test_sendgrid_scanner(void **st)
 {
@@ -726,9 +756,11 @@ static void test_sendgrid_scanner(void **st)
 	    "\"substitutions\":{\"{{{tocsin:unsubscribe_url}}}\":\"https:\\/\\/a.org\\/t\\/u\\/YUBiLm9yZw\",\"{{{tocsin:first}}}\":\"Pat\"},"
 	    "\"headers\":{\"List-Unsubscribe\":\"<{{{tocsin:unsubscribe_url}}}>\"}},"
 	    "{\"to\":[{\"email\":\"c@d.org\"},{\"email\":\"e@f.org\"}],\"substitutions\":{}}],"
-	    "\"headers\":{\"List-Unsubscribe\":\"<https://a.org/t/u/YUBiLm9yZw>\"},\"custom_args\":{\"tocsin_id\":\"top\"}," SG_TOP "}",
+	    "\"headers\":{\"List-Unsubscribe\":\"<https://a.org/t/u/YUBiLm9yZw>\"},\"custom_args\":{\"tocsin_id\":\"top\"}," SG_TOP
+	    "}",
 	    /* duplicate top-level keys: the last wins, as with jansson */
-	    "{\"subject\":1,\"personalizations\":[],\"personalizations\":[{\"to\":[{\"email\":\"g@h.org\"}]}]," SG_TOP "}",
+	    "{\"subject\":1,\"personalizations\":[],\"personalizations\":[{\"to\":[{\"email\":\"g@h.org\"}]}]," SG_TOP
+	    "}",
 	    /* the checks, in order */
 	    "{" SG_TOP "}",
 	    "{\"personalizations\":{}," SG_TOP "}",
@@ -740,13 +772,20 @@ static void test_sendgrid_scanner(void **st)
 	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"from\":{\"email\":\"news@example.org\"},\"subject\":\"s\",\"content\":[]}",
 	    "{\"personalizations\":[{\"to\":[]}]," SG_TOP "}",
 	    "{\"personalizations\":[7]," SG_TOP "}",
-	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"},{\"email\":\"not an address\"}]}]," SG_TOP "}",
-	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]},{\"to\":[{\"email\":\"a@b.org\"}]}]," SG_TOP "}",
-	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"},{\"email\":\"a\\u0040b.org\"}]}]," SG_TOP "}",
-	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":[]}]," SG_TOP "}",
-	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":null}]," SG_TOP "}",
-	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":{\"k\":1}}]," SG_TOP "}",
-	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":\"x\",\"headers\":7}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"},{\"email\":\"not an address\"}]}]," SG_TOP
+	    "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]},{\"to\":[{\"email\":\"a@b.org\"}]}]," SG_TOP
+	    "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"},{\"email\":\"a\\u0040b.org\"}]}]," SG_TOP
+	    "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":[]}]," SG_TOP
+	    "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":null}]," SG_TOP
+	    "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":{\"k\":1}}]," SG_TOP
+	    "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":\"x\",\"headers\":7}]," SG_TOP
+	    "}",
 	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"headers\":{\"List-Unsubscribe\":null}}],"
 	    "\"headers\":{\"List-Unsubscribe\":\"<https://a.org/t/u/YUBiLm9yZw>\"}," SG_TOP "}",
 	};
@@ -756,11 +795,11 @@ static void test_sendgrid_scanner(void **st)
 	assert_int_equal(r.status, 202);
 	assert_string_equal(r.hname, "X-Message-Id");
 	assert_int_equal(r.accepted, 2);
-	assert_int_equal(r.subs, 1);        /* only the first has substitutions that apply */
-	assert_int_equal(r.checked, 2);     /* its own header, then the top-level one */
-	assert_int_equal(r.unsub_ok, 1);    /* the top-level link names a@b.org, not c@d.org */
-	assert_int_equal(r.unreplaced, 1);  /* the second's html keeps the placeholder */
-	assert_int_equal(r.sightings, 2);   /* "id1" (decoded) and "top" */
+	assert_int_equal(r.subs, 1);       /* only the first has substitutions that apply */
+	assert_int_equal(r.checked, 2);    /* its own header, then the top-level one */
+	assert_int_equal(r.unsub_ok, 1);   /* the top-level link names a@b.org, not c@d.org */
+	assert_int_equal(r.unreplaced, 1); /* the second's html keeps the placeholder */
+	assert_int_equal(r.sightings, 2);  /* "id1" (decoded) and "top" */
 	free(r.body);
 	sg_one(same[2], strlen(same[2]), 2, &r);
 	assert_int_equal(r.status, 400);
@@ -771,12 +810,15 @@ static void test_sendgrid_scanner(void **st)
 			fail_msg("left to jansson: %s", same[i]);
 	/* left to jansson (escaped or duplicate keys where order or size matter, bad JSON) */
 	const char *fall[] = {
-	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":{\"k\":\"1\",\"k\":\"2\"}}]," SG_TOP "}",
-	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":{\"k\":1,\"k\":\"2\"}}]," SG_TOP "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":{\"k\":\"1\",\"k\":\"2\"}}]," SG_TOP
+	    "}",
+	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":{\"k\":1,\"k\":\"2\"}}]," SG_TOP
+	    "}",
 	    "{\"person\\u0061lizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}]," SG_TOP "}",
 	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}]," SG_TOP,
 	    "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"x\":1e3," SG_TOP "}",
-	    "[1]", "",
+	    "[1]",
+	    "",
 	};
 	for (size_t i = 0; i < sizeof fall / sizeof *fall; i++)
 		if (!sg_same(fall[i]))
@@ -787,9 +829,15 @@ static void test_sendgrid_scanner(void **st)
 	for (int n = 9985; n <= 9990; n++) { /* custom_args: 9 + 4 + n + 2 around 10,000 */
 		memset(val, 'v', (size_t)n);
 		val[n] = 0;
-		snprintf(big, sizeof big, "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":{\"tocsin_id\":\"%s\"}}]," SG_TOP "}", val);
+		snprintf(big, sizeof big,
+		         "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"custom_args\":{\"tocsin_id\":\"%s\"}}]," SG_TOP
+		         "}",
+		         val);
 		assert_int_equal(sg_same(big), 0);
-		snprintf(big, sizeof big, "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":{\"{{{tocsin:first}}}\":\"%s\"}}]," SG_TOP "}", val);
+		snprintf(big, sizeof big,
+		         "{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"substitutions\":{\"{{{tocsin:first}}}\":\"%s\"}}]," SG_TOP
+		         "}",
+		         val);
 		assert_int_equal(sg_same(big), 0);
 	}
 	/* 1000 personalizations pass, 1001 do not; 1001 recipients in 1000 personalizations do not */
@@ -798,8 +846,11 @@ static void test_sendgrid_scanner(void **st)
 		for (int extra = 0; extra <= 1; extra++) {
 			size_t n = (size_t)snprintf(huge, sizeof huge, "{\"personalizations\":[");
 			for (int i = 0; i < np; i++)
-				n += (size_t)snprintf(huge + n, sizeof huge - n, "%s{\"to\":[{\"email\":\"r%d@b.org\"}%s]}", i ? "," : "", i,
-				                      extra && i == 0 ? ",{\"email\":\"x@b.org\"}" : "");
+				n += (size_t)snprintf(huge + n, sizeof huge - n,
+				                      "%s{\"to\":[{\"email\":\"r%d@b.org\"}%s]}",
+				                      i ? "," : "", i,
+				                      extra && i == 0 ? ",{\"email\":\"x@b.org\"}"
+				                                      : "");
 			snprintf(huge + n, sizeof huge - n, "]," SG_TOP "}");
 			assert_int_equal(sg_same(huge), 0);
 		}
@@ -812,8 +863,8 @@ static void test_sig_vectors(void **st)
 	(void)st;
 	/* unsorted on purpose; '&' and '=' in a value become '_' */
 	const char *names[] = {"msisdn", "to", "text", "messageId", "timestamp", "api-key"};
-	const char *vals[] = {"447700900001", "447700900000", "a&b=c Stop", "0A00000012345678", "1700000000",
-	                      "vgkey"};
+	const char *vals[] = {"447700900001",     "447700900000", "a&b=c Stop",
+	                      "0A00000012345678", "1700000000",   "vgkey"};
 	const char *want[] = {
 	    "ebe0aa6f3b12180e8d09a5f67cc69d7e",
 	    "536CFBE924D42118533E817E9A57D48A",
@@ -826,17 +877,21 @@ static void test_sig_vectors(void **st)
 	char out[160];
 	for (int m = 0; m < 5; m++) {
 		assert_int_equal(sim_vsig_method(methods[m]), m);
-		assert_int_equal(sim_vonage_sig(m, "sig-secret-123", names, vals, 6, out, sizeof out), 0);
+		assert_int_equal(sim_vonage_sig(m, "sig-secret-123", names, vals, 6, out, sizeof out),
+		                 0);
 		assert_string_equal(out, want[m]);
 	}
 	assert_int_equal(sim_vsig_method(NULL), SIM_VSIG_MD5HASH);
 	assert_int_equal(sim_vsig_method("sha3"), -1);
-	assert_int_equal(sim_vonage_sig(SIM_VSIG_SHA512, "k", names, vals, 6, out, 100), TOCSIN_ERR_TOOBIG);
-	assert_int_equal(sim_vonage_sig(SIM_VSIG_SHA1, NULL, names, vals, 6, out, sizeof out), TOCSIN_ERR_INVAL);
+	assert_int_equal(sim_vonage_sig(SIM_VSIG_SHA512, "k", names, vals, 6, out, 100),
+	                 TOCSIN_ERR_TOOBIG);
+	assert_int_equal(sim_vonage_sig(SIM_VSIG_SHA1, NULL, names, vals, 6, out, sizeof out),
+	                 TOCSIN_ERR_INVAL);
 	/* the emulator's Twilio and Mailgun signatures, from the same independent computation */
 	const char *tn[] = {"To", "MessageSid", "Body"}, *tv[] = {"+15551234567", "SM1", "a&b=c"};
-	assert_int_equal(sim_twilio_sig("tw-token", "https://t.example.org/webhooks/tw/status?mid=abc", tn, tv, 3,
-	                                out, sizeof out), 0);
+	assert_int_equal(sim_twilio_sig("tw-token", "https://t.example.org/webhooks/tw/status?mid=abc",
+	                                tn, tv, 3, out, sizeof out),
+	                 0);
 	assert_string_equal(out, "QLqVQzPWsGycWDMdS/d+GAWc/Tk=");
 	assert_int_equal(sim_mailgun_sig("mg-key", "1700000000", "tok123", out, sizeof out), 0);
 	assert_string_equal(out, "e0741584da3d9b3bd6434198b43ef7eddd18478ecaae6f887a98ad4518af96bf");
@@ -856,7 +911,8 @@ static void test_vonage_signed_webhooks(void **st)
 {
 	(void)st;
 	memset(RX.last, 0, sizeof RX.last);
-	simctl("/_sim/inbound", "{\"vendor\":\"vg\",\"from\":\"+15551230009\",\"body\":\"a&b=c STOP\"}");
+	simctl("/_sim/inbound",
+	       "{\"vendor\":\"vg\",\"from\":\"+15551230009\",\"body\":\"a&b=c STOP\"}");
 	for (int i = 0; i < 100 && !last_has(1, "sig="); i++)
 		usleep(20000);
 	pthread_mutex_lock(&RX.mu);
@@ -883,7 +939,9 @@ static void test_vonage_signed_webhooks(void **st)
 	long long t = strtoll(ts, NULL, 10), now = (long long)time(NULL);
 	assert_true(t >= now - 5 && t <= now + 1);
 	char want[160];
-	assert_int_equal(sim_vonage_sig(SIM_VSIG_SHA256, "sig-secret-123", names, vals, n, want, sizeof want), 0);
+	assert_int_equal(sim_vonage_sig(SIM_VSIG_SHA256, "sig-secret-123", names, vals, n, want,
+	                                sizeof want),
+	                 0);
 	assert_string_equal(sig, want);
 	assert_int_equal(strlen(sig), 64);
 	vnd_form_free(&fm);
@@ -891,7 +949,8 @@ static void test_vonage_signed_webhooks(void **st)
 	char tok[2][64];
 	for (int i = 0; i < 2; i++) {
 		memset(RX.last[0], 0, sizeof RX.last[0]);
-		simctl("/_sim/inbound", "{\"vendor\":\"tw\",\"from\":\"+15551230010\",\"body\":\"HELP\"}");
+		simctl("/_sim/inbound",
+		       "{\"vendor\":\"tw\",\"from\":\"+15551230010\",\"body\":\"HELP\"}");
 		for (int w = 0; w < 100 && !last_has(0, "Body="); w++)
 			usleep(20000);
 		pthread_mutex_lock(&RX.mu);
@@ -917,8 +976,10 @@ static void test_vonage_sig_config(void **st)
 		char path[] = "/tmp/test_vnd_sim_cfg_XXXXXX";
 		int fd = mkstemp(path);
 		FILE *f = fdopen(fd, "w");
-		fprintf(f, "{\"var_dir\":\"/tmp\",\"vendors\":[{\"name\":\"v\",\"kind\":\"vonage\",\"base_url\":"
-		           "\"http://127.0.0.1:1\",\"account\":\"k\",\"secret_env\":\"T_VG\",%s}]}", bad[i][0]);
+		fprintf(f,
+		        "{\"var_dir\":\"/tmp\",\"vendors\":[{\"name\":\"v\",\"kind\":\"vonage\",\"base_url\":"
+		        "\"http://127.0.0.1:1\",\"account\":\"k\",\"secret_env\":\"T_VG\",%s}]}",
+		        bad[i][0]);
 		fclose(f);
 		char err[512] = "";
 		cfg_t *c = cfg_load(path, err, sizeof err);
@@ -939,8 +1000,8 @@ static void test_vonage_sig_config(void **st)
 
 /* ---- fidelity: what the real APIs accept and refuse ---- */
 
-static long post(const char *path, const char *ctype, const char *body, const char *userpwd, const char *bearer,
-                 resp_t *r)
+static long post(const char *path, const char *ctype, const char *body, const char *userpwd,
+                 const char *bearer, resp_t *r)
 {
 	char url[600];
 	snprintf(url, sizeof url, "%s%s", BASE, path);
@@ -983,18 +1044,24 @@ static void test_vonage_json_basic(void **st)
 	/* credentials in the JSON body, and the form shape, still work */
 	assert_int_equal(post("/sms/json", "application/json",
 	                      "{\"api_key\":\"vgkey\",\"api_secret\":\"vg-secret\",\"from\":\"15005550007\",\"to\":\"15551234567\",\"text\":\"hi\"}",
-	                      NULL, NULL, &r), 200);
+	                      NULL, NULL, &r),
+	                 200);
 	assert_non_null(strstr(r.body, "\"status\":\"0\""));
 	assert_int_equal(post("/sms/json", "application/x-www-form-urlencoded",
-	                      "api_key=vgkey&api_secret=vg-secret&from=15005550007&to=15551234567&text=hi+there", NULL, NULL, &r), 200);
+	                      "api_key=vgkey&api_secret=vg-secret&from=15005550007&to=15551234567&text=hi+there",
+	                      NULL, NULL, &r),
+	                 200);
 	assert_non_null(strstr(r.body, "\"status\":\"0\""));
 	assert_int_equal(accepted("vg"), a0 + 3);
 	/* wrong credentials, either way: status 4, nothing accepted */
 	const char *bad[][3] = {
 	    {"application/json", js, "vgkey:wrong"},
 	    {"application/json", js, "nokey:vg-secret"},
-	    {"application/json", "{\"api_key\":\"vgkey\",\"api_secret\":\"wrong\",\"from\":\"15005550007\",\"to\":\"15551234567\",\"text\":\"hi\"}", NULL},
-	    {"application/x-www-form-urlencoded", "api_key=vgkey&api_secret=wrong&from=15005550007&to=15551234567&text=hi", NULL},
+	    {"application/json",
+	     "{\"api_key\":\"vgkey\",\"api_secret\":\"wrong\",\"from\":\"15005550007\",\"to\":\"15551234567\",\"text\":\"hi\"}",
+	     NULL},
+	    {"application/x-www-form-urlencoded",
+	     "api_key=vgkey&api_secret=wrong&from=15005550007&to=15551234567&text=hi", NULL},
 	    {"application/json", js, NULL},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -1010,7 +1077,8 @@ static void test_vonage_json_basic(void **st)
 	hd = curl_slist_append(hd, "Content-Type: application/x-www-form-urlencoded");
 	memset(&r, 0, sizeof r);
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, "api_key=vgkey&api_secret=vg-secret&from=15005550007&to=15551234567&text=hi");
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS,
+	                 "api_key=vgkey&api_secret=vg-secret&from=15005550007&to=15551234567&text=hi");
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, wr);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
@@ -1019,7 +1087,9 @@ static void test_vonage_json_basic(void **st)
 	curl_easy_cleanup(h);
 	assert_non_null(strstr(r.body, "\"status\":\"4\""));
 	/* JSON that is not an object of values */
-	assert_int_equal(post("/sms/json", "application/json", "{\"to\":[1]}", "vgkey:vg-secret", NULL, &r), 200);
+	assert_int_equal(post("/sms/json", "application/json", "{\"to\":[1]}", "vgkey:vg-secret",
+	                      NULL, &r),
+	                 200);
 	assert_non_null(strstr(r.body, "\"status\":\"2\""));
 	assert_int_equal(accepted("vg"), a0 + 3);
 }
@@ -1110,14 +1180,18 @@ static void test_segments(void **st)
 	char body[1200] = "To=%2B15551234567&From=%2B15005550006&Body=";
 	for (int i = 0; i < 100; i++)
 		strcat(body, "%C2%A3");
-	assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json", "application/x-www-form-urlencoded", body,
-	                      "ACtest:tw-secret-token", NULL, &r), 201);
+	assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json",
+	                      "application/x-www-form-urlencoded", body, "ACtest:tw-secret-token",
+	                      NULL, &r),
+	                 201);
 	assert_non_null(strstr(r.body, "\"num_segments\":\"1\""));
 	strcpy(body, "To=%2B15551234567&From=%2B15005550006&Body=");
 	for (int i = 0; i < 100; i++)
 		strcat(body, "%7B");
-	assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json", "application/x-www-form-urlencoded", body,
-	                      "ACtest:tw-secret-token", NULL, &r), 201);
+	assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json",
+	                      "application/x-www-form-urlencoded", body, "ACtest:tw-secret-token",
+	                      NULL, &r),
+	                 201);
 	assert_non_null(strstr(r.body, "\"num_segments\":\"2\""));
 }
 
@@ -1125,15 +1199,18 @@ static void test_segments(void **st)
 static void test_twilio_list_fetch(void **st)
 {
 	(void)st;
-	simctl("/_sim/config", "{\"vendor\":\"tw\",\"receipts\":{\"enabled\":false,\"delay_ms\":0,\"delivered_rate\":1}}");
+	simctl("/_sim/config",
+	       "{\"vendor\":\"tw\",\"receipts\":{\"enabled\":false,\"delay_ms\":0,\"delivered_rate\":1}}");
 	resp_t r;
 	char sids[3][40];
 	const char *tos[3] = {"%2B15557770001", "%2B15557770002", "%2B15557770001"};
 	for (int i = 0; i < 3; i++) {
 		char body[200];
 		snprintf(body, sizeof body, "To=%s&From=%%2B15005550006&Body=list+%d", tos[i], i);
-		assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json", "application/x-www-form-urlencoded", body,
-		                      "ACtest:tw-secret-token", NULL, &r), 201);
+		assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json",
+		                      "application/x-www-form-urlencoded", body,
+		                      "ACtest:tw-secret-token", NULL, &r),
+		                 201);
 		assert_non_null(strstr(r.body, "\"status\":\"queued\""));
 		assert_non_null(strstr(r.body, "\"date_sent\":null"));
 		json_t *j = json_loadb(r.body, r.len, 0, NULL);
@@ -1141,12 +1218,16 @@ static void test_twilio_list_fetch(void **st)
 		json_decref(j);
 	}
 	usleep(20000); /* delay 0: sent and delivered a moment after */
-	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?To=%2B15557770001&PageSize=1", "ACtest:tw-secret-token", &r), 200);
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?To=%2B15557770001&PageSize=1",
+	                     "ACtest:tw-secret-token", &r),
+	                 200);
 	json_t *j = json_loadb(r.body, r.len, 0, NULL);
 	json_t *ms = json_object_get(j, "messages");
 	assert_int_equal(json_array_size(ms), 1);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(ms, 0), "sid")), sids[2]); /* newest first */
-	assert_string_equal(json_string_value(json_object_get(json_array_get(ms, 0), "status")), "delivered");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ms, 0), "sid")),
+	                    sids[2]); /* newest first */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ms, 0), "status")),
+	                    "delivered");
 	assert_true(json_is_string(json_object_get(json_array_get(ms, 0), "date_sent")));
 	assert_int_equal(json_integer_value(json_object_get(j, "page_size")), 1);
 	assert_int_equal(json_integer_value(json_object_get(j, "page")), 0);
@@ -1172,14 +1253,20 @@ static void test_twilio_list_fetch(void **st)
 	struct tm tm;
 	strftime(today, sizeof today, "%Y-%m-%d", gmtime_r(&now, &tm));
 	strftime(yday, sizeof yday, "%Y-%m-%d", gmtime_r(&yt, &tm));
-	const char *q[][2] = {{"DateSent=", today}, {"DateSent=", yday}, {"DateSent%3C=", yday}, {"DateSent%3E=", yday}};
+	const char *q[][2] = {{"DateSent=", today},
+	                      {"DateSent=", yday},
+	                      {"DateSent%3C=", yday},
+	                      {"DateSent%3E=", yday}};
 	size_t want[] = {2, 0, 0, 2};
 	for (int k = 0; k < 4; k++) {
-		snprintf(path, sizeof path, "/2010-04-01/Accounts/ACtest/Messages.json?To=%%2B15557770001&%s%s", q[k][0], q[k][1]);
+		snprintf(path, sizeof path,
+		         "/2010-04-01/Accounts/ACtest/Messages.json?To=%%2B15557770001&%s%s",
+		         q[k][0], q[k][1]);
 		assert_int_equal(get(path, "ACtest:tw-secret-token", &r), 200);
 		j = json_loadb(r.body, r.len, 0, NULL);
 		if (json_array_size(json_object_get(j, "messages")) != want[k])
-			fail_msg("%s: %zu messages, want %zu", path, json_array_size(json_object_get(j, "messages")), want[k]);
+			fail_msg("%s: %zu messages, want %zu", path,
+			         json_array_size(json_object_get(j, "messages")), want[k]);
 		json_decref(j);
 	}
 	/* fetch */
@@ -1193,21 +1280,35 @@ static void test_twilio_list_fetch(void **st)
 	assert_true(json_is_null(json_object_get(j, "error_code")));
 	json_decref(j);
 	/* refusals: unknown sid (404 20404), wrong credentials, bad paging or date, other methods */
-	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages/SM00000000000000000000000000000000.json", "ACtest:tw-secret-token", &r), 404);
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages/SM00000000000000000000000000000000.json",
+	                     "ACtest:tw-secret-token", &r),
+	                 404);
 	assert_non_null(strstr(r.body, "\"code\":20404"));
 	assert_non_null(strstr(r.body, "\"status\":404"));
 	assert_int_equal(get(path, "ACtest:wrong", &r), 401);
 	assert_non_null(strstr(r.body, "\"code\":20003"));
-	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?PageSize=0", "ACtest:tw-secret-token", &r), 400);
-	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?PageSize=5x", "ACtest:tw-secret-token", &r), 400);
-	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?DateSent=yesterday", "ACtest:tw-secret-token", &r), 400);
-	assert_int_equal(post(path + 0, "application/x-www-form-urlencoded", "Body=x", "ACtest:tw-secret-token", NULL, &r), 405);
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?PageSize=0",
+	                     "ACtest:tw-secret-token", &r),
+	                 400);
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?PageSize=5x",
+	                     "ACtest:tw-secret-token", &r),
+	                 400);
+	assert_int_equal(get("/2010-04-01/Accounts/ACtest/Messages.json?DateSent=yesterday",
+	                     "ACtest:tw-secret-token", &r),
+	                 400);
+	assert_int_equal(post(path + 0, "application/x-www-form-urlencoded", "Body=x",
+	                      "ACtest:tw-secret-token", NULL, &r),
+	                 405);
 	/* undelivered: error_code 30003 */
 	simctl("/_sim/config", "{\"vendor\":\"tw\",\"receipts\":{\"delivered_rate\":0}}");
-	assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json", "application/x-www-form-urlencoded",
-	                      "To=%2B15557770003&From=%2B15005550006&Body=x", "ACtest:tw-secret-token", NULL, &r), 201);
+	assert_int_equal(post("/2010-04-01/Accounts/ACtest/Messages.json",
+	                      "application/x-www-form-urlencoded",
+	                      "To=%2B15557770003&From=%2B15005550006&Body=x",
+	                      "ACtest:tw-secret-token", NULL, &r),
+	                 201);
 	j = json_loadb(r.body, r.len, 0, NULL);
-	snprintf(path, sizeof path, "/2010-04-01/Accounts/ACtest/Messages/%s.json", json_string_value(json_object_get(j, "sid")));
+	snprintf(path, sizeof path, "/2010-04-01/Accounts/ACtest/Messages/%s.json",
+	         json_string_value(json_object_get(j, "sid")));
 	json_decref(j);
 	usleep(20000);
 	assert_int_equal(get(path, "ACtest:tw-secret-token", &r), 200);
@@ -1216,7 +1317,8 @@ static void test_twilio_list_fetch(void **st)
 	simctl("/_sim/config", "{\"reset\":true}");
 }
 
-#define SGF "\"from\":{\"email\":\"news@example.org\"},\"subject\":\"s\",\"content\":[{\"type\":\"text/plain\",\"value\":\"v\"}]"
+#define SGF                                                                                        \
+	"\"from\":{\"email\":\"news@example.org\"},\"subject\":\"s\",\"content\":[{\"type\":\"text/plain\",\"value\":\"v\"}]"
 
 /* SendGrid: cc/bcc are recipients (counted, checked for duplicates), errors name the right place */
 static void test_sendgrid_fidelity(void **st)
@@ -1227,14 +1329,22 @@ static void test_sendgrid_fidelity(void **st)
 		unsigned status;
 		const char *field, *msg;
 	} cases[] = {
-	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"cc\":[{\"email\":\"c@b.org\"}],\"bcc\":[{\"email\":\"d@b.org\"}]}]," SGF "}", 202, NULL, NULL},
-	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]},{\"to\":[{\"email\":\"x@b.org\"}],\"cc\":[{\"email\":\"a@b.org\"}]}]," SGF "}",
-	     400, "personalizations.1.cc.0.email", "instance of [a@b.org] in the personalizations.1.cc field"},
-	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]},{\"to\":[{\"email\":\"x@b.org\"}]},{\"to\":[{\"email\":\"y@b.org\"},{\"email\":\"x@b.org\"}]}]," SGF "}",
-	     400, "personalizations.2.to.1.email", "instance of [x@b.org] in the personalizations.2.to field"},
-	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"bcc\":[{\"email\":\"A@b\"}]}]," SGF "}",
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"cc\":[{\"email\":\"c@b.org\"}],\"bcc\":[{\"email\":\"d@b.org\"}]}]," SGF
+	     "}",
+	     202, NULL, NULL},
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]},{\"to\":[{\"email\":\"x@b.org\"}],\"cc\":[{\"email\":\"a@b.org\"}]}]," SGF
+	     "}",
+	     400, "personalizations.1.cc.0.email",
+	     "instance of [a@b.org] in the personalizations.1.cc field"},
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]},{\"to\":[{\"email\":\"x@b.org\"}]},{\"to\":[{\"email\":\"y@b.org\"},{\"email\":\"x@b.org\"}]}]," SGF
+	     "}",
+	     400, "personalizations.2.to.1.email",
+	     "instance of [x@b.org] in the personalizations.2.to field"},
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"bcc\":[{\"email\":\"A@b\"}]}]," SGF
+	     "}",
 	     400, "personalizations.0.bcc.0.email", "Does not contain a valid address."},
-	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"cc\":{\"email\":\"c@b.org\"}}]," SGF "}",
+	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}],\"cc\":{\"email\":\"c@b.org\"}}]," SGF
+	     "}",
 	     400, "personalizations.0.cc", "Expected: array"},
 	    {"{\"personalizations\":[{\"to\":[{\"email\":\"a@b.org\"}]}],\"subject\":\"s\",\"content\":[{\"type\":\"text/plain\",\"value\":\"v\"}]}",
 	     400, "from", "The from object must be provided"},
@@ -1244,15 +1354,18 @@ static void test_sendgrid_fidelity(void **st)
 	resp_t r;
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		long long a0 = accepted("sg");
-		long st2 = post("/v3/mail/send", "application/json", cases[i].body, NULL, "SG.secret-key", &r);
+		long st2 = post("/v3/mail/send", "application/json", cases[i].body, NULL,
+		                "SG.secret-key", &r);
 		if (st2 != (long)cases[i].status)
 			fail_msg("case %zu: %ld %.*s", i, st2, (int)r.len, r.body);
 		if (cases[i].field) {
 			json_t *j = json_loadb(r.body, r.len, 0, NULL);
 			json_t *e = json_array_get(json_object_get(j, "errors"), 0);
-			assert_string_equal(json_string_value(json_object_get(e, "field")), cases[i].field);
+			assert_string_equal(json_string_value(json_object_get(e, "field")),
+			                    cases[i].field);
 			if (!strstr(json_string_value(json_object_get(e, "message")), cases[i].msg))
-				fail_msg("case %zu: message %s", i, json_string_value(json_object_get(e, "message")));
+				fail_msg("case %zu: message %s", i,
+				         json_string_value(json_object_get(e, "message")));
 			json_decref(j);
 			assert_int_equal(accepted("sg"), a0);
 		}
@@ -1262,19 +1375,26 @@ static void test_sendgrid_fidelity(void **st)
 	/* cc and bcc count toward the 1,000 recipients: 1 to + 999 bcc pass, 1 to + 1000 bcc do not */
 	static char big[100000];
 	for (int nb = 999; nb <= 1000; nb++) {
-		size_t n = (size_t)snprintf(big, sizeof big, "{\"personalizations\":[{\"to\":[{\"email\":\"t@b.org\"}],\"bcc\":[");
+		size_t n = (size_t)
+		    snprintf(big, sizeof big,
+		             "{\"personalizations\":[{\"to\":[{\"email\":\"t@b.org\"}],\"bcc\":[");
 		for (int i = 0; i < nb; i++)
-			n += (size_t)snprintf(big + n, sizeof big - n, "%s{\"email\":\"b%d@b.org\"}", i ? "," : "", i);
+			n += (size_t)snprintf(big + n, sizeof big - n,
+			                      "%s{\"email\":\"b%d@b.org\"}", i ? "," : "", i);
 		snprintf(big + n, sizeof big - n, "]}]," SGF "}");
 		long want = nb == 999 ? 202 : 400;
-		assert_int_equal(post("/v3/mail/send", "application/json", big, NULL, "SG.secret-key", &r), want);
+		assert_int_equal(post("/v3/mail/send", "application/json", big, NULL,
+		                      "SG.secret-key", &r),
+		                 want);
 		if (want == 400)
 			assert_non_null(strstr(r.body, "1000 or fewer (found 1001)"));
 		assert_int_equal(sg_same(big), 0);
 	}
 	/* unknown paths and methods, in SendGrid's shape */
-	assert_int_equal(post("/v3/mail/sendx", "application/json", "{}", NULL, "SG.secret-key", &r), 404);
-	assert_non_null(strstr(r.body, "\"errors\":[{\"field\":null,\"message\":\"resource not found\"}]"));
+	assert_int_equal(post("/v3/mail/sendx", "application/json", "{}", NULL, "SG.secret-key", &r),
+	                 404);
+	assert_non_null(
+	    strstr(r.body, "\"errors\":[{\"field\":null,\"message\":\"resource not found\"}]"));
 	assert_int_equal(get("/v3/mail/send", NULL, &r), 405);
 	assert_non_null(strstr(r.body, "\"errors\""));
 }
@@ -1288,36 +1408,53 @@ static void test_mailgun_fidelity(void **st)
 	long long a0 = accepted("mg");
 	assert_int_equal(post(mp, "application/x-www-form-urlencoded",
 	                      "from=news%40mg.example.org&to=a%40x.org%2C+%22Doe%2C+Ann%22+%3Cann%40y.org%3E&to=Bob+%3Cbob%40z.org%3E&subject=s&text=t",
-	                      "api:key-mg-secret", NULL, &r), 200);
+	                      "api:key-mg-secret", NULL, &r),
+	                 200);
 	assert_int_equal(accepted("mg"), a0 + 3);
 	/* "a@x.org, a@x.org" style lists count each; a trailing comma is allowed */
-	assert_int_equal(post(mp, "application/x-www-form-urlencoded", "from=news%40mg.example.org&to=c%40x.org%2C&subject=s&text=t",
-	                      "api:key-mg-secret", NULL, &r), 200);
+	assert_int_equal(post(mp, "application/x-www-form-urlencoded",
+	                      "from=news%40mg.example.org&to=c%40x.org%2C&subject=s&text=t",
+	                      "api:key-mg-secret", NULL, &r),
+	                 200);
 	assert_int_equal(accepted("mg"), a0 + 4);
-	const char *bad[] = {"to=not-an-address", "to=a%40x.org%2C%2Cb%40x.org", "to=Ann+%3C%3E", "to=a+b%40x.org"};
+	const char *bad[] = {"to=not-an-address", "to=a%40x.org%2C%2Cb%40x.org", "to=Ann+%3C%3E",
+	                     "to=a+b%40x.org"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		char body[300];
 		snprintf(body, sizeof body, "from=news%%40mg.example.org&%s&subject=s&text=t", bad[i]);
-		assert_int_equal(post(mp, "application/x-www-form-urlencoded", body, "api:key-mg-secret", NULL, &r), 400);
+		assert_int_equal(post(mp, "application/x-www-form-urlencoded", body,
+		                      "api:key-mg-secret", NULL, &r),
+		                 400);
 		if (!strstr(r.body, "'to' parameter is not a valid address"))
 			fail_msg("%s: %s", bad[i], r.body);
 	}
 	/* 1001 addresses in one to value: too many */
 	static char many[40000];
-	size_t n = (size_t)snprintf(many, sizeof many, "from=news%%40mg.example.org&subject=s&text=t&to=");
+	size_t n = (size_t)snprintf(many, sizeof many,
+	                            "from=news%%40mg.example.org&subject=s&text=t&to=");
 	for (int i = 0; i < 1001; i++)
 		n += (size_t)snprintf(many + n, sizeof many - n, "%sr%d%%40x.org", i ? "%2C" : "", i);
-	assert_int_equal(post(mp, "application/x-www-form-urlencoded", many, "api:key-mg-secret", NULL, &r), 400);
+	assert_int_equal(post(mp, "application/x-www-form-urlencoded", many, "api:key-mg-secret",
+	                      NULL, &r),
+	                 400);
 	assert_non_null(strstr(r.body, "too many recipients"));
 	assert_int_equal(accepted("mg"), a0 + 4);
 	/* key before domain: a wrong key is 401 whatever the domain; a right key on an unknown domain 404 */
 	const char *ok = "from=news%40mg.example.org&to=a%40x.org&subject=s&text=t";
-	assert_int_equal(post("/v3/other.example.org/messages", "application/x-www-form-urlencoded", ok, "api:wrong", NULL, &r), 401);
-	assert_int_equal(post("/v3/other.example.org/messages", "application/x-www-form-urlencoded", ok, NULL, NULL, &r), 401);
-	assert_int_equal(post("/v3/other.example.org/messages", "application/x-www-form-urlencoded", ok, "api:key-mg-secret", NULL, &r), 404);
+	assert_int_equal(post("/v3/other.example.org/messages", "application/x-www-form-urlencoded",
+	                      ok, "api:wrong", NULL, &r),
+	                 401);
+	assert_int_equal(post("/v3/other.example.org/messages", "application/x-www-form-urlencoded",
+	                      ok, NULL, NULL, &r),
+	                 401);
+	assert_int_equal(post("/v3/other.example.org/messages", "application/x-www-form-urlencoded",
+	                      ok, "api:key-mg-secret", NULL, &r),
+	                 404);
 	assert_non_null(strstr(r.body, "Domain not found"));
 	/* unknown paths and methods, in Mailgun's shape */
-	assert_int_equal(post("/v3/mg.example.org/nothing", "application/x-www-form-urlencoded", ok, "api:key-mg-secret", NULL, &r), 404);
+	assert_int_equal(post("/v3/mg.example.org/nothing", "application/x-www-form-urlencoded", ok,
+	                      "api:key-mg-secret", NULL, &r),
+	                 404);
 	assert_string_equal(r.body, "{\"message\":\"Not Found\"}");
 	assert_int_equal(get(mp, "api:key-mg-secret", &r), 405);
 	assert_non_null(strstr(r.body, "\"message\""));
@@ -1326,16 +1463,23 @@ static void test_mailgun_fidelity(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_accept_and_count), cmocka_unit_test(test_many_ids),
+	    cmocka_unit_test(test_accept_and_count),
+	    cmocka_unit_test(test_many_ids),
 	    cmocka_unit_test(test_wrong_auth),
-	    cmocka_unit_test(test_faults),           cmocka_unit_test(test_validation),
-	    cmocka_unit_test(test_receipts),         cmocka_unit_test(test_sendgrid_scanner),
+	    cmocka_unit_test(test_faults),
+	    cmocka_unit_test(test_validation),
+	    cmocka_unit_test(test_receipts),
+	    cmocka_unit_test(test_sendgrid_scanner),
 	    cmocka_unit_test(test_sendgrid_batch_build),
-	    cmocka_unit_test(test_sig_vectors), cmocka_unit_test(test_vonage_signed_webhooks),
-	    cmocka_unit_test(test_vonage_sig_config),    cmocka_unit_test(test_vonage_json_basic),
-	    cmocka_unit_test(test_form),                 cmocka_unit_test(test_segments),
+	    cmocka_unit_test(test_sig_vectors),
+	    cmocka_unit_test(test_vonage_signed_webhooks),
+	    cmocka_unit_test(test_vonage_sig_config),
+	    cmocka_unit_test(test_vonage_json_basic),
+	    cmocka_unit_test(test_form),
+	    cmocka_unit_test(test_segments),
 	    cmocka_unit_test(test_twilio_list_fetch),
-	    cmocka_unit_test(test_sendgrid_fidelity),    cmocka_unit_test(test_mailgun_fidelity),
+	    cmocka_unit_test(test_sendgrid_fidelity),
+	    cmocka_unit_test(test_mailgun_fidelity),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

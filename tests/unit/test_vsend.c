@@ -46,7 +46,8 @@ static uint64_t sim_count(const char *name, int accepted)
 {
 	for (size_t i = 0; i < SIM->nv; i++)
 		if (!strcmp(SIM->vs[i].v->name, name))
-			return accepted ? atomic_load(&SIM->vs[i].accepted) : atomic_load(&SIM->vs[i].requests);
+			return accepted ? atomic_load(&SIM->vs[i].accepted)
+			                : atomic_load(&SIM->vs[i].requests);
 	return 0;
 }
 
@@ -98,7 +99,11 @@ static int teardown(void **st)
 static void sms(msg_out_t *m, char *to, size_t tolen, int i, const char *pool)
 {
 	snprintf(to, tolen, "+1202555%04d", i);
-	*m = (msg_out_t){.channel = MSG_CH_SMS, .to = to, .sender = pool, .body = "reply", .enc = "gsm7",
+	*m = (msg_out_t){.channel = MSG_CH_SMS,
+	                 .to = to,
+	                 .sender = pool,
+	                 .body = "reply",
+	                 .enc = "gsm7",
 	                 .segments = 1};
 }
 
@@ -160,7 +165,8 @@ static void test_refusals_send_nothing(void **st)
 	assert_int_equal(vsend_msgs(s, pm, 1, 0, &r, NULL, err, sizeof err), TOCSIN_ERR_TIMEOUT);
 	assert_non_null(strstr(err, "rate limit"));
 	/* a wait given up (shutdown) */
-	vsend_t *s2 = vsend_new(C, cfg_vendor(C, "tw"), &(vsend_opts_t){fake_now, give_up, &fk}, err, sizeof err);
+	vsend_t *s2 = vsend_new(C, cfg_vendor(C, "tw"), &(vsend_opts_t){fake_now, give_up, &fk},
+	                        err, sizeof err);
 	for (int i = 0; i < 1 + BURST; i++)
 		assert_int_equal(vsend_msgs(s2, pm, 1, -1, &r, NULL, err, sizeof err), 0);
 	req0 = sim_count("tw", 0);
@@ -225,7 +231,8 @@ static void test_lookup(void **st)
 	vsend_t *v = vsend_new(C, cfg_vendor(C, "vg"), NULL, err, sizeof err);
 	assert_non_null(v);
 	assert_int_equal(vnd_lookup_has(vsend_vnd(v)), 0);
-	assert_int_equal(vsend_lookup(v, "0A0000000123ABCD", -1, &lk, err, sizeof err), TOCSIN_ERR_NOTFOUND);
+	assert_int_equal(vsend_lookup(v, "0A0000000123ABCD", -1, &lk, err, sizeof err),
+	                 TOCSIN_ERR_NOTFOUND);
 	vsend_free(v);
 }
 

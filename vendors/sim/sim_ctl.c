@@ -26,9 +26,9 @@ static void fault_json(const sim_fault_t *f, buf_t *b)
 	           "\"retry_after_s\":%d,\"outage\":\"%s\",\"permanent_rate\":%g,\"optout_rate\":%g,\"lose\":%d,"
 	           "\"receipts\":{\"enabled\":%s,\"delay_ms\":%g,\"delivered_rate\":%g,"
 	           "\"retries\":%s,\"retry_scale\":%g,\"url\":",
-	           f->lat_median_ms, f->lat_tail_ms, f->error_rate, f->throttle_rate, f->retry_after_s,
-	           outage_names[f->outage], f->permanent_rate, f->optout_rate, f->lose,
-	           f->receipts ? "true" : "false", f->receipt_delay_ms, f->delivered_rate,
+	           f->lat_median_ms, f->lat_tail_ms, f->error_rate, f->throttle_rate,
+	           f->retry_after_s, outage_names[f->outage], f->permanent_rate, f->optout_rate,
+	           f->lose, f->receipts ? "true" : "false", f->receipt_delay_ms, f->delivered_rate,
 	           f->receipt_retries ? "true" : "false", f->retry_scale);
 	if (f->receipt_url[0])
 		buf_json_str(b, f->receipt_url, strlen(f->receipt_url));
@@ -85,12 +85,12 @@ static int known_keys(json_t *o, const char *const *known, size_t n, const char 
 /* apply the JSON settings o to f; 0 or -1 with err (f unchanged on error) */
 static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 {
-	static const char *const known[] = {"vendor", "latency_ms", "error_rate", "throttle_rate",
-	                                    "retry_after_s", "outage", "permanent_rate",
-	                                    "optout_rate", "receipts", "reset", "email_digests",
-	                                    "lose"};
-	static const char *const rknown[] = {"enabled", "delay_ms", "delivered_rate", "url",
-	                                     "retries", "retry_scale"};
+	static const char *const known[] = {"vendor",         "latency_ms",    "error_rate",
+	                                    "throttle_rate",  "retry_after_s", "outage",
+	                                    "permanent_rate", "optout_rate",   "receipts",
+	                                    "reset",          "email_digests", "lose"};
+	static const char *const rknown[] = {"enabled", "delay_ms", "delivered_rate",
+	                                     "url",     "retries",  "retry_scale"};
 	if (known_keys(o, known, sizeof known / sizeof *known, "", err, errlen))
 		return -1;
 	sim_fault_t f = *f0;
@@ -120,7 +120,8 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 		return -1;
 	json_t *ra = json_object_get(o, "retry_after_s");
 	if (ra) {
-		if (!json_is_integer(ra) || json_integer_value(ra) < 0 || json_integer_value(ra) > 3600) {
+		if (!json_is_integer(ra) || json_integer_value(ra) < 0 ||
+		    json_integer_value(ra) > 3600) {
 			snprintf(err, errlen, "\"retry_after_s\" must be an integer 0..3600");
 			return -1;
 		}
@@ -135,7 +136,8 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 		f.email_digests = json_is_true(ed);
 	json_t *lo = json_object_get(o, "lose");
 	if (lo) {
-		if (!json_is_integer(lo) || json_integer_value(lo) < 0 || json_integer_value(lo) > 1000) {
+		if (!json_is_integer(lo) || json_integer_value(lo) < 0 ||
+		    json_integer_value(lo) > 1000) {
 			snprintf(err, errlen, "\"lose\" must be an integer 0..1000");
 			return -1;
 		}
@@ -149,7 +151,8 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 			if (!strcmp(os, outage_names[i]))
 				found = i;
 		if (found < 0) {
-			snprintf(err, errlen, "\"outage\" must be one of none, refuse, reset, 503, hang, auth");
+			snprintf(err, errlen,
+			         "\"outage\" must be one of none, refuse, reset, 503, hang, auth");
 			return -1;
 		}
 		f.outage = found;
@@ -188,7 +191,8 @@ static int fault_apply(sim_fault_t *f0, json_t *o, char *err, size_t errlen)
 			const char *us = json_string_value(u);
 			if (!us || strlen(us) >= sizeof f.receipt_url ||
 			    (strncmp(us, "http://", 7) && strncmp(us, "https://", 8))) {
-				snprintf(err, errlen, "\"receipts.url\" must be an http(s) URL under 512 bytes");
+				snprintf(err, errlen,
+				         "\"receipts.url\" must be an http(s) URL under 512 bytes");
 				return -1;
 			}
 			vnd_cpy(f.receipt_url, sizeof f.receipt_url, us);
@@ -255,10 +259,7 @@ static void email_counts(sim_vendor_t *sv, buf_t *b)
 }
 
 /* one email vendor's digests for GET /_sim/email/digests */
-static void email_digests(sim_vendor_t *sv, buf_t *b)
-{
-	sim_digests_json(&sv->dg, b);
-}
+static void email_digests(sim_vendor_t *sv, buf_t *b) { sim_digests_json(&sv->dg, b); }
 
 /* {"vendors":{"<email vendor>":<what fn writes>,...}} */
 static void ctl_email_vendors(sim_t *s, sim_ans_t *ans, void (*fn)(sim_vendor_t *, buf_t *))
@@ -291,7 +292,7 @@ static void ctl_ticks(sim_t *s, sim_ans_t *ans)
 	int64_t now = clock_wall_ms() / SIM_TICK_MS;
 	for (size_t i = 0; i < s->nv; i++) {
 		sim_vendor_t *sv = &s->vs[i];
-		buf_puts(b, i ? ",": "");
+		buf_puts(b, i ? "," : "");
 		buf_json_str(b, sv->v->name, strlen(sv->v->name));
 		buf_puts(b, ":[");
 		int first = 1;
@@ -300,8 +301,8 @@ static void ctl_ticks(sim_t *s, sim_ans_t *ans)
 			size_t k = (size_t)(t % SIM_TICKS);
 			if (sv->tick_key[k] != t || !(sv->tick_req[k] | sv->tick_acc[k]))
 				continue;
-			buf_printf(b, "%s[%lld,%u,%u]", first ? "" : ",", (long long)t, (unsigned)sv->tick_req[k],
-			           (unsigned)sv->tick_acc[k]);
+			buf_printf(b, "%s[%lld,%u,%u]", first ? "" : ",", (long long)t,
+			           (unsigned)sv->tick_req[k], (unsigned)sv->tick_acc[k]);
 			first = 0;
 		}
 		pthread_mutex_unlock(&sv->secmu);
@@ -407,7 +408,8 @@ static void ctl_config_post(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		hit++;
 	}
 	if (!hit) {
-		snprintf(err, sizeof err, "/_sim/config: no vendor named \"%.80s\" in the config", name);
+		snprintf(err, sizeof err, "/_sim/config: no vendor named \"%.80s\" in the config",
+		         name);
 		ctl_error(ans, 404, err);
 		json_decref(o);
 		return;
@@ -477,10 +479,7 @@ static void ctl_clock(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	buf_printf(&ans->body, "{\"now_s\":%lld}", (long long)sim_now_s(s));
 }
 
-static int by_name(sim_vendor_t *sv, const void *name)
-{
-	return !strcmp(sv->v->name, name);
-}
+static int by_name(sim_vendor_t *sv, const void *name) { return !strcmp(sv->v->name, name); }
 
 /* POST /_sim/inbound: a signed inbound message (Twilio, Vonage) or unsubscribe (SendGrid, Mailgun) */
 static void ctl_inbound(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
@@ -497,15 +496,17 @@ static void ctl_inbound(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	ans->ctype = "application/json";
 	if (!json_is_object(j) || !sv || !from) {
 		ans->status = 400;
-		buf_puts(&ans->body, "{\"error\":\"/_sim/inbound wants {\\\"vendor\\\":<configured vendor name>,"
-		                     "\\\"from\\\":<address>,\\\"body\\\":\\\"STOP\\\"} (to, url optional)\"}");
+		buf_puts(&ans->body,
+		         "{\"error\":\"/_sim/inbound wants {\\\"vendor\\\":<configured vendor name>,"
+		         "\\\"from\\\":<address>,\\\"body\\\":\\\"STOP\\\"} (to, url optional)\"}");
 		json_decref(j);
 		return;
 	}
 	if (!body)
 		body = "STOP";
 	if (!to)
-		to = sv->v->nsenders && sv->v->senders[0].from ? sv->v->senders[0].from : "+15005550006";
+		to = sv->v->nsenders && sv->v->senders[0].from ? sv->v->senders[0].from
+		                                               : "+15005550006";
 	sim_fault_t f;
 	sim_fault_get(sv, &f);
 	char ub[600];
@@ -519,9 +520,10 @@ static void ctl_inbound(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		json_decref(j);
 		return;
 	}
-	static void (*const inbound[4])(sim_t *, sim_vendor_t *, const char *, const char *, const char *,
-	                                const char *) = {sim_twilio_inbound, sim_vonage_inbound, sim_sendgrid_inbound,
-	                                                 sim_mailgun_inbound};
+	static void (*const inbound[4])(sim_t *, sim_vendor_t *, const char *, const char *,
+	                                const char *,
+	                                const char *) = {sim_twilio_inbound, sim_vonage_inbound,
+	                                                 sim_sendgrid_inbound, sim_mailgun_inbound};
 	inbound[sv->kind](s, sv, url, from, to, body);
 	ans->status = 200;
 	buf_puts(&ans->body, "{\"queued\":true,\"url\":");
@@ -559,8 +561,9 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		else if (!strcmp(c, "clock") && post)
 			ctl_clock(s, rq, ans);
 		else
-			ctl_error(ans, 404, "no such control endpoint (stats, ticks, email, email/digests, reset, config, keys, "
-			                    "receipts, inbound, clock)");
+			ctl_error(ans, 404,
+			          "no such control endpoint (stats, ticks, email, email/digests, reset, config, keys, "
+			          "receipts, inbound, clock)");
 		return;
 	}
 	char acct[128];
@@ -578,13 +581,17 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 	} else if (!strncmp(u, "/v3/", 4)) {
 		/* SendGrid and Mailgun share /v3/: Mailgun's paths name a domain (a dot) or
 		 * come with Basic credentials, SendGrid's with a Bearer key */
-		const char *a = u + 4, *sl = strchr(a, '/'), *auth = MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND, "Authorization");
-		int mailgun = auth ? !strncasecmp(auth, "Basic ", 6) : sl && memchr(a, '.', (size_t)(sl - a)) != NULL;
+		const char *a = u + 4, *sl = strchr(a, '/'),
+		           *auth = MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND,
+		                                               "Authorization");
+		int mailgun = auth ? !strncasecmp(auth, "Basic ", 6)
+		                   : sl && memchr(a, '.', (size_t)(sl - a)) != NULL;
 		if (!strcmp(u, "/v3/mail/send") && post) {
 			sim_api_sendgrid(s, rq, ans);
 			return;
 		}
-		if (mailgun && sl && (size_t)(sl - a) < sizeof acct && !strcmp(sl, "/messages") && post) {
+		if (mailgun && sl && (size_t)(sl - a) < sizeof acct && !strcmp(sl, "/messages") &&
+		    post) {
 			memcpy(acct, a, (size_t)(sl - a));
 			acct[sl - a] = 0;
 			sim_api_mailgun(s, rq, acct, ans);
@@ -594,18 +601,21 @@ static void route(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		ans->status = known ? 405 : 404;
 		ans->ctype = "application/json";
 		if (mailgun)
-			buf_puts(&ans->body, known ? "{\"message\":\"Method Not Allowed\"}" : "{\"message\":\"Not Found\"}");
+			buf_puts(&ans->body, known ? "{\"message\":\"Method Not Allowed\"}"
+			                           : "{\"message\":\"Not Found\"}");
 		else
-			buf_puts(&ans->body, known ? "{\"errors\":[{\"field\":null,\"message\":\"method not allowed\"}]}"
-			                           : "{\"errors\":[{\"field\":null,\"message\":\"resource not found\"}]}");
+			buf_puts(&ans->body,
+			         known ? "{\"errors\":[{\"field\":null,\"message\":\"method not allowed\"}]}"
+			               : "{\"errors\":[{\"field\":null,\"message\":\"resource not found\"}]}");
 		return;
 	}
 	/* anything else: Twilio's shape (/2010-04-01/…), else a plain JSON 404 */
 	ans->status = 404;
 	ans->ctype = "application/json";
 	if (!strncmp(u, "/2010-04-01/", 12))
-		buf_puts(&ans->body, "{\"code\":20404,\"message\":\"The requested resource was not found\","
-		                     "\"more_info\":\"https://www.twilio.com/docs/errors/20404\",\"status\":404}");
+		buf_puts(&ans->body,
+		         "{\"code\":20404,\"message\":\"The requested resource was not found\","
+		         "\"more_info\":\"https://www.twilio.com/docs/errors/20404\",\"status\":404}");
 	else
 		buf_puts(&ans->body, "{\"error\":\"not found\"}");
 }

@@ -26,8 +26,10 @@ static int form_alloc(sim_form_t *f, size_t n, size_t size)
 
 static int hexval(int c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
 }
 
 /* decode the form-encoded s[0..n) ('+' is a space, %XX a byte; a '%' not
@@ -39,7 +41,8 @@ static char *decode(const char *s, size_t n, char *o)
 			*o++ = ' ';
 		else if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
 		         hexval((unsigned char)s[i + 2]) >= 0) {
-			*o++ = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+			*o++ = (char)(hexval((unsigned char)s[i + 1]) * 16 +
+			              hexval((unsigned char)s[i + 2]));
 			i += 2;
 		} else
 			*o++ = s[i];

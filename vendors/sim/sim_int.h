@@ -24,26 +24,26 @@ typedef struct sim_fault {
 	double error_rate;                 /* 5xx */
 	double throttle_rate;              /* 429 + Retry-After / Vonage status 1 */
 	int retry_after_s;
-	int outage;                        /* SIM_OUT_* */
-	double permanent_rate;             /* invalid number */
-	double optout_rate;                /* 21610 / err-code 9 */
-	int receipts;                      /* send delivery receipts */
+	int outage;            /* SIM_OUT_* */
+	double permanent_rate; /* invalid number */
+	double optout_rate;    /* 21610 / err-code 9 */
+	int receipts;          /* send delivery receipts */
 	double receipt_delay_ms;
 	double delivered_rate;
-	char receipt_url[512];             /* "" = from the request / public_url */
-	int email_digests;                 /* record a digest of each email recipient's message */
-	int lose;                          /* the next N accepted messages go uncounted (tocsin drill's injected bug) */
-	int receipt_retries;               /* 1: a failed webhook is retried as the vendor does */
-	double retry_scale;                /* the vendor's retry delays and window times this */
+	char receipt_url[512]; /* "" = from the request / public_url */
+	int email_digests;     /* record a digest of each email recipient's message */
+	int lose; /* the next N accepted messages go uncounted (tocsin drill's injected bug) */
+	int receipt_retries; /* 1: a failed webhook is retried as the vendor does */
+	double retry_scale;  /* the vendor's retry delays and window times this */
 } sim_fault_t;
 
 /* email vendors: the digest (templates/email.h email_digest) of what each
  * accepted recipient reads, by address (GET /_sim/email/digests) */
 #define SIM_DIGESTS_MAX 250000
 typedef struct sim_dg {
-	char *to;     /* owned; NULL = free slot */
+	char *to; /* owned; NULL = free slot */
 	char hex[65];
-	uint32_t n;   /* times accepted */
+	uint32_t n; /* times accepted */
 } sim_dg_t;
 typedef struct sim_digests {
 	pthread_mutex_t mu;
@@ -68,14 +68,14 @@ typedef struct sim_ids {
 } sim_ids_t;
 
 #define SIM_SECS 256
-#define SIM_TICK_MS 50   /* GET /_sim/ticks: requests and acceptances per 50 ms ... */
-#define SIM_TICKS 8192   /* ... for the last 409.6 s (tocsin drill's failover timing) */
+#define SIM_TICK_MS 50    /* GET /_sim/ticks: requests and acceptances per 50 ms ... */
+#define SIM_TICKS 8192    /* ... for the last 409.6 s (tocsin drill's failover timing) */
 #define SIM_TW_KEEP 20000 /* Twilio messages kept per vendor for list and fetch */
 
 /* one message a Twilio vendor accepted, for GET .../Messages(.json|/{sid}.json) */
 typedef struct sim_twmsg {
 	char sid[40], to[24], from[24], mss[40];
-	char *body;         /* owned, bodycap bytes (reused when the ring wraps) */
+	char *body; /* owned, bodycap bytes (reused when the ring wraps) */
 	size_t bodycap;
 	int64_t created_ms; /* wall clock */
 	double delay_ms;    /* sent at half of it, then delivered (ok) or undelivered 30003 */
@@ -196,8 +196,8 @@ struct sim_ans {
 /* The emulator for c's vendors: setup(sv) reads each vendor's own settings, then the
  * server listens on 127.0.0.1:port with threads HTTP threads, every request answered
  * by route. NULL with err. Main thread. (sim_new in sim_ctl.c is the public face.) */
-sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, sim_route_fn route, char *err,
-                   size_t errlen);
+sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, sim_route_fn route,
+                   char *err, size_t errlen);
 /* forget every id (the caller holds ids->mu) */
 void sim_ids_clear(sim_ids_t *ids);
 /* uniform [0,1) from the shared sequence; any thread */
@@ -211,8 +211,7 @@ void sim_note_request(sim_vendor_t *sv);
 /* record accepted message id for sv; thread-safe */
 void sim_ids_add(sim_vendor_t *sv, const char *id);
 /* the vendor of kind matching pred(sv, ctx), or NULL */
-sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const void *),
-                       const void *ctx);
+sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const void *), const void *ctx);
 /* Apply the common faults (outage, latency, 5xx, throttle) for sv. Returns 1
  * when ans is final (no normal processing). */
 int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans);
@@ -277,15 +276,16 @@ int sim_vsig_method(const char *name);
  * md5hash: MD5 of that string followed by secret, lower-case hex; md5/sha1/sha256/sha512:
  * HMAC of the string keyed by secret, upper-case hex. Into out; 0, TOCSIN_ERR_INVAL or
  * TOCSIN_ERR_TOOBIG. Any thread. */
-int sim_vonage_sig(int method, const char *secret, const char *const *names, const char *const *vals,
-                   size_t n, char *out, size_t outlen);
+int sim_vonage_sig(int method, const char *secret, const char *const *names,
+                   const char *const *vals, size_t n, char *out, size_t outlen);
 /* Twilio's X-Twilio-Signature (sim_sign.c): base64 HMAC-SHA1 keyed by the auth token
  * of url followed by every name and value (n <= 64) sorted by name. 0 or an error. */
-int sim_twilio_sig(const char *token, const char *url, const char *const *names, const char *const *vals,
-                   size_t n, char *out, size_t outlen);
+int sim_twilio_sig(const char *token, const char *url, const char *const *names,
+                   const char *const *vals, size_t n, char *out, size_t outlen);
 /* Mailgun's webhook signature (sim_sign.c): lower-case hex HMAC-SHA256 keyed by key of
  * timestamp followed by token. 0 or an error. */
-int sim_mailgun_sig(const char *key, const char *timestamp, const char *token, char *out, size_t outlen);
+int sim_mailgun_sig(const char *key, const char *timestamp, const char *token, char *out,
+                    size_t outlen);
 
 /* Segments of the SMS text (UTF-8) as the vendors count them (sim_seg.c): GSM-7 when
  * every character is in the GSM 03.38 alphabet (extension characters cost 2 septets;
@@ -311,14 +311,14 @@ void sim_count_id(sim_vendor_t *sv, const char *id, const char *to, const char *
 int sim_sender_ok(sim_vendor_t *sv, const char *from, const char *service);
 /* the webhook URL for sv: the configured receipts URL, else {public_url}/webhooks/{name}/{leaf}
  * in out; NULL when neither is set */
-const char *sim_hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *leaf, char *out,
-                         size_t outlen);
+const char *sim_hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *leaf,
+                         char *out, size_t outlen);
 /* The first n[0..nl) in h[0..hl), or NULL (memchr on its first byte + memcmp: for the short
  * needles and short parts of email substitution it is several times cheaper than memmem). */
 const char *sim_memfind(const char *h, size_t hl, const char *n, size_t nl);
 /* The unsubscribe and substitution checks of one accepted email (see GET /_sim/email). */
-void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf_t *body, size_t nbody,
-                     int applied);
+void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf_t *body,
+                     size_t nbody, int applied);
 /* Record the digest of what `to` reads (subject, text, html after substitution;
  * text/html NULL when absent) when f->email_digests is on. Thread-safe. */
 void sim_email_digest(sim_vendor_t *sv, const sim_fault_t *f, const char *to, const char *subj,
@@ -341,19 +341,19 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
  * leaves; 1: jansson only; 2: the scanner only, returning 1 (nothing answered,
  * nothing counted) when it leaves the body to jansson. 0 when answered. Any
  * HTTP thread. */
-int sim_sendgrid_body(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *body, size_t len,
-                      int mode, sim_ans_t *ans);
+int sim_sendgrid_body(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *body,
+                      size_t len, int mode, sim_ans_t *ans);
 /* Post what POST /_sim/inbound asks for to url at once: an inbound message from -> to
  * with body (Twilio, Vonage, signed as the vendor signs), an unsubscribe of from
  * (SendGrid, Mailgun; to and body unused). */
-void sim_twilio_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
-                        const char *body);
-void sim_vonage_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
-                        const char *body);
-void sim_sendgrid_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
-                          const char *body);
-void sim_mailgun_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
-                         const char *body);
+void sim_twilio_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from,
+                        const char *to, const char *body);
+void sim_vonage_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from,
+                        const char *to, const char *body);
+void sim_sendgrid_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from,
+                          const char *to, const char *body);
+void sim_mailgun_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from,
+                         const char *to, const char *body);
 /* Each vendor's own settings, read at start (sim_setup_fn): the SendGrid event signing
  * key, the Vonage webhook signature secret and method. 0 or -1 with err. */
 int sim_sendgrid_setup(sim_vendor_t *sv, char *err, size_t errlen);

@@ -16,8 +16,10 @@ static const char *ws(const char *p, const char *e)
 
 static int hexv(int c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
 }
 
 /* 4 hex digits at p (p + 4 <= e checked by the caller); -1 if not hex */
@@ -321,10 +323,7 @@ int sj_next_elem(sj_it_t *it, sj_t *val)
 	return 1;
 }
 
-int sj_has_esc(sj_t t)
-{
-	return t.n >= 2 && memchr(t.p + 1, '\\', t.n - 2) != NULL;
-}
+int sj_has_esc(sj_t t) { return t.n >= 2 && memchr(t.p + 1, '\\', t.n - 2) != NULL; }
 
 int sj_key_is(sj_t key, const char *lit)
 {
@@ -375,12 +374,15 @@ static size_t dec(sj_t t, char *out)
 		if (u < 0x80)
 			m[0] = (unsigned char)u, k = 1;
 		else if (u < 0x800)
-			m[0] = (unsigned char)(0xC0 | (u >> 6)), m[1] = (unsigned char)(0x80 | (u & 0x3F)), k = 2;
+			m[0] = (unsigned char)(0xC0 | (u >> 6)),
+			m[1] = (unsigned char)(0x80 | (u & 0x3F)), k = 2;
 		else if (u < 0x10000)
-			m[0] = (unsigned char)(0xE0 | (u >> 12)), m[1] = (unsigned char)(0x80 | ((u >> 6) & 0x3F)),
+			m[0] = (unsigned char)(0xE0 | (u >> 12)),
+			m[1] = (unsigned char)(0x80 | ((u >> 6) & 0x3F)),
 			m[2] = (unsigned char)(0x80 | (u & 0x3F)), k = 3;
 		else
-			m[0] = (unsigned char)(0xF0 | (u >> 18)), m[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3F)),
+			m[0] = (unsigned char)(0xF0 | (u >> 18)),
+			m[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3F)),
 			m[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3F)),
 			m[3] = (unsigned char)(0x80 | (u & 0x3F)), k = 4;
 		if (out)
@@ -392,12 +394,6 @@ static size_t dec(sj_t t, char *out)
 	return n;
 }
 
-size_t sj_str_len(sj_t t)
-{
-	return dec(t, NULL);
-}
+size_t sj_str_len(sj_t t) { return dec(t, NULL); }
 
-size_t sj_str_dec(sj_t t, char *out)
-{
-	return dec(t, out);
-}
+size_t sj_str_dec(sj_t t, char *out) { return dec(t, out); }

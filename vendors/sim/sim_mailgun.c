@@ -81,7 +81,8 @@ static int mg_addrs(const char *v, size_t len, char (*to)[320], int max, int *n)
 			q++;
 		}
 		const char *a = p, *z = q; /* this entry, trimmed, or its <...> part */
-		const char *lt = memchr(a, '<', (size_t)(z - a)), *gt = lt ? memchr(lt, '>', (size_t)(z - lt)) : NULL;
+		const char *lt = memchr(a, '<', (size_t)(z - a)),
+		           *gt = lt ? memchr(lt, '>', (size_t)(z - lt)) : NULL;
 		if (lt && gt)
 			a = lt + 1, z = gt;
 		while (a < z && (*a == ' ' || *a == '\t'))
@@ -113,16 +114,17 @@ static void mg_event(sim_t *s, sim_vendor_t *sv, const char *url, const char *ev
 	if (!sv->wh_key || sim_mailgun_sig(sv->wh_key, ts, tok, sig, sizeof sig))
 		return;
 	json_t *o = json_pack("{s:{s:s,s:s,s:s},s:{s:s,s:s,s:f,s:s,s:{s:{s:s}}}}", "signature",
-	                      "timestamp", ts, "token", tok, "signature", sig, "event-data", "event",
-	                      event, "recipient", rcpt, "timestamp", (double)due, "id", tok,
-	                      "message", "headers", "message-id", msgid);
+	                      "timestamp", ts, "token", tok, "signature", sig, "event-data",
+	                      "event", event, "recipient", rcpt, "timestamp", (double)due, "id",
+	                      tok, "message", "headers", "message-id", msgid);
 	if (!o)
 		return;
 	json_t *ed = json_object_get(o, "event-data");
 	if (severity) {
 		json_object_set_new(ed, "severity", json_string(severity));
 		json_object_set_new(ed, "delivery-status",
-		                    json_pack("{s:i,s:s}", "code", 550, "message", "5.1.1 No such user"));
+		                    json_pack("{s:i,s:s}", "code", 550, "message",
+		                              "5.1.1 No such user"));
 	}
 	json_object_set_new(ed, "user-variables", json_pack("{s:s}", "tocsin_id", id ? id : ""));
 	char *body = json_dumps(o, JSON_COMPACT);
@@ -169,7 +171,8 @@ static void mg_pick(const mp_field_t *fs, int nf, mg_req_t *r)
 		const char *n = fs[i].name;
 		if (!strcmp(n, "from"))
 			r->from = &fs[i];
-		else if (!strcmp(n, "to") && !r->badto && mg_addrs(fs[i].val, fs[i].len, r->tos, 1001, &r->nto))
+		else if (!strcmp(n, "to") && !r->badto &&
+		         mg_addrs(fs[i].val, fs[i].len, r->tos, 1001, &r->nto))
 			r->badto = r->nto < 1001 ? 1 : 2;
 		else if (!strcmp(n, "subject"))
 			r->subject = &fs[i];
@@ -228,8 +231,14 @@ static void mg_rebuild(sim_vendor_t *sv, const sim_fault_t *f, const mg_req_t *r
 	}
 	buf_init(&sb, SIM_PART_MAX);
 	mg_apply(&sb, r->subject->val, r->subject->len, vars, &applied);
-	sim_email_digest(sv, f, to, sb.p ? sb.p : "", sb.len, at[0] < 0 ? NULL : parts[at[0]].p ? parts[at[0]].p : "",
-	                 at[0] < 0 ? 0 : parts[at[0]].len, at[1] < 0 ? NULL : parts[at[1]].p ? parts[at[1]].p : "",
+	sim_email_digest(sv, f, to, sb.p ? sb.p : "", sb.len,
+	                 at[0] < 0        ? NULL
+	                 : parts[at[0]].p ? parts[at[0]].p
+	                                  : "",
+	                 at[0] < 0 ? 0 : parts[at[0]].len,
+	                 at[1] < 0        ? NULL
+	                 : parts[at[1]].p ? parts[at[1]].p
+	                                  : "",
 	                 at[1] < 0 ? 0 : parts[at[1]].len);
 	buf_free(&sb);
 	buf_init(&lub, SIM_PART_MAX);
@@ -266,14 +275,17 @@ static void mg_accept(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const m
 	for (int i = 0; i < r->nto; i++) {
 		const char *to = r->tos[i];
 		char idb[80];
-		const char *id = json_string_value(json_object_get(json_object_get(r->rvj, to), "tocsin_id"));
-		if (!id && vid && vid->len < sizeof idb && (vid->len < 11 || memcmp(vid->val, "%recipient.", 11))) {
+		const char *id = json_string_value(
+		    json_object_get(json_object_get(r->rvj, to), "tocsin_id"));
+		if (!id && vid && vid->len < sizeof idb &&
+		    (vid->len < 11 || memcmp(vid->val, "%recipient.", 11))) {
 			memcpy(idb, vid->val, vid->len);
 			idb[vid->len] = 0;
 			id = idb;
 		}
 		char subj[256] = "";
-		memcpy(subj, r->subject->val, r->subject->len < sizeof subj ? r->subject->len : sizeof subj - 1);
+		memcpy(subj, r->subject->val,
+		       r->subject->len < sizeof subj ? r->subject->len : sizeof subj - 1);
 		sim_count_id(sv, id, to, subj);
 		mg_rebuild(sv, &f, r, to);
 		if (!rurl)
@@ -324,7 +336,8 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 	if (nf < 0) {
 		sim_form_free(&fm);
 		free(fs);
-		mg_error(ans, 400, "Bad request: the body is not a valid multipart/form-data or urlencoded form");
+		mg_error(ans, 400,
+		         "Bad request: the body is not a valid multipart/form-data or urlencoded form");
 		return;
 	}
 	mg_req_t r;
@@ -337,8 +350,8 @@ void sim_api_mailgun(sim_t *s, sim_req_t *rq, const char *domain, sim_ans_t *ans
 	free(fs);
 }
 
-void sim_mailgun_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
-                         const char *body)
+void sim_mailgun_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from,
+                         const char *to, const char *body)
 {
 	(void)to;
 	(void)body;

@@ -39,15 +39,16 @@ static void sg_error(sim_ans_t *ans, unsigned st, const char *field, const char 
 static void sg_err_from(sim_ans_t *ans, int has_from)
 {
 	if (!has_from)
-		sg_error(ans, 400, "from", "The from object must be provided for every email send. It is an object "
-		                           "that requires the email parameter, but may also contain a name parameter.");
+		sg_error(ans, 400, "from",
+		         "The from object must be provided for every email send. It is an object "
+		         "that requires the email parameter, but may also contain a name parameter.");
 	else
 		sg_error(ans, 400, "from.email", "The from email does not contain a valid address.");
 }
 
 /* address em[0..n) of personalizations.i.<kind>.k: not an address (dup 0) or seen before (dup 1) */
-static void sg_err_addr(sim_ans_t *ans, size_t i, const char *kind, size_t k, const char *em, size_t n,
-                        int dup)
+static void sg_err_addr(sim_ans_t *ans, size_t i, const char *kind, size_t k, const char *em,
+                        size_t n, int dup)
 {
 	char field[96], msg[600];
 	snprintf(field, sizeof field, "personalizations.%zu.%s.%zu.email", i, kind, k);
@@ -55,9 +56,11 @@ static void sg_err_addr(sim_ans_t *ans, size_t i, const char *kind, size_t k, co
 		sg_error(ans, 400, field, "Does not contain a valid address.");
 		return;
 	}
-	snprintf(msg, sizeof msg, "Each email address in the personalization block should be unique between to, "
-	                          "cc, and bcc. We found the first duplicate instance of [%.*s] in the "
-	                          "personalizations.%zu.%s field.", (int)(n < 320 ? n : 320), em, i, kind);
+	snprintf(msg, sizeof msg,
+	         "Each email address in the personalization block should be unique between to, "
+	         "cc, and bcc. We found the first duplicate instance of [%.*s] in the "
+	         "personalizations.%zu.%s field.",
+	         (int)(n < 320 ? n : 320), em, i, kind);
 	sg_error(ans, 400, field, msg);
 }
 
@@ -99,8 +102,9 @@ static json_t *sg_event(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const 
 	json_object_set_new(o, "sg_message_id", json_string(smid));
 	if (!strcmp(ev, "bounce")) {
 		json_object_set_new(o, "type", json_string("bounce"));
-		json_object_set_new(o, "reason", json_string("550 5.1.1 The email account that you tried "
-		                                             "to reach does not exist."));
+		json_object_set_new(o, "reason",
+		                    json_string("550 5.1.1 The email account that you tried "
+		                                "to reach does not exist."));
 	}
 	return o;
 }
@@ -133,9 +137,12 @@ static void sg_events(sim_t *s, sim_vendor_t *sv, const char *url, json_t *event
 void sim_api_sendgrid(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 {
 	const char *auth = sim_hdr(rq, "Authorization");
-	sim_vendor_t *sv = auth && !strncmp(auth, "Bearer ", 7) ? sim_find(s, SIM_SENDGRID, sg_match, auth + 7) : NULL;
+	sim_vendor_t *sv = auth && !strncmp(auth, "Bearer ", 7)
+	                       ? sim_find(s, SIM_SENDGRID, sg_match, auth + 7)
+	                       : NULL;
 	if (!sv) {
-		sg_error(ans, 401, NULL, "The provided authorization grant is invalid, expired, or revoked");
+		sg_error(ans, 401, NULL,
+		         "The provided authorization grant is invalid, expired, or revoked");
 		return;
 	}
 	sim_note_request(sv);
@@ -202,17 +209,22 @@ typedef struct sg_top {
 static int sg_top_refused(sim_vendor_t *sv, const sg_top_t *t, sim_ans_t *ans)
 {
 	if (!t->ps_arr || t->np == 0)
-		sg_error(ans, 400, "personalizations", "The personalizations field is required and must have at least one personalization.");
+		sg_error(ans, 400, "personalizations",
+		         "The personalizations field is required and must have at least one personalization.");
 	else if (t->np > 1000)
-		sg_error(ans, 400, "personalizations", "The personalizations field must have 1000 or fewer personalizations.");
+		sg_error(ans, 400, "personalizations",
+		         "The personalizations field must have 1000 or fewer personalizations.");
 	else if (!t->from || !is_email(t->from))
 		sg_err_from(ans, t->from_obj);
 	else if (!t->subj_str && !t->tmpl)
-		sg_error(ans, 400, "subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.");
+		sg_error(ans, 400, "subject",
+		         "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.");
 	else if (!sim_sender_ok(sv, t->from, NULL))
-		sg_error(ans, 403, "from", "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.");
+		sg_error(ans, 403, "from",
+		         "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.");
 	else if (!t->content_arr || t->ncontent == 0)
-		sg_error(ans, 400, "content", "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block.");
+		sg_error(ans, 400, "content",
+		         "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block.");
 	else
 		return 0;
 	return 1;
@@ -223,7 +235,8 @@ static void sg_err_to(sim_ans_t *ans, size_t i)
 {
 	char field[96];
 	snprintf(field, sizeof field, "personalizations.%zu.to", i);
-	sg_error(ans, 400, field, "The to array is required for all personalization objects, and must have at least one email object with a valid email address.");
+	sg_error(ans, 400, field,
+	         "The to array is required for all personalization objects, and must have at least one email object with a valid email address.");
 }
 
 /* personalization i's cc or bcc (kind 1, 2) there but not an array */
@@ -254,7 +267,8 @@ static int sg_subs_refused(sim_ans_t *ans, size_t i, int okv, size_t tot)
 	if (!okv)
 		sg_error(ans, 400, field, "Substitutions must be an object of string values.");
 	else if (tot >= 10000)
-		sg_error(ans, 400, field, "The substitutions total size must be less than 10000 bytes.");
+		sg_error(ans, 400, field,
+		         "The substitutions total size must be less than 10000 bytes.");
 	else
 		return 0;
 	return 1;
@@ -266,7 +280,8 @@ static int sg_nrcpt_refused(sim_ans_t *ans, size_t nrcpt)
 	if (nrcpt <= 1000)
 		return 0;
 	char msg[200];
-	snprintf(msg, sizeof msg, "The total number of recipients must be 1000 or fewer (found %zu).", nrcpt);
+	snprintf(msg, sizeof msg,
+	         "The total number of recipients must be 1000 or fewer (found %zu).", nrcpt);
 	sg_error(ans, 400, "personalizations", msg);
 	return 1;
 }
@@ -279,8 +294,8 @@ typedef struct sg_msg {
 	const char *subject; /* NULL when not a string */
 	size_t subjl;
 	const char *toplu, *topid; /* top-level List-Unsubscribe, custom_args.tocsin_id */
-	json_t *topargs;     /* top-level custom_args (merged into every event), borrowed */
-	const char *rurl;    /* where events go; NULL: none */
+	json_t *topargs;           /* top-level custom_args (merged into every event), borrowed */
+	const char *rurl;          /* where events go; NULL: none */
 	json_t *events;
 	sim_fault_t f;
 	char xid[40];
@@ -317,8 +332,10 @@ static void sg_recipient(sim_t *s, sim_vendor_t *sv, sg_msg_t *m, size_t i, cons
 	for (size_t c = 0; c < m->nc; c++)
 		sg_apply_list(&parts[c], &m->tmp, m->cval[c], m->clen[c], sb, nsub, &applied);
 	sg_apply_list(&parts[4], &m->tmp, m->subject ? m->subject : "", m->subjl, sb, nsub, &applied);
-	sim_email_digest(sv, &m->f, to0, parts[4].p, parts[4].len, m->ctext < 0 ? NULL : parts[m->ctext].p,
-	                 m->ctext < 0 ? 0 : parts[m->ctext].len, m->chtml < 0 ? NULL : parts[m->chtml].p,
+	sim_email_digest(sv, &m->f, to0, parts[4].p, parts[4].len,
+	                 m->ctext < 0 ? NULL : parts[m->ctext].p,
+	                 m->ctext < 0 ? 0 : parts[m->ctext].len,
+	                 m->chtml < 0 ? NULL : parts[m->chtml].p,
 	                 m->chtml < 0 ? 0 : parts[m->chtml].len);
 	if (lu && !sg_apply_list(&parts[3], &m->tmp, lu, strlen(lu), sb, nsub, &applied) &&
 	    !buf_putc(&parts[3], 0))
@@ -373,7 +390,8 @@ static int sg_slow_refused(json_t *ps, sim_ans_t *ans)
 			{
 				const char *em = json_string_value(json_object_get(e, "email"));
 				if (!is_email(em) || json_object_get(seen, em)) {
-					sg_err_addr(ans, i, sg_kinds[kind], k, em ? em : "", em ? strlen(em) : 0, em && is_email(em));
+					sg_err_addr(ans, i, sg_kinds[kind], k, em ? em : "",
+					            em ? strlen(em) : 0, em && is_email(em));
 					bad = 1;
 					break;
 				}
@@ -387,7 +405,7 @@ static int sg_slow_refused(json_t *ps, sim_ans_t *ans)
 		const char *ck;
 		json_t *cv, *sub = json_object_get(p, "substitutions");
 		json_object_foreach(json_object_get(p, "custom_args"), ck, cv)
-			cal += strlen(ck) + 4 + (json_is_string(cv) ? json_string_length(cv) + 2 : 24);
+		    cal += strlen(ck) + 4 + (json_is_string(cv) ? json_string_length(cv) + 2 : 24);
 		if ((bad = sg_ca_refused(ans, i, cal)))
 			break;
 		if (!sub)
@@ -431,8 +449,8 @@ static size_t sg_slow_subs(json_t *sub, sg_sub_t **subs, size_t *cap)
 
 /* the jansson reading of a /v3/mail/send body, for what the scanner leaves (sg_fast): the
  * same checks, answers and rebuild, read with jansson */
-static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char *body, size_t bodylen,
-                    sim_ans_t *ans)
+static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char *body,
+                    size_t bodylen, sim_ans_t *ans)
 {
 	json_error_t je;
 	json_t *j = json_loadb(body, bodylen, 0, &je);
@@ -443,10 +461,10 @@ static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const cha
 	}
 	json_t *ps = json_object_get(j, "personalizations"), *content = json_object_get(j, "content");
 	json_t *fromo = json_object_get(j, "from"), *subj = json_object_get(j, "subject");
-	sg_top_t t = {json_is_array(ps), json_array_size(ps), json_is_object(fromo),
-	              json_string_value(json_object_get(fromo, "email")), json_is_string(subj),
-	              json_object_get(j, "template_id") != NULL, json_is_array(content),
-	              json_array_size(content)};
+	sg_top_t t = {json_is_array(ps),      json_array_size(ps),
+	              json_is_object(fromo),  json_string_value(json_object_get(fromo, "email")),
+	              json_is_string(subj),   json_object_get(j, "template_id") != NULL,
+	              json_is_array(content), json_array_size(content)};
 	if (sg_top_refused(sv, &t, ans) || sg_slow_refused(ps, ans)) {
 		json_decref(j);
 		return;
@@ -481,7 +499,8 @@ static void sg_slow(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const cha
 		json_t *luj = json_object_get(json_object_get(p, "headers"), "List-Unsubscribe");
 		if (!luj)
 			luj = json_object_get(tophdr, "List-Unsubscribe");
-		const char *to0 = json_string_value(json_object_get(json_array_get(json_object_get(p, "to"), 0), "email"));
+		const char *to0 = json_string_value(
+		    json_object_get(json_array_get(json_object_get(p, "to"), 0), "email"));
 		sg_recipient(s, sv, &m, i, to0, json_string_value(json_object_get(ca, "tocsin_id")),
 		             json_string_value(luj), subs, nsub, ca);
 	}
@@ -512,7 +531,7 @@ typedef struct sg_fast {
 		uint64_t h;
 		const char *p;
 		size_t n;
-	} *seen;
+	} * seen;
 	size_t nseen, capseen;
 } sg_fast_t;
 
@@ -649,7 +668,8 @@ static json_t *sg_obj(sj_t v)
  * x->ps: 0 when all pass, 1 with the error answered, -1 to leave the body to jansson */
 static int sg_fast_refused(sg_fast_t *x, sj_t ps, sim_ans_t *ans)
 {
-	static const char *const p_names[] = {"to", "custom_args", "substitutions", "headers", "cc", "bcc"};
+	static const char *const p_names[] = {"to",      "custom_args", "substitutions",
+	                                      "headers", "cc",          "bcc"};
 	static const char *const email_name[] = {"email"};
 	static const char *const id_name[] = {"tocsin_id"};
 	static const char *const lu_name[] = {"List-Unsubscribe"};
@@ -691,7 +711,8 @@ static int sg_fast_refused(sg_fast_t *x, sj_t ps, sim_ans_t *ans)
 				if (seen < 0)
 					return -1;
 				if (!em || !is_email_n(em, eml) || seen) {
-					sg_err_addr(ans, i, sg_kinds[kind], kk, em ? em : "", eml, seen);
+					sg_err_addr(ans, i, sg_kinds[kind], kk, em ? em : "", eml,
+					            seen);
 					return 1;
 				}
 				nrcpt++;
@@ -707,7 +728,8 @@ static int sg_fast_refused(sg_fast_t *x, sj_t ps, sim_ans_t *ans)
 		if (sg_ca_refused(ans, i, cal))
 			return 1;
 		pr->ca = ca;
-		if (sg_get(ca, id_name, &idv, 1) || (sj_type(idv) == SJ_STR && !(pr->id = sg_cstr(x, idv, NULL))))
+		if (sg_get(ca, id_name, &idv, 1) ||
+		    (sj_type(idv) == SJ_STR && !(pr->id = sg_cstr(x, idv, NULL))))
 			return -1;
 		if (sub.p) {
 			if (sg_plain_keys(sub))
@@ -750,8 +772,8 @@ static int sg_fast_refused(sg_fast_t *x, sj_t ps, sim_ans_t *ans)
 
 /* what every recipient shares into m (content parts, subject, top-level tocsin_id), and the
  * top-level List-Unsubscribe into *toplu: 0, or -1 to leave the body to jansson */
-static int sg_fast_shared(sg_fast_t *x, sj_t content, sj_t subj, sj_t tophdr, sj_t topargs, size_t ncontent,
-                          sg_msg_t *m, const char **toplu)
+static int sg_fast_shared(sg_fast_t *x, sj_t content, sj_t subj, sj_t tophdr, sj_t topargs,
+                          size_t ncontent, sg_msg_t *m, const char **toplu)
 {
 	static const char *const value_name[] = {"value", "type"};
 	static const char *const id_name[] = {"tocsin_id"};
@@ -795,8 +817,9 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 	sj_t j;
 	if (sj_parse(body, len, &j))
 		return SG_FALLBACK;
-	static const char *const top_names[] = {"personalizations", "from", "content", "subject",
-	                                        "template_id", "headers", "custom_args"};
+	static const char *const top_names[] = {"personalizations", "from",        "content",
+	                                        "subject",          "template_id", "headers",
+	                                        "custom_args"};
 	static const char *const email_name[] = {"email"};
 	sj_t tv[7], fromv, v;
 	if (sg_get(j, top_names, tv, 7))
@@ -808,8 +831,10 @@ static int sg_fast(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, const char
 	if (!(x.arena = malloc(x.acap)))
 		return SG_FALLBACK;
 	int rc = SG_FALLBACK;
-	sg_top_t t = {sj_type(ps) == SJ_ARR, 0, sj_type(fromo) == SJ_OBJ, NULL, sj_type(subj) == SJ_STR,
-	              tv[4].p != NULL, sj_type(content) == SJ_ARR, 0};
+	sg_top_t t = {sj_type(ps) == SJ_ARR,      0,
+	              sj_type(fromo) == SJ_OBJ,   NULL,
+	              sj_type(subj) == SJ_STR,    tv[4].p != NULL,
+	              sj_type(content) == SJ_ARR, 0};
 	sj_it_t it;
 	if (!sj_iter(ps, SJ_ARR, &it))
 		while (sj_next_elem(&it, &v))
@@ -862,8 +887,8 @@ out:
 	return rc;
 }
 
-int sim_sendgrid_body(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *body, size_t len,
-                      int mode, sim_ans_t *ans)
+int sim_sendgrid_body(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *body,
+                      size_t len, int mode, sim_ans_t *ans)
 {
 	if (mode != 1 && sg_fast(s, sv, f, body, len, ans) == 0)
 		return 0;
@@ -903,14 +928,15 @@ int sim_sendgrid_setup(sim_vendor_t *sv, char *err, size_t errlen)
 	return 0;
 }
 
-void sim_sendgrid_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
-                          const char *body)
+void sim_sendgrid_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from,
+                          const char *to, const char *body)
 {
 	(void)to;
 	(void)body;
 	char ref[40];
 	json_t *ev = json_pack("[{s:s,s:I,s:s,s:s}]", "email", from, "timestamp",
-	                       (json_int_t)time(NULL), "event", "unsubscribe", "sg_event_id", "sim-unsub");
+	                       (json_int_t)time(NULL), "event", "unsubscribe", "sg_event_id",
+	                       "sim-unsub");
 	sim_ref(s, sv, "", ref, 23);
 	json_object_set_new(json_array_get(ev, 0), "sg_event_id", json_string(ref));
 	sg_events(s, sv, url, ev, 0);

@@ -35,8 +35,7 @@ enum { OUT_HEX, OUT_HEX_UPPER, OUT_B64 };
 
 /* The digest (key NULL) or the HMAC keyed by key of b's bytes, into out as enc;
  * frees b. rc: the error building b, if any, returned as it is. */
-static int finish(int rc, buf_t *b, const EVP_MD *alg, const char *key, int enc, char *out,
-                  size_t outlen)
+static int finish(int rc, buf_t *b, const EVP_MD *alg, const char *key, int enc, char *out, size_t outlen)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
@@ -71,8 +70,8 @@ static void by_name(const char *const *names, size_t n, size_t *ord)
 	}
 }
 
-int sim_vonage_sig(int method, const char *secret, const char *const *names, const char *const *vals,
-                   size_t n, char *out, size_t outlen)
+int sim_vonage_sig(int method, const char *secret, const char *const *names,
+                   const char *const *vals, size_t n, char *out, size_t outlen)
 {
 	if (!secret || method < 0 || method > SIM_VSIG_SHA512 || n > 64)
 		return TOCSIN_ERR_INVAL;
@@ -93,14 +92,16 @@ int sim_vonage_sig(int method, const char *secret, const char *const *names, con
 		rc = rc ? rc : buf_puts(&b, secret);
 		return finish(rc, &b, EVP_md5(), NULL, OUT_HEX, out, outlen);
 	}
-	const EVP_MD *alg = method == SIM_VSIG_MD5 ? EVP_md5() : method == SIM_VSIG_SHA1 ? EVP_sha1()
-	                    : method == SIM_VSIG_SHA256 ? EVP_sha256() : EVP_sha512();
+	const EVP_MD *alg = method == SIM_VSIG_MD5      ? EVP_md5()
+	                    : method == SIM_VSIG_SHA1   ? EVP_sha1()
+	                    : method == SIM_VSIG_SHA256 ? EVP_sha256()
+	                                                : EVP_sha512();
 	/* the HMAC variants in upper case, as Vonage's libraries write them */
 	return finish(rc, &b, alg, secret, OUT_HEX_UPPER, out, outlen);
 }
 
-int sim_twilio_sig(const char *token, const char *url, const char *const *names, const char *const *vals,
-                   size_t n, char *out, size_t outlen)
+int sim_twilio_sig(const char *token, const char *url, const char *const *names,
+                   const char *const *vals, size_t n, char *out, size_t outlen)
 {
 	if (!token || !url || n > 64)
 		return TOCSIN_ERR_INVAL;

@@ -60,8 +60,9 @@ static void sim_auth_refused(int kind, sim_ans_t *ans)
 		buf_puts(&ans->body, "{\"message-count\":\"1\",\"messages\":[{\"status\":\"4\","
 		                     "\"error-text\":\"Bad Credentials\"}]}");
 	} else if (kind == SIM_SENDGRID) {
-		buf_puts(&ans->body, "{\"errors\":[{\"field\":null,\"message\":\"The provided authorization "
-		                     "grant is invalid, expired, or revoked\",\"help\":null}]}");
+		buf_puts(&ans->body,
+		         "{\"errors\":[{\"field\":null,\"message\":\"The provided authorization "
+		         "grant is invalid, expired, or revoked\",\"help\":null}]}");
 	} else {
 		buf_puts(&ans->body, "Forbidden");
 	}
@@ -107,15 +108,20 @@ int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans)
 			           st == 503 ? 20503 : 20500, st);
 		} else if (kind == SIM_SENDGRID) {
 			ans->ctype = "application/json";
-			buf_printf(&ans->body, "{\"errors\":[{\"field\":null,\"message\":\"%s\",\"help\":null}]}",
+			buf_printf(&ans->body,
+			           "{\"errors\":[{\"field\":null,\"message\":\"%s\",\"help\":null}]}",
 			           st == 503 ? "service unavailable" : "internal error");
 		} else {
 			ans->ctype = "text/html";
 			buf_printf(&ans->body,
 			           "<html><head><title>%u %s</title></head><body><center><h1>%u %s</h1>"
 			           "</center></body></html>\n",
-			           st, st == 503 ? "Service Temporarily Unavailable" : "Internal Server Error",
-			           st, st == 503 ? "Service Temporarily Unavailable" : "Internal Server Error");
+			           st,
+			           st == 503 ? "Service Temporarily Unavailable"
+			                     : "Internal Server Error",
+			           st,
+			           st == 503 ? "Service Temporarily Unavailable"
+			                     : "Internal Server Error");
 		}
 		return 1;
 	}
@@ -123,20 +129,23 @@ int sim_faults(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, sim_ans_t *ans)
 		if (kind == SIM_VONAGE) {
 			ans->status = 200;
 			ans->ctype = "application/json";
-			buf_puts(&ans->body, "{\"message-count\":\"1\",\"messages\":[{\"status\":\"1\","
-			                     "\"error-text\":\"Throughput Rate Exceeded - please wait [ 1000 ] "
-			                     "and retry\"}]}");
+			buf_puts(&ans->body,
+			         "{\"message-count\":\"1\",\"messages\":[{\"status\":\"1\","
+			         "\"error-text\":\"Throughput Rate Exceeded - please wait [ 1000 ] "
+			         "and retry\"}]}");
 			return 1;
 		}
 		ans->status = 429;
 		ans->retry_after_s = f->retry_after_s;
 		ans->ctype = "application/json";
 		if (kind == SIM_TWILIO)
-			buf_puts(&ans->body, "{\"code\":20429,\"message\":\"Too Many Requests\",\"more_info\":"
-			                     "\"https://www.twilio.com/docs/errors/20429\",\"status\":429}");
+			buf_puts(&ans->body,
+			         "{\"code\":20429,\"message\":\"Too Many Requests\",\"more_info\":"
+			         "\"https://www.twilio.com/docs/errors/20429\",\"status\":429}");
 		else if (kind == SIM_SENDGRID)
-			buf_puts(&ans->body, "{\"errors\":[{\"field\":null,\"message\":\"too many requests\","
-			                     "\"help\":null}]}");
+			buf_puts(&ans->body,
+			         "{\"errors\":[{\"field\":null,\"message\":\"too many requests\","
+			         "\"help\":null}]}");
 		else
 			buf_puts(&ans->body, "{\"message\":\"Too many requests\"}");
 		return 1;
@@ -226,8 +235,7 @@ void sim_ids_add(sim_vendor_t *sv, const char *id)
 	pthread_mutex_unlock(&ids->mu);
 }
 
-sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const void *),
-                       const void *ctx)
+sim_vendor_t *sim_find(sim_t *s, int kind, int (*pred)(sim_vendor_t *, const void *), const void *ctx)
 {
 	for (size_t i = 0; i < s->nv; i++)
 		if (s->vs[i].kind == kind && (!pred || pred(&s->vs[i], ctx)))
@@ -383,10 +391,7 @@ static void *timer_main(void *arg)
 	return NULL;
 }
 
-static char *dupn(const char *p)
-{
-	return p ? strdup(p) : NULL;
-}
+static char *dupn(const char *p) { return p ? strdup(p) : NULL; }
 
 /* (re)schedule webhook it at due; it is freed when the queue is full */
 static void schedule(sim_t *s, sim_item_t *it, int64_t due)
@@ -474,7 +479,7 @@ static double retry_in(const sim_item_t *it, long status, int64_t now, const sim
 	switch (it->sv->kind) {
 	case SIM_TWILIO: /* rc=1, rp=ct: once more at once, when the connection failed, within tt 15 s */
 		return status == 0 && it->tries < 2 && since < 15000 ? 0 : -1;
-	case SIM_VONAGE:     /* on 429, 5xx or no answer: after 5 s, doubling up to 15 min, for 24 h */
+	case SIM_VONAGE: /* on 429, 5xx or no answer: after 5 s, doubling up to 15 min, for 24 h */
 	case SIM_SENDGRID: { /* retries for up to 24 h; its schedule is not published: Vonage's */
 		if (status && status != 429 && status < 500)
 			return -1;
@@ -517,11 +522,13 @@ static void *sender_main(void *arg)
 		long code = 0;
 		CURLcode cc = CURLE_FAILED_INIT;
 		if (it->sign && it->sign(it, sim_now_s(s)))
-			log_warn("event=sim_webhook_unsigned vendor=%s msg=\"cannot sign\"", it->sv->v->name);
+			log_warn("event=sim_webhook_unsigned vendor=%s msg=\"cannot sign\"",
+			         it->sv->v->name);
 		if (h) {
 			struct curl_slist *hd = NULL;
 			char line[1024];
-			snprintf(line, sizeof line, "Content-Type: %s", it->ctype ? it->ctype : "text/plain");
+			snprintf(line, sizeof line, "Content-Type: %s",
+			         it->ctype ? it->ctype : "text/plain");
 			hd = curl_slist_append(hd, line);
 			if (it->h1n) {
 				snprintf(line, sizeof line, "%s: %s", it->h1n, it->h1v ? it->h1v : "");
@@ -568,8 +575,7 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
-static enum MHD_Result send_ans(struct MHD_Connection *con, sim_ans_t *ans, sim_conn_t *x,
-                                int later)
+static enum MHD_Result send_ans(struct MHD_Connection *con, sim_ans_t *ans, sim_conn_t *x, int later)
 {
 	struct MHD_Response *r;
 	if (ans->body.p && ans->body.len) { /* MHD takes the buffer and free()s it */
@@ -623,8 +629,8 @@ static int suspend_until(sim_t *s, struct MHD_Connection *con, int64_t due)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **cc)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **cc)
 {
 	(void)version;
 	sim_t *s = cls;
@@ -658,14 +664,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 	if (x->body.len > SIM_MAX_REQ) {
 		ans.status = 413;
 		ans.ctype = "application/json";
-		buf_puts(&ans.body, "{\"errors\":[{\"field\":null,\"message\":\"request too large\"}]}");
+		buf_puts(&ans.body,
+		         "{\"errors\":[{\"field\":null,\"message\":\"request too large\"}]}");
 	} else {
 		sim_req_t rq = {con, method, url, x->body.p ? x->body.p : "", x->body.len};
 		s->route(s, &rq, &ans);
 	}
 	enum MHD_Result ret;
 	if (ans.drop) {
-		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
 		if (ci) {
 			struct linger lg = {1, 0}; /* close with RST */
 			setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -711,8 +719,8 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **cc,
 	*cc = NULL;
 }
 
-sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, sim_route_fn route, char *err,
-                   size_t errlen)
+sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, sim_route_fn route,
+                   char *err, size_t errlen)
 {
 	sim_t *s = calloc(1, sizeof *s);
 	if (!s) {
@@ -755,7 +763,9 @@ sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, si
 		if (sv->secret && (sv->kind == SIM_TWILIO || sv->kind == SIM_MAILGUN)) {
 			char up[512];
 			unsigned char *u = (unsigned char *)up;
-			int n = snprintf(up, sizeof up, "%s:%s", sv->kind == SIM_MAILGUN ? "api" : (v->account ? v->account : ""),
+			int n = snprintf(up, sizeof up, "%s:%s",
+			                 sv->kind == SIM_MAILGUN ? "api"
+			                                         : (v->account ? v->account : ""),
 			                 sv->secret);
 			memcpy(sv->basic, "Basic ", 6);
 			if (n < 0 || (size_t)n >= sizeof up ||
@@ -806,8 +816,8 @@ sim_t *sim_srv_new(const cfg_t *c, int port, int threads, sim_setup_fn setup, si
 	 * bench_curl's 200k requests). poll is level-triggered: 40 runs, no stall. */
 	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
 	s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-	                        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
-	                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	                        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+	                        (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 	                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
 	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,

@@ -77,8 +77,9 @@ static void tw_error(sim_ans_t *ans, unsigned st, int code, const char *msg)
 	buf_reset(&ans->body);
 	buf_printf(&ans->body, "{\"code\":%d,\"message\":", code);
 	buf_json_str(&ans->body, msg, strlen(msg));
-	buf_printf(&ans->body, ",\"more_info\":\"https://www.twilio.com/docs/errors/%d\",\"status\":%u}",
-	           code, st);
+	buf_printf(&ans->body,
+	           ",\"more_info\":\"https://www.twilio.com/docs/errors/%d\",\"status\":%u}", code,
+	           st);
 }
 
 static int match_account(sim_vendor_t *sv, const void *acct)
@@ -91,9 +92,16 @@ static void tw_receipt(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const c
                        const char *errcode, double delay)
 {
 	const char *names[9] = {"MessageSid", "SmsSid", "MessageStatus", "SmsStatus", "AccountSid",
-	                        "From", "To", "ApiVersion", "ErrorCode"};
-	const char *vals[9] = {sid, sid, status, status, sv->v->account ? sv->v->account : "",
-	                       from ? from : "", to, "2010-04-01", errcode};
+	                        "From",       "To",     "ApiVersion",    "ErrorCode"};
+	const char *vals[9] = {sid,
+	                       sid,
+	                       status,
+	                       status,
+	                       sv->v->account ? sv->v->account : "",
+	                       from ? from : "",
+	                       to,
+	                       "2010-04-01",
+	                       errcode};
 	size_t n = errcode ? 9 : 8;
 	char sig[64];
 	if (!sv->secret || sim_twilio_sig(sv->secret, url, names, vals, n, sig, sizeof sig))
@@ -110,8 +118,8 @@ static void tw_receipt(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const c
 	(void)f;
 	char tok[40];
 	sim_ref(s, sv, "", tok, sizeof tok);
-	sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, "X-Twilio-Signature",
-	                  sig, "I-Twilio-Idempotency-Token", tok);
+	sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p,
+	                  "X-Twilio-Signature", sig, "I-Twilio-Idempotency-Token", tok);
 	buf_free(&b);
 }
 
@@ -127,7 +135,8 @@ static void date_of(int64_t ms, char *out, size_t outlen)
 /* m's status at now_ms; *sent_ms / *upd_ms get when it was sent (-1: not yet) and last changed */
 static const char *tw_status(const sim_twmsg_t *m, int64_t now_ms, int64_t *sent_ms, int64_t *upd_ms)
 {
-	int64_t sent = m->created_ms + (int64_t)(m->delay_ms / 2), done = m->created_ms + (int64_t)m->delay_ms;
+	int64_t sent = m->created_ms + (int64_t)(m->delay_ms / 2),
+	        done = m->created_ms + (int64_t)m->delay_ms;
 	if (now_ms <= m->created_ms) /* the create answer: never further than queued */
 		sent = done = INT64_MAX;
 	*sent_ms = now_ms >= sent ? sent : -1;
@@ -141,8 +150,8 @@ static const char *tw_status(const sim_twmsg_t *m, int64_t now_ms, int64_t *sent
 
 /* Message resource m as Twilio writes it, at now_ms. created: its date_created, when the
  * caller has it formatted (the create answer, the benchmark's hot path: plain appends). */
-static void tw_msg_json(buf_t *b, const char *acc, const sim_twmsg_t *m, const char *body, int64_t now_ms,
-                        const char *created)
+static void tw_msg_json(buf_t *b, const char *acc, const sim_twmsg_t *m, const char *body,
+                        int64_t now_ms, const char *created)
 {
 	int64_t sent_ms, upd_ms;
 	const char *status = tw_status(m, now_ms, &sent_ms, &upd_ms);
@@ -171,10 +180,11 @@ static void tw_msg_json(buf_t *b, const char *acc, const sim_twmsg_t *m, const c
 	} else
 		buf_puts(b, "\",\"date_sent\":null,\"date_updated\":\"");
 	buf_puts(b, upd_ms != m->created_ms ? du : created);
-	buf_puts(b, undelivered ? "\",\"direction\":\"outbound-api\",\"error_code\":30003,\"error_message\":"
-	                          "\"Unreachable destination handset\",\"from\":"
-	                        : "\",\"direction\":\"outbound-api\",\"error_code\":null,\"error_message\":null,"
-	                          "\"from\":");
+	buf_puts(b, undelivered
+	                ? "\",\"direction\":\"outbound-api\",\"error_code\":30003,\"error_message\":"
+	                  "\"Unreachable destination handset\",\"from\":"
+	                : "\",\"direction\":\"outbound-api\",\"error_code\":null,\"error_message\":null,"
+	                  "\"from\":");
 	if (m->from[0])
 		buf_json_str(b, m->from, strlen(m->from));
 	else
@@ -241,7 +251,8 @@ static sim_vendor_t *tw_auth(sim_t *s, sim_req_t *rq, const char *account, sim_a
 	if (sv)
 		sim_note_request(sv);
 	const char *auth = sim_hdr(rq, "Authorization");
-	if (!sv || !sv->basic[0] || !auth || !vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic))) {
+	if (!sv || !sv->basic[0] || !auth ||
+	    !vnd_ct_eq(auth, strlen(auth), sv->basic, strlen(sv->basic))) {
 		tw_error(ans, 401, 20003, "Authenticate");
 		memcpy(ans->hname, "WWW-Authenticate", 17);
 		snprintf(ans->hval, sizeof ans->hval, "Basic realm=\"Twilio API\"");
@@ -259,7 +270,8 @@ static int64_t tw_date(const char *v, int *day)
 	if (!end)
 		return -1;
 	*day = !*end;
-	if (*end && (!(end = strptime(end, "T%H:%M:%S", &tm)) || (strcmp(end, "Z") && strcmp(end, "+00:00"))))
+	if (*end &&
+	    (!(end = strptime(end, "T%H:%M:%S", &tm)) || (strcmp(end, "Z") && strcmp(end, "+00:00"))))
 		return -1;
 	return (int64_t)timegm(&tm) * 1000;
 }
@@ -292,7 +304,8 @@ static void tw_list(sim_vendor_t *sv, sim_req_t *rq, sim_ans_t *ans)
 	for (int k = 0; k < 3; k++) {
 		const char *v = sim_form_get(&q, dk[k]);
 		if (v && (lim[k] = tw_date(v, &day[k])) < 0) {
-			snprintf(msg, sizeof msg, "Invalid %s: %.40s (YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ)", dk[k], v);
+			snprintf(msg, sizeof msg,
+			         "Invalid %s: %.40s (YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ)", dk[k], v);
 			tw_error(ans, 400, 20001, msg);
 			sim_form_free(&q);
 			return;
@@ -331,9 +344,12 @@ static void tw_list(sim_vendor_t *sv, sim_req_t *rq, sim_ans_t *ans)
 		if ((to && strcmp(to, m->to)) || (from && strcmp(from, m->from)))
 			continue;
 		int64_t sday = sent - sent % 86400000;
-		if ((lim[0] >= 0 && (sent < 0 || (day[0] ? sday != lim[0] : sent / 1000 != lim[0] / 1000))) ||
-		    (lim[1] >= 0 && (sent < 0 || (day[1] ? sday > lim[1] : sent / 1000 > lim[1] / 1000))) ||
-		    (lim[2] >= 0 && (sent < 0 || (day[2] ? sday < lim[2] : sent / 1000 < lim[2] / 1000))))
+		if ((lim[0] >= 0 &&
+		     (sent < 0 || (day[0] ? sday != lim[0] : sent / 1000 != lim[0] / 1000))) ||
+		    (lim[1] >= 0 &&
+		     (sent < 0 || (day[1] ? sday > lim[1] : sent / 1000 > lim[1] / 1000))) ||
+		    (lim[2] >= 0 &&
+		     (sent < 0 || (day[2] ? sday < lim[2] : sent / 1000 < lim[2] / 1000))))
 			continue;
 		if (skip > 0) {
 			skip--;
@@ -349,15 +365,19 @@ static void tw_list(sim_vendor_t *sv, sim_req_t *rq, sim_ans_t *ans)
 	}
 	pthread_mutex_unlock(&sv->twmu);
 	const char *fs = f.p ? f.p : "";
-	buf_printf(b, "],\"end\":%ld,\"first_page_uri\":\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=0\","
-	              "\"next_page_uri\":", n ? page * size + n - 1 : 0, acc, fs, size);
+	buf_printf(b,
+	           "],\"end\":%ld,\"first_page_uri\":\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=0\","
+	           "\"next_page_uri\":",
+	           n ? page * size + n - 1 : 0, acc, fs, size);
 	if (more)
-		buf_printf(b, "\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=%ld\"", acc, fs, size, page + 1);
+		buf_printf(b, "\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=%ld\"",
+		           acc, fs, size, page + 1);
 	else
 		buf_puts(b, "null");
 	buf_printf(b, ",\"page\":%ld,\"page_size\":%ld,\"previous_page_uri\":", page, size);
 	if (page > 0)
-		buf_printf(b, "\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=%ld\"", acc, fs, size, page - 1);
+		buf_printf(b, "\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=%ld\"",
+		           acc, fs, size, page - 1);
 	else
 		buf_puts(b, "null");
 	buf_printf(b, ",\"start\":%ld,\"uri\":\"/2010-04-01/Accounts/%s/Messages.json?%sPageSize=%ld&Page=%ld\"}",
@@ -444,21 +464,26 @@ static void tw_create(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, sim_req
 	} else if ((!from || !*from) && (!mss || !*mss)) {
 		tw_error(ans, 400, 21603, "A 'From' phone number is required.");
 	} else if (from && *from && !is_e164(from)) {
-		snprintf(msg, sizeof msg, "The 'From' number %.40s is not a valid phone number, shortcode, "
-		                          "or alphanumeric sender ID.", from);
+		snprintf(msg, sizeof msg,
+		         "The 'From' number %.40s is not a valid phone number, shortcode, "
+		         "or alphanumeric sender ID.",
+		         from);
 		tw_error(ans, 400, 21212, msg);
 	} else if (!body || !*body) {
 		tw_error(ans, 400, 21602, "Message body is required.");
 	} else if (utf8_chars(body) > 1600) {
-		tw_error(ans, 400, 21617, "The concatenated message body exceeds the 1600 character limit.");
+		tw_error(ans, 400, 21617,
+		         "The concatenated message body exceeds the 1600 character limit.");
 	} else if (cb && strncmp(cb, "http://", 7) && strncmp(cb, "https://", 8)) {
 		tw_error(ans, 400, 21609, "Invalid StatusCallback URL");
 	} else if (mss && *mss && !sim_sender_ok(sv, NULL, mss)) {
 		snprintf(msg, sizeof msg, "The Messaging Service Sid %.40s is invalid.", mss);
 		tw_error(ans, 400, 21701, msg);
 	} else if ((!mss || !*mss) && !sim_sender_ok(sv, from, NULL)) {
-		snprintf(msg, sizeof msg, "The From phone number %.40s is not a valid, SMS-capable inbound "
-		                          "phone number or short code for your account.", from);
+		snprintf(msg, sizeof msg,
+		         "The From phone number %.40s is not a valid, SMS-capable inbound "
+		         "phone number or short code for your account.",
+		         from);
 		tw_error(ans, 400, 21606, msg);
 	} else if (!strcmp(to, "+15005550001")) {
 		snprintf(msg, sizeof msg, "The 'To' number %s is not a valid phone number.", to);
@@ -495,7 +520,8 @@ static void tw_create(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, sim_req
 		const char *rurl = f.receipt_url[0] ? f.receipt_url : cb;
 		if (f.receipts && rurl) {
 			int ok = m.ok;
-			tw_receipt(s, sv, &f, rurl, sid, from, to, "sent", NULL, f.receipt_delay_ms / 2);
+			tw_receipt(s, sv, &f, rurl, sid, from, to, "sent", NULL,
+			           f.receipt_delay_ms / 2);
 			tw_receipt(s, sv, &f, rurl, sid, from, to, ok ? "delivered" : "undelivered",
 			           ok ? NULL : "30003", f.receipt_delay_ms);
 		}
@@ -503,13 +529,16 @@ static void tw_create(sim_t *s, sim_vendor_t *sv, const sim_fault_t *fp, sim_req
 	sim_form_free(&fm);
 }
 
-void sim_twilio_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
-                        const char *body)
+void sim_twilio_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from,
+                        const char *to, const char *body)
 {
 	char ref[40];
 	sim_ref(s, sv, "SM", ref, sizeof ref);
-	const char *names[] = {"MessageSid", "SmsSid", "AccountSid", "From", "To", "Body", "NumMedia", "ApiVersion"};
-	const char *vals[] = {ref, ref, sv->v->account ? sv->v->account : "", from, to, body, "0", "2010-04-01"};
+	const char *names[] = {"MessageSid", "SmsSid", "AccountSid", "From",
+	                       "To",         "Body",   "NumMedia",   "ApiVersion"};
+	const char *vals[] = {ref,  ref,         sv->v->account ? sv->v->account : "",
+	                      from, to,          body,
+	                      "0",  "2010-04-01"};
 	char sig[64];
 	buf_t b;
 	buf_init(&b, 1 << 16);

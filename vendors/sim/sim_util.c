@@ -77,21 +77,25 @@ int sim_sender_ok(sim_vendor_t *sv, const char *from, const char *service)
 
 /* the webhook base for vendor sv: the configured receipts URL, else {public_url}/webhooks/{name}/{leaf} */
 const char *sim_hook_url(sim_t *s, sim_vendor_t *sv, const sim_fault_t *f, const char *leaf,
-                            char *out, size_t outlen)
+                         char *out, size_t outlen)
 {
 	if (f->receipt_url[0])
 		return f->receipt_url;
 	if (!s->c->public_url || !*s->c->public_url)
 		return NULL;
-	snprintf(out, outlen, "%.*s/webhooks/%s/%s", (int)vnd_base_len(s->c->public_url), s->c->public_url,
-	         sv->v->name, leaf);
+	snprintf(out, outlen, "%.*s/webhooks/%s/%s", (int)vnd_base_len(s->c->public_url),
+	         s->c->public_url, sv->v->name, leaf);
 	return out;
 }
 
 static int b64url_val(int c)
 {
-	return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
-	       : c >= '0' && c <= '9' ? c - '0' + 52 : c == '-' ? 62 : c == '_' ? 63 : -1;
+	return c >= 'A' && c <= 'Z'   ? c - 'A'
+	       : c >= 'a' && c <= 'z' ? c - 'a' + 26
+	       : c >= '0' && c <= '9' ? c - '0' + 52
+	       : c == '-'             ? 62
+	       : c == '_'             ? 63
+	                              : -1;
 }
 
 const char *sim_memfind(const char *h, size_t hl, const char *n, size_t nl)
@@ -114,7 +118,7 @@ const char *sim_memfind(const char *h, size_t hl, const char *n, size_t nl)
  * every body part and its /u/<token> decodes to bytes naming this recipient),
  * unreplaced (a placeholder of ours or Mailgun's survived substitution). */
 void sim_email_check(sim_vendor_t *sv, const char *to, const char *lu, const buf_t *body,
-                        size_t nbody, int applied)
+                     size_t nbody, int applied)
 {
 	if (applied)
 		atomic_fetch_add(&sv->subs_applied, 1);

@@ -24,8 +24,8 @@ static void vg_answer(sim_ans_t *ans, const char *status, const char *text)
 	ans->status = 200;
 	ans->ctype = "application/json";
 	buf_reset(&ans->body);
-	buf_printf(&ans->body, "{\"message-count\":\"1\",\"messages\":[{\"status\":\"%s\",\"error-text\":",
-	           status);
+	buf_printf(&ans->body,
+	           "{\"message-count\":\"1\",\"messages\":[{\"status\":\"%s\",\"error-text\":", status);
 	buf_json_str(&ans->body, text, strlen(text));
 	buf_puts(&ans->body, "}]}");
 }
@@ -92,8 +92,8 @@ static int vg_sign(sim_item_t *it, int64_t now_s)
 /* Queue a Vonage webhook: the form names/vals[0..n) (n <= 16), signed when sv has a
  * signature secret: `timestamp` (unix seconds when each delivery is sent, a retry
  * included) and `sig` added (vg_sign). */
-static void vg_webhook(sim_t *s, sim_vendor_t *sv, double delay, const char *url, const char **names,
-                       const char **vals, size_t n)
+static void vg_webhook(sim_t *s, sim_vendor_t *sv, double delay, const char *url,
+                       const char **names, const char **vals, size_t n)
 {
 	buf_t b;
 	buf_init(&b, 1 << 20);
@@ -102,12 +102,12 @@ static void vg_webhook(sim_t *s, sim_vendor_t *sv, double delay, const char *url
 			buf_append(&b, names[i], strlen(names[i]) + 1);
 			buf_append(&b, vals[i], strlen(vals[i]) + 1);
 		}
-		sim_webhook_signed(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, b.len,
-		                   vg_sign);
+		sim_webhook_signed(s, sv, delay, url, "application/x-www-form-urlencoded", b.p,
+		                   b.len, vg_sign);
 	} else {
 		vg_form(&b, names, vals, n);
-		sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, NULL, NULL,
-		                  NULL, NULL);
+		sim_webhook_later(s, sv, delay, url, "application/x-www-form-urlencoded", b.p, NULL,
+		                  NULL, NULL, NULL);
 	}
 	buf_free(&b);
 }
@@ -121,16 +121,17 @@ static void vg_time(double delay_ms, char *out, size_t outlen)
 	strftime(out, outlen, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-static void vg_receipt(sim_t *s, sim_vendor_t *sv, const char *url, const char *mid,
-                       const char *to, const char *from, const char *status, const char *errcode,
-                       const char *cref, double delay)
+static void vg_receipt(sim_t *s, sim_vendor_t *sv, const char *url, const char *mid, const char *to,
+                       const char *from, const char *status, const char *errcode, const char *cref,
+                       double delay)
 {
 	char ts[32];
 	vg_time(delay, ts, sizeof ts);
-	const char *names[18] = {"msisdn", "to", "network-code", "messageId", "price", "status", "scts",
-	                         "err-code", "api-key", "message-timestamp", "client-ref"};
-	const char *vals[18] = {to, from, "310004", mid, "0.00570000", status, "2611212342", errcode,
-	                        sv->v->account, ts, cref};
+	const char *names[18] = {
+	    "msisdn", "to",       "network-code", "messageId",         "price",     "status",
+	    "scts",   "err-code", "api-key",      "message-timestamp", "client-ref"};
+	const char *vals[18] = {to,           from,    "310004",       mid, "0.00570000", status,
+	                        "2611212342", errcode, sv->v->account, ts,  cref};
 	vg_webhook(s, sv, delay, url, names, vals, cref ? 11 : 10);
 }
 
@@ -174,8 +175,9 @@ static int vg_params(sim_req_t *rq, sim_form_t *fm, sim_ans_t *ans)
 	if (!rc)
 		return 0;
 	sim_form_free(fm);
-	vg_answer(ans, "2", rc == TOCSIN_ERR_INVAL ? "Missing params: the body is not a JSON object of values"
-	                                           : "Missing params: request too large");
+	vg_answer(ans, "2",
+	          rc == TOCSIN_ERR_INVAL ? "Missing params: the body is not a JSON object of values"
+	                                 : "Missing params: request too large");
 	return -1;
 }
 
@@ -251,9 +253,10 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 			sim_ref(s, sv, "", m, 19);
 			for (char *p = m; *p; p++)
 				*p = (char)toupper((unsigned char)*p);
-			buf_printf(b, "%s{\"to\":\"%s\",\"message-id\":\"%s\",\"status\":\"0\","
-			              "\"remaining-balance\":\"15.53590000\",\"message-price\":\"0.00570000\","
-			              "\"network\":\"310004\"",
+			buf_printf(b,
+			           "%s{\"to\":\"%s\",\"message-id\":\"%s\",\"status\":\"0\","
+			           "\"remaining-balance\":\"15.53590000\",\"message-price\":\"0.00570000\","
+			           "\"network\":\"310004\"",
 			           i ? "," : "", to, m);
 			if (cref) {
 				buf_puts(b, ",\"client-ref\":");
@@ -263,13 +266,22 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 		}
 		buf_puts(b, "]}");
 		char ub[600];
-		const char *rurl = f.receipt_url[0] ? f.receipt_url : cb ? cb : sim_hook_url(s, sv, &f, "status", ub, sizeof ub);
+		const char *rurl = f.receipt_url[0] ? f.receipt_url
+		                   : cb             ? cb
+		                        : sim_hook_url(s, sv, &f, "status", ub, sizeof ub);
 		if (f.receipts && rurl) {
-			int opt = !strcmp(to, "15005550004") || (f.optout_rate > 0 && sim_rand(s) < f.optout_rate);
+			int opt = !strcmp(to, "15005550004") ||
+			          (f.optout_rate > 0 && sim_rand(s) < f.optout_rate);
 			int ok = !opt && (f.delivered_rate >= 1 || sim_rand(s) < f.delivered_rate);
 			for (int i = 0; i < np; i++)
-				vg_receipt(s, sv, rurl, mid[i], to, from, opt ? "failed" : ok ? "delivered" : "expired",
-				           opt ? "9" : ok ? "0" : "5", cref, f.receipt_delay_ms);
+				vg_receipt(s, sv, rurl, mid[i], to, from,
+				           opt  ? "failed"
+				           : ok ? "delivered"
+				                : "expired",
+				           opt  ? "9"
+				           : ok ? "0"
+				                : "5",
+				           cref, f.receipt_delay_ms);
 		}
 	}
 	sim_form_free(&fm);
@@ -280,16 +292,20 @@ void sim_api_vonage(sim_t *s, sim_req_t *rq, sim_ans_t *ans)
 int sim_vonage_setup(sim_vendor_t *sv, char *err, size_t errlen)
 {
 	json_t *raw = sv->v->raw;
-	json_t *wa = json_object_get(raw, "webhook_auth"), *se = json_object_get(raw, "signature_secret_env");
+	json_t *wa = json_object_get(raw, "webhook_auth"),
+	       *se = json_object_get(raw, "signature_secret_env");
 	json_t *sm = json_object_get(raw, "signature_method");
 	if ((wa && !json_is_string(wa)) || (se && !json_is_string(se)) || (sm && !json_is_string(sm))) {
-		snprintf(err, errlen, "vendor %s: \"webhook_auth\", \"signature_secret_env\" and "
-		                      "\"signature_method\" must be strings", sv->v->name);
+		snprintf(err, errlen,
+		         "vendor %s: \"webhook_auth\", \"signature_secret_env\" and "
+		         "\"signature_method\" must be strings",
+		         sv->v->name);
 		return -1;
 	}
 	sv->vg_sig_method = sim_vsig_method(json_string_value(sm));
 	if (sv->vg_sig_method < 0) {
-		snprintf(err, errlen, "vendor %s: \"signature_method\" must be md5hash, md5, sha1, sha256 or sha512",
+		snprintf(err, errlen,
+		         "vendor %s: \"signature_method\" must be md5hash, md5, sha1, sha256 or sha512",
 		         sv->v->name);
 		return -1;
 	}
@@ -299,7 +315,8 @@ int sim_vonage_setup(sim_vendor_t *sv, char *err, size_t errlen)
 		return 0;
 	sv->vg_sig = getenv(json_string_value(se));
 	if (!sv->vg_sig || !*sv->vg_sig) {
-		snprintf(err, errlen, "vendor %s: environment variable %s (signature_secret_env) is not set",
+		snprintf(err, errlen,
+		         "vendor %s: environment variable %s (signature_secret_env) is not set",
 		         sv->v->name, json_string_value(se));
 		sv->vg_sig = NULL;
 		return -1;
@@ -307,16 +324,21 @@ int sim_vonage_setup(sim_vendor_t *sv, char *err, size_t errlen)
 	return 0;
 }
 
-void sim_vonage_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from, const char *to,
-                        const char *body)
+void sim_vonage_inbound(sim_t *s, sim_vendor_t *sv, const char *url, const char *from,
+                        const char *to, const char *body)
 {
 	char ref[40];
 	sim_ref(s, sv, "", ref, 19);
 	char ts[32];
 	vg_time(0, ts, sizeof ts);
-	const char *names[18] = {"msisdn", "to", "messageId", "type", "text", "api-key",
-	                         "message-timestamp"};
-	const char *vals[18] = {from[0] == '+' ? from + 1 : from, to[0] == '+' ? to + 1 : to, ref,
-	                        "text", body, sv->v->account ? sv->v->account : "", ts};
+	const char *names[18] = {"msisdn", "to",      "messageId",        "type",
+	                         "text",   "api-key", "message-timestamp"};
+	const char *vals[18] = {from[0] == '+' ? from + 1 : from,
+	                        to[0] == '+' ? to + 1 : to,
+	                        ref,
+	                        "text",
+	                        body,
+	                        sv->v->account ? sv->v->account : "",
+	                        ts};
 	vg_webhook(s, sv, 0, url, names, vals, 7);
 }
