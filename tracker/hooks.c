@@ -218,6 +218,20 @@ static int carrier_ok(wh_ctx_t *x, const vnd_wh_event_t *ev, char *camp, size_t 
 	return carried(&q, vendor, stored) || trk_store_msg_earlier(x->rd, ev->id, carried, &q) == 1;
 }
 
+/* Produce ev's address of channel ch as opted out (optin 0) or back in (1), from source, counted
+ * against campaign camp ("" or NULL: none), under the webhook's acknowledgement token. */
+static int wh_optout(trk_http_t *h, const wh_ctx_t *x, msg_channel_t ch, const vnd_wh_event_t *ev,
+                     int optin, const char *source, const char *camp, int64_t now)
+{
+	msg_optout_t o = {.channel = ch,
+	                  .address = ev->address,
+	                  .optin = optin,
+	                  .source = source,
+	                  .campaign = camp && camp[0] ? camp : NULL,
+	                  .ts_ms = now};
+	return trk_wh_produce_optout(h, x->tok, &o);
+}
+
 static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 {
 	wh_ctx_t *x = ctx;
@@ -257,27 +271,14 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 		                  .attempt = 0,
 		                  .ts_ms = now};
 		rc = produce_status(h, x->tok, &s);
-		if (!rc && ev->optout && ev->address[0]) {
-			msg_optout_t o = {.channel = v->channel,
-			                  .address = ev->address,
-			                  .optin = 0,
-			                  .source = "vendor_receipt",
-			                  .campaign = camp[0] ? camp : NULL,
-			                  .ts_ms = now};
-			rc = trk_wh_produce_optout(h, x->tok, &o);
-		}
+		if (!rc && ev->optout && ev->address[0])
+			rc = wh_optout(h, x, v->channel, ev, 0, "vendor_receipt", camp, now);
 	} else if (ev->kind == VND_WH_UNSUB) {
 		if (ev->address[0]) {
 			if (x->rd)
 				trk_store_last_campaign(x->rd, v->channel, ev->address, camp,
 				                        sizeof camp);
-			msg_optout_t o = {.channel = v->channel,
-			                  .address = ev->address,
-			                  .optin = 0,
-			                  .source = "vendor_unsubscribe",
-			                  .campaign = camp[0] ? camp : NULL,
-			                  .ts_ms = now};
-			rc = trk_wh_produce_optout(h, x->tok, &o);
+			rc = wh_optout(h, x, v->channel, ev, 0, "vendor_unsubscribe", camp, now);
 		}
 	} else if (ev->kind == VND_WH_INBOUND) {
 		const char *text = NULL;
@@ -289,25 +290,13 @@ static int on_wh_event(void *ctx, const vnd_wh_event_t *ev)
 			if (x->rd)
 				trk_store_last_campaign(x->rd, v->channel, ev->address, camp,
 				                        sizeof camp);
-			msg_optout_t o = {.channel = v->channel,
-			                  .address = ev->address,
-			                  .optin = 0,
-			                  .source = "sms_stop",
-			                  .campaign = camp[0] ? camp : NULL,
-			                  .ts_ms = now};
-			rc = trk_wh_produce_optout(h, x->tok, &o);
+			rc = wh_optout(h, x, v->channel, ev, 0, "sms_stop", camp, now);
 			if (!again && !rc) {
 				text = h->stop_reply;
 				stop_recent(h, v->channel, ev->address, 1);
 			}
 		} else if (ev->keyword == VND_KW_START) {
-			msg_optout_t o = {.channel = v->channel,
-			                  .address = ev->address,
-			                  .optin = 1,
-			                  .source = "sms_start",
-			                  .campaign = NULL,
-			                  .ts_ms = now};
-			rc = trk_wh_produce_optout(h, x->tok, &o);
+			rc = wh_optout(h, x, v->channel, ev, 1, "sms_start", NULL, now);
 			stop_recent(h, v->channel, ev->address, -1);
 			text = h->start_reply;
 		} else if (ev->keyword == VND_KW_HELP) {
