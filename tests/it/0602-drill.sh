@@ -94,9 +94,15 @@ assert a["fault_ms"] is not None and a["clear_ms"] is not None, a
 assert 0 <= a["detect_ms"] <= a["limits"]["detect_ms"] == 1000 and 0 <= a["switch_ms"] <= a["limits"]["switch_ms"], a
 assert a["lost"] == 0 and a["twice"] == 0 == a["twice_bound"] and a["recover_ms"] is not None, a
 assert a["pass"] and not a["failures"], a["failures"]
-# the primary took nothing between the fault (+ its last answers) and the clearing
-b = a["series"]["bucket_ms"]; fb = a["fault_ms"] // b + 2; cb = a["clear_ms"] // b
-assert sum(a["series"]["vendors"]["twilio"][fb:cb]) == 0, a["series"]["vendors"]["twilio"][fb:cb]
+# the primary took nothing between the fault (+ its last answers) and the clearing: no request
+# reached it after detect_ms (asserted above, from the emulator's arrivals), and once its last
+# in-flight answers are counted no acceptance follows until the clearing (the series counts an
+# acceptance when it is answered, so on a busy machine a request sent just before the fault can
+# land a few buckets later: the tail is found in the series, not assumed to be two buckets)
+b = a["series"]["bucket_ms"]; fb = a["fault_ms"] // b; cb = a["clear_ms"] // b
+tw = a["series"]["vendors"]["twilio"]
+fb = next(i for i in range(fb, cb) if tw[i] == 0)
+assert (fb - a["fault_ms"] // b) * b <= a["limits"]["detect_ms"] + 2 * b and sum(tw[fb:cb]) == 0, tw[a["fault_ms"] // b:cb]
 print("auth: out of traffic %d ms after the fault, 99%% on the secondary %d ms, back %d ms after the clearing; route %s/s during vs %s/s before"
       % (a["detect_ms"], a["switch_ms"], a["recover_ms"], a["route_per_s"]["during"], a["route_per_s"]["before"]))
 PY
