@@ -52,7 +52,7 @@ typedef struct dq_camp dq_camp_t;
 struct dsp_part;
 
 /* One consumed outbox record. The fields above `where` belong to the caller
- * (dsp.c); the fields from `where` down are written only by dsp_queue.c. */
+ * (dsp.c and the files sharing dsp_int.h); the fields from `where` down are written only by dsp_queue.c. */
 typedef struct dsp_msg {
 	rd_kafka_message_t *rkm; /* keeps the record (and its offset) alive */
 	msg_out_t m;
