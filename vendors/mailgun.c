@@ -72,15 +72,9 @@ static int part_subst(buf_t *b, const char *name, const char *value, int subs)
 	return rc;
 }
 
-static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
-                    size_t errlen)
+/* every "to" a plain address: Mailgun reads a "to" part as a list */
+static int mg_check_to(const msg_out_t *const *msgs, size_t n, char *err, size_t errlen)
 {
-	const cfg_vendor_t *v = a->v;
-	const msg_out_t *m0 = msgs[0];
-	const cfg_sender_t *s;
-	int erc = vnd_email_first(v, m0, &s, err, errlen);
-	if (erc)
-		return erc;
 	for (size_t i = 0; i < n; i++)
 		if (!msgs[i]->to || !strchr(msgs[i]->to, '@') || strpbrk(msgs[i]->to, ",;<>\"\r\n")) {
 			snprintf(err, errlen, "message %s: \"to\" %.80s is not a plain email address",
@@ -88,10 +82,12 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 			         msgs[i]->to ? msgs[i]->to : "(none)");
 			return TOCSIN_ERR_INVAL;
 		}
-	/* headers: shared value when every message has the same, else a recipient variable */
-	json_t **hs = calloc(n, sizeof *hs);
-	if (!hs)
-		return TOCSIN_ERR_NOMEM;
+	return 0;
+}
+
+/* hs[i] = message i's "headers" parsed (NULL when it has none) */
+static int mg_parse_headers(const msg_out_t *const *msgs, size_t n, json_t **hs, char *err, size_t errlen)
+{
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (msgs[i]->headers && *msgs[i]->headers) {
@@ -103,95 +99,157 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 			}
 		}
 	}
-	/* per-recipient substitutions become recipient variables of the same name */
-	json_t **ss = calloc(n, sizeof *ss);
-	int subs = m0->subs && *m0->subs;
-	if (!ss)
-		rc = TOCSIN_ERR_NOMEM;
-	for (size_t i = 0; i < n && !rc; i++) {
+	return rc;
+}
+
+/* 1 when o is an object of strings named as recipient variables may be (not ours) */
+static int mg_subs_ok(json_t *o)
+{
+	const char *k;
+	json_t *val;
+	int ok = json_is_object(o);
+	json_object_foreach(o, k, val)
+	{
+		size_t kl = strlen(k), good = kl > 0 && kl <= MSG_SUB_NAME_MAX &&
+		                              json_is_string(val) && strcmp(k, "tocsin_id") &&
+		                              strncmp(k, "h_", 2);
+		for (size_t c = 0; c < kl && good; c++)
+			good = isalnum((unsigned char)k[c]) || k[c] == '_';
+		ok &= (int)good;
+	}
+	return ok;
+}
+
+/* ss[i] = message i's "subs" parsed: per-recipient substitutions become recipient
+ * variables of the same name, so every message of a batch has them or none has */
+static int mg_parse_subs(const msg_out_t *const *msgs, size_t n, int subs, json_t **ss, char *err,
+                         size_t errlen)
+{
+	const msg_out_t *m0 = msgs[0];
+	for (size_t i = 0; i < n; i++) {
 		if ((msgs[i]->subs && *msgs[i]->subs) != subs) {
 			snprintf(err, errlen, "batch: message %s %s \"subs\" and message %s %s",
 			         m0->id ? m0->id : "?", subs ? "has" : "lacks",
 			         msgs[i]->id ? msgs[i]->id : "?", subs ? "does not" : "does");
-			rc = TOCSIN_ERR_INVAL;
-			break;
+			return TOCSIN_ERR_INVAL;
 		}
 		if (!subs)
 			continue;
 		ss[i] = json_loads(msgs[i]->subs, 0, NULL);
-		const char *k;
-		json_t *val;
-		int ok = json_is_object(ss[i]);
-		json_object_foreach(ss[i], k, val)
-		{
-			size_t kl = strlen(k), good = kl > 0 && kl <= MSG_SUB_NAME_MAX &&
-			                              json_is_string(val) &&
-			                              strcmp(k, "tocsin_id") && strncmp(k, "h_", 2);
-			for (size_t c = 0; c < kl && good; c++)
-				good = isalnum((unsigned char)k[c]) || k[c] == '_';
-			ok &= (int)good;
-		}
-		if (!ok) {
+		if (!mg_subs_ok(ss[i])) {
 			snprintf(err, errlen,
 			         "message %s: \"subs\" is not an object of strings with names of 1-%d "
 			         "letters, digits or _ (not tocsin_id, not h_*)",
 			         msgs[i]->id ? msgs[i]->id : "?", MSG_SUB_NAME_MAX);
-			rc = TOCSIN_ERR_INVAL;
+			return TOCSIN_ERR_INVAL;
 		}
 	}
-	json_t *rv = json_object();
-	json_t *shared = json_object(); /* header -> literal or "%recipient.h_x%" */
-	if (!rc && hs[0]) {
-		const char *k;
-		json_t *val;
-		json_object_foreach(hs[0], k, val)
-		{
-			if (!json_is_string(val))
-				continue;
-			int same = 1;
-			for (size_t i = 1; i < n; i++)
-				same &= json_equal(val, json_object_get(hs[i], k));
-			if (same)
-				json_object_set(shared, k, val);
-			else {
-				char var[80], ref[100];
-				hdr_var(k, var, sizeof var);
-				snprintf(ref, sizeof ref, "%%recipient.%s%%", var);
-				json_object_set_new(shared, k, json_string(ref));
-			}
+	return 0;
+}
+
+/* shared: header -> its value when every message has the same, else "%recipient.h_x%" */
+static void mg_shared_headers(json_t *const *hs, size_t n, json_t *shared)
+{
+	const char *k;
+	json_t *val;
+	json_object_foreach(hs[0], k, val)
+	{
+		if (!json_is_string(val))
+			continue;
+		int same = 1;
+		for (size_t i = 1; i < n; i++)
+			same &= json_equal(val, json_object_get(hs[i], k));
+		if (same)
+			json_object_set(shared, k, val);
+		else {
+			char var[80], ref[100];
+			hdr_var(k, var, sizeof var);
+			snprintf(ref, sizeof ref, "%%recipient.%s%%", var);
+			json_object_set_new(shared, k, json_string(ref));
 		}
 	}
+}
+
+/* one recipient's variables: its substitutions, tocsin_id, its value of each varying header */
+static json_t *mg_vars_of(const msg_out_t *m, json_t *h, json_t *subs, json_t *shared)
+{
+	json_t *o = json_object();
+	if (subs)
+		json_object_update(o, subs);
+	json_object_set_new(o, "tocsin_id", json_string(m->id ? m->id : ""));
+	const char *k;
+	json_t *val;
+	json_object_foreach(shared, k, val)
+	{
+		const char *sv = json_string_value(val);
+		if (sv && !strncmp(sv, "%recipient.", 11)) {
+			char var[80];
+			hdr_var(k, var, sizeof var);
+			json_t *mine = json_object_get(h, k);
+			json_object_set_new(o, var,
+			                    json_string(json_is_string(mine) ? json_string_value(mine)
+			                                                     : ""));
+		}
+	}
+	return o;
+}
+
+/* rv: address -> its recipient variables; one address once per batch */
+static int mg_recipient_vars(const msg_out_t *const *msgs, size_t n, json_t *const *hs,
+                             json_t *const *ss, json_t *shared, json_t *rv, char *err, size_t errlen)
+{
+	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
-		json_t *o = json_object();
-		if (ss && ss[i])
-			json_object_update(o, ss[i]);
-		json_object_set_new(o, "tocsin_id", json_string(msgs[i]->id ? msgs[i]->id : ""));
-		const char *k;
-		json_t *val;
-		json_object_foreach(shared, k, val)
-		{
-			const char *sv = json_string_value(val);
-			if (sv && !strncmp(sv, "%recipient.", 11)) {
-				char var[80];
-				hdr_var(k, var, sizeof var);
-				json_t *mine = json_object_get(hs[i], k);
-				json_object_set_new(o, var,
-				                    json_string(json_is_string(mine)
-				                                    ? json_string_value(mine)
-				                                    : ""));
-			}
-		}
+		json_t *o = mg_vars_of(msgs[i], hs[i], ss[i], shared);
 		if (json_object_get(rv, msgs[i]->to)) {
 			snprintf(err, errlen, "batch: address %.80s appears twice", msgs[i]->to);
 			rc = TOCSIN_ERR_INVAL;
 		}
 		json_object_set_new(rv, msgs[i]->to, o);
 	}
-	rc = rc ? rc : buf_printf(&req->url, "%s/v3/", v->base_url);
-	rc = rc ? rc : buf_url_enc(&req->url, v->account, strlen(v->account));
-	rc = rc ? rc : buf_puts(&req->url, "/messages");
-	buf_t *b = &req->body;
-	rc = rc ? rc : part(b, "from", s->from, strlen(s->from));
+	return rc;
+}
+
+/* the parts "h:<header>" (a shared value or its recipient variable) */
+static int mg_put_headers(buf_t *b, json_t *shared)
+{
+	int rc = 0;
+	const char *k;
+	json_t *val;
+	json_object_foreach(shared, k, val)
+	{
+		char name[200];
+		if (strpbrk(k, "\"\r\n") || snprintf(name, sizeof name, "h:%s", k) >= (int)sizeof name)
+			continue;
+		rc = rc ? rc : part(b, name, json_string_value(val), json_string_length(val));
+	}
+	return rc;
+}
+
+/* "v:tocsin_id" and "recipient-variables": one message without substitutions (an inline
+ * render) carries no recipient variables: Mailgun would otherwise replace any
+ * %recipient.x% its text holds */
+static int mg_put_vars(buf_t *b, const msg_out_t *m0, size_t n, int subs, json_t *rv)
+{
+	int plain = n == 1 && !subs, rc;
+	if (plain)
+		rc = part(b, "v:tocsin_id", m0->id ? m0->id : "", m0->id ? strlen(m0->id) : 0);
+	else
+		rc = part(b, "v:tocsin_id", "%recipient.tocsin_id%", 21);
+	if (!rc && !plain) {
+		char *j = json_dumps(rv, JSON_COMPACT);
+		rc = j ? part(b, "recipient-variables", j, strlen(j)) : TOCSIN_ERR_NOMEM;
+		free(j);
+	}
+	return rc;
+}
+
+/* the multipart body: from, every to, subject, text, html, the headers, the variables */
+static int mg_put_body(buf_t *b, const cfg_sender_t *s, const msg_out_t *const *msgs, size_t n,
+                       int subs, json_t *shared, json_t *rv)
+{
+	const msg_out_t *m0 = msgs[0];
+	int rc = part(b, "from", s->from, strlen(s->from));
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = part(b, "to", msgs[i]->to, strlen(msgs[i]->to));
 	rc = rc ? rc : part_subst(b, "subject", m0->subject, subs);
@@ -199,33 +257,40 @@ static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		rc = part_subst(b, "text", m0->text, subs);
 	if (!rc && m0->html)
 		rc = part_subst(b, "html", m0->html, subs);
-	if (!rc) {
-		const char *k;
-		json_t *val;
-		json_object_foreach(shared, k, val)
-		{
-			char name[200];
-			if (strpbrk(k, "\"\r\n") ||
-			    snprintf(name, sizeof name, "h:%s", k) >= (int)sizeof name)
-				continue;
-			rc = rc ? rc : part(b, name, json_string_value(val), json_string_length(val));
-		}
-	}
-	/* one message without substitutions (an inline render) carries no recipient
-	 * variables: Mailgun would otherwise replace any %recipient.x% its text holds */
-	int plain = n == 1 && !subs;
-	if (plain)
-		rc = rc ? rc
-		        : part(b, "v:tocsin_id", m0->id ? m0->id : "", m0->id ? strlen(m0->id) : 0);
-	else
-		rc = rc ? rc : part(b, "v:tocsin_id", "%recipient.tocsin_id%", 21);
-	if (!rc && !plain) {
-		char *j = json_dumps(rv, JSON_COMPACT);
-		rc = j ? part(b, "recipient-variables", j, strlen(j)) : TOCSIN_ERR_NOMEM;
-		free(j);
-	}
-	rc = rc ? rc : buf_puts(b, "--" MG_BOUNDARY "--\r\n");
-	if (!rc && b->len > MG_MAX_REQUEST)
+	rc = rc ? rc : mg_put_headers(b, shared);
+	rc = rc ? rc : mg_put_vars(b, m0, n, subs, rv);
+	return rc ? rc : buf_puts(b, "--" MG_BOUNDARY "--\r\n");
+}
+
+static int mg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
+                    size_t errlen)
+{
+	const cfg_vendor_t *v = a->v;
+	const msg_out_t *m0 = msgs[0];
+	const cfg_sender_t *s;
+	int rc = vnd_email_first(v, m0, &s, err, errlen);
+	rc = rc ? rc : mg_check_to(msgs, n, err, errlen);
+	if (rc)
+		return rc;
+	json_t **hs = calloc(n, sizeof *hs);
+	if (!hs)
+		return TOCSIN_ERR_NOMEM;
+	rc = mg_parse_headers(msgs, n, hs, err, errlen);
+	json_t **ss = calloc(n, sizeof *ss);
+	int subs = m0->subs && *m0->subs;
+	if (!ss)
+		rc = TOCSIN_ERR_NOMEM;
+	rc = rc ? rc : mg_parse_subs(msgs, n, subs, ss, err, errlen);
+	json_t *rv = json_object();
+	json_t *shared = json_object(); /* header -> literal or "%recipient.h_x%" */
+	if (!rc && hs[0])
+		mg_shared_headers(hs, n, shared);
+	rc = rc ? rc : mg_recipient_vars(msgs, n, hs, ss, shared, rv, err, errlen);
+	rc = rc ? rc : buf_printf(&req->url, "%s/v3/", v->base_url);
+	rc = rc ? rc : buf_url_enc(&req->url, v->account, strlen(v->account));
+	rc = rc ? rc : buf_puts(&req->url, "/messages");
+	rc = rc ? rc : mg_put_body(&req->body, s, msgs, n, subs, shared, rv);
+	if (!rc && req->body.len > MG_MAX_REQUEST)
 		rc = TOCSIN_ERR_TOOBIG; /* the dispatcher sends the first message alone */
 	rc = rc ? rc : buf_puts(&req->content_type, "multipart/form-data; boundary=" MG_BOUNDARY);
 	rc = rc ? rc : buf_printf(&req->userpwd, "api:%s", a->secret);

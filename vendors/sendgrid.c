@@ -209,16 +209,10 @@ static void shared_headers(const msg_out_t *const *msgs, size_t n, hspans_t *sh)
 	}
 }
 
-static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
-                    size_t errlen)
+/* every "to" an address, and one address once per request (else SendGrid answers 400 for
+ * the whole batch) */
+static int sg_check_to(const msg_out_t *const *msgs, size_t n, char *err, size_t errlen)
 {
-	const cfg_vendor_t *v = a->v;
-	const msg_out_t *m0 = msgs[0];
-	const cfg_sender_t *s;
-	int erc = vnd_email_first(v, m0, &s, err, errlen);
-	if (erc)
-		return erc;
-	/* one address once per request (else SendGrid answers 400 for the whole batch) */
 	uint64_t hs[SG_MAX_BATCH];
 	uint16_t ht[2 * SG_MAX_BATCH + 48]; /* open addressing: index + 1 of each address */
 	const size_t hmask = 2047;
@@ -243,77 +237,98 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		}
 		ht[j] = (uint16_t)(i + 1);
 	}
-	hspans_t sh;
-	shared_headers(msgs, n, &sh);
-	/* one campaign for the whole batch (the dispatcher's rule): its tocsin_campaign goes
-	 * once in the top-level custom_args, which SendGrid merges into every event */
-	int one_campaign = m0->campaign != NULL;
-	for (size_t i = 1; i < n && one_campaign; i++)
-		one_campaign = msgs[i]->campaign && !strcmp(msgs[i]->campaign, m0->campaign);
-	int rc = buf_printf(&req->url, "%s/v3/mail/send", v->base_url);
-	buf_t *b = &req->body;
-	rc = rc ? rc : buf_puts(b, "{\"personalizations\":[");
-	for (size_t i = 0; i < n && !rc; i++) {
-		const msg_out_t *m = msgs[i];
-		if (i)
-			rc = buf_putc(b, ',');
-		rc = rc ? rc : buf_puts(b, "{\"to\":[{\"email\":");
-		rc = rc ? rc : buf_json_str(b, m->to, strlen(m->to));
-		rc = rc ? rc : buf_puts(b, "}],\"custom_args\":{\"tocsin_id\":");
-		rc = rc ? rc : buf_json_str(b, m->id ? m->id : "", m->id ? strlen(m->id) : 0);
-		if (!rc && m->campaign) {
-			if (strlen(m->campaign) > SG_MAX_CUSTOM_ARGS / 2) {
-				snprintf(err, errlen,
-				         "message %s: campaign id too long for custom_args",
-				         m->id ? m->id : "?");
-				return TOCSIN_ERR_TOOBIG;
-			}
-			if (!one_campaign) {
-				rc = buf_puts(b, ",\"tocsin_campaign\":");
-				rc = rc ? rc : buf_json_str(b, m->campaign, strlen(m->campaign));
-			}
-		}
-		rc = rc ? rc : buf_putc(b, '}');
-		if (!rc && m->headers && *m->headers) {
-			size_t start = b->len;
-			rc = buf_puts(b, ",\"headers\":{");
-			size_t mark = b->len;
-			sh.b = b;
-			sh.wrote = 0;
-			if (!rc && flat_each(m->headers, &sh, emit_unshared) == 0) {
-				if (sh.wrote)
-					rc = buf_putc(b, '}');
-				else
-					b->len = start; /* every header is shared: none here */
-			} else if (!rc) { /* not a flat object of strings: the careful way */
-				b->len = mark - 1;
-				int hr = put_headers(b, m->headers, m->id, err, errlen);
-				if (hr)
-					return hr;
-			}
-		}
-		if (!rc && m->subs && *m->subs) {
-			rc = buf_puts(b, ",\"substitutions\":");
-			size_t mark = b->len; /* the object's bytes, as the producer counts them */
-			rc = rc ? rc : buf_putc(b, '{');
-			if (!rc && flat_each(m->subs, b, put_sub)) {
-				snprintf(err, errlen,
-				         "message %s: \"subs\" is not an object of strings with names of "
-				         "1-%d letters, digits or _",
-				         m->id ? m->id : "?", MSG_SUB_NAME_MAX);
-				return TOCSIN_ERR_INVAL;
-			}
-			rc = rc ? rc : buf_putc(b, '}');
-			if (!rc && b->len - mark >= SG_MAX_SUBS) {
-				snprintf(err, errlen,
-				         "message %s: substitutions exceed SendGrid's %d bytes",
-				         m->id ? m->id : "?", SG_MAX_SUBS);
-				return TOCSIN_ERR_TOOBIG;
-			}
-		}
-		rc = rc ? rc : buf_putc(b, '}');
+	return 0;
+}
+
+/* The steps of one personalization below return 0, or an error described in err that
+ * fails the batch as it is; a buffer past its cap is left in *brc (the caller's "too
+ * large" answer). */
+
+/* its "headers": the members the batch does not share (all shared: no "headers"), or the
+ * careful way when they are not a flat object of strings */
+static int sg_put_own_headers(buf_t *b, const msg_out_t *m, hspans_t *sh, int *brc, char *err,
+                              size_t errlen)
+{
+	size_t start = b->len;
+	int rc = buf_puts(b, ",\"headers\":{");
+	size_t mark = b->len;
+	sh->b = b;
+	sh->wrote = 0;
+	if (!rc && flat_each(m->headers, sh, emit_unshared) == 0) {
+		if (sh->wrote)
+			rc = buf_putc(b, '}');
+		else
+			b->len = start; /* every header is shared: none here */
+	} else if (!rc) {               /* not a flat object of strings: the careful way */
+		b->len = mark - 1;
+		int hr = put_headers(b, m->headers, m->id, err, errlen);
+		if (hr)
+			return hr;
 	}
-	rc = rc ? rc : buf_puts(b, "],\"from\":{\"email\":");
+	*brc = rc;
+	return 0;
+}
+
+/* its "substitutions", within SendGrid's size */
+static int sg_put_subs(buf_t *b, const msg_out_t *m, int *brc, char *err, size_t errlen)
+{
+	int rc = buf_puts(b, ",\"substitutions\":");
+	size_t mark = b->len; /* the object's bytes, as the producer counts them */
+	rc = rc ? rc : buf_putc(b, '{');
+	if (!rc && flat_each(m->subs, b, put_sub)) {
+		snprintf(err, errlen,
+		         "message %s: \"subs\" is not an object of strings with names of "
+		         "1-%d letters, digits or _",
+		         m->id ? m->id : "?", MSG_SUB_NAME_MAX);
+		return TOCSIN_ERR_INVAL;
+	}
+	rc = rc ? rc : buf_putc(b, '}');
+	if (!rc && b->len - mark >= SG_MAX_SUBS) {
+		snprintf(err, errlen, "message %s: substitutions exceed SendGrid's %d bytes",
+		         m->id ? m->id : "?", SG_MAX_SUBS);
+		return TOCSIN_ERR_TOOBIG;
+	}
+	*brc = rc;
+	return 0;
+}
+
+/* one personalization: to, custom_args (tocsin_id; tocsin_campaign unless the batch has one
+ * campaign), its own headers, its substitutions */
+static int sg_put_one(buf_t *b, const msg_out_t *m, int first, int one_campaign, hspans_t *sh,
+                      int *brc, char *err, size_t errlen)
+{
+	int rc = first ? 0 : buf_putc(b, ',');
+	rc = rc ? rc : buf_puts(b, "{\"to\":[{\"email\":");
+	rc = rc ? rc : buf_json_str(b, m->to, strlen(m->to));
+	rc = rc ? rc : buf_puts(b, "}],\"custom_args\":{\"tocsin_id\":");
+	rc = rc ? rc : buf_json_str(b, m->id ? m->id : "", m->id ? strlen(m->id) : 0);
+	if (!rc && m->campaign) {
+		if (strlen(m->campaign) > SG_MAX_CUSTOM_ARGS / 2) {
+			snprintf(err, errlen, "message %s: campaign id too long for custom_args",
+			         m->id ? m->id : "?");
+			return TOCSIN_ERR_TOOBIG;
+		}
+		if (!one_campaign) {
+			rc = buf_puts(b, ",\"tocsin_campaign\":");
+			rc = rc ? rc : buf_json_str(b, m->campaign, strlen(m->campaign));
+		}
+	}
+	rc = rc ? rc : buf_putc(b, '}');
+	int hard = 0;
+	if (!rc && m->headers && *m->headers)
+		hard = sg_put_own_headers(b, m, sh, &rc, err, errlen);
+	if (!hard && !rc && m->subs && *m->subs)
+		hard = sg_put_subs(b, m, &rc, err, errlen);
+	if (hard)
+		return hard;
+	*brc = rc ? rc : buf_putc(b, '}');
+	return 0;
+}
+
+/* from, subject and content, once for the batch */
+static int sg_put_content(buf_t *b, const cfg_sender_t *s, const msg_out_t *m0)
+{
+	int rc = buf_puts(b, "],\"from\":{\"email\":");
 	rc = rc ? rc : buf_json_str(b, s->from, strlen(s->from));
 	rc = rc ? rc : buf_puts(b, "},\"subject\":");
 	rc = rc ? rc : buf_json_str(b, m0->subject, strlen(m0->subject));
@@ -329,18 +344,55 @@ static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t 
 		rc = rc ? rc : buf_json_str(b, m0->html, strlen(m0->html));
 		rc = rc ? rc : buf_putc(b, '}');
 	}
-	rc = rc ? rc : buf_putc(b, ']');
-	for (int k = 0, w = 0; k < sh.n && !rc; k++)
-		if (sh.s[k].keep) {
+	return rc ? rc : buf_putc(b, ']');
+}
+
+/* the top-level "headers": those every message carries identically */
+static int sg_put_shared(buf_t *b, const hspans_t *sh)
+{
+	int rc = 0;
+	for (int k = 0, w = 0; k < sh->n && !rc; k++)
+		if (sh->s[k].keep) {
 			rc = buf_puts(b, w ? "," : ",\"headers\":{");
-			rc = rc ? rc : put_member(b, sh.s[k].k, sh.s[k].kl, sh.s[k].v, sh.s[k].vl, 1);
+			rc = rc ? rc
+			        : put_member(b, sh->s[k].k, sh->s[k].kl, sh->s[k].v, sh->s[k].vl, 1);
 			w++;
 			int more = 0;
-			for (int q = k + 1; q < sh.n; q++)
-				more |= sh.s[q].keep;
+			for (int q = k + 1; q < sh->n; q++)
+				more |= sh->s[q].keep;
 			if (!rc && !more)
 				rc = buf_putc(b, '}');
 		}
+	return rc;
+}
+
+static int sg_build(vnd_t *a, const msg_out_t *const *msgs, size_t n, vnd_req_t *req, char *err,
+                    size_t errlen)
+{
+	const cfg_vendor_t *v = a->v;
+	const msg_out_t *m0 = msgs[0];
+	const cfg_sender_t *s;
+	int erc = vnd_email_first(v, m0, &s, err, errlen);
+	erc = erc ? erc : sg_check_to(msgs, n, err, errlen);
+	if (erc)
+		return erc;
+	hspans_t sh;
+	shared_headers(msgs, n, &sh);
+	/* one campaign for the whole batch (the dispatcher's rule): its tocsin_campaign goes
+	 * once in the top-level custom_args, which SendGrid merges into every event */
+	int one_campaign = m0->campaign != NULL;
+	for (size_t i = 1; i < n && one_campaign; i++)
+		one_campaign = msgs[i]->campaign && !strcmp(msgs[i]->campaign, m0->campaign);
+	int rc = buf_printf(&req->url, "%s/v3/mail/send", v->base_url);
+	buf_t *b = &req->body;
+	rc = rc ? rc : buf_puts(b, "{\"personalizations\":[");
+	for (size_t i = 0; i < n && !rc; i++) {
+		int hard = sg_put_one(b, msgs[i], i == 0, one_campaign, &sh, &rc, err, errlen);
+		if (hard)
+			return hard;
+	}
+	rc = rc ? rc : sg_put_content(b, s, m0);
+	rc = rc ? rc : sg_put_shared(b, &sh);
 	if (!rc && one_campaign) {
 		rc = buf_puts(b, ",\"custom_args\":{\"tocsin_campaign\":");
 		rc = rc ? rc : buf_json_str(b, m0->campaign, strlen(m0->campaign));
