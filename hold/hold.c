@@ -143,6 +143,7 @@ typedef struct rel {
 	int64_t released, cancelled, expired;
 	int crash_after_flush; /* tests: $TOCSIN_HOLD_CRASH_AFTER_FLUSH=1 dies like kill -9 after
 	                        * a round is acknowledged, before it is recorded released */
+	int lock_fd;           /* <var_dir>/hold.db.lock, flock'd: one releaser per store */
 	buf_t b;
 } rel_t;
 
@@ -517,6 +518,110 @@ static void hold_usage(FILE *f)
 	        "and quiet hours\".\n");
 }
 
+/* one releaser per store (a second one would take the first one's round for in doubt),
+ * then the store, the producer, the campaign watch read to its end, the dispatcher
+ * groups (for their lag) and the outbox partitions */
+static int rel_open(rel_t *r, char *err, size_t errlen)
+{
+	const cfg_t *cfg = r->cfg;
+	char lock[4200];
+	snprintf(lock, sizeof lock, "%s/hold.db.lock", cfg->var_dir);
+	r->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (r->lock_fd < 0 || flock(r->lock_fd, LOCK_EX | LOCK_NB)) {
+		snprintf(err, errlen,
+		         "%.900s: another tocsin hold is releasing this store (one per var_dir)",
+		         lock);
+		return -1;
+	}
+	if (!(r->h = hold_open(cfg, err, errlen)))
+		return -1;
+	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-hold", NULL, err, errlen);
+	if (!conf)
+		return -1;
+	rd_kafka_conf_set_dr_msg_cb(conf, rel_dr);
+	rd_kafka_conf_set_opaque(conf, r);
+	if (!(r->rk = kq_new(conf, KQ_PRODUCER, 10000, err, errlen)))
+		return -1;
+	if (!(r->watch = kq_consumer_new(cfg, "tocsin-hold", "tocsin-hold-campaigns", 10000, err,
+	                                 errlen)))
+		return -1;
+	for (int ch = 0; ch < MSG_CH__COUNT; ch++) {
+		char gid[64];
+		kq_dispatch_group((msg_channel_t)ch, gid, sizeof gid);
+		if (!(r->grp[ch] = kq_consumer_new(cfg, "tocsin-hold-lag", gid, 10000, err, errlen)))
+			return -1;
+	}
+	kq_read_t rd = {.topic = KQ_T_CAMPAIGNS,
+	                .nparts = kq_partitions(r->watch, KQ_T_CAMPAIGNS, 5000),
+	                .timeout_ms = 10000,
+	                .keep = 1};
+	if (rd.nparts < 0)
+		rd.nparts = 0;
+	char e[256];
+	if (kq_read(r->watch, &rd, on_campaign, r, e, sizeof e))
+		log_warn("event=campaign_watch_slow err=\"%s\"", e);
+	for (int i = 0; i < HOLD_TOPICS; i++) {
+		r->nparts[i] = kq_partitions(r->rk, rel_topics[i], 5000);
+		if (r->nparts[i] < 0)
+			r->nparts[i] = 0;
+	}
+	return 0;
+}
+
+/* release rounds until SIGTERM: on the embedded broker never further ahead of the
+ * dispatchers than the outbox may hold; a failed round is checked again as after a crash */
+static void rel_run(rel_t *r, buf_t *paused, char *err, size_t errlen)
+{
+	int64_t last_log = 0;
+	while (!tocsin_stop) {
+		watch_poll(r, 0);
+		int64_t now = clock_wall_ms();
+		int64_t lag = outbox_lag(r), bound = kq_lag_bound(400, 12);
+		json_t *bs = json_object_get(r->cfg->kafka, "bootstrap.servers");
+		int embedded = !(json_is_string(bs) && json_string_length(bs) > 0);
+		if (embedded && (lag < 0 || lag > bound)) {
+			if (clock_mono_ms() - last_log > 10000) {
+				log_info("event=hold_waiting_for_dispatch lag=%lld bound=%lld",
+				         (long long)lag, (long long)bound);
+				last_log = clock_mono_ms();
+			}
+			watch_poll(r, 200);
+			continue;
+		}
+		prune(r, now);
+		int n = release_round(r, now, paused, err, errlen);
+		if (n < 0) {
+			log_error("event=hold_release_failed err=\"%s\"", err);
+			if (recover(r, err, errlen))
+				log_error("event=hold_recover_failed err=\"%s\"", err);
+			watch_poll(r, 1000);
+			continue;
+		}
+		if (n < HOLD_BATCH)
+			watch_poll(r, 200);
+	}
+}
+
+static void rel_close(rel_t *r)
+{
+	for (int ch = 0; ch < MSG_CH__COUNT; ch++)
+		if (r->grp[ch])
+			rd_kafka_destroy(r->grp[ch]);
+	if (r->watch) {
+		rd_kafka_consumer_close(r->watch);
+		rd_kafka_destroy(r->watch);
+	}
+	if (r->rk) {
+		rd_kafka_flush(r->rk, 10000);
+		rd_kafka_destroy(r->rk);
+	}
+	hold_close(r->h);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
+	json_decref(r->camps);
+	buf_free(&r->b);
+}
+
 int cmd_hold(cfg_t *cfg, int argc, char **argv)
 {
 	int o;
@@ -535,109 +640,23 @@ int cmd_hold(cfg_t *cfg, int argc, char **argv)
 		return 2;
 	}
 	char err[1024] = "";
-	rel_t r = {.cfg = cfg, .camps = json_object()};
+	rel_t r = {.cfg = cfg, .camps = json_object(), .lock_fd = -1};
 	const char *crash = getenv("TOCSIN_HOLD_CRASH_AFTER_FLUSH");
 	r.crash_after_flush = crash && !strcmp(crash, "1");
 	buf_init(&r.b, 64 * 1024);
 	buf_t paused;
 	buf_init(&paused, 1 << 20);
-	int code = 1, lock_fd = -1;
-	/* one releaser per store: a second one would take the first one's round for in doubt */
-	char lock[4200];
-	snprintf(lock, sizeof lock, "%s/hold.db.lock", cfg->var_dir);
-	lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB)) {
-		snprintf(err, sizeof err,
-		         "%.900s: another tocsin hold is releasing this store (one per var_dir)",
-		         lock);
-		goto out;
+	int code = 1;
+	if (!rel_open(&r, err, sizeof err) && !recover(&r, err, sizeof err)) {
+		log_info("event=hold_started db=%s", r.h->path);
+		rel_run(&r, &paused, err, sizeof err);
+		code = 0;
+		log_info("event=hold_stopped released=%lld cancelled=%lld expired=%lld",
+		         (long long)r.released, (long long)r.cancelled, (long long)r.expired);
 	}
-	r.h = hold_open(cfg, err, sizeof err);
-	if (!r.h)
-		goto out;
-	rd_kafka_conf_t *conf = kq_conf_new(cfg, KQ_PRODUCER, "tocsin-hold", NULL, err, sizeof err);
-	if (!conf)
-		goto out;
-	rd_kafka_conf_set_dr_msg_cb(conf, rel_dr);
-	rd_kafka_conf_set_opaque(conf, &r);
-	if (!(r.rk = kq_new(conf, KQ_PRODUCER, 10000, err, sizeof err)))
-		goto out;
-	if (!(r.watch = kq_consumer_new(cfg, "tocsin-hold", "tocsin-hold-campaigns", 10000, err,
-	                                sizeof err)))
-		goto out;
-	for (int ch = 0; ch < MSG_CH__COUNT; ch++) {
-		char gid[64];
-		kq_dispatch_group((msg_channel_t)ch, gid, sizeof gid);
-		if (!(r.grp[ch] = kq_consumer_new(cfg, "tocsin-hold-lag", gid, 10000, err, sizeof err)))
-			goto out;
-	}
-	kq_read_t rd = {.topic = KQ_T_CAMPAIGNS,
-	                .nparts = kq_partitions(r.watch, KQ_T_CAMPAIGNS, 5000),
-	                .timeout_ms = 10000,
-	                .keep = 1};
-	if (rd.nparts < 0)
-		rd.nparts = 0;
-	char e[256];
-	if (kq_read(r.watch, &rd, on_campaign, &r, e, sizeof e))
-		log_warn("event=campaign_watch_slow err=\"%s\"", e);
-	for (int i = 0; i < HOLD_TOPICS; i++) {
-		r.nparts[i] = kq_partitions(r.rk, rel_topics[i], 5000);
-		if (r.nparts[i] < 0)
-			r.nparts[i] = 0;
-	}
-	if (recover(&r, err, sizeof err))
-		goto out;
-	log_info("event=hold_started db=%s", r.h->path);
-	int64_t last_log = 0;
-	while (!tocsin_stop) {
-		watch_poll(&r, 0);
-		int64_t now = clock_wall_ms();
-		int64_t lag = outbox_lag(&r), bound = kq_lag_bound(400, 12);
-		json_t *bs = json_object_get(cfg->kafka, "bootstrap.servers");
-		int embedded = !(json_is_string(bs) && json_string_length(bs) > 0);
-		if (embedded && (lag < 0 || lag > bound)) {
-			if (clock_mono_ms() - last_log > 10000) {
-				log_info("event=hold_waiting_for_dispatch lag=%lld bound=%lld",
-				         (long long)lag, (long long)bound);
-				last_log = clock_mono_ms();
-			}
-			watch_poll(&r, 200);
-			continue;
-		}
-		prune(&r, now);
-		int n = release_round(&r, now, &paused, err, sizeof err);
-		if (n < 0) {
-			log_error("event=hold_release_failed err=\"%s\"", err);
-			if (recover(&r, err, sizeof err))
-				log_error("event=hold_recover_failed err=\"%s\"", err);
-			watch_poll(&r, 1000);
-			continue;
-		}
-		if (n < HOLD_BATCH)
-			watch_poll(&r, 200);
-	}
-	code = 0;
-	log_info("event=hold_stopped released=%lld cancelled=%lld expired=%lld",
-	         (long long)r.released, (long long)r.cancelled, (long long)r.expired);
-out:
 	if (code)
 		fprintf(stderr, "tocsin hold: %s\n", err);
-	for (int ch = 0; ch < MSG_CH__COUNT; ch++)
-		if (r.grp[ch])
-			rd_kafka_destroy(r.grp[ch]);
-	if (r.watch) {
-		rd_kafka_consumer_close(r.watch);
-		rd_kafka_destroy(r.watch);
-	}
-	if (r.rk) {
-		rd_kafka_flush(r.rk, 10000);
-		rd_kafka_destroy(r.rk);
-	}
-	hold_close(r.h);
-	if (lock_fd >= 0)
-		close(lock_fd);
-	json_decref(r.camps);
-	buf_free(&r.b);
+	rel_close(&r);
 	buf_free(&paused);
 	return code;
 }
