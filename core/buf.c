@@ -96,61 +96,27 @@ int buf_put_i64(buf_t *b, int64_t v)
 	return buf_append(b, s, (size_t)(e - s));
 }
 
-static const char hexd[] = "0123456789abcdef";
+/* bytes a JSON string literal spends on each input byte (core/buf.h) */
+const unsigned char buf_json_out[256] = {
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 6, 6, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
 
 int buf_json_str(buf_t *b, const char *s, size_t n)
 {
-	size_t out = 2;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t')
-			out += 2;
-		else if (c < 0x20)
-			out += 6;
-		else
-			out += 1;
-	}
+	size_t out = 2; /* exactly what it takes: the cap refuses nothing that fits */
+	for (size_t i = 0; i < n; i++)
+		out += buf_json_out[(unsigned char)s[i]];
 	int rc = buf_reserve(b, out);
 	if (rc)
 		return rc;
-	char *d = b->p + b->len;
-	*d++ = '"';
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		switch (c) {
-		case '"':
-			*d++ = '\\';
-			*d++ = '"';
-			break;
-		case '\\':
-			*d++ = '\\';
-			*d++ = '\\';
-			break;
-		case '\n':
-			*d++ = '\\';
-			*d++ = 'n';
-			break;
-		case '\r':
-			*d++ = '\\';
-			*d++ = 'r';
-			break;
-		case '\t':
-			*d++ = '\\';
-			*d++ = 't';
-			break;
-		default:
-			if (c < 0x20) {
-				memcpy(d, "\\u00", 4);
-				d[4] = hexd[c >> 4];
-				d[5] = hexd[c & 15];
-				d += 6;
-			} else {
-				*d++ = (char)c;
-			}
-		}
-	}
-	*d++ = '"';
-	b->len = (size_t)(d - b->p);
+	b->len += buf_json_esc(b->p + b->len, s, n);
 	b->p[b->len] = 0;
 	return TOCSIN_OK;
 }

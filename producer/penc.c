@@ -13,70 +13,6 @@ struct penc {
 	char prio[32];
 };
 
-/* 1 = copy as is */
-static const unsigned char safe_tab[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
-static const char hexd[] = "0123456789abcdef";
-
-size_t penc_json_str(char *dst, const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	char *d = dst;
-	*d++ = '"';
-	size_t i = 0;
-	while (i < n) {
-		size_t j = i;
-		while (j < n && safe_tab[u[j]])
-			j++;
-		if (j > i) {
-			memcpy(d, u + i, j - i);
-			d += j - i;
-			i = j;
-			if (i >= n)
-				break;
-		}
-		unsigned char c = u[i++];
-		switch (c) {
-		case '"':
-			*d++ = '\\';
-			*d++ = '"';
-			break;
-		case '\\':
-			*d++ = '\\';
-			*d++ = '\\';
-			break;
-		case '\n':
-			*d++ = '\\';
-			*d++ = 'n';
-			break;
-		case '\r':
-			*d++ = '\\';
-			*d++ = 'r';
-			break;
-		case '\t':
-			*d++ = '\\';
-			*d++ = 't';
-			break;
-		default:
-			memcpy(d, "\\u00", 4);
-			d[4] = hexd[c >> 4];
-			d[5] = hexd[c & 15];
-			d += 6;
-		}
-	}
-	*d++ = '"';
-	return (size_t)(d - dst);
-}
-
 static size_t put_i64(char *d, int64_t v)
 {
 	char tmp[24];
@@ -141,16 +77,16 @@ int penc_sms(const penc_t *e, buf_t *b, const char *id, const char *to, size_t t
 	char *d = b->p + b->len;
 	memcpy(d, e->head.p, e->head.len);
 	d += e->head.len;
-	d += penc_json_str(d, id, idl);
+	d += buf_json_esc(d, id, idl);
 	memcpy(d, e->mid.p, e->mid.len);
 	d += e->mid.len;
-	d += penc_json_str(d, to, tolen);
+	d += buf_json_esc(d, to, tolen);
 	memcpy(d, e->tail.p, e->tail.len);
 	d += e->tail.len;
-	d += penc_json_str(d, body, bodylen);
+	d += buf_json_esc(d, body, bodylen);
 	memcpy(d, ",\"enc\":", 7);
 	d += 7;
-	d += penc_json_str(d, enc, encl);
+	d += buf_json_esc(d, enc, encl);
 	memcpy(d, ",\"segments\":", 12);
 	d += 12;
 	d += put_i64(d, segments);

@@ -23,9 +23,4 @@ int penc_sms(const penc_t *e, buf_t *b, const char *id, const char *to, size_t t
              const char *body, size_t bodylen, const char *enc, int segments, int64_t created_ms,
              int64_t expires_ms, int attempt);
 
-/* Write s[0..n) as a JSON string literal, quotes included, exactly as
- * buf_json_str() would, to dst, which must have room for 6 * n + 2 bytes (the
- * caller reserves). Returns the bytes written. Allocates nothing. Any thread. */
-size_t penc_json_str(char *dst, const char *s, size_t n);
-
 #endif

@@ -76,6 +76,45 @@ static void test_json_str(void **state)
 	buf_free(&b);
 }
 
+/* the one escaper, byte by byte against the rule written out here: buf_json_esc (the
+ * producer's record writer) and buf_json_str (everyone else) write the same bytes, within
+ * BUF_JSON_ESC_MAX, and buf_json_str asks the cap for exactly what it writes */
+static void test_json_esc_every_byte(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		char in[3] = {'x', (char)c, 'y'}, want[16], got[BUF_JSON_ESC_MAX(3)];
+		const char *mid = c == '"'    ? "\\\""
+		                  : c == '\\' ? "\\\\"
+		                  : c == '\n' ? "\\n"
+		                  : c == '\r' ? "\\r"
+		                  : c == '\t' ? "\\t"
+		                              : NULL;
+		char one[8] = {(char)c, 0};
+		if (!mid && c < 0x20)
+			snprintf(one, sizeof one, "\\u%04x", (unsigned)c);
+		int wl = snprintf(want, sizeof want, "\"x%sy\"", mid ? mid : one);
+		size_t gl = buf_json_esc(got, in, 3);
+		assert_int_equal(gl, (size_t)wl);
+		assert_memory_equal(got, want, gl);
+		buf_t b, tight;
+		buf_init(&b, 64);
+		assert_int_equal(buf_json_str(&b, in, 3), 0);
+		assert_int_equal(b.len, gl);
+		assert_memory_equal(b.p, want, gl);
+		buf_init(&tight, gl); /* exactly enough, and one byte less refused */
+		assert_int_equal(buf_json_str(&tight, in, 3), 0);
+		buf_free(&tight);
+		buf_init(&tight, gl - 1);
+		assert_int_equal(buf_json_str(&tight, in, 3), TOCSIN_ERR_TOOBIG);
+		buf_free(&tight);
+		buf_free(&b);
+	}
+	char worst[BUF_JSON_ESC_MAX(4)];
+	assert_int_equal(buf_json_esc(worst, "\x01\x02\x1f\x00", 4), BUF_JSON_ESC_MAX(4));
+	assert_memory_equal(worst, "\"\\u0001\\u0002\\u001f\\u0000\"", BUF_JSON_ESC_MAX(4));
+}
+
 static void test_form_enc(void **state)
 {
 	(void)state;
@@ -158,6 +197,7 @@ int main(void)
 	    cmocka_unit_test(test_printf_long),
 	    cmocka_unit_test(test_i64),
 	    cmocka_unit_test(test_json_str),
+	    cmocka_unit_test(test_json_esc_every_byte),
 	    cmocka_unit_test(test_form_enc),
 	    cmocka_unit_test(test_panic_names_function),
 	};
