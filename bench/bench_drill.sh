@@ -8,12 +8,71 @@
 # lines, the drill from the requests the emulator saw arrive per 50 ms); the check wants them
 # within 250 ms of each other.
 #   bench/bench_drill.sh [SECS (20)]
+# With "full": the whole default drill on examples/tocsin.json (var_dir under bench/out), timed,
+# with each scenario's wall time and where it went; the check wants exit 0 and under 5 minutes
+# (issue 20). TOCSIN_BIN_BEFORE=<older tocsin> runs that binary's drill first, the same way, and
+# prints the two side by side.
+#   bench/bench_drill.sh full [AUDIENCE (20000)]
 source "$(dirname "$0")/lib.sh"
+load() { cut -d' ' -f1 /proc/loadavg; }
+
+# full_run NAME BIN: the whole drill with BIN into $OUT/NAME.{out,json,html}, its time and load
+full_run() {
+  local name=$1 bin=$2 rc t0 l0
+  sed "s|\"var_dir\": \"var\"|\"var_dir\": \"$OUT/var-$name\"|" examples/tocsin.json > "$OUT/$name.cfg.json"
+  l0=$(load); t0=$(date +%s%N)
+  set +e
+  "$bin" -c "$OUT/$name.cfg.json" drill --audience "$AUD" --report "$OUT/$name.html" > "$OUT/$name.out" 2>&1
+  rc=$?
+  set -e
+  echo "$name rc=$rc seconds=$(( ($(date +%s%N) - t0) / 1000000 ))e-3 load=$l0->$(load)" >> "$OUT/runs.txt"
+}
+
+if [ "${1:-}" = full ]; then
+  AUD=${2:-20000}
+  bench_setup bench_drill_full
+  : > "$OUT/runs.txt"
+  [ -z "${TOCSIN_BIN_BEFORE:-}" ] || full_run before "$TOCSIN_BIN_BEFORE"
+  full_run after "$B"
+  python3 - "$OUT" <<'PY'
+import json, re, sys
+d = sys.argv[1]
+runs = {}
+for line in open(d + "/runs.txt"):
+    m = re.match(r"(\S+) rc=(\d+) seconds=(\d+)e-3 load=(\S+)", line)
+    runs[m.group(1)] = (int(m.group(2)), int(m.group(3)) / 1000, m.group(4))
+docs = {n: json.load(open("%s/%s.json" % (d, n))) for n in runs}
+def wall(s):  # older drills have no wall_ms: their blast's elapsed_ms
+    return (s.get("wall_ms") or s["elapsed_ms"]) / 1000
+names = list(runs)
+print("scenario  " + "".join("%14s" % (n + " wall") for n in names) + "   phases (after): prepare first steady fault tail measure")
+order = [s["name"] for s in docs[names[-1]]["scenarios"]]
+for sc in order:
+    row = "%-9s " % sc
+    for n in names:
+        s = [x for x in docs[n]["scenarios"] if x["name"] == sc]
+        row += "%12.1f s" % wall(s[0]) if s else "%14s" % "-"
+    s = [x for x in docs[names[-1]]["scenarios"] if x["name"] == sc][0]
+    ph = s.get("phases_ms", {})
+    row += "   " + " ".join("-" if ph.get(k) is None else "%.1f" % (ph[k] / 1000)
+                            for k in ("prepare", "first", "steady", "fault", "tail", "measure"))
+    row += "   " + ("PASS" if s["pass"] else "FAIL " + "; ".join(s["failures"]))
+    print(row)
+for n in names:
+    rc, secs, load = runs[n]
+    print("%-6s the whole drill: %d min %02d s (%.1f s), exit %d, load average %s" % (n, secs // 60, secs % 60, secs, rc, load))
+rc, secs, _ = runs["after"]
+ok = rc == 0 and secs < 300
+print("check: %s (exit 0 and under 5 minutes)" % ("OK" if ok else "WRONG"))
+sys.exit(0 if ok else 1)
+PY
+  exit
+fi
+
 SECS=${1:-20}
 ROOT=$PWD
 bench_setup bench_drill
 D=$OUT
-load() { cut -d' ' -f1 /proc/loadavg; }
 
 cat > "$D/cap.json" <<JSON
 {"var_dir": "$D/cap",

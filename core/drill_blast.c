@@ -119,14 +119,16 @@ static int fault_apply(drill_t *d, run_t *r, int on)
 	}
 }
 
-/* how long the fault lasts: long enough for the SLA to judge it */
+/* how long the fault lasts: long enough for the SLA to judge it -- 1 s past the limit of "99% on
+ * the secondary" (drill_measure.c: detect's limit + 1 s), so a late switch still shows and the
+ * route's rate after it can be judged */
 int64_t drill_fault_ms(drill_t *d, sc_kind_t k)
 {
 	double w = d->sla.window_s * 1000;
 	switch (k) {
 	case SC_503:
 	case SC_HANG: return (int64_t)(w + 3000);
-	case SC_SLOW: return (int64_t)(2 * w + 3 * d->sla.p95_ms + 3000);
+	case SC_SLOW: return (int64_t)(2 * w + 2 * d->sla.p95_ms + 3000);
 	case SC_429:
 	case SC_AUTH: return 6000;
 	default: return 0;
@@ -310,5 +312,6 @@ int drill_blast(drill_t *d, run_t *r)
 			return -1;
 		usleep(100000);
 	}
+	r->done = clock_wall_ms();
 	return tocsin_stop ? -1 : 0;
 }

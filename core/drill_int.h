@@ -58,6 +58,7 @@ typedef struct drill {
 	const char *token; /* the tracker's control token */
 	int use_running;   /* --use-running: the processes of the user's `tocsin up` */
 	json_t *sim_saved; /* --use-running: the emulator's fault settings, restored at the end */
+	double load_start; /* the load average when the drill started */
 } drill_t;
 
 /* one scenario's blast */
@@ -65,7 +66,9 @@ typedef struct run {
 	sc_kind_t kind;
 	char id[64];
 	long n;                          /* recipients */
+	int64_t begin;                   /* wall ms: the scenario started (before its reset) */
 	int64_t t0, first, fault, clear; /* wall ms; 0 = not (yet) */
+	int64_t done;                    /* wall ms: every message ended (or time ran out) */
 	int restarted;
 } run_t;
 
@@ -121,5 +124,8 @@ int drill_blast(drill_t *d, run_t *r);
 
 /* What r's blast did, as one scenario object of the report (README, "tocsin drill"). */
 json_t *drill_measure(drill_t *d, run_t *r);
+/* Where r's wall time went, measured_ms being when drill_measure returned: "wall_ms" and
+ * "phases_ms" set on m (README, "tocsin drill"). */
+void drill_phases(const run_t *r, int64_t measured_ms, json_t *m);
 
 #endif

@@ -223,10 +223,13 @@ static void count_outcomes(drill_t *d, run_t *r, meas_t *m)
 	          (m->ok > m->s_uniq ? m->ok - m->s_uniq : 0);
 	m->twice = m->s_dup + (m->s_uniq > m->ok ? m->s_uniq - m->ok : 0);
 	json_decref(c);
-	/* sent twice: only what was in flight at a kill, or a request to a slow vendor that timed
-	 * out (the vendor may have taken it after all) and was sent again elsewhere */
+	/* sent twice: only what was in flight at a kill, or a request to a slow vendor that got no
+	 * answer in timeout_ms (the vendor may have taken it) and was sent again elsewhere -- the
+	 * dispatcher holds such a request as "ambiguous", which the series counts among the
+	 * errors, not the timeouts; the slow emulator answers no request with an error */
 	m->bound = r->kind == SC_KILL   ? d->user->max_in_flight
-	           : r->kind == SC_SLOW ? series_total(d, r, d->primary, "timeouts")
+	           : r->kind == SC_SLOW ? series_total(d, r, d->primary, "timeouts") +
+	                                      series_total(d, r, d->primary, "errors")
 	                                : 0;
 }
 
@@ -446,4 +449,21 @@ json_t *drill_measure(drill_t *d, run_t *r)
 	free(a.v);
 	json_decref(vs);
 	return res;
+}
+
+/* ms from a to b, or null when either did not happen */
+static json_t *span(int64_t a, int64_t b)
+{
+	return a && b && b >= a ? json_integer(b - a) : json_null();
+}
+
+void drill_phases(const run_t *r, int64_t measured_ms, json_t *m)
+{
+	int64_t from = r->clear ? r->clear : r->first ? r->first : r->t0;
+	json_object_set_new(m, "wall_ms", json_integer(measured_ms - r->begin));
+	json_object_set_new(m, "phases_ms",
+	                    json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "prepare", span(r->begin, r->t0),
+	                              "first", span(r->t0, r->first), "steady",
+	                              span(r->first, r->fault), "fault", span(r->fault, r->clear), "tail",
+	                              span(from, r->done), "measure", span(r->done, measured_ms)));
 }

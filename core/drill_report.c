@@ -29,35 +29,73 @@ static double jnum(const json_t *o, const char *k)
 	return json_number_value(json_object_get(o, k));
 }
 
-/* "1.25 s" or "-" for null */
+/* "1.25 s" or "-" for null; halves rounded up, as JavaScript's toFixed(2) does (the report's
+ * browser check), not to even as printf's %.2f does with 1.125 */
 static void fmt_ms(const json_t *v, char *out, size_t outlen)
 {
-	if (json_is_integer(v))
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		long long cs = (json_integer_value(v) + 5) / 10;
+		snprintf(out, outlen, "%lld.%02lld s", cs / 100, cs % 100);
+	} else if (json_is_integer(v))
 		snprintf(out, outlen, "%.2f s", json_integer_value(v) / 1000.0);
 	else
 		snprintf(out, outlen, "-");
 }
 
-void drill_print(FILE *f, const json_t *r)
+/* Where each scenario's wall time went (its "phases_ms"), and the whole drill's. */
+static void print_phases(FILE *f, const json_t *r)
 {
-	fprintf(f, "%-9s %9s %9s %8s %8s %11s %9s %6s %14s  %s\n", "scenario", "messages", "elapsed",
-	        "rate/s", "detect", "99% on 2nd", "recover", "lost", "twice (bound)", "result");
+	static const char *const ph[] = {"prepare", "first", "steady", "fault", "tail", "measure"};
+	fprintf(f, "\n%-9s", "time (s)");
+	for (size_t k = 0; k < sizeof ph / sizeof *ph; k++)
+		fprintf(f, " %8s", ph[k]);
+	fprintf(f, " %8s\n", "wall");
 	size_t i;
 	json_t *s;
 	json_array_foreach(json_object_get(r, "scenarios"), i, s)
 	{
-		char el[32], de[32], sw[32], re[32], tw[32];
+		fprintf(f, "%-9s", js(s, "name"));
+		for (size_t k = 0; k < sizeof ph / sizeof *ph; k++) {
+			json_t *v = json_object_get(json_object_get(s, "phases_ms"), ph[k]);
+			if (json_is_integer(v))
+				fprintf(f, " %8.1f", json_integer_value(v) / 1000.0);
+			else
+				fprintf(f, " %8s", "-");
+		}
+		fprintf(f, " %8.1f\n", jnum(s, "wall_ms") / 1000.0);
+	}
+	char all[32], up[32];
+	cap_duration(jnum(r, "duration_ms") / 1000.0, all, sizeof all);
+	cap_duration(jnum(r, "startup_ms") / 1000.0, up, sizeof up);
+	fprintf(f,
+	        "drill: %zu scenario(s) in %s, after %s starting its processes; load average %.2f "
+	        "at the start, %.2f at the end\n",
+	        json_array_size(json_object_get(r, "scenarios")), all, up, jnum(r, "load_start"),
+	        jnum(r, "load"));
+}
+
+void drill_print(FILE *f, const json_t *r)
+{
+	fprintf(f, "%-9s %9s %9s %9s %8s %8s %11s %9s %6s %14s  %s\n", "scenario", "messages",
+	        "elapsed", "wall", "rate/s", "detect", "99% on 2nd", "recover", "lost",
+	        "twice (bound)", "result");
+	size_t i;
+	json_t *s;
+	json_array_foreach(json_object_get(r, "scenarios"), i, s)
+	{
+		char el[32], wa[32], de[32], sw[32], re[32], tw[32];
 		json_t *e = json_integer(json_integer_value(json_object_get(s, "elapsed_ms")));
 		fmt_ms(e, el, sizeof el);
 		json_decref(e);
+		fmt_ms(json_object_get(s, "wall_ms"), wa, sizeof wa);
 		fmt_ms(json_object_get(s, "detect_ms"), de, sizeof de);
 		fmt_ms(json_object_get(s, "switch_ms"), sw, sizeof sw);
 		fmt_ms(json_object_get(s, "recover_ms"), re, sizeof re);
 		snprintf(tw, sizeof tw, "%lld (%lld)",
 		         (long long)json_integer_value(json_object_get(s, "twice")),
 		         (long long)json_integer_value(json_object_get(s, "twice_bound")));
-		fprintf(f, "%-9s %9lld %9s %8.0f %8s %11s %9s %6lld %14s  %s\n", js(s, "name"),
-		        (long long)json_integer_value(json_object_get(s, "messages")), el,
+		fprintf(f, "%-9s %9lld %9s %9s %8.0f %8s %11s %9s %6lld %14s  %s\n", js(s, "name"),
+		        (long long)json_integer_value(json_object_get(s, "messages")), el, wa,
 		        jnum(s, "rate_per_s"), de, sw, re,
 		        (long long)json_integer_value(json_object_get(s, "lost")), tw,
 		        json_is_true(json_object_get(s, "pass")) ? "PASS" : "FAIL");
@@ -66,6 +104,7 @@ void drill_print(FILE *f, const json_t *r)
 		json_array_foreach(json_object_get(s, "failures"), j, why)
 		    fprintf(f, "          %s\n", json_string_value(why));
 	}
+	print_phases(f, r);
 	json_t *cap = json_object_get(r, "capacity");
 	json_array_foreach(json_object_get(r, "scenarios"), i,
 	                   s) if (!strcmp(js(s, "name"), "capacity"))
@@ -230,8 +269,13 @@ int drill_write_report(const json_t *r, const char *html_path, const char *json_
 	           "Every vendor was the drill's own emulator: nothing was sent to a real vendor.</p>\n",
 	           (long long)json_integer_value(json_object_get(r, "audience")),
 	           (long long)json_integer_value(json_object_get(r, "latency_ms")), jnum(r, "load"));
-	buf_puts(&b, "<table id=\"scenarios\"><tr><th>scenario</th><th>messages</th><th>rate/s</th>"
-	             "<th>detect</th><th>99% on the secondary</th><th>recover</th><th>lost</th>"
+	char all[32];
+	cap_duration(jnum(r, "duration_ms") / 1000.0, all, sizeof all);
+	buf_printf(&b,
+	           "<table id=\"scenarios\"><caption>the drill took <span id=\"duration\">%s</span>"
+	           "</caption><tr><th>scenario</th><th>messages</th><th>wall</th><th>rate/s</th>",
+	           all);
+	buf_puts(&b, "<th>detect</th><th>99% on the secondary</th><th>recover</th><th>lost</th>"
 	             "<th>sent twice (bound)</th><th>result</th></tr>\n");
 	size_t i;
 	json_t *s;
@@ -244,9 +288,10 @@ int drill_write_report(const json_t *r, const char *html_path, const char *json_
 		buf_xml_text(&b, js(s, "name"));
 		buf_puts(&b, "\">");
 		buf_xml_text(&b, js(s, "name"));
-		buf_printf(&b, "</a></td><td class=\"messages\">%lld</td><td class=\"rate\">%.0f</td>",
-		           (long long)json_integer_value(json_object_get(s, "messages")),
-		           jnum(s, "rate_per_s"));
+		buf_printf(&b, "</a></td><td class=\"messages\">%lld</td>",
+		           (long long)json_integer_value(json_object_get(s, "messages")));
+		td_ms(&b, "wall", json_object_get(s, "wall_ms"));
+		buf_printf(&b, "<td class=\"rate\">%.0f</td>", jnum(s, "rate_per_s"));
 		td_ms(&b, "detect", json_object_get(s, "detect_ms"));
 		td_ms(&b, "switch", json_object_get(s, "switch_ms"));
 		td_ms(&b, "recover", json_object_get(s, "recover_ms"));

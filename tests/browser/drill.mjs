@@ -19,12 +19,19 @@ await withChromium(1100, 1800, async (ctx) => {
   const verdict = await page.textContent("#verdict");
   if (verdict !== (r.pass ? "every promise kept" : "promises broken")) fail("verdict: " + verdict);
   if (!r.scenarios.length) fail("the JSON has no scenario");
+  // the whole drill's time ("83.4 s" or "5 min 35 s")
+  const dur = await page.textContent("#duration");
+  const dm = dur.match(/^(?:(\d+) min (\d\d)|(\d+\.\d)) s$/);
+  const shown = dm ? (dm[3] !== undefined ? Number(dm[3]) : Number(dm[1]) * 60 + Number(dm[2])) : NaN;
+  if (!(Math.abs(shown - r.duration_ms / 1000) <= (dm && dm[3] !== undefined ? 0.051 : 1)))
+    fail(`duration: ${dur}, JSON ${r.duration_ms} ms`);
   for (const s of r.scenarios) {
     const row = `#scenarios tr[data-scenario="${s.name}"]`;
     const cell = async (c) => (await page.textContent(`${row} .${c}`)).trim();
     if (num(await cell("messages")) !== s.messages) fail(`${s.name}: messages ${await cell("messages")} != ${s.messages}`);
     if (num(await cell("lost")) !== s.lost) fail(`${s.name}: lost`);
     if (await cell("twice") !== `${s.twice} (${s.twice_bound})`) fail(`${s.name}: twice`);
+    if (await cell("wall") !== secs(s.wall_ms)) fail(`${s.name}: wall ${await cell("wall")} != ${s.wall_ms} ms`);
     if (await cell("detect") !== secs(s.detect_ms)) fail(`${s.name}: detect ${await cell("detect")}`);
     if (await cell("switch") !== secs(s.switch_ms)) fail(`${s.name}: switch`);
     if (await cell("recover") !== secs(s.recover_ms)) fail(`${s.name}: recover`);

@@ -16,6 +16,11 @@ it_browser_setup
 it_write_config "$(sed -e '1d' -e '$d' -e 's/"var_dir": "var",//' "$ROOT/examples/tocsin.json")"
 export TOCSIN_TWILIO_TOKEN=caller-real-secret-0602
 
+# --help prints the usage and starts nothing (it once went on to run the whole drill)
+"$TOCSIN_BIN" -c "$CFG" drill --help > "$OUT/help.out" 2>&1 || it_fail "drill --help exited $?"
+grep -q '^usage: tocsin drill ' "$OUT/help.out" || it_fail "no usage: $(head -3 "$OUT/help.out")"
+[ ! -e "$VAR/drill" ] || it_fail "drill --help started a drill: $(ls "$VAR/drill")"
+
 set +e
 "$TOCSIN_BIN" -c "$CFG" drill --audience 20000 --scenarios kill,capacity,503 --report "$OUT/drill.html" \
   > "$OUT/drill.out" 2> "$OUT/drill.err"
