@@ -545,7 +545,20 @@ static int hex4(scan_t *s, unsigned *v)
 	return 0;
 }
 
-/* Scan a string (s->p at the opening quote) into the arena; NULL on error. */
+/* The high bit of each of the 8 bytes of x (little-endian) that is '"', '\\' or a control
+ * character (below 0x20): the bytes a string cannot copy as they are; 0 when there is none.
+ * The lowest flag set is always a true one (the SWAR zero-byte test can flag a byte above a
+ * true match, never one below). */
+static inline uint64_t special8(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+	return (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) & high;
+}
+
+/* Scan a string (s->p at the opening quote) into the arena; NULL on error. Runs of plain
+ * bytes are copied 8 at a time while the arena has room for them; the byte loop below
+ * does the rest, with the same checks and reasons. */
 static const char *sstr(scan_t *s)
 {
 	if (s->p >= s->end || *s->p != '"') {
@@ -554,7 +567,30 @@ static const char *sstr(scan_t *s)
 	}
 	s->p++;
 	char *start = s->out;
-	while (s->p < s->end && *s->p != '"') {
+	for (;;) {
+		const char *p = s->p; /* locals: the stores through out cannot alias them */
+		char *out = s->out;
+		while (s->end - p >= 8 && s->oend - out > 12) {
+			uint64_t x, sp;
+			memcpy(&x, p, 8);
+			memcpy(out, &x, 8);       /* room checked; only the plain bytes count */
+			if ((sp = special8(x))) { /* its lowest flag is exact: skip the bytes before */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				size_t k = (size_t)__builtin_ctzll(sp) / 8;
+#else /* the lowest flag is the last byte in memory: let the byte loop take all 8 */
+				size_t k = 0;
+#endif
+				out += k;
+				p += k;
+				break;
+			}
+			out += 8;
+			p += 8;
+		}
+		s->p = p;
+		s->out = out;
+		if (s->p >= s->end || *s->p == '"')
+			break;
 		unsigned char c = (unsigned char)*s->p++;
 		if (c < 0x20) {
 			s->why = "control character in a string";
@@ -689,7 +725,8 @@ static const char *sskip(scan_t *s, int depth)
 	}
 	if (c == '-' || (c >= '0' && c <= '9')) {
 		s->p++;
-		while (s->p < s->end && (strchr("0123456789+-.eE", *s->p)))
+		while (s->p < s->end && ((*s->p >= '0' && *s->p <= '9') || *s->p == '+' ||
+		                         *s->p == '-' || *s->p == '.' || *s->p == 'e' || *s->p == 'E'))
 			s->p++;
 		return start;
 	}
@@ -722,9 +759,9 @@ static int sint(const char *v, size_t n, int64_t *out)
 	return 0;
 }
 
-/* One scanner: walks a record's object and hands each key to a field handler, which
- * consumes the value (returns -1 with s->why set on error). */
-typedef int (*scan_field_fn)(scan_t *s, const char *k, void *ctx);
+/* One scanner: walks a record's object and hands each key (kn bytes) to a field handler,
+ * which consumes the value (returns -1 with s->why set on error). */
+typedef int (*scan_field_fn)(scan_t *s, const char *k, size_t kn, void *ctx);
 
 /* Copy a raw JSON object value into the arena; NULL on error. */
 static const char *sraw(scan_t *s)
@@ -797,8 +834,10 @@ static inline int scan_object(const void *data, size_t len, char *strbuf, size_t
 				goto bad;
 			}
 			ws(&s);
+			size_t kn = (size_t)(s.out - k) - 1;
 			s.out = mark; /* the key is not kept (its bytes stay readable until overwritten) */
-			int rc = k[0] == 'v' && !k[1] ? sfield_int(&s, v, NULL) : field(&s, k, ctx);
+			int rc = kn == 1 && k[0] == 'v' ? sfield_int(&s, v, NULL)
+			                                : field(&s, k, kn, ctx);
 			if (rc)
 				goto bad;
 			ws(&s);
@@ -829,51 +868,54 @@ bad:
 	return TOCSIN_ERR_INVAL;
 }
 
+/* The key k of kn bytes is the literal lit (the length first: most keys differ in it). */
+#define KEQ(k, kn, lit) ((kn) == sizeof lit - 1 && !memcmp(k, lit, sizeof lit - 1))
+
 typedef struct out_ctx {
 	msg_out_t *m;
 	const char *channel;
 } out_ctx_t;
 
-static int out_field(scan_t *s, const char *k, void *ctx)
+static int out_field(scan_t *s, const char *k, size_t kn, void *ctx)
 {
 	out_ctx_t *c = ctx;
 	msg_out_t *m = c->m;
 	const char **sp = NULL;
 	int64_t *ip = NULL;
 	int *np = NULL;
-	if (!strcmp(k, "id"))
+	if (KEQ(k, kn, "id"))
 		sp = &m->id;
-	else if (!strcmp(k, "campaign"))
+	else if (KEQ(k, kn, "campaign"))
 		sp = &m->campaign;
-	else if (!strcmp(k, "channel"))
+	else if (KEQ(k, kn, "channel"))
 		sp = &c->channel;
-	else if (!strcmp(k, "to"))
+	else if (KEQ(k, kn, "to"))
 		sp = &m->to;
-	else if (!strcmp(k, "sender"))
+	else if (KEQ(k, kn, "sender"))
 		sp = &m->sender;
-	else if (!strcmp(k, "body"))
+	else if (KEQ(k, kn, "body"))
 		sp = &m->body;
-	else if (!strcmp(k, "subject"))
+	else if (KEQ(k, kn, "subject"))
 		sp = &m->subject;
-	else if (!strcmp(k, "text"))
+	else if (KEQ(k, kn, "text"))
 		sp = &m->text;
-	else if (!strcmp(k, "html"))
+	else if (KEQ(k, kn, "html"))
 		sp = &m->html;
-	else if (!strcmp(k, "enc"))
+	else if (KEQ(k, kn, "enc"))
 		sp = &m->enc;
-	else if (!strcmp(k, "created_ms"))
+	else if (KEQ(k, kn, "created_ms"))
 		ip = &m->created_ms;
-	else if (!strcmp(k, "expires_ms"))
+	else if (KEQ(k, kn, "expires_ms"))
 		ip = &m->expires_ms;
-	else if (!strcmp(k, "not_before_ms"))
+	else if (KEQ(k, kn, "not_before_ms"))
 		ip = &m->not_before_ms;
-	else if (!strcmp(k, "segments"))
+	else if (KEQ(k, kn, "segments"))
 		np = &m->segments;
-	else if (!strcmp(k, "priority"))
+	else if (KEQ(k, kn, "priority"))
 		np = &m->priority;
-	else if (!strcmp(k, "attempt"))
+	else if (KEQ(k, kn, "attempt"))
 		np = &m->attempt;
-	else if ((!strcmp(k, "headers") || !strcmp(k, "subs")) && s->p < s->end && *s->p == '{') {
+	else if ((KEQ(k, kn, "headers") || KEQ(k, kn, "subs")) && s->p < s->end && *s->p == '{') {
 		const char **raw = k[0] == 's' ? &m->subs : &m->headers;
 		return (*raw = sraw(s)) ? 0 : -1;
 	}
@@ -910,34 +952,34 @@ typedef struct status_ctx {
 	const char *channel, *state;
 } status_ctx_t;
 
-static int status_field(scan_t *s, const char *k, void *ctx)
+static int status_field(scan_t *s, const char *k, size_t kn, void *ctx)
 {
 	status_ctx_t *c = ctx;
 	msg_status_t *st = c->s;
 	const char **sp = NULL;
-	if (!strcmp(k, "id"))
+	if (KEQ(k, kn, "id"))
 		sp = &st->id;
-	else if (!strcmp(k, "campaign"))
+	else if (KEQ(k, kn, "campaign"))
 		sp = &st->campaign;
-	else if (!strcmp(k, "channel"))
+	else if (KEQ(k, kn, "channel"))
 		sp = &c->channel;
-	else if (!strcmp(k, "to"))
+	else if (KEQ(k, kn, "to"))
 		sp = &st->to;
-	else if (!strcmp(k, "state"))
+	else if (KEQ(k, kn, "state"))
 		sp = &c->state;
-	else if (!strcmp(k, "vendor"))
+	else if (KEQ(k, kn, "vendor"))
 		sp = &st->vendor;
-	else if (!strcmp(k, "vendor_ref"))
+	else if (KEQ(k, kn, "vendor_ref"))
 		sp = &st->vendor_ref;
-	else if (!strcmp(k, "code"))
+	else if (KEQ(k, kn, "code"))
 		sp = &st->code;
-	else if (!strcmp(k, "detail"))
+	else if (KEQ(k, kn, "detail"))
 		sp = &st->detail;
-	else if (!strcmp(k, "latency_ms"))
+	else if (KEQ(k, kn, "latency_ms"))
 		return sfield_int(s, &st->latency_ms, NULL);
-	else if (!strcmp(k, "ts_ms"))
+	else if (KEQ(k, kn, "ts_ms"))
 		return sfield_int(s, &st->ts_ms, NULL);
-	else if (!strcmp(k, "attempt"))
+	else if (KEQ(k, kn, "attempt"))
 		return sfield_int(s, NULL, &st->attempt);
 	if (sp)
 		return sfield_str(s, sp);

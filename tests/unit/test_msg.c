@@ -212,6 +212,58 @@ static void test_scan_agrees(void **state)
 	}
 }
 
+/* The scanner copies runs of plain bytes 8 at a time while the arena has room: whatever
+ * the arena's size, a scan either reads every field as jansson does or refuses with
+ * "record too large", success is monotone in the size, and len + 1 (what the dispatcher
+ * gives) is always enough; nothing is written past it. A special byte at every offset of a
+ * long string, too. */
+static void test_scan_arena_bound(void **state)
+{
+	(void)state;
+	buf_t b;
+	buf_init(&b, 4096);
+	char text[128];
+	for (int at = 0; at < 40; at++) {
+		memset(text, 'a', sizeof text);
+		text[at] = at % 3 == 0 ? '"' : at % 3 == 1 ? '\\' : '\n';
+		text[60] = 0;
+		msg_out_t m = {.id = "0123456789abcdef",
+		               .campaign = "camp",
+		               .channel = MSG_CH_EMAIL,
+		               .to = "someone@example.org",
+		               .text = text,
+		               .html = "<p>\"x\"</p>",
+		               .subs = "{\"first_name\":\"Al\\\"x\",\"city\":\"City 1\"}"};
+		buf_reset(&b);
+		assert_int_equal(msg_out_encode(&m, &b), 0);
+		json_t *hold;
+		msg_out_t a, c;
+		char err[128], arena[4096];
+		assert_int_equal(msg_out_parse(b.p, b.len, &a, &hold, err, sizeof err), 0);
+		int ok_from = -1;
+		for (size_t cap = 0; cap <= b.len + 1; cap++) {
+			memset(arena, 0x5a, sizeof arena);
+			int rc = msg_out_scan(b.p, b.len, &c, arena, cap, err, sizeof err);
+			for (size_t i = cap; i < cap + 64; i++) /* nothing written past the arena */
+				assert_int_equal(arena[i], 0x5a);
+			if (rc) {
+				assert_int_equal(ok_from, -1); /* no refusal above a size that worked */
+				assert_non_null(strstr(err, "record too large"));
+				continue;
+			}
+			if (ok_from < 0)
+				ok_from = (int)cap;
+			assert_string_equal(c.text, a.text);
+			assert_string_equal(c.html, a.html);
+			assert_string_equal(c.subs, a.subs);
+			assert_string_equal(c.to, a.to);
+		}
+		assert_true(ok_from > 0 && ok_from <= (int)b.len + 1);
+		json_decref(hold);
+	}
+	buf_free(&b);
+}
+
 static void test_status_roundtrip(void **state)
 {
 	(void)state;
@@ -391,10 +443,11 @@ static void test_status_scan_agrees(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_id_deterministic),   cmocka_unit_test(test_state_order),
-	    cmocka_unit_test(test_out_roundtrip),      cmocka_unit_test(test_parse_rejects),
-	    cmocka_unit_test(test_status_roundtrip),   cmocka_unit_test(test_scan_agrees),
-	    cmocka_unit_test(test_status_scan_agrees), cmocka_unit_test(test_dead_roundtrip),
+	    cmocka_unit_test(test_id_deterministic), cmocka_unit_test(test_state_order),
+	    cmocka_unit_test(test_out_roundtrip),    cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test(test_status_roundtrip), cmocka_unit_test(test_scan_agrees),
+	    cmocka_unit_test(test_scan_arena_bound), cmocka_unit_test(test_status_scan_agrees),
+	    cmocka_unit_test(test_dead_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
