@@ -112,19 +112,26 @@ typedef struct jw {
 	int first;
 } jw_t;
 
+/* ,"k": in one append (k is one of this file's literal keys) */
 static void jw_key(jw_t *w, const char *k)
 {
 	if (w->rc)
 		return;
+	char t[64];
+	size_t n = strlen(k), o = 0;
+	if (n > sizeof t - 4) {
+		w->rc = TOCSIN_ERR_INVAL;
+		return;
+	}
 	if (!w->first)
-		w->rc = buf_putc(w->b, ',');
+		t[o++] = ',';
 	w->first = 0;
-	if (!w->rc)
-		w->rc = buf_putc(w->b, '"');
-	if (!w->rc)
-		w->rc = buf_puts(w->b, k);
-	if (!w->rc)
-		w->rc = buf_append(w->b, "\":", 2);
+	t[o++] = '"';
+	memcpy(t + o, k, n);
+	o += n;
+	t[o++] = '"';
+	t[o++] = ':';
+	w->rc = buf_append(w->b, t, o);
 }
 
 static void jw_str(jw_t *w, const char *k, const char *v)
