@@ -93,7 +93,7 @@ fuzz:
 	    if [ $$rc -ne 0 ]; then echo "fuzz: $$n FAILED (exit $$rc), log: build-fuzz/$$n.log"; exit 1; fi; \
 	done
 
-.PHONY: all deps test unit it lint lint-src lint-format demo bench asan fuzz clean
+.PHONY: all deps test unit it lint lint-src lint-size lint-format demo bench asan fuzz clean
 # BIN: where the binary goes (a helper building in its own BUILD dir sets BIN too).
 BIN      ?= tocsin
 all: $(BIN)
@@ -140,11 +140,15 @@ test: deps
 	@TOCSIN_BIN=$(abspath $(BIN)) tests/run-all.sh $(UNIT_BINS)
 
 # style (tools/lint.sh): lint-src = role comment, banned calls, trailing blanks, line length;
-# lint-format = clang-format --dry-run -Werror with .clang-format; lint = both
+# lint-size = functions <= 120 lines, files <= 1,200 (production code);
+# lint-format = clang-format --dry-run -Werror with .clang-format; lint = all three (after the
+# checker's own fixture test, tools/lint_test.sh)
 lint:
 	@tools/lint.sh
 lint-src:
 	@tools/lint.sh --src
+lint-size:
+	@tools/lint.sh --size
 lint-format:
 	@tools/lint.sh --format
 

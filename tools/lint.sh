@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# lint.sh -- tocsin's style checks: `make lint` (both), `make lint-src`, `make lint-format`.
+# lint.sh -- tocsin's style checks: `make lint` (all), `make lint-src`, `make lint-size`, `make lint-format`.
 #
-#   tools/lint.sh [--src | --format] [FILE...]
+#   tools/lint.sh [--src | --format | --size] [FILE...]
 #
 # --src    checksrc-style rules on every .c/.h (one line per finding, FILE:LINE: rule: text):
 #          role     the file opens with its one-line role comment, "/* <file name> -- ..."
@@ -12,7 +12,14 @@
 #                   holding a string literal or a comment is left to the reader (the formatter
 #                   breaks neither: BreakStringLiterals and ReflowComments are off)
 # --format clang-format --dry-run -Werror with the root .clang-format
-# (none)   both; the exit status is 1 when anything was found.
+# --size   production code (not tests/, not bench/) stays readable in pieces, one line per finding
+#          FILE:FUNCTION:LINES: (the tree is clang-formatted, so a function is a line starting
+#          with "{" at column 0 after its signature, to the next "}" at column 0, counted from
+#          the signature's first line):
+#          function  no function over LINT_MAX_FN_LINES (default 120) lines
+#          file      no .c/.h over LINT_MAX_FILE_LINES (default 1200) lines (FUNCTION is "(file)")
+# (none)   all three, after tools/lint_test.sh (the checks catch their fixtures); the exit
+#          status is 1 when anything was found.
 # FILEs default to every tracked .c/.h except generated ones (tracker/dash.c, from dash.html).
 set -u -o pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -20,7 +27,8 @@ mode=all
 case "${1:-}" in
 --src) mode=src; shift ;;
 --format) mode=format; shift ;;
--h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+--size) mode=size; shift ;;
+-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
 esac
 GENERATED='^tracker/dash\.c$'
 if [ $# -gt 0 ]; then
@@ -32,7 +40,11 @@ fi
 max=${LINT_MAX_COLS:-120}
 rc=0
 
-if [ "$mode" != format ]; then
+if [ "$mode" = all ]; then
+	tools/lint_test.sh || exit 2
+fi
+
+if [ "$mode" = all ] || [ "$mode" = src ]; then
 	awk -v max="$max" '
 	function report(rule, text) { printf "%s:%d: %s: %s\n", FILENAME, FNR, rule, text; bad = 1 }
 	FNR == 1 {
@@ -71,7 +83,42 @@ if [ "$mode" != format ]; then
 	' "${files[@]}" || rc=1
 fi
 
-if [ "$mode" != src ]; then
+if [ "$mode" = all ] || [ "$mode" = size ]; then
+	awk -v maxfn="${LINT_MAX_FN_LINES:-120}" -v maxfile="${LINT_MAX_FILE_LINES:-1200}" '
+	function report(f, fn, lines, text) { printf "%s:%s:%d: %s\n", f, fn, lines, text; bad = 1 }
+	function file_done() {
+		if (prod && last > maxfile)
+			report(file, "(file)", last, "file over " maxfile " lines")
+	}
+	FNR == 1 {
+		if (NR > 1) { file_done() }
+		file = FILENAME
+		prod = file !~ /^(tests|bench)\//
+		infn = 0; sig = 0; sigtext = ""
+	}
+	{ last = FNR }
+	!prod { next }
+	infn && /^}/ {
+		infn = 0
+		if (FNR - start + 1 > maxfn)
+			report(file, name, FNR - start + 1, "function over " maxfn " lines (lines " start "-" FNR ")")
+		next
+	}
+	infn { next }
+	# a signature starts at column 0 with a name (a label "out:" never stands outside a function)
+	/^[A-Za-z_]/ { sig = FNR; sigtext = $0; next }
+	/^{/ && sig {
+		infn = 1; start = sig
+		name = sigtext; sub(/\(.*/, "", name); sub(/.*[^A-Za-z0-9_]/, "", name)
+		next
+	}
+	sig && /^[ \t]/ { sigtext = sigtext " " $0; next }
+	{ sig = 0; sigtext = "" }
+	END { if (NR > 0) file_done(); exit bad }
+	' "${files[@]}" || rc=1
+fi
+
+if [ "$mode" = all ] || [ "$mode" = format ]; then
 	if ! command -v clang-format > /dev/null; then
 		echo "lint: clang-format is missing (make deps installs it)"; exit 2
 	fi
