@@ -31,7 +31,7 @@ VND_OBJS   := vendors/vnd.o vendors/twilio.o vendors/vonage.o vendors/sendgrid.o
               vendors/sim/sim_json.o vendors/sim/sim_sign.o vendors/sim/sim_form.o vendors/sim/sim_seg.o
 PROD_OBJS  := producer/launch.o producer/prod.o producer/prod_read.o producer/prod_run.o producer/prod_report.o producer/aud.o producer/addr.o producer/aset.o \
               producer/camp.o producer/optc.o producer/penc.o
-DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_send.o dispatcher/dsp_outcome.o dispatcher/dsp_group.o dispatcher/dsp_setup.o dispatcher/dsp_stats.o dispatcher/dsp_metrics.o dispatcher/dsp_queue.o dispatcher/dsp_state.o dispatcher/dsp_ledger.o dispatcher/dsp_share.o dispatcher/dead.o vendors/http.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
+DSP_OBJS   := dispatcher/dsp.o dispatcher/dsp_lease.o dispatcher/dsp_send.o dispatcher/dsp_outcome.o dispatcher/dsp_group.o dispatcher/dsp_setup.o dispatcher/dsp_stats.o dispatcher/dsp_metrics.o dispatcher/dsp_queue.o dispatcher/dsp_state.o dispatcher/dsp_ledger.o dispatcher/dsp_share.o dispatcher/dead.o vendors/http.o dispatcher/sla.o dispatcher/route.o dispatcher/retry.o
 TRK_OBJS   := tracker/store.o tracker/store_status.o tracker/api.o tracker/dash.o tracker/ctl.o tracker/ctlcmd.o tracker/http.o tracker/track.o tracker/status.o tracker/reply.o tracker/presence.o tracker/web.o tracker/webaud.o tracker/webcomp.o tracker/weblaunch.o tracker/webpage.o tracker/recon.o tracker/whack.o tracker/hooks.o
 HOLD_OBJS  := hold/hold.o
 
@@ -44,7 +44,7 @@ UT_CORE    := test_buf test_msg test_cfg test_num test_kq_read test_tz test_capa
 UT_TMPL    := test_tmpl test_tmpl_golden test_sms test_email
 UT_VND     := test_vnd test_vnd_sim test_sim_json test_http test_vsend
 UT_PROD    := test_prod_addr test_prod_aud test_prod_penc test_prod_kafka
-UT_DSP     := test_dsp_queue test_dsp_ledger test_dsp_share test_sla test_route test_retry test_hist
+UT_DSP     := test_dsp_queue test_dsp_ledger test_dsp_lease test_dsp_share test_sla test_route test_retry test_hist
 UT_HOLD    := test_hold
 UT_TRK     := test_trk_store test_trk_recon test_trk_whack
 UNIT_TESTS := $(UT_CORE) $(UT_TMPL) $(UT_VND) $(UT_PROD) $(UT_DSP) $(UT_TRK) $(UT_HOLD)

@@ -1,37 +1,39 @@
 #!/usr/bin/env bash
 # bench_kill_loop.sh -- issue 13 item 4: two dispatchers, one of them killed (SIGKILL) and
 # started again every EVERY s, KILLS times, during a blast of N at RATE/s (the vendor's
-# limit). Three runs side by side on the embedded broker: undisturbed; kills with tocsin's
-# group settings (session.timeout.ms 10000, heartbeat 1000; eager rebalancing, the range
-# assignor); kills with partition.assignment.strategy cooperative-sticky (incremental
-# rebalancing: the survivor keeps the partitions it has and sends through a rebalance; a
-# 6000 / 500 session was measured worse before, bench/RESULTS.md). Set STRATEGY to compare
-# another kafka property set in the third run instead. Prints per run the seconds from the first to the
-# last acceptance at the emulator, the seconds with zero acceptances after the first 10,
-# and the emulator's accepted / distinct counts; then the ratios to the undisturbed run.
-# Static membership is not measured: the embedded broker (librdkafka 2.0.2's mock) ignores
-# group.instance.id (dispatcher/README.md). Env: N (100000), RATE (2500), KILLS (12), EVERY (4).
+# limit). Three runs side by side on the embedded broker: undisturbed; kills with partition
+# leases (dispatcher.partition_leases, the default with the embedded broker: the survivor takes
+# a dead one's partitions at its next lease tick, a restarted one gets its share back after a
+# drain, dispatcher/README.md); kills with the group protocol (partition_leases false:
+# session.timeout.ms 10000, heartbeat 1000, eager rebalancing, the range assignor). Set
+# KAFKA to add kafka properties to the group run (e.g.
+# KAFKA='{"partition.assignment.strategy":"cooperative-sticky"}'). Prints per run the seconds
+# from the first to the last acceptance at the emulator, the seconds with zero acceptances
+# after the first 10, and the emulator's accepted / distinct counts; then the ratios to the
+# undisturbed run. Static membership is not measured: the embedded broker (librdkafka
+# 2.0.2's mock) ignores group.instance.id (dispatcher/README.md).
+# Env: N (100000), RATE (2500), KILLS (12), EVERY (4), KAFKA ({}).
 source "$(dirname "$0")/lib.sh"
 N=${N:-100000}
 RATE=${RATE:-2500}
 KILLS=${KILLS:-12}
 EVERY=${EVERY:-4}
-cfg() { # SIM KAFKA-JSON
+cfg() { # SIM KAFKA-JSON DISPATCHER-MEMBERS
   cat > "$CFG" <<EOF
 {"var_dir":"$OUT/var","kafka":$2,"quiet_hours":{"sms":{"enabled":false}},
  "vendors":[{"name":"twilio","kind":"twilio","base_url":"http://$1",
    "account":"ACbench000000000000000000000000000","secret_env":"TOCSIN_TWILIO_TOKEN",
    "senders":{"main":{"from":"+15005550006"}},"rate_per_s":$RATE,"max_in_flight":128}],
- "routes":{"sms":{"vendors":["twilio"]}},"dispatcher":{"max_in_flight":256}}
+ "routes":{"sms":{"vendors":["twilio"]}},"dispatcher":{"max_in_flight":256$3}}
 EOF
 }
 export TOCSIN_TWILIO_TOKEN=bench-token
-run() { # NAME KILLS KAFKA-JSON
+run() { # NAME KILLS KAFKA-JSON DISPATCHER-MEMBERS
   bench_cleanup; BENCH_PIDS=()
   bench_setup "kill_loop_$1"
-  cfg 127.0.0.1:9 "$3"
+  cfg 127.0.0.1:9 "$3" "$4"
   bench_start_broker_sim
-  cfg "$SIM" "$3"
+  cfg "$SIM" "$3" "$4"
   bench_bg d0 dispatch; local pids=($BG_PID)
   bench_bg d1 dispatch; pids+=($BG_PID)
   bench_sms_campaign c "$N"
@@ -59,12 +61,11 @@ print("%s: %d s first to last acceptance, %d s with none after the first 10, acc
       % (name, last - first + 1, zero, v["accepted"], v["unique_ids"]))
 PY
 }
-run undisturbed 0 '{}'
-run kills_10s "$KILLS" '{}'
-COOP='{"partition.assignment.strategy":"cooperative-sticky"}'
-run kills_coop "$KILLS" "${STRATEGY:-$COOP}"
+run undisturbed 0 '{}' ''
+run kills_leases "$KILLS" '{}' ''
+run kills_group "$KILLS" "${KAFKA:-{\}}" ',"partition_leases":false'
 base=$(grep -o '[0-9]* s first' bench/out/kill_loop_undisturbed/result.txt | cut -d' ' -f1)
-for r in kills_10s kills_coop; do
+for r in kills_leases kills_group; do
   s=$(grep -o '[0-9]* s first' "bench/out/kill_loop_$r/result.txt" | cut -d' ' -f1)
   echo "$r: $(python3 -c "print('%.2f' % ($s / $base))") x the undisturbed time (target <= 1.5)"
 done

@@ -225,6 +225,7 @@ static const ck_t ck_dispatcher[] = {{"max_attempts", CK_LEAF, NULL},
                                      {"metrics_listen", CK_LEAF, NULL}, /* dispatcher/dsp_metrics.c */
                                      {"ambiguous_grace_ms", CK_LEAF, NULL}, /* dispatcher/dsp_setup.c */
                                      {"static_membership", CK_LEAF, NULL}, /* dispatcher/dsp_group.c */
+                                     {"partition_leases", CK_LEAF, NULL}, /* dispatcher/dsp_group.c */
                                      {"rate_share", CK_LEAF, NULL}, /* dispatcher/dsp_setup.c */
                                      {NULL, CK_LEAF, NULL}};
 /* tracker: core/cfg.c, tracker/http.c, tracker/reply.c, tracker/presence.c */

@@ -77,6 +77,11 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		return;
 	}
 	kq_lane_t lane = dsp_lane_of(d, rd_kafka_topic_name(rkm->rkt));
+	if (d->lease && !dsp_lease_held(d->lease, lane, rkm->partition)) {
+		/* fetched before the partition was handed over: its new owner reads it */
+		rd_kafka_message_destroy(rkm);
+		return;
+	}
 	dsp_part_t *p = dsp_part_get(d, lane, rkm->partition);
 	dsp_msg_t *m = p ? calloc(1, sizeof *m + rkm->len + 1) : NULL;
 	if (!m) {
@@ -300,12 +305,14 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: tocsin dispatch [--channel sms|email] [--max-pending N]\n"
 	        "\n"
-	        "Join the consumer group tocsin-dispatch-<channel> on tocsin.outbox.<channel> and\n"
-	        "tocsin.outbox.<channel>.urgent (the urgent lane, always drained first), send\n"
-	        "each message through the channel's route of vendors (routes.<channel> in the\n"
-	        "config), and publish every outcome on tocsin.status. Offsets are committed only\n"
-	        "past messages whose final status the broker has acknowledged, so a crash loses\n"
-	        "nothing. Run several for more throughput: the group shares the partitions.\n"
+	        "Consume tocsin.outbox.<channel> and tocsin.outbox.<channel>.urgent (the urgent\n"
+	        "lane, always drained first), send each message through the channel's route of\n"
+	        "vendors (routes.<channel> in the config), and publish every outcome on\n"
+	        "tocsin.status. Offsets are committed (consumer group tocsin-dispatch-<channel>)\n"
+	        "only past messages whose final status the broker has acknowledged, so a crash\n"
+	        "loses nothing. Run several for more throughput: they share the partitions, by\n"
+	        "leases on this machine with the embedded broker (dispatcher.partition_leases),\n"
+	        "else as one consumer group.\n"
 	        "\n"
 	        "  --channel C       sms (default) or email\n"
 	        "  --max-pending N   messages held in memory per lane: at N the dispatcher takes\n"
@@ -332,7 +339,7 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 	d.channel = MSG_CH_SMS;
 	d.max_pending = 10000;
 	d.wake[0] = d.wake[1] = -1;
-	d.slot_fd = -1;
+	d.slot_fd = d.slot = -1;
 	d.rate_share = 1; /* every limiter starts whole */
 	int o, max_pending_set = 0;
 	while ((o = getopt_long(argc, argv, "c:m:h", opts, NULL)) != -1) {
@@ -374,10 +381,11 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 		dsp_teardown(&d);
 		return 1;
 	}
-	log_info("event=dispatch_started channel=%s group=%s instance=%s vendors=%zu "
-	         "max_in_flight=%d ledger_ids=%zu",
+	log_info("event=dispatch_started channel=%s group=%s instance=%s partitions_by=%s slot=%d "
+	         "vendors=%zu max_in_flight=%d ledger_ids=%zu",
 	         msg_channel_name(d.channel), d.group, d.instance[0] ? d.instance : "dynamic",
-	         d.nvendors, cfg->max_in_flight, dsp_ledger_loaded(d.ledger));
+	         d.lease ? "leases" : "group", d.slot, d.nvendors, cfg->max_in_flight,
+	         dsp_ledger_loaded(d.ledger));
 	while (!tocsin_stop) {
 		int64_t now = clock_mono_ms();
 		dsp_state_poll(d.st);
@@ -401,6 +409,7 @@ int cmd_dispatch(cfg_t *cfg, int argc, char **argv)
 			dsp_commit_parts(&d, 0);
 			d.last_commit_ms = now;
 		}
+		dsp_group_leases(&d, now);
 		dsp_catch_up_tick(&d, now);
 		dsp_rate_share_tick(&d, now);
 		dsp_progress(&d, now);

@@ -2,13 +2,13 @@
  * hold of a partition handed over, offset commits, and the rate share they imply. */
 #include "dispatcher/dsp_int.h"
 #include "core/clock.h"
+#include "core/sig.h"
 
-#include <fcntl.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 /* rl_set_share() takes a fraction: the share in ten-thousandths. */
@@ -18,6 +18,8 @@
 /* A catch-up holding sends is logged after this long, then this often (dsp_catch_up_tick). */
 #define DSP_CATCH_UP_LOG_MS 5000
 #define DSP_CATCH_UP_LOG_EVERY_MS 30000
+/* Partition leases: the live dispatchers are ranked and leases moved this often. */
+#define DSP_LEASE_TICK_MS 200
 
 /* The lane of an outbox topic. */
 kq_lane_t dsp_lane_of(const dsp_t *d, const char *topic)
@@ -79,6 +81,17 @@ void dsp_on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			l->parts[p]->committed = -1;
 	}
 	log_debug("event=commit_failed err=\"%s\" action=retry", rd_kafka_err2str(err));
+	/* a consumer outside the group commits as nobody (generation -1): the embedded broker
+	 * refuses that once any member has joined the group */
+	if (d->lease && !d->commit_refused &&
+	    (err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)) {
+		d->commit_refused = 1;
+		log_error("event=commit_refused err=\"%s\" msg=\"the broker refuses this dispatcher's "
+		          "offsets: a dispatcher of group %s joined it (dispatcher.partition_leases false) "
+		          "since the broker started; every dispatcher of a channel must use the same "
+		          "setting, and the embedded broker must be restarted\"",
+		          rd_kafka_err2str(err), d->group);
+	}
 }
 
 void dsp_drop_partition(dsp_t *d, kq_lane_t lane, int32_t partition)
@@ -222,57 +235,55 @@ static void reassign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int
 	}
 }
 
-void dsp_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                      rd_kafka_topic_partition_list_t *parts, void *opaque)
+/* Partitions parts (of rk) are this dispatcher's now: counted, the urgent lane's records
+ * forwarded to the queue polled first, the rate share by partitions set. */
+static void parts_take(dsp_t *d, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
 {
-	dsp_t *d = opaque;
 	int total = d->lanes[KQ_LANE_BULK].total_parts + d->lanes[KQ_LANE_URGENT].total_parts;
-	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		for (int i = 0; i < parts->cnt; i++) {
-			kq_lane_t ln = dsp_lane_of(d, parts->elems[i].topic);
-			dsp_part_t *p = dsp_part_get(d, ln, parts->elems[i].partition);
-			if (p)
-				p->assigned = 1;
-			d->lanes[ln].owned++;
-			if (ln == KQ_LANE_URGENT) { /* its records go to the queue polled first */
-				rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(
-				    rk, parts->elems[i].topic, parts->elems[i].partition);
-				if (pq) {
-					rd_kafka_queue_forward(pq, d->q_urgent);
-					rd_kafka_queue_destroy(pq);
-				}
+	for (int i = 0; i < parts->cnt; i++) {
+		kq_lane_t ln = dsp_lane_of(d, parts->elems[i].topic);
+		dsp_part_t *p = dsp_part_get(d, ln, parts->elems[i].partition);
+		if (p)
+			p->assigned = 1;
+		d->lanes[ln].owned++;
+		if (ln == KQ_LANE_URGENT) { /* its records go to the queue polled first */
+			rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(rk, parts->elems[i].topic,
+			                                                    parts->elems[i].partition);
+			if (pq) {
+				rd_kafka_queue_forward(pq, d->q_urgent);
+				rd_kafka_queue_destroy(pq);
 			}
 		}
-		/* the rate share: partitions owned of both lanes together, until dsp_rate_share_tick knows
-		 * the others' backlogs */
-		d->owned_parts = d->lanes[KQ_LANE_BULK].owned + d->lanes[KQ_LANE_URGENT].owned;
-		set_share(d, (double)d->owned_parts / total);
-		log_info("event=assigned partitions=%d of=%d topic=%s urgent_partitions=%d of=%d "
-		         "topic=%s new=%d",
-		         d->lanes[KQ_LANE_BULK].owned, d->lanes[KQ_LANE_BULK].total_parts,
-		         d->lanes[KQ_LANE_BULK].topic, d->lanes[KQ_LANE_URGENT].owned,
-		         d->lanes[KQ_LANE_URGENT].total_parts, d->lanes[KQ_LANE_URGENT].topic,
-		         parts->cnt);
-		reassign(rk, parts, 1);
-		if (!parts->cnt)
-			return;
-		/* The outcomes the previous owners published before they let go are read before
-		 * anything of these partitions is consumed: they stay paused until then. */
-		dsp_state_catch_up_start(d->st, 10000);
-		d->catch_since_ms = clock_mono_ms();
-		d->catch_logged_ms = 0;
-		for (int i = 0; i < parts->cnt; i++) {
-			dsp_part_t *p = dsp_part_get(d, dsp_lane_of(d, parts->elems[i].topic),
-			                             parts->elems[i].partition);
-			if (p)
-				p->held = 1;
-			dsp_pause_one(rk, &parts->elems[i], 1);
-		}
-		dsp_catch_up_tick(d, d->catch_since_ms);
-		return;
 	}
-	log_info("event=revoked partitions=%d msg=\"finishing in-flight sends before handing over\"",
-	         parts->cnt);
+	/* the rate share: partitions owned of both lanes together, until dsp_rate_share_tick knows
+	 * the others' backlogs */
+	d->owned_parts = d->lanes[KQ_LANE_BULK].owned + d->lanes[KQ_LANE_URGENT].owned;
+	set_share(d, (double)d->owned_parts / total);
+}
+
+/* The outcomes the previous owners of parts (just assigned) published before they let go are
+ * read before anything of these partitions is consumed: they stay paused until then. */
+static void parts_hold(dsp_t *d, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
+{
+	if (!parts->cnt)
+		return;
+	dsp_state_catch_up_start(d->st, 10000);
+	d->catch_since_ms = clock_mono_ms();
+	d->catch_logged_ms = 0;
+	for (int i = 0; i < parts->cnt; i++) {
+		dsp_part_t *p = dsp_part_get(d, dsp_lane_of(d, parts->elems[i].topic),
+		                             parts->elems[i].partition);
+		if (p)
+			p->held = 1;
+		dsp_pause_one(rk, &parts->elems[i], 1);
+	}
+	dsp_catch_up_tick(d, d->catch_since_ms);
+}
+
+/* Hand parts over: the sends in flight finish and their outcomes are acknowledged, offsets are
+ * committed synchronously, and what was not sent goes back to Kafka for the next owner. */
+static void parts_give_up(dsp_t *d, const rd_kafka_topic_partition_list_t *parts)
+{
 	dsp_drain_inflight(d, 30000);
 	dsp_commit_parts(d, 1);
 	for (int i = 0; i < parts->cnt; i++) {
@@ -281,59 +292,212 @@ void dsp_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		if (d->lanes[ln].owned > 0)
 			d->lanes[ln].owned--;
 	}
+}
+
+/* What this dispatcher owns now, for the lines of an assignment change. */
+#define OWNED_FMT "partitions=%d of=%d topic=%s urgent_partitions=%d of=%d topic=%s"
+#define OWNED_ARGS(d)                                                                              \
+	(d)->lanes[KQ_LANE_BULK].owned, (d)->lanes[KQ_LANE_BULK].total_parts,                      \
+	    (d)->lanes[KQ_LANE_BULK].topic, (d)->lanes[KQ_LANE_URGENT].owned,                      \
+	    (d)->lanes[KQ_LANE_URGENT].total_parts, (d)->lanes[KQ_LANE_URGENT].topic
+
+void dsp_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	dsp_t *d = opaque;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		parts_take(d, rk, parts);
+		log_info("event=assigned " OWNED_FMT " new=%d", OWNED_ARGS(d), parts->cnt);
+		reassign(rk, parts, 1);
+		parts_hold(d, rk, parts);
+		return;
+	}
+	log_info("event=revoked partitions=%d msg=\"finishing in-flight sends before handing over\"",
+	         parts->cnt);
+	parts_give_up(d, parts);
 	if (!cooperative(rk))
 		d->lanes[KQ_LANE_BULK].owned = d->lanes[KQ_LANE_URGENT].owned = 0;
 	d->owned_parts = d->lanes[KQ_LANE_BULK].owned + d->lanes[KQ_LANE_URGENT].owned;
 	reassign(rk, parts, 0);
 }
 
-/* Group membership of the outbox consumer cc (issue 13 item 4; cc NULL: only check the
- * config, before anything starts). A dead member's partitions move when its session times
- * out (core/kq.c: session.timeout.ms 10000; a shorter one made the kill loop worse on the
- * embedded broker, bench/RESULTS.md). Static membership
- * (group.instance.id = <host>-<channel>-<slot>, the slot the lowest free one among
- * <var_dir>/run/dispatch-<channel>-<slot>.lock, held by flock for the process's life, so a
- * restarted dispatcher takes its slot again and the broker hands its partitions back
- * without a rebalance): dispatcher.static_membership "auto" (default: on with a configured
- * cluster, off with the embedded broker, whose librdkafka 2.0 mock ignores
- * group.instance.id and would keep a stopped static member's partitions until its session
- * times out), true or false. */
+/* The partitions of both lanes whose lease this dispatcher (rank of n live) takes now (take
+ * 1: its own by the target, free, and taken) or lets go (take 0: held, another's by the
+ * target), as a list a consumer assigns from the committed offsets; "1,3,5" of each lane in
+ * names. */
+static rd_kafka_topic_partition_list_t *lease_changes(dsp_t *d, int rank, int n, int take,
+                                                      char *names, size_t nameslen)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+	size_t at = 0;
+	names[0] = '\0';
+	for (int ln = 0; ln < KQ_LANE__COUNT; ln++) {
+		int first = 1;
+		for (int32_t p = 0; p < d->lanes[ln].total_parts; p++) {
+			int mine = dsp_lease_mine(rank, n, p), held = dsp_lease_held(d->lease, ln, p);
+			if (take ? !mine || held || dsp_lease_take(d->lease, ln, p) != 1 : !held || mine)
+				continue;
+			rd_kafka_topic_partition_list_add(l, d->lanes[ln].topic, p)->offset =
+			    RD_KAFKA_OFFSET_INVALID; /* from the group's committed offset */
+			int w = snprintf(names + at, nameslen - at, "%s%s%s%d", first && at ? " " : "",
+			                 first ? (ln == KQ_LANE_URGENT ? "urgent=" : "bulk=") : "",
+			                 first ? "" : ",", (int)p);
+			if (w > 0 && (size_t)w < nameslen - at)
+				at += (size_t)w;
+			first = 0;
+		}
+	}
+	return l;
+}
+
+/* Partitions of both lanes that would move now: held and another's (take 0), or this one's
+ * and not held (take 1: free or not yet let go). */
+static int lease_moves(const dsp_t *d, int rank, int n, int take)
+{
+	int k = 0;
+	for (int ln = 0; ln < KQ_LANE__COUNT; ln++)
+		for (int32_t p = 0; p < d->lanes[ln].total_parts; p++)
+			k += dsp_lease_mine(rank, n, p) == take &&
+			     dsp_lease_held(d->lease, ln, p) != take;
+	return k;
+}
+
+/* Does the broker answer now (within 500 ms)? Leases move only then: a catch-up's queries and
+ * a synchronous commit wait for it, and SIGTERM would wait with them. */
+static int broker_answers(dsp_t *d)
+{
+	int64_t lo, hi;
+	return !d->held_since_ms && !tocsin_stop &&
+	       !rd_kafka_query_watermark_offsets(d->cons, d->lanes[KQ_LANE_BULK].topic, 0, &lo, &hi,
+	                                         500);
+}
+
+/* Partition leases (dispatcher.partition_leases, dispatcher/dsp_lease.h): every
+ * DSP_LEASE_TICK_MS, rank the live dispatchers of the channel and move toward the target --
+ * partition p is the live slot of rank p mod n's. What is another's now is handed over as a
+ * revoke does (parts_give_up), then unassigned and its lease let go; what is this one's and
+ * free (its owner let it go, or died: the kernel dropped its locks) is leased, assigned from
+ * the committed offset and held for the catch-up like an assignment. A give-up waits until
+ * the same ranking was seen twice in a row (a dispatcher that dies at once moves nothing);
+ * nothing moves while the broker does not answer. */
+void dsp_group_leases(dsp_t *d, int64_t now)
+{
+	if (!d->lease || now - d->lease_tick_ms < DSP_LEASE_TICK_MS)
+		return;
+	d->lease_tick_ms = now;
+	int n, rank = dsp_lease_rank(d->lease, &n);
+	int stable = rank == d->lease_rank && n == d->lease_n;
+	d->lease_rank = rank;
+	d->lease_n = n;
+	int give = stable && lease_moves(d, rank, n, 0);
+	if ((!give && !lease_moves(d, rank, n, 1)) || !broker_answers(d))
+		return;
+	char names[2048];
+	rd_kafka_topic_partition_list_t *l;
+	if (give) {
+		l = lease_changes(d, rank, n, 0, names, sizeof names);
+		if (l->cnt) {
+			parts_give_up(d, l);
+			rd_kafka_error_t *e = rd_kafka_incremental_unassign(d->cons, l);
+			if (e) {
+				log_warn("event=reassign_failed assign=0 err=\"%s\"",
+				         rd_kafka_error_string(e));
+				rd_kafka_error_destroy(e);
+			}
+			for (int i = 0; i < l->cnt; i++)
+				dsp_lease_drop(d->lease, dsp_lane_of(d, l->elems[i].topic),
+				               l->elems[i].partition);
+			d->owned_parts = d->lanes[KQ_LANE_BULK].owned + d->lanes[KQ_LANE_URGENT].owned;
+			log_info("event=lease_released " OWNED_FMT " released=%s live=%d rank=%d",
+			         OWNED_ARGS(d), names, n, rank);
+		}
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	l = lease_changes(d, rank, n, 1, names, sizeof names);
+	if (l->cnt) {
+		parts_take(d, d->cons, l);
+		rd_kafka_error_t *e = rd_kafka_incremental_assign(d->cons, l);
+		if (e) { /* not consumed: the leases go, taken again at a next tick */
+			log_warn("event=reassign_failed assign=1 err=\"%s\"", rd_kafka_error_string(e));
+			rd_kafka_error_destroy(e);
+			for (int i = 0; i < l->cnt; i++) {
+				kq_lane_t ln = dsp_lane_of(d, l->elems[i].topic);
+				dsp_drop_partition(d, ln, l->elems[i].partition);
+				d->lanes[ln].owned--;
+				dsp_lease_drop(d->lease, ln, l->elems[i].partition);
+			}
+			d->owned_parts = d->lanes[KQ_LANE_BULK].owned + d->lanes[KQ_LANE_URGENT].owned;
+		} else {
+			log_info("event=lease_acquired " OWNED_FMT " acquired=%s live=%d rank=%d",
+			         OWNED_ARGS(d), names, n, rank);
+			parts_hold(d, d->cons, l);
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* "auto", true or false at dispatcher.<key> into *on (auto: auto_on); refused with one line. */
+static int auto_bool(const cfg_t *c, const char *key, int auto_on, int *on, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(json_object_get(c->root, "dispatcher"), key);
+	*on = auto_on;
+	if (v && json_is_boolean(v))
+		*on = json_is_true(v);
+	else if (v && !(json_is_string(v) && !strcmp(json_string_value(v), "auto"))) {
+		snprintf(err, errlen, "%s: dispatcher.%s must be \"auto\", true or false", c->path,
+		         key);
+		return TOCSIN_ERR_CONFIG;
+	}
+	return 0;
+}
+
+/* How the outbox consumer cc gets its partitions (issue 13 item 4; cc NULL: only check the
+ * config, before anything starts).
+ * Partition leases (dispatcher.partition_leases "auto": on with the embedded broker, off with
+ * a configured cluster; true; false): no group protocol at all, the dispatchers of the channel
+ * share them through files under <var_dir>/run (dsp_group_leases, dispatcher/dsp_lease.h); the
+ * group's committed offsets stay where a consumer takes up a partition. Else the group
+ * protocol: a dead member's partitions move when its session times out (core/kq.c:
+ * session.timeout.ms 10000; a shorter one made the kill loop worse on the embedded broker,
+ * bench/RESULTS.md). Static membership (group.instance.id = <host>-<channel>-<slot>, so a
+ * restarted dispatcher takes its slot again and the broker hands its partitions back without
+ * a rebalance): dispatcher.static_membership "auto" (default: on with a configured cluster,
+ * off with the embedded broker, whose librdkafka 2.0 mock ignores group.instance.id and would
+ * keep a stopped static member's partitions until its session times out), true or false.
+ * Either way the slot is the lowest free one among <var_dir>/run/dispatch-<channel>-<slot>.lock,
+ * held by flock for the process's life. */
 int dsp_membership(dsp_t *d, rd_kafka_conf_t *cc, char *err, size_t errlen)
 {
 	const cfg_t *c = d->cfg;
-	json_t *sm = json_object_get(json_object_get(c->root, "dispatcher"), "static_membership");
-	int on = json_object_get(c->kafka, "bootstrap.servers") != NULL;
-	if (sm && json_is_boolean(sm))
-		on = json_is_true(sm);
-	else if (sm && !(json_is_string(sm) && !strcmp(json_string_value(sm), "auto"))) {
-		snprintf(err, errlen,
-		         "%s: dispatcher.static_membership must be \"auto\", true or false", c->path);
+	int cluster = json_object_get(c->kafka, "bootstrap.servers") != NULL, sm, leases;
+	if (auto_bool(c, "static_membership", cluster, &sm, err, errlen) ||
+	    auto_bool(c, "partition_leases", !cluster, &leases, err, errlen))
 		return TOCSIN_ERR_CONFIG;
-	}
-	if (!cc || !on || json_object_get(c->kafka, "group.instance.id"))
+	if (!cc || (!leases && (!sm || json_object_get(c->kafka, "group.instance.id"))))
 		return 0;
-	char host[64] = "host", rel[96], path[4096];
+	const char *ch = msg_channel_name(d->channel);
+	char host[64] = "host", dir[4096];
 	gethostname(host, sizeof host - 1);
-	for (int slot = 0; slot < 256; slot++) {
-		snprintf(rel, sizeof rel, "run/dispatch-%s-%d.lock", msg_channel_name(d->channel),
-		         slot);
-		int fd = cfg_var_path(c, rel, path, sizeof path)
-		             ? -1
-		             : open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0)
-			break;
-		if (flock(fd, LOCK_EX | LOCK_NB)) {
-			close(fd);
-			continue;
-		}
-		d->slot_fd = fd; /* held until exit */
-		snprintf(d->instance, sizeof d->instance, "%s-%s-%d", host,
-		         msg_channel_name(d->channel), slot);
-		rd_kafka_conf_set(cc, "group.instance.id", d->instance, NULL, 0);
+	int slot = cfg_var_path(c, "run", dir, sizeof dir)
+	               ? -1
+	               : dsp_lease_slot_take(dir, ch, &d->slot_fd);
+	if (slot < 0 && leases) {
+		snprintf(err, errlen, "partition leases: no free slot among %s/dispatch-%s-*.lock: %s",
+		         dir, ch, strerror(errno));
+		return TOCSIN_ERR_IO;
+	}
+	if (slot < 0) {
+		log_warn("event=static_membership_off msg=\"no free slot under %s/run: joining as a "
+		         "dynamic member\"",
+		         c->var_dir);
 		return 0;
 	}
-	log_warn("event=static_membership_off msg=\"no free slot under %s/run: joining as a "
-	         "dynamic member\"",
-	         c->var_dir);
+	d->slot = slot;
+	if (leases) {
+		d->lease_n = -1;
+		return (d->lease = dsp_lease_new(dir, ch, slot, err, errlen)) ? 0 : TOCSIN_ERR_NOMEM;
+	}
+	snprintf(d->instance, sizeof d->instance, "%s-%s-%d", host, ch, slot);
+	rd_kafka_conf_set(cc, "group.instance.id", d->instance, NULL, 0);
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include "core/kq.h"
 #include "core/log.h"
 #include "core/rl.h"
+#include "dispatcher/dsp_lease.h"
 #include "dispatcher/dsp_ledger.h"
 #include "dispatcher/dsp_metrics.h"
 #include "dispatcher/dsp_queue.h"
@@ -119,12 +120,17 @@ typedef struct dsp {
 	dsp_share_t *share; /* the peers' backlogs (rate shares by backlog); NULL: by partitions */
 	int owned_parts;    /* partitions of both lanes owned now */
 	double rate_share;  /* the share of every vendor's rate applied now */
-	int64_t share_pub_ms;  /* mono ms this dispatcher's backlog was last published */
-	int64_t share_tick_ms; /* mono ms the share was last computed */
-	dsp_ledger_t *ledger;  /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
-	char instance[128];    /* group.instance.id, "" when a dynamic member */
-	int slot_fd;           /* the flock'd slot file behind instance, -1 none */
-	buf_t buf;             /* reused encode buffer */
+	int64_t share_pub_ms;    /* mono ms this dispatcher's backlog was last published */
+	int64_t share_tick_ms;   /* mono ms the share was last computed */
+	dsp_ledger_t *ledger;    /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
+	char instance[128];      /* group.instance.id, "" when a dynamic member */
+	int slot_fd;             /* the flock'd slot file (static membership, leases), -1 none */
+	int slot;                /* its number, -1 none */
+	dsp_lease_t *lease;      /* partition leases (dsp_group_leases); NULL: the group protocol */
+	int64_t lease_tick_ms;   /* mono ms the leases were last looked at */
+	int lease_rank, lease_n; /* the ranking seen then (n -1: none yet) */
+	int commit_refused;      /* partition leases: the broker refused a commit (logged once) */
+	buf_t buf;               /* reused encode buffer */
 	/* counters */
 	int64_t n_consumed, n_accepted, n_failed, n_retried, n_cancelled, n_suppressed, n_expired;
 	int64_t n_status_errors;
@@ -216,7 +222,10 @@ void dsp_rate_share_tick(dsp_t *d, int64_t now);
 /* The consumer's rebalance callback (opaque: the dsp_t). */
 void dsp_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *parts, void *opaque);
-/* Static membership of the outbox consumer cc (cc NULL: only check the config). */
+/* Partition leases: every DSP_LEASE_TICK_MS, take and let go of partitions toward the target. */
+void dsp_group_leases(dsp_t *d, int64_t now);
+/* How the outbox consumer cc gets its partitions: leases, or the group with or without static
+ * membership (cc NULL: only check the config). */
 int dsp_membership(dsp_t *d, rd_kafka_conf_t *cc, char *err, size_t errlen);
 
 /* ---- dsp_setup.c */

@@ -148,8 +148,9 @@ static int setup_state(dsp_t *d, int by_backlog, char *err, size_t errlen)
 	return 0;
 }
 
-/* The outbox consumer: a member of the channel's group, subscribed to both lanes (the urgent
- * lane's partitions forwarded to their own queue at assignment), every queue waking the loop. */
+/* The outbox consumer: a member of the channel's group subscribed to both lanes, or with
+ * partition leases a consumer assigned by dsp_group_leases (the urgent lane's partitions
+ * forwarded to their own queue at assignment), every queue waking the loop. */
 static int setup_consumer(dsp_t *d, char *err, size_t errlen)
 {
 	const cfg_t *c = d->cfg;
@@ -165,8 +166,11 @@ static int setup_consumer(dsp_t *d, char *err, size_t errlen)
 			if (!json_object_get(c->kafka, email_props[i][0]))
 				rd_kafka_conf_set(cc, email_props[i][0], email_props[i][1], NULL, 0);
 	}
-	if (dsp_membership(d, cc, err, errlen))
-		return TOCSIN_ERR_CONFIG;
+	int rc = dsp_membership(d, cc, err, errlen);
+	if (rc) {
+		rd_kafka_conf_destroy(cc);
+		return rc;
+	}
 	rd_kafka_conf_set_rebalance_cb(cc, dsp_on_rebalance);
 	rd_kafka_conf_set_offset_commit_cb(cc, dsp_on_commit);
 	rd_kafka_conf_set_opaque(cc, d);
@@ -189,7 +193,9 @@ static int setup_consumer(dsp_t *d, char *err, size_t errlen)
 	}
 	d->q_urgent = rd_kafka_queue_new(d->cons);
 	rd_kafka_queue_io_event_enable(d->q_urgent, d->wake[1], "u", 1);
-	rd_kafka_resp_err_t e = rd_kafka_subscribe(d->cons, topics);
+	/* with partition leases nothing joins the group: dsp_group_leases assigns */
+	rd_kafka_resp_err_t e = d->lease ? RD_KAFKA_RESP_ERR_NO_ERROR
+	                                 : rd_kafka_subscribe(d->cons, topics);
 	rd_kafka_topic_partition_list_destroy(topics);
 	if (e) {
 		snprintf(err, errlen, "cannot subscribe to %s and %s: %s", d->lanes[0].topic,
@@ -282,6 +288,7 @@ void dsp_teardown(dsp_t *d)
 	free(d->batch);
 	free(d->results);
 	dq_free(d->q);
+	dsp_lease_free(d->lease); /* after the consumer: its last commit was made */
 	if (d->slot_fd >= 0)
 		close(d->slot_fd);
 	if (d->wake[0] > 0) {

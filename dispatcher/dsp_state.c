@@ -523,6 +523,14 @@ static void take_ends(dsp_state_t *s, int timeout_ms)
 
 void dsp_state_catch_up_start(dsp_state_t *s, int query_timeout_ms)
 {
+	if (s->catching_up && !s->catch_unknown) {
+		/* one already under way read from an older lookback and took every outcome since:
+		 * it goes on to the new ends instead of starting over (partitions handed over in
+		 * turn, as when dispatchers are killed one after another) */
+		take_ends(s, query_timeout_ms);
+		s->catch_retry_ms = clock_mono_ms();
+		return;
+	}
 	s->catch_unknown = assign_with_status(s, query_timeout_ms) != 0;
 	if (s->catch_unknown)
 		log_warn("event=state_assign_failed msg=\"cannot (re)read tocsin.status yet: "

@@ -32,8 +32,9 @@ int dsp_state_poll(dsp_state_t *s);
  * partitions before). Start when partitions are assigned; then call
  * dsp_state_catch_up_behind() from the loop until it says 0 (it never gives up: an end
  * the broker did not tell is asked again every second); tocsin.status is paused again
- * afterwards unless followed. The start waits for the broker's answers, each up to
- * query_timeout_ms. */
+ * afterwards unless followed. A start while one is under way (its start known) extends it to
+ * the new ends without reading again what it read. The start waits for the broker's answers,
+ * each up to query_timeout_ms. */
 void dsp_state_catch_up_start(dsp_state_t *s, int query_timeout_ms);
 /* Read what has arrived (never blocks but for the broker's answers to a question asked
  * again); 1 while the catch-up is behind, with the tocsin.status records read so far and

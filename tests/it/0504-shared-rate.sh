@@ -21,8 +21,8 @@ cfg
 it_bg dispatch1 dispatch
 it_bg dispatch2 dispatch
 # both members of the group before the blast
-it_wait_until 30 grep -q 'event=assigned partitions=6 of=12' "$OUT/dispatch2.log" || it_fail "second dispatcher never got its half"
-it_wait_until 30 grep -q 'event=assigned partitions=6 of=12' "$OUT/dispatch1.log" || it_fail "first dispatcher never got its half"
+it_wait_until 30 grep -Eq 'event=(assigned|lease_acquired|lease_released) partitions=6 of=12' "$OUT/dispatch2.log" || it_fail "second dispatcher never got its half"
+it_wait_until 30 grep -Eq 'event=(assigned|lease_acquired|lease_released) partitions=6 of=12' "$OUT/dispatch1.log" || it_fail "first dispatcher never got its half"
 it_gen_audience "$OUT/a.csv" 3000 0
 it_campaign "$OUT/c.json" rate a.csv
 "$TOCSIN_BIN" -c "$CFG" launch "$OUT/c.json" > "$OUT/launch.out" 2>&1 || it_fail "launch"

@@ -14,7 +14,7 @@ cfg
 it_sim_fault '{"vendor":"twilio","latency_ms":{"median":20,"tail":40}}'
 it_bg dispatch1 dispatch
 it_bg dispatch2 dispatch
-it_wait_until 30 grep -q 'event=assigned partitions=6 of=12' "$OUT/dispatch2.log" || it_fail "the second dispatcher got no partitions"
+it_wait_until 30 grep -Eq 'event=(assigned|lease_acquired|lease_released) partitions=6 of=12' "$OUT/dispatch2.log" || it_fail "the second dispatcher got no partitions"
 it_gen_audience "$OUT/bulk.csv" 4000 0
 it_gen_audience "$OUT/alert.csv" 2000 10000
 it_campaign_as "$OUT/bulk.json" lbulk bulk.csv main 0
@@ -32,7 +32,7 @@ it_stop "$PID_dispatch2" || it_fail "dispatcher 2 did not stop cleanly"
 echo "dispatcher 2 left with bulk at $(it_final_count lbulk), urgent at $(it_final_count lalert)"
 it_wait_until 90 at_least lalert 2000 || it_fail "urgent: only $(it_final_count lalert) of 2000 final"
 it_wait_until 90 at_least lbulk 4000 || it_fail "bulk: only $(it_final_count lbulk) of 4000 final"
-grep -q 'event=revoked' "$OUT/dispatch2.log" || it_fail "no rebalance seen"
+grep -Eq 'event=(revoked|lease_released)' "$OUT/dispatch2.log" || it_fail "no rebalance seen"
 it_sim_stats > "$OUT/sim.json"
 uniq=$(it_jq 'j["vendors"]["twilio"]["unique_ids"]' "$OUT/sim.json")
 dups=$(it_jq 'j["vendors"]["twilio"]["duplicate_count"]' "$OUT/sim.json")
