@@ -15,19 +15,24 @@ it_bg dispatch dispatch
 sim_total() { it_sim_stats | it_jq 'sum(v["accepted"] for v in j["vendors"].values())'; }
 at_least() { [ "$(sim_total)" -ge "$1" ]; }
 all_final() { [ "$(it_final_count "$1")" -ge "$2" ]; }
+# campaign controls name a campaign the tracker knows: a dispatcher that starts sending at once
+# (partition leases) reaches 300 before the tracker has applied anything
+known() { "$TOCSIN_BIN" -c "$CFG" status "$1" > /dev/null 2>&1; }
+PN=3000 # the pause campaign: large enough not to finish before the pause on a busy machine
 
 # --- pause / resume
-it_gen_audience "$OUT/p.csv" 1500 0
+it_gen_audience "$OUT/p.csv" $PN 0
 it_campaign "$OUT/p.json" pau1 p.csv
 "$TOCSIN_BIN" -c "$CFG" launch "$OUT/p.json" > "$OUT/launch-p.out" 2>&1 || it_fail "launch p"
 it_wait_until 40 at_least 300 || it_fail "pause blast did not start"
+it_wait_until 20 known pau1 || it_fail "the tracker does not know pau1"
 "$TOCSIN_BIN" -c "$CFG" campaign pause pau1 > "$OUT/pause.out" 2>&1 || it_fail "pause: $(cat "$OUT/pause.out")"
 it_wait_until 10 grep -q 'event=campaign_state campaign=pau1 state=paused' "$OUT/dispatch.log" || it_fail "pause not seen"
 sleep 0.5
 p1=$(sim_total); sleep 2; p2=$(sim_total)
 echo "paused at $p1, two seconds later $p2"
 [ "$p1" = "$p2" ] || it_fail "messages reached the emulator while paused ($p1 -> $p2)"
-[ "$p1" -lt 1500 ] || it_fail "the blast finished before the pause could be tested"
+[ "$p1" -lt $PN ] || it_fail "the blast finished before the pause could be tested"
 # A dispatcher holding a paused campaign's messages still stops promptly on SIGTERM (they
 # stay in Kafka, uncommitted), and its replacement picks them up.
 t0=$(date +%s%3N)
@@ -37,15 +42,16 @@ echo "dispatcher with paused messages stopped in $(( $(date +%s%3N) - t0 )) ms"
 mv "$OUT/dispatch.log" "$OUT/dispatch-1.log"
 it_bg dispatch dispatch
 "$TOCSIN_BIN" -c "$CFG" campaign resume pau1 > "$OUT/resume.out" 2>&1 || it_fail "resume: $(cat "$OUT/resume.out")"
-it_wait_until 60 all_final pau1 1500 || it_fail "pau1: only $(it_final_count pau1) final after resume"
-[ "$(it_status_field pau1 'j["states"].get("accepted",0)')" = 1500 ] || it_fail "pau1: not all accepted"
+it_wait_until 60 all_final pau1 $PN || it_fail "pau1: only $(it_final_count pau1) final after resume"
+[ "$(it_status_field pau1 'j["states"].get("accepted",0)')" = $PN ] || it_fail "pau1: not all accepted"
 
 # --- cancel
 base=$(sim_total)
-it_gen_audience "$OUT/c.csv" 4000 1500
+it_gen_audience "$OUT/c.csv" 4000 $PN
 it_campaign "$OUT/c.json" can1 c.csv
 "$TOCSIN_BIN" -c "$CFG" launch "$OUT/c.json" > "$OUT/launch-c.out" 2>&1 || it_fail "launch c"
 it_wait_until 40 at_least $((base + 500)) || it_fail "cancel blast did not start"
+it_wait_until 20 known can1 || it_fail "the tracker does not know can1"
 t0=$(date +%s%3N)
 "$TOCSIN_BIN" -c "$CFG" campaign cancel can1 > "$OUT/cancel.out" 2>&1 || it_fail "cancel: $(cat "$OUT/cancel.out")"
 it_wait_until 10 grep -q 'event=campaign_state campaign=can1 state=cancelled' "$OUT/dispatch.log" || it_fail "cancel not seen"
