@@ -4,24 +4,45 @@
 # up the campaign, produce a status event to Kafka), measured with wrk, every request a different
 # message sid; baseline in the same run: GET /healthz on the same server.
 # Since issue 13 a receipt is answered 200 only once the broker acknowledged its status record.
-#   bench/bench_track_webhook.sh [SECONDS] [CONNECTIONS]   (TOCSIN_BIN picks the binary)
-#   TOCSIN_BIN_BEFORE=/path/to/older/tocsin bench/bench_track_webhook.sh 10 64
-#     runs both binaries one after the other in the same run and prints after/before
+#   bench/bench_track_webhook.sh [SECONDS] [CONNECTIONS...]     (default: 10 s, 64 and 256)
+#     one run per connection count, side by side, each with its load average
+#   TOCSIN_BIN_BEFORE=/path/to/older/tocsin bench/bench_track_webhook.sh 10 64 256
+#     also runs the older binary (e.g. one that answered once queued), interleaved with this one
+#     at each connection count, and prints after/before; several: TOCSIN_BIN_BEFORE="queued=PATH
+#     main=PATH" (label=path, space-separated; after/before is against the first)
+#   TOCSIN_BIN picks the binary; TRK_ONE=1 ... [SECONDS] [CONNECTIONS] is one plain run
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 BIN=${TOCSIN_BIN:-$root/tocsin}
 DUR=${1:-10}
-CONN=${2:-64}
-if [ -n "${TOCSIN_BIN_BEFORE:-}" ]; then
-  rps_of() { awk '/signed receipts acknowledged/ {print $4}'; }
-  echo "== before: $TOCSIN_BIN_BEFORE (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  b=$(TOCSIN_BIN=$TOCSIN_BIN_BEFORE TOCSIN_BIN_BEFORE= "$0" "$DUR" "$CONN" | tee /dev/stderr | rps_of)
-  echo "== after: $BIN (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  a=$(TOCSIN_BIN=$BIN TOCSIN_BIN_BEFORE= "$0" "$DUR" "$CONN" | tee /dev/stderr | rps_of)
-  echo "bench_track_webhook: before $b req/s, after $a req/s, after/before $(python3 -c "print(f'{$a/$b:.2f}')") (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+if [ -z "${TRK_ONE:-}" ]; then
+  shift || true
+  conns=("$@"); [ ${#conns[@]} -gt 0 ] || conns=(64 256)
+  bins=()
+  for b in ${TOCSIN_BIN_BEFORE:-}; do [[ $b == *=* ]] && bins+=("$b") || bins+=("before=$b"); done
+  bins+=("after=$BIN")
+  table=()
+  for c in "${conns[@]}"; do
+    for b in "${bins[@]}"; do
+      load=$(cut -d' ' -f1-3 /proc/loadavg)
+      echo "== ${b%%=*} ${b#*=}, $c connections (load average $load)" >&2
+      out=$(TRK_ONE=1 TOCSIN_BIN=${b#*=} "$0" "$DUR" "$c" | tee /dev/stderr) || true
+      rps=$(echo "$out" | awk '/signed receipts acknowledged/ {print $4}')
+      p50=$(echo "$out" | sed -n 's/.*p50_us=\([0-9]*\).*/\1/p')
+      ok=$(echo "$out" | tail -1)
+      table+=("$(printf '%-6s %5s conns  %9s req/s  p50 %6.1f ms  %s  (load %s)' "${b%%=*}" "$c" "${rps:-?}" \
+        "$(python3 -c "print(${p50:-0}/1000)")" "$ok" "$load")")
+      [ "$b" = "${bins[0]}" ] && brps=${rps:-}
+      [ "${b%%=*}" = after ] && [ ${#bins[@]} -gt 1 ] && [ -n "${rps:-}" ] && [ -n "${brps:-}" ] &&
+        table+=("       $c conns  after/${bins[0]%%=*} $(python3 -c "print(f'{$rps/$brps:.2f}')")")
+    done
+  done
+  echo "bench_track_webhook: ${DUR}s per run, $(nproc) cores, target >= 10000 receipts/s at 64 connections"
+  printf '  %s\n' "${table[@]}"
   exit 0
 fi
+CONN=${2:-64}
 OUT=$here/out/bench_track_webhook
 rm -rf "$OUT"; mkdir -p "$OUT/var/run"
 pids=()
@@ -38,9 +59,9 @@ cat > "$OUT/tocsin.json" <<JSON
 JSON
 T() { "$BIN" -c "$OUT/tocsin.json" "$@"; }
 TOCSIN_LOG=warn "$BIN" -c "$OUT/tocsin.json" broker > "$OUT/broker.log" 2>&1 & pids+=($!)
-for _ in $(seq 200); do [ -s "$OUT/var/run/broker.bootstrap" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$OUT/var/run/broker.bootstrap" ] && break; sleep 0.1; done
 TOCSIN_LOG=warn "$BIN" -c "$OUT/tocsin.json" track --listen 127.0.0.1:0 > "$OUT/track.log" 2>&1 & pids+=($!)
-for _ in $(seq 200); do [ -s "$OUT/var/run/track.addr" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$OUT/var/run/track.addr" ] && break; sleep 0.1; done
 A=http://$(cat "$OUT/var/run/track.addr")
 ID=0123456789abcdef0123456789abcdef
 echo '{"v":1,"id":"'$ID'","campaign":"bench","channel":"sms","to":"+15551234567","state":"accepted","vendor":"twilio","latency_ms":80,"attempt":0,"ts_ms":1}' > "$OUT/seed.jsonl"

@@ -33,7 +33,6 @@
 #define HTTP_THREADS 4
 #define HTTP_CONN_LIMIT 4000u   /* connections in all (the tracker's fds allow it) */
 #define HTTP_IDLE_TIMEOUT_S 10u /* a connection silent this long is closed */
-#define WH_LINGER_MS "1"
 
 /* ---- live counters ---- */
 
@@ -193,6 +192,29 @@ void trk_http_reader_put(trk_http_t *h, trk_store_t *s)
 }
 
 /* ---- Kafka ---- */
+
+/* The webhook producer batches per broker round trip: each webhook waits for
+ * its record's acknowledgement, so one request is in flight per broker
+ * connection and the records that come meanwhile go together in the next one
+ * (fewer, fuller requests: the broker's and librdkafka's work per record is
+ * what bounds the rate at 64 connections), after a linger of 1 ms (0 sends
+ * each record alone); small records are not compressed (each lz4 frame costs
+ * more CPU than it saves on loopback). acks=all and idempotence stay
+ * (core/kq.c). Each applies unless the config's kafka section sets it (or an
+ * alias); bench/RESULTS.md, "Webhook intake". */
+static void wh_producer_conf(const cfg_t *cfg, rd_kafka_conf_t *conf)
+{
+	static const char *const defaults[][3] = {
+	    {"linger.ms", "queue.buffering.max.ms", "1"},
+	    {"max.in.flight.requests.per.connection", "max.in.flight", "1"},
+	    {"compression.type", "compression.codec", "none"},
+	    {"socket.nagle.disable", NULL, "true"},
+	};
+	for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+		if (!json_object_get(cfg->kafka, defaults[i][0]) &&
+		    !(defaults[i][1] && json_object_get(cfg->kafka, defaults[i][1])))
+			rd_kafka_conf_set(conf, defaults[i][0], defaults[i][2], NULL, 0);
+}
 
 static void *poll_main(void *arg)
 {
@@ -916,13 +938,7 @@ trk_http_t *trk_http_new(const cfg_t *cfg, const char *listen, trk_live_t *live,
 	if (conf) { /* a webhook is answered once its records' delivery reports came */
 		rd_kafka_conf_set_dr_msg_cb(conf, trk_wh_on_delivery);
 		rd_kafka_conf_set_opaque(conf, h);
-		/* each webhook waits for its batch: 1 ms of linger instead of 5 (a
-		 * busy producer still batches), unless the config sets it */
-		if (!json_object_get(cfg->kafka, "linger.ms") &&
-		    !json_object_get(cfg->kafka, "queue.buffering.max.ms"))
-			rd_kafka_conf_set(conf, "linger.ms", WH_LINGER_MS, NULL, 0);
-		if (!json_object_get(cfg->kafka, "socket.nagle.disable"))
-			rd_kafka_conf_set(conf, "socket.nagle.disable", "true", NULL, 0);
+		wh_producer_conf(cfg, conf);
 	}
 	h->rk = conf ? kq_new(conf, KQ_PRODUCER, 10000, err, errlen) : NULL;
 	if (!h->rk) {

@@ -155,5 +155,21 @@ grep -q 'You are unsubscribed' "$OUT/u-post.out" || it_fail "unsubscribe page"
 email_optout() { curl -sf "$A/metrics" | grep -qx 'tocsin_optouts{channel="email"} 1'; }
 it_wait_until 20 email_optout || it_fail "one-click opt-out not recorded"
 curl -sf "$A/api/campaigns/wh" | grep -q '"optouts":1' || it_fail "campaign opt-out count"
+# broker loss: a receipt whose record the broker does not acknowledge within the wait (5 s) is
+# answered 503 and nothing of it is kept (its replay key let go of); the vendor's retry once the
+# broker is back is taken (200), applied once, and its repeat is then refused as a replay
+delivered() { it_status_field wh 'j["states"].get("delivered", 0)'; }
+d0=$(delivered)
+tw_sm2() { post "$1" "$2" -X POST "$A$P2" -H "X-Twilio-Signature: $sig" --data-urlencode MessageSid=SM2 --data-urlencode MessageStatus=delivered --data-urlencode To=+15550000002 --data-urlencode AccountSid=ACit; }
+sig=$(twilio_sig "$PUB$P2" MessageSid=SM2 MessageStatus=delivered To=+15550000002 AccountSid=ACit)
+kill -STOP "$PID_broker"
+tw_sm2 tw-broker-gone 503
+kill -CONT "$PID_broker"
+grep -q 'did not acknowledge' "$OUT/tw-broker-gone.out" || it_fail "broker loss: $(cat "$OUT/tw-broker-gone.out")"
+grep -q 'event=webhook_unacked' "$OUT/track.log" || it_fail "broker loss not logged"
+tw_sm2 tw-broker-back 200
+tw_sm2 tw-broker-replay 400
+one_more() { [ "$(delivered)" = $((d0 + 1)) ]; }
+it_wait_until 20 one_more || it_fail "broker loss: delivered $(delivered), want $((d0 + 1))"
 it_stop "$PID_track" || it_fail "track did not stop cleanly"
 echo "ok: 0303-track-webhooks"
