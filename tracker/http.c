@@ -193,19 +193,18 @@ void trk_http_reader_put(trk_http_t *h, trk_store_t *s)
 
 /* ---- Kafka ---- */
 
-/* The webhook producer batches per broker round trip: each webhook waits for
- * its record's acknowledgement, so one request is in flight per broker
- * connection and the records that come meanwhile go together in the next one
- * (fewer, fuller requests: the broker's and librdkafka's work per record is
- * what bounds the rate at 64 connections), after a linger of 1 ms (0 sends
- * each record alone); small records are not compressed (each lz4 frame costs
- * more CPU than it saves on loopback). acks=all and idempotence stay
- * (core/kq.c). Each applies unless the config's kafka section sets it (or an
- * alias); bench/RESULTS.md, "Webhook intake". */
+/* The webhook producer makes few, full requests: the CPU that the broker and
+ * librdkafka spend per request, not the network, bounds the rate of webhooks
+ * answered once acknowledged (bench/RESULTS.md, "Webhook intake"). One request
+ * in flight per broker connection (the records that come while it is out go
+ * together in the next one), a linger of 3 ms (1 ms made a request of nearly
+ * every record), and no compression (an lz4 frame per small batch costs more
+ * CPU than it saves on loopback). acks=all and idempotence stay (core/kq.c).
+ * Each applies unless the config's kafka section sets it (or an alias). */
 static void wh_producer_conf(const cfg_t *cfg, rd_kafka_conf_t *conf)
 {
 	static const char *const defaults[][3] = {
-	    {"linger.ms", "queue.buffering.max.ms", "1"},
+	    {"linger.ms", "queue.buffering.max.ms", "3"},
 	    {"max.in.flight.requests.per.connection", "max.in.flight", "1"},
 	    {"compression.type", "compression.codec", "none"},
 	    {"socket.nagle.disable", NULL, "true"},
