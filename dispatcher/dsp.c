@@ -83,7 +83,11 @@ static void on_record(dsp_t *d, rd_kafka_message_t *rkm)
 		return;
 	}
 	dsp_part_t *p = dsp_part_get(d, lane, rkm->partition);
-	dsp_msg_t *m = p ? calloc(1, sizeof *m + rkm->len + 1) : NULL;
+	/* the header cleared, not the arena: msg_out_scan writes what it reads of it (clearing
+	 * ~1 KB a personalized email record was 1% of the email path, h17's profile) */
+	dsp_msg_t *m = p ? malloc(sizeof *m + rkm->len + 1) : NULL;
+	if (m)
+		memset(m, 0, sizeof *m);
 	if (!m) {
 		log_error("event=out_of_memory partition=%d", (int)rkm->partition);
 		rd_kafka_message_destroy(rkm);
