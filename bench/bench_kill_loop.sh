@@ -50,8 +50,8 @@ run() { # NAME KILLS KAFKA-JSON DISPATCHER-MEMBERS
     sleep 1; t=$((t + 1)); [ $t -lt 900 ] || { echo "$1: not done after 900 s" >&2; exit 1; }
   done
   bench_sim_stats > "$OUT/sim.json"
-  python3 - "$1" "$OUT/sim.json" <<'PY' | tee "$OUT/result.txt"
-import json, sys
+  python3 - "$1" "$OUT/sim.json" "$OUT" <<'PY' | tee "$OUT/result.txt"
+import glob, json, re, sys
 name, j = sys.argv[1], json.load(open(sys.argv[2]))
 v = j["vendors"]["twilio"]
 secs = dict((s, n) for s, n in v["per_second"] if n > 0)
@@ -59,6 +59,17 @@ first, last = min(secs), max(secs)
 zero = sum(1 for s in range(first + 10, last + 1) if s not in secs)
 print("%s: %d s first to last acceptance, %d s with none after the first 10, accepted %d, distinct %d"
       % (name, last - first + 1, zero, v["accepted"], v["unique_ids"]))
+# the catch-ups that held partitions (dispatcher/README.md): how long, how many records
+cu = []
+for f in glob.glob(sys.argv[3] + "/d*.log"):
+    for m in re.finditer(r"event=catch_up_done partitions=\d+ ms=(\d+) status_read=(\d+)", open(f).read()):
+        cu.append((int(m.group(1)), int(m.group(2))))
+cu = [c for c in cu if c[1] > 0]
+if cu:
+    ms = sorted(c[0] for c in cu)
+    print("  %d catch-ups reading tocsin.status: median %d ms, max %d ms; %d records/s overall"
+          % (len(ms), ms[len(ms) // 2], ms[-1], sum(c[1] for c in cu) * 1000 // max(1, sum(ms))))
+print("  per second: " + " ".join("%d:%d" % (s - first, secs.get(s, 0)) for s in range(first, last + 1)))
 PY
 }
 run undisturbed 0 '{}' ''

@@ -242,9 +242,11 @@ int64_t kq_consumer_lag(rd_kafka_t *rk)
 			if (rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi) ||
 			    hi < 0)
 				continue;
-			int64_t pos = p->offset >= 0 ? p->offset : lo;
-			if (pos >= 0 && hi > pos)
-				lag += hi - pos;
+			/* nothing consumed since the assignment: where it starts (the committed
+			 * offset) is not known here -- not the log start, which counted a partition
+			 * its previous owner read to the end as wholly unread */
+			if (p->offset >= 0 && hi > p->offset)
+				lag += hi - p->offset;
 		}
 	}
 	rd_kafka_topic_partition_list_destroy(a);

@@ -101,8 +101,10 @@ int kq_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen
 int kq_flush(rd_kafka_t *rk, int timeout_ms);
 
 /* Records behind the high watermarks of consumer rk's assigned partitions
- * (cached watermarks: no network round trip), -1 when unknown. The
- * consumer's thread. */
+ * (cached watermarks: no network round trip), -1 when unknown. A partition
+ * nothing was consumed from since its assignment counts 0 (its position is
+ * not known without asking the broker; the dispatcher asks at assignment:
+ * dsp_outbox_lag). The consumer's thread. */
 int64_t kq_consumer_lag(rd_kafka_t *rk);
 
 /* Records of partitions 0..nparts-1 of topic not yet committed by the consumer group of

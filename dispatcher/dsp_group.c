@@ -39,6 +39,7 @@ dsp_part_t *dsp_part_get(dsp_t *d, kq_lane_t lane, int32_t p)
 		(*pp)->lane = lane;
 		(*pp)->next_offset = -1;
 		(*pp)->committed = -1;
+		(*pp)->start = -1;
 	}
 	return *pp;
 }
@@ -183,21 +184,60 @@ static void set_share(dsp_t *d, double share)
 			             DSP_SHARE_SCALE);
 }
 
+/* Records of partition p not yet consumed: its high watermark as last fetched less where it
+ * is read to -- the last record consumed + 1, or before the first the offset its assignment
+ * started from (rd_kafka_position() says nothing then, and the log start, which
+ * kq_consumer_lag took for it, counted a partition read to its end by its previous owner
+ * as wholly unread: a dispatcher with nothing left kept most of the rate, issue 13). 0 while
+ * either is unknown. */
+static int64_t part_lag(dsp_t *d, const dsp_part_t *p)
+{
+	int64_t lo = -1, hi = -1;
+	if (rd_kafka_get_watermark_offsets(d->cons, d->lanes[p->lane].topic, p->partition, &lo, &hi) ||
+	    hi < 0)
+		return 0;
+	int64_t pos = p->next_offset >= 0                     ? p->next_offset
+	              : p->start == RD_KAFKA_OFFSET_BEGINNING ? lo
+	                                                      : p->start;
+	return pos >= 0 && hi > pos ? hi - pos : 0;
+}
+
+int64_t dsp_outbox_lag(dsp_t *d, int held)
+{
+	int64_t lag = 0;
+	for (int ln = 0; ln < KQ_LANE__COUNT; ln++)
+		for (int i = 0; i < d->lanes[ln].total_parts && i < DSP_MAX_PARTS; i++) {
+			dsp_part_t *p = d->lanes[ln].parts[i];
+			if (p && p->assigned && (held || !p->held))
+				lag += part_lag(d, p);
+		}
+	return lag;
+}
+
+int64_t dsp_backlog(dsp_t *d)
+{
+	return dsp_outbox_lag(d, 0) + (int64_t)dsp_lane_active(&d->lanes[KQ_LANE_BULK]) +
+	       (int64_t)dsp_lane_active(&d->lanes[KQ_LANE_URGENT]);
+}
+
 /* Rate shares by backlog (dispatcher/dsp_share.h): publish this dispatcher's backlog every
- * DSP_SHARE_EVERY_MS and take the share the peers' backlogs leave it. With no fresh
- * record of any peer while it owns only some partitions (the others have not said yet),
- * the partition share stays. */
+ * DSP_SHARE_EVERY_MS -- what it can send now: the records of its partitions not held for a
+ * catch-up and not yet consumed, and its messages unfinished; the partitions held count for
+ * nobody until their catch-up is done, so the peer that can send takes the whole rate
+ * meanwhile -- and at once when it starts or stops having one (a catch-up done, the last
+ * message sent), and take the share the peers' backlogs leave it. With no fresh record of
+ * any peer while it owns only some partitions (the others have not said yet), the
+ * partition share stays. */
 void dsp_rate_share_tick(dsp_t *d, int64_t now)
 {
 	if (!d->share || now - d->share_tick_ms < DSP_SHARE_TICK_MS)
 		return;
 	d->share_tick_ms = now;
-	int64_t lag = kq_consumer_lag(d->cons);
-	int64_t own = (lag > 0 ? lag : 0) + (int64_t)dsp_lane_active(&d->lanes[KQ_LANE_BULK]) +
-	              (int64_t)dsp_lane_active(&d->lanes[KQ_LANE_URGENT]);
-	if (now - d->share_pub_ms >= DSP_SHARE_EVERY_MS && !d->held_since_ms &&
-	    !dsp_share_encode(d->share, own, clock_wall_ms(), &d->buf)) {
+	int64_t own = dsp_backlog(d);
+	if ((now - d->share_pub_ms >= DSP_SHARE_EVERY_MS || !own != !d->share_pub_own) &&
+	    !d->held_since_ms && !dsp_share_encode(d->share, own, clock_wall_ms(), &d->buf)) {
 		d->share_pub_ms = now;
+		d->share_pub_own = own;
 		kq_produce(d->prod, KQ_T_BACKLOG, d->client_id, strlen(d->client_id), d->buf.p,
 		           d->buf.len, NULL);
 	}
@@ -235,16 +275,23 @@ static void reassign(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int
 	}
 }
 
-/* Partitions parts (of rk) are this dispatcher's now: counted, the urgent lane's records
+/* Partitions parts (of rk) are this dispatcher's now: counted, where each starts reading
+ * asked (the group's committed offsets, for its backlog: part_lag), the urgent lane's records
  * forwarded to the queue polled first, the rate share by partitions set. */
 static void parts_take(dsp_t *d, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
 {
 	int total = d->lanes[KQ_LANE_BULK].total_parts + d->lanes[KQ_LANE_URGENT].total_parts;
+	rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
+	int known = !rd_kafka_committed(rk, c, 2000);
 	for (int i = 0; i < parts->cnt; i++) {
 		kq_lane_t ln = dsp_lane_of(d, parts->elems[i].topic);
 		dsp_part_t *p = dsp_part_get(d, ln, parts->elems[i].partition);
-		if (p)
+		if (p) {
 			p->assigned = 1;
+			p->start = !known || c->elems[i].err ? -1
+			           : c->elems[i].offset >= 0 ? c->elems[i].offset
+			                                     : RD_KAFKA_OFFSET_BEGINNING;
+		}
 		d->lanes[ln].owned++;
 		if (ln == KQ_LANE_URGENT) { /* its records go to the queue polled first */
 			rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(rk, parts->elems[i].topic,
@@ -255,6 +302,7 @@ static void parts_take(dsp_t *d, rd_kafka_t *rk, const rd_kafka_topic_partition_
 			}
 		}
 	}
+	rd_kafka_topic_partition_list_destroy(c);
 	/* the rate share: partitions owned of both lanes together, until dsp_rate_share_tick knows
 	 * the others' backlogs */
 	d->owned_parts = d->lanes[KQ_LANE_BULK].owned + d->lanes[KQ_LANE_URGENT].owned;
@@ -386,6 +434,8 @@ void dsp_group_leases(dsp_t *d, int64_t now)
 		return;
 	d->lease_tick_ms = now;
 	int n, rank = dsp_lease_rank(d->lease, &n);
+	if (d->share) /* a dead dispatcher's backlog counts no more */
+		dsp_share_drop_dead(d->share, dsp_lease_live(d->lease), DSP_LEASE_MAX_SLOTS);
 	int stable = rank == d->lease_rank && n == d->lease_n;
 	d->lease_rank = rank;
 	d->lease_n = n;
@@ -495,6 +545,8 @@ int dsp_membership(dsp_t *d, rd_kafka_conf_t *cc, char *err, size_t errlen)
 	d->slot = slot;
 	if (leases) {
 		d->lease_n = -1;
+		if (d->share) /* the slot is named in its tocsin.backlog records */
+			dsp_share_set_slot(d->share, slot);
 		return (d->lease = dsp_lease_new(dir, ch, slot, err, errlen)) ? 0 : TOCSIN_ERR_NOMEM;
 	}
 	snprintf(d->instance, sizeof d->instance, "%s-%s-%d", host, ch, slot);

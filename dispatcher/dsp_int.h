@@ -42,6 +42,9 @@ struct dsp_part {
 	dsp_msg_t *head, *tail;
 	int64_t next_offset; /* last consumed + 1, -1 before the first */
 	int64_t committed;   /* last committed offset, -1 none */
+	/* where its assignment started reading (the group's committed offset, asked then):
+	 * RD_KAFKA_OFFSET_BEGINNING (-2) the log start, none committed; -1 unknown */
+	int64_t start;
 };
 
 typedef struct dsp_vendor {
@@ -121,6 +124,7 @@ typedef struct dsp {
 	int owned_parts;    /* partitions of both lanes owned now */
 	double rate_share;  /* the share of every vendor's rate applied now */
 	int64_t share_pub_ms;    /* mono ms this dispatcher's backlog was last published */
+	int64_t share_pub_own;   /* the backlog it published then */
 	int64_t share_tick_ms;   /* mono ms the share was last computed */
 	dsp_ledger_t *ledger;    /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
 	char instance[128];      /* group.instance.id, "" when a dynamic member */
@@ -217,6 +221,12 @@ void dsp_drop_partition(dsp_t *d, kq_lane_t lane, int32_t partition);
 void dsp_pause_one(rd_kafka_t *rk, const rd_kafka_topic_partition_t *tp, int pause);
 /* Release the partitions handed over once the state catch-up of their assignment is done. */
 void dsp_catch_up_tick(dsp_t *d, int64_t now);
+/* Outbox records of its assigned partitions not yet consumed (held: those held for a catch-up
+ * too; 0 leaves them out), from the cached high watermarks: no broker round trip. */
+int64_t dsp_outbox_lag(dsp_t *d, int held);
+/* What it can send now: dsp_outbox_lag(d, 0) plus its messages unfinished (both lanes); what
+ * it publishes on tocsin.backlog and the progress line's backlog=. */
+int64_t dsp_backlog(dsp_t *d);
 /* Publish this dispatcher's backlog and take the share of the vendors' rates it leaves. */
 void dsp_rate_share_tick(dsp_t *d, int64_t now);
 /* The consumer's rebalance callback (opaque: the dsp_t). */

@@ -20,6 +20,7 @@ struct dsp_lease {
 	 * this dispatcher holds its lock */
 	int fd[LEASE_LANES][DSP_LEASE_MAX_PARTS];
 	unsigned char held[LEASE_LANES][DSP_LEASE_MAX_PARTS];
+	unsigned char live[DSP_LEASE_MAX_SLOTS]; /* the slots held at the last dsp_lease_rank */
 };
 
 static int slot_path(const char *dir, const char *channel, int slot, char *out, size_t outlen)
@@ -86,8 +87,10 @@ int dsp_lease_rank(dsp_lease_t *l, int *n)
 {
 	char path[4200];
 	int live = 0, rank = 0;
+	memset(l->live, 0, sizeof l->live);
 	for (int slot = 0; slot < DSP_LEASE_MAX_SLOTS; slot++) {
 		if (slot == l->slot) {
+			l->live[slot] = 1;
 			rank = live++;
 			continue;
 		}
@@ -99,13 +102,17 @@ int dsp_lease_rank(dsp_lease_t *l, int *n)
 				break; /* slots are taken lowest first: none beyond a missing one above ours */
 			continue;
 		}
-		if (flock(f, LOCK_EX | LOCK_NB))
+		if (flock(f, LOCK_EX | LOCK_NB)) {
+			l->live[slot] = 1;
 			live++; /* held: a dispatcher lives there */
-		close(f);       /* a free one's lock, if taken, goes with it */
+		}
+		close(f); /* a free one's lock, if taken, goes with it */
 	}
 	*n = live;
 	return rank;
 }
+
+const unsigned char *dsp_lease_live(const dsp_lease_t *l) { return l->live; }
 
 int dsp_lease_take(dsp_lease_t *l, int lane, int32_t p)
 {

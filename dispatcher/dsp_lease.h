@@ -41,6 +41,9 @@ void dsp_lease_free(dsp_lease_t *l);
  * shared for an instant (and lets it go): a dispatcher starting just then takes the next slot,
  * another probing just then is not misled. */
 int dsp_lease_rank(dsp_lease_t *l, int *n);
+/* The slots found live by the last dsp_lease_rank (this one's included): DSP_LEASE_MAX_SLOTS
+ * entries, 1 live; all 0 before the first. */
+const unsigned char *dsp_lease_live(const dsp_lease_t *l);
 /* Does partition p belong to the live slot of rank (of n)? */
 static inline int dsp_lease_mine(int rank, int n, int32_t p) { return n > 0 && p % n == rank; }
 

@@ -6,8 +6,9 @@
 # partitions (lease_acquired ... live=1), and once it is started again the survivor hands them
 # back (lease_released) and the restarted one takes them (lease_acquired) and sends. Every
 # recipient ends accepted at the emulator; recipients messaged twice are at most the sends in
-# flight at the kill (dispatcher.max_in_flight x dispatchers). A bad partition_leases value is
-# refused with one line before anything starts (no slot taken, no ledger).
+# flight at the kill (dispatcher.max_in_flight x dispatchers). A third dispatcher started after
+# the blast takes partitions read to their end and counts no backlog for them. A bad
+# partition_leases value is refused with one line before anything starts (no slot taken, no ledger).
 source "$(dirname "$0")/lib.sh"
 it_setup 0520-partition-leases
 N=6000
@@ -59,6 +60,33 @@ echo "the restarted dispatcher got them back at $(sim_accepted) accepted"
 all_final() { [ "$(it_final_count leases)" -ge $N ]; }
 it_wait_until 120 all_final || it_fail "only $(it_final_count leases) of $N final"
 sleep 1 # nothing more may come
+# A third dispatcher started now takes partitions read to their end (2,5,8,11; the first one
+# takes 3 and 9 from the second): what it publishes as its backlog, and the progress line's
+# backlog=, is 0 -- not the records the previous owners consumed (rd_kafka_position() is not
+# known before a record is consumed, and the log start was taken for it: a dispatcher with
+# nothing left kept most of the rate at the end of the kill loop, issue 13).
+it_bg dispatch3 dispatch
+# the last progress line of $1 once it follows its lease line $2 and its last catch-up
+settled() {
+  awk -v pat="$2" '$0 ~ pat {l = NR} /event=catch_up_done/ {c = NR}
+    /event=progress/ {p = NR; line = $0}
+    END {if (l && c && p > l && p > c) print line; else exit 1}' "$OUT/$1.log"
+}
+D3='event=lease_acquired partitions=4 of=12 .* live=3 rank=2'
+D1='event=lease_(acquired|released) partitions=4 of=12 .* live=3 rank=0'
+it_wait_until 30 grep -qE "$D3" "$OUT/dispatch3.log" || it_fail "the third dispatcher did not get 4 partitions"
+grep -qE 'acquired=.*bulk=[0-9,]*' "$OUT/dispatch3.log" &&
+  [ "$(grep -oE 'acquired=bulk=[0-9,]*' "$OUT/dispatch3.log" | cut -d= -f3 | tr ',' '\n' | sort -n | tr '\n' ' ')" = "2 5 8 11 " ] ||
+  it_fail "the third dispatcher took other partitions than 2,5,8,11: $(grep lease_acquired "$OUT/dispatch3.log")"
+it_wait_until 30 grep -qE "$D1" "$OUT/dispatch1.log" || it_fail "the first dispatcher did not settle on 4 partitions"
+it_wait_until 15 settled dispatch3 "$D3" > /dev/null || it_fail "no progress line of the third dispatcher after its catch-up"
+it_wait_until 15 settled dispatch1 "$D1" > /dev/null || it_fail "no progress line of the first dispatcher after its catch-up"
+for d in "dispatch3 $D3" "dispatch1 $D1"; do
+  line=$(settled "${d%% *}" "${d#* }")
+  echo "${d%% *}: ${line##*ledgered=}"
+  grep -q ' backlog=0 ' <<<"$line" || it_fail "${d%% *} counts a backlog with nothing left to send: $line"
+done
+it_stop "$PID_dispatch3" || it_fail "the third dispatcher did not stop cleanly"
 it_stop "$PID_dispatch2" || it_fail "the restarted dispatcher did not stop cleanly"
 it_stop "$PID_dispatch1" || it_fail "the first dispatcher did not stop cleanly"
 it_sim_stats > "$OUT/sim.json"

@@ -51,9 +51,13 @@ static void test_slots_rank(void **state)
 	assert_int_equal(n, 2);
 	assert_int_equal(dsp_lease_rank(l2, &n), 1);
 	assert_int_equal(n, 2);
+	/* the live slots as last ranked: 0 and 2, not the dead one's 1 */
+	const unsigned char *live = dsp_lease_live(l2);
+	assert_true(live[0] && !live[1] && live[2] && !live[3]);
 	assert_int_equal(dsp_lease_slot_take(dir, "sms", &fd[1]), 1);
 	assert_int_equal(dsp_lease_rank(l2, &n), 2);
 	assert_int_equal(n, 3);
+	assert_true(live[0] && live[1] && live[2]);
 	assert_int_equal(dsp_lease_slot_take(dir, "email", &fd[3]), 0);
 	close(fd[3]);
 	/* the target: 12 partitions among 3 live, each partition exactly one's */

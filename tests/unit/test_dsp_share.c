@@ -1,4 +1,4 @@
-/* test_dsp_share.c -- rate shares by backlog: the formula (alone, floor, proportion, sum 1), the peers' records (channel, self, tombstone, staleness, refusals). */
+/* test_dsp_share.c -- rate shares by backlog: the formula (alone, floor, proportion, sum 1), the peers' records (channel, self, tombstone, staleness, lease slots, refusals). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -104,6 +104,55 @@ static void test_records(void **state)
 	dsp_share_free(s);
 }
 
+/* With partition leases a record names its slot: a killed dispatcher's backlog counts no more
+ * once its slot is free (dsp_share_drop_dead) or a newer record of its slot comes from the
+ * dispatcher started in its place -- not DSP_SHARE_STALE_MS later. */
+/* A record of peer id in slot (-1: none) with backlog, written at ts_ms, read at now. */
+static int rec_slot(dsp_share_t *s, const char *id, int backlog, int ts_ms, int slot, int64_t now)
+{
+	char v[256], sl[32] = "";
+	if (slot >= 0)
+		snprintf(sl, sizeof sl, ",\"slot\":%d", slot);
+	snprintf(v, sizeof v,
+	         "{\"v\":1,\"dispatcher\":\"%s\",\"channel\":\"sms\",\"backlog\":%d,\"ts_ms\":%d%s}",
+	         id, backlog, ts_ms, sl);
+	return rec(s, id, v, now);
+}
+
+static void test_slots(void **state)
+{
+	(void)state;
+	dsp_share_t *s = dsp_share_new(MSG_CH_SMS, "d-self");
+	dsp_share_set_slot(s, 1);
+	int fresh = -1;
+	assert_int_equal(rec_slot(s, "d-a", 900, 100, 0, 0), 0);
+	assert_float_equal(dsp_share_get(s, 100, 0, &fresh), 0.14, 1e-9);
+	/* d-a died; d-b took slot 0 and says it has nothing it can send yet (a catch-up) */
+	assert_int_equal(rec_slot(s, "d-b", 0, 200, 0, 10), 0);
+	assert_true(dsp_share_get(s, 100, 10, &fresh) == 1.0);
+	assert_int_equal(fresh, 1);
+	/* a record of the dead one read late changes nothing */
+	assert_int_equal(rec_slot(s, "d-a", 900, 150, 0, 20), 0);
+	assert_true(dsp_share_get(s, 100, 20, &fresh) == 1.0);
+	assert_int_equal(fresh, 1);
+	/* d-b has a backlog now; a peer with no slot (the group protocol) has one too */
+	assert_int_equal(rec_slot(s, "d-b", 100, 300, 0, 30), 0);
+	assert_int_equal(rec_slot(s, "d-g", 100, 300, -1, 30), 0);
+	assert_float_equal(dsp_share_get(s, 100, 30, &fresh), 1.0 / 3, 1e-9);
+	assert_int_equal(fresh, 2);
+	/* slot 0 found free: d-b is gone at once, d-g (no slot) stays */
+	unsigned char live[4] = {0, 1, 0, 0};
+	dsp_share_drop_dead(s, live, 4);
+	assert_float_equal(dsp_share_get(s, 100, 40, &fresh), 0.5, 1e-9);
+	assert_int_equal(fresh, 1);
+	/* a slot beyond the ones probed counts as live */
+	assert_int_equal(rec_slot(s, "d-z", 100, 300, 9, 50), 0);
+	dsp_share_drop_dead(s, live, 4);
+	assert_float_equal(dsp_share_get(s, 100, 50, &fresh), 1.0 / 3, 1e-9);
+	assert_int_equal(fresh, 2);
+	dsp_share_free(s);
+}
+
 static void test_refusals(void **state)
 {
 	(void)state;
@@ -117,6 +166,11 @@ static void test_refusals(void **state)
 	    "{\"v\":1,\"dispatcher\":\"d-x\",\"channel\":\"fax\",\"backlog\":5}",
 	    "{\"v\":1,\"dispatcher\":\"d-y\",\"channel\":\"sms\",\"backlog\":5}", /* not its key */
 	    "{\"v\":1,\"channel\":\"sms\",\"backlog\":5}",
+	    "{\"v\":1,\"dispatcher\":\"d-x\",\"channel\":\"sms\",\"backlog\":5,\"slot\":-1}",
+	    "{\"v\":1,\"dispatcher\":\"d-x\",\"channel\":\"sms\",\"backlog\":5,\"slot\":256}",
+	    "{\"v\":1,\"dispatcher\":\"d-x\",\"channel\":\"sms\",\"backlog\":5,\"slot\":\"0\"}",
+	    "{\"v\":1,\"dispatcher\":\"d-x\",\"channel\":\"sms\",\"backlog\":5,\"ts_ms\":\"1\"}",
+	    "{\"v\":1,\"dispatcher\":\"d-x\",\"channel\":\"sms\",\"backlog\":5,\"ts_ms\":-1}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		assert_int_equal(rec(s, "d-x", bad[i], 0), TOCSIN_ERR_INVAL);
@@ -166,6 +220,14 @@ static void test_encode(void **state)
 	dsp_share_t *o = dsp_share_new(MSG_CH_EMAIL, "other");
 	assert_int_equal(dsp_share_record(o, "tocsin-dispatch-email-42", 24, b.p, b.len, 0), 0);
 	assert_float_equal(dsp_share_get(o, 1234, 0, NULL), 0.5, 1e-9);
+	/* with a lease slot it is named last */
+	dsp_share_set_slot(s, 3);
+	assert_int_equal(dsp_share_encode(s, 7, 1700000000000, &b), 0);
+	static const char withslot[] =
+	    "{\"v\":1,\"dispatcher\":\"tocsin-dispatch-email-42\",\"channel\":\"email\",\"backlog\":7,\"ts_ms\":1700000000000,\"slot\":3}";
+	assert_int_equal(b.len, strlen(withslot));
+	assert_memory_equal(b.p, withslot, b.len);
+	assert_int_equal(dsp_share_record(o, "tocsin-dispatch-email-42", 24, b.p, b.len, 0), 0);
 	buf_free(&b);
 	dsp_share_free(s);
 	dsp_share_free(o);
@@ -174,9 +236,8 @@ static void test_encode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_formula),
-	    cmocka_unit_test(test_records),
-	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_formula), cmocka_unit_test(test_records),
+	    cmocka_unit_test(test_slots),   cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_encode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
