@@ -260,7 +260,10 @@ void dsp_drain_inflight(dsp_t *d, int timeout_ms)
 			break;
 		}
 		pump(d, 20);
-		rd_kafka_poll(d->prod, 10);
+		if (http_in_flight(d->http)) /* the outcomes wait only for the broker, not the linger */
+			rd_kafka_poll(d->prod, 10);
+		else
+			rd_kafka_flush(d->prod, 10);
 	}
 	d->draining = was;
 }

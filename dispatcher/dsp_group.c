@@ -169,9 +169,10 @@ void dsp_catch_up_tick(dsp_t *d, int64_t now)
 		}
 		rd_kafka_topic_partition_list_destroy(a);
 	}
-	log_info("event=catch_up_done partitions=%d ms=%lld status_read=%lld", held,
-	         (long long)(now - d->catch_since_ms), (long long)want);
+	log_info("event=catch_up_done partitions=%d ms=%lld status_read=%lld ledger_read=%zu", held,
+	         (long long)(now - d->catch_since_ms), (long long)want, d->catch_ledger);
 	d->catch_since_ms = 0;
+	d->catch_ledger = 0;
 }
 
 /* Every vendor's rate times share (0..1]. */
@@ -315,6 +316,9 @@ static void parts_hold(dsp_t *d, rd_kafka_t *rk, const rd_kafka_topic_partition_
 {
 	if (!parts->cnt)
 		return;
+	/* what the dispatchers of this machine noted since it started: a killed one's last
+	 * outcomes may never have reached the broker (they wait up to the producer's linger) */
+	d->catch_ledger += dsp_ledger_refresh(d->ledger);
 	dsp_state_catch_up_start(d->st, 10000);
 	d->catch_since_ms = clock_mono_ms();
 	d->catch_logged_ms = 0;

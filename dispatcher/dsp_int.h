@@ -119,6 +119,7 @@ typedef struct dsp {
 	int64_t last_commit_ms;
 	int64_t catch_since_ms;  /* mono ms of the assignment whose catch-up holds sends; 0 none */
 	int64_t catch_logged_ms; /* mono ms the wait was last logged */
+	size_t catch_ledger;     /* ledger ids the catch-up read (dsp_ledger_refresh) */
 	dsp_state_t *st;         /* campaign states, opt-outs, vendor health */
 	dsp_share_t *share; /* the peers' backlogs (rate shares by backlog); NULL: by partitions */
 	int owned_parts;    /* partitions of both lanes owned now */

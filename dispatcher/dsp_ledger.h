@@ -13,8 +13,11 @@
  * wrote; a power cut may lose the page cache's last lines). dsp_ledger_open reads every
  * <channel>-*.ids file of dir younger than DSP_LEDGER_KEEP_S (and deletes the older
  * ones), so a dispatcher knows what every dispatcher of this machine noted before it
- * started; what another notes later it learns through tocsin.status as before.
- * Dispatchers on other machines keep their own ledgers. */
+ * started; dsp_ledger_refresh reads what the others noted since (when partitions are
+ * handed over: a dispatcher killed before its last outcomes reached the broker -- they wait
+ * up to the status producer's linger -- is not sent again by the one taking its
+ * partitions); otherwise it learns of them through tocsin.status as before. Dispatchers on
+ * other machines keep their own ledgers. */
 #define DSP_LEDGER_KEEP_S (2 * 24 * 3600)
 #define DSP_LEDGER_MAX_IDS (50u * 1000 * 1000) /* ids held in memory at most */
 
@@ -36,7 +39,10 @@ int dsp_ledger_add(dsp_ledger_t *l, const char *id);
  * process killed in between loses what one answer took, as it could before). 0 or
  * TOCSIN_ERR_IO (logged). dsp_ledger_free() flushes. */
 int dsp_ledger_flush(dsp_ledger_t *l);
-/* 1 when id was read at open or noted since. */
+/* Read what the channel's other files gained since they were last read (new files whole).
+ * Returns the ids read (0 when the directory cannot be read). */
+size_t dsp_ledger_refresh(dsp_ledger_t *l);
+/* 1 when id was read at open or by a refresh, or noted since. */
 int dsp_ledger_has(const dsp_ledger_t *l, const char *id);
 /* Ids read from the files at open (lines that are not an id are skipped). */
 size_t dsp_ledger_loaded(const dsp_ledger_t *l);

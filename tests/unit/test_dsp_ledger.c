@@ -1,4 +1,4 @@
-/* test_dsp_ledger.c -- the dispatchers' ledger: ids noted by one run are known to the next, per channel; torn and foreign lines skipped; old files deleted; bad ids refused. */
+/* test_dsp_ledger.c -- the dispatchers' ledger: ids noted by one run are known to the next, per channel; torn and foreign lines skipped; old files deleted; bad ids refused; a refresh reads what the others noted since. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -134,6 +134,49 @@ static void test_flush(void **state)
 	assert_int_equal(file_size(p), 33 + 1001 * 65);
 }
 
+/* Two dispatchers at once: what one notes after the other started is known to the other after
+ * a refresh (as when it takes a killed one's partitions), read from where each file was last
+ * read; a line being written is read once whole; a new file is read whole. */
+static void test_refresh(void **state)
+{
+	(void)state;
+	char err[256] = "", ld[128], p[256];
+	snprintf(ld, sizeof ld, "%s/ledger", dir);
+	dsp_ledger_t *a = dsp_ledger_open(ld, "sms", "tocsin-dispatch-sms-1", err, sizeof err);
+	dsp_ledger_t *b = dsp_ledger_open(ld, "sms", "tocsin-dispatch-sms-2", err, sizeof err);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(dsp_ledger_add(a, "0123456789abcdef0123456789abcdef"), 0);
+	assert_int_equal(dsp_ledger_flush(a), 0);
+	assert_false(dsp_ledger_has(b, "0123456789abcdef0123456789abcdef"));
+	assert_int_equal(dsp_ledger_refresh(b), 1);
+	assert_true(dsp_ledger_has(b, "0123456789abcdef0123456789abcdef"));
+	assert_int_equal(dsp_ledger_refresh(b), 0); /* nothing new */
+	assert_int_equal(dsp_ledger_refresh(a), 0); /* its own file is not read back */
+	/* a line half written, then finished */
+	snprintf(p, sizeof p, "%s/sms-tocsin-dispatch-sms-1.ids", ld);
+	FILE *f = fopen(p, "a");
+	assert_non_null(f);
+	fputs("5555555555555555", f);
+	fflush(f);
+	assert_int_equal(dsp_ledger_refresh(b), 0);
+	assert_false(dsp_ledger_has(b, "5555555555555555"));
+	fputs("5555555555555555\n", f);
+	fclose(f);
+	assert_int_equal(dsp_ledger_refresh(b), 1);
+	assert_true(dsp_ledger_has(b, "55555555555555555555555555555555"));
+	assert_false(dsp_ledger_has(b, "5555555555555555"));
+	/* a dispatcher started since: its file whole */
+	put_file("sms-tocsin-dispatch-sms-3.ids",
+	         "66666666666666666666666666666666\n"
+	         "77777777777777777777777777777777\n",
+	         0);
+	assert_int_equal(dsp_ledger_refresh(b), 2);
+	assert_true(dsp_ledger_has(b, "77777777777777777777777777777777"));
+	dsp_ledger_free(a);
+	dsp_ledger_free(b);
+}
+
 static void test_unwritable_dir(void **state)
 {
 	(void)state;
@@ -147,6 +190,7 @@ int main(void)
 	const struct CMUnitTest t[] = {
 	    cmocka_unit_test_setup_teardown(test_next_run_knows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
 	    cmocka_unit_test(test_unwritable_dir),
 	};
 	return cmocka_run_group_tests(t, NULL, NULL);
