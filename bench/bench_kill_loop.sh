@@ -12,7 +12,10 @@
 # after the first 10, and the emulator's accepted / distinct counts; then the ratios to the
 # undisturbed run. Static membership is not measured: the embedded broker (librdkafka
 # 2.0.2's mock) ignores group.instance.id (dispatcher/README.md).
-# Env: N (100000), RATE (2500), KILLS (12), EVERY (4), KAFKA ({}).
+# Env: N (100000), RATE (2500), KILLS (12), EVERY (4), KAFKA ({}), RUNS (the runs to make, of
+# "undisturbed kills_leases kills_group", all three by default; the ratios need undisturbed).
+# Each run also prints its catch-ups (how long partitions were held, tocsin.status records/s)
+# and its acceptances per second.
 source "$(dirname "$0")/lib.sh"
 N=${N:-100000}
 RATE=${RATE:-2500}
@@ -72,11 +75,18 @@ if cu:
 print("  per second: " + " ".join("%d:%d" % (s - first, secs.get(s, 0)) for s in range(first, last + 1)))
 PY
 }
-run undisturbed 0 '{}' ''
-run kills_leases "$KILLS" '{}' ''
-run kills_group "$KILLS" "${KAFKA:-{\}}" ',"partition_leases":false'
+RUNS=${RUNS:-undisturbed kills_leases kills_group}
+for r in $RUNS; do
+  case $r in
+    undisturbed) run undisturbed 0 '{}' '' ;;
+    kills_leases) run kills_leases "$KILLS" '{}' '' ;;
+    kills_group) run kills_group "$KILLS" "${KAFKA:-{\}}" ',"partition_leases":false' ;;
+    *) echo "RUNS: unknown run $r" >&2; exit 2 ;;
+  esac
+done
 base=$(grep -o '[0-9]* s first' bench/out/kill_loop_undisturbed/result.txt | cut -d' ' -f1)
-for r in kills_leases kills_group; do
+for r in $RUNS; do
+  [ "$r" != undisturbed ] || continue
   s=$(grep -o '[0-9]* s first' "bench/out/kill_loop_$r/result.txt" | cut -d' ' -f1)
   echo "$r: $(python3 -c "print('%.2f' % ($s / $base))") x the undisturbed time (target <= 1.5)"
 done
