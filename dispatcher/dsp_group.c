@@ -424,6 +424,18 @@ static int broker_answers(dsp_t *d)
 	                                         500);
 }
 
+/* Does dispatcher id hold slot, by the leases' last ranking? A free slot: no; one whose holder
+ * wrote another id: no (it died and another took the slot at once, as a restart does, before
+ * a ranking found it free); one whose holder has not written yet: yes. */
+static int slot_held_by(void *ctx, int slot, const char *id)
+{
+	const dsp_lease_t *l = ctx;
+	if (slot >= DSP_LEASE_MAX_SLOTS)
+		return 1;
+	const char *h = dsp_lease_holder(l, slot);
+	return dsp_lease_live(l)[slot] && (!h[0] || !strcmp(h, id));
+}
+
 /* Partition leases (dispatcher.partition_leases, dispatcher/dsp_lease.h): every
  * DSP_LEASE_TICK_MS, rank the live dispatchers of the channel and move toward the target --
  * partition p is the live slot of rank p mod n's. What is another's now is handed over as a
@@ -439,7 +451,7 @@ void dsp_group_leases(dsp_t *d, int64_t now)
 	d->lease_tick_ms = now;
 	int n, rank = dsp_lease_rank(d->lease, &n);
 	if (d->share) /* a dead dispatcher's backlog counts no more */
-		dsp_share_drop_dead(d->share, dsp_lease_live(d->lease), DSP_LEASE_MAX_SLOTS);
+		dsp_share_drop_dead(d->share, slot_held_by, d->lease);
 	int stable = rank == d->lease_rank && n == d->lease_n;
 	d->lease_rank = rank;
 	d->lease_n = n;
@@ -534,7 +546,7 @@ int dsp_membership(dsp_t *d, rd_kafka_conf_t *cc, char *err, size_t errlen)
 	gethostname(host, sizeof host - 1);
 	int slot = cfg_var_path(c, "run", dir, sizeof dir)
 	               ? -1
-	               : dsp_lease_slot_take(dir, ch, &d->slot_fd);
+	               : dsp_lease_slot_take(dir, ch, d->client_id, &d->slot_fd);
 	if (slot < 0 && leases) {
 		snprintf(err, errlen, "partition leases: no free slot among %s/dispatch-%s-*.lock: %s",
 		         dir, ch, strerror(errno));

@@ -21,6 +21,7 @@ struct dsp_lease {
 	int fd[LEASE_LANES][DSP_LEASE_MAX_PARTS];
 	unsigned char held[LEASE_LANES][DSP_LEASE_MAX_PARTS];
 	unsigned char live[DSP_LEASE_MAX_SLOTS]; /* the slots held at the last dsp_lease_rank */
+	char holder[DSP_LEASE_MAX_SLOTS][DSP_LEASE_HOLDER_MAX]; /* what their holders wrote */
 };
 
 static int slot_path(const char *dir, const char *channel, int slot, char *out, size_t outlen)
@@ -29,7 +30,7 @@ static int slot_path(const char *dir, const char *channel, int slot, char *out, 
 	return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 
-int dsp_lease_slot_take(const char *dir, const char *channel, int *fd)
+int dsp_lease_slot_take(const char *dir, const char *channel, const char *holder, int *fd)
 {
 	char path[4200];
 	for (int slot = 0; slot < DSP_LEASE_MAX_SLOTS; slot++) {
@@ -43,6 +44,11 @@ int dsp_lease_slot_take(const char *dir, const char *channel, int *fd)
 		if (flock(f, LOCK_EX | LOCK_NB)) {
 			close(f);
 			continue;
+		}
+		size_t n = holder ? strnlen(holder, DSP_LEASE_HOLDER_MAX - 1) : 0;
+		if (ftruncate(f, 0) || (n && pwrite(f, holder, n, 0) != (ssize_t)n)) {
+			close(f);
+			return -1;
 		}
 		*fd = f;
 		return slot;
@@ -88,6 +94,7 @@ int dsp_lease_rank(dsp_lease_t *l, int *n)
 	char path[4200];
 	int live = 0, rank = 0;
 	memset(l->live, 0, sizeof l->live);
+	memset(l->holder, 0, sizeof l->holder);
 	for (int slot = 0; slot < DSP_LEASE_MAX_SLOTS; slot++) {
 		if (slot == l->slot) {
 			l->live[slot] = 1;
@@ -104,7 +111,9 @@ int dsp_lease_rank(dsp_lease_t *l, int *n)
 		}
 		if (flock(f, LOCK_EX | LOCK_NB)) {
 			l->live[slot] = 1;
-			live++; /* held: a dispatcher lives there */
+			live++; /* held: a dispatcher lives there; who, if it wrote it yet */
+			ssize_t r = pread(f, l->holder[slot], DSP_LEASE_HOLDER_MAX - 1, 0);
+			l->holder[slot][r > 0 ? r : 0] = '\0';
 		}
 		close(f); /* a free one's lock, if taken, goes with it */
 	}
@@ -113,6 +122,11 @@ int dsp_lease_rank(dsp_lease_t *l, int *n)
 }
 
 const unsigned char *dsp_lease_live(const dsp_lease_t *l) { return l->live; }
+
+const char *dsp_lease_holder(const dsp_lease_t *l, int slot)
+{
+	return slot >= 0 && slot < DSP_LEASE_MAX_SLOTS ? l->holder[slot] : "";
+}
 
 int dsp_lease_take(dsp_lease_t *l, int lane, int32_t p)
 {

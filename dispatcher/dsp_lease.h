@@ -22,13 +22,15 @@
  * One thread (the dispatcher's loop). */
 #define DSP_LEASE_MAX_SLOTS 256
 #define DSP_LEASE_MAX_PARTS 1024
+#define DSP_LEASE_HOLDER_MAX 96
 
 typedef struct dsp_lease dsp_lease_t;
 
-/* Take the lowest free slot under dir for channel (the file is created, 0600) and hold it:
+/* Take the lowest free slot under dir for channel (the file is created, 0600) and hold it,
+ * writing holder (its client id, up to DSP_LEASE_HOLDER_MAX - 1 bytes; NULL: nothing) in it:
  * returns the slot with its descriptor in *fd (the caller keeps it open for its life), or -1
  * when none of DSP_LEASE_MAX_SLOTS is free or dir cannot be written (errno set). */
-int dsp_lease_slot_take(const char *dir, const char *channel, int *fd);
+int dsp_lease_slot_take(const char *dir, const char *channel, const char *holder, int *fd);
 
 /* Leases of channel's partitions under dir, for the dispatcher holding slot (taken by
  * dsp_lease_slot_take; its descriptor stays the caller's). Caller owns the result
@@ -44,6 +46,9 @@ int dsp_lease_rank(dsp_lease_t *l, int *n);
 /* The slots found live by the last dsp_lease_rank (this one's included): DSP_LEASE_MAX_SLOTS
  * entries, 1 live; all 0 before the first. */
 const unsigned char *dsp_lease_live(const dsp_lease_t *l);
+/* What the holder of slot wrote in it (dsp_lease_slot_take), as read by the last
+ * dsp_lease_rank: "" when not live, not written yet, or this dispatcher's own. */
+const char *dsp_lease_holder(const dsp_lease_t *l, int slot);
 /* Does partition p belong to the live slot of rank (of n)? */
 static inline int dsp_lease_mine(int rank, int n, int32_t p) { return n > 0 && p % n == rank; }
 

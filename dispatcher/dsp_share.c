@@ -45,10 +45,10 @@ void dsp_share_set_slot(dsp_share_t *s, int slot)
 /* Forget peer i (the last one takes its place). */
 static void peer_drop(dsp_share_t *s, size_t i) { s->peer[i] = s->peer[--s->npeer]; }
 
-void dsp_share_drop_dead(dsp_share_t *s, const unsigned char *live, int nslots)
+void dsp_share_drop_dead(dsp_share_t *s, dsp_share_alive_fn alive, void *ctx)
 {
 	for (size_t i = 0; i < s->npeer;)
-		if (s->peer[i].slot >= 0 && s->peer[i].slot < nslots && !live[s->peer[i].slot])
+		if (s->peer[i].slot >= 0 && !alive(ctx, s->peer[i].slot, s->peer[i].id))
 			peer_drop(s, i);
 		else
 			i++;

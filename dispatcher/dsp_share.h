@@ -22,8 +22,8 @@
  * something). A peer's record older than DSP_SHARE_STALE_MS is forgotten (it died); a
  * stopping dispatcher publishes a tombstone so the others take its slice at once. With
  * partition leases (dsp_lease.h: every dispatcher of the channel on one machine) a record
- * also names its writer's slot: a peer whose slot is no longer held is forgotten at the
- * next lease tick (dsp_share_drop_dead), and the newer record of a slot replaces an older
+ * also names its writer's slot: a peer whose slot is no longer held, or held by another
+ * dispatcher, is forgotten at the next lease tick (dsp_share_drop_dead), and the newer record of a slot replaces an older
  * one under another client id (the dispatcher that held it died and another took it), so
  * a killed dispatcher's backlog does not count for DSP_SHARE_STALE_MS after its death.
  *
@@ -46,9 +46,10 @@ void dsp_share_free(dsp_share_t *s);
 /* This dispatcher's partition-lease slot (0..DSP_SHARE_MAX_SLOT), named in its records from
  * now on; -1 (the default): none. */
 void dsp_share_set_slot(dsp_share_t *s, int slot);
-/* Forget every peer whose record names a slot not live (live[slot] 0; nslots entries, a slot
- * beyond them counts as live). */
-void dsp_share_drop_dead(dsp_share_t *s, const unsigned char *live, int nslots);
+/* Does dispatcher id still hold slot? (ctx: the caller's; dsp_group.c asks the leases) */
+typedef int (*dsp_share_alive_fn)(void *ctx, int slot, const char *id);
+/* Forget every peer whose record names a slot it no longer holds, as alive() says. */
+void dsp_share_drop_dead(dsp_share_t *s, dsp_share_alive_fn alive, void *ctx);
 /* A record of tocsin.backlog read at now_ms (monotonic). Another channel's, and this
  * dispatcher's own, are ignored (0); so is one older (ts_ms) than the record of another
  * client id naming the same slot, which it replaces when newer. val NULL: the tombstone

@@ -37,7 +37,7 @@ static void test_slots_rank(void **state)
 	int fd[4], n;
 	char err[256];
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(dsp_lease_slot_take(dir, "sms", &fd[i]), i);
+		assert_int_equal(dsp_lease_slot_take(dir, "sms", i == 1 ? "d-one" : NULL, &fd[i]), i);
 	dsp_lease_t *l0 = dsp_lease_new(dir, "sms", 0, err, sizeof err);
 	dsp_lease_t *l2 = dsp_lease_new(dir, "sms", 2, err, sizeof err);
 	assert_non_null(l0);
@@ -46,6 +46,10 @@ static void test_slots_rank(void **state)
 	assert_int_equal(n, 3);
 	assert_int_equal(dsp_lease_rank(l2, &n), 2);
 	assert_int_equal(n, 3);
+	/* who holds a slot, as its holder wrote it; nothing written: "" */
+	assert_string_equal(dsp_lease_holder(l2, 1), "d-one");
+	assert_string_equal(dsp_lease_holder(l2, 0), "");
+	assert_string_equal(dsp_lease_holder(l2, 2), ""); /* its own */
 	close(fd[1]);
 	assert_int_equal(dsp_lease_rank(l0, &n), 0);
 	assert_int_equal(n, 2);
@@ -54,11 +58,12 @@ static void test_slots_rank(void **state)
 	/* the live slots as last ranked: 0 and 2, not the dead one's 1 */
 	const unsigned char *live = dsp_lease_live(l2);
 	assert_true(live[0] && !live[1] && live[2] && !live[3]);
-	assert_int_equal(dsp_lease_slot_take(dir, "sms", &fd[1]), 1);
+	assert_int_equal(dsp_lease_slot_take(dir, "sms", "d-one-again", &fd[1]), 1);
 	assert_int_equal(dsp_lease_rank(l2, &n), 2);
 	assert_int_equal(n, 3);
 	assert_true(live[0] && live[1] && live[2]);
-	assert_int_equal(dsp_lease_slot_take(dir, "email", &fd[3]), 0);
+	assert_string_equal(dsp_lease_holder(l2, 1), "d-one-again"); /* the whole file rewritten */
+	assert_int_equal(dsp_lease_slot_take(dir, "email", NULL, &fd[3]), 0);
 	close(fd[3]);
 	/* the target: 12 partitions among 3 live, each partition exactly one's */
 	for (int32_t p = 0; p < 12; p++)

@@ -104,6 +104,13 @@ static void test_records(void **state)
 	dsp_share_free(s);
 }
 
+/* The leases as a test sees them: slot i is held by holder[i] ("" free). */
+static int holds(void *ctx, int slot, const char *id)
+{
+	char(*holder)[16] = ctx;
+	return slot < 4 && !strcmp(holder[slot], id);
+}
+
 /* With partition leases a record names its slot: a killed dispatcher's backlog counts no more
  * once its slot is free (dsp_share_drop_dead) or a newer record of its slot comes from the
  * dispatcher started in its place -- not DSP_SHARE_STALE_MS later. */
@@ -140,16 +147,22 @@ static void test_slots(void **state)
 	assert_int_equal(rec_slot(s, "d-g", 100, 300, -1, 30), 0);
 	assert_float_equal(dsp_share_get(s, 100, 30, &fresh), 1.0 / 3, 1e-9);
 	assert_int_equal(fresh, 2);
-	/* slot 0 found free: d-b is gone at once, d-g (no slot) stays */
-	unsigned char live[4] = {0, 1, 0, 0};
-	dsp_share_drop_dead(s, live, 4);
+	/* slot 0 held by d-b still: kept */
+	char holder[4][16] = {"d-b", "d-self", "", ""};
+	dsp_share_drop_dead(s, holds, holder);
+	assert_float_equal(dsp_share_get(s, 100, 35, &fresh), 1.0 / 3, 1e-9);
+	/* slot 0 found held by another (d-b died, d-c took it at once): d-b is gone at once,
+	 * d-g (no slot) stays */
+	snprintf(holder[0], sizeof holder[0], "d-c");
+	dsp_share_drop_dead(s, holds, holder);
 	assert_float_equal(dsp_share_get(s, 100, 40, &fresh), 0.5, 1e-9);
 	assert_int_equal(fresh, 1);
-	/* a slot beyond the ones probed counts as live */
-	assert_int_equal(rec_slot(s, "d-z", 100, 300, 9, 50), 0);
-	dsp_share_drop_dead(s, live, 4);
+	/* slot 2 free: its peer is gone too */
+	assert_int_equal(rec_slot(s, "d-z", 100, 300, 2, 50), 0);
 	assert_float_equal(dsp_share_get(s, 100, 50, &fresh), 1.0 / 3, 1e-9);
-	assert_int_equal(fresh, 2);
+	dsp_share_drop_dead(s, holds, holder);
+	assert_float_equal(dsp_share_get(s, 100, 50, &fresh), 0.5, 1e-9);
+	assert_int_equal(fresh, 1);
 	dsp_share_free(s);
 }
 
