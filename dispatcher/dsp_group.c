@@ -316,11 +316,7 @@ static void parts_hold(dsp_t *d, rd_kafka_t *rk, const rd_kafka_topic_partition_
 {
 	if (!parts->cnt)
 		return;
-	/* what the dispatchers of this machine noted since it started: a killed one's last
-	 * outcomes may never have reached the broker (they wait up to the producer's linger) */
-	d->catch_ledger += dsp_ledger_refresh(d->ledger);
-	dsp_state_catch_up_start(d->st, 10000);
-	d->catch_since_ms = clock_mono_ms();
+	d->catch_since_ms = clock_mono_ms(); /* its ms= counts the start's questions too */
 	d->catch_logged_ms = 0;
 	for (int i = 0; i < parts->cnt; i++) {
 		dsp_part_t *p = dsp_part_get(d, dsp_lane_of(d, parts->elems[i].topic),
@@ -329,7 +325,11 @@ static void parts_hold(dsp_t *d, rd_kafka_t *rk, const rd_kafka_topic_partition_
 			p->held = 1;
 		dsp_pause_one(rk, &parts->elems[i], 1);
 	}
-	dsp_catch_up_tick(d, d->catch_since_ms);
+	/* what the dispatchers of this machine noted since it started: a killed one's last
+	 * outcomes may never have reached the broker (they wait up to the producer's linger) */
+	d->catch_ledger += dsp_ledger_refresh(d->ledger);
+	dsp_state_catch_up_start(d->st, 10000);
+	dsp_catch_up_tick(d, clock_mono_ms());
 }
 
 /* Hand parts over: the sends in flight finish and their outcomes are acknowledged, offsets are
