@@ -15,6 +15,8 @@
 #define DSP_SHARE_SCALE 10000
 /* The share by backlog is computed this often (published every DSP_SHARE_EVERY_MS). */
 #define DSP_SHARE_TICK_MS 100
+/* A backlog that just appeared takes the floor this long: the peers' next ticks have read it. */
+#define DSP_SHARE_SETTLE_MS 300
 /* A catch-up holding sends is logged after this long, then this often (dsp_catch_up_tick). */
 #define DSP_CATCH_UP_LOG_MS 5000
 #define DSP_CATCH_UP_LOG_EVERY_MS 30000
@@ -235,6 +237,9 @@ void dsp_rate_share_tick(dsp_t *d, int64_t now)
 		return;
 	d->share_tick_ms = now;
 	int64_t own = dsp_backlog(d);
+	if (own > 0 && !d->share_last_own)
+		d->share_rise_ms = now;
+	d->share_last_own = own;
 	if ((now - d->share_pub_ms >= DSP_SHARE_EVERY_MS || !own != !d->share_pub_own) &&
 	    !d->held_since_ms && !dsp_share_encode(d->share, own, clock_wall_ms(), &d->buf)) {
 		d->share_pub_ms = now;
@@ -244,6 +249,14 @@ void dsp_rate_share_tick(dsp_t *d, int64_t now)
 	}
 	int fresh = 0;
 	double share = dsp_share_get(d->share, own, now, &fresh);
+	/* a backlog that just appeared (a blast starts, a catch-up ends): a peer that read this
+	 * one's 0 takes the whole rate until it reads the new record (the producer's linger, its
+	 * fetch wait, its tick). Until then the floor when a peer has a backlog (it goes at the
+	 * whole rate), else an equal slice (a peer's backlog may be appearing too) */
+	if (fresh && own > 0 && now - d->share_rise_ms < DSP_SHARE_SETTLE_MS) {
+		double settle = dsp_share_busy(d->share, now) ? DSP_SHARE_FLOOR : 1.0 / (fresh + 1);
+		share = share < settle ? share : settle;
+	}
 	int total = d->lanes[KQ_LANE_BULK].total_parts + d->lanes[KQ_LANE_URGENT].total_parts;
 	if (!fresh && d->owned_parts < total)
 		share = (double)d->owned_parts / total;

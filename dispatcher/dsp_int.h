@@ -126,6 +126,8 @@ typedef struct dsp {
 	double rate_share;  /* the share of every vendor's rate applied now */
 	int64_t share_pub_ms;    /* mono ms this dispatcher's backlog was last published */
 	int64_t share_pub_own;   /* the backlog it published then */
+	int64_t share_last_own;  /* the backlog at the last share tick */
+	int64_t share_rise_ms;   /* mono ms the backlog last went from 0 to more */
 	int64_t share_tick_ms;   /* mono ms the share was last computed */
 	dsp_ledger_t *ledger;    /* ids a vendor took, kept outside Kafka (dsp_ledger.h) */
 	char instance[128];      /* group.instance.id, "" when a dynamic member */

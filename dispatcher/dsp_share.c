@@ -168,3 +168,11 @@ double dsp_share_get(dsp_share_t *s, int64_t own, int64_t now_ms, int *fresh)
 		*fresh = (int)n;
 	return dsp_share_of(own, b, n, DSP_SHARE_FLOOR);
 }
+
+int dsp_share_busy(const dsp_share_t *s, int64_t now_ms)
+{
+	int n = 0;
+	for (size_t i = 0; i < s->npeer; i++)
+		n += now_ms - s->peer[i].seen_ms <= DSP_SHARE_STALE_MS && s->peer[i].backlog > 0;
+	return n;
+}

@@ -62,6 +62,8 @@ int dsp_share_encode(const dsp_share_t *s, int64_t backlog, int64_t ts_ms, buf_t
 /* This dispatcher's share now (0..1], own being its backlog; *fresh (may be NULL): the
  * peers with a fresh record (with a backlog or not). */
 double dsp_share_get(dsp_share_t *s, int64_t own, int64_t now_ms, int *fresh);
+/* The peers with a fresh record of a backlog > 0 (sending now, or about to). */
+int dsp_share_busy(const dsp_share_t *s, int64_t now_ms);
 /* The share of a dispatcher with backlog own among n peers' backlogs (the formula above). */
 double dsp_share_of(int64_t own, const int64_t *peer, size_t n, double floor);
 

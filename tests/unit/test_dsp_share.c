@@ -78,6 +78,7 @@ static void test_records(void **state)
 	                     1000),
 	                 0);
 	assert_float_equal(dsp_share_get(s, 100, 1000, NULL), 0.5, 1e-9);
+	assert_int_equal(dsp_share_busy(s, 1000), 1);
 	/* idle: the whole limit for the one with a backlog, the peer still fresh */
 	assert_int_equal(rec(s, "d-b",
 	                     "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":0,\"ts_ms\":3}",
@@ -85,6 +86,7 @@ static void test_records(void **state)
 	                 0);
 	assert_true(dsp_share_get(s, 100, 2000, &fresh) == 1.0);
 	assert_int_equal(fresh, 1);
+	assert_int_equal(dsp_share_busy(s, 2000), 0); /* fresh, but nothing to send */
 	/* stale after DSP_SHARE_STALE_MS without a record: forgotten */
 	assert_int_equal(rec(s, "d-b",
 	                     "{\"v\":1,\"dispatcher\":\"d-b\",\"channel\":\"sms\",\"backlog\":100,\"ts_ms\":4}",
