@@ -318,9 +318,14 @@ static void parts_take(dsp_t *d, rd_kafka_t *rk, const rd_kafka_topic_partition_
 	}
 	rd_kafka_topic_partition_list_destroy(c);
 	/* the rate share: partitions owned of both lanes together, until dsp_rate_share_tick knows
-	 * the others' backlogs */
+	 * the others' backlogs (once it does, it decides: a restarted dispatcher took half the
+	 * rate here while its peer, reading its 0, still took all of it) */
 	d->owned_parts = d->lanes[KQ_LANE_BULK].owned + d->lanes[KQ_LANE_URGENT].owned;
-	set_share(d, (double)d->owned_parts / total);
+	int fresh = 0;
+	if (d->share)
+		dsp_share_get(d->share, 0, clock_mono_ms(), &fresh);
+	if (!fresh)
+		set_share(d, (double)d->owned_parts / total);
 }
 
 /* The outcomes the previous owners of parts (just assigned) published before they let go are
