@@ -436,10 +436,15 @@ static int lease_moves(const dsp_t *d, int rank, int n, int take)
  * a synchronous commit wait for it, and SIGTERM would wait with them. */
 static int broker_answers(dsp_t *d)
 {
-	int64_t lo, hi;
-	return !d->held_since_ms && !tocsin_stop &&
-	       !rd_kafka_query_watermark_offsets(d->cons, d->lanes[KQ_LANE_BULK].topic, 0, &lo, &hi,
-	                                         500);
+	if (d->held_since_ms || tocsin_stop)
+		return 0;
+	/* ListOffsets through offsets_for_times, which its timeout bounds: a watermark query
+	 * waited on for 30 min once the embedded broker was gone (SIGTERM never honoured) */
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, d->lanes[KQ_LANE_BULK].topic, 0)->offset = RD_KAFKA_OFFSET_END;
+	int ok = !rd_kafka_offsets_for_times(d->cons, l, 500) && !l->elems[0].err;
+	rd_kafka_topic_partition_list_destroy(l);
+	return ok;
 }
 
 /* Does dispatcher id hold slot, by the leases' last ranking? A free slot: no; one whose holder
