@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # bench_uneven.sh -- issue 13 item 4: two dispatchers, uneven backlog. The audience is drawn
-# so that SHARE% (90) of its records land in outbox partitions 0-5 (the producer keys by the
-# recipient's address; librdkafka's default partitioner is CRC-32 of the key mod 12) and the
-# range assignor gives partitions 0-5 to one dispatcher, 6-11 to the other. Two runs side by
-# side on the embedded broker, one vendor at RATE/s: dispatcher.rate_share "backlog" (each
-# dispatcher's share of the rate follows its backlog, published on tocsin.backlog) and
-# "partitions" (the old share: the partitions owned). Prints the emulator's acceptances per
-# second of both runs beside the limit, then per run: seconds from the first to the last
-# acceptance (ideal N / RATE), the seconds below 95% of the limit (the first and the last
-# second left out), and the mean rate. Env: N (30000), RATE (1000), SHARE (90).
+# so that SHARE% (90) of its records land in the outbox partitions one dispatcher owns (the
+# producer keys by the recipient's address; librdkafka's default partitioner is CRC-32 of the
+# key mod 12): with partition leases (dispatcher.partition_leases, the default on the embedded
+# broker) partition p belongs to the dispatcher of rank p mod 2, so the even partitions; with
+# LEASES=false the group protocol and the range assignor give partitions 0-5 to one
+# dispatcher, 6-11 to the other. Two runs side by side on the embedded broker, one vendor at
+# RATE/s: dispatcher.rate_share "backlog" (each dispatcher's share of the rate follows its
+# backlog, published on tocsin.backlog) and "partitions" (the old share: the partitions
+# owned). Prints the emulator's acceptances per second of both runs beside the limit, then per
+# run: seconds from the first to the last acceptance (ideal N / RATE), the seconds below 95% of
+# the limit (the first and the last second left out), and the mean rate.
+# Env: N (30000), RATE (1000), SHARE (90), LEASES (true).
 source "$(dirname "$0")/lib.sh"
 N=${N:-30000}
 RATE=${RATE:-1000}
 SHARE=${SHARE:-90}
+LEASES=${LEASES:-true}
 cfg() { # SIM RATE-SHARE
   cat > "$CFG" <<EOF
 {"var_dir":"$OUT/var","kafka":{"partition.assignment.strategy":"range"},
@@ -20,14 +24,15 @@ cfg() { # SIM RATE-SHARE
  "vendors":[{"name":"twilio","kind":"twilio","base_url":"http://$1",
    "account":"ACbench000000000000000000000000000","secret_env":"TOCSIN_TWILIO_TOKEN",
    "senders":{"main":{"from":"+15005550006"}},"rate_per_s":$RATE,"max_in_flight":128}],
- "routes":{"sms":{"vendors":["twilio"]}},"dispatcher":{"max_in_flight":256,"rate_share":"$2"}}
+ "routes":{"sms":{"vendors":["twilio"]}},"dispatcher":{"max_in_flight":256,"rate_share":"$2","partition_leases":$LEASES}}
 EOF
 }
 export TOCSIN_TWILIO_TOKEN=bench-token
-audience() { # FILE: N numbers, SHARE% of them keyed into partitions 0-5
-  python3 - "$1" "$N" "$SHARE" <<'PY'
+audience() { # FILE: N numbers, SHARE% of them keyed into one dispatcher's partitions
+  python3 - "$1" "$N" "$SHARE" "$LEASES" <<'PY'
 import sys, zlib
 path, n, share = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mine = (lambda p: p % 2 == 0) if sys.argv[4] == "true" else (lambda p: p < 6)
 want_low = n * share // 100
 low = high = 0
 with open(path, "w") as f:
@@ -36,7 +41,7 @@ with open(path, "w") as f:
     while low + high < n:
         num = "+1%d%d%04d" % ((202, 212, 303, 415, 617, 718, 312, 512)[i // 100000], 234 + i // 10000 % 10, i % 10000)
         i += 1
-        if zlib.crc32(num.encode()) % 12 < 6:
+        if mine(zlib.crc32(num.encode()) % 12):
             if low == want_low: continue
             low += 1
         else:

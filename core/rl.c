@@ -181,14 +181,18 @@ double rl_rate(const rl_t *rl, int64_t now_ns)
 
 double rl_share(const rl_t *rl) { return rl->share; }
 
-/* The least tolerance beyond one unit at rates of 500/s and more (T <= 2 ms): the caller's
- * timers fire in whole ms, up to ~2 ms late, and with a smaller tolerance each late wake-up
- * is time lost for good (at 884/s and burst 0 a dispatcher reached about 500/s). Slower
+/* The least tolerance beyond one unit of a limiter whose rate before the share is 500/s or
+ * more (T <= 2 ms at the whole rate): the caller's timers fire in whole ms, up to ~2 ms late,
+ * and with a smaller tolerance each late wake-up is time lost for good (at 884/s and burst 0
+ * a dispatcher reached about 500/s; two dispatchers sharing 1,000/s by backlog at 0.499 each,
+ * about 380/s each). Decided on the whole rate, so that a share just under a half keeps what
+ * a share of exactly a half has; 2 ms of each share adds up to 2 ms of the whole rate. Slower
  * limiters stay exact: there 2 ms would let two units into one window of a 1/s number. */
 #define RL_SLACK_NS 2e6
 
-/* GCRA: wait before n units may go on a limiter at rate r with state tat. */
-static int64_t gcra_wait(double r, double burst, int64_t tat, int n, int64_t now)
+/* GCRA: wait before n units may go on a limiter at rate r (share of the whole rate) with
+ * state tat. */
+static int64_t gcra_wait(double r, double share, double burst, int64_t tat, int n, int64_t now)
 {
 	if (r < 0)
 		return 0;
@@ -196,7 +200,7 @@ static int64_t gcra_wait(double r, double burst, int64_t tat, int n, int64_t now
 		return RL_NEVER;
 	double T = 1e9 / r;
 	double slack = burst * T;
-	if (T <= RL_SLACK_NS && slack < RL_SLACK_NS)
+	if (T * share <= RL_SLACK_NS && slack < RL_SLACK_NS)
 		slack = RL_SLACK_NS;
 	double cost = T * n, tol = slack + T;
 	if (tat == INT64_MIN || tat <= now)
@@ -218,10 +222,10 @@ int64_t rl_wait_ns(const rl_t *rl, int s, int n, int64_t now_ns)
 	if (n < 1)
 		n = 1;
 	double vr = vendor_rate(rl, now_ns);
-	int64_t w = gcra_wait(vr, rl->burst * rl->share, rl->tat, n, now_ns);
+	int64_t w = gcra_wait(vr, rl->share, rl->burst * rl->share, rl->tat, n, now_ns);
 	if (s >= 0 && (size_t)s < rl->nsenders) {
-		int64_t w2 = gcra_wait(sender_rate(rl, s), rl->burst * rl->share, rl->tat_s[s], n,
-		                       now_ns);
+		int64_t w2 = gcra_wait(sender_rate(rl, s), rl->share, rl->burst * rl->share,
+		                       rl->tat_s[s], n, now_ns);
 		if (w2 > w)
 			w = w2;
 	}

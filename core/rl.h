@@ -15,13 +15,15 @@
  * rl_take() says how long to wait and the caller arms a timer.
  *
  * Conformance (GCRA, emission interval T = 1/rate, tolerance burst*T, at least
- * 2 ms when rate >= 500/s): at most 1 + burst units at once from idle (at 500/s and
- * more: 1 + max(burst, 2 ms worth)), then one unit per T; any half-open window of
- * length W holds at most rate*W + that extra. The 2 ms floor is the caller's timer
- * granularity: the dispatcher's timers fire in whole ms, and without it each late
- * wake-up is time lost for good (at 884/s, burst 0, a dispatcher reached ~500/s).
- * Below 500/s the limiter stays exact (a late wake-up costs up to ~2 ms of each T:
- * set burst to absorb it). A request larger
+ * 2 ms when the rate before the share is >= 500/s): at most 1 + burst units at once
+ * from idle (with the floor: 1 + max(burst, 2 ms worth)), then one unit per T; any
+ * half-open window of length W holds at most rate*W + that extra (rounded up to a whole
+ * unit). The 2 ms floor is the caller's timer granularity: the dispatcher's timers fire
+ * in whole ms, and without it each late wake-up is time lost for good (at 884/s, burst
+ * 0, a dispatcher reached ~500/s). It is decided on the whole rate, not the share, so
+ * that dispatchers sharing a fast vendor keep it at any share (2 ms of each share adds
+ * up to 2 ms of the vendor). Below 500/s the limiter stays exact (a late wake-up costs
+ * up to ~2 ms of each T: set burst to absorb it). A request larger
  * than 1 + burst units passes when the limiter is idle and then costs its
  * full n*T, so long messages are never starved and the average rate holds.
  *

@@ -132,6 +132,40 @@ static void test_late_timers(void **state)
 	rl_free(rl);
 }
 
+/* The same caller at a share just under a half of 1,000/s (two dispatchers by backlog: 0.499
+ * each): the floor is decided on the whole rate, so the 499/s share holds too (it got about
+ * 390/s when the floor was decided on the shared rate, T = 2.004 ms), and no 1 s window holds
+ * more than 499 + 1. A 400/s limiter of its own (unshared) stays exact: 400 in any 1 s. */
+static void test_late_timers_share(void **state)
+{
+	(void)state;
+	char err[200];
+	static int64_t ts[20000];
+	for (int k = 0; k < 2; k++) {
+		rl_t *rl = rl_new_rate(k ? 400 : 1000, 0, 0, 0, err, sizeof err);
+		if (!k)
+			assert_int_equal(rl_set_share(rl, 499, 1000), 0);
+		int rate = k ? 400 : 499, n = 0;
+		int64_t t = 0;
+		while (t < 10 * S && n < 20000) {
+			int64_t w;
+			while (n < 20000 && rl_take(rl, -1, 1, t, &w) == 0)
+				ts[n++] = t;
+			t += (w + MS - 1) / MS * MS + MS;
+		}
+		if (!k)
+			assert_true(n >= rate * 10 - 10 && n <= rate * 10 + 2);
+		else
+			assert_true(n < rate * 10 * 9 / 10); /* exact: late wake-ups cost it */
+		for (int i = 0, j = 0; i < n; i++) {
+			while (j < n && ts[j] < ts[i] + S)
+				j++;
+			assert_true(j - i <= rate + (k ? 0 : 1));
+		}
+		rl_free(rl);
+	}
+}
+
 static void test_senders(void **state)
 {
 	(void)state;
@@ -298,10 +332,15 @@ static void test_pool_rate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_gcra_exact),   cmocka_unit_test(test_oversize_and_rounding),
-	    cmocka_unit_test(test_window_bound), cmocka_unit_test(test_late_timers),
-	    cmocka_unit_test(test_senders),      cmocka_unit_test(test_share),
-	    cmocka_unit_test(test_adaptive),     cmocka_unit_test(test_from_config),
+	    cmocka_unit_test(test_gcra_exact),
+	    cmocka_unit_test(test_oversize_and_rounding),
+	    cmocka_unit_test(test_window_bound),
+	    cmocka_unit_test(test_late_timers),
+	    cmocka_unit_test(test_late_timers_share),
+	    cmocka_unit_test(test_senders),
+	    cmocka_unit_test(test_share),
+	    cmocka_unit_test(test_adaptive),
+	    cmocka_unit_test(test_from_config),
 	    cmocka_unit_test(test_pool_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
