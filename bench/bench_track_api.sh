@@ -64,7 +64,7 @@ INSERT INTO codes SELECT campaign, vendor, code, COUNT(*) FROM msgs WHERE code I
 INSERT INTO series(sec, campaign, vendor, sends, receipts, failures, lat, lat_sum)
   SELECT ts_ms / 1000, campaign, vendor, COUNT(*), SUM(state >= 3), SUM(state IN (8, 9)), zeroblob(128), 0
   FROM msgs GROUP BY 1, 2, 3;
-INSERT INTO campaigns SELECT 'camp' || x, 'Campaign ' || x, 1, $N / 5, $now * 1000 FROM (SELECT 0 x UNION SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4);
+INSERT INTO campaigns(id, name, state, queued, ts_ms) SELECT 'camp' || x, 'Campaign ' || x, 1, $N / 5, $now * 1000 FROM (SELECT 0 x UNION SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4);
 PRAGMA wal_checkpoint(TRUNCATE);
 SQL
   echo "  built in $(( $(date +%s) - t0 )) s"
