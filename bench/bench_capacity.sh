@@ -13,7 +13,7 @@ bench_setup bench_capacity
 export TOCSIN_TWILIO_TOKEN=bench-token TOCSIN_VONAGE_SECRET=bench-secret
 cfg() {
   cat > "$CFG" <<JSON
-{"var_dir": "$OUT/var",
+{"var_dir": "$OUT/var", "quiet_hours": {"sms": {"enabled": false}},
  "vendors": [
   {"name": "tw500", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
    "account": "ACbench00000000000000000000000001", "secret_env": "TOCSIN_TWILIO_TOKEN",

@@ -15,7 +15,7 @@ export TOCSIN_TWILIO_TOKEN=bench-token
 SID=ACbench00000000000000000000000000
 cfg() {
   cat > "$CFG" <<JSON
-{"var_dir": "$OUT/var",
+{"var_dir": "$OUT/var", "quiet_hours": {"sms": {"enabled": false}},
  "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
    "account": "$SID", "secret_env": "TOCSIN_TWILIO_TOKEN",
    "senders": {"main": {"from": "+15005550006"}}, "max_in_flight": $C, "timeout_ms": 10000}],

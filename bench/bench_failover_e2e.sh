@@ -13,7 +13,7 @@ export TOCSIN_TWILIO_TOKEN=bench-token TOCSIN_VONAGE_SECRET=bench-secret
 SLA='"sla": {"p95_ms": 200, "min_open_s": 30}'
 cfg() {
   cat > "$CFG" <<JSON
-{"var_dir": "$OUT/var",
+{"var_dir": "$OUT/var", "quiet_hours": {"sms": {"enabled": false}},
  "vendors": [
   {"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
    "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",

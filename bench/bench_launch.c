@@ -97,7 +97,9 @@ int main(int argc, char **argv)
 		rd_kafka_mock_topic_create(mc, kq_topics[i].name, kq_topics[i].partitions, 3);
 	char cfgp[256], text[1024], campp[256];
 	snprintf(cfgp, sizeof cfgp, "%s/tocsin.json", dir);
-	snprintf(text, sizeof text, "{\"var_dir\":\"%s/var\",\"kafka\":{\"bootstrap.servers\":\"%s\"}}",
+	snprintf(text, sizeof text,
+	         "{\"var_dir\":\"%s/var\",\"quiet_hours\":{\"sms\":{\"enabled\":false}},"
+	         "\"kafka\":{\"bootstrap.servers\":\"%s\"}}",
 	         dir, rd_kafka_mock_cluster_bootstraps(mc));
 	f = fopen(cfgp, "w");
 	fputs(text, f);

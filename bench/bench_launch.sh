@@ -13,7 +13,7 @@ TOCSIN=${TOCSIN_BIN:-$ROOT/$B/tocsin}
 N=${BENCH_RSS_ROWS:-5000000}
 OUT=$ROOT/bench/out/launch-rss
 rm -rf "$OUT"; mkdir -p "$OUT/var"
-printf '{"var_dir":"%s/var"}\n' "$OUT" > "$OUT/tocsin.json"
+printf '{"var_dir":"%s/var","quiet_hours":{"sms":{"enabled":false}}}\n' "$OUT" > "$OUT/tocsin.json"
 awk -v n="$N" 'BEGIN { print "first_name,phone,city";
   split("202 212 303 415 512 617 702 808 907 971", a, " ");
   for (i = 0; i < n; i++) { r = int(i / 10);

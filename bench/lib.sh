@@ -52,7 +52,7 @@ bench_start_broker_sim() {
 # and ROOT-FIELDS more members of the vendor and of the document ('"rate_per_s": 100').
 bench_twilio_cfg() {
   cat > "$CFG" <<JSON
-{"var_dir": "$OUT/var",
+{"var_dir": "$OUT/var", "quiet_hours": {"sms": {"enabled": false}},
  "vendors": [{"name": "twilio", "kind": "twilio", "base_url": "http://${SIM:-127.0.0.1:9}",
    "account": "ACbench00000000000000000000000000", "secret_env": "TOCSIN_TWILIO_TOKEN",
    "senders": {$1}${2:+, $2}}],
