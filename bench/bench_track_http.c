@@ -24,6 +24,7 @@
 
 typedef struct th {
 	struct sockaddr_in sa;
+	const char *hostport; /* the Host header: the tracker refuses names it does not serve */
 	const char *path;
 	double secs;
 	double *lat; /* ms */
@@ -105,8 +106,8 @@ static void *run(void *arg)
 	char *buf = malloc(RBUF);
 	char req[4096];
 	int reqlen = snprintf(req, sizeof req,
-	                      "GET %s HTTP/1.1\r\nHost: bench\r\nConnection: keep-alive\r\n\r\n",
-	                      t->path);
+	                      "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: keep-alive\r\n\r\n",
+	                      t->path, t->hostport);
 	int fd = dial(t);
 	double end = now_ms() + t->secs * 1000;
 	while (buf && fd >= 0 && now_ms() < end && t->n < t->cap) {
@@ -160,6 +161,7 @@ int main(int argc, char **argv)
 		ts[i].sa.sin_family = AF_INET;
 		ts[i].sa.sin_port = htons((uint16_t)port);
 		inet_pton(AF_INET, host, &ts[i].sa.sin_addr);
+		ts[i].hostport = argv[1];
 		ts[i].path = argv[2];
 		ts[i].secs = secs;
 		ts[i].cap = MAX_LAT;
