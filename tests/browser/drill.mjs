@@ -10,7 +10,14 @@ const [html, jsonFile, shot] = process.argv.slice(2);
 if (!shot) { console.error("usage: node drill.mjs REPORT.html REPORT.json SCREENSHOT"); process.exit(2); }
 const r = JSON.parse(fs.readFileSync(jsonFile, "utf8"));
 const url = "file://" + path.resolve(html);
-const secs = (ms) => (ms === null ? "-" : (ms / 1000).toFixed(2) + " s");
+// the report rounds whole ms to hundredths half up in integers (core/drill_report.c fmt_ms);
+// (ms / 1000).toFixed(2) would not: 28435 ms is 28.434999... as a double, "28.43"
+const secs = (ms) => {
+  if (ms === null) return "-";
+  if (ms < 0) return (ms / 1000).toFixed(2) + " s";
+  const cs = Math.floor((ms + 5) / 10);
+  return `${Math.floor(cs / 100)}.${String(cs % 100).padStart(2, "0")} s`;
+};
 await withChromium(1100, 1800, async (ctx) => {
   const page = await ctx.newPage();
   const foreign = [];
