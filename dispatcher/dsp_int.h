@@ -39,6 +39,7 @@ struct dsp_part {
 	kq_lane_t lane;
 	int assigned;
 	int held; /* paused until the state catch-up of its assignment is done (dsp_catch_up_tick) */
+	int refetched; /* records below next_offset are being dropped (on_record), logged once */
 	dsp_msg_t *head, *tail;
 	int64_t next_offset; /* last consumed + 1, -1 before the first */
 	int64_t committed;   /* last committed offset, -1 none */
@@ -143,6 +144,7 @@ typedef struct dsp {
 	int64_t n_status_errors;
 	int64_t n_finals_acked; /* final statuses the broker acknowledged */
 	int64_t n_already_done; /* consumed again after a rebalance or crash: not resent */
+	int64_t n_refetched;    /* fetched again within one assignment: dropped (on_record) */
 	int64_t n_ledgered;     /* consumed again after the broker lost its outcome: not resent */
 	int64_t first_consume_ns, last_final_ns;
 	int64_t last_progress_ms;

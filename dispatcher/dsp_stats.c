@@ -36,12 +36,12 @@ void dsp_progress(dsp_t *d, int64_t now)
 	         "cancelled=%lld suppressed=%lld expired=%lld already_done=%lld pending=%zu "
 	         "ready=%zu waiting=%zu in_flight=%d awaiting_ack=%zu done_unfreed=%zu "
 	         "ambiguous=%lld ambiguous_held=%zu reconciled=%lld resent_after_ambiguity=%lld "
-	         "ledgered=%lld backlog=%lld rate_share=%.3f",
+	         "ledgered=%lld backlog=%lld rate_share=%.3f refetched=%lld",
 	         (long long)d->n_consumed, (long long)d->n_accepted, (long long)d->n_failed,
 	         (long long)d->n_retried, (long long)d->n_cancelled, (long long)d->n_suppressed,
 	         (long long)d->n_expired, (long long)d->n_already_done, d->npending,
 	         dq_count(d->q, DQ_READY), dq_count(d->q, DQ_TIMER), http_in_flight(d->http),
-	         dq_unacked(d->q), dq_count(d->q, DQ_DONE), (long long)d->n_ambiguous,
-	         d->n_amb_held, (long long)d->n_reconciled, (long long)d->n_resent_amb,
-	         (long long)d->n_ledgered, (long long)dsp_backlog(d), d->rate_share);
+	         dq_unacked(d->q), dq_count(d->q, DQ_DONE), (long long)d->n_ambiguous, d->n_amb_held,
+	         (long long)d->n_reconciled, (long long)d->n_resent_amb, (long long)d->n_ledgered,
+	         (long long)dsp_backlog(d), d->rate_share, (long long)d->n_refetched);
 }
