@@ -253,6 +253,20 @@ int64_t kq_consumer_lag(rd_kafka_t *rk)
 	return lag;
 }
 
+int kq_list_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int end, int64_t unknown,
+                    int timeout_ms)
+{
+	for (int i = 0; i < l->cnt; i++)
+		l->elems[i].offset = end ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+	int failed = l->cnt && rd_kafka_offsets_for_times(rk, l, timeout_ms) != 0, n = 0;
+	for (int i = 0; i < l->cnt; i++)
+		if (failed || l->elems[i].err || l->elems[i].offset < 0) {
+			l->elems[i].offset = unknown;
+			n++;
+		}
+	return failed ? -1 : n;
+}
+
 int64_t kq_group_lag(rd_kafka_t *rk, rd_kafka_t *grk, const char *topic, int nparts)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts > 0 ? nparts : 1);
@@ -262,21 +276,15 @@ int64_t kq_group_lag(rd_kafka_t *rk, rd_kafka_t *grk, const char *topic, int npa
 		rd_kafka_topic_partition_list_destroy(l);
 		return -1;
 	}
-	/* the log ends and starts of every partition in one request each (ListOffsets LATEST
-	 * and EARLIEST), each bounded by its timeout even when the broker is gone (a watermark
-	 * query per partition could wait past its own) */
+	/* the log ends and starts of every partition in one request each */
 	rd_kafka_topic_partition_list_t *his = rd_kafka_topic_partition_list_copy(l),
 	                                *los = rd_kafka_topic_partition_list_copy(l);
-	for (int i = 0; i < l->cnt; i++) {
-		his->elems[i].offset = RD_KAFKA_OFFSET_END;
-		los->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-	}
 	int64_t lag = 0;
-	if (rd_kafka_offsets_for_times(rk, his, 1500) || rd_kafka_offsets_for_times(rk, los, 1500))
+	if (kq_list_offsets(rk, his, 1, -1, 1500) < 0 || kq_list_offsets(rk, los, 0, -1, 1500) < 0)
 		lag = -1;
 	for (int i = 0; lag >= 0 && i < l->cnt; i++) {
 		int64_t lo = los->elems[i].offset, hi = his->elems[i].offset, c = l->elems[i].offset;
-		if (his->elems[i].err || los->elems[i].err || hi < 0 || lo < 0)
+		if (hi < 0 || lo < 0)
 			continue;
 		if (c >= 0 && c < lo)
 			log_error("event=outbox_truncated topic=%s partition=%d committed=%lld log_start=%lld "

@@ -107,6 +107,15 @@ int kq_flush(rd_kafka_t *rk, int timeout_ms);
  * dsp_outbox_lag). The consumer's thread. */
 int64_t kq_consumer_lag(rd_kafka_t *rk);
 
+/* The log ends (end 1) or starts (end 0) of the partitions of l into their offsets, in one
+ * ListOffsets request a broker (offsets_for_times), bounded by timeout_ms even when the
+ * broker is gone (rd_kafka_query_watermark_offsets() is two requests a partition, each a
+ * round trip of 20-50 ms on the embedded broker, and once waited 30 min past its own
+ * timeout with the broker gone). A partition the broker did not tell gets offset unknown.
+ * -1 when the request failed (every offset unknown), else how many it did not tell. */
+int kq_list_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int end, int64_t unknown,
+                    int timeout_ms);
+
 /* Records of partitions 0..nparts-1 of topic not yet committed by the consumer group of
  * grk (a consumer created with that group id, never subscribed): high watermarks (asked
  * through rk) minus the group's committed offsets. A committed offset below the log start

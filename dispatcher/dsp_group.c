@@ -438,11 +438,11 @@ static int broker_answers(dsp_t *d)
 {
 	if (d->held_since_ms || tocsin_stop)
 		return 0;
-	/* ListOffsets through offsets_for_times, which its timeout bounds: a watermark query
-	 * waited on for 30 min once the embedded broker was gone (SIGTERM never honoured) */
+	/* bounded by its timeout (a watermark query once waited 30 min with the embedded broker
+	 * gone, and SIGTERM was never honoured) */
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, d->lanes[KQ_LANE_BULK].topic, 0)->offset = RD_KAFKA_OFFSET_END;
-	int ok = !rd_kafka_offsets_for_times(d->cons, l, 500) && !l->elems[0].err;
+	rd_kafka_topic_partition_list_add(l, d->lanes[KQ_LANE_BULK].topic, 0);
+	int ok = kq_list_offsets(d->cons, l, 1, -1, 500) == 0;
 	rd_kafka_topic_partition_list_destroy(l);
 	return ok;
 }

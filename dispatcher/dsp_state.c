@@ -435,23 +435,6 @@ int dsp_state_poll(dsp_state_t *s)
 	return n;
 }
 
-/* The log ends (end 1) or starts (end 0) of the partitions of l into their offsets, in one
- * request a broker (rd_kafka_query_watermark_offsets() is two a partition, each a round trip
- * of 20-50 ms on the embedded broker: the 17 of a catch-up's start held partitions 0.5-0.9 s);
- * DSP_END_UNKNOWN where the broker did not tell. Returns how many it did not. */
-static int list_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int end, int timeout_ms)
-{
-	for (int i = 0; i < l->cnt; i++)
-		l->elems[i].offset = end ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
-	int failed = l->cnt && rd_kafka_offsets_for_times(rk, l, timeout_ms) != 0, unknown = 0;
-	for (int i = 0; i < l->cnt; i++)
-		if (failed || l->elems[i].err || l->elems[i].offset < 0) {
-			l->elems[i].offset = DSP_END_UNKNOWN;
-			unknown++;
-		}
-	return unknown;
-}
-
 /* (Re)assign: the state topics where they are, tocsin.status from the lookback. */
 static int assign_with_status(dsp_state_t *s, int timeout_ms)
 {
@@ -477,8 +460,8 @@ static int assign_with_status(dsp_state_t *s, int timeout_ms)
 	 * (a cluster that cannot look offsets up by time, like the embedded one, answers -1). */
 	rd_kafka_topic_partition_list_t *his = rd_kafka_topic_partition_list_copy(since),
 	                                *los = rd_kafka_topic_partition_list_copy(since);
-	list_offsets(s->rk, his, 1, timeout_ms);
-	list_offsets(s->rk, los, 0, timeout_ms);
+	kq_list_offsets(s->rk, his, 1, DSP_END_UNKNOWN, timeout_ms);
+	kq_list_offsets(s->rk, los, 0, DSP_END_UNKNOWN, timeout_ms);
 	int ok = since->cnt && rd_kafka_offsets_for_times(s->rk, since, timeout_ms) == 0;
 	int unknown = 0;
 	for (int i = 0; i < since->cnt; i++) {
@@ -536,7 +519,7 @@ static void pause_status(dsp_state_t *s, int pause)
 static void take_ends(dsp_state_t *s, int timeout_ms)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(s->targets);
-	list_offsets(s->rk, l, 1, timeout_ms);
+	kq_list_offsets(s->rk, l, 1, DSP_END_UNKNOWN, timeout_ms);
 	for (int i = 0; i < s->targets->cnt && i < l->cnt; i++)
 		s->targets->elems[i].offset = l->elems[i].offset;
 	rd_kafka_topic_partition_list_destroy(l);

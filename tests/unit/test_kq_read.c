@@ -224,6 +224,25 @@ static void test_keep_follows(void **state)
 	rd_kafka_assign(cons, NULL);
 }
 
+/* kq_list_offsets: the ends and starts the broker tells, unknown for a partition it has not */
+static void test_list_offsets(void **state)
+{
+	(void)state;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NP + 1);
+	for (int p = 0; p < NP; p++)
+		rd_kafka_topic_partition_list_add(l, TOPIC, p);
+	rd_kafka_topic_partition_list_add(l, TOPIC, NP + 5);
+	assert_int_equal(kq_list_offsets(cons, l, 1, -7, 5000), 1);
+	for (int p = 0; p < NP; p++)
+		assert_int_equal(l->elems[p].offset, hi_of(p));
+	assert_int_equal(l->elems[NP].offset, -7);
+	assert_int_equal(kq_list_offsets(cons, l, 0, -7, 5000), 1);
+	for (int p = 0; p < NP; p++)
+		assert_int_equal(l->elems[p].offset, 0);
+	assert_int_equal(l->elems[NP].offset, -7);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void test_dispatch_group(void **state)
 {
 	(void)state;
@@ -241,6 +260,7 @@ int main(void)
 	    cmocka_unit_test(test_since_tail),
 	    cmocka_unit_test(test_callback_error_and_stop),
 	    cmocka_unit_test(test_keep_follows),
+	    cmocka_unit_test(test_list_offsets),
 	    cmocka_unit_test(test_dispatch_group),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
